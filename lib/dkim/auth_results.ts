@@ -1,0 +1,158 @@
+/**
+ * Authentication-Results (RFC 8601) for DKIM: rendering a verdict list, and reading the
+ * authserv-id of an existing field so forged ones can be removed (RFC 8601 §5).
+ *
+ * @module
+ */
+import type { Verdict } from "./result.ts";
+
+/** The field name. */
+export const AUTH_RESULTS_FIELD = "Authentication-Results";
+
+/** Characters of `b=` shown in `header.b`: RFC 6008 §4 asks for at least 8. */
+export const HEADER_B_LENGTH = 8;
+
+/** How to render. */
+export interface AuthResultsOptions {
+  /** Leave out `header.b` (OpenDKIM's NoHeaderB). */
+  readonly noHeaderB?: boolean;
+  /** Leave out `header.a` and `header.s` (older readers know only d, i and b). */
+  readonly brief?: boolean;
+}
+
+// RFC 2045 token: printable ASCII except space and tspecials.
+const TOKEN = /^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+$/;
+// RFC 8601 pvalue forms that need no quoting: a domain name, or [local-part] "@" domain-name
+// with a dot-atom local part.
+const DOT_ATOM = "[!#$%&'*+\\-/=?^_`{|}~0-9A-Za-z]+(?:\\.[!#$%&'*+\\-/=?^_`{|}~0-9A-Za-z]+)*";
+const DOMAIN = "[0-9A-Za-z_](?:[0-9A-Za-z_.-]*[0-9A-Za-z_])?";
+const ADDRESS_LIKE = new RegExp(`^(?:${DOT_ATOM})?@${DOMAIN}$|^${DOMAIN}$`);
+
+/** A value as RFC 8601 wants it: bare when it is a token (or address-like), else quoted. */
+export function quoteValue(value: string, addressLike = false): string {
+  if (TOKEN.test(value) || (addressLike && ADDRESS_LIKE.test(value))) return value;
+  return `"${value.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+function comment(text: string): string {
+  return `(${text.replace(/[()\\]/g, (c) => `\\${c}`)})`;
+}
+
+/**
+ * One `dkim=` result (a resinfo, RFC 8601 §2.2): the result, a comment with the key size and
+ * test mode, `reason=` for a failure, then `header.d`, `header.i`, `header.s`, `header.a` and
+ * `header.b` (RFC 6008).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatDkimResult } from "./auth_results.ts";
+ * const text = formatDkimResult({
+ *   result: "fail", reason: "body hash did not verify", domain: "example.com",
+ *   identity: "@example.com", selector: "s1", algorithm: "rsa-sha256", b: "ab/cdEFGhijk",
+ *   key: { type: "rsa", bits: 2048, testing: false },
+ * });
+ * assert.equal(text, 'dkim=fail (2048-bit key) reason="body hash did not verify" header.d=example.com header.i=@example.com header.s=s1 header.a=rsa-sha256 header.b="ab/cdEFG"');
+ * ```
+ */
+export function formatDkimResult(verdict: Verdict, options: AuthResultsOptions = {}): string {
+  const parts = [`dkim=${verdict.result}`];
+  const notes: string[] = [];
+  if (verdict.key && verdict.key.bits > 0) notes.push(`${verdict.key.bits}-bit key`);
+  if (verdict.key?.testing) notes.push("test mode");
+  if (notes.length > 0) parts.push(comment(notes.join("; ")));
+  if (verdict.reason !== undefined) parts.push(`reason=${quoteValue(verdict.reason)}`);
+  if (verdict.domain !== undefined) parts.push(`header.d=${quoteValue(verdict.domain, true)}`);
+  if (verdict.identity !== undefined) parts.push(`header.i=${quoteValue(verdict.identity, true)}`);
+  if (!options.brief) {
+    if (verdict.selector !== undefined) parts.push(`header.s=${quoteValue(verdict.selector)}`);
+    if (verdict.algorithm !== undefined) parts.push(`header.a=${quoteValue(verdict.algorithm)}`);
+  }
+  if (!options.noHeaderB && verdict.b) {
+    parts.push(`header.b=${quoteValue(verdict.b.slice(0, HEADER_B_LENGTH))}`);
+  }
+  return parts.join(" ");
+}
+
+/**
+ * The value of an Authentication-Results field for a verdict list: the authserv-id, then one
+ * `dkim=` result per signature, each on its own folded line; `dkim=none` when the list is
+ * empty (RFC 8601 §2.7.1).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatAuthResults } from "./auth_results.ts";
+ * assert.equal(formatAuthResults("mx.example.org", []), "mx.example.org; dkim=none");
+ * ```
+ */
+export function formatAuthResults(
+  authservId: string,
+  verdicts: readonly Verdict[],
+  options: AuthResultsOptions = {},
+): string {
+  const id = quoteValue(authservId, true);
+  if (verdicts.length === 0) return `${id}; dkim=none`;
+  return [id, ...verdicts.map((v) => formatDkimResult(v, options))].join(";\r\n\t");
+}
+
+/**
+ * The authserv-id of an Authentication-Results field value (RFC 8601 §2.2), or undefined when
+ * the value does not start with one. Comments and folding whitespace around it are skipped; a
+ * quoted-string is unquoted.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseAuthservId } from "./auth_results.ts";
+ * assert.equal(parseAuthservId(" (forged) mx.example.org 1; dkim=pass"), "mx.example.org");
+ * assert.equal(parseAuthservId('"mx.example.org"; none'), "mx.example.org");
+ * assert.equal(parseAuthservId("  ; dkim=pass"), undefined);
+ * ```
+ */
+export function parseAuthservId(value: string): string | undefined {
+  let i = skipCfws(value, 0);
+  if (i < 0 || i >= value.length) return undefined;
+  if (value[i] === '"') {
+    let out = "";
+    for (i++; i < value.length; i++) {
+      const c = value[i];
+      if (c === "\\") {
+        if (i + 1 < value.length) out += value[++i];
+        continue;
+      }
+      if (c === '"') return out === "" ? undefined : out;
+      out += c;
+    }
+    return undefined;
+  }
+  let end = i;
+  while (end < value.length && !/[\s;()"]/.test(value[end])) end++;
+  const token = value.slice(i, end);
+  return token === "" ? undefined : token;
+}
+
+// Index after whitespace and (nested) comments from `i`, or -1 for an unclosed comment.
+function skipCfws(text: string, start: number): number {
+  let i = start;
+  let depth = 0;
+  while (i < text.length) {
+    const c = text[i];
+    if (depth > 0) {
+      if (c === "\\") i++;
+      else if (c === "(") depth++;
+      else if (c === ")") depth--;
+      i++;
+      continue;
+    }
+    if (c === "(") {
+      depth = 1;
+      i++;
+    } else if (c === " " || c === "\t" || c === "\r" || c === "\n") {
+      i++;
+    } else {
+      return i;
+    }
+  }
+  return depth > 0 ? -1 : i;
+}

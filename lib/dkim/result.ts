@@ -1,0 +1,115 @@
+/**
+ * Verification results as data, and the one mapping from errors to RFC 8601 result words.
+ *
+ * @module
+ */
+import { DnsError } from "../dns/resolver.ts";
+import { KeyError } from "../crypto/keys.ts";
+import type { Signature } from "./signature.ts";
+
+/**
+ * The DKIM result words of RFC 8601 §2.7.1. `none` is for a message without signatures and so
+ * never appears in a per-signature {@link Verdict}.
+ */
+export type DkimResult =
+  | "pass"
+  | "fail"
+  | "neutral"
+  | "policy"
+  | "temperror"
+  | "permerror"
+  | "none";
+
+/** A result other than pass, for one signature. */
+export type FailResult = Exclude<DkimResult, "pass" | "none">;
+
+/**
+ * A signature that does not verify, carrying its result word and a short reason (the words
+ * logs and Authentication-Results show, as OpenDKIM's `dkim_sig_geterrorstr` does).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DkimError } from "./result.ts";
+ * const e = new DkimError("fail", "body hash did not verify");
+ * assert.equal(e.result, "fail");
+ * assert.equal(e.message, "body hash did not verify");
+ * ```
+ */
+export class DkimError extends Error {
+  /** The result this failure gives. */
+  readonly result: FailResult;
+
+  /** Makes an error with result `result` and reason `reason`. */
+  constructor(result: FailResult, reason: string, options?: ErrorOptions) {
+    super(reason, options);
+    this.name = "DkimError";
+    this.result = result;
+  }
+}
+
+/** What is known about a signature even when it could not be parsed in full. */
+export interface SignatureSummary {
+  /** `d=`, lower-cased. */
+  readonly domain?: string;
+  /** `s=`. */
+  readonly selector?: string;
+  /** `i=`, or `@` + `d=` when absent. */
+  readonly identity?: string;
+  /** `a=`. */
+  readonly algorithm?: string;
+  /** `b=` without whitespace, for `header.b` (RFC 6008). */
+  readonly b?: string;
+}
+
+/** The public key a signature was checked with. */
+export interface KeyInfo {
+  /** Key type (`k=`). */
+  readonly type: "rsa" | "ed25519";
+  /** Key size in bits. */
+  readonly bits: number;
+  /** `t=y` in the key record: the domain is testing DKIM (RFC 6376 §3.6.1). */
+  readonly testing: boolean;
+}
+
+/** The outcome for one DKIM-Signature field. */
+export type Verdict =
+  & SignatureSummary
+  & { readonly key?: KeyInfo; readonly signature?: Signature }
+  & (
+    | { readonly result: "pass"; readonly signature: Signature; readonly reason?: undefined }
+    | { readonly result: FailResult; readonly reason: string }
+  );
+
+/**
+ * The one mapping from an error met while verifying a signature to its result: {@link DkimError}
+ * keeps its own; DNS failures give `permerror` ("no key for signature") when the record does not
+ * exist and `temperror` when the query failed (RFC 6376 §6.1.2); key format problems give
+ * `permerror`; anything else is an internal error, reported as `temperror` so a later attempt may
+ * succeed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { resultOf } from "./result.ts";
+ * import { DnsError } from "../dns/resolver.ts";
+ * assert.deepEqual(resultOf(new DnsError("nxdomain", "s._domainkey.example.com")), {
+ *   result: "permerror",
+ *   reason: "no key for signature",
+ * });
+ * assert.equal(resultOf(new DnsError("timeout", "x")).result, "temperror");
+ * ```
+ */
+export function resultOf(error: unknown): { result: FailResult; reason: string } {
+  if (error instanceof DkimError) return { result: error.result, reason: error.message };
+  if (error instanceof DnsError) {
+    if (error.permanent) return { result: "permerror", reason: "no key for signature" };
+    const what = error.code === "timeout" ? "DNS timeout" : `DNS error (${error.code})`;
+    return { result: "temperror", reason: `key query failed: ${what}` };
+  }
+  if (error instanceof KeyError) {
+    return { result: "permerror", reason: `key syntax error: ${error.message}` };
+  }
+  const text = error instanceof Error ? error.message : String(error);
+  return { result: "temperror", reason: `internal error: ${text}` };
+}

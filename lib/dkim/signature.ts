@@ -1,0 +1,442 @@
+/**
+ * The DKIM-Signature header field (RFC 6376 §3.5): parsing and validation for verifiers, and
+ * building and folding for signers.
+ *
+ * @module
+ */
+import { asciiLower, fromBase64, fromLatin1, latin1 } from "../bytes.ts";
+import type { HashAlgorithm } from "../crypto/hash.ts";
+import type { KeyType } from "../crypto/keys.ts";
+import type { Canonicalization } from "./canon_header.ts";
+import { fieldValue, type HeaderField } from "./header.ts";
+import { DkimError, type SignatureSummary } from "./result.ts";
+import { parseTagList, stripWhitespace, TagListError } from "./tag_list.ts";
+
+/** The name of the field, as signers write it. */
+export const SIGNATURE_FIELD = "DKIM-Signature";
+
+/** A signing algorithm (`a=`): its key type and hash. */
+export interface SigningAlgorithm {
+  /** The `a=` value, e.g. `rsa-sha256`. */
+  readonly name: AlgorithmName;
+  /** Key type. */
+  readonly keyType: KeyType;
+  /** Hash algorithm. */
+  readonly hash: HashAlgorithm;
+}
+
+/** The `a=` values dkimd knows: RFC 6376 §3.3 and RFC 8463 §3. */
+export type AlgorithmName = "rsa-sha256" | "rsa-sha1" | "ed25519-sha256";
+
+/** Every known algorithm by name. */
+export const ALGORITHMS: Readonly<Record<AlgorithmName, SigningAlgorithm>> = {
+  "rsa-sha256": { name: "rsa-sha256", keyType: "rsa", hash: "sha256" },
+  "rsa-sha1": { name: "rsa-sha1", keyType: "rsa", hash: "sha1" },
+  "ed25519-sha256": { name: "ed25519-sha256", keyType: "ed25519", hash: "sha256" },
+};
+
+/** A parsed, validated DKIM-Signature field. */
+export interface Signature {
+  /** The field it came from. */
+  readonly field: HeaderField;
+  /** All tags as parsed. */
+  readonly tags: ReadonlyMap<string, string>;
+  /** `a=`. */
+  readonly algorithm: SigningAlgorithm;
+  /** `b=`, decoded. */
+  readonly signature: Uint8Array;
+  /** `b=` as written, whitespace removed. */
+  readonly b: string;
+  /** `bh=`, decoded. */
+  readonly bodyHash: Uint8Array;
+  /** `c=` header part (default simple). */
+  readonly headerCanonicalization: Canonicalization;
+  /** `c=` body part (default simple). */
+  readonly bodyCanonicalization: Canonicalization;
+  /** `d=`, lower-cased. */
+  readonly domain: string;
+  /** `s=`. */
+  readonly selector: string;
+  /** `h=`: the signed field names, in order, as written. */
+  readonly headers: readonly string[];
+  /** `i=` decoded from dkim-quoted-printable, or `@` + `d=` when absent (RFC 6376 §3.5). */
+  readonly identity: string;
+  /** `l=`, when present. */
+  readonly length?: number;
+  /** `t=`, seconds since the epoch, when present. */
+  readonly timestamp?: number;
+  /** `x=`, seconds since the epoch, when present. */
+  readonly expiration?: number;
+}
+
+/** Longest `l=`, `t=` or `x=` value accepted: beyond 2^53 numbers lose precision in JavaScript. */
+const MAX_SAFE_DIGITS = 15;
+
+/**
+ * What can be read from a DKIM-Signature field without validating it, for reporting a
+ * signature that fails to parse.
+ */
+export function summarizeSignature(field: HeaderField): SignatureSummary {
+  try {
+    const tags = parseTagList(latin1(fieldValue(field)));
+    const domain = tags.get("d");
+    return {
+      domain: domain === undefined ? undefined : asciiLower(domain),
+      selector: tags.get("s"),
+      identity: tags.get("i") ?? (domain === undefined ? undefined : `@${asciiLower(domain)}`),
+      algorithm: tags.get("a"),
+      b: tags.has("b") ? stripWhitespace(tags.get("b")!) : undefined,
+    };
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Parses and validates a DKIM-Signature field (RFC 6376 §3.5, §6.1.1). Problems throw
+ * {@link DkimError}: `permerror` for syntax errors (missing or malformed required tags, `i=`
+ * not in `d=`, `h=` without From, `x=` not after `t=`), `neutral` for well-formed values dkimd
+ * does not support (`v=` other than 1, unknown `a=`, `c=` or `q=`), as RFC 8601 §2.7.1 says.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSignature } from "./signature.ts";
+ * import { utf8 } from "../bytes.ts";
+ * const raw = utf8("DKIM-Signature: v=1; a=rsa-sha256; d=Example.com; s=sel;\r\n h=from:to; bh=AAAA; b=AAAA");
+ * const sig = parseSignature({ name: "DKIM-Signature", raw });
+ * assert.equal(sig.domain, "example.com");
+ * assert.equal(sig.identity, "@example.com");
+ * assert.equal(sig.headerCanonicalization, "simple");
+ * ```
+ */
+export function parseSignature(field: HeaderField): Signature {
+  let tags: Map<string, string>;
+  try {
+    tags = parseTagList(latin1(fieldValue(field)));
+  } catch (e) {
+    if (e instanceof TagListError) {
+      throw new DkimError("permerror", `signature syntax error: ${e.message}`, { cause: e });
+    }
+    throw e;
+  }
+  const required = (name: string): string => {
+    const v = tags.get(name);
+    if (v === undefined) {
+      throw new DkimError("permerror", `signature missing required tag (${name}=)`);
+    }
+    return v;
+  };
+  const version = required("v");
+  if (version !== "1") throw new DkimError("neutral", `unsupported signature version "${version}"`);
+
+  const aName = asciiLower(required("a"));
+  const algorithm = ALGORITHMS[aName as AlgorithmName];
+  if (!algorithm) throw new DkimError("neutral", `unsupported algorithm "${aName}"`);
+
+  const b = stripWhitespace(required("b"));
+  const signature = decodeBase64Tag("b", b);
+  if (signature.length === 0) throw new DkimError("permerror", "signature syntax error: empty b=");
+  const bodyHash = decodeBase64Tag("bh", stripWhitespace(required("bh")));
+
+  const [headerCanonicalization, bodyCanonicalization] = parseCanonicalization(
+    tags.get("c") ?? "simple/simple",
+  );
+
+  const domain = asciiLower(required("d"));
+  if (!isDomainName(domain)) {
+    throw new DkimError("permerror", `signature syntax error: invalid d= "${domain}"`);
+  }
+  const selector = required("s");
+  if (!isSelector(selector)) {
+    throw new DkimError("permerror", `signature syntax error: invalid s= "${selector}"`);
+  }
+
+  const headers = required("h").split(":").map((h) => h.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, ""));
+  if (headers.some((h) => !/^[\x21-\x39\x3b-\x7e]+$/.test(h))) {
+    throw new DkimError("permerror", "signature syntax error: invalid h= list");
+  }
+  if (!headers.some((h) => asciiLower(h) === "from")) {
+    throw new DkimError("permerror", "From field not signed");
+  }
+
+  const rawIdentity = tags.get("i");
+  const identity = rawIdentity === undefined
+    ? `@${domain}`
+    : decodeQuotedPrintable(stripWhitespace(rawIdentity));
+  const at = identity.lastIndexOf("@");
+  if (at === -1) {
+    throw new DkimError("permerror", `signature syntax error: invalid i= "${identity}"`);
+  }
+  const identityDomain = asciiLower(identity.slice(at + 1));
+  if (identityDomain !== domain && !identityDomain.endsWith(`.${domain}`)) {
+    throw new DkimError("permerror", "i= domain not within d= domain");
+  }
+
+  const query = tags.get("q");
+  if (query !== undefined && !query.split(":").some((q) => asciiLower(q.trim()) === "dns/txt")) {
+    throw new DkimError("neutral", `unsupported query method "${query}"`);
+  }
+
+  const length = optionalNumber(tags, "l");
+  const timestamp = optionalNumber(tags, "t");
+  const expiration = optionalNumber(tags, "x");
+  if (timestamp !== undefined && expiration !== undefined && expiration <= timestamp) {
+    throw new DkimError("permerror", "signature syntax error: x= is not after t=");
+  }
+
+  return {
+    field,
+    tags,
+    algorithm,
+    signature,
+    b,
+    bodyHash,
+    headerCanonicalization,
+    bodyCanonicalization,
+    domain,
+    selector,
+    headers,
+    identity,
+    length,
+    timestamp,
+    expiration,
+  };
+}
+
+/**
+ * The field with the value of its `b=` tag deleted, surrounding whitespace included, as the
+ * header hash sees it (RFC 6376 §3.5 `b=`, §3.7). Every other byte is kept as it is.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { withoutSignatureValue } from "./signature.ts";
+ * import { latin1, utf8 } from "../bytes.ts";
+ * const raw = utf8("DKIM-Signature: v=1; bh=X=; b= ab\r\n cd ; d=e");
+ * const f = withoutSignatureValue({ name: "DKIM-Signature", raw });
+ * assert.equal(latin1(f.raw), "DKIM-Signature: v=1; bh=X=; b=; d=e");
+ * ```
+ */
+export function withoutSignatureValue(field: HeaderField): HeaderField {
+  const text = latin1(field.raw);
+  let pos = text.indexOf(":") + 1;
+  while (pos > 0 && pos <= text.length) {
+    let end = text.indexOf(";", pos);
+    if (end === -1) end = text.length;
+    const eq = text.indexOf("=", pos);
+    if (eq !== -1 && eq < end && text.slice(pos, eq).replace(/[ \t\r\n]+/g, "") === "b") {
+      return { name: field.name, raw: fromLatin1(text.slice(0, eq + 1) + text.slice(end)) };
+    }
+    pos = end + 1;
+  }
+  return field;
+}
+
+/**
+ * Parses a `c=` value (or OpenDKIM's `Canonicalization` setting): `header/body`, or `header`
+ * alone meaning `header/simple` (RFC 6376 §3.5).
+ */
+export function parseCanonicalization(value: string): [Canonicalization, Canonicalization] {
+  const parts = asciiLower(value.trim()).split("/");
+  const check = (c: string | undefined): Canonicalization => {
+    if (c === "simple" || c === "relaxed") return c;
+    throw new DkimError("neutral", `unsupported canonicalization "${value.trim()}"`);
+  };
+  if (parts.length > 2) check(undefined);
+  return [check(parts[0]), parts.length === 2 ? check(parts[1]) : "simple"];
+}
+
+function decodeBase64Tag(name: string, value: string): Uint8Array {
+  try {
+    return fromBase64(value);
+  } catch (e) {
+    throw new DkimError("permerror", `signature syntax error: ${name}= is not base64`, {
+      cause: e,
+    });
+  }
+}
+
+function optionalNumber(tags: ReadonlyMap<string, string>, name: string): number | undefined {
+  const v = tags.get(name);
+  if (v === undefined) return undefined;
+  if (!/^[0-9]+$/.test(v)) {
+    throw new DkimError("permerror", `signature syntax error: ${name}= is not a number`);
+  }
+  const digits = v.replace(/^0+(?=.)/, "");
+  if (digits.length > MAX_SAFE_DIGITS) {
+    throw new DkimError("permerror", `signature syntax error: ${name}= is too large`);
+  }
+  return Number(digits);
+}
+
+/** True for a domain name as `d=` allows: dot-separated labels of letters, digits and hyphens. */
+export function isDomainName(name: string): boolean {
+  if (name.length === 0 || name.length > 253) return false;
+  return name.split(".").every((label) =>
+    /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/i.test(label) || /^xn--[a-z0-9-]+$/i.test(label)
+  );
+}
+
+/** True for a selector (`s=`): one or more labels as in a domain name (RFC 6376 §3.1). */
+export function isSelector(selector: string): boolean {
+  return isDomainName(selector);
+}
+
+/** Decodes dkim-quoted-printable (RFC 6376 §2.11): `=XX` hex escapes, whitespace removed. */
+export function decodeQuotedPrintable(text: string): string {
+  return latin1(
+    fromLatin1(
+      text.replace(
+        /=([0-9A-Fa-f]{2})/g,
+        (_, hex: string) => String.fromCharCode(parseInt(hex, 16)),
+      ),
+    ),
+  );
+}
+
+/**
+ * Encodes text as dkim-quoted-printable (RFC 6376 §2.11) for `i=` and `z=`: bytes outside
+ * %x21-3A / %x3C / %x3E-7E (that is, controls, space, `;`, `=`, and 8-bit) become `=XX`.
+ */
+export function encodeQuotedPrintable(text: string): string {
+  let out = "";
+  for (const byte of fromLatin1(text)) {
+    const ok = byte >= 0x21 && byte <= 0x7e && byte !== 0x3b && byte !== 0x3d;
+    out += ok ? String.fromCharCode(byte) : `=${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}
+
+/** The tags of a signature to write, in the order they are written. `b` is filled in last. */
+export interface SignatureTags {
+  readonly algorithm: AlgorithmName;
+  readonly headerCanonicalization: Canonicalization;
+  readonly bodyCanonicalization: Canonicalization;
+  readonly domain: string;
+  readonly selector: string;
+  readonly identity?: string;
+  readonly length?: number;
+  readonly timestamp?: number;
+  readonly expiration?: number;
+  readonly headers: readonly string[];
+  readonly bodyHash: string;
+}
+
+/** Width at which signature fields are folded: RFC 5322 §2.1.1's recommended 78 characters. */
+export const FOLD_WIDTH = 78;
+
+/**
+ * Builds the text of a DKIM-Signature field up to and including `b=`, folded at
+ * {@link FOLD_WIDTH} columns with CRLF + TAB, ready for the signature value to be appended with
+ * {@link appendSignatureValue}. Tags are written in the order OpenDKIM uses: `v a c d s i l t x
+ * h bh b`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatSignaturePrefix } from "./signature.ts";
+ * const text = formatSignaturePrefix({
+ *   algorithm: "ed25519-sha256", headerCanonicalization: "relaxed", bodyCanonicalization: "relaxed",
+ *   domain: "example.com", selector: "sel", headers: ["from", "to"], bodyHash: "abc=",
+ * });
+ * assert.equal(text, "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.com;\r\n\ts=sel; h=from:to; bh=abc=; b=");
+ * ```
+ */
+export function formatSignaturePrefix(tags: SignatureTags): string {
+  const items: string[] = [
+    "v=1",
+    `a=${tags.algorithm}`,
+    `c=${tags.headerCanonicalization}/${tags.bodyCanonicalization}`,
+    `d=${tags.domain}`,
+    `s=${tags.selector}`,
+  ];
+  if (tags.identity !== undefined) items.push(`i=${encodeQuotedPrintable(tags.identity)}`);
+  if (tags.length !== undefined) items.push(`l=${tags.length}`);
+  if (tags.timestamp !== undefined) items.push(`t=${tags.timestamp}`);
+  if (tags.expiration !== undefined) items.push(`x=${tags.expiration}`);
+  const folder = new Folder(`${SIGNATURE_FIELD}: `);
+  for (const item of items) folder.word(`${item};`);
+  // h= may be longer than a line: fold before a colon (FWS is allowed around ":", §3.5).
+  const names = tags.headers;
+  names.forEach((name, i) => {
+    const first = i === 0 ? "h=" : ":";
+    const last = i === names.length - 1 ? ";" : "";
+    folder.word(`${first}${name}${last}`, i > 0);
+  });
+  folder.splittable("bh=", `${tags.bodyHash};`);
+  folder.word("b=");
+  return folder.text;
+}
+
+/**
+ * Appends the base64 signature to a prefix from {@link formatSignaturePrefix}, folding it at
+ * {@link FOLD_WIDTH}. Folding inside `b=` is allowed (§3.5) and ignored by verifiers, which
+ * delete the whole value before hashing.
+ */
+export function appendSignatureValue(prefix: string, b: string): string {
+  const lastLine = prefix.length - prefix.lastIndexOf("\n") - 1;
+  let out = prefix;
+  let column = lastLine;
+  let rest = b;
+  while (rest.length > 0) {
+    const room = FOLD_WIDTH - column;
+    if (room < 8) {
+      out += "\r\n\t";
+      column = 1;
+      continue;
+    }
+    out += rest.slice(0, room);
+    column += Math.min(room, rest.length);
+    rest = rest.slice(room);
+  }
+  return out;
+}
+
+// Greedy line filling for header text: words separated by a space, or glued (h= names).
+class Folder {
+  text: string;
+  #column: number;
+
+  constructor(start: string) {
+    this.text = start;
+    this.#column = start.length;
+  }
+
+  word(word: string, glued = false): void {
+    const sep = glued || this.#column === 0 || this.text.endsWith(": ") ? "" : " ";
+    if (this.#column + sep.length + word.length > FOLD_WIDTH && this.#column > 1) {
+      this.text += "\r\n\t" + word;
+      this.#column = 1 + word.length;
+    } else {
+      this.text += sep + word;
+      this.#column += sep.length + word.length;
+    }
+  }
+
+  // A tag whose value may be broken anywhere (base64): start it on this line if a useful
+  // part fits, and fill each following line to the width.
+  splittable(head: string, value: string): void {
+    let sep = " ";
+    if (this.#column + sep.length + head.length + 8 > FOLD_WIDTH) {
+      this.text += "\r\n\t";
+      this.#column = 1;
+      sep = "";
+    }
+    this.text += sep + head;
+    this.#column += sep.length + head.length;
+    let rest = value;
+    while (rest.length > 0) {
+      const room = FOLD_WIDTH - this.#column;
+      if (room <= 0) {
+        this.text += "\r\n\t";
+        this.#column = 1;
+        continue;
+      }
+      const piece = rest.slice(0, room);
+      this.text += piece;
+      this.#column += piece.length;
+      rest = rest.slice(piece.length);
+    }
+  }
+}

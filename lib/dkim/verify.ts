@@ -1,0 +1,319 @@
+/**
+ * Verifying: a result for every DKIM-Signature field of a message given as header fields and
+ * streamed body chunks (RFC 6376 §6, RFC 8463, RFC 8301).
+ *
+ * Key lookups start as soon as the header fields are known and run while the body streams, so
+ * DNS latency hides behind the body (DESIGN.md, "Latency hides behind the body").
+ *
+ * @module
+ */
+import { asciiLower, equals } from "../bytes.ts";
+import {
+  importPublicKey,
+  KeyError,
+  MAX_RSA_BITS_DEFAULT,
+  type VerifyingKey,
+} from "../crypto/keys.ts";
+import { DnsError, type TxtResolver } from "../dns/resolver.ts";
+import { BodyHashes, type BodyHashSpec } from "./body_hasher.ts";
+import { type HeaderField, isField, selectHeaders, splitMessage } from "./header.ts";
+import { KeyCache } from "./key_cache.ts";
+import { keyAllowsHash, type KeyRecord, keyRecordName, parseKeyRecord } from "./key_record.ts";
+import { DkimError, type KeyInfo, resultOf, type Verdict } from "./result.ts";
+import { headerHashInput } from "./sign.ts";
+import {
+  parseSignature,
+  type Signature,
+  SIGNATURE_FIELD,
+  summarizeSignature,
+  withoutSignatureValue,
+} from "./signature.ts";
+
+/** Signatures evaluated per message by default: OpenDKIM's MaximumSignaturesToVerify (3). */
+export const MAX_SIGNATURES_DEFAULT = 3;
+/** Smallest RSA key accepted by default: RFC 8301 §3.2 and OpenDKIM's MinimumKeyBits (1024). */
+export const MINIMUM_KEY_BITS_DEFAULT = 1024;
+/** Allowed clock difference in seconds for `t=` and `x=`: OpenDKIM's ClockDrift (300). */
+export const CLOCK_DRIFT_DEFAULT = 300;
+
+/** How to verify. */
+export interface VerifyOptions {
+  /** Where key records come from. */
+  readonly resolver: TxtResolver;
+  /** The current time in seconds since the epoch (default: the system clock). */
+  readonly now?: () => number;
+  /** Evaluate at most this many signatures, from the top (default {@link MAX_SIGNATURES_DEFAULT}). */
+  readonly maxSignatures?: number;
+  /** RSA keys below this many bits give `policy` (default {@link MINIMUM_KEY_BITS_DEFAULT}). */
+  readonly minimumKeyBits?: number;
+  /** RSA keys above this many bits give `permerror` and are never imported (default 4096). */
+  readonly maximumKeyBits?: number;
+  /** Accept rsa-sha1 signatures (refused by default: RFC 8301 §3.1). */
+  readonly allowSha1?: boolean;
+  /** Seconds of clock difference allowed for `t=` and `x=` (default {@link CLOCK_DRIFT_DEFAULT}). */
+  readonly clockDrift?: number;
+  /** A cache of imported keys shared between messages. */
+  readonly keyCache?: KeyCache;
+  /** Aborts pending key lookups. */
+  readonly signal?: AbortSignal;
+}
+
+interface Candidate {
+  readonly field: HeaderField;
+  readonly signature?: Signature;
+  readonly error?: DkimError;
+  readonly spec?: BodyHashSpec;
+  key?: Promise<KeyRecord>;
+}
+
+/**
+ * Verifies every DKIM-Signature of one message: `headers()`, then `body()` for each chunk, then
+ * `finish()`, which resolves to one {@link Verdict} per evaluated signature in header order.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Verifier } from "./verify.ts";
+ * import { signMessage } from "./sign.ts";
+ * import { splitMessage } from "./header.ts";
+ * import { generateSigningKey } from "../crypto/keys.ts";
+ * import { concat, CRLF, toBase64, utf8 } from "../bytes.ts";
+ * const key = await generateSigningKey("ed25519");
+ * const message = utf8("From: a@example.com\r\n\r\nHello\r\n");
+ * const [sig] = await signMessage(message, [{ domain: "example.com", selector: "s", key }]);
+ * const signed = concat([sig.raw, CRLF, message]);
+ * const resolver = {
+ *   resolveTxt: () => Promise.resolve([`v=DKIM1; k=ed25519; p=${toBase64(key.publicKey)}`]),
+ * };
+ * const { fields, bodyOffset } = splitMessage(signed);
+ * const verifier = new Verifier({ resolver });
+ * verifier.headers(fields);
+ * verifier.body(signed.subarray(bodyOffset));
+ * const [verdict] = await verifier.finish();
+ * assert.equal(verdict.result, "pass");
+ * assert.equal(verdict.domain, "example.com");
+ * ```
+ */
+export class Verifier {
+  readonly #options: VerifyOptions;
+  readonly #now: () => number;
+  readonly #hashes = new BodyHashes();
+  readonly #abort = new AbortController();
+  readonly #lookups = new Map<string, Promise<KeyRecord>>();
+  readonly #keyCache: KeyCache;
+  #candidates: Candidate[] = [];
+  #fields: readonly HeaderField[] = [];
+
+  /** Makes a verifier for one message. */
+  constructor(options: VerifyOptions) {
+    this.#options = options;
+    this.#now = options.now ?? (() => Date.now() / 1000);
+    this.#keyCache = options.keyCache ?? new KeyCache();
+    options.signal?.addEventListener("abort", () => this.#abort.abort(), { once: true });
+  }
+
+  /**
+   * Gives the message's header fields in message order, parses the DKIM-Signature fields among
+   * them (at most `maxSignatures`, from the top) and starts their key lookups.
+   */
+  headers(fields: readonly HeaderField[]): void {
+    this.#fields = fields;
+    const max = this.#options.maxSignatures ?? MAX_SIGNATURES_DEFAULT;
+    const now = this.#now();
+    const drift = this.#options.clockDrift ?? CLOCK_DRIFT_DEFAULT;
+    for (const field of fields) {
+      if (!isField(field, SIGNATURE_FIELD)) continue;
+      if (this.#candidates.length >= max) break;
+      let signature: Signature | undefined;
+      try {
+        signature = parseSignature(field);
+        this.#precheck(signature, now, drift);
+      } catch (e) {
+        const error = e instanceof DkimError ? e : new DkimError("permerror", String(e));
+        this.#candidates.push({ field, signature, error });
+        continue;
+      }
+      const spec: BodyHashSpec = {
+        canonicalization: signature.bodyCanonicalization,
+        algorithm: signature.algorithm.hash,
+        length: signature.length,
+      };
+      const candidate: Candidate = { field, signature, spec };
+      this.#candidates.push(candidate);
+      this.#hashes.add(spec);
+      candidate.key = this.#lookup(keyRecordName(signature.selector, signature.domain));
+    }
+  }
+
+  /** How many signatures will be evaluated (0 when the message is unsigned). */
+  get signatureCount(): number {
+    return this.#candidates.length;
+  }
+
+  /** True when any signature needs the body (false: the body can be skipped). */
+  get needsBody(): boolean {
+    return this.#hashes.size > 0;
+  }
+
+  /** Feeds the next body chunk. */
+  body(chunk: Uint8Array): void {
+    if (this.#hashes.size > 0) this.#hashes.push(chunk);
+  }
+
+  /** Ends the message and resolves to one verdict per evaluated signature, in header order. */
+  async finish(): Promise<Verdict[]> {
+    this.#hashes.finish();
+    return await Promise.all(this.#candidates.map((c) => this.#verdict(c)));
+  }
+
+  /** Cancels pending key lookups (the transaction was aborted). */
+  abort(): void {
+    this.#abort.abort();
+  }
+
+  // Checks that need no key, so a doomed signature costs no DNS query.
+  #precheck(sig: Signature, now: number, drift: number): void {
+    if (sig.algorithm.hash === "sha1" && !this.#options.allowSha1) {
+      throw new DkimError("permerror", "rsa-sha1 signatures not accepted (RFC 8301)");
+    }
+    if (sig.expiration !== undefined && sig.expiration + drift < now) {
+      throw new DkimError("policy", "signature expired");
+    }
+    if (sig.timestamp !== undefined && sig.timestamp - drift > now) {
+      throw new DkimError("policy", "signature timestamp in the future");
+    }
+  }
+
+  #lookup(name: string): Promise<KeyRecord> {
+    let pending = this.#lookups.get(name);
+    if (!pending) {
+      pending = this.#options.resolver.resolveTxt(name, { signal: this.#abort.signal }).then(
+        (records) => pickKeyRecord(name, records),
+      );
+      // The lookup may never be awaited (aborted transaction); never leave it unhandled.
+      pending.catch(() => {});
+      this.#lookups.set(name, pending);
+    }
+    return pending;
+  }
+
+  async #verdict(c: Candidate): Promise<Verdict> {
+    const summary = c.signature
+      ? {
+        domain: c.signature.domain,
+        selector: c.signature.selector,
+        identity: c.signature.identity,
+        algorithm: c.signature.algorithm.name,
+        b: c.signature.b,
+      }
+      : summarizeSignature(c.field);
+    if (c.error || !c.signature || !c.key || !c.spec) {
+      const { result, reason } = resultOf(c.error ?? new DkimError("permerror", "unparsed"));
+      return { ...summary, result, reason, signature: c.signature };
+    }
+    const sig = c.signature;
+    let keyInfo: KeyInfo | undefined;
+    try {
+      const record = await c.key;
+      keyInfo = { type: record.keyType, bits: 0, testing: record.flags.includes("y") };
+      const key = await this.#checkKey(sig, record);
+      keyInfo = { ...keyInfo, bits: key.bits };
+      const body = this.#hashes.result(c.spec);
+      if (sig.length !== undefined && sig.length > body.canonicalLength) {
+        throw new DkimError("permerror", "l= exceeds the body length");
+      }
+      if (!equals(body.hash, sig.bodyHash)) {
+        throw new DkimError("fail", "body hash did not verify");
+      }
+      const data = headerHashInput(
+        selectHeaders(this.#fields, sig.headers),
+        withoutSignatureValue(sig.field),
+        sig.headerCanonicalization,
+      );
+      if (!(await key.verify(sig.algorithm.hash, data, sig.signature))) {
+        throw new DkimError("fail", "signature did not verify");
+      }
+      return { ...summary, result: "pass", signature: sig, key: keyInfo };
+    } catch (e) {
+      const { result, reason } = resultOf(e);
+      return { ...summary, result, reason, signature: sig, key: keyInfo };
+    }
+  }
+
+  async #checkKey(sig: Signature, record: KeyRecord): Promise<VerifyingKey> {
+    if (record.publicKey.length === 0) throw new DkimError("permerror", "key revoked");
+    if (record.keyType !== sig.algorithm.keyType) {
+      throw new DkimError(
+        "permerror",
+        `key type mismatch (k=${record.keyType}, a=${sig.algorithm.name})`,
+      );
+    }
+    if (!keyAllowsHash(record, sig.algorithm.hash)) {
+      throw new DkimError("permerror", `key does not allow hash "${sig.algorithm.hash}" (h=)`);
+    }
+    if (record.flags.includes("s")) {
+      const idDomain = asciiLower(sig.identity.slice(sig.identity.lastIndexOf("@") + 1));
+      if (idDomain !== sig.domain) {
+        throw new DkimError("permerror", "i= domain must equal d= (key t=s)");
+      }
+    }
+    const maxBits = this.#options.maximumKeyBits ?? MAX_RSA_BITS_DEFAULT;
+    let key: VerifyingKey;
+    try {
+      key = await this.#keyCache.get(
+        `${record.keyType}:${record.text}`,
+        () => importPublicKey(record.keyType, record.publicKey, { maxBits }),
+      );
+    } catch (e) {
+      if (e instanceof KeyError && e.code === "too-large") {
+        throw new DkimError("permerror", `key too large (over ${maxBits} bits)`, { cause: e });
+      }
+      throw e;
+    }
+    if (key.type === "rsa") {
+      if (key.bits > maxBits) {
+        throw new DkimError("permerror", `key too large (${key.bits} bits)`);
+      }
+      // RFC 8301 §3.2: keys under 1024 bits MUST NOT be accepted; a higher site minimum is policy.
+      if (key.bits < 1024) throw new DkimError("permerror", `key too small (${key.bits} bits)`);
+      const min = this.#options.minimumKeyBits ?? MINIMUM_KEY_BITS_DEFAULT;
+      if (key.bits < min) {
+        throw new DkimError("policy", `key too small (${key.bits} bits, minimum ${min})`);
+      }
+    }
+    return key;
+  }
+}
+
+/**
+ * Picks the key record from the TXT records at a key name: the first that parses as a DKIM key
+ * record (other TXT records, such as SPF, may share the name). None → the first parse error;
+ * no records at all → no key.
+ */
+function pickKeyRecord(name: string, records: readonly string[]): KeyRecord {
+  let firstError: unknown;
+  for (const text of records) {
+    try {
+      return parseKeyRecord(text);
+    } catch (e) {
+      firstError ??= e;
+    }
+  }
+  if (firstError) throw firstError;
+  throw new DnsError("nodata", name);
+}
+
+/**
+ * Verifies a whole message held in memory. For the command line and tests; the milter streams
+ * instead.
+ */
+export async function verifyMessage(
+  message: Uint8Array,
+  options: VerifyOptions,
+): Promise<Verdict[]> {
+  const { fields, bodyOffset } = splitMessage(message);
+  const verifier = new Verifier(options);
+  verifier.headers(fields);
+  verifier.body(message.subarray(bodyOffset));
+  return await verifier.finish();
+}
