@@ -96,14 +96,15 @@ export class ZoneResolver implements TtlTxtResolver {
     const signal = options?.signal;
     const aborted = () => new DnsError("timeout", name, "aborted", { cause: signal?.reason });
     if (signal?.aborted) throw aborted();
-    const entry = this.#zone.get(key(name));
-    if (entry === "timeout") {
+    if (this.#zone.get(key(name)) === "timeout") {
       await sleep(ZONE_RESOLVER_TIMEOUT_MS, signal);
       throw signal?.aborted ? aborted() : new DnsError("timeout", name);
     }
     // Always yield once, so concurrent callers really are concurrent.
     await untilAborted(this.#held ?? Promise.resolve(), signal);
     if (signal?.aborted) throw aborted();
+    // Read after the wait: a held lookup answers from the zone as it is when released.
+    const entry = this.#zone.get(key(name));
     if (entry === undefined) return { type: "nxdomain", ttl: undefined };
     if (typeof entry === "string") {
       if (entry === "nxdomain" || entry === "nodata") return { type: entry, ttl: undefined };
