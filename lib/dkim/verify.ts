@@ -150,6 +150,11 @@ export class Verifier {
     return this.#candidates.length;
   }
 
+  /** How many distinct body hashes are computed: one per (canonicalization, hash, `l=`). */
+  get bodyHashCount(): number {
+    return this.#hashes.size;
+  }
+
   /** True when any signature needs the body (false: the body can be skipped). */
   get needsBody(): boolean {
     return this.#hashes.size > 0;
