@@ -312,11 +312,26 @@ function parseRsaPrivateKey(pkcs1: Uint8Array, fail: Fail): Uint8Array {
   }
   const modulus = r.readUnsignedInteger();
   const exponent = r.readUnsignedInteger();
-  // privateExponent, prime1, prime2, exponent1, exponent2, coefficient
-  for (let i = 0; i < 6; i++) r.readUnsignedInteger();
+  const [d, p, q, dp, dq, qi] = Array.from({ length: 6 }, () => toBigInt(r.readUnsignedInteger()));
   r.end();
   checkRsaNumbers(modulus, exponent, fail);
+  // WebCrypto recomputes the CRT values from p, q and d and ignores the stored ones, while
+  // OpenSSL and OpenDKIM use them: a key whose parts disagree would sign here and fail there.
+  const n = toBigInt(modulus);
+  const e = toBigInt(exponent);
+  const consistent = p > 1n && q > 1n && p * q === n &&
+    dp === d % (p - 1n) && dq === d % (q - 1n) && (qi * q) % p === 1n &&
+    (e * d) % (p - 1n) === 1n && (e * d) % (q - 1n) === 1n;
+  if (!consistent) {
+    throw fail("invalid", "the numbers in the RSA private key do not agree: the key is damaged");
+  }
   return modulus;
+}
+
+function toBigInt(magnitude: Uint8Array): bigint {
+  let hex = "0x0";
+  for (const b of magnitude) hex += b.toString(16).padStart(2, "0");
+  return BigInt(hex);
 }
 
 function checkRsaNumbers(modulus: Uint8Array, exponent: Uint8Array, fail: Fail): void {
@@ -632,9 +647,16 @@ async function makeSigningKey(parsed: ParsedPrivateKey, fail: Fail): Promise<Sig
     key = new WebCryptoSigningKey("ed25519", 256, x, ed25519Spki(x), cryptoKey, pkcs8);
   }
   // A damaged key (a flipped bit in a prime, say) imports fine and then signs garbage that no
-  // verifier accepts; one signature at load time finds it before any mail is signed.
+  // verifier accepts, or WebCrypto parses it only when it first signs; one signature at load
+  // time finds either before any mail is signed.
   const verifier = await makeVerifyingKey(key.type, key.publicKey, Infinity, 0, fail);
-  if (!(await verifier.verify("sha256", SELF_CHECK, await key.sign(SELF_CHECK)))) {
+  let signature: Uint8Array;
+  try {
+    signature = await key.sign(SELF_CHECK);
+  } catch (cause) {
+    throw fail("invalid", `WebCrypto cannot sign with the ${key.type} key`, cause);
+  }
+  if (!(await verifier.verify("sha256", SELF_CHECK, signature))) {
     throw fail(
       "invalid",
       "its signature does not verify with its own public key: the key is damaged",

@@ -19,7 +19,8 @@ $OSSL genrsa -traditional -out rsa2048_pkcs1.pem 2048
 $OSSL rsa -in rsa2048_pkcs1.pem -traditional -outform DER -out rsa2048_pkcs1.der
 base64 -w0 rsa2048_pkcs1.der > rsa2048_pkcs1.b64
 $OSSL pkey -in rsa2048_pkcs1.pem -out rsa2048_pkcs8.pem
-$OSSL pkey -in rsa2048_pkcs1.pem -outform DER -out rsa2048_pkcs8.der
+# "openssl pkey -outform DER" writes PKCS#1 for RSA keys; "pkcs8 -topk8" writes PKCS#8.
+$OSSL pkcs8 -topk8 -nocrypt -in rsa2048_pkcs1.pem -outform DER -out rsa2048_pkcs8.der
 base64 -w0 rsa2048_pkcs8.der > rsa2048_pkcs8.b64
 $OSSL pkey -in rsa2048_pkcs1.pem -pubout -out rsa2048_pub.pem
 $OSSL pkey -in rsa2048_pkcs1.pem -pubout -outform DER -out rsa2048_pub.der
@@ -39,7 +40,7 @@ cp "$tmp"/dknewkey_ed25519.key "$tmp"/dknewkey_ed25519.dns "$tmp"/dknewkey_rsa.k
 
 # Ed25519 as OpenSSL writes it.
 $OSSL genpkey -algorithm ed25519 -out ed25519.pem
-$OSSL pkey -in ed25519.pem -outform DER -out ed25519.der
+$OSSL pkcs8 -topk8 -nocrypt -in ed25519.pem -outform DER -out ed25519.der
 $OSSL pkey -in ed25519.pem -pubout -out ed25519_pub.pem
 
 # Keys that must be refused, each for its own reason.

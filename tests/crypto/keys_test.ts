@@ -1,0 +1,918 @@
+import assert from "node:assert/strict";
+import { concat, fromBase64, toBase64, utf8 } from "../../lib/bytes.ts";
+import {
+  bitLength,
+  derBitString,
+  derInteger,
+  derOctetString,
+  derOid,
+  DerReader,
+  derSequence,
+} from "../../lib/crypto/der.ts";
+import { digest } from "../../lib/crypto/hash.ts";
+import {
+  DEFAULT_RSA_BITS,
+  ed25519Spki,
+  generateSigningKey,
+  importPrivateKey,
+  importPublicKey,
+  KeyError,
+  type KeyErrorCode,
+  MAX_PRIVATE_KEY_INPUT_BYTES,
+  MAX_RSA_BITS_DEFAULT,
+  rsaSpki,
+  type SigningKey,
+  wrapRsaPrivateKey,
+} from "../../lib/crypto/keys.ts";
+import { encodePem, parsePem } from "../../lib/crypto/pem.ts";
+
+const KEYS = new URL("../testdata/keys/", import.meta.url);
+const readBytes = (name: string) => Deno.readFileSync(new URL(name, KEYS));
+const readText = (name: string) => Deno.readTextFileSync(new URL(name, KEYS));
+
+/** The `p=` value of a TXT record as opendkim-genkey or dknewkey writes it, decoded. */
+function pValue(record: string): Uint8Array {
+  const joined = record.replace(/"\s*"/g, "").replace(/[()"\s]/g, "");
+  const p = /(?:^|;)p=([^;]*)/.exec(joined);
+  assert.ok(p, `no p= in ${record}`);
+  return fromBase64(p[1]);
+}
+
+const DATA = utf8("from:Joe SixPack <joe@football.example.com>\r\nsubject:Is dinner ready?\r\n");
+
+/** Signs DATA, checks the signature with the key's own published p=, and that tampering fails. */
+async function assertSignsAndVerifies(key: SigningKey, what: string): Promise<void> {
+  const signature = await key.sign(DATA);
+  const pub = await importPublicKey(key.type, key.publicKey);
+  assert.deepEqual(pub.spki, key.spki, what);
+  assert.equal(pub.bits, key.bits, what);
+  assert.equal(await pub.verify("sha256", DATA, signature), true, `${what}: verifies`);
+  const tampered = DATA.slice();
+  tampered[5] ^= 0x20;
+  assert.equal(await pub.verify("sha256", tampered, signature), false, `${what}: tampered data`);
+  const badSig = signature.slice();
+  badSig[badSig.length - 1] ^= 1;
+  assert.equal(await pub.verify("sha256", DATA, badSig), false, `${what}: tampered signature`);
+}
+
+type Input = Uint8Array | string;
+
+/** Every accepted form, with the key type and bits it must give. */
+const accepted: { name: string; input: () => Input; type: "rsa" | "ed25519"; bits: number }[] = [
+  { name: "PKCS#8 PEM (RSA)", input: () => readText("rsa2048_pkcs8.pem"), type: "rsa", bits: 2048 },
+  { name: "PKCS#1 PEM", input: () => readText("rsa2048_pkcs1.pem"), type: "rsa", bits: 2048 },
+  {
+    name: "PKCS#8 DER bytes",
+    input: () => readBytes("rsa2048_pkcs8.der"),
+    type: "rsa",
+    bits: 2048,
+  },
+  {
+    name: "PKCS#1 DER bytes",
+    input: () => readBytes("rsa2048_pkcs1.der"),
+    type: "rsa",
+    bits: 2048,
+  },
+  { name: "PKCS#8 base64", input: () => readText("rsa2048_pkcs8.b64"), type: "rsa", bits: 2048 },
+  { name: "PKCS#1 base64", input: () => readText("rsa2048_pkcs1.b64"), type: "rsa", bits: 2048 },
+  {
+    name: "PKCS#1 PEM as bytes",
+    input: () => readBytes("rsa2048_pkcs1.pem"),
+    type: "rsa",
+    bits: 2048,
+  },
+  {
+    name: "PKCS#1 PEM with CRLF and surrounding whitespace",
+    input: () => `\r\n  ${readText("rsa2048_pkcs1.pem").replace(/\n/g, "\r\n")}\r\n\r\n`,
+    type: "rsa",
+    bits: 2048,
+  },
+  {
+    name: "PKCS#1 base64 folded over lines with CRLF",
+    input: () => readText("rsa2048_pkcs1.b64").replace(/(.{76})/g, "$1\r\n") + "\r\n",
+    type: "rsa",
+    bits: 2048,
+  },
+  {
+    name: "PKCS#8 PEM with a UTF-8 byte order mark",
+    input: () => concat([Uint8Array.of(0xef, 0xbb, 0xbf), readBytes("rsa2048_pkcs8.pem")]),
+    type: "rsa",
+    bits: 2048,
+  },
+  {
+    name: "opendkim-genkey .private",
+    input: () => readText("opendkim_genkey.private"),
+    type: "rsa",
+    bits: 2048,
+  },
+  { name: "dknewkey RSA .key", input: () => readText("dknewkey_rsa.key"), type: "rsa", bits: 2048 },
+  {
+    name: "dknewkey Ed25519 .key (bare base64 seed)",
+    input: () => readText("dknewkey_ed25519.key"),
+    type: "ed25519",
+    bits: 256,
+  },
+  {
+    name: "dknewkey Ed25519 .key as bytes",
+    input: () => readBytes("dknewkey_ed25519.key"),
+    type: "ed25519",
+    bits: 256,
+  },
+  { name: "RFC 8463 seed", input: () => readText("rfc8463.key"), type: "ed25519", bits: 256 },
+  {
+    name: "Ed25519 PKCS#8 PEM",
+    input: () => readText("ed25519.pem"),
+    type: "ed25519",
+    bits: 256,
+  },
+  {
+    name: "Ed25519 PKCS#8 DER bytes",
+    input: () => readBytes("ed25519.der"),
+    type: "ed25519",
+    bits: 256,
+  },
+  {
+    name: "Ed25519 PKCS#8 base64",
+    input: () => toBase64(readBytes("ed25519.der")),
+    type: "ed25519",
+    bits: 256,
+  },
+];
+
+Deno.test("importPrivateKey() loads every accepted format, and the key signs and verifies", async () => {
+  for (const { name, input, type, bits } of accepted) {
+    const key = await importPrivateKey(input(), name);
+    assert.equal(key.type, type, name);
+    assert.equal(key.bits, bits, name);
+    await assertSignsAndVerifies(key, name);
+  }
+});
+
+Deno.test("importPrivateKey() gives one key for every encoding of the same RSA key", async () => {
+  const want = readBytes("rsa2048_pub.der");
+  const pem = readText("rsa2048_pkcs8.pem");
+  for (
+    const name of [
+      "rsa2048_pkcs1.pem",
+      "rsa2048_pkcs1.der",
+      "rsa2048_pkcs1.b64",
+      "rsa2048_pkcs8.pem",
+      "rsa2048_pkcs8.der",
+      "rsa2048_pkcs8.b64",
+    ]
+  ) {
+    const key = await importPrivateKey(readBytes(name), name);
+    assert.deepEqual(key.spki, want, name);
+    assert.deepEqual(key.publicKey, want, `${name}: p= is the SubjectPublicKeyInfo`);
+    assert.equal(await key.toPem(), pem, `${name}: toPem() is OpenSSL's PKCS#8`);
+  }
+});
+
+Deno.test("wrapRsaPrivateKey() turns PKCS#1 into OpenSSL's PKCS#8 byte for byte", () => {
+  assert.deepEqual(
+    wrapRsaPrivateKey(readBytes("rsa2048_pkcs1.der")),
+    readBytes("rsa2048_pkcs8.der"),
+  );
+});
+
+Deno.test("importPrivateKey() derives the p= that the key generators published", async () => {
+  const pairs: [string, string][] = [
+    ["opendkim_genkey.private", "opendkim_genkey.txt"],
+    ["dknewkey_rsa.key", "dknewkey_rsa.dns"],
+    ["dknewkey_ed25519.key", "dknewkey_ed25519.dns"],
+    ["rfc8463.key", "rfc8463.dns"],
+  ];
+  for (const [keyFile, record] of pairs) {
+    const key = await importPrivateKey(readBytes(keyFile), keyFile);
+    assert.deepEqual(key.publicKey, pValue(readText(record)), keyFile);
+  }
+});
+
+Deno.test("importPrivateKey() reads the RFC 8463 Appendix A key pair", async () => {
+  // RFC 8463 Appendix A.2: the private key and the p= of brisbane._domainkey.football.example.com.
+  const key = await importPrivateKey("nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=");
+  assert.equal(toBase64(key.publicKey), "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+  assert.deepEqual(key.spki, ed25519Spki(key.publicKey));
+  // It is RFC 8032 §7.1 TEST 1; that test's message is empty, but DKIM signs the SHA-256 of
+  // the data, so check against the RFC 8032 key with a WebCrypto signature over the digest.
+  const pub = await importPublicKey(
+    "ed25519",
+    fromBase64("11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="),
+  );
+  const signature = await key.sign(DATA);
+  assert.equal(signature.length, 64);
+  assert.equal(await pub.verify("sha256", DATA, signature), true);
+  const raw = await crypto.subtle.importKey("spki", new Uint8Array(pub.spki), "Ed25519", false, [
+    "verify",
+  ]);
+  const prehashed = new Uint8Array(digest("sha256", DATA));
+  assert.equal(
+    await crypto.subtle.verify("Ed25519", raw, new Uint8Array(signature), prehashed),
+    true,
+  );
+  assert.equal(
+    await crypto.subtle.verify("Ed25519", raw, new Uint8Array(signature), new Uint8Array(DATA)),
+    false,
+    "the signature is over the digest, not the data (RFC 8463 §3)",
+  );
+  // Ed25519 is deterministic (RFC 8032 §5.1.6): the same data gives the same signature.
+  assert.deepEqual(await key.sign(DATA), signature);
+});
+
+Deno.test("importPrivateKey() counts the true modulus bits", async () => {
+  for (const bits of [1023, 1024, 2047, 3072, 4096]) {
+    const key = await importPrivateKey(readBytes(`rsa${bits}.pem`), `rsa${bits}.pem`);
+    assert.equal(key.bits, bits);
+    const pub = await importPublicKey("rsa", key.publicKey, { maxBits: 4096 });
+    assert.equal(pub.bits, bits);
+    assert.equal(bitLength(modulusOf(key.spki)), bits, "the modulus in the SPKI");
+    await assertSignsAndVerifies(key, `rsa${bits}`);
+  }
+});
+
+function modulusOf(spki: Uint8Array): Uint8Array {
+  const info = new DerReader(spki).readSequence();
+  info.readSequence();
+  return new DerReader(info.readBitString()).readSequence().readUnsignedInteger();
+}
+
+Deno.test("importPrivateKey() accepts a libsodium 64-byte Ed25519 secret key", async () => {
+  const seed = fromBase64(readText("rfc8463.key"));
+  const pub = fromBase64("11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+  const key = await importPrivateKey(toBase64(concat([seed, pub])));
+  assert.deepEqual(key.publicKey, pub);
+  const wrong = pub.slice();
+  wrong[0] ^= 1;
+  await assert.rejects(importPrivateKey(toBase64(concat([seed, wrong])), "sodium.key"), {
+    code: "invalid",
+    message: /^Cannot use key "sodium.key": the public key stored with the Ed25519 seed/,
+  });
+});
+
+Deno.test("importPrivateKey() checks the public key inside a PKCS#8 v2 Ed25519 key", async () => {
+  const seed = fromBase64(readText("rfc8463.key"));
+  const pub = fromBase64("11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+  const v2 = (publicKey: Uint8Array) =>
+    derSequence(
+      derInteger(1),
+      derSequence(derOid("1.3.101.112")),
+      derOctetString(derOctetString(seed)),
+      // publicKey [1] IMPLICIT BIT STRING (RFC 5958 §2).
+      concat([Uint8Array.of(0x81, 33, 0), publicKey]),
+    );
+  const good = await importPrivateKey(encodePem("PRIVATE KEY", v2(pub)));
+  assert.deepEqual(good.publicKey, pub);
+  const wrong = pub.slice();
+  wrong[31] ^= 0x80;
+  await assert.rejects(importPrivateKey(v2(wrong), "v2.der"), { code: "invalid" });
+});
+
+Deno.test("importPrivateKey() ignores PKCS#8 attributes", async () => {
+  const seed = fromBase64(readText("rfc8463.key"));
+  const withAttributes = derSequence(
+    derInteger(0),
+    derSequence(derOid("1.3.101.112")),
+    derOctetString(derOctetString(seed)),
+    Uint8Array.of(0xa0, 0x00),
+  );
+  const key = await importPrivateKey(withAttributes);
+  assert.equal(toBase64(key.publicKey), "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+});
+
+/** The PKCS#8 DER of rsa1024.pem with one bit of a private prime flipped. */
+function damagedRsa(): Uint8Array {
+  const der = readBytes("rsa1024.pem");
+  const [block] = parsePem(new TextDecoder().decode(der));
+  const p8 = block.der.slice();
+  // Flip a bit deep inside the private key: the first prime, past the modulus and exponents.
+  p8[p8.length - 200] ^= 0x10;
+  return p8;
+}
+
+const refused: { name: string; input: () => Input; code: KeyErrorCode; detail: RegExp }[] = [
+  {
+    name: "rsa_encrypted_pkcs8.pem",
+    input: () => readText("rsa_encrypted_pkcs8.pem"),
+    code: "encrypted",
+    detail: /PEM "ENCRYPTED PRIVATE KEY" is encrypted; .*openssl pkey/,
+  },
+  {
+    name: "rsa_encrypted_pkcs8.der",
+    input: () => readBytes("rsa_encrypted_pkcs8.der"),
+    code: "encrypted",
+    detail: /encrypted PKCS#8 key \(algorithm "1.2.840.113549.1.5.13"\)/,
+  },
+  {
+    name: "rsa_encrypted_pkcs1.pem",
+    input: () => readText("rsa_encrypted_pkcs1.pem"),
+    code: "encrypted",
+    detail: /PEM "RSA PRIVATE KEY" is encrypted \(Proc-Type: 4,ENCRYPTED\)/,
+  },
+  {
+    name: "ed25519_encrypted.pem",
+    input: () => readText("ed25519_encrypted.pem"),
+    code: "encrypted",
+    detail: /is encrypted/,
+  },
+  {
+    name: "rsa2048_pub.pem",
+    input: () => readText("rsa2048_pub.pem"),
+    code: "wrong-type",
+    detail: /^PEM "PUBLIC KEY" is a public key, not a private key$/,
+  },
+  {
+    name: "rsa2048_pub_pkcs1.pem",
+    input: () => readText("rsa2048_pub_pkcs1.pem"),
+    code: "wrong-type",
+    detail: /^PEM "RSA PUBLIC KEY" is a public key, not a private key$/,
+  },
+  {
+    name: "ed25519_pub.pem",
+    input: () => readText("ed25519_pub.pem"),
+    code: "wrong-type",
+    detail: /is a public key/,
+  },
+  {
+    name: "rsa2048_pub.der",
+    input: () => readBytes("rsa2048_pub.der"),
+    code: "wrong-type",
+    detail: /public key \(SubjectPublicKeyInfo\), not a private key/,
+  },
+  {
+    name: "rsa2048_pub_pkcs1.der",
+    input: () => readBytes("rsa2048_pub_pkcs1.der"),
+    code: "wrong-type",
+    detail: /RSA public key \(PKCS#1\), not a private key/,
+  },
+  {
+    name: "certificate.pem",
+    input: () => readText("certificate.pem"),
+    code: "wrong-type",
+    detail: /^PEM "CERTIFICATE" is a certificate, not a private key$/,
+  },
+  {
+    name: "ec_sec1.pem",
+    input: () => readText("ec_sec1.pem"),
+    code: "unsupported",
+    detail: /PEM "EC PRIVATE KEY" is an EC key; DKIM keys are RSA \(RFC 6376\) or Ed25519/,
+  },
+  {
+    name: "ec_sec1 DER",
+    input: () => parsePem(readText("ec_sec1.pem"))[1].der,
+    code: "unsupported",
+    detail: /EC private key \(SEC 1\)/,
+  },
+  {
+    name: "ec_pkcs8.pem",
+    input: () => readText("ec_pkcs8.pem"),
+    code: "unsupported",
+    detail: /it is an EC key/,
+  },
+  {
+    name: "dsa_pkcs8.pem",
+    input: () => readText("dsa_pkcs8.pem"),
+    code: "unsupported",
+    detail: /it is a DSA key/,
+  },
+  {
+    name: "dsa_traditional.pem",
+    input: () => readText("dsa_traditional.pem"),
+    code: "unsupported",
+    detail: /PEM "DSA PRIVATE KEY" is a DSA key/,
+  },
+  {
+    name: "dsa_traditional DER",
+    input: () => parsePem(readText("dsa_traditional.pem"))[0].der,
+    code: "unsupported",
+    detail: /DSA private key/,
+  },
+  {
+    name: "ed448.pem",
+    input: () => readText("ed448.pem"),
+    code: "unsupported",
+    detail: /an Ed448 key/,
+  },
+  {
+    name: "x25519.pem",
+    input: () => readText("x25519.pem"),
+    code: "unsupported",
+    detail: /an X25519 key/,
+  },
+  {
+    name: "rsa_pss.pem",
+    input: () => readText("rsa_pss.pem"),
+    code: "unsupported",
+    detail: /an RSA-PSS key/,
+  },
+  {
+    name: "OpenSSH key",
+    input: () =>
+      "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEA\n-----END OPENSSH PRIVATE KEY-----\n",
+    code: "unsupported",
+    detail: /OpenSSH's own format/,
+  },
+  {
+    name: "two private keys",
+    input: () => readText("rsa1024.pem") + readText("ed25519.pem"),
+    code: "syntax",
+    detail: /holds 2 private keys; expected one/,
+  },
+  { name: "empty", input: () => "", code: "syntax", detail: /the key is empty/ },
+  { name: "whitespace", input: () => " \r\n\t\n", code: "syntax", detail: /the key is empty/ },
+  {
+    name: "garbage text",
+    input: () => "not a key: really\n",
+    code: "syntax",
+    detail: /not PEM, base64 or DER/,
+  },
+  {
+    name: "garbage binary",
+    input: () => Uint8Array.of(0x00, 0xff, 0x13, 0x37, 0x80),
+    code: "syntax",
+    detail: /not a DER private key: Invalid DER at offset 0: expected SEQUENCE/,
+  },
+  {
+    name: "truncated DER",
+    input: () => readBytes("rsa2048_pkcs8.der").subarray(0, 500),
+    code: "syntax",
+    detail: /runs past the end/,
+  },
+  {
+    name: "DER with trailing garbage",
+    input: () => concat([readBytes("rsa2048_pkcs8.der"), Uint8Array.of(0)]),
+    code: "syntax",
+    detail: /trailing/,
+  },
+  {
+    name: "PEM without END",
+    input: () => readText("rsa2048_pkcs1.pem").replace(/-----END[^\n]*\n/, ""),
+    code: "syntax",
+    detail: /Invalid PEM at line 1: "BEGIN RSA PRIVATE KEY" has no matching END line/,
+  },
+  {
+    name: "PEM with a broken body",
+    input: () => readText("rsa2048_pkcs1.pem").replace(/\n[A-Za-z0-9+/]{4}/, "\n!!!!"),
+    code: "syntax",
+    detail: /not base64/,
+  },
+  {
+    name: "PEM with a truncated body",
+    input: () => {
+      const lines = readText("rsa2048_pkcs1.pem").split("\n");
+      return [...lines.slice(0, 10), ...lines.slice(-2)].join("\n");
+    },
+    code: "syntax",
+    detail: /not a DER private key/,
+  },
+  {
+    name: "base64 of the wrong length",
+    input: () => toBase64(new Uint8Array(33).fill(7)),
+    code: "syntax",
+    detail: /not a DER private key/,
+  },
+  {
+    name: "base64 with an impossible length",
+    input: () => "AAAAA",
+    code: "syntax",
+    detail: /neither PEM nor valid base64/,
+  },
+  {
+    name: "too large",
+    input: () => "A".repeat(MAX_PRIVATE_KEY_INPUT_BYTES + 1),
+    code: "syntax",
+    detail: /it is 65537 bytes; a key is at most 65536 bytes/,
+  },
+  {
+    name: "PKCS#8 with an unknown algorithm",
+    input: () =>
+      derSequence(derInteger(0), derSequence(derOid("1.2.3.4")), derOctetString(new Uint8Array(4))),
+    code: "unsupported",
+    detail: /its algorithm "1.2.3.4" is not RSA or Ed25519/,
+  },
+  {
+    name: "PKCS#8 version 3",
+    input: () =>
+      derSequence(
+        derInteger(3),
+        derSequence(derOid("1.3.101.112")),
+        derOctetString(new Uint8Array(4)),
+      ),
+    code: "unsupported",
+    detail: /PKCS#8 version 3/,
+  },
+  {
+    name: "Ed25519 PKCS#8 with a short seed",
+    input: () =>
+      derSequence(
+        derInteger(0),
+        derSequence(derOid("1.3.101.112")),
+        derOctetString(derOctetString(new Uint8Array(31))),
+      ),
+    code: "syntax",
+    detail: /the Ed25519 private key is 31 bytes, not 32/,
+  },
+  {
+    name: "multi-prime RSA",
+    input: () => derSequence(derInteger(1), ...Array.from({ length: 8 }, () => derInteger(3))),
+    code: "unsupported",
+    detail: /version 1 \(multi-prime\)/,
+  },
+  {
+    name: "RSA with an even modulus",
+    input: () =>
+      derSequence(
+        derInteger(0),
+        derInteger(1000),
+        ...Array.from({ length: 7 }, () => derInteger(3)),
+      ),
+    code: "invalid",
+    detail: /modulus is not an odd positive number/,
+  },
+  {
+    name: "damaged RSA key",
+    input: damagedRsa,
+    code: "invalid",
+    detail: /the numbers in the RSA private key do not agree: the key is damaged/,
+  },
+];
+
+Deno.test("importPrivateKey() refuses unusable keys with a KeyError naming the source", async () => {
+  for (const { name, input, code, detail } of refused) {
+    const source = `/etc/opendkim/keys/${name}`;
+    await assert.rejects(importPrivateKey(input(), source), (e: unknown) => {
+      assert.ok(e instanceof KeyError, `${name}: ${e}`);
+      assert.equal(e.name, "KeyError");
+      assert.equal(e.code, code, `${name}: ${e.message}`);
+      assert.equal(e.source, source);
+      const prefix = `Cannot use key "${source}": `;
+      assert.ok(e.message.startsWith(prefix), e.message);
+      assert.match(e.message.slice(prefix.length), detail, name);
+      return true;
+    });
+  }
+});
+
+Deno.test("importPrivateKey() says inline key when given no source", async () => {
+  await assert.rejects(importPrivateKey("nope!"), (e: unknown) => {
+    assert.ok(e instanceof KeyError);
+    assert.equal(e.source, undefined);
+    assert.equal(e.message, "Cannot use inline key: it is not PEM, base64 or DER");
+    return true;
+  });
+});
+
+Deno.test("importPrivateKey() refuses every mutated RSA key with a KeyError", async () => {
+  const p8 = parsePem(readText("rsa1024.pem"))[0].der;
+  // Deterministic positions spread over the headers, the modulus and every private part: a
+  // changed CRT value (which WebCrypto would silently ignore) must be caught too.
+  for (let at = 0; at < p8.length; at += 3) {
+    const mutated = p8.slice();
+    mutated[at] ^= 0x41;
+    await assert.rejects(importPrivateKey(mutated, "mutated"), (e: unknown) => {
+      assert.ok(e instanceof KeyError, `byte ${at}: ${e}`);
+      return true;
+    }, `byte ${at}`);
+  }
+});
+
+Deno.test("importPrivateKey() throws only KeyError for mutated Ed25519 keys", async () => {
+  const ed = readBytes("ed25519.der");
+  let loaded = 0;
+  for (let at = 0; at < ed.length; at++) {
+    const mutated = ed.slice();
+    mutated[at] ^= 0x41;
+    try {
+      await importPrivateKey(mutated, "mutated");
+      loaded++;
+    } catch (e) {
+      assert.ok(e instanceof KeyError, `byte ${at}: ${e}`);
+    }
+  }
+  // Any 32 bytes are a seed: a changed seed loads as another key.
+  assert.equal(loaded, 32);
+});
+
+Deno.test("importPublicKey() reads SubjectPublicKeyInfo and bare PKCS#1 RSA keys alike", async () => {
+  const spki = readBytes("rsa2048_pub.der");
+  const fromSpki = await importPublicKey("rsa", spki);
+  const fromPkcs1 = await importPublicKey("rsa", readBytes("rsa2048_pub_pkcs1.der"));
+  assert.deepEqual(fromSpki.spki, spki);
+  assert.deepEqual(fromPkcs1.spki, spki);
+  assert.equal(fromPkcs1.bits, 2048);
+  const key = await importPrivateKey(readBytes("rsa2048_pkcs1.pem"));
+  const signature = await key.sign(DATA);
+  assert.equal(await fromPkcs1.verify("sha256", DATA, signature), true);
+  assert.equal(await fromSpki.verify("sha256", DATA, signature), true);
+});
+
+Deno.test("importPublicKey() accepts an SPKI without the NULL parameters", async () => {
+  const spki = readBytes("rsa2048_pub.der");
+  const info = new DerReader(spki).readSequence();
+  info.readSequence();
+  const withoutNull = derSequence(
+    derSequence(derOid("1.2.840.113549.1.1.1")),
+    derBitString(info.readBitString()),
+  );
+  const key = await importPublicKey("rsa", withoutNull);
+  assert.deepEqual(key.spki, spki, "normalised to the canonical form");
+});
+
+Deno.test("VerifyingKey.verify() checks RSA with SHA-1 and SHA-256 (RFC 8301 verifiers)", async () => {
+  const pkcs8 = readBytes("rsa2048_pkcs8.der");
+  const pub = await importPublicKey("rsa", readBytes("rsa2048_pub.der"));
+  for (const [hash, name] of [["sha1", "SHA-1"], ["sha256", "SHA-256"]] as const) {
+    const signer = await crypto.subtle.importKey(
+      "pkcs8",
+      new Uint8Array(pkcs8),
+      { name: "RSASSA-PKCS1-v1_5", hash: name },
+      false,
+      ["sign"],
+    );
+    const sig = new Uint8Array(
+      await crypto.subtle.sign("RSASSA-PKCS1-v1_5", signer, new Uint8Array(DATA)),
+    );
+    assert.equal(await pub.verify(hash, DATA, sig), true, hash);
+    const other = hash === "sha1" ? "sha256" : "sha1";
+    assert.equal(
+      await pub.verify(other, DATA, sig),
+      false,
+      `${hash} signature checked as ${other}`,
+    );
+  }
+});
+
+Deno.test("VerifyingKey.verify() returns false for malformed signatures", async () => {
+  const rsa = await importPublicKey("rsa", readBytes("rsa2048_pub.der"));
+  const ed = await importPublicKey(
+    "ed25519",
+    fromBase64("11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="),
+  );
+  for (
+    const sig of [new Uint8Array(0), new Uint8Array(255), new Uint8Array(256), new Uint8Array(257)]
+  ) {
+    assert.equal(await rsa.verify("sha256", DATA, sig), false, `${sig.length} bytes`);
+  }
+  // All ones is bigger than the modulus: RSAVP1 must refuse it, not throw.
+  assert.equal(await rsa.verify("sha256", DATA, new Uint8Array(256).fill(0xff)), false);
+  for (
+    const sig of [
+      new Uint8Array(0),
+      new Uint8Array(63),
+      new Uint8Array(64),
+      new Uint8Array(64).fill(0xff),
+    ]
+  ) {
+    assert.equal(await ed.verify("sha256", DATA, sig), false, `${sig.length} bytes`);
+  }
+});
+
+Deno.test("VerifyingKey.verify() refuses SHA-1 with Ed25519 (RFC 8463 §3)", async () => {
+  const ed = await importPublicKey(
+    "ed25519",
+    fromBase64("11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="),
+  );
+  await assert.rejects(ed.verify("sha1", DATA, new Uint8Array(64)), { code: "unsupported" });
+});
+
+/** A SubjectPublicKeyInfo with an arbitrary odd modulus of `bits` bits; never a real key. */
+function fakeRsaSpki(bits: number): Uint8Array {
+  const n = new Uint8Array(Math.ceil(bits / 8)).fill(0x5a);
+  n[0] = 1 << ((bits - 1) % 8);
+  n[n.length - 1] |= 1;
+  return rsaSpki(n, Uint8Array.of(1, 0, 1));
+}
+
+Deno.test("importPublicKey() checks the RSA size from the DER before importing", async () => {
+  assert.equal(MAX_RSA_BITS_DEFAULT, 4096);
+  await assert.rejects(importPublicKey("rsa", fakeRsaSpki(4097)), {
+    code: "too-large",
+    message: "Cannot use public key: the RSA key has 4097 bits; at most 4096 are accepted",
+  });
+  // A 16384-bit modulus costs a DER walk, nothing more.
+  await assert.rejects(
+    importPublicKey("rsa", fakeRsaSpki(16384), { source: "big._domainkey.example" }),
+    {
+      code: "too-large",
+      message:
+        'Cannot use key "big._domainkey.example": the RSA key has 16384 bits; at most 4096 are accepted',
+    },
+  );
+  const key4096 = await importPrivateKey(readBytes("rsa4096.pem"));
+  await assert.rejects(importPublicKey("rsa", key4096.publicKey, { maxBits: 2048 }), {
+    code: "too-large",
+  });
+  assert.equal((await importPublicKey("rsa", key4096.publicKey)).bits, 4096);
+  const key1023 = await importPrivateKey(readBytes("rsa1023.pem"));
+  await assert.rejects(importPublicKey("rsa", key1023.publicKey, { minBits: 1024 }), {
+    code: "too-small",
+    message: "Cannot use public key: the RSA key has 1023 bits; at least 1024 are required",
+  });
+  assert.equal((await importPublicKey("rsa", fakeRsaSpki(8192), { maxBits: 8192 })).bits, 8192);
+});
+
+const badPublic: {
+  name: string;
+  type: "rsa" | "ed25519";
+  p: () => Uint8Array;
+  code: KeyErrorCode;
+  detail: RegExp;
+}[] = [
+  {
+    name: "k=ed25519 with an RSA SPKI",
+    type: "ed25519",
+    p: () => readBytes("rsa2048_pub.der"),
+    code: "wrong-type",
+    detail: /it is an RSA key, but the record says k=ed25519/,
+  },
+  {
+    name: "k=rsa with 32 raw bytes",
+    type: "rsa",
+    p: () => fromBase64("11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="),
+    code: "wrong-type",
+    detail: /it is 32 bytes, an Ed25519 key, but the record says k=rsa/,
+  },
+  {
+    name: "k=rsa with an Ed25519 SPKI",
+    type: "rsa",
+    p: () => ed25519Spki(new Uint8Array(32)),
+    code: "wrong-type",
+    detail: /it is an Ed25519 key, but the record says k=rsa/,
+  },
+  {
+    name: "k=ed25519 with an Ed25519 SPKI",
+    type: "ed25519",
+    p: () => ed25519Spki(new Uint8Array(32)),
+    code: "syntax",
+    detail: /SubjectPublicKeyInfo; RFC 8463 §4 publishes the raw 32-byte key/,
+  },
+  {
+    name: "k=ed25519 with 31 bytes",
+    type: "ed25519",
+    p: () => new Uint8Array(31),
+    code: "syntax",
+    detail: /it is 31 bytes; an Ed25519 key is 32/,
+  },
+  {
+    name: "k=ed25519 with 33 bytes",
+    type: "ed25519",
+    p: () => new Uint8Array(33).fill(0x30),
+    code: "syntax",
+    detail: /it is 33 bytes/,
+  },
+  {
+    name: "k=rsa with an EC SPKI",
+    type: "rsa",
+    p: () =>
+      derSequence(
+        derSequence(derOid("1.2.840.10045.2.1"), derOid("1.2.840.10045.3.1.7")),
+        derBitString(new Uint8Array(65)),
+      ),
+    code: "unsupported",
+    detail: /it is an EC key/,
+  },
+  {
+    name: "k=rsa with garbage",
+    type: "rsa",
+    p: () => utf8("not a key at all"),
+    code: "syntax",
+    detail: /it is not an RSA public key: Invalid DER/,
+  },
+  {
+    name: "k=rsa with a truncated SPKI",
+    type: "rsa",
+    p: () => readBytes("rsa2048_pub.der").subarray(0, 200),
+    code: "syntax",
+    detail: /runs past the end/,
+  },
+  {
+    name: "k=rsa with trailing garbage",
+    type: "rsa",
+    p: () => concat([readBytes("rsa2048_pub.der"), Uint8Array.of(0)]),
+    code: "syntax",
+    detail: /trailing/,
+  },
+  {
+    name: "k=rsa with a negative modulus",
+    type: "rsa",
+    p: () => derSequence(Uint8Array.of(0x02, 0x02, 0x80, 0x01), derInteger(3)),
+    code: "syntax",
+    detail: /negative/,
+  },
+  {
+    name: "k=rsa with an even exponent",
+    type: "rsa",
+    p: () => rsaSpki(new Uint8Array(128).fill(0xff), Uint8Array.of(2)),
+    code: "invalid",
+    detail: /exponent is not an odd number of at least 3/,
+  },
+  {
+    name: "k=rsa with exponent 1",
+    type: "rsa",
+    p: () => rsaSpki(new Uint8Array(128).fill(0xff), Uint8Array.of(1)),
+    code: "invalid",
+    detail: /exponent is not an odd number/,
+  },
+  {
+    name: "k=rsa with a huge exponent",
+    type: "rsa",
+    p: () => rsaSpki(new Uint8Array(128).fill(0xff), new Uint8Array(9).fill(0xff)),
+    code: "unsupported",
+    detail: /exponent has 72 bits; at most 64/,
+  },
+  {
+    name: "k=rsa with an even modulus",
+    type: "rsa",
+    p: () => rsaSpki(new Uint8Array(128).fill(0xfe), Uint8Array.of(1, 0, 1)),
+    code: "invalid",
+    detail: /modulus is not an odd positive number/,
+  },
+  {
+    name: "k=rsa revoked",
+    type: "rsa",
+    p: () => new Uint8Array(0),
+    code: "revoked",
+    detail: /revoked/,
+  },
+  {
+    name: "k=ed25519 revoked",
+    type: "ed25519",
+    p: () => new Uint8Array(0),
+    code: "revoked",
+    detail: /p= is empty, so the key is revoked \(RFC 6376 §3.6.1\)/,
+  },
+  {
+    name: "unknown k=",
+    type: "dsa" as "rsa",
+    p: () => new Uint8Array(10),
+    code: "unsupported",
+    detail: /key type "dsa" is not "rsa" or "ed25519"/,
+  },
+];
+
+Deno.test("importPublicKey() refuses malformed and mismatched p= values", async () => {
+  for (const { name, type, p, code, detail } of badPublic) {
+    const source = "sel._domainkey.example.com";
+    await assert.rejects(importPublicKey(type, p(), { source }), (e: unknown) => {
+      assert.ok(e instanceof KeyError, `${name}: ${e}`);
+      assert.equal(e.code, code, `${name}: ${e.message}`);
+      assert.equal(e.source, source);
+      assert.ok(e.message.startsWith(`Cannot use key "${source}": `), e.message);
+      assert.match(e.message, detail, name);
+      return true;
+    });
+  }
+});
+
+Deno.test("importPublicKey() throws only KeyError for arbitrary p= bytes", async () => {
+  const spki = readBytes("rsa2048_pub.der");
+  for (let at = 0; at < spki.length; at += 3) {
+    const mutated = spki.slice();
+    mutated[at] ^= 0x81;
+    for (const type of ["rsa", "ed25519"] as const) {
+      try {
+        await importPublicKey(type, mutated);
+      } catch (e) {
+        assert.ok(e instanceof KeyError, `byte ${at} as ${type}: ${e}`);
+      }
+    }
+  }
+});
+
+Deno.test("generateSigningKey() makes keys that sign, verify and round-trip through PEM", async () => {
+  for (const [type, bits, want] of [["ed25519", undefined, 256], ["rsa", 1024, 1024]] as const) {
+    const key = await generateSigningKey(type, bits);
+    assert.equal(key.type, type);
+    assert.equal(key.bits, want);
+    await assertSignsAndVerifies(key, `generated ${type}`);
+    const pem = await key.toPem();
+    assert.match(pem, /^-----BEGIN PRIVATE KEY-----\n/);
+    const again = await importPrivateKey(pem);
+    assert.deepEqual(again.spki, key.spki);
+  }
+});
+
+Deno.test("generateSigningKey() makes 2048-bit RSA keys by default", async () => {
+  assert.equal(DEFAULT_RSA_BITS, 2048);
+  const key = await generateSigningKey("rsa");
+  assert.equal(key.bits, 2048);
+  assert.equal(key.publicKey.length, 294, "the p= of a 2048-bit key, as opendkim-genkey's");
+});
+
+Deno.test("generateSigningKey() refuses sizes outside RFC 8301's range", async () => {
+  for (const bits of [512, 1023, 4097, 8192, 2048.5, NaN]) {
+    await assert.rejects(generateSigningKey("rsa", bits), RangeError, String(bits));
+  }
+  await assert.rejects(generateSigningKey("ed25519", 255), RangeError);
+  await assert.rejects(generateSigningKey("ecdsa" as "rsa"), RangeError);
+});
+
+Deno.test("KeyError carries its cause", async () => {
+  await assert.rejects(
+    importPrivateKey(readBytes("rsa2048_pkcs8.der").subarray(0, 100)),
+    (e: unknown) => {
+      assert.ok(e instanceof KeyError);
+      assert.ok(e.cause instanceof SyntaxError);
+      return true;
+    },
+  );
+});
