@@ -4,23 +4,36 @@
  * @module
  */
 import { VERSION } from "../version.ts";
+import { UsageError } from "./args.ts";
+import { runSign } from "./sign.ts";
+import { runVerify } from "./verify.ts";
 
 const USAGE = `dkimd ${VERSION}: DKIM signing and verifying (RFC 6376, 8463, 8301)
 
 Usage: dkimd <command> [options]
 
 Commands:
-  version          print the version and exit
+  sign      sign a message (file or stdin) and print it with its DKIM-Signature
+  verify    verify a message's signatures and print Authentication-Results
+  version   print the version
 
 Run "dkimd <command> --help" for a command's options.
 `;
 
+type Command = (args: readonly string[]) => Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  sign: runSign,
+  verify: runVerify,
+};
+
 /**
  * Runs the command named by `args[0]` and resolves to the process exit status: 0 on success,
- * 2 on a usage error.
+ * 1 for a negative answer (such as no passing signature), 2 for a usage or input error. Errors
+ * are printed as one line on standard error, never as a stack trace.
  */
 export async function main(args: readonly string[]): Promise<number> {
-  const [command] = args;
+  const [command, ...rest] = args;
   switch (command) {
     case "version":
     case "--version":
@@ -33,8 +46,21 @@ export async function main(args: readonly string[]): Promise<number> {
     case "-h":
       console.log(USAGE);
       return 0;
-    default:
-      console.error(`dkimd: unknown command "${command}"; run "dkimd --help" for the list`);
-      return await Promise.resolve(2);
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    console.error(`dkimd: unknown command "${command}"; run "dkimd --help" for the list`);
+    return 2;
+  }
+  try {
+    return await run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`dkimd ${e.message}`);
+      return 2;
+    }
+    const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    console.error(`dkimd ${command}: internal error: ${text}`);
+    return 2;
   }
 }

@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { fromLatin1, latin1 } from "../../lib/bytes.ts";
+import { DkimError } from "../../lib/dkim/result.ts";
+import {
+  appendSignatureValue,
+  decodeQuotedPrintable,
+  encodeQuotedPrintable,
+  parseCanonicalization,
+  parseSignature,
+  summarizeSignature,
+  withoutSignatureValue,
+} from "../../lib/dkim/signature.ts";
+
+function field(value: string) {
+  return { name: "DKIM-Signature", raw: fromLatin1(`DKIM-Signature: ${value}`) };
+}
+
+const BASE = "v=1; a=rsa-sha256; d=example.com; s=sel; h=From:To; bh=AAAA; b=AAAA";
+
+Deno.test("parseSignature() reads every tag and its default", () => {
+  const sig = parseSignature(
+    field(`${BASE}; c=relaxed; i=a=40b@Sub.Example.com; l=0010; t=1; x=2`),
+  );
+  assert.equal(sig.headerCanonicalization, "relaxed");
+  assert.equal(sig.bodyCanonicalization, "simple");
+  assert.equal(sig.identity, "a@b@Sub.Example.com");
+  assert.equal(sig.length, 10);
+  assert.equal(sig.timestamp, 1);
+  assert.equal(sig.expiration, 2);
+  assert.deepEqual(sig.headers, ["From", "To"]);
+});
+
+Deno.test("parseSignature() rejects numbers too large to be exact", () => {
+  assert.throws(() => parseSignature(field(`${BASE}; l=99999999999999999999`)), /l= is too large/);
+  assert.throws(() => parseSignature(field(`${BASE}; t=-1`)), /t= is not a number/);
+});
+
+Deno.test("parseSignature() rejects bad d= and s= values", () => {
+  assert.throws(
+    () => parseSignature(field(BASE.replace("d=example.com", "d=exa_mple..com"))),
+    /invalid d=/,
+  );
+  assert.throws(() => parseSignature(field(BASE.replace("s=sel", "s=a/b"))), /invalid s=/);
+  assert.throws(() => parseSignature(field(BASE.replace("b=AAAA", "b="))), /empty b=/);
+});
+
+Deno.test("parseCanonicalization() takes header/body and header alone", () => {
+  assert.deepEqual(parseCanonicalization("relaxed/relaxed"), ["relaxed", "relaxed"]);
+  assert.deepEqual(parseCanonicalization(" Relaxed "), ["relaxed", "simple"]);
+  assert.throws(() => parseCanonicalization("relaxed/simple/x"), DkimError);
+  assert.throws(() => parseCanonicalization("nofws"), /unsupported canonicalization "nofws"/);
+});
+
+Deno.test("withoutSignatureValue() empties only b=, never bh=", () => {
+  const cases: [string, string][] = [
+    ["v=1; bh=abc=; b=xyz", "v=1; bh=abc=; b="],
+    ["b = xy\r\n z ; bh=abc=", "b =; bh=abc="],
+    ["v=1; bh=abc=;\r\n b=xyz;", "v=1; bh=abc=;\r\n b=;"],
+    ["v=1; bh=abc=", "v=1; bh=abc="],
+  ];
+  for (const [value, want] of cases) {
+    assert.equal(latin1(withoutSignatureValue(field(value)).raw), `DKIM-Signature: ${want}`);
+  }
+});
+
+Deno.test("appendSignatureValue() folds b= without passing 78 columns", () => {
+  const text = appendSignatureValue(
+    "DKIM-Signature: v=1; a=x;\r\n\th=from; bh=abc=; b=",
+    "A".repeat(344),
+  );
+  for (const line of text.split("\r\n")) assert.ok(line.length <= 78, line);
+  assert.equal(text.replace(/^.*b=/s, "").replace(/\r\n\t/g, ""), "A".repeat(344));
+});
+
+Deno.test("dkim-quoted-printable round-trips identities (RFC 6376 §2.11)", () => {
+  const id = "user;name=x é@example.com";
+  assert.equal(encodeQuotedPrintable(id), "user=3Bname=3Dx=20=E9@example.com");
+  assert.equal(decodeQuotedPrintable(encodeQuotedPrintable(id)), id);
+});
+
+Deno.test("summarizeSignature() reports what it can of a broken signature", () => {
+  assert.deepEqual(summarizeSignature(field("v=1; d=Example.com; s=x; b=ab cd")), {
+    domain: "example.com",
+    selector: "x",
+    identity: "@example.com",
+    algorithm: undefined,
+    b: "abcd",
+  });
+  assert.deepEqual(summarizeSignature(field("d=a; d=b")), {});
+});
