@@ -241,13 +241,28 @@ function interpret(name: string, bytes: Uint8Array, transport: "udp" | "tcp"): T
     const cname = answers.find((a) =>
       a.type === "CNAME" && a.class === "IN" && sameName(a.name, target)
     ) as dnsPacket.StringAnswer | undefined;
-    if (!cname) {
-      return { kind: "answer", answer: { type: "nodata", ttl: negativeTtl(packet) } };
-    }
+    if (!cname) return noData(packet, name, target);
     ttl = Math.min(ttl, clampTtl(cname.ttl));
     target = cname.data;
   }
   return failure("malformed", `CNAME chain longer than ${MAX_CNAME_CHAIN}`);
+}
+
+/**
+ * A NOERROR answer without TXT at the end of the chain. RFC 2308 §2.2: NODATA carries the SOA
+ * (servers that omit it are tolerated). Without an SOA, NS records mean a referral from a server
+ * that does not recurse, and a CNAME whose target went unanswered means nobody resolved it
+ * (OpenDKIM's "unresolved CNAME"): neither says the record does not exist.
+ */
+function noData(packet: dnsPacket.DecodedPacket, name: string, target: string): TryOutcome {
+  const authorities = packet.authorities ?? [];
+  if (!authorities.some((a) => a.type === "SOA")) {
+    if (target !== name) return failure("malformed", `CNAME to "${target}" was not resolved`);
+    if (authorities.some((a) => a.type === "NS")) {
+      return failure("malformed", "referral from a server that does not recurse");
+    }
+  }
+  return { kind: "answer", answer: { type: "nodata", ttl: negativeTtl(packet) } };
 }
 
 /** RFC 2308 §5: a negative answer may be cached for the smaller of the SOA's TTL and MINIMUM. */
@@ -497,12 +512,18 @@ class Lookup {
         : interpret(this.qname, bytes, "udp");
       this.#onOutcome(ns, outcome, "udp");
     });
-    socket.send(query, ns.port, ns.address, (error: Error | null) => {
-      if (error && !done) {
-        close();
-        this.#onOutcome(ns, failure("network", error.message), "udp");
-      }
-    });
+    const sendFailed = (error: Error) => {
+      if (done) return;
+      close();
+      this.#onOutcome(ns, failure("network", error.message), "udp");
+    };
+    try {
+      socket.send(query, ns.port, ns.address, (error: Error | null) => {
+        if (error) sendFailed(error);
+      });
+    } catch (error) {
+      sendFailed(error as Error);
+    }
   }
 
   #tcpTry(ns: Nameserver): void {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { DnsError, type DnsErrorCode } from "../../lib/dns/resolver.ts";
 import { StubResolver, type StubResolverOptions } from "../../lib/dns/stub.ts";
-import type { Nameserver } from "../../lib/dns/nameserver.ts";
+import { type Nameserver, parseNameserverList } from "../../lib/dns/nameserver.ts";
 import { toBase64 } from "../../lib/bytes.ts";
 import {
   type FakeDnsServer,
@@ -305,6 +305,38 @@ Deno.test("StubResolver.resolveTxt() follows a CNAME chain inside the answer", a
     const error = await rejectsWith(r.resolveTxt("loop1.example"), "malformed");
     assert.match(error.message, /CNAME chain longer than/);
   });
+});
+
+Deno.test("StubResolver.resolveTxt() does not take a referral or an unresolved CNAME as NODATA", async () => {
+  await withServer({
+    "referral.example": { referral: true },
+    "unresolved.example": { cname: "elsewhere.example", rcode: "NOERROR", soa: false },
+    "nosoa.example": { soa: false },
+  }, async (_, resolver) => {
+    const r = resolver({ attempts: 1 });
+    const referral = await rejectsWith(r.resolveTxt("referral.example"), "malformed");
+    assert.match(referral.message, /referral/);
+    const unresolved = await rejectsWith(r.resolveTxt("unresolved.example"), "malformed");
+    assert.match(unresolved.message, /CNAME to "elsewhere.example" was not resolved/);
+    // NOERROR with nothing at all is still NODATA: some servers leave the SOA out.
+    await rejectsWith(r.resolveTxt("nosoa.example"), "nodata");
+  });
+});
+
+Deno.test("StubResolver.resolveTxt() queries an IPv6 nameserver", async () => {
+  const server = await startFakeDnsServer(
+    { "a.example": { txt: ["over v6"], truncateUdp: true } },
+    {
+      address: "::1",
+    },
+  );
+  try {
+    const r = new StubResolver({ nameservers: parseNameserverList(`[::1]:${server.port}`) });
+    assert.deepEqual(await r.resolveTxt("a.example"), ["over v6"]);
+    assert.deepEqual(server.queries.map((q) => q.transport), ["udp", "tcp"]);
+  } finally {
+    await server.close();
+  }
 });
 
 Deno.test("StubResolver.resolveTxt() refuses invalid names without sending a query", async () => {

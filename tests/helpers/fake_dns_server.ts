@@ -1,5 +1,5 @@
 /**
- * A real UDP and TCP DNS server on 127.0.0.1 whose every answer a test chooses: TXT records,
+ * A real UDP and TCP DNS server on loopback whose every answer a test chooses: TXT records,
  * any RCODE, NODATA, silence, delay, truncation, garbage, spoofed answers, oversized TCP
  * answers. It records the queries it received so tests can assert on transport and retries.
  *
@@ -49,6 +49,8 @@ export interface FakeAnswer {
   spoof?: "id" | "question" | "port";
   /** Over TCP, announce a 65535-byte answer and send that many zero bytes. */
   oversizedTcp?: boolean;
+  /** Answer as a non-recursive server that does not hold the name: NS records, no answer. */
+  referral?: boolean;
   /**
    * Hold the answer to the first query for this name until this many queries for it came,
    * then answer only that first one: a late answer to an earlier try, without timing.
@@ -69,10 +71,18 @@ export interface FakeQuery {
   readonly transport: "udp" | "tcp";
 }
 
+/** Options for {@link startFakeDnsServer}. */
+export interface FakeDnsServerOptions {
+  /** The loopback address to listen on: "127.0.0.1" (default) or "::1". */
+  address?: string;
+}
+
 /** A running fake server. */
 export interface FakeDnsServer {
-  /** The port, the same for UDP and TCP, on 127.0.0.1. */
+  /** The port, the same for UDP and TCP. */
   readonly port: number;
+  /** The address listened on. */
+  readonly address: string;
   /** The zone; tests may change it while the server runs. */
   readonly zone: FakeZone;
   /** Queries received, in order. */
@@ -116,7 +126,9 @@ function buildResponse(
   let rcode = spec ? RCODES[spec.rcode ?? "NOERROR"] : RCODES.NXDOMAIN;
   let current = spec;
   let owner = question.name;
+  let finalHasTxt = false;
   for (let hops = 0; current && hops < 20; hops++) {
+    finalHasTxt = (current.txt ?? []).length > 0;
     for (const record of current.txt ?? []) {
       answers.push({
         type: "TXT",
@@ -136,10 +148,22 @@ function buildResponse(
     });
     owner = current.cname;
     current = zone[key(current.cname)];
-    if (!current) rcode = RCODES.NXDOMAIN;
+    // A target outside the zone is NXDOMAIN, unless the spec pinned the RCODE.
+    finalHasTxt = false;
+    if (!current && !spec?.rcode) rcode = RCODES.NXDOMAIN;
   }
   const soaSpec = spec?.soa ?? { ttl: 300, minimum: 60 };
-  const negative = rcode === RCODES.NXDOMAIN || (rcode === RCODES.NOERROR && answers.length === 0);
+  // RFC 2308 §2: NXDOMAIN, and NODATA at the end of any CNAME chain, carry the SOA.
+  const negative = rcode === RCODES.NXDOMAIN || (rcode === RCODES.NOERROR && !finalHasTxt);
+  if (spec?.referral) {
+    return {
+      type: "response",
+      id: query.id,
+      flags: query.flags! & dnsPacket.RECURSION_DESIRED,
+      questions: [question],
+      authorities: [{ type: "NS", name: "example", class: "IN", ttl: 300, data: "ns.example" }],
+    };
+  }
   const authorities: dnsPacket.Answer[] = negative && soaSpec
     ? [{
       type: "SOA",
@@ -172,7 +196,8 @@ function toBytes(buffer: Buffer): Uint8Array {
 }
 
 /**
- * Starts a fake server for `zone` on 127.0.0.1, UDP and TCP on one OS-chosen port.
+ * Starts a fake server for `zone` on 127.0.0.1 (or `options.address`), UDP and TCP on one
+ * OS-chosen port.
  *
  * @example
  * ```ts
@@ -183,7 +208,12 @@ function toBytes(buffer: Buffer): Uint8Array {
  * await server.close();
  * ```
  */
-export async function startFakeDnsServer(zone: FakeZone = {}): Promise<FakeDnsServer> {
+export async function startFakeDnsServer(
+  zone: FakeZone = {},
+  options: FakeDnsServerOptions = {},
+): Promise<FakeDnsServer> {
+  const address = options.address ?? "127.0.0.1";
+  const type = address.includes(":") ? "udp6" : "udp4";
   const queries: FakeQuery[] = [];
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const conns = new Set<Deno.Conn>();
@@ -286,9 +316,9 @@ export async function startFakeDnsServer(zone: FakeZone = {}): Promise<FakeDnsSe
     else act();
   };
 
-  const spoofSocket = dgram.createSocket("udp4");
-  await new Promise<void>((resolve) => spoofSocket.bind(0, "127.0.0.1", () => resolve()));
-  const { udpSocket, listener } = await bindUdpAndTcp();
+  const spoofSocket = dgram.createSocket(type);
+  await new Promise<void>((resolve) => spoofSocket.bind(0, address, () => resolve()));
+  const { udpSocket, listener } = await bindUdpAndTcp(address);
   const port = listener.addr.port;
 
   udpSocket.on("message", (message: Buffer, rinfo: dgram.RemoteInfo) => {
@@ -343,6 +373,7 @@ export async function startFakeDnsServer(zone: FakeZone = {}): Promise<FakeDnsSe
 
   return {
     port,
+    address,
     zone,
     queries,
     async close() {
@@ -366,23 +397,25 @@ export async function startFakeDnsServer(zone: FakeZone = {}): Promise<FakeDnsSe
   };
 }
 
-/** Binds UDP to an OS-chosen port on 127.0.0.1 and TCP to the same port, retrying on clashes. */
-async function bindUdpAndTcp(): Promise<{ udpSocket: dgram.Socket; listener: Deno.TcpListener }> {
+/** Binds UDP to an OS-chosen port on `address` and TCP to the same port, retrying on clashes. */
+async function bindUdpAndTcp(
+  address: string,
+): Promise<{ udpSocket: dgram.Socket; listener: Deno.TcpListener }> {
   for (let i = 0; i < 20; i++) {
-    const udpSocket = dgram.createSocket("udp4");
+    const udpSocket = dgram.createSocket(address.includes(":") ? "udp6" : "udp4");
     await new Promise<void>((resolve, reject) => {
       udpSocket.once("error", reject);
-      udpSocket.bind(0, "127.0.0.1", () => resolve());
+      udpSocket.bind(0, address, () => resolve());
     });
     try {
       const port = udpSocket.address().port;
-      return { udpSocket, listener: Deno.listen({ hostname: "127.0.0.1", port }) };
+      return { udpSocket, listener: Deno.listen({ hostname: address, port }) };
     } catch (error) {
       await new Promise<void>((resolve) => udpSocket.close(() => resolve()));
       if (!(error instanceof Deno.errors.AddrInUse)) throw error;
     }
   }
-  throw new Error("Cannot find a port free for both UDP and TCP on 127.0.0.1");
+  throw new Error(`Cannot find a port free for both UDP and TCP on ${address}`);
 }
 
 async function readExactly(conn: Deno.Conn, length: number): Promise<Uint8Array | undefined> {
