@@ -108,7 +108,20 @@ export function resultOf(error: unknown): { result: FailResult; reason: string }
     return { result: "temperror", reason: `key query failed: ${what}` };
   }
   if (error instanceof KeyError) {
-    return { result: "permerror", reason: `key syntax error: ${error.message}` };
+    // KeyError messages read 'Cannot use public key: <detail>'; keep the detail.
+    const detail = error.message.replace(/^Cannot use [^:]*: /, "");
+    switch (error.code) {
+      case "revoked":
+        return { result: "permerror", reason: "key revoked" };
+      case "too-large":
+        return { result: "permerror", reason: `key too large (${detail})` };
+      case "too-small":
+        return { result: "permerror", reason: `key too small (${detail})` };
+      case "wrong-type":
+        return { result: "permerror", reason: `key type mismatch (${detail})` };
+      default:
+        return { result: "permerror", reason: `key syntax error (${detail})` };
+    }
   }
   const text = error instanceof Error ? error.message : String(error);
   return { result: "temperror", reason: `internal error: ${text}` };

@@ -264,6 +264,15 @@ const failures: FailCase[] = [
     reason: /^key syntax error/,
   },
   {
+    name: "an Ed25519 key of the wrong length",
+    make: async () => ({
+      message: (await standard()).message,
+      zone: { [NAME]: ["v=DKIM1; k=ed25519; p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="] },
+    }),
+    result: "permerror",
+    reason: /^key syntax error \(it is 31 bytes; an Ed25519 key is 32/,
+  },
+  {
     name: "a key record with v= not first",
     make: async () => {
       const { key, message } = await standard();
