@@ -188,8 +188,19 @@ class TryFailure extends Error {
   }
 }
 
-/** Reads a response that {@link answersQuery} accepted and maps it to an outcome. */
+/**
+ * Reads a response that {@link answersQuery} accepted and maps it to an outcome. Never throws:
+ * it runs inside socket callbacks, where a throw would escape the lookup.
+ */
 function interpret(name: string, bytes: Uint8Array, transport: "udp" | "tcp"): TryOutcome {
+  try {
+    return interpretPacket(name, bytes, transport);
+  } catch (error) {
+    return failure("malformed", `unreadable answer: ${error}`);
+  }
+}
+
+function interpretPacket(name: string, bytes: Uint8Array, transport: "udp" | "tcp"): TryOutcome {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let packet: dnsPacket.DecodedPacket;
   try {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { DnsError, type DnsErrorCode } from "../../lib/dns/resolver.ts";
 import { StubResolver, type StubResolverOptions } from "../../lib/dns/stub.ts";
 import { type Nameserver, parseNameserverList } from "../../lib/dns/nameserver.ts";
@@ -367,5 +368,51 @@ Deno.test("StubResolver.resolveTxt() serves many concurrent lookups", async () =
       Array.from({ length: 50 }, (_, i) => r.resolveTxt(`k${i}.example`)),
     );
     results.forEach((records, i) => assert.deepEqual(records, [`record ${i}`]));
+  });
+});
+
+Deno.test("StubResolver.resolveTxt() rejects only with DnsError whatever bytes come back", async () => {
+  // Each reply copies the query's ID and question, so it is accepted and must be parsed; the
+  // flags, counts and the rest are random.
+  let tail = new Uint8Array(0);
+  let flags = 0;
+  let counts = new Uint8Array(6);
+  const raw = (query: Uint8Array) => {
+    let end = 12;
+    while (query[end] !== 0) end += query[end] + 1;
+    end += 5;
+    const reply = new Uint8Array(end + tail.length);
+    reply.set(query.subarray(0, end));
+    reply[2] = 0x80 | (flags >> 8 & 0x7f);
+    reply[3] = flags & 0xff;
+    reply[4] = 0;
+    reply[5] = 1;
+    reply.set(counts, 6);
+    reply.set(tail, end);
+    return reply;
+  };
+  await withServer({ "fuzz.example": { raw } }, async (_, resolver) => {
+    const r = resolver({ attempts: 1, timeoutMs: 2000 });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 300 }),
+        fc.integer({ min: 0, max: 0xffff }),
+        fc.uint8Array({ minLength: 6, maxLength: 6 }),
+        async (t, f, c) => {
+          tail = t;
+          // Keep TC clear: a truncated UDP answer would make the client go to TCP for the same bytes.
+          flags = f & ~0x0200;
+          counts = c;
+          try {
+            const records = await r.resolveTxt("fuzz.example");
+            assert.ok(records.every((s) => typeof s === "string"));
+          } catch (error) {
+            assert.ok(error instanceof DnsError, String(error));
+            assert.notEqual(error.code, "timeout", error.message);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

@@ -51,6 +51,8 @@ export interface FakeAnswer {
   oversizedTcp?: boolean;
   /** Answer as a non-recursive server that does not hold the name: NS records, no answer. */
   referral?: boolean;
+  /** Send whatever bytes this returns for the query's bytes, over UDP and TCP. */
+  raw?: (query: Uint8Array) => Uint8Array;
   /**
    * Hold the answer to the first query for this name until this many queries for it came,
    * then answer only that first one: a late answer to an earlier try, without timing.
@@ -248,6 +250,10 @@ export async function startFakeDnsServer(
     const spec = zone[key(question.name)];
     if (spec?.drop) return;
     const act = () => {
+      if (spec?.raw) {
+        send(spec.raw(bytes));
+        return;
+      }
       if (spec?.garbage === "random") {
         send(crypto.getRandomValues(new Uint8Array(64)));
         return;
