@@ -1,0 +1,484 @@
+/**
+ * The milter server: listens on a TCP or unix socket and runs one {@link MilterSession} per MTA
+ * connection. It only moves bytes: frames are decoded, handed to the session, and the replies to
+ * each command go back in one write (several small writes would meet Nagle's algorithm and the
+ * MTA's delayed ACK, some 40 ms per message). Every limit is an option with a named default:
+ * frame size, concurrent connections, idle time per read, shutdown grace. A failure in one
+ * connection is logged and closes that connection only.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { serve } from "./server.ts";
+ * import { MilterClient } from "./client.ts";
+ * import { SMFIF_ADDHDRS } from "./constants.ts";
+ * const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+ * const server = await serve({
+ *   socket: { kind: "inet", host: "127.0.0.1", port: 0 },
+ *   logger: quiet,
+ *   filter: {
+ *     needs: { actions: SMFIF_ADDHDRS, events: [] },
+ *     connect: () => ({ endOfMessage: () => ({ modifications: [], action: "accept" }) }),
+ *   },
+ * });
+ * const client = await MilterClient.connect(server.address);
+ * const result = await client.sendMessage({ headers: [["Subject", "Hi"]], body: "Hi\r\n" });
+ * assert.equal(result.final.type, "accept");
+ * await client.quit();
+ * await server.close();
+ * ```
+ *
+ * @module
+ */
+
+import { concat } from "../bytes.ts";
+import type { SocketSpec } from "../config/socket.ts";
+import { decodeCommand, encodeReply, FrameDecoder, MilterProtocolError } from "./codec.ts";
+import { type ErrorAction, type Filter, type MilterLogger, MilterSession } from "./session.ts";
+
+export type { MilterLogger } from "./session.ts";
+export { MAX_FRAME_BYTES_DEFAULT } from "./codec.ts";
+
+/**
+ * Most MTA connections served at once: 512, five times Postfix's `default_process_limit` of 100
+ * smtpd processes (each holds one milter connection), and well under a 1024 descriptor limit.
+ */
+export const MAX_CONNECTIONS_DEFAULT = 512;
+
+/**
+ * Longest wait for the MTA's next bytes before the connection is closed: 7210 s, libmilter's
+ * default timeout (`MI_TIMEOUT`), which OpenDKIM keeps. Postfix holds a milter connection open for
+ * a whole SMTP session, idle while its client is, so a short limit would cut live sessions.
+ */
+export const READ_TIMEOUT_MS_DEFAULT = 7_210_000;
+
+/**
+ * How long close() lets transactions in progress finish: 15 s, enough for a verification's DNS
+ * lookups, well inside systemd's default 90 s stop timeout.
+ */
+export const SHUTDOWN_GRACE_MS_DEFAULT = 15_000;
+
+// Bytes read from a socket at a time: one full body frame with its header.
+const READ_BUFFER_BYTES = 65536 + 16;
+// Pause after a failed accept() (e.g. out of descriptors) before trying again.
+const ACCEPT_RETRY_MS = 100;
+
+/** Options of {@link serve}. */
+export interface ServeOptions {
+  /** Where to listen. */
+  readonly socket: SocketSpec;
+  /** The filter each connection runs. */
+  readonly filter: Filter;
+  /** Where log lines go. */
+  readonly logger: MilterLogger;
+  /** A message's answer when the filter fails; default accept. */
+  readonly onError?: ErrorAction;
+  /** Largest frame accepted; default `MAX_FRAME_BYTES_DEFAULT` (1 MiB). */
+  readonly maxFrameBytes?: number;
+  /** Most connections at once; default {@link MAX_CONNECTIONS_DEFAULT}. */
+  readonly maxConnections?: number;
+  /** Idle limit per read (and write) in milliseconds; default {@link READ_TIMEOUT_MS_DEFAULT}. */
+  readonly readTimeoutMs?: number;
+  /** Time close() gives transactions in progress; default {@link SHUTDOWN_GRACE_MS_DEFAULT}. */
+  readonly shutdownGraceMs?: number;
+  /**
+   * The umask a unix socket is created with, as OpenDKIM's `UMask` (e.g. 0o007 lets the group
+   * connect); the socket's mode is `0o777 & ~umask`. Default: the process umask.
+   */
+  readonly umask?: number;
+}
+
+/** A running server. */
+export interface MilterServer {
+  /** Where it listens, with the port the system chose when 0 was asked for. */
+  readonly address: SocketSpec;
+  /** Connections open now. */
+  readonly connections: number;
+  /**
+   * Stops accepting, closes idle connections, lets transactions in progress finish within the
+   * grace period, then closes the rest and removes the unix socket file. Resolves when all is
+   * closed; calling it again returns the same promise.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Listening failed because the unix socket path is taken: by a live socket (another process is
+ * listening) or by something that is not a socket, which is never removed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SocketInUseError } from "./server.ts";
+ * const e = new SocketInUseError("/run/x.sock", "another process is listening on it");
+ * assert.equal(e.message, 'Cannot listen on "/run/x.sock": another process is listening on it');
+ * ```
+ */
+export class SocketInUseError extends Error {
+  /** The socket path. */
+  readonly path: string;
+
+  /** Makes an error about `path`. */
+  constructor(path: string, detail: string, options?: ErrorOptions) {
+    super(`Cannot listen on "${path}": ${detail}`, options);
+    this.name = "SocketInUseError";
+    this.path = path;
+  }
+}
+
+class TimeoutError extends Error {
+  constructor(ms: number) {
+    super(`No data from the MTA for ${ms} ms`);
+    this.name = "TimeoutError";
+  }
+}
+
+/**
+ * Starts listening and serving; resolves once the socket is ready. A unix socket path holding a
+ * stale socket (nobody listening) is replaced; one with a live listener, or anything but a
+ * socket, is refused with {@link SocketInUseError}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { serve } from "./server.ts";
+ * const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+ * const dir = await Deno.makeTempDir();
+ * const server = await serve({
+ *   socket: { kind: "unix", path: `${dir}/milter.sock` },
+ *   logger: quiet,
+ *   umask: 0o007,
+ *   filter: {
+ *     needs: { actions: 0, events: [] },
+ *     connect: () => ({ endOfMessage: () => ({ modifications: [], action: "continue" }) }),
+ *   },
+ * });
+ * assert.equal((await Deno.lstat(`${dir}/milter.sock`)).mode! & 0o777, 0o770);
+ * await server.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function serve(options: ServeOptions): Promise<MilterServer> {
+  const server = new Server(options);
+  await server.listen();
+  return server;
+}
+
+interface Connection {
+  readonly conn: Deno.Conn;
+  readonly session: MilterSession;
+  // Set when this side closes the socket; reads and writes then fail quietly.
+  closed: boolean;
+  // Settles when shutdown gives up on the connection after the grace period, so a filter
+  // callback that never returns cannot hold close() forever.
+  readonly abandoned: PromiseWithResolvers<"abandoned">;
+}
+
+class Server implements MilterServer {
+  readonly #options: ServeOptions;
+  readonly #log: MilterLogger;
+  readonly #maxConnections: number;
+  readonly #readTimeoutMs: number;
+  readonly #graceMs: number;
+  #listener?: Deno.Listener;
+  #address?: SocketSpec;
+  #socketIno?: number | null;
+  readonly #live = new Map<Connection, Promise<void>>();
+  #stopping = false;
+  #closing?: Promise<void>;
+  #accepting?: Promise<void>;
+  #nextId = 1;
+
+  constructor(options: ServeOptions) {
+    this.#options = options;
+    this.#log = options.logger;
+    this.#maxConnections = positive(
+      "maxConnections",
+      options.maxConnections,
+      MAX_CONNECTIONS_DEFAULT,
+    );
+    this.#readTimeoutMs = positive("readTimeoutMs", options.readTimeoutMs, READ_TIMEOUT_MS_DEFAULT);
+    this.#graceMs = positive(
+      "shutdownGraceMs",
+      options.shutdownGraceMs,
+      SHUTDOWN_GRACE_MS_DEFAULT,
+      true,
+    );
+    // Checked now, so a bad limit fails at start rather than per connection.
+    new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
+  }
+
+  get address(): SocketSpec {
+    if (!this.#address) throw new Error("The milter server is not listening");
+    return this.#address;
+  }
+
+  get connections(): number {
+    return this.#live.size;
+  }
+
+  async listen(): Promise<void> {
+    const spec = this.#options.socket;
+    if (spec.kind === "inet") {
+      const listener = Deno.listen({ transport: "tcp", hostname: spec.host, port: spec.port });
+      this.#listener = listener;
+      this.#address = { kind: "inet", host: spec.host, port: listener.addr.port };
+    } else {
+      await this.#removeStaleSocket(spec.path);
+      const umask = this.#options.umask;
+      const previous = umask === undefined ? undefined : Deno.umask(umask);
+      try {
+        this.#listener = Deno.listen({ transport: "unix", path: spec.path });
+      } finally {
+        if (previous !== undefined) Deno.umask(previous);
+      }
+      if (umask !== undefined) await Deno.chmod(spec.path, 0o777 & ~umask);
+      this.#socketIno = (await Deno.lstat(spec.path)).ino;
+      this.#address = spec;
+    }
+    this.#log.info(`Milter listening on ${describeSpec(this.#address)}`);
+    this.#accepting = this.#acceptLoop(this.#listener);
+  }
+
+  async #removeStaleSocket(path: string): Promise<void> {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.lstat(path);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return;
+      throw error;
+    }
+    if (!info.isSocket) {
+      throw new SocketInUseError(path, "the path exists and is not a socket");
+    }
+    try {
+      const probe = await Deno.connect({ transport: "unix", path });
+      probe.close();
+    } catch (error) {
+      if (error instanceof Deno.errors.ConnectionRefused) {
+        await Deno.remove(path);
+        this.#log.info(`Removed stale socket "${path}"`);
+        return;
+      }
+      throw new SocketInUseError(path, `cannot tell whether it is in use`, { cause: error });
+    }
+    throw new SocketInUseError(path, "another process is listening on it");
+  }
+
+  async #acceptLoop(listener: Deno.Listener): Promise<void> {
+    while (!this.#stopping) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (this.#stopping) return;
+        this.#log.error(`Cannot accept a connection: ${errorText(error)}`);
+        await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
+        continue;
+      }
+      if (this.#stopping) {
+        safeClose(conn);
+        return;
+      }
+      const id = this.#nextId++;
+      if (this.#live.size >= this.#maxConnections) {
+        this.#log.warn(
+          `Connection limit ${this.#maxConnections} reached: closing connection ${id} from ${
+            describeAddr(conn.remoteAddr)
+          }`,
+        );
+        safeClose(conn);
+        continue;
+      }
+      const entry: Connection = {
+        conn,
+        session: new MilterSession(this.#options.filter, {
+          logger: this.#log,
+          onError: this.#options.onError,
+          label: `connection ${id}`,
+        }),
+        closed: false,
+        abandoned: Promise.withResolvers(),
+      };
+      this.#live.set(entry, this.#serveConnection(entry, id));
+    }
+  }
+
+  async #serveConnection(entry: Connection, id: number): Promise<void> {
+    const { conn, session } = entry;
+    this.#log.debug(`connection ${id}: opened from ${describeAddr(conn.remoteAddr)}`);
+    if ("setNoDelay" in conn && typeof conn.setNoDelay === "function") {
+      try {
+        (conn as Deno.TcpConn).setNoDelay(true);
+      } catch {
+        // The peer may already be gone; the first read will say so.
+      }
+    }
+    const decoder = new FrameDecoder({ maxFrameBytes: this.#options.maxFrameBytes });
+    const buffer = new Uint8Array(READ_BUFFER_BYTES);
+    try {
+      reading: while (!entry.closed) {
+        const n = await this.#timed(entry, () => conn.read(buffer));
+        if (n === null) break;
+        decoder.push(buffer.subarray(0, n));
+        for (let frame = decoder.next(); frame; frame = decoder.next()) {
+          const replies = await Promise.race([
+            session.handle(decodeCommand(frame)),
+            entry.abandoned.promise,
+          ]);
+          if (replies === "abandoned") break reading;
+          if (replies.length > 0) {
+            await this.#writeAll(entry, concat(replies.map(encodeReply)));
+          }
+          if (session.closed) break reading;
+          if (this.#stopping && !session.busy) {
+            this.#log.debug(`connection ${id}: closing at a transaction boundary for shutdown`);
+            break reading;
+          }
+        }
+      }
+    } catch (error) {
+      if (entry.closed && !(error instanceof TimeoutError)) {
+        // Closed from this side (shutdown); the read or write was interrupted by it.
+      } else if (error instanceof MilterProtocolError) {
+        this.#log.warn(`connection ${id}: ${error.message}; closing`);
+      } else if (error instanceof TimeoutError) {
+        this.#log.info(`connection ${id}: ${error.message}; closing`);
+      } else {
+        this.#log.warn(`connection ${id}: ${errorText(error)}; closing`);
+      }
+    } finally {
+      entry.closed = true;
+      safeClose(conn);
+      await Promise.race([session.close(), entry.abandoned.promise]);
+      this.#live.delete(entry);
+      this.#log.debug(`connection ${id}: closed`);
+    }
+  }
+
+  // Runs one socket operation under the idle limit; on expiry the socket is closed, which
+  // interrupts the operation, and a TimeoutError is thrown.
+  async #timed<T>(entry: Connection, op: () => Promise<T>): Promise<T> {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      entry.closed = true;
+      safeClose(entry.conn);
+    }, this.#readTimeoutMs);
+    try {
+      return await op();
+    } catch (error) {
+      if (timedOut) throw new TimeoutError(this.#readTimeoutMs);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #writeAll(entry: Connection, bytes: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < bytes.length) {
+      offset += await this.#timed(entry, () => entry.conn.write(bytes.subarray(offset)));
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#stopping = true;
+    try {
+      this.#listener?.close();
+    } catch {
+      // Already closed.
+    }
+    await this.#accepting;
+    for (const entry of this.#live.keys()) {
+      if (!entry.session.busy) {
+        entry.closed = true;
+        safeClose(entry.conn);
+      }
+    }
+    const all = Promise.all(this.#live.values());
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const graceOver = new Promise<"grace">((resolve) => {
+      timer = setTimeout(() => resolve("grace"), this.#graceMs);
+    });
+    const outcome = await Promise.race([all.then(() => "done" as const), graceOver]);
+    clearTimeout(timer);
+    if (outcome === "grace") {
+      this.#log.warn(
+        `Shutdown grace of ${this.#graceMs} ms over: closing ${this.#live.size} connection(s)`,
+      );
+      for (const entry of this.#live.keys()) {
+        entry.closed = true;
+        safeClose(entry.conn);
+        entry.abandoned.resolve("abandoned");
+      }
+      await Promise.all(this.#live.values());
+    }
+    await this.#removeOwnSocket();
+    this.#log.info(`Milter stopped listening on ${describeSpec(this.#address)}`);
+  }
+
+  async #removeOwnSocket(): Promise<void> {
+    const spec = this.#address;
+    if (spec?.kind !== "unix") return;
+    try {
+      const info = await Deno.lstat(spec.path);
+      // Only our own socket: another process may have taken the path since.
+      if (info.isSocket && info.ino === this.#socketIno) await Deno.remove(spec.path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) {
+        this.#log.warn(`Cannot remove socket "${spec.path}": ${errorText(error)}`);
+      }
+    }
+  }
+}
+
+// Timers fire at once beyond this many milliseconds (a signed 32-bit count).
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function positive(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  zeroOk = false,
+): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < (zeroOk ? 0 : 1) || v > MAX_TIMER_MS) {
+    throw new RangeError(
+      `Invalid "${name}" ${v}: expected an integer from ${zeroOk ? 0 : 1} to ${MAX_TIMER_MS}`,
+    );
+  }
+  return v;
+}
+
+function safeClose(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+function describeSpec(spec: SocketSpec | undefined): string {
+  if (!spec) return "(nothing)";
+  if (spec.kind === "unix") return `"${spec.path}"`;
+  return spec.host.includes(":") ? `[${spec.host}]:${spec.port}` : `${spec.host}:${spec.port}`;
+}
+
+function describeAddr(addr: Deno.Addr): string {
+  if (addr.transport === "tcp" || addr.transport === "udp") {
+    return addr.hostname.includes(":")
+      ? `[${addr.hostname}]:${addr.port}`
+      : `${addr.hostname}:${addr.port}`;
+  }
+  return "path" in addr && addr.path ? `"${addr.path}"` : "a unix socket";
+}

@@ -1,0 +1,109 @@
+/**
+ * A small filter for end-to-end milter tests (server, client, miltertest): it inserts an
+ * `X-Milter-Test` header at the top naming the queue id and the message's number on its
+ * connection, appends `X-Body-Bytes`, deletes `X-Remove-Me`, changes `X-Change-Me`, quarantines
+ * on `X-Quarantine: yes`, and refuses a message carrying `X-Reject: yes` (with a 550 reply code,
+ * decided at the header and given at the next reply point). It never looks at DKIM.
+ *
+ * @module
+ */
+
+import { asciiLower, latin1 } from "../../lib/bytes.ts";
+import { SMFIF_ADDHDRS, SMFIF_CHGHDRS, SMFIF_QUARANTINE } from "../../lib/milter/constants.ts";
+import type { FilterNeeds } from "../../lib/milter/negotiate.ts";
+import type { Filter, FilterConnection, Modification } from "../../lib/milter/session.ts";
+
+/** What the tag filter asks of the MTA: headers and body without replies, macros by list. */
+export const TAG_FILTER_NEEDS: FilterNeeds = {
+  actions: SMFIF_ADDHDRS | SMFIF_CHGHDRS,
+  optionalActions: SMFIF_QUARANTINE,
+  events: ["envFrom", "envRcpt", "header", "endOfHeaders", "body"],
+  noReply: ["header", "body"],
+  macros: { connect: ["j"], envFrom: ["i", "{auth_type}"], endOfMessage: ["i"] },
+};
+
+/** Counts of what the filter saw, across all connections, for tests to check. */
+export interface TagFilterStats {
+  connections: number;
+  closed: number;
+  aborted: number;
+  messages: number;
+}
+
+/** Makes a tag filter; `stats` is updated as connections come and go. */
+export function tagFilter(
+  stats: TagFilterStats = { connections: 0, closed: 0, aborted: 0, messages: 0 },
+  needs: FilterNeeds = TAG_FILTER_NEEDS,
+): Filter {
+  return {
+    needs,
+    connect(info): FilterConnection {
+      stats.connections++;
+      const space = info.session.leadingSpace ? " " : "";
+      let count = 0;
+      let rcpts = 0;
+      let bodyBytes = 0;
+      let seen = new Map<string, string>();
+      const reset = () => {
+        rcpts = 0;
+        bodyBytes = 0;
+        seen = new Map();
+      };
+      return {
+        envFrom() {
+          reset();
+        },
+        envRcpt() {
+          rcpts++;
+        },
+        header(name, value) {
+          const text = latin1(value).trim();
+          seen.set(asciiLower(name), text);
+          if (asciiLower(name) === "x-reject" && text === "yes") {
+            return { replycode: 550, xcode: "5.7.1", text: "Rejected by test filter" };
+          }
+          return "continue";
+        },
+        body(chunk) {
+          bodyBytes += chunk.length;
+        },
+        endOfMessage(macros) {
+          count++;
+          stats.messages++;
+          const mods: Modification[] = [
+            {
+              type: "insheader",
+              index: 0,
+              name: "X-Milter-Test",
+              value: `${space}${macros.get("i") ?? "none"} msg=${count} rcpts=${rcpts}`,
+            },
+            { type: "addheader", name: "X-Body-Bytes", value: `${space}${bodyBytes}` },
+          ];
+          if (seen.has("x-remove-me")) {
+            mods.push({ type: "chgheader", index: 1, name: "X-Remove-Me", value: "" });
+          }
+          if (seen.has("x-change-me")) {
+            mods.push({
+              type: "chgheader",
+              index: 1,
+              name: "X-Change-Me",
+              value: `${space}changed`,
+            });
+          }
+          if (seen.get("x-quarantine") === "yes") {
+            mods.push({ type: "quarantine", reason: "test quarantine" });
+          }
+          reset();
+          return { modifications: mods, action: "accept" };
+        },
+        abort() {
+          stats.aborted++;
+          reset();
+        },
+        close() {
+          stats.closed++;
+        },
+      };
+    },
+  };
+}
