@@ -146,11 +146,124 @@ export class BodyCanonicalizer {
     this.#cr = trailingCr;
   }
 
+  // Relaxed canonicalization leaves most of a body as it is: only whitespace runs, tabs and
+  // whitespace before a line end change. So the chunk is scanned read-only, unchanged spans go
+  // to the sink as subarrays of the chunk (no copy), and only the places that change, plus the
+  // chunk's last bytes (whose meaning depends on the next chunk), go through the byte-by-byte
+  // state machine.
   #pushRelaxed(chunk: Uint8Array, sink: ByteSink): void {
-    // Output never exceeds the input plus a few carried bytes (a space, a CR, the CR of a CRLF
-    // split across chunks), once line ends carried from earlier chunks go directly to the sink.
-    if (this.#scratch.length < chunk.length + 8) {
-      this.#scratch = new Uint8Array(Math.max(chunk.length + 8, 1024));
+    const n = chunk.length;
+    // The trailing whitespace and CRs of the chunk may pair with the next chunk's first bytes.
+    let tail = n;
+    while (tail > 0) {
+      const c = chunk[tail - 1];
+      if (c !== SP && c !== HTAB && c !== CR) break;
+      tail--;
+    }
+    let i = 0;
+    if (this.#cr || this.#space) i = this.#relaxedSlow(chunk, 0, n, true, sink);
+    while (i < tail) {
+      i = this.#relaxedSpan(chunk, i, tail, sink);
+      if (i < tail) i = this.#relaxedWhitespace(chunk, i, sink);
+    }
+    if (i < n) this.#relaxedSlow(chunk, i, n, false, sink);
+  }
+
+  // Emits the longest span from `start` (before `end`) that relaxed canonicalization does not
+  // change, holding back its trailing line ends; returns where the span stopped. Needs no pending
+  // space or CR. Every whitespace or CR byte before `end` has its next byte before `end` too,
+  // because the chunk's trailing whitespace and CRs lie at or after `end`.
+  #relaxedSpan(chunk: Uint8Array, start: number, end: number, sink: ByteSink): number {
+    let i = start;
+    let tab = -1; // position of the next tab at or after i, found lazily
+    outer: while (i < end) {
+      // Where the next space is far (base64, long words), jump there with a native search:
+      // everything before the next space or tab is unchanged, line ends included.
+      let sp = chunk.indexOf(SP, i);
+      if (sp === -1 || sp > end) sp = end;
+      if (sp - i >= JUMP_MIN) {
+        if (tab < i) {
+          tab = chunk.indexOf(HTAB, i);
+          if (tab === -1) tab = chunk.length;
+        }
+        i = Math.min(sp, tab, end);
+        if (i >= end) break;
+      }
+      // Otherwise (ordinary text) walk the line byte by byte, then try to jump again.
+      while (i < end) {
+        const c = chunk[i];
+        if (c > SP) {
+          i++;
+          continue;
+        }
+        if (c === SP) {
+          const d = chunk[i + 1];
+          if (d === SP || d === HTAB || (d === CR && chunk[i + 2] === LF)) break outer;
+          i++;
+          continue;
+        }
+        if (c === HTAB) break outer;
+        if (c === CR && chunk[i + 1] === LF) {
+          // A line end inside the span; look for a jump on the next line.
+          i += 2;
+          continue outer;
+        }
+        // A lone CR, a lone LF and other controls are content.
+        i++;
+      }
+    }
+    if (i > start) {
+      let contentEnd = i;
+      let pairs = 0;
+      while (
+        contentEnd - start >= 2 && chunk[contentEnd - 1] === LF && chunk[contentEnd - 2] === CR
+      ) {
+        contentEnd -= 2;
+        pairs++;
+      }
+      if (contentEnd > start) {
+        if (this.#crlfs > 0) {
+          emitCrlfs(this.#crlfs, sink);
+        }
+        sink(chunk.subarray(start, contentEnd));
+        this.#content = true;
+        this.#crlfs = pairs;
+      } else {
+        this.#crlfs += pairs;
+      }
+    }
+    return i;
+  }
+
+  // Handles a whitespace run at `start` that changes: dropped before a line end, else made one
+  // space. Returns the position after the run.
+  #relaxedWhitespace(chunk: Uint8Array, start: number, sink: ByteSink): number {
+    let k = start;
+    while (chunk[k] === SP || chunk[k] === HTAB) k++;
+    if (chunk[k] === CR && chunk[k + 1] === LF) return k;
+    if (this.#crlfs > 0) {
+      emitCrlfs(this.#crlfs, sink);
+      this.#crlfs = 0;
+    }
+    sink(SPACE);
+    this.#content = true;
+    return k;
+  }
+
+  // The byte-by-byte state machine for [from, to). With `untilClean`, it stops as soon as no
+  // space or CR is pending, so the span scanner can take over. Returns where it stopped.
+  #relaxedSlow(
+    chunk: Uint8Array,
+    from: number,
+    to: number,
+    untilClean: boolean,
+    sink: ByteSink,
+  ): number {
+    // Output never exceeds the input plus a few carried bytes (a space, a CR); line ends
+    // carried from earlier chunks, which can be many, go straight to the sink when they would
+    // not fit.
+    if (this.#scratch.length < to - from + 8) {
+      this.#scratch = new Uint8Array(Math.max(to - from + 8, 256));
     }
     const out = this.#scratch;
     let o = 0;
@@ -158,31 +271,23 @@ export class BodyCanonicalizer {
     let cr = this.#cr;
     let space = this.#space;
     let content = this.#content;
-    let carried = crlfs > 0; // pending line ends from earlier chunks go straight to the sink
-    const n = chunk.length;
-    for (let i = 0; i < n; i++) {
-      let c = chunk[i];
+    let i = from;
+    for (; i < to; i++) {
+      if (untilClean && !cr && !space) break;
+      const c = chunk[i];
       if (cr) {
         cr = false;
         if (c === LF) {
-          // Line end: whitespace before it is dropped.
+          // A line end: whitespace before it is dropped (§3.4.4 a).
           space = false;
           crlfs++;
           continue;
         }
-        // The CR was a content byte; emit it, then handle c below.
+        // The CR was an ordinary byte after all: emit it before c.
         if (crlfs > 0) {
-          if (carried) {
-            if (o > 0) sink(out.subarray(0, o));
-            o = 0;
-            emitCrlfs(crlfs, sink);
-            carried = false;
-          } else {
-            for (let k = 0; k < crlfs; k++) {
-              out[o++] = CR;
-              out[o++] = LF;
-            }
-          }
+          if (o > 0) sink(out.subarray(0, o));
+          o = 0;
+          emitCrlfs(crlfs, sink);
           crlfs = 0;
         }
         if (space) {
@@ -201,17 +306,9 @@ export class BodyCanonicalizer {
         continue;
       }
       if (crlfs > 0) {
-        if (carried) {
-          if (o > 0) sink(out.subarray(0, o));
-          o = 0;
-          emitCrlfs(crlfs, sink);
-          carried = false;
-        } else {
-          for (let k = 0; k < crlfs; k++) {
-            out[o++] = CR;
-            out[o++] = LF;
-          }
-        }
+        if (o > 0) sink(out.subarray(0, o));
+        o = 0;
+        emitCrlfs(crlfs, sink);
         crlfs = 0;
       }
       if (space) {
@@ -220,25 +317,20 @@ export class BodyCanonicalizer {
       }
       out[o++] = c;
       content = true;
-      // Copy the rest of a run of ordinary bytes in one go.
-      let j = i + 1;
-      while (j < n) {
-        c = chunk[j];
-        if (c === CR || c === SP || c === HTAB) break;
-        j++;
-      }
-      if (j > i + 1) {
-        out.set(chunk.subarray(i + 1, j), o);
-        o += j - i - 1;
-        i = j - 1;
-      }
     }
     if (o > 0) sink(out.subarray(0, o));
     this.#crlfs = crlfs;
     this.#cr = cr;
     this.#space = space;
     this.#content = content;
+    return i;
   }
 }
 
 const SPACE = Uint8Array.of(SP);
+
+/**
+ * Distance to the next space from which the span scanner jumps with a native search instead of
+ * walking byte by byte: a native call costs about as much as walking a few dozen bytes.
+ */
+const JUMP_MIN = 48;

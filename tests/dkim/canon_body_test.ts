@@ -136,6 +136,29 @@ Deno.test("BodyCanonicalizer agrees with the RFC reference on 2000 random bodies
   }
 });
 
+Deno.test("BodyCanonicalizer agrees with the RFC reference on long lines with rare whitespace", () => {
+  // Long runs without spaces take the native-search path; whitespace and line ends are rare.
+  const random = prng(8463);
+  const rare = [" ", "  ", "\t", "\r", "\n", "\r\n", "\r\n\r\n", " \r\n"];
+  for (let n = 0; n < 400; n++) {
+    let body = "";
+    const len = Math.floor(random() * 600);
+    for (let i = 0; i < len; i++) {
+      body += random() < 0.97 ? "x" : rare[Math.floor(random() * rare.length)];
+    }
+    const bytes = fromLatin1(body);
+    const pieces: Uint8Array[] = [];
+    for (let i = 0; i < bytes.length;) {
+      const size = 1 + Math.floor(random() * 200);
+      pieces.push(bytes.subarray(i, i + size));
+      i += size;
+    }
+    const label = JSON.stringify(body);
+    assert.equal(canonicalize("simple", pieces), simpleReference(body), `simple ${label}`);
+    assert.equal(canonicalize("relaxed", pieces), relaxedReference(body), `relaxed ${label}`);
+  }
+});
+
 Deno.test("BodyCanonicalizer keeps memory constant for a long run of empty lines", () => {
   // 10 MB of CRLFs then one byte: the run is emitted in fixed-size blocks, never as one array.
   const c = new BodyCanonicalizer("relaxed");
