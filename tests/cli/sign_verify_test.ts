@@ -1,0 +1,234 @@
+import assert from "node:assert/strict";
+import { fromLatin1, latin1, toBase64 } from "../../lib/bytes.ts";
+import { splitMessage } from "../../lib/dkim/header.ts";
+import { parseSignature } from "../../lib/dkim/signature.ts";
+import { runCli } from "../helpers/run_cli.ts";
+import { KEYS_DIR, loadKey, MESSAGE } from "../helpers/dkim_fixtures.ts";
+
+const RSA = new URL("rsa2048_pkcs8.pem", KEYS_DIR).pathname;
+const PKCS1 = new URL("rsa2048_pkcs1.pem", KEYS_DIR).pathname;
+const ED = new URL("ed25519.pem", KEYS_DIR).pathname;
+const SEED = new URL("dknewkey_ed25519.key", KEYS_DIR).pathname;
+
+async function keyFile(dir: string): Promise<string> {
+  const lines = [];
+  for (
+    const [selector, name] of [["rsa", "rsa2048_pkcs8.pem"], ["ed", "ed25519.pem"], [
+      "seed",
+      "dknewkey_ed25519.key",
+    ]]
+  ) {
+    const key = await loadKey(name);
+    lines.push(
+      `${selector}._domainkey.example.com v=DKIM1; k=${key.type}; p=${toBase64(key.publicKey)}`,
+    );
+  }
+  const path = `${dir}/keys.txt`;
+  await Deno.writeTextFile(path, lines.join("\n") + "\n");
+  return path;
+}
+
+Deno.test("dkimd sign | dkimd verify: RSA, Ed25519 and a dknewkey seed in one pass", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const signed = await runCli(
+      [
+        "sign",
+        "-d",
+        "example.com",
+        "-s",
+        "rsa",
+        "-k",
+        RSA,
+        "-s",
+        "ed",
+        "-k",
+        ED,
+        "-s",
+        "seed",
+        "-k",
+        SEED,
+      ],
+      { stdin: MESSAGE },
+    );
+    assert.equal(signed.code, 0, signed.stderr);
+    const { fields } = splitMessage(signed.stdout);
+    assert.deepEqual(fields.slice(0, 3).map((f) => parseSignature(f).selector), [
+      "rsa",
+      "ed",
+      "seed",
+    ]);
+    // Everything after the new fields is the input, byte for byte.
+    assert.equal(latin1(signed.stdout).endsWith(latin1(MESSAGE)), true);
+    const keys = await keyFile(dir);
+    const verified = await runCli(["verify", "--test-keys", keys, "--authserv-id", "mx.test"], {
+      stdin: signed.stdout,
+    });
+    assert.equal(verified.code, 0, verified.stderr);
+    assert.match(verified.text, /^mx\.test;\n\tdkim=pass \(2048-bit key\) header\.d=example\.com/);
+    assert.equal(verified.text.match(/dkim=pass/g)?.length, 3);
+    const json = await runCli(["verify", "--test-keys", keys, "--json"], { stdin: signed.stdout });
+    const parsed = JSON.parse(json.text);
+    assert.deepEqual(
+      parsed.map((v: { selector: string; result: string }) => [v.selector, v.result]),
+      [
+        ["rsa", "pass"],
+        ["ed", "pass"],
+        ["seed", "pass"],
+      ],
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dkimd sign keeps Unix line ends and dkimd verify reads them", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const unix = fromLatin1(latin1(MESSAGE).replaceAll("\r\n", "\n"));
+    await Deno.writeFile(`${dir}/m.eml`, unix);
+    const signed = await runCli([
+      "sign",
+      "-d",
+      "example.com",
+      "-s",
+      "rsa",
+      "-k",
+      PKCS1,
+      `${dir}/m.eml`,
+    ]);
+    assert.equal(signed.code, 0, signed.stderr);
+    assert.ok(!signed.stdout.includes(13), "no CR in the output");
+    assert.ok(latin1(signed.stdout).endsWith(latin1(unix)));
+    const keys = await keyFile(dir);
+    await Deno.writeFile(`${dir}/s.eml`, signed.stdout);
+    const verified = await runCli(["verify", "--test-keys", keys, `${dir}/s.eml`]);
+    assert.equal(verified.code, 0, verified.stderr + verified.text);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dkimd verify exits 1 for a tampered or unsigned message", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const signed = await runCli(["sign", "-d", "example.com", "-s", "ed", "-k", ED], {
+      stdin: MESSAGE,
+    });
+    const tampered = fromLatin1(latin1(signed.stdout).replace("Noon", "Nine"));
+    const keys = await keyFile(dir);
+    const bad = await runCli(["verify", "--test-keys", keys, "--authserv-id", "mx"], {
+      stdin: tampered,
+    });
+    assert.equal(bad.code, 1);
+    assert.match(bad.text, /dkim=fail \(256-bit key\) reason="body hash did not verify"/);
+    const none = await runCli(["verify", "--test-keys", keys, "--authserv-id", "mx"], {
+      stdin: MESSAGE,
+    });
+    assert.equal(none.code, 1);
+    assert.equal(none.text, "mx; dkim=none\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// Every bad input gets one line on stderr naming the flag or file, status 2, no stack trace.
+const usageErrors: { name: string; args: string[]; stdin?: string; message: RegExp }[] = [
+  {
+    name: "an unknown option",
+    args: ["sign", "--bogus"],
+    message: /^dkimd sign: unknown option "--bogus"$/,
+  },
+  {
+    name: "a missing key",
+    args: ["sign", "-d", "example.com", "-s", "s"],
+    message: /--key is required/,
+  },
+  {
+    name: "a missing selector",
+    args: ["sign", "-d", "example.com", "-k", ED],
+    message: /--selector is required/,
+  },
+  {
+    name: "an unreadable key file",
+    args: ["sign", "-d", "example.com", "-s", "s", "-k", "/nonexistent/k.pem"],
+    message: /^dkimd sign: cannot read key "\/nonexistent\/k.pem": no such file$/,
+  },
+  {
+    name: "a file that is not a key",
+    args: ["sign", "-d", "example.com", "-s", "s", "-k", "/etc/hostname"],
+    message: /^dkimd sign: Cannot use key "\/etc\/hostname"/,
+  },
+  {
+    name: "an algorithm the key cannot do",
+    args: ["sign", "-d", "example.com", "-s", "s", "-k", ED, "-a", "rsa-sha256"],
+    stdin: "From: a@b\r\n\r\nx\r\n",
+    message: /needs a rsa key/,
+  },
+  {
+    name: "rsa-sha1",
+    args: ["sign", "-d", "example.com", "-s", "s", "-k", RSA, "-a", "rsa-sha1"],
+    stdin: "From: a@b\r\n\r\nx\r\n",
+    message: /RFC 8301/,
+  },
+  {
+    name: "a bad canonicalization",
+    args: ["sign", "-d", "example.com", "-s", "s", "-k", ED, "-c", "loose"],
+    message: /--canonicalization "loose"/,
+  },
+  {
+    name: "mismatched repeated flags",
+    args: ["sign", "-d", "a.com", "-d", "b.com", "-d", "c.com", "-s", "s", "-k", ED, "-k", RSA],
+    message: /--domain is given 3 times for 2 keys/,
+  },
+  {
+    name: "input that is not a message",
+    args: ["sign", "-d", "example.com", "-s", "s", "-k", ED],
+    stdin: "this is not\na message\n",
+    message: /^dkimd sign: standard input is not a message: Message line 1 is not a header field/,
+  },
+  {
+    name: "empty input",
+    args: ["verify", "--test-keys", "/dev/null"],
+    stdin: "",
+    message: /standard input is empty/,
+  },
+  {
+    name: "a missing message file",
+    args: ["verify", "--test-keys", "/dev/null", "/nonexistent.eml"],
+    message: /^dkimd verify: cannot read "\/nonexistent.eml": no such file$/,
+  },
+  {
+    name: "a bad nameserver",
+    args: ["verify", "--nameserver", "dns.example"],
+    stdin: "From: a@b\r\n\r\n",
+    message: /^dkimd verify: --nameserver: .*"dns.example"/,
+  },
+  {
+    name: "a bad timeout",
+    args: ["verify", "--timeout", "soon"],
+    message: /--timeout needs a whole number/,
+  },
+  { name: "an unknown command", args: ["frobnicate"], message: /unknown command "frobnicate"/ },
+];
+
+for (const c of usageErrors) {
+  Deno.test(`dkimd reports ${c.name} in one line with status 2`, async () => {
+    const r = await runCli(c.args, {
+      stdin: c.stdin === undefined ? undefined : fromLatin1(c.stdin),
+    });
+    assert.equal(r.code, 2, r.stderr);
+    const lines = r.stderr.trimEnd().split("\n");
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], c.message);
+    assert.doesNotMatch(r.stderr, /^\s+at /m);
+  });
+}
+
+Deno.test("dkimd --help, sign --help and verify --help print usage", async () => {
+  for (const args of [["--help"], ["sign", "--help"], ["verify", "--help"]]) {
+    const r = await runCli(args);
+    assert.equal(r.code, 0);
+    assert.match(r.text, /Usage: dkimd/);
+  }
+});
