@@ -5,7 +5,9 @@
  */
 import { VERSION } from "../version.ts";
 import { UsageError } from "./args.ts";
+import { runGenkey } from "./genkey.ts";
 import { runSign } from "./sign.ts";
+import { runTestkey } from "./testkey.ts";
 import { runVerify } from "./verify.ts";
 
 const USAGE = `dkimd ${VERSION}: DKIM signing and verifying (RFC 6376, 8463, 8301)
@@ -15,6 +17,8 @@ Usage: dkimd <command> [options]
 Commands:
   sign      sign a message (file or stdin) and print it with its DKIM-Signature
   verify    verify a message's signatures and print Authentication-Results
+  genkey    make a key pair: SELECTOR.private and the DNS record SELECTOR.txt
+  testkey   check a published key record against its private key
   version   print the version
 
 Run "dkimd <command> --help" for a command's options.
@@ -25,6 +29,8 @@ type Command = (args: readonly string[]) => Promise<number>;
 const COMMANDS: Record<string, Command> = {
   sign: runSign,
   verify: runVerify,
+  genkey: runGenkey,
+  testkey: runTestkey,
 };
 
 /**
