@@ -86,6 +86,7 @@ elsif ( my $ns = $keys->{nameserver} ) {
         defnames    => 0,
         dnsrch      => 0,
     );
+    # EDNS0 payload size of DNS Flag Day 2020: big enough for a 4096-bit key record in UDP.
     $resolver->udppacketsize(1232);
     Mail::DKIM::DNS::resolver($resolver);
 }
