@@ -101,7 +101,7 @@ export interface MilterClientOptions {
   readonly actions?: number;
   /** `SMFIP_*` flags offered; default all of version 6 (0x1FFFFF), as Postfix offers. */
   readonly protocol?: number;
-  /** Longest wait for each reply, and for connecting; default {@link CLIENT_TIMEOUT_MS_DEFAULT}. */
+  /** Longest wait for each reply, write and connect; default {@link CLIENT_TIMEOUT_MS_DEFAULT}. */
   readonly timeoutMs?: number;
   /** Largest reply frame accepted; default 1 MiB. */
   readonly maxFrameBytes?: number;
@@ -168,11 +168,14 @@ export interface MessageResult {
   readonly replies: readonly ReplyRecord[];
 }
 
-/** No reply came within the client's timeout; the connection has been closed. */
+/** No reply came (or a write did not finish) within the client's timeout; the connection has been closed. */
 export class MilterTimeoutError extends Error {
   /** Makes an error for a wait of `ms` milliseconds. */
   constructor(ms: number, what: string, options?: ErrorOptions) {
-    super(`No ${what} from the milter within ${ms} ms`, options);
+    super(
+      `No ${what} ${what === "write" ? "completed" : "from the milter"} within ${ms} ms`,
+      options,
+    );
     this.name = "MilterTimeoutError";
   }
 }
@@ -295,8 +298,21 @@ export class MilterClient {
     const bytes = concat(this.#pending);
     this.#pending = [];
     this.#pendingBytes = 0;
-    let offset = 0;
-    while (offset < bytes.length) offset += await this.#conn.write(bytes.subarray(offset));
+    // A filter that stops reading would block the write once the socket buffers fill.
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.close();
+    }, this.#timeoutMs);
+    try {
+      let offset = 0;
+      while (offset < bytes.length) offset += await this.#conn.write(bytes.subarray(offset));
+    } catch (error) {
+      if (timedOut) throw new MilterTimeoutError(this.#timeoutMs, "write", { cause: error });
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**

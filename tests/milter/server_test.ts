@@ -410,3 +410,38 @@ Deno.test("serve() rejects invalid limits before listening", async () => {
     );
   }
 });
+
+Deno.test("MilterClient.quitNewConnection() starts a new SMTP connection on the same socket", async () => {
+  const { server, stats } = await start();
+  const client = await MilterClient.connect(server.address);
+  expectTagged(await client.sendMessage(message(1)), 1, 1, 25);
+  await client.abort();
+  await client.quitNewConnection();
+  // The new connection counts its messages from one again.
+  expectTagged(await client.sendMessage(message(2)), 2, 1, 25);
+  await client.quit();
+  await until(() => stats.closed === 2, "both filter connections to close");
+  assert.equal(stats.connections, 2);
+  await server.close();
+});
+
+Deno.test("MilterClient.readReply() gives up after its timeout", async () => {
+  const filter: Filter = {
+    needs: { actions: 0, events: [] },
+    connect: () => ({
+      endOfMessage: () => new Promise(() => {}), // never answers
+    }),
+  };
+  const server = await serve({
+    socket: LOOPBACK,
+    filter,
+    logger: new MemoryLogger(),
+    shutdownGraceMs: 0,
+  });
+  const client = await MilterClient.connect(server.address, { timeoutMs: 100 });
+  await assert.rejects(
+    () => client.sendMessage({ headers: [] }),
+    /No reply to end of message from the milter within 100 ms/,
+  );
+  await server.close();
+});
