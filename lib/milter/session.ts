@@ -333,6 +333,7 @@ const FALLBACK: Negotiation = {
 const UNKNOWN_CLIENT = { hostname: "unknown", family: "unknown", port: 0, address: "" } as const;
 
 const CONTINUE: Reply = { type: "continue" };
+const SKIP: Reply = { type: "skip" };
 
 function describe(action: unknown): string {
   return typeof action === "string" ? action : JSON.stringify(action);
@@ -346,14 +347,13 @@ function errorText(error: unknown): string {
  * The reply for a final or continue action, checked: an invalid action (a typo from untyped code,
  * a bad reply code) throws `TypeError`, which the session treats as a filter error.
  */
-function actionReply(action: Action | "skip"): Reply {
+function actionReply(action: Action): Reply {
   switch (action) {
     case "continue":
     case "accept":
     case "reject":
     case "tempfail":
     case "discard":
-    case "skip":
       return { type: action };
   }
   if (typeof action !== "object" || action === null) {
@@ -663,7 +663,7 @@ export class MilterSession {
       if (action === "skip") {
         if (event !== "body") throw new TypeError(`Invalid filter action "skip" at ${event}`);
         tx.skipBody = true;
-        return owed ? [this.#negotiation?.skip ? actionReply("skip") : CONTINUE] : [];
+        return owed ? [this.#negotiation?.skip ? SKIP : CONTINUE] : [];
       }
       const reply = actionReply(action);
       if (isFinal(action)) {
@@ -764,7 +764,7 @@ export class MilterSession {
     const tx = this.#transaction("BODY");
     this.#advance(tx, BODY, "BODY");
     if (tx.skipBody && !tx.decided && !this.#connDecided) {
-      return this.#owed("body") ? [this.#negotiation?.skip ? actionReply("skip") : CONTINUE] : [];
+      return this.#owed("body") ? [this.#negotiation?.skip ? SKIP : CONTINUE] : [];
     }
     return await this.#messageEvent("body", tx, (c) => c.body?.(chunk));
   }

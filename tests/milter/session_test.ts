@@ -318,6 +318,13 @@ Deno.test("MilterSession.handle() refuses one recipient without ending the messa
   assert.ok(filter.calls.includes("eom"));
 });
 
+Deno.test("MilterSession.handle() treats skip from HELO as a filter error", async () => {
+  const { session, log } = setup(ALL_EVENTS, { helo: () => "skip" as never }, "tempfail");
+  const replies = await run(session, [POSTFIX_OFFER, CONNECT, { type: "helo", name: "h" }]);
+  assert.deepEqual(replies[2], [{ type: "tempfail" }]);
+  assert.ok(log.find("error", /Invalid filter action skip/));
+});
+
 Deno.test("MilterSession.handle() makes a HELO rejection final for the connection", async () => {
   const { session, filter } = setup(ALL_EVENTS, { helo: () => "reject" });
   const replies = await run(session, [
