@@ -47,7 +47,7 @@ const available = await Deno.stat(MILTERTEST).then(() => true, () => false);
 const LOOPBACK: SocketSpec = { kind: "inet", host: "127.0.0.1", port: 0 };
 
 Deno.test({
-  name: "miltertest negotiate.lua: versions 6 and 2 negotiated, version 1 refused",
+  name: "serve() passes miltertest negotiate.lua: versions 6 and 2 negotiated, version 1 refused",
   ignore: !available,
   fn: async () => {
     const stats = await runScript("negotiate.lua", LOOPBACK);
@@ -57,7 +57,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "miltertest transactions.lua: five transactions on one connection over TCP",
+  name: "serve() passes miltertest transactions.lua: five transactions on one connection over TCP",
   ignore: !available,
   fn: async () => {
     const stats = await runScript("transactions.lua", LOOPBACK);
@@ -66,7 +66,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "miltertest transactions.lua: the same over a unix socket",
+  name: "serve() passes miltertest transactions.lua: the same over a unix socket",
   ignore: !available,
   fn: async () => {
     const tmp = await Deno.makeTempDir();
@@ -80,7 +80,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "miltertest abort.lua: ABORT mid-body resets only the transaction",
+  name: "serve() passes miltertest abort.lua: ABORT mid-body resets only the transaction",
   ignore: !available,
   fn: async () => {
     const stats = await runScript("abort.lua", LOOPBACK);
