@@ -214,3 +214,132 @@ export function formatZoneFileRecord(spec: KeyRecordSpec, options: ZoneFileOptio
     : "";
   return `${owner}\tIN\tTXT\t( ${strings} ) ${comment}\n`;
 }
+
+/** A zone-file TXT record that cannot be read. */
+export class ZoneFileSyntaxError extends SyntaxError {
+  /** Character offset of the problem in the text. */
+  readonly offset: number;
+
+  /** Makes the error for the problem `message` at `offset`. */
+  constructor(message: string, offset: number, options?: ErrorOptions) {
+    super(`Cannot read the TXT record at character ${offset + 1}: ${message}`, options);
+    this.name = "ZoneFileSyntaxError";
+    this.offset = offset;
+  }
+}
+
+/** Largest zone-file text {@link parseZoneFileRecord} reads: a TXT RDATA is at most 64 KiB. */
+export const MAX_ZONE_FILE_RECORD_CHARS = 256 * 1024;
+
+/** A TXT record read from zone-file text. */
+export interface ZoneFileRecord {
+  /** The owner name as written, such as `dkim._domainkey` or `dkim._domainkey.example.com.`. */
+  readonly owner: string;
+  /** The character-strings, unescaped, one byte per character. */
+  readonly strings: readonly string[];
+  /** The strings joined: the record a lookup returns (RFC 6376 §3.6.2.2). */
+  readonly record: string;
+}
+
+/**
+ * Reads one TXT record in zone-file syntax (RFC 1035 §5.1), as opendkim-genkey and
+ * {@link formatZoneFileRecord} write it: owner, optional TTL and class, `TXT`, then quoted
+ * character-strings, optionally in parentheses over several lines, with `\"`, `\\` and `\DDD`
+ * escapes, and `;` comments. A string over 255 bytes is an error, as in any zone loader.
+ * Throws {@link ZoneFileSyntaxError}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseZoneFileRecord } from "./key_text.ts";
+ * const r = parseZoneFileRecord('s._domainkey\tIN\tTXT\t( "v=DKIM1; k=rsa; "\n\t  "p=AB" )  ; key\n');
+ * assert.equal(r.owner, "s._domainkey");
+ * assert.equal(r.record, "v=DKIM1; k=rsa; p=AB");
+ * ```
+ */
+export function parseZoneFileRecord(text: string): ZoneFileRecord {
+  if (text.length > MAX_ZONE_FILE_RECORD_CHARS) {
+    throw new ZoneFileSyntaxError(
+      `the text is longer than ${MAX_ZONE_FILE_RECORD_CHARS} characters`,
+      MAX_ZONE_FILE_RECORD_CHARS,
+    );
+  }
+  const tokens: { text: string; quoted: boolean; offset: number }[] = [];
+  let depth = 0;
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i];
+    if (c === ";") {
+      while (i < text.length && text[i] !== "\n") i++;
+    } else if (c === "\n") {
+      if (depth === 0 && tokens.length > 0) break;
+      i++;
+    } else if (c === " " || c === "\t" || c === "\r") {
+      i++;
+    } else if (c === "(") {
+      depth++;
+      i++;
+    } else if (c === ")") {
+      if (--depth < 0) throw new ZoneFileSyntaxError('")" without "("', i);
+      i++;
+    } else if (c === '"') {
+      const start = i++;
+      let value = "";
+      while (true) {
+        if (i >= text.length) throw new ZoneFileSyntaxError("unterminated string", start);
+        const d = text[i];
+        if (d === '"') break;
+        if (d === "\\") {
+          const digits = text.slice(i + 1, i + 4);
+          if (/^[0-9]{3}$/.test(digits)) {
+            const code = Number(digits);
+            if (code > 255) throw new ZoneFileSyntaxError(`escape "\\${digits}" is over 255`, i);
+            value += String.fromCharCode(code);
+            i += 4;
+            continue;
+          }
+          if (i + 1 >= text.length) throw new ZoneFileSyntaxError("unterminated string", start);
+          value += text[i + 1];
+          i += 2;
+          continue;
+        }
+        if (d.charCodeAt(0) > 0xff) {
+          throw new ZoneFileSyntaxError("a character outside latin1 in a string", i);
+        }
+        value += d;
+        i++;
+      }
+      i++;
+      if (value.length > MAX_CHARACTER_STRING_BYTES) {
+        throw new ZoneFileSyntaxError(
+          `a string of ${value.length} bytes; at most ${MAX_CHARACTER_STRING_BYTES} fit (RFC 1035 §3.3)`,
+          start,
+        );
+      }
+      tokens.push({ text: value, quoted: true, offset: start });
+    } else {
+      const start = i;
+      while (i < text.length && !/[\s;()"]/.test(text[i])) i++;
+      tokens.push({ text: text.slice(start, i), quoted: false, offset: start });
+    }
+  }
+  if (depth !== 0) throw new ZoneFileSyntaxError('"(" without ")"', text.length);
+  const typeAt = tokens.findIndex((t) => !t.quoted && t.text.toUpperCase() === "TXT");
+  if (typeAt < 1 || tokens[0].quoted) {
+    throw new ZoneFileSyntaxError("expected an owner name, then TXT", tokens[0]?.offset ?? 0);
+  }
+  for (const t of tokens.slice(1, typeAt)) {
+    if (t.quoted || !/^(?:[0-9]+|IN)$/i.test(t.text)) {
+      throw new ZoneFileSyntaxError(`"${t.text}" is not a TTL or the class IN`, t.offset);
+    }
+  }
+  const strings = tokens.slice(typeAt + 1);
+  if (strings.length === 0) throw new ZoneFileSyntaxError("TXT without strings", text.length);
+  const bare = strings.find((t) => !t.quoted);
+  if (bare) throw new ZoneFileSyntaxError(`"${bare.text}" is not a quoted string`, bare.offset);
+  return {
+    owner: tokens[0].text,
+    strings: strings.map((t) => t.text),
+    record: strings.map((t) => t.text).join(""),
+  };
+}
