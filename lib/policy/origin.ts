@@ -6,18 +6,19 @@
  * @module
  */
 
-/** The place a value was read from. Lines count from 1. */
+/** The place a value was read from. Lines count from 1; line 0 means the whole file. */
 export interface Origin {
   /** The file the value was read from, as it was named (not resolved). */
   readonly file: string;
-  /** The 1-based line number. */
+  /** The 1-based line number, or 0 for the file as a whole (it could not be read). */
   readonly line: number;
   /** For YAML, the path of the node (`keyTable.mail.keyFile`); absent for flat files. */
   readonly path?: string;
 }
 
 /**
- * Formats an origin as `file:line`, with the YAML path in parentheses when there is one.
+ * Formats an origin as `file:line` (just `file` for line 0), with the YAML path in parentheses
+ * when there is one.
  *
  * @example
  * ```ts
@@ -25,10 +26,11 @@ export interface Origin {
  * import { formatOrigin } from "./origin.ts";
  * assert.equal(formatOrigin({ file: "/etc/opendkim.conf", line: 12 }), "/etc/opendkim.conf:12");
  * assert.equal(formatOrigin({ file: "d.yaml", line: 3, path: "keyTable.a" }), "d.yaml:3 (keyTable.a)");
+ * assert.equal(formatOrigin({ file: "/etc/opendkim.conf", line: 0 }), "/etc/opendkim.conf");
  * ```
  */
 export function formatOrigin(origin: Origin): string {
-  const base = `${origin.file}:${origin.line}`;
+  const base = origin.line > 0 ? `${origin.file}:${origin.line}` : origin.file;
   return origin.path ? `${base} (${origin.path})` : base;
 }
 
