@@ -1,0 +1,568 @@
+import assert from "node:assert/strict";
+import { toBase64 } from "../../lib/bytes.ts";
+import { importPrivateKey, type SigningKey } from "../../lib/crypto/keys.ts";
+import { formatKeyRecord, parseZoneFileRecord } from "../../lib/dkim/key_text.ts";
+import { DnsError, type DnsErrorCode } from "../../lib/dns/resolver.ts";
+import {
+  checkKeyRecord,
+  describeDnsError,
+  TESTKEY_EXIT,
+  unsafeModeWarning,
+} from "../../lib/cli/testkey.ts";
+import { edKey, loadKey, rsaKey } from "../helpers/dkim_fixtures.ts";
+import { startDnsServer } from "../helpers/dns_server.ts";
+import { startFakeDnsServer } from "../helpers/fake_dns_server.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
+const KEYS = new URL("../testdata/keys/", import.meta.url);
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `dkimd ARGS` in `cwd`, as a user would. */
+async function dkimd(args: readonly string[], cwd: string): Promise<Run> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", "--config", CONFIG, MAIN, ...args],
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+/** The record `key` publishes, as opendkim-genkey writes it for RSA (with h=sha256). */
+function record(key: SigningKey, extra = ""): string {
+  return `v=DKIM1; ${key.type === "rsa" ? "h=sha256; " : ""}k=${key.type}; ${extra}p=${
+    toBase64(key.publicKey)
+  }`;
+}
+
+Deno.test("checkKeyRecord() checks each tag and the key, one finding per problem", async () => {
+  const rsa = await rsaKey();
+  const ed = await edKey();
+  const weak = await loadKey("rsa1024.pem");
+  const tiny = await loadKey("rsa1023.pem");
+  const big = await loadKey("rsa4096.pem");
+  const other = await loadKey("rsa3072.pem");
+  const p = toBase64(rsa.publicKey);
+  const cases: {
+    name: string;
+    text: string;
+    key?: SigningKey;
+    status: number;
+    errors?: (string | RegExp)[];
+    warnings?: (string | RegExp)[];
+  }[] = [
+    { name: "RSA key with its private key", text: record(rsa), key: rsa, status: 0 },
+    { name: "Ed25519 key with its private key", text: record(ed), key: ed, status: 0 },
+    { name: "no private key given", text: record(rsa), status: 0 },
+    { name: "minimal record", text: `p=${p}`, key: rsa, status: 0 },
+    { name: "folded p=", text: `v=DKIM1; p=${p.slice(0, 99)}\r\n\t${p.slice(99)}`, status: 0 },
+    { name: "sha1 and sha256", text: record(rsa).replace("sha256", "sha1:sha256"), status: 0 },
+    { name: "s=email", text: record(rsa, "s=email; "), status: 0 },
+    { name: "s=*", text: record(rsa, "s=*; "), status: 0 },
+    { name: "t=s", text: record(rsa, "t=s; "), status: 0 },
+    { name: "unknown tag", text: record(rsa, "x=1; "), status: 0 },
+    { name: "4096 bits", text: record(big), key: big, status: 0 },
+    {
+      name: "another key",
+      text: record(other),
+      key: rsa,
+      status: TESTKEY_EXIT.mismatch,
+      errors: ["public key does not match private key"],
+    },
+    {
+      name: "Ed25519 record, RSA private key",
+      text: record(ed),
+      key: rsa,
+      status: TESTKEY_EXIT.mismatch,
+      errors: [
+        "public key does not match private key: the record holds an Ed25519 key, the private key is RSA",
+      ],
+    },
+    {
+      name: "RSA record, Ed25519 private key",
+      text: record(rsa),
+      key: ed,
+      status: TESTKEY_EXIT.mismatch,
+      errors: [
+        "public key does not match private key: the record holds an RSA key, the private key is Ed25519",
+      ],
+    },
+    {
+      name: "revoked",
+      text: "v=DKIM1; k=rsa; p=",
+      key: rsa,
+      status: TESTKEY_EXIT.unavailable,
+      errors: ["key is revoked (p= empty)"],
+    },
+    {
+      name: "no p=",
+      text: "v=DKIM1; k=rsa",
+      status: TESTKEY_EXIT.unavailable,
+      errors: ["p= is missing: a key record must publish a key"],
+    },
+    {
+      name: "p= not base64",
+      text: "v=DKIM1; p=!!!!",
+      status: TESTKEY_EXIT.unavailable,
+      errors: ["p= is not valid base64"],
+    },
+    {
+      name: "v=DKIM2",
+      text: `v=DKIM2; p=${p}`,
+      status: TESTKEY_EXIT.unavailable,
+      errors: ["invalid key version v=DKIM2: a key record has v=DKIM1"],
+    },
+    {
+      name: "v= not first",
+      text: `k=rsa; v=DKIM1; p=${p}`,
+      status: TESTKEY_EXIT.unavailable,
+      errors: ["v=DKIM1 is not the first tag, as it must be"],
+    },
+    {
+      name: "unknown k=",
+      text: `v=DKIM1; k=dsa; p=${p}`,
+      status: TESTKEY_EXIT.unavailable,
+      errors: ["unknown key type k=dsa: DKIM keys are rsa (RFC 6376) or ed25519 (RFC 8463)"],
+    },
+    {
+      name: "Ed25519 key under k=rsa",
+      text: `v=DKIM1; k=rsa; p=${toBase64(ed.publicKey)}`,
+      key: ed,
+      status: TESTKEY_EXIT.unavailable,
+      errors: [
+        "p= is not a usable rsa key: it is 32 bytes, an Ed25519 key, but the record says k=rsa",
+      ],
+    },
+    {
+      name: "h=sha1 only",
+      text: record(rsa).replace("sha256", "sha1"),
+      key: rsa,
+      status: TESTKEY_EXIT.unavailable,
+      errors: [
+        "h=sha1 leaves out sha256, and RFC 8301 §3.1 verifiers refuse sha1: no signature can verify",
+      ],
+    },
+    {
+      name: "Ed25519 with h=sha1",
+      text: record(ed, "h=sha1; "),
+      status: TESTKEY_EXIT.unavailable,
+      errors: [
+        "h=sha1 leaves out sha256, the only hash Ed25519 signs (RFC 8463 §3): no signature can verify",
+      ],
+    },
+    {
+      name: "unknown hash",
+      text: record(rsa).replace("sha256", "md5:sha256"),
+      status: 0,
+      warnings: ['h= names unknown hash "md5", which verifiers ignore'],
+    },
+    {
+      name: "s= without email",
+      text: record(rsa, "s=tlsrpt; "),
+      status: TESTKEY_EXIT.unavailable,
+      errors: ['key not for email: s=tlsrpt excludes "email"'],
+    },
+    {
+      name: "testing",
+      text: record(rsa, "t=y:s; "),
+      key: rsa,
+      status: 0,
+      warnings: [/^testing mode \(t=y\): verifiers may treat failed signatures as unsigned/],
+    },
+    {
+      name: "g=",
+      text: record(rsa, "g=alice; "),
+      status: 0,
+      warnings: [/^g=alice is obsolete \(RFC 4871\)/],
+    },
+    {
+      name: "1024 bits",
+      text: record(weak),
+      key: weak,
+      status: 0,
+      warnings: ["the RSA key has 1024 bits; RFC 8301 §3.2 recommends 2048 or more"],
+    },
+    {
+      name: "1023 bits",
+      text: record(tiny),
+      key: tiny,
+      status: TESTKEY_EXIT.unavailable,
+      errors: ["the RSA key has 1023 bits: RFC 8301 §3.2 verifiers refuse keys under 1024"],
+    },
+    {
+      name: "tag without =",
+      text: `v=DKIM1; k; p=${p}`,
+      status: TESTKEY_EXIT.unavailable,
+      errors: [/^key record syntax error at character \d+: /],
+    },
+    {
+      name: "duplicate tag",
+      text: `v=DKIM1; p=${p}; p=${p}`,
+      status: TESTKEY_EXIT.unavailable,
+      errors: [/^key record syntax error at character \d+: .*duplicate tag "p"/],
+    },
+    {
+      name: "a bad record and another key: the record is the first problem",
+      text: `v=DKIM1; s=tlsrpt; p=${toBase64(other.publicKey)}`,
+      key: rsa,
+      status: TESTKEY_EXIT.unavailable,
+      errors: [
+        'key not for email: s=tlsrpt excludes "email"',
+        "public key does not match private key",
+      ],
+    },
+  ];
+  for (const c of cases) {
+    const check = await checkKeyRecord(c.text, c.key);
+    assert.equal(check.status, c.status, c.name);
+    const of = (severity: string) =>
+      check.findings.filter((f) => f.severity === severity).map((f) => f.message);
+    const match = (got: string[], want: (string | RegExp)[] = []) => {
+      assert.equal(got.length, want.length, `${c.name}: ${got.join(" | ")}`);
+      want.forEach((w, i) =>
+        typeof w === "string" ? assert.equal(got[i], w, c.name) : assert.match(got[i], w, c.name)
+      );
+    };
+    match(of("error"), c.errors);
+    match(of("warning"), c.warnings);
+    for (const f of check.findings) assert.ok(!f.message.includes("\n"), f.message);
+  }
+});
+
+Deno.test("checkKeyRecord() returns the published key when it can be read", async () => {
+  const rsa = await rsaKey();
+  const check = await checkKeyRecord(record(rsa), rsa);
+  assert.deepEqual(check.publicKey?.spki, rsa.spki);
+  assert.equal(check.publicKey?.bits, 2048);
+  assert.ok(check.findings.some((f) => f.message === "p= is the public half of the private key"));
+  assert.equal((await checkKeyRecord("v=DKIM1; p=")).publicKey, undefined);
+});
+
+Deno.test("unsafeModeWarning() names the file, its mode and the chmod that fixes it", () => {
+  const cases: { mode: number; path?: string; want?: string }[] = [
+    { mode: 0o600 },
+    { mode: 0o400 },
+    { mode: 0o640 },
+    { mode: 0o100640 },
+    {
+      mode: 0o644,
+      want: 'WARNING: "k" has unsafe permissions 0644 (readable by others); fix with: chmod 640 k',
+    },
+    {
+      mode: 0o100604,
+      want: 'WARNING: "k" has unsafe permissions 0604 (readable by others); fix with: chmod 600 k',
+    },
+    {
+      mode: 0o660,
+      want:
+        'WARNING: "k" has unsafe permissions 0660 (writable by its group); fix with: chmod 640 k',
+    },
+    {
+      mode: 0o666,
+      want:
+        'WARNING: "k" has unsafe permissions 0666 (writable by its group, readable by others, writable by others); fix with: chmod 640 k',
+    },
+    {
+      mode: 0o601,
+      want:
+        'WARNING: "k" has unsafe permissions 0601 (executable by others); fix with: chmod 600 k',
+    },
+    {
+      mode: 0o644,
+      path: "my keys/it's.private",
+      want:
+        `WARNING: "my keys/it's.private" has unsafe permissions 0644 (readable by others); fix with: chmod 640 'my keys/it'\\''s.private'`,
+    },
+  ];
+  for (const c of cases) {
+    assert.equal(unsafeModeWarning(c.path ?? "k", c.mode), c.want, c.mode.toString(8));
+  }
+});
+
+Deno.test("describeDnsError() gives one line per kind of failure", () => {
+  const want: Record<DnsErrorCode, RegExp> = {
+    nxdomain: /^record not found \(no such name\)$/,
+    nodata: /^record not found \(the name has no TXT record\)$/,
+    servfail: /^DNS error: SERVFAIL from the server/,
+    refused: /^DNS error: REFUSED by the server/,
+    timeout: /^DNS error: the query timed out$/,
+    malformed: /^DNS error: DNS lookup of "s._domainkey.example.com" failed: malformed \(bad\)$/,
+    network: /^DNS error: DNS lookup of "s._domainkey.example.com" failed: network \(bad\)$/,
+  };
+  for (const [code, re] of Object.entries(want)) {
+    const e = new DnsError(code as DnsErrorCode, "s._domainkey.example.com", "bad");
+    assert.match(describeDnsError(e), re);
+  }
+});
+
+Deno.test("dkimd testkey against a real DNS server: genkey's records pass, every problem has its line and status", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dkimd-testkey-test-" });
+  const fake = await startFakeDnsServer({
+    "servfail._domainkey.example.com": { rcode: "SERVFAIL" },
+    "refused._domainkey.example.com": { rcode: "REFUSED" },
+    "silent._domainkey.example.com": { drop: true },
+  });
+  let server: Awaited<ReturnType<typeof startDnsServer>> | undefined;
+  try {
+    for (
+      const args of [
+        ["-s", "rsa", "-d", "example.com"],
+        ["--type", "ed25519", "-s", "ed", "-d", "example.com"],
+        ["--type", "ed25519", "-s", "testing", "-d", "example.com", "-t"],
+      ]
+    ) {
+      const run = await dkimd(["genkey", ...args], dir);
+      assert.equal(run.code, 0, run.stderr);
+    }
+    const txt = async (s: string) =>
+      parseZoneFileRecord(await Deno.readTextFile(`${dir}/${s}.txt`)).record;
+    const other = await rsaKey();
+    const weak = await loadKey("rsa1024.pem");
+    const tiny = await loadKey("rsa1023.pem");
+    await Deno.copyFile(new URL("rsa1024.pem", KEYS), `${dir}/weak.private`);
+    await Deno.chmod(`${dir}/weak.private`, 0o600);
+    const rsaRecord = await txt("rsa");
+    server = await startDnsServer({
+      zone: "example.com",
+      records: {
+        "rsa._domainkey.example.com": [rsaRecord],
+        "ed._domainkey.example.com": [await txt("ed")],
+        "testing._domainkey.example.com": [await txt("testing")],
+        "wrong._domainkey.example.com": [record(other)],
+        "revoked._domainkey.example.com": ["v=DKIM1; k=rsa; p="],
+        "weak._domainkey.example.com": [record(weak)],
+        "tiny._domainkey.example.com": [record(tiny)],
+        "nodata._domainkey.example.com": [],
+        "two._domainkey.example.com": [rsaRecord, "v=DKIM1; k=rsa; p="],
+        "sha1._domainkey.example.com": [rsaRecord.replace("h=sha256", "h=sha1")],
+      },
+    });
+    await Deno.copyFile(`${dir}/rsa.private`, `${dir}/loose.private`);
+    await Deno.chmod(`${dir}/loose.private`, 0o644);
+    await Deno.copyFile(`${dir}/rsa.private`, `${dir}/group.private`);
+    await Deno.chmod(`${dir}/group.private`, 0o640);
+    await Deno.writeTextFile(`${dir}/garbage.private`, "not a key\n", { mode: 0o600 });
+    await Deno.mkdir(`${dir}/keys`);
+    await Deno.writeTextFile(`${dir}/test.keys`, `rsa._domainkey.example.com ${rsaRecord}\n`);
+
+    const ns = ["--nameserver", server.nameserver];
+    const fakeNs = ["--nameserver", `127.0.0.1@${fake.port}`, "--timeout", "1"];
+    const line = (name: string, text: string) =>
+      `dkimd testkey: "${name}._domainkey.example.com": ${text}\n`;
+    const lineLike = (name: string, start: string) =>
+      new RegExp(`^${esc(line(name, start).slice(0, -1))}[^\\n]+\\)\\n$`);
+    const cases: {
+      args: string[];
+      code: number;
+      stderr?: string | RegExp;
+      stdout?: string;
+    }[] = [
+      { args: [...ns, "-d", "example.com", "-s", "rsa", "-k", "rsa.private"], code: 0, stderr: "" },
+      { args: [...ns, "-d", "example.com.", "-s", "ed", "-k", "ed.private"], code: 0, stderr: "" },
+      { args: [...ns, "-d", "example.com", "-s", "rsa"], code: 0, stderr: "" },
+      {
+        args: [...ns, "-d", "example.com", "-s", "rsa", "-k", "rsa.private", "-v"],
+        code: 0,
+        stderr: "dkimd testkey: key not secure\n",
+      },
+      {
+        args: [...ns, "-d", "example.com", "-s", "rsa", "-k", "rsa.private", "-vvv"],
+        code: 0,
+        stderr: "dkimd testkey: key loaded from rsa.private (RSA, 2048 bits)\n" +
+          'dkimd testkey: checking key "rsa._domainkey.example.com"\n' +
+          "dkimd testkey: key not secure\n" +
+          line("rsa", "v=DKIM1") + line("rsa", "k=rsa") + line("rsa", "h=sha256") +
+          line("rsa", "p= holds a 2048-bit RSA key") +
+          line("rsa", "p= is the public half of the private key"),
+        stdout: "dkimd testkey: key OK\n",
+      },
+      {
+        args: [...ns, "-d", "example.com", "-s", "testing", "-k", "testing.private"],
+        code: 0,
+        stderr: line(
+          "testing",
+          "testing mode (t=y): verifiers may treat failed signatures as unsigned; remove t=y once signing works",
+        ),
+      },
+      {
+        args: [...ns, "-d", "example.com", "-s", "weak", "-k", "weak.private"],
+        code: 0,
+        stderr: line("weak", "the RSA key has 1024 bits; RFC 8301 §3.2 recommends 2048 or more"),
+      },
+      {
+        args: [...ns, "-d", "example.com", "-s", "wrong", "-k", "rsa.private"],
+        code: 65,
+        stderr: line("wrong", "public key does not match private key"),
+      },
+      {
+        args: [...ns, "-d", "example.com", "-s", "ed", "-k", "rsa.private"],
+        code: 65,
+        stderr: line(
+          "ed",
+          "public key does not match private key: the record holds an Ed25519 key, the private key is RSA",
+        ),
+      },
+      {
+        args: [...ns, "-d", "example.com", "-s", "revoked", "-k", "rsa.private"],
+        code: 69,
+        stderr: line("revoked", "key is revoked (p= empty)"),
+      },
+      {
+        args: [...ns, "-d", "example.com", "-s", "missing", "-k", "rsa.private"],
+        code: 69,
+        stderr: line("missing", "record not found (no such name)"),
+      },
+      {
+        args: [...ns, "-d", "example.com", "-s", "nodata"],
+        code: 69,
+        stderr: line("nodata", "record not found (the name has no TXT record)"),
+      },
+      {
+        args: [...ns, "-d", "example.com", "-s", "tiny"],
+        code: 69,
+        stderr: line(
+          "tiny",
+          "the RSA key has 1023 bits: RFC 8301 §3.2 verifiers refuse keys under 1024",
+        ),
+      },
+      {
+        args: [...ns, "-d", "example.com", "-s", "two", "-k", "rsa.private"],
+        code: 69,
+        stderr: line(
+          "two",
+          "2 TXT records found; publish exactly one key record (RFC 6376 §3.6.2.2)",
+        ),
+      },
+      {
+        args: [...ns, "-d", "example.com", "-s", "sha1", "-k", "rsa.private"],
+        code: 69,
+        stderr: line(
+          "sha1",
+          "h=sha1 leaves out sha256, and RFC 8301 §3.1 verifiers refuse sha1: no signature can verify",
+        ),
+      },
+      {
+        args: [...fakeNs, "-d", "example.com", "-s", "servfail", "-k", "rsa.private"],
+        code: 69,
+        stderr: lineLike("servfail", "DNS error: SERVFAIL from the server ("),
+      },
+      {
+        args: [...fakeNs, "-d", "example.com", "-s", "refused"],
+        code: 69,
+        stderr: lineLike("refused", "DNS error: REFUSED by the server ("),
+      },
+      {
+        args: [...fakeNs, "-d", "example.com", "-s", "silent"],
+        code: 69,
+        stderr: line("silent", "DNS error: the query timed out"),
+      },
+      {
+        args: [...ns, "-d", "example.com", "-s", "rsa", "-k", "loose.private"],
+        code: 0,
+        stderr:
+          'dkimd testkey: WARNING: "loose.private" has unsafe permissions 0644 (readable by others); fix with: chmod 640 loose.private\n',
+      },
+      {
+        args: [...ns, "-d", "example.com", "-s", "rsa", "-k", "group.private"],
+        code: 0,
+        stderr: "",
+      },
+      {
+        args: [...ns, "-d", "example.com", "-s", "rsa", "-k", "nofile.private"],
+        code: 71,
+        stderr: 'dkimd testkey: "nofile.private": no such file\n',
+      },
+      {
+        args: [...ns, "-d", "example.com", "-s", "rsa", "-k", "keys"],
+        code: 71,
+        stderr: 'dkimd testkey: "keys": not a regular file\n',
+      },
+      {
+        args: [...ns, "-d", "example.com", "-s", "rsa", "-k", "garbage.private"],
+        code: 69,
+        stderr: new RegExp(
+          `^${
+            esc('dkimd testkey: "rsa._domainkey.example.com": Cannot use key "garbage.private": ')
+          }.+\\n$`,
+        ),
+      },
+      {
+        args: ["--test-keys", "test.keys", "-d", "example.com", "-s", "rsa", "-k", "rsa.private"],
+        code: 0,
+        stderr: "",
+      },
+      {
+        args: [],
+        code: 78,
+        stderr: "dkimd testkey: -d DOMAIN is required (see dkimd testkey --help)\n",
+      },
+      {
+        args: ["-d", "example.com"],
+        code: 78,
+        stderr: "dkimd testkey: -s SELECTOR is required (see dkimd testkey --help)\n",
+      },
+      { args: ["-q"], code: 78, stderr: 'dkimd testkey: unknown option "-q"\n' },
+      {
+        args: ["-d", "exa mple.com", "-s", "rsa"],
+        code: 78,
+        stderr: 'dkimd testkey: "exa mple.com" is not a domain name\n',
+      },
+      {
+        args: ["--nameserver", "nonsense", "-d", "example.com", "-s", "rsa"],
+        code: 78,
+        stderr: /^dkimd testkey: --nameserver: .+\n$/,
+      },
+    ];
+    const runs = await Promise.all(cases.map((c) => dkimd(["testkey", ...c.args], dir)));
+    cases.forEach((c, i) => {
+      const run = runs[i];
+      const what = `testkey ${c.args.join(" ")}\n${run.stderr}`;
+      assert.equal(run.code, c.code, what);
+      if (typeof c.stderr === "string") assert.equal(run.stderr, c.stderr, what);
+      else if (c.stderr) assert.match(run.stderr, c.stderr, what);
+      assert.equal(run.stdout, c.stdout ?? "", what);
+    });
+    const help = await dkimd(["testkey", "--help"], dir);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^Usage: dkimd testkey -d DOMAIN -s SELECTOR/);
+  } finally {
+    await server?.close();
+    await fake.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+function esc(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+Deno.test("checkKeyRecord() accepts what formatKeyRecord() writes for every genkey option", async () => {
+  const rsa = await rsaKey();
+  const ed = await edKey();
+  for (const key of [rsa, ed]) {
+    for (
+      const tags of [
+        {},
+        { hashes: ["sha256"] },
+        { hashes: ["sha1", "sha256"], note: "rotated; see wiki", emailOnly: true },
+        { noSubdomains: true },
+      ]
+    ) {
+      const text = formatKeyRecord({ keyType: key.type, publicKey: key.publicKey, ...tags });
+      const check = await checkKeyRecord(text, key);
+      assert.equal(check.status, 0, text);
+      assert.deepEqual(check.findings.filter((f) => f.severity !== "info"), [], text);
+    }
+  }
+  const imported = await importPrivateKey(await Deno.readFile(new URL("ed25519.pem", KEYS)));
+  assert.equal((await checkKeyRecord(record(imported), ed)).status, TESTKEY_EXIT.mismatch);
+});
