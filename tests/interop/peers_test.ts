@@ -7,7 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import { concat, CRLF, indexOf, utf8 } from "../../lib/bytes.ts";
+import { concat, utf8 } from "../../lib/bytes.ts";
+import { bodyOffset, corpus, MESSAGES_DIR, tamperBody, tamperFrom } from "../helpers/corpus.ts";
 import { startFakeDnsServer } from "../helpers/fake_dns_server.ts";
 import {
   describePeer,
@@ -31,7 +32,6 @@ import {
   verifyAllWithOpenDkim,
 } from "../helpers/peers.ts";
 
-const MESSAGES_DIR = new URL("../testdata/messages/", import.meta.url);
 const DOMAIN = "example.com";
 const PEERS: readonly PeerName[] = ["Mail::DKIM", "dkimpy", "OpenDKIM"];
 
@@ -189,27 +189,6 @@ async function algorithmsOf(peer: PeerName): Promise<readonly PeerAlgorithm[]> {
   return (await p).algorithms;
 }
 
-interface CorpusMessage {
-  readonly name: string;
-  readonly bytes: Uint8Array;
-}
-
-let corpusPromise: Promise<CorpusMessage[]> | undefined;
-function corpus(): Promise<CorpusMessage[]> {
-  corpusPromise ??= (async () => {
-    const out: CorpusMessage[] = [];
-    for await (const entry of Deno.readDir(MESSAGES_DIR)) {
-      if (!entry.isFile || !entry.name.endsWith(".eml")) continue;
-      out.push({
-        name: entry.name.slice(0, -".eml".length),
-        bytes: await Deno.readFile(new URL(entry.name, MESSAGES_DIR)),
-      });
-    }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
-  })();
-  return corpusPromise;
-}
-
 const keyPromises = new Map<string, Promise<TestKey>>();
 function testKey(algorithm: PeerAlgorithm, bits = 2048): Promise<TestKey> {
   const id = `${algorithm}/${bits}`;
@@ -232,59 +211,6 @@ function signOptions(
     canonicalization,
     ...extra,
   };
-}
-
-/** The offset where the body starts: after the first empty line, or the end when there is none. */
-function bodyOffset(message: Uint8Array): number {
-  const at = indexOf(message, utf8("\r\n\r\n"));
-  return at === -1 ? message.length : at + 4;
-}
-
-function isAlnum(byte: number): boolean {
-  return (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) ||
-    (byte >= 0x61 && byte <= 0x7a);
-}
-
-/** Replaces one ASCII letter or digit with the next one (z → a), a change every canonicalization keeps. */
-function bumped(byte: number): number {
-  if (byte === 0x39) return 0x30;
-  if (byte === 0x5a) return 0x41;
-  if (byte === 0x7a) return 0x61;
-  return byte + 1;
-}
-
-/** Changes one body byte; a body without a letter or digit gets one "X" instead. */
-function tamperBody(message: Uint8Array): Uint8Array {
-  const start = bodyOffset(message);
-  for (let i = start; i < message.length; i++) {
-    if (isAlnum(message[i])) {
-      const out = message.slice();
-      out[i] = bumped(message[i]);
-      return out;
-    }
-  }
-  const head = message.subarray(0, start);
-  const separator = indexOf(message, utf8("\r\n\r\n")) === -1 ? CRLF : new Uint8Array(0);
-  return concat([head, separator, utf8("X"), message.subarray(start)]);
-}
-
-/** Changes the first letter or digit in the value of the From field, which every peer signs. */
-function tamperFrom(message: Uint8Array): Uint8Array {
-  const end = bodyOffset(message);
-  for (let i = 0; i < end - 5; i++) {
-    const lineStart = i === 0 || message[i - 1] === 0x0a;
-    if (!lineStart) continue;
-    const name = String.fromCharCode(...message.subarray(i, i + 5)).toLowerCase();
-    if (name !== "from:") continue;
-    for (let j = i + 5; j < end; j++) {
-      if (isAlnum(message[j])) {
-        const out = message.slice();
-        out[j] = bumped(message[j]);
-        return out;
-      }
-    }
-  }
-  throw new Error("Message has no From field to tamper with");
 }
 
 interface Signed {
