@@ -597,7 +597,8 @@ const MAX_SUGGEST_LENGTH = 64;
 
 /**
  * The known name closest to `name` (case-insensitive edit distance), when it is close enough
- * to be a likely typo: at most 2 edits, or a third of the name.
+ * to be a likely typo: at most 2 edits, or a third of the name; failing that, the one name that
+ * `name` abbreviates.
  *
  * @example
  * ```ts
@@ -606,6 +607,7 @@ const MAX_SUGGEST_LENGTH = 64;
  * assert.equal(closestName("SigningTabel", knownSettingNames()), "SigningTable");
  * assert.equal(closestName("keytable", knownSettingNames()), "KeyTable");
  * assert.equal(closestName("Frobnicate", knownSettingNames()), undefined);
+ * assert.equal(closestName("badSig", ["badSignature", "dnsError"]), "badSignature");
  * ```
  */
 export function closestName(name: string, candidates: readonly string[]): string | undefined {
@@ -621,7 +623,12 @@ export function closestName(name: string, candidates: readonly string[]): string
     }
   }
   const limit = Math.max(2, Math.floor(name.length / 3));
-  return bestDistance <= limit ? best : undefined;
+  if (bestDistance <= limit) return best;
+  // An abbreviation ("badSig") is far in edits but plain to a reader.
+  const prefixed = lower.length >= 3
+    ? candidates.filter((c) => c.toLowerCase().startsWith(lower))
+    : [];
+  return prefixed.length === 1 ? prefixed[0] : undefined;
 }
 
 /** The result of {@link buildConfig}. */

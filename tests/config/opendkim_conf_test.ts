@@ -1,0 +1,585 @@
+import assert from "node:assert/strict";
+import { ConfigError, ConfigErrors } from "../../lib/config/config_error.ts";
+import { DEFAULT_ACTIONS } from "../../lib/config/defaults.ts";
+import {
+  expandIncludes,
+  MAX_INCLUDE_DEPTH,
+  parseConfText,
+  readOpendkimConf,
+} from "../../lib/config/opendkim_conf.ts";
+import { type Config, IGNORED_SETTINGS, SUPPORTED_SETTINGS } from "../../lib/config/schema.ts";
+import { SourceError } from "../../lib/policy/origin.ts";
+
+const FILE = "/etc/opendkim.conf";
+
+/** Reads a configuration of verify mode plus `line` (on line 2). */
+function read(line: string) {
+  return readOpendkimConf(`Mode v\n${line}\n`, FILE);
+}
+
+interface KeyCase {
+  line: string;
+  want: (c: Config) => unknown;
+  value: unknown;
+}
+
+// Every setting of issue 4's list: a good value and what it becomes.
+const good: KeyCase[] = [
+  { line: "Mode sv", want: (c) => c.mode, value: { sign: true, verify: true } },
+  {
+    line: "Socket inet:8891@localhost",
+    want: (c) => c.socket,
+    value: { kind: "inet", host: "127.0.0.1", port: 8891 },
+  },
+  {
+    line: "Socket local:/run/opendkim/opendkim.sock",
+    want: (c) => c.socket,
+    value: { kind: "unix", path: "/run/opendkim/opendkim.sock" },
+  },
+  {
+    line: "Domain example.com,example.net",
+    want: (c) => c.domain,
+    value: {
+      kind: "inline",
+      entries: [{ key: "example.com" }, { key: "example.net" }],
+      patterns: false,
+    },
+  },
+  { line: "Selector mail2024", want: (c) => c.selector, value: "mail2024" },
+  {
+    line: "KeyFile /etc/dkimkeys/example.private",
+    want: (c) => c.keyFile,
+    value: "/etc/dkimkeys/example.private",
+  },
+  {
+    line: "KeyTable /etc/opendkim/key.table",
+    want: (c) => c.keyTable,
+    value: { kind: "file", path: "/etc/opendkim/key.table" },
+  },
+  {
+    line: "SigningTable refile:/etc/opendkim/signing.table",
+    want: (c) => c.signingTable,
+    value: { kind: "refile", path: "/etc/opendkim/signing.table" },
+  },
+  { line: "SubDomains yes", want: (c) => c.subDomains, value: true },
+  { line: "MultipleSignatures true", want: (c) => c.multipleSignatures, value: true },
+  {
+    line: "InternalHosts 192.168.0.0/16, 10.0.0.0/8",
+    want: (c) => c.internalHosts,
+    value: {
+      kind: "inline",
+      entries: [{ key: "192.168.0.0/16" }, { key: "10.0.0.0/8" }],
+      patterns: false,
+    },
+  },
+  {
+    line: "ExternalIgnoreList file:/etc/opendkim/TrustedHosts",
+    want: (c) => c.externalIgnoreList,
+    value: { kind: "file", path: "/etc/opendkim/TrustedHosts" },
+  },
+  {
+    line: "PeerList 192.0.2.25",
+    want: (c) => c.peerList,
+    value: { kind: "inline", entries: [{ key: "192.0.2.25" }], patterns: false },
+  },
+  {
+    line: "MTA MSA",
+    want: (c) => c.mta,
+    value: { kind: "inline", entries: [{ key: "MSA" }], patterns: false },
+  },
+  {
+    line: "MacroList daemon_name=MSA|ORIG",
+    want: (c) => c.macroList,
+    value: {
+      kind: "inline",
+      entries: [{ key: "daemon_name", value: "MSA|ORIG" }],
+      patterns: false,
+    },
+  },
+  {
+    line: "SenderHeaders Sender,From",
+    want: (c) => c.senderHeaders,
+    value: { kind: "inline", entries: [{ key: "Sender" }, { key: "From" }], patterns: false },
+  },
+  {
+    line: "DontSignMailTo boss@example.com",
+    want: (c) => c.dontSignMailTo,
+    value: { kind: "inline", entries: [{ key: "boss@example.com" }], patterns: false },
+  },
+  {
+    line: "ExemptDomains example.org",
+    want: (c) => c.exemptDomains,
+    value: { kind: "inline", entries: [{ key: "example.org" }], patterns: false },
+  },
+  {
+    line: "Canonicalization relaxed/simple",
+    want: (c) => c.canonicalization,
+    value: { header: "relaxed", body: "simple" },
+  },
+  {
+    line: "SignatureAlgorithm ed25519-sha256",
+    want: (c) => c.signatureAlgorithm,
+    value: "ed25519-sha256",
+  },
+  {
+    line: "SignHeaders *,+List-Unsubscribe-Post",
+    want: (c) => c.signHeaders,
+    value: {
+      kind: "inline",
+      entries: [{ key: "*" }, { key: "+List-Unsubscribe-Post" }],
+      patterns: false,
+    },
+  },
+  {
+    line: "OmitHeaders *,-Bcc",
+    want: (c) => c.omitHeaders,
+    value: { kind: "inline", entries: [{ key: "*" }, { key: "-Bcc" }], patterns: false },
+  },
+  {
+    line: "OversignHeaders From",
+    want: (c) => c.oversignHeaders,
+    value: { kind: "inline", entries: [{ key: "From" }], patterns: false },
+  },
+  { line: "SignatureTTL 604800", want: (c) => c.signatureTtl, value: 604800 },
+  { line: "MinimumKeyBits 2048", want: (c) => c.minimumKeyBits, value: 2048 },
+  { line: "MaximumHeaders 0x20000", want: (c) => c.maximumHeaders, value: 131072 },
+  { line: "MaximumSignaturesToVerify 5", want: (c) => c.maximumSignaturesToVerify, value: 5 },
+  { line: "MaximumSignedBytes 1000", want: (c) => c.maximumSignedBytes, value: 1000 },
+  { line: "RemoveOldSignatures yes", want: (c) => c.removeOldSignatures, value: true },
+  { line: "On-Default reject", want: (c) => c.actions.noSignature, value: "reject" },
+  { line: "On-BadSignature q", want: (c) => c.actions.badSignature, value: "quarantine" },
+  { line: "On-DNSError accept", want: (c) => c.actions.dnsError, value: "accept" },
+  { line: "On-InternalError tempfail", want: (c) => c.actions.internalError, value: "tempfail" },
+  { line: "On-KeyNotFound discard", want: (c) => c.actions.keyNotFound, value: "discard" },
+  { line: "On-NoSignature r", want: (c) => c.actions.noSignature, value: "reject" },
+  { line: "On-Security a", want: (c) => c.actions.security, value: "accept" },
+  { line: "On-SignatureError t", want: (c) => c.actions.signatureError, value: "tempfail" },
+  { line: "AlwaysAddARHeader yes", want: (c) => c.alwaysAddArHeader, value: true },
+  { line: "AuthservID HOSTNAME", want: (c) => c.authservId, value: { kind: "hostname" } },
+  {
+    line: "AuthservID mx.example.com",
+    want: (c) => c.authservId,
+    value: { kind: "name", name: "mx.example.com" },
+  },
+  { line: "AuthservIDWithJobID 1", want: (c) => c.authservIdWithJobId, value: true },
+  { line: "NoHeaderB yes", want: (c) => c.noHeaderB, value: true },
+  { line: "RemoveARAll yes", want: (c) => c.removeArAll, value: true },
+  {
+    line: "RemoveARFrom mx.example.com,.example.net",
+    want: (c) => c.removeArFrom,
+    value: {
+      kind: "inline",
+      entries: [{ key: "mx.example.com" }, { key: ".example.net" }],
+      patterns: false,
+    },
+  },
+  { line: "SoftwareHeader yes", want: (c) => c.softwareHeader, value: true },
+  {
+    line: "Nameservers 127.0.0.1, ::1@5353",
+    want: (c) => c.nameservers,
+    value: [{ address: "127.0.0.1", port: 53, family: 4 }, {
+      address: "::1",
+      port: 5353,
+      family: 6,
+    }],
+  },
+  {
+    line: "Nameservers [::1]:5353",
+    want: (c) => c.nameservers,
+    value: [{ address: "::1", port: 5353, family: 6 }],
+  },
+  { line: "DNSTimeout 10", want: (c) => c.dnsTimeout, value: 10 },
+  { line: "QueryCache yes", want: (c) => c.queryCache, value: true },
+  { line: "TestPublicKeys /tmp/testkeys", want: (c) => c.testPublicKeys, value: "/tmp/testkeys" },
+  {
+    line: "TestDNSData csl:s._domainkey.example.com=v=DKIM1",
+    want: (c) => c.testDnsData,
+    value: {
+      kind: "inline",
+      entries: [{ key: "s._domainkey.example.com", value: "v=DKIM1" }],
+      patterns: false,
+    },
+  },
+  { line: "RequireSafeKeys no", want: (c) => c.requireSafeKeys, value: false },
+  { line: "ClockDrift 60", want: (c) => c.clockDrift, value: 60 },
+  { line: "FixCRLF yes", want: (c) => c.fixCrlf, value: true },
+  { line: "Syslog yes", want: (c) => c.syslog, value: true },
+  { line: "SyslogFacility local3", want: (c) => c.syslogFacility, value: "local3" },
+  { line: "SyslogName opendkim-out", want: (c) => c.syslogName, value: "opendkim-out" },
+  { line: "SyslogSuccess Yes", want: (c) => c.syslogSuccess, value: true },
+  { line: "LogWhy Yes", want: (c) => c.logWhy, value: true },
+  { line: "LogResults yes", want: (c) => c.logResults, value: true },
+  { line: "UMask 002", want: (c) => c.umask, value: 0o002 },
+  {
+    line: "UserID opendkim:opendkim",
+    want: (c) => c.userId,
+    value: { user: "opendkim", group: "opendkim" },
+  },
+  {
+    line: "PidFile /var/run/opendkim/opendkim.pid",
+    want: (c) => c.pidFile,
+    value: "/var/run/opendkim/opendkim.pid",
+  },
+  { line: "AutoRestart Yes", want: (c) => c.autoRestart, value: true },
+  { line: "AutoRestartCount 10", want: (c) => c.autoRestartCount, value: 10 },
+  {
+    line: "AutoRestartRate 10/1h",
+    want: (c) => c.autoRestartRate,
+    value: { count: 10, seconds: 3600 },
+  },
+  { line: "Background no", want: (c) => c.background, value: false },
+  {
+    line: "BaseDirectory /var/run/opendkim",
+    want: (c) => c.baseDirectory,
+    value: "/var/run/opendkim",
+  },
+];
+
+Deno.test("readOpendkimConf() reads a good value of every implemented setting", () => {
+  for (const c of good) {
+    assert.deepEqual(c.want(read(c.line).config), c.value, c.line);
+  }
+  const covered = new Set(good.map((c) => c.line.split(" ")[0].toLowerCase()));
+  for (const s of SUPPORTED_SETTINGS) {
+    if (s.name === "X-Header") continue;
+    assert.ok(covered.has(s.name.toLowerCase()), `no test for ${s.name}`);
+  }
+});
+
+// Bad values: each error names the setting and /etc/opendkim.conf:2.
+const bad: [string, RegExp][] = [
+  ["Mode sx", /unknown mode "x"/],
+  ["Socket inet:99999@localhost", /port "99999"/],
+  ["Socket tcp:8891", /Cannot parse "Socket"/],
+  ["Domain ldap://ldap/dc=example", /not supported by dkimd/],
+  ["KeyTable db:/etc/opendkim/keys.db", /data set type "db" is not supported/],
+  ["SigningTable dsn:mysql://x/y", /data set type "dsn"/],
+  ["InternalHosts lua:/etc/x.lua", /data set type "lua"/],
+  ["PeerList memcache:localhost/k", /data set type "memcache"/],
+  ["ExternalIgnoreList mdb:/var/db", /data set type "mdb"/],
+  ["ExemptDomains erlang:n@h:c:m:f", /data set type "erlang"/],
+  ["DontSignMailTo foo:bar", /unknown data set type "foo"/],
+  ["SubDomains maybe", /expected a Boolean/],
+  ["MultipleSignatures 2", /expected a Boolean/],
+  ["Canonicalization relaxed/loose", /unknown canonicalization "loose"/],
+  ["SignatureAlgorithm rsa-sha512", /unknown signing algorithm "rsa-sha512"/],
+  ["SignatureTTL 1h", /expected a whole number/],
+  ["SignatureTTL -1", /from 0 to/],
+  ["MinimumKeyBits 99999", /from 0 to 16384/],
+  ["MaximumHeaders 64k", /expected a whole number/],
+  ["MaximumSignaturesToVerify -3", /from 0 to/],
+  ["MaximumSignedBytes 1e6", /expected a whole number/],
+  ["On-Default bounce", /unknown action "bounce"/],
+  ["On-BadSignature x", /unknown action "x"/],
+  ["AuthservID mx; evil", /not a valid authserv-id/],
+  ["Nameservers ns.example.com", /not an IPv4 or IPv6 address/],
+  ["Nameservers 127.0.0.1@99999", /port "99999"/],
+  ["DNSTimeout 5s", /expected a whole number/],
+  ["ClockDrift forever", /expected a whole number/],
+  ["RequireSafeKeys sure", /expected a Boolean/],
+  ["SyslogFacility mailer", /unknown syslog facility "mailer"/],
+  ["UMask 0999", /expected an octal mask/],
+  ["UMask 01000", /larger than 0777|expected an octal mask/],
+  ["UserID open dkim", /not a (user|group) name/],
+  ["AutoRestartCount lots", /expected a whole number/],
+  ["AutoRestartRate 10/1y", /expected "count\/time\[unit\]"/],
+  ["AutoRestartRate 10/0", /greater than 0/],
+  ["Background sometimes", /expected a Boolean/],
+];
+
+Deno.test("readOpendkimConf() refuses a bad value of each setting naming file:line", () => {
+  for (const [line, re] of bad) {
+    assert.throws(() => read(line), (e: unknown) => {
+      assert.ok(e instanceof SourceError, `${line}: ${e}`);
+      assert.equal(e.file, FILE, line);
+      assert.equal(e.line, 2, line);
+      assert.match(
+        e.message,
+        new RegExp(`^Cannot (parse|use) "${line.split(" ")[0]}" at /etc/opendkim\\.conf:2: `),
+        line,
+      );
+      assert.match(e.message, re, line);
+      return true;
+    });
+  }
+});
+
+Deno.test("readOpendkimConf() reads OpenDKIM's syntax: comments, CR, case, spacing", () => {
+  const text = [
+    "# comment",
+    "  mode\t\tv # trailing comment",
+    "SYSLOG yes\r",
+    "syslogsuccess\tno",
+    "",
+    "\t",
+    "canonicalization   relaxed/relaxed   ",
+    "AuthservID mx.example.com#comment-without-space",
+  ].join("\n");
+  const { config } = readOpendkimConf(text, FILE);
+  assert.equal(config.mode.sign, false);
+  assert.equal(config.syslog, true);
+  assert.equal(config.syslogSuccess, false);
+  assert.deepEqual(config.canonicalization, { header: "relaxed", body: "relaxed" });
+  assert.deepEqual(config.authservId, { kind: "name", name: "mx.example.com" });
+});
+
+Deno.test("readOpendkimConf() applies OpenDKIM's defaults", () => {
+  const { config } = readOpendkimConf("Socket inet:8891@localhost\n", FILE);
+  assert.deepEqual(config.mode, { sign: true, verify: true });
+  assert.deepEqual(config.canonicalization, { header: "simple", body: "simple" });
+  assert.equal(config.signatureAlgorithm, "rsa-sha256");
+  assert.equal(config.clockDrift, 300);
+  assert.equal(config.dnsTimeout, 5);
+  assert.equal(config.minimumKeyBits, 1024);
+  assert.equal(config.maximumHeaders, 65536);
+  assert.equal(config.maximumSignaturesToVerify, 3);
+  assert.equal(config.requireSafeKeys, true);
+  assert.equal(config.background, true);
+  assert.equal(config.syslog, false);
+  assert.equal(config.syslogFacility, "mail");
+  assert.equal(config.signatureTtl, 0);
+  assert.deepEqual(config.authservId, { kind: "mta" });
+  assert.deepEqual(config.internalHosts, {
+    kind: "inline",
+    entries: [{ key: "127.0.0.1" }, { key: "::1" }],
+    patterns: false,
+  });
+  assert.deepEqual(config.actions, DEFAULT_ACTIONS);
+  assert.equal(config.actions.badSignature, "accept");
+  assert.equal(config.actions.dnsError, "tempfail");
+  assert.equal(config.actions.signatureError, "reject");
+  assert.ok(Object.isFrozen(config) && Object.isFrozen(config.mode));
+});
+
+Deno.test("readOpendkimConf() applies On-Default before the specific On-* wherever written", () => {
+  const { config } = readOpendkimConf(
+    "Mode v\nOn-BadSignature reject\nOn-Default tempfail\nOn-NoSignature accept\n",
+    FILE,
+  );
+  assert.equal(config.actions.badSignature, "reject");
+  assert.equal(config.actions.noSignature, "accept");
+  assert.equal(config.actions.dnsError, "tempfail");
+  assert.equal(config.actions.internalError, "tempfail");
+  assert.equal(config.actions.signatureError, "tempfail");
+});
+
+Deno.test("readOpendkimConf(): the last of a repeated setting wins, with a warning", () => {
+  const { config, warnings } = readOpendkimConf("Mode v\nSyslog no\nsyslog yes\n", FILE);
+  assert.equal(config.syslog, true);
+  assert.equal(warnings.length, 1);
+  assert.match(
+    warnings[0].message,
+    /"Syslog" at \/etc\/opendkim\.conf:3 replaces the value set at \/etc\/opendkim\.conf:2/,
+  );
+});
+
+Deno.test("readOpendkimConf() refuses unknown settings with the closest name", () => {
+  const cases: [string, string | undefined][] = [
+    ["SigingTable refile:/x", "SigningTable"],
+    ["KeyTabel /x", "KeyTable"],
+    ["InternalHost 127.0.0.1", "InternalHosts"],
+    ["Canonicalisation relaxed", "Canonicalization"],
+    ["Sokcet inet:1@localhost", "Socket"],
+    ["Frobnicate yes", undefined],
+  ];
+  for (const [line, guess] of cases) {
+    assert.throws(() => read(line), (e: unknown) => {
+      assert.ok(e instanceof ConfigError, line);
+      assert.equal(e.line, 2);
+      assert.match(
+        e.message,
+        new RegExp(
+          `^Unknown setting "${line.split(" ")[0]}" at /etc/opendkim\\.conf:2: unknown setting`,
+        ),
+      );
+      if (guess) assert.match(e.message, new RegExp(`did you mean "${guess}"\\?$`), line);
+      else assert.doesNotMatch(e.message, /did you mean/);
+      return true;
+    });
+  }
+});
+
+Deno.test("readOpendkimConf() warns about each OpenDKIM setting dkimd ignores, naming the line", () => {
+  for (const name of IGNORED_SETTINGS.keys()) {
+    const { warnings } = read(`${name} something`);
+    assert.equal(warnings.length, 1, name);
+    assert.match(
+      warnings[0].message,
+      new RegExp(
+        `^"${name}" at /etc/opendkim\\.conf:2 is an OpenDKIM setting dkimd does not implement`,
+      ),
+      name,
+    );
+    assert.equal(warnings[0].origin.line, 2);
+  }
+  const { warnings } = read("adspaction discard");
+  assert.match(warnings[0].message, /removed in OpenDKIM 2\.10/);
+});
+
+Deno.test("readOpendkimConf() reports every error at once, in line order", () => {
+  assert.throws(
+    () => readOpendkimConf("Mode x\nSocket\nSyslog maybe\nBogus 1\n", FILE),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigErrors);
+      assert.deepEqual(e.errors.map((x) => x.line), [1, 2, 3, 4]);
+      assert.match(
+        e.errors[1].message,
+        /"Socket" at \/etc\/opendkim\.conf:2: the value is missing/,
+      );
+      return true;
+    },
+  );
+});
+
+interface RuleCase {
+  name: string;
+  lines: string[];
+  error?: RegExp;
+  warning?: RegExp;
+}
+
+const rules: RuleCase[] = [
+  { name: "table signing", lines: ["KeyTable /k", "SigningTable refile:/s"] },
+  { name: "single-key signing", lines: ["Domain example.com", "KeyFile /k", "Selector s"] },
+  {
+    name: "SigningTable without KeyTable",
+    lines: ["SigningTable refile:/s"],
+    error: /"SigningTable" at \/etc\/opendkim\.conf:2: requires "KeyTable"/,
+  },
+  {
+    name: "KeyTable without SigningTable",
+    lines: ["KeyTable /k"],
+    error: /"KeyTable" at \/etc\/opendkim\.conf:2: requires "SigningTable"/,
+  },
+  {
+    name: "KeyFile without Selector",
+    lines: ["Domain example.com", "KeyFile /k"],
+    error: /"KeyFile" at \/etc\/opendkim\.conf:3: requires "Selector"/,
+  },
+  {
+    name: "Selector without KeyFile",
+    lines: ["Selector s"],
+    error: /"Selector" at \/etc\/opendkim\.conf:2: requires "KeyFile"/,
+  },
+  {
+    name: "Domain without KeyFile and Selector",
+    lines: ["Domain example.com"],
+    error: /"Domain" at \/etc\/opendkim\.conf:2: requires "KeyFile" and "Selector"/,
+  },
+  {
+    name: "KeyFile and Selector without Domain",
+    lines: ["KeyFile /k", "Selector s"],
+    warning: /no mail is signed/,
+  },
+  {
+    name: "single key next to KeyTable",
+    lines: ["KeyTable /k", "SigningTable /s", "KeyFile /k2"],
+    warning: /"KeyFile" at \/etc\/opendkim\.conf:4: is ignored because "KeyTable" is set/,
+  },
+  {
+    name: "signing mode, no keys",
+    lines: [],
+    warning: /includes "s" but no signing key is configured/,
+  },
+];
+
+Deno.test("readOpendkimConf() enforces opendkim.conf(5)'s Mode combinations", () => {
+  for (const r of rules) {
+    const text = ["Mode sv", ...r.lines].join("\n") + "\n";
+    if (r.error) {
+      assert.throws(() => readOpendkimConf(text, FILE), r.error, r.name);
+      continue;
+    }
+    const { warnings } = readOpendkimConf(text, FILE);
+    if (r.warning) assert.ok(warnings.some((w) => r.warning!.test(w.message)), r.name);
+    else assert.deepEqual(warnings, [], r.name);
+  }
+  // Verify-only mode does not require a consistent signing setup, but says it is unused.
+  const { warnings } = readOpendkimConf("Mode v\nSigningTable refile:/s\n", FILE);
+  assert.match(warnings[0].message, /has no effect: Mode does not include "s"/);
+});
+
+Deno.test("readOpendkimConf() warns about rsa-sha1, X-Header, DNSTimeout 0 and UMask 22", () => {
+  const cases: [string, RegExp, (c: Config) => unknown, unknown][] = [
+    ["SignatureAlgorithm rsa-sha1", /RFC 8301 §3\.1/, (c) => c.signatureAlgorithm, "rsa-sha1"],
+    ["X-Header yes", /deprecated name of "SoftwareHeader"/, (c) => c.softwareHeader, true],
+    ["DNSTimeout 0", /wait forever/, (c) => c.dnsTimeout, 5],
+    ["UMask 22", /OpenDKIM reads "22" as decimal 22/, (c) => c.umask, 0o022],
+    ["KeyTable key.table", /read as a one-element list/, (c) => c.keyTable?.kind, "inline"],
+  ];
+  for (const [line, re, get, want] of cases) {
+    const { config, warnings } = read(line);
+    assert.ok(
+      warnings.some((w) => re.test(w.message) && w.origin.line === 2),
+      `${line}: ${warnings.map((w) => w.message)}`,
+    );
+    assert.deepEqual(get(config), want, line);
+  }
+});
+
+Deno.test("readOpendkimConf() limits refile: to SigningTable and MacroList to files and lists", () => {
+  assert.throws(
+    () => read("InternalHosts refile:/h"),
+    /"InternalHosts" at \/etc\/opendkim\.conf:2: wildcard patterns/,
+  );
+  assert.throws(
+    () => read("MacroList refile:/m"),
+    /"MacroList" at \/etc\/opendkim\.conf:2: must be a file or an inline list/,
+  );
+});
+
+Deno.test("expandIncludes() follows Include in place, at most five levels deep", async () => {
+  const files: Record<string, string> = {
+    "/etc/a.conf": "Include /etc/b.conf\nSyslog yes\n",
+    "/etc/b.conf": "Mode v\nInclude /etc/c.conf\n",
+    "/etc/c.conf": "LogWhy yes\n",
+    "/etc/loop.conf": "Include /etc/loop.conf\n",
+  };
+  const reader = (path: string) =>
+    files[path] === undefined
+      ? Promise.reject(new Error("no such file"))
+      : Promise.resolve({ text: files[path], file: path });
+  const top = parseConfText(files["/etc/a.conf"], "/etc/a.conf").lines;
+  const { lines, errors, files: read } = await expandIncludes(top, reader);
+  assert.deepEqual(errors, []);
+  assert.deepEqual(read, ["/etc/b.conf", "/etc/c.conf"]);
+  assert.deepEqual(lines.map((l) => `${l.origin.file}:${l.origin.line} ${l.name}`), [
+    "/etc/b.conf:1 Mode",
+    "/etc/c.conf:1 LogWhy",
+    "/etc/a.conf:2 Syslog",
+  ]);
+  const loop = await expandIncludes(
+    parseConfText(files["/etc/loop.conf"], "/etc/loop.conf").lines,
+    reader,
+  );
+  assert.equal(loop.errors.length, 1);
+  assert.match(
+    loop.errors[0].message,
+    new RegExp(
+      `"Include" at /etc/loop\\.conf:1: nesting is deeper than ${MAX_INCLUDE_DEPTH} levels`,
+    ),
+  );
+  const missing = await expandIncludes(
+    parseConfText("Include /etc/none.conf\n", "/etc/x.conf").lines,
+    reader,
+  );
+  assert.ok(missing.errors[0] instanceof SourceError);
+  assert.match(
+    missing.errors[0].message,
+    /"Include" at \/etc\/x\.conf:1: "\/etc\/none\.conf": no such file/,
+  );
+});
+
+Deno.test("expandIncludes() allows exactly five levels of nesting", async () => {
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 6; i++) files[`/c${i}`] = i < 5 ? `Include /c${i + 1}\n` : "Syslog yes\n";
+  const reader = (p: string) => Promise.resolve({ text: files[p], file: p });
+  const ok = await expandIncludes(parseConfText(files["/c0"], "/c0").lines, reader);
+  assert.deepEqual(ok.errors, []);
+  assert.equal(ok.lines[0].name, "Syslog");
+  files["/c5"] = "Include /c6\n";
+  files["/c6"] = "Syslog yes\n";
+  const deep = await expandIncludes(parseConfText(files["/c0"], "/c0").lines, reader);
+  assert.equal(deep.errors.length, 1);
+  assert.equal(deep.errors[0].file, "/c5");
+});
