@@ -10,6 +10,9 @@
  * @module
  */
 import { asciiLower, equals, fromBase64 } from "../bytes.ts";
+import { ConfigErrors } from "../config/config_error.ts";
+import { denoLoadIo, loadConfig, type LoadedConfig } from "../config/load.ts";
+import { shellQuote } from "../config/safe_keys.ts";
 import {
   importPrivateKey,
   importPublicKey,
@@ -24,7 +27,10 @@ import { keyRecordName, parseKeyRecord } from "../dkim/key_record.ts";
 import { DkimError } from "../dkim/result.ts";
 import { isDomainName, isSelector } from "../dkim/signature.ts";
 import { parseTagList, stripWhitespace, TagListError } from "../dkim/tag_list.ts";
+import { formatNameserver } from "../dns/nameserver.ts";
 import { DnsError, type TxtResolver } from "../dns/resolver.ts";
+import type { LoadedKeyEntry } from "../policy/key_table.ts";
+import { SourceError } from "../policy/origin.ts";
 import { intFlag, parseCommandArgs, UsageError } from "./args.ts";
 import { RSA_BITS_RECOMMENDED } from "./genkey.ts";
 import { makeResolver } from "./resolver.ts";
@@ -285,41 +291,6 @@ export function describeDnsError(e: DnsError): string {
   }
 }
 
-/** What to test: a domain and selector, and optionally the private key to compare. */
-export interface KeyTarget {
-  /** The signing domain. */
-  readonly domain: string;
-  /** The selector. */
-  readonly selector: string;
-  /** A private key file. */
-  readonly keyPath?: string;
-  /** The private key itself (a KeyTable inline key). */
-  readonly keyData?: string;
-  /** The KeyTable key name, in KeyTable mode. */
-  readonly name?: string;
-}
-
-/** Where test output goes, with opendkim-testkey's verbosity levels. */
-interface Output {
-  readonly verbose: number;
-  /** A line on standard error, shown at `level` -v or more. */
-  err(level: number, text: string): void;
-  /** A line on standard output, shown at `level` -v or more. */
-  out(level: number, text: string): void;
-}
-
-function consoleOutput(verbose: number): Output {
-  return {
-    verbose,
-    err: (level, text) => {
-      if (verbose >= level) console.error(`dkimd testkey: ${text}`);
-    },
-    out: (level, text) => {
-      if (verbose >= level) console.log(`dkimd testkey: ${text}`);
-    },
-  };
-}
-
 /** Group-write and every "other" bit: a private key file with any of them is unsafe. */
 const UNSAFE_MODE_BITS = 0o027;
 
@@ -350,10 +321,9 @@ export function unsafeModeWarning(path: string, mode: number): string | undefine
   if ((perms & 0o001) && !(perms & 0o006)) what.push("executable by others");
   const fixed = (perms & ~UNSAFE_MODE_BITS).toString(8);
   const octal = perms.toString(8).padStart(4, "0");
-  const arg = /^[\w./@%+-]+$/.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`;
   return `WARNING: "${path}" has unsafe permissions ${octal} (${
     what.join(", ")
-  }); fix with: chmod ${fixed} ${arg}`;
+  }); fix with: chmod ${fixed} ${shellQuote(path)}`;
 }
 
 /** Thrown for a key file that cannot be read: exit status {@link TESTKEY_EXIT} `os`. */
@@ -375,7 +345,7 @@ function why(e: unknown): string {
  * Reads a private key file as opendkim-testkey does: it must be a regular file (71 otherwise),
  * and a mode that lets others read or change it gives a warning line.
  */
-async function readKeyFileChecked(path: string, output: Output): Promise<Uint8Array> {
+async function readKeyFileChecked(path: string, report: Report): Promise<Uint8Array> {
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(path);
@@ -385,7 +355,7 @@ async function readKeyFileChecked(path: string, output: Output): Promise<Uint8Ar
   if (!info.isFile) throw new KeyFileReadError(`"${path}": not a regular file`);
   if (info.mode !== null) {
     const warning = unsafeModeWarning(path, info.mode);
-    if (warning !== undefined) output.err(0, warning);
+    if (warning !== undefined) report.err(0, warning);
   }
   if (info.size > MAX_PRIVATE_KEY_INPUT_BYTES) {
     throw new KeyFileReadError(
@@ -407,92 +377,120 @@ async function readKeyFileChecked(path: string, output: Output): Promise<Uint8Ar
   }
 }
 
-/**
- * Tests one key as opendkim-testkey does, printing through `output`, and returns its exit
- * status: load the private key (if any), look the record up, check it.
- */
-async function testKey(
-  target: KeyTarget,
-  resolver: TxtResolver,
-  output: Output,
-): Promise<number> {
-  const name = keyRecordName(target.selector, target.domain);
-  const subject = target.name !== undefined ? `key "${target.name}" ("${name}")` : `"${name}"`;
-  let privateKey: SigningKey | undefined;
-  try {
-    let data: Uint8Array | string | undefined = target.keyData;
-    if (target.keyPath !== undefined) data = await readKeyFileChecked(target.keyPath, output);
-    if (data !== undefined) {
-      privateKey = await importPrivateKey(data, target.keyPath);
-      output.err(
-        2,
-        `key loaded from ${target.keyPath ?? "the KeyTable"} (${
-          privateKey.type === "rsa" ? `RSA, ${privateKey.bits} bits` : "Ed25519"
-        })`,
-      );
-    }
-  } catch (e) {
-    if (e instanceof KeyFileReadError) {
-      output.err(0, e.message);
-      return TESTKEY_EXIT.os;
-    }
-    if (e instanceof KeyError) {
-      output.err(0, `${subject}: ${e.message}`);
-      return TESTKEY_EXIT.unavailable;
-    }
-    throw e;
+/** Lines to print, kept in order and printed at once, so keys tested together do not mix. */
+class Report {
+  readonly #lines: { stream: "err" | "out"; level: number; text: string }[] = [];
+
+  /** A line for standard error, shown with `level` or more -v. */
+  err(level: number, text: string): void {
+    this.#lines.push({ stream: "err", level, text });
   }
 
-  output.err(2, `checking key "${name}"`);
+  /** A line for standard output, shown with `level` or more -v. */
+  out(level: number, text: string): void {
+    this.#lines.push({ stream: "out", level, text });
+  }
+
+  /** Appends the lines of `other`. */
+  absorb(other: Report): void {
+    this.#lines.push(...other.#lines);
+  }
+
+  /** Prints the lines `verbose` asks for. */
+  print(verbose: number): void {
+    for (const line of this.#lines) {
+      if (verbose < line.level) continue;
+      if (line.stream === "err") console.error(`dkimd testkey: ${line.text}`);
+      else console.log(`dkimd testkey: ${line.text}`);
+    }
+  }
+}
+
+/** One key to test: where to look, and the private key to compare, if there is one. */
+interface KeyTarget {
+  readonly domain: string;
+  readonly selector: string;
+  /** The private key. */
+  readonly key?: SigningKey;
+  /** The KeyTable key name, in KeyTable mode. */
+  readonly name?: string;
+}
+
+/**
+ * Tests one key as opendkim-testkey's dkim_test_key() does: look the record up, check it, and
+ * compare it with the private key. Returns the exit status.
+ */
+async function testKey(target: KeyTarget, resolver: TxtResolver, report: Report): Promise<number> {
+  const name = keyRecordName(target.selector, target.domain);
+  const subject = target.name !== undefined ? `key "${target.name}" ("${name}")` : `"${name}"`;
+  report.err(2, `checking key "${name}"`);
   let records: string[];
   try {
     records = await resolver.resolveTxt(name);
   } catch (e) {
     if (!(e instanceof DnsError)) throw e;
-    output.err(0, `${subject}: ${describeDnsError(e)}`);
+    report.err(0, `${subject}: ${describeDnsError(e)}`);
     return TESTKEY_EXIT.unavailable;
   }
   // dkimd does not validate DNSSEC, so no answer is secure: said as opendkim-testkey says it
   // when its resolver has no trust anchor.
-  output.err(1, target.name !== undefined ? `key ${target.name} not secure` : "key not secure");
+  report.err(1, target.name !== undefined ? `key ${target.name} not secure` : "key not secure");
   if (records.length !== 1) {
-    output.err(
+    report.err(
       0,
       `${subject}: ${records.length} TXT records found; publish exactly one key record (RFC 6376 §3.6.2.2)`,
     );
     return TESTKEY_EXIT.unavailable;
   }
-  const check = await checkKeyRecord(records[0], privateKey);
+  const check = await checkKeyRecord(records[0], target.key);
   for (const f of check.findings) {
-    if (f.severity === "info") output.err(2, `${subject}: ${f.message}`);
-    else output.err(0, `${subject}: ${f.message}`);
+    report.err(f.severity === "info" ? 2 : 0, `${subject}: ${f.message}`);
   }
   if (check.status === TESTKEY_EXIT.ok) {
-    output.out(3, target.name !== undefined ? `key ${target.name}: OK` : "key OK");
+    report.out(3, target.name !== undefined ? `key ${target.name}: OK` : "key OK");
   }
   return check.status;
 }
 
+function keyLabel(key: SigningKey): string {
+  return key.type === "rsa" ? `RSA, ${key.bits} bits` : "Ed25519";
+}
+
+/**
+ * The configuration opendkim-testkey reads when given no `-x` and none of `-d`, `-s`, `-k`,
+ * if it can be read: the KeyTable in it is then tested.
+ */
+export const TESTKEY_DEFAULT_CONFIG = "/etc/opendkim.conf";
+
+/** KeyTable keys looked up at once: parallel enough for a big table, gentle on the server. */
+export const KEYTABLE_CONCURRENCY = 8;
+
 /** The help text of `dkimd testkey`. */
 export const TESTKEY_USAGE = `Usage: dkimd testkey -d DOMAIN -s SELECTOR [-k KEYFILE] [options]
+       dkimd testkey -x CONFIG
 
 Looks up the key record SELECTOR._domainkey.DOMAIN, checks it tag by tag and, with
 -k, that it publishes the public half of the private key in KEYFILE, as
-opendkim-testkey does. Prints nothing when all is well (add -vvv for "key OK").
+opendkim-testkey does. With -x and no -d, -s or -k, tests every KeyTable entry of
+CONFIG (opendkim.conf or dkimd YAML); with neither, /etc/opendkim.conf if readable.
+Prints nothing when all is well (add -vvv for "key OK").
 Exit status: 0 when the key is fine, 65 when the published key is not the private
 key's, 69 when the record is missing, unusable or the lookup failed, 71 when the
 key file cannot be read, 78 for a usage or configuration error.
 
 Options:
-  -d, --domain DOMAIN       the signing domain (d=)
-  -s, --selector SELECTOR   the selector (s=)
-  -k, --key FILE            the private key to compare with the record
+  -d, --domain DOMAIN       the signing domain (d=); default: Domain of CONFIG
+  -s, --selector SELECTOR   the selector (s=); default: Selector of CONFIG
+  -k, --key FILE            the private key to compare; default: KeyFile of CONFIG
+  -x, --config CONFIG       read Domain, Selector, KeyFile, KeyTable, Nameservers
+                            and TestPublicKeys from CONFIG
   -v, --verbose             say more; repeat for more (-vvv)
       --nameserver SPEC     DNS server(s) to ask: IP, IP@PORT, [IPv6]:PORT, or a
-                            comma list (default: /etc/resolv.conf); may be repeated
+                            comma list (default: Nameservers of CONFIG, else
+                            /etc/resolv.conf); may be repeated
       --test-keys FILE      take key records from FILE (OpenDKIM's TestPublicKeys
                             format) instead of DNS
-      --timeout SECONDS     time for the lookup (default 5)
+      --timeout SECONDS     time for each lookup (default 5)
   -h, --help                show this help
 `;
 
@@ -509,11 +507,38 @@ export async function runTestkey(args: readonly string[]): Promise<number> {
   }
 }
 
+async function readable(path: string): Promise<boolean> {
+  try {
+    (await Deno.open(path)).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Loads CONFIG with the loader `dkimd serve` uses; undefined after printing its errors. */
+async function loadTestConfig(path: string): Promise<LoadedConfig<SigningKey> | undefined> {
+  try {
+    return await loadConfig(path, denoLoadIo(importPrivateKey));
+  } catch (e) {
+    if (e instanceof ConfigErrors) {
+      for (const error of e.errors) console.error(`dkimd testkey: ${error.message}`);
+      return undefined;
+    }
+    if (e instanceof SourceError) {
+      console.error(`dkimd testkey: ${e.message}`);
+      return undefined;
+    }
+    throw e;
+  }
+}
+
 async function testkey(args: readonly string[]): Promise<number> {
   const { values } = parseCommandArgs("testkey", args, {
     domain: { type: "string", short: "d" },
     selector: { type: "string", short: "s" },
     key: { type: "string", short: "k" },
+    config: { type: "string", short: "x" },
     verbose: { type: "boolean", short: "v", multiple: true },
     nameserver: { type: "string", multiple: true },
     "test-keys": { type: "string" },
@@ -524,10 +549,54 @@ async function testkey(args: readonly string[]): Promise<number> {
     console.log(TESTKEY_USAGE);
     return 0;
   }
-  const output = consoleOutput(values.verbose?.length ?? 0);
-  const domain = values.domain?.replace(/\.$/, "");
-  const selector = values.selector;
+  const verbose = values.verbose?.length ?? 0;
+  const report = new Report();
+  const timeout = intFlag("testkey", "timeout", values.timeout, 1);
+  const given = values.domain !== undefined || values.selector !== undefined ||
+    values.key !== undefined;
+
+  let configPath = values.config;
+  if (configPath === undefined && !given && await readable(TESTKEY_DEFAULT_CONFIG)) {
+    configPath = TESTKEY_DEFAULT_CONFIG;
+    report.err(2, `using default configfile ${TESTKEY_DEFAULT_CONFIG}`);
+  }
+  let loaded: LoadedConfig<SigningKey> | undefined;
+  if (configPath !== undefined) {
+    loaded = await loadTestConfig(configPath);
+    if (loaded === undefined) return TESTKEY_EXIT.config;
+    // Warnings about keys (their files' safety, their size) are what testkey is for; the
+    // others are about the configuration and wait for -v.
+    const keyOrigins = new Set(
+      [
+        ...(loaded.keyTable?.entries.map((e) => e.origin) ?? []),
+        ...(loaded.origins.keyFile ? [loaded.origins.keyFile] : []),
+      ].map((o) => `${o.file}:${o.line}`),
+    );
+    for (const w of loaded.warnings) {
+      report.err(keyOrigins.has(`${w.origin.file}:${w.origin.line}`) ? 0 : 1, w.message);
+    }
+  }
+  const config = loaded?.config;
+  const resolver = await makeResolver("testkey", {
+    nameservers: values.nameserver ??
+      (values["test-keys"] === undefined && config?.nameservers
+        ? config.nameservers.map(formatNameserver)
+        : undefined),
+    testKeys: values["test-keys"] ??
+      (values.nameserver === undefined ? config?.testPublicKeys : undefined),
+    timeoutMs: timeout === undefined ? undefined : timeout * 1000,
+  });
+
+  if (loaded?.keyTable && !given) {
+    const status = await testKeyTable(loaded.keyTable.entries, resolver, report);
+    report.print(verbose);
+    return status;
+  }
+
+  const domain = (values.domain ?? firstDomain(loaded))?.replace(/\.$/, "");
+  const selector = values.selector ?? config?.selector;
   if (domain === undefined || selector === undefined) {
+    report.print(verbose);
     throw new UsageError(
       `testkey: ${
         domain === undefined ? "-d DOMAIN" : "-s SELECTOR"
@@ -536,11 +605,91 @@ async function testkey(args: readonly string[]): Promise<number> {
   }
   if (!isDomainName(domain)) throw new UsageError(`testkey: "${domain}" is not a domain name`);
   if (!isSelector(selector)) throw new UsageError(`testkey: "${selector}" is not a selector`);
-  const timeout = intFlag("testkey", "timeout", values.timeout, 1);
-  const resolver = await makeResolver("testkey", {
-    nameservers: values.nameserver,
-    testKeys: values["test-keys"],
-    timeoutMs: timeout === undefined ? undefined : timeout * 1000,
-  });
-  return await testKey({ domain, selector, keyPath: values.key }, resolver, output);
+  const keyPath = values.key ?? loaded?.singleKey?.keyFile ?? config?.keyFile;
+  const name = keyRecordName(selector, domain);
+  let key: SigningKey | undefined;
+  if (keyPath !== undefined) {
+    try {
+      key = await importPrivateKey(await readKeyFileChecked(keyPath, report), keyPath);
+      report.err(2, `key loaded from ${keyPath} (${keyLabel(key)})`);
+    } catch (e) {
+      if (e instanceof KeyFileReadError) {
+        report.err(0, e.message);
+        report.print(verbose);
+        return TESTKEY_EXIT.os;
+      }
+      if (e instanceof KeyError) {
+        report.err(0, `"${name}": ${e.message}`);
+        report.print(verbose);
+        return TESTKEY_EXIT.unavailable;
+      }
+      throw e;
+    }
+  }
+  const status = await testKey({ domain, selector, key }, resolver, report);
+  report.print(verbose);
+  return status;
+}
+
+/** The Domain setting's first name, when it is a plain name (not a pattern). */
+function firstDomain(loaded: LoadedConfig<SigningKey> | undefined): string | undefined {
+  const set = loaded?.dataSets.domain;
+  if (!set || set.patterns) return undefined;
+  return set.entries[0]?.key;
+}
+
+/**
+ * Tests every KeyTable entry, {@link KEYTABLE_CONCURRENCY} at a time, reporting in table order.
+ * The status is the worst of them: unlike opendkim-testkey, which exits 0 whatever it found, a
+ * failing key fails the run, so scripts and monitoring can rely on it.
+ */
+async function testKeyTable(
+  entries: readonly LoadedKeyEntry<SigningKey>[],
+  resolver: TxtResolver,
+  report: Report,
+): Promise<number> {
+  const reports = entries.map(() => new Report());
+  const statuses: (number | "skipped")[] = new Array(entries.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < entries.length) {
+      const i = next++;
+      const entry = entries[i];
+      const r = reports[i];
+      r.err(2, `record ${i} for "${entry.name}" retrieved`);
+      if (entry.domain === "%") {
+        r.err(
+          0,
+          `key "${entry.name}": not tested: its domain is "%", the sender's domain at signing time; test one with -d DOMAIN -s ${entry.selector} -k FILE`,
+        );
+        statuses[i] = "skipped";
+        continue;
+      }
+      if (entry.key) {
+        const from = entry.source.kind === "file" ? entry.source.path : "the KeyTable (inline)";
+        r.err(2, `key "${entry.name}" loaded from ${from} (${keyLabel(entry.key)})`);
+      }
+      statuses[i] = await testKey(
+        { domain: entry.domain, selector: entry.selector, key: entry.key, name: entry.name },
+        resolver,
+        r,
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(KEYTABLE_CONCURRENCY, entries.length) }, worker));
+  for (const r of reports) report.absorb(r);
+  const tested = statuses.filter((s): s is number => s !== "skipped");
+  const pass = tested.filter((s) => s === TESTKEY_EXIT.ok).length;
+  const skipped = statuses.length - tested.length;
+  report.out(
+    1,
+    `${tested.length} key${tested.length === 1 ? "" : "s"} checked; ${pass} pass, ${
+      tested.length - pass
+    } fail${skipped > 0 ? `, ${skipped} not tested` : ""}`,
+  );
+  return tested.includes(TESTKEY_EXIT.unavailable)
+    ? TESTKEY_EXIT.unavailable
+    : tested.includes(TESTKEY_EXIT.mismatch)
+    ? TESTKEY_EXIT.mismatch
+    : TESTKEY_EXIT.ok;
 }

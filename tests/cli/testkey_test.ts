@@ -501,7 +501,7 @@ Deno.test("dkimd testkey against a real DNS server: genkey's records pass, every
         stderr: "",
       },
       {
-        args: [],
+        args: ["-s", "rsa"],
         code: 78,
         stderr: "dkimd testkey: -d DOMAIN is required (see dkimd testkey --help)\n",
       },
@@ -565,4 +565,125 @@ Deno.test("checkKeyRecord() accepts what formatKeyRecord() writes for every genk
   }
   const imported = await importPrivateKey(await Deno.readFile(new URL("ed25519.pem", KEYS)));
   assert.equal((await checkKeyRecord(record(imported), ed)).status, TESTKEY_EXIT.mismatch);
+});
+
+Deno.test("dkimd testkey -x tests every KeyTable entry with the configuration's Nameservers", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dkimd-testkey-x-" });
+  let server: Awaited<ReturnType<typeof startDnsServer>> | undefined;
+  try {
+    for (const args of [["-s", "rsa", "-d", "example.com"], ["--type", "ed25519", "-s", "ed"]]) {
+      const made = await dkimd(["genkey", ...args], dir);
+      assert.equal(made.code, 0, made.stderr);
+    }
+    const txt = async (s: string) =>
+      parseZoneFileRecord(await Deno.readTextFile(`${dir}/${s}.txt`)).record;
+    server = await startDnsServer({
+      zone: "example.com",
+      records: {
+        "rsa._domainkey.example.com": [await txt("rsa")],
+        "ed._domainkey.example.com": [await txt("ed")],
+        "wrong._domainkey.example.com": [await txt("ed")],
+      },
+    });
+    const conf = (lines: string[]) =>
+      [...lines, `Nameservers ${server!.nameserver}`, ""].join("\n");
+    await Deno.writeTextFile(`${dir}/signing.table`, "*@example.com rsa\n");
+    const signing = `SigningTable refile:${dir}/signing.table`;
+    await Deno.writeTextFile(
+      `${dir}/all.table`,
+      [
+        `rsa example.com:rsa:${dir}/rsa.private`,
+        `ed example.com:ed:${dir}/ed.private`,
+        `wrong example.com:wrong:${dir}/rsa.private`,
+        `gone example.com:gone:${dir}/rsa.private`,
+        `any %:sel:${dir}/%.private`,
+        "",
+      ].join("\n"),
+    );
+    await Deno.writeTextFile(
+      `${dir}/good.table`,
+      `rsa example.com:rsa:${dir}/rsa.private\ned example.com:ed:${dir}/ed.private\n`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/all.conf`,
+      conf(["Mode sv", `KeyTable ${dir}/all.table`, signing]),
+    );
+    await Deno.writeTextFile(`${dir}/good.conf`, conf([`KeyTable ${dir}/good.table`, signing]));
+    await Deno.writeTextFile(
+      `${dir}/single.conf`,
+      conf(["Domain example.com", "Selector rsa", `KeyFile ${dir}/rsa.private`]),
+    );
+    await Deno.writeTextFile(
+      `${dir}/mismatch.conf`,
+      conf(["Domain example.com", "Selector ed", `KeyFile ${dir}/rsa.private`]),
+    );
+    await Deno.writeTextFile(`${dir}/bad.conf`, "Mode zz\n");
+    await Deno.writeTextFile(`${dir}/nokey.conf`, conf([`KeyTable ${dir}/nokey.table`, signing]));
+    await Deno.writeTextFile(`${dir}/nokey.table`, `rsa example.com:rsa:${dir}/nofile.private\n`);
+
+    const all = await dkimd(["testkey", "-x", "all.conf", "-v"], dir);
+    assert.equal(all.code, 69, all.stderr);
+    assert.equal(
+      all.stderr,
+      [
+        "key rsa not secure",
+        "key ed not secure",
+        "key wrong not secure",
+        'key "wrong" ("wrong._domainkey.example.com"): public key does not match private key: the record holds an Ed25519 key, the private key is RSA',
+        'key "gone" ("gone._domainkey.example.com"): record not found (no such name)',
+        'key "any": not tested: its domain is "%", the sender\'s domain at signing time; test one with -d DOMAIN -s sel -k FILE',
+      ].map((l) => `dkimd testkey: ${l}\n`).join(""),
+    );
+    assert.equal(all.stdout, "dkimd testkey: 4 keys checked; 2 pass, 2 fail, 1 not tested\n");
+
+    const good = await dkimd(["testkey", "-x", "good.conf", "-vvv"], dir);
+    assert.equal(good.code, 0, good.stderr);
+    assert.equal(
+      good.stdout,
+      "dkimd testkey: key rsa: OK\ndkimd testkey: key ed: OK\n" +
+        "dkimd testkey: 2 keys checked; 2 pass, 0 fail\n",
+    );
+    assert.match(good.stderr, /^dkimd testkey: record 0 for "rsa" retrieved\n/m);
+    assert.match(good.stderr, /^dkimd testkey: key "ed" loaded from .*\/ed\.private \(Ed25519\)$/m);
+    assert.equal((await dkimd(["testkey", "-x", "good.conf"], dir)).stderr, "");
+
+    const cases: { args: string[]; code: number; stderr: string | RegExp }[] = [
+      // -d, -s or -k turn KeyTable mode off; the Nameservers still apply.
+      { args: ["-x", "all.conf", "-d", "example.com", "-s", "rsa"], code: 0, stderr: "" },
+      { args: ["-x", "single.conf"], code: 0, stderr: "" },
+      {
+        args: ["-x", "mismatch.conf"],
+        code: 65,
+        stderr:
+          'dkimd testkey: "ed._domainkey.example.com": public key does not match private key: the record holds an Ed25519 key, the private key is RSA\n',
+      },
+      { args: ["-x", "single.conf", "-s", "ed", "-k", "ed.private"], code: 0, stderr: "" },
+      {
+        args: ["-x", "bad.conf"],
+        code: 78,
+        stderr: /^dkimd testkey: Cannot parse "Mode" at bad\.conf:1: [^\n]+\n$/,
+      },
+      {
+        args: ["-x", "nokey.conf"],
+        code: 78,
+        stderr:
+          /^dkimd testkey: .*nokey\.table:1: .*nofile\.private": no such file or directory\n$/,
+      },
+      {
+        args: ["-x", "missing.conf"],
+        code: 78,
+        stderr: /^dkimd testkey: Cannot read configuration at .*missing\.conf.*\n$/,
+      },
+    ];
+    for (const c of cases) {
+      const run = await dkimd(["testkey", ...c.args], dir);
+      const what = `testkey ${c.args.join(" ")}\n${run.stderr}`;
+      assert.equal(run.code, c.code, what);
+      if (typeof c.stderr === "string") assert.equal(run.stderr, c.stderr, what);
+      else assert.match(run.stderr, c.stderr, what);
+    }
+  } finally {
+    await server?.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
