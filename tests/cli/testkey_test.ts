@@ -618,6 +618,21 @@ Deno.test("dkimd testkey -x tests every KeyTable entry with the configuration's 
       conf(["Domain example.com", "Selector ed", `KeyFile ${dir}/rsa.private`]),
     );
     await Deno.writeTextFile(`${dir}/bad.conf`, "Mode zz\n");
+    // TestPublicKeys instead of DNS, and a key the loader warns about: that warning is shown
+    // without -v, while the one about SoftStart (not implemented) waits for -v.
+    await Deno.copyFile(new URL("rsa1024.pem", KEYS), `${dir}/weak.private`);
+    await Deno.chmod(`${dir}/weak.private`, 0o600);
+    const weakKey = await loadKey("rsa1024.pem");
+    await Deno.writeTextFile(
+      `${dir}/weak.keys`,
+      `weak._domainkey.example.com ${record(weakKey)}\n`,
+    );
+    await Deno.writeTextFile(`${dir}/weak.table`, `rsa example.com:weak:${dir}/weak.private\n`);
+    await Deno.writeTextFile(
+      `${dir}/weak.conf`,
+      ["SoftStart yes", `KeyTable ${dir}/weak.table`, signing, `TestPublicKeys ${dir}/weak.keys`]
+        .join("\n"),
+    );
     await Deno.writeTextFile(`${dir}/nokey.conf`, conf([`KeyTable ${dir}/nokey.table`, signing]));
     await Deno.writeTextFile(`${dir}/nokey.table`, `rsa example.com:rsa:${dir}/nofile.private\n`);
 
@@ -646,6 +661,17 @@ Deno.test("dkimd testkey -x tests every KeyTable entry with the configuration's 
     assert.match(good.stderr, /^dkimd testkey: record 0 for "rsa" retrieved\n/m);
     assert.match(good.stderr, /^dkimd testkey: key "ed" loaded from .*\/ed\.private \(Ed25519\)$/m);
     assert.equal((await dkimd(["testkey", "-x", "good.conf"], dir)).stderr, "");
+
+    const weak = await dkimd(["testkey", "-x", "weak.conf"], dir);
+    assert.equal(weak.code, 0, weak.stderr);
+    assert.equal(
+      weak.stderr,
+      `dkimd testkey: KeyTable entry "rsa" at ${dir}/weak.table:1 is a 1024-bit RSA key; RFC 8301 §3.2 says signers SHOULD use at least 2048 bits\n` +
+        'dkimd testkey: key "rsa" ("weak._domainkey.example.com"): the RSA key has 1024 bits; RFC 8301 §3.2 recommends 2048 or more\n',
+    );
+    const weakV = await dkimd(["testkey", "-x", "weak.conf", "-v"], dir);
+    assert.equal(weakV.stderr.split("\n").length, weak.stderr.split("\n").length + 2);
+    assert.match(weakV.stderr, /SoftStart/);
 
     const cases: { args: string[]; code: number; stderr: string | RegExp }[] = [
       // -d, -s or -k turn KeyTable mode off; the Nameservers still apply.
