@@ -27,7 +27,7 @@ import {
   enforceRequiredHeaders,
   resolveHeaderList,
 } from "../policy/header_list.ts";
-import { HostList } from "../policy/host_list.ts";
+import { DEFAULT_INTERNAL_HOSTS, HostList } from "../policy/host_list.ts";
 import {
   algorithmFitsKey,
   KeyTable,
@@ -406,8 +406,13 @@ async function buildLoaded<K extends PrivateKeyInfo>(
       return list;
     });
   };
-  const internal = hostList("internalHosts", "InternalHosts") ??
-    HostList.fromStrings([], "InternalHosts").list;
+  // The default list gets a place that says where it came from, for explain and LogWhy.
+  const internal =
+    (origins.internalHosts ? hostList("internalHosts", "InternalHosts") : undefined) ??
+      HostList.fromStrings(DEFAULT_INTERNAL_HOSTS, "InternalHosts", {
+        file: "(OpenDKIM's default InternalHosts)",
+        line: 0,
+      }).list;
   const hosts = {
     internal,
     ...opt("externalIgnore", hostList("externalIgnoreList", "ExternalIgnoreList")),
@@ -485,8 +490,12 @@ async function buildLoaded<K extends PrivateKeyInfo>(
     const parsed = attempt(() => parseKeyTable(keyEntries));
     if (parsed) {
       warnAll(c, parsed.warnings, "KeyTable");
+      // Verify-only mode never signs: the table is checked but its keys are not read, as
+      // OpenDKIM reads KeyTable keys only when it signs.
       const loaded: LoadedKeyEntry<K>[] = [];
-      for (const entry of parsed.entries) loaded.push(await keys.loadEntry(entry));
+      for (const entry of parsed.entries) {
+        loaded.push(config.mode.sign ? await keys.loadEntry(entry) : entry);
+      }
       keyTable = new KeyTable(loaded, (p, entry) => keys.loadTemplate(p, entry));
     }
   }

@@ -180,75 +180,33 @@ export interface Config {
   readonly baseDirectory?: string;
 }
 
-/** The typed value of every setting a reader can produce, before defaults and rules. */
-export interface SettingValues {
-  mode: Mode;
-  socket: SocketSpec;
-  domain: DataSetSource;
-  selector: string;
-  keyFile: string;
-  keyTable: DataSetSource;
-  signingTable: DataSetSource;
-  subDomains: boolean;
-  multipleSignatures: boolean;
-  internalHosts: DataSetSource;
-  externalIgnoreList: DataSetSource;
-  peerList: DataSetSource;
-  mta: DataSetSource;
-  macroList: DataSetSource;
-  senderHeaders: DataSetSource;
-  dontSignMailTo: DataSetSource;
-  exemptDomains: DataSetSource;
-  canonicalization: Canonicalization;
-  signatureAlgorithm: SigningAlgorithm;
-  signHeaders: DataSetSource;
-  omitHeaders: DataSetSource;
-  oversignHeaders: DataSetSource;
-  signatureTtl: number;
-  minimumKeyBits: number;
-  maximumHeaders: number;
-  maximumSignaturesToVerify: number;
-  maximumSignedBytes: number;
-  removeOldSignatures: boolean;
-  onDefault: MilterAction;
-  onNoSignature: MilterAction;
-  onBadSignature: MilterAction;
-  onKeyNotFound: MilterAction;
-  onDnsError: MilterAction;
-  onInternalError: MilterAction;
-  onSecurity: MilterAction;
-  onSignatureError: MilterAction;
-  alwaysAddArHeader: boolean;
-  authservId: AuthservId;
-  authservIdWithJobId: boolean;
-  noHeaderB: boolean;
-  removeArAll: boolean;
-  removeArFrom: DataSetSource;
-  softwareHeader: boolean;
-  xHeader: boolean;
-  nameservers: readonly Nameserver[];
-  dnsTimeout: number;
-  queryCache: boolean;
-  testPublicKeys: string;
-  testDnsData: DataSetSource;
-  requireSafeKeys: boolean;
-  clockDrift: number;
-  fixCrlf: boolean;
-  syslog: boolean;
-  syslogFacility: SyslogFacility;
-  syslogName: string;
-  syslogSuccess: boolean;
-  logWhy: boolean;
-  logResults: boolean;
-  umask: number;
-  userId: UserId;
-  pidFile: string;
-  autoRestart: boolean;
-  autoRestartCount: number;
-  autoRestartRate: RestartRate;
-  background: boolean;
-  baseDirectory: string;
-}
+/**
+ * The typed value of every setting a reader can produce, before defaults and rules: the
+ * {@link Config} fields (except `actions`, which the On-* settings make), plus the On-* settings
+ * themselves and `xHeader`, OpenDKIM's old name for SoftwareHeader.
+ */
+export type SettingValues =
+  & { -readonly [K in Exclude<keyof Config, "actions">]-?: NonNullable<Config[K]> }
+  & {
+    /** On-Default: the action for every outcome, before the specific On-* settings. */
+    onDefault: MilterAction;
+    /** On-NoSignature. */
+    onNoSignature: MilterAction;
+    /** On-BadSignature. */
+    onBadSignature: MilterAction;
+    /** On-KeyNotFound. */
+    onKeyNotFound: MilterAction;
+    /** On-DNSError. */
+    onDnsError: MilterAction;
+    /** On-InternalError. */
+    onInternalError: MilterAction;
+    /** On-Security. */
+    onSecurity: MilterAction;
+    /** On-SignatureError. */
+    onSignatureError: MilterAction;
+    /** X-Header, the deprecated name of SoftwareHeader. */
+    xHeader: boolean;
+  };
 
 /** The name of a setting as readers produce it. */
 export type SettingField = keyof SettingValues;
@@ -289,6 +247,12 @@ export interface SupportedSetting<F extends SettingField = SettingField> {
 
 /** Longest integer accepted for byte and count limits: C's INT_MAX, as OpenDKIM's `int`. */
 const INT_MAX = 2147483647;
+
+/** Largest MinimumKeyBits: a bigger floor would refuse every key verifiers can import (RFC 8301 §3.2 stops at 4096). */
+export const MAX_MINIMUM_KEY_BITS = 16384;
+
+/** Largest DNSTimeout in seconds: an MTA gives up on a milter long before an hour. */
+export const MAX_DNS_TIMEOUT = 3600;
 
 const bool = <F extends SettingField>(name: string, field: F): SupportedSetting<F> => ({
   name,
@@ -375,7 +339,7 @@ export const SUPPORTED_SETTINGS: readonly SupportedSetting[] = [
   dataset("OmitHeaders", "omitHeaders"),
   dataset("OversignHeaders", "oversignHeaders"),
   int("SignatureTTL", "signatureTtl", 0, INT_MAX),
-  int("MinimumKeyBits", "minimumKeyBits", 0, 16384),
+  int("MinimumKeyBits", "minimumKeyBits", 0, MAX_MINIMUM_KEY_BITS),
   int("MaximumHeaders", "maximumHeaders", 0, INT_MAX),
   int("MaximumSignaturesToVerify", "maximumSignaturesToVerify", 0, INT_MAX),
   int("MaximumSignedBytes", "maximumSignedBytes", 0, INT_MAX),
@@ -397,7 +361,7 @@ export const SUPPORTED_SETTINGS: readonly SupportedSetting[] = [
   bool("SoftwareHeader", "softwareHeader"),
   bool("X-Header", "xHeader"),
   { name: "Nameservers", field: "nameservers", parse: (t) => parseNameserverList(t) },
-  int("DNSTimeout", "dnsTimeout", 0, 3600),
+  int("DNSTimeout", "dnsTimeout", 0, MAX_DNS_TIMEOUT),
   bool("QueryCache", "queryCache"),
   str("TestPublicKeys", "testPublicKeys"),
   dataset("TestDNSData", "testDnsData"),
@@ -593,7 +557,7 @@ function editDistance(a: string, b: string): number {
 }
 
 /** Longest name compared for suggestions: bounds the quadratic edit distance. */
-const MAX_SUGGEST_LENGTH = 64;
+export const MAX_SUGGEST_LENGTH = 64;
 
 /**
  * The known name closest to `name` (case-insensitive edit distance), when it is close enough

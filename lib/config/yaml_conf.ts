@@ -374,7 +374,10 @@ function readField(
     return { value: parseNameserverList(items.join(",")) };
   }
   const text = expectScalar(ctx, node, `a value for "${path}"`);
-  if (SECONDS_FIELDS.has(field)) return { value: parseSeconds(text) };
+  if (SECONDS_FIELDS.has(field)) {
+    // The unit is YAML's convenience; the range check is opendkim.conf's.
+    return { value: findSupportedSetting(name)!.parse(String(parseSeconds(text)), valueCtx) };
+  }
   if (field === "umask") {
     const { value, note } = parseUmask(text.replace(/^0o/, "0"));
     if (note) warn(note);

@@ -569,3 +569,21 @@ Deno.test("loadConfig() errors are SourceErrors naming file and line", async () 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("loadConfig() in verify-only mode checks the KeyTable but reads no keys", async () => {
+  const dir = await tempConf({
+    "opendkim.conf": "Mode v\nKeyTable @DIR@/kt\nSigningTable refile:@DIR@/st\n",
+    "kt": "k example.com:s:@DIR@/keys/absent.private\n",
+    "st": "* k\n",
+  });
+  try {
+    const loaded = await loadConfig(`${dir}/opendkim.conf`, io);
+    assert.equal(loaded.keyTable?.get("k")?.key, undefined);
+    assert.equal(loaded.signing.keyTable, undefined);
+    assert.ok(loaded.warnings.some((w) => /Mode does not include "s"/.test(w.message)));
+    const origin = loaded.hosts.internal.match(undefined, "::1").rule?.origin;
+    assert.deepEqual(origin, { file: "(OpenDKIM's default InternalHosts)", line: 0 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -190,6 +190,10 @@ const errors: [string, RegExp][] = [
     /d\.yaml:2 \(canonicalization\.bdy\): unknown key "bdy"; did you mean "body"\?/,
   ],
   ["mode: v\ndnsTimeout: soon", /d\.yaml:2 \(dnsTimeout\): expected seconds/],
+  [
+    "mode: v\ndnsTimeout: 2h",
+    /d\.yaml:2 \(dnsTimeout\): expected a number from 0 to 3600, not 7200/,
+  ],
   ["mode: v\nsyslog: maybe", /d\.yaml:2 \(syslog\): expected a Boolean/],
   [
     "mode: v\nkeyTable:\n  mail:\n    domain: example.com\n    selector: mail\n    keyfile: /k",
