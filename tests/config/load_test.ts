@@ -587,3 +587,31 @@ Deno.test("loadConfig() in verify-only mode checks the KeyTable but reads no key
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("loadConfig() reads a PEM key written inline in a YAML KeyTable", async () => {
+  const dir = await tempConf({});
+  try {
+    const pem = await Deno.readTextFile(await genkey(`${dir}/gen`, "k", "example.com"));
+    const indented = pem.trim().split("\n").map((l) => `      ${l}`).join("\n");
+    await Deno.writeTextFile(
+      `${dir}/dkimd.yaml`,
+      [
+        "keyTable:",
+        "  k:",
+        "    domain: example.com",
+        "    selector: s",
+        "    key: |",
+        indented,
+        'signingTable: [{from: "*", key: k}]',
+        "",
+      ].join("\n"),
+    );
+    const loaded = await loadConfig(`${dir}/dkimd.yaml`, io);
+    assert.equal(loaded.keyTable?.get("k")?.key?.type, "rsa");
+    assert.equal(loaded.keyTable?.get("k")?.origin.line, 3);
+    const again = configToYaml(loaded);
+    assert.ok(again.includes("-----BEGIN PRIVATE KEY-----"), again);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
