@@ -275,16 +275,15 @@ function parseHashes(text: string | undefined, type: KeyType): string[] | undefi
 }
 
 /** Why a key file could not be written; the command prints it and exits with status 1. */
-export class KeyFileWriteError extends Error {
-  /** The file it is about. */
-  readonly path: string;
-
-  /** Makes the error for `path` with `message`. */
-  constructor(path: string, message: string, options?: ErrorOptions) {
+class KeyFileWriteError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "KeyFileWriteError";
-    this.path = path;
   }
+}
+
+function alreadyExists(path: string): string {
+  return `"${path}" already exists; choose another selector (-s) or directory (-D), or replace it with --force`;
 }
 
 function describe(e: unknown): string {
@@ -330,7 +329,7 @@ async function exists(path: string): Promise<boolean> {
     return true;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;
-    throw new KeyFileWriteError(path, `Cannot check "${path}": ${describe(e)}`, { cause: e });
+    throw new KeyFileWriteError(`cannot check "${path}": ${describe(e)}`, { cause: e });
   }
 }
 
@@ -342,26 +341,19 @@ async function exists(path: string): Promise<boolean> {
  * Returns which targets existed before.
  */
 async function writeOutputs(outputs: readonly Output[], force: boolean): Promise<boolean[]> {
-  const existed = await Promise.all(outputs.map((o) => exists(o.path)));
   if (!force) {
-    const taken = outputs.filter((_, i) => existed[i]).map((o) => `"${o.path}"`);
-    if (taken.length > 0) {
-      throw new KeyFileWriteError(
-        outputs[existed.indexOf(true)].path,
-        `${taken.join(" and ")} already ${
-          taken.length > 1 ? "exist" : "exists"
-        }; choose another selector (-s) or directory (-D), or replace with --force`,
-      );
-    }
     const made: string[] = [];
     try {
       for (const o of outputs) {
         try {
           await createFile(o.path, o.data, o.mode);
         } catch (e) {
-          throw new KeyFileWriteError(o.path, `Cannot create "${o.path}": ${describe(e)}`, {
-            cause: e,
-          });
+          throw new KeyFileWriteError(
+            e instanceof Deno.errors.AlreadyExists
+              ? alreadyExists(o.path)
+              : `cannot create "${o.path}": ${describe(e)}`,
+            { cause: e },
+          );
         }
         made.push(o.path);
       }
@@ -369,8 +361,9 @@ async function writeOutputs(outputs: readonly Output[], force: boolean): Promise
       for (const path of made) await Deno.remove(path).catch(() => {});
       throw e;
     }
-    return existed;
+    return outputs.map(() => false);
   }
+  const existed = await Promise.all(outputs.map((o) => exists(o.path)));
   const temps: string[] = [];
   try {
     for (const o of outputs) {
@@ -378,9 +371,7 @@ async function writeOutputs(outputs: readonly Output[], force: boolean): Promise
       try {
         await createFile(temp, o.data, o.mode);
       } catch (e) {
-        throw new KeyFileWriteError(o.path, `Cannot create "${temp}": ${describe(e)}`, {
-          cause: e,
-        });
+        throw new KeyFileWriteError(`cannot create "${temp}": ${describe(e)}`, { cause: e });
       }
       temps.push(temp);
     }
@@ -388,9 +379,7 @@ async function writeOutputs(outputs: readonly Output[], force: boolean): Promise
       try {
         await Deno.rename(temps[i], o.path);
       } catch (e) {
-        throw new KeyFileWriteError(o.path, `Cannot replace "${o.path}": ${describe(e)}`, {
-          cause: e,
-        });
+        throw new KeyFileWriteError(`cannot replace "${o.path}": ${describe(e)}`, { cause: e });
       }
     }
   } finally {
@@ -399,7 +388,24 @@ async function writeOutputs(outputs: readonly Output[], force: boolean): Promise
   return existed;
 }
 
-/** Runs `dkimd genkey`; resolves to the exit status. */
+/**
+ * Runs `dkimd genkey` with `args` (the words after "genkey"), writing the files and saying
+ * where on standard error, as opendkim-genkey -v does; resolves to the exit status: 0, or
+ * {@link GENKEY_EXIT_FAILURE} when the files cannot be written. Throws `UsageError` for bad
+ * arguments (the dispatcher prints it and exits with 2).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { runGenkey } from "./genkey.ts";
+ * const dir = await Deno.makeTempDir();
+ * assert.equal(await runGenkey(["--type", "ed25519", "-s", "ed", "-D", dir]), 0);
+ * assert.equal((await Deno.stat(`${dir}/ed.private`)).mode! & 0o777, 0o600);
+ * assert.match(await Deno.readTextFile(`${dir}/ed.txt`), /^ed\._domainkey\tIN\tTXT\t\( "v=DKIM1; k=ed25519; "/);
+ * assert.equal(await runGenkey(["--type", "ed25519", "-s", "ed", "-D", dir]), 1); // exists
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export async function runGenkey(args: readonly string[]): Promise<number> {
   const options = parseGenkeyArgs(args);
   if (options === "help") {
@@ -429,9 +435,7 @@ export async function runGenkey(args: readonly string[]): Promise<number> {
     // Checked before the slow key generation; createNew checks again when writing.
     for (const path of [privatePath, recordPath]) {
       if (await exists(path).catch(() => false)) {
-        say(
-          `"${path}" already exists; choose another selector (-s) or directory (-D), or replace it with --force`,
-        );
+        say(alreadyExists(path));
         return GENKEY_EXIT_FAILURE;
       }
     }

@@ -326,9 +326,8 @@ export function unsafeModeWarning(path: string, mode: number): string | undefine
   }); fix with: chmod ${fixed} ${shellQuote(path)}`;
 }
 
-/** Thrown for a key file that cannot be read: exit status {@link TESTKEY_EXIT} `os`. */
-export class KeyFileReadError extends Error {
-  /** Makes the error with `message`. */
+/** A key file that cannot be read: exit status {@link TESTKEY_EXIT} `os`. */
+class KeyFileReadError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "KeyFileReadError";
@@ -494,7 +493,22 @@ Options:
   -h, --help                show this help
 `;
 
-/** Runs `dkimd testkey`; resolves to the exit status (see {@link TESTKEY_EXIT}). */
+/**
+ * Runs `dkimd testkey` with `args` (the words after "testkey"), printing as opendkim-testkey
+ * does; resolves to the exit status (see {@link TESTKEY_EXIT}). A usage mistake prints one line
+ * and gives 78 (EX_CONFIG), as opendkim-testkey's usage().
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { runTestkey } from "./testkey.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/keys`, "s._domainkey.example.com v=DKIM1; k=rsa; p=\n");
+ * assert.equal(await runTestkey(["-d", "example.com", "-s", "s", "--test-keys", `${dir}/keys`]), 69);
+ * assert.equal(await runTestkey(["-s", "s"]), 78);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export async function runTestkey(args: readonly string[]): Promise<number> {
   try {
     return await testkey(args);

@@ -58,7 +58,16 @@ export interface ZoneFileOptions {
   readonly appendDomain?: boolean;
 }
 
-/** A note the record cannot hold. */
+/**
+ * A note the record cannot hold: longer than {@link MAX_NOTE_BYTES}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeNote, KeyNoteError } from "./key_text.ts";
+ * assert.throws(() => encodeNote("x".repeat(600)), KeyNoteError);
+ * ```
+ */
 export class KeyNoteError extends RangeError {
   /** Makes the error with `message`. */
   constructor(message: string, options?: ErrorOptions) {
@@ -215,7 +224,16 @@ export function formatZoneFileRecord(spec: KeyRecordSpec, options: ZoneFileOptio
   return `${owner}\tIN\tTXT\t( ${strings} ) ${comment}\n`;
 }
 
-/** A zone-file TXT record that cannot be read. */
+/**
+ * A zone-file TXT record that cannot be read; `offset` is where, counted from 0.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseZoneFileRecord, ZoneFileSyntaxError } from "./key_text.ts";
+ * assert.throws(() => parseZoneFileRecord('s IN TXT ( "a"'), (e) => e instanceof ZoneFileSyntaxError);
+ * ```
+ */
 export class ZoneFileSyntaxError extends SyntaxError {
   /** Character offset of the problem in the text. */
   readonly offset: number;
