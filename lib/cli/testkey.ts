@@ -9,10 +9,12 @@
  *
  * @module
  */
+import { isAbsolute, join, normalize } from "node:path";
 import { asciiLower, equals, fromBase64 } from "../bytes.ts";
 import { ConfigErrors } from "../config/config_error.ts";
 import { denoLoadIo, loadConfig, type LoadedConfig } from "../config/load.ts";
 import { shellQuote } from "../config/safe_keys.ts";
+import type { Config } from "../config/schema.ts";
 import {
   importPrivateKey,
   importPublicKey,
@@ -602,7 +604,7 @@ async function testkey(args: readonly string[]): Promise<number> {
   });
 
   if (loaded?.keyTable && !given) {
-    const status = await testKeyTable(loaded.keyTable.entries, resolver, report);
+    const status = await testKeyTable(loaded.keyTable.entries, loaded.config, resolver, report);
     report.print(verbose);
     return status;
   }
@@ -645,6 +647,13 @@ async function testkey(args: readonly string[]): Promise<number> {
   return status;
 }
 
+/** A key path as the loader resolves it: against BaseDirectory, else the working directory. */
+function resolveKeyPath(path: string, config: Config): string {
+  if (isAbsolute(path)) return path;
+  const base = config.baseDirectory ?? ".";
+  return normalize(join(isAbsolute(base) ? base : join(Deno.cwd(), base), path));
+}
+
 /** The Domain setting's first name, when it is a plain name (not a pattern). */
 function firstDomain(loaded: LoadedConfig<SigningKey> | undefined): string | undefined {
   const set = loaded?.dataSets.domain;
@@ -659,6 +668,7 @@ function firstDomain(loaded: LoadedConfig<SigningKey> | undefined): string | und
  */
 async function testKeyTable(
   entries: readonly LoadedKeyEntry<SigningKey>[],
+  config: Config,
   resolver: TxtResolver,
   report: Report,
 ): Promise<number> {
@@ -679,12 +689,26 @@ async function testKeyTable(
         statuses[i] = "skipped";
         continue;
       }
-      if (entry.key) {
-        const from = entry.source.kind === "file" ? entry.source.path : "the KeyTable (inline)";
-        r.err(2, `key "${entry.name}" loaded from ${from} (${keyLabel(entry.key)})`);
+      const from = entry.source.kind === "file"
+        ? resolveKeyPath(entry.source.path, config)
+        : "the KeyTable (inline)";
+      let key = entry.key;
+      if (key === undefined) {
+        // The loader skips keys that cannot sign (Mode v); opendkim-testkey loads them anyway.
+        try {
+          key = entry.source.kind === "inline"
+            ? await importPrivateKey(entry.source.data)
+            : await importPrivateKey(await readKeyFileChecked(from, r), from);
+        } catch (e) {
+          if (!(e instanceof KeyFileReadError) && !(e instanceof KeyError)) throw e;
+          r.err(0, `key "${entry.name}": ${e.message}`);
+          statuses[i] = e instanceof KeyFileReadError ? TESTKEY_EXIT.os : TESTKEY_EXIT.unavailable;
+          continue;
+        }
       }
+      r.err(2, `key "${entry.name}" loaded from ${from} (${keyLabel(key)})`);
       statuses[i] = await testKey(
-        { domain: entry.domain, selector: entry.selector, key: entry.key, name: entry.name },
+        { domain: entry.domain, selector: entry.selector, key, name: entry.name },
         resolver,
         r,
       );
@@ -701,7 +725,9 @@ async function testKeyTable(
       tested.length - pass
     } fail${skipped > 0 ? `, ${skipped} not tested` : ""}`,
   );
-  return tested.includes(TESTKEY_EXIT.unavailable)
+  return tested.includes(TESTKEY_EXIT.os)
+    ? TESTKEY_EXIT.os
+    : tested.includes(TESTKEY_EXIT.unavailable)
     ? TESTKEY_EXIT.unavailable
     : tested.includes(TESTKEY_EXIT.mismatch)
     ? TESTKEY_EXIT.mismatch

@@ -618,6 +618,15 @@ Deno.test("dkimd testkey -x tests every KeyTable entry with the configuration's 
       conf(["Domain example.com", "Selector ed", `KeyFile ${dir}/rsa.private`]),
     );
     await Deno.writeTextFile(`${dir}/bad.conf`, "Mode zz\n");
+    // Mode v: the loader leaves the keys alone, testkey still loads and compares them.
+    await Deno.writeTextFile(
+      `${dir}/verify.table`,
+      `rsa example.com:wrong:./rsa.private\nnokey example.com:rsa:${dir}/nofile.private\n`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/verify.conf`,
+      conf(["Mode v", `BaseDirectory ${dir}`, `KeyTable ${dir}/verify.table`, signing]),
+    );
     // TestPublicKeys instead of DNS, and a key the loader warns about: that warning is shown
     // without -v, while the one about SoftStart (not implemented) waits for -v.
     await Deno.copyFile(new URL("rsa1024.pem", KEYS), `${dir}/weak.private`);
@@ -684,6 +693,13 @@ Deno.test("dkimd testkey -x tests every KeyTable entry with the configuration's 
           'dkimd testkey: "ed._domainkey.example.com": public key does not match private key: the record holds an Ed25519 key, the private key is RSA\n',
       },
       { args: ["-x", "single.conf", "-s", "ed", "-k", "ed.private"], code: 0, stderr: "" },
+      {
+        args: ["-x", "verify.conf"],
+        code: 71,
+        stderr:
+          'dkimd testkey: key "rsa" ("wrong._domainkey.example.com"): public key does not match private key: the record holds an Ed25519 key, the private key is RSA\n' +
+          `dkimd testkey: key "nokey": "${dir}/nofile.private": no such file\n`,
+      },
       {
         args: ["-x", "bad.conf"],
         code: 78,
