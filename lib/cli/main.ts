@@ -6,6 +6,7 @@
 import { VERSION } from "../version.ts";
 import { UsageError } from "./args.ts";
 import { runGenkey } from "./genkey.ts";
+import { runServe } from "./serve.ts";
 import { runSign } from "./sign.ts";
 import { runTestkey } from "./testkey.ts";
 import { runVerify } from "./verify.ts";
@@ -13,8 +14,10 @@ import { runVerify } from "./verify.ts";
 const USAGE = `dkimd ${VERSION}: DKIM signing and verifying (RFC 6376, 8463, 8301)
 
 Usage: dkimd <command> [options]
+       dkimd [-x FILE] [-f] [-p SOCKET] [-P PIDFILE] [-u USER] [-n]   (as opendkim)
 
 Commands:
+  serve     run the milter (the default command; OpenDKIM's flags work too)
   sign      sign a message (file or stdin) and print it with its DKIM-Signature
   verify    verify a message's signatures and print Authentication-Results
   genkey    make a key pair: SELECTOR.private and the DNS record SELECTOR.txt
@@ -26,7 +29,11 @@ Run "dkimd <command> --help" for a command's options.
 
 type Command = (args: readonly string[]) => Promise<number>;
 
+// Flags that mean the same at the top level as for opendkim: version and help.
+const TOP_LEVEL_FLAGS = new Set(["--version", "-V", "--help", "-h"]);
+
 const COMMANDS: Record<string, Command> = {
+  serve: runServe,
   sign: runSign,
   verify: runVerify,
   genkey: runGenkey,
@@ -39,14 +46,15 @@ const COMMANDS: Record<string, Command> = {
  * are printed as one line on standard error, never as a stack trace.
  */
 export async function main(args: readonly string[]): Promise<number> {
-  const [command, ...rest] = args;
+  // No command, or OpenDKIM's flags (`dkimd -x /etc/opendkim.conf -f`): serve, as opendkim does.
+  const serving = args.length === 0 || (args[0].startsWith("-") && !TOP_LEVEL_FLAGS.has(args[0]));
+  const [command, ...rest] = serving ? ["serve", ...args] : args;
   switch (command) {
     case "version":
     case "--version":
     case "-V":
       console.log(`dkimd ${VERSION}`);
       return 0;
-    case undefined:
     case "help":
     case "--help":
     case "-h":

@@ -199,6 +199,11 @@ export interface Filter {
  * the filter does not ask for `envFrom`, a transaction starts at its first message event.
  */
 export interface FilterConnection {
+  /**
+   * A final action for the whole connection, decided when it opened (a client the filter
+   * leaves alone gets `accept`: the MTA then sends nothing more of this connection).
+   */
+  readonly decided?: Action;
   /** The HELO/EHLO name. A final action here applies to the whole connection. */
   helo?(name: string, macros: MacroReader): MaybeAction;
   /** MAIL FROM: a transaction starts. `args[0]` is the address, the rest ESMTP parameters. */
@@ -223,8 +228,9 @@ export interface FilterConnection {
 export type ErrorAction = "accept" | "tempfail";
 
 /**
- * The default `onError` action: accept, the answer Postfix's `milter_default_action = accept`
- * gives when a filter is unavailable, and OpenDKIM's default for On-InternalError.
+ * The default `onError` action when the session's user sets none: accept, the answer Postfix's
+ * `milter_default_action = accept` gives when a filter is unavailable. (The DKIM filter passes
+ * its On-InternalError setting instead, whose OpenDKIM default is tempfail.)
  */
 export const ON_ERROR_DEFAULT: ErrorAction = "accept";
 
@@ -579,6 +585,8 @@ export class MilterSession {
         { ...client, session: this.#sessionInfo() },
         this.#macros,
       );
+      const decided = this.#conn.decided;
+      if (decided !== undefined && isFinal(decided)) this.#connDecided = decided;
     } catch (error) {
       this.#connDecided = this.#onError;
       this.#log.error(

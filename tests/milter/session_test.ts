@@ -622,3 +622,33 @@ Deno.test("MilterSession.handle() never rejects and only returns encodable repli
     { numRuns: 300 },
   );
 });
+
+Deno.test("MilterSession.handle() applies a connection's decided action to the whole connection", async () => {
+  const log = new MemoryLogger();
+  const calls: string[] = [];
+  const session = new MilterSession({
+    needs: { ...ALL_EVENTS, events: ["connect", ...ALL_EVENTS.events] },
+    connect() {
+      return {
+        decided: "accept",
+        envFrom() {
+          calls.push("envFrom");
+        },
+        endOfMessage() {
+          calls.push("eom");
+          return { modifications: [], action: "continue" };
+        },
+      };
+    },
+  }, { logger: log });
+  const [, connect, helo, , mail] = await run(session, [
+    POSTFIX_OFFER,
+    CONNECT,
+    { type: "helo", name: "client.example.org" },
+    ...message(1),
+  ]);
+  assert.deepEqual(connect, [{ type: "accept" }]);
+  assert.deepEqual(helo, [{ type: "accept" }]);
+  assert.deepEqual(mail, [{ type: "accept" }]);
+  assert.deepEqual(calls, []);
+});

@@ -1,0 +1,115 @@
+/**
+ * Loading what the server runs with: the configuration (a file, or the built-in default) with
+ * its keys, and the key-record resolver it describes.
+ *
+ * @module
+ */
+import { ConfigErrors } from "../config/config_error.ts";
+import { denoLoadIo, loadConfig, type LoadedConfig, type LoadIo } from "../config/load.ts";
+import { importPrivateKey, type SigningKey } from "../crypto/keys.ts";
+import { CachingResolver } from "../dns/cache.ts";
+import { KeyFileResolver, readKeyFile } from "../dns/key_file.ts";
+import { readResolvConf } from "../dns/resolv_conf.ts";
+import type { TxtResolver } from "../dns/resolver.ts";
+import { StubResolver } from "../dns/stub.ts";
+import type { Runtime } from "../filter/dkim_filter.ts";
+import { SourceError } from "../policy/origin.ts";
+
+/** The name the built-in default configuration goes by in messages. */
+export const BUILTIN_CONFIG = "(built-in default configuration)";
+
+/**
+ * The configuration served without a file: verify only, on inet:8891@127.0.0.1 (the seed's
+ * socket), logging to standard error.
+ */
+export const BUILTIN_CONFIG_TEXT = "Mode v\nSocket inet:8891@127.0.0.1\nSyslog no\n";
+
+/** A configuration that cannot be used: every problem, each naming its file and line. */
+export class RuntimeConfigError extends Error {
+  /** One line per problem. */
+  readonly problems: readonly string[];
+
+  /** Makes the error from the problems found. */
+  constructor(problems: readonly string[], options?: ErrorOptions) {
+    super(problems.join("\n"), options);
+    this.name = "RuntimeConfigError";
+    this.problems = problems;
+  }
+}
+
+/** The I/O loading uses, serving the built-in default configuration from memory. */
+export function runtimeIo(): LoadIo<SigningKey> {
+  const io = denoLoadIo(importPrivateKey);
+  const builtin = new TextEncoder().encode(BUILTIN_CONFIG_TEXT);
+  return {
+    ...io,
+    readFile: (path) => path === BUILTIN_CONFIG ? Promise.resolve(builtin) : io.readFile(path),
+    stat: (path) =>
+      path === BUILTIN_CONFIG
+        ? Promise.resolve({
+          isFile: true,
+          isDirectory: false,
+          mode: 0o644,
+          uid: 0,
+          gid: 0,
+          size: builtin.length,
+        })
+        : io.stat(path),
+  };
+}
+
+/**
+ * Loads the configuration at `path` (or the built-in default when undefined) and builds its
+ * resolver. Rejects with {@link RuntimeConfigError} listing every problem.
+ */
+export async function loadRuntime(
+  path: string | undefined,
+  io: LoadIo<SigningKey> = runtimeIo(),
+): Promise<Runtime> {
+  let loaded: LoadedConfig<SigningKey>;
+  try {
+    loaded = await loadConfig(
+      path ?? BUILTIN_CONFIG,
+      io,
+      path === undefined ? "opendkim" : undefined,
+    );
+  } catch (e) {
+    if (e instanceof ConfigErrors) {
+      throw new RuntimeConfigError(e.errors.map((x) => x.message), { cause: e });
+    }
+    if (e instanceof SourceError) throw new RuntimeConfigError([e.message], { cause: e });
+    throw e;
+  }
+  return { loaded, resolver: await makeResolver(loaded) };
+}
+
+/**
+ * The resolver a configuration describes: TestPublicKeys (a key file), TestDNSData (records in
+ * the configuration), or DNS through dkimd's stub resolver (Nameservers, else /etc/resolv.conf),
+ * with DNSTimeout, and cached for the records' TTL when QueryCache is on.
+ */
+export async function makeResolver(loaded: LoadedConfig<SigningKey>): Promise<TxtResolver> {
+  const { config } = loaded;
+  if (config.testPublicKeys !== undefined) {
+    try {
+      return new KeyFileResolver(await readKeyFile(config.testPublicKeys));
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      throw new RuntimeConfigError([
+        `Cannot read "TestPublicKeys" file "${config.testPublicKeys}": ${why}`,
+      ], {
+        cause: e,
+      });
+    }
+  }
+  if (loaded.testDnsData) {
+    const map = new Map<string, string[]>();
+    for (const [name, text] of loaded.testDnsData) {
+      map.set(name.toLowerCase().replace(/\.$/, ""), [text]);
+    }
+    return new KeyFileResolver(map);
+  }
+  const nameservers = config.nameservers ?? (await readResolvConf()).nameservers;
+  const stub = new StubResolver({ nameservers, timeoutMs: config.dnsTimeout * 1000 });
+  return config.queryCache ? new CachingResolver(stub) : stub;
+}

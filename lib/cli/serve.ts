@@ -1,0 +1,247 @@
+/**
+ * `dkimd serve`: the milter service. Takes OpenDKIM's own flags too (`-x FILE`, `-f`, `-p SOCKET`,
+ * `-P PIDFILE`, `-u USER`, `-n`), so existing init scripts keep working (opendkim(8)).
+ *
+ * @module
+ */
+import { formatSocketSpec, parseSocketSpec, type SocketSpec } from "../config/socket.ts";
+import { KeyCache } from "../dkim/key_cache.ts";
+import { DkimFilter, type Runtime } from "../filter/dkim_filter.ts";
+import { type MilterServer, serve } from "../milter/server.ts";
+import type { MilterLogger } from "../milter/session.ts";
+import { formatOrigin } from "../policy/origin.ts";
+import { VERSION } from "../version.ts";
+import { parseCommandArgs, UsageError } from "./args.ts";
+import { BUILTIN_CONFIG, BUILTIN_CONFIG_TEXT, loadRuntime, RuntimeConfigError } from "./runtime.ts";
+
+/** The help text of `dkimd serve`. */
+export const SERVE_USAGE = `Usage: dkimd serve [options]
+       dkimd [-x FILE] [-f] [-p SOCKET] [-P PIDFILE] [-u USER] [-n]   (OpenDKIM's flags)
+
+Runs the DKIM milter: signs mail from internal or authenticated senders and verifies the
+rest, as configured. Without a configuration file it verifies only, on inet:8891@127.0.0.1.
+
+Options:
+  -x, --config FILE     configuration: opendkim.conf format or YAML
+  -p, --socket SPEC     listen here instead of the configuration's Socket
+                        (inet:PORT@HOST, inet6:PORT@[ADDR], local:/path, unix:/path)
+  -f, --foreground      stay in the foreground (always so under systemd)
+  -P, --pid-file FILE   write the process id here (overrides PidFile)
+  -u, --user USER[:GROUP]  run as this user (overrides UserID)
+  -n, --check           load the configuration, report problems, and exit
+  -v, --verbose         log protocol detail
+  -h, --help            show this help
+
+Signals: SIGUSR1 or SIGHUP re-reads the configuration (a bad one is logged and the old one
+kept); SIGTERM or SIGINT stops accepting and lets transactions in progress finish.
+`;
+
+/** sysexits(3) EX_CONFIG: the configuration is wrong, as OpenDKIM exits. */
+export const EXIT_CONFIG = 78;
+/** sysexits(3) EX_OSERR: the socket could not be opened and the like. */
+export const EXIT_OSERR = 71;
+
+/** Options of `dkimd serve`, as parsed. */
+export interface ServeArgs {
+  readonly config?: string;
+  readonly socket?: string;
+  readonly foreground: boolean;
+  readonly pidFile?: string;
+  readonly user?: string;
+  readonly check: boolean;
+  readonly verbose: boolean;
+}
+
+/** Parses `dkimd serve` flags (and OpenDKIM's, given without a command). */
+export function parseServeArgs(args: readonly string[]): ServeArgs | "help" {
+  const { values } = parseCommandArgs("serve", args, {
+    config: { type: "string", short: "x" },
+    socket: { type: "string", short: "p" },
+    foreground: { type: "boolean", short: "f" },
+    "pid-file": { type: "string", short: "P" },
+    user: { type: "string", short: "u" },
+    check: { type: "boolean", short: "n" },
+    verbose: { type: "boolean", short: "v" },
+    help: { type: "boolean", short: "h" },
+  }, 0);
+  if (values.help) return "help";
+  return {
+    config: values.config,
+    socket: values.socket,
+    foreground: values.foreground ?? false,
+    pidFile: values["pid-file"],
+    user: values.user,
+    check: values.check ?? false,
+    verbose: values.verbose ?? false,
+  };
+}
+
+/** A logger writing plain lines to standard error. */
+function stderrLogger(verbose: boolean): MilterLogger & { notice(m: string): void } {
+  const write = (level: string, message: string) =>
+    console.error(`dkimd[${Deno.pid}]: ${level}${message}`);
+  return {
+    debug: (m) => verbose && write("debug: ", m),
+    info: (m) => write("", m),
+    notice: (m) => write("", m),
+    warn: (m) => write("warning: ", m),
+    error: (m) => write("error: ", m),
+  };
+}
+
+/** Runs `dkimd serve`; resolves to the exit status when the service stops. */
+export async function runServe(args: readonly string[]): Promise<number> {
+  const parsed = parseServeArgs(args);
+  if (parsed === "help") {
+    console.log(SERVE_USAGE);
+    return 0;
+  }
+  const logger = stderrLogger(parsed.verbose);
+  let runtime: Runtime;
+  try {
+    runtime = await loadRuntime(parsed.config);
+  } catch (e) {
+    if (e instanceof RuntimeConfigError) {
+      for (const p of e.problems) console.error(`dkimd: ${p}`);
+      return EXIT_CONFIG;
+    }
+    throw e;
+  }
+  const { config, warnings } = runtime.loaded;
+  let socket: SocketSpec | undefined = config.socket;
+  if (parsed.socket !== undefined) {
+    try {
+      socket = parseSocketSpec(parsed.socket);
+    } catch (e) {
+      throw new UsageError(`serve: -p: ${e instanceof Error ? e.message : String(e)}`, {
+        cause: e,
+      });
+    }
+  }
+  if (parsed.check) {
+    for (const w of warnings) console.error(`dkimd: warning: ${w.message}`);
+    if (!socket) {
+      console.error(`dkimd: no Socket: set "Socket" in the configuration or pass -p`);
+      return EXIT_CONFIG;
+    }
+    console.log(`dkimd: configuration ${parsed.config ?? BUILTIN_CONFIG} OK`);
+    return 0;
+  }
+  if (!socket) {
+    console.error(`dkimd: no Socket: set "Socket" in the configuration or pass -p`);
+    return EXIT_CONFIG;
+  }
+
+  if (parsed.config === undefined) {
+    logger.notice(
+      `dkimd ${VERSION} starting with no configuration file: serving the built-in default (${
+        BUILTIN_CONFIG_TEXT.trim().replaceAll("\n", ", ")
+      })`,
+    );
+  } else {
+    logger.notice(`dkimd ${VERSION} starting (configuration ${parsed.config})`);
+  }
+  for (const w of warnings) logger.warn(w.message);
+
+  let current = runtime;
+  const filter = new DkimFilter({
+    runtime: () => current,
+    logger,
+    hostname: Deno.hostname(),
+    keyCache: new KeyCache(),
+  });
+  let server: MilterServer;
+  try {
+    server = await serve({
+      socket,
+      filter,
+      logger,
+      onError: config.actions.internalError === "accept" ? "accept" : "tempfail",
+      umask: config.umask,
+    });
+  } catch (e) {
+    logger.error(
+      `cannot listen on ${formatSocketSpec(socket)}: ${e instanceof Error ? e.message : String(e)}`,
+    );
+    return EXIT_OSERR;
+  }
+  logger.notice(`listening on ${formatSocketSpec(server.address)}`);
+
+  let reloading = Promise.resolve();
+  const reload = () => {
+    reloading = reloading.then(async () => {
+      try {
+        const next = await loadRuntime(parsed.config);
+        reportUnreloadable(logger, current, next, socket);
+        for (const w of next.loaded.warnings) logger.warn(w.message);
+        current = next;
+        logger.notice(`configuration reloaded from ${parsed.config ?? BUILTIN_CONFIG}`);
+      } catch (e) {
+        const problems = e instanceof RuntimeConfigError ? e.problems : [String(e)];
+        for (const p of problems) logger.error(`reload failed: ${p}`);
+        logger.error("reload failed: keeping the configuration in force");
+      }
+    });
+  };
+  let stopping: Promise<void> | undefined;
+  const { promise: stopped, resolve: markStopped } = Promise.withResolvers<void>();
+  const stop = (signal: string) => {
+    stopping ??= (async () => {
+      logger.notice(`${signal} received: stopping`);
+      await server.close();
+      markStopped();
+    })();
+  };
+  const handlers: [Deno.Signal, () => void][] = [
+    ["SIGUSR1", reload],
+    ["SIGHUP", reload],
+    ["SIGTERM", () => stop("SIGTERM")],
+    ["SIGINT", () => stop("SIGINT")],
+  ];
+  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+  await stopped;
+  for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  logger.notice(`dkimd ${VERSION} terminating with status 0`);
+  return 0;
+}
+
+// OpenDKIM does not reload these settings either (opendkim(8), SIGUSR1); say when they changed.
+function reportUnreloadable(
+  logger: MilterLogger,
+  old: Runtime,
+  next: Runtime,
+  socket: SocketSpec,
+): void {
+  const a = old.loaded.config;
+  const b = next.loaded.config;
+  const fixed: [string, keyof typeof next.loaded.origins, unknown, unknown][] = [
+    [
+      "Socket",
+      "socket",
+      b.socket ? formatSocketSpec(b.socket) : undefined,
+      formatSocketSpec(socket),
+    ],
+    ["UserID", "userId", JSON.stringify(b.userId), JSON.stringify(a.userId)],
+    ["PidFile", "pidFile", b.pidFile, a.pidFile],
+    ["UMask", "umask", b.umask, a.umask],
+    ["AutoRestart", "autoRestart", b.autoRestart, a.autoRestart],
+    ["AutoRestartCount", "autoRestartCount", b.autoRestartCount, a.autoRestartCount],
+    [
+      "AutoRestartRate",
+      "autoRestartRate",
+      JSON.stringify(b.autoRestartRate),
+      JSON.stringify(a.autoRestartRate),
+    ],
+    ["Background", "background", b.background, a.background],
+  ];
+  for (const [name, field, now, before] of fixed) {
+    if (now !== undefined && now !== before) {
+      const origin = next.loaded.origins[field];
+      logger.warn(
+        `"${name}" changed${
+          origin ? ` at ${formatOrigin(origin)}` : ""
+        }; it takes effect at the next restart, not on reload`,
+      );
+    }
+  }
+}
