@@ -165,7 +165,6 @@ export async function runServe(args: readonly string[]): Promise<number> {
     );
     return EXIT_OSERR;
   }
-  logger.notice(`listening on ${formatSocketSpec(server.address)}`);
 
   let reloading = Promise.resolve();
   const reload = () => {

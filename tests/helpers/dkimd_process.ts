@@ -1,0 +1,122 @@
+/**
+ * Runs dkimd as a real process for end-to-end tests: `deno run main.ts -x CONFIG -f`, the way an
+ * init script starts OpenDKIM, on a free port of 127.0.0.1 (or a given socket), with its log
+ * collected.
+ *
+ * @module
+ */
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/** A running dkimd. */
+export interface DkimdProcess {
+  /** The socket spec it listens on, as opendkim.conf writes it. */
+  readonly socket: string;
+  /** The TCP port, for inet sockets. */
+  readonly port: number;
+  /** The process id. */
+  readonly pid: number;
+  /** The configuration file. */
+  readonly config: string;
+  /** Everything logged so far. */
+  log(): string;
+  /** Waits until the log matches `pattern` (bounded). */
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  /** Sends a signal. */
+  signal(signal: Deno.Signal): void;
+  /** Stops it with SIGTERM (SIGKILL after a while) and resolves to its exit status. */
+  stop(): Promise<number>;
+  /** Resolves to the exit status when the process ends on its own. */
+  readonly status: Promise<Deno.CommandStatus>;
+}
+
+/** A free TCP port on 127.0.0.1 (bound, then released). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/**
+ * Writes `config(socket)` to `dir/dkimd.conf` and starts dkimd on it; resolves once it listens.
+ * `socket` defaults to a free port of 127.0.0.1.
+ */
+export async function startDkimd(
+  dir: string,
+  config: (socket: string) => string,
+  options: { socket?: string; args?: readonly string[]; env?: Record<string, string> } = {},
+): Promise<DkimdProcess> {
+  const port = options.socket ? 0 : freePort();
+  const socket = options.socket ?? `inet:${port}@127.0.0.1`;
+  const path = `${dir}/dkimd.conf`;
+  await Deno.writeTextFile(path, config(socket));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", MAIN, "-x", path, "-f", ...(options.args ?? [])],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...options.env },
+  }).spawn();
+  let text = "";
+  const waiters: (() => void)[] = [];
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) {
+      text += decoder.decode(chunk, { stream: true });
+      for (const w of waiters.splice(0)) w();
+    }
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const status = child.status.then(async (s) => {
+    await pumps;
+    for (const w of waiters.splice(0)) w();
+    return s;
+  });
+  let exited = false;
+  status.then(() => exited = true);
+  const waitForLog = async (pattern: RegExp, timeoutMs = 20_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!pattern.test(text)) {
+      if (exited) throw new Error(`dkimd exited before logging ${pattern}:\n${text}`);
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(`dkimd did not log ${pattern} within ${timeoutMs} ms:\n${text}`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 200));
+        waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  };
+  const handle: DkimdProcess = {
+    socket,
+    port,
+    pid: child.pid,
+    config: path,
+    log: () => text,
+    waitForLog,
+    signal: (s) => {
+      if (!exited) child.kill(s);
+    },
+    async stop() {
+      if (!exited) child.kill("SIGTERM");
+      const timer = setTimeout(() => {
+        if (!exited) child.kill("SIGKILL");
+      }, 20_000);
+      const s = await status;
+      clearTimeout(timer);
+      return s.code;
+    },
+    status,
+  };
+  try {
+    await waitForLog(/listening on/);
+  } catch (e) {
+    await handle.stop();
+    throw e;
+  }
+  return handle;
+}
