@@ -1,0 +1,166 @@
+/**
+ * How dkimd starts another copy of itself, with the same Deno permissions: the supervisor's
+ * worker and the detached background process. Deno has no fork(2), so a copy is a new process
+ * running the same program:
+ *
+ * - compiled (`deno compile`, `Deno.execPath()` is `dkimd`): the executable carries its
+ *   permission flags, so the copy is `dkimd ARGS...`;
+ * - under `deno run main.ts`: `Deno.execPath()` is `deno`, so the copy is
+ *   `deno run FLAGS... main.ts ARGS...` with {@link SERVICE_DENO_FLAGS}, the flags of the
+ *   `start` and `compile` tasks in deno.json (a test keeps the three equal).
+ *
+ * @module
+ */
+
+import { dirname, join } from "node:path";
+
+/**
+ * The environment variables dkimd reads, each for a reason: systemd's journal stream
+ * ({@link JOURNAL_STREAM_ENV}), the marks a copy of dkimd is started with, and the two the npm
+ * `yaml` package checks while parsing (`LOG_STREAM`, `LOG_TOKENS`). Deno refuses every other.
+ */
+export const SERVICE_ENV_NAMES: readonly string[] = [
+  "JOURNAL_STREAM",
+  "DKIMD_WORKER",
+  "DKIMD_DETACHED",
+  "DKIMD_READY",
+  "LOG_STREAM",
+  "LOG_TOKENS",
+];
+
+/**
+ * The Deno flags the service runs with, and only those (the `start` and `compile` tasks of
+ * deno.json use exactly these; a test checks it):
+ * - read: the configuration, data sets and keys, which may be anywhere the configuration says;
+ * - write: the PID file, the unix socket, and the files `genkey` and `install` write;
+ * - net: the milter socket, DNS, the metrics listener;
+ * - env: {@link SERVICE_ENV_NAMES} only;
+ * - sys: the host name (AuthservID HOSTNAME) and uid/gid (RequireSafeKeys);
+ * - run: the supervisor and Background start dkimd again (a worker gives this up);
+ * - `--unstable-net`: unix datagram sockets, for syslog's `/dev/log`;
+ * - `--no-prompt`: a missing permission is an error, never a question on a terminal.
+ */
+export const SERVICE_DENO_FLAGS: readonly string[] = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  `--allow-env=${SERVICE_ENV_NAMES.join(",")}`,
+  "--allow-sys=hostname,uid,gid",
+  "--allow-run",
+  "--unstable-net",
+  "--no-prompt",
+];
+
+/** The variable systemd sets to the journal stream's `DEV:INODE` (systemd.exec(5)). */
+export const JOURNAL_STREAM_ENV = "JOURNAL_STREAM";
+
+/** A program and its arguments, as `Deno.Command` takes them. */
+export interface SelfCommand {
+  /** The executable. */
+  readonly command: string;
+  /** Its arguments. */
+  readonly args: readonly string[];
+}
+
+/** What identifies the running program: by default `Deno.execPath()` and `Deno.mainModule`. */
+export interface Program {
+  /** The executable: `deno`, or the compiled `dkimd`. */
+  readonly execPath: string;
+  /** The main module's URL. */
+  readonly mainModule: string;
+  /** The deno.json to pass under `deno run`, when there is one beside the main module. */
+  readonly configFile?: string;
+}
+
+/**
+ * True when the program is a `deno compile` executable: its main module is inside the
+ * executable's embedded file system, under a directory named `deno-compile-NAME`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isCompiledProgram } from "./self_command.ts";
+ * assert.equal(isCompiledProgram("file:///tmp/deno-compile-dkimd/main.ts"), true);
+ * assert.equal(isCompiledProgram("file:///srv/dkimd/main.ts"), false);
+ * ```
+ */
+export function isCompiledProgram(mainModule: string): boolean {
+  if (!mainModule.startsWith("file:")) return false;
+  return new URL(mainModule).pathname.split("/").some((p) => p.startsWith("deno-compile-"));
+}
+
+/**
+ * The running program: `Deno.execPath()`, `Deno.mainModule`, and deno.json beside the main
+ * module when running from source (the copy may start in a directory where Deno would not find
+ * it).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { currentProgram } from "./self_command.ts";
+ * assert.equal(currentProgram().execPath, Deno.execPath());
+ * ```
+ */
+export function currentProgram(): Program {
+  const execPath = Deno.execPath();
+  const mainModule = Deno.mainModule;
+  if (isCompiledProgram(mainModule) || !mainModule.startsWith("file:")) {
+    return { execPath, mainModule };
+  }
+  const config = join(dirname(new URL(mainModule).pathname), "deno.json");
+  try {
+    if (Deno.statSync(config).isFile) return { execPath, mainModule, configFile: config };
+  } catch {
+    // No deno.json: Deno's own discovery applies.
+  }
+  return { execPath, mainModule };
+}
+
+/**
+ * The command that runs this program again with `args` and the same permissions.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SERVICE_DENO_FLAGS, selfCommand } from "./self_command.ts";
+ * assert.deepEqual(
+ *   selfCommand(["serve", "-f"], {
+ *     execPath: "/usr/local/bin/dkimd",
+ *     mainModule: "file:///tmp/deno-compile-dkimd/main.ts",
+ *   }),
+ *   { command: "/usr/local/bin/dkimd", args: ["serve", "-f"] },
+ * );
+ * assert.deepEqual(
+ *   selfCommand(["serve"], {
+ *     execPath: "/usr/bin/deno",
+ *     mainModule: "file:///srv/dkimd/main.ts",
+ *     configFile: "/srv/dkimd/deno.json",
+ *   }),
+ *   {
+ *     command: "/usr/bin/deno",
+ *     args: ["run", ...SERVICE_DENO_FLAGS, "--config=/srv/dkimd/deno.json", "/srv/dkimd/main.ts", "serve"],
+ *   },
+ * );
+ * ```
+ */
+export function selfCommand(
+  args: readonly string[],
+  program: Program = currentProgram(),
+): SelfCommand {
+  if (isCompiledProgram(program.mainModule)) {
+    return { command: program.execPath, args: [...args] };
+  }
+  const main = program.mainModule.startsWith("file:")
+    ? new URL(program.mainModule).pathname
+    : program.mainModule;
+  return {
+    command: program.execPath,
+    args: [
+      "run",
+      ...SERVICE_DENO_FLAGS,
+      ...(program.configFile ? [`--config=${program.configFile}`] : []),
+      main,
+      ...args,
+    ],
+  };
+}
