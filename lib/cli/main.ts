@@ -5,6 +5,8 @@
  */
 import { VERSION } from "../version.ts";
 import { UsageError } from "./args.ts";
+import { runCheckConfig, runConfig } from "./check_config.ts";
+import { runExplain } from "./explain.ts";
 import { runGenkey } from "./genkey.ts";
 import { runServe } from "./serve.ts";
 import { runSign } from "./sign.ts";
@@ -17,12 +19,15 @@ Usage: dkimd <command> [options]
        dkimd [-x FILE] [-f] [-p SOCKET] [-P PIDFILE] [-u USER] [-n]   (as opendkim)
 
 Commands:
-  serve     run the milter (the default command; OpenDKIM's flags work too)
-  sign      sign a message (file or stdin) and print it with its DKIM-Signature
-  verify    verify a message's signatures and print Authentication-Results
-  genkey    make a key pair: SELECTOR.private and the DNS record SELECTOR.txt
-  testkey   check a published key record against its private key
-  version   print the version
+  serve           run the milter (the default; OpenDKIM's flags work too)
+  sign            sign a message (file or stdin) and print it with its DKIM-Signature
+  verify          verify a message's signatures and print Authentication-Results
+  genkey          make a key pair: SELECTOR.private and the DNS record SELECTOR.txt
+  testkey         check a published key record against its private key
+  check-config    load a configuration as the server would; print settings, warnings
+  explain         say whether mail from an address would be signed, and why
+  config convert  print a configuration as YAML
+  version         print the version
 
 Run "dkimd <command> --help" for a command's options.
 `;
@@ -36,6 +41,9 @@ const COMMANDS: Record<string, Command> = {
   serve: runServe,
   sign: runSign,
   verify: runVerify,
+  "check-config": runCheckConfig,
+  config: runConfig,
+  explain: runExplain,
   genkey: runGenkey,
   testkey: runTestkey,
 };

@@ -77,18 +77,19 @@ export interface Actions {
 }
 
 /**
- * The On-* defaults: OpenDKIM's (opendkim.conf(5) and its `defaults` table: accept for
- * NoSignature, BadSignature and KeyNotFound, tempfail for DNSError and Security, reject for
- * SignatureError) except On-InternalError, which dkimd defaults to `accept` instead of
- * OpenDKIM's `tempfail`: a failure inside dkimd should let mail through as Postfix's
- * `milter_default_action = accept` would (DESIGN.md, "Failures are contained").
+ * The On-* defaults, OpenDKIM's (opendkim.conf(5) and its `defaults` table): accept for
+ * NoSignature, BadSignature and KeyNotFound, tempfail for DNSError, InternalError and Security,
+ * reject for SignatureError. On-InternalError stays OpenDKIM's `tempfail` so a drop-in
+ * replacement behaves the same: mail is deferred, never lost; set `On-InternalError accept` to
+ * let it through unfiltered instead, as Postfix's `milter_default_action = accept` does when
+ * the filter is down.
  */
 export const DEFAULT_ACTIONS: Actions = {
   noSignature: "accept",
   badSignature: "accept",
   keyNotFound: "accept",
   dnsError: "tempfail",
-  internalError: "accept",
+  internalError: "tempfail",
   security: "tempfail",
   signatureError: "reject",
 };

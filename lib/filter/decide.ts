@@ -41,7 +41,8 @@ export type Decision<K extends PrivateKeyInfo> =
 export function clientLabel(
   client: { readonly hostname: string; readonly address: string },
 ): string {
-  const host = client.hostname || "(unknown)";
+  if (!client.hostname) return client.address ? `[${client.address}]` : "(unknown client)";
+  const host = client.hostname;
   return client.address && !host.startsWith("[") ? `${host} [${client.address}]` : host;
 }
 

@@ -348,6 +348,8 @@ Deno.test("readOpendkimConf() applies OpenDKIM's defaults", () => {
   assert.equal(config.actions.badSignature, "accept");
   assert.equal(config.actions.dnsError, "tempfail");
   assert.equal(config.actions.signatureError, "reject");
+  // opendkim.conf(5): "On-InternalError ... The default is tempfail."
+  assert.equal(config.actions.internalError, "tempfail");
   assert.ok(Object.isFrozen(config) && Object.isFrozen(config.mode));
 });
 

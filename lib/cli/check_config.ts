@@ -1,0 +1,227 @@
+/**
+ * `dkimd check-config [FILE]` (OpenDKIM's `-n`): loads everything the server would, prints the
+ * effective settings with where each came from and every warning, and exits 0 only when the
+ * server would start. Also `dkimd config convert FILE`: the same configuration as YAML.
+ *
+ * @module
+ */
+import type { LoadedConfig } from "../config/load.ts";
+import { formatSocketSpec } from "../config/socket.ts";
+import { configToYaml } from "../config/to_yaml.ts";
+import type { SettingField } from "../config/schema.ts";
+import type { SigningKey } from "../crypto/keys.ts";
+import { formatNameserver } from "../dns/nameserver.ts";
+import { formatOrigin } from "../policy/origin.ts";
+import { parseCommandArgs, UsageError } from "./args.ts";
+import { BUILTIN_CONFIG, loadRuntime, RuntimeConfigError } from "./runtime.ts";
+import { EXIT_CONFIG } from "./serve.ts";
+
+/** The help text of `dkimd check-config`. */
+export const CHECK_CONFIG_USAGE = `Usage: dkimd check-config [FILE]
+
+Loads the configuration (opendkim.conf format or YAML; default: the built-in one) with its
+tables and keys as the server would, and prints the effective settings, each with the file
+and line it came from, then every warning. Exit status 0 when the server would start,
+78 when it would not (every problem is listed with its file and line).
+`;
+
+/** The help text of `dkimd config convert`. */
+export const CONVERT_USAGE = `Usage: dkimd config convert FILE [--files]
+
+Prints the configuration in FILE as YAML, the tables (KeyTable, SigningTable, host lists)
+written out inline; with --files, data sets stay references to their files.
+`;
+
+/** The lines `check-config` prints for a loaded configuration. */
+export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
+  const { config, origins } = loaded;
+  const from = (field: SettingField) => origins[field] ? formatOrigin(origins[field]!) : "default";
+  const row = (name: string, value: string, field?: SettingField) =>
+    `  ${name.padEnd(20)} ${value}${field ? `  (${from(field)})` : ""}`;
+  const out: string[] = [];
+  const mode = [config.mode.sign ? "sign" : "", config.mode.verify ? "verify" : ""].filter(Boolean);
+  out.push(row("Mode", mode.join(" and ") || "none", "mode"));
+  out.push(
+    row("Socket", config.socket ? formatSocketSpec(config.socket) : "(none: give -p)", "socket"),
+  );
+  out.push(
+    row(
+      "Canonicalization",
+      `${config.canonicalization.header}/${config.canonicalization.body}`,
+      "canonicalization",
+    ),
+  );
+  out.push(row("SignatureAlgorithm", config.signatureAlgorithm, "signatureAlgorithm"));
+  if (loaded.keyTable) {
+    out.push(row("KeyTable", `${loaded.keyTable.entries.length} key(s)`, "keyTable"));
+    for (const e of loaded.keyTable.entries) {
+      const key = e.key ? `${e.key.type} ${e.key.bits} bits` : "loaded per sender domain";
+      const where = e.source.kind === "file" ? e.source.path : "inline key";
+      out.push(
+        `    ${e.name}: d=${e.domain} s=${e.selector} ${key} (${where}; ${formatOrigin(e.origin)})`,
+      );
+    }
+  }
+  if (loaded.singleKey) {
+    const s = loaded.singleKey;
+    out.push(
+      row("KeyFile", `${s.keyFile}: s=${s.selector} ${s.key.type} ${s.key.bits} bits`, "keyFile"),
+    );
+  }
+  if (loaded.signingTable) {
+    const t = loaded.signingTable;
+    out.push(
+      row(
+        "SigningTable",
+        `${t.rules.length} entr${t.rules.length === 1 ? "y" : "ies"}${
+          t.patterns ? " (refile: patterns)" : ""
+        }`,
+        "signingTable",
+      ),
+    );
+  }
+  out.push(row("MultipleSignatures", String(config.multipleSignatures), "multipleSignatures"));
+  out.push(
+    row(
+      "InternalHosts",
+      loaded.hosts.internal.rules.map((r) => r.text).join(", "),
+      "internalHosts",
+    ),
+  );
+  if (loaded.hosts.externalIgnore) {
+    out.push(
+      row(
+        "ExternalIgnoreList",
+        loaded.hosts.externalIgnore.rules.map((r) => r.text).join(", "),
+        "externalIgnoreList",
+      ),
+    );
+  }
+  if (loaded.hosts.peers) {
+    out.push(row("PeerList", loaded.hosts.peers.rules.map((r) => r.text).join(", "), "peerList"));
+  }
+  out.push(row("SignHeaders", loaded.headers.sign.join(":"), "signHeaders"));
+  if (loaded.headers.oversign.length > 0) {
+    out.push(row("OversignHeaders", loaded.headers.oversign.join(":"), "oversignHeaders"));
+  }
+  const a = config.actions;
+  out.push(
+    row(
+      "On-*",
+      `NoSignature ${a.noSignature}, BadSignature ${a.badSignature}, KeyNotFound ${a.keyNotFound}, ` +
+        `DNSError ${a.dnsError}, InternalError ${a.internalError}, Security ${a.security}, ` +
+        `SignatureError ${a.signatureError}`,
+    ),
+  );
+  const id = config.authservId.kind === "name"
+    ? config.authservId.name
+    : config.authservId.kind === "hostname"
+    ? `this host's name (${Deno.hostname()})`
+    : "the MTA's name (macro j), else this host's name";
+  out.push(row("AuthservID", id, "authservId"));
+  const dns = config.testPublicKeys
+    ? `TestPublicKeys ${config.testPublicKeys}`
+    : config.nameservers
+    ? config.nameservers.map(formatNameserver).join(", ")
+    : "/etc/resolv.conf";
+  out.push(
+    row("DNS", `${dns}, timeout ${config.dnsTimeout} s${config.queryCache ? ", QueryCache" : ""}`),
+  );
+  out.push(row("MinimumKeyBits", String(config.minimumKeyBits), "minimumKeyBits"));
+  out.push(row("RequireSafeKeys", String(config.requireSafeKeys), "requireSafeKeys"));
+  out.push(
+    row(
+      "Logging",
+      `${config.syslog ? `syslog ${config.syslogFacility} as ${config.syslogName}` : "stderr"}` +
+        `${config.syslogSuccess ? ", SyslogSuccess" : ""}${config.logWhy ? ", LogWhy" : ""}`,
+      "syslog",
+    ),
+  );
+  if (config.userId) {
+    out.push(
+      row(
+        "UserID",
+        `${config.userId.user}${config.userId.group ? `:${config.userId.group}` : ""}`,
+        "userId",
+      ),
+    );
+  }
+  if (config.pidFile) out.push(row("PidFile", config.pidFile, "pidFile"));
+  if (config.umask !== undefined) {
+    out.push(row("UMask", `0${config.umask.toString(8).padStart(3, "0")}`, "umask"));
+  }
+  if (config.autoRestart) {
+    const rate = config.autoRestartRate
+      ? `, at most ${config.autoRestartRate.count} per ${config.autoRestartRate.seconds} s`
+      : "";
+    out.push(row("AutoRestart", `yes${rate}`, "autoRestart"));
+  }
+  return out;
+}
+
+/** Runs `dkimd check-config`; resolves to the exit status. */
+export async function runCheckConfig(args: readonly string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs("check-config", args, {
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    console.log(CHECK_CONFIG_USAGE);
+    return 0;
+  }
+  const path = positionals[0];
+  try {
+    const { loaded } = await loadRuntime(path);
+    console.log(`Configuration ${path ?? BUILTIN_CONFIG}: OK`);
+    for (const line of describeConfig(loaded)) console.log(line);
+    if (loaded.warnings.length > 0) {
+      console.log(`${loaded.warnings.length} warning(s):`);
+      for (const w of loaded.warnings) console.log(`  ${w.message}`);
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof RuntimeConfigError) {
+      console.error(`Configuration ${path ?? BUILTIN_CONFIG}: the server would not start:`);
+      for (const p of e.problems) console.error(`  ${p}`);
+      return EXIT_CONFIG;
+    }
+    throw e;
+  }
+}
+
+/** Runs `dkimd config convert`; resolves to the exit status. */
+export async function runConfig(args: readonly string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== "convert") {
+    throw new UsageError(
+      `config: unknown subcommand "${sub ?? ""}" (try "dkimd config convert FILE")`,
+    );
+  }
+  const { values, positionals } = parseCommandArgs("config convert", rest, {
+    files: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    console.log(CONVERT_USAGE);
+    return 0;
+  }
+  const path = positionals[0];
+  if (path === undefined) {
+    throw new UsageError("config convert: give the configuration file to convert");
+  }
+  try {
+    const { loaded } = await loadRuntime(path);
+    console.log(
+      configToYaml(loaded, {
+        inlineTables: !values.files,
+        comment: `dkimd configuration converted from ${path}`,
+      }).trimEnd(),
+    );
+    return 0;
+  } catch (e) {
+    if (e instanceof RuntimeConfigError) {
+      for (const p of e.problems) console.error(`dkimd: ${p}`);
+      return EXIT_CONFIG;
+    }
+    throw e;
+  }
+}
