@@ -7,7 +7,7 @@ import { asciiLower, fromBase64 } from "../bytes.ts";
 import type { HashAlgorithm } from "../crypto/hash.ts";
 import type { KeyType } from "../crypto/keys.ts";
 import { DkimError } from "./result.ts";
-import { parseTagList, stripWhitespace, TagListError } from "./tag_list.ts";
+import { parseTagList, stripWhitespace, TagListError, trimFws } from "./tag_list.ts";
 
 /** A parsed key record. */
 export interface KeyRecord {
@@ -76,9 +76,7 @@ export function parseKeyRecord(text: string): KeyRecord {
     throw new DkimError("permerror", "key syntax error: p= is not base64", { cause: e });
   }
   const list = (value: string): string[] =>
-    value.split(":").map((s) => asciiLower(s.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, ""))).filter((s) =>
-      s !== ""
-    );
+    value.split(":").map((s) => asciiLower(trimFws(s))).filter((s) => s !== "");
   const h = tags.get("h");
   const services = list(tags.get("s") ?? "*");
   if (!services.includes("*") && !services.includes("email")) {

@@ -10,7 +10,7 @@ import type { KeyType } from "../crypto/keys.ts";
 import type { Canonicalization } from "./canon_header.ts";
 import { fieldValue, type HeaderField } from "./header.ts";
 import { DkimError, type SignatureSummary } from "./result.ts";
-import { parseTagList, stripWhitespace, TagListError } from "./tag_list.ts";
+import { parseTagList, stripWhitespace, TagListError, trimFws } from "./tag_list.ts";
 
 /** The name of the field, as signers write it. */
 export const SIGNATURE_FIELD = "DKIM-Signature";
@@ -152,7 +152,7 @@ export function parseSignature(field: HeaderField): Signature {
     throw new DkimError("permerror", `signature syntax error: invalid s= "${selector}"`);
   }
 
-  const headers = required("h").split(":").map((h) => h.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, ""));
+  const headers = required("h").split(":").map(trimFws);
   if (headers.some((h) => !/^[\x21-\x39\x3b-\x7e]+$/.test(h))) {
     throw new DkimError("permerror", "signature syntax error: invalid h= list");
   }
@@ -224,9 +224,11 @@ export function withoutSignatureValue(field: HeaderField): HeaderField {
   while (pos > 0 && pos <= text.length) {
     let end = text.indexOf(";", pos);
     if (end === -1) end = text.length;
-    const eq = text.indexOf("=", pos);
-    if (eq !== -1 && eq < end && text.slice(pos, eq).replace(/[ \t\r\n]+/g, "") === "b") {
-      return { name: field.name, raw: fromLatin1(text.slice(0, eq + 1) + text.slice(end)) };
+    // Search for "=" within the segment only: from `pos` to the end of the text would make a
+    // field of many "="-less segments quadratic.
+    const eq = text.slice(pos, end).indexOf("=");
+    if (eq !== -1 && text.slice(pos, pos + eq).replace(/[ \t\r\n]+/g, "") === "b") {
+      return { name: field.name, raw: fromLatin1(text.slice(0, pos + eq + 1) + text.slice(end)) };
     }
     pos = end + 1;
   }
