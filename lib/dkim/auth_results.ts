@@ -28,14 +28,36 @@ const DOT_ATOM = "[!#$%&'*+\\-/=?^_`{|}~0-9A-Za-z]+(?:\\.[!#$%&'*+\\-/=?^_`{|}~0
 const DOMAIN = "[0-9A-Za-z_](?:[0-9A-Za-z_.-]*[0-9A-Za-z_])?";
 const ADDRESS_LIKE = new RegExp(`^(?:${DOT_ATOM})?@${DOMAIN}$|^${DOMAIN}$`);
 
-/** A value as RFC 8601 wants it: bare when it is a token (or address-like), else quoted. */
+/**
+ * A value as RFC 8601 wants it: bare when it is a token (or address-like), else quoted. Verdict
+ * text can come from a hostile signature (an `i=` of `x=0D=0AX-Injected:=20yes@example.com`
+ * decodes to a line break), and a quoted-string may hold only printable text and whitespace
+ * (RFC 5322 §3.2.4): a fold is unfolded and every other control character becomes `?`, so the
+ * value can neither end the field nor smuggle a new one in.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { quoteValue } from "./auth_results.ts";
+ * assert.equal(quoteValue("mx.example.org"), "mx.example.org");
+ * assert.equal(quoteValue('a "b"'), '"a \\"b\\""');
+ * assert.equal(quoteValue("x\r\nX-Injected: yes@example.com", true), '"x??X-Injected: yes@example.com"');
+ * ```
+ */
 export function quoteValue(value: string, addressLike = false): string {
   if (TOKEN.test(value) || (addressLike && ADDRESS_LIKE.test(value))) return value;
-  return `"${value.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+  return `"${printable(value).replace(/["\\]/g, (c) => `\\${c}`)}"`;
 }
 
 function comment(text: string): string {
-  return `(${text.replace(/[()\\]/g, (c) => `\\${c}`)})`;
+  return `(${printable(text).replace(/[()\\]/g, (c) => `\\${c}`)})`;
+}
+
+// RFC 5322 §3.2.2: unfolding removes a CRLF (or the bare LF milter values may carry) before
+// whitespace; any other control character cannot appear in a quoted-string or comment.
+function printable(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/\r?\n(?=[ \t])/g, "").replace(/[\0-\x08\x0a-\x1f\x7f]/g, "?");
 }
 
 /**
