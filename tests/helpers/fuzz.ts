@@ -130,7 +130,8 @@ export const INTERESTING_TOKENS: readonly string[] = [
 
 /**
  * Text with one character per byte (latin1) built from tokens the parsers care about and
- * random characters, so separators and line ends meet in every combination.
+ * random characters, so separators and line ends meet in every combination. Up to `maxTokens`
+ * tokens, spread over the whole range (fast-check's default size would keep it under ten).
  */
 export function latin1Text(maxTokens = 40, extra: readonly string[] = []): fc.Arbitrary<string> {
   const token = fc.oneof(
@@ -138,7 +139,7 @@ export function latin1Text(maxTokens = 40, extra: readonly string[] = []): fc.Ar
     { weight: 2, arbitrary: fc.string({ unit: "binary-ascii", maxLength: 6 }) },
     { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }).map((c) => String.fromCharCode(c)) },
   );
-  return fc.array(token, { maxLength: maxTokens }).map((parts) => parts.join(""));
+  return fc.array(token, { maxLength: maxTokens, size: "max" }).map((parts) => parts.join(""));
 }
 
 /** {@link latin1Text} as bytes. */
@@ -148,17 +149,18 @@ export function hostileBytes(
 ): fc.Arbitrary<Uint8Array> {
   return fc.oneof(
     latin1Text(maxTokens, extra).map(fromLatin1),
-    fc.uint8Array({ maxLength: maxTokens * 2 }),
+    fc.uint8Array({ maxLength: maxTokens * 2, size: "max" }),
   );
 }
 
 /** Any UTF-16 text, lone surrogates and controls included. */
 export function anyText(maxLength = 60): fc.Arbitrary<string> {
   return fc.oneof(
-    fc.string({ unit: "binary", maxLength }),
+    fc.string({ unit: "binary", maxLength, size: "max" }),
     fc.string({
       unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)),
       maxLength,
+      size: "max",
     }),
   );
 }
@@ -204,7 +206,7 @@ export function edits(maxEdits = 4): fc.Arbitrary<Edit[]> {
     }),
     fc.record({ kind: fc.constant("truncate" as const), at }),
   );
-  return fc.array(edit, { minLength: 1, maxLength: maxEdits });
+  return fc.array(edit, { minLength: 1, maxLength: maxEdits, size: "max" });
 }
 
 /**
@@ -272,7 +274,7 @@ function join(...parts: Uint8Array[]): Uint8Array {
 
 /** Cut points for {@link splitAt}: up to `maxCuts` positions, taken modulo the input length. */
 export function cuts(maxCuts = 12): fc.Arbitrary<number[]> {
-  return fc.array(fc.nat(), { maxLength: maxCuts });
+  return fc.array(fc.nat(), { maxLength: maxCuts, size: "max" });
 }
 
 /**
