@@ -1,0 +1,221 @@
+import assert from "node:assert/strict";
+import {
+  MAX_SERIES_PER_METRIC,
+  Metrics,
+  PROMETHEUS_CONTENT_TYPE,
+  serveMetrics,
+} from "../../lib/ops/metrics.ts";
+import { parsePrometheusText } from "../helpers/prometheus_text.ts";
+
+function busy(): Metrics {
+  const m = new Metrics({ startTime: 1_700_000_000_000 });
+  m.connections(1);
+  m.connections(1);
+  m.connections(-1);
+  m.transaction({
+    disposition: "signed",
+    results: [],
+    algorithms: ["rsa-sha256", "ed25519-sha256"],
+    action: "accept",
+    milliseconds: 2,
+    bodyBytes: 1000,
+  });
+  m.transaction({
+    disposition: "verified",
+    results: ["pass", "fail"],
+    algorithms: [],
+    action: "accept",
+    milliseconds: 40,
+    bodyBytes: 500,
+  });
+  m.transaction({
+    disposition: "verified",
+    results: ["none"],
+    algorithms: [],
+    action: "accept",
+    milliseconds: 0.5,
+    bodyBytes: 0,
+  });
+  m.transaction({
+    disposition: "error",
+    results: [],
+    algorithms: [],
+    action: "tempfail",
+    milliseconds: 50_000,
+    bodyBytes: 10,
+  });
+  m.lookup({ outcome: "ok", milliseconds: 12 });
+  m.lookup({ outcome: "nxdomain", milliseconds: 3 });
+  m.lookup({ outcome: "timeout", milliseconds: 5000 });
+  m.reload(true);
+  m.reload(false);
+  m.error('odd "kind"\\\n');
+  return m;
+}
+
+function value(
+  text: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  for (const f of parsePrometheusText(text)) {
+    for (const s of f.samples) {
+      if (s.name === name && JSON.stringify(s.labels) === JSON.stringify(labels)) return s.value;
+    }
+  }
+  return undefined;
+}
+
+Deno.test("Metrics.render() is strict Prometheus text", () => {
+  const text = busy().render();
+  const families = parsePrometheusText(text);
+  assert.deepEqual(families.map((f) => `${f.name} ${f.type}`), [
+    "dkimd_messages_total counter",
+    "dkimd_signatures_added_total counter",
+    "dkimd_verify_results_total counter",
+    "dkimd_message_duration_seconds histogram",
+    "dkimd_body_bytes_total counter",
+    "dkimd_dns_lookups_total counter",
+    "dkimd_dns_lookup_duration_seconds histogram",
+    "dkimd_connections gauge",
+    "dkimd_connections_total counter",
+    "dkimd_reloads_total counter",
+    "dkimd_errors_total counter",
+    "dkimd_build_info gauge",
+    "dkimd_start_time_seconds gauge",
+  ]);
+  // A fresh registry is valid too.
+  parsePrometheusText(new Metrics().render());
+});
+
+Deno.test("Metrics counts what the filter reports", () => {
+  const text = busy().render();
+  const cases: [string, Record<string, string>, number][] = [
+    ["dkimd_messages_total", { disposition: "signed", action: "accept" }, 1],
+    ["dkimd_messages_total", { disposition: "verified", action: "accept" }, 2],
+    ["dkimd_messages_total", { disposition: "error", action: "tempfail" }, 1],
+    ["dkimd_signatures_added_total", { algorithm: "ed25519-sha256" }, 1],
+    ["dkimd_verify_results_total", { result: "pass" }, 1],
+    ["dkimd_verify_results_total", { result: "none" }, 1],
+    ["dkimd_message_duration_seconds_bucket", { disposition: "verified", le: "0.001" }, 1],
+    ["dkimd_message_duration_seconds_bucket", { disposition: "verified", le: "0.05" }, 2],
+    ["dkimd_message_duration_seconds_bucket", { disposition: "error", le: "30" }, 0],
+    ["dkimd_message_duration_seconds_bucket", { disposition: "error", le: "+Inf" }, 1],
+    ["dkimd_message_duration_seconds_sum", { disposition: "verified" }, 0.0405],
+    ["dkimd_body_bytes_total", {}, 1510],
+    ["dkimd_dns_lookups_total", { outcome: "nxdomain" }, 1],
+    ["dkimd_dns_lookup_duration_seconds_count", {}, 3],
+    ["dkimd_dns_lookup_duration_seconds_bucket", { le: "0.005" }, 1],
+    ["dkimd_connections", {}, 1],
+    ["dkimd_connections_total", {}, 2],
+    ["dkimd_reloads_total", { result: "failure" }, 1],
+    ["dkimd_errors_total", { kind: 'odd "kind"\\\n' }, 1],
+    ["dkimd_start_time_seconds", {}, 1_700_000_000],
+  ];
+  for (const [name, labels, want] of cases) {
+    assert.equal(value(text, name, labels), want, `${name} ${JSON.stringify(labels)}`);
+  }
+});
+
+Deno.test("Metrics bounds the label sets of a metric", () => {
+  const m = new Metrics();
+  for (let i = 0; i < MAX_SERIES_PER_METRIC * 3; i++) m.error(`kind${i}`);
+  const errors = parsePrometheusText(m.render()).find((f) => f.name === "dkimd_errors_total")!;
+  assert.equal(errors.samples.length, MAX_SERIES_PER_METRIC + 1);
+  assert.equal(
+    errors.samples.find((s) => s.labels.kind === "other")?.value,
+    MAX_SERIES_PER_METRIC * 2,
+  );
+});
+
+Deno.test({
+  name: "Metrics.render() passes promtool check metrics",
+  ignore: (() => {
+    try {
+      return !Deno.statSync("/usr/bin/promtool").isFile;
+    } catch {
+      return true;
+    }
+  })(),
+  fn: async () => {
+    const child = new Deno.Command("/usr/bin/promtool", {
+      args: ["check", "metrics"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(busy().render()));
+    await writer.close();
+    const out = await child.output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, text);
+    assert.equal(text.trim(), "");
+  },
+});
+
+Deno.test("serveMetrics() serves /metrics and /healthz and refuses the rest", async () => {
+  let healthy = true;
+  const metrics = busy();
+  const server = serveMetrics(metrics, { host: "127.0.0.1", port: 0 }, {
+    health: () => healthy ? { ok: true } : { ok: false, reason: "not listening" },
+  });
+  try {
+    const base = `http://127.0.0.1:${server.address.port}`;
+    const res = await fetch(`${base}/metrics`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), PROMETHEUS_CONTENT_TYPE);
+    const text = await res.text();
+    parsePrometheusText(text);
+    assert.equal(value(text, "dkimd_connections"), 1);
+    const ok = await fetch(`${base}/healthz`);
+    assert.deepEqual([ok.status, await ok.text()], [200, "ok\n"]);
+    healthy = false;
+    const bad = await fetch(`${base}/healthz`);
+    assert.deepEqual([bad.status, await bad.text()], [503, "unhealthy: not listening\n"]);
+    const missing = await fetch(`${base}/`);
+    assert.equal(missing.status, 404);
+    await missing.body?.cancel();
+    const post = await fetch(`${base}/metrics`, { method: "POST", body: "x" });
+    assert.equal(post.status, 405);
+    await post.body?.cancel();
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("serveMetrics() listens on IPv6 loopback", async () => {
+  const server = serveMetrics(new Metrics(), { host: "::1", port: 0 });
+  try {
+    assert.equal(server.address.host, "::1");
+    const res = await fetch(`http://[::1]:${server.address.port}/healthz`);
+    assert.equal(await res.text(), "ok\n");
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("parsePrometheusText() rejects what Prometheus would reject", () => {
+  const head = "# HELP a_total A.\n# TYPE a_total counter\n";
+  const hist = "# HELP h H.\n# TYPE h histogram\n";
+  const cases: [string, RegExp][] = [
+    [head + "a_total 1", /end with a line feed/],
+    [head + 'a_total{x="1} 1\n', /unterminated label value/],
+    [head + 'a_total{x="\\t"} 1\n', /bad escape/],
+    [head + "a_total one\n", /bad value/],
+    [head + "a_total -1\n", /counter must be >= 0/],
+    [head + "a_total 1\na_total 2\n", /series repeated/],
+    [head + "b_total 1\n", /sample outside its family/],
+    ["# HELP a A.\n# TYPE a counter\n", /must end in _total/],
+    [head + "\n", /empty line/],
+    [
+      hist + 'h_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n',
+      /bucket counts decrease/,
+    ],
+    [hist + 'h_bucket{le="1"} 1\nh_sum 1\nh_count 1\n', /no \+Inf bucket/],
+    [hist + 'h_bucket{le="+Inf"} 2\nh_sum 1\nh_count 1\n', /\+Inf bucket != _count/],
+  ];
+  for (const [text, want] of cases) {
+    assert.throws(() => parsePrometheusText(text), want, text);
+  }
+});
