@@ -6,7 +6,6 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { concat, fromLatin1, utf8 } from "../../lib/bytes.ts";
 import {
-  type AddressFamily,
   type Command,
   decodeCommand,
   decodeReply,
@@ -19,75 +18,18 @@ import {
   type Reply,
   replyProblem,
 } from "../../lib/milter/codec.ts";
-import { cuts, fuzzParams, splitAt } from "../helpers/fuzz.ts";
+import { cuts, fuzzParams, MILTER_COMMAND_CODES, milterCommand, splitAt } from "../helpers/fuzz.ts";
 
-const COMMAND_CODES = [..."ABCDEHKLMNOQRTU"].map((c) => c.charCodeAt(0));
 const REPLY_CODES = [..."+-234abcdefhilmpqrsty"].map((c) => c.charCodeAt(0)).concat(0x4f);
 
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
-// Text without NUL: what a C string can carry; any code point, so UTF-8 round-trips.
+const command = milterCommand();
+// Text without NUL, any code point: what a C string can carry; UTF-8 round-trips.
 const cText = fc.string({ unit: "binary", maxLength: 24, size: "max" }).map((s) =>
   s.replaceAll("\0", "")
 );
 const noNulBytes = (max: number) =>
   fc.uint8Array({ maxLength: max, size: "max" }).map((b) => b.map((x) => x === 0 ? 1 : x));
-const latin1Name = fc.string({
-  unit: fc.integer({ min: 1, max: 255 }).map((c) => String.fromCharCode(c)),
-  minLength: 1,
-  maxLength: 20,
-  size: "max",
-});
-
-const command: fc.Arbitrary<Command> = fc.oneof(
-  fc.record({ type: fc.constant("optneg" as const), version: u32, actions: u32, protocol: u32 }),
-  fc.record({
-    type: fc.constant("connect" as const),
-    hostname: cText,
-    family: fc.constantFrom<AddressFamily>("inet", "inet6", "unix"),
-    port: fc.integer({ min: 0, max: 0xffff }),
-    address: cText,
-  }),
-  cText.map((hostname) => ({
-    type: "connect" as const,
-    hostname,
-    family: "unknown" as const,
-    port: 0,
-    address: "",
-  })),
-  fc.record({ type: fc.constant("helo" as const), name: cText }),
-  fc.record({
-    type: fc.constant("macro" as const),
-    forCommand: fc.integer({ min: 0, max: 255 }),
-    macros: fc.array(fc.tuple(cText, cText), { maxLength: 6 }),
-  }),
-  fc.record({
-    type: fc.constantFrom("mail" as const, "rcpt" as const),
-    args: fc.array(cText, { minLength: 1, maxLength: 4 }),
-  }),
-  fc.record({ type: fc.constant("header" as const), name: latin1Name, value: noNulBytes(200) }),
-  fc.record({
-    type: fc.constant("body" as const),
-    chunk: fc.uint8Array({ maxLength: 500, size: "max" }),
-  }),
-  fc.uint8Array({ minLength: 1, maxLength: 100 }).map((chunk) => ({
-    type: "bodyeob" as const,
-    chunk,
-  })),
-  fc.record({ type: fc.constant("unknown" as const), command: cText }),
-  fc.constantFrom<Command>(
-    { type: "data" },
-    { type: "eoh" },
-    { type: "bodyeob" },
-    { type: "abort" },
-    { type: "quit" },
-    { type: "quit_nc" },
-  ),
-  fc.record({
-    type: fc.constant("unrecognized" as const),
-    code: fc.integer({ min: 0, max: 255 }).filter((c) => !COMMAND_CODES.includes(c)),
-    data: fc.uint8Array({ maxLength: 50 }),
-  }),
-);
 
 // RFC 5322 field names and macro names without whitespace, as replyProblem() accepts them.
 const fieldName = fc.string({
@@ -322,7 +264,7 @@ Deno.test("FrameDecoder accepts a frame of exactly the limit and refuses one byt
 
 const anyFrame = fc.record({
   code: fc.oneof(
-    fc.constantFrom(...COMMAND_CODES, ...REPLY_CODES),
+    fc.constantFrom(...MILTER_COMMAND_CODES, ...REPLY_CODES),
     fc.integer({ min: 0, max: 255 }),
   ),
   data: fc.oneof(

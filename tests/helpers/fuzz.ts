@@ -18,6 +18,7 @@
 
 import fc from "fast-check";
 import { CR, fromLatin1, HTAB, latin1, LF, SP } from "../../lib/bytes.ts";
+import type { AddressFamily, Command } from "../../lib/milter/codec.ts";
 
 /** The seed of a CI run: fixed, so CI runs the same cases every time. */
 export const FUZZ_SEED_DEFAULT = 6376_8463;
@@ -299,6 +300,82 @@ export function splitAt(input: Uint8Array, points: readonly number[]): Uint8Arra
   }
   pieces.push(input.subarray(start));
   return pieces;
+}
+
+/** The command bytes (`SMFIC_*`) the codec knows. */
+export const MILTER_COMMAND_CODES: readonly number[] = [..."ABCDEHKLMNOQRTU"].map((c) =>
+  c.charCodeAt(0)
+);
+
+/**
+ * Valid milter commands of every type, with arbitrary field values the wire can carry (no NUL
+ * inside a string, integers in range), so each round-trips through the codec.
+ */
+export function milterCommand(): fc.Arbitrary<Command> {
+  const u32 = fc.integer({ min: 0, max: 0xffffffff });
+  // Text without NUL, any code point, so UTF-8 round-trips; header names one byte per character.
+  const cText = fc.string({ unit: "binary", maxLength: 24, size: "max" }).map((s) =>
+    s.replaceAll("\0", "")
+  );
+  const latin1Name = fc.string({
+    unit: fc.integer({ min: 1, max: 255 }).map((c) => String.fromCharCode(c)),
+    minLength: 1,
+    maxLength: 20,
+    size: "max",
+  });
+  const value = fc.uint8Array({ maxLength: 200, size: "max" }).map((b) =>
+    b.map((x) => x === 0 ? 1 : x)
+  );
+  return fc.oneof(
+    fc.record({ type: fc.constant("optneg" as const), version: u32, actions: u32, protocol: u32 }),
+    fc.record({
+      type: fc.constant("connect" as const),
+      hostname: cText,
+      family: fc.constantFrom<AddressFamily>("inet", "inet6", "unix"),
+      port: fc.integer({ min: 0, max: 0xffff }),
+      address: cText,
+    }),
+    cText.map((hostname) => ({
+      type: "connect" as const,
+      hostname,
+      family: "unknown" as const,
+      port: 0,
+      address: "",
+    })),
+    fc.record({ type: fc.constant("helo" as const), name: cText }),
+    fc.record({
+      type: fc.constant("macro" as const),
+      forCommand: fc.integer({ min: 0, max: 255 }),
+      macros: fc.array(fc.tuple(cText, cText), { maxLength: 6 }),
+    }),
+    fc.record({
+      type: fc.constantFrom("mail" as const, "rcpt" as const),
+      args: fc.array(cText, { minLength: 1, maxLength: 4 }),
+    }),
+    fc.record({ type: fc.constant("header" as const), name: latin1Name, value }),
+    fc.record({
+      type: fc.constant("body" as const),
+      chunk: fc.uint8Array({ maxLength: 500, size: "max" }),
+    }),
+    fc.uint8Array({ minLength: 1, maxLength: 100 }).map((chunk) => ({
+      type: "bodyeob" as const,
+      chunk,
+    })),
+    fc.record({ type: fc.constant("unknown" as const), command: cText }),
+    fc.constantFrom<Command>(
+      { type: "data" },
+      { type: "eoh" },
+      { type: "bodyeob" },
+      { type: "abort" },
+      { type: "quit" },
+      { type: "quit_nc" },
+    ),
+    fc.record({
+      type: fc.constant("unrecognized" as const),
+      code: fc.integer({ min: 0, max: 255 }).filter((c) => !MILTER_COMMAND_CODES.includes(c)),
+      data: fc.uint8Array({ maxLength: 50 }),
+    }),
+  );
 }
 
 // Reference canonicalizations, straight from RFC 6376 §3.4 on one-character-per-byte text.
