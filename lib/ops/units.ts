@@ -1,0 +1,49 @@
+/**
+ * The files of systemd/, carried inside the executable for `dkimd install`. GENERATED from
+ * systemd/ by tests/ops/units_test.ts (`UPDATE_GOLDEN=1 deno test -A tests/ops/units_test.ts`);
+ * do not edit: edit systemd/ and regenerate. The test fails while the two differ.
+ *
+ * @module
+ */
+
+/** One file of systemd/: its name there and its text. */
+export interface UnitFile {
+  /** The file name in systemd/. */
+  readonly name: string;
+  /** Its contents. */
+  readonly text: string;
+}
+
+/**
+ * The unit, sysusers.d and tmpfiles.d entries and example configuration, as in systemd/.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { UNIT_FILES } from "./units.ts";
+ * const service = UNIT_FILES.find((f) => f.name === "dkimd.service");
+ * assert.match(service?.text ?? "", /^ExecReload=\/bin\/kill -USR1 \$MAINPID$/m);
+ * ```
+ */
+export const UNIT_FILES: readonly UnitFile[] = [
+  {
+    name: "dkimd.service",
+    text:
+      '# dkimd: the DKIM signing and verifying milter, a drop-in for OpenDKIM.\n# Installed by "dkimd install"; packagers copy it to /usr/lib/systemd/system/.\n# The settings mirror the seed\'s opendkim.conf: AutoRestartRate 10/1h becomes\n# StartLimitIntervalSec=3600 with StartLimitBurst=10, UMask 002 becomes UMask=0002,\n# UserID opendkim:opendkim becomes User=/Group=, Syslog with SyslogFacility mail becomes\n# SyslogFacility=mail (journald passes the lines on to rsyslog\'s mail.log).\n\n[Unit]\nDescription=dkimd DKIM signing and verifying milter\nDocumentation=man:opendkim.conf(5) man:opendkim(8)\nAfter=network-online.target nss-lookup.target\nWants=network-online.target\nBefore=postfix.service\nStartLimitIntervalSec=3600\nStartLimitBurst=10\n\n[Service]\nType=simple\nExecStart=/usr/local/sbin/dkimd serve -f -x /etc/dkimd/dkimd.conf\nExecReload=/bin/kill -USR1 $MAINPID\nRestart=on-failure\nRestartSec=2\n# EX_CONFIG: a configuration error does not go away by restarting.\nRestartPreventExitStatus=78\nTimeoutStopSec=30\nUser=opendkim\nGroup=opendkim\nUMask=0002\nRuntimeDirectory=dkimd\nRuntimeDirectoryMode=0755\nSyslogIdentifier=dkimd\nSyslogFacility=mail\n\n# Hardening (systemd.exec(5)). MemoryDenyWriteExecute is left out: V8 compiles JavaScript to\n# machine code at run time. ReadWritePaths names the Postfix chroot\'s socket directory; "-"\n# lets the unit start where it does not exist (TCP sockets).\nNoNewPrivileges=yes\nCapabilityBoundingSet=\nAmbientCapabilities=\nProtectSystem=strict\nReadWritePaths=-/var/spool/postfix/opendkim\nProtectHome=yes\nPrivateTmp=yes\nPrivateDevices=yes\nProtectKernelTunables=yes\nProtectKernelModules=yes\nProtectKernelLogs=yes\nProtectControlGroups=yes\nProtectClock=yes\nProtectHostname=yes\nProtectProc=invisible\nRestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\nRestrictNamespaces=yes\nRestrictRealtime=yes\nRestrictSUIDSGID=yes\nLockPersonality=yes\nRemoveIPC=yes\nPrivateMounts=yes\nKeyringMode=private\nSystemCallArchitectures=native\nSystemCallFilter=@system-service\nSystemCallFilter=~@privileged\nSystemCallErrorNumber=EPERM\n\n[Install]\nWantedBy=multi-user.target\n',
+  },
+  {
+    name: "dkimd.sysusers",
+    text:
+      '# sysusers.d(5) entry for dkimd: the account the seed\'s "UserID opendkim:opendkim" names and\n# OpenDKIM\'s own package creates, so key files set up for OpenDKIM ("chown root:opendkim",\n# "chmod 640") work unchanged. Nothing is created when the account exists already.\ng opendkim -\nu opendkim -:opendkim "DKIM milter (dkimd)" /run/dkimd /usr/sbin/nologin\n',
+  },
+  {
+    name: "dkimd.tmpfiles",
+    text:
+      "# tmpfiles.d(5) entry for dkimd.\n# The run directory, for the PID file (the unit's RuntimeDirectory= makes it too).\nd /run/dkimd 0755 opendkim opendkim -\n# The unix socket directory inside Postfix's chroot, owned by the service user, group postfix,\n# mode 770 as the seed makes it, plus the setgid bit: the socket dkimd creates there belongs to\n# group postfix, so with UMask 002 Postfix's smtpd can connect without the seed's \"UMask 000\".\n# It fails harmlessly where Postfix (and its group) is not installed.\nd /var/spool/postfix/opendkim 2770 opendkim postfix -\n",
+  },
+  {
+    name: "dkimd.conf",
+    text:
+      '# dkimd configuration: the opendkim.conf(5) format, which dkimd reads as OpenDKIM does\n# (a YAML file works too: "dkimd config convert" writes one). Installed by "dkimd install"\n# as /etc/dkimd/dkimd.conf; "dkimd check-config /etc/dkimd/dkimd.conf" checks it.\n\n# Sign mail from InternalHosts, verify the rest.\nMode                    sv\n\n# Where Postfix connects. TCP is the simplest (no chroot or permissions to get right):\nSocket                  inet:8891@localhost\n# Or a unix socket inside Postfix\'s chroot (the directory comes from tmpfiles.d/dkimd.conf):\n#Socket                 local:/var/spool/postfix/opendkim/opendkim.sock\n\n# Under systemd the unit sets the user (User=opendkim), restarts (Restart=on-failure with\n# 10 restarts an hour at most) and the log identity; these are for starting dkimd by hand.\n#UserID                 opendkim:opendkim\n#AutoRestart            yes\n#AutoRestartRate        10/1h\nUMask                   002\nPidFile                 /run/dkimd/dkimd.pid\n\n# Log to syslog\'s mail facility: one line per signed or verified message, and why not.\nSyslog                  yes\nSyslogFacility          mail\nSyslogSuccess           yes\nLogWhy                  yes\n\nSoftwareHeader          yes\nCanonicalization        relaxed/relaxed\nSignatureAlgorithm      rsa-sha256\n\n# Keys: make one with "dkimd genkey -D /etc/dkimd/keys/example.com -d example.com -s dkim",\n# publish dkim.txt in DNS, check it with "dkimd testkey", then uncomment and fill in:\n#KeyTable               /etc/dkimd/key.table\n#SigningTable           refile:/etc/dkimd/signing.table\n#   key.table:      example   example.com:dkim:/etc/dkimd/keys/example.com/dkim.private\n#   signing.table:  *@example.com   example\n\n# Hosts whose mail is signed rather than verified (default 127.0.0.1 and ::1).\n#ExternalIgnoreList     /etc/dkimd/trusted.hosts\n#InternalHosts          /etc/dkimd/trusted.hosts\n',
+  },
+];
