@@ -8,6 +8,7 @@ import { UsageError } from "./args.ts";
 import { runCheckConfig, runConfig } from "./check_config.ts";
 import { runExplain } from "./explain.ts";
 import { runGenkey } from "./genkey.ts";
+import { runInstall } from "./install.ts";
 import { runServe } from "./serve.ts";
 import { runSign } from "./sign.ts";
 import { runTestkey } from "./testkey.ts";
@@ -24,6 +25,7 @@ Commands:
   verify          verify a message's signatures and print Authentication-Results
   genkey          make a key pair: SELECTOR.private and the DNS record SELECTOR.txt
   testkey         check a published key record against its private key
+  install         write the systemd unit, sysusers/tmpfiles entries and an example config
   check-config    load a configuration as the server would; print settings, warnings
   explain         say whether mail from an address would be signed, and why
   config convert  print a configuration as YAML
@@ -46,6 +48,7 @@ const COMMANDS: Record<string, Command> = {
   explain: runExplain,
   genkey: runGenkey,
   testkey: runTestkey,
+  install: runInstall,
 };
 
 /**
