@@ -16,11 +16,13 @@ import { dirname, join } from "node:path";
 
 /**
  * The environment variables dkimd reads, each for a reason: systemd's journal stream
- * ({@link JOURNAL_STREAM_ENV}), the marks a copy of dkimd is started with, and the two the npm
+ * ({@link JOURNAL_STREAM_ENV}) and invocation id (systemd.exec(5): set for every service, so
+ * dkimd knows systemd supervises it), the marks a copy of dkimd is started with, and the two the npm
  * `yaml` package checks while parsing (`LOG_STREAM`, `LOG_TOKENS`). Deno refuses every other.
  */
 export const SERVICE_ENV_NAMES: readonly string[] = [
   "JOURNAL_STREAM",
+  "INVOCATION_ID",
   "DKIMD_WORKER",
   "DKIMD_DETACHED",
   "DKIMD_READY",
@@ -53,6 +55,32 @@ export const SERVICE_DENO_FLAGS: readonly string[] = [
 
 /** The variable systemd sets to the journal stream's `DEV:INODE` (systemd.exec(5)). */
 export const JOURNAL_STREAM_ENV = "JOURNAL_STREAM";
+
+/**
+ * True when systemd runs this process as a service: it sets `INVOCATION_ID` for every service
+ * it starts (systemd.exec(5), "Environment Variables Set or Propagated by the Service
+ * Manager"). Then systemd restarts, detaches and logs, and dkimd leaves that to it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { underSystemd } from "./self_command.ts";
+ * assert.equal(underSystemd((n) => n === "INVOCATION_ID" ? "8f3a..." : undefined), true);
+ * assert.equal(underSystemd(() => undefined), false);
+ * ```
+ */
+export function underSystemd(env: (name: string) => string | undefined = safeEnv): boolean {
+  const id = env("INVOCATION_ID");
+  return id !== undefined && id !== "";
+}
+
+function safeEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
 
 /** A program and its arguments, as `Deno.Command` takes them. */
 export interface SelfCommand {

@@ -27,7 +27,7 @@ import type { Logger } from "./log.ts";
 import { type PidFile, writePidFile } from "./pid_file.ts";
 import { READY_ENV, waitForReady } from "./readiness.ts";
 import type { RunAs } from "./run_as.ts";
-import type { SelfCommand } from "./self_command.ts";
+import { type SelfCommand, underSystemd } from "./self_command.ts";
 
 /** Set to `1` in a worker's environment: it serves, and never supervises or detaches. */
 export const WORKER_ENV = "DKIMD_WORKER";
@@ -74,19 +74,23 @@ function safeEnv(name: string): string | undefined {
 }
 
 /**
- * Whether `serve` must supervise a worker rather than serve in this process: with AutoRestart,
- * or with a UserID naming another uid than the current one (Deno changes uid only when it
- * starts a process); never in a worker.
+ * Whether `serve` must supervise a worker rather than serve in this process: with AutoRestart
+ * (except under systemd, whose `Restart=` does that job: two supervisors would fight over
+ * restarts), or with a UserID naming another uid than the current one (Deno changes uid only
+ * when it starts a process); never in a worker.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { needsSupervisor } from "./supervisor.ts";
- * assert.equal(needsSupervisor({ autoRestart: true }, { currentUid: 0, env: () => undefined }), true);
- * assert.equal(needsSupervisor({ autoRestart: false }, { currentUid: 0, env: () => undefined }), false);
- * assert.equal(needsSupervisor({ autoRestart: false, runAsUid: 104 }, { currentUid: 0, env: () => undefined }), true);
- * assert.equal(needsSupervisor({ autoRestart: false, runAsUid: 104 }, { currentUid: 104, env: () => undefined }), false);
- * assert.equal(needsSupervisor({ autoRestart: true }, { currentUid: 0, env: () => "1" }), false);
+ * const plain = { currentUid: 0, env: () => undefined };
+ * assert.equal(needsSupervisor({ autoRestart: true }, plain), true);
+ * assert.equal(needsSupervisor({ autoRestart: false }, plain), false);
+ * assert.equal(needsSupervisor({ autoRestart: false, runAsUid: 104 }, plain), true);
+ * assert.equal(needsSupervisor({ autoRestart: false, runAsUid: 104 }, { ...plain, currentUid: 104 }), false);
+ * assert.equal(needsSupervisor({ autoRestart: true }, { ...plain, env: (n) => n === "DKIMD_WORKER" ? "1" : undefined }), false);
+ * const systemd = { currentUid: 104, env: (n: string) => n === "INVOCATION_ID" ? "f00d" : undefined };
+ * assert.equal(needsSupervisor({ autoRestart: true, runAsUid: 104 }, systemd), false);
  * ```
  */
 export function needsSupervisor(
@@ -97,7 +101,7 @@ export function needsSupervisor(
   },
 ): boolean {
   if (isWorker(current.env)) return false;
-  if (wanted.autoRestart) return true;
+  if (wanted.autoRestart && !underSystemd(current.env)) return true;
   return wanted.runAsUid !== undefined && wanted.runAsUid !== current.currentUid;
 }
 
