@@ -119,7 +119,9 @@ const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 
  * ```
  */
 export function parseSeconds(text: string): number {
-  const m = /^\s*([0-9]+)\s*([smhdSMHD]?)\s*$/.exec(text);
+  // trim() first: with \s* at both ends the pattern backtracks quadratically over a long run
+  // of inner whitespace.
+  const m = /^([0-9]+)\s*([smhdSMHD]?)$/.exec(text.trim());
   if (!m) throw new ValueError(`expected seconds, or a number with s, m, h or d, not "${text}"`);
   const n = Number(m[1]) * (m[2] ? DURATION_UNITS[m[2].toLowerCase()] : 1);
   if (n > INT_MAX) throw new ValueError(`"${text}" is too long`);
