@@ -49,7 +49,7 @@ Deno.test("BodyCanonicalizer equals the reference on any bytes at any splits", (
         assert.equal(canonicalize(canon, pieces), reference(canon, text), canon);
       }
     }),
-    fuzzParams(1500),
+    fuzzParams(3000),
   );
 });
 
@@ -72,7 +72,7 @@ Deno.test("BodyCanonicalizer equals the reference on long bodies", () => {
         assert.equal(canonicalize(canon, pieces), reference(canon, text), canon);
       }
     }),
-    fuzzParams(40),
+    fuzzParams(100),
   );
 });
 

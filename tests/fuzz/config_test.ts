@@ -212,7 +212,7 @@ Deno.test("loadConfig() gives a configuration or errors naming a file and line, 
         }
       },
     ),
-    fuzzParams(500),
+    fuzzParams(1000),
   );
 });
 

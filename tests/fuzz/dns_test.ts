@@ -217,7 +217,7 @@ Deno.test("StubResolver.resolveTxt() gives records or a DnsError for any mutated
           }
         },
       ),
-      fuzzParams(500),
+      fuzzParams(1000),
     );
     assert.ok(records + failures > 0);
   } finally {

@@ -277,7 +277,7 @@ Deno.test("MilterSession.handle() resolves to well-formed replies for any comman
         assert.deepEqual(log.at("error").filter((l) => /Internal error/.test(l)), []);
       },
     ),
-    fuzzParams(600),
+    fuzzParams(1000),
   );
 });
 
