@@ -293,7 +293,8 @@ Deno.test("parseKeyRecord() returns a usable record or throws DkimError", () => 
       assert.ok(record.services.includes("*") || record.services.includes("email"));
       assert.ok(record.publicKey instanceof Uint8Array);
       for (const list of [record.flags, record.services, record.hashes ?? []]) {
-        for (const item of list) assert.match(item, /^[^ \t\r\n:A-Z]+$/);
+        // Items are trimmed and lower-cased; inner whitespace is legal tag-value syntax.
+        for (const item of list) assert.match(item, /^[^ \t\r\n:A-Z](?:[^:A-Z]*[^ \t\r\n:A-Z])?$/);
       }
     }),
     fuzzParams(3000),

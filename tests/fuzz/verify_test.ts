@@ -23,6 +23,7 @@ import {
   edits,
   fuzzParams,
   fuzzRuns,
+  fuzzSettings,
   latin1Text,
   type ReferenceMessage,
   referenceSignedData,
@@ -76,7 +77,7 @@ interface Seed {
   readonly bytes: Uint8Array;
 }
 
-/** What a signature (by its b= value) covers in the message its signer signed. */
+/** What a signature (by its b= value as written by the signer) covers in what it signed. */
 const signedData = new Map<string, SignedData>();
 
 // Folding whitespace only: String.prototype.trim() would also take U+00A0 and other 8-bit
@@ -444,7 +445,9 @@ function checkVerdicts(verdicts: readonly Verdict[], split: ReferenceMessage): n
     passes++;
     // The security property.
     const field = latin1(v.signature.field.raw);
-    const original = signedData.get(v.signature.b);
+    // By the signature bytes: base64 has several spellings of the same bytes (the unused low
+    // bits before "=" padding), and b= itself is not signed.
+    const original = signedData.get(toBase64(v.signature.signature));
     assert.ok(original, `pass with a b= no signer made: ${JSON.stringify(field)}`);
     const now = covered(split, field);
     assert.ok(now, `the reference cannot read a passing signature: ${JSON.stringify(field)}`);
@@ -493,7 +496,7 @@ Deno.test("verifyMessage() passes a mutated message only when its signed bytes a
     fuzzParams(4000),
   );
   // The property is not vacuous: signatures did pass, some of them on changed messages.
-  if (runs >= 100) {
+  if (runs >= 100 && fuzzSettings().path === undefined) {
     assert.ok(passes > 0, "no signature passed at all");
     assert.ok(mutatedPasses > 0, "no mutated message passed");
   }
