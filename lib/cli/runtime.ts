@@ -20,9 +20,9 @@ export const BUILTIN_CONFIG = "(built-in default configuration)";
 
 /**
  * The configuration served without a file: verify only, on inet:8891@127.0.0.1 (the seed's
- * socket), logging to standard error.
+ * socket), in the foreground, logging to standard error.
  */
-export const BUILTIN_CONFIG_TEXT = "Mode v\nSocket inet:8891@127.0.0.1\nSyslog no\n";
+export const BUILTIN_CONFIG_TEXT = "Mode v\nSocket inet:8891@127.0.0.1\nSyslog no\nBackground no\n";
 
 /** A configuration that cannot be used: every problem, each naming its file and line. */
 export class RuntimeConfigError extends Error {

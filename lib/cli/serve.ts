@@ -4,11 +4,23 @@
  *
  * @module
  */
+import process from "node:process";
+import { formatListenAddress } from "../config/listen_address.ts";
 import { formatSocketSpec, parseSocketSpec, type SocketSpec } from "../config/socket.ts";
+import type { UserDb } from "../config/user_db.ts";
+import { parseUserId, type UserId } from "../config/values.ts";
 import { KeyCache } from "../dkim/key_cache.ts";
 import { DkimFilter, type Runtime } from "../filter/dkim_filter.ts";
 import { type MilterServer, serve } from "../milter/server.ts";
 import type { MilterLogger } from "../milter/session.ts";
+import { detach, shouldDetach } from "../ops/background.ts";
+import { createLogger, type Logger } from "../ops/log.ts";
+import { Metrics, type MetricsServer, serveMetrics } from "../ops/metrics.ts";
+import { type PidFile, PidFileError, writePidFile } from "../ops/pid_file.ts";
+import { notifyReady } from "../ops/readiness.ts";
+import { readUserDb, resolveRunAs, type RunAs, unreadableFiles } from "../ops/run_as.ts";
+import { selfCommand, underSystemd } from "../ops/self_command.ts";
+import { isWorker, needsSupervisor, supervise } from "../ops/supervisor.ts";
 import { formatOrigin } from "../policy/origin.ts";
 import { VERSION } from "../version.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
@@ -76,17 +88,35 @@ export function parseServeArgs(args: readonly string[]): ServeArgs | "help" {
   };
 }
 
-/** A logger writing plain lines to standard error. */
-function stderrLogger(verbose: boolean): MilterLogger & { notice(m: string): void } {
-  const write = (level: string, message: string) =>
-    console.error(`dkimd[${Deno.pid}]: ${level}${message}`);
-  return {
-    debug: (m) => verbose && write("debug: ", m),
-    info: (m) => write("", m),
-    notice: (m) => write("", m),
-    warn: (m) => write("warning: ", m),
-    error: (m) => write("error: ", m),
-  };
+/** Settings the command line overrides (opendkim(8): command-line values win over the file). */
+interface Overrides {
+  readonly socket?: SocketSpec;
+  readonly pidFile?: string;
+  readonly userId?: UserId;
+}
+
+function overrides(parsed: ServeArgs): Overrides {
+  const out: { socket?: SocketSpec; pidFile?: string; userId?: UserId } = {};
+  if (parsed.socket !== undefined) {
+    try {
+      out.socket = parseSocketSpec(parsed.socket);
+    } catch (e) {
+      throw new UsageError(`serve: -p: ${e instanceof Error ? e.message : String(e)}`, {
+        cause: e,
+      });
+    }
+  }
+  if (parsed.pidFile !== undefined) out.pidFile = parsed.pidFile;
+  if (parsed.user !== undefined) {
+    try {
+      out.userId = parseUserId(parsed.user);
+    } catch (e) {
+      throw new UsageError(`serve: -u: ${e instanceof Error ? e.message : String(e)}`, {
+        cause: e,
+      });
+    }
+  }
+  return out;
 }
 
 /** Runs `dkimd serve`; resolves to the exit status when the service stops. */
@@ -96,7 +126,7 @@ export async function runServe(args: readonly string[]): Promise<number> {
     console.log(SERVE_USAGE);
     return 0;
   }
-  const logger = stderrLogger(parsed.verbose);
+  const fixed = overrides(parsed);
   let runtime: Runtime;
   try {
     runtime = await loadRuntime(parsed.config);
@@ -108,16 +138,9 @@ export async function runServe(args: readonly string[]): Promise<number> {
     throw e;
   }
   const { config, warnings } = runtime.loaded;
-  let socket: SocketSpec | undefined = config.socket;
-  if (parsed.socket !== undefined) {
-    try {
-      socket = parseSocketSpec(parsed.socket);
-    } catch (e) {
-      throw new UsageError(`serve: -p: ${e instanceof Error ? e.message : String(e)}`, {
-        cause: e,
-      });
-    }
-  }
+  const socket = fixed.socket ?? config.socket;
+  const pidFile = fixed.pidFile ?? config.pidFile;
+  const userId = fixed.userId ?? config.userId;
   if (parsed.check) {
     for (const w of warnings) console.error(`dkimd: warning: ${w.message}`);
     if (!socket) {
@@ -132,6 +155,72 @@ export async function runServe(args: readonly string[]): Promise<number> {
     return EXIT_CONFIG;
   }
 
+  // Background (OpenDKIM's default): a detached copy serves; this process waits until it is
+  // ready and exits 0, as opendkim does when it forks.
+  if (shouldDetach({ background: config.background, foreground: parsed.foreground })) {
+    return (await detach(selfCommand(Deno.args))).status;
+  }
+
+  const logger = await createLogger(config, { debug: parsed.verbose });
+  try {
+    // UserID and AutoRestart: a supervising parent starts this program again as the worker.
+    let runAs: RunAs | undefined;
+    let db: UserDb | undefined;
+    if (userId && !isWorker()) {
+      try {
+        db = await readUserDb();
+        runAs = resolveRunAs(userId, db);
+      } catch (e) {
+        logger.error(e instanceof Error ? e.message : String(e));
+        return EXIT_CONFIG;
+      }
+    }
+    const supervised = needsSupervisor(
+      { autoRestart: config.autoRestart, ...(runAs ? { runAsUid: runAs.uid } : {}) },
+      { currentUid: Deno.uid() },
+    );
+    if (supervised) {
+      if (runAs) {
+        const problems = await unreadableFiles(runtime.loaded.files, runAs, { db });
+        if (problems.length > 0) {
+          for (const p of problems) logger.error(p);
+          return EXIT_CONFIG;
+        }
+      }
+      logger.notice(
+        `dkimd ${VERSION} starting${runAs ? ` (worker as ${runAs.user})` : ""}` +
+          `${config.autoRestart ? ", AutoRestart on" : ""}`,
+      );
+      return await supervise({
+        command: selfCommand(Deno.args),
+        logger,
+        autoRestart: config.autoRestart && !underSystemd(),
+        autoRestartCount: config.autoRestartCount,
+        autoRestartRate: config.autoRestartRate,
+        runAs,
+        pidFile,
+        umask: config.umask,
+        onReady: () => notifyReady(),
+      });
+    }
+    if (config.autoRestart && underSystemd() && !isWorker()) {
+      logger.notice("AutoRestart is left to systemd (Restart= in the unit)");
+    }
+    return await serveInProcess(parsed, runtime, socket, isWorker() ? undefined : pidFile, logger);
+  } finally {
+    await logger.close();
+  }
+}
+
+// Listens and serves until SIGTERM or SIGINT; reloads on SIGUSR1 and SIGHUP.
+async function serveInProcess(
+  parsed: ServeArgs,
+  runtime: Runtime,
+  socket: SocketSpec,
+  pidFile: string | undefined,
+  logger: Logger,
+): Promise<number> {
+  const { config, warnings } = runtime.loaded;
   if (parsed.config === undefined) {
     logger.notice(
       `dkimd ${VERSION} starting with no configuration file: serving the built-in default (${
@@ -143,12 +232,14 @@ export async function runServe(args: readonly string[]): Promise<number> {
   }
   for (const w of warnings) logger.warn(w.message);
 
+  const metrics = new Metrics();
   let current = runtime;
   const filter = new DkimFilter({
     runtime: () => current,
     logger,
     hostname: Deno.hostname(),
     keyCache: new KeyCache(),
+    observer: metrics,
   });
   let server: MilterServer;
   try {
@@ -165,6 +256,23 @@ export async function runServe(args: readonly string[]): Promise<number> {
     );
     return EXIT_OSERR;
   }
+  let pid: PidFile | undefined;
+  let metricsServer: MetricsServer | undefined;
+  try {
+    if (pidFile !== undefined) pid = await writePidFile(pidFile, { umask: config.umask });
+    if (config.metricsListen) {
+      metricsServer = serveMetrics(metrics, config.metricsListen, { logger });
+      logger.notice(`metrics on http://${formatListenAddress(metricsServer.address)}/metrics`);
+    }
+  } catch (e) {
+    logger.error(e instanceof Error ? e.message : String(e));
+    await server.close();
+    await metricsServer?.close();
+    return e instanceof PidFileError ? EXIT_OSERR : EXIT_CONFIG;
+  }
+  notifyReady();
+  // Serving never starts programs: give the permission up (least privilege).
+  await Deno.permissions.revoke({ name: "run" }).catch(() => {});
 
   let reloading = Promise.resolve();
   const reload = () => {
@@ -174,8 +282,10 @@ export async function runServe(args: readonly string[]): Promise<number> {
         reportUnreloadable(logger, current, next, socket);
         for (const w of next.loaded.warnings) logger.warn(w.message);
         current = next;
+        metrics.reload(true);
         logger.notice(`configuration reloaded from ${parsed.config ?? BUILTIN_CONFIG}`);
       } catch (e) {
+        metrics.reload(false);
         const problems = e instanceof RuntimeConfigError ? e.problems : [String(e)];
         for (const p of problems) logger.error(`reload failed: ${p}`);
         logger.error("reload failed: keeping the configuration in force");
@@ -185,6 +295,8 @@ export async function runServe(args: readonly string[]): Promise<number> {
   let stopping: Promise<void> | undefined;
   const { promise: stopped, resolve: markStopped } = Promise.withResolvers<void>();
   const stop = (signal: string) => {
+    // A second signal (Ctrl-C reaches a worker from the terminal and from its supervisor) is
+    // harmless: the first stop goes on.
     stopping ??= (async () => {
       logger.notice(`${signal} received: stopping`);
       await server.close();
@@ -198,10 +310,26 @@ export async function runServe(args: readonly string[]): Promise<number> {
     ["SIGINT", () => stop("SIGINT")],
   ];
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+  // A worker outlives a supervisor killed with SIGKILL (Deno has no PR_SET_PDEATHSIG), and would
+  // hold the socket a restarted supervisor needs: it stops when it is orphaned.
+  const watch = isWorker() ? watchParent(() => stop("supervisor gone")) : undefined;
   await stopped;
+  if (watch !== undefined) clearInterval(watch);
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  await metricsServer?.close();
+  await pid?.remove();
   logger.notice(`dkimd ${VERSION} terminating with status 0`);
   return 0;
+}
+
+/** How often a worker checks that its supervisor is still there, in milliseconds. */
+export const PARENT_CHECK_MS = 1000;
+
+function watchParent(onGone: () => void): ReturnType<typeof setInterval> {
+  const parent = process.ppid;
+  return setInterval(() => {
+    if (process.ppid !== parent) onGone();
+  }, PARENT_CHECK_MS);
 }
 
 // OpenDKIM does not reload these settings either (opendkim(8), SIGUSR1); say when they changed.

@@ -32,6 +32,7 @@ import {
   DEFAULT_SYSLOG_FACILITY,
   DEFAULT_SYSLOG_NAME,
 } from "./defaults.ts";
+import { type ListenAddress, parseListenAddress } from "./listen_address.ts";
 import { parseSocketSpec, type SocketSpec } from "./socket.ts";
 import {
   type AuthservId,
@@ -166,6 +167,8 @@ export interface Config {
   readonly umask?: number;
   /** UserID to run as. */
   readonly userId?: UserId;
+  /** MetricsListen (dkimd's own): where /metrics and /healthz are served; absent: off. */
+  readonly metricsListen?: ListenAddress;
   /** PidFile to write. */
   readonly pidFile?: string;
   /** AutoRestart on failure. */
@@ -385,6 +388,7 @@ export const SUPPORTED_SETTINGS: readonly SupportedSetting[] = [
   },
   { name: "UserID", field: "userId", parse: (t) => parseUserId(t) },
   str("PidFile", "pidFile"),
+  { name: "MetricsListen", field: "metricsListen", parse: (t) => parseListenAddress(t) },
   bool("AutoRestart", "autoRestart"),
   int("AutoRestartCount", "autoRestartCount", 0, INT_MAX),
   { name: "AutoRestartRate", field: "autoRestartRate", parse: (t) => parseRestartRate(t) },
@@ -800,6 +804,7 @@ export function buildConfig(raw: RawSettings, file: string): BuiltConfig {
     ...opt("umask", get("umask")),
     ...opt("userId", get("userId")),
     ...opt("pidFile", get("pidFile")),
+    ...opt("metricsListen", get("metricsListen")),
     autoRestart: get("autoRestart") ?? false,
     autoRestartCount: get("autoRestartCount") ?? 0,
     ...opt("autoRestartRate", get("autoRestartRate")),

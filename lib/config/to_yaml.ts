@@ -13,6 +13,7 @@ import { type DataSet, formatDataSetSource } from "../policy/dataset.ts";
 import { parseKeyTableEntry, type PrivateKeyInfo } from "../policy/key_table.ts";
 import type { LoadedConfig } from "./load.ts";
 import type { Config, SettingField } from "./schema.ts";
+import { formatListenAddress } from "./listen_address.ts";
 import { formatSocketSpec } from "./socket.ts";
 import { formatMode, formatRestartRate, formatUmask } from "./values.ts";
 
@@ -30,6 +31,7 @@ const ORDER: readonly SettingField[] = [
   "userId",
   "umask",
   "pidFile",
+  "metricsListen",
   "baseDirectory",
   "background",
   "autoRestart",
@@ -137,6 +139,8 @@ function scalarValue(field: SettingField, config: Config): unknown {
       return formatMode(config.mode);
     case "socket":
       return config.socket ? formatSocketSpec(config.socket) : undefined;
+    case "metricsListen":
+      return config.metricsListen ? formatListenAddress(config.metricsListen) : undefined;
     case "canonicalization":
       return `${config.canonicalization.header}/${config.canonicalization.body}`;
     case "authservId":

@@ -125,6 +125,7 @@ for (
     "UMask",
     "UserID",
     "PidFile",
+    "MetricsListen",
     "AutoRestart",
     "AutoRestartCount",
     "AutoRestartRate",

@@ -226,11 +226,14 @@ class Server implements MilterServer {
     } else {
       await this.#removeStaleSocket(spec.path);
       const umask = this.#options.umask;
-      const previous = umask === undefined ? undefined : Deno.umask(umask);
+      // Creating the socket under the wanted umask closes the moment before the chmod; Deno
+      // allows changing the umask only with full --allow-sys, so without it the chmod alone
+      // sets the mode (the socket directory, 2770 opendkim:postfix, guards that moment).
+      const previous = umask === undefined ? undefined : trySetUmask(umask);
       try {
         this.#listener = Deno.listen({ transport: "unix", path: spec.path });
       } finally {
-        if (previous !== undefined) Deno.umask(previous);
+        if (previous !== undefined) trySetUmask(previous);
       }
       if (umask !== undefined) await Deno.chmod(spec.path, 0o777 & ~umask);
       this.#socketIno = (await Deno.lstat(spec.path)).ino;
@@ -481,4 +484,16 @@ function describeAddr(addr: Deno.Addr): string {
       : `${addr.hostname}:${addr.port}`;
   }
   return "path" in addr && addr.path ? `"${addr.path}"` : "a unix socket";
+}
+
+// Sets the process umask, returning the previous one, or undefined when not permitted.
+function trySetUmask(mask: number): number | undefined {
+  try {
+    return Deno.umask(mask);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+      return undefined;
+    }
+    throw e;
+  }
 }

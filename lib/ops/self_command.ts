@@ -37,7 +37,8 @@ export const SERVICE_ENV_NAMES: readonly string[] = [
  * - write: the PID file, the unix socket, and the files `genkey` and `install` write;
  * - net: the milter socket, DNS, the metrics listener;
  * - env: {@link SERVICE_ENV_NAMES} only;
- * - sys: the host name (AuthservID HOSTNAME) and uid/gid (RequireSafeKeys);
+ * - sys: the host name (AuthservID HOSTNAME) and uid/gid (RequireSafeKeys); not the process
+ *   umask, which Deno lets only a full `--allow-sys` change (the socket is chmodded instead);
  * - run: the supervisor and Background start dkimd again (a worker gives this up);
  * - `--unstable-net`: unix datagram sockets, for syslog's `/dev/log`;
  * - `--no-prompt`: a missing permission is an error, never a question on a terminal.

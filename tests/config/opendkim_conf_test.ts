@@ -220,6 +220,11 @@ const good: KeyCase[] = [
     want: (c) => c.pidFile,
     value: "/var/run/opendkim/opendkim.pid",
   },
+  {
+    line: "MetricsListen 127.0.0.1:9891",
+    want: (c) => c.metricsListen,
+    value: { host: "127.0.0.1", port: 9891 },
+  },
   { line: "AutoRestart Yes", want: (c) => c.autoRestart, value: true },
   { line: "AutoRestartCount 10", want: (c) => c.autoRestartCount, value: 10 },
   {
@@ -249,6 +254,7 @@ Deno.test("readOpendkimConf() reads a good value of every implemented setting", 
 // Bad values: each error names the setting and /etc/opendkim.conf:2.
 const bad: [string, RegExp][] = [
   ["Mode sx", /unknown mode "x"/],
+  ["MetricsListen 9891", /expected "HOST:PORT"/],
   ["Socket inet:99999@localhost", /port "99999"/],
   ["Socket tcp:8891", /Cannot parse "Socket"/],
   ["Domain ldap://ldap/dc=example", /not supported by dkimd/],

@@ -1,12 +1,15 @@
 /**
- * Runs dkimd as a real process for end-to-end tests: `deno run main.ts -x CONFIG -f`, the way an
- * init script starts OpenDKIM, on a free port of 127.0.0.1 (or a given socket), with its log
- * collected.
+ * Runs dkimd as a real process for end-to-end tests: `deno run main.ts -x CONFIG -f` with the
+ * service's own permission flags, the way an init script starts OpenDKIM, on a free port of
+ * 127.0.0.1 (or a given socket), with its log collected.
  *
  * @module
  */
 
+import { SERVICE_DENO_FLAGS } from "../../lib/ops/self_command.ts";
+
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 
 /** A running dkimd. */
 export interface DkimdProcess {
@@ -52,7 +55,19 @@ export async function startDkimd(
   const path = `${dir}/dkimd.conf`;
   await Deno.writeTextFile(path, config(socket));
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", MAIN, "-x", path, "-f", ...(options.args ?? [])],
+    // The very permissions `deno task start` and `deno task compile` grant, so a missing one
+    // fails here as it would in service.
+    args: [
+      "run",
+      ...SERVICE_DENO_FLAGS,
+      `--config=${CONFIG}`,
+      "--quiet",
+      MAIN,
+      "-x",
+      path,
+      "-f",
+      ...(options.args ?? []),
+    ],
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1", ...options.env },

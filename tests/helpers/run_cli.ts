@@ -13,7 +13,10 @@ export interface CliResult {
   readonly text: string;
 }
 
+import { SERVICE_DENO_FLAGS } from "../../lib/ops/self_command.ts";
+
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 
 /** Runs `dkimd args...` with `stdin` as standard input, bounded by a timeout. */
 export async function runCli(
@@ -21,7 +24,8 @@ export async function runCli(
   options: { stdin?: Uint8Array; cwd?: string; timeoutMs?: number } = {},
 ): Promise<CliResult> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", MAIN, ...args],
+    // The permissions of `deno task start`, so the commands are tested as users run them.
+    args: ["run", ...SERVICE_DENO_FLAGS, `--config=${CONFIG}`, "--quiet", MAIN, ...args],
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
