@@ -123,7 +123,7 @@ Deno.test("dkimd.service carries the seed's settings as systemd directives", () 
     "UMask=0002",
     "User=opendkim",
     "Group=opendkim",
-    "RuntimeDirectory=dkimd",
+    "RuntimeDirectory=dkimd opendkim",
     "SyslogIdentifier=dkimd",
     "SyslogFacility=mail",
     "NoNewPrivileges=yes",
