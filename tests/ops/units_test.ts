@@ -128,7 +128,7 @@ Deno.test("dkimd.service carries the seed's settings as systemd directives", () 
     "SyslogFacility=mail",
     "NoNewPrivileges=yes",
     "ProtectSystem=strict",
-    "ReadWritePaths=-/var/spool/postfix/opendkim",
+    "ReadWritePaths=-/var/spool/postfix/opendkim -/var/spool/postfix/var/run/opendkim",
     "ProtectHome=yes",
     "PrivateTmp=yes",
     "CapabilityBoundingSet=",
