@@ -17,7 +17,7 @@
  */
 
 import fc from "fast-check";
-import { CR, fromLatin1, HTAB, latin1, LF, SP } from "../../lib/bytes.ts";
+import { CR, fromLatin1, HTAB, LF, SP } from "../../lib/bytes.ts";
 import type { AddressFamily, Command } from "../../lib/milter/codec.ts";
 
 /** The seed of a CI run: fixed, so CI runs the same cases every time. */
@@ -141,17 +141,6 @@ export function latin1Text(maxTokens = 40, extra: readonly string[] = []): fc.Ar
     { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }).map((c) => String.fromCharCode(c)) },
   );
   return fc.array(token, { maxLength: maxTokens, size: "max" }).map((parts) => parts.join(""));
-}
-
-/** {@link latin1Text} as bytes. */
-export function hostileBytes(
-  maxTokens = 40,
-  extra: readonly string[] = [],
-): fc.Arbitrary<Uint8Array> {
-  return fc.oneof(
-    latin1Text(maxTokens, extra).map(fromLatin1),
-    fc.uint8Array({ maxLength: maxTokens * 2, size: "max" }),
-  );
 }
 
 /** Any UTF-16 text, lone surrogates and controls included. */
@@ -560,9 +549,6 @@ export function referenceSignedData(
     : referenceRelaxedBody(message.body);
   return { headers, body: length === undefined ? full : full.slice(0, length) };
 }
-
-/** The text of bytes, one character per byte. */
-export const text = latin1;
 
 /** What {@link boundedCall} reports about a call made in a worker. */
 export type BoundedOutcome =
