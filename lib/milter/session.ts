@@ -346,7 +346,14 @@ function describe(action: unknown): string {
 }
 
 function errorText(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  // A thrown value may not even turn into a string (Object.create(null)); describing it must
+  // never throw, or the filter's error would cost the MTA its reply.
+  try {
+    return String(error);
+  } catch {
+    return "a value that cannot be shown";
+  }
 }
 
 /**

@@ -652,3 +652,23 @@ Deno.test("MilterSession.handle() applies a connection's decided action to the w
   assert.deepEqual(mail, [{ type: "accept" }]);
   assert.deepEqual(calls, []);
 });
+
+Deno.test("MilterSession.handle() survives a filter throwing a value with no string form", async () => {
+  const log = new MemoryLogger();
+  const session = new MilterSession({
+    needs: ALL_EVENTS,
+    connect() {
+      return {
+        helo() {
+          throw Object.create(null);
+        },
+        endOfMessage() {
+          return { modifications: [], action: "continue" };
+        },
+      };
+    },
+  }, { logger: log, onError: "tempfail" });
+  const [, , helo] = await run(session, [POSTFIX_OFFER, CONNECT, { type: "helo", name: "x" }]);
+  assert.deepEqual(helo, [{ type: "tempfail" }]);
+  assert.ok(log.lines.some((l) => /cannot be shown/.test(l.message)));
+});
