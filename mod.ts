@@ -49,7 +49,7 @@ export type {
 export type { HashAlgorithm } from "./lib/crypto/hash.ts";
 export { makeHeaderField, MessageSyntaxError, splitMessage } from "./lib/dkim/header.ts";
 export type { HeaderField, SplitMessage } from "./lib/dkim/header.ts";
-export { DEFAULT_SIGNED_HEADERS, SignError, Signer, signMessage } from "./lib/dkim/sign.ts";
+export { DEFAULT_SIGNED_HEADERS, Signer, SignError, signMessage } from "./lib/dkim/sign.ts";
 export type { SignerDeps, SignOptions } from "./lib/dkim/sign.ts";
 export { Verifier, verifyMessage } from "./lib/dkim/verify.ts";
 export type { VerifyOptions } from "./lib/dkim/verify.ts";
@@ -64,10 +64,6 @@ export type {
 } from "./lib/dkim/result.ts";
 export type { AlgorithmName, Signature, SigningAlgorithm } from "./lib/dkim/signature.ts";
 export type { Canonicalization } from "./lib/dkim/canon_header.ts";
-export {
-  formatAuthResults,
-  formatDkimResult,
-  parseAuthservId,
-} from "./lib/dkim/auth_results.ts";
+export { formatAuthResults, formatDkimResult, parseAuthservId } from "./lib/dkim/auth_results.ts";
 export type { AuthResultsOptions } from "./lib/dkim/auth_results.ts";
 export { VERSION } from "./lib/version.ts";
