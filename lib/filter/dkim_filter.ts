@@ -638,7 +638,8 @@ export function makeField(name: string, value: Uint8Array, leadingSpace: boolean
   for (let i = 0; i < name.length; i++) raw[i] = name.charCodeAt(i) & 0xff;
   raw[name.length] = 0x3a;
   raw.set(bytes, name.length + 1);
-  return { name, raw };
+  // "Subject : x" keeps its bytes, but is found as "Subject" (h= names have no whitespace).
+  return { name: name.replace(/[ \t]+$/, ""), raw };
 }
 
 function crlfFolds(bytes: Uint8Array): Uint8Array {

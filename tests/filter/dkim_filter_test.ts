@@ -392,4 +392,7 @@ Deno.test("makeField() restores the leading space and CRLF folds of a milter hea
   assert.equal(latin1(makeField("Subject", fromLatin1("a\n\tb"), false).raw), "Subject: a\r\n\tb");
   assert.equal(latin1(makeField("Subject", fromLatin1(" a\r\n b"), true).raw), "Subject: a\r\n b");
   assert.equal(latin1(makeField("X", fromLatin1(""), false).raw), "X:");
+  const spaced = makeField("Subject ", fromLatin1(" x"), true);
+  assert.equal(spaced.name, "Subject");
+  assert.equal(latin1(spaced.raw), "Subject : x");
 });
