@@ -110,6 +110,10 @@ export async function makeResolver(loaded: LoadedConfig<SigningKey>): Promise<Tx
     return new KeyFileResolver(map);
   }
   const nameservers = config.nameservers ?? (await readResolvConf()).nameservers;
-  const stub = new StubResolver({ nameservers, timeoutMs: config.dnsTimeout * 1000 });
+  const stub = new StubResolver({
+    nameservers,
+    timeoutMs: config.dnsTimeout * 1000,
+    maxResponseBytes: config.dnsMaxAnswerBytes,
+  });
   return config.queryCache ? new CachingResolver(stub) : stub;
 }

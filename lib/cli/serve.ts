@@ -249,6 +249,9 @@ async function serveInProcess(
       logger,
       onError: config.actions.internalError === "accept" ? "accept" : "tempfail",
       umask: config.umask,
+      maxFrameBytes: config.milterMaxFrameBytes,
+      maxConnections: config.milterMaxConnections,
+      readTimeoutMs: config.milterIdleTimeout * 1000,
     });
   } catch (e) {
     logger.error(
@@ -360,6 +363,14 @@ function reportUnreloadable(
       JSON.stringify(a.autoRestartRate),
     ],
     ["Background", "background", b.background, a.background],
+    ["MilterMaxFrameBytes", "milterMaxFrameBytes", b.milterMaxFrameBytes, a.milterMaxFrameBytes],
+    [
+      "MilterMaxConnections",
+      "milterMaxConnections",
+      b.milterMaxConnections,
+      a.milterMaxConnections,
+    ],
+    ["MilterIdleTimeout", "milterIdleTimeout", b.milterIdleTimeout, a.milterIdleTimeout],
   ];
   for (const [name, field, now, before] of fixed) {
     if (now !== undefined && now !== before) {

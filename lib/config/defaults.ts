@@ -7,6 +7,11 @@
  * @module
  */
 
+import { MAX_RSA_BITS_DEFAULT } from "../crypto/keys.ts";
+import { MAX_HEADER_FIELDS } from "../dkim/header.ts";
+import { STUB_MAX_RESPONSE_BYTES_DEFAULT } from "../dns/stub.ts";
+import { MAX_FRAME_BYTES_DEFAULT } from "../milter/codec.ts";
+import { MAX_CONNECTIONS_DEFAULT, READ_TIMEOUT_MS_DEFAULT } from "../milter/server.ts";
 import type { DataSetSource } from "../policy/dataset.ts";
 import { DEFAULT_INTERNAL_HOSTS } from "../policy/host_list.ts";
 import type { SigningAlgorithm } from "../policy/key_table.ts";
@@ -35,6 +40,30 @@ export const DEFAULT_MAXIMUM_HEADERS = 65536;
 
 /** MaximumSignaturesToVerify: "The default is three" (opendkim.conf(5)); 0 means no limit. */
 export const DEFAULT_MAXIMUM_SIGNATURES_TO_VERIFY = 3;
+
+/**
+ * MaximumHeaderFields (dkimd's own; OpenDKIM bounds only the bytes): 1000 fields, the limit
+ * `dkimd verify` applies to a whole message (`MAX_HEADER_FIELDS`); 0 means no limit.
+ */
+export const DEFAULT_MAXIMUM_HEADER_FIELDS = MAX_HEADER_FIELDS;
+
+/**
+ * MaximumKeyBits (dkimd's own): 4096, the largest RSA key RFC 8301 §3.2 obliges verifiers to
+ * handle; bigger keys cost CPU time their publisher chooses.
+ */
+export const DEFAULT_MAXIMUM_KEY_BITS = MAX_RSA_BITS_DEFAULT;
+
+/** DNSMaxAnswerBytes (dkimd's own): 65535, the most a DNS message can hold (RFC 1035 §4.2.2). */
+export const DEFAULT_DNS_MAX_ANSWER_BYTES = STUB_MAX_RESPONSE_BYTES_DEFAULT;
+
+/** MilterMaxFrameBytes (dkimd's own): 1 MiB, Sendmail's largest milter frame. */
+export const DEFAULT_MILTER_MAX_FRAME_BYTES = MAX_FRAME_BYTES_DEFAULT;
+
+/** MilterMaxConnections (dkimd's own): 512 MTA connections at once. */
+export const DEFAULT_MILTER_MAX_CONNECTIONS = MAX_CONNECTIONS_DEFAULT;
+
+/** MilterIdleTimeout (dkimd's own): 7210 seconds, libmilter's default timeout, as OpenDKIM has it. */
+export const DEFAULT_MILTER_IDLE_TIMEOUT = READ_TIMEOUT_MS_DEFAULT / 1000;
 
 /** SyslogFacility: "The default is "mail"" (opendkim.conf(5)). */
 export const DEFAULT_SYSLOG_FACILITY: SyslogFacility = "mail";

@@ -21,10 +21,16 @@ import {
   DEFAULT_BACKGROUND,
   DEFAULT_CANONICALIZATION,
   DEFAULT_CLOCK_DRIFT,
+  DEFAULT_DNS_MAX_ANSWER_BYTES,
   DEFAULT_DNS_TIMEOUT,
   DEFAULT_INTERNAL_HOSTS_SOURCE,
+  DEFAULT_MAXIMUM_HEADER_FIELDS,
   DEFAULT_MAXIMUM_HEADERS,
+  DEFAULT_MAXIMUM_KEY_BITS,
   DEFAULT_MAXIMUM_SIGNATURES_TO_VERIFY,
+  DEFAULT_MILTER_IDLE_TIMEOUT,
+  DEFAULT_MILTER_MAX_CONNECTIONS,
+  DEFAULT_MILTER_MAX_FRAME_BYTES,
   DEFAULT_MINIMUM_KEY_BITS,
   DEFAULT_MODE,
   DEFAULT_REQUIRE_SAFE_KEYS,
@@ -113,8 +119,12 @@ export interface Config {
   readonly minimumKeyBits: number;
   /** MaximumHeaders: header block limit in bytes (default 65536; 0 means OpenDKIM's "no limit"). */
   readonly maximumHeaders: number;
+  /** MaximumHeaderFields (dkimd's own): most header fields per message (default 1000; 0: no limit). */
+  readonly maximumHeaderFields: number;
   /** MaximumSignaturesToVerify (default 3; 0 means no limit). */
   readonly maximumSignaturesToVerify: number;
+  /** MaximumKeyBits (dkimd's own): larger RSA keys give permerror unimported (default 4096). */
+  readonly maximumKeyBits: number;
   /** MaximumSignedBytes: sign at most this much body, adding `l=`; absent signs it all. */
   readonly maximumSignedBytes?: number;
   /** RemoveOldSignatures when signing. */
@@ -139,6 +149,8 @@ export interface Config {
   readonly nameservers?: readonly Nameserver[];
   /** DNSTimeout in seconds (default 5). */
   readonly dnsTimeout: number;
+  /** DNSMaxAnswerBytes (dkimd's own): larger DNS answers are a temporary error (default 65535). */
+  readonly dnsMaxAnswerBytes: number;
   /** QueryCache: cache keys beyond the resolver's own cache. */
   readonly queryCache: boolean;
   /** TestPublicKeys: a file of keys to use instead of DNS (testing only). */
@@ -169,6 +181,12 @@ export interface Config {
   readonly userId?: UserId;
   /** MetricsListen (dkimd's own): where /metrics and /healthz are served; absent: off. */
   readonly metricsListen?: ListenAddress;
+  /** MilterMaxFrameBytes (dkimd's own): a larger milter frame closes its connection (default 1 MiB). */
+  readonly milterMaxFrameBytes: number;
+  /** MilterMaxConnections (dkimd's own): MTA connections served at once (default 512). */
+  readonly milterMaxConnections: number;
+  /** MilterIdleTimeout (dkimd's own): seconds an MTA connection may stay silent (default 7210). */
+  readonly milterIdleTimeout: number;
   /** PidFile to write. */
   readonly pidFile?: string;
   /** AutoRestart on failure. */
@@ -257,6 +275,30 @@ export const MAX_MINIMUM_KEY_BITS = 16384;
 /** Largest DNSTimeout in seconds: an MTA gives up on a milter long before an hour. */
 export const MAX_DNS_TIMEOUT = 3600;
 
+/** Smallest MaximumKeyBits: RFC 8301 §3.2 forbids accepting RSA keys under 1024 bits anyway. */
+export const MIN_MAXIMUM_KEY_BITS = 1024;
+
+/** RFC 8301 §3.2: verifiers MUST be able to validate RSA keys of 1024 to 4096 bits. */
+export const RFC8301_VERIFIER_KEY_BITS = 4096;
+
+/** Smallest DNSMaxAnswerBytes: a DNS message over UDP without EDNS0 (RFC 1035 §4.2.1). */
+export const MIN_DNS_MAX_ANSWER_BYTES = 512;
+
+/** Largest DNSMaxAnswerBytes: a TCP length prefix cannot announce more (RFC 1035 §4.2.2). */
+export const MAX_DNS_MAX_ANSWER_BYTES = 65535;
+
+/**
+ * Smallest MilterMaxFrameBytes: a 64 KiB body chunk with its command byte, the frame Postfix and
+ * Sendmail send for every full body chunk; a smaller limit would cut every large message.
+ */
+export const MIN_MILTER_MAX_FRAME_BYTES = 65536;
+
+/** Largest MilterMaxFrameBytes: 16 times Sendmail's largest frame, so one frame stays bounded. */
+export const MAX_MILTER_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+
+/** Largest MilterIdleTimeout in seconds: timers cannot wait longer (2^31-1 ms). */
+export const MAX_MILTER_IDLE_TIMEOUT = 2_147_483;
+
 const bool = <F extends SettingField>(name: string, field: F): SupportedSetting<F> => ({
   name,
   field,
@@ -344,7 +386,9 @@ export const SUPPORTED_SETTINGS: readonly SupportedSetting[] = [
   int("SignatureTTL", "signatureTtl", 0, INT_MAX),
   int("MinimumKeyBits", "minimumKeyBits", 0, MAX_MINIMUM_KEY_BITS),
   int("MaximumHeaders", "maximumHeaders", 0, INT_MAX),
+  int("MaximumHeaderFields", "maximumHeaderFields", 0, INT_MAX),
   int("MaximumSignaturesToVerify", "maximumSignaturesToVerify", 0, INT_MAX),
+  int("MaximumKeyBits", "maximumKeyBits", MIN_MAXIMUM_KEY_BITS, MAX_MINIMUM_KEY_BITS),
   int("MaximumSignedBytes", "maximumSignedBytes", 0, INT_MAX),
   bool("RemoveOldSignatures", "removeOldSignatures"),
   action("On-Default", "onDefault"),
@@ -365,6 +409,7 @@ export const SUPPORTED_SETTINGS: readonly SupportedSetting[] = [
   bool("X-Header", "xHeader"),
   { name: "Nameservers", field: "nameservers", parse: (t) => parseNameserverList(t) },
   int("DNSTimeout", "dnsTimeout", 0, MAX_DNS_TIMEOUT),
+  int("DNSMaxAnswerBytes", "dnsMaxAnswerBytes", MIN_DNS_MAX_ANSWER_BYTES, MAX_DNS_MAX_ANSWER_BYTES),
   bool("QueryCache", "queryCache"),
   str("TestPublicKeys", "testPublicKeys"),
   dataset("TestDNSData", "testDnsData"),
@@ -389,6 +434,14 @@ export const SUPPORTED_SETTINGS: readonly SupportedSetting[] = [
   { name: "UserID", field: "userId", parse: (t) => parseUserId(t) },
   str("PidFile", "pidFile"),
   { name: "MetricsListen", field: "metricsListen", parse: (t) => parseListenAddress(t) },
+  int(
+    "MilterMaxFrameBytes",
+    "milterMaxFrameBytes",
+    MIN_MILTER_MAX_FRAME_BYTES,
+    MAX_MILTER_MAX_FRAME_BYTES,
+  ),
+  int("MilterMaxConnections", "milterMaxConnections", 1, INT_MAX),
+  int("MilterIdleTimeout", "milterIdleTimeout", 1, MAX_MILTER_IDLE_TIMEOUT),
   bool("AutoRestart", "autoRestart"),
   int("AutoRestartCount", "autoRestartCount", 0, INT_MAX),
   { name: "AutoRestartRate", field: "autoRestartRate", parse: (t) => parseRestartRate(t) },
@@ -717,6 +770,24 @@ export function buildConfig(raw: RawSettings, file: string): BuiltConfig {
     dnsTimeout = DEFAULT_DNS_TIMEOUT;
   }
 
+  const maximumKeyBits = get("maximumKeyBits") ?? DEFAULT_MAXIMUM_KEY_BITS;
+  if (maximumKeyBits < RFC8301_VERIFIER_KEY_BITS) {
+    warn(
+      "maximumKeyBits",
+      "MaximumKeyBits",
+      `RFC 8301 §3.2 says verifiers MUST validate keys up to ${RFC8301_VERIFIER_KEY_BITS} bits; ` +
+        `signatures with larger keys than ${maximumKeyBits} bits get permerror`,
+    );
+  }
+  const minimumKeyBits = get("minimumKeyBits") ?? DEFAULT_MINIMUM_KEY_BITS;
+  if (minimumKeyBits > maximumKeyBits) {
+    warn(
+      "minimumKeyBits",
+      "MinimumKeyBits",
+      `is above "MaximumKeyBits" (${maximumKeyBits}), so no RSA signature can pass`,
+    );
+  }
+
   const mode = get("mode") ?? DEFAULT_MODE;
   checkSigningSettings(raw, mode, warn, fail);
 
@@ -773,10 +844,12 @@ export function buildConfig(raw: RawSettings, file: string): BuiltConfig {
     ...opt("omitHeaders", get("omitHeaders")),
     ...opt("oversignHeaders", get("oversignHeaders")),
     signatureTtl: get("signatureTtl") ?? 0,
-    minimumKeyBits: get("minimumKeyBits") ?? DEFAULT_MINIMUM_KEY_BITS,
+    minimumKeyBits,
     maximumHeaders: get("maximumHeaders") ?? DEFAULT_MAXIMUM_HEADERS,
+    maximumHeaderFields: get("maximumHeaderFields") ?? DEFAULT_MAXIMUM_HEADER_FIELDS,
     maximumSignaturesToVerify: get("maximumSignaturesToVerify") ??
       DEFAULT_MAXIMUM_SIGNATURES_TO_VERIFY,
+    maximumKeyBits,
     ...opt("maximumSignedBytes", get("maximumSignedBytes")),
     removeOldSignatures: get("removeOldSignatures") ?? false,
     actions,
@@ -789,6 +862,7 @@ export function buildConfig(raw: RawSettings, file: string): BuiltConfig {
     softwareHeader,
     ...opt("nameservers", get("nameservers")),
     dnsTimeout,
+    dnsMaxAnswerBytes: get("dnsMaxAnswerBytes") ?? DEFAULT_DNS_MAX_ANSWER_BYTES,
     queryCache: get("queryCache") ?? false,
     ...opt("testPublicKeys", get("testPublicKeys")),
     ...opt("testDnsData", get("testDnsData")),
@@ -805,6 +879,9 @@ export function buildConfig(raw: RawSettings, file: string): BuiltConfig {
     ...opt("userId", get("userId")),
     ...opt("pidFile", get("pidFile")),
     ...opt("metricsListen", get("metricsListen")),
+    milterMaxFrameBytes: get("milterMaxFrameBytes") ?? DEFAULT_MILTER_MAX_FRAME_BYTES,
+    milterMaxConnections: get("milterMaxConnections") ?? DEFAULT_MILTER_MAX_CONNECTIONS,
+    milterIdleTimeout: get("milterIdleTimeout") ?? DEFAULT_MILTER_IDLE_TIMEOUT,
     autoRestart: get("autoRestart") ?? false,
     autoRestartCount: get("autoRestartCount") ?? 0,
     ...opt("autoRestartRate", get("autoRestartRate")),

@@ -67,7 +67,12 @@ const ACTION_KEYS: Record<string, SettingField> = {
   signatureError: "onSignatureError",
 };
 
-const SECONDS_FIELDS = new Set<SettingField>(["signatureTtl", "dnsTimeout", "clockDrift"]);
+const SECONDS_FIELDS = new Set<SettingField>([
+  "signatureTtl",
+  "dnsTimeout",
+  "clockDrift",
+  "milterIdleTimeout",
+]);
 
 /** The OpenDKIM name of each field, for reusing opendkim.conf's value readers. */
 const NAME_OF_FIELD = new Map<SettingField, string>();
@@ -98,7 +103,9 @@ for (
     "SignatureTTL",
     "MinimumKeyBits",
     "MaximumHeaders",
+    "MaximumHeaderFields",
     "MaximumSignaturesToVerify",
+    "MaximumKeyBits",
     "MaximumSignedBytes",
     "RemoveOldSignatures",
     "AlwaysAddARHeader",
@@ -110,6 +117,7 @@ for (
     "SoftwareHeader",
     "Nameservers",
     "DNSTimeout",
+    "DNSMaxAnswerBytes",
     "QueryCache",
     "TestPublicKeys",
     "TestDNSData",
@@ -126,6 +134,9 @@ for (
     "UserID",
     "PidFile",
     "MetricsListen",
+    "MilterMaxFrameBytes",
+    "MilterMaxConnections",
+    "MilterIdleTimeout",
     "AutoRestart",
     "AutoRestartCount",
     "AutoRestartRate",

@@ -28,7 +28,10 @@ export const STUB_ATTEMPTS_DEFAULT = 2;
 /** EDNS0 UDP payload size advertised: the DNS Flag Day 2020 value, safe from fragmentation. */
 export const STUB_EDNS_PAYLOAD_DEFAULT = 1232;
 
-/** Largest answer accepted, UDP or TCP: the most a TCP length prefix can announce. */
+/**
+ * Largest answer accepted, UDP or TCP: the most a TCP length prefix can announce. dkimd's
+ * `DNSMaxAnswerBytes` setting lowers it.
+ */
 export const STUB_MAX_RESPONSE_BYTES_DEFAULT = 65535;
 
 /**
@@ -519,7 +522,7 @@ class Lookup {
       if (!answersQuery(query, bytes)) return;
       close();
       const outcome = bytes.length > this.options.maxResponseBytes
-        ? failure("malformed", `answer of ${bytes.length} bytes exceeds the limit`)
+        ? failure("malformed", tooLarge(bytes.length, this.options.maxResponseBytes))
         : interpret(this.qname, bytes, "udp");
       this.#onOutcome(ns, outcome, "udp");
     });
@@ -598,12 +601,17 @@ async function tcpExchange(
     const prefix = await readExactly(conn, 2);
     const length = (prefix[0] << 8) | prefix[1];
     if (length > maxBytes) {
-      throw new TryFailure("malformed", `TCP answer of ${length} bytes exceeds the limit`);
+      throw new TryFailure("malformed", `TCP ${tooLarge(length, maxBytes)}`);
     }
     return await readExactly(conn, length);
   } finally {
     close();
   }
+}
+
+// Names the setting that raises the limit, so the log line tells an operator what to change.
+function tooLarge(length: number, limit: number): string {
+  return `answer of ${length} bytes exceeds the limit of ${limit} (DNSMaxAnswerBytes)`;
 }
 
 async function readExactly(conn: Deno.Conn, length: number): Promise<Uint8Array> {

@@ -97,6 +97,36 @@ export class MilterProtocolError extends SyntaxError {
   }
 }
 
+/**
+ * A length prefix announced a frame over the decoder's limit; the frame's data is never
+ * buffered. `length` is what was announced, `limit` the limit in force.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { FrameDecoder, FrameTooLargeError } from "./codec.ts";
+ * const decoder = new FrameDecoder({ maxFrameBytes: 10 });
+ * assert.throws(
+ *   () => decoder.push(Uint8Array.of(0, 0, 0, 11)),
+ *   (e) => e instanceof FrameTooLargeError && e.length === 11 && e.limit === 10,
+ * );
+ * ```
+ */
+export class FrameTooLargeError extends MilterProtocolError {
+  /** The frame length the prefix announced. */
+  readonly length: number;
+  /** The largest length accepted. */
+  readonly limit: number;
+
+  /** Makes the error for a frame of `length` bytes over `limit`. */
+  constructor(length: number, limit: number) {
+    super(`Milter frame too large: ${length} bytes announced, limit ${limit}`);
+    this.name = "FrameTooLargeError";
+    this.length = length;
+    this.limit = limit;
+  }
+}
+
 /** One frame: the command or reply byte and the data after it. */
 export interface Frame {
   /** The command (`SMFIC_*`) or reply (`SMFIR_*`) byte. */
@@ -197,9 +227,7 @@ export class FrameDecoder {
       if (length === 0) {
         this.#failure = new MilterProtocolError("Invalid milter frame: length 0");
       } else if (length > this.maxFrameBytes) {
-        this.#failure = new MilterProtocolError(
-          `Milter frame too large: ${length} bytes announced, limit ${this.maxFrameBytes}`,
-        );
+        this.#failure = new FrameTooLargeError(length, this.maxFrameBytes);
       }
       if (this.#failure) throw this.#failure;
       const next = this.#scan + MILTER_LEN_BYTES + length;

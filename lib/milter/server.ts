@@ -4,7 +4,9 @@
  * each command go back in one write (several small writes would meet Nagle's algorithm and the
  * MTA's delayed ACK, some 40 ms per message). Every limit is an option with a named default:
  * frame size, concurrent connections, idle time per read, shutdown grace. A failure in one
- * connection is logged and closes that connection only.
+ * connection is logged and closes that connection only. Log lines about a limit name it by its
+ * dkimd setting (`MilterMaxFrameBytes`, `MilterMaxConnections`, `MilterIdleTimeout`), so an
+ * operator knows what to raise.
  *
  * @example
  * ```ts
@@ -33,7 +35,13 @@
 
 import { concat } from "../bytes.ts";
 import type { SocketSpec } from "../config/socket.ts";
-import { decodeCommand, encodeReply, FrameDecoder, MilterProtocolError } from "./codec.ts";
+import {
+  decodeCommand,
+  encodeReply,
+  FrameDecoder,
+  FrameTooLargeError,
+  MilterProtocolError,
+} from "./codec.ts";
 import { type ErrorAction, type Filter, type MilterLogger, MilterSession } from "./session.ts";
 
 export type { MilterLogger } from "./session.ts";
@@ -62,6 +70,12 @@ export const SHUTDOWN_GRACE_MS_DEFAULT = 15_000;
 const READ_BUFFER_BYTES = 65536 + 16;
 // Pause after a failed accept() (e.g. out of descriptors) before trying again.
 const ACCEPT_RETRY_MS = 100;
+
+/**
+ * Refusals past the connection limit are logged at most once per this many milliseconds, with a
+ * count of the rest, so a flood of connections cannot flood the log too.
+ */
+export const REFUSAL_LOG_INTERVAL_MS = 1000;
 
 /** Options of {@link serve}. */
 export interface ServeOptions {
@@ -127,8 +141,8 @@ export class SocketInUseError extends Error {
 }
 
 class TimeoutError extends Error {
-  constructor(ms: number) {
-    super(`No data from the MTA for ${ms} ms`);
+  constructor(message: string) {
+    super(message);
     this.name = "TimeoutError";
   }
 }
@@ -188,6 +202,9 @@ class Server implements MilterServer {
   #closing?: Promise<void>;
   #accepting?: Promise<void>;
   #nextId = 1;
+  // Connections refused since the last refusal was logged, and the timer that logs their count.
+  #refusedUnlogged = 0;
+  #refusalTimer?: ReturnType<typeof setTimeout>;
 
   constructor(options: ServeOptions) {
     this.#options = options;
@@ -285,12 +302,7 @@ class Server implements MilterServer {
       }
       const id = this.#nextId++;
       if (this.#live.size >= this.#maxConnections) {
-        this.#log.warn(
-          `Connection limit ${this.#maxConnections} reached: closing connection ${id} from ${
-            describeAddr(conn.remoteAddr)
-          }`,
-        );
-        safeClose(conn);
+        this.#refuse(conn, id);
         continue;
       }
       const entry: Connection = {
@@ -307,6 +319,34 @@ class Server implements MilterServer {
     }
   }
 
+  // Closes a connection over the limit: the MTA then applies its own default action
+  // (Postfix's milter_default_action). The first refusal of a burst is logged at once, the rest
+  // as one count per REFUSAL_LOG_INTERVAL_MS.
+  #refuse(conn: Deno.Conn, id: number): void {
+    const from = describeAddr(conn.remoteAddr);
+    safeClose(conn);
+    if (this.#refusalTimer !== undefined) {
+      this.#refusedUnlogged++;
+      return;
+    }
+    this.#log.warn(
+      `MilterMaxConnections (${this.#maxConnections}) reached: refusing connection ${id} from ${from}`,
+    );
+    const flush = () => {
+      if (this.#refusedUnlogged === 0) {
+        this.#refusalTimer = undefined;
+        return;
+      }
+      this.#log.warn(
+        `MilterMaxConnections (${this.#maxConnections}) reached: refused ${this.#refusedUnlogged} ` +
+          `more connection(s) in the last ${REFUSAL_LOG_INTERVAL_MS} ms`,
+      );
+      this.#refusedUnlogged = 0;
+      this.#refusalTimer = setTimeout(flush, REFUSAL_LOG_INTERVAL_MS);
+    };
+    this.#refusalTimer = setTimeout(flush, REFUSAL_LOG_INTERVAL_MS);
+  }
+
   async #serveConnection(entry: Connection, id: number): Promise<void> {
     const { conn, session } = entry;
     this.#log.debug(`connection ${id}: opened from ${describeAddr(conn.remoteAddr)}`);
@@ -319,12 +359,28 @@ class Server implements MilterServer {
     }
     const decoder = new FrameDecoder({ maxFrameBytes: this.#options.maxFrameBytes });
     const buffer = new Uint8Array(READ_BUFFER_BYTES);
+    // When the current frame's first bytes came: the whole frame must follow within the idle
+    // limit, so a peer that trickles a byte at a time cannot hold the connection for ever.
+    let frameStarted: number | undefined;
     try {
       reading: while (!entry.closed) {
-        const n = await this.#timed(entry, () => conn.read(buffer));
+        const partial = frameStarted !== undefined;
+        const wait = partial
+          ? Math.max(1, frameStarted! + this.#readTimeoutMs - Date.now())
+          : this.#readTimeoutMs;
+        const n = await this.#timed(
+          entry,
+          () => conn.read(buffer),
+          wait,
+          partial
+            ? `Frame incomplete after MilterIdleTimeout (${seconds(this.#readTimeoutMs)})`
+            : `No data from the MTA for MilterIdleTimeout (${seconds(this.#readTimeoutMs)})`,
+        );
         if (n === null) break;
         decoder.push(buffer.subarray(0, n));
+        let frames = 0;
         for (let frame = decoder.next(); frame; frame = decoder.next()) {
+          frames++;
           const replies = await Promise.race([
             session.handle(decodeCommand(frame)),
             entry.abandoned.promise,
@@ -339,10 +395,17 @@ class Server implements MilterServer {
             break reading;
           }
         }
+        if (decoder.buffered === 0) frameStarted = undefined;
+        else if (frames > 0 || frameStarted === undefined) frameStarted = Date.now();
       }
     } catch (error) {
       if (entry.closed && !(error instanceof TimeoutError)) {
         // Closed from this side (shutdown); the read or write was interrupted by it.
+      } else if (error instanceof FrameTooLargeError) {
+        this.#log.warn(
+          `connection ${id}: a frame of ${error.length} bytes exceeds MilterMaxFrameBytes ` +
+            `(${error.limit}); closing (the MTA applies its default action)`,
+        );
       } else if (error instanceof MilterProtocolError) {
         this.#log.warn(`connection ${id}: ${error.message}; closing`);
       } else if (error instanceof TimeoutError) {
@@ -359,19 +422,19 @@ class Server implements MilterServer {
     }
   }
 
-  // Runs one socket operation under the idle limit; on expiry the socket is closed, which
-  // interrupts the operation, and a TimeoutError is thrown.
-  async #timed<T>(entry: Connection, op: () => Promise<T>): Promise<T> {
+  // Runs one socket operation for at most `ms`; on expiry the socket is closed, which
+  // interrupts the operation, and a TimeoutError saying `what` is thrown.
+  async #timed<T>(entry: Connection, op: () => Promise<T>, ms: number, what: string): Promise<T> {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       entry.closed = true;
       safeClose(entry.conn);
-    }, this.#readTimeoutMs);
+    }, ms);
     try {
       return await op();
     } catch (error) {
-      if (timedOut) throw new TimeoutError(this.#readTimeoutMs);
+      if (timedOut) throw new TimeoutError(what);
       throw error;
     } finally {
       clearTimeout(timer);
@@ -380,8 +443,14 @@ class Server implements MilterServer {
 
   async #writeAll(entry: Connection, bytes: Uint8Array): Promise<void> {
     let offset = 0;
+    const what = `The MTA read no reply for MilterIdleTimeout (${seconds(this.#readTimeoutMs)})`;
     while (offset < bytes.length) {
-      offset += await this.#timed(entry, () => entry.conn.write(bytes.subarray(offset)));
+      offset += await this.#timed(
+        entry,
+        () => entry.conn.write(bytes.subarray(offset)),
+        this.#readTimeoutMs,
+        what,
+      );
     }
   }
 
@@ -392,6 +461,7 @@ class Server implements MilterServer {
 
   async #shutdown(): Promise<void> {
     this.#stopping = true;
+    clearTimeout(this.#refusalTimer);
     try {
       this.#listener?.close();
     } catch {
@@ -457,6 +527,11 @@ function positive(
     );
   }
   return v;
+}
+
+// A duration for log lines, in the unit of the MilterIdleTimeout setting.
+function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }
 
 function safeClose(conn: Deno.Conn): void {

@@ -143,7 +143,9 @@ const good: KeyCase[] = [
   { line: "SignatureTTL 604800", want: (c) => c.signatureTtl, value: 604800 },
   { line: "MinimumKeyBits 2048", want: (c) => c.minimumKeyBits, value: 2048 },
   { line: "MaximumHeaders 0x20000", want: (c) => c.maximumHeaders, value: 131072 },
+  { line: "MaximumHeaderFields 200", want: (c) => c.maximumHeaderFields, value: 200 },
   { line: "MaximumSignaturesToVerify 5", want: (c) => c.maximumSignaturesToVerify, value: 5 },
+  { line: "MaximumKeyBits 8192", want: (c) => c.maximumKeyBits, value: 8192 },
   { line: "MaximumSignedBytes 1000", want: (c) => c.maximumSignedBytes, value: 1000 },
   { line: "RemoveOldSignatures yes", want: (c) => c.removeOldSignatures, value: true },
   { line: "On-Default reject", want: (c) => c.actions.noSignature, value: "reject" },
@@ -189,6 +191,7 @@ const good: KeyCase[] = [
     value: [{ address: "::1", port: 5353, family: 6 }],
   },
   { line: "DNSTimeout 10", want: (c) => c.dnsTimeout, value: 10 },
+  { line: "DNSMaxAnswerBytes 4096", want: (c) => c.dnsMaxAnswerBytes, value: 4096 },
   { line: "QueryCache yes", want: (c) => c.queryCache, value: true },
   { line: "TestPublicKeys /tmp/testkeys", want: (c) => c.testPublicKeys, value: "/tmp/testkeys" },
   {
@@ -225,6 +228,9 @@ const good: KeyCase[] = [
     want: (c) => c.metricsListen,
     value: { host: "127.0.0.1", port: 9891 },
   },
+  { line: "MilterMaxFrameBytes 131072", want: (c) => c.milterMaxFrameBytes, value: 131072 },
+  { line: "MilterMaxConnections 64", want: (c) => c.milterMaxConnections, value: 64 },
+  { line: "MilterIdleTimeout 600", want: (c) => c.milterIdleTimeout, value: 600 },
   { line: "AutoRestart Yes", want: (c) => c.autoRestart, value: true },
   { line: "AutoRestartCount 10", want: (c) => c.autoRestartCount, value: 10 },
   {
@@ -274,6 +280,12 @@ const bad: [string, RegExp][] = [
   ["MinimumKeyBits 99999", /from 0 to 16384/],
   ["MaximumHeaders 64k", /expected a whole number/],
   ["MaximumSignaturesToVerify -3", /from 0 to/],
+  ["MaximumHeaderFields many", /expected a whole number/],
+  ["MaximumKeyBits 512", /from 1024 to 16384/],
+  ["DNSMaxAnswerBytes 70000", /from 512 to 65535/],
+  ["MilterMaxFrameBytes 4096", /from 65536 to 16777216/],
+  ["MilterMaxConnections 0", /from 1 to/],
+  ["MilterIdleTimeout 0", /from 1 to 2147483/],
   ["MaximumSignedBytes 1e6", /expected a whole number/],
   ["On-Default bounce", /unknown action "bounce"/],
   ["On-BadSignature x", /unknown action "x"/],
@@ -339,6 +351,12 @@ Deno.test("readOpendkimConf() applies OpenDKIM's defaults", () => {
   assert.equal(config.minimumKeyBits, 1024);
   assert.equal(config.maximumHeaders, 65536);
   assert.equal(config.maximumSignaturesToVerify, 3);
+  assert.equal(config.maximumHeaderFields, 1000);
+  assert.equal(config.maximumKeyBits, 4096);
+  assert.equal(config.dnsMaxAnswerBytes, 65535);
+  assert.equal(config.milterMaxFrameBytes, 1048576);
+  assert.equal(config.milterMaxConnections, 512);
+  assert.equal(config.milterIdleTimeout, 7210);
   assert.equal(config.requireSafeKeys, true);
   assert.equal(config.background, true);
   assert.equal(config.syslog, false);
@@ -507,13 +525,15 @@ Deno.test("readOpendkimConf() enforces opendkim.conf(5)'s Mode combinations", ()
   assert.match(warnings[0].message, /has no effect: Mode does not include "s"/);
 });
 
-Deno.test("readOpendkimConf() warns about rsa-sha1, X-Header, DNSTimeout 0 and UMask 22", () => {
+Deno.test("readOpendkimConf() warns about rsa-sha1, X-Header, DNSTimeout 0, UMask 22 and key bits", () => {
   const cases: [string, RegExp, (c: Config) => unknown, unknown][] = [
     ["SignatureAlgorithm rsa-sha1", /RFC 8301 §3\.1/, (c) => c.signatureAlgorithm, "rsa-sha1"],
     ["X-Header yes", /deprecated name of "SoftwareHeader"/, (c) => c.softwareHeader, true],
     ["DNSTimeout 0", /wait forever/, (c) => c.dnsTimeout, 5],
     ["UMask 22", /OpenDKIM reads "22" as decimal 22/, (c) => c.umask, 0o022],
     ["KeyTable key.table", /read as a one-element list/, (c) => c.keyTable?.kind, "inline"],
+    ["MaximumKeyBits 2048", /RFC 8301 §3\.2 says verifiers MUST/, (c) => c.maximumKeyBits, 2048],
+    ["MinimumKeyBits 8192", /above "MaximumKeyBits" \(4096\)/, (c) => c.minimumKeyBits, 8192],
   ];
   for (const [line, re, get, want] of cases) {
     const { config, warnings } = read(line);

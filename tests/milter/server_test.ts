@@ -210,7 +210,9 @@ Deno.test("serve() closes a connection over the limit and keeps serving", async 
   const first = await MilterClient.connect(server.address);
   const second = await MilterClient.connect(server.address);
   await assert.rejects(() => MilterClient.connect(server.address));
-  assert.ok(log.find("warn", /Connection limit 2 reached: closing connection 3 from 127\.0\.0\.1/));
+  assert.ok(
+    log.find("warn", /MilterMaxConnections \(2\) reached: refusing connection 3 from 127\.0\.0\.1/),
+  );
   await first.quit();
   await until(() => server.connections < 2, "a connection slot");
   const third = await MilterClient.connect(server.address);
@@ -233,7 +235,7 @@ Deno.test("serve() closes a silent connection after the read timeout", async () 
   assert.deepEqual(await client.readReply(), { type: "continue" });
   assert.equal(await within(client.closedByPeer(), "the server to close the connection"), true);
   await until(() => stats.closed === 1, "the filter connection to close");
-  assert.ok(log.find("info", /No data from the MTA for 150 ms; closing/));
+  assert.ok(log.find("info", /No data from the MTA for MilterIdleTimeout \(150 ms\); closing/));
   client.close();
   await server.close();
 });
@@ -323,7 +325,9 @@ Deno.test("serve() closes only the connection that sends a malformed or oversize
   assert.equal(await within(garbled.closedByPeer(), "the server to close"), true);
   garbled.close();
   assert.ok(log.find("warn", /length 0; closing/));
-  assert.ok(log.find("warn", /4097 bytes announced, limit 4096; closing/));
+  assert.ok(
+    log.find("warn", /a frame of 4097 bytes exceeds MilterMaxFrameBytes \(4096\); closing/),
+  );
   assert.ok(log.find("warn", /Malformed milter HELO command: HELO name is not NUL-terminated/));
   expectTagged(await good.sendMessage(message(3)), 3, 1, 25);
   await good.quit();
