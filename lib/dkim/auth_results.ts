@@ -61,8 +61,8 @@ function printable(text: string): string {
 }
 
 /**
- * One `dkim=` result (a resinfo, RFC 8601 §2.2): the result, a comment with the key size and
- * test mode, `reason=` for a failure, then `header.d`, `header.i`, `header.s`, `header.a` and
+ * One `dkim=` result (a resinfo, RFC 8601 §2.2): the result, a comment with the key size, test
+ * mode and any body content past `l=` the signature leaves unsigned (RFC 6376 §8.2), `reason=` for a failure, then `header.d`, `header.i`, `header.s`, `header.a` and
  * `header.b` (RFC 6008).
  *
  * @example
@@ -82,6 +82,11 @@ export function formatDkimResult(verdict: Verdict, options: AuthResultsOptions =
   const notes: string[] = [];
   if (verdict.key && verdict.key.bits > 0) notes.push(`${verdict.key.bits}-bit key`);
   if (verdict.key?.testing) notes.push("test mode");
+  if (verdict.unsignedBodyBytes !== undefined && verdict.signature?.length !== undefined) {
+    notes.push(
+      `${verdict.unsignedBodyBytes} unsigned body bytes after l=${verdict.signature.length}`,
+    );
+  }
   if (notes.length > 0) parts.push(comment(notes.join("; ")));
   if (verdict.reason !== undefined) parts.push(`reason=${quoteValue(verdict.reason)}`);
   if (verdict.domain !== undefined) parts.push(`header.d=${quoteValue(verdict.domain, true)}`);

@@ -77,8 +77,21 @@ export type Verdict =
   & SignatureSummary
   & { readonly key?: KeyInfo; readonly signature?: Signature }
   & (
-    | { readonly result: "pass"; readonly signature: Signature; readonly reason?: undefined }
-    | { readonly result: FailResult; readonly reason: string }
+    | {
+      readonly result: "pass";
+      readonly signature: Signature;
+      readonly reason?: undefined;
+      /**
+       * Canonical body bytes after the `l=` count, which the signature does not cover: content
+       * anyone may have appended (RFC 6376 §8.2). Absent when the whole body is signed.
+       */
+      readonly unsignedBodyBytes?: number;
+    }
+    | {
+      readonly result: FailResult;
+      readonly reason: string;
+      readonly unsignedBodyBytes?: undefined;
+    }
   );
 
 /**

@@ -238,7 +238,15 @@ export class Verifier {
       if (!(await key.verify(sig.algorithm.hash, data, sig.signature))) {
         throw new DkimError("fail", "signature did not verify");
       }
-      return { ...summary, result: "pass", signature: sig, key: keyInfo };
+      // RFC 6376 §8.2: what follows l= is unsigned; say how much, so it can be reported.
+      const unsigned = sig.length === undefined ? 0 : body.canonicalLength - sig.length;
+      return {
+        ...summary,
+        result: "pass",
+        signature: sig,
+        key: keyInfo,
+        ...(unsigned > 0 ? { unsignedBodyBytes: unsigned } : {}),
+      };
     } catch (e) {
       const { result, reason } = resultOf(e);
       return { ...summary, result, reason, signature: sig, key: keyInfo };

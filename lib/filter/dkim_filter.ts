@@ -140,7 +140,10 @@ interface Transaction {
   readonly recipients: string[];
   readonly fields: HeaderField[];
   headerBytes: number;
-  oversized: boolean;
+  /** Which header limit the message crossed, if any. */
+  oversized?: "MaximumHeaders" | "MaximumHeaderFields";
+  /** What each failed key lookup said, by name, for the log. */
+  readonly dnsFailures: Map<string, string>;
   decision?: Decision<SigningKey>;
   signer?: Signer;
   verifier?: Verifier;
@@ -192,10 +195,14 @@ class DkimConnection implements FilterConnection {
   header(name: string, value: Uint8Array): MaybeAction {
     const tx = this.#begin(false);
     if (tx.oversized) return undefined;
-    const max = tx.runtime.loaded.config.maximumHeaders;
+    const { maximumHeaders, maximumHeaderFields } = tx.runtime.loaded.config;
     tx.headerBytes += name.length + value.length + 3;
-    if (max > 0 && tx.headerBytes > max) {
-      tx.oversized = true;
+    if (maximumHeaders > 0 && tx.headerBytes > maximumHeaders) {
+      tx.oversized = "MaximumHeaders";
+      return undefined;
+    }
+    if (maximumHeaderFields > 0 && tx.fields.length >= maximumHeaderFields) {
+      tx.oversized = "MaximumHeaderFields";
       return undefined;
     }
     tx.fields.push(makeField(name, value, this.#info.session.leadingSpace));
@@ -209,12 +216,21 @@ class DkimConnection implements FilterConnection {
     const qid = queueId(macros);
     tx.started = performance.now();
     if (tx.oversized) {
+      const { maximumHeaders, maximumHeaderFields } = loaded.config;
       this.#deps.logger.warn(
-        `${qid}: header block exceeds MaximumHeaders (${loaded.config.maximumHeaders} bytes); rejecting`,
+        tx.oversized === "MaximumHeaders"
+          ? `${qid}: header block exceeds MaximumHeaders (${maximumHeaders} bytes); rejecting`
+          : `${qid}: more than MaximumHeaderFields (${maximumHeaderFields}) header fields; rejecting`,
       );
       this.#report(tx, "error", [], [], "reject");
       tx.done = true;
-      return { replycode: 552, xcode: "5.3.4", text: "Message header block too large" };
+      return {
+        replycode: 552,
+        xcode: "5.3.4",
+        text: tx.oversized === "MaximumHeaders"
+          ? "Message header block too large"
+          : "Too many header fields",
+      };
     }
     const sender = findSender(tx.fields, loaded.headers.sender);
     const decision = await decide({
@@ -289,7 +305,7 @@ class DkimConnection implements FilterConnection {
       recipients: [],
       fields: [],
       headerBytes: 0,
-      oversized: false,
+      dnsFailures: new Map(),
       started: performance.now(),
       bodyBytes: 0,
       done: false,
@@ -338,18 +354,27 @@ class DkimConnection implements FilterConnection {
 
   #startVerifying(tx: Transaction, macros: MacroReader, qid: string): Action | void {
     const { config } = tx.runtime.loaded;
+    const maxSignatures = config.maximumSignaturesToVerify === 0
+      ? Number.MAX_SAFE_INTEGER
+      : config.maximumSignaturesToVerify;
     const verifier = new Verifier({
-      resolver: this.#observedResolver(tx.runtime.resolver),
+      resolver: this.#observedResolver(tx.runtime.resolver, tx.dnsFailures),
       now: this.#deps.now,
-      maxSignatures: config.maximumSignaturesToVerify === 0
-        ? Number.MAX_SAFE_INTEGER
-        : config.maximumSignaturesToVerify,
+      maxSignatures,
       minimumKeyBits: config.minimumKeyBits,
+      maximumKeyBits: config.maximumKeyBits,
       clockDrift: config.clockDrift,
       keyCache: this.#keyCache,
     });
     verifier.headers(tx.fields);
     tx.verifier = verifier;
+    const present = tx.fields.filter((f) => isField(f, SIGNATURE_FIELD)).length;
+    if (present > maxSignatures) {
+      this.#deps.logger.info(
+        `${qid}: ${present} DKIM-Signature fields; verifying the first ${maxSignatures} ` +
+          `(MaximumSignaturesToVerify)`,
+      );
+    }
     // Nothing to verify and nothing to add or remove: accept now, and the body is never sent.
     if (
       verifier.signatureCount === 0 && !config.alwaysAddArHeader && !config.softwareHeader &&
@@ -463,6 +488,17 @@ class DkimConnection implements FilterConnection {
         );
       }
     }
+    // RFC 6376 §8.2: content after l= is unsigned, whatever it says; always worth a line.
+    for (const v of verdicts) {
+      if (v.unsignedBodyBytes !== undefined) {
+        log.warn(
+          `${qid}: s=${v.selector ?? "?"} d=${
+            v.domain ?? "?"
+          } signs only l=${v.signature.length} ` +
+            `body bytes: ${v.unsignedBodyBytes} bytes after them are unsigned`,
+        );
+      }
+    }
     if (verdicts.some((v) => v.result === "pass")) {
       if (config.syslogSuccess) log.info(`${qid}: DKIM verification successful`);
       return;
@@ -470,9 +506,17 @@ class DkimConnection implements FilterConnection {
     for (const v of verdicts) {
       const where = `s=${v.selector ?? "?"} d=${v.domain ?? "?"}`;
       if (v.result === "temperror") {
-        log.warn(`${qid}: key retrieval failed (${where}): ${v.reason}`);
+        const name = `${v.selector}._domainkey.${v.domain}`;
+        const detail = tx.dnsFailures.get(asciiLower(name));
+        log.warn(
+          `${qid}: key retrieval failed (${where}): ${v.reason}${detail ? `: ${detail}` : ""}`,
+        );
       } else if (v.reason === "no key for signature") log.info(`${qid}: ${where}: key not found`);
-      else log.info(`${qid}: bad signature data (${where}): ${v.reason}`);
+      else if (v.reason?.startsWith("key too large")) {
+        log.info(
+          `${qid}: bad signature data (${where}): ${v.reason}: over MaximumKeyBits (${config.maximumKeyBits})`,
+        );
+      } else log.info(`${qid}: bad signature data (${where}): ${v.reason}`);
     }
   }
 
@@ -532,9 +576,10 @@ class DkimConnection implements FilterConnection {
     return fromLatin1(text);
   }
 
-  #observedResolver(resolver: TxtResolver): TxtResolver {
+  // The resolver, reporting each lookup to the observer and keeping what each failure said
+  // (the verdict's reason has only the kind of failure) for the log.
+  #observedResolver(resolver: TxtResolver, failures: Map<string, string>): TxtResolver {
     const observer = this.#observer;
-    if (observer === NO_OBSERVER) return resolver;
     return {
       async resolveTxt(name, options) {
         const start = performance.now();
@@ -545,6 +590,7 @@ class DkimConnection implements FilterConnection {
         } catch (e) {
           const code = (e as { code?: string }).code ?? "error";
           observer.lookup({ outcome: code, milliseconds: performance.now() - start });
+          failures.set(asciiLower(name), e instanceof Error ? e.message : String(e));
           throw e;
         }
       },
