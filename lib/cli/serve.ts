@@ -14,7 +14,7 @@ import { DkimFilter, type Runtime } from "../filter/dkim_filter.ts";
 import { type MilterServer, serve } from "../milter/server.ts";
 import type { MilterLogger } from "../milter/session.ts";
 import { detach, shouldDetach } from "../ops/background.ts";
-import { createLogger, type Logger } from "../ops/log.ts";
+import { createLogger, type Logger, sanitizeLogMessage } from "../ops/log.ts";
 import { Metrics, type MetricsServer, serveMetrics } from "../ops/metrics.ts";
 import { type PidFile, PidFileError, writePidFile } from "../ops/pid_file.ts";
 import { notifyReady } from "../ops/readiness.ts";
@@ -132,7 +132,9 @@ export async function runServe(args: readonly string[]): Promise<number> {
     runtime = await loadRuntime(parsed.config);
   } catch (e) {
     if (e instanceof RuntimeConfigError) {
-      for (const p of e.problems) console.error(`dkimd: ${p}`);
+      // Printed before the logger exists; redacted as the logger redacts (a KeyTable may hold
+      // key data).
+      for (const p of e.problems) console.error(`dkimd: ${sanitizeLogMessage(p)}`);
       return EXIT_CONFIG;
     }
     throw e;
@@ -142,7 +144,7 @@ export async function runServe(args: readonly string[]): Promise<number> {
   const pidFile = fixed.pidFile ?? config.pidFile;
   const userId = fixed.userId ?? config.userId;
   if (parsed.check) {
-    for (const w of warnings) console.error(`dkimd: warning: ${w.message}`);
+    for (const w of warnings) console.error(`dkimd: warning: ${sanitizeLogMessage(w.message)}`);
     if (!socket) {
       console.error(`dkimd: no Socket: set "Socket" in the configuration or pass -p`);
       return EXIT_CONFIG;

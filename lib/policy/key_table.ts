@@ -157,6 +157,19 @@ export function algorithmFitsKey(algorithm: SigningAlgorithm, keyType: "rsa" | "
 }
 
 /**
+ * Longest KeyTable text an error message quotes: a KeyTable may hold the private key itself,
+ * and a longer value may be one with a typo, which must never reach a log.
+ */
+export const MAX_QUOTED_KEY_TABLE_TEXT = 40;
+
+// The value for an error message: quoted when short, else only its length.
+function quoted(text: string): string {
+  return text.length <= MAX_QUOTED_KEY_TABLE_TEXT
+    ? `"${text}"`
+    : `the ${text.length}-character value (not shown: it may be key data)`;
+}
+
+/**
  * Parses one KeyTable value, `domain:selector:keydata[:algorithm]`, from a data set entry.
  * The fourth field is taken only when it names a known algorithm, so a key path holding a
  * colon still reads as OpenDKIM before #269 read it; a fourth field that looks like an
@@ -186,7 +199,7 @@ export function parseKeyTableEntry(entry: DataSetEntry): KeyTableEntry {
   const c1 = value.indexOf(":");
   const c2 = c1 < 0 ? -1 : value.indexOf(":", c1 + 1);
   if (c2 < 0) {
-    throw fail(`"${value}" is not of the form "domain:selector:keyfile"`);
+    throw fail(`${quoted(value)} is not of the form "domain:selector:keyfile"`);
   }
   const domain = value.slice(0, c1).trim();
   const selector = value.slice(c1 + 1, c2).trim();
@@ -219,7 +232,7 @@ export function parseKeyTableEntry(entry: DataSetEntry): KeyTableEntry {
     source = { kind: "inline", data: keydata };
   } else {
     throw fail(
-      `"${keydata}" is neither a key file path (starting with "/", "./" or "../") ` +
+      `${quoted(keydata)} is neither a key file path (starting with "/", "./" or "../") ` +
         "nor a PEM or base64 key",
     );
   }
