@@ -260,6 +260,15 @@ export class MilterClient {
       }),
     ]).finally(() => clearTimeout(timer));
     if (spec.kind === "inet") (conn as Deno.TcpConn).setNoDelay(true);
+    return await MilterClient.open(conn, options);
+  }
+
+  /**
+   * Negotiates over a connection the caller opened, for socket options `connect` does not set
+   * (the benchmark leaves Nagle's algorithm on, as Postfix does, and watches each read). The
+   * client owns `conn` from then on and closes it on failure.
+   */
+  static async open(conn: Deno.Conn, options: MilterClientOptions = {}): Promise<MilterClient> {
     const client = new MilterClient(conn, options);
     try {
       await client.send({ type: "optneg", ...client.#offer });
@@ -517,9 +526,14 @@ export class MilterClient {
     }
   }
 
-  /** Sends ABORT: the transaction ends, the connection stays for the next message. */
-  async abort(): Promise<void> {
-    await this.send({ type: "abort" });
+  /**
+   * Sends ABORT: the transaction ends, the connection stays for the next message. With
+   * `deferred`, ABORT is only queued and goes out in the same write as the next command, as
+   * Postfix's buffered stream sends it.
+   */
+  async abort(options: { readonly deferred?: boolean } = {}): Promise<void> {
+    if (options.deferred) this.#queue({ type: "abort" });
+    else await this.send({ type: "abort" });
   }
 
   /** Sends QUIT_NC: the next message starts a new SMTP connection on this milter connection. */

@@ -1,0 +1,124 @@
+/**
+ * The benchmark's cells: which workloads run, in which order, for the full run and the quick one.
+ *
+ * Full run (issue 7): sign and verify of 2 KB, 200 KB and 2 MB messages at concurrency 1, 4 and
+ * 16 with an RSA-2048 key, the c=1 and c=16 cells once more without TCP_QUICKACK (latency as
+ * Postfix sees it), and the same with an Ed25519 key for 2 KB and 200 KB. Ed25519 at 2 MB and
+ * the no-quickack cells with Ed25519 are left out: at 2 MB the body hash is the whole cost
+ * whatever signs it, and the Nagle/delayed-ACK stall does not depend on the key; that keeps a
+ * full run of 3 repeats under 20 minutes on 2 cores.
+ *
+ * @module
+ */
+import type { SizeLabel } from "./corpus.ts";
+import type { LoadMode } from "./load_client.ts";
+
+/** The signing key type of a cell. */
+export type KeyAlgorithm = "rsa" | "ed25519";
+
+/** One workload. */
+export interface Cell {
+  /** Sign or verify. */
+  readonly mode: LoadMode;
+  /** Message size. */
+  readonly size: SizeLabel;
+  /** Connections at once. */
+  readonly concurrency: number;
+  /** The key that signs (sign mode) or signed (verify mode) the messages. */
+  readonly algorithm: KeyAlgorithm;
+  /** Whether the client sets TCP_QUICKACK after each read (Postfix does not). */
+  readonly quickAck: boolean;
+}
+
+/** A stable name for a cell, used to group repeats: `sign rsa 2KB c=4 qa`. */
+export function cellKey(cell: Cell): string {
+  return `${cell.mode} ${cell.algorithm} ${cell.size} c=${cell.concurrency} ${
+    cell.quickAck ? "qa" : "noqa"
+  }`;
+}
+
+const ALL_CONCURRENCY = [1, 4, 16];
+const NO_QUICKACK_CONCURRENCY = [1, 16];
+
+/**
+ * The cells of a full run, grouped by (key, size): each group runs against a freshly started
+ * pair of filters, so a cell's peak memory never includes an earlier, larger message's.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fullCells } from "./cells.ts";
+ * const cells = fullCells().flatMap((g) => g.cells);
+ * assert.equal(cells.length, 42);
+ * assert.ok(cells.some((c) => c.mode === "sign" && c.size === "2KB" && !c.quickAck && c.concurrency === 1));
+ * ```
+ */
+export function fullCells(): CellGroup[] {
+  const groups: CellGroup[] = [];
+  for (const algorithm of ["rsa", "ed25519"] as const) {
+    const sizes: SizeLabel[] = algorithm === "rsa" ? ["2KB", "200KB", "2MB"] : ["2KB", "200KB"];
+    for (const size of sizes) {
+      const cells: Cell[] = [];
+      for (const mode of ["sign", "verify"] as const) {
+        for (const concurrency of ALL_CONCURRENCY) {
+          cells.push({ mode, size, concurrency, algorithm, quickAck: true });
+        }
+        if (algorithm === "rsa") {
+          for (const concurrency of NO_QUICKACK_CONCURRENCY) {
+            cells.push({ mode, size, concurrency, algorithm, quickAck: false });
+          }
+        }
+      }
+      groups.push({ algorithm, size, cells });
+    }
+  }
+  return groups;
+}
+
+/**
+ * The quick run's cells (`--quick`, about a minute): the ones the issue's targets name, once.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { quickCells } from "./cells.ts";
+ * assert.equal(quickCells().flatMap((g) => g.cells).length, 7);
+ * ```
+ */
+export function quickCells(): CellGroup[] {
+  const c4 = (mode: LoadMode, algorithm: KeyAlgorithm, size: SizeLabel): Cell => ({
+    mode,
+    size,
+    concurrency: 4,
+    algorithm,
+    quickAck: true,
+  });
+  return [
+    {
+      algorithm: "rsa",
+      size: "2KB",
+      cells: [
+        c4("sign", "rsa", "2KB"),
+        c4("verify", "rsa", "2KB"),
+        { mode: "sign", size: "2KB", concurrency: 1, algorithm: "rsa", quickAck: false },
+      ],
+    },
+    { algorithm: "ed25519", size: "2KB", cells: [c4("sign", "ed25519", "2KB")] },
+    { algorithm: "rsa", size: "200KB", cells: [c4("verify", "rsa", "200KB")] },
+    {
+      algorithm: "rsa",
+      size: "2MB",
+      cells: [c4("sign", "rsa", "2MB"), c4("verify", "rsa", "2MB")],
+    },
+  ];
+}
+
+/** Cells that share a key and a message size, run against one pair of filter processes. */
+export interface CellGroup {
+  /** The key both filters sign with. */
+  readonly algorithm: KeyAlgorithm;
+  /** The message size of every cell. */
+  readonly size: SizeLabel;
+  /** The cells, in order. */
+  readonly cells: readonly Cell[];
+}

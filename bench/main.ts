@@ -1,0 +1,333 @@
+/**
+ * `deno task bench`: dkimd and OpenDKIM side by side, behind the eyes of a Postfix-like MTA.
+ *
+ * Makes an RSA-2048 and an Ed25519 key, publishes both in a local DNS server (knotd on
+ * 127.0.0.1), writes the corpus (realistic 2 KB, 200 KB and 2 MB messages, and copies signed
+ * with each key), then for each of 3 repeats and each group of cells starts a fresh dkimd and a
+ * fresh OpenDKIM with the same key and settings and runs every cell against both, alternating
+ * which goes first. Each run is a separate load-client process (bench/load_client.ts) that
+ * measures throughput, latency, and the filter's CPU time and peak memory from /proc.
+ *
+ * Writes `bench/results/bench-<time>.jsonl` (one line per run) and `.md` (the table, the targets
+ * and the machine), and prints the Markdown.
+ *
+ * Options: `--quick` (a one-minute subset), `--repeats N`, `--duration MS`, `--warmup MS`,
+ * `--only dkimd|opendkim`, `--cells REGEX` (on names such as `sign rsa 2KB c=4 qa`),
+ * `--cpu-prof DIR` (dkimd writes V8 CPU profiles there), `--out DIR`.
+ *
+ * @module
+ */
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { generateSigningKey, importPrivateKey } from "../lib/crypto/keys.ts";
+import { startDnsServer } from "../tests/helpers/dns_server.ts";
+import { generateTestKey } from "../tests/helpers/peers.ts";
+import {
+  type Cell,
+  type CellGroup,
+  cellKey,
+  fullCells,
+  type KeyAlgorithm,
+  quickCells,
+} from "./cells.ts";
+import { BENCH_DOMAIN, type SizeLabel, writeCorpus } from "./corpus.ts";
+import {
+  type FilterName,
+  type FilterProcess,
+  type FilterSetup,
+  OPENDKIM_PATH,
+  startFilter,
+} from "./filters.ts";
+import type { LoadResult } from "./load_client.ts";
+import { checkTargets, markdownTable, markdownTargets, rowsOf, type RunRecord } from "./report.ts";
+
+const LOAD_CLIENT = new URL("./load_client.ts", import.meta.url).pathname;
+const DENO_CONFIG = new URL("../deno.json", import.meta.url).pathname;
+
+/** Selectors the keys are published under. */
+const SELECTORS: Readonly<Record<KeyAlgorithm, string>> = { rsa: "rsa2048", ed25519: "ed25519" };
+
+interface BenchOptions {
+  readonly quick: boolean;
+  readonly repeats: number;
+  readonly durationMs: number;
+  readonly warmupMs: number;
+  readonly only?: FilterName;
+  readonly cells?: RegExp;
+  readonly cpuProf?: string;
+  readonly out: string;
+}
+
+function options(args: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args,
+    options: {
+      quick: { type: "boolean", default: false },
+      repeats: { type: "string" },
+      duration: { type: "string" },
+      warmup: { type: "string" },
+      only: { type: "string" },
+      cells: { type: "string" },
+      "cpu-prof": { type: "string" },
+      out: { type: "string", default: new URL("./results", import.meta.url).pathname },
+    },
+    strict: true,
+  });
+  const int = (name: string, text: string | undefined, fallback: number) => {
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) throw new TypeError(`Invalid "--${name}" ${text}`);
+    return n;
+  };
+  if (values.only !== undefined && values.only !== "dkimd" && values.only !== "opendkim") {
+    throw new TypeError(`Invalid "--only" ${values.only}: expected "dkimd" or "opendkim"`);
+  }
+  return {
+    quick: values.quick,
+    repeats: int("repeats", values.repeats, values.quick ? 1 : 3),
+    durationMs: int("duration", values.duration, values.quick ? 1500 : 2000),
+    warmupMs: int("warmup", values.warmup, values.quick ? 500 : 600),
+    only: values.only as FilterName | undefined,
+    cells: values.cells === undefined ? undefined : new RegExp(values.cells),
+    cpuProf: values["cpu-prof"],
+    out: values.out,
+  };
+}
+
+async function text(cmd: string, args: string[]): Promise<string> {
+  try {
+    const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+    return new TextDecoder().decode(out.stdout.length > 0 ? out.stdout : out.stderr).trim();
+  } catch {
+    return "";
+  }
+}
+
+/** The machine, for the report: CPU, cores, memory, kernel, Deno and OpenDKIM versions. */
+async function machine(): Promise<string> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  const model = cpuinfo.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? "unknown CPU";
+  const mhz = cpuinfo.match(/^cpu MHz\s*:\s*(.*)$/m)?.[1];
+  const mem = (await Deno.readTextFile("/proc/meminfo").catch(() => "")).match(
+    /^MemTotal:\s*(\d+)/m,
+  )?.[1];
+  const opendkim = (await text(OPENDKIM_PATH, ["-V"])).split("\n")[0] || "OpenDKIM not installed";
+  return [
+    `${model}${
+      mhz ? ` @ ${Number(mhz).toFixed(0)} MHz` : ""
+    }, ${navigator.hardwareConcurrency} cores`,
+    `${mem ? (Number(mem) / 1048576).toFixed(1) : "?"} GiB RAM, Linux ${Deno.osRelease()}`,
+    `Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), ${opendkim}`,
+  ].join("; ");
+}
+
+/** CPU milliseconds of one WebCrypto signature in this process, all threads (process.cpuUsage). */
+async function signCpuMs(type: KeyAlgorithm, ops: number): Promise<number> {
+  const key = await generateSigningKey(type, type === "rsa" ? 2048 : undefined);
+  const data = new Uint8Array(700).fill(0x61);
+  for (let i = 0; i < 20; i++) await key.sign(data);
+  const before = process.cpuUsage();
+  for (let i = 0; i < ops; i++) await key.sign(data);
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1000 / ops;
+}
+
+async function runCell(
+  cell: Cell,
+  filter: FilterProcess,
+  corpus: string,
+  opts: BenchOptions,
+): Promise<LoadResult> {
+  const args = [
+    "run",
+    "--allow-all",
+    `--config=${DENO_CONFIG}`,
+    "--quiet",
+    LOAD_CLIENT,
+    "--socket",
+    `127.0.0.1:${filter.port}`,
+    "--corpus",
+    corpus,
+    "--mode",
+    cell.mode,
+    "--concurrency",
+    String(cell.concurrency),
+    "--duration",
+    String(opts.durationMs),
+    "--warmup",
+    String(opts.warmupMs),
+    "--pid",
+    String(filter.pid),
+    ...(cell.mode === "sign"
+      ? ["--algorithm", cell.algorithm === "rsa" ? "rsa-sha256" : "ed25519-sha256"]
+      : []),
+    ...(cell.quickAck ? ["--quickack"] : []),
+  ];
+  const out = await new Deno.Command(Deno.execPath(), {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(opts.warmupMs + opts.durationMs + 120_000),
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout).trim();
+  if (out.code !== 0 || stdout === "") {
+    throw new Error(
+      `The load client failed (${out.code}) on ${cellKey(cell)} against ${filter.name}:\n${
+        new TextDecoder().decode(out.stderr)
+      }`,
+    );
+  }
+  return JSON.parse(stdout.split("\n").at(-1)!) as LoadResult;
+}
+
+function progress(record: RunRecord, index: number, total: number): string {
+  const r = record.result;
+  const f = (
+    n: number | undefined,
+    d: number,
+  ) => (n === undefined || !Number.isFinite(n) ? "–" : n.toFixed(d));
+  return `[${index}/${total}] r${record.repeat} ${cellKey(record.cell).padEnd(28)} ${
+    record.filter.padEnd(8)
+  } ` +
+    `${f(r.msgsPerSecond, 0).padStart(6)} msg/s  p50 ${f(r.p50Ms, 2).padStart(7)} ms  p99 ${
+      f(r.p99Ms, 2).padStart(7)
+    } ms  cpu ${f(r.cpuMsPerMessage, 3).padStart(7)} ms/msg  rss ${
+      f((r.peakRssBytes ?? NaN) / 1048576, 0).padStart(4)
+    } MiB  err ${r.errors}`;
+}
+
+async function main(): Promise<void> {
+  const opts = options(Deno.args);
+  const started = new Date();
+  const stamp = started.toISOString().replace(/[:.]/g, "-").slice(0, 19);
+  const filters: FilterName[] = opts.only ? [opts.only] : ["dkimd", "opendkim"];
+  const groups: CellGroup[] = (opts.quick ? quickCells() : fullCells())
+    .map((g) => ({
+      ...g,
+      cells: g.cells.filter((c) => !opts.cells || opts.cells.test(cellKey(c))),
+    }))
+    .filter((g) => g.cells.length > 0);
+  const total = groups.reduce((n, g) => n + g.cells.length, 0) * filters.length * opts.repeats;
+  const sizes = [...new Set(groups.map((g) => g.size))] as SizeLabel[];
+
+  const host = await machine();
+  console.error(`dkimd benchmark: ${total} runs; ${host}`);
+  const dir = await Deno.makeTempDir({ prefix: "dkimd-bench-" });
+  await Deno.mkdir(opts.out, { recursive: true });
+  const jsonl = `${opts.out}/bench-${stamp}.jsonl`;
+  const records: RunRecord[] = [];
+  const keys = {
+    rsa: await generateTestKey("rsa-sha256", 2048),
+    ed25519: await generateTestKey("ed25519-sha256"),
+  };
+  const dns = await startDnsServer({
+    zone: BENCH_DOMAIN,
+    records: {
+      [`${SELECTORS.rsa}._domainkey.${BENCH_DOMAIN}`]: [keys.rsa.record],
+      [`${SELECTORS.ed25519}._domainkey.${BENCH_DOMAIN}`]: [keys.ed25519.record],
+    },
+  });
+  try {
+    console.error("Writing the corpus...");
+    const corpus = await writeCorpus(
+      `${dir}/corpus`,
+      await Promise.all((["rsa", "ed25519"] as const).map(async (algorithm) => ({
+        algorithm,
+        selector: SELECTORS[algorithm],
+        key: await importPrivateKey(keys[algorithm].privatePem),
+      }))),
+      sizes,
+    );
+    const rsaSignMs = await signCpuMs("rsa", opts.quick ? 100 : 300);
+    const edSignMs = await signCpuMs("ed25519", 300);
+    console.error(
+      `WebCrypto in this process: RSA-2048 sign ${rsaSignMs.toFixed(3)} ms CPU, Ed25519 sign ${
+        edSignMs.toFixed(3)
+      } ms CPU`,
+    );
+
+    let index = 0;
+    for (let repeat = 1; repeat <= opts.repeats; repeat++) {
+      for (const group of groups) {
+        const setup: FilterSetup = {
+          dir: `${dir}/filters-${group.algorithm}`,
+          keyPem: keys[group.algorithm].privatePem,
+          selector: SELECTORS[group.algorithm],
+          algorithm: group.algorithm === "rsa" ? "rsa-sha256" : "ed25519-sha256",
+          nameserver: dns.nameserver,
+        };
+        const profFlags = opts.cpuProf
+          ? [
+            "--cpu-prof",
+            `--cpu-prof-dir=${opts.cpuProf}`,
+            `--cpu-prof-name=dkimd-${group.algorithm}-${group.size}-r${repeat}.cpuprofile`,
+          ]
+          : [];
+        const running = new Map<FilterName, FilterProcess>();
+        for (const name of filters) running.set(name, await startFilter(name, setup, profFlags));
+        try {
+          for (const [i, cell] of group.cells.entries()) {
+            const order = (i + repeat) % 2 === 0 ? filters : [...filters].reverse();
+            const dirOf = cell.mode === "sign"
+              ? corpus.sign[cell.size]
+              : corpus.verify[cell.algorithm][cell.size];
+            for (const name of order) {
+              let result: LoadResult;
+              try {
+                result = await runCell(cell, running.get(name)!, dirOf, opts);
+              } catch (e) {
+                console.error(String(e));
+                // The filter may have died: start it again for the next cells.
+                await running.get(name)!.stop();
+                running.set(name, await startFilter(name, setup, profFlags));
+                continue;
+              }
+              const record: RunRecord = { cell, filter: name, repeat, result };
+              records.push(record);
+              await Deno.writeTextFile(jsonl, `${JSON.stringify(record)}\n`, { append: true });
+              console.error(progress(record, ++index, total));
+            }
+          }
+        } finally {
+          for (const f of running.values()) await f.stop();
+        }
+      }
+    }
+
+    const rows = rowsOf(records);
+    const minutes = ((Date.now() - started.getTime()) / 60000).toFixed(1);
+    const report = [
+      `# dkimd benchmark, ${started.toISOString()}`,
+      "",
+      `Machine: ${host}.`,
+      "",
+      `Command: \`deno task bench${
+        Deno.args.length ? ` ${Deno.args.join(" ")}` : ""
+      }\`; ${opts.repeats} repeat(s), ` +
+      `${opts.warmupMs} ms warm-up + ${opts.durationMs} ms measured per run; ${minutes} minutes. ` +
+      "Medians over the repeats (peak RSS: the highest); CPU is the filter process's utime+stime " +
+      "from /proc over the measured window, divided by the messages completed in it. " +
+      "`qa`: the client sets TCP_QUICKACK after each read; `noqa`: it does not, as Postfix. " +
+      "Ratios are dkimd ÷ OpenDKIM.",
+      "",
+      `WebCrypto signature CPU in one process: RSA-2048 ${rsaSignMs.toFixed(3)} ms, Ed25519 ${
+        edSignMs.toFixed(3)
+      } ms.`,
+      "",
+      markdownTable(rows),
+      "",
+      "## Targets (issue 7)",
+      "",
+      markdownTargets(checkTargets(rows, rsaSignMs)),
+      "",
+    ].join("\n");
+    await Deno.writeTextFile(`${opts.out}/bench-${stamp}.md`, report);
+    console.log(report);
+    console.error(`Wrote ${jsonl} and ${opts.out}/bench-${stamp}.md`);
+  } finally {
+    await dns.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,97 @@
+/**
+ * What a filter process costs, read from Linux's /proc (proc(5)): CPU time (utime + stime of
+ * every thread, dead or alive, from `/proc/PID/stat`), current and peak resident memory
+ * (`VmRSS`, `VmHWM` from `/proc/PID/status`), and a reset of the peak (`clear_refs` 5), so each
+ * benchmark cell sees its own peak.
+ *
+ * @module
+ */
+
+/**
+ * Clock ticks per second of the /proc CPU counters: USER_HZ, which Linux fixes at 100 for user
+ * space on x86 and ARM whatever the kernel's HZ (`getconf CLK_TCK`).
+ */
+export const USER_HZ = 100;
+
+/** CPU time used so far by a process, all threads included. */
+export interface CpuTime {
+  /** User-mode milliseconds. */
+  readonly userMs: number;
+  /** Kernel-mode milliseconds. */
+  readonly systemMs: number;
+}
+
+/**
+ * Parses the text of `/proc/PID/stat`. The command name (field 2) may hold spaces and
+ * parentheses, so fields are counted after its last `)`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseStat } from "./proc_stats.ts";
+ * const text = "42 (deno (x)) S 1 42 42 0 -1 4194560 1 0 0 0 250 75 0 0 20 0 9 0 1 1 1";
+ * assert.deepEqual(parseStat(text), { userMs: 2500, systemMs: 750 });
+ * ```
+ */
+export function parseStat(text: string): CpuTime {
+  const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  // rest[0] is field 3 (state): utime is field 14, stime field 15.
+  const utime = Number(rest[11]);
+  const stime = Number(rest[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) {
+    throw new SyntaxError(`Cannot read utime and stime from "${text.slice(0, 80)}"`);
+  }
+  return { userMs: (utime * 1000) / USER_HZ, systemMs: (stime * 1000) / USER_HZ };
+}
+
+/** CPU time used so far by process `pid`. */
+export async function cpuTime(pid: number): Promise<CpuTime> {
+  return parseStat(await Deno.readTextFile(`/proc/${pid}/stat`));
+}
+
+/** Resident memory of a process in bytes. */
+export interface Memory {
+  /** Resident now (`VmRSS`). */
+  readonly rss: number;
+  /** Peak resident since start or the last {@link resetPeakRss} (`VmHWM`). */
+  readonly peakRss: number;
+}
+
+/**
+ * Parses the text of `/proc/PID/status` for `VmRSS` and `VmHWM`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseStatus } from "./proc_stats.ts";
+ * const text = "Name:\tdeno\nVmHWM:\t  81920 kB\nVmRSS:\t  40960 kB\n";
+ * assert.deepEqual(parseStatus(text), { rss: 40960 * 1024, peakRss: 81920 * 1024 });
+ * ```
+ */
+export function parseStatus(text: string): Memory {
+  const kb = (name: string) => {
+    const m = text.match(new RegExp(`^${name}:\\s+(\\d+) kB$`, "m"));
+    if (!m) throw new SyntaxError(`No "${name}" in the process status`);
+    return Number(m[1]) * 1024;
+  };
+  return { rss: kb("VmRSS"), peakRss: kb("VmHWM") };
+}
+
+/** Resident memory of process `pid`. */
+export async function memory(pid: number): Promise<Memory> {
+  return parseStatus(await Deno.readTextFile(`/proc/${pid}/status`));
+}
+
+/**
+ * Resets the peak resident size of `pid` to its current size (writing 5 to
+ * `/proc/PID/clear_refs`, Linux 4.0+; needs the right to ptrace the process). Resolves to false
+ * when not permitted: the peak then counts from the process's start.
+ */
+export async function resetPeakRss(pid: number): Promise<boolean> {
+  try {
+    await Deno.writeTextFile(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,283 @@
+/**
+ * The benchmark's report: one record per run (JSON lines), the median of the repeats per cell
+ * and filter, the dkimd ÷ OpenDKIM ratios, and the issue's targets checked against them, as a
+ * Markdown table.
+ *
+ * @module
+ */
+import { type Cell, cellKey } from "./cells.ts";
+import type { FilterName } from "./filters.ts";
+import type { LoadResult } from "./load_client.ts";
+import { median } from "./stats.ts";
+
+/** One load run against one filter: the cell, the repeat, and what the load client measured. */
+export interface RunRecord {
+  readonly cell: Cell;
+  readonly filter: FilterName;
+  readonly repeat: number;
+  readonly result: LoadResult;
+}
+
+/** The repeats of one cell against one filter, summarized. */
+export interface CellSummary {
+  /** Median messages per second. */
+  readonly msgsPerSecond: number;
+  /** Median of the runs' median latencies, in ms. */
+  readonly p50Ms: number;
+  /** Median of the runs' 99th percentiles, in ms. */
+  readonly p99Ms: number;
+  /** Median filter CPU ms per message. */
+  readonly cpuMsPerMessage: number;
+  /** Highest peak resident size over the repeats, in bytes. */
+  readonly peakRssBytes: number;
+  /** Errors over all repeats. */
+  readonly errors: number;
+  /** Messages over all repeats. */
+  readonly messages: number;
+  /** How many runs. */
+  readonly runs: number;
+}
+
+/**
+ * Summarizes the runs of one cell and filter.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { summarize } from "./report.ts";
+ * const result = (m: number) => ({
+ *   mode: "sign", concurrency: 1, quickAck: true, messages: m, errors: 0, errorSamples: [],
+ *   seconds: 1, msgsPerSecond: m, p50Ms: 1, p99Ms: 2, meanBytes: 2048, cpuMsPerMessage: 1,
+ *   peakRssBytes: m * 1000,
+ * }) as const;
+ * const s = summarize([result(100), result(300), result(200)]);
+ * assert.equal(s.msgsPerSecond, 200);
+ * assert.equal(s.peakRssBytes, 300000);
+ * assert.equal(s.messages, 600);
+ * ```
+ */
+export function summarize(results: readonly LoadResult[]): CellSummary {
+  return {
+    msgsPerSecond: median(results.map((r) => r.msgsPerSecond)),
+    p50Ms: median(results.map((r) => r.p50Ms)),
+    p99Ms: median(results.map((r) => r.p99Ms)),
+    cpuMsPerMessage: median(results.map((r) => r.cpuMsPerMessage ?? NaN)),
+    peakRssBytes: Math.max(...results.map((r) => r.peakRssBytes ?? NaN)),
+    errors: results.reduce((n, r) => n + r.errors, 0),
+    messages: results.reduce((n, r) => n + r.messages, 0),
+    runs: results.length,
+  };
+}
+
+/** The summaries of both filters for one cell. */
+export interface CellRow {
+  readonly cell: Cell;
+  readonly dkimd?: CellSummary;
+  readonly opendkim?: CellSummary;
+}
+
+/** Groups run records by cell (in first-seen order) and summarizes each filter's runs. */
+export function rowsOf(records: readonly RunRecord[]): CellRow[] {
+  const byCell = new Map<string, { cell: Cell; runs: Map<FilterName, LoadResult[]> }>();
+  for (const r of records) {
+    const key = cellKey(r.cell);
+    let entry = byCell.get(key);
+    if (!entry) byCell.set(key, entry = { cell: r.cell, runs: new Map() });
+    const list = entry.runs.get(r.filter) ?? [];
+    list.push(r.result);
+    entry.runs.set(r.filter, list);
+  }
+  return [...byCell.values()].map(({ cell, runs }) => ({
+    cell,
+    dkimd: runs.has("dkimd") ? summarize(runs.get("dkimd")!) : undefined,
+    opendkim: runs.has("opendkim") ? summarize(runs.get("opendkim")!) : undefined,
+  }));
+}
+
+function num(n: number | undefined, digits: number): string {
+  if (n === undefined || !Number.isFinite(n)) return "–";
+  return n.toFixed(digits);
+}
+
+function mib(bytes: number | undefined): string {
+  return bytes === undefined || !Number.isFinite(bytes) ? "–" : (bytes / 1048576).toFixed(0);
+}
+
+function ratio(a: number | undefined, b: number | undefined, digits = 2): string {
+  if (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0) {
+    return "–";
+  }
+  return `${(a / b).toFixed(digits)}`;
+}
+
+/**
+ * The results table in Markdown: per cell, each filter's msgs/s, p50 and p99 latency, CPU ms
+ * per message, peak RSS and errors, then the dkimd ÷ OpenDKIM ratio of each figure.
+ */
+export function markdownTable(rows: readonly CellRow[]): string {
+  const lines = [
+    "| cell | filter | msgs/s | p50 ms | p99 ms | CPU ms/msg | peak RSS MiB | errors |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const { cell, dkimd, opendkim } of rows) {
+    const name = cellKey(cell);
+    for (const [filter, s] of [["dkimd", dkimd], ["OpenDKIM", opendkim]] as const) {
+      if (!s) continue;
+      lines.push(
+        `| ${name} | ${filter} | ${num(s.msgsPerSecond, 0)} | ${num(s.p50Ms, 2)} | ${
+          num(s.p99Ms, 2)
+        } | ${num(s.cpuMsPerMessage, 3)} | ${mib(s.peakRssBytes)} | ${s.errors}/${s.messages} |`,
+      );
+    }
+    if (dkimd && opendkim) {
+      lines.push(
+        `| ${name} | **ratio** | **${ratio(dkimd.msgsPerSecond, opendkim.msgsPerSecond)}** | ${
+          ratio(dkimd.p50Ms, opendkim.p50Ms, 3)
+        } | ${ratio(dkimd.p99Ms, opendkim.p99Ms)} | **${
+          ratio(dkimd.cpuMsPerMessage, opendkim.cpuMsPerMessage)
+        }** | ${ratio(dkimd.peakRssBytes, opendkim.peakRssBytes)} | |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+/** One of the issue's targets, checked. */
+export interface TargetCheck {
+  readonly target: string;
+  readonly measured: string;
+  /** True met, false missed, undefined when the cells were not run. */
+  readonly met?: boolean;
+}
+
+function find(rows: readonly CellRow[], want: Partial<Cell>): CellRow | undefined {
+  return rows.find((r) =>
+    (Object.keys(want) as (keyof Cell)[]).every((k) => r.cell[k] === want[k])
+  );
+}
+
+/**
+ * Checks the issue's targets against the rows; `rsaSignMs` is the CPU of one RSA-2048 signature
+ * through WebCrypto, measured apart, to find the CPU per message outside it.
+ */
+export function checkTargets(rows: readonly CellRow[], rsaSignMs?: number): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  const pair = (want: Partial<Cell>) => {
+    const r = find(rows, want);
+    return r?.dkimd && r.opendkim ? { d: r.dkimd, o: r.opendkim } : undefined;
+  };
+  for (const size of ["2KB", "200KB"] as const) {
+    const p = pair({ mode: "verify", algorithm: "rsa", size, concurrency: 4, quickAck: true });
+    const speed = p ? p.d.msgsPerSecond / p.o.msgsPerSecond : undefined;
+    const cpu = p ? p.d.cpuMsPerMessage / p.o.cpuMsPerMessage : undefined;
+    out.push({
+      target: `verify ${size} c=4: msgs/s ≥ 1.5 × OpenDKIM`,
+      measured: speed === undefined ? "not run" : `${speed.toFixed(2)} ×`,
+      met: speed === undefined ? undefined : speed >= 1.5,
+    });
+    out.push({
+      target: `verify ${size} c=4: CPU ms/msg ≤ 0.7 × OpenDKIM`,
+      measured: cpu === undefined ? "not run" : `${cpu.toFixed(2)} ×`,
+      met: cpu === undefined ? undefined : cpu <= 0.7,
+    });
+  }
+  const signRsa = pair({
+    mode: "sign",
+    algorithm: "rsa",
+    size: "2KB",
+    concurrency: 4,
+    quickAck: true,
+  });
+  out.push({
+    target: "sign RSA-2048 2KB c=4: msgs/s ≥ 1.0 × OpenDKIM",
+    measured: signRsa
+      ? `${(signRsa.d.msgsPerSecond / signRsa.o.msgsPerSecond).toFixed(2)} ×`
+      : "not run",
+    met: signRsa ? signRsa.d.msgsPerSecond >= signRsa.o.msgsPerSecond : undefined,
+  });
+  if (signRsa && rsaSignMs !== undefined) {
+    const outside = signRsa.d.cpuMsPerMessage - rsaSignMs;
+    out.push({
+      target: "sign RSA-2048 2KB: dkimd CPU per message outside the RSA operation ≤ 0.3 ms",
+      measured: `${outside.toFixed(3)} ms (${signRsa.d.cpuMsPerMessage.toFixed(3)} − ${
+        rsaSignMs.toFixed(3)
+      } for the RSA signature)`,
+      met: outside <= 0.3,
+    });
+  }
+  const signEd = find(rows, {
+    mode: "sign",
+    algorithm: "ed25519",
+    size: "2KB",
+    concurrency: 4,
+    quickAck: true,
+  });
+  if (signEd?.dkimd && signRsa) {
+    const r = signEd.dkimd.msgsPerSecond / signRsa.o.msgsPerSecond;
+    out.push({
+      target: "sign Ed25519 2KB c=4: dkimd msgs/s ≥ 2 × OpenDKIM's RSA-2048",
+      measured: `${r.toFixed(2)} ×`,
+      met: r >= 2,
+    });
+  }
+  for (const mode of ["sign", "verify"] as const) {
+    const p = pair({ mode, algorithm: "rsa", size: "2MB", concurrency: 4, quickAck: true });
+    const r = p ? p.d.cpuMsPerMessage / p.o.cpuMsPerMessage : undefined;
+    out.push({
+      target: `${mode} 2MB c=4: CPU ms/msg ≤ 0.5 × OpenDKIM`,
+      measured: r === undefined ? "not run" : `${r.toFixed(2)} ×`,
+      met: r === undefined ? undefined : r <= 0.5,
+    });
+  }
+  const lat = pair({
+    mode: "sign",
+    algorithm: "rsa",
+    size: "2KB",
+    concurrency: 1,
+    quickAck: false,
+  });
+  out.push({
+    target: "sign 2KB c=1 without TCP_QUICKACK: p50 ≤ 0.1 × OpenDKIM",
+    measured: lat
+      ? `${(lat.d.p50Ms / lat.o.p50Ms).toFixed(3)} × (${lat.d.p50Ms.toFixed(2)} vs ${
+        lat.o.p50Ms.toFixed(2)
+      } ms)`
+      : "not run",
+    met: lat ? lat.d.p50Ms <= 0.1 * lat.o.p50Ms : undefined,
+  });
+  const big = rows.filter((r) => r.cell.size === "2MB" && r.dkimd).map((r) =>
+    r.dkimd!.peakRssBytes
+  );
+  const c16 = rows.filter((r) => r.cell.size === "2MB" && r.cell.concurrency === 16 && r.dkimd);
+  if (c16.length > 0) {
+    const peak = Math.max(...c16.map((r) => r.dkimd!.peakRssBytes));
+    out.push({
+      target: "2MB c=16: dkimd peak RSS ≤ 100 MiB",
+      measured: `${mib(peak)} MiB`,
+      met: peak <= 100 * 1048576,
+    });
+  }
+  const small = rows.filter((r) => r.cell.size === "2KB" && r.dkimd && r.cell.algorithm === "rsa")
+    .map((r) => r.dkimd!.peakRssBytes);
+  if (big.length > 0 && small.length > 0) {
+    const a = Math.max(...small);
+    const b = Math.max(...big);
+    out.push({
+      target: "dkimd peak RSS the same (± 10 %) for 2KB and 2MB",
+      measured: `${mib(a)} MiB vs ${mib(b)} MiB (${((b / a - 1) * 100).toFixed(0)} %)`,
+      met: Math.abs(b / a - 1) <= 0.1,
+    });
+  }
+  return out;
+}
+
+/** The targets as a Markdown table. */
+export function markdownTargets(checks: readonly TargetCheck[]): string {
+  const lines = ["| target | measured | met |", "| --- | --- | --- |"];
+  for (const c of checks) {
+    lines.push(
+      `| ${c.target} | ${c.measured} | ${c.met === undefined ? "–" : c.met ? "yes" : "**no**"} |`,
+    );
+  }
+  return lines.join("\n");
+}
