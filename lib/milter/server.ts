@@ -91,7 +91,11 @@ export interface ServeOptions {
   readonly maxFrameBytes?: number;
   /** Most connections at once; default {@link MAX_CONNECTIONS_DEFAULT}. */
   readonly maxConnections?: number;
-  /** Idle limit per read (and write) in milliseconds; default {@link READ_TIMEOUT_MS_DEFAULT}. */
+  /**
+   * Idle limit in milliseconds (dkimd's `MilterIdleTimeout`): for each read and write, and for
+   * a frame to arrive whole once its first byte came, so a peer that trickles bytes cannot hold
+   * a connection; default {@link READ_TIMEOUT_MS_DEFAULT}.
+   */
   readonly readTimeoutMs?: number;
   /** Time close() gives transactions in progress; default {@link SHUTDOWN_GRACE_MS_DEFAULT}. */
   readonly shutdownGraceMs?: number;

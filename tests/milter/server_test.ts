@@ -240,6 +240,32 @@ Deno.test("serve() closes a silent connection after the read timeout", async () 
   await server.close();
 });
 
+Deno.test("serve() closes a connection whose frame trickles in past the read timeout", async () => {
+  const { server, log } = await start({ readTimeoutMs: 150 });
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: (server.address as { port: number }).port,
+  });
+  // A 64-byte frame, one byte every 30 ms: every read comes in time, the frame does not.
+  const frame = new Uint8Array(4 + 64);
+  frame.set([0, 0, 0, 64, 0x4f]);
+  let closed = false;
+  for (let i = 0; i < frame.length && !closed; i++) {
+    try {
+      await conn.write(frame.subarray(i, i + 1));
+    } catch {
+      closed = true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    closed ||= log.find("info", /Frame incomplete/) !== undefined;
+  }
+  assert.ok(closed, "the server let the frame trickle in whole");
+  assert.equal(await within(conn.read(new Uint8Array(8)).catch(() => null), "the close"), null);
+  assert.ok(log.find("info", /Frame incomplete after MilterIdleTimeout \(150 ms\); closing/));
+  conn.close();
+  await server.close();
+});
+
 Deno.test("MilterServer.close() lets a transaction in flight finish and closes idle connections", async () => {
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
