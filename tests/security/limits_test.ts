@@ -6,7 +6,8 @@
 // just under the limit goes through, so the limit and nothing else made the difference. Lines have
 // no limit of their own: a 3 MiB body line streams through signing.
 import assert from "node:assert/strict";
-import { concat, CRLF, fromLatin1, latin1 } from "../../lib/bytes.ts";
+import { concat, CRLF, fromLatin1, latin1, toBase64 } from "../../lib/bytes.ts";
+import { derBitString, derInteger, derNull, derOid, derSequence } from "../../lib/crypto/der.ts";
 import { importPrivateKey, type SigningKey } from "../../lib/crypto/keys.ts";
 import { splitMessage } from "../../lib/dkim/header.ts";
 import { signMessage, type SignOptions } from "../../lib/dkim/sign.ts";
@@ -357,6 +358,64 @@ Deno.test("dkimd limits: past MilterMaxConnections Postfix applies milter_defaul
   } finally {
     for (const c of held) c.close();
     await postfix.stop();
+    await d.stop();
+    await w.dns.close();
+    await Deno.remove(w.dir, { recursive: true });
+  }
+});
+
+/**
+ * A key record with an RSA public key of `bits` bits (a random odd modulus): enough to be
+ * refused for its size, which is checked before any signature is.
+ */
+function rsaRecordOfBits(bits: number): string {
+  const n = crypto.getRandomValues(new Uint8Array(bits / 8));
+  n[0] |= 0x80;
+  n[n.length - 1] |= 1;
+  const spki = derSequence(
+    derSequence(derOid("1.2.840.113549.1.1.1"), derNull()),
+    derBitString(derSequence(derInteger(n), derInteger(65537))),
+  );
+  return `v=DKIM1; k=rsa; p=${toBase64(spki)}`;
+}
+
+Deno.test("dkimd limits: by default (MaximumKeyBits 4096, RFC 8301) an 8192-bit key gets permerror", async () => {
+  const w = await world();
+  w.dns.zone[`k8192._domainkey.${SENDER}`] = { txt: [rsaRecordOfBits(8192)] };
+  const d = await startDkimd(
+    w.dir,
+    (socket) =>
+      `Mode v\nSocket ${socket}\nSyslog no\nBackground no\nAuthservID mx.test\n` +
+      `Nameservers 127.0.0.1@${w.dns.port}\n`,
+  );
+  try {
+    const bytes = await signedBy(message(`a@${SENDER}`, "8192"), [{
+      domain: SENDER,
+      selector: "k8192",
+      key: w.keys.k2048,
+    }]);
+    const r = await send(d, asMta(bytes, "192.0.2.1", "BIG1"));
+    assert.equal(r.final.type, "accept"); // On-BadSignature's default
+    assert.match(
+      inserted(r, "Authentication-Results")[0],
+      /dkim=permerror reason="key too large \(over 4096 bits\)"/,
+    );
+    await d.waitForLog(/BIG1: bad signature data .*over MaximumKeyBits \(4096\)/);
+    // The 4096-bit key, at the limit, passes.
+    const ok = await send(
+      d,
+      asMta(
+        await signedBy(message(`a@${SENDER}`, "4096"), [{
+          domain: SENDER,
+          selector: "k4096",
+          key: w.keys.k4096,
+        }]),
+        "192.0.2.1",
+        "BIG2",
+      ),
+    );
+    assert.match(inserted(ok, "Authentication-Results")[0], /dkim=pass \(4096-bit key\)/);
+  } finally {
     await d.stop();
     await w.dns.close();
     await Deno.remove(w.dir, { recursive: true });
