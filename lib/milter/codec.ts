@@ -88,42 +88,19 @@ const UINT32_MAX = 0xffffffff;
 export class MilterProtocolError extends SyntaxError {
   /** The command or reply byte of the offending frame, when known. */
   readonly code?: number;
+  /** For a frame over the size limit: the length its prefix announced, and the limit. */
+  readonly oversized?: { readonly length: number; readonly limit: number };
 
   /** Makes an error about the frame with byte `code`. */
-  constructor(message: string, code?: number, options?: ErrorOptions) {
+  constructor(
+    message: string,
+    code?: number,
+    options?: ErrorOptions & { oversized?: { length: number; limit: number } },
+  ) {
     super(message, options);
     this.name = "MilterProtocolError";
     this.code = code;
-  }
-}
-
-/**
- * A length prefix announced a frame over the decoder's limit; the frame's data is never
- * buffered. `length` is what was announced, `limit` the limit in force.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { FrameDecoder, FrameTooLargeError } from "./codec.ts";
- * const decoder = new FrameDecoder({ maxFrameBytes: 10 });
- * assert.throws(
- *   () => decoder.push(Uint8Array.of(0, 0, 0, 11)),
- *   (e) => e instanceof FrameTooLargeError && e.length === 11 && e.limit === 10,
- * );
- * ```
- */
-export class FrameTooLargeError extends MilterProtocolError {
-  /** The frame length the prefix announced. */
-  readonly length: number;
-  /** The largest length accepted. */
-  readonly limit: number;
-
-  /** Makes the error for a frame of `length` bytes over `limit`. */
-  constructor(length: number, limit: number) {
-    super(`Milter frame too large: ${length} bytes announced, limit ${limit}`);
-    this.name = "FrameTooLargeError";
-    this.length = length;
-    this.limit = limit;
+    if (options?.oversized) this.oversized = { ...options.oversized };
   }
 }
 
@@ -150,13 +127,18 @@ export interface FrameDecoderOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { FrameDecoder } from "./codec.ts";
+ * import { FrameDecoder, MilterProtocolError } from "./codec.ts";
  * const decoder = new FrameDecoder();
  * decoder.push(Uint8Array.of(0, 0, 0));
  * assert.equal(decoder.next(), undefined);
  * decoder.push(Uint8Array.of(2, 0x42, 0x78, 0, 0));
  * assert.deepEqual(decoder.next(), { code: 0x42, data: Uint8Array.of(0x78) });
  * assert.equal(decoder.buffered, 2);
+ * const small = new FrameDecoder({ maxFrameBytes: 10 });
+ * assert.throws(
+ *   () => small.push(Uint8Array.of(0, 0, 0, 11)),
+ *   (e) => e instanceof MilterProtocolError && e.oversized?.length === 11,
+ * );
  * ```
  */
 export class FrameDecoder {
@@ -227,7 +209,11 @@ export class FrameDecoder {
       if (length === 0) {
         this.#failure = new MilterProtocolError("Invalid milter frame: length 0");
       } else if (length > this.maxFrameBytes) {
-        this.#failure = new FrameTooLargeError(length, this.maxFrameBytes);
+        this.#failure = new MilterProtocolError(
+          `Milter frame too large: ${length} bytes announced, limit ${this.maxFrameBytes}`,
+          undefined,
+          { oversized: { length, limit: this.maxFrameBytes } },
+        );
       }
       if (this.#failure) throw this.#failure;
       const next = this.#scan + MILTER_LEN_BYTES + length;

@@ -35,13 +35,7 @@
 
 import { concat } from "../bytes.ts";
 import type { SocketSpec } from "../config/socket.ts";
-import {
-  decodeCommand,
-  encodeReply,
-  FrameDecoder,
-  FrameTooLargeError,
-  MilterProtocolError,
-} from "./codec.ts";
+import { decodeCommand, encodeReply, FrameDecoder, MilterProtocolError } from "./codec.ts";
 import { type ErrorAction, type Filter, type MilterLogger, MilterSession } from "./session.ts";
 
 export type { MilterLogger } from "./session.ts";
@@ -414,10 +408,11 @@ class Server implements MilterServer {
     } catch (error) {
       if (entry.closed && !(error instanceof TimeoutError)) {
         // Closed from this side (shutdown); the read or write was interrupted by it.
-      } else if (error instanceof FrameTooLargeError) {
+      } else if (error instanceof MilterProtocolError && error.oversized) {
         this.#log.warn(
-          `connection ${id}: a frame of ${error.length} bytes exceeds MilterMaxFrameBytes ` +
-            `(${error.limit}); closing (the MTA applies its default action)`,
+          `connection ${id}: a frame of ${error.oversized.length} bytes exceeds ` +
+            `MilterMaxFrameBytes (${error.oversized.limit}); closing (the MTA applies its ` +
+            `default action)`,
         );
       } else if (error instanceof MilterProtocolError) {
         this.#log.warn(`connection ${id}: ${error.message}; closing`);
