@@ -75,20 +75,25 @@ import {
 /**
  * A protocol event a filter may want, named after its callback. `connect` is always sent (the
  * filter's connection starts there) and so is end of message; naming `connect` matters only in
- * `noReply`. DATA and unknown SMTP commands have no callback, so the MTA is always asked to skip
- * them, or failing that not to wait for a reply.
+ * `noReply`. Unknown SMTP commands have no callback, so the MTA is always asked to skip them, or
+ * failing that not to wait for a reply. DATA has no callback either (the session answers
+ * continue), but a filter may name it to be answered there: Postfix sends the DATA macros even
+ * when DATA is skipped, and its cleanup server writes the message content later on the same
+ * socket, which Nagle's algorithm holds until the filter's delayed ACK of those macros, about
+ * 40 ms per message; a reply to DATA carries that ACK at once.
  */
 export type FilterEvent =
   | "connect"
   | "helo"
   | "envFrom"
   | "envRcpt"
+  | "data"
   | "header"
   | "endOfHeaders"
   | "body";
 
 /** Every event the protocol can turn off or leave unanswered: the filter events, DATA, unknown. */
-export type ProtocolEvent = FilterEvent | "data" | "unknown";
+export type ProtocolEvent = FilterEvent | "unknown";
 
 /** A macro stage by name, as in {@link FilterNeeds.macros}. */
 export type MacroStageName =
