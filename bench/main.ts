@@ -307,7 +307,8 @@ async function main(): Promise<void> {
       `${opts.warmupMs} ms warm-up + ${opts.durationMs} ms measured per run; ${minutes} minutes. ` +
       "Medians over the repeats (peak RSS: the highest); CPU is the filter process's utime+stime " +
       "from /proc over the measured window, divided by the messages completed in it. " +
-      "`qa`: the client sets TCP_QUICKACK after each read; `noqa`: it does not, as Postfix. " +
+      "`qa`: the client sets TCP_NODELAY and, after each read, TCP_QUICKACK; `noqa`: neither, " +
+      "as Postfix (both write as Postfix does: 4 KiB stream buffer, flushed after DATA). " +
       "Ratios are dkimd ÷ OpenDKIM.",
       "",
       `WebCrypto signature CPU in one process: RSA-2048 ${rsaSignMs.toFixed(3)} ms, Ed25519 ${
