@@ -261,22 +261,39 @@ export function signedHeaderList(
   }
   const names: string[] = [];
   const seen = new Set<string>();
-  const oversign = new Set(oversignHeaders.map(asciiLower));
-  const add = (name: string) => {
-    const key = asciiLower(name);
+  const sign = lowered(signHeaders);
+  const oversign = lowered(oversignHeaders);
+  const oversigned = new Set(oversign.keys);
+  const add = (name: string, key: string) => {
     if (seen.has(key)) return;
     seen.add(key);
-    const n = (counts.get(key) ?? 0) + (oversign.has(key) ? 1 : 0);
+    const n = (counts.get(key) ?? 0) + (oversigned.has(key) ? 1 : 0);
     for (let i = 0; i < n; i++) names.push(name);
   };
-  const list = signHeaders.some((h) => asciiLower(h) === "from")
-    ? signHeaders
-    : ["From", ...signHeaders];
-  for (const name of list) add(name);
-  for (const name of oversignHeaders) add(name);
+  if (!sign.keys.includes("from")) add("From", "from");
+  for (let i = 0; i < sign.names.length; i++) add(sign.names[i], sign.keys[i]);
+  for (let i = 0; i < oversign.names.length; i++) add(oversign.names[i], oversign.keys[i]);
   // From is listed even when absent, so the signature is valid (RFC 6376 §5.4).
   if (!names.some((n) => asciiLower(n) === "from")) names.unshift("From");
   return names;
+}
+
+// Lower-cased copies of the header name lists, made once per list (the configuration's lists
+// are the same arrays for every message).
+const loweredLists = new WeakMap<
+  readonly string[],
+  { readonly names: readonly string[]; readonly keys: readonly string[] }
+>();
+
+function lowered(
+  names: readonly string[],
+): { readonly names: readonly string[]; readonly keys: readonly string[] } {
+  let entry = loweredLists.get(names);
+  if (!entry) {
+    entry = { names: [...names], keys: names.map(asciiLower) };
+    loweredLists.set(names, entry);
+  }
+  return entry;
 }
 
 /**

@@ -299,6 +299,15 @@ export class Verifier {
 }
 
 /**
+ * Key records parsed, by their text: the same few keys sign most mail, and parsing one (its
+ * base64 public key included) costs more than looking it up. Records are never changed once
+ * parsed. Bounded like the key cache, oldest first out.
+ */
+const parsedRecords = new Map<string, KeyRecord>();
+/** Most parsed key records kept: as many as imported keys (KEY_CACHE_SIZE_DEFAULT). */
+const PARSED_RECORDS_MAX = 1000;
+
+/**
  * Picks the key record from the TXT records at a key name: the first that parses as a DKIM key
  * record (other TXT records, such as SPF, may share the name). None → the first parse error;
  * no records at all → no key.
@@ -306,8 +315,15 @@ export class Verifier {
 function pickKeyRecord(name: string, records: readonly string[]): KeyRecord {
   let firstError: unknown;
   for (const text of records) {
+    const known = parsedRecords.get(text);
+    if (known) return known;
     try {
-      return parseKeyRecord(text);
+      const record = parseKeyRecord(text);
+      if (parsedRecords.size >= PARSED_RECORDS_MAX) {
+        parsedRecords.delete(parsedRecords.keys().next().value!);
+      }
+      parsedRecords.set(text, record);
+      return record;
     } catch (e) {
       firstError ??= e;
     }

@@ -133,9 +133,12 @@ export class DkimFilter implements Filter {
     this.#keyCache = deps.keyCache ?? new KeyCache();
     if (deps.signingThreads !== false) {
       this.#threads = deps.signingThreads ?? sharedSigningThreads();
-      // Started now when signing is configured, so the first messages do not wait for them.
+      // Started now when RSA keys are configured (or keys chosen per sender domain), so the
+      // first messages do not wait for them; Ed25519 signatures stay on the main thread.
       const { keyTable, singleKey } = deps.runtime().loaded;
-      if (keyTable || singleKey) this.#threads.start();
+      const rsa = singleKey?.key.type === "rsa" ||
+        (keyTable?.entries ?? []).some((e) => e.key === undefined || e.key.type === "rsa");
+      if (rsa) this.#threads.start();
     }
   }
 
@@ -343,8 +346,7 @@ class DkimConnection implements FilterConnection {
     qid: string,
   ): Action | void {
     const { config, headers } = tx.runtime.loaded;
-    const omit = new Set(headers.omit.map(asciiLower));
-    const signHeaders = headers.sign.filter((h) => !omit.has(asciiLower(h)));
+    const signHeaders = signedNames(headers);
     const options: SignOptions[] = signers.map((s) => ({
       domain: s.domain,
       selector: s.selector,
@@ -643,6 +645,21 @@ class DkimConnection implements FilterConnection {
   }
 }
 
+// SignHeaders less OmitHeaders, worked out once per loaded configuration.
+const signedNamesOf = new WeakMap<object, readonly string[]>();
+
+function signedNames(
+  headers: { readonly sign: readonly string[]; readonly omit: readonly string[] },
+): readonly string[] {
+  let names = signedNamesOf.get(headers);
+  if (!names) {
+    const omit = new Set(headers.omit.map(asciiLower));
+    names = headers.sign.filter((h) => !omit.has(asciiLower(h)));
+    signedNamesOf.set(headers, names);
+  }
+  return names;
+}
+
 function queueId(macros: MacroReader): string {
   return macros.get("i") || "NOQUEUE";
 }
@@ -673,13 +690,16 @@ export function deletions(
   fields: readonly HeaderField[],
   select: (field: HeaderField) => boolean,
 ): Modification[] {
+  // Most messages have nothing to delete: pick first, number only when something was picked.
+  const picked = fields.filter(select);
+  if (picked.length === 0) return [];
   const seen = new Map<string, number>();
   const out: { index: number; name: string }[] = [];
   for (const f of fields) {
     const key = asciiLower(f.name);
     const n = (seen.get(key) ?? 0) + 1;
     seen.set(key, n);
-    if (select(f)) out.push({ index: n, name: f.name });
+    if (picked.includes(f)) out.push({ index: n, name: f.name });
   }
   return out.reverse().map(({ index, name }) => ({
     type: "chgheader",
@@ -696,27 +716,28 @@ export function deletions(
  * way), and bare LF line ends made CRLF, as the field travels on the wire.
  */
 export function makeField(name: string, value: Uint8Array, leadingSpace: boolean): HeaderField {
-  let bytes = value;
-  if (!leadingSpace && bytes.length > 0 && bytes[0] !== SP && bytes[0] !== HTAB) {
-    const withSpace = new Uint8Array(bytes.length + 1);
-    withSpace[0] = SP;
-    withSpace.set(bytes, 1);
-    bytes = withSpace;
+  const addSpace = !leadingSpace && value.length > 0 && value[0] !== SP && value[0] !== HTAB;
+  // Bare LFs, each of which gets a CR in front.
+  let bare = 0;
+  for (let i = value.indexOf(LF); i !== -1; i = value.indexOf(LF, i + 1)) {
+    if (i === 0 || value[i - 1] !== CR) bare++;
   }
-  if (bytes.includes(LF)) bytes = crlfFolds(bytes);
-  const raw = new Uint8Array(name.length + 1 + bytes.length);
+  const start = name.length + 1 + (addSpace ? 1 : 0);
+  const raw = new Uint8Array(start + value.length + bare);
   for (let i = 0; i < name.length; i++) raw[i] = name.charCodeAt(i) & 0xff;
   raw[name.length] = 0x3a;
-  raw.set(bytes, name.length + 1);
-  // "Subject : x" keeps its bytes, but is found as "Subject" (h= names have no whitespace).
-  return { name: name.replace(/[ \t]+$/, ""), raw };
-}
-
-function crlfFolds(bytes: Uint8Array): Uint8Array {
-  const out: number[] = [];
-  for (let i = 0; i < bytes.length; i++) {
-    if (bytes[i] === LF && (i === 0 || bytes[i - 1] !== CR)) out.push(CR);
-    out.push(bytes[i]);
+  if (addSpace) raw[name.length + 1] = SP;
+  if (bare === 0) {
+    raw.set(value, start);
+  } else {
+    let o = start;
+    for (let i = 0; i < value.length; i++) {
+      const c = value[i];
+      if (c === LF && (i === 0 || value[i - 1] !== CR)) raw[o++] = CR;
+      raw[o++] = c;
+    }
   }
-  return Uint8Array.from(out);
+  // "Subject : x" keeps its bytes, but is found as "Subject" (h= names have no whitespace).
+  const last = name.charCodeAt(name.length - 1);
+  return { name: last === SP || last === HTAB ? name.replace(/[ \t]+$/, "") : name, raw };
 }

@@ -1,0 +1,60 @@
+/** makeField() and deletions() against straightforward reference implementations. */
+import assert from "node:assert/strict";
+import { fromLatin1, latin1 } from "../../lib/bytes.ts";
+import { deletions, makeField } from "../../lib/filter/dkim_filter.ts";
+
+// The field as OpenDKIM rebuilds it: the space Postfix removed put back, bare LFs made CRLF.
+function reference(name: string, value: string, leadingSpace: boolean): string {
+  let v = value;
+  if (!leadingSpace && v.length > 0 && v[0] !== " " && v[0] !== "\t") v = ` ${v}`;
+  v = v.replace(/(?<!\r)\n/g, "\r\n");
+  return `${name}:${v}`;
+}
+
+Deno.test("makeField() rebuilds fields as the reference does", () => {
+  const table: [string, string, boolean, string][] = [
+    ["Subject", "a\n\tb", false, "Subject: a\r\n\tb"],
+    ["Subject", " a\r\n b", true, "Subject: a\r\n b"],
+    ["X", "", false, "X:"],
+    ["X", "\n x", false, "X: \r\n x"],
+    ["X", "\tx", false, "X:\tx"],
+    ["X", "a\r\n b\n c\r\r\n", true, "X:a\r\n b\r\n c\r\r\n"],
+    ["X", "\n", true, "X:\r\n"],
+  ];
+  for (const [name, value, lead, want] of table) {
+    assert.equal(latin1(makeField(name, fromLatin1(value), lead).raw), want, JSON.stringify(value));
+    assert.equal(reference(name, value, lead), want);
+  }
+  // Random values from an alphabet of folds and line-end pieces.
+  let seed = 42;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const alphabet = ["a", " ", "\t", "\r", "\n", "\r\n", "\xe9"];
+  for (let n = 0; n < 500; n++) {
+    let value = "";
+    for (let i = Math.floor(next() * 12); i > 0; i--) value += alphabet[Math.floor(next() * 7)];
+    for (const lead of [true, false]) {
+      assert.equal(
+        latin1(makeField("Name", fromLatin1(value), lead).raw),
+        reference("Name", value, lead),
+        JSON.stringify(value),
+      );
+    }
+  }
+});
+
+Deno.test("makeField() names a field without the whitespace before its colon", () => {
+  const f = makeField("Subject \t", fromLatin1(" x"), true);
+  assert.equal(f.name, "Subject");
+  assert.equal(latin1(f.raw), "Subject \t: x");
+});
+
+Deno.test("deletions() returns nothing when nothing is picked, and numbers per name otherwise", () => {
+  const fields = ["A", "b", "a", "B", "a"].map((n, i) => makeField(n, fromLatin1(` ${i}`), true));
+  assert.deepEqual(deletions(fields, () => false), []);
+  const mods = deletions(fields, (f) => f.name === "a" || f.name === "B");
+  assert.deepEqual(mods.map((m) => m.type === "chgheader" ? [m.index, m.name] : m.type), [
+    [3, "a"],
+    [2, "B"],
+    [2, "a"],
+  ]);
+});
