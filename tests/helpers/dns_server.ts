@@ -118,18 +118,27 @@ export function buildZoneFile(options: DnsServerOptions, readyToken: string): st
   return lines.join("\n") + "\n";
 }
 
+// A port free for both UDP and TCP on 127.0.0.1. The OS picks a free UDP port; the same TCP
+// port may be taken (tests in parallel open many connections), so try again until both are.
 async function freePort(): Promise<number> {
-  const udp = dgram.createSocket("udp4");
-  try {
-    await new Promise<void>((resolve, reject) => {
-      udp.once("error", reject);
-      udp.bind(0, "127.0.0.1", () => resolve());
-    });
-    const port = udp.address().port;
-    Deno.listen({ hostname: "127.0.0.1", port }).close(); // TCP free too
-    return port;
-  } finally {
-    await new Promise<void>((resolve) => udp.close(() => resolve()));
+  for (let attempt = 0;; attempt++) {
+    const udp = dgram.createSocket("udp4");
+    try {
+      await new Promise<void>((resolve, reject) => {
+        udp.once("error", reject);
+        udp.bind(0, "127.0.0.1", () => resolve());
+      });
+      const port = udp.address().port;
+      try {
+        Deno.listen({ hostname: "127.0.0.1", port }).close(); // TCP free too
+      } catch (error) {
+        if (error instanceof Deno.errors.AddrInUse && attempt < 20) continue;
+        throw error;
+      }
+      return port;
+    } finally {
+      await new Promise<void>((resolve) => udp.close(() => resolve()));
+    }
   }
 }
 
