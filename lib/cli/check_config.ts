@@ -6,6 +6,7 @@
  * @module
  */
 import type { LoadedConfig } from "../config/load.ts";
+import { formatListenAddress } from "../config/listen_address.ts";
 import { formatSocketSpec } from "../config/socket.ts";
 import { configToYaml } from "../config/to_yaml.ts";
 import type { SettingField } from "../config/schema.ts";
@@ -127,7 +128,30 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
   out.push(
     row("DNS", `${dns}, timeout ${config.dnsTimeout} s${config.queryCache ? ", QueryCache" : ""}`),
   );
-  out.push(row("MinimumKeyBits", String(config.minimumKeyBits), "minimumKeyBits"));
+  out.push(
+    row(
+      "Key sizes",
+      `MinimumKeyBits ${config.minimumKeyBits}, MaximumKeyBits ${config.maximumKeyBits}`,
+      "minimumKeyBits",
+    ),
+  );
+  out.push(
+    row(
+      "Header limits",
+      `MaximumHeaders ${config.maximumHeaders} bytes, MaximumHeaderFields ${config.maximumHeaderFields}, ` +
+        `MaximumSignaturesToVerify ${config.maximumSignaturesToVerify}`,
+    ),
+  );
+  out.push(
+    row(
+      "Milter limits",
+      `MilterMaxFrameBytes ${config.milterMaxFrameBytes}, MilterMaxConnections ${config.milterMaxConnections}, ` +
+        `MilterIdleTimeout ${config.milterIdleTimeout} s, DNSMaxAnswerBytes ${config.dnsMaxAnswerBytes}`,
+    ),
+  );
+  if (config.metricsListen) {
+    out.push(row("MetricsListen", formatListenAddress(config.metricsListen), "metricsListen"));
+  }
   out.push(row("RequireSafeKeys", String(config.requireSafeKeys), "requireSafeKeys"));
   out.push(
     row(
