@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { CR, LF } from "../bytes.ts";
+import { concat, CR, LF } from "../bytes.ts";
 import { UsageError } from "./args.ts";
 
 /** Largest message read from a file or stdin: far above real mail, below memory trouble. */
@@ -54,13 +54,7 @@ async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> 
     }
     parts.push(chunk);
   }
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
+  return concat(parts);
 }
 
 /** Turns every bare LF into CRLF. */

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { formatIp, parseIp } from "../policy/ip_address.ts";
 
 /** The DNS port (RFC 1035 §4.2), used when a spec names no port. */
 export const DNS_PORT = 53;
@@ -56,74 +57,7 @@ export class NameserverSyntaxError extends SyntaxError {
   }
 }
 
-const IPV4_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
-/** Dotted-quad only: inet_aton's octal, hex and short forms are refused as likely typos. */
-const IPV4 = new RegExp(`^${IPV4_OCTET}(?:\\.${IPV4_OCTET}){3}$`);
-const HEX_GROUP = /^[0-9A-Fa-f]{1,4}$/;
 const PORT = /^[0-9]{1,5}$/;
-
-function parseIpv4Octets(text: string): number[] | undefined {
-  if (!IPV4.test(text)) return undefined;
-  return text.split(".").map(Number);
-}
-
-/** The eight 16-bit words of an IPv6 address (RFC 4291 §2.2), or undefined. */
-function parseIpv6Words(text: string): number[] | undefined {
-  if (text.length === 0 || text.length > 45) return undefined;
-  const halves = text.split("::");
-  if (halves.length > 2) return undefined;
-  const parseSide = (side: string, allowV4: boolean): number[] | undefined => {
-    if (side === "") return [];
-    const words: number[] = [];
-    const groups = side.split(":");
-    for (let i = 0; i < groups.length; i++) {
-      const g = groups[i];
-      if (allowV4 && i === groups.length - 1 && g.includes(".")) {
-        const octets = parseIpv4Octets(g);
-        if (!octets) return undefined;
-        words.push((octets[0] << 8) | octets[1], (octets[2] << 8) | octets[3]);
-      } else if (HEX_GROUP.test(g)) {
-        words.push(parseInt(g, 16));
-      } else {
-        return undefined;
-      }
-    }
-    return words;
-  };
-  if (halves.length === 1) {
-    const words = parseSide(halves[0], true);
-    return words && words.length === 8 ? words : undefined;
-  }
-  const head = parseSide(halves[0], false);
-  const tail = parseSide(halves[1], true);
-  if (!head || !tail || head.length + tail.length > 7) return undefined;
-  return [...head, ...new Array(8 - head.length - tail.length).fill(0), ...tail];
-}
-
-/** Formats eight words as RFC 5952 §4 text, with IPv4-mapped addresses in dotted form (§5). */
-function formatIpv6(words: readonly number[]): string {
-  if (words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff) {
-    const v4 = [words[6] >> 8, words[6] & 0xff, words[7] >> 8, words[7] & 0xff].join(".");
-    return `::ffff:${v4}`;
-  }
-  let bestStart = -1;
-  let bestLength = 1; // RFC 5952 §4.2.2: "::" never stands for a single zero word.
-  for (let i = 0; i < 8; i++) {
-    if (words[i] !== 0) continue;
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = words.map((w) => w.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  const head = hex.slice(0, bestStart).join(":");
-  const tail = hex.slice(bestStart + bestLength).join(":");
-  return `${head}::${tail}`;
-}
 
 /**
  * Parses an IPv4 address (dotted quad) or an IPv6 address (RFC 4291 §2.2, without a zone) and
@@ -140,9 +74,13 @@ function formatIpv6(words: readonly number[]): string {
  * ```
  */
 export function parseIpAddress(text: string): IpAddress | undefined {
-  if (IPV4.test(text)) return { address: text, family: 4 };
-  const words = parseIpv6Words(text);
-  return words ? { address: formatIpv6(words), family: 6 } : undefined;
+  const ip = parseIp(text);
+  if (!ip) return undefined;
+  // An IPv4-mapped IPv6 address written as IPv6 stays IPv6: the query goes out on an IPv6 socket.
+  if (ip.family === 4 && text.includes(":")) {
+    return { address: `::ffff:${formatIp(ip)}`, family: 6 };
+  }
+  return { address: formatIp(ip), family: ip.family };
 }
 
 function parsePort(spec: string, text: string): number {
