@@ -35,7 +35,13 @@
 
 import { concat } from "../bytes.ts";
 import type { SocketSpec } from "../config/socket.ts";
-import { decodeCommand, encodeReply, FrameDecoder, MilterProtocolError } from "./codec.ts";
+import {
+  decodeCommand,
+  encodeReply,
+  FrameDecoder,
+  MilterProtocolError,
+  type Reply,
+} from "./codec.ts";
 import { type ErrorAction, type Filter, type MilterLogger, MilterSession } from "./session.ts";
 
 export type { MilterLogger } from "./session.ts";
@@ -407,13 +413,10 @@ class Server implements MilterServer {
         let frames = 0;
         for (let frame = decoder.next(); frame; frame = decoder.next()) {
           frames++;
-          const replies = await Promise.race([
-            session.handle(decodeCommand(frame)),
-            new Promise<"abandoned">((resolve) => {
-              if (entry.gaveUp) resolve("abandoned");
-              entry.onAbandoned = resolve;
-            }),
-          ]);
+          const answer = session.receive(decodeCommand(frame));
+          const replies = answer instanceof Promise
+            ? await this.#unlessAbandoned(entry, answer)
+            : answer;
           if (replies === "abandoned") break reading;
           if (replies.length > 0) {
             await this.#writeAll(entry, concat(replies.map(encodeReply)));
@@ -451,6 +454,17 @@ class Server implements MilterServer {
       this.#live.delete(entry);
       this.#log.debug(`connection ${id}: closed`);
     }
+  }
+
+  // The replies, or "abandoned" as soon as shutdown gives up on the connection.
+  #unlessAbandoned(entry: Connection, replies: Promise<Reply[]>): Promise<Reply[] | "abandoned"> {
+    return Promise.race([
+      replies,
+      new Promise<"abandoned">((resolve) => {
+        if (entry.gaveUp) resolve("abandoned");
+        entry.onAbandoned = resolve;
+      }),
+    ]);
   }
 
   // The socket operation about to start must be over by `deadline`, or the idle timer closes

@@ -422,7 +422,11 @@ export class MilterSession {
   // again on this connection.
   #connDecided?: Action;
   #tx?: Transaction;
+  // The end of the commands (and close) being handled; each waits for the one before.
   #queue: Promise<unknown> = Promise.resolve();
+  // Commands and closes not finished yet; while there are none, a command runs at once.
+  #pending = 0;
+  // Commands being handled.
   #busy = 0;
 
   /** Makes the session of one connection to `filter`. */
@@ -454,16 +458,74 @@ export class MilterSession {
    * and an internal failure a logged error, an empty answer and a closed session.
    */
   handle(command: Command): Promise<Reply[]> {
+    const replies = this.receive(command);
+    return replies instanceof Promise ? replies : Promise.resolve(replies);
+  }
+
+  /**
+   * Handles one command as {@link MilterSession.handle} does, but returns the replies themselves
+   * when it can: when no earlier command is still being handled and the filter answered without
+   * a promise (most events of most messages), which spares the server a wait per command. Never
+   * throws, and a returned promise never rejects.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { MilterSession } from "./session.ts";
+   * const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+   * const filter = {
+   *   needs: { actions: 0, events: ["header" as const] },
+   *   connect: () => ({
+   *     header: () => "continue" as const,
+   *     endOfMessage: () => Promise.resolve({ modifications: [], action: "accept" as const }),
+   *   }),
+   * };
+   * const session = new MilterSession(filter, { logger: quiet });
+   * const offer = { type: "optneg", version: 6, actions: 0, protocol: 0 } as const;
+   * assert.ok(Array.isArray(session.receive(offer)));
+   * await session.receive({ type: "connect", hostname: "mx", family: "unknown", port: 0, address: "" });
+   * const value = new TextEncoder().encode(" Hi");
+   * const replies = session.receive({ type: "header", name: "Subject", value });
+   * assert.deepEqual(replies, [{ type: "continue" }]);
+   * assert.deepEqual(await session.receive({ type: "bodyeob" }), [{ type: "accept" }]);
+   * ```
+   */
+  receive(command: Command): Reply[] | Promise<Reply[]> {
+    if (this.#pending > 0) {
+      // Behind a command still being handled: wait for it, in order.
+      const run = this.#queue.then(() => this.#dispatch(command));
+      return this.#track(run, command);
+    }
+    let replies: Reply[] | Promise<Reply[]>;
+    try {
+      replies = this.#dispatch(command);
+    } catch (error) {
+      return this.#internalError(command, error);
+    }
+    return replies instanceof Promise ? this.#track(replies, command) : replies;
+  }
+
+  // Counts `run` as pending until it settles, and makes it the end of the queue.
+  #track(run: Promise<Reply[]>, command: Command): Promise<Reply[]> {
+    this.#pending++;
     this.#busy++;
-    const run = this.#queue.then(() => this.#dispatch(command)).catch((error) => {
-      this.#log.error(
-        `${this.#prefix}Internal error handling ${command.type}: ${errorText(error)}`,
-      );
-      this.#state = "closed";
-      return [];
-    }).finally(() => this.#busy--);
-    this.#queue = run;
-    return run;
+    const tracked = run.then((replies) => {
+      this.#pending--;
+      this.#busy--;
+      return replies;
+    }, (error) => {
+      this.#pending--;
+      this.#busy--;
+      return this.#internalError(command, error);
+    });
+    this.#queue = tracked;
+    return tracked;
+  }
+
+  #internalError(command: Command, error: unknown): Reply[] {
+    this.#log.error(`${this.#prefix}Internal error handling ${command.type}: ${errorText(error)}`);
+    this.#state = "closed";
+    return [];
   }
 
   /**
@@ -471,17 +533,21 @@ export class MilterSession {
    * aborted and the filter's connection closed. Idempotent; waits for a command being handled.
    */
   close(): Promise<void> {
+    this.#pending++;
     const run = this.#queue.then(() => {
       this.#endConnection();
       this.#state = "closed";
-    });
-    this.#queue = run.catch(() => {});
-    return run.catch((error) => {
+    }).then(() => {
+      this.#pending--;
+    }, (error) => {
+      this.#pending--;
       this.#log.error(`${this.#prefix}Internal error closing: ${errorText(error)}`);
     });
+    this.#queue = run;
+    return run;
   }
 
-  async #dispatch(command: Command): Promise<Reply[]> {
+  #dispatch(command: Command): Reply[] | Promise<Reply[]> {
     if (this.#state === "closed") {
       this.#log.warn(`${this.#prefix}Ignoring ${command.type} after the connection closed`);
       return [];
@@ -493,23 +559,23 @@ export class MilterSession {
         this.#macro(command.forCommand, command.macros);
         return [];
       case "connect":
-        return await this.#connect(command);
+        return this.#connect(command);
       case "helo":
-        return await this.#helo(command.name);
+        return this.#opened("HELO", () => this.#helo(command.name));
       case "mail":
-        return await this.#mail(command.args);
+        return this.#opened("MAIL", () => this.#mail(command.args));
       case "rcpt":
-        return await this.#rcpt(command.args);
+        return this.#opened("RCPT", () => this.#rcpt(command.args));
       case "data":
-        return await this.#data();
+        return this.#opened("DATA", () => this.#data());
       case "header":
-        return await this.#header(command.name, command.value);
+        return this.#opened("HEADER", () => this.#header(command.name, command.value));
       case "eoh":
-        return await this.#endOfHeaders();
+        return this.#opened("EOH", () => this.#endOfHeaders());
       case "body":
-        return await this.#body(command.chunk);
+        return this.#opened("BODY", () => this.#body(command.chunk));
       case "bodyeob":
-        return await this.#endOfMessage(command.chunk);
+        return this.#opened("end of message", () => this.#endOfMessage(command.chunk));
       case "abort":
         this.#abort();
         return [];
@@ -522,8 +588,7 @@ export class MilterSession {
         this.#state = this.#negotiation ? "connect" : "optneg";
         return [];
       case "unknown":
-        await this.#ensureConnection("UNKNOWN");
-        return this.#owed("unknown") ? [CONTINUE] : [];
+        return this.#opened("UNKNOWN", () => this.#owed("unknown") ? [CONTINUE] : []);
       case "unrecognized":
         this.#log.warn(
           `${this.#prefix}Unknown milter command 0x${
@@ -532,6 +597,12 @@ export class MilterSession {
         );
         return [CONTINUE];
     }
+  }
+
+  // Runs `event` once there is a negotiation and an open connection, at once when there is.
+  #opened(what: string, event: () => Reply[] | Promise<Reply[]>): Reply[] | Promise<Reply[]> {
+    if (this.#state === "open") return event();
+    return this.#ensureConnection(what).then(event);
   }
 
   #optneg(offer: { version: number; actions: number; protocol: number }): Reply[] {
@@ -629,71 +700,78 @@ export class MilterSession {
   }
 
   // Runs a connection-level callback (HELO).
-  async #connectionEvent(
+  #connectionEvent(
     event: FilterEvent,
     run: (conn: FilterConnection) => MaybeAction,
-  ): Promise<Reply[]> {
+  ): Reply[] | Promise<Reply[]> {
     const owed = this.#owed(event);
     if (this.#connDecided || !this.#conn) {
       return owed && this.#connDecided ? [actionReply(this.#connDecided)] : owed ? [CONTINUE] : [];
     }
-    let reply: Reply;
-    try {
-      const action = (await run(this.#conn)) ?? "continue";
-      reply = actionReply(action);
-      if (isFinal(action)) this.#connDecided = action;
-    } catch (error) {
-      this.#connDecided = this.#onError;
-      reply = actionReply(this.#onError);
-      this.#log.error(
-        `${this.#prefix}Filter failed at ${event}: ${errorText(error)}; answering ${this.#onError}`,
-      );
-    }
-    return owed ? [reply] : [];
+    return settle(
+      () => run(this.#conn!),
+      (answer) => {
+        const action = answer ?? "continue";
+        const reply = actionReply(action);
+        if (isFinal(action)) this.#connDecided = action;
+        return owed ? [reply] : [];
+      },
+      (error) => {
+        this.#connDecided = this.#onError;
+        this.#log.error(
+          `${this.#prefix}Filter failed at ${event}: ${
+            errorText(error)
+          }; answering ${this.#onError}`,
+        );
+        return owed ? [actionReply(this.#onError)] : [];
+      },
+    );
   }
 
-  async #helo(name: string): Promise<Reply[]> {
-    await this.#ensureConnection("HELO");
+  #helo(name: string): Reply[] | Promise<Reply[]> {
     if (this.#tx) {
       this.#log.warn(`${this.#prefix}HELO inside a transaction: aborting it`);
       this.#abort();
     }
     this.#macros.clear(stagesAfter(SMFIM_HELO));
-    return await this.#connectionEvent("helo", (c) => c.helo?.(name, this.#macros));
+    return this.#connectionEvent("helo", (c) => c.helo?.(name, this.#macros));
   }
 
   // Runs a message-level callback: skipped once the message or connection is decided; a final
   // action decides the message (or refuses one recipient); an error applies onError.
-  async #messageEvent(
+  #messageEvent(
     event: ProtocolEvent,
     tx: Transaction,
     run: ((conn: FilterConnection) => MaybeBodyAction) | undefined,
-  ): Promise<Reply[]> {
+  ): Reply[] | Promise<Reply[]> {
     const owed = this.#owed(event);
     const settled = this.#connDecided ?? tx.decided;
     if (settled) return owed ? [actionReply(settled)] : [];
-    if (!this.#conn || !run) return owed ? [CONTINUE] : [];
-    try {
-      const action = (await run(this.#conn)) ?? "continue";
-      if (action === "skip") {
-        if (event !== "body") throw new TypeError(`Invalid filter action "skip" at ${event}`);
-        tx.skipBody = true;
-        return owed ? [this.#negotiation?.skip ? SKIP : CONTINUE] : [];
-      }
-      const reply = actionReply(action);
-      if (isFinal(action)) {
-        if (event === "envRcpt" && owed && refusesRecipient(action)) return [reply];
-        tx.decided = action;
-        if (!owed) {
-          this.#log.debug(
-            `${this.#prefix}Decision ${describe(action)} at ${event} waits for a reply point`,
-          );
+    const conn = this.#conn;
+    if (!conn || !run) return owed ? [CONTINUE] : [];
+    return settle(
+      () => run(conn),
+      (answer) => {
+        const action = answer ?? "continue";
+        if (action === "skip") {
+          if (event !== "body") throw new TypeError(`Invalid filter action "skip" at ${event}`);
+          tx.skipBody = true;
+          return owed ? [this.#negotiation?.skip ? SKIP : CONTINUE] : [];
         }
-      }
-      return owed ? [reply] : [];
-    } catch (error) {
-      return this.#failed(event, tx, error, owed);
-    }
+        const reply = actionReply(action);
+        if (isFinal(action)) {
+          if (event === "envRcpt" && owed && refusesRecipient(action)) return [reply];
+          tx.decided = action;
+          if (!owed) {
+            this.#log.debug(
+              `${this.#prefix}Decision ${describe(action)} at ${event} waits for a reply point`,
+            );
+          }
+        }
+        return owed ? [reply] : [];
+      },
+      (error) => this.#failed(event, tx, error, owed),
+    );
   }
 
   #failed(event: string, tx: Transaction, error: unknown, owed: boolean): Reply[] {
@@ -729,8 +807,7 @@ export class MilterSession {
     return true;
   }
 
-  async #mail(args: readonly string[]): Promise<Reply[]> {
-    await this.#ensureConnection("MAIL");
+  #mail(args: readonly string[]): Reply[] | Promise<Reply[]> {
     if (this.#tx) {
       this.#log.debug(`${this.#prefix}MAIL inside a transaction: aborting the previous one`);
       this.#abort();
@@ -738,100 +815,112 @@ export class MilterSession {
     this.#macros.clear(stagesAfter(SMFIM_ENVFROM));
     const tx: Transaction = { phase: ENVELOPE, skipBody: false };
     this.#tx = tx;
-    return await this.#messageEvent(
-      "envFrom",
-      tx,
-      (c) => c.envFrom?.(args, this.#macros),
-    );
+    return this.#messageEvent("envFrom", tx, (c) => c.envFrom?.(args, this.#macros));
   }
 
-  async #rcpt(args: readonly string[]): Promise<Reply[]> {
-    await this.#ensureConnection("RCPT");
+  #rcpt(args: readonly string[]): Reply[] | Promise<Reply[]> {
     const tx = this.#transaction("RCPT");
     this.#advance(tx, RECIPIENTS, "RCPT");
     this.#macros.clear(stagesAfter(SMFIM_ENVRCPT));
-    return await this.#messageEvent("envRcpt", tx, (c) => c.envRcpt?.(args, this.#macros));
+    return this.#messageEvent("envRcpt", tx, (c) => c.envRcpt?.(args, this.#macros));
   }
 
-  async #data(): Promise<Reply[]> {
-    await this.#ensureConnection("DATA");
+  #data(): Reply[] | Promise<Reply[]> {
     const tx = this.#transaction("DATA");
     this.#advance(tx, DATA, "DATA", true);
-    return await this.#messageEvent("data", tx, undefined);
+    return this.#messageEvent("data", tx, undefined);
   }
 
-  async #header(name: string, value: Uint8Array): Promise<Reply[]> {
-    await this.#ensureConnection("HEADER");
+  #header(name: string, value: Uint8Array): Reply[] | Promise<Reply[]> {
     const tx = this.#transaction("HEADER");
     this.#advance(tx, HEADERS, "HEADER");
-    return await this.#messageEvent("header", tx, (c) => c.header?.(name, value, this.#macros));
+    return this.#messageEvent("header", tx, (c) => c.header?.(name, value, this.#macros));
   }
 
-  async #endOfHeaders(): Promise<Reply[]> {
-    await this.#ensureConnection("EOH");
+  #endOfHeaders(): Reply[] | Promise<Reply[]> {
     const tx = this.#transaction("EOH");
     this.#advance(tx, END_OF_HEADERS, "EOH", true);
-    return await this.#messageEvent("endOfHeaders", tx, (c) => c.endOfHeaders?.(this.#macros));
+    return this.#messageEvent("endOfHeaders", tx, (c) => c.endOfHeaders?.(this.#macros));
   }
 
-  async #body(chunk: Uint8Array): Promise<Reply[]> {
-    await this.#ensureConnection("BODY");
+  #body(chunk: Uint8Array): Reply[] | Promise<Reply[]> {
     const tx = this.#transaction("BODY");
     this.#advance(tx, BODY, "BODY");
     if (tx.skipBody && !tx.decided && !this.#connDecided) {
       return this.#owed("body") ? [this.#negotiation?.skip ? SKIP : CONTINUE] : [];
     }
-    return await this.#messageEvent("body", tx, (c) => c.body?.(chunk));
+    return this.#messageEvent("body", tx, (c) => c.body?.(chunk));
   }
 
-  async #endOfMessage(chunk?: Uint8Array): Promise<Reply[]> {
-    await this.#ensureConnection("end of message");
+  #endOfMessage(chunk?: Uint8Array): Reply[] | Promise<Reply[]> {
     const tx = this.#transaction("End of message");
     if (chunk && chunk.length > 0) {
       this.#advance(tx, BODY, "BODY");
       // The last chunk's own reply is folded into the end-of-message answer.
       const conn = this.#conn;
       if (!tx.skipBody && !tx.decided && !this.#connDecided && conn?.body) {
-        try {
-          const action = (await conn.body(chunk)) ?? "continue";
-          if (action !== "skip" && action !== "continue") {
-            actionReply(action); // throws for an invalid action, like any other callback's
-            tx.decided = action;
-          }
-        } catch (error) {
-          this.#failed("body", tx, error, false);
-        }
+        const body = conn.body.bind(conn);
+        const last = settle(
+          () => body(chunk),
+          (answer) => {
+            const action = answer ?? "continue";
+            if (action !== "skip" && action !== "continue") {
+              actionReply(action); // throws for an invalid action, like any other callback's
+              tx.decided = action;
+            }
+            return [];
+          },
+          (error) => this.#failed("body", tx, error, false),
+        );
+        if (last instanceof Promise) return last.then(() => this.#endTransaction(tx));
       }
     }
-    const replies = await this.#finish(tx);
-    this.#tx = undefined;
-    this.#macros.clear(TRANSACTION_STAGES);
+    return this.#endTransaction(tx);
+  }
+
+  // The end-of-message answer, then the transaction is over.
+  #endTransaction(tx: Transaction): Reply[] | Promise<Reply[]> {
+    const replies = this.#finish(tx);
+    if (replies instanceof Promise) {
+      return replies.then((r) => {
+        this.#closeTransaction();
+        return r;
+      });
+    }
+    this.#closeTransaction();
     return replies;
   }
 
-  async #finish(tx: Transaction): Promise<Reply[]> {
+  #closeTransaction(): void {
+    this.#tx = undefined;
+    this.#macros.clear(TRANSACTION_STAGES);
+  }
+
+  #finish(tx: Transaction): Reply[] | Promise<Reply[]> {
     const settled = this.#connDecided ?? tx.decided;
     if (settled) return [actionReply(settled)];
-    if (!this.#conn) return [CONTINUE];
-    try {
-      const result = await this.#conn.endOfMessage(this.#macros);
-      const allowed = (this.#negotiation ?? FALLBACK).actions;
-      for (const m of result.modifications) {
-        const needed = m.type === "quarantine"
-          ? SMFIF_QUARANTINE
-          : m.type === "chgheader"
-          ? SMFIF_CHGHDRS
-          : SMFIF_ADDHDRS;
-        if ((allowed & needed) === 0) {
-          throw new TypeError(`Modification ${m.type} was not negotiated with the MTA`);
+    const conn = this.#conn;
+    if (!conn) return [CONTINUE];
+    return settle(
+      () => conn.endOfMessage(this.#macros),
+      (result) => {
+        const allowed = (this.#negotiation ?? FALLBACK).actions;
+        for (const m of result.modifications) {
+          const needed = m.type === "quarantine"
+            ? SMFIF_QUARANTINE
+            : m.type === "chgheader"
+            ? SMFIF_CHGHDRS
+            : SMFIF_ADDHDRS;
+          if ((allowed & needed) === 0) {
+            throw new TypeError(`Modification ${m.type} was not negotiated with the MTA`);
+          }
+          const problem = replyProblem(m);
+          if (problem) throw new TypeError(`Invalid modification ${m.type}: ${problem}`);
         }
-        const problem = replyProblem(m);
-        if (problem) throw new TypeError(`Invalid modification ${m.type}: ${problem}`);
-      }
-      return [...result.modifications, actionReply(result.action)];
-    } catch (error) {
-      return this.#failed("end of message", tx, error, true);
-    }
+        return [...result.modifications, actionReply(result.action)];
+      },
+      (error) => this.#failed("end of message", tx, error, true),
+    );
   }
 
   #abort(): void {
@@ -862,4 +951,42 @@ export class MilterSession {
       this.#log.error(`${this.#prefix}Filter failed at close: ${errorText(error)}`);
     }
   }
+}
+
+/**
+ * Runs a filter callback and hands its answer to `then`, or what it threw (or rejected with),
+ * and what `then` threw, to `failed`: at once when the callback answered without a promise,
+ * otherwise once the promise settles. A filter answers most events at once, and each await
+ * would cost a turn of the event loop per milter command.
+ */
+function settle<T>(
+  call: () => T | PromiseLike<T>,
+  then: (answer: T) => Reply[],
+  failed: (error: unknown) => Reply[],
+): Reply[] | Promise<Reply[]> {
+  let answer: T | PromiseLike<T>;
+  try {
+    answer = call();
+  } catch (error) {
+    return failed(error);
+  }
+  if (isThenable(answer)) {
+    return Promise.resolve(answer).then((value) => {
+      try {
+        return then(value);
+      } catch (error) {
+        return failed(error);
+      }
+    }, failed);
+  }
+  try {
+    return then(answer);
+  } catch (error) {
+    return failed(error);
+  }
+}
+
+function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof value === "object" && value !== null &&
+    typeof (value as { then?: unknown }).then === "function";
 }

@@ -18,6 +18,7 @@ import type { FilterNeeds } from "../../lib/milter/negotiate.ts";
 import { type ErrorAction, MilterSession } from "../../lib/milter/session.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { type Behaviour, RecordingFilter } from "../helpers/milter_recording_filter.ts";
+import { tagFilter } from "../helpers/milter_tag_filter.ts";
 
 const POSTFIX_OFFER: Command = {
   type: "optneg",
@@ -556,6 +557,85 @@ Deno.test("MilterSession.handle() serializes overlapping calls", async () => {
   assert.deepEqual(await mail, [C]);
   assert.deepEqual(await rcpt, [C]);
   assert.deepEqual(filter.take(), ["envFrom <a@b>", "envRcpt <c@d>"]);
+});
+
+Deno.test("MilterSession.receive() answers at once when the filter does, and queues behind a pending call", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const { session, filter } = setup(ALL_EVENTS, { envRcpt: () => gate });
+  await run(session, [POSTFIX_OFFER, CONNECT]);
+  filter.take();
+  assert.deepEqual(session.receive({ type: "mail", args: ["<a@b>"] }), [C]);
+  const rcpt = session.receive({ type: "rcpt", args: ["<c@d>"] });
+  assert.ok(rcpt instanceof Promise, "a pending answer is a promise");
+  assert.equal(session.busy, true);
+  // Behind the pending RCPT, even an answer the filter gives at once waits its turn.
+  const header = session.receive({ type: "header", name: "Subject", value: utf8(" Hi") });
+  assert.ok(header instanceof Promise);
+  assert.deepEqual(filter.calls, ["envFrom <a@b>", "envRcpt <c@d>"]);
+  release();
+  assert.deepEqual(await rcpt, [C]);
+  assert.deepEqual(await header, [C]);
+  assert.deepEqual(filter.take(), ["envFrom <a@b>", "envRcpt <c@d>", "header Subject: Hi"]);
+  assert.deepEqual(session.receive({ type: "eoh" }), [C]);
+});
+
+Deno.test("MilterSession.close() waits for the call in progress, and later calls find it closed", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const { session, filter, log } = setup(ALL_EVENTS, { envFrom: () => gate });
+  await run(session, [POSTFIX_OFFER, CONNECT]);
+  filter.take();
+  const mail = session.receive({ type: "mail", args: ["<a@b>"] });
+  const closed = session.close();
+  assert.deepEqual(session.receive({ type: "abort" }) instanceof Promise, true);
+  release();
+  assert.deepEqual(await mail, [C]);
+  await closed;
+  assert.deepEqual(filter.take(), ["envFrom <a@b>", "abort", "close"]);
+  assert.equal(session.closed, true);
+  assert.ok(log.find("warn", /Ignoring abort after the connection closed/));
+});
+
+Deno.test("RecordingFilter records header values and chunks as they were when lent", async () => {
+  const { session, filter } = setup(ALL_EVENTS);
+  await run(session, [POSTFIX_OFFER, CONNECT]);
+  filter.take();
+  for (const command of message(1)) {
+    await session.receive(command);
+    // The server's next read overwrites what it lent (FilterConnection, "Borrowed bytes").
+    if (command.type === "header") command.value.fill(0x58);
+    if (command.type === "body") command.chunk.fill(0x58);
+  }
+  assert.deepEqual(filter.take(), messageCalls(1));
+});
+
+Deno.test("tagFilter() decides from header values as they were when lent", async () => {
+  const session = new MilterSession(tagFilter(), { logger: new MemoryLogger() });
+  const commands: Command[] = [
+    POSTFIX_OFFER,
+    CONNECT,
+    { type: "mail", args: ["<a@b>"] },
+    { type: "rcpt", args: ["<c@d>"] },
+    { type: "header", name: "X-Change-Me", value: utf8(" old") },
+    { type: "header", name: "X-Quarantine", value: utf8(" yes") },
+    { type: "eoh" },
+    { type: "body", chunk: utf8("Hi\r\n") },
+    { type: "bodyeob" },
+  ];
+  let replies: Reply[] = [];
+  for (const command of commands) {
+    replies = await session.receive(command);
+    if (command.type === "header") command.value.fill(0x58);
+    if (command.type === "body") command.chunk.fill(0x58);
+  }
+  assert.deepEqual(replies.map((r) => r.type), [
+    "insheader",
+    "addheader",
+    "chgheader",
+    "quarantine",
+    "accept",
+  ]);
 });
 
 Deno.test("MilterSession.handle() never rejects and only returns encodable replies", async () => {
