@@ -232,6 +232,7 @@ class DkimConnection implements FilterConnection {
       tx.oversized = "MaximumHeaderFields";
       return undefined;
     }
+    // makeField copies: the milter lends `value` only for this call (FilterConnection).
     tx.fields.push(makeField(name, value, this.#info.session.leadingSpace));
     return undefined;
   }
@@ -283,6 +284,8 @@ class DkimConnection implements FilterConnection {
     }
   }
 
+  // The chunk is only lent for this call: it goes through the body hashes now, and none of it
+  // is kept.
   body(chunk: Uint8Array): void {
     const tx = this.#tx;
     if (!tx || tx.done) return;
@@ -713,7 +716,8 @@ export function deletions(
  * A header field as the message has it, from what the milter received: the name, the colon,
  * and the value with its leading space put back when the MTA removed it (no SMFIP_HDR_LEADSPC;
  * Sendmail and Postfix then drop one space after the colon, and OpenDKIM restores it the same
- * way), and bare LF line ends made CRLF, as the field travels on the wire.
+ * way), and bare LF line ends made CRLF, as the field travels on the wire. The field owns its
+ * bytes: `value` is copied, as the milter lends it only for the header call.
  */
 export function makeField(name: string, value: Uint8Array, leadingSpace: boolean): HeaderField {
   const addSpace = !leadingSpace && value.length > 0 && value[0] !== SP && value[0] !== HTAB;

@@ -411,7 +411,7 @@ class Server implements MilterServer {
         if (n === null) break;
         decoder.push(buffer.subarray(0, n));
         let frames = 0;
-        for (let frame = decoder.next(); frame; frame = decoder.next()) {
+        for (let frame = decoder.nextView(); frame; frame = decoder.nextView()) {
           frames++;
           const answer = session.receive(decodeCommand(frame));
           const replies = answer instanceof Promise
@@ -419,7 +419,10 @@ class Server implements MilterServer {
             : answer;
           if (replies === "abandoned") break reading;
           if (replies.length > 0) {
-            await this.#writeAll(entry, concat(replies.map(encodeReply)));
+            await this.#writeAll(
+              entry,
+              replies.length === 1 ? encodeReply(replies[0]) : concat(replies.map(encodeReply)),
+            );
           }
           if (session.closed) break reading;
           if (this.#stopping && !session.busy) {

@@ -197,6 +197,13 @@ export interface Filter {
  * asked for; all are optional but `endOfMessage`. A callback that throws (or rejects) makes the
  * current message get the session's `onError` action; the next transaction starts afresh. When
  * the filter does not ask for `envFrom`, a transaction starts at its first message event.
+ *
+ * Borrowed bytes: a header `value` and a body `chunk` are views of the server's read buffer, not
+ * copies (a copy of every 64 KiB body frame cost a quarter of the CPU of a large message). They
+ * are valid while the callback runs and, when it returns a promise, until that promise settles;
+ * after that the next bytes from the MTA overwrite them. A filter that keeps one longer, such as
+ * a header value kept for end of message, keeps a copy (`value.slice()`, or a string made from
+ * it). Strings (names, macros, arguments) are the filter's to keep.
  */
 export interface FilterConnection {
   /**
@@ -210,11 +217,17 @@ export interface FilterConnection {
   envFrom?(args: readonly string[], macros: MacroReader): MaybeAction;
   /** RCPT TO, once per recipient. */
   envRcpt?(args: readonly string[], macros: MacroReader): MaybeAction;
-  /** One header field; `value` is exactly the bytes the MTA sent (see `leadingSpace`). */
+  /**
+   * One header field; `value` is exactly the bytes the MTA sent (see `leadingSpace`), borrowed:
+   * copy it to keep it past this call.
+   */
   header?(name: string, value: Uint8Array, macros: MacroReader): MaybeAction;
   /** The end of the header block. */
   endOfHeaders?(macros: MacroReader): MaybeAction;
-  /** A body chunk, at most 64 KiB, CRLF line ends as on the wire. */
+  /**
+   * A body chunk, at most 64 KiB, CRLF line ends as on the wire; borrowed: copy it to keep it
+   * past this call (or past the settling of the promise this call returns).
+   */
   body?(chunk: Uint8Array): MaybeBodyAction;
   /** The end of the message: the only point where modifications can be made. */
   endOfMessage(macros: MacroReader): Promise<EndOfMessage> | EndOfMessage;
@@ -284,10 +297,17 @@ function macroKey(name: string): string {
 }
 
 class MacroStore implements MacroReader {
-  #stages: Array<Map<string, string> | undefined> = new Array(STAGE_COUNT);
+  // Per stage, names (without braces) and values in turn: a stage holds a few macros, and the
+  // MTA sends a stage's anew before each command of a message.
+  #stages: Array<string[] | undefined> = new Array(STAGE_COUNT);
 
   set(stage: number, pairs: readonly (readonly [string, string])[]): void {
-    this.#stages[stage] = new Map(pairs.map(([n, v]) => [macroKey(n), v]));
+    const flat = new Array<string>(pairs.length * 2);
+    for (let i = 0; i < pairs.length; i++) {
+      flat[2 * i] = macroKey(pairs[i][0]);
+      flat[2 * i + 1] = pairs[i][1];
+    }
+    this.#stages[stage] = flat;
   }
 
   clear(stages: readonly number[]): void {
@@ -301,8 +321,10 @@ class MacroStore implements MacroReader {
   get(name: string): string | undefined {
     const key = macroKey(name);
     for (const s of LOOKUP_ORDER) {
-      const value = this.#stages[s]?.get(key);
-      if (value !== undefined) return value;
+      const flat = this.#stages[s];
+      if (!flat) continue;
+      // The last definition of a name in one MACRO command wins, as it did in a Map.
+      for (let i = flat.length - 2; i >= 0; i -= 2) if (flat[i] === key) return flat[i + 1];
     }
     return undefined;
   }

@@ -18,7 +18,11 @@ import type {
   MaybeBodyAction,
 } from "../../lib/milter/session.ts";
 
-/** Scripted answers; each receives the callback's arguments and may throw. */
+/**
+ * Scripted answers; each receives the callback's arguments and may throw. Header values and body
+ * chunks are lent as to any filter (FilterConnection, "Borrowed bytes"): a behaviour that keeps
+ * one past its call keeps a copy.
+ */
 export interface Behaviour {
   connect?(info: ConnectInfo, macros: MacroReader): void | Promise<void>;
   helo?(name: string, macros: MacroReader): MaybeAction;
@@ -30,7 +34,10 @@ export interface Behaviour {
   endOfMessage?(macros: MacroReader): EndOfMessage | Promise<EndOfMessage>;
 }
 
-/** Records calls as `"header Subject: Hi"`-style lines in {@link RecordingFilter.calls}. */
+/**
+ * Records calls as `"header Subject: Hi"`-style lines in {@link RecordingFilter.calls}: text made
+ * during the call, so the lent bytes themselves are never kept.
+ */
 export class RecordingFilter implements Filter {
   readonly calls: string[] = [];
   readonly infos: ConnectInfo[] = [];

@@ -57,6 +57,7 @@ export function tagFilter(
           rcpts++;
         },
         header(name, value) {
+          // Kept as text: the value's bytes are only lent for this call.
           const text = latin1(value).trim();
           seen.set(asciiLower(name), text);
           if (asciiLower(name) === "x-reject" && text === "yes") {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { concat, fromLatin1, utf8 } from "../../lib/bytes.ts";
+import { concat, fromLatin1, latin1, utf8 } from "../../lib/bytes.ts";
 import {
   type Command,
   decodeCommand,
@@ -256,6 +256,39 @@ Deno.test("FrameDecoder reassembles a 64 KiB body frame pushed in uneven pieces"
     got.push(...decodeAll(decoder));
   }
   assert.deepEqual(got.map(decodeCommand), [{ type: "body", chunk }, { type: "eoh" }]);
+});
+
+Deno.test("FrameDecoder.nextView() gives the frames next() gives, at every split point", () => {
+  const stream = concat(COMMANDS.map(encodeCommand));
+  for (const step of [1, 7, 4096, 65536, stream.length]) {
+    const decoder = new FrameDecoder();
+    const got: Command[] = [];
+    for (let i = 0; i < stream.length; i += step) {
+      decoder.push(stream.subarray(i, i + step));
+      // Decoded before the next push, as the server does: the views are valid until then.
+      for (let f = decoder.nextView(); f; f = decoder.nextView()) {
+        got.push(structuredClone(decodeCommand(f)));
+      }
+    }
+    assert.deepEqual(got, COMMANDS, `pieces of ${step}`);
+    assert.equal(decoder.buffered, 0);
+  }
+});
+
+Deno.test("FrameDecoder.nextView() lends its buffer until the next push; next() copies", () => {
+  const first = encodeCommand({ type: "body", chunk: utf8("first chunk") });
+  const second = encodeCommand({ type: "body", chunk: utf8("other bytes") });
+  const decoder = new FrameDecoder();
+  decoder.push(first);
+  const view = decoder.nextView();
+  assert.ok(view);
+  assert.equal(latin1(view.data), "first chunk");
+  decoder.push(second);
+  assert.equal(latin1(view.data), "other bytes", "the next push reuses the buffer");
+  const copy = decoder.next();
+  assert.ok(copy);
+  decoder.push(first);
+  assert.equal(latin1(copy.data), "other bytes", "a copy stays as it was");
 });
 
 Deno.test("FrameDecoder refuses an oversized frame as soon as its length arrives", () => {

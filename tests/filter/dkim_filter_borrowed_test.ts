@@ -1,0 +1,147 @@
+/**
+ * The DKIM filter and the bytes the milter lends it (FilterConnection, "Borrowed bytes"): the
+ * server hands each header value and body chunk over as a view of its read buffer, which its
+ * next read overwrites. These sessions overwrite every value and chunk as soon as the call that
+ * got it has settled, so a filter that kept one without a copy would sign, or verify, bytes that
+ * are no longer the message's, and the signatures would not verify.
+ */
+import assert from "node:assert/strict";
+import { fromLatin1, latin1, toBase64 } from "../../lib/bytes.ts";
+import { loadRuntime } from "../../lib/cli/runtime.ts";
+import { verifyMessage } from "../../lib/dkim/verify.ts";
+import { DkimFilter } from "../../lib/filter/dkim_filter.ts";
+import type { Command, Reply } from "../../lib/milter/codec.ts";
+import {
+  SMFI_CURR_ACTS,
+  SMFI_CURR_PROT,
+  SMFIC_CONNECT,
+  SMFIC_MAIL,
+} from "../../lib/milter/constants.ts";
+import { MilterSession } from "../../lib/milter/session.ts";
+import { KEYS_DIR, loadKey } from "../helpers/dkim_fixtures.ts";
+import { applyModifications, buildMessage, type HeaderPair } from "../helpers/milter_apply.ts";
+import { MemoryLogger } from "../helpers/milter_logger.ts";
+import { ZoneResolver } from "../helpers/zone_resolver.ts";
+
+const NOW = 1_800_000_000;
+
+const HEADERS: HeaderPair[] = [
+  ["From", " Alice <alice@example.com>"],
+  ["To", " Bob <bob@example.org>"],
+  ["Subject", " Borrowed\r\n\tbytes"],
+  ["Date", " Fri, 27 Nov 2026 12:00:00 +0000"],
+  ["Message-ID", " <borrowed@example.com>"],
+];
+
+// Several chunks, each overwritten once the filter has had it.
+const BODY_CHUNKS = ["Hi Bob,\r\n\r\n", "The  bytes\tare ", "lent.  \r\n", "Alice\r\n\r\n"];
+
+/**
+ * Hands `command` to the session as the server does, then overwrites its bytes (a header value,
+ * a body chunk) once the call has settled, as the server's next read would.
+ */
+async function lend(session: MilterSession, command: Command): Promise<Reply[]> {
+  const lent = command.type === "header"
+    ? command.value
+    : command.type === "body" || command.type === "bodyeob"
+    ? command.chunk
+    : undefined;
+  const replies = await session.receive(command);
+  lent?.fill(0x58);
+  return replies;
+}
+
+async function filterWith(dir: string): Promise<{ filter: DkimFilter; zone: ZoneResolver }> {
+  for (const name of ["rsa2048_pkcs8.pem", "ed25519.pem"]) {
+    await Deno.copyFile(new URL(name, KEYS_DIR), `${dir}/${name}`);
+    await Deno.chmod(`${dir}/${name}`, 0o600);
+  }
+  await Deno.writeTextFile(
+    `${dir}/key.table`,
+    `rsa example.com:rsa:${dir}/rsa2048_pkcs8.pem\ned example.com:ed:${dir}/ed25519.pem\n`,
+  );
+  await Deno.writeTextFile(`${dir}/signing.table`, "*@example.com rsa\n*@example.com ed\n");
+  await Deno.writeTextFile(
+    `${dir}/dkimd.conf`,
+    `Mode sv\nKeyTable ${dir}/key.table\nSigningTable refile:${dir}/signing.table\n` +
+      "MultipleSignatures yes\nCanonicalization relaxed/relaxed\nAuthservID mx.example.net\n",
+  );
+  const loaded = (await loadRuntime(`${dir}/dkimd.conf`)).loaded;
+  const rsa = await loadKey("rsa2048_pkcs8.pem");
+  const ed = await loadKey("ed25519.pem");
+  const zone = new ZoneResolver({
+    "rsa._domainkey.example.com": [`v=DKIM1; k=rsa; p=${toBase64(rsa.publicKey)}`],
+    "ed._domainkey.example.com": [`v=DKIM1; k=ed25519; p=${toBase64(ed.publicKey)}`],
+  });
+  const filter = new DkimFilter({
+    runtime: () => ({ loaded, resolver: zone }),
+    logger: new MemoryLogger(),
+    hostname: "mx.example.net",
+    now: () => NOW,
+    signingThreads: false,
+  });
+  return { filter, zone };
+}
+
+/** One message through a fresh session, every byte lent; the end-of-message replies. */
+async function run(
+  filter: DkimFilter,
+  address: string,
+  headers: readonly HeaderPair[],
+): Promise<Reply[]> {
+  const session = new MilterSession(filter, { logger: new MemoryLogger() });
+  const commands: Command[] = [
+    { type: "optneg", version: 6, actions: SMFI_CURR_ACTS, protocol: SMFI_CURR_PROT },
+    { type: "macro", forCommand: SMFIC_CONNECT, macros: [["j", "mx.example.net"]] },
+    { type: "connect", hostname: "client", family: "inet", port: 25, address },
+    { type: "macro", forCommand: SMFIC_MAIL, macros: [["i", "4AB12C"]] },
+    { type: "mail", args: ["<alice@example.com>"] },
+    { type: "rcpt", args: ["<bob@example.org>"] },
+    { type: "data" },
+    // Postfix keeps the leading space (SMFIP_HDR_LEADSPC is negotiated) and folds with LF.
+    ...headers.map(([name, value]): Command => ({
+      type: "header",
+      name,
+      value: fromLatin1(value.replaceAll("\r\n", "\n")),
+    })),
+    { type: "eoh" },
+    ...BODY_CHUNKS.slice(0, -1).map((c): Command => ({ type: "body", chunk: fromLatin1(c) })),
+    { type: "bodyeob", chunk: fromLatin1(BODY_CHUNKS.at(-1)!) },
+  ];
+  let replies: Reply[] = [];
+  for (const command of commands) replies = await lend(session, command);
+  await session.close();
+  return replies;
+}
+
+Deno.test("DkimFilter signs and verifies from copies of the header values and chunks it is lent", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { filter, zone } = await filterWith(dir);
+    const signedReplies = await run(filter, "127.0.0.1", HEADERS);
+    assert.deepEqual(signedReplies.at(-1), { type: "accept" });
+    const delivered = applyModifications(HEADERS, signedReplies);
+    assert.deepEqual(delivered.slice(0, 2).map(([name]) => name), [
+      "DKIM-Signature",
+      "DKIM-Signature",
+    ]);
+    const verdicts = await verifyMessage(buildMessage(delivered, BODY_CHUNKS.join("")), {
+      resolver: zone,
+      now: () => NOW,
+    });
+    assert.deepEqual(verdicts.map((v) => [v.selector, v.result]), [["rsa", "pass"], [
+      "ed",
+      "pass",
+    ]]);
+
+    const verifiedReplies = await run(filter, "192.0.2.25", delivered);
+    const results = verifiedReplies.find((r) =>
+      r.type === "insheader" && r.name === "Authentication-Results"
+    );
+    assert.ok(results && results.type === "insheader", "an Authentication-Results field");
+    const text = typeof results.value === "string" ? results.value : latin1(results.value);
+    assert.equal(text.match(/dkim=pass/g)?.length, 2, text);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
