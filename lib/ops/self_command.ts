@@ -41,7 +41,13 @@ export const SERVICE_ENV_NAMES: readonly string[] = [
  *   umask, which Deno lets only a full `--allow-sys` change (the socket is chmodded instead);
  * - run: the supervisor and Background start dkimd again (a worker gives this up);
  * - `--unstable-net`: unix datagram sockets, for syslog's `/dev/log`;
- * - `--no-prompt`: a missing permission is an error, never a question on a terminal.
+ * - `--no-prompt`: a missing permission is an error, never a question on a terminal;
+ * - `--v8-flags`: a small young generation (1 MiB semi-spaces instead of V8's default of up to
+ *   16 MiB) and an old generation that grows by 20 % at a time: a milter's live data is small
+ *   (a few KiB per transaction; bodies are hashed as they stream past), so V8's defaults only let
+ *   garbage pile up. Measured with `deno task bench` cells at c=16 (2 KB and 2 MB, sign and
+ *   verify): the V8 heap stays near 20 MiB instead of 40–70 MiB, peak RSS about 100 MiB instead
+ *   of 110–160 MiB, with the same messages per second and CPU per message.
  */
 export const SERVICE_DENO_FLAGS: readonly string[] = [
   "--allow-read",
@@ -52,6 +58,7 @@ export const SERVICE_DENO_FLAGS: readonly string[] = [
   "--allow-run",
   "--unstable-net",
   "--no-prompt",
+  "--v8-flags=--max-semi-space-size=1,--heap-growing-percent=20",
 ];
 
 /** The variable systemd sets to the journal stream's `DEV:INODE` (systemd.exec(5)). */
