@@ -75,7 +75,10 @@ Deno.test("dkimd explain says why mail is or is not signed", async () => {
     const other = await runCli(["explain", "-x", conf, "--from", "joe@example.org"]);
     assert.match(other.text, /no signing table match for 'joe@example\.org'/);
     // The seed lists TrustedHosts as ExternalIgnoreList too: such hosts are not verified.
-    assert.match(other.text, /\[127\.0\.0\.1\] is in ExternalIgnoreList \("127\.0\.0\.1"\); not verifying/);
+    assert.match(
+      other.text,
+      /\[127\.0\.0\.1\] is in ExternalIgnoreList \("127\.0\.0\.1"\); not verifying/,
+    );
     assert.match(other.text, /Decision: LEAVE ALONE/);
     assert.equal(other.code, 1);
 
