@@ -31,7 +31,15 @@ import { parseArgs } from "node:util";
 import { fromLatin1, latin1 } from "../lib/bytes.ts";
 import { type ClientMessage, type MessageResult, MilterClient } from "../lib/milter/client.ts";
 import { type MilterMessage, readCorpus } from "./corpus.ts";
-import { type CpuTime, cpuTime, memory, resetPeakRss } from "./proc_stats.ts";
+import {
+  BLOCKING_POOL_THREAD,
+  type CpuTime,
+  cpuTime,
+  memory,
+  resetPeakRss,
+  threadCpuDelta,
+  threadCpuMs,
+} from "./proc_stats.ts";
 import { percentile } from "./stats.ts";
 import { setQuickAck, socketFd } from "./tcp_options.ts";
 
@@ -91,6 +99,11 @@ export interface LoadResult {
   readonly cpuMsPerMessage?: number;
   /** The filter's user and system CPU milliseconds over the window. */
   readonly cpu?: CpuTime;
+  /**
+   * The filter's CPU milliseconds per message outside Deno's blocking thread pool (where
+   * WebCrypto computes RSA signatures): its event loop, V8's helper threads and any workers.
+   */
+  readonly cpuMsOutsidePoolPerMessage?: number;
   /** The filter's peak resident bytes over the window (since its start if it could not be reset). */
   readonly peakRssBytes?: number;
   /** Whether the peak was reset at the window's start. */
@@ -237,6 +250,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   let windowEnd = 0;
   let cpuStart: CpuTime | undefined;
   let cpuEnd: CpuTime | undefined;
+  let threadsStart: Map<number, number> | undefined;
+  let threadsEnd: Map<number, number> | undefined;
   let peakReset: boolean | undefined;
   let peakRssBytes: number | undefined;
   let qidCounter = 0;
@@ -292,6 +307,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   if (options.pid !== undefined) {
     peakReset = await resetPeakRss(options.pid);
     cpuStart = await cpuTime(options.pid);
+    threadsStart = await threadCpuMs(options.pid, BLOCKING_POOL_THREAD);
   }
   windowStart = performance.now();
   windowEnd = windowStart + options.durationMs;
@@ -299,6 +315,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   await new Promise((resolve) => setTimeout(resolve, options.durationMs));
   if (options.pid !== undefined) {
     cpuEnd = await cpuTime(options.pid);
+    threadsEnd = await threadCpuMs(options.pid, BLOCKING_POOL_THREAD);
     peakRssBytes = (await memory(options.pid)).peakRss;
   }
   const seconds = (performance.now() - windowStart) / 1000;
@@ -323,6 +340,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     meanBytes: done > 0 ? bytes / done : NaN,
     cpuMsPerMessage: cpu && done > 0 ? (cpu.userMs + cpu.systemMs) / done : undefined,
     cpu,
+    cpuMsOutsidePoolPerMessage: threadsStart && threadsEnd && done > 0
+      ? threadCpuDelta(threadsStart, threadsEnd) / done
+      : undefined,
     peakRssBytes,
     peakReset,
   };

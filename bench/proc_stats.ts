@@ -49,6 +49,57 @@ export async function cpuTime(pid: number): Promise<CpuTime> {
   return parseStat(await Deno.readTextFile(`/proc/${pid}/stat`));
 }
 
+/**
+ * The name Deno's runtime gives the threads of its blocking pool (tokio's `spawn_blocking`),
+ * where WebCrypto computes RSA signatures; the event loop, V8's helper threads and Web Workers
+ * have other names.
+ */
+export const BLOCKING_POOL_THREAD = "tokio-runtime-w";
+
+/**
+ * CPU milliseconds (user + system) used so far by each thread of process `pid` whose name
+ * (`/proc/PID/task/TID/comm`) is not `exclude`, keyed by thread id. Threads that end between
+ * two readings drop out of both, so compare only the threads present in both.
+ */
+export async function threadCpuMs(pid: number, exclude: string): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for await (const entry of Deno.readDir(`/proc/${pid}/task`)) {
+    try {
+      const dir = `/proc/${pid}/task/${entry.name}`;
+      if ((await Deno.readTextFile(`${dir}/comm`)).trim() === exclude) continue;
+      const t = parseStat(await Deno.readTextFile(`${dir}/stat`));
+      out.set(Number(entry.name), t.userMs + t.systemMs);
+    } catch {
+      // The thread ended while being read.
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU milliseconds the threads present in both readings used between them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { threadCpuDelta } from "./proc_stats.ts";
+ * const before = new Map([[1, 100], [2, 50], [3, 10]]);
+ * const after = new Map([[1, 130], [2, 60], [4, 500]]);
+ * assert.equal(threadCpuDelta(before, after), 40);
+ * ```
+ */
+export function threadCpuDelta(
+  before: ReadonlyMap<number, number>,
+  after: ReadonlyMap<number, number>,
+): number {
+  let sum = 0;
+  for (const [tid, ms] of after) {
+    const start = before.get(tid);
+    if (start !== undefined) sum += ms - start;
+  }
+  return sum;
+}
+
 /** Resident memory of a process in bytes. */
 export interface Memory {
   /** Resident now (`VmRSS`). */

@@ -28,6 +28,8 @@ export interface CellSummary {
   readonly p99Ms: number;
   /** Median filter CPU ms per message. */
   readonly cpuMsPerMessage: number;
+  /** Median filter CPU ms per message outside Deno's blocking pool (NaN when not measured). */
+  readonly cpuMsOutsidePoolPerMessage: number;
   /** Highest peak resident size over the repeats, in bytes. */
   readonly peakRssBytes: number;
   /** Errors over all repeats. */
@@ -62,6 +64,7 @@ export function summarize(results: readonly LoadResult[]): CellSummary {
     p50Ms: median(results.map((r) => r.p50Ms)),
     p99Ms: median(results.map((r) => r.p99Ms)),
     cpuMsPerMessage: median(results.map((r) => r.cpuMsPerMessage ?? NaN)),
+    cpuMsOutsidePoolPerMessage: median(results.map((r) => r.cpuMsOutsidePoolPerMessage ?? NaN)),
     peakRssBytes: Math.max(...results.map((r) => r.peakRssBytes ?? NaN)),
     errors: results.reduce((n, r) => n + r.errors, 0),
     messages: results.reduce((n, r) => n + r.messages, 0),
@@ -200,7 +203,22 @@ export function checkTargets(
       : "not run",
     met: signRsa ? signRsa.d.msgsPerSecond >= signRsa.o.msgsPerSecond : undefined,
   });
-  if (signRsa && rsaSignMs !== undefined) {
+  if (signRsa && Number.isFinite(signRsa.d.cpuMsOutsidePoolPerMessage)) {
+    // Measured directly: WebCrypto computes RSA signatures on Deno's blocking thread pool, so
+    // the CPU of every other thread of the process is the cost of a message besides its
+    // signature. The whole-process figure less the RSA CPU measured alone is shown beside it.
+    const outside = signRsa.d.cpuMsOutsidePoolPerMessage;
+    const subtracted = rsaSignMs === undefined
+      ? ""
+      : `; ${(signRsa.d.cpuMsPerMessage - rsaSignMs).toFixed(3)} ms by subtraction: ${
+        signRsa.d.cpuMsPerMessage.toFixed(3)
+      } in all − ${rsaSignMs.toFixed(3)} for an RSA signature alone`;
+    out.push({
+      target: "sign RSA-2048 2KB: dkimd CPU per message outside the RSA operation ≤ 0.3 ms",
+      measured: `${outside.toFixed(3)} ms (threads other than the signing pool${subtracted})`,
+      met: outside <= 0.3,
+    });
+  } else if (signRsa && rsaSignMs !== undefined) {
     const outside = signRsa.d.cpuMsPerMessage - rsaSignMs;
     out.push({
       target: "sign RSA-2048 2KB: dkimd CPU per message outside the RSA operation ≤ 0.3 ms",
@@ -218,8 +236,8 @@ export function checkTargets(
     quickAck: true,
   });
   if (signEd?.dkimd && edSignMs !== undefined) {
-    // The same work without the signing thread's hand-off: what a message costs besides its
-    // signature.
+    // Ed25519 signatures are made on the event loop's thread, so the signature's CPU measured
+    // alone is subtracted.
     const outside = signEd.dkimd.cpuMsPerMessage - edSignMs;
     out.push({
       target: "sign Ed25519 2KB c=4: dkimd CPU per message outside the signature ≤ 0.3 ms",

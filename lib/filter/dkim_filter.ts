@@ -13,7 +13,6 @@
 import { asciiLower, CR, fromLatin1, HTAB, latin1, LF, SP } from "../bytes.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import type { SigningKey } from "../crypto/keys.ts";
-import { sharedSigningThreads, type SigningThreads } from "../crypto/sign_threads.ts";
 import { AUTH_RESULTS_FIELD, formatAuthResults, parseAuthservId } from "../dkim/auth_results.ts";
 import { fieldValue, fieldValueText, type HeaderField, isField } from "../dkim/header.ts";
 import { KeyCache } from "../dkim/key_cache.ts";
@@ -64,12 +63,6 @@ export interface DkimFilterDeps {
   readonly observer?: FilterObserver;
   /** Imported public keys shared between messages. */
   readonly keyCache?: KeyCache;
-  /**
-   * Where RSA signatures are computed: by default the process's shared signing threads
-   * (sign_threads.ts), so a signature (about 1.7 ms of CPU) does not stall every other
-   * connection's traffic; `false` signs on the main thread.
-   */
-  readonly signingThreads?: SigningThreads | false;
 }
 
 /** The DKIM-Filter field SoftwareHeader adds. */
@@ -125,21 +118,11 @@ export function dkimFilterNeeds(macroList: readonly string[] = []): FilterNeeds 
 export class DkimFilter implements Filter {
   readonly #deps: DkimFilterDeps;
   readonly #keyCache: KeyCache;
-  readonly #threads?: SigningThreads;
 
-  /** Makes the filter; signing threads start now when the configuration has an RSA key. */
+  /** Makes the filter. */
   constructor(deps: DkimFilterDeps) {
     this.#deps = deps;
     this.#keyCache = deps.keyCache ?? new KeyCache();
-    if (deps.signingThreads !== false) {
-      this.#threads = deps.signingThreads ?? sharedSigningThreads();
-      // Started now when RSA keys are configured (or keys chosen per sender domain), so the
-      // first messages do not wait for them; Ed25519 signatures stay on the main thread.
-      const { keyTable, singleKey } = deps.runtime().loaded;
-      const rsa = singleKey?.key.type === "rsa" ||
-        (keyTable?.entries ?? []).some((e) => e.key === undefined || e.key.type === "rsa");
-      if (rsa) this.#threads.start();
-    }
   }
 
   /** What to ask the MTA for, from the configuration in force (MacroList adds macros). */
@@ -150,7 +133,7 @@ export class DkimFilter implements Filter {
 
   /** Starts a connection; PeerList clients are accepted at once and never filtered. */
   connect(info: ConnectInfo, _macros: MacroReader): FilterConnection {
-    return new DkimConnection(this.#deps, this.#keyCache, info, this.#threads);
+    return new DkimConnection(this.#deps, this.#keyCache, info);
   }
 }
 
@@ -178,7 +161,6 @@ class DkimConnection implements FilterConnection {
   readonly #keyCache: KeyCache;
   readonly #info: ConnectInfo;
   readonly #observer: FilterObserver;
-  readonly #threads?: SigningThreads;
   #tx?: Transaction;
   #peer = false;
   /** A PeerList client is accepted at connect and never filtered. */
@@ -188,10 +170,8 @@ class DkimConnection implements FilterConnection {
     deps: DkimFilterDeps,
     keyCache: KeyCache,
     info: ConnectInfo,
-    threads: SigningThreads | undefined,
   ) {
     this.#deps = deps;
-    this.#threads = threads;
     this.#keyCache = keyCache;
     this.#info = info;
     this.#observer = deps.observer ?? NO_OBSERVER;
@@ -353,7 +333,7 @@ class DkimConnection implements FilterConnection {
     const options: SignOptions[] = signers.map((s) => ({
       domain: s.domain,
       selector: s.selector,
-      key: this.#threads ? this.#threads.offload(s.key) : s.key,
+      key: s.key,
       algorithm: s.algorithm === "rsa-sha1" ? undefined : s.algorithm,
       canonicalization: [config.canonicalization.header, config.canonicalization.body],
       signHeaders,

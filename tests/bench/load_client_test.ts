@@ -65,6 +65,9 @@ Deno.test("runLoad() counts checked messages and measures the filter process", a
       assert.equal(result.quickAck, quickAck);
       assert.ok(result.p50Ms > 0 && result.p99Ms >= result.p50Ms);
       assert.ok(result.cpuMsPerMessage !== undefined && result.cpuMsPerMessage >= 0);
+      assert.ok(
+        result.cpuMsOutsidePoolPerMessage !== undefined && result.cpuMsOutsidePoolPerMessage >= 0,
+      );
       assert.ok(result.peakRssBytes !== undefined && result.peakRssBytes > 1024 * 1024);
       // Whole bodies arrived (the warm-up's and the drain's messages too).
       assert.ok(seen.bodyBytes >= result.messages * 2000);

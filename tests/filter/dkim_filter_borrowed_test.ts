@@ -78,7 +78,6 @@ async function filterWith(dir: string): Promise<{ filter: DkimFilter; zone: Zone
     logger: new MemoryLogger(),
     hostname: "mx.example.net",
     now: () => NOW,
-    signingThreads: false,
   });
   return { filter, zone };
 }
