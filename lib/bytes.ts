@@ -143,8 +143,30 @@ export function isWsp(byte: number): boolean {
   return byte === SP || byte === HTAB;
 }
 
-/** Lower-cases ASCII letters only, leaving every other character as it is. */
+/**
+ * Lower-cases ASCII letters only, leaving every other character as it is (`toLowerCase` alone
+ * would also fold Latin-1 letters such as "É", which header bytes read as Latin-1 can hold).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { asciiLower } from "./bytes.ts";
+ * assert.equal(asciiLower("Content-Type"), "content-type");
+ * assert.equal(asciiLower("X-\u00c9t\u00c9"), "x-\u00c9t\u00c9");
+ * ```
+ */
 export function asciiLower(text: string): string {
+  // Header names and tags are short and mostly ASCII: one scan decides, and the common cases
+  // (nothing to fold; ASCII only) avoid the regular expression and its callback.
+  let upper = false;
+  let ascii = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) upper = true;
+    else if (c >= 0x80) ascii = false;
+  }
+  if (!upper) return text;
+  if (ascii) return text.toLowerCase();
   return text.replace(/[A-Z]+/g, (s) => s.toLowerCase());
 }
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   asciiEqualsIgnoreCase,
+  asciiLower,
   concat,
   equals,
   fromBase64,
@@ -46,4 +47,20 @@ Deno.test("fromBase64() ignores folding whitespace and rejects junk", () => {
 Deno.test("asciiEqualsIgnoreCase() folds ASCII letters only", () => {
   assert.ok(asciiEqualsIgnoreCase("DKIM-Signature", "dkim-signature"));
   assert.ok(!asciiEqualsIgnoreCase("\u00c9", "\u00e9"));
+});
+
+Deno.test("asciiLower() folds A-Z only, for every one- and two-character Latin-1 string", () => {
+  const want = (t: string) =>
+    Array.from(t, (ch) => ch >= "A" && ch <= "Z" ? String.fromCharCode(ch.charCodeAt(0) + 32) : ch)
+      .join("");
+  for (let a = 0; a < 0x100; a++) {
+    const one = String.fromCharCode(a);
+    assert.equal(asciiLower(one), want(one));
+    for (let b = 0; b < 0x100; b += 7) {
+      const two = one + String.fromCharCode(b);
+      assert.equal(asciiLower(two), want(two));
+    }
+  }
+  assert.equal(asciiLower("DKIM-Signature"), "dkim-signature");
+  assert.equal(asciiLower("Ä-From-\u0100"), "Ä-from-\u0100");
 });
