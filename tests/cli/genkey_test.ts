@@ -398,8 +398,10 @@ Deno.test({
     await withDir(async (dir) => {
       const trace = `${dir}/trace`;
       await Deno.mkdir(`${dir}/keys`);
+      // -ff: one file per thread (trace.TID), so a call is never split into "<unfinished ...>"
+      // and "<... resumed>" lines by another thread's.
       const run = await new Deno.Command("/usr/bin/strace", {
-        args: ["-f", "-qq", "-e", "trace=open,openat,creat,chmod,fchmod,fchmodat", "-o", trace]
+        args: ["-ff", "-qq", "-e", "trace=open,openat,creat,chmod,fchmod,fchmodat", "-o", trace]
           .concat(["/bin/sh", "-c", 'umask 000 && exec "$@"', "sh", Deno.execPath()])
           .concat(["run", "-A", "--quiet", "--config", CONFIG, MAIN, "genkey", "--type"])
           .concat(["ed25519", "-s", "ed", "-D", `${dir}/keys`]),
@@ -407,7 +409,12 @@ Deno.test({
         stderr: "piped",
       }).output();
       assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
-      const lines = (await Deno.readTextFile(trace)).split("\n");
+      const lines: string[] = [];
+      for await (const entry of Deno.readDir(dir)) {
+        if (entry.name.startsWith("trace.")) {
+          lines.push(...(await Deno.readTextFile(`${dir}/${entry.name}`)).split("\n"));
+        }
+      }
       const opens = lines.filter((l) => l.includes(`${dir}/keys/ed.private`));
       assert.equal(opens.length, 1, opens.join("\n"));
       assert.match(opens[0], /O_CREAT\|O_EXCL.*, 0600\) = \d+$/);
