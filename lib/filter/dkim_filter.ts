@@ -37,7 +37,7 @@ import type {
 import type { SignerChoice } from "../policy/signers.ts";
 import { VERSION } from "../version.ts";
 import { clientLabel, decide, type Decision } from "./decide.ts";
-import { type FilterObserver, NO_OBSERVER } from "./observer.ts";
+import { domainClass, type FilterObserver, NO_OBSERVER } from "./observer.ts";
 import { milterAction, type Outcome, verifyOutcome } from "./outcome.ts";
 import { findSender } from "./sender.ts";
 
@@ -391,7 +391,7 @@ class DkimConnection implements FilterConnection {
       this.#forgedResults(tx, this.#authservId(tx, macros)).length === 0
     ) {
       if (config.syslogSuccess) this.#deps.logger.info(`${qid}: no signature data`);
-      this.#report(tx, "verified", ["none"], [], "accept");
+      this.#report(tx, "verified", ["none"], [], "accept", [undefined]);
       tx.done = true;
       return "accept";
     }
@@ -431,7 +431,14 @@ class DkimConnection implements FilterConnection {
         );
       }
     }
-    this.#report(tx, "signed", [], choices.map((s) => s.algorithm), "accept");
+    this.#report(
+      tx,
+      "signed",
+      [],
+      choices.map((s) => s.algorithm),
+      "accept",
+      choices.map((s) => s.domain),
+    );
     return { modifications: mods, action: "accept" };
   }
 
@@ -478,6 +485,7 @@ class DkimConnection implements FilterConnection {
       verdicts.length === 0 ? ["none"] : verdicts.map((v) => v.result),
       [],
       describeAction(action),
+      verdicts.length === 0 ? [undefined] : verdicts.map((v) => v.domain),
     );
     return { modifications: mods, action };
   }
@@ -606,18 +614,24 @@ class DkimConnection implements FilterConnection {
     };
   }
 
+  // `domains` are the signing domains of `results` (verifying) or of `algorithms` (signing), in
+  // the same order; the metrics class each against the From domain.
   #report(
     tx: Transaction,
     disposition: "signed" | "verified" | "skipped" | "error",
     results: readonly string[],
     algorithms: readonly string[],
     action: string,
+    domains: readonly (string | undefined)[] = [],
   ): void {
     try {
+      let author: string | undefined;
+      if (domains.some((d) => d !== undefined)) author = findSender(tx.fields, ["From"])?.domain;
       this.#observer.transaction({
         disposition,
         results,
         algorithms,
+        domainClasses: domains.map((d) => domainClass(d, author)),
         action,
         milliseconds: performance.now() - tx.started,
         bodyBytes: tx.bodyBytes,

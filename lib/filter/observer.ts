@@ -9,6 +9,42 @@
 /** How a message was handled. */
 export type Disposition = "signed" | "verified" | "skipped" | "error";
 
+/**
+ * How a signing domain (`d=`) stands to the message's author, the From address's domain: a
+ * bounded label for metrics (per-domain labels would grow without end).
+ * - `author`: d= is the From domain or a parent of it (DMARC's relaxed alignment, RFC 7489
+ *   §3.1.1, taken without the Public Suffix List);
+ * - `third-party`: any other d= (a mailing list, an ESP, a forwarder);
+ * - `none`: no d= (an unsigned message, a signature too broken to name one) or no From domain.
+ */
+export type DomainClass = "author" | "third-party" | "none";
+
+/**
+ * The {@link DomainClass} of signing domain `signing` for a message from `author`'s domain.
+ * Compares ASCII case-insensitively, ignoring a trailing dot.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { domainClass } from "./observer.ts";
+ * assert.equal(domainClass("example.com", "Mail.Example.COM"), "author");
+ * assert.equal(domainClass("mail.example.com", "example.com"), "third-party");
+ * assert.equal(domainClass("list.example.org", "example.com"), "third-party");
+ * assert.equal(domainClass("ample.com", "example.com"), "third-party");
+ * assert.equal(domainClass(undefined, "example.com"), "none");
+ * ```
+ */
+export function domainClass(
+  signing: string | undefined,
+  author: string | undefined,
+): DomainClass {
+  if (!signing || !author) return "none";
+  const d = signing.toLowerCase().replace(/\.$/, "");
+  const a = author.toLowerCase().replace(/\.$/, "");
+  if (d === "" || a === "") return "none";
+  return a === d || a.endsWith(`.${d}`) ? "author" : "third-party";
+}
+
 /** One finished transaction. */
 export interface TransactionReport {
   /** What happened to the message. */
@@ -17,6 +53,11 @@ export interface TransactionReport {
   readonly results: readonly string[];
   /** Signing algorithms used, one per signature added. */
   readonly algorithms: readonly string[];
+  /**
+   * The {@link DomainClass} of each entry of `results` (when verifying) or `algorithms` (when
+   * signing), in the same order.
+   */
+  readonly domainClasses: readonly DomainClass[];
   /** The milter action given at end of message (`accept`, `reject`, `tempfail`, ...). */
   readonly action: string;
   /** Milliseconds from end of headers to the end-of-message answer. */

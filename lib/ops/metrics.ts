@@ -195,12 +195,12 @@ class Histogram extends Family<HistogramData> {
  * import { Metrics } from "./metrics.ts";
  * const metrics = new Metrics();
  * metrics.transaction({
- *   disposition: "signed", results: [], algorithms: ["rsa-sha256"], action: "accept",
- *   milliseconds: 3, bodyBytes: 120,
+ *   disposition: "signed", results: [], algorithms: ["rsa-sha256"], domainClasses: ["author"],
+ *   action: "accept", milliseconds: 3, bodyBytes: 120,
  * });
  * const text = metrics.render();
  * assert.match(text, /^dkimd_messages_total\{disposition="signed",action="accept"\} 1$/m);
- * assert.match(text, /^dkimd_signatures_added_total\{algorithm="rsa-sha256"\} 1$/m);
+ * assert.match(text, /^dkimd_signatures_added_total\{algorithm="rsa-sha256",domain_class="author"\} 1$/m);
  * ```
  */
 export class Metrics implements FilterObserver {
@@ -211,13 +211,13 @@ export class Metrics implements FilterObserver {
   );
   readonly #signatures = new Counter(
     "dkimd_signatures_added_total",
-    "DKIM-Signature fields added, by algorithm.",
-    ["algorithm"],
+    "DKIM-Signature fields added, by algorithm and domain class (author: d= is the From domain or a parent of it; third-party).",
+    ["algorithm", "domain_class"],
   );
   readonly #results = new Counter(
     "dkimd_verify_results_total",
-    "Verification results, one per signature evaluated (none for an unsigned message), by RFC 8601 result.",
-    ["result"],
+    "Verification results, one per signature evaluated (none for an unsigned message), by RFC 8601 result and domain class (author: d= is the From domain or a parent of it; third-party; none: no d=).",
+    ["result", "domain_class"],
   );
   readonly #latency = new Histogram(
     "dkimd_message_duration_seconds",
@@ -252,6 +252,17 @@ export class Metrics implements FilterObserver {
     [],
   );
 
+  readonly #rss = new Gauge(
+    "process_resident_memory_bytes",
+    "Resident memory of the process, in bytes (read when scraped).",
+    [],
+  );
+  readonly #heap = new Gauge(
+    "dkimd_v8_heap_used_bytes",
+    "Bytes of the JavaScript heap in use (read when scraped).",
+    [],
+  );
+
   /** Makes the metrics; `startTime` (milliseconds) defaults to now. */
   constructor(options: { startTime?: number } = {}) {
     this.#info.set({ version: VERSION }, 1);
@@ -264,8 +275,12 @@ export class Metrics implements FilterObserver {
   /** Records a finished transaction. */
   transaction(report: TransactionReport): void {
     this.#messages.inc({ disposition: report.disposition, action: report.action });
-    for (const algorithm of report.algorithms) this.#signatures.inc({ algorithm });
-    for (const result of report.results) this.#results.inc({ result });
+    report.algorithms.forEach((algorithm, i) => {
+      this.#signatures.inc({ algorithm, domain_class: report.domainClasses[i] ?? "none" });
+    });
+    report.results.forEach((result, i) => {
+      this.#results.inc({ result, domain_class: report.domainClasses[i] ?? "none" });
+    });
     this.#latency.observe({ disposition: report.disposition }, report.milliseconds / 1000);
     if (Number.isFinite(report.bodyBytes) && report.bodyBytes > 0) {
       this.#bodyBytes.inc({}, report.bodyBytes);
@@ -296,6 +311,9 @@ export class Metrics implements FilterObserver {
 
   /** The metrics in the Prometheus text format. */
   render(): string {
+    const memory = Deno.memoryUsage();
+    this.#rss.set({}, memory.rss);
+    this.#heap.set({}, memory.heapUsed);
     const out: string[] = [];
     for (
       const family of [
@@ -312,6 +330,8 @@ export class Metrics implements FilterObserver {
         this.#errors,
         this.#info,
         this.#start,
+        this.#rss,
+        this.#heap,
       ]
     ) {
       family.render(out);

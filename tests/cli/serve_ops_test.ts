@@ -164,7 +164,13 @@ Deno.test("dkimd serve with MetricsListen serves Prometheus metrics and a health
       await health.body?.cancel();
       const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       assert.match(text, /^dkimd_messages_total\{disposition="signed",action="accept"\} 1$/m);
-      assert.match(text, /^dkimd_signatures_added_total\{algorithm="ed25519-sha256"\} 1$/m);
+      // Signed with d=example.com for From: a@example.com.
+      assert.match(
+        text,
+        /^dkimd_signatures_added_total\{algorithm="ed25519-sha256",domain_class="author"\} 1$/m,
+      );
+      const rss = text.match(/^process_resident_memory_bytes (\d+)$/m);
+      assert.ok(rss && Number(rss[1]) > 10 * 1024 * 1024, "a live process's resident memory");
     } finally {
       await dkimd.stop();
     }
