@@ -146,7 +146,9 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
     row(
       "Milter limits",
       `MilterMaxFrameBytes ${config.milterMaxFrameBytes}, MilterMaxConnections ${config.milterMaxConnections}, ` +
-        `MilterIdleTimeout ${config.milterIdleTimeout} s, DNSMaxAnswerBytes ${config.dnsMaxAnswerBytes}`,
+        `MilterIdleTimeout ${config.milterIdleTimeout} s, ` +
+        `MilterShutdownTimeout ${config.milterShutdownTimeout} s, ` +
+        `DNSMaxAnswerBytes ${config.dnsMaxAnswerBytes}`,
     ),
   );
   if (config.metricsListen) {

@@ -254,6 +254,7 @@ async function serveInProcess(
       maxFrameBytes: config.milterMaxFrameBytes,
       maxConnections: config.milterMaxConnections,
       readTimeoutMs: config.milterIdleTimeout * 1000,
+      shutdownGraceMs: config.milterShutdownTimeout * 1000,
     });
   } catch (e) {
     logger.error(
@@ -373,6 +374,12 @@ function reportUnreloadable(
       a.milterMaxConnections,
     ],
     ["MilterIdleTimeout", "milterIdleTimeout", b.milterIdleTimeout, a.milterIdleTimeout],
+    [
+      "MilterShutdownTimeout",
+      "milterShutdownTimeout",
+      b.milterShutdownTimeout,
+      a.milterShutdownTimeout,
+    ],
   ];
   for (const [name, field, now, before] of fixed) {
     if (now !== undefined && now !== before) {

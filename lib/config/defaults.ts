@@ -11,7 +11,11 @@ import { MAX_RSA_BITS_DEFAULT } from "../crypto/keys.ts";
 import { MAX_HEADER_FIELDS } from "../dkim/header.ts";
 import { STUB_MAX_RESPONSE_BYTES_DEFAULT } from "../dns/stub.ts";
 import { MAX_FRAME_BYTES_DEFAULT } from "../milter/codec.ts";
-import { MAX_CONNECTIONS_DEFAULT, READ_TIMEOUT_MS_DEFAULT } from "../milter/server.ts";
+import {
+  MAX_CONNECTIONS_DEFAULT,
+  READ_TIMEOUT_MS_DEFAULT,
+  SHUTDOWN_GRACE_MS_DEFAULT,
+} from "../milter/server.ts";
 import type { DataSetSource } from "../policy/dataset.ts";
 import { DEFAULT_INTERNAL_HOSTS } from "../policy/host_list.ts";
 import type { SigningAlgorithm } from "../policy/key_table.ts";
@@ -64,6 +68,12 @@ export const DEFAULT_MILTER_MAX_CONNECTIONS = MAX_CONNECTIONS_DEFAULT;
 
 /** MilterIdleTimeout (dkimd's own): 7210 seconds, libmilter's default timeout, as OpenDKIM has it. */
 export const DEFAULT_MILTER_IDLE_TIMEOUT = READ_TIMEOUT_MS_DEFAULT / 1000;
+
+/**
+ * MilterShutdownTimeout (dkimd's own): 15 seconds for transactions in progress to finish at
+ * SIGTERM, well under systemd's default stop timeout (90 s) and the unit's TimeoutStopSec (30 s).
+ */
+export const DEFAULT_MILTER_SHUTDOWN_TIMEOUT = SHUTDOWN_GRACE_MS_DEFAULT / 1000;
 
 /** SyslogFacility: "The default is "mail"" (opendkim.conf(5)). */
 export const DEFAULT_SYSLOG_FACILITY: SyslogFacility = "mail";

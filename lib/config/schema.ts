@@ -29,6 +29,7 @@ import {
   DEFAULT_MAXIMUM_KEY_BITS,
   DEFAULT_MAXIMUM_SIGNATURES_TO_VERIFY,
   DEFAULT_MILTER_IDLE_TIMEOUT,
+  DEFAULT_MILTER_SHUTDOWN_TIMEOUT,
   DEFAULT_MILTER_MAX_CONNECTIONS,
   DEFAULT_MILTER_MAX_FRAME_BYTES,
   DEFAULT_MINIMUM_KEY_BITS,
@@ -187,6 +188,11 @@ export interface Config {
   readonly milterMaxConnections: number;
   /** MilterIdleTimeout (dkimd's own): seconds an MTA connection may stay silent (default 7210). */
   readonly milterIdleTimeout: number;
+  /**
+   * MilterShutdownTimeout (dkimd's own): seconds SIGTERM leaves transactions in progress to
+   * finish before their connections are closed (default 15).
+   */
+  readonly milterShutdownTimeout: number;
   /** PidFile to write. */
   readonly pidFile?: string;
   /** AutoRestart on failure. */
@@ -442,6 +448,7 @@ export const SUPPORTED_SETTINGS: readonly SupportedSetting[] = [
   ),
   int("MilterMaxConnections", "milterMaxConnections", 1, INT_MAX),
   int("MilterIdleTimeout", "milterIdleTimeout", 1, MAX_MILTER_IDLE_TIMEOUT),
+  int("MilterShutdownTimeout", "milterShutdownTimeout", 1, MAX_MILTER_IDLE_TIMEOUT),
   bool("AutoRestart", "autoRestart"),
   int("AutoRestartCount", "autoRestartCount", 0, INT_MAX),
   { name: "AutoRestartRate", field: "autoRestartRate", parse: (t) => parseRestartRate(t) },
@@ -882,6 +889,7 @@ export function buildConfig(raw: RawSettings, file: string): BuiltConfig {
     milterMaxFrameBytes: get("milterMaxFrameBytes") ?? DEFAULT_MILTER_MAX_FRAME_BYTES,
     milterMaxConnections: get("milterMaxConnections") ?? DEFAULT_MILTER_MAX_CONNECTIONS,
     milterIdleTimeout: get("milterIdleTimeout") ?? DEFAULT_MILTER_IDLE_TIMEOUT,
+    milterShutdownTimeout: get("milterShutdownTimeout") ?? DEFAULT_MILTER_SHUTDOWN_TIMEOUT,
     autoRestart: get("autoRestart") ?? false,
     autoRestartCount: get("autoRestartCount") ?? 0,
     ...opt("autoRestartRate", get("autoRestartRate")),

@@ -35,6 +35,7 @@ const ORDER: readonly SettingField[] = [
   "milterMaxFrameBytes",
   "milterMaxConnections",
   "milterIdleTimeout",
+  "milterShutdownTimeout",
   "baseDirectory",
   "background",
   "autoRestart",

@@ -72,6 +72,7 @@ const SECONDS_FIELDS = new Set<SettingField>([
   "dnsTimeout",
   "clockDrift",
   "milterIdleTimeout",
+  "milterShutdownTimeout",
 ]);
 
 /** The OpenDKIM name of each field, for reusing opendkim.conf's value readers. */
@@ -137,6 +138,7 @@ for (
     "MilterMaxFrameBytes",
     "MilterMaxConnections",
     "MilterIdleTimeout",
+    "MilterShutdownTimeout",
     "AutoRestart",
     "AutoRestartCount",
     "AutoRestartRate",

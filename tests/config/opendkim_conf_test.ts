@@ -231,6 +231,7 @@ const good: KeyCase[] = [
   { line: "MilterMaxFrameBytes 131072", want: (c) => c.milterMaxFrameBytes, value: 131072 },
   { line: "MilterMaxConnections 64", want: (c) => c.milterMaxConnections, value: 64 },
   { line: "MilterIdleTimeout 600", want: (c) => c.milterIdleTimeout, value: 600 },
+  { line: "MilterShutdownTimeout 40", want: (c) => c.milterShutdownTimeout, value: 40 },
   { line: "AutoRestart Yes", want: (c) => c.autoRestart, value: true },
   { line: "AutoRestartCount 10", want: (c) => c.autoRestartCount, value: 10 },
   {
@@ -286,6 +287,7 @@ const bad: [string, RegExp][] = [
   ["MilterMaxFrameBytes 4096", /from 65536 to 16777216/],
   ["MilterMaxConnections 0", /from 1 to/],
   ["MilterIdleTimeout 0", /from 1 to 2147483/],
+  ["MilterShutdownTimeout 0", /from 1 to 2147483/],
   ["MaximumSignedBytes 1e6", /expected a whole number/],
   ["On-Default bounce", /unknown action "bounce"/],
   ["On-BadSignature x", /unknown action "x"/],
@@ -357,6 +359,7 @@ Deno.test("readOpendkimConf() applies OpenDKIM's defaults", () => {
   assert.equal(config.milterMaxFrameBytes, 1048576);
   assert.equal(config.milterMaxConnections, 512);
   assert.equal(config.milterIdleTimeout, 7210);
+  assert.equal(config.milterShutdownTimeout, 15);
   assert.equal(config.requireSafeKeys, true);
   assert.equal(config.background, true);
   assert.equal(config.syslog, false);

@@ -36,6 +36,7 @@ const cases: Case[] = [
   { yaml: "dnsTimeout: 7", get: (c) => c.dnsTimeout, want: 7 },
   { yaml: "dnsTimeout: 7s", get: (c) => c.dnsTimeout, want: 7 },
   { yaml: "milterIdleTimeout: 2h", get: (c) => c.milterIdleTimeout, want: 7200 },
+  { yaml: "milterShutdownTimeout: 1m", get: (c) => c.milterShutdownTimeout, want: 60 },
   { yaml: "milterMaxConnections: 64", get: (c) => c.milterMaxConnections, want: 64 },
   { yaml: "signatureTtl: 7d", get: (c) => c.signatureTtl, want: 604800 },
   { yaml: "clockDrift: 5m", get: (c) => c.clockDrift, want: 300 },

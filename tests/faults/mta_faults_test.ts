@@ -535,3 +535,25 @@ Deno.test("MTA faults: thousands of connections at once meet MilterMaxConnection
     await w.close();
   }
 });
+
+Deno.test("MTA faults: SIGTERM gives a stalled transaction MilterShutdownTimeout, then exits 0", async () => {
+  const w = await world("MilterShutdownTimeout 1\n");
+  try {
+    // A transaction stopped in the middle of its body: shutdown must wait for it, but not for
+    // ever (the default is 15 s).
+    const stalled = await RawMta.open(w.dkimd);
+    const list = steps(message(`a@${OURS}`, "stalled", "x\r\ny\r\n"), "127.0.0.1", "S1");
+    await run(stalled, list.slice(0, list.length - 2));
+    await until("the session", async () => (await connections(w)) >= 1);
+    const started = performance.now();
+    const code = await w.dkimd.stop();
+    const seconds = (performance.now() - started) / 1000;
+    stalled.close();
+    assert.equal(code, 0, w.dkimd.log());
+    assert.match(w.dkimd.log(), /Shutdown grace of 1000 ms over: closing 1 connection/);
+    // Well under the default of 15 s (which the 20 s SIGKILL of the helper would also allow).
+    assert.ok(seconds < 10, `stopped after ${seconds.toFixed(1)} s`);
+  } finally {
+    await w.close();
+  }
+});
