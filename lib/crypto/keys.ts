@@ -301,6 +301,15 @@ function readRsaParams(params: DerReader): void {
   params.end();
 }
 
+/**
+ * Largest RSA private key dkimd loads, in bits. The administrator's key, but a typing slip or a
+ * wrong file must not stall start-up or a reload: the load-time self-check signature grows with
+ * the cube of the size (about 2 ms at 2048 bits, 1 s at 16384, a minute at 65536). Far above
+ * what any verifier accepts (RFC 8301 §3.2 asks for 1024 to 4096; dkimd's MaximumKeyBits
+ * defaults to 4096).
+ */
+export const MAX_PRIVATE_KEY_BITS = 16384;
+
 /** Reads a PKCS#1 RSAPrivateKey (RFC 8017 §A.1.2) strictly, returning its modulus. */
 function parseRsaPrivateKey(pkcs1: Uint8Array, fail: Fail): Uint8Array {
   const outer = new DerReader(pkcs1);
@@ -315,6 +324,13 @@ function parseRsaPrivateKey(pkcs1: Uint8Array, fail: Fail): Uint8Array {
   const [d, p, q, dp, dq, qi] = Array.from({ length: 6 }, () => toBigInt(r.readUnsignedInteger()));
   r.end();
   checkRsaNumbers(modulus, exponent, fail);
+  const bits = bitLength(modulus);
+  if (bits > MAX_PRIVATE_KEY_BITS) {
+    throw fail(
+      "too-large",
+      `the RSA key has ${bits} bits; dkimd signs with keys of at most ${MAX_PRIVATE_KEY_BITS}`,
+    );
+  }
   // WebCrypto recomputes the CRT values from p, q and d and ignores the stored ones, while
   // OpenSSL and OpenDKIM use them: a key whose parts disagree would sign here and fail there.
   const n = toBigInt(modulus);

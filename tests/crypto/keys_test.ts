@@ -18,6 +18,7 @@ import {
   importPublicKey,
   KeyError,
   type KeyErrorCode,
+  MAX_PRIVATE_KEY_BITS,
   MAX_PRIVATE_KEY_INPUT_BYTES,
   MAX_RSA_BITS_DEFAULT,
   rsaSpki,
@@ -914,5 +915,23 @@ Deno.test("KeyError carries its cause", async () => {
       assert.ok(e.cause instanceof SyntaxError);
       return true;
     },
+  );
+});
+
+Deno.test("importPrivateKey() refuses an RSA key over MAX_PRIVATE_KEY_BITS before any slow work", async () => {
+  // A 20000-bit odd modulus with small other numbers: refused for its size, not for being
+  // inconsistent, and without the minute-long self-check signature such a key would cost.
+  const modulus = new Uint8Array(2500).fill(0xff);
+  const pkcs1 = derSequence(
+    derInteger(0),
+    derInteger(modulus),
+    derInteger(65537),
+    ...[3, 5, 7, 1, 1, 1].map((n) => derInteger(n)),
+  );
+  await assert.rejects(
+    importPrivateKey(encodePem("RSA PRIVATE KEY", pkcs1), "/etc/dkimd/huge.private"),
+    (e: unknown) =>
+      e instanceof KeyError && e.code === "too-large" && e.source === "/etc/dkimd/huge.private" &&
+      e.message.includes(`20000 bits`) && e.message.includes(`${MAX_PRIVATE_KEY_BITS}`),
   );
 });
