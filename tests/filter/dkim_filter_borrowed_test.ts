@@ -6,21 +6,16 @@
  * are no longer the message's, and the signatures would not verify.
  */
 import assert from "node:assert/strict";
-import { fromLatin1, latin1, toBase64 } from "../../lib/bytes.ts";
+import { latin1, toBase64 } from "../../lib/bytes.ts";
 import { loadRuntime } from "../../lib/cli/runtime.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { DkimFilter } from "../../lib/filter/dkim_filter.ts";
 import type { Command, Reply } from "../../lib/milter/codec.ts";
-import {
-  SMFI_CURR_ACTS,
-  SMFI_CURR_PROT,
-  SMFIC_CONNECT,
-  SMFIC_MAIL,
-} from "../../lib/milter/constants.ts";
-import { MilterSession } from "../../lib/milter/session.ts";
+import type { MilterSession } from "../../lib/milter/session.ts";
 import { KEYS_DIR, loadKey } from "../helpers/dkim_fixtures.ts";
 import { applyModifications, buildMessage, type HeaderPair } from "../helpers/milter_apply.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
+import { runTransaction } from "../helpers/milter_transaction.ts";
 import { ZoneResolver } from "../helpers/zone_resolver.ts";
 
 const NOW = 1_800_000_000;
@@ -83,34 +78,19 @@ async function filterWith(dir: string): Promise<{ filter: DkimFilter; zone: Zone
 }
 
 /** One message through a fresh session, every byte lent; the end-of-message replies. */
-async function run(
+function run(
   filter: DkimFilter,
   address: string,
   headers: readonly HeaderPair[],
 ): Promise<Reply[]> {
-  const session = new MilterSession(filter, { logger: new MemoryLogger() });
-  const commands: Command[] = [
-    { type: "optneg", version: 6, actions: SMFI_CURR_ACTS, protocol: SMFI_CURR_PROT },
-    { type: "macro", forCommand: SMFIC_CONNECT, macros: [["j", "mx.example.net"]] },
-    { type: "connect", hostname: "client", family: "inet", port: 25, address },
-    { type: "macro", forCommand: SMFIC_MAIL, macros: [["i", "4AB12C"]] },
-    { type: "mail", args: ["<alice@example.com>"] },
-    { type: "rcpt", args: ["<bob@example.org>"] },
-    { type: "data" },
-    // Postfix keeps the leading space (SMFIP_HDR_LEADSPC is negotiated) and folds with LF.
-    ...headers.map(([name, value]): Command => ({
-      type: "header",
-      name,
-      value: fromLatin1(value.replaceAll("\r\n", "\n")),
-    })),
-    { type: "eoh" },
-    ...BODY_CHUNKS.slice(0, -1).map((c): Command => ({ type: "body", chunk: fromLatin1(c) })),
-    { type: "bodyeob", chunk: fromLatin1(BODY_CHUNKS.at(-1)!) },
-  ];
-  let replies: Reply[] = [];
-  for (const command of commands) replies = await lend(session, command);
-  await session.close();
-  return replies;
+  // The sender's address is ours, so mail from an internal address is signed.
+  return runTransaction(filter, {
+    address,
+    headers,
+    bodyChunks: BODY_CHUNKS,
+    sender: "<alice@example.com>",
+    deliver: lend,
+  });
 }
 
 Deno.test("DkimFilter signs and verifies from copies of the header values and chunks it is lent", async () => {

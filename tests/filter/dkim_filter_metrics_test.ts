@@ -3,21 +3,15 @@
  * verified, how its signing domain stands to the From domain (observer.ts, DomainClass).
  */
 import assert from "node:assert/strict";
-import { fromLatin1, toBase64 } from "../../lib/bytes.ts";
+import { toBase64 } from "../../lib/bytes.ts";
 import { loadRuntime } from "../../lib/cli/runtime.ts";
 import { DkimFilter } from "../../lib/filter/dkim_filter.ts";
 import type { TransactionReport } from "../../lib/filter/observer.ts";
-import type { Command, Reply } from "../../lib/milter/codec.ts";
-import {
-  SMFI_CURR_ACTS,
-  SMFI_CURR_PROT,
-  SMFIC_CONNECT,
-  SMFIC_MAIL,
-} from "../../lib/milter/constants.ts";
-import { MilterSession } from "../../lib/milter/session.ts";
+import type { Reply } from "../../lib/milter/codec.ts";
 import { KEYS_DIR, loadKey } from "../helpers/dkim_fixtures.ts";
 import { applyModifications, type HeaderPair } from "../helpers/milter_apply.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
+import { runTransaction } from "../helpers/milter_transaction.ts";
 import { ZoneResolver } from "../helpers/zone_resolver.ts";
 
 const NOW = 1_800_000_000;
@@ -51,32 +45,12 @@ async function filterWith(dir: string, reports: TransactionReport[]): Promise<Dk
   });
 }
 
-async function run(
+function run(
   filter: DkimFilter,
   address: string,
   headers: readonly HeaderPair[],
 ): Promise<Reply[]> {
-  const session = new MilterSession(filter, { logger: new MemoryLogger() });
-  const commands: Command[] = [
-    { type: "optneg", version: 6, actions: SMFI_CURR_ACTS, protocol: SMFI_CURR_PROT },
-    { type: "macro", forCommand: SMFIC_CONNECT, macros: [["j", "mx.example.net"]] },
-    { type: "connect", hostname: "client", family: "inet", port: 25, address },
-    { type: "macro", forCommand: SMFIC_MAIL, macros: [["i", "4AB12C"]] },
-    { type: "mail", args: ["<a@example.com>"] },
-    { type: "rcpt", args: ["<b@example.net>"] },
-    { type: "data" },
-    ...headers.map(([name, value]): Command => ({
-      type: "header",
-      name,
-      value: fromLatin1(value),
-    })),
-    { type: "eoh" },
-    { type: "bodyeob", chunk: fromLatin1(BODY) },
-  ];
-  let replies: Reply[] = [];
-  for (const command of commands) replies = await session.receive(command);
-  await session.close();
-  return replies;
+  return runTransaction(filter, { address, headers, bodyChunks: [BODY] });
 }
 
 Deno.test("DkimFilter reports each signature's domain class: author, third-party, none", async () => {
