@@ -319,7 +319,7 @@ async function main(): Promise<void> {
       "",
       "## Targets (issue 7)",
       "",
-      markdownTargets(checkTargets(rows, rsaSignMs, edSignMs)),
+      markdownTargets(checkTargets(rows, edSignMs)),
       "",
     ].join("\n");
     await Deno.writeTextFile(`${opts.out}/bench-${stamp}.md`, report);

@@ -82,24 +82,13 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
     );
   }
   out.push(row("MultipleSignatures", String(config.multipleSignatures), "multipleSignatures"));
-  out.push(
-    row(
-      "InternalHosts",
-      loaded.hosts.internal.rules.map((r) => r.text).join(", "),
-      "internalHosts",
-    ),
-  );
-  if (loaded.hosts.externalIgnore) {
-    out.push(
-      row(
-        "ExternalIgnoreList",
-        loaded.hosts.externalIgnore.rules.map((r) => r.text).join(", "),
-        "externalIgnoreList",
-      ),
-    );
-  }
-  if (loaded.hosts.peers) {
-    out.push(row("PeerList", loaded.hosts.peers.rules.map((r) => r.text).join(", "), "peerList"));
+  const hosts: [string, SettingField, { rules: readonly { text: string }[] } | undefined][] = [
+    ["InternalHosts", "internalHosts", loaded.hosts.internal],
+    ["ExternalIgnoreList", "externalIgnoreList", loaded.hosts.externalIgnore],
+    ["PeerList", "peerList", loaded.hosts.peers],
+  ];
+  for (const [name, field, list] of hosts) {
+    if (list) out.push(row(name, list.rules.map((r) => r.text).join(", "), field));
   }
   out.push(row("SignHeaders", loaded.headers.sign.join(":"), "signHeaders"));
   if (loaded.headers.oversign.length > 0) {

@@ -97,26 +97,21 @@ interface Overrides {
 
 function overrides(parsed: ServeArgs): Overrides {
   const out: { socket?: SocketSpec; pidFile?: string; userId?: UserId } = {};
-  if (parsed.socket !== undefined) {
-    try {
-      out.socket = parseSocketSpec(parsed.socket);
-    } catch (e) {
-      throw new UsageError(`serve: -p: ${e instanceof Error ? e.message : String(e)}`, {
-        cause: e,
-      });
-    }
-  }
+  if (parsed.socket !== undefined) out.socket = flagValue("-p", parseSocketSpec, parsed.socket);
   if (parsed.pidFile !== undefined) out.pidFile = parsed.pidFile;
-  if (parsed.user !== undefined) {
-    try {
-      out.userId = parseUserId(parsed.user);
-    } catch (e) {
-      throw new UsageError(`serve: -u: ${e instanceof Error ? e.message : String(e)}`, {
-        cause: e,
-      });
-    }
-  }
+  if (parsed.user !== undefined) out.userId = flagValue("-u", parseUserId, parsed.user);
   return out;
+}
+
+// `parse(text)`, its error made a usage error that names the flag.
+function flagValue<T>(flag: string, parse: (text: string) => T, text: string): T {
+  try {
+    return parse(text);
+  } catch (e) {
+    throw new UsageError(`serve: ${flag}: ${e instanceof Error ? e.message : String(e)}`, {
+      cause: e,
+    });
+  }
 }
 
 /** Runs `dkimd serve`; resolves to the exit status when the service stops. */

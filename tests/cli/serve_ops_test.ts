@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { fromLatin1 } from "../../lib/bytes.ts";
 import { MilterClient } from "../../lib/milter/client.ts";
 import { KEYS_DIR } from "../helpers/dkim_fixtures.ts";
-import { freePort, startDkimd } from "../helpers/dkimd_process.ts";
+import { freePort, startDkimd, until } from "../helpers/dkimd_process.ts";
 import { runCli } from "../helpers/run_cli.ts";
 
 async function keyDir(): Promise<string> {
@@ -42,18 +42,6 @@ async function alive(pid: number): Promise<boolean> {
     return !/^State:\s+Z/m.test(status);
   } catch {
     return false;
-  }
-}
-
-async function until(
-  what: string,
-  test: () => Promise<boolean>,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await test())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 

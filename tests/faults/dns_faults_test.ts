@@ -4,10 +4,10 @@
 // Each fault must give the right RFC 6376 §6.1.2 result in Authentication-Results (temperror
 // for a failed query, permerror for an answer saying there is no usable key) and its On-* action,
 // and the next message on the same connection must verify as if nothing had happened.
+import { mtaMessage } from "../helpers/mta_message.ts";
 import assert from "node:assert/strict";
 import { concat, CRLF, fromLatin1, latin1 } from "../../lib/bytes.ts";
 import { importPrivateKey, type SigningKey } from "../../lib/crypto/keys.ts";
-import { splitMessage } from "../../lib/dkim/header.ts";
 import { signMessage } from "../../lib/dkim/sign.ts";
 import { type ClientMessage, type MessageResult, MilterClient } from "../../lib/milter/client.ts";
 import type { Reply } from "../../lib/milter/codec.ts";
@@ -43,16 +43,7 @@ async function signed(subject: string, selector: string): Promise<Uint8Array> {
 }
 
 function asMta(bytes: Uint8Array, qid: string): ClientMessage {
-  const { fields, bodyOffset } = splitMessage(bytes);
-  return {
-    connect: { hostname: "client.test", address: "192.0.2.1", port: 40000 },
-    helo: "client.test",
-    macros: { connect: { j: "mx.test" }, mail: { i: qid }, eoh: { i: qid }, eom: { i: qid } },
-    from: `<alice@${DOMAIN}>`,
-    rcpts: ["<bob@example.org>"],
-    headers: fields.map((f) => [f.name, f.raw.subarray(f.raw.indexOf(0x3a) + 1)] as const),
-    body: bytes.subarray(bodyOffset),
-  };
+  return mtaMessage(bytes, { qid, address: "192.0.2.1", from: `<alice@${DOMAIN}>` });
 }
 
 function results(r: MessageResult): string {

@@ -24,7 +24,13 @@ import {
   SMFIC_MAIL,
 } from "../../lib/milter/constants.ts";
 import { KEYS_DIR, recordFor } from "../helpers/dkim_fixtures.ts";
-import { type DkimdProcess, freePort, startDkimd } from "../helpers/dkimd_process.ts";
+import {
+  type DkimdProcess,
+  freePort,
+  openConnections,
+  startDkimd,
+  until,
+} from "../helpers/dkimd_process.ts";
 import { type FakeDnsServer, startFakeDnsServer } from "../helpers/fake_dns_server.ts";
 
 const SENDER = "sender.example";
@@ -229,21 +235,6 @@ function insertedText(replies: readonly Reply[], name: string): string[] {
     .map((r) => (typeof r.value === "string" ? r.value : latin1(r.value)).replace(/\n\t/g, " "));
 }
 
-async function connections(w: World): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${w.metricsPort}/metrics`)).text();
-  const m = /^dkimd_connections (\d+)$/m.exec(text);
-  if (!m) throw new Error(`No dkimd_connections gauge in:\n${text}`);
-  return Number(m[1]);
-}
-
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 /** A whole normal transaction each way: an outbound message signed, an inbound one verified. */
 async function servesNormally(w: World, tag: string): Promise<void> {
   const mta = await RawMta.open(w.dkimd);
@@ -308,7 +299,10 @@ Deno.test("MTA faults: a disconnect at every protocol step leaves dkimd serving"
       cuts.push(`${path}: inside a BODY frame`);
     }
     assert.ok(cuts.length >= 2 * 14, cuts.join("\n"));
-    await until("every connection to be freed", async () => (await connections(w)) === 0);
+    await until(
+      "every connection to be freed",
+      async () => (await openConnections(w.metricsPort)) === 0,
+    );
     await servesNormally(w, "after-cuts");
     assertNoInternalError(w.dkimd);
   } finally {
@@ -398,7 +392,7 @@ Deno.test("MTA faults: MilterIdleTimeout frees connections held by silent and tr
       }
     })();
     // The silent and the trickling sender's sessions are open (the stalled one never got one).
-    await until("two sessions", async () => (await connections(w)) >= 2);
+    await until("two sessions", async () => (await openConnections(w.metricsPort)) >= 2);
     try {
       for (
         const [mta, what] of [[silent, "silent"], [stalled, "stalled"], [
@@ -419,7 +413,10 @@ Deno.test("MTA faults: MilterIdleTimeout frees connections held by silent and tr
       (w.dkimd.log().match(/Frame incomplete after MilterIdleTimeout/g) ?? []).length >= 2,
       "both the stalled and the trickling frame were cut",
     );
-    await until("every connection to be freed", async () => (await connections(w)) === 0);
+    await until(
+      "every connection to be freed",
+      async () => (await openConnections(w.metricsPort)) === 0,
+    );
     await servesNormally(w, "after-idle");
     assertNoInternalError(w.dkimd);
   } finally {
@@ -544,7 +541,7 @@ Deno.test("MTA faults: SIGTERM gives a stalled transaction MilterShutdownTimeout
     const stalled = await RawMta.open(w.dkimd);
     const list = steps(message(`a@${OURS}`, "stalled", "x\r\ny\r\n"), "127.0.0.1", "S1");
     await run(stalled, list.slice(0, list.length - 2));
-    await until("the session", async () => (await connections(w)) >= 1);
+    await until("the session", async () => (await openConnections(w.metricsPort)) >= 1);
     const started = performance.now();
     const code = await w.dkimd.stop();
     const seconds = (performance.now() - started) / 1000;

@@ -12,7 +12,7 @@ import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { DkimFilter } from "../../lib/filter/dkim_filter.ts";
 import type { Command, Reply } from "../../lib/milter/codec.ts";
 import type { MilterSession } from "../../lib/milter/session.ts";
-import { KEYS_DIR, loadKey } from "../helpers/dkim_fixtures.ts";
+import { loadKey, writeExampleSigning } from "../helpers/dkim_fixtures.ts";
 import { applyModifications, buildMessage, type HeaderPair } from "../helpers/milter_apply.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { runTransaction } from "../helpers/milter_transaction.ts";
@@ -47,18 +47,10 @@ async function lend(session: MilterSession, command: Command): Promise<Reply[]> 
 }
 
 async function filterWith(dir: string): Promise<{ filter: DkimFilter; zone: ZoneResolver }> {
-  for (const name of ["rsa2048_pkcs8.pem", "ed25519.pem"]) {
-    await Deno.copyFile(new URL(name, KEYS_DIR), `${dir}/${name}`);
-    await Deno.chmod(`${dir}/${name}`, 0o600);
-  }
-  await Deno.writeTextFile(
-    `${dir}/key.table`,
-    `rsa example.com:rsa:${dir}/rsa2048_pkcs8.pem\ned example.com:ed:${dir}/ed25519.pem\n`,
-  );
-  await Deno.writeTextFile(`${dir}/signing.table`, "*@example.com rsa\n*@example.com ed\n");
+  const signing = await writeExampleSigning(dir);
   await Deno.writeTextFile(
     `${dir}/dkimd.conf`,
-    `Mode sv\nKeyTable ${dir}/key.table\nSigningTable refile:${dir}/signing.table\n` +
+    `Mode sv\n${signing}` +
       "MultipleSignatures yes\nCanonicalization relaxed/relaxed\nAuthservID mx.example.net\n",
   );
   const loaded = (await loadRuntime(`${dir}/dkimd.conf`)).loaded;

@@ -14,7 +14,7 @@ import { MilterClient, type MilterClientOptions } from "../../lib/milter/client.
 import type { Reply } from "../../lib/milter/codec.ts";
 import { SMFI_CURR_PROT, SMFIP_HDR_LEADSPC } from "../../lib/milter/constants.ts";
 import { serve } from "../../lib/milter/server.ts";
-import { KEYS_DIR, loadKey } from "../helpers/dkim_fixtures.ts";
+import { loadKey, writeExampleSigning } from "../helpers/dkim_fixtures.ts";
 import { applyModifications, buildMessage, type HeaderPair } from "../helpers/milter_apply.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { type ZoneEntry, ZoneResolver } from "../helpers/zone_resolver.ts";
@@ -33,18 +33,10 @@ interface Setup {
 /** Writes a configuration with an RSA and an Ed25519 key for example.com and starts the filter. */
 async function start(extraConf: string, zone: Record<string, ZoneEntry> = {}): Promise<Setup> {
   const dir = await Deno.makeTempDir();
-  for (const name of ["rsa2048_pkcs8.pem", "ed25519.pem"]) {
-    await Deno.copyFile(new URL(name, KEYS_DIR), `${dir}/${name}`);
-    await Deno.chmod(`${dir}/${name}`, 0o600);
-  }
-  await Deno.writeTextFile(
-    `${dir}/key.table`,
-    `rsa example.com:rsa:${dir}/rsa2048_pkcs8.pem\ned example.com:ed:${dir}/ed25519.pem\n`,
-  );
-  await Deno.writeTextFile(`${dir}/signing.table`, "*@example.com rsa\n*@example.com ed\n");
+  const signing = await writeExampleSigning(dir);
   await Deno.writeTextFile(
     `${dir}/dkimd.conf`,
-    `Mode sv\nKeyTable ${dir}/key.table\nSigningTable refile:${dir}/signing.table\n` +
+    `Mode sv\n${signing}` +
       `MultipleSignatures yes\nCanonicalization relaxed/relaxed\nAuthservID mx.example.net\n` +
       `SyslogSuccess yes\nLogWhy yes\n${extraConf}`,
   );

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { type ClientMessage, type MessageResult, MilterClient } from "../../lib/milter/client.ts";
 import { SERVICE_DENO_FLAGS } from "../../lib/ops/self_command.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -134,4 +135,35 @@ export async function startDkimd(
     throw e;
   }
   return handle;
+}
+
+/** Sends one message to `d` over a connection of its own, as an MTA does. */
+export async function sendMessage(d: DkimdProcess, m: ClientMessage): Promise<MessageResult> {
+  const client = await MilterClient.connect({ kind: "inet", host: "127.0.0.1", port: d.port });
+  try {
+    return await client.sendMessage(m);
+  } finally {
+    client.close();
+  }
+}
+
+/** MTA connections a dkimd has open now: its `dkimd_connections` gauge on `metricsPort`. */
+export async function openConnections(metricsPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const m = /^dkimd_connections (\d+)$/m.exec(text);
+  if (!m) throw new Error(`No dkimd_connections gauge in:\n${text}`);
+  return Number(m[1]);
+}
+
+/** Polls `check` every 20 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function until(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }

@@ -17,7 +17,7 @@
  */
 
 import fc from "fast-check";
-import { CR, fromLatin1, HTAB, LF, SP } from "../../lib/bytes.ts";
+import { concat, CR, fromLatin1, HTAB, LF, SP } from "../../lib/bytes.ts";
 import type { AddressFamily, Command } from "../../lib/milter/codec.ts";
 
 /** The seed of a CI run: fixed, so CI runs the same cases every time. */
@@ -225,13 +225,13 @@ export function applyEdits(input: Uint8Array, list: readonly Edit[]): Uint8Array
       }
       case "insert": {
         const i = e.at % (n + 1);
-        b = join(b.subarray(0, i), e.bytes, b.subarray(i));
+        b = concat([b.subarray(0, i), e.bytes, b.subarray(i)]);
         break;
       }
       case "delete": {
         if (n === 0) break;
         const i = e.at % n;
-        b = join(b.subarray(0, i), b.subarray(Math.min(n, i + e.length)));
+        b = concat([b.subarray(0, i), b.subarray(Math.min(n, i + e.length))]);
         break;
       }
       case "duplicate": {
@@ -239,7 +239,7 @@ export function applyEdits(input: Uint8Array, list: readonly Edit[]): Uint8Array
         const i = e.at % n;
         const piece = b.slice(i, Math.min(n, i + e.length));
         const to = e.to % (n + 1);
-        b = join(b.subarray(0, to), piece, b.subarray(to));
+        b = concat([b.subarray(0, to), piece, b.subarray(to)]);
         break;
       }
       case "truncate":
@@ -248,18 +248,6 @@ export function applyEdits(input: Uint8Array, list: readonly Edit[]): Uint8Array
     }
   }
   return b;
-}
-
-function join(...parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /** Cut points for {@link splitAt}: up to `maxCuts` positions, taken modulo the input length. */

@@ -3,14 +3,14 @@
 // start, while serving with every log option on, or when a key cannot be read, carries private
 // key material: every line of every run is searched for PEM armour and for any 24-character
 // piece of the keys' base64.
+import { mtaMessage } from "../helpers/mta_message.ts";
 import assert from "node:assert/strict";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
-import { splitMessage } from "../../lib/dkim/header.ts";
-import { type ClientMessage, type MessageResult, MilterClient } from "../../lib/milter/client.ts";
+import type { ClientMessage, MessageResult } from "../../lib/milter/client.ts";
 import type { Reply } from "../../lib/milter/codec.ts";
 import { SERVICE_DENO_FLAGS } from "../../lib/ops/self_command.ts";
 import { KEYS_DIR } from "../helpers/dkim_fixtures.ts";
-import { type DkimdProcess, freePort, startDkimd } from "../helpers/dkimd_process.ts";
+import { freePort, sendMessage, startDkimd } from "../helpers/dkimd_process.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const DENO_CONFIG = new URL("../../deno.json", import.meta.url).pathname;
@@ -107,25 +107,13 @@ function outbound(n: number): ClientMessage {
     `From: Alice <alice@example.com>\r\nTo: <bob@example.org>\r\nSubject: key test ${n}\r\n` +
       `Date: Fri, 27 Nov 2026 12:00:00 +0000\r\n\r\nHello ${n}\r\n`,
   );
-  const { fields, bodyOffset } = splitMessage(bytes);
-  const qid = `KEY${n}`;
-  return {
-    connect: { hostname: "localhost", address: "127.0.0.1", port: 40000 },
-    macros: { connect: { j: "mx.test" }, mail: { i: qid }, eoh: { i: qid }, eom: { i: qid } },
+  return mtaMessage(bytes, {
+    qid: `KEY${n}`,
+    address: "127.0.0.1",
+    hostname: "localhost",
+    helo: null,
     from: "<alice@example.com>",
-    rcpts: ["<bob@example.org>"],
-    headers: fields.map((f) => [f.name, f.raw.subarray(f.raw.indexOf(0x3a) + 1)] as const),
-    body: bytes.subarray(bodyOffset),
-  };
-}
-
-async function send(d: DkimdProcess, m: ClientMessage): Promise<MessageResult> {
-  const client = await MilterClient.connect({ kind: "inet", host: "127.0.0.1", port: d.port });
-  try {
-    return await client.sendMessage(m);
-  } finally {
-    client.close();
-  }
+  });
 }
 
 function signatures(r: MessageResult): string[] {
@@ -168,7 +156,7 @@ Deno.test("RequireSafeKeys: dkimd refuses to start with a key others can read or
       const lax = await startDkimd(k.dir, config(k, "RequireSafeKeys no\n"));
       try {
         assert.match(lax.log(), /RequireSafeKeys is off/, c.name);
-        assert.equal(signatures(await send(lax, outbound(1))).length, 2, c.name);
+        assert.equal(signatures(await sendMessage(lax, outbound(1))).length, 2, c.name);
       } finally {
         await lax.stop();
       }
@@ -183,14 +171,14 @@ Deno.test("RequireSafeKeys: a reload with an unsafe key is refused and the old k
   const k = await keyDir();
   const d = await startDkimd(k.dir, config(k));
   try {
-    assert.equal(signatures(await send(d, outbound(1))).length, 2);
+    assert.equal(signatures(await sendMessage(d, outbound(1))).length, 2);
     await Deno.chmod(k.rsa, 0o644);
     d.signal("SIGUSR1");
     await d.waitForLog(
       /reload failed: Unsafe key for KeyTable .*rsa\.private" can be read by every user/,
     );
     await d.waitForLog(/reload failed: keeping the configuration in force/);
-    assert.equal(signatures(await send(d, outbound(2))).length, 2);
+    assert.equal(signatures(await sendMessage(d, outbound(2))).length, 2);
     assert.deepEqual(keyMaterial(d.log()), []);
   } finally {
     await d.stop();
@@ -239,7 +227,9 @@ Deno.test("dkimd never logs private key material: serving, reloading and failing
       { args: ["-v"] },
     );
     try {
-      for (let n = 1; n <= 3; n++) assert.equal(signatures(await send(d, outbound(n))).length, 2);
+      for (let n = 1; n <= 3; n++) {
+        assert.equal(signatures(await sendMessage(d, outbound(n))).length, 2);
+      }
       const conf = d.config;
       const good = await Deno.readTextFile(conf);
       for (const table of ["inline.table", "short.table", "damaged.table"]) {
@@ -250,7 +240,7 @@ Deno.test("dkimd never logs private key material: serving, reloading and failing
           new RegExp(`(keeping the configuration in force[\\s\\S]*){${before}}`),
         );
       }
-      assert.equal(signatures(await send(d, outbound(4))).length, 2);
+      assert.equal(signatures(await sendMessage(d, outbound(4))).length, 2);
       assert.match(d.log(), /DKIM-Signature field added/);
     } finally {
       await d.stop();

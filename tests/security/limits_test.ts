@@ -5,17 +5,24 @@
 // Each crossing gets the configured action and a log line naming the limit, and the same message
 // just under the limit goes through, so the limit and nothing else made the difference. Lines have
 // no limit of their own: a 3 MiB body line streams through signing.
+import { mtaMessage } from "../helpers/mta_message.ts";
 import assert from "node:assert/strict";
 import { concat, CRLF, fromLatin1, latin1, toBase64 } from "../../lib/bytes.ts";
 import { derBitString, derInteger, derNull, derOid, derSequence } from "../../lib/crypto/der.ts";
 import { importPrivateKey, type SigningKey } from "../../lib/crypto/keys.ts";
-import { splitMessage } from "../../lib/dkim/header.ts";
 import { signMessage, type SignOptions } from "../../lib/dkim/sign.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { type ClientMessage, type MessageResult, MilterClient } from "../../lib/milter/client.ts";
 import type { Reply } from "../../lib/milter/codec.ts";
 import { KEYS_DIR, recordFor } from "../helpers/dkim_fixtures.ts";
-import { type DkimdProcess, freePort, startDkimd } from "../helpers/dkimd_process.ts";
+import {
+  type DkimdProcess,
+  freePort,
+  openConnections,
+  sendMessage,
+  startDkimd,
+  until,
+} from "../helpers/dkimd_process.ts";
 import { type FakeDnsServer, startFakeDnsServer } from "../helpers/fake_dns_server.ts";
 import { startPostfix } from "../helpers/postfix.ts";
 
@@ -95,25 +102,7 @@ async function signedBy(bytes: Uint8Array, options: SignOptions[]): Promise<Uint
 
 /** The message as Postfix hands it to a milter, from `address` (127.0.0.1 is internal). */
 function asMta(bytes: Uint8Array, address: string, qid: string): ClientMessage {
-  const { fields, bodyOffset } = splitMessage(bytes);
-  return {
-    connect: { hostname: "client.test", address, port: 40000 },
-    helo: "client.test",
-    macros: { connect: { j: "mx.test" }, mail: { i: qid }, eoh: { i: qid }, eom: { i: qid } },
-    from: `<${latin1(bytes).match(/^From: <([^>]*)>/m)?.[1] ?? ""}>`,
-    rcpts: ["<bob@example.org>"],
-    headers: fields.map((f) => [f.name, f.raw.subarray(f.raw.indexOf(0x3a) + 1)] as const),
-    body: bytes.subarray(bodyOffset),
-  };
-}
-
-async function send(d: DkimdProcess, m: ClientMessage): Promise<MessageResult> {
-  const client = await MilterClient.connect({ kind: "inet", host: "127.0.0.1", port: d.port });
-  try {
-    return await client.sendMessage(m);
-  } finally {
-    client.close();
-  }
+  return mtaMessage(bytes, { qid, address });
 }
 
 function inserted(result: MessageResult, name: string): string[] {
@@ -138,28 +127,13 @@ async function idleConnection(d: DkimdProcess): Promise<MilterClient> {
   return client;
 }
 
-/** MTA connections dkimd has open now (its dkimd_connections gauge). */
-async function connections(w: World): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${w.metricsPort}/metrics`)).text();
-  const m = /^dkimd_connections (\d+)$/m.exec(text);
-  if (!m) throw new Error(`No dkimd_connections gauge in:\n${text}`);
-  return Number(m[1]);
-}
-
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 Deno.test("dkimd limits: each crossing gets its action and a log line naming the limit", async (t) => {
   const w = await world();
   const d = await startDkimd(w.dir, config(w));
   let n = 0;
   const qid = () => `LIM${++n}`;
-  const inbound = async (bytes: Uint8Array) => await send(d, asMta(bytes, "192.0.2.1", qid()));
+  const inbound = async (bytes: Uint8Array) =>
+    await sendMessage(d, asMta(bytes, "192.0.2.1", qid()));
   const sign = (selector: keyof World["keys"]) => ({
     domain: SENDER,
     selector,
@@ -266,7 +240,7 @@ Deno.test("dkimd limits: each crossing gets its action and a log line naming the
     await t.step("no line length limit: a 3 MiB body line is signed and verifies", async () => {
       const body = `${"a".repeat(3 * 1024 * 1024)}\r\n`;
       const bytes = message(`alice@${OUTBOUND}`, "one long line", "", body);
-      const r = await send(d, asMta(bytes, "127.0.0.1", qid()));
+      const r = await sendMessage(d, asMta(bytes, "127.0.0.1", qid()));
       assert.equal(r.final.type, "accept");
       const [sig] = inserted(r, "DKIM-Signature");
       assert.ok(sig, "a DKIM-Signature was inserted");
@@ -284,7 +258,7 @@ Deno.test("dkimd limits: each crossing gets its action and a log line naming the
     await t.step(
       "MilterMaxConnections: the 9th connection is closed, a freed slot serves",
       async () => {
-        await until("no connection open", async () => (await connections(w)) === 0);
+        await until("no connection open", async () => (await openConnections(w.metricsPort)) === 0);
         const held: MilterClient[] = [];
         try {
           for (let i = 0; i < 8; i++) {
@@ -297,7 +271,7 @@ Deno.test("dkimd limits: each crossing gets its action and a log line naming the
           );
           await d.waitForLog(/MilterMaxConnections \(8\) reached: refusing connection \d+/);
           held.pop()!.close();
-          await until("a free slot", async () => (await connections(w)) < 8);
+          await until("a free slot", async () => (await openConnections(w.metricsPort)) < 8);
           const r = await inbound(await signedBy(message(`a@${SENDER}`, "slot"), [sign("k2048")]));
           assert.match(inserted(r, "Authentication-Results")[0], /dkim=pass/);
         } finally {
@@ -345,7 +319,10 @@ Deno.test("dkimd limits: past MilterMaxConnections Postfix applies milter_defaul
     assert.equal(refused.reply.code, 451, refused.reply.lines.join(" "));
     await d.waitForLog(/MilterMaxConnections \(8\) reached: refusing connection \d+/, WAIT_MS);
     for (const c of held.splice(0)) c.close();
-    await until("the held connections to close", async () => (await connections(w)) === 0);
+    await until(
+      "the held connections to close",
+      async () => (await openConnections(w.metricsPort)) === 0,
+    );
     const served = await postfix.sendSmtp({
       from: `a@${SENDER}`,
       to: "bob@example.org",
@@ -394,7 +371,7 @@ Deno.test("dkimd limits: by default (MaximumKeyBits 4096, RFC 8301) an 8192-bit 
       selector: "k8192",
       key: w.keys.k2048,
     }]);
-    const r = await send(d, asMta(bytes, "192.0.2.1", "BIG1"));
+    const r = await sendMessage(d, asMta(bytes, "192.0.2.1", "BIG1"));
     assert.equal(r.final.type, "accept"); // On-BadSignature's default
     assert.match(
       inserted(r, "Authentication-Results")[0],
@@ -402,7 +379,7 @@ Deno.test("dkimd limits: by default (MaximumKeyBits 4096, RFC 8301) an 8192-bit 
     );
     await d.waitForLog(/BIG1: bad signature data .*over MaximumKeyBits \(4096\)/);
     // The 4096-bit key, at the limit, passes.
-    const ok = await send(
+    const ok = await sendMessage(
       d,
       asMta(
         await signedBy(message(`a@${SENDER}`, "4096"), [{

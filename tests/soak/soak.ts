@@ -11,10 +11,10 @@
  *
  * @module
  */
+import { mtaMessage } from "../helpers/mta_message.ts";
 import { parseArgs } from "node:util";
 import { concat, CRLF, fromLatin1, latin1 } from "../../lib/bytes.ts";
 import { importPrivateKey } from "../../lib/crypto/keys.ts";
-import { splitMessage } from "../../lib/dkim/header.ts";
 import { signMessage } from "../../lib/dkim/sign.ts";
 import { type ClientMessage, MilterClient } from "../../lib/milter/client.ts";
 import type { Reply } from "../../lib/milter/codec.ts";
@@ -174,16 +174,7 @@ function message(from: string, n: number): Uint8Array {
 }
 
 function asMta(bytes: Uint8Array, address: string, qid: string): ClientMessage {
-  const { fields, bodyOffset } = splitMessage(bytes);
-  return {
-    connect: { hostname: "client.test", address, port: 40000 },
-    helo: "client.test",
-    macros: { connect: { j: "mx.test" }, mail: { i: qid }, eoh: { i: qid }, eom: { i: qid } },
-    from: `<${/^From: <([^>]*)>/m.exec(latin1(bytes))![1]}>`,
-    rcpts: ["<bob@example.org>"],
-    headers: fields.map((f) => [f.name, f.raw.subarray(f.raw.indexOf(0x3a) + 1)] as const),
-    body: bytes.subarray(bodyOffset),
-  };
+  return mtaMessage(bytes, { qid, address });
 }
 
 function inserted(modifications: readonly Reply[], name: string): string | undefined {
