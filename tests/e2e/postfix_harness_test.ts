@@ -96,10 +96,23 @@ function takeFields(data: Uint8Array, count: number): { fields: string[]; rest: 
   return { fields, rest: data.subarray(at) };
 }
 
-const RECEIVED_SMTP =
-  /^Received: from client\.test \(unknown \[(127\.0\.0\.[12])\]\)\r\n\tby mx\.postfix\.test \(Postfix\) with ESMTP id ([0-9A-F]+)\r\n\tfor <([^>]+)>; [A-Z][a-z]{2}, [0-9]{1,2} [A-Z][a-z]{2} [0-9]{4} [0-9:]{8} \+0000 \(UTC\)\r\n$/;
-const RECEIVED_PICKUP =
-  /^Received: by mx\.postfix\.test \(Postfix, from userid 0\)\r\n\tid ([0-9A-F]+); [A-Z][a-z]{2}, [0-9]{1,2} [A-Z][a-z]{2} [0-9]{4} [0-9:]{8} \+0000 \(UTC\)\r\n$/;
+/**
+ * The date Postfix writes in Received and Date fields: mail_date(3) formats
+ * `%a, %e %b %Y %H:%M:%S %z (%Z)`, and `%e` pads a one-digit day with a space
+ * (`Mon,  7 Dec 2026`), which RFC 5322 §3.3 allows (`day = ([FWS] 1*2DIGIT FWS)`). The harness
+ * runs Postfix with TZ=UTC. Captured, for the tests that set Postfix's clock.
+ */
+const POSTFIX_DATE =
+  "([A-Z][a-z]{2}, (?: [1-9]|[12][0-9]|3[01]) [A-Z][a-z]{2} [0-9]{4}) [0-9:]{8} \\+0000 \\(UTC\\)";
+const RECEIVED_SMTP = new RegExp(
+  "^Received: from client\\.test \\(unknown \\[(127\\.0\\.0\\.[12])\\]\\)\r\n" +
+    "\tby mx\\.postfix\\.test \\(Postfix\\) with ESMTP id ([0-9A-F]+)\r\n" +
+    `\tfor <([^>]+)>; ${POSTFIX_DATE}\r\n$`,
+);
+const RECEIVED_PICKUP = new RegExp(
+  "^Received: by mx\\.postfix\\.test \\(Postfix, from userid 0\\)\r\n" +
+    `\tid ([0-9A-F]+); ${POSTFIX_DATE}\r\n$`,
+);
 
 // A message with every header Postfix would otherwise add, a folded header, odd spacing that
 // relaxed canonicalization would hide but simple does not, 8-bit bytes, and a line that
@@ -259,7 +272,7 @@ Deno.test("startPostfix() passes mail through a milter on an inet socket to the 
           new RegExp(
             "^From: alice@mx\\.postfix\\.test\\r\\nSubject: bare\\r\\n" +
               `Message-Id: <[0-9]{14}\\.${local.queueId}@mx\\.postfix\\.test>\\r\\n` +
-              "Date: [A-Z][a-z]{2}, .* \\+0000 \\(UTC\\)\\r\\nX-Body-Bytes: 6\\r\\n\\r\\nBody\\r\\n$",
+              `Date: ${POSTFIX_DATE}\\r\\nX-Body-Bytes: 6\\r\\n\\r\\nBody\\r\\n$`,
           ),
         );
         // 127.0.0.2 is not: the header is left alone.
@@ -305,6 +318,54 @@ Deno.test("startPostfix() passes mail through a milter on an inet socket to the 
   await postfix.stop();
   await assert.rejects(Deno.stat(postfix.root), Deno.errors.NotFound);
 });
+
+// The dates Postfix writes on a one-digit day (padded with a space: this suite once failed on
+// the 1st to the 9th of every month) and at a month end, by Postfix's own clock (libfaketime),
+// whatever day the suite runs on.
+for (
+  const [clock, day] of [
+    [new Date("2027-03-07T12:00:00Z"), "Sun,  7 Mar 2027"],
+    [new Date("2027-01-31T12:00:00Z"), "Sun, 31 Jan 2027"],
+  ] as const
+) {
+  Deno.test(`startPostfix() with its clock at ${day}: Received and Date fields`, async () => {
+    const milter = await startTagMilter({ kind: "inet", host: "127.0.0.1", port: 0 });
+    const postfix = await startPostfix({
+      smtpdMilters: `inet:127.0.0.1:${inetPort(milter.server)}`,
+      clock,
+    });
+    try {
+      // From 127.0.0.1 (local_header_rewrite_clients) without a Date field: cleanup adds one.
+      const sent = await postfix.sendSmtp({
+        from: "alice@example.com",
+        to: "bob@example.net",
+        data: bytes("From: alice@example.com\r\nSubject: dated\r\n\r\nBody\r\n"),
+      });
+      assert.equal(sent.accepted, true, JSON.stringify(sent.reply));
+      const [smtp] = await postfix.waitForMessages(1, DELIVERY_TIMEOUT_MS);
+      const { fields, rest } = takeFields(smtp.data, 2);
+      const received = RECEIVED_SMTP.exec(fields[1]);
+      assert.equal(received?.[2], sent.queueId);
+      assert.equal(received?.[4], day);
+      const date = new RegExp(`^Date: ${POSTFIX_DATE}\r$`, "m").exec(latin1(rest));
+      assert.equal(date?.[1], day);
+
+      // The sendmail path: pickup's Received field. (Its Date field carries the time postdrop
+      // took the message, and postdrop is set-group-id, so the loader ignores LD_PRELOAD there.)
+      await postfix.sendmail({
+        from: "alice@example.com",
+        to: "bob@example.net",
+        data: bytes(HEADERS + "\r\n" + BODY),
+      });
+      const [, local] = await postfix.waitForMessages(2, DELIVERY_TIMEOUT_MS);
+      checkTagged(local, RECEIVED_PICKUP);
+      assert.equal(RECEIVED_PICKUP.exec(takeFields(local.data, 2).fields[1])?.[2], day);
+    } finally {
+      await postfix.stop();
+      await milter.server.close();
+    }
+  });
+}
 
 Deno.test("startPostfix() reaches a milter on a unix socket in the seed's layout", async () => {
   // The seed: /var/spool/postfix/opendkim owned by opendkim, group postfix, mode 0770, and

@@ -121,6 +121,12 @@ export interface PostfixOptions {
   readonly mainCf?: Readonly<Record<string, string>>;
   /** More master.cf lines, appended as given. */
   readonly masterCf?: readonly string[];
+  /**
+   * The time every Postfix process (and `sendmail`) starts its clock at, as libfaketime's
+   * FAKETIME offset from now, so that a test sees the dates Postfix writes on a chosen day
+   * (Debian package "faketime"). Default: the real time.
+   */
+  readonly clock?: Date;
 }
 
 /** Options of {@link PostfixInstance.sendmail}. */
@@ -214,9 +220,11 @@ async function run(
   args: readonly string[],
   stdin?: Uint8Array,
   timeoutMs = POSTFIX_COMMAND_TIMEOUT_MS,
+  env: Readonly<Record<string, string>> = {},
 ): Promise<CommandResult> {
   const child = new Deno.Command(program, {
     args: [...args],
+    env,
     stdin: stdin ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
@@ -257,6 +265,37 @@ async function backdate(path: string): Promise<void> {
   await Deno.utime(path, past, past);
 }
 
+/** Where Debian's "faketime" package puts libfaketime, under a multiarch directory of /usr/lib. */
+async function findFaketime(): Promise<string> {
+  const candidates = ["/usr/lib/faketime/libfaketime.so.1"];
+  for await (const entry of Deno.readDir("/usr/lib")) {
+    if (entry.isDirectory) candidates.push(`/usr/lib/${entry.name}/faketime/libfaketime.so.1`);
+  }
+  for (const path of candidates) {
+    if (await Deno.stat(path).then((i) => i.isFile, () => false)) return path;
+  }
+  throw new PostfixError('Cannot find libfaketime: install the Debian package "faketime"');
+}
+
+/**
+ * The environment of every Postfix process of an instance: main.cf's `import_environment`, and
+ * what the harness starts `postfix` and `sendmail` with. Postfix writes the dates of Received and
+ * Date fields in local time with English names (mail_date(3)), so the zone and locale are fixed
+ * here: the tests depend on the code, not on the machine's TZ or LANG. With a clock, libfaketime
+ * moves every process's time by the same offset from now.
+ */
+async function postfixEnvironment(clock?: Date): Promise<Record<string, string>> {
+  const env: Record<string, string> = { TZ: "UTC", LANG: "C", LC_ALL: "C" };
+  if (clock) {
+    const offset = Math.round((clock.getTime() - Date.now()) / 1000);
+    env.LD_PRELOAD = await findFaketime();
+    env.FAKETIME = offset >= 0 ? `+${offset}` : String(offset);
+    // Timers and timeouts keep the real monotonic clock; only the calendar moves.
+    env.FAKETIME_DONT_FAKE_MONOTONIC = "1";
+  }
+  return env;
+}
+
 // A port free now; Postfix binds it a moment later, so start retries when it was taken meanwhile.
 function freePort(): number {
   const listener = Deno.listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 });
@@ -269,6 +308,7 @@ function mainCf(
   paths: PostfixPaths,
   options: PostfixOptions,
   sinkPort: number,
+  env: Readonly<Record<string, string>>,
 ): Map<string, string> {
   const hostname = options.hostname ?? "mx.postfix.test";
   const relay = `smtp:[127.0.0.1]:${sinkPort}`;
@@ -277,6 +317,14 @@ function mainCf(
     : options.smtpdMilters ?? "";
   const cf = new Map<string, string>([
     ["compatibility_level", "3.6"],
+    // Postfix's own variables (its default list), then the harness's fixed values.
+    [
+      "import_environment",
+      [
+        "MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG POSTLOG_SERVICE POSTLOG_HOSTNAME",
+        ...Object.entries(env).map(([name, value]) => `${name}=${value}`),
+      ].join(" "),
+    ],
     ["config_directory", paths.configDirectory],
     ["queue_directory", paths.queueDirectory],
     ["data_directory", paths.dataDirectory],
@@ -498,7 +546,8 @@ export async function startPostfix(options: PostfixOptions): Promise<PostfixInst
       await makeSocketDirectory(paths.queueDirectory, dir, users);
     }
     sink = await startSmtpSink();
-    const cf = mainCf(paths, options, sink.port);
+    const env = await postfixEnvironment(options.clock);
+    const cf = mainCf(paths, options, sink.port, env);
     await Deno.writeTextFile(
       `${paths.configDirectory}/main.cf`,
       [...cf].map(([name, value]) => `${name} = ${value}`).join("\n") + "\n",
@@ -517,6 +566,7 @@ export async function startPostfix(options: PostfixOptions): Promise<PostfixInst
         ["-c", paths.configDirectory, "start"],
         undefined,
         POSTFIX_START_TIMEOUT_MS,
+        env,
       );
       const log = await readLog(paths.logFile);
       if (started.code === 0) {
@@ -525,7 +575,7 @@ export async function startPostfix(options: PostfixOptions): Promise<PostfixInst
         if (!Number.isInteger(masterPid) || masterPid <= 1) {
           throw new PostfixError(`Cannot read the master's pid: "${pidText.trim()}"`, log);
         }
-        return new Instance(paths, programs, smtpPort, masterPid, sink);
+        return new Instance(paths, programs, smtpPort, masterPid, sink, env);
       }
       lastFailure = `${started.stdout}${started.stderr}${await explainFailure(paths, log)}`;
       await stopLeftovers(paths.queueDirectory);
@@ -608,6 +658,7 @@ class Instance implements PostfixInstance {
   readonly masterPid: number;
   readonly sink: SmtpSink;
   readonly #programs: Programs;
+  readonly #env: Readonly<Record<string, string>>;
   readonly #onUnload: () => void;
   #stopping?: Promise<void>;
 
@@ -617,6 +668,7 @@ class Instance implements PostfixInstance {
     smtpPort: number,
     masterPid: number,
     sink: SmtpSink,
+    env: Readonly<Record<string, string>>,
   ) {
     this.root = paths.root;
     this.configDirectory = paths.configDirectory;
@@ -627,6 +679,7 @@ class Instance implements PostfixInstance {
     this.masterPid = masterPid;
     this.sink = sink;
     this.#programs = programs;
+    this.#env = env;
     // A test runner that exits without stop() must not leave a Postfix running.
     this.#onUnload = () => killGroup(masterPid, "SIGKILL");
     globalThis.addEventListener("unload", this.#onUnload);
@@ -640,7 +693,13 @@ class Instance implements PostfixInstance {
     const to = typeof options.to === "string" ? [options.to] : options.to;
     if (to.length === 0) throw new RangeError("Invalid sendmail recipients: none given");
     const args = ["-C", this.configDirectory, "-i", "-f", options.from, "--", ...to];
-    const result = await run(this.#programs.sendmail, args, options.data);
+    const result = await run(
+      this.#programs.sendmail,
+      args,
+      options.data,
+      POSTFIX_COMMAND_TIMEOUT_MS,
+      this.#env,
+    );
     if (result.code !== 0) {
       throw new PostfixError(
         `"sendmail ${args.join(" ")}" failed with status ${result.code}`,
