@@ -2,13 +2,40 @@ import assert from "node:assert/strict";
 import { ConfigError, ConfigErrors } from "../../lib/config/config_error.ts";
 import { denoLoadIo, type FileInfo, loadConfig, type LoadIo } from "../../lib/config/load.ts";
 import { configToYaml } from "../../lib/config/to_yaml.ts";
+import { UserDb } from "../../lib/config/user_db.ts";
 import { importPrivateKey, type SigningKey } from "../../lib/crypto/keys.ts";
 import { SourceError } from "../../lib/policy/origin.ts";
 import { chooseSigners } from "../../lib/policy/signers.ts";
 
-const io = denoLoadIo(importPrivateKey);
 const SEED = new URL("../testdata/config/seed/", import.meta.url);
 const isRoot = Deno.uid() === 0;
+
+/** The seed key's group "opendkim": a gid of the tests' own, not the machine's. */
+const OPENDKIM_GID = 64_117;
+
+/**
+ * An account database of the tests' own, so that no result depends on the machine's
+ * /etc/passwd and /etc/group: root; user opendkim (the seed's UserID) and group opendkim, with
+ * `members` in that group besides (its gid is `gid`); postfix, as Debian and most how-tos add it
+ * to group opendkim for the socket.
+ */
+function accounts(members: readonly string[] = [], gid = OPENDKIM_GID): UserDb {
+  return UserDb.parse(
+    "root:x:0:0:root:/root:/bin/bash\n" +
+      `opendkim:x:64110:${gid}::/run/opendkim:/usr/sbin/nologin\n` +
+      "postfix:x:64105:64105::/var/spool/postfix:/usr/sbin/nologin\n" +
+      "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+    `root:x:0:\nopendkim:x:${gid}:${members.join(",")}\npostfix:x:64105:\n` +
+      "nogroup:x:65534:\n",
+  );
+}
+
+/** The real file system and key importer, with the account database of {@link accounts}. */
+function ioWith(db: UserDb): LoadIo<SigningKey> {
+  return { ...denoLoadIo(importPrivateKey), accounts: () => Promise.resolve(db) };
+}
+
+const io = ioWith(accounts());
 
 async function run(cmd: string, args: string[]): Promise<void> {
   const out = await new Deno.Command(cmd, {
@@ -36,13 +63,6 @@ async function edkey(path: string): Promise<string> {
   return path;
 }
 
-/** The gid of group "opendkim" when it exists, for the seed's root:opendkim ownership. */
-async function opendkimGid(): Promise<number | undefined> {
-  const group = await Deno.readTextFile("/etc/group").catch(() => "");
-  const m = /^opendkim:[^:]*:([0-9]+):/m.exec(group);
-  return m ? Number(m[1]) : undefined;
-}
-
 /** Makes the seed's files under a fresh directory, with a real key owned as the seed says. */
 async function makeSeed(): Promise<{ dir: string; conf: string; yaml: string; key: string }> {
   const dir = await Deno.makeTempDir({ prefix: "dkimd-seed-" });
@@ -53,9 +73,8 @@ async function makeSeed(): Promise<{ dir: string; conf: string; yaml: string; ke
     await Deno.writeTextFile(`${dir}/${name}`, text.replaceAll("@DIR@", dir));
   }
   const key = await genkey(`${dir}/keys/datahunter.org`, "dkim", "datahunter.org");
-  // chown root.opendkim dkim.private; chmod 640 dkim.private
-  const gid = await opendkimGid();
-  if (isRoot && gid !== undefined) await Deno.chown(key, 0, gid);
+  // chown root.opendkim dkim.private; chmod 640 dkim.private (not root: the user's own group)
+  if (isRoot) await Deno.chown(key, 0, OPENDKIM_GID);
   await Deno.chmod(key, 0o640);
   return { dir, conf: `${dir}/opendkim.conf`, yaml: `${dir}/dkimd.yaml`, key };
 }
@@ -107,6 +126,30 @@ Deno.test("loadConfig() loads the seed's opendkim.conf with its opendkim-genkey 
       assert.equal(loaded.hosts.externalIgnore?.match(host, ip).matched, true, `${host} ${ip}`);
     }
     assert.equal(loaded.hosts.internal.match("mx.example.net", "192.0.2.1").matched, false);
+  });
+});
+
+Deno.test("loadConfig() of the seed warns about its 0640 key when group opendkim has other members", async () => {
+  await withSeed(async (seed) => {
+    // The key's group is opendkim (as root) or the user's own; either way the database calls it
+    // opendkim, once alone and once with postfix in it.
+    const gid = (await Deno.stat(seed.key)).gid ?? OPENDKIM_GID;
+    for (const file of [seed.conf, seed.yaml]) {
+      const alone = await loadConfig(file, ioWith(accounts([], gid)));
+      assert.deepEqual(alone.warnings, [], file);
+      const shared = await loadConfig(file, ioWith(accounts(["postfix"], gid)));
+      assert.equal(shared.warnings.length, 1, file);
+      assert.match(
+        shared.warnings[0].message,
+        new RegExp(
+          `^KeyTable entry "datahunter" at ${seed.dir}/key\\.table:2: file "${seed.key}" can be ` +
+            `read by group opendkim, which also has "postfix" \\(owner \\S+, group opendkim, ` +
+            `mode 0640\\); fix: chown opendkim ${seed.key} && chmod 600 ${seed.key}$`,
+        ),
+      );
+      // A warning, not a refusal: the key still signs.
+      assert.equal(shared.keyTable?.get("datahunter")?.key?.type, "rsa");
+    }
   });
 });
 
@@ -471,10 +514,7 @@ Deno.test("loadConfig() RequireSafeKeys: refuses unsafe keys with the fix, accep
     {
       name: "0640 root:opendkim",
       ignore: !isRoot,
-      prep: async (_d, key) => {
-        const gid = await opendkimGid();
-        if (gid !== undefined) await Deno.chown(key, 0, gid);
-      },
+      prep: (_d, key) => Deno.chown(key, 0, OPENDKIM_GID),
     },
     { name: "0600", prep: (_d, key) => Deno.chmod(key, 0o600) },
     {
