@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { fromLatin1 } from "../../lib/bytes.ts";
 import { MilterClient } from "../../lib/milter/client.ts";
 import { KEYS_DIR } from "../helpers/dkim_fixtures.ts";
+import { dkimdEnv } from "../helpers/dkimd_env.ts";
 import { freePort, startDkimd } from "../helpers/dkimd_process.ts";
 import { runCli } from "../helpers/run_cli.ts";
 
@@ -117,6 +118,8 @@ Deno.test("dkimd serve without a configuration says it serves the built-in defau
       ],
       stderr: "piped",
       stdout: "null",
+      clearEnv: true,
+      env: dkimdEnv(),
     }).spawn();
     const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
     let text = "";

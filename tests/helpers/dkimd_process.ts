@@ -8,6 +8,7 @@
 
 import { type ClientMessage, type MessageResult, MilterClient } from "../../lib/milter/client.ts";
 import { SERVICE_DENO_FLAGS } from "../../lib/ops/self_command.ts";
+import { dkimdEnv } from "./dkimd_env.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
@@ -71,7 +72,8 @@ export async function startDkimd(
     ],
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", ...options.env },
+    clearEnv: true,
+    env: dkimdEnv({ NO_COLOR: "1", ...options.env }),
   }).spawn();
   let text = "";
   const waiters: (() => void)[] = [];

@@ -14,6 +14,7 @@ export interface CliResult {
 }
 
 import { SERVICE_DENO_FLAGS } from "../../lib/ops/self_command.ts";
+import { dkimdEnv } from "./dkimd_env.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
@@ -30,7 +31,8 @@ export async function runCli(
     stdout: "piped",
     stderr: "piped",
     cwd: options.cwd,
-    env: { NO_COLOR: "1" },
+    clearEnv: true,
+    env: dkimdEnv({ NO_COLOR: "1" }),
   }).spawn();
   const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
   const writer = child.stdin.getWriter();

@@ -10,6 +10,7 @@ import type { ClientMessage, MessageResult } from "../../lib/milter/client.ts";
 import type { Reply } from "../../lib/milter/codec.ts";
 import { SERVICE_DENO_FLAGS } from "../../lib/ops/self_command.ts";
 import { KEYS_DIR } from "../helpers/dkim_fixtures.ts";
+import { dkimdEnv } from "../helpers/dkimd_env.ts";
 import { freePort, sendMessage, startDkimd } from "../helpers/dkimd_process.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -89,7 +90,8 @@ async function runToExit(conf: string): Promise<{ code: number; output: string }
     ],
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    clearEnv: true,
+    env: dkimdEnv({ NO_COLOR: "1" }),
     signal: AbortSignal.timeout(RUN_TIMEOUT_MS),
   }).output();
   const decoder = new TextDecoder();
