@@ -8,10 +8,11 @@ import { MilterClient } from "../../lib/milter/client.ts";
 import { KEYS_DIR } from "../helpers/dkim_fixtures.ts";
 import { freePort, startDkimd, until } from "../helpers/dkimd_process.ts";
 import { runCli } from "../helpers/run_cli.ts";
+import { makeSharedTempDir } from "../helpers/shared_temp_dir.ts";
 
 async function keyDir(): Promise<string> {
-  const dir = await Deno.makeTempDir();
-  await Deno.chmod(dir, 0o755);
+  // Shared: the UserID check walks every directory above the key as user nobody.
+  const dir = await makeSharedTempDir(0o755);
   await Deno.copyFile(new URL("ed25519.pem", KEYS_DIR), `${dir}/ed.private`);
   await Deno.chmod(`${dir}/ed.private`, 0o600);
   return dir;

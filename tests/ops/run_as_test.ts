@@ -9,6 +9,7 @@ import {
 } from "../../lib/ops/run_as.ts";
 import { selfCommand } from "../../lib/ops/self_command.ts";
 import { supervise } from "../../lib/ops/supervisor.ts";
+import { makeSharedTempDir } from "../helpers/shared_temp_dir.ts";
 
 const ROOT = Deno.uid() === 0;
 const READINESS = new URL("../../lib/ops/readiness.ts", import.meta.url);
@@ -47,10 +48,8 @@ async function nobody(): Promise<RunAs> {
 }
 
 /** A temporary directory the unprivileged user may write in. */
-async function sharedDir(): Promise<string> {
-  const dir = await Deno.makeTempDir();
-  await Deno.chmod(dir, 0o777);
-  return dir;
+function sharedDir(): Promise<string> {
+  return makeSharedTempDir(0o777);
 }
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
@@ -89,9 +88,8 @@ Deno.test({
   fn: async () => {
     const who = await nobody();
     const db = await readUserDb();
-    const dir = await Deno.makeTempDir();
+    const dir = await makeSharedTempDir(0o755);
     try {
-      await Deno.chmod(dir, 0o755);
       const key = `${dir}/dkim.private`;
       await Deno.writeTextFile(key, "not really a key\n");
       await Deno.chown(key, 0, 0);
