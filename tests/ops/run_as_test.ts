@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { UserDb } from "../../lib/config/user_db.ts";
 import type { Logger, LogLevel } from "../../lib/ops/log.ts";
 import {
   readUserDb,
@@ -66,11 +67,14 @@ function statusField(status: string, name: string): string {
     .trim();
 }
 
-Deno.test("resolveRunAs() reads UserID as OpenDKIM does", async () => {
-  const db = await readUserDb();
-  const who = await nobody();
-  assert.equal(who.user, "nobody");
-  assert.equal(who.gid, db.user("nobody")!.gid);
+Deno.test("resolveRunAs() reads UserID as OpenDKIM does", () => {
+  // Accounts of its own: which uids and group names the machine has must not matter.
+  const db = UserDb.parse(
+    "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+    "root:x:0:\nnogroup:x:65534:\n",
+  );
+  const who = resolveRunAs({ user: "nobody" }, db);
+  assert.deepEqual(who, { user: "nobody", uid: 65534, group: "nogroup", gid: 65534 });
   assert.equal(resolveRunAs({ user: String(who.uid) }, db).user, "nobody");
   assert.equal(resolveRunAs({ user: "nobody", group: "root" }, db).gid, 0);
   assert.equal(resolveRunAs({ user: "nobody", group: "4242" }, db).gid, 4242);
