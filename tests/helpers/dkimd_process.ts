@@ -43,17 +43,55 @@ export function freePort(): number {
   return port;
 }
 
+/** Ports tried before giving up, when the one picked is taken before dkimd binds it. */
+const START_PORT_ATTEMPTS = 5;
+
+/** What {@link startDkimd} takes besides the directory and the configuration. */
+export interface StartDkimdOptions {
+  /** The socket to listen on; default: a free port of 127.0.0.1. */
+  readonly socket?: string;
+  /** More arguments after `-x CONFIG -f`. */
+  readonly args?: readonly string[];
+  /** More environment variables. */
+  readonly env?: Record<string, string>;
+}
+
+class PortTakenError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "PortTakenError";
+  }
+}
+
 /**
  * Writes `config(socket)` to `dir/dkimd.conf` and starts dkimd on it; resolves once it listens.
- * `socket` defaults to a free port of 127.0.0.1.
+ * `socket` defaults to a free port of 127.0.0.1. That port is free when picked, not when dkimd
+ * binds it a moment later: a connection of a test running beside this one may take it as its
+ * local port meanwhile. Then dkimd exits saying so, and it is started again on another port.
  */
 export async function startDkimd(
   dir: string,
   config: (socket: string) => string,
-  options: { socket?: string; args?: readonly string[]; env?: Record<string, string> } = {},
+  options: StartDkimdOptions = {},
 ): Promise<DkimdProcess> {
-  const port = options.socket ? 0 : freePort();
-  const socket = options.socket ?? `inet:${port}@127.0.0.1`;
+  if (options.socket) return await startOnce(dir, config, options.socket, 0, options);
+  for (let attempt = 1;; attempt++) {
+    const port = freePort();
+    try {
+      return await startOnce(dir, config, `inet:${port}@127.0.0.1`, port, options);
+    } catch (e) {
+      if (!(e instanceof PortTakenError) || attempt === START_PORT_ATTEMPTS) throw e;
+    }
+  }
+}
+
+async function startOnce(
+  dir: string,
+  config: (socket: string) => string,
+  socket: string,
+  port: number,
+  options: StartDkimdOptions,
+): Promise<DkimdProcess> {
   const path = `${dir}/dkimd.conf`;
   await Deno.writeTextFile(path, config(socket));
   const child = new Deno.Command(Deno.execPath(), {
@@ -134,6 +172,9 @@ export async function startDkimd(
     await waitForLog(/listening on/);
   } catch (e) {
     await handle.stop();
+    if (port !== 0 && text.includes(`cannot listen on ${socket}: Address already in use`)) {
+      throw new PortTakenError(`Port ${port} was taken before dkimd bound it:\n${text}`);
+    }
     throw e;
   }
   return handle;
