@@ -139,8 +139,10 @@ if (!listenDatagram) {
       server.close();
       await Deno.remove(path);
       log.info("lost");
-      // Wait for the failed send to be written to standard error.
-      for (let i = 0; i < 100 && err.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      // Wait for the failed send to be written to standard error: a listener made before that
+      // would take "lost". Bounded only against a hang; a busy machine may need seconds.
+      for (let i = 0; i < 2000 && err.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(err.length, 2, err.join(""));
       server = listenDatagram({ transport: "unixpacket", path });
       log.info("back");
       const [line] = await receive(server, 1);
