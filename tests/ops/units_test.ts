@@ -140,7 +140,19 @@ Deno.test("dkimd.service carries the seed's settings as systemd directives", () 
   assert.ok(!lines.some((l) => l.startsWith("MemoryDenyWriteExecute")), "V8 needs W+X memory");
 });
 
-Deno.test("the sysusers and tmpfiles entries apply to a scratch root", async () => {
+/** Runs `cmd`, which must succeed; resolves to its standard error. */
+async function run(cmd: string, args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  const msg = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, `${cmd}: ${msg}`);
+  return msg;
+}
+
+/**
+ * A scratch root with the sysusers and tmpfiles entries in place and the sysusers entries
+ * applied; resolves to the root and the opendkim passwd(5) fields.
+ */
+async function sysusersRoot(): Promise<{ root: string; user: string[] }> {
   const root = await Deno.makeTempDir();
   try {
     const text = (name: string) => UNIT_FILES.find((f) => f.name === name)!.text;
@@ -148,15 +160,19 @@ Deno.test("the sysusers and tmpfiles entries apply to a scratch root", async () 
     await Deno.mkdir(`${root}/etc/tmpfiles.d`, { recursive: true });
     await Deno.writeTextFile(`${root}/etc/sysusers.d/dkimd.conf`, text("dkimd.sysusers"));
     await Deno.writeTextFile(`${root}/etc/tmpfiles.d/dkimd.conf`, text("dkimd.tmpfiles"));
-    const run = async (cmd: string, args: string[]) => {
-      const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-      const msg = new TextDecoder().decode(out.stderr);
-      assert.equal(out.code, 0, `${cmd}: ${msg}`);
-      return msg;
-    };
     await run("systemd-sysusers", [`--root=${root}`]);
     const passwd = await Deno.readTextFile(`${root}/etc/passwd`);
     const user = passwd.split("\n").find((l) => l.startsWith("opendkim:"))!.split(":");
+    return { root, user };
+  } catch (e) {
+    await Deno.remove(root, { recursive: true });
+    throw e;
+  }
+}
+
+Deno.test("the sysusers entries apply to a scratch root", async () => {
+  const { root, user } = await sysusersRoot();
+  try {
     assert.deepEqual([user[4], user[5], user[6]], [
       "DKIM milter (dkimd)",
       "/run/dkimd",
@@ -166,21 +182,38 @@ Deno.test("the sysusers and tmpfiles entries apply to a scratch root", async () 
       l.startsWith("opendkim:")
     )!;
     assert.equal(group.split(":")[2], user[3]);
-    // Postfix's package makes its group; stand in for it.
-    await Deno.writeTextFile(`${root}/etc/group`, "postfix:x:4105:\n", { append: true });
-    const tmpfiles = await run("systemd-tmpfiles", [`--root=${root}`, "--create"]);
-    assert.equal(tmpfiles.trim(), "");
-    const run_ = await Deno.stat(`${root}/run/dkimd`);
-    assert.deepEqual([run_.mode! & 0o7777, run_.uid, run_.gid], [
-      0o755,
-      Number(user[2]),
-      Number(user[3]),
-    ]);
-    const spool = await Deno.stat(`${root}/var/spool/postfix/opendkim`);
-    assert.deepEqual([spool.mode! & 0o7777, spool.uid, spool.gid], [0o2770, Number(user[2]), 4105]);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "the tmpfiles entries apply to a scratch root",
+  // systemd-tmpfiles gives the directories to opendkim and postfix: chown(2) needs root.
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    const { root, user } = await sysusersRoot();
+    try {
+      // Postfix's package makes its group; stand in for it.
+      await Deno.writeTextFile(`${root}/etc/group`, "postfix:x:4105:\n", { append: true });
+      const tmpfiles = await run("systemd-tmpfiles", [`--root=${root}`, "--create"]);
+      assert.equal(tmpfiles.trim(), "");
+      const run_ = await Deno.stat(`${root}/run/dkimd`);
+      assert.deepEqual([run_.mode! & 0o7777, run_.uid, run_.gid], [
+        0o755,
+        Number(user[2]),
+        Number(user[3]),
+      ]);
+      const spool = await Deno.stat(`${root}/var/spool/postfix/opendkim`);
+      assert.deepEqual([spool.mode! & 0o7777, spool.uid, spool.gid], [
+        0o2770,
+        Number(user[2]),
+        4105,
+      ]);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
 });
 
 Deno.test("the example configuration loads", async () => {
