@@ -6,7 +6,7 @@
  */
 import process from "node:process";
 import { formatListenAddress } from "../config/listen_address.ts";
-import { formatSocketSpec, parseSocketSpec, type SocketSpec } from "../config/socket.ts";
+import { formatSocketSpec, parseSocketSpec, type SocketSpec } from "../milter/socket_spec.ts";
 import type { UserDb } from "../config/user_db.ts";
 import { parseUserId, type UserId } from "../config/values.ts";
 import { KeyCache } from "../dkim/key_cache.ts";

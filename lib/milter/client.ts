@@ -38,7 +38,7 @@
  */
 
 import { concat, utf8 } from "../bytes.ts";
-import type { SocketSpec } from "../config/socket.ts";
+import type { SocketSpec } from "./socket_spec.ts";
 import {
   type AddressFamily,
   type Command,

@@ -34,7 +34,7 @@
  */
 
 import { concat } from "../bytes.ts";
-import type { SocketSpec } from "../config/socket.ts";
+import type { SocketSpec } from "./socket_spec.ts";
 import {
   decodeCommand,
   encodeReply,

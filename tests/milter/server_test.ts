@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { latin1, utf8 } from "../../lib/bytes.ts";
-import type { SocketSpec } from "../../lib/config/socket.ts";
+import type { SocketSpec } from "../../lib/milter/socket_spec.ts";
 import { type MessageResult, MilterClient } from "../../lib/milter/client.ts";
 import type { Reply } from "../../lib/milter/codec.ts";
 import { SMFIF_ADDHDRS, SMFIP_NR_HDR, SMFIP_SKIP } from "../../lib/milter/constants.ts";
