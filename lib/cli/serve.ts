@@ -12,7 +12,7 @@ import { parseUserId, type UserId } from "../config/values.ts";
 import { KeyCache } from "../dkim/key_cache.ts";
 import { DkimFilter, type Runtime } from "../filter/dkim_filter.ts";
 import { type MilterServer, serve } from "../milter/server.ts";
-import type { MilterLogger } from "../milter/session.ts";
+import type { MilterLogger } from "../milter/logger.ts";
 import { detach, shouldDetach } from "../ops/background.ts";
 import { createLogger, type Logger, sanitizeLogMessage } from "../ops/log.ts";
 import { Metrics, type MetricsServer, serveMetrics } from "../ops/metrics.ts";

@@ -42,9 +42,10 @@ import {
   MilterProtocolError,
   type Reply,
 } from "./codec.ts";
-import { type ErrorAction, type Filter, type MilterLogger, MilterSession } from "./session.ts";
+import type { Filter } from "./filter.ts";
+import type { MilterLogger } from "./logger.ts";
+import { type ErrorAction, MilterSession } from "./session.ts";
 
-export type { MilterLogger } from "./session.ts";
 export { MAX_FRAME_BYTES_DEFAULT } from "./codec.ts";
 
 /**

@@ -25,8 +25,8 @@ import {
   SMFIF_CHGHDRS,
   SMFIF_QUARANTINE,
 } from "../../lib/milter/constants.ts";
-import type { FilterEvent, FilterNeeds } from "../../lib/milter/negotiate.ts";
-import { type ErrorAction, MilterSession, type Modification } from "../../lib/milter/session.ts";
+import type { FilterEvent, FilterNeeds, Modification } from "../../lib/milter/filter.ts";
+import { type ErrorAction, MilterSession } from "../../lib/milter/session.ts";
 import { fuzzParams, MILTER_COMMAND_CODES, milterCommand } from "../helpers/fuzz.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { RecordingFilter } from "../helpers/milter_recording_filter.ts";

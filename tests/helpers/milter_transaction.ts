@@ -13,7 +13,8 @@ import {
   SMFIC_CONNECT,
   SMFIC_MAIL,
 } from "../../lib/milter/constants.ts";
-import { type Filter, MilterSession } from "../../lib/milter/session.ts";
+import type { Filter } from "../../lib/milter/filter.ts";
+import { MilterSession } from "../../lib/milter/session.ts";
 import type { HeaderPair } from "./milter_apply.ts";
 import { MemoryLogger } from "./milter_logger.ts";
 

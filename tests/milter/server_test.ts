@@ -10,7 +10,7 @@ import {
   type ServeOptions,
   SocketInUseError,
 } from "../../lib/milter/server.ts";
-import type { Filter } from "../../lib/milter/session.ts";
+import type { Filter } from "../../lib/milter/filter.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { tagFilter, type TagFilterStats } from "../helpers/milter_tag_filter.ts";
 

@@ -14,7 +14,7 @@ import {
   SMFIP_HDR_LEADSPC,
   SMFIP_SKIP,
 } from "../../lib/milter/constants.ts";
-import type { FilterNeeds } from "../../lib/milter/negotiate.ts";
+import type { FilterNeeds } from "../../lib/milter/filter.ts";
 import { type ErrorAction, MilterSession } from "../../lib/milter/session.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { type Behaviour, RecordingFilter } from "../helpers/milter_recording_filter.ts";
