@@ -1,8 +1,10 @@
 /**
- * A filter's {@link Action}, checked and turned into the reply the MTA gets. A filter written
- * without types can answer anything; an invalid action (a typo, a reply code out of range, an
- * enhanced status code of the wrong class) throws `TypeError` here, which the session treats as
- * a filter error rather than sending the MTA something it would refuse.
+ * A filter's answers, checked and turned into the replies the MTA gets: an {@link Action}, and at
+ * end of message the {@link EndOfMessage} modifications with it. A filter written without types
+ * can answer anything; an invalid action (a typo, a reply code out of range, an enhanced status
+ * code of the wrong class) or a modification the MTA did not allow or cannot take throws
+ * `TypeError` here, which the session treats as a filter error rather than sending the MTA
+ * something it would refuse.
  *
  * @example
  * ```ts
@@ -20,8 +22,9 @@
  * @module
  */
 
-import type { Reply } from "./codec.ts";
-import type { Action } from "./filter.ts";
+import { type Reply, replyProblem } from "./codec.ts";
+import { SMFIF_ADDHDRS, SMFIF_CHGHDRS, SMFIF_QUARANTINE } from "./constants.ts";
+import type { Action, EndOfMessage } from "./filter.ts";
 
 /** An action (or any value a filter returned) as a log line shows it. */
 export function describeAction(action: unknown): string {
@@ -77,4 +80,41 @@ export function isFinal(action: Action): boolean {
  */
 export function refusesRecipient(action: Action): boolean {
   return action === "reject" || action === "tempfail" || typeof action === "object";
+}
+
+/**
+ * The replies for an end-of-message answer: its modifications, then its action. Throws
+ * `TypeError` for a modification whose `SMFIF_*` action is not in `allowed` (what negotiation
+ * settled), or that the wire cannot carry (see `replyProblem`), and for an invalid action.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { endOfMessageReplies } from "./action.ts";
+ * import { SMFIF_ADDHDRS } from "./constants.ts";
+ * const answer = {
+ *   modifications: [{ type: "addheader", name: "X-Seen", value: " yes" }],
+ *   action: "accept",
+ * } as const;
+ * assert.deepEqual(endOfMessageReplies(answer, SMFIF_ADDHDRS), [
+ *   { type: "addheader", name: "X-Seen", value: " yes" },
+ *   { type: "accept" },
+ * ]);
+ * assert.throws(() => endOfMessageReplies(answer, 0), /not negotiated/);
+ * ```
+ */
+export function endOfMessageReplies(result: EndOfMessage, allowed: number): Reply[] {
+  for (const m of result.modifications) {
+    const needed = m.type === "quarantine"
+      ? SMFIF_QUARANTINE
+      : m.type === "chgheader"
+      ? SMFIF_CHGHDRS
+      : SMFIF_ADDHDRS;
+    if ((allowed & needed) === 0) {
+      throw new TypeError(`Modification ${m.type} was not negotiated with the MTA`);
+    }
+    const problem = replyProblem(m);
+    if (problem) throw new TypeError(`Invalid modification ${m.type}: ${problem}`);
+  }
+  return [...result.modifications, actionReply(result.action)];
 }

@@ -39,12 +39,15 @@
  * @module
  */
 
-import { actionReply, describeAction, isFinal, refusesRecipient } from "./action.ts";
-import { type Command, type MacroPair, type Reply, replyProblem } from "./codec.ts";
 import {
-  SMFIF_ADDHDRS,
-  SMFIF_CHGHDRS,
-  SMFIF_QUARANTINE,
+  actionReply,
+  describeAction,
+  endOfMessageReplies,
+  isFinal,
+  refusesRecipient,
+} from "./action.ts";
+import type { Command, MacroPair, Reply } from "./codec.ts";
+import {
   SMFIM_CONNECT,
   SMFIM_ENVFROM,
   SMFIM_ENVRCPT,
@@ -207,8 +210,7 @@ export class MilterSession {
    * and an internal failure a logged error, an empty answer and a closed session.
    */
   handle(command: Command): Promise<Reply[]> {
-    const replies = this.receive(command);
-    return replies instanceof Promise ? replies : Promise.resolve(replies);
+    return Promise.resolve(this.receive(command));
   }
 
   /**
@@ -616,22 +618,7 @@ export class MilterSession {
     if (!conn) return [CONTINUE];
     return settle(
       () => conn.endOfMessage(this.#macros),
-      (result) => {
-        const allowed = (this.#negotiation ?? FALLBACK).actions;
-        for (const m of result.modifications) {
-          const needed = m.type === "quarantine"
-            ? SMFIF_QUARANTINE
-            : m.type === "chgheader"
-            ? SMFIF_CHGHDRS
-            : SMFIF_ADDHDRS;
-          if ((allowed & needed) === 0) {
-            throw new TypeError(`Modification ${m.type} was not negotiated with the MTA`);
-          }
-          const problem = replyProblem(m);
-          if (problem) throw new TypeError(`Invalid modification ${m.type}: ${problem}`);
-        }
-        return [...result.modifications, actionReply(result.action)];
-      },
+      (result) => endOfMessageReplies(result, (this.#negotiation ?? FALLBACK).actions),
       (error) => this.#failed("end of message", tx, error, true),
     );
   }
