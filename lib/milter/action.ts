@@ -22,9 +22,9 @@
  * @module
  */
 
-import { type Reply, replyProblem } from "./codec.ts";
 import { SMFIF_ADDHDRS, SMFIF_CHGHDRS, SMFIF_QUARANTINE } from "./constants.ts";
 import type { Action, EndOfMessage } from "./filter.ts";
+import { type Reply, replyProblem } from "./reply.ts";
 
 /** An action (or any value a filter returned) as a log line shows it. */
 export function describeAction(action: unknown): string {

@@ -32,7 +32,8 @@
  * @module
  */
 
-import type { AddressFamily, Reply } from "./codec.ts";
+import type { AddressFamily } from "./command.ts";
+import type { Reply } from "./reply.ts";
 
 /**
  * A protocol event a filter may want, named after its callback. `connect` is always sent (the

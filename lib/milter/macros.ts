@@ -25,7 +25,7 @@
  * @module
  */
 
-import type { MacroPair } from "./codec.ts";
+import type { MacroPair } from "./command.ts";
 import {
   SMFIC_BODY,
   SMFIC_BODYEOB,

@@ -24,8 +24,6 @@
  * @module
  */
 
-import type { Reply, SymbolList } from "./codec.ts";
-import type { FilterEvent, FilterNeeds, MacroStageName } from "./filter.ts";
 import {
   SMFI_CURR_ACTS,
   SMFI_CURR_PROT,
@@ -72,6 +70,8 @@ import {
   SMFIP_NR_UNKN,
   SMFIP_SKIP,
 } from "./constants.ts";
+import type { FilterEvent, FilterNeeds, MacroStageName } from "./filter.ts";
+import type { Reply, SymbolList } from "./reply.ts";
 
 /** Every event the protocol can turn off or leave unanswered: the filter events, DATA, unknown. */
 export type ProtocolEvent = FilterEvent | "unknown";

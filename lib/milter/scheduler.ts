@@ -31,7 +31,7 @@
  * @module
  */
 
-import type { Reply } from "./codec.ts";
+import type { Reply } from "./reply.ts";
 
 /** Replies now, or a promise of them when a filter callback answered with a promise. */
 export type Replies = Reply[] | Promise<Reply[]>;

@@ -34,19 +34,14 @@
  */
 
 import { concat } from "../bytes.ts";
-import type { SocketSpec } from "./socket_spec.ts";
-import {
-  decodeCommand,
-  encodeReply,
-  FrameDecoder,
-  MilterProtocolError,
-  type Reply,
-} from "./codec.ts";
+import { decodeCommand } from "./command.ts";
 import type { Filter } from "./filter.ts";
+import { FrameDecoder } from "./frame.ts";
 import type { MilterLogger } from "./logger.ts";
+import { MilterProtocolError } from "./protocol_error.ts";
+import { encodeReply, type Reply } from "./reply.ts";
 import { type ErrorAction, MilterSession } from "./session.ts";
-
-export { MAX_FRAME_BYTES_DEFAULT } from "./codec.ts";
+import type { SocketSpec } from "./socket_spec.ts";
 
 /**
  * Most MTA connections served at once: 512, five times Postfix's `default_process_limit` of 100

@@ -46,7 +46,7 @@ import {
   isFinal,
   refusesRecipient,
 } from "./action.ts";
-import type { Command, MacroPair, Reply } from "./codec.ts";
+import type { Command, MacroPair } from "./command.ts";
 import {
   SMFIM_CONNECT,
   SMFIM_ENVFROM,
@@ -73,6 +73,7 @@ import {
   NO_REPLY_FLAGS,
   type ProtocolEvent,
 } from "./negotiate.ts";
+import type { Reply } from "./reply.ts";
 import { andThen, CommandQueue, type Replies, settle } from "./scheduler.ts";
 
 /** What a message gets when the filter fails: let it through, or ask the sender to retry. */

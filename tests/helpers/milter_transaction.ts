@@ -6,7 +6,8 @@
  * @module
  */
 import { fromLatin1 } from "../../lib/bytes.ts";
-import type { Command, Reply } from "../../lib/milter/codec.ts";
+import type { Command } from "../../lib/milter/command.ts";
+import type { Reply } from "../../lib/milter/reply.ts";
 import {
   SMFI_CURR_ACTS,
   SMFI_CURR_PROT,

@@ -1,5 +1,5 @@
-import assert from "node:assert/strict";
 import fc from "fast-check";
+import assert from "node:assert/strict";
 import {
   SMFI_CURR_ACTS,
   SMFI_CURR_PROT,
