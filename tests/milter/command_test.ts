@@ -13,7 +13,7 @@ import {
   SMFIC_UNKNOWN,
 } from "../../lib/milter/constants.ts";
 import { MilterProtocolError } from "../../lib/milter/protocol_error.ts";
-import { COMMANDS, frameOf, SAMPLE_CODES } from "../helpers/milter_wire_samples.ts";
+import { COMMANDS, frameOf, SAMPLE_CODES } from "./wire_samples.ts";
 
 Deno.test("encodeCommand() and decodeCommand() round-trip every command", () => {
   for (const command of COMMANDS) {

@@ -3,7 +3,7 @@ import { concat, latin1, utf8 } from "../../lib/bytes.ts";
 import { type Command, decodeCommand, encodeCommand } from "../../lib/milter/command.ts";
 import { type Frame, FrameDecoder, MAX_FRAME_BYTES_DEFAULT } from "../../lib/milter/frame.ts";
 import { MilterProtocolError } from "../../lib/milter/protocol_error.ts";
-import { COMMANDS } from "../helpers/milter_wire_samples.ts";
+import { COMMANDS } from "./wire_samples.ts";
 
 function decodeAll(decoder: FrameDecoder): Frame[] {
   const frames: Frame[] = [];

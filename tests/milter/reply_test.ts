@@ -16,7 +16,7 @@ import {
 import type { Frame } from "../../lib/milter/frame.ts";
 import { MilterProtocolError } from "../../lib/milter/protocol_error.ts";
 import { decodeReply, encodeReply, type Reply, replyProblem } from "../../lib/milter/reply.ts";
-import { EIGHT_BIT, frameOf, REPLIES, SAMPLE_CODES } from "../helpers/milter_wire_samples.ts";
+import { EIGHT_BIT, frameOf, REPLIES, SAMPLE_CODES } from "./wire_samples.ts";
 
 Deno.test("encodeReply() and decodeReply() round-trip every reply", () => {
   for (const reply of REPLIES) {
