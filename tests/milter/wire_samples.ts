@@ -5,6 +5,7 @@
  *
  * @module
  */
+import fc from "fast-check";
 import assert from "node:assert/strict";
 import { utf8 } from "../../lib/bytes.ts";
 import { type Command, encodeCommand } from "../../lib/milter/command.ts";
@@ -15,6 +16,7 @@ import {
   SMFIM_ENVFROM,
 } from "../../lib/milter/constants.ts";
 import { type Frame, FrameDecoder } from "../../lib/milter/frame.ts";
+import { MilterProtocolError } from "../../lib/milter/protocol_error.ts";
 import { encodeReply, type Reply } from "../../lib/milter/reply.ts";
 
 /** Header value bytes beyond ASCII (é, 0xff, 0x80) and a tab, which must pass untouched. */
@@ -88,7 +90,7 @@ export const REPLIES: readonly Reply[] = [
 ];
 
 /** The command and reply bytes of all the samples. */
-export const SAMPLE_CODES: readonly number[] = [
+const SAMPLE_CODES: readonly number[] = [
   ...new Set([...COMMANDS.map(encodeCommand), ...REPLIES.map(encodeReply)].map((b) => b[4])),
 ];
 
@@ -100,4 +102,25 @@ export function frameOf(bytes: Uint8Array): Frame {
   assert.ok(frame, "one whole frame");
   assert.equal(decoder.buffered, 0);
   return frame;
+}
+
+/**
+ * Checks that `decode` throws nothing but MilterProtocolError for random data after any code the
+ * samples use (commands' and replies' alike): a malformed frame must never crash the server.
+ */
+export function assertOnlyProtocolErrors(decode: (frame: Frame) => unknown): void {
+  fc.assert(
+    fc.property(
+      fc.constantFrom(...SAMPLE_CODES),
+      fc.uint8Array({ maxLength: 40 }),
+      (code, data) => {
+        try {
+          decode({ code, data });
+        } catch (error) {
+          if (!(error instanceof MilterProtocolError)) throw error;
+        }
+      },
+    ),
+    { numRuns: 3000 },
+  );
 }
