@@ -424,11 +424,12 @@ export class MilterSession {
     run: (conn: FilterConnection) => MaybeAction,
   ): Replies {
     const owed = this.#owed(event);
-    if (this.#connDecided || !this.#conn) {
+    const conn = this.#conn;
+    if (this.#connDecided || !conn) {
       return owed && this.#connDecided ? [actionReply(this.#connDecided)] : owed ? [CONTINUE] : [];
     }
     return settle(
-      () => run(this.#conn!),
+      () => run(conn),
       (answer) => {
         const action = answer ?? "continue";
         const reply = actionReply(action);
