@@ -7,7 +7,7 @@
  */
 import type { LoadedConfig } from "../config/load.ts";
 import { formatListenAddress } from "../config/listen_address.ts";
-import { formatSocketSpec } from "../config/socket.ts";
+import { formatSocketSpec } from "../milter/socket_spec.ts";
 import { configToYaml } from "../config/to_yaml.ts";
 import type { SettingField } from "../config/schema.ts";
 import type { SigningKey } from "../crypto/keys.ts";

@@ -6,13 +6,13 @@
  */
 import process from "node:process";
 import { formatListenAddress } from "../config/listen_address.ts";
-import { formatSocketSpec, parseSocketSpec, type SocketSpec } from "../config/socket.ts";
+import { formatSocketSpec, parseSocketSpec, type SocketSpec } from "../milter/socket_spec.ts";
 import type { UserDb } from "../config/user_db.ts";
 import { parseUserId, type UserId } from "../config/values.ts";
 import { KeyCache } from "../dkim/key_cache.ts";
 import { DkimFilter, type Runtime } from "../filter/dkim_filter.ts";
 import { type MilterServer, serve } from "../milter/server.ts";
-import type { MilterLogger } from "../milter/session.ts";
+import type { MilterLogger } from "../milter/logger.ts";
 import { detach, shouldDetach } from "../ops/background.ts";
 import { createLogger, type Logger, sanitizeLogMessage } from "../ops/log.ts";
 import { Metrics, type MetricsServer, serveMetrics } from "../ops/metrics.ts";

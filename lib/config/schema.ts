@@ -40,7 +40,7 @@ import {
   DEFAULT_SYSLOG_NAME,
 } from "./defaults.ts";
 import { type ListenAddress, parseListenAddress } from "./listen_address.ts";
-import { parseSocketSpec, type SocketSpec } from "./socket.ts";
+import { parseSocketSpec, type SocketSpec } from "../milter/socket_spec.ts";
 import {
   type AuthservId,
   type Canonicalization,

@@ -14,7 +14,7 @@ import { parseKeyTableEntry, type PrivateKeyInfo } from "../policy/key_table.ts"
 import type { LoadedConfig } from "./load.ts";
 import type { Config, SettingField } from "./schema.ts";
 import { formatListenAddress } from "./listen_address.ts";
-import { formatSocketSpec } from "./socket.ts";
+import { formatSocketSpec } from "../milter/socket_spec.ts";
 import { formatMode, formatRestartRate, formatUmask } from "./values.ts";
 
 /** Options of {@link configToYaml}. */

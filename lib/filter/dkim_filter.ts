@@ -22,18 +22,18 @@ import { SIGNATURE_FIELD } from "../dkim/signature.ts";
 import { Verifier } from "../dkim/verify.ts";
 import type { TxtResolver } from "../dns/resolver.ts";
 import { SMFIF_ADDHDRS, SMFIF_CHGHDRS, SMFIF_QUARANTINE } from "../milter/constants.ts";
-import type { FilterNeeds } from "../milter/negotiate.ts";
 import type {
   Action,
   ConnectInfo,
   EndOfMessage,
   Filter,
   FilterConnection,
+  FilterNeeds,
   MacroReader,
   MaybeAction,
-  MilterLogger,
   Modification,
-} from "../milter/session.ts";
+} from "../milter/filter.ts";
+import type { MilterLogger } from "../milter/logger.ts";
 import type { SignerChoice } from "../policy/signers.ts";
 import { VERSION } from "../version.ts";
 import { clientLabel, decide, type Decision } from "./decide.ts";

@@ -7,7 +7,7 @@
 import type { Actions } from "../config/defaults.ts";
 import type { MilterAction } from "../config/values.ts";
 import type { Verdict } from "../dkim/result.ts";
-import type { Action, Modification } from "../milter/session.ts";
+import type { Action, Modification } from "../milter/filter.ts";
 
 /** The On-* setting that decides a message's fate, or `pass` when nothing needs deciding. */
 export type Outcome = keyof Actions | "pass";

@@ -38,18 +38,7 @@
  */
 
 import { concat, utf8 } from "../bytes.ts";
-import type { SocketSpec } from "../config/socket.ts";
-import {
-  type AddressFamily,
-  type Command,
-  decodeReply,
-  encodeCommand,
-  FrameDecoder,
-  type HeaderValue,
-  type MacroPair,
-  MilterProtocolError,
-  type Reply,
-} from "./codec.ts";
+import { type AddressFamily, type Command, encodeCommand, type MacroPair } from "./command.ts";
 import {
   MILTER_CHUNK_SIZE,
   SMFI_CURR_ACTS,
@@ -89,6 +78,10 @@ import {
   SMFIP_NR_MAIL,
   SMFIP_NR_RCPT,
 } from "./constants.ts";
+import { FrameDecoder } from "./frame.ts";
+import { MilterProtocolError } from "./protocol_error.ts";
+import { decodeReply, type HeaderValue, type Reply } from "./reply.ts";
+import type { SocketSpec } from "./socket_spec.ts";
 
 /** How long the client waits for each reply: 10 s, miltertest's default read timeout. */
 export const CLIENT_TIMEOUT_MS_DEFAULT = 10_000;

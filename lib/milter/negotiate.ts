@@ -24,7 +24,6 @@
  * @module
  */
 
-import type { Reply, SymbolList } from "./codec.ts";
 import {
   SMFI_CURR_ACTS,
   SMFI_CURR_PROT,
@@ -71,39 +70,11 @@ import {
   SMFIP_NR_UNKN,
   SMFIP_SKIP,
 } from "./constants.ts";
-
-/**
- * A protocol event a filter may want, named after its callback. `connect` is always sent (the
- * filter's connection starts there) and so is end of message; naming `connect` matters only in
- * `noReply`. Unknown SMTP commands have no callback, so the MTA is always asked to skip them, or
- * failing that not to wait for a reply. DATA has no callback either (the session answers
- * continue), but a filter may name it to be answered there: Postfix sends the DATA macros even
- * when DATA is skipped, and its cleanup server writes the message content later on the same
- * socket, which Nagle's algorithm holds until the filter's delayed ACK of those macros, about
- * 40 ms per message; a reply to DATA carries that ACK at once.
- */
-export type FilterEvent =
-  | "connect"
-  | "helo"
-  | "envFrom"
-  | "envRcpt"
-  | "data"
-  | "header"
-  | "endOfHeaders"
-  | "body";
+import type { FilterEvent, FilterNeeds, MacroStageName } from "./filter.ts";
+import type { Reply, SymbolList } from "./reply.ts";
 
 /** Every event the protocol can turn off or leave unanswered: the filter events, DATA, unknown. */
 export type ProtocolEvent = FilterEvent | "unknown";
-
-/** A macro stage by name, as in {@link FilterNeeds.macros}. */
-export type MacroStageName =
-  | "connect"
-  | "helo"
-  | "envFrom"
-  | "envRcpt"
-  | "data"
-  | "endOfHeaders"
-  | "endOfMessage";
 
 /** The `SMFIM_*` number of each stage name. */
 export const MACRO_STAGES: Readonly<Record<MacroStageName, number>> = {
@@ -115,25 +86,6 @@ export const MACRO_STAGES: Readonly<Record<MacroStageName, number>> = {
   endOfHeaders: SMFIM_EOH,
   endOfMessage: SMFIM_EOM,
 };
-
-/** What a filter needs from the MTA; negotiation derives the OPTNEG answer from it. */
-export interface FilterNeeds {
-  /** `SMFIF_*` actions the filter requires; an MTA not allowing all of them is refused. */
-  readonly actions: number;
-  /** `SMFIF_*` actions the filter uses when allowed (kept only if the MTA offers them). */
-  readonly optionalActions?: number;
-  /** The events the filter handles; the MTA is asked not to send the others when it can. */
-  readonly events: readonly FilterEvent[];
-  /** Events whose replies the filter can do without: it never rejects there. */
-  readonly noReply?: readonly FilterEvent[];
-  /**
-   * Macros the filter reads, per stage; sent as symbol lists when the MTA allows them. Postfix
-   * then sends only the listed macros, and none at a stage not listed, so list every macro read.
-   */
-  readonly macros?: Readonly<Partial<Record<MacroStageName, readonly string[]>>>;
-  /** Ask for header values with their leading space (`SMFIP_HDR_LEADSPC`); default true. */
-  readonly headerLeadingSpace?: boolean;
-}
 
 /** The MTA's OPTNEG offer. */
 export interface OptionOffer {

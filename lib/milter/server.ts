@@ -34,18 +34,15 @@
  */
 
 import { concat } from "../bytes.ts";
-import type { SocketSpec } from "../config/socket.ts";
-import {
-  decodeCommand,
-  encodeReply,
-  FrameDecoder,
-  MilterProtocolError,
-  type Reply,
-} from "./codec.ts";
-import { type ErrorAction, type Filter, type MilterLogger, MilterSession } from "./session.ts";
-
-export type { MilterLogger } from "./session.ts";
-export { MAX_FRAME_BYTES_DEFAULT } from "./codec.ts";
+import { decodeCommand } from "./command.ts";
+import type { Filter } from "./filter.ts";
+import { FrameDecoder } from "./frame.ts";
+import type { MilterLogger } from "./logger.ts";
+import { MilterProtocolError } from "./protocol_error.ts";
+import { encodeReply, type Reply } from "./reply.ts";
+import { type ErrorAction, MilterSession } from "./session.ts";
+import type { SocketSpec } from "./socket_spec.ts";
+import { listenUnix, removeOwnSocket } from "./unix_socket.ts";
 
 /**
  * Most MTA connections served at once: 512, five times Postfix's `default_process_limit` of 100
@@ -120,30 +117,6 @@ export interface MilterServer {
   close(): Promise<void>;
 }
 
-/**
- * Listening failed because the unix socket path is taken: by a live socket (another process is
- * listening) or by something that is not a socket, which is never removed.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { SocketInUseError } from "./server.ts";
- * const e = new SocketInUseError("/run/x.sock", "another process is listening on it");
- * assert.equal(e.message, 'Cannot listen on "/run/x.sock": another process is listening on it');
- * ```
- */
-export class SocketInUseError extends Error {
-  /** The socket path. */
-  readonly path: string;
-
-  /** Makes an error about `path`. */
-  constructor(path: string, detail: string, options?: ErrorOptions) {
-    super(`Cannot listen on "${path}": ${detail}`, options);
-    this.name = "SocketInUseError";
-    this.path = path;
-  }
-}
-
 class TimeoutError extends Error {
   constructor(message: string) {
     super(message);
@@ -154,7 +127,7 @@ class TimeoutError extends Error {
 /**
  * Starts listening and serving; resolves once the socket is ready. A unix socket path holding a
  * stale socket (nobody listening) is replaced; one with a live listener, or anything but a
- * socket, is refused with {@link SocketInUseError}.
+ * socket, is refused with `SocketInUseError` (unix_socket.ts).
  *
  * @example
  * ```ts
@@ -272,48 +245,13 @@ class Server implements MilterServer {
       this.#listener = listener;
       this.#address = { kind: "inet", host: spec.host, port: listener.addr.port };
     } else {
-      await this.#removeStaleSocket(spec.path);
-      const umask = this.#options.umask;
-      // Creating the socket under the wanted umask closes the moment before the chmod; Deno
-      // allows changing the umask only with full --allow-sys, so without it the chmod alone
-      // sets the mode (the socket directory, 2770 opendkim:postfix, guards that moment).
-      const previous = umask === undefined ? undefined : trySetUmask(umask);
-      try {
-        this.#listener = Deno.listen({ transport: "unix", path: spec.path });
-      } finally {
-        if (previous !== undefined) trySetUmask(previous);
-      }
-      if (umask !== undefined) await Deno.chmod(spec.path, 0o777 & ~umask);
-      this.#socketIno = (await Deno.lstat(spec.path)).ino;
+      const socket = await listenUnix(spec.path, this.#options.umask, this.#log);
+      this.#listener = socket.listener;
+      this.#socketIno = socket.ino;
       this.#address = spec;
     }
     this.#log.info(`Milter listening on ${describeSpec(this.#address)}`);
     this.#accepting = this.#acceptLoop(this.#listener);
-  }
-
-  async #removeStaleSocket(path: string): Promise<void> {
-    let info: Deno.FileInfo;
-    try {
-      info = await Deno.lstat(path);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return;
-      throw error;
-    }
-    if (!info.isSocket) {
-      throw new SocketInUseError(path, "the path exists and is not a socket");
-    }
-    try {
-      const probe = await Deno.connect({ transport: "unix", path });
-      probe.close();
-    } catch (error) {
-      if (error instanceof Deno.errors.ConnectionRefused) {
-        await Deno.remove(path);
-        this.#log.info(`Removed stale socket "${path}"`);
-        return;
-      }
-      throw new SocketInUseError(path, `cannot tell whether it is in use`, { cause: error });
-    }
-    throw new SocketInUseError(path, "another process is listening on it");
   }
 
   async #acceptLoop(listener: Deno.Listener): Promise<void> {
@@ -562,22 +500,9 @@ class Server implements MilterServer {
       }
       await Promise.all(this.#live.values());
     }
-    await this.#removeOwnSocket();
-    this.#log.info(`Milter stopped listening on ${describeSpec(this.#address)}`);
-  }
-
-  async #removeOwnSocket(): Promise<void> {
     const spec = this.#address;
-    if (spec?.kind !== "unix") return;
-    try {
-      const info = await Deno.lstat(spec.path);
-      // Only our own socket: another process may have taken the path since.
-      if (info.isSocket && info.ino === this.#socketIno) await Deno.remove(spec.path);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) {
-        this.#log.warn(`Cannot remove socket "${spec.path}": ${errorText(error)}`);
-      }
-    }
+    if (spec?.kind === "unix") await removeOwnSocket(spec.path, this.#socketIno, this.#log);
+    this.#log.info(`Milter stopped listening on ${describeSpec(this.#address)}`);
   }
 }
 
@@ -629,16 +554,4 @@ function describeAddr(addr: Deno.Addr): string {
       : `${addr.hostname}:${addr.port}`;
   }
   return "path" in addr && addr.path ? `"${addr.path}"` : "a unix socket";
-}
-
-// Sets the process umask, returning the previous one, or undefined when not permitted.
-function trySetUmask(mask: number): number | undefined {
-  try {
-    return Deno.umask(mask);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
-      return undefined;
-    }
-    throw e;
-  }
 }

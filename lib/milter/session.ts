@@ -1,16 +1,18 @@
 /**
- * The milter session: one MTA connection's state machine, and the {@link Filter} interface a
- * filter implements. {@link MilterSession.handle} takes one decoded command and returns the
- * replies to write for it (often none, with the no-reply flags), so the whole protocol runs in
- * memory; the server is only an adapter that moves bytes. The session negotiates, keeps macros
- * per stage, runs many transactions per connection, and contains every failure: a filter that
- * throws costs one message its `onError` answer, a confused MTA gets a safe answer and a log line,
- * and nothing escapes `handle()`.
+ * The milter session: one MTA connection's state machine over a {@link Filter} (filter.ts).
+ * {@link MilterSession.handle} takes one decoded command and returns the replies to write for it
+ * (often none, with the no-reply flags), so the whole protocol runs in memory; the server is only
+ * an adapter that moves bytes. The session negotiates, keeps macros per stage (macros.ts), runs
+ * many transactions per connection, and contains every failure: a filter that throws costs one
+ * message its `onError` answer, a confused MTA gets a safe answer and a log line, and nothing
+ * escapes `handle()`. Whether a command is answered at once or later is the scheduler's business
+ * (scheduler.ts); the steps here are written as if every answer came at once.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { MilterSession, type Filter } from "./session.ts";
+ * import { MilterSession } from "./session.ts";
+ * import type { Filter } from "./filter.ts";
  * import { SMFIF_ADDHDRS } from "./constants.ts";
  * const filter: Filter = {
  *   needs: { actions: SMFIF_ADDHDRS, events: [] },
@@ -37,205 +39,42 @@
  * @module
  */
 
-import { type AddressFamily, type Command, type Reply, replyProblem } from "./codec.ts";
 import {
-  SMFIC_BODY,
-  SMFIC_BODYEOB,
-  SMFIC_CONNECT,
-  SMFIC_DATA,
-  SMFIC_EOH,
-  SMFIC_HEADER,
-  SMFIC_HELO,
-  SMFIC_MAIL,
-  SMFIC_RCPT,
-  SMFIF_ADDHDRS,
-  SMFIF_CHGHDRS,
-  SMFIF_QUARANTINE,
+  actionReply,
+  describeAction,
+  endOfMessageReplies,
+  isFinal,
+  refusesRecipient,
+} from "./action.ts";
+import type { Command, MacroPair } from "./command.ts";
+import {
   SMFIM_CONNECT,
-  SMFIM_DATA,
   SMFIM_ENVFROM,
   SMFIM_ENVRCPT,
-  SMFIM_EOH,
-  SMFIM_EOM,
   SMFIM_HELO,
   SMFIP_NOMAIL,
 } from "./constants.ts";
+import type {
+  Action,
+  ConnectInfo,
+  Filter,
+  FilterConnection,
+  FilterEvent,
+  MaybeAction,
+  MaybeBodyAction,
+  SessionInfo,
+} from "./filter.ts";
+import type { MilterLogger } from "./logger.ts";
+import { MacroStore } from "./macros.ts";
 import {
-  type FilterEvent,
-  type FilterNeeds,
   negotiate,
   type Negotiation,
   NegotiationError,
   NO_REPLY_FLAGS,
   type ProtocolEvent,
 } from "./negotiate.ts";
-
-/**
- * Where log lines go. Structural, so the operations layer can pass its own logger; every line is
- * a complete sentence with the connection's label in front.
- */
-export interface MilterLogger {
-  /** Protocol detail, off in production. */
-  debug(message: string): void;
-  /** Normal events worth a line. */
-  info(message: string): void;
-  /** Something unexpected that was handled. */
-  warn(message: string): void;
-  /** A failure: a filter error, a broken connection. */
-  error(message: string): void;
-}
-
-/** An SMTP reply with a code of the filter's choosing, e.g. `{ replycode: 550, xcode: "5.7.1" }`. */
-export interface ReplyCodeAction {
-  /** The SMTP reply code, 400 to 599. */
-  readonly replycode: number;
-  /** The RFC 3463 enhanced status code, whose class must match the reply code's first digit. */
-  readonly xcode?: string;
-  /** One line of text; a `%` is doubled on the wire because Sendmail formats the text. */
-  readonly text: string;
-}
-
-/**
- * What a filter answers an event with. `continue` goes on; the others are final for the message
- * (or, from `connect`/`helo`, for the connection): `accept` stops filtering and lets it through,
- * `reject` answers 5xx, `tempfail` 4xx, `discard` accepts and drops it. From `envRcpt`, a reject,
- * tempfail or reply code refuses only that recipient.
- */
-export type Action =
-  | "continue"
-  | "accept"
-  | "reject"
-  | "tempfail"
-  | "discard"
-  | ReplyCodeAction;
-
-/** A body chunk's answer may also be `skip`: no more body chunks for this message, please. */
-export type BodyAction = Action | "skip";
-
-/** A callback's result: nothing (continue), an action, or a promise of either. */
-export type MaybeAction = void | Action | Promise<void | Action>;
-
-/** A body callback's result. */
-export type MaybeBodyAction = void | BodyAction | Promise<void | BodyAction>;
-
-/**
- * A change to the message, requested at end of message. Header values go to the MTA as given:
- * when {@link SessionInfo.leadingSpace} is true the MTA writes `Name:` and the value with nothing
- * between, so a value should start with the space it wants; when false the MTA puts one space
- * back itself (Postfix's `milter8.c`; OpenDKIM prepends the space in the same case). `insheader`
- * counts from 0 at the top; `chgheader` names the nth field (from 1) of that name, and an empty
- * value deletes it.
- */
-export type Modification = Extract<
-  Reply,
-  { type: "addheader" | "insheader" | "chgheader" | "quarantine" }
->;
-
-/** The end-of-message answer: changes to make, then the decision. */
-export interface EndOfMessage {
-  /** Changes, applied in order. */
-  readonly modifications: readonly Modification[];
-  /** The decision for the message. */
-  readonly action: Action;
-}
-
-/**
- * The macros the MTA sent, as libmilter's `smfi_getsymval` reads them: the latest stage that
- * defines a name wins. Names may be given with or without braces: `auth_type` and `{auth_type}`
- * are the same macro; single-letter names like `i` and `j` have none.
- */
-export interface MacroReader {
-  /** The value of a macro, or undefined when the MTA did not send it. */
-  get(name: string): string | undefined;
-}
-
-/** What negotiation settled for this connection. */
-export interface SessionInfo {
-  /** The protocol version agreed on. */
-  readonly version: number;
-  /** The `SMFIF_*` actions the filter may take. */
-  readonly actions: number;
-  /** The `SMFIP_*` flags agreed on. */
-  readonly protocol: number;
-  /**
-   * True when header values arrive byte-exact (`SMFIP_HDR_LEADSPC`). When false, the MTA removed
-   * one space after each header's colon, if there was one; a filter that needs the original field
-   * (a DKIM verifier) puts it back, as OpenDKIM does.
-   */
-  readonly leadingSpace: boolean;
-  /** True when a body chunk may be answered with `skip` to the MTA's benefit. */
-  readonly skip: boolean;
-}
-
-/** The SMTP client of a connection, from the CONNECT command. */
-export interface ConnectInfo {
-  /** The client's host name; Postfix sends `[address]` when it has none. */
-  readonly hostname: string;
-  /** The address family; `unknown` when the MTA did not say. */
-  readonly family: AddressFamily;
-  /** The client's port; 0 when not known. */
-  readonly port: number;
-  /** The client's IP address (or socket path); "" when not known. */
-  readonly address: string;
-  /** What negotiation settled. */
-  readonly session: SessionInfo;
-}
-
-/**
- * A mail filter. `needs` drives negotiation; `connect` is called once per SMTP connection and
- * returns the object that receives that connection's events.
- */
-export interface Filter {
-  /** What the filter needs from the MTA. */
-  readonly needs: FilterNeeds;
-  /** Starts a connection. Throwing applies the session's `onError` action to the connection. */
-  connect(info: ConnectInfo, macros: MacroReader): FilterConnection | Promise<FilterConnection>;
-}
-
-/**
- * One SMTP connection's events, in protocol order. Only callbacks named in `needs.events` are
- * asked for; all are optional but `endOfMessage`. A callback that throws (or rejects) makes the
- * current message get the session's `onError` action; the next transaction starts afresh. When
- * the filter does not ask for `envFrom`, a transaction starts at its first message event.
- *
- * Borrowed bytes: a header `value` and a body `chunk` are views of the server's read buffer, not
- * copies (a copy of every 64 KiB body frame cost a quarter of the CPU of a large message). They
- * are valid while the callback runs and, when it returns a promise, until that promise settles;
- * after that the next bytes from the MTA overwrite them. A filter that keeps one longer, such as
- * a header value kept for end of message, keeps a copy (`value.slice()`, or a string made from
- * it). Strings (names, macros, arguments) are the filter's to keep.
- */
-export interface FilterConnection {
-  /**
-   * A final action for the whole connection, decided when it opened (a client the filter
-   * leaves alone gets `accept`: the MTA then sends nothing more of this connection).
-   */
-  readonly decided?: Action;
-  /** The HELO/EHLO name. A final action here applies to the whole connection. */
-  helo?(name: string, macros: MacroReader): MaybeAction;
-  /** MAIL FROM: a transaction starts. `args[0]` is the address, the rest ESMTP parameters. */
-  envFrom?(args: readonly string[], macros: MacroReader): MaybeAction;
-  /** RCPT TO, once per recipient. */
-  envRcpt?(args: readonly string[], macros: MacroReader): MaybeAction;
-  /**
-   * One header field; `value` is exactly the bytes the MTA sent (see `leadingSpace`), borrowed:
-   * copy it to keep it past this call.
-   */
-  header?(name: string, value: Uint8Array, macros: MacroReader): MaybeAction;
-  /** The end of the header block. */
-  endOfHeaders?(macros: MacroReader): MaybeAction;
-  /**
-   * A body chunk, at most 64 KiB, CRLF line ends as on the wire; borrowed: copy it to keep it
-   * past this call (or past the settling of the promise this call returns).
-   */
-  body?(chunk: Uint8Array): MaybeBodyAction;
-  /** The end of the message: the only point where modifications can be made. */
-  endOfMessage(macros: MacroReader): Promise<EndOfMessage> | EndOfMessage;
-  /** The transaction was aborted: back to the state after connect (and HELO). */
-  abort?(): void;
-  /** The connection is gone (QUIT, QUIT_NC, or the socket closed). */
-  close?(): void;
-}
+import type { Reply } from "./reply.ts";
+import { andThen, CommandQueue, type Replies, settle } from "./scheduler.ts";
 
 /** What a message gets when the filter fails: let it through, or ask the sender to retry. */
 export type ErrorAction = "accept" | "tempfail";
@@ -255,79 +94,6 @@ export interface MilterSessionOptions {
   readonly onError?: ErrorAction;
   /** A label put in front of every log line, e.g. the connection number. */
   readonly label?: string;
-}
-
-// Macro stages, in libmilter's order (its ctx_mac_ptr indices equal the SMFIM_* numbers).
-const STAGE_COUNT = 7;
-// The order stages happen in, for "latest stage wins" lookups.
-const LOOKUP_ORDER = [
-  SMFIM_EOM,
-  SMFIM_EOH,
-  SMFIM_DATA,
-  SMFIM_ENVRCPT,
-  SMFIM_ENVFROM,
-  SMFIM_HELO,
-  SMFIM_CONNECT,
-];
-// Which stage a MACRO command's macros belong to. Postfix also sends the end-of-header macros
-// before each HEADER and the end-of-message macros before each BODY chunk.
-const MACRO_STAGE_OF: ReadonlyMap<number, number> = new Map([
-  [SMFIC_CONNECT, SMFIM_CONNECT],
-  [SMFIC_HELO, SMFIM_HELO],
-  [SMFIC_MAIL, SMFIM_ENVFROM],
-  [SMFIC_RCPT, SMFIM_ENVRCPT],
-  [SMFIC_DATA, SMFIM_DATA],
-  [SMFIC_HEADER, SMFIM_EOH],
-  [SMFIC_EOH, SMFIM_EOH],
-  [SMFIC_BODY, SMFIM_EOM],
-  [SMFIC_BODYEOB, SMFIM_EOM],
-]);
-// Stages that belong to one transaction, cleared when it ends.
-const TRANSACTION_STAGES = [SMFIM_ENVFROM, SMFIM_ENVRCPT, SMFIM_DATA, SMFIM_EOM, SMFIM_EOH];
-// Stages cleared when a command of a stage arrives: every stage after it, as libmilter's
-// mi_clr_macros(ctx, index + 1) does.
-function stagesAfter(stage: number): number[] {
-  const out = [];
-  for (let s = stage + 1; s < STAGE_COUNT; s++) out.push(s);
-  return out;
-}
-
-function macroKey(name: string): string {
-  return name.length > 2 && name.startsWith("{") && name.endsWith("}") ? name.slice(1, -1) : name;
-}
-
-class MacroStore implements MacroReader {
-  // Per stage, names (without braces) and values in turn: a stage holds a few macros, and the
-  // MTA sends a stage's anew before each command of a message.
-  #stages: Array<string[] | undefined> = new Array(STAGE_COUNT);
-
-  set(stage: number, pairs: readonly (readonly [string, string])[]): void {
-    const flat = new Array<string>(pairs.length * 2);
-    for (let i = 0; i < pairs.length; i++) {
-      flat[2 * i] = macroKey(pairs[i][0]);
-      flat[2 * i + 1] = pairs[i][1];
-    }
-    this.#stages[stage] = flat;
-  }
-
-  clear(stages: readonly number[]): void {
-    for (const s of stages) this.#stages[s] = undefined;
-  }
-
-  clearAll(): void {
-    this.#stages = new Array(STAGE_COUNT);
-  }
-
-  get(name: string): string | undefined {
-    const key = macroKey(name);
-    for (const s of LOOKUP_ORDER) {
-      const flat = this.#stages[s];
-      if (!flat) continue;
-      // The last definition of a name in one MACRO command wins, as it did in a Map.
-      for (let i = flat.length - 2; i >= 0; i -= 2) if (flat[i] === key) return flat[i + 1];
-    }
-    return undefined;
-  }
 }
 
 // Transaction phases, in the order the MTA must send them.
@@ -363,9 +129,22 @@ const UNKNOWN_CLIENT = { hostname: "unknown", family: "unknown", port: 0, addres
 const CONTINUE: Reply = { type: "continue" };
 const SKIP: Reply = { type: "skip" };
 
-function describe(action: unknown): string {
-  return typeof action === "string" ? action : JSON.stringify(action);
-}
+// The commands that are events of an open connection, and their names in log lines.
+type EventCommand = Extract<
+  Command,
+  { type: "helo" | "mail" | "rcpt" | "data" | "header" | "eoh" | "body" | "bodyeob" | "unknown" }
+>;
+const EVENT_NAMES: Readonly<Record<EventCommand["type"], string>> = {
+  helo: "HELO",
+  mail: "MAIL",
+  rcpt: "RCPT",
+  data: "DATA",
+  header: "HEADER",
+  eoh: "EOH",
+  body: "BODY",
+  bodyeob: "end of message",
+  unknown: "UNKNOWN",
+};
 
 function errorText(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
@@ -376,52 +155,6 @@ function errorText(error: unknown): string {
   } catch {
     return "a value that cannot be shown";
   }
-}
-
-/**
- * The reply for a final or continue action, checked: an invalid action (a typo from untyped code,
- * a bad reply code) throws `TypeError`, which the session treats as a filter error.
- */
-function actionReply(action: Action): Reply {
-  switch (action) {
-    case "continue":
-    case "accept":
-    case "reject":
-    case "tempfail":
-    case "discard":
-      return { type: action };
-  }
-  if (typeof action !== "object" || action === null) {
-    throw new TypeError(`Invalid filter action ${describe(action)}`);
-  }
-  const { replycode, xcode, text } = action;
-  if (!Number.isInteger(replycode) || replycode < 400 || replycode > 599) {
-    throw new TypeError(`Invalid reply code ${describe(replycode)}: expected 400 to 599`);
-  }
-  if (typeof text !== "string" || /[\0\r\n]/.test(text)) {
-    throw new TypeError(`Invalid reply text ${describe(text)}: one line expected`);
-  }
-  if (xcode !== undefined) {
-    // Postfix refuses an enhanced code whose class differs from the reply code's first digit.
-    if (!/^[245]\.\d{1,3}\.\d{1,3}$/.test(xcode) || xcode[0] !== String(replycode)[0]) {
-      throw new TypeError(`Invalid enhanced status code "${xcode}" for reply ${replycode}`);
-    }
-  }
-  const escaped = text.replaceAll("%", "%%");
-  return {
-    type: "replycode",
-    code: replycode,
-    text: xcode === undefined ? escaped : `${xcode} ${escaped}`,
-  };
-}
-
-function isFinal(action: Action): boolean {
-  return action !== "continue";
-}
-
-// A recipient-level refusal: it refuses one recipient, not the message.
-function refusesRecipient(action: Action): boolean {
-  return action === "reject" || action === "tempfail" || typeof action === "object";
 }
 
 /**
@@ -444,12 +177,10 @@ export class MilterSession {
   // again on this connection.
   #connDecided?: Action;
   #tx?: Transaction;
-  // The end of the commands (and close) being handled; each waits for the one before.
-  #queue: Promise<unknown> = Promise.resolve();
-  // Commands and closes not finished yet; while there are none, a command runs at once.
-  #pending = 0;
-  // Commands being handled.
-  #busy = 0;
+  readonly #commands = new CommandQueue(
+    (command: Command) => this.#dispatch(command),
+    (command: Command, error: unknown) => this.#internalError(command, error),
+  );
 
   /** Makes the session of one connection to `filter`. */
   constructor(filter: Filter, options: MilterSessionOptions) {
@@ -471,7 +202,7 @@ export class MilterSession {
 
   /** True while a message transaction is open or a command is being handled. */
   get busy(): boolean {
-    return this.#tx !== undefined || this.#busy > 0;
+    return this.#tx !== undefined || this.#commands.busy;
   }
 
   /**
@@ -480,8 +211,7 @@ export class MilterSession {
    * and an internal failure a logged error, an empty answer and a closed session.
    */
   handle(command: Command): Promise<Reply[]> {
-    const replies = this.receive(command);
-    return replies instanceof Promise ? replies : Promise.resolve(replies);
+    return Promise.resolve(this.receive(command));
   }
 
   /**
@@ -512,36 +242,8 @@ export class MilterSession {
    * assert.deepEqual(await session.receive({ type: "bodyeob" }), [{ type: "accept" }]);
    * ```
    */
-  receive(command: Command): Reply[] | Promise<Reply[]> {
-    if (this.#pending > 0) {
-      // Behind a command still being handled: wait for it, in order.
-      const run = this.#queue.then(() => this.#dispatch(command));
-      return this.#track(run, command);
-    }
-    let replies: Reply[] | Promise<Reply[]>;
-    try {
-      replies = this.#dispatch(command);
-    } catch (error) {
-      return this.#internalError(command, error);
-    }
-    return replies instanceof Promise ? this.#track(replies, command) : replies;
-  }
-
-  // Counts `run` as pending until it settles, and makes it the end of the queue.
-  #track(run: Promise<Reply[]>, command: Command): Promise<Reply[]> {
-    this.#pending++;
-    this.#busy++;
-    const tracked = run.then((replies) => {
-      this.#pending--;
-      this.#busy--;
-      return replies;
-    }, (error) => {
-      this.#pending--;
-      this.#busy--;
-      return this.#internalError(command, error);
-    });
-    this.#queue = tracked;
-    return tracked;
+  receive(command: Command): Replies {
+    return this.#commands.run(command);
   }
 
   #internalError(command: Command, error: unknown): Reply[] {
@@ -555,21 +257,15 @@ export class MilterSession {
    * aborted and the filter's connection closed. Idempotent; waits for a command being handled.
    */
   close(): Promise<void> {
-    this.#pending++;
-    const run = this.#queue.then(() => {
+    return this.#commands.after(() => {
       this.#endConnection();
       this.#state = "closed";
-    }).then(() => {
-      this.#pending--;
     }, (error) => {
-      this.#pending--;
       this.#log.error(`${this.#prefix}Internal error closing: ${errorText(error)}`);
     });
-    this.#queue = run;
-    return run;
   }
 
-  #dispatch(command: Command): Reply[] | Promise<Reply[]> {
+  #dispatch(command: Command): Replies {
     if (this.#state === "closed") {
       this.#log.warn(`${this.#prefix}Ignoring ${command.type} after the connection closed`);
       return [];
@@ -582,22 +278,6 @@ export class MilterSession {
         return [];
       case "connect":
         return this.#connect(command);
-      case "helo":
-        return this.#opened("HELO", () => this.#helo(command.name));
-      case "mail":
-        return this.#opened("MAIL", () => this.#mail(command.args));
-      case "rcpt":
-        return this.#opened("RCPT", () => this.#rcpt(command.args));
-      case "data":
-        return this.#opened("DATA", () => this.#data());
-      case "header":
-        return this.#opened("HEADER", () => this.#header(command.name, command.value));
-      case "eoh":
-        return this.#opened("EOH", () => this.#endOfHeaders());
-      case "body":
-        return this.#opened("BODY", () => this.#body(command.chunk));
-      case "bodyeob":
-        return this.#opened("end of message", () => this.#endOfMessage(command.chunk));
       case "abort":
         this.#abort();
         return [];
@@ -609,8 +289,6 @@ export class MilterSession {
         this.#endConnection();
         this.#state = this.#negotiation ? "connect" : "optneg";
         return [];
-      case "unknown":
-        return this.#opened("UNKNOWN", () => this.#owed("unknown") ? [CONTINUE] : []);
       case "unrecognized":
         this.#log.warn(
           `${this.#prefix}Unknown milter command 0x${
@@ -619,12 +297,34 @@ export class MilterSession {
         );
         return [CONTINUE];
     }
+    // The rest are events of an open connection, opened first for an MTA that skipped a step.
+    if (this.#state !== "open") {
+      return this.#ensureConnection(EVENT_NAMES[command.type]).then(() => this.#event(command));
+    }
+    return this.#event(command);
   }
 
-  // Runs `event` once there is a negotiation and an open connection, at once when there is.
-  #opened(what: string, event: () => Reply[] | Promise<Reply[]>): Reply[] | Promise<Reply[]> {
-    if (this.#state === "open") return event();
-    return this.#ensureConnection(what).then(event);
+  #event(command: EventCommand): Replies {
+    switch (command.type) {
+      case "helo":
+        return this.#helo(command.name);
+      case "mail":
+        return this.#mail(command.args);
+      case "rcpt":
+        return this.#rcpt(command.args);
+      case "data":
+        return this.#data();
+      case "header":
+        return this.#header(command.name, command.value);
+      case "eoh":
+        return this.#endOfHeaders();
+      case "body":
+        return this.#body(command.chunk);
+      case "bodyeob":
+        return this.#endOfMessage(command.chunk);
+      case "unknown":
+        return this.#owed("unknown") ? [CONTINUE] : [];
+    }
   }
 
   #optneg(offer: { version: number; actions: number; protocol: number }): Reply[] {
@@ -650,15 +350,12 @@ export class MilterSession {
     }
   }
 
-  #macro(forCommand: number, pairs: readonly (readonly [string, string])[]): void {
-    const stage = MACRO_STAGE_OF.get(forCommand);
-    if (stage === undefined) {
+  #macro(forCommand: number, pairs: readonly MacroPair[]): void {
+    if (!this.#macros.receive(forCommand, pairs)) {
       this.#log.debug(
         `${this.#prefix}Ignoring macros for command 0x${forCommand.toString(16)}`,
       );
-      return;
     }
-    this.#macros.set(stage, pairs);
   }
 
   #owed(event: ProtocolEvent): boolean {
@@ -679,7 +376,7 @@ export class MilterSession {
 
   async #openConnection(client: Omit<ConnectInfo, "session">): Promise<void> {
     this.#state = "open";
-    this.#macros.clear(stagesAfter(SMFIM_CONNECT));
+    this.#macros.enter(SMFIM_CONNECT);
     try {
       this.#conn = await this.#filter.connect(
         { ...client, session: this.#sessionInfo() },
@@ -725,13 +422,14 @@ export class MilterSession {
   #connectionEvent(
     event: FilterEvent,
     run: (conn: FilterConnection) => MaybeAction,
-  ): Reply[] | Promise<Reply[]> {
+  ): Replies {
     const owed = this.#owed(event);
-    if (this.#connDecided || !this.#conn) {
+    const conn = this.#conn;
+    if (this.#connDecided || !conn) {
       return owed && this.#connDecided ? [actionReply(this.#connDecided)] : owed ? [CONTINUE] : [];
     }
     return settle(
-      () => run(this.#conn!),
+      () => run(conn),
       (answer) => {
         const action = answer ?? "continue";
         const reply = actionReply(action);
@@ -750,12 +448,12 @@ export class MilterSession {
     );
   }
 
-  #helo(name: string): Reply[] | Promise<Reply[]> {
+  #helo(name: string): Replies {
     if (this.#tx) {
       this.#log.warn(`${this.#prefix}HELO inside a transaction: aborting it`);
       this.#abort();
     }
-    this.#macros.clear(stagesAfter(SMFIM_HELO));
+    this.#macros.enter(SMFIM_HELO);
     return this.#connectionEvent("helo", (c) => c.helo?.(name, this.#macros));
   }
 
@@ -765,7 +463,7 @@ export class MilterSession {
     event: ProtocolEvent,
     tx: Transaction,
     run: ((conn: FilterConnection) => MaybeBodyAction) | undefined,
-  ): Reply[] | Promise<Reply[]> {
+  ): Replies {
     const owed = this.#owed(event);
     const settled = this.#connDecided ?? tx.decided;
     if (settled) return owed ? [actionReply(settled)] : [];
@@ -786,7 +484,9 @@ export class MilterSession {
           tx.decided = action;
           if (!owed) {
             this.#log.debug(
-              `${this.#prefix}Decision ${describe(action)} at ${event} waits for a reply point`,
+              `${this.#prefix}Decision ${
+                describeAction(action)
+              } at ${event} waits for a reply point`,
             );
           }
         }
@@ -829,43 +529,43 @@ export class MilterSession {
     return true;
   }
 
-  #mail(args: readonly string[]): Reply[] | Promise<Reply[]> {
+  #mail(args: readonly string[]): Replies {
     if (this.#tx) {
       this.#log.debug(`${this.#prefix}MAIL inside a transaction: aborting the previous one`);
       this.#abort();
     }
-    this.#macros.clear(stagesAfter(SMFIM_ENVFROM));
+    this.#macros.enter(SMFIM_ENVFROM);
     const tx: Transaction = { phase: ENVELOPE, skipBody: false };
     this.#tx = tx;
     return this.#messageEvent("envFrom", tx, (c) => c.envFrom?.(args, this.#macros));
   }
 
-  #rcpt(args: readonly string[]): Reply[] | Promise<Reply[]> {
+  #rcpt(args: readonly string[]): Replies {
     const tx = this.#transaction("RCPT");
     this.#advance(tx, RECIPIENTS, "RCPT");
-    this.#macros.clear(stagesAfter(SMFIM_ENVRCPT));
+    this.#macros.enter(SMFIM_ENVRCPT);
     return this.#messageEvent("envRcpt", tx, (c) => c.envRcpt?.(args, this.#macros));
   }
 
-  #data(): Reply[] | Promise<Reply[]> {
+  #data(): Replies {
     const tx = this.#transaction("DATA");
     this.#advance(tx, DATA, "DATA", true);
     return this.#messageEvent("data", tx, undefined);
   }
 
-  #header(name: string, value: Uint8Array): Reply[] | Promise<Reply[]> {
+  #header(name: string, value: Uint8Array): Replies {
     const tx = this.#transaction("HEADER");
     this.#advance(tx, HEADERS, "HEADER");
     return this.#messageEvent("header", tx, (c) => c.header?.(name, value, this.#macros));
   }
 
-  #endOfHeaders(): Reply[] | Promise<Reply[]> {
+  #endOfHeaders(): Replies {
     const tx = this.#transaction("EOH");
     this.#advance(tx, END_OF_HEADERS, "EOH", true);
     return this.#messageEvent("endOfHeaders", tx, (c) => c.endOfHeaders?.(this.#macros));
   }
 
-  #body(chunk: Uint8Array): Reply[] | Promise<Reply[]> {
+  #body(chunk: Uint8Array): Replies {
     const tx = this.#transaction("BODY");
     this.#advance(tx, BODY, "BODY");
     if (tx.skipBody && !tx.decided && !this.#connDecided) {
@@ -874,73 +574,53 @@ export class MilterSession {
     return this.#messageEvent("body", tx, (c) => c.body?.(chunk));
   }
 
-  #endOfMessage(chunk?: Uint8Array): Reply[] | Promise<Reply[]> {
+  #endOfMessage(chunk?: Uint8Array): Replies {
     const tx = this.#transaction("End of message");
-    if (chunk && chunk.length > 0) {
-      this.#advance(tx, BODY, "BODY");
-      // The last chunk's own reply is folded into the end-of-message answer.
-      const conn = this.#conn;
-      if (!tx.skipBody && !tx.decided && !this.#connDecided && conn?.body) {
-        const body = conn.body.bind(conn);
-        const last = settle(
-          () => body(chunk),
-          (answer) => {
-            const action = answer ?? "continue";
-            if (action !== "skip" && action !== "continue") {
-              actionReply(action); // throws for an invalid action, like any other callback's
-              tx.decided = action;
-            }
-            return [];
-          },
-          (error) => this.#failed("body", tx, error, false),
-        );
-        if (last instanceof Promise) return last.then(() => this.#endTransaction(tx));
-      }
-    }
-    return this.#endTransaction(tx);
+    if (!chunk || chunk.length === 0) return this.#endTransaction(tx);
+    this.#advance(tx, BODY, "BODY");
+    return andThen(this.#lastBody(tx, chunk), () => this.#endTransaction(tx));
+  }
+
+  // The body chunk that came with end of message: its answer is folded into the end-of-message
+  // answer, so it may decide the message but has no reply of its own.
+  #lastBody(tx: Transaction, chunk: Uint8Array): Replies {
+    const conn = this.#conn;
+    if (tx.skipBody || tx.decided || this.#connDecided || !conn?.body) return [];
+    return settle(
+      () => conn.body?.(chunk),
+      (answer) => {
+        const action = answer ?? "continue";
+        if (action !== "skip" && action !== "continue") {
+          actionReply(action); // throws for an invalid action, like any other callback's
+          tx.decided = action;
+        }
+        return [];
+      },
+      (error) => this.#failed("body", tx, error, false),
+    );
   }
 
   // The end-of-message answer, then the transaction is over.
-  #endTransaction(tx: Transaction): Reply[] | Promise<Reply[]> {
-    const replies = this.#finish(tx);
-    if (replies instanceof Promise) {
-      return replies.then((r) => {
-        this.#closeTransaction();
-        return r;
-      });
-    }
-    this.#closeTransaction();
-    return replies;
+  #endTransaction(tx: Transaction): Replies {
+    return andThen(this.#finish(tx), (replies) => {
+      this.#closeTransaction();
+      return replies;
+    });
   }
 
   #closeTransaction(): void {
     this.#tx = undefined;
-    this.#macros.clear(TRANSACTION_STAGES);
+    this.#macros.endTransaction();
   }
 
-  #finish(tx: Transaction): Reply[] | Promise<Reply[]> {
+  #finish(tx: Transaction): Replies {
     const settled = this.#connDecided ?? tx.decided;
     if (settled) return [actionReply(settled)];
     const conn = this.#conn;
     if (!conn) return [CONTINUE];
     return settle(
       () => conn.endOfMessage(this.#macros),
-      (result) => {
-        const allowed = (this.#negotiation ?? FALLBACK).actions;
-        for (const m of result.modifications) {
-          const needed = m.type === "quarantine"
-            ? SMFIF_QUARANTINE
-            : m.type === "chgheader"
-            ? SMFIF_CHGHDRS
-            : SMFIF_ADDHDRS;
-          if ((allowed & needed) === 0) {
-            throw new TypeError(`Modification ${m.type} was not negotiated with the MTA`);
-          }
-          const problem = replyProblem(m);
-          if (problem) throw new TypeError(`Invalid modification ${m.type}: ${problem}`);
-        }
-        return [...result.modifications, actionReply(result.action)];
-      },
+      (result) => endOfMessageReplies(result, (this.#negotiation ?? FALLBACK).actions),
       (error) => this.#failed("end of message", tx, error, true),
     );
   }
@@ -948,7 +628,7 @@ export class MilterSession {
   #abort(): void {
     const tx = this.#tx;
     this.#tx = undefined;
-    this.#macros.clear(TRANSACTION_STAGES);
+    this.#macros.endTransaction();
     if (!tx || !this.#conn?.abort) return;
     try {
       this.#conn.abort();
@@ -964,7 +644,7 @@ export class MilterSession {
     const conn = this.#conn;
     this.#conn = undefined;
     this.#connDecided = undefined;
-    if (clearConnectMacros) this.#macros.clearAll();
+    if (clearConnectMacros) this.#macros.clear();
     if (this.#state === "open") this.#state = "connect";
     if (!conn?.close) return;
     try {
@@ -973,42 +653,4 @@ export class MilterSession {
       this.#log.error(`${this.#prefix}Filter failed at close: ${errorText(error)}`);
     }
   }
-}
-
-/**
- * Runs a filter callback and hands its answer to `then`, or what it threw (or rejected with),
- * and what `then` threw, to `failed`: at once when the callback answered without a promise,
- * otherwise once the promise settles. A filter answers most events at once, and each await
- * would cost a turn of the event loop per milter command.
- */
-function settle<T>(
-  call: () => T | PromiseLike<T>,
-  then: (answer: T) => Reply[],
-  failed: (error: unknown) => Reply[],
-): Reply[] | Promise<Reply[]> {
-  let answer: T | PromiseLike<T>;
-  try {
-    answer = call();
-  } catch (error) {
-    return failed(error);
-  }
-  if (isThenable(answer)) {
-    return Promise.resolve(answer).then((value) => {
-      try {
-        return then(value);
-      } catch (error) {
-        return failed(error);
-      }
-    }, failed);
-  }
-  try {
-    return then(answer);
-  } catch (error) {
-    return failed(error);
-  }
-}
-
-function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
-  return typeof value === "object" && value !== null &&
-    typeof (value as { then?: unknown }).then === "function";
 }

@@ -18,7 +18,7 @@
  * @module
  */
 
-import type { MilterLogger } from "../milter/server.ts";
+import type { MilterLogger } from "../milter/logger.ts";
 import type { SyslogFacility } from "../config/values.ts";
 import { fromBase64, utf8 } from "../bytes.ts";
 

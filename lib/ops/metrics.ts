@@ -13,7 +13,7 @@
 
 import type { ListenAddress } from "../config/listen_address.ts";
 import type { FilterObserver, LookupReport, TransactionReport } from "../filter/observer.ts";
-import type { MilterLogger } from "../milter/server.ts";
+import type { MilterLogger } from "../milter/logger.ts";
 import { VERSION } from "../version.ts";
 
 /** Most label sets kept per metric; further ones are counted under `other`. */

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
 import { SMFIF_ADDHDRS } from "../../lib/milter/constants.ts";
 import { serve } from "../../lib/milter/server.ts";
-import type { Filter } from "../../lib/milter/session.ts";
+import type { Filter } from "../../lib/milter/filter.ts";
 import { generateMessage, toMilterMessage } from "../../bench/corpus.ts";
 import { runLoad } from "../../bench/load_client.ts";
 

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
 import { UserDb } from "../../lib/config/user_db.ts";
 import { serve } from "../../lib/milter/server.ts";
-import type { Filter, FilterConnection } from "../../lib/milter/session.ts";
+import type { Filter, FilterConnection } from "../../lib/milter/filter.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { tagFilter, type TagFilterStats } from "../helpers/milter_tag_filter.ts";
 import { type PostfixInstance, startPostfix } from "../helpers/postfix.ts";

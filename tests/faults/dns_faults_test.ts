@@ -10,7 +10,7 @@ import { concat, CRLF, fromLatin1, latin1 } from "../../lib/bytes.ts";
 import { importPrivateKey, type SigningKey } from "../../lib/crypto/keys.ts";
 import { signMessage } from "../../lib/dkim/sign.ts";
 import { type ClientMessage, type MessageResult, MilterClient } from "../../lib/milter/client.ts";
-import type { Reply } from "../../lib/milter/codec.ts";
+import type { Reply } from "../../lib/milter/reply.ts";
 import { KEYS_DIR, recordFor } from "../helpers/dkim_fixtures.ts";
 import { type DkimdProcess, startDkimd } from "../helpers/dkimd_process.ts";
 import { type DnsServer, startDnsServer } from "../helpers/dns_server.ts";

@@ -9,13 +9,9 @@ import { importPrivateKey, type SigningKey } from "../../lib/crypto/keys.ts";
 import { splitMessage } from "../../lib/dkim/header.ts";
 import { signMessage } from "../../lib/dkim/sign.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";
-import {
-  type Command,
-  decodeReply,
-  encodeCommand,
-  FrameDecoder,
-  type Reply,
-} from "../../lib/milter/codec.ts";
+import { type Command, encodeCommand } from "../../lib/milter/command.ts";
+import { FrameDecoder } from "../../lib/milter/frame.ts";
+import { decodeReply, type Reply } from "../../lib/milter/reply.ts";
 import {
   SMFI_CURR_ACTS,
   SMFI_CURR_PROT,

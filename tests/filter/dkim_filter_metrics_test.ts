@@ -7,7 +7,7 @@ import { toBase64 } from "../../lib/bytes.ts";
 import { loadRuntime } from "../../lib/cli/runtime.ts";
 import { DkimFilter } from "../../lib/filter/dkim_filter.ts";
 import type { TransactionReport } from "../../lib/filter/observer.ts";
-import type { Reply } from "../../lib/milter/codec.ts";
+import type { Reply } from "../../lib/milter/reply.ts";
 import { KEYS_DIR, loadKey } from "../helpers/dkim_fixtures.ts";
 import { applyModifications, type HeaderPair } from "../helpers/milter_apply.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";

@@ -11,7 +11,7 @@ import { parseSignature } from "../../lib/dkim/signature.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { deletions, DkimFilter, makeField, type Runtime } from "../../lib/filter/dkim_filter.ts";
 import { MilterClient, type MilterClientOptions } from "../../lib/milter/client.ts";
-import type { Reply } from "../../lib/milter/codec.ts";
+import type { Reply } from "../../lib/milter/reply.ts";
 import { SMFI_CURR_PROT, SMFIP_HDR_LEADSPC } from "../../lib/milter/constants.ts";
 import { serve } from "../../lib/milter/server.ts";
 import { loadKey, writeExampleSigning } from "../helpers/dkim_fixtures.ts";

@@ -18,7 +18,7 @@ import { MAX_HEADER_FIELDS } from "../../lib/dkim/header.ts";
 import { MAX_TAGS } from "../../lib/dkim/tag_list.ts";
 import { MAX_SIGNATURES_DEFAULT } from "../../lib/dkim/verify.ts";
 import { MAX_NAMESERVERS } from "../../lib/dns/nameserver.ts";
-import { MAX_FRAME_BYTES_DEFAULT } from "../../lib/milter/codec.ts";
+import { MAX_FRAME_BYTES_DEFAULT } from "../../lib/milter/frame.ts";
 import { MAX_DATA_SET_LINE_LENGTH } from "../../lib/policy/dataset.ts";
 import { MAX_PATTERN_LENGTH } from "../../lib/policy/signing_table.ts";
 import { boundedCall, type BoundedOutcome } from "../helpers/fuzz.ts";

@@ -2,22 +2,13 @@
 // a FrameDecoder fed at arbitrary splits and decode; arbitrary byte streams and frames only ever
 // give frames or MilterProtocolError, with every length prefix checked against the limit as
 // soon as its four bytes arrive and no more than one partial frame left buffered.
-import assert from "node:assert/strict";
 import fc from "fast-check";
+import assert from "node:assert/strict";
 import { concat, fromLatin1, utf8 } from "../../lib/bytes.ts";
-import {
-  type Command,
-  decodeCommand,
-  decodeReply,
-  encodeCommand,
-  encodeReply,
-  type Frame,
-  FrameDecoder,
-  MAX_FRAME_BYTES_DEFAULT,
-  MilterProtocolError,
-  type Reply,
-  replyProblem,
-} from "../../lib/milter/codec.ts";
+import { type Command, decodeCommand, encodeCommand } from "../../lib/milter/command.ts";
+import { type Frame, FrameDecoder, MAX_FRAME_BYTES_DEFAULT } from "../../lib/milter/frame.ts";
+import { MilterProtocolError } from "../../lib/milter/protocol_error.ts";
+import { decodeReply, encodeReply, type Reply, replyProblem } from "../../lib/milter/reply.ts";
 import { cuts, fuzzParams, MILTER_COMMAND_CODES, milterCommand, splitAt } from "../helpers/fuzz.ts";
 
 const REPLY_CODES = [..."+-234abcdefhilmpqrsty"].map((c) => c.charCodeAt(0)).concat(0x4f);

@@ -3,18 +3,10 @@
 // of random frames) against a recording filter that answers, throws and modifies at random.
 // handle() always resolves, never needs its internal-error escape hatch, and every reply list
 // is well formed: encodable, modifications only at end of message, one decision last.
-import assert from "node:assert/strict";
 import fc from "fast-check";
+import assert from "node:assert/strict";
 import { utf8 } from "../../lib/bytes.ts";
-import {
-  type Command,
-  decodeCommand,
-  decodeReply,
-  encodeReply,
-  FrameDecoder,
-  MilterProtocolError,
-  type Reply,
-} from "../../lib/milter/codec.ts";
+import { type Command, decodeCommand } from "../../lib/milter/command.ts";
 import {
   SMFI_CURR_ACTS,
   SMFI_CURR_PROT,
@@ -25,8 +17,11 @@ import {
   SMFIF_CHGHDRS,
   SMFIF_QUARANTINE,
 } from "../../lib/milter/constants.ts";
-import type { FilterEvent, FilterNeeds } from "../../lib/milter/negotiate.ts";
-import { type ErrorAction, MilterSession, type Modification } from "../../lib/milter/session.ts";
+import type { FilterEvent, FilterNeeds, Modification } from "../../lib/milter/filter.ts";
+import { FrameDecoder } from "../../lib/milter/frame.ts";
+import { MilterProtocolError } from "../../lib/milter/protocol_error.ts";
+import { decodeReply, encodeReply, type Reply } from "../../lib/milter/reply.ts";
+import { type ErrorAction, MilterSession } from "../../lib/milter/session.ts";
 import { fuzzParams, MILTER_COMMAND_CODES, milterCommand } from "../helpers/fuzz.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { RecordingFilter } from "../helpers/milter_recording_filter.ts";

@@ -18,7 +18,7 @@
 
 import fc from "fast-check";
 import { concat, CR, fromLatin1, HTAB, LF, SP } from "../../lib/bytes.ts";
-import type { AddressFamily, Command } from "../../lib/milter/codec.ts";
+import type { AddressFamily, Command } from "../../lib/milter/command.ts";
 
 /** The seed of a CI run: fixed, so CI runs the same cases every time. */
 export const FUZZ_SEED_DEFAULT = 6376_8463;

@@ -7,7 +7,7 @@
  * @module
  */
 import { asciiLower, concat, CRLF, fromLatin1, latin1 } from "../../lib/bytes.ts";
-import type { HeaderValue, Reply } from "../../lib/milter/codec.ts";
+import type { HeaderValue, Reply } from "../../lib/milter/reply.ts";
 
 /** A header field as name and raw value (after the colon). */
 export type HeaderPair = readonly [string, string];

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { MilterLogger } from "../../lib/milter/session.ts";
+import type { MilterLogger } from "../../lib/milter/logger.ts";
 
 /** One logged line with its level. */
 export interface LogLine {

@@ -7,16 +7,16 @@
  */
 
 import { latin1 } from "../../lib/bytes.ts";
-import type { FilterNeeds } from "../../lib/milter/negotiate.ts";
 import type {
   ConnectInfo,
   EndOfMessage,
   Filter,
   FilterConnection,
+  FilterNeeds,
   MacroReader,
   MaybeAction,
   MaybeBodyAction,
-} from "../../lib/milter/session.ts";
+} from "../../lib/milter/filter.ts";
 
 /**
  * Scripted answers; each receives the callback's arguments and may throw. Header values and body

@@ -10,8 +10,12 @@
 
 import { asciiLower, latin1 } from "../../lib/bytes.ts";
 import { SMFIF_ADDHDRS, SMFIF_CHGHDRS, SMFIF_QUARANTINE } from "../../lib/milter/constants.ts";
-import type { FilterNeeds } from "../../lib/milter/negotiate.ts";
-import type { Filter, FilterConnection, Modification } from "../../lib/milter/session.ts";
+import type {
+  Filter,
+  FilterConnection,
+  FilterNeeds,
+  Modification,
+} from "../../lib/milter/filter.ts";
 
 /** What the tag filter asks of the MTA: headers and body without replies, macros by list. */
 export const TAG_FILTER_NEEDS: FilterNeeds = {

@@ -6,14 +6,16 @@
  * @module
  */
 import { fromLatin1 } from "../../lib/bytes.ts";
-import type { Command, Reply } from "../../lib/milter/codec.ts";
+import type { Command } from "../../lib/milter/command.ts";
+import type { Reply } from "../../lib/milter/reply.ts";
 import {
   SMFI_CURR_ACTS,
   SMFI_CURR_PROT,
   SMFIC_CONNECT,
   SMFIC_MAIL,
 } from "../../lib/milter/constants.ts";
-import { type Filter, MilterSession } from "../../lib/milter/session.ts";
+import type { Filter } from "../../lib/milter/filter.ts";
+import { MilterSession } from "../../lib/milter/session.ts";
 import type { HeaderPair } from "./milter_apply.ts";
 import { MemoryLogger } from "./milter_logger.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { formatSocketSpec, type SocketSpec } from "../../lib/config/socket.ts";
 import { serve } from "../../lib/milter/server.ts";
+import { formatSocketSpec, type SocketSpec } from "../../lib/milter/socket_spec.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { tagFilter, type TagFilterStats } from "../helpers/milter_tag_filter.ts";
 

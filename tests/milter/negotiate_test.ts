@@ -1,5 +1,5 @@
-import assert from "node:assert/strict";
 import fc from "fast-check";
+import assert from "node:assert/strict";
 import {
   SMFI_CURR_ACTS,
   SMFI_CURR_PROT,
@@ -30,13 +30,8 @@ import {
   SMFIP_NR_MAIL,
   SMFIP_SKIP,
 } from "../../lib/milter/constants.ts";
-import {
-  type FilterEvent,
-  type FilterNeeds,
-  negotiate,
-  NegotiationError,
-  type OptionOffer,
-} from "../../lib/milter/negotiate.ts";
+import type { FilterEvent, FilterNeeds } from "../../lib/milter/filter.ts";
+import { negotiate, NegotiationError, type OptionOffer } from "../../lib/milter/negotiate.ts";
 
 // A DKIM-like filter: adds and changes headers, reads the envelope sender, headers and body,
 // never rejects before the end of the message.

@@ -1,16 +1,12 @@
 import assert from "node:assert/strict";
 import { latin1, utf8 } from "../../lib/bytes.ts";
-import type { SocketSpec } from "../../lib/config/socket.ts";
 import { type MessageResult, MilterClient } from "../../lib/milter/client.ts";
-import type { Reply } from "../../lib/milter/codec.ts";
 import { SMFIF_ADDHDRS, SMFIP_NR_HDR, SMFIP_SKIP } from "../../lib/milter/constants.ts";
-import {
-  type MilterServer,
-  serve,
-  type ServeOptions,
-  SocketInUseError,
-} from "../../lib/milter/server.ts";
-import type { Filter } from "../../lib/milter/session.ts";
+import type { Filter } from "../../lib/milter/filter.ts";
+import type { Reply } from "../../lib/milter/reply.ts";
+import { type MilterServer, serve, type ServeOptions } from "../../lib/milter/server.ts";
+import type { SocketSpec } from "../../lib/milter/socket_spec.ts";
+import { SocketInUseError } from "../../lib/milter/unix_socket.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { tagFilter, type TagFilterStats } from "../helpers/milter_tag_filter.ts";
 

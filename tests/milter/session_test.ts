@@ -1,7 +1,7 @@
-import assert from "node:assert/strict";
 import fc from "fast-check";
+import assert from "node:assert/strict";
 import { utf8 } from "../../lib/bytes.ts";
-import { type Command, encodeReply, type Reply } from "../../lib/milter/codec.ts";
+import type { Command } from "../../lib/milter/command.ts";
 import {
   SMFI_CURR_ACTS,
   SMFI_CURR_PROT,
@@ -14,7 +14,8 @@ import {
   SMFIP_HDR_LEADSPC,
   SMFIP_SKIP,
 } from "../../lib/milter/constants.ts";
-import type { FilterNeeds } from "../../lib/milter/negotiate.ts";
+import type { FilterNeeds } from "../../lib/milter/filter.ts";
+import { encodeReply, type Reply } from "../../lib/milter/reply.ts";
 import { type ErrorAction, MilterSession } from "../../lib/milter/session.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { type Behaviour, RecordingFilter } from "../helpers/milter_recording_filter.ts";

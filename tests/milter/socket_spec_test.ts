@@ -4,7 +4,7 @@ import {
   parseSocketSpec,
   type SocketSpec,
   SocketSpecError,
-} from "../../lib/config/socket.ts";
+} from "../../lib/milter/socket_spec.ts";
 
 const good: Array<[string, SocketSpec]> = [
   ["inet:8891@localhost", { kind: "inet", host: "127.0.0.1", port: 8891 }],

@@ -7,7 +7,7 @@ import { mtaMessage } from "../helpers/mta_message.ts";
 import assert from "node:assert/strict";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
 import type { ClientMessage, MessageResult } from "../../lib/milter/client.ts";
-import type { Reply } from "../../lib/milter/codec.ts";
+import type { Reply } from "../../lib/milter/reply.ts";
 import { SERVICE_DENO_FLAGS } from "../../lib/ops/self_command.ts";
 import { KEYS_DIR } from "../helpers/dkim_fixtures.ts";
 import { dkimdEnv } from "../helpers/dkimd_env.ts";

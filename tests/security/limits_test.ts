@@ -13,7 +13,7 @@ import { importPrivateKey, type SigningKey } from "../../lib/crypto/keys.ts";
 import { signMessage, type SignOptions } from "../../lib/dkim/sign.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { type ClientMessage, type MessageResult, MilterClient } from "../../lib/milter/client.ts";
-import type { Reply } from "../../lib/milter/codec.ts";
+import type { Reply } from "../../lib/milter/reply.ts";
 import { KEYS_DIR, recordFor } from "../helpers/dkim_fixtures.ts";
 import {
   type DkimdProcess,

@@ -17,7 +17,7 @@ import { concat, CRLF, fromLatin1, latin1 } from "../../lib/bytes.ts";
 import { importPrivateKey } from "../../lib/crypto/keys.ts";
 import { signMessage } from "../../lib/dkim/sign.ts";
 import { type ClientMessage, MilterClient } from "../../lib/milter/client.ts";
-import type { Reply } from "../../lib/milter/codec.ts";
+import type { Reply } from "../../lib/milter/reply.ts";
 import { KEYS_DIR, recordFor } from "../helpers/dkim_fixtures.ts";
 import { startDkimd } from "../helpers/dkimd_process.ts";
 import { startFakeDnsServer } from "../helpers/fake_dns_server.ts";

@@ -30,7 +30,7 @@ import { verifyMessage } from "../../../lib/dkim/verify.ts";
 import { parseKeyFile } from "../../../lib/dns/key_file.ts";
 import { parseNameserverList } from "../../../lib/dns/nameserver.ts";
 import { parseResolvConf } from "../../../lib/dns/resolv_conf.ts";
-import { FrameDecoder } from "../../../lib/milter/codec.ts";
+import { FrameDecoder } from "../../../lib/milter/frame.ts";
 import { parseDataSetFile } from "../../../lib/policy/dataset.ts";
 import { HostList } from "../../../lib/policy/host_list.ts";
 import { wildcardMatch } from "../../../lib/policy/signing_table.ts";

@@ -1,6 +1,8 @@
 /**
- * The milter socket specification, in OpenDKIM's `Socket` syntax (opendkim.conf(5), `-p`):
- * `inet:PORT@HOST`, `inet:PORT` (every interface), `inet:PORT@[ADDR]`, `inet6:PORT@[ADDR]`,
+ * The milter socket specification: libmilter's connection syntax (`smfi_setconn`), as OpenDKIM's
+ * `Socket` setting and `-p` take it (opendkim.conf(5)). It lives in the milter layer because the
+ * server listens on one and the client connects to one; the configuration reads `Socket` with it.
+ * Forms: `inet:PORT@HOST`, `inet:PORT` (every interface), `inet:PORT@[ADDR]`, `inet6:PORT@[ADDR]`,
  * `inet6:PORT@ADDR`, `inet6:PORT`, `local:/path`, `unix:/path`, or a bare `/path`. Parsing is
  * pure; the name `localhost` is mapped to the loopback address here (127.0.0.1, or ::1 for
  * inet6), as libmilter resolves it to one IPv4 address, so the listener never binds to a
@@ -9,7 +11,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { formatSocketSpec, parseSocketSpec } from "./socket.ts";
+ * import { formatSocketSpec, parseSocketSpec } from "./socket_spec.ts";
  * assert.deepEqual(parseSocketSpec("inet:8891@localhost"), {
  *   kind: "inet",
  *   host: "127.0.0.1",
@@ -35,7 +37,7 @@ export type SocketSpec =
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseSocketSpec, SocketSpecError } from "./socket.ts";
+ * import { parseSocketSpec, SocketSpecError } from "./socket_spec.ts";
  * assert.throws(() => parseSocketSpec("inet:99999@localhost"), SocketSpecError);
  * ```
  */
@@ -93,7 +95,7 @@ function parsePort(value: string, text: string): number {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseSocketSpec } from "./socket.ts";
+ * import { parseSocketSpec } from "./socket_spec.ts";
  * assert.deepEqual(parseSocketSpec("inet6:8891@[::1]"), { kind: "inet", host: "::1", port: 8891 });
  * assert.deepEqual(parseSocketSpec("local:/run/dkimd.sock"), {
  *   kind: "unix",
@@ -164,7 +166,7 @@ function inetSpec(text: string, scheme: "inet" | "inet6", rest: string): SocketS
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { formatSocketSpec, parseSocketSpec } from "./socket.ts";
+ * import { formatSocketSpec, parseSocketSpec } from "./socket_spec.ts";
  * const spec = { kind: "inet", host: "192.0.2.1", port: 8891 } as const;
  * assert.deepEqual(parseSocketSpec(formatSocketSpec(spec)), spec);
  * ```
