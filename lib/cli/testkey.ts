@@ -15,16 +15,20 @@ import { ConfigErrors } from "../config/config_error.ts";
 import { denoLoadIo, loadConfig, type LoadedConfig } from "../config/load.ts";
 import { shellQuote } from "../config/safe_keys.ts";
 import type { Config } from "../config/schema.ts";
+import { KeyError } from "../crypto/key_error.ts";
+import {
+  type KeyType,
+  MAX_RSA_BITS_REQUIRED,
+  MIN_RSA_BITS,
+  RECOMMENDED_RSA_BITS,
+} from "../crypto/key_type.ts";
 import {
   importPrivateKey,
-  importPublicKey,
-  KeyError,
-  type KeyType,
+  MAX_PRIVATE_KEY_BITS,
   MAX_PRIVATE_KEY_INPUT_BYTES,
-  MIN_RSA_BITS_GENERATE,
   type SigningKey,
-  type VerifyingKey,
-} from "../crypto/keys.ts";
+} from "../crypto/private_key.ts";
+import { importPublicKey, type VerifyingKey } from "../crypto/public_key.ts";
 import { keyRecordName, parseKeyRecord } from "../dkim/key_record.ts";
 import { DkimError } from "../dkim/result.ts";
 import { isDomainName, isSelector } from "../dkim/signature.ts";
@@ -34,7 +38,6 @@ import { DnsError, type TxtResolver } from "../dns/resolver.ts";
 import type { LoadedKeyEntry } from "../policy/key_table.ts";
 import { SourceError } from "../policy/origin.ts";
 import { intFlag, parseCommandArgs, UsageError } from "./args.ts";
-import { RSA_BITS_RECOMMENDED } from "./genkey.ts";
 import { makeResolver } from "./resolver.ts";
 
 /**
@@ -50,12 +53,6 @@ export const TESTKEY_EXIT = {
   os: 71,
   config: 78,
 } as const;
-
-/** Largest RSA key testkey imports: far above any real key (RFC 8301 stops at 4096), a cost bound. */
-export const TESTKEY_MAX_RSA_BITS = 16384;
-
-/** RSA keys above this many bits get a warning: verifiers need handle only 4096 (RFC 8301 §3.2). */
-export const RSA_BITS_VERIFIERS_HANDLE = 4096;
 
 /** How bad a finding is: an `error` fails the test, a `warning` does not, `info` is detail. */
 export type Severity = "error" | "warning" | "info";
@@ -214,7 +211,7 @@ export async function checkKeyRecord(text: string, privateKey?: SigningKey): Pro
   }
   if (pBytes !== undefined && keyType !== undefined) {
     try {
-      publicKey = await importPublicKey(keyType, pBytes, { maxBits: TESTKEY_MAX_RSA_BITS });
+      publicKey = await importPublicKey(keyType, pBytes, { maxBits: MAX_PRIVATE_KEY_BITS });
     } catch (e) {
       if (!(e instanceof KeyError)) throw e;
       fail(`p= is not a usable ${keyType} key: ${e.message.replace(/^Cannot use [^:]*: /, "")}`);
@@ -222,17 +219,17 @@ export async function checkKeyRecord(text: string, privateKey?: SigningKey): Pro
   }
   if (publicKey !== undefined) {
     if (publicKey.type === "rsa") {
-      if (publicKey.bits < MIN_RSA_BITS_GENERATE) {
+      if (publicKey.bits < MIN_RSA_BITS) {
         fail(
-          `the RSA key has ${publicKey.bits} bits: RFC 8301 §3.2 verifiers refuse keys under ${MIN_RSA_BITS_GENERATE}`,
+          `the RSA key has ${publicKey.bits} bits: RFC 8301 §3.2 verifiers refuse keys under ${MIN_RSA_BITS}`,
         );
-      } else if (publicKey.bits < RSA_BITS_RECOMMENDED) {
+      } else if (publicKey.bits < RECOMMENDED_RSA_BITS) {
         warn(
-          `the RSA key has ${publicKey.bits} bits; RFC 8301 §3.2 recommends ${RSA_BITS_RECOMMENDED} or more`,
+          `the RSA key has ${publicKey.bits} bits; RFC 8301 §3.2 recommends ${RECOMMENDED_RSA_BITS} or more`,
         );
-      } else if (publicKey.bits > RSA_BITS_VERIFIERS_HANDLE) {
+      } else if (publicKey.bits > MAX_RSA_BITS_REQUIRED) {
         warn(
-          `the RSA key has ${publicKey.bits} bits; verifiers need handle only ${RSA_BITS_VERIFIERS_HANDLE} (RFC 8301 §3.2), so some will refuse it`,
+          `the RSA key has ${publicKey.bits} bits; verifiers need handle only ${MAX_RSA_BITS_REQUIRED} (RFC 8301 §3.2), so some will refuse it`,
         );
       } else info(`p= holds a ${publicKey.bits}-bit RSA key`);
     } else info("p= holds an Ed25519 key");

@@ -5,7 +5,7 @@
  */
 import { asciiLower, fromBase64 } from "../bytes.ts";
 import type { HashAlgorithm } from "../crypto/hash.ts";
-import type { KeyType } from "../crypto/keys.ts";
+import type { KeyType } from "../crypto/key_type.ts";
 import { DkimError } from "./result.ts";
 import { parseTagList, stripWhitespace, TagListError, trimFws } from "./tag_list.ts";
 

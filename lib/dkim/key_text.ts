@@ -16,7 +16,7 @@
  * @module
  */
 import { toBase64, utf8 } from "../bytes.ts";
-import type { KeyType } from "../crypto/keys.ts";
+import type { KeyType } from "../crypto/key_type.ts";
 
 /** Longest character-string in a TXT record, in bytes: its length is one octet (RFC 1035 §3.3). */
 export const MAX_CHARACTER_STRING_BYTES = 255;

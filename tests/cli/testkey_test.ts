@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { toBase64 } from "../../lib/bytes.ts";
-import { importPrivateKey, type SigningKey } from "../../lib/crypto/keys.ts";
+import { importPrivateKey, type SigningKey } from "../../lib/crypto/private_key.ts";
 import { formatKeyRecord, parseZoneFileRecord } from "../../lib/dkim/key_text.ts";
 import { DnsError, type DnsErrorCode } from "../../lib/dns/resolver.ts";
 import {
