@@ -3,6 +3,9 @@
  * it looks up `SELECTOR._domainkey.DOMAIN` (RFC 6376 §3.6.2.1), checks the record tag by tag
  * (§3.6.1), checks that its public key is the private key's, its size (RFC 8301 §3.2), testing
  * mode (`t=y`) and `h=`/`k=` agreement, and says what is wrong in one plain line per problem.
+ * The record is read by the verifier's own parser (`readKeyRecord()`), and the private key file
+ * as `dkimd serve` reads it (`readPrivateKeyFile()`): a file others can read or change gives a
+ * warning line in RequireSafeKeys' words, never a failure.
  * Exit statuses are opendkim-testkey's (sysexits.h): 0 when the key is fine, 65 when the
  * published key is not the private key's, 69 when the record cannot be found or used, 71 when
  * the key file cannot be read, 78 for a usage or configuration error.
@@ -12,8 +15,9 @@
 import { isAbsolute, join, normalize } from "node:path";
 import { asciiLower, equals } from "../bytes.ts";
 import { ConfigErrors } from "../config/config_error.ts";
-import { denoLoadIo, loadConfig, type LoadedConfig } from "../config/load.ts";
-import { shellQuote } from "../config/safe_keys.ts";
+import { denoLoadIo, loadConfig, type LoadedConfig, type LoadIo } from "../config/load.ts";
+import { type KeyFileIo, keyFileSafety, readPrivateKeyFile } from "../config/private_key_file.ts";
+import type { SafetyContext } from "../config/safe_keys.ts";
 import type { Config } from "../config/schema.ts";
 import { isHashAlgorithm } from "../crypto/hash.ts";
 import { KeyError } from "../crypto/key_error.ts";
@@ -23,12 +27,7 @@ import {
   MIN_RSA_BITS,
   RECOMMENDED_RSA_BITS,
 } from "../crypto/key_type.ts";
-import {
-  importPrivateKey,
-  MAX_PRIVATE_KEY_BITS,
-  MAX_PRIVATE_KEY_INPUT_BYTES,
-  type SigningKey,
-} from "../crypto/private_key.ts";
+import { importPrivateKey, MAX_PRIVATE_KEY_BITS, type SigningKey } from "../crypto/private_key.ts";
 import { importPublicKey, type VerifyingKey } from "../crypto/public_key.ts";
 import {
   KEY_RECORD_TAGS,
@@ -277,41 +276,6 @@ export function describeDnsError(e: DnsError): string {
   }
 }
 
-/** Group-write and every "other" bit: a private key file with any of them is unsafe. */
-const UNSAFE_MODE_BITS = 0o027;
-
-/**
- * The warning for a private key file whose mode lets others read or change it, or undefined.
- * Group read is allowed: the seed's `chown root:opendkim; chmod 640` is how a signing service
- * running as its own group reads a key root owns. (opendkim-testkey also warns about group
- * read, which makes that setup warn.)
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { unsafeModeWarning } from "./testkey.ts";
- * assert.equal(unsafeModeWarning("k.private", 0o640), undefined);
- * assert.equal(
- *   unsafeModeWarning("k.private", 0o644),
- *   'WARNING: "k.private" has unsafe permissions 0644 (readable by others); fix with: chmod 640 k.private',
- * );
- * ```
- */
-export function unsafeModeWarning(path: string, mode: number): string | undefined {
-  const perms = mode & 0o7777;
-  if ((perms & UNSAFE_MODE_BITS) === 0) return undefined;
-  const what: string[] = [];
-  if (perms & 0o020) what.push("writable by its group");
-  if (perms & 0o004) what.push("readable by others");
-  if (perms & 0o002) what.push("writable by others");
-  if ((perms & 0o001) && !(perms & 0o006)) what.push("executable by others");
-  const fixed = (perms & ~UNSAFE_MODE_BITS).toString(8);
-  const octal = perms.toString(8).padStart(4, "0");
-  return `WARNING: "${path}" has unsafe permissions ${octal} (${
-    what.join(", ")
-  }); fix with: chmod ${fixed} ${shellQuote(path)}`;
-}
-
 /** A key file that cannot be read: exit status {@link TESTKEY_EXIT} `os`. */
 class KeyFileReadError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -326,40 +290,38 @@ function why(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** How testkey reads private key files: the loader's I/O, and who may own a key. */
+interface KeyFiles {
+  /** The file system, as the loader sees it. */
+  readonly io: KeyFileIo;
+  /** Root, the user running testkey and the configuration's UserID, found once. */
+  safety(): Promise<SafetyContext>;
+}
+
 /**
- * Reads a private key file as opendkim-testkey does: it must be a regular file (71 otherwise),
- * and a mode that lets others read or change it gives a warning line.
+ * Reads a private key file as the loader does (`readPrivateKeyFile()`): the same path walk and
+ * RequireSafeKeys rule, each problem it finds a warning line here, never a failure, as
+ * opendkim-testkey only warns. A file that is missing, not a regular file or too large cannot
+ * be read (71); its safety warnings are then left out, the read error being what to fix first.
  */
-async function readKeyFileChecked(path: string, report: Report): Promise<Uint8Array> {
-  let info: Deno.FileInfo;
+async function readKeyFileChecked(
+  path: string,
+  files: KeyFiles,
+  report: Report,
+): Promise<Uint8Array> {
+  const warnings: string[] = [];
+  let bytes: Uint8Array;
   try {
-    info = await Deno.stat(path);
+    bytes = await readPrivateKeyFile(files.io, path, {
+      safety: await files.safety(),
+      requireSafe: false,
+      warn: (_, text) => warnings.push(text),
+    });
   } catch (e) {
     throw new KeyFileReadError(`"${path}": ${why(e)}`, { cause: e });
   }
-  if (!info.isFile) throw new KeyFileReadError(`"${path}": not a regular file`);
-  if (info.mode !== null) {
-    const warning = unsafeModeWarning(path, info.mode);
-    if (warning !== undefined) report.err(0, warning);
-  }
-  if (info.size > MAX_PRIVATE_KEY_INPUT_BYTES) {
-    throw new KeyFileReadError(
-      `"${path}": ${info.size} bytes is too large for a key (at most ${MAX_PRIVATE_KEY_INPUT_BYTES})`,
-    );
-  }
-  try {
-    using file = await Deno.open(path);
-    const buffer = new Uint8Array(MAX_PRIVATE_KEY_INPUT_BYTES + 1);
-    let length = 0;
-    while (length < buffer.length) {
-      const n = await file.read(buffer.subarray(length));
-      if (n === null) break;
-      length += n;
-    }
-    return buffer.slice(0, length);
-  } catch (e) {
-    throw new KeyFileReadError(`"${path}": cannot read: ${why(e)}`, { cause: e });
-  }
+  for (const warning of warnings) report.err(0, `WARNING: ${warning}`);
+  return bytes;
 }
 
 /** Lines to print, kept in order and printed at once, so keys tested together do not mix. */
@@ -517,9 +479,12 @@ async function readable(path: string): Promise<boolean> {
 }
 
 /** Loads CONFIG with the loader `dkimd serve` uses; undefined after printing its errors. */
-async function loadTestConfig(path: string): Promise<LoadedConfig<SigningKey> | undefined> {
+async function loadTestConfig(
+  path: string,
+  io: LoadIo<SigningKey>,
+): Promise<LoadedConfig<SigningKey> | undefined> {
   try {
-    return await loadConfig(path, denoLoadIo(importPrivateKey));
+    return await loadConfig(path, io);
   } catch (e) {
     if (e instanceof ConfigErrors) {
       for (const error of e.errors) console.error(`dkimd testkey: ${error.message}`);
@@ -560,9 +525,10 @@ async function testkey(args: readonly string[]): Promise<number> {
     configPath = TESTKEY_DEFAULT_CONFIG;
     report.err(2, `using default configfile ${TESTKEY_DEFAULT_CONFIG}`);
   }
+  const io = denoLoadIo(importPrivateKey);
   let loaded: LoadedConfig<SigningKey> | undefined;
   if (configPath !== undefined) {
-    loaded = await loadTestConfig(configPath);
+    loaded = await loadTestConfig(configPath, io);
     if (loaded === undefined) return TESTKEY_EXIT.config;
     // Warnings about keys (their files' safety, their size) are what testkey is for; the
     // others are about the configuration and wait for -v.
@@ -577,6 +543,14 @@ async function testkey(args: readonly string[]): Promise<number> {
     }
   }
   const config = loaded?.config;
+  let safety: Promise<SafetyContext> | undefined;
+  const files: KeyFiles = {
+    io,
+    safety: () =>
+      safety ??= io.accounts().then((accounts) =>
+        keyFileSafety(io.euid(), accounts, config?.userId ? [config.userId.user] : [])
+      ),
+  };
   const resolver = await makeResolver("testkey", {
     nameservers: values.nameserver ??
       (values["test-keys"] === undefined && config?.nameservers
@@ -588,7 +562,11 @@ async function testkey(args: readonly string[]): Promise<number> {
   });
 
   if (loaded?.keyTable && !given) {
-    const status = await testKeyTable(loaded.keyTable.entries, loaded.config, resolver, report);
+    const status = await testKeyTable(loaded.keyTable.entries, loaded.config, {
+      files,
+      resolver,
+      report,
+    });
     report.print(verbose);
     return status;
   }
@@ -610,7 +588,7 @@ async function testkey(args: readonly string[]): Promise<number> {
   let key: SigningKey | undefined;
   if (keyPath !== undefined) {
     try {
-      key = await importPrivateKey(await readKeyFileChecked(keyPath, report), keyPath);
+      key = await importPrivateKey(await readKeyFileChecked(keyPath, files, report), keyPath);
       report.err(2, `key loaded from ${keyPath} (${keyLabel(key)})`);
     } catch (e) {
       if (e instanceof KeyFileReadError) {
@@ -653,8 +631,7 @@ function firstDomain(loaded: LoadedConfig<SigningKey> | undefined): string | und
 async function testKeyTable(
   entries: readonly LoadedKeyEntry<SigningKey>[],
   config: Config,
-  resolver: TxtResolver,
-  report: Report,
+  { files, resolver, report }: { files: KeyFiles; resolver: TxtResolver; report: Report },
 ): Promise<number> {
   const reports = entries.map(() => new Report());
   const statuses: (number | "skipped")[] = new Array(entries.length);
@@ -682,7 +659,7 @@ async function testKeyTable(
         try {
           key = entry.source.kind === "inline"
             ? await importPrivateKey(entry.source.data)
-            : await importPrivateKey(await readKeyFileChecked(from, r), from);
+            : await importPrivateKey(await readKeyFileChecked(from, files, r), from);
         } catch (e) {
           if (!(e instanceof KeyFileReadError) && !(e instanceof KeyError)) throw e;
           r.err(0, `key "${entry.name}": ${e.message}`);
