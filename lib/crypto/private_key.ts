@@ -19,7 +19,6 @@ import {
   DerError,
   DerReader,
   DerTag,
-  ed25519Spki,
   OID_ED25519,
   OID_RSA_ENCRYPTION,
   readAlgorithmIdentifier,
@@ -32,6 +31,7 @@ import { digest } from "./hash.ts";
 import { type KeyError, type KeyFail, keyFail } from "./key_error.ts";
 import {
   DKIM_KEY_TYPES,
+  ED25519_KEY_BITS,
   ED25519_KEY_BYTES,
   type KeyType,
   MAX_RSA_BITS_REQUIRED,
@@ -163,10 +163,16 @@ function parsePkcs8(r: DerReader, version: number, fail: KeyFail): ParsedPrivate
     const seed = inner.readOctetString();
     inner.end();
     if (seed.length !== ED25519_KEY_BYTES) {
-      throw fail("syntax", `the Ed25519 private key is ${seed.length} bytes, not 32`);
+      throw fail(
+        "syntax",
+        `the Ed25519 private key is ${seed.length} bytes, not ${ED25519_KEY_BYTES}`,
+      );
     }
     if (publicKey !== undefined && publicKey.length !== ED25519_KEY_BYTES) {
-      throw fail("syntax", `the Ed25519 public key is ${publicKey.length} bytes, not 32`);
+      throw fail(
+        "syntax",
+        `the Ed25519 public key is ${publicKey.length} bytes, not ${ED25519_KEY_BYTES}`,
+      );
     }
     return { type: "ed25519", seed, publicKey };
   }
@@ -314,8 +320,8 @@ function parsePrivateKeyInput(input: Uint8Array | string, fail: KeyFail): Parsed
     // 64 bytes long, so this cannot shadow one.
     return {
       type: "ed25519",
-      seed: der.subarray(0, 32),
-      publicKey: der.subarray(32),
+      seed: der.subarray(0, ED25519_KEY_BYTES),
+      publicKey: der.subarray(ED25519_KEY_BYTES),
     };
   }
   return parseDerInput(der, fail);
@@ -388,50 +394,62 @@ class WebCryptoSigningKey implements SigningKey {
   }
 }
 
-async function makeSigningKey(parsed: ParsedPrivateKey, fail: KeyFail): Promise<SigningKey> {
-  let key: SigningKey;
-  if (parsed.type === "rsa") {
-    const pkcs8 = wrapRsaPrivateKey(parsed.pkcs1);
-    let cryptoKey: CryptoKey;
-    let jwk: JsonWebKey;
-    try {
-      cryptoKey = await crypto.subtle.importKey(
-        "pkcs8",
-        bufferSource(pkcs8),
-        { name: RSA_ALGORITHM, hash: "SHA-256" },
-        true,
-        ["sign"],
-      );
-      jwk = await crypto.subtle.exportKey("jwk", cryptoKey);
-    } catch (cause) {
-      throw fail("invalid", "WebCrypto refused the RSA private key", cause);
-    }
-    const n = fromBase64Url(jwk.n ?? "");
-    const e = fromBase64Url(jwk.e ?? "");
-    const spki = rsaSpki(n, e);
-    key = new WebCryptoSigningKey("rsa", bitLength(n), spki, spki, cryptoKey, pkcs8);
-  } else {
-    const pkcs8 = wrapEd25519Seed(parsed.seed);
-    let cryptoKey: CryptoKey;
-    let jwk: JsonWebKey;
-    try {
-      cryptoKey = await crypto.subtle.importKey("pkcs8", bufferSource(pkcs8), "Ed25519", true, [
-        "sign",
-      ]);
-      jwk = await crypto.subtle.exportKey("jwk", cryptoKey);
-    } catch (cause) {
-      throw fail("invalid", "WebCrypto refused the Ed25519 private key", cause);
-    }
-    const x = fromBase64Url(jwk.x ?? "");
-    if (parsed.publicKey !== undefined && !equals(parsed.publicKey, x)) {
-      throw fail("invalid", "the public key stored with the Ed25519 seed does not match it");
-    }
-    key = new WebCryptoSigningKey("ed25519", 256, x, ed25519Spki(x), cryptoKey, pkcs8);
+/** A parsed key imported into WebCrypto, with its PKCS#8 and the bytes of its `p=`. */
+interface ImportedKey {
+  readonly cryptoKey: CryptoKey;
+  readonly pkcs8: Uint8Array;
+  readonly publicKey: Uint8Array;
+}
+
+/**
+ * Imports a parsed key into WebCrypto, and reads its public half back (as a JWK): the RSA
+ * modulus and exponent as the SubjectPublicKeyInfo opendkim-genkey publishes, or Ed25519's raw
+ * 32 bytes (RFC 8463 §4).
+ */
+async function importParsed(parsed: ParsedPrivateKey, fail: KeyFail): Promise<ImportedKey> {
+  const pkcs8 = parsed.type === "rsa"
+    ? wrapRsaPrivateKey(parsed.pkcs1)
+    : wrapEd25519Seed(parsed.seed);
+  const algorithm = parsed.type === "rsa"
+    ? { name: RSA_ALGORITHM, hash: "SHA-256" }
+    : { name: "Ed25519" };
+  let cryptoKey: CryptoKey;
+  let jwk: JsonWebKey;
+  try {
+    cryptoKey = await crypto.subtle.importKey("pkcs8", bufferSource(pkcs8), algorithm, true, [
+      "sign",
+    ]);
+    jwk = await crypto.subtle.exportKey("jwk", cryptoKey);
+  } catch (cause) {
+    const name = parsed.type === "rsa" ? "RSA" : "Ed25519";
+    throw fail("invalid", `WebCrypto refused the ${name} private key`, cause);
   }
+  if (parsed.type === "rsa") {
+    const publicKey = rsaSpki(fromBase64Url(jwk.n ?? ""), fromBase64Url(jwk.e ?? ""));
+    return { cryptoKey, pkcs8, publicKey };
+  }
+  const publicKey = fromBase64Url(jwk.x ?? "");
+  if (parsed.publicKey !== undefined && !equals(parsed.publicKey, publicKey)) {
+    throw fail("invalid", "the public key stored with the Ed25519 seed does not match it");
+  }
+  return { cryptoKey, pkcs8, publicKey };
+}
+
+async function makeSigningKey(parsed: ParsedPrivateKey, fail: KeyFail): Promise<SigningKey> {
+  const { cryptoKey, pkcs8, publicKey } = await importParsed(parsed, fail);
+  // The key's size and SubjectPublicKeyInfo are what a verifier reads from its p=.
+  const verifier = await makeVerifyingKey(parsed.type, publicKey, Infinity, 0, fail);
+  const key = new WebCryptoSigningKey(
+    parsed.type,
+    verifier.bits,
+    publicKey,
+    verifier.spki,
+    cryptoKey,
+    pkcs8,
+  );
   // A damaged key (a flipped bit in a prime, say) imports fine and then signs garbage that no
   // verifier accepts, or WebCrypto parses it only when it first signs; one signature at load
   // time finds either before any mail is signed.
-  const verifier = await makeVerifyingKey(key.type, key.publicKey, Infinity, 0, fail);
   let signature: Uint8Array;
   try {
     signature = await key.sign(SELF_CHECK);
@@ -512,8 +530,10 @@ export async function generateSigningKey(
       ["sign", "verify"],
     );
   } else if (type === "ed25519") {
-    if (bits !== undefined && bits !== 256) {
-      throw new RangeError(`Cannot generate an Ed25519 key of "${bits}" bits: it has 256`);
+    if (bits !== undefined && bits !== ED25519_KEY_BITS) {
+      throw new RangeError(
+        `Cannot generate an Ed25519 key of "${bits}" bits: it has ${ED25519_KEY_BITS}`,
+      );
     }
     pair = await crypto.subtle.generateKey("Ed25519", true, ["sign", "verify"]) as CryptoKeyPair;
   } else {
