@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { utf8 } from "../bytes.ts";
 import { HASH_ALGORITHMS, isHashAlgorithm } from "../crypto/hash.ts";
 import {
+  ED25519_KEY_BITS,
   type KeyType,
   MAX_RSA_BITS_REQUIRED,
   MIN_RSA_BITS,
@@ -57,7 +58,7 @@ Options:
   -d, --domain NAME           the signing domain, named in the record's comment
                               (default "localhost")
   -D, --directory DIR         write the files in DIR (default: the current one)
-  -b, --bits N                RSA key size: 1024 to 4096 (default 2048)
+  -b, --bits N                RSA key size: ${MIN_RSA_BITS} to ${MAX_RSA_BITS_REQUIRED} (default ${DEFAULT_RSA_BITS})
       --type rsa|ed25519      key type (default rsa); Ed25519 is RFC 8463
   -h, --hash-algorithms LIST  h= tag, e.g. "sha256" (RSA default; "" for none)
   -a, --append-domain         write the owner name with the domain, absolute
@@ -169,12 +170,12 @@ export function parseGenkeyArgs(args: readonly string[]): GenkeyOptions | "help"
   const bitsGiven = intFlag("genkey", "bits", values.bits, 0);
   let bits: number;
   if (type === "ed25519") {
-    if (bitsGiven !== undefined && bitsGiven !== 256) {
+    if (bitsGiven !== undefined && bitsGiven !== ED25519_KEY_BITS) {
       throw new UsageError(
-        `genkey: --bits ${bitsGiven} does not fit an Ed25519 key, which always has 256 bits`,
+        `genkey: --bits ${bitsGiven} does not fit an Ed25519 key, which always has ${ED25519_KEY_BITS} bits`,
       );
     }
-    bits = 256;
+    bits = ED25519_KEY_BITS;
   } else {
     bits = bitsGiven ?? DEFAULT_RSA_BITS;
     if (bits < MIN_RSA_BITS) {

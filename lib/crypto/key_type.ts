@@ -35,6 +35,9 @@ export const MAX_RSA_EXPONENT_BITS = 64;
 /** Length of an Ed25519 seed (private key) and public key (RFC 8032 §5.1.5, RFC 8463 §4). */
 export const ED25519_KEY_BYTES = 32;
 
+/** The size of every Ed25519 key, in bits, where an RSA key gives its modulus size. */
+export const ED25519_KEY_BITS = ED25519_KEY_BYTES * 8;
+
 /** The end of every message about a key of another kind. */
 export const DKIM_KEY_TYPES = "DKIM keys are RSA (RFC 6376) or Ed25519 (RFC 8463)";
 

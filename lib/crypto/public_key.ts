@@ -24,6 +24,7 @@ import {
 import { digest, type HashAlgorithm } from "./hash.ts";
 import { KeyError, type KeyFail, keyFail } from "./key_error.ts";
 import {
+  ED25519_KEY_BITS,
   ED25519_KEY_BYTES,
   type KeyType,
   MAX_RSA_BITS_REQUIRED,
@@ -175,7 +176,7 @@ class RsaVerifyingKey implements VerifyingKey {
 
 class Ed25519VerifyingKey implements VerifyingKey {
   readonly type = "ed25519" as const;
-  readonly bits = 256;
+  readonly bits = ED25519_KEY_BITS;
   readonly spki: Uint8Array;
   readonly #key: CryptoKey;
 
@@ -233,7 +234,11 @@ function parseRsaPublicKey(p: Uint8Array, fail: KeyFail): { n: Uint8Array; e: Ui
   } catch (cause) {
     if (!(cause instanceof DerError)) throw cause;
     if (p.length === ED25519_KEY_BYTES) {
-      throw fail("wrong-type", "it is 32 bytes, an Ed25519 key, but the record says k=rsa", cause);
+      throw fail(
+        "wrong-type",
+        `it is ${ED25519_KEY_BYTES} bytes, an Ed25519 key, but the record says k=rsa`,
+        cause,
+      );
     }
     throw fail("syntax", `it is not an RSA public key: ${cause.message}`, cause);
   }
@@ -297,11 +302,14 @@ export async function makeVerifyingKey(
         if (oid === OID_ED25519) {
           throw fail(
             "syntax",
-            "it is a SubjectPublicKeyInfo; RFC 8463 §4 publishes the raw 32-byte key",
+            `it is a SubjectPublicKeyInfo; RFC 8463 §4 publishes the raw ${ED25519_KEY_BYTES}-byte key`,
           );
         }
       }
-      throw fail("syntax", `it is ${p.length} bytes; an Ed25519 key is 32 (RFC 8463 §4)`);
+      throw fail(
+        "syntax",
+        `it is ${p.length} bytes; an Ed25519 key is ${ED25519_KEY_BYTES} (RFC 8463 §4)`,
+      );
     }
     let key: CryptoKey;
     try {

@@ -134,7 +134,9 @@ function tagsBeforeKey(spec: KeyRecordSpec): string {
  */
 export function splitCharacterStrings(text: string, max = MAX_CHARACTER_STRING_BYTES): string[] {
   if (!Number.isInteger(max) || max < 1 || max > MAX_CHARACTER_STRING_BYTES) {
-    throw new RangeError(`Invalid character-string size ${max}: expected 1..255`);
+    throw new RangeError(
+      `Invalid character-string size ${max}: expected 1..${MAX_CHARACTER_STRING_BYTES}`,
+    );
   }
   const pieces: string[] = [];
   for (let i = 0; i < text.length; i += max) pieces.push(text.slice(i, i + max));
