@@ -51,6 +51,15 @@ export const DEFAULT_RSA_BITS = RECOMMENDED_RSA_BITS;
  */
 export const MAX_PRIVATE_KEY_INPUT_BYTES = 64 * 1024;
 
+/**
+ * Largest RSA private key dkimd loads, in bits. The administrator's key, but a typing slip or a
+ * wrong file must not stall start-up or a reload: the load-time self-check signature grows with
+ * the cube of the size (about 2 ms at 2048 bits, 1 s at 16384, a minute at 65536). Far above
+ * what any verifier accepts (RFC 8301 §3.2 asks for 1024 to 4096; dkimd's MaximumKeyBits
+ * defaults to 4096).
+ */
+export const MAX_PRIVATE_KEY_BITS = 16384;
+
 /** A private key ready to sign DKIM signatures. */
 export interface SigningKey {
   /** The key type, as `k=` and `a=` name it. */
@@ -85,15 +94,6 @@ function bytesOf(buffer: ArrayBuffer): Uint8Array {
 function fromBase64Url(text: string): Uint8Array {
   return fromBase64(text.replace(/-/g, "+").replace(/_/g, "/"));
 }
-
-/**
- * Largest RSA private key dkimd loads, in bits. The administrator's key, but a typing slip or a
- * wrong file must not stall start-up or a reload: the load-time self-check signature grows with
- * the cube of the size (about 2 ms at 2048 bits, 1 s at 16384, a minute at 65536). Far above
- * what any verifier accepts (RFC 8301 §3.2 asks for 1024 to 4096; dkimd's MaximumKeyBits
- * defaults to 4096).
- */
-export const MAX_PRIVATE_KEY_BITS = 16384;
 
 /** Reads a PKCS#1 RSAPrivateKey (RFC 8017 §A.1.2) strictly, returning its modulus. */
 function parseRsaPrivateKey(pkcs1: Uint8Array, fail: KeyFail): Uint8Array {
