@@ -33,19 +33,13 @@ export { KeyFileResolver, parseKeyFile, readKeyFile } from "./lib/dns/key_file.t
 export type { KeyFile } from "./lib/dns/key_file.ts";
 export { parseNameserver, parseNameserverList } from "./lib/dns/nameserver.ts";
 export type { Nameserver } from "./lib/dns/nameserver.ts";
-export {
-  generateSigningKey,
-  importPrivateKey,
-  importPublicKey,
-  KeyError,
-} from "./lib/crypto/keys.ts";
-export type {
-  KeyErrorCode,
-  KeyType,
-  PublicKeyOptions,
-  SigningKey,
-  VerifyingKey,
-} from "./lib/crypto/keys.ts";
+export { KeyError } from "./lib/crypto/key_error.ts";
+export type { KeyErrorCode } from "./lib/crypto/key_error.ts";
+export type { KeyType } from "./lib/crypto/key_type.ts";
+export { generateSigningKey, importPrivateKey } from "./lib/crypto/private_key.ts";
+export type { SigningKey } from "./lib/crypto/private_key.ts";
+export { importPublicKey } from "./lib/crypto/public_key.ts";
+export type { PublicKeyOptions, VerifyingKey } from "./lib/crypto/public_key.ts";
 export type { HashAlgorithm } from "./lib/crypto/hash.ts";
 export { makeHeaderField, MessageSyntaxError, splitMessage } from "./lib/dkim/header.ts";
 export type { HeaderField, SplitMessage } from "./lib/dkim/header.ts";

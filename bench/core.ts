@@ -8,7 +8,8 @@
  */
 import { createHash } from "node:crypto";
 import { BodyHashes } from "../lib/dkim/body_hasher.ts";
-import { generateSigningKey, importPublicKey, type SigningKey } from "../lib/crypto/keys.ts";
+import { generateSigningKey, type SigningKey } from "../lib/crypto/private_key.ts";
+import { importPublicKey } from "../lib/crypto/public_key.ts";
 
 const SIZE = 10 * 1024 * 1024;
 const CHUNK = 65535; // a milter BODY frame at most

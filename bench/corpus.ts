@@ -14,7 +14,7 @@
  * @module
  */
 import { concat, fromLatin1, latin1 } from "../lib/bytes.ts";
-import type { SigningKey } from "../lib/crypto/keys.ts";
+import type { SigningKey } from "../lib/crypto/private_key.ts";
 import { splitMessage } from "../lib/dkim/header.ts";
 import { signMessage } from "../lib/dkim/sign.ts";
 

@@ -19,7 +19,7 @@
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { generateSigningKey, importPrivateKey } from "../lib/crypto/keys.ts";
+import { generateSigningKey, importPrivateKey } from "../lib/crypto/private_key.ts";
 import { startDnsServer } from "../tests/helpers/dns_server.ts";
 import { generateTestKey } from "../tests/helpers/peers.ts";
 import {

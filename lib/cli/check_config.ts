@@ -10,7 +10,7 @@ import { formatListenAddress } from "../config/listen_address.ts";
 import { formatSocketSpec } from "../milter/socket_spec.ts";
 import { configToYaml } from "../config/to_yaml.ts";
 import type { SettingField } from "../config/schema.ts";
-import type { SigningKey } from "../crypto/keys.ts";
+import type { SigningKey } from "../crypto/private_key.ts";
 import { formatNameserver } from "../dns/nameserver.ts";
 import { formatOrigin } from "../policy/origin.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";

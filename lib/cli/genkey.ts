@@ -10,13 +10,15 @@
  */
 import { join } from "node:path";
 import { utf8 } from "../bytes.ts";
+import { HASH_ALGORITHMS, isHashAlgorithm } from "../crypto/hash.ts";
 import {
-  DEFAULT_RSA_BITS,
-  generateSigningKey,
+  ED25519_KEY_BITS,
   type KeyType,
-  MAX_RSA_BITS_GENERATE,
-  MIN_RSA_BITS_GENERATE,
-} from "../crypto/keys.ts";
+  MAX_RSA_BITS_REQUIRED,
+  MIN_RSA_BITS,
+  RECOMMENDED_RSA_BITS,
+} from "../crypto/key_type.ts";
+import { DEFAULT_RSA_BITS, generateSigningKey } from "../crypto/private_key.ts";
 import {
   formatZoneFileRecord,
   KeyNoteError,
@@ -26,9 +28,6 @@ import {
 import { isDomainName, isSelector } from "../dkim/signature.ts";
 import { VERSION } from "../version.ts";
 import { intFlag, parseCommandArgs, UsageError } from "./args.ts";
-
-/** RSA keys below this many bits get a warning: RFC 8301 §3.2 says signers SHOULD use 2048. */
-export const RSA_BITS_RECOMMENDED = 2048;
 
 /** The selector opendkim-genkey uses without `-s`. */
 export const GENKEY_DEFAULT_SELECTOR = "default";
@@ -45,9 +44,6 @@ export const RECORD_FILE_MODE = 0o644;
 /** Exit status when the key files cannot be written (an existing file, a bad directory). */
 export const GENKEY_EXIT_FAILURE = 1;
 
-/** The hash algorithms `h=` may name (RFC 6376 §3.6.1, RFC 8301 §3.1). */
-const HASHES = ["sha1", "sha256"];
-
 /** The help text of `dkimd genkey`. */
 export const GENKEY_USAGE = `Usage: dkimd genkey [options]
 
@@ -62,7 +58,7 @@ Options:
   -d, --domain NAME           the signing domain, named in the record's comment
                               (default "localhost")
   -D, --directory DIR         write the files in DIR (default: the current one)
-  -b, --bits N                RSA key size: 1024 to 4096 (default 2048)
+  -b, --bits N                RSA key size: ${MIN_RSA_BITS} to ${MAX_RSA_BITS_REQUIRED} (default ${DEFAULT_RSA_BITS})
       --type rsa|ed25519      key type (default rsa); Ed25519 is RFC 8463
   -h, --hash-algorithms LIST  h= tag, e.g. "sha256" (RSA default; "" for none)
   -a, --append-domain         write the owner name with the domain, absolute
@@ -174,22 +170,22 @@ export function parseGenkeyArgs(args: readonly string[]): GenkeyOptions | "help"
   const bitsGiven = intFlag("genkey", "bits", values.bits, 0);
   let bits: number;
   if (type === "ed25519") {
-    if (bitsGiven !== undefined && bitsGiven !== 256) {
+    if (bitsGiven !== undefined && bitsGiven !== ED25519_KEY_BITS) {
       throw new UsageError(
-        `genkey: --bits ${bitsGiven} does not fit an Ed25519 key, which always has 256 bits`,
+        `genkey: --bits ${bitsGiven} does not fit an Ed25519 key, which always has ${ED25519_KEY_BITS} bits`,
       );
     }
-    bits = 256;
+    bits = ED25519_KEY_BITS;
   } else {
     bits = bitsGiven ?? DEFAULT_RSA_BITS;
-    if (bits < MIN_RSA_BITS_GENERATE) {
+    if (bits < MIN_RSA_BITS) {
       throw new UsageError(
-        `genkey: an RSA key of ${bits} bits is too small: RFC 8301 §3.2 requires at least ${MIN_RSA_BITS_GENERATE} (use ${RSA_BITS_RECOMMENDED})`,
+        `genkey: an RSA key of ${bits} bits is too small: RFC 8301 §3.2 requires at least ${MIN_RSA_BITS} (use ${RECOMMENDED_RSA_BITS})`,
       );
     }
-    if (bits > MAX_RSA_BITS_GENERATE) {
+    if (bits > MAX_RSA_BITS_REQUIRED) {
       throw new UsageError(
-        `genkey: an RSA key of ${bits} bits is too large: verifiers need only handle ${MAX_RSA_BITS_GENERATE} (RFC 8301 §3.2)`,
+        `genkey: an RSA key of ${bits} bits is too large: verifiers need only handle ${MAX_RSA_BITS_REQUIRED} (RFC 8301 §3.2)`,
       );
     }
   }
@@ -260,9 +256,11 @@ function parseHashes(text: string | undefined, type: KeyType): string[] | undefi
   if (text.trim() === "") return undefined;
   const list = text.split(":").map((h) => h.trim().toLowerCase());
   for (const h of list) {
-    if (!HASHES.includes(h)) {
+    if (!isHashAlgorithm(h)) {
       throw new UsageError(
-        `genkey: --hash-algorithms "${text}" names "${h}"; DKIM hashes are ${HASHES.join(" and ")}`,
+        `genkey: --hash-algorithms "${text}" names "${h}"; DKIM hashes are ${
+          HASH_ALGORITHMS.join(" and ")
+        }`,
       );
     }
   }
@@ -441,9 +439,9 @@ export async function runGenkey(args: readonly string[]): Promise<number> {
     }
   }
 
-  if (options.type === "rsa" && options.bits < RSA_BITS_RECOMMENDED) {
+  if (options.type === "rsa" && options.bits < RECOMMENDED_RSA_BITS) {
     say(
-      `WARNING: a ${options.bits}-bit RSA key is weak; RFC 8301 §3.2 recommends ${RSA_BITS_RECOMMENDED} bits or more`,
+      `WARNING: a ${options.bits}-bit RSA key is weak; RFC 8301 §3.2 recommends ${RECOMMENDED_RSA_BITS} bits or more`,
     );
   }
   if (options.verbose >= 1) {

@@ -6,7 +6,7 @@
  */
 import { ConfigErrors } from "../config/config_error.ts";
 import { denoLoadIo, loadConfig, type LoadedConfig, type LoadIo } from "../config/load.ts";
-import { importPrivateKey, type SigningKey } from "../crypto/keys.ts";
+import { importPrivateKey, type SigningKey } from "../crypto/private_key.ts";
 import { CachingResolver } from "../dns/cache.ts";
 import { KeyFileResolver, readKeyFile } from "../dns/key_file.ts";
 import { readResolvConf } from "../dns/resolv_conf.ts";

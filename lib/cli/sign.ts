@@ -5,7 +5,8 @@
  * @module
  */
 import { concat, CRLF } from "../bytes.ts";
-import { importPrivateKey, KeyError, type SigningKey } from "../crypto/keys.ts";
+import { KeyError } from "../crypto/key_error.ts";
+import { importPrivateKey, type SigningKey } from "../crypto/private_key.ts";
 import { MessageSyntaxError } from "../dkim/header.ts";
 import { SignError, signMessage, type SignOptions } from "../dkim/sign.ts";
 import { type AlgorithmName, ALGORITHMS, parseCanonicalization } from "../dkim/signature.ts";

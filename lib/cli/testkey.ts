@@ -3,6 +3,9 @@
  * it looks up `SELECTOR._domainkey.DOMAIN` (RFC 6376 §3.6.2.1), checks the record tag by tag
  * (§3.6.1), checks that its public key is the private key's, its size (RFC 8301 §3.2), testing
  * mode (`t=y`) and `h=`/`k=` agreement, and says what is wrong in one plain line per problem.
+ * The record is read by the verifier's own parser (`readKeyRecord()`), and the private key file
+ * as `dkimd serve` reads it (`readPrivateKeyFile()`): a file others can read or change gives a
+ * warning line in RequireSafeKeys' words, never a failure.
  * Exit statuses are opendkim-testkey's (sysexits.h): 0 when the key is fine, 65 when the
  * published key is not the private key's, 69 when the record cannot be found or used, 71 when
  * the key file cannot be read, 78 for a usage or configuration error.
@@ -10,257 +13,29 @@
  * @module
  */
 import { isAbsolute, join, normalize } from "node:path";
-import { asciiLower, equals, fromBase64 } from "../bytes.ts";
 import { ConfigErrors } from "../config/config_error.ts";
-import { denoLoadIo, loadConfig, type LoadedConfig } from "../config/load.ts";
-import { shellQuote } from "../config/safe_keys.ts";
+import { denoLoadIo, loadConfig, type LoadedConfig, type LoadIo } from "../config/load.ts";
+import { type KeyFileIo, keyFileSafety, readPrivateKeyFile } from "../config/private_key_file.ts";
+import type { SafetyContext } from "../config/safe_keys.ts";
 import type { Config } from "../config/schema.ts";
-import {
-  importPrivateKey,
-  importPublicKey,
-  KeyError,
-  type KeyType,
-  MAX_PRIVATE_KEY_INPUT_BYTES,
-  MIN_RSA_BITS_GENERATE,
-  type SigningKey,
-  type VerifyingKey,
-} from "../crypto/keys.ts";
-import { keyRecordName, parseKeyRecord } from "../dkim/key_record.ts";
-import { DkimError } from "../dkim/result.ts";
+import { KeyError } from "../crypto/key_error.ts";
+import { importPrivateKey, type SigningKey } from "../crypto/private_key.ts";
+import { keyRecordName } from "../dkim/key_record.ts";
 import { isDomainName, isSelector } from "../dkim/signature.ts";
-import { parseTagList, stripWhitespace, TagListError } from "../dkim/tag_list.ts";
 import { formatNameserver } from "../dns/nameserver.ts";
 import { DnsError, type TxtResolver } from "../dns/resolver.ts";
 import type { LoadedKeyEntry } from "../policy/key_table.ts";
 import { SourceError } from "../policy/origin.ts";
 import { intFlag, parseCommandArgs, UsageError } from "./args.ts";
-import { RSA_BITS_RECOMMENDED } from "./genkey.ts";
+import { checkKeyRecord, KEY_CHECK_STATUS } from "./key_record_check.ts";
 import { makeResolver } from "./resolver.ts";
 
 /**
- * opendkim-testkey's exit statuses, the sysexits.h codes: `ok` 0 (EX_OK), `mismatch` 65
- * (EX_DATAERR: the published key is not the private key's), `unavailable` 69 (EX_UNAVAILABLE:
- * no usable record), `os` 71 (EX_OSERR: the key file cannot be read), `config` 78 (EX_CONFIG:
- * a usage or configuration error).
+ * opendkim-testkey's exit statuses, the sysexits.h codes: a record check's
+ * ({@link KEY_CHECK_STATUS}: `ok` 0, `mismatch` 65, `unavailable` 69), then `os` 71 (EX_OSERR:
+ * the key file cannot be read) and `config` 78 (EX_CONFIG: a usage or configuration error).
  */
-export const TESTKEY_EXIT = {
-  ok: 0,
-  mismatch: 65,
-  unavailable: 69,
-  os: 71,
-  config: 78,
-} as const;
-
-/** Largest RSA key testkey imports: far above any real key (RFC 8301 stops at 4096), a cost bound. */
-export const TESTKEY_MAX_RSA_BITS = 16384;
-
-/** RSA keys above this many bits get a warning: verifiers need handle only 4096 (RFC 8301 §3.2). */
-export const RSA_BITS_VERIFIERS_HANDLE = 4096;
-
-/** How bad a finding is: an `error` fails the test, a `warning` does not, `info` is detail. */
-export type Severity = "error" | "warning" | "info";
-
-/** One thing found about a key record, as one line of text. */
-export interface Finding {
-  /** How bad it is. */
-  readonly severity: Severity;
-  /** What was found, in one plain line. */
-  readonly message: string;
-  /** The exit status an `error` gives: {@link TESTKEY_EXIT} `mismatch` or `unavailable`. */
-  readonly status?: number;
-}
-
-/** The outcome of {@link checkKeyRecord}. */
-export interface KeyCheck {
-  /** 0, or the exit status of the worst error: `unavailable` before `mismatch`. */
-  readonly status: number;
-  /** Everything found, in the order of the checks. */
-  readonly findings: readonly Finding[];
-  /** The published key, when it could be read. */
-  readonly publicKey?: VerifyingKey;
-}
-
-const HASHES = ["sha1", "sha256"];
-const KNOWN_TAGS = ["v", "g", "h", "k", "n", "p", "s", "t"];
-
-function describeType(type: KeyType): string {
-  return type === "rsa" ? "an RSA" : "an Ed25519";
-}
-
-/**
- * Checks the text of one key record tag by tag (RFC 6376 §3.6.1), and, given the private key,
- * that the record publishes its public half. Pure: no I/O. Every problem is a {@link Finding};
- * the same record always gives the same findings, so the command's output is predictable.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { checkKeyRecord } from "./testkey.ts";
- * const ok = await checkKeyRecord(
- *   "v=DKIM1; k=ed25519; t=y; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
- * );
- * assert.equal(ok.status, 0);
- * assert.ok(ok.findings.some((f) => f.severity === "warning" && /t=y/.test(f.message)));
- * const revoked = await checkKeyRecord("v=DKIM1; k=rsa; p=");
- * assert.equal(revoked.status, 69);
- * assert.ok(revoked.findings.some((f) => f.message === "key is revoked (p= empty)"));
- * ```
- */
-export async function checkKeyRecord(text: string, privateKey?: SigningKey): Promise<KeyCheck> {
-  const findings: Finding[] = [];
-  const info = (message: string) => findings.push({ severity: "info", message });
-  const warn = (message: string) => findings.push({ severity: "warning", message });
-  const fail = (message: string, status: number = TESTKEY_EXIT.unavailable) =>
-    findings.push({ severity: "error", message, status });
-  const done = (publicKey?: VerifyingKey): KeyCheck => {
-    const statuses = findings.map((f) => f.status ?? 0);
-    const status = statuses.includes(TESTKEY_EXIT.unavailable)
-      ? TESTKEY_EXIT.unavailable
-      : statuses.includes(TESTKEY_EXIT.mismatch)
-      ? TESTKEY_EXIT.mismatch
-      : TESTKEY_EXIT.ok;
-    return { status, findings, ...(publicKey ? { publicKey } : {}) };
-  };
-
-  let tags: Map<string, string>;
-  try {
-    tags = parseTagList(text);
-  } catch (e) {
-    if (!(e instanceof TagListError)) throw e;
-    fail(`key record syntax error at character ${e.offset + 1}: ${e.message}`);
-    return done();
-  }
-  const list = (value: string) =>
-    value.split(":").map((s) => asciiLower(s.trim())).filter((s) => s !== "");
-
-  // v= (§3.6.1): optional, but when present it is first and exactly "DKIM1".
-  const v = tags.get("v");
-  if (v === undefined) info("no v= tag (allowed; v=DKIM1 first is usual)");
-  else if (v !== "DKIM1") fail(`invalid key version v=${v}: a key record has v=DKIM1`);
-  else if (tags.keys().next().value !== "v") fail("v=DKIM1 is not the first tag, as it must be");
-  else info("v=DKIM1");
-
-  // k=: rsa when absent.
-  const kText = asciiLower(tags.get("k") ?? "rsa");
-  let keyType: KeyType | undefined;
-  if (kText === "rsa" || kText === "ed25519") {
-    keyType = kText;
-    info(tags.has("k") ? `k=${kText}` : "no k= tag: the key is RSA");
-  } else {
-    fail(`unknown key type k=${kText}: DKIM keys are rsa (RFC 6376) or ed25519 (RFC 8463)`);
-  }
-
-  // h=: the hashes this key may sign with. Verifiers refuse sha1 (RFC 8301 §3.1), so a list
-  // without sha256 leaves the key nothing it can verify; Ed25519 signs SHA-256 only (RFC 8463).
-  const h = tags.get("h");
-  if (h !== undefined) {
-    const hashes = list(h);
-    for (const name of hashes.filter((x) => !HASHES.includes(x))) {
-      warn(`h= names unknown hash "${name}", which verifiers ignore`);
-    }
-    if (!hashes.includes("sha256")) {
-      fail(
-        keyType === "ed25519"
-          ? `h=${h} leaves out sha256, the only hash Ed25519 signs (RFC 8463 §3): no signature can verify`
-          : `h=${h} leaves out sha256, and RFC 8301 §3.1 verifiers refuse sha1: no signature can verify`,
-      );
-    } else info(`h=${hashes.join(":")}`);
-  }
-
-  // s=: service types; must allow email.
-  const s = tags.get("s");
-  if (s !== undefined) {
-    const services = list(s);
-    if (!services.includes("*") && !services.includes("email")) {
-      fail(`key not for email: s=${s} excludes "email"`);
-    } else info(`s=${services.join(":")}`);
-  }
-
-  // t=: flags. Unknown flags are ignored by verifiers (§3.6.1).
-  const t = tags.get("t");
-  if (t !== undefined) {
-    for (const flag of list(t)) {
-      if (flag === "y") {
-        warn(
-          "testing mode (t=y): verifiers may treat failed signatures as unsigned; remove t=y once signing works",
-        );
-      } else if (flag === "s") info("t=s: the i= domain must be d= itself, not a subdomain");
-      else info(`t= flag "${flag}" is unknown and ignored`);
-    }
-  }
-
-  // g= was dropped by RFC 6376 but older verifiers still match it against i=.
-  const g = tags.get("g");
-  if (g !== undefined && g !== "*") {
-    warn(`g=${g} is obsolete (RFC 4871); verifiers that still honour it refuse other i= users`);
-  }
-  if (tags.has("n")) info(`n=${tags.get("n")}`);
-  for (const name of tags.keys()) {
-    if (!KNOWN_TAGS.includes(name)) info(`unknown tag ${name}= is ignored`);
-  }
-
-  // p=: the key.
-  const p = tags.get("p");
-  let publicKey: VerifyingKey | undefined;
-  let pBytes: Uint8Array | undefined;
-  if (p === undefined) fail("p= is missing: a key record must publish a key");
-  else if (stripWhitespace(p) === "") fail("key is revoked (p= empty)");
-  else {
-    try {
-      pBytes = fromBase64(stripWhitespace(p));
-    } catch {
-      fail("p= is not valid base64");
-    }
-  }
-  if (pBytes !== undefined && keyType !== undefined) {
-    try {
-      publicKey = await importPublicKey(keyType, pBytes, { maxBits: TESTKEY_MAX_RSA_BITS });
-    } catch (e) {
-      if (!(e instanceof KeyError)) throw e;
-      fail(`p= is not a usable ${keyType} key: ${e.message.replace(/^Cannot use [^:]*: /, "")}`);
-    }
-  }
-  if (publicKey !== undefined) {
-    if (publicKey.type === "rsa") {
-      if (publicKey.bits < MIN_RSA_BITS_GENERATE) {
-        fail(
-          `the RSA key has ${publicKey.bits} bits: RFC 8301 §3.2 verifiers refuse keys under ${MIN_RSA_BITS_GENERATE}`,
-        );
-      } else if (publicKey.bits < RSA_BITS_RECOMMENDED) {
-        warn(
-          `the RSA key has ${publicKey.bits} bits; RFC 8301 §3.2 recommends ${RSA_BITS_RECOMMENDED} or more`,
-        );
-      } else if (publicKey.bits > RSA_BITS_VERIFIERS_HANDLE) {
-        warn(
-          `the RSA key has ${publicKey.bits} bits; verifiers need handle only ${RSA_BITS_VERIFIERS_HANDLE} (RFC 8301 §3.2), so some will refuse it`,
-        );
-      } else info(`p= holds a ${publicKey.bits}-bit RSA key`);
-    } else info("p= holds an Ed25519 key");
-    if (privateKey !== undefined) {
-      if (privateKey.type !== publicKey.type) {
-        fail(
-          `public key does not match private key: the record holds ${
-            describeType(publicKey.type)
-          } key, the private key is ${privateKey.type === "rsa" ? "RSA" : "Ed25519"}`,
-          TESTKEY_EXIT.mismatch,
-        );
-      } else if (!equals(privateKey.spki, publicKey.spki)) {
-        fail("public key does not match private key", TESTKEY_EXIT.mismatch);
-      } else info("p= is the public half of the private key");
-    }
-  }
-
-  // The verifier's own parser has the last word, so testkey never passes what it refuses.
-  if (!findings.some((f) => f.severity === "error")) {
-    try {
-      parseKeyRecord(text);
-    } catch (e) {
-      if (!(e instanceof DkimError)) throw e;
-      fail(e.message);
-    }
-  }
-  return done(publicKey);
-}
+export const TESTKEY_EXIT = { ...KEY_CHECK_STATUS, os: 71, config: 78 } as const;
 
 /**
  * The line for a failed lookup (RFC 6376 §6.1.2 tells "no such key", a permanent failure,
@@ -293,41 +68,6 @@ export function describeDnsError(e: DnsError): string {
   }
 }
 
-/** Group-write and every "other" bit: a private key file with any of them is unsafe. */
-const UNSAFE_MODE_BITS = 0o027;
-
-/**
- * The warning for a private key file whose mode lets others read or change it, or undefined.
- * Group read is allowed: the seed's `chown root:opendkim; chmod 640` is how a signing service
- * running as its own group reads a key root owns. (opendkim-testkey also warns about group
- * read, which makes that setup warn.)
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { unsafeModeWarning } from "./testkey.ts";
- * assert.equal(unsafeModeWarning("k.private", 0o640), undefined);
- * assert.equal(
- *   unsafeModeWarning("k.private", 0o644),
- *   'WARNING: "k.private" has unsafe permissions 0644 (readable by others); fix with: chmod 640 k.private',
- * );
- * ```
- */
-export function unsafeModeWarning(path: string, mode: number): string | undefined {
-  const perms = mode & 0o7777;
-  if ((perms & UNSAFE_MODE_BITS) === 0) return undefined;
-  const what: string[] = [];
-  if (perms & 0o020) what.push("writable by its group");
-  if (perms & 0o004) what.push("readable by others");
-  if (perms & 0o002) what.push("writable by others");
-  if ((perms & 0o001) && !(perms & 0o006)) what.push("executable by others");
-  const fixed = (perms & ~UNSAFE_MODE_BITS).toString(8);
-  const octal = perms.toString(8).padStart(4, "0");
-  return `WARNING: "${path}" has unsafe permissions ${octal} (${
-    what.join(", ")
-  }); fix with: chmod ${fixed} ${shellQuote(path)}`;
-}
-
 /** A key file that cannot be read: exit status {@link TESTKEY_EXIT} `os`. */
 class KeyFileReadError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -342,40 +82,45 @@ function why(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** How testkey reads private key files: the loader's I/O, and who may own a key. */
+interface KeyFiles {
+  /** The file system, as the loader sees it. */
+  readonly io: KeyFileIo;
+  /** Root, the user running testkey and the configuration's UserID, found once. */
+  safety(): Promise<SafetyContext>;
+  /** True when a configuration names UserID, the user the signing service runs as. */
+  readonly serviceKnown: boolean;
+}
+
 /**
- * Reads a private key file as opendkim-testkey does: it must be a regular file (71 otherwise),
- * and a mode that lets others read or change it gives a warning line.
+ * Reads a private key file as the loader does (`readPrivateKeyFile()`): the same path walk and
+ * RequireSafeKeys rule, each problem it finds a warning line here, never a failure, as
+ * opendkim-testkey only warns. A file that is missing, not a regular file or too large cannot
+ * be read (71); its safety warnings are then left out, the read error being what to fix first.
  */
-async function readKeyFileChecked(path: string, report: Report): Promise<Uint8Array> {
-  let info: Deno.FileInfo;
+async function readKeyFileChecked(
+  path: string,
+  files: KeyFiles,
+  report: Report,
+): Promise<Uint8Array> {
+  const warnings: string[] = [];
+  let bytes: Uint8Array;
   try {
-    info = await Deno.stat(path);
+    bytes = await readPrivateKeyFile(files.io, path, {
+      safety: await files.safety(),
+      requireSafe: false,
+      // A problem that is not fatal is a group read by users besides the service (the seed's
+      // root:opendkim 0640 with postfix added): without UserID testkey cannot tell the service
+      // from the others, so it reports only what is unsafe whoever the service is.
+      warn: (p, text) => {
+        if (p.fatal || files.serviceKnown) warnings.push(text);
+      },
+    });
   } catch (e) {
     throw new KeyFileReadError(`"${path}": ${why(e)}`, { cause: e });
   }
-  if (!info.isFile) throw new KeyFileReadError(`"${path}": not a regular file`);
-  if (info.mode !== null) {
-    const warning = unsafeModeWarning(path, info.mode);
-    if (warning !== undefined) report.err(0, warning);
-  }
-  if (info.size > MAX_PRIVATE_KEY_INPUT_BYTES) {
-    throw new KeyFileReadError(
-      `"${path}": ${info.size} bytes is too large for a key (at most ${MAX_PRIVATE_KEY_INPUT_BYTES})`,
-    );
-  }
-  try {
-    using file = await Deno.open(path);
-    const buffer = new Uint8Array(MAX_PRIVATE_KEY_INPUT_BYTES + 1);
-    let length = 0;
-    while (length < buffer.length) {
-      const n = await file.read(buffer.subarray(length));
-      if (n === null) break;
-      length += n;
-    }
-    return buffer.slice(0, length);
-  } catch (e) {
-    throw new KeyFileReadError(`"${path}": cannot read: ${why(e)}`, { cause: e });
-  }
+  for (const warning of warnings) report.err(0, `WARNING: ${warning}`);
+  return bytes;
 }
 
 /** Lines to print, kept in order and printed at once, so keys tested together do not mix. */
@@ -533,9 +278,12 @@ async function readable(path: string): Promise<boolean> {
 }
 
 /** Loads CONFIG with the loader `dkimd serve` uses; undefined after printing its errors. */
-async function loadTestConfig(path: string): Promise<LoadedConfig<SigningKey> | undefined> {
+async function loadTestConfig(
+  path: string,
+  io: LoadIo<SigningKey>,
+): Promise<LoadedConfig<SigningKey> | undefined> {
   try {
-    return await loadConfig(path, denoLoadIo(importPrivateKey));
+    return await loadConfig(path, io);
   } catch (e) {
     if (e instanceof ConfigErrors) {
       for (const error of e.errors) console.error(`dkimd testkey: ${error.message}`);
@@ -576,9 +324,10 @@ async function testkey(args: readonly string[]): Promise<number> {
     configPath = TESTKEY_DEFAULT_CONFIG;
     report.err(2, `using default configfile ${TESTKEY_DEFAULT_CONFIG}`);
   }
+  const io = denoLoadIo(importPrivateKey);
   let loaded: LoadedConfig<SigningKey> | undefined;
   if (configPath !== undefined) {
-    loaded = await loadTestConfig(configPath);
+    loaded = await loadTestConfig(configPath, io);
     if (loaded === undefined) return TESTKEY_EXIT.config;
     // Warnings about keys (their files' safety, their size) are what testkey is for; the
     // others are about the configuration and wait for -v.
@@ -593,6 +342,15 @@ async function testkey(args: readonly string[]): Promise<number> {
     }
   }
   const config = loaded?.config;
+  let safety: Promise<SafetyContext> | undefined;
+  const files: KeyFiles = {
+    io,
+    serviceKnown: config?.userId !== undefined,
+    safety: () =>
+      safety ??= io.accounts().then((accounts) =>
+        keyFileSafety(io.euid(), accounts, config?.userId ? [config.userId.user] : [])
+      ),
+  };
   const resolver = await makeResolver("testkey", {
     nameservers: values.nameserver ??
       (values["test-keys"] === undefined && config?.nameservers
@@ -604,7 +362,11 @@ async function testkey(args: readonly string[]): Promise<number> {
   });
 
   if (loaded?.keyTable && !given) {
-    const status = await testKeyTable(loaded.keyTable.entries, loaded.config, resolver, report);
+    const status = await testKeyTable(loaded.keyTable.entries, loaded.config, {
+      files,
+      resolver,
+      report,
+    });
     report.print(verbose);
     return status;
   }
@@ -626,7 +388,7 @@ async function testkey(args: readonly string[]): Promise<number> {
   let key: SigningKey | undefined;
   if (keyPath !== undefined) {
     try {
-      key = await importPrivateKey(await readKeyFileChecked(keyPath, report), keyPath);
+      key = await importPrivateKey(await readKeyFileChecked(keyPath, files, report), keyPath);
       report.err(2, `key loaded from ${keyPath} (${keyLabel(key)})`);
     } catch (e) {
       if (e instanceof KeyFileReadError) {
@@ -669,8 +431,7 @@ function firstDomain(loaded: LoadedConfig<SigningKey> | undefined): string | und
 async function testKeyTable(
   entries: readonly LoadedKeyEntry<SigningKey>[],
   config: Config,
-  resolver: TxtResolver,
-  report: Report,
+  { files, resolver, report }: { files: KeyFiles; resolver: TxtResolver; report: Report },
 ): Promise<number> {
   const reports = entries.map(() => new Report());
   const statuses: (number | "skipped")[] = new Array(entries.length);
@@ -698,7 +459,7 @@ async function testKeyTable(
         try {
           key = entry.source.kind === "inline"
             ? await importPrivateKey(entry.source.data)
-            : await importPrivateKey(await readKeyFileChecked(from, r), from);
+            : await importPrivateKey(await readKeyFileChecked(from, files, r), from);
         } catch (e) {
           if (!(e instanceof KeyFileReadError) && !(e instanceof KeyError)) throw e;
           r.err(0, `key "${entry.name}": ${e.message}`);

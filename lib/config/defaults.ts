@@ -7,7 +7,7 @@
  * @module
  */
 
-import { MAX_RSA_BITS_DEFAULT } from "../crypto/keys.ts";
+import { MAX_RSA_BITS_DEFAULT } from "../crypto/public_key.ts";
 import { MAX_HEADER_FIELDS } from "../dkim/header.ts";
 import { STUB_MAX_RESPONSE_BYTES_DEFAULT } from "../dns/stub.ts";
 import { MAX_FRAME_BYTES_DEFAULT } from "../milter/frame.ts";

@@ -8,6 +8,10 @@
  * Input is hostile: every read checks bounds, only definite minimal lengths are accepted, and a
  * value is a view into the input, so nothing allocates more than the input already holds.
  *
+ * The key structures built on it are here too, as DESIGN.md places them: SubjectPublicKeyInfo
+ * (RFC 5280 §4.1.2.7) for RSA and Ed25519 public keys, PKCS#8 (RFC 5208 §5, RFC 8410 §7) for
+ * private keys, and their AlgorithmIdentifier.
+ *
  * @module
  */
 
@@ -70,23 +74,18 @@ export interface DerElement {
   readonly encoded: Uint8Array;
 }
 
+/** Names of the universal tags, for messages. */
+const TAG_NAMES: Readonly<Record<number, string>> = {
+  [DerTag.INTEGER]: "INTEGER",
+  [DerTag.BIT_STRING]: "BIT STRING",
+  [DerTag.OCTET_STRING]: "OCTET STRING",
+  [DerTag.NULL]: "NULL",
+  [DerTag.OID]: "OBJECT IDENTIFIER",
+  [DerTag.SEQUENCE]: "SEQUENCE",
+};
+
 function tagName(tag: number): string {
-  switch (tag) {
-    case DerTag.INTEGER:
-      return "INTEGER";
-    case DerTag.BIT_STRING:
-      return "BIT STRING";
-    case DerTag.OCTET_STRING:
-      return "OCTET STRING";
-    case DerTag.NULL:
-      return "NULL";
-    case DerTag.OID:
-      return "OBJECT IDENTIFIER";
-    case DerTag.SEQUENCE:
-      return "SEQUENCE";
-    default:
-      return `tag 0x${tag.toString(16).padStart(2, "0")}`;
-  }
+  return TAG_NAMES[tag] ?? `tag 0x${tag.toString(16).padStart(2, "0")}`;
 }
 
 /**
@@ -426,4 +425,120 @@ export function bitLength(magnitude: Uint8Array): number {
   while (i < magnitude.length && magnitude[i] === 0) i++;
   if (i === magnitude.length) return 0;
   return (magnitude.length - i - 1) * 8 + (32 - Math.clz32(magnitude[i]));
+}
+
+/** rsaEncryption (RFC 8017 §A.1): the algorithm of RSA keys in SubjectPublicKeyInfo and PKCS#8. */
+export const OID_RSA_ENCRYPTION = "1.2.840.113549.1.1.1";
+
+/** id-Ed25519 (RFC 8410 §3): the algorithm of Ed25519 keys. */
+export const OID_ED25519 = "1.3.101.112";
+
+/** An AlgorithmIdentifier as read: its OID, and a reader over the parameters that follow it. */
+export interface AlgorithmIdentifier {
+  /** The algorithm, dotted. */
+  readonly oid: string;
+  /** The parameters, possibly none. */
+  readonly params: DerReader;
+}
+
+/**
+ * Reads an AlgorithmIdentifier (RFC 5280 §4.1.1.2): its OID, and a reader over its parameters
+ * for the caller to check.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { derNull, derOid, DerReader, derSequence, readAlgorithmIdentifier } from "./der.ts";
+ * const r = new DerReader(derSequence(derOid("1.2.840.113549.1.1.1"), derNull()));
+ * const { oid, params } = readAlgorithmIdentifier(r);
+ * assert.equal(oid, "1.2.840.113549.1.1.1");
+ * params.readNull();
+ * ```
+ */
+export function readAlgorithmIdentifier(r: DerReader): AlgorithmIdentifier {
+  const alg = r.readSequence();
+  const oid = alg.readOid();
+  return { oid, params: alg };
+}
+
+/**
+ * Checks the parameters of rsaEncryption: NULL (RFC 3279 §2.3.1), or absent, as some writers
+ * leave them.
+ */
+export function readRsaParameters(params: DerReader): void {
+  if (!params.done) params.readNull();
+  params.end();
+}
+
+/**
+ * The SubjectPublicKeyInfo DER (RFC 5280 §4.1.2.7) of an RSA public key (RFC 8017 §A.1.1),
+ * from the big-endian magnitudes of its modulus and exponent.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { rsaSpki } from "./der.ts";
+ * const spki = rsaSpki(new Uint8Array(128).fill(0xff), Uint8Array.of(1, 0, 1));
+ * assert.equal(spki.length, 162); // a 1024-bit key's p= is 162 bytes
+ * ```
+ */
+export function rsaSpki(modulus: Uint8Array, exponent: Uint8Array): Uint8Array {
+  return derSequence(
+    derSequence(derOid(OID_RSA_ENCRYPTION), derNull()),
+    derBitString(derSequence(derInteger(modulus), derInteger(exponent))),
+  );
+}
+
+/**
+ * The SubjectPublicKeyInfo DER (RFC 8410 §4) of a raw 32-byte Ed25519 public key.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ed25519Spki } from "./der.ts";
+ * assert.equal(ed25519Spki(new Uint8Array(32)).length, 44);
+ * ```
+ */
+export function ed25519Spki(publicKey: Uint8Array): Uint8Array {
+  return derSequence(derSequence(derOid(OID_ED25519)), derBitString(publicKey));
+}
+
+/**
+ * Wraps a PKCS#1 RSAPrivateKey (RFC 8017 §A.1.2, `BEGIN RSA PRIVATE KEY`) into a PKCS#8
+ * PrivateKeyInfo (RFC 5208 §5, `BEGIN PRIVATE KEY`) with the rsaEncryption algorithm, the same
+ * bytes `openssl pkey` writes. The input is not checked here; `importPrivateKey` does.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { wrapRsaPrivateKey } from "./der.ts";
+ * const p8 = wrapRsaPrivateKey(Uint8Array.of(0x30, 0x00));
+ * assert.equal(p8[0], 0x30);
+ * assert.equal(p8.length, 2 + 3 + 15 + 4);
+ * ```
+ */
+export function wrapRsaPrivateKey(pkcs1: Uint8Array): Uint8Array {
+  return derSequence(
+    derInteger(0),
+    derSequence(derOid(OID_RSA_ENCRYPTION), derNull()),
+    derOctetString(pkcs1),
+  );
+}
+
+/**
+ * The PKCS#8 PrivateKeyInfo of an Ed25519 seed (RFC 8410 §7): the form WebCrypto imports.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { wrapEd25519Seed } from "./der.ts";
+ * assert.equal(wrapEd25519Seed(new Uint8Array(32)).length, 48);
+ * ```
+ */
+export function wrapEd25519Seed(seed: Uint8Array): Uint8Array {
+  return derSequence(
+    derInteger(0),
+    derSequence(derOid(OID_ED25519)),
+    derOctetString(derOctetString(seed)),
+  );
 }

@@ -11,6 +11,27 @@ import { createHash, type Hash } from "node:crypto";
 /** The hash algorithms DKIM names: `sha256` (RFC 6376 §3.3) and `sha1` (verify only, RFC 8301). */
 export type HashAlgorithm = "sha256" | "sha1";
 
+/**
+ * Every {@link HashAlgorithm}, as `h=` lists them (RFC 6376 §3.6.1): a name outside this list
+ * is one verifiers ignore.
+ */
+export const HASH_ALGORITHMS: readonly HashAlgorithm[] = ["sha1", "sha256"];
+
+/**
+ * True when `name` (lower case) is one of {@link HASH_ALGORITHMS}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isHashAlgorithm } from "./hash.ts";
+ * assert.equal(isHashAlgorithm("sha256"), true);
+ * assert.equal(isHashAlgorithm("md5"), false);
+ * ```
+ */
+export function isHashAlgorithm(name: string): name is HashAlgorithm {
+  return (HASH_ALGORITHMS as readonly string[]).includes(name);
+}
+
 /** Digest length in bytes of each {@link HashAlgorithm}. */
 export const HASH_LENGTH: Readonly<Record<HashAlgorithm, number>> = { sha256: 32, sha1: 20 };
 

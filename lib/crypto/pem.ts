@@ -8,11 +8,20 @@
 
 import { fromBase64, toBase64 } from "../bytes.ts";
 
-/**
- * Most PEM blocks read from one text: a key file holds one or two (OpenSSL's `ecparam -genkey`
- * writes parameters before the key); more means the text is not a key file.
- */
-export const MAX_PEM_BLOCKS = 16;
+/** One decoded PEM block. */
+export interface PemBlock {
+  /** The label between `BEGIN ` and the dashes, such as `PRIVATE KEY`. */
+  readonly label: string;
+  /**
+   * RFC 1421 headers before the body, such as `Proc-Type: 4,ENCRYPTED` on an OpenSSL
+   * traditional encrypted key; names as written, values trimmed.
+   */
+  readonly headers: ReadonlyMap<string, string>;
+  /** The decoded body. */
+  readonly der: Uint8Array;
+  /** 1-based line of the BEGIN line. */
+  readonly line: number;
+}
 
 /**
  * Text that is not well-formed PEM: a BEGIN line without its END, mismatched labels, or a body
@@ -37,21 +46,6 @@ export class PemError extends SyntaxError {
   }
 }
 
-/** One decoded PEM block. */
-export interface PemBlock {
-  /** The label between `BEGIN ` and the dashes, such as `PRIVATE KEY`. */
-  readonly label: string;
-  /**
-   * RFC 1421 headers before the body, such as `Proc-Type: 4,ENCRYPTED` on an OpenSSL
-   * traditional encrypted key; names as written, values trimmed.
-   */
-  readonly headers: ReadonlyMap<string, string>;
-  /** The decoded body. */
-  readonly der: Uint8Array;
-  /** 1-based line of the BEGIN line. */
-  readonly line: number;
-}
-
 const BEGIN = /^-----BEGIN ([\x21-\x2c\x2e-\x7e](?:[ -]?[\x21-\x2c\x2e-\x7e])*)?-----$/;
 const END = /^-----END ([\x21-\x2c\x2e-\x7e](?:[ -]?[\x21-\x2c\x2e-\x7e])*)?-----$/;
 const HEADER = /^([A-Za-z0-9-]+):[ \t]*(.*)$/;
@@ -71,6 +65,12 @@ const HEADER = /^([A-Za-z0-9-]+):[ \t]*(.*)$/;
 export function looksLikePem(text: string): boolean {
   return text.includes("-----BEGIN ");
 }
+
+/**
+ * Most PEM blocks read from one text: a key file holds one or two (OpenSSL's `ecparam -genkey`
+ * writes parameters before the key); more means the text is not a key file.
+ */
+export const MAX_PEM_BLOCKS = 16;
 
 /**
  * Reads every PEM block in `text`, in order. Text outside blocks is ignored, as OpenSSL ignores

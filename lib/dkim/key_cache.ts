@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { VerifyingKey } from "../crypto/keys.ts";
+import type { VerifyingKey } from "../crypto/public_key.ts";
 
 /** Most public keys kept: plenty for the domains a site hears from, bounded against abuse. */
 export const KEY_CACHE_SIZE_DEFAULT = 1000;

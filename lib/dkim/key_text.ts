@@ -16,7 +16,7 @@
  * @module
  */
 import { toBase64, utf8 } from "../bytes.ts";
-import type { KeyType } from "../crypto/keys.ts";
+import type { KeyType } from "../crypto/key_type.ts";
 
 /** Longest character-string in a TXT record, in bytes: its length is one octet (RFC 1035 §3.3). */
 export const MAX_CHARACTER_STRING_BYTES = 255;
@@ -134,7 +134,9 @@ function tagsBeforeKey(spec: KeyRecordSpec): string {
  */
 export function splitCharacterStrings(text: string, max = MAX_CHARACTER_STRING_BYTES): string[] {
   if (!Number.isInteger(max) || max < 1 || max > MAX_CHARACTER_STRING_BYTES) {
-    throw new RangeError(`Invalid character-string size ${max}: expected 1..255`);
+    throw new RangeError(
+      `Invalid character-string size ${max}: expected 1..${MAX_CHARACTER_STRING_BYTES}`,
+    );
   }
   const pieces: string[] = [];
   for (let i = 0; i < text.length; i += max) pieces.push(text.slice(i, i + max));

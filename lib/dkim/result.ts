@@ -4,7 +4,7 @@
  * @module
  */
 import { DnsError } from "../dns/resolver.ts";
-import { KeyError } from "../crypto/keys.ts";
+import { KeyError } from "../crypto/key_error.ts";
 import type { Signature } from "./signature.ts";
 
 /**

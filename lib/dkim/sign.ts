@@ -5,7 +5,7 @@
  * @module
  */
 import { asciiLower, concat, fromLatin1, toBase64 } from "../bytes.ts";
-import type { SigningKey } from "../crypto/keys.ts";
+import type { SigningKey } from "../crypto/private_key.ts";
 import { BodyHashes, type BodyHashSpec } from "./body_hasher.ts";
 import { type Canonicalization, canonicalizeHeader } from "./canon_header.ts";
 import { type HeaderField, selectHeaders, splitMessage } from "./header.ts";
@@ -116,7 +116,7 @@ interface Prepared {
  * import assert from "node:assert/strict";
  * import { Signer } from "./sign.ts";
  * import { splitMessage } from "./header.ts";
- * import { generateSigningKey } from "../crypto/keys.ts";
+ * import { generateSigningKey } from "../crypto/private_key.ts";
  * import { latin1, utf8 } from "../bytes.ts";
  * const key = await generateSigningKey("ed25519");
  * const message = utf8("From: a@example.com\r\nSubject: hi\r\n\r\nHello\r\n");

@@ -6,7 +6,7 @@
  */
 import { asciiLower, fromBase64, fromLatin1, latin1 } from "../bytes.ts";
 import type { HashAlgorithm } from "../crypto/hash.ts";
-import type { KeyType } from "../crypto/keys.ts";
+import type { KeyType } from "../crypto/key_type.ts";
 import type { Canonicalization } from "./canon_header.ts";
 import { fieldValue, type HeaderField } from "./header.ts";
 import { DkimError, type SignatureSummary } from "./result.ts";

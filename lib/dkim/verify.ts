@@ -8,12 +8,8 @@
  * @module
  */
 import { asciiLower, equals } from "../bytes.ts";
-import {
-  importPublicKey,
-  KeyError,
-  MAX_RSA_BITS_DEFAULT,
-  type VerifyingKey,
-} from "../crypto/keys.ts";
+import { KeyError } from "../crypto/key_error.ts";
+import { importPublicKey, MAX_RSA_BITS_DEFAULT, type VerifyingKey } from "../crypto/public_key.ts";
 import { DnsError, type TxtResolver } from "../dns/resolver.ts";
 import { BodyHashes, type BodyHashSpec } from "./body_hasher.ts";
 import { type HeaderField, isField, selectHeaders, splitMessage } from "./header.ts";
@@ -76,7 +72,7 @@ interface Candidate {
  * import { Verifier } from "./verify.ts";
  * import { signMessage } from "./sign.ts";
  * import { splitMessage } from "./header.ts";
- * import { generateSigningKey } from "../crypto/keys.ts";
+ * import { generateSigningKey } from "../crypto/private_key.ts";
  * import { concat, CRLF, toBase64, utf8 } from "../bytes.ts";
  * const key = await generateSigningKey("ed25519");
  * const message = utf8("From: a@example.com\r\n\r\nHello\r\n");

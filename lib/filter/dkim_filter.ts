@@ -12,7 +12,7 @@
  */
 import { asciiLower, CR, fromLatin1, HTAB, latin1, LF, SP } from "../bytes.ts";
 import type { LoadedConfig } from "../config/load.ts";
-import type { SigningKey } from "../crypto/keys.ts";
+import type { SigningKey } from "../crypto/private_key.ts";
 import { AUTH_RESULTS_FIELD, formatAuthResults, parseAuthservId } from "../dkim/auth_results.ts";
 import { fieldValue, fieldValueText, type HeaderField, isField } from "../dkim/header.ts";
 import { KeyCache } from "../dkim/key_cache.ts";
@@ -104,7 +104,7 @@ export function dkimFilterNeeds(macroList: readonly string[] = []): FilterNeeds 
  * import assert from "node:assert/strict";
  * import { DkimFilter } from "./dkim_filter.ts";
  * import { denoLoadIo, loadConfig } from "../config/load.ts";
- * import { importPrivateKey } from "../crypto/keys.ts";
+ * import { importPrivateKey } from "../crypto/private_key.ts";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/dkimd.conf`, "Mode v\n");
  * const loaded = await loadConfig(`${dir}/dkimd.conf`, denoLoadIo(importPrivateKey));

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fromLatin1, toBase64 } from "../../lib/bytes.ts";
-import { generateSigningKey, importPrivateKey } from "../../lib/crypto/keys.ts";
+import { generateSigningKey, importPrivateKey } from "../../lib/crypto/private_key.ts";
 import { parseKeyRecord } from "../../lib/dkim/key_record.ts";
 import {
   encodeNote,

@@ -3,7 +3,7 @@ import { ConfigError, ConfigErrors } from "../../lib/config/config_error.ts";
 import { denoLoadIo, type FileInfo, loadConfig, type LoadIo } from "../../lib/config/load.ts";
 import { configToYaml } from "../../lib/config/to_yaml.ts";
 import { UserDb } from "../../lib/config/user_db.ts";
-import { importPrivateKey, type SigningKey } from "../../lib/crypto/keys.ts";
+import { importPrivateKey, type SigningKey } from "../../lib/crypto/private_key.ts";
 import { SourceError } from "../../lib/policy/origin.ts";
 import { chooseSigners } from "../../lib/policy/signers.ts";
 

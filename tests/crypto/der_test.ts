@@ -15,6 +15,7 @@ import {
   encodeDer,
   MAX_DER_LENGTH_OCTETS,
   readDer,
+  wrapRsaPrivateKey,
 } from "../../lib/crypto/der.ts";
 
 const KEYS = new URL("../testdata/keys/", import.meta.url);
@@ -242,5 +243,12 @@ Deno.test("DerReader throws only DerError on mutated keys", () => {
       },
     ),
     { numRuns: 2000 },
+  );
+});
+
+Deno.test("wrapRsaPrivateKey() turns PKCS#1 into OpenSSL's PKCS#8 byte for byte", () => {
+  assert.deepEqual(
+    wrapRsaPrivateKey(rsaPkcs1),
+    rsaPkcs8,
   );
 });

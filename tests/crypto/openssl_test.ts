@@ -9,9 +9,9 @@ import { digest } from "../../lib/crypto/hash.ts";
 import {
   generateSigningKey,
   importPrivateKey,
-  importPublicKey,
   type SigningKey,
-} from "../../lib/crypto/keys.ts";
+} from "../../lib/crypto/private_key.ts";
+import { importPublicKey } from "../../lib/crypto/public_key.ts";
 import { encodePem } from "../../lib/crypto/pem.ts";
 
 const OPENSSL = "/usr/bin/openssl";

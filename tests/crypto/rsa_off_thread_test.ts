@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { generateSigningKey, importPublicKey } from "../../lib/crypto/keys.ts";
+import { generateSigningKey } from "../../lib/crypto/private_key.ts";
+import { importPublicKey } from "../../lib/crypto/public_key.ts";
 
 // CPU milliseconds (user + system) from a /proc stat file, read on the calling thread.
 function cpuMs(path: string): number {

@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { fromBase64, toBase64 } from "../../lib/bytes.ts";
-import { importPrivateKey } from "../../lib/crypto/keys.ts";
+import { importPrivateKey } from "../../lib/crypto/private_key.ts";
 import { selectHeaders, splitMessage } from "../../lib/dkim/header.ts";
 import { headerHashInput } from "../../lib/dkim/sign.ts";
 import { parseSignature, withoutSignatureValue } from "../../lib/dkim/signature.ts";

@@ -7,7 +7,7 @@
 import { mtaMessage } from "../helpers/mta_message.ts";
 import assert from "node:assert/strict";
 import { concat, CRLF, fromLatin1, latin1 } from "../../lib/bytes.ts";
-import { importPrivateKey, type SigningKey } from "../../lib/crypto/keys.ts";
+import { importPrivateKey, type SigningKey } from "../../lib/crypto/private_key.ts";
 import { signMessage } from "../../lib/dkim/sign.ts";
 import { type ClientMessage, type MessageResult, MilterClient } from "../../lib/milter/client.ts";
 import type { Reply } from "../../lib/milter/reply.ts";

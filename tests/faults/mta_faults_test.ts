@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { concat, CRLF, fromLatin1, latin1 } from "../../lib/bytes.ts";
-import { importPrivateKey, type SigningKey } from "../../lib/crypto/keys.ts";
+import { importPrivateKey, type SigningKey } from "../../lib/crypto/private_key.ts";
 import { splitMessage } from "../../lib/dkim/header.ts";
 import { signMessage } from "../../lib/dkim/sign.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";

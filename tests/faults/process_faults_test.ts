@@ -4,7 +4,7 @@
 // transaction even with milter_default_action = tempfail, which would show any failure as a 4xx.
 import assert from "node:assert/strict";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
-import { importPrivateKey } from "../../lib/crypto/keys.ts";
+import { importPrivateKey } from "../../lib/crypto/private_key.ts";
 import { splitMessage } from "../../lib/dkim/header.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { KEYS_DIR, recordFor } from "../helpers/dkim_fixtures.ts";

@@ -6,13 +6,10 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { fromBase64, latin1, toBase64 } from "../../lib/bytes.ts";
 import { DerError, DerReader, readDer } from "../../lib/crypto/der.ts";
-import {
-  importPrivateKey,
-  importPublicKey,
-  KeyError,
-  type KeyType,
-  MAX_PRIVATE_KEY_INPUT_BYTES,
-} from "../../lib/crypto/keys.ts";
+import { KeyError } from "../../lib/crypto/key_error.ts";
+import type { KeyType } from "../../lib/crypto/key_type.ts";
+import { importPrivateKey, MAX_PRIVATE_KEY_INPUT_BYTES } from "../../lib/crypto/private_key.ts";
+import { importPublicKey } from "../../lib/crypto/public_key.ts";
 import { encodePem, MAX_PEM_BLOCKS, parsePem, PemError } from "../../lib/crypto/pem.ts";
 import { KEYS_DIR } from "../helpers/dkim_fixtures.ts";
 import { anyText, applyEdits, edits, fuzzParams, latin1Text } from "../helpers/fuzz.ts";

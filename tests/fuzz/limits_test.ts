@@ -12,7 +12,7 @@ import {
 } from "../../lib/config/opendkim_conf.ts";
 import { MAX_YAML_BYTES } from "../../lib/config/yaml_conf.ts";
 import { MAX_DER_LENGTH_OCTETS } from "../../lib/crypto/der.ts";
-import { MAX_PRIVATE_KEY_INPUT_BYTES } from "../../lib/crypto/keys.ts";
+import { MAX_PRIVATE_KEY_INPUT_BYTES } from "../../lib/crypto/private_key.ts";
 import { MAX_PEM_BLOCKS } from "../../lib/crypto/pem.ts";
 import { MAX_HEADER_FIELDS } from "../../lib/dkim/header.ts";
 import { MAX_TAGS } from "../../lib/dkim/tag_list.ts";

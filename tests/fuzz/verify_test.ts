@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { fromLatin1, latin1, toBase64 } from "../../lib/bytes.ts";
-import type { SigningKey } from "../../lib/crypto/keys.ts";
+import type { SigningKey } from "../../lib/crypto/private_key.ts";
 import { MessageSyntaxError, splitMessage } from "../../lib/dkim/header.ts";
 import type { DkimResult, Verdict } from "../../lib/dkim/result.ts";
 import type { SignOptions } from "../../lib/dkim/sign.ts";

@@ -4,7 +4,11 @@
  * @module
  */
 import { concat, CRLF, fromLatin1, latin1, toBase64 } from "../../lib/bytes.ts";
-import { generateSigningKey, importPrivateKey, type SigningKey } from "../../lib/crypto/keys.ts";
+import {
+  generateSigningKey,
+  importPrivateKey,
+  type SigningKey,
+} from "../../lib/crypto/private_key.ts";
 import { signMessage, type SignOptions } from "../../lib/dkim/sign.ts";
 
 /** The test-keys directory. */

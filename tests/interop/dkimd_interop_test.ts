@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { concat, CRLF } from "../../lib/bytes.ts";
-import { importPrivateKey, type SigningKey } from "../../lib/crypto/keys.ts";
+import { importPrivateKey, type SigningKey } from "../../lib/crypto/private_key.ts";
 import { signMessage, type SignOptions } from "../../lib/dkim/sign.ts";
 import { parseCanonicalization } from "../../lib/dkim/signature.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";

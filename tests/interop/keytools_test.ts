@@ -5,7 +5,7 @@
  * genkey sign mail that Mail::DKIM, dkimpy and OpenDKIM verify over real DNS.
  */
 import assert from "node:assert/strict";
-import { importPrivateKey } from "../../lib/crypto/keys.ts";
+import { importPrivateKey } from "../../lib/crypto/private_key.ts";
 import { parseKeyRecord } from "../../lib/dkim/key_record.ts";
 import { formatZoneFileRecord, parseZoneFileRecord } from "../../lib/dkim/key_text.ts";
 import { MESSAGE } from "../helpers/dkim_fixtures.ts";

@@ -9,7 +9,7 @@ import { mtaMessage } from "../helpers/mta_message.ts";
 import assert from "node:assert/strict";
 import { concat, CRLF, fromLatin1, latin1, toBase64 } from "../../lib/bytes.ts";
 import { derBitString, derInteger, derNull, derOid, derSequence } from "../../lib/crypto/der.ts";
-import { importPrivateKey, type SigningKey } from "../../lib/crypto/keys.ts";
+import { importPrivateKey, type SigningKey } from "../../lib/crypto/private_key.ts";
 import { signMessage, type SignOptions } from "../../lib/dkim/sign.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { type ClientMessage, type MessageResult, MilterClient } from "../../lib/milter/client.ts";

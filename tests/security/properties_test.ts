@@ -6,7 +6,7 @@
 // i= under a t=s key fail. Each case has a control that passes, so the property is what decides.
 import assert from "node:assert/strict";
 import { concat, CRLF, fromLatin1, latin1, toBase64 } from "../../lib/bytes.ts";
-import { importPrivateKey, type SigningKey } from "../../lib/crypto/keys.ts";
+import { importPrivateKey, type SigningKey } from "../../lib/crypto/private_key.ts";
 import { BodyHashes } from "../../lib/dkim/body_hasher.ts";
 import { selectHeaders, splitMessage } from "../../lib/dkim/header.ts";
 import { headerHashInput, signMessage, type SignOptions } from "../../lib/dkim/sign.ts";

@@ -14,7 +14,7 @@
 import { mtaMessage } from "../helpers/mta_message.ts";
 import { parseArgs } from "node:util";
 import { concat, CRLF, fromLatin1, latin1 } from "../../lib/bytes.ts";
-import { importPrivateKey } from "../../lib/crypto/keys.ts";
+import { importPrivateKey } from "../../lib/crypto/private_key.ts";
 import { signMessage } from "../../lib/dkim/sign.ts";
 import { type ClientMessage, MilterClient } from "../../lib/milter/client.ts";
 import type { Reply } from "../../lib/milter/reply.ts";

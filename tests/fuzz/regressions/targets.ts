@@ -13,7 +13,7 @@ import { readOpendkimConf } from "../../../lib/config/opendkim_conf.ts";
 import { parseSeconds } from "../../../lib/config/values.ts";
 import { readYamlConf } from "../../../lib/config/yaml_conf.ts";
 import { readDer } from "../../../lib/crypto/der.ts";
-import { importPrivateKey } from "../../../lib/crypto/keys.ts";
+import { importPrivateKey } from "../../../lib/crypto/private_key.ts";
 import { parsePem } from "../../../lib/crypto/pem.ts";
 import { formatAuthResults, parseAuthservId } from "../../../lib/dkim/auth_results.ts";
 import { BodyCanonicalizer } from "../../../lib/dkim/canon_body.ts";
