@@ -4,7 +4,7 @@
  * where none are needed.
  */
 import assert from "node:assert/strict";
-import { dkimFilterNeeds } from "../../lib/filter/dkim_filter.ts";
+import { dkimFilterNeeds } from "../../lib/filter/filter_needs.ts";
 import {
   SMFI_CURR_ACTS,
   SMFI_CURR_PROT,

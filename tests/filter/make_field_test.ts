@@ -1,7 +1,7 @@
 /** makeField() and deletions() against straightforward reference implementations. */
 import assert from "node:assert/strict";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
-import { deletions, makeField } from "../../lib/filter/dkim_filter.ts";
+import { deletions, makeField } from "../../lib/filter/mta_fields.ts";
 
 // The field as OpenDKIM rebuilds it: the space Postfix removed put back, bare LFs made CRLF.
 function reference(name: string, value: string, leadingSpace: boolean): string {
