@@ -238,10 +238,10 @@ export function buildPolicy<K extends PrivateKeyInfo>(
   const testDnsData = testEntries
     ? new Map(testEntries.map((e) => [e.key.toLowerCase(), e.value ?? ""]))
     : undefined;
-  const opened = new KeyChecker(a, keys);
-  const keyTable = keyTableOf(a, opened, keys.loadTemplate);
+  const checker = new KeyChecker(a, keys);
+  const keyTable = keyTableOf(a, checker, keys.loadTemplate);
   const signingTable = signingTableOf(a, keyTable);
-  const singleKey = singleKeyOf(a, opened);
+  const singleKey = singleKeyOf(a, checker);
   const policy: Policy<K> = {
     config,
     ...opt("keyTable", keyTable),
@@ -277,7 +277,7 @@ function warnAll(c: Collector, warnings: readonly SourceWarning[], setting: stri
   for (const w of warnings) c.warnings.push({ ...w, setting });
 }
 
-function hostLists(a: Assembly, internalSet: boolean): Policy<never>["hosts"] {
+function hostLists(a: Assembly, internalSet: boolean): Policy<PrivateKeyInfo>["hosts"] {
   const hostList = (f: SettingField, name: string): HostList | undefined => {
     const entries = a.entriesOf(f);
     if (!entries) return undefined;
@@ -352,7 +352,7 @@ function headerLists(a: Assembly): HeaderLists {
 
 function keyTableOf<K extends PrivateKeyInfo>(
   a: Assembly,
-  opened: KeyChecker<K>,
+  checker: KeyChecker<K>,
   loadTemplate: TemplateKeyLoader<K> | undefined,
 ): KeyTable<K> | undefined {
   const entries = a.entriesOf("keyTable");
@@ -365,7 +365,12 @@ function keyTableOf<K extends PrivateKeyInfo>(
   const loaded: LoadedKeyEntry<K>[] = parsed.entries.map((entry) => {
     const source = a.config.mode.sign ? keySourceOf(entry) : undefined;
     if (!source) return entry;
-    const key = opened.key(source, entry.origin, `KeyTable entry "${entry.name}"`, entry.algorithm);
+    const key = checker.key(
+      source,
+      entry.origin,
+      `KeyTable entry "${entry.name}"`,
+      entry.algorithm,
+    );
     return key ? { ...entry, key } : entry;
   });
   return new KeyTable(loaded, loadTemplate);
@@ -401,20 +406,20 @@ function signingTableOf(
 
 function singleKeyOf<K extends PrivateKeyInfo>(
   a: Assembly,
-  opened: KeyChecker<K>,
+  checker: KeyChecker<K>,
 ): SingleKeyPolicy<K> | undefined {
   const { config } = a;
   if (config.keyFile === undefined || config.keyTable !== undefined) return undefined;
   const at = a.originOf("keyFile");
   const source: KeySource = { kind: "file", path: config.keyFile };
-  const key = opened.key(source, at, `KeyFile "${config.keyFile}"`, undefined);
+  const key = checker.key(source, at, `KeyFile "${config.keyFile}"`, undefined);
   const domainEntries = a.entriesOf("domain");
   if (!key || !domainEntries || config.selector === undefined) return undefined;
   return {
     domains: new SigningDomains(new NameSet(domainEntries, true)),
     selector: config.selector,
     key,
-    keyFile: opened.path(source) ?? config.keyFile,
+    keyFile: checker.path(source) ?? config.keyFile,
     origin: at,
   };
 }

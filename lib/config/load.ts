@@ -290,10 +290,37 @@ async function buildLoaded<K extends PrivateKeyInfo>(
     : join(io.cwd(), config.baseDirectory);
   const resolve = (p: string) => normalize(isAbsolute(p) ? p : join(base, p));
   const originOf = (f: SettingField): Origin => origins[f] ?? { file: path, line: 0 };
+  const dataSets = await openDataSets(read, originOf, resolve, io, files, errors);
+  const accounts = await io.accounts();
+  const trusted = trustedUsers(config, originOf("userId"), io, accounts, errors);
+  const loader = new KeyLoader(io, config.requireSafeKeys, trusted, accounts, resolve, files);
+  const keys = await loader.open(keysToOpen(read, dataSets));
+  const built = buildPolicy(read, dataSets, keys);
+  throwIfErrors(sortByPlace([...errors, ...built.errors]));
+  return {
+    ...built.policy,
+    origins,
+    warnings: built.warnings,
+    dataSets,
+    files: [...new Set(files)],
+  };
+}
 
+/**
+ * Opens every data set the configuration names: a file is read and parsed (an error naming the
+ * setting when it cannot be), an inline list gets the place of each entry.
+ */
+async function openDataSets<K extends PrivateKeyInfo>(
+  read: ReadResult,
+  originOf: (f: SettingField) => Origin,
+  resolve: (p: string) => string,
+  io: LoadIo<K>,
+  files: string[],
+  errors: SourceError[],
+): Promise<OpenedDataSets> {
   const dataSets: { [F in SettingField]?: DataSet } = {};
   for (const [field, name] of DATA_SET_SETTINGS) {
-    const source = config[field as keyof Config] as DataSetSource | undefined;
+    const source = read.config[field as keyof Config] as DataSetSource | undefined;
     if (!source) continue;
     const at = originOf(field);
     if (source.kind === "inline") {
@@ -325,20 +352,7 @@ async function buildLoaded<K extends PrivateKeyInfo>(
       );
     }
   }
-
-  const accounts = await io.accounts();
-  const trusted = trustedUsers(config, originOf("userId"), io, accounts, errors);
-  const loader = new KeyLoader(io, config.requireSafeKeys, trusted, accounts, resolve, files);
-  const keys = await loader.open(keysToOpen(read, dataSets));
-  const built = buildPolicy(read, dataSets, keys);
-  throwIfErrors(sortByPlace([...errors, ...built.errors]));
-  return {
-    ...built.policy,
-    origins,
-    warnings: built.warnings,
-    dataSets,
-    files: [...new Set(files)],
-  };
+  return dataSets;
 }
 
 interface Trusted {

@@ -490,7 +490,9 @@ class DkimConnection implements FilterConnection {
           observer.lookup({ outcome: "ok", milliseconds: performance.now() - start });
           return records;
         } catch (e) {
-          const code = (e as { code?: string }).code ?? "error";
+          const code = e instanceof Object && "code" in e && typeof e.code === "string"
+            ? e.code
+            : "error";
           observer.lookup({ outcome: code, milliseconds: performance.now() - start });
           failures.set(asciiLower(name), e instanceof Error ? e.message : String(e));
           throw e;

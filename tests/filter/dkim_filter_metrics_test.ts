@@ -1,20 +1,26 @@
 /**
  * What the DKIM filter reports to its observer (the metrics): for each signature added or
- * verified, how its signing domain stands to the From domain (observer.ts, DomainClass).
+ * verified, how its signing domain stands to the From domain (observer.ts, DomainClass), and
+ * how each key lookup went.
  */
 import assert from "node:assert/strict";
 import { DkimFilter } from "../../lib/filter/dkim_filter.ts";
-import type { TransactionReport } from "../../lib/filter/observer.ts";
+import type { LookupReport, TransactionReport } from "../../lib/filter/observer.ts";
 import type { Reply } from "../../lib/milter/codec.ts";
 import { MemoryMta } from "../helpers/memory_mta.ts";
 import { exampleSigning, memoryRuntime } from "../helpers/memory_runtime.ts";
 import { applyModifications, type HeaderPair } from "../helpers/milter_apply.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
+import type { ZoneEntry } from "../helpers/zone_resolver.ts";
 
 const NOW = 1_800_000_000;
 const BODY = "Hello.\r\n";
 
-async function filterWith(reports: TransactionReport[]): Promise<DkimFilter> {
+async function filterWith(
+  reports: TransactionReport[],
+  lookups: LookupReport[] = [],
+  dns: Record<string, ZoneEntry> = {},
+): Promise<DkimFilter> {
   const { files, zone } = await exampleSigning();
   // Mail from example.org is signed by example.com: a third party to its author.
   const runtime = await memoryRuntime(
@@ -25,7 +31,7 @@ async function filterWith(reports: TransactionReport[]): Promise<DkimFilter> {
         "/etc/dkimd/signing.table": "*@example.com ed\n*@example.org ed\n",
         "/etc/dkimd/keys/ed.pem": files["/etc/dkimd/keys/ed.pem"],
       },
-      zone,
+      zone: { ...zone, ...dns },
     },
   );
   return new DkimFilter({
@@ -35,7 +41,7 @@ async function filterWith(reports: TransactionReport[]): Promise<DkimFilter> {
     now: () => NOW,
     observer: {
       transaction: (r) => reports.push(r),
-      lookup() {},
+      lookup: (r) => lookups.push(r),
       connections() {},
     },
   });
@@ -82,4 +88,16 @@ Deno.test("DkimFilter reports each signature's domain class: author, third-party
       ["verified", ["none"], ["none"]],
     ],
   );
+});
+
+Deno.test("DkimFilter reports each key lookup's outcome: ok, or the DNS error's code", async () => {
+  const headers: HeaderPair[] = [["From", " Ann <ann@example.com>"], ["Subject", " x"]];
+  const signed = applyModifications(headers, await run(await filterWith([]), "127.0.0.1", headers));
+  const outcomes = async (dns: Record<string, ZoneEntry>) => {
+    const lookups: LookupReport[] = [];
+    await run(await filterWith([], lookups, dns), "192.0.2.1", signed);
+    return lookups.map((l) => l.outcome);
+  };
+  assert.deepEqual(await outcomes({}), ["ok"]);
+  assert.deepEqual(await outcomes({ "ed._domainkey.example.com": "servfail" }), ["servfail"]);
 });
