@@ -11,7 +11,7 @@ import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { DkimFilter } from "../../lib/filter/dkim_filter.ts";
 import type { Command, Reply } from "../../lib/milter/codec.ts";
 import type { MilterSession } from "../../lib/milter/session.ts";
-import { MemoryMta } from "../helpers/memory_mta.ts";
+import { MemoryMta, testMessage } from "../helpers/memory_mta.ts";
 import { exampleSigning, memoryRuntime } from "../helpers/memory_runtime.ts";
 import { applyModifications, buildMessage, type HeaderPair } from "../helpers/milter_apply.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
@@ -68,14 +68,9 @@ async function run(
   headers: readonly HeaderPair[],
 ): Promise<Reply[]> {
   // The sender's address is ours, so mail from an internal address is signed.
-  const r = await new MemoryMta(filter, { deliver: lend }).sendMessage({
-    connect: { hostname: "client", address, port: 25 },
-    macros: { connect: { j: "mx.example.net" }, mail: { i: "4AB12C" } },
-    from: "<alice@example.com>",
-    rcpts: ["<bob@example.org>"],
-    headers,
-    body: BODY_CHUNKS,
-  });
+  const r = await new MemoryMta(filter, { deliver: lend }).sendMessage(
+    testMessage(address, headers, BODY_CHUNKS, "<alice@example.com>"),
+  );
   return [...r.modifications, r.final];
 }
 

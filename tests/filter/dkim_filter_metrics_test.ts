@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { DkimFilter } from "../../lib/filter/dkim_filter.ts";
 import type { LookupReport, TransactionReport } from "../../lib/filter/observer.ts";
 import type { Reply } from "../../lib/milter/codec.ts";
-import { MemoryMta } from "../helpers/memory_mta.ts";
+import { MemoryMta, testMessage } from "../helpers/memory_mta.ts";
 import { exampleSigning, memoryRuntime } from "../helpers/memory_runtime.ts";
 import { applyModifications, type HeaderPair } from "../helpers/milter_apply.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
@@ -52,14 +52,7 @@ async function run(
   address: string,
   headers: readonly HeaderPair[],
 ): Promise<Reply[]> {
-  const r = await new MemoryMta(filter).sendMessage({
-    connect: { hostname: "client", address, port: 25 },
-    macros: { connect: { j: "mx.example.net" }, mail: { i: "4AB12C" } },
-    from: "<a@example.com>",
-    rcpts: ["<bob@example.org>"],
-    headers,
-    body: BODY,
-  });
+  const r = await new MemoryMta(filter).sendMessage(testMessage(address, headers, BODY));
   return [...r.modifications, r.final];
 }
 

@@ -50,6 +50,26 @@ export interface MemoryMessage extends Omit<ClientMessage, "body" | "bodyChunkBy
   readonly body?: string | readonly string[];
 }
 
+/**
+ * A message from the client at `address` as Postfix sends it to a filter under test: `j` at
+ * connect, the queue id `i` from MAIL on, one recipient.
+ */
+export function testMessage(
+  address: string,
+  headers: MemoryMessage["headers"],
+  body: MemoryMessage["body"],
+  from = "<a@example.com>",
+): MemoryMessage {
+  return {
+    connect: { hostname: "client", address, port: 25 },
+    macros: { connect: { j: "mx.example.net" }, mail: { i: "4AB12C" } },
+    from,
+    rcpts: ["<bob@example.org>"],
+    headers,
+    body,
+  };
+}
+
 const FINAL = new Set<Reply["type"]>(["accept", "reject", "tempfail", "discard", "replycode"]);
 
 /** One MTA connection to the filter, in memory. */
