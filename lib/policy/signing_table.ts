@@ -179,23 +179,27 @@ export function parseSigningRule(e: DataSetEntry, setting = "SigningTable"): Sig
  * ```
  */
 export class SigningTable implements SigningLookup {
-  /** Every entry in file order. */
+  /** Every entry in file order; none for a table kept elsewhere ({@link SigningTable.keyed}). */
   readonly rules: readonly SigningRule[];
   /** True for wildcard-pattern tables (`refile:`), false for exact-key tables. */
   readonly patterns: boolean;
   readonly #setting: string;
-  // The entries by key, for an exact table.
+  // An exact table's entries by key, and the rule read from each at load; entries of a table
+  // kept elsewhere are read when found.
   readonly #exact: DataSetLookup;
+  readonly #ruleOf: ReadonlyMap<DataSetEntry, SigningRule>;
 
   private constructor(
     rules: SigningRule[],
     patterns: boolean,
     exact: DataSetLookup,
+    ruleOf: ReadonlyMap<DataSetEntry, SigningRule>,
     setting: string,
   ) {
     this.rules = rules;
     this.patterns = patterns;
     this.#exact = exact;
+    this.#ruleOf = ruleOf;
     this.#setting = setting;
   }
 
@@ -210,10 +214,12 @@ export class SigningTable implements SigningLookup {
     setting = "SigningTable",
   ): { table: SigningTable; warnings: SourceWarning[] } {
     const rules: SigningRule[] = [];
+    const ruleOf = new Map<DataSetEntry, SigningRule>();
     const warnings: SourceWarning[] = [];
     const seen = new Map<string, SigningRule>();
     for (const e of dataSet.entries) {
       const rule = parseSigningRule(e, setting);
+      if (!dataSet.patterns) ruleOf.set(e, rule);
       if (dataSet.patterns && REGEX_SPECIALS.test(e.key)) {
         warnings.push({
           message: `${setting} pattern "${e.key}" at ${formatOrigin(e.origin)} holds ` +
@@ -237,7 +243,28 @@ export class SigningTable implements SigningLookup {
       rules.push(rule);
     }
     const exact = new NameSet(dataSet.patterns ? [] : dataSet.entries, true);
-    return { table: new SigningTable(rules, dataSet.patterns, exact, setting), warnings };
+    const table = new SigningTable(rules, dataSet.patterns, exact, ruleOf, setting);
+    return { table, warnings };
+  }
+
+  /**
+   * An exact-key table kept behind `set` (a database, say), never walked: each lookup asks it
+   * the sender's keys in OpenDKIM's order, in one call, and reads the entries found. An entry
+   * without a key name rejects the lookup with a {@link SourceError} naming its place.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { NameSet } from "./name_set.ts";
+   * import { SigningTable } from "./signing_table.ts";
+   * const origin = { file: "dsn:pgsql://db/dkim/table=signing", line: 0 };
+   * const table = SigningTable.keyed(new NameSet([{ key: "example.com", value: "mail", origin }], true));
+   * const [m] = await table.lookup("joe", "example.com", false);
+   * assert.deepEqual([m.keyName, m.matchedBy], ["mail", "example.com"]);
+   * ```
+   */
+  static keyed(set: DataSetLookup, setting = "SigningTable"): SigningTable {
+    return new SigningTable([], false, set, new Map(), setting);
   }
 
   /** The key names the table refers to, except `%` (which depends on the sender). */
@@ -281,7 +308,7 @@ export class SigningTable implements SigningLookup {
     for (let i = 0; i < keys.length; i++) {
       const hit = hits[i];
       if (!hit) continue;
-      add(parseSigningRule(hit, this.#setting), keys[i]);
+      add(this.#ruleOf.get(hit) ?? parseSigningRule(hit, this.#setting), keys[i]);
       if (!multiple) break;
     }
     return out;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { DataSetLookup } from "../../lib/policy/data_set_lookup.ts";
 import type { DataSet, DataSetEntry } from "../../lib/policy/dataset.ts";
 import { SourceError } from "../../lib/policy/origin.ts";
 import { SigningTable, wildcardMatch } from "../../lib/policy/signing_table.ts";
@@ -135,4 +136,45 @@ Deno.test("SigningTable.fromDataSet() warns about regex characters and repeated 
   const dup = SigningTable.fromDataSet(ds(false, ["example.com", "EXAMPLE.COM"]));
   assert.equal(dup.warnings.length, 1);
   assert.match(dup.warnings[0].message, /st:2 is already defined at st:1/);
+});
+
+Deno.test("SigningTable.keyed() asks its back end the sender's keys in one call, in OpenDKIM's order", async () => {
+  const calls: (readonly string[])[] = [];
+  const origin = { file: "dsn:pgsql://db/dkim/table=signing", line: 0 };
+  const rows: Record<string, string> = { ".example.com": "sub:@%", "joe@*": "any" };
+  const set: DataSetLookup = {
+    lookup(keys) {
+      calls.push(keys);
+      return Promise.resolve(
+        keys.map((key) => rows[key] === undefined ? undefined : { key, value: rows[key], origin }),
+      );
+    },
+  };
+  const table = SigningTable.keyed(set);
+  const matches = await table.lookup("joe", "Mail.Example.com", true);
+  assert.deepEqual(matches.map((m) => [m.matchedBy, m.keyName, m.signer]), [
+    [".example.com", "sub", "@mail.example.com"],
+    ["joe@*", "any", undefined],
+  ]);
+  assert.deepEqual(calls, [[
+    "joe@mail.example.com",
+    "mail.example.com",
+    "joe@.example.com",
+    ".example.com",
+    "joe@.com",
+    ".com",
+    "joe@*",
+    "*",
+  ]]);
+  // A row without a key name is a mistake at its place, not a silent miss.
+  rows["*"] = "";
+  await assert.rejects(() => table.lookup("ann", "example.org", false), (e: unknown) => {
+    assert.ok(e instanceof SourceError);
+    assert.match(
+      e.message,
+      /^Cannot parse SigningTable entry "\*" at dsn:pgsql:\/\/db\/dkim\/table=signing: /,
+    );
+    return true;
+  });
+  assert.deepEqual([table.rules, table.patterns], [[], false]);
 });
