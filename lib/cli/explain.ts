@@ -79,7 +79,7 @@ export async function runExplain(args: readonly string[]): Promise<number> {
     address: values["client-ip"] ?? "127.0.0.1",
   };
   const decision = await decide({
-    loaded,
+    policy: loaded,
     client,
     macros: (name) => macros.get(name.replace(/^\{|\}$/g, "")),
     sender: { ...sender, field: "From" },

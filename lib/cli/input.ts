@@ -20,10 +20,15 @@ export interface InputMessage {
   readonly original: Uint8Array;
 }
 
+// How errors name the input: the file, or standard input for `-` or no path.
+function inputName(path: string | undefined): string {
+  return path === undefined || path === "-" ? "standard input" : `"${path}"`;
+}
+
 /** Reads `path` (or standard input for `-` or no path), naming the file in errors. */
 export async function readMessage(command: string, path?: string): Promise<InputMessage> {
   let original: Uint8Array;
-  const name = path === undefined || path === "-" ? "standard input" : `"${path}"`;
+  const name = inputName(path);
   try {
     original = path === undefined || path === "-"
       ? await readAll(Deno.stdin.readable)
@@ -42,6 +47,13 @@ export async function readMessage(command: string, path?: string): Promise<Input
   if (original.length === 0) throw new UsageError(`${command}: ${name} is empty, not a message`);
   const unixLineEnds = original.includes(LF) && !original.includes(CR);
   return { bytes: unixLineEnds ? lfToCrlf(original) : original, unixLineEnds, original };
+}
+
+/** The usage error for input at `path` that `command` could not parse as a message. */
+export function notAMessage(command: string, path: string | undefined, e: Error): UsageError {
+  return new UsageError(`${command}: ${inputName(path)} is not a message: ${e.message}`, {
+    cause: e,
+  });
 }
 
 async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {

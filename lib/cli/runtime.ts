@@ -15,6 +15,12 @@ import { StubResolver } from "../dns/stub.ts";
 import type { Runtime } from "../filter/dkim_filter.ts";
 import { SourceError } from "../policy/origin.ts";
 
+/** The filter's runtime, with the whole loaded configuration its policy came from. */
+export interface LoadedRuntime extends Runtime {
+  /** The loaded configuration: the policy, and where each setting came from, warnings, files. */
+  readonly loaded: LoadedConfig<SigningKey>;
+}
+
 /** The name the built-in default configuration goes by in messages. */
 export const BUILTIN_CONFIG = "(built-in default configuration)";
 
@@ -65,7 +71,7 @@ export function runtimeIo(): LoadIo<SigningKey> {
 export async function loadRuntime(
   path: string | undefined,
   io: LoadIo<SigningKey> = runtimeIo(),
-): Promise<Runtime> {
+): Promise<LoadedRuntime> {
   let loaded: LoadedConfig<SigningKey>;
   try {
     loaded = await loadConfig(

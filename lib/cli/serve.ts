@@ -10,7 +10,7 @@ import { formatSocketSpec, parseSocketSpec, type SocketSpec } from "../milter/so
 import type { UserDb } from "../config/user_db.ts";
 import { parseUserId, type UserId } from "../config/values.ts";
 import { KeyCache } from "../dkim/key_cache.ts";
-import { DkimFilter, type Runtime } from "../filter/dkim_filter.ts";
+import { DkimFilter } from "../filter/dkim_filter.ts";
 import { type MilterServer, serve } from "../milter/server.ts";
 import type { MilterLogger } from "../milter/logger.ts";
 import { detach, shouldDetach } from "../ops/background.ts";
@@ -24,7 +24,13 @@ import { isWorker, needsSupervisor, supervise } from "../ops/supervisor.ts";
 import { formatOrigin } from "../policy/origin.ts";
 import { VERSION } from "../version.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
-import { BUILTIN_CONFIG, BUILTIN_CONFIG_TEXT, loadRuntime, RuntimeConfigError } from "./runtime.ts";
+import {
+  BUILTIN_CONFIG,
+  BUILTIN_CONFIG_TEXT,
+  type LoadedRuntime,
+  loadRuntime,
+  RuntimeConfigError,
+} from "./runtime.ts";
 
 /** The help text of `dkimd serve`. */
 export const SERVE_USAGE = `Usage: dkimd serve [options]
@@ -122,7 +128,7 @@ export async function runServe(args: readonly string[]): Promise<number> {
     return 0;
   }
   const fixed = overrides(parsed);
-  let runtime: Runtime;
+  let runtime: LoadedRuntime;
   try {
     runtime = await loadRuntime(parsed.config);
   } catch (e) {
@@ -212,7 +218,7 @@ export async function runServe(args: readonly string[]): Promise<number> {
 // Listens and serves until SIGTERM or SIGINT; reloads on SIGUSR1 and SIGHUP.
 async function serveInProcess(
   parsed: ServeArgs,
-  runtime: Runtime,
+  runtime: LoadedRuntime,
   socket: SocketSpec,
   pidFile: string | undefined,
   logger: Logger,
@@ -336,8 +342,8 @@ function watchParent(onGone: () => void): ReturnType<typeof setInterval> {
 // OpenDKIM does not reload these settings either (opendkim(8), SIGUSR1); say when they changed.
 function reportUnreloadable(
   logger: MilterLogger,
-  old: Runtime,
-  next: Runtime,
+  old: LoadedRuntime,
+  next: LoadedRuntime,
   socket: SocketSpec,
 ): void {
   const a = old.loaded.config;

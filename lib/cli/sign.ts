@@ -12,7 +12,7 @@ import { SignError, signMessage, type SignOptions } from "../dkim/sign.ts";
 import { type AlgorithmName, ALGORITHMS, parseCanonicalization } from "../dkim/signature.ts";
 import { DkimError } from "../dkim/result.ts";
 import { intFlag, parseCommandArgs, UsageError } from "./args.ts";
-import { crlfToLf, readMessage, writeStdout } from "./input.ts";
+import { crlfToLf, notAMessage, readMessage, writeStdout } from "./input.ts";
 
 /** The help text of `dkimd sign`. */
 export const SIGN_USAGE = `Usage: dkimd sign --domain D --selector S --key FILE [options] [FILE|-]
@@ -132,12 +132,7 @@ export async function runSign(args: readonly string[]): Promise<number> {
     if (e instanceof SignError || e instanceof DkimError) {
       throw new UsageError(`sign: ${e.message}`, { cause: e });
     }
-    if (e instanceof MessageSyntaxError) {
-      const name = positionals[0] && positionals[0] !== "-"
-        ? `"${positionals[0]}"`
-        : "standard input";
-      throw new UsageError(`sign: ${name} is not a message: ${e.message}`, { cause: e });
-    }
+    if (e instanceof MessageSyntaxError) throw notAMessage("sign", positionals[0], e);
     throw e;
   }
   const header = concat(fields.flatMap((f) => [f.raw, CRLF]));

@@ -8,8 +8,8 @@ import { formatAuthResults } from "../dkim/auth_results.ts";
 import { MessageSyntaxError } from "../dkim/header.ts";
 import type { Verdict } from "../dkim/result.ts";
 import { verifyMessage } from "../dkim/verify.ts";
-import { intFlag, parseCommandArgs, UsageError } from "./args.ts";
-import { readMessage } from "./input.ts";
+import { intFlag, parseCommandArgs } from "./args.ts";
+import { notAMessage, readMessage } from "./input.ts";
 import { makeResolver } from "./resolver.ts";
 
 /** The help text of `dkimd verify`. */
@@ -67,12 +67,7 @@ export async function runVerify(args: readonly string[]): Promise<number> {
       maxSignatures: intFlag("verify", "max-signatures", values["max-signatures"], 1),
     });
   } catch (e) {
-    if (e instanceof MessageSyntaxError) {
-      const name = positionals[0] && positionals[0] !== "-"
-        ? `"${positionals[0]}"`
-        : "standard input";
-      throw new UsageError(`verify: ${name} is not a message: ${e.message}`, { cause: e });
-    }
+    if (e instanceof MessageSyntaxError) throw notAMessage("verify", positionals[0], e);
     throw e;
   }
   if (values.json) {

@@ -7,16 +7,18 @@
  *
  * @module
  */
-import type { LoadedConfig } from "../config/load.ts";
+import type { DataSetLookup } from "../policy/data_set_lookup.ts";
+import type { HostMatch } from "../policy/host_list.ts";
 import type { PrivateKeyInfo } from "../policy/key_table.ts";
 import { formatOrigin } from "../policy/origin.ts";
 import { chooseSigners, type SignerChoice } from "../policy/signers.ts";
+import type { FilterPolicy } from "./filter_policy.ts";
 import type { Sender } from "./sender.ts";
 
 /** What the decision looks at. */
 export interface DecisionInput<K extends PrivateKeyInfo> {
-  /** The configuration in force for this message. */
-  readonly loaded: LoadedConfig<K>;
+  /** The policy in force for this message. */
+  readonly policy: FilterPolicy<K>;
   /** The SMTP client: its name and address as the MTA reported them. */
   readonly client: { readonly hostname: string; readonly address: string };
   /** The MTA's macros, by name without braces. */
@@ -47,83 +49,66 @@ export function clientLabel(
 }
 
 /**
- * Decides whether a message is signed, verified or left alone, saying why at each step.
+ * Decides whether a message is signed, verified or left alone, saying why at each step. Every
+ * table is asked through the policy's lookups, so a rejected lookup (a database that cannot
+ * answer) rejects the decision.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { decide } from "./decide.ts";
- * import { denoLoadIo, loadConfig } from "../config/load.ts";
- * const dir = await Deno.makeTempDir();
- * await Deno.writeTextFile(`${dir}/dkimd.conf`, "Mode v\n");
- * const loaded = await loadConfig(`${dir}/dkimd.conf`, denoLoadIo(() => Promise.reject(new Error("no keys"))));
+ * import { buildPolicy, NO_KEYS } from "../config/build_policy.ts";
+ * import { readOpendkimConf } from "../config/opendkim_conf.ts";
+ * const { policy } = buildPolicy(readOpendkimConf("Mode v\n", "dkimd.conf"), {}, NO_KEYS);
  * const d = await decide({
- *   loaded, client: { hostname: "mx.example.net", address: "192.0.2.7" },
+ *   policy, client: { hostname: "mx.example.net", address: "192.0.2.7" },
  *   macros: () => undefined, recipients: [],
  * });
  * assert.equal(d.kind, "verify");
- * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function decide<K extends PrivateKeyInfo>(
   input: DecisionInput<K>,
 ): Promise<Decision<K>> {
-  const { loaded, client, sender } = input;
-  const { config } = loaded;
+  const { policy, client, sender } = input;
+  const { config } = policy;
   const why: string[] = [];
   const label = clientLabel(client);
+  // ExternalIgnoreList is asked once at most, by whichever step needs it first.
+  let ignoredAnswer: Promise<HostMatch | undefined> | undefined;
+  const ignored = () =>
+    ignoredAnswer ??= policy.hosts.externalIgnore?.match(
+      client.hostname || undefined,
+      client.address || undefined,
+    ) ?? Promise.resolve(undefined);
 
-  if (sender && loaded.exemptDomains?.has(sender.domain)) {
-    const entry = loaded.exemptDomains.get(sender.domain)!;
-    return {
-      kind: "skip",
-      why: [
-        `sender domain '${sender.domain}' is exempt (ExemptDomains ${formatOrigin(entry.origin)})`,
-      ],
-    };
+  if (sender && policy.exemptDomains) {
+    const [exempt] = await policy.exemptDomains.lookup([sender.domain]);
+    if (exempt) {
+      return {
+        kind: "skip",
+        why: [
+          `sender domain '${sender.domain}' is exempt (ExemptDomains ${
+            formatOrigin(exempt.origin)
+          })`,
+        ],
+      };
+    }
   }
 
   // (2) Is the origin one we sign for?
-  let origin: string | undefined;
-  const internal = loaded.hosts.internal.match(
-    client.hostname || undefined,
-    client.address || undefined,
-  );
-  if (internal.matched) {
-    origin = `${label} is internal (InternalHosts "${internal.rule?.text}" at ${
-      internal.rule ? formatOrigin(internal.rule.origin) : "default"
-    })`;
-  } else {
-    why.push(`${label} not internal`);
-    const authType = input.macros("auth_type");
-    if (authType) {
-      origin = `authenticated (auth_type ${authType})`;
-    } else {
-      why.push("not authenticated");
-      const daemon = input.macros("daemon_name");
-      if (daemon !== undefined && loaded.mta?.has(daemon)) {
-        origin = `daemon '${daemon}' is listed in MTA`;
-      } else {
-        const macro = loaded.macroList?.match(input.macros);
-        if (macro?.matched) {
-          origin = `macro '${macro.rule?.name}' matches MacroList (${macro.value})`;
-        }
-      }
-    }
-  }
+  const origin = await signingOrigin(input, label, why);
 
   if (config.mode.sign && origin !== undefined) {
     why.push(origin);
     if (!sender) {
       why.push("can't determine message sender; not signing");
     } else {
-      const blocked = input.recipients.find((r) =>
-        loaded.dontSignMailTo?.has(r) || loaded.dontSignMailTo?.has(r.slice(r.lastIndexOf("@") + 1))
-      );
+      const blocked = await blockedRecipient(policy.dontSignMailTo, input.recipients);
       if (blocked !== undefined) {
         why.push(`recipient '${blocked}' is in DontSignMailTo; not signing`);
       } else {
-        const choice = await chooseSigners(loaded.signing, sender.user, sender.domain);
+        const choice = await chooseSigners(policy, sender.user, sender.domain);
         for (const note of choice.notes) why.push(note);
         if (choice.signers.length > 0) {
           for (const s of choice.signers) why.push(s.explanation);
@@ -135,14 +120,8 @@ export async function decide<K extends PrivateKeyInfo>(
   } else if (config.mode.sign && sender && origin === undefined) {
     // OpenDKIM's complaint about outside mail claiming one of our signing domains, which
     // ExternalIgnoreList silences (opendkim.conf(5)).
-    const ours = await chooseSigners(loaded.signing, sender.user, sender.domain).catch(() =>
-      undefined
-    );
-    const ignored = loaded.hosts.externalIgnore?.match(
-      client.hostname || undefined,
-      client.address || undefined,
-    );
-    if (ours && ours.signers.length > 0 && !ignored?.matched) {
+    const ours = await chooseSigners(policy, sender.user, sender.domain).catch(() => undefined);
+    if (ours && ours.signers.length > 0 && !(await ignored())?.matched) {
       why.push(`external host ${label} tried to send mail as ${sender.domain}`);
     }
   }
@@ -151,13 +130,53 @@ export async function decide<K extends PrivateKeyInfo>(
     why.push("verify mode not enabled; leaving the message alone");
     return { kind: "skip", why };
   }
-  const ignored = loaded.hosts.externalIgnore?.match(
-    client.hostname || undefined,
-    client.address || undefined,
-  );
-  if (ignored?.matched) {
-    why.push(`${label} is in ExternalIgnoreList ("${ignored.rule?.text}"); not verifying`);
+  const ignore = await ignored();
+  if (ignore?.matched) {
+    why.push(`${label} is in ExternalIgnoreList ("${ignore.rule?.text}"); not verifying`);
     return { kind: "skip", why };
   }
   return { kind: "verify", why };
+}
+
+/**
+ * Why mail from this client is ours to sign (OpenDKIM's steps (a) to (d)), or undefined after
+ * noting in `why` each step that did not say so.
+ */
+async function signingOrigin<K extends PrivateKeyInfo>(
+  input: DecisionInput<K>,
+  label: string,
+  why: string[],
+): Promise<string | undefined> {
+  const { policy, client } = input;
+  const internal = await policy.hosts.internal.match(
+    client.hostname || undefined,
+    client.address || undefined,
+  );
+  if (internal.matched) {
+    return `${label} is internal (InternalHosts "${internal.rule?.text}" at ${
+      internal.rule ? formatOrigin(internal.rule.origin) : "default"
+    })`;
+  }
+  why.push(`${label} not internal`);
+  const authType = input.macros("auth_type");
+  if (authType) return `authenticated (auth_type ${authType})`;
+  why.push("not authenticated");
+  const daemon = input.macros("daemon_name");
+  if (daemon !== undefined && policy.mta) {
+    const [listed] = await policy.mta.lookup([daemon]);
+    if (listed) return `daemon '${daemon}' is listed in MTA`;
+  }
+  const macro = await policy.macroList?.match(input.macros);
+  if (macro?.matched) return `macro '${macro.rule?.name}' matches MacroList (${macro.value})`;
+  return undefined;
+}
+
+/** The first recipient DontSignMailTo lists, by its address or its domain; one lookup for all. */
+async function blockedRecipient(
+  list: DataSetLookup | undefined,
+  recipients: readonly string[],
+): Promise<string | undefined> {
+  if (!list || recipients.length === 0) return undefined;
+  const hits = await list.lookup(recipients.flatMap((r) => [r, r.slice(r.lastIndexOf("@") + 1)]));
+  return recipients.find((_, i) => hits[2 * i] !== undefined || hits[2 * i + 1] !== undefined);
 }

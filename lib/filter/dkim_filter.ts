@@ -5,23 +5,21 @@
  * Authentication-Results, DKIM-Filter, forged Authentication-Results removed) and the action the
  * configuration gives the outcome.
  *
- * Key lookups start at end of headers and run while the body streams. The configuration in
- * force is taken once per transaction, so a reload applies from the next message on.
+ * Key lookups start at end of headers and run while the body streams. The policy in force is
+ * taken once per transaction, so a reload applies from the next message on; every table in it
+ * is asked through an interface whose answers are promises (filter_policy.ts).
  *
  * @module
  */
-import { asciiLower, CR, fromLatin1, HTAB, latin1, LF, SP } from "../bytes.ts";
-import type { LoadedConfig } from "../config/load.ts";
+import { asciiLower, fromLatin1 } from "../bytes.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
 import { AUTH_RESULTS_FIELD, formatAuthResults, parseAuthservId } from "../dkim/auth_results.ts";
 import { fieldValue, fieldValueText, type HeaderField, isField } from "../dkim/header.ts";
 import { KeyCache } from "../dkim/key_cache.ts";
-import type { Verdict } from "../dkim/result.ts";
 import { Signer, type SignOptions } from "../dkim/sign.ts";
 import { SIGNATURE_FIELD } from "../dkim/signature.ts";
 import { Verifier } from "../dkim/verify.ts";
 import type { TxtResolver } from "../dns/resolver.ts";
-import { SMFIF_ADDHDRS, SMFIF_CHGHDRS, SMFIF_QUARANTINE } from "../milter/constants.ts";
 import type {
   Action,
   ConnectInfo,
@@ -36,18 +34,23 @@ import type {
 import type { MilterLogger } from "../milter/logger.ts";
 import type { SignerChoice } from "../policy/signers.ts";
 import { VERSION } from "../version.ts";
-import { clientLabel, decide, type Decision } from "./decide.ts";
-import { domainClass, type FilterObserver, NO_OBSERVER } from "./observer.ts";
+import { clientLabel, decide } from "./decide.ts";
+import type { Runtime } from "./filter_policy.ts";
+import { dkimFilterNeeds } from "./filter_needs.ts";
+import { deletions, makeField, mtaValue } from "./mta_fields.ts";
+import { type FilterObserver, NO_OBSERVER } from "./observer.ts";
 import { milterAction, type Outcome, verifyOutcome } from "./outcome.ts";
 import { findSender } from "./sender.ts";
+import {
+  newTransaction,
+  type Transaction,
+  type TransactionEnd,
+  transactionReport,
+  type Work,
+} from "./transaction.ts";
+import { logVerdicts } from "./verdict_log.ts";
 
-/** What one transaction runs with: the configuration and the resolver built from it. */
-export interface Runtime {
-  /** The loaded configuration, keys imported. */
-  readonly loaded: LoadedConfig<SigningKey>;
-  /** Where key records come from. */
-  readonly resolver: TxtResolver;
-}
+export type { Runtime } from "./filter_policy.ts";
 
 /** The filter's capabilities, passed in (DESIGN.md, "Pure core, I/O at the edge"). */
 export interface DkimFilterDeps {
@@ -65,37 +68,6 @@ export interface DkimFilterDeps {
   readonly keyCache?: KeyCache;
 }
 
-/** The DKIM-Filter field SoftwareHeader adds. */
-export const SOFTWARE_FIELD = "DKIM-Filter";
-
-/**
- * The milter events, actions and macros the DKIM filter needs. MAIL, recipients, headers and
- * body chunks are never answered (no-reply flags), so the MTA streams them without waiting; end
- * of headers is answered so a message that needs nothing more can be accepted there and its body
- * never sent. DATA is asked for only to be answered: Postfix sends the DATA macros even when DATA
- * is skipped, then its cleanup server writes the content on the same socket, and Nagle's
- * algorithm holds that write until this side's delayed ACK of the macros (about 40 ms per
- * message, measured behind a real Postfix 3.7); the reply carries the ACK at once.
- */
-export function dkimFilterNeeds(macroList: readonly string[] = []): FilterNeeds {
-  const extra = macroList.map((m) => (m.length === 1 ? m : `{${m}}`));
-  return {
-    actions: SMFIF_ADDHDRS | SMFIF_CHGHDRS,
-    optionalActions: SMFIF_QUARANTINE,
-    events: ["connect", "envFrom", "envRcpt", "data", "header", "endOfHeaders", "body"],
-    noReply: ["envFrom", "envRcpt", "header", "body"],
-    macros: {
-      connect: ["j", "{daemon_name}", ...extra],
-      envFrom: ["i", "{auth_type}", "{auth_authen}", ...extra],
-      envRcpt: ["i"],
-      data: ["i"],
-      endOfHeaders: ["i", ...extra],
-      endOfMessage: ["i"],
-    },
-    headerLeadingSpace: true,
-  };
-}
-
 /**
  * Makes the DKIM filter.
  *
@@ -103,16 +75,13 @@ export function dkimFilterNeeds(macroList: readonly string[] = []): FilterNeeds 
  * ```ts
  * import assert from "node:assert/strict";
  * import { DkimFilter } from "./dkim_filter.ts";
- * import { denoLoadIo, loadConfig } from "../config/load.ts";
- * import { importPrivateKey } from "../crypto/private_key.ts";
- * const dir = await Deno.makeTempDir();
- * await Deno.writeTextFile(`${dir}/dkimd.conf`, "Mode v\n");
- * const loaded = await loadConfig(`${dir}/dkimd.conf`, denoLoadIo(importPrivateKey));
+ * import { buildPolicy, NO_KEYS } from "../config/build_policy.ts";
+ * import { readOpendkimConf } from "../config/opendkim_conf.ts";
+ * const { policy } = buildPolicy(readOpendkimConf("Mode v\n", "dkimd.conf"), {}, NO_KEYS);
  * const resolver = { resolveTxt: () => Promise.resolve([]) };
  * const logger = { debug() {}, info() {}, warn() {}, error() {} };
- * const filter = new DkimFilter({ runtime: () => ({ loaded, resolver }), logger, hostname: "mx" });
+ * const filter = new DkimFilter({ runtime: () => ({ loaded: policy, resolver }), logger, hostname: "mx" });
  * assert.ok(filter.needs.events.includes("body"));
- * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class DkimFilter implements Filter {
@@ -132,29 +101,23 @@ export class DkimFilter implements Filter {
   }
 
   /** Starts a connection; PeerList clients are accepted at once and never filtered. */
-  connect(info: ConnectInfo, _macros: MacroReader): FilterConnection {
-    return new DkimConnection(this.#deps, this.#keyCache, info);
+  connect(info: ConnectInfo, _macros: MacroReader): FilterConnection | Promise<FilterConnection> {
+    const peers = this.#deps.runtime().loaded.hosts.peers;
+    if (!peers) return new DkimConnection(this.#deps, this.#keyCache, info);
+    return peers.match(info.hostname || undefined, info.address || undefined).then((match) => {
+      if (!match.matched) return new DkimConnection(this.#deps, this.#keyCache, info);
+      this.#deps.logger.debug(
+        `${clientLabel(info)} is in PeerList ("${match.rule?.text}"); not filtering`,
+      );
+      return new DkimConnection(this.#deps, this.#keyCache, info, "accept");
+    });
   }
 }
 
-/** The per-message state. */
-interface Transaction {
-  readonly runtime: Runtime;
-  readonly recipients: string[];
-  readonly fields: HeaderField[];
-  headerBytes: number;
-  /** Which header limit the message crossed, if any. */
-  oversized?: "MaximumHeaders" | "MaximumHeaderFields";
-  /** What each failed key lookup said, by name, for the log. */
-  readonly dnsFailures: Map<string, string>;
-  decision?: Decision<SigningKey>;
-  signer?: Signer;
-  verifier?: Verifier;
-  started: number;
-  bodyBytes: number;
-  /** The final answer decided early (at end of headers), already reported. */
-  done: boolean;
-}
+/** The DKIM-Filter field SoftwareHeader adds. */
+export const SOFTWARE_FIELD = "DKIM-Filter";
+
+const NOTHING: EndOfMessage = { modifications: [], action: "accept" };
 
 class DkimConnection implements FilterConnection {
   readonly #deps: DkimFilterDeps;
@@ -162,29 +125,16 @@ class DkimConnection implements FilterConnection {
   readonly #info: ConnectInfo;
   readonly #observer: FilterObserver;
   #tx?: Transaction;
-  #peer = false;
   /** A PeerList client is accepted at connect and never filtered. */
   readonly decided?: Action;
 
-  constructor(
-    deps: DkimFilterDeps,
-    keyCache: KeyCache,
-    info: ConnectInfo,
-  ) {
+  constructor(deps: DkimFilterDeps, keyCache: KeyCache, info: ConnectInfo, decided?: "accept") {
     this.#deps = deps;
     this.#keyCache = keyCache;
     this.#info = info;
     this.#observer = deps.observer ?? NO_OBSERVER;
     this.#observer.connections(1);
-    const peers = deps.runtime().loaded.hosts.peers;
-    const match = peers?.match(info.hostname || undefined, info.address || undefined);
-    if (match?.matched) {
-      this.#peer = true;
-      this.decided = "accept";
-      deps.logger.debug(
-        `${clientLabel(info)} is in PeerList ("${match.rule?.text}"); not filtering`,
-      );
-    }
+    if (decided) this.decided = decided;
   }
 
   envFrom(): MaybeAction {
@@ -218,7 +168,7 @@ class DkimConnection implements FilterConnection {
   }
 
   async endOfHeaders(macros: MacroReader): Promise<Action | void> {
-    if (this.#peer) return "accept";
+    if (this.decided) return "accept";
     const tx = this.#begin(false);
     const { loaded } = tx.runtime;
     const qid = queueId(macros);
@@ -230,8 +180,7 @@ class DkimConnection implements FilterConnection {
           ? `${qid}: header block exceeds MaximumHeaders (${maximumHeaders} bytes); rejecting`
           : `${qid}: more than MaximumHeaderFields (${maximumHeaderFields}) header fields; rejecting`,
       );
-      this.#report(tx, "error", [], [], "reject");
-      tx.done = true;
+      this.#report(tx, { disposition: "error", action: "reject" });
       return {
         replycode: 552,
         xcode: "5.3.4",
@@ -242,25 +191,23 @@ class DkimConnection implements FilterConnection {
     }
     const sender = findSender(tx.fields, loaded.headers.sender);
     const decision = await decide({
-      loaded,
+      policy: loaded,
       client: this.#info,
       macros: (name) => macros.get(name),
       sender,
       recipients: tx.recipients,
     });
-    tx.decision = decision;
     if (loaded.config.logWhy) {
       for (const line of decision.why) this.#deps.logger.info(`${qid}: ${line}`);
     }
     switch (decision.kind) {
       case "skip":
-        this.#report(tx, "skipped", [], [], "accept");
-        tx.done = true;
+        this.#report(tx, { disposition: "skipped", action: "accept" });
         return "accept";
       case "sign":
         return this.#startSigning(tx, decision.signers, qid);
       case "verify":
-        return this.#startVerifying(tx, macros, qid);
+        return await this.#startVerifying(tx, macros, qid);
     }
   }
 
@@ -268,35 +215,34 @@ class DkimConnection implements FilterConnection {
   // is kept.
   body(chunk: Uint8Array): void {
     const tx = this.#tx;
-    if (!tx || tx.done) return;
+    if (!tx || tx.work.mode === "inactive") return;
     tx.bodyBytes += chunk.length;
-    tx.signer?.body(chunk);
-    tx.verifier?.body(chunk);
+    if (tx.work.mode === "signing") tx.work.signer.body(chunk);
+    else tx.work.verifier.body(chunk);
   }
 
   async endOfMessage(macros: MacroReader): Promise<EndOfMessage> {
     const tx = this.#tx;
     this.#tx = undefined;
-    if (this.#peer || !tx || tx.done || !tx.decision) {
-      return { modifications: [], action: "accept" };
-    }
+    if (this.decided || !tx || tx.work.mode === "inactive") return NOTHING;
+    const { work } = tx;
     const qid = queueId(macros);
     const { config } = tx.runtime.loaded;
     try {
-      if (tx.signer) return await this.#finishSigning(tx, qid);
-      if (tx.verifier) return await this.#finishVerifying(tx, macros, qid);
-      return { modifications: [], action: "accept" };
+      return work.mode === "signing"
+        ? await this.#finishSigning(tx, work, qid)
+        : await this.#finishVerifying(tx, work, macros, qid);
     } catch (e) {
       const text = e instanceof Error ? e.message : String(e);
       this.#deps.logger.error(`${qid}: internal error: ${text}`);
       const { action, modification } = milterAction("internalError", config.actions.internalError);
-      this.#report(tx, "error", [], [], describeAction(action));
+      this.#report(tx, { disposition: "error", action: describeAction(action) });
       return { modifications: modification ? [modification] : [], action };
     }
   }
 
   abort(): void {
-    this.#tx?.verifier?.abort();
+    this.#stopLookups();
     this.#tx = undefined;
   }
 
@@ -305,21 +251,18 @@ class DkimConnection implements FilterConnection {
     this.#observer.connections(-1);
   }
 
+  // Pending key lookups of the transaction in progress are of no use once it ends.
+  #stopLookups(): void {
+    const work = this.#tx?.work;
+    if (work?.mode === "verifying") work.verifier.abort();
+  }
+
   // The transaction in progress, started when MAIL FROM comes (or at the first event after it
   // when the MTA did not send MAIL). `fresh` starts a new one whatever is there.
   #begin(fresh = true): Transaction {
     if (!fresh && this.#tx) return this.#tx;
-    this.#tx?.verifier?.abort();
-    this.#tx = {
-      runtime: this.#deps.runtime(),
-      recipients: [],
-      fields: [],
-      headerBytes: 0,
-      dnsFailures: new Map(),
-      started: performance.now(),
-      bodyBytes: 0,
-      done: false,
-    };
+    this.#stopLookups();
+    this.#tx = newTransaction(this.#deps.runtime());
     return this.#tx;
   }
 
@@ -342,14 +285,14 @@ class DkimConnection implements FilterConnection {
       ttl: config.signatureTtl > 0 ? config.signatureTtl : undefined,
       maxSignedBytes: config.maximumSignedBytes,
     }));
+    let signer: Signer;
     try {
-      tx.signer = new Signer(options, { now: this.#deps.now });
+      signer = new Signer(options, { now: this.#deps.now });
     } catch (e) {
       const text = e instanceof Error ? e.message : String(e);
       this.#deps.logger.error(`${qid}: cannot sign: ${text}`);
       const { action } = milterAction("signatureError", config.actions.signatureError);
-      this.#report(tx, "error", [], [], describeAction(action));
-      tx.done = true;
+      this.#report(tx, { disposition: "error", action: describeAction(action) });
       // At end of headers a modification cannot be made, so quarantine degrades to accept.
       return action;
     }
@@ -357,11 +300,12 @@ class DkimConnection implements FilterConnection {
     const fields = config.removeOldSignatures
       ? tx.fields.filter((f) => !isField(f, SIGNATURE_FIELD))
       : tx.fields;
-    tx.signer.headers(fields);
+    signer.headers(fields);
+    tx.work = { mode: "signing", signer, signers };
     return undefined;
   }
 
-  #startVerifying(tx: Transaction, macros: MacroReader, qid: string): Action | void {
+  async #startVerifying(tx: Transaction, macros: MacroReader, qid: string): Promise<Action | void> {
     const { config } = tx.runtime.loaded;
     const maxSignatures = config.maximumSignaturesToVerify === 0
       ? Number.MAX_SAFE_INTEGER
@@ -376,7 +320,6 @@ class DkimConnection implements FilterConnection {
       keyCache: this.#keyCache,
     });
     verifier.headers(tx.fields);
-    tx.verifier = verifier;
     const present = tx.fields.filter((f) => isField(f, SIGNATURE_FIELD)).length;
     if (present > maxSignatures) {
       this.#deps.logger.info(
@@ -388,22 +331,25 @@ class DkimConnection implements FilterConnection {
     if (
       verifier.signatureCount === 0 && !config.alwaysAddArHeader && !config.softwareHeader &&
       config.actions.noSignature === "accept" &&
-      this.#forgedResults(tx, this.#authservId(tx, macros)).length === 0
+      (await this.#forgedResults(tx, this.#authservId(tx, macros))).length === 0
     ) {
       if (config.syslogSuccess) this.#deps.logger.info(`${qid}: no signature data`);
-      this.#report(tx, "verified", ["none"], [], "accept", [undefined]);
-      tx.done = true;
+      this.#report(tx, { disposition: "verified", verdicts: [], action: "accept" });
       return "accept";
     }
+    tx.work = { mode: "verifying", verifier };
     return undefined;
   }
 
-  async #finishSigning(tx: Transaction, qid: string): Promise<EndOfMessage> {
-    const { loaded } = tx.runtime;
-    const { config } = loaded;
+  async #finishSigning(
+    tx: Transaction,
+    work: Extract<Work, { mode: "signing" }>,
+    qid: string,
+  ): Promise<EndOfMessage> {
+    const { config } = tx.runtime.loaded;
     let fields: HeaderField[];
     try {
-      fields = await tx.signer!.finish();
+      fields = await work.signer.finish();
     } catch (e) {
       const text = e instanceof Error ? e.message : String(e);
       this.#deps.logger.error(`${qid}: signing failed: ${text}`);
@@ -411,7 +357,7 @@ class DkimConnection implements FilterConnection {
         "signatureError",
         config.actions.signatureError,
       );
-      this.#report(tx, "error", [], [], describeAction(action));
+      this.#report(tx, { disposition: "error", action: describeAction(action) });
       return { modifications: modification ? [modification] : [], action };
     }
     const mods: Modification[] = [];
@@ -423,30 +369,27 @@ class DkimConnection implements FilterConnection {
       mods.push({ type: "insheader", index: 0, name: SIGNATURE_FIELD, value: this.#value(f) });
     }
     if (config.softwareHeader) mods.push(this.#softwareField(qid));
-    const choices = (tx.decision as { signers: readonly SignerChoice<SigningKey>[] }).signers;
     if (config.syslogSuccess) {
-      for (const s of choices) {
+      for (const s of work.signers) {
         this.#deps.logger.info(
           `${qid}: DKIM-Signature field added (s=${s.selector}, d=${s.domain})`,
         );
       }
     }
-    this.#report(
-      tx,
-      "signed",
-      [],
-      choices.map((s) => s.algorithm),
-      "accept",
-      choices.map((s) => s.domain),
-    );
+    this.#report(tx, { disposition: "signed", signers: work.signers });
     return { modifications: mods, action: "accept" };
   }
 
-  async #finishVerifying(tx: Transaction, macros: MacroReader, qid: string): Promise<EndOfMessage> {
+  async #finishVerifying(
+    tx: Transaction,
+    work: Extract<Work, { mode: "verifying" }>,
+    macros: MacroReader,
+    qid: string,
+  ): Promise<EndOfMessage> {
     const { config } = tx.runtime.loaded;
-    const verdicts = await tx.verifier!.finish();
+    const verdicts = await work.verifier.finish();
     const id = this.#authservId(tx, macros);
-    const mods: Modification[] = [...this.#forgedResults(tx, id)];
+    const mods: Modification[] = await this.#forgedResults(tx, id);
     if (mods.length > 0) {
       this.#deps.logger.info(
         `${qid}: removed ${mods.length} Authentication-Results field(s) claiming to be from "${id}"`,
@@ -466,7 +409,7 @@ class DkimConnection implements FilterConnection {
       });
     }
     if (config.softwareHeader) mods.push(this.#softwareField(qid));
-    this.#logVerdicts(tx, verdicts, qid);
+    logVerdicts(this.#deps.logger, config, verdicts, qid, tx.dnsFailures);
     const outcome: Outcome = verifyOutcome(verdicts);
     let action: Action = "accept";
     if (outcome !== "pass") {
@@ -479,62 +422,8 @@ class DkimConnection implements FilterConnection {
         );
       }
     }
-    this.#report(
-      tx,
-      "verified",
-      verdicts.length === 0 ? ["none"] : verdicts.map((v) => v.result),
-      [],
-      describeAction(action),
-      verdicts.length === 0 ? [undefined] : verdicts.map((v) => v.domain),
-    );
+    this.#report(tx, { disposition: "verified", verdicts, action: describeAction(action) });
     return { modifications: mods, action };
-  }
-
-  #logVerdicts(tx: Transaction, verdicts: readonly Verdict[], qid: string): void {
-    const { config } = tx.runtime.loaded;
-    const log = this.#deps.logger;
-    if (verdicts.length === 0) {
-      if (config.syslogSuccess) log.info(`${qid}: no signature data`);
-      return;
-    }
-    if (config.logResults || config.logWhy) {
-      for (const v of verdicts) {
-        log.info(
-          `${qid}: s=${v.selector ?? "?"} d=${v.domain ?? "?"} a=${v.algorithm ?? "?"} ` +
-            `result=${v.result}${v.reason ? ` reason="${v.reason}"` : ""}`,
-        );
-      }
-    }
-    // RFC 6376 §8.2: content after l= is unsigned, whatever it says; always worth a line.
-    for (const v of verdicts) {
-      if (v.unsignedBodyBytes !== undefined) {
-        log.warn(
-          `${qid}: s=${v.selector ?? "?"} d=${
-            v.domain ?? "?"
-          } signs only l=${v.signature.length} ` +
-            `body bytes: ${v.unsignedBodyBytes} bytes after them are unsigned`,
-        );
-      }
-    }
-    if (verdicts.some((v) => v.result === "pass")) {
-      if (config.syslogSuccess) log.info(`${qid}: DKIM verification successful`);
-      return;
-    }
-    for (const v of verdicts) {
-      const where = `s=${v.selector ?? "?"} d=${v.domain ?? "?"}`;
-      if (v.result === "temperror") {
-        const name = `${v.selector}._domainkey.${v.domain}`;
-        const detail = tx.dnsFailures.get(asciiLower(name));
-        log.warn(
-          `${qid}: key retrieval failed (${where}): ${v.reason}${detail ? `: ${detail}` : ""}`,
-        );
-      } else if (v.reason === "no key for signature") log.info(`${qid}: ${where}: key not found`);
-      else if (v.reason?.startsWith("key too large")) {
-        log.info(
-          `${qid}: bad signature data (${where}): ${v.reason}: over MaximumKeyBits (${config.maximumKeyBits})`,
-        );
-      } else log.info(`${qid}: bad signature data (${where}): ${v.reason}`);
-    }
   }
 
   // The authserv-id: AuthservID, or the MTA's name (macro j), or this host's name.
@@ -547,23 +436,28 @@ class DkimConnection implements FilterConnection {
 
   // Deletions for every Authentication-Results field that claims our authserv-id (RFC 8601 §5),
   // and those from RemoveARFrom hosts that carry a DKIM result (all of theirs with RemoveARAll).
-  #forgedResults(tx: Transaction, id: string): Modification[] {
+  async #forgedResults(tx: Transaction, id: string): Promise<Modification[]> {
     const { loaded } = tx.runtime;
     const ours = asciiLower(id);
     const from = loaded.hosts.removeArFrom;
-    return deletions(tx.fields, (f) => {
-      if (!isField(f, AUTH_RESULTS_FIELD)) return false;
+    const picked: HeaderField[] = [];
+    for (const f of tx.fields) {
+      if (!isField(f, AUTH_RESULTS_FIELD)) continue;
       const value = fieldValueText(f);
       const claimed = parseAuthservId(value);
-      if (claimed === undefined) return false;
+      if (claimed === undefined) continue;
       // AuthservIDWithJobID writes "id/jobid": compare the id part.
       const base = asciiLower(claimed.replace(/\/[^/]*$/, ""));
-      if (base === ours || asciiLower(claimed) === ours) return true;
-      if (from?.matchName(claimed).matched) {
-        return loaded.config.removeArAll || /(^|[;\s])dkim\s*=/i.test(value);
+      if (base === ours || asciiLower(claimed) === ours) {
+        picked.push(f);
+      } else if (
+        from && (loaded.config.removeArAll || /(^|[;\s])dkim\s*=/i.test(value)) &&
+        (await from.matchName(claimed)).matched
+      ) {
+        picked.push(f);
       }
-      return false;
-    });
+    }
+    return picked.length === 0 ? [] : deletions(tx.fields, (f) => picked.includes(f));
   }
 
   #softwareField(qid: string): Modification {
@@ -577,20 +471,11 @@ class DkimConnection implements FilterConnection {
 
   // A header value for the MTA from a field we made: the text after the colon.
   #value(field: HeaderField): Uint8Array {
-    return this.#bytes(fieldValue(field));
+    return mtaValue(fieldValue(field), this.#info.session.leadingSpace);
   }
 
   #text(value: string): Uint8Array {
-    return this.#bytes(fromLatin1(value));
-  }
-
-  // Header values go to the MTA with bare LF folds (MTAs store lines with LF and write CRLF on
-  // the wire), and with the space after the colon only when the MTA agreed to keep it
-  // (SMFIP_HDR_LEADSPC); otherwise the MTA adds it.
-  #bytes(value: Uint8Array): Uint8Array {
-    let text = latin1(value).replaceAll("\r\n", "\n");
-    if (!this.#info.session.leadingSpace) text = text.replace(/^ /, "");
-    return fromLatin1(text);
+    return mtaValue(fromLatin1(value), this.#info.session.leadingSpace);
   }
 
   // The resolver, reporting each lookup to the observer and keeping what each failure said
@@ -605,7 +490,9 @@ class DkimConnection implements FilterConnection {
           observer.lookup({ outcome: "ok", milliseconds: performance.now() - start });
           return records;
         } catch (e) {
-          const code = (e as { code?: string }).code ?? "error";
+          const code = e instanceof Object && "code" in e && typeof e.code === "string"
+            ? e.code
+            : "error";
           observer.lookup({ outcome: code, milliseconds: performance.now() - start });
           failures.set(asciiLower(name), e instanceof Error ? e.message : String(e));
           throw e;
@@ -614,28 +501,10 @@ class DkimConnection implements FilterConnection {
     };
   }
 
-  // `domains` are the signing domains of `results` (verifying) or of `algorithms` (signing), in
-  // the same order; the metrics class each against the From domain.
-  #report(
-    tx: Transaction,
-    disposition: "signed" | "verified" | "skipped" | "error",
-    results: readonly string[],
-    algorithms: readonly string[],
-    action: string,
-    domains: readonly (string | undefined)[] = [],
-  ): void {
+  // Reports the end of a transaction to the observer.
+  #report(tx: Transaction, end: TransactionEnd): void {
     try {
-      let author: string | undefined;
-      if (domains.some((d) => d !== undefined)) author = findSender(tx.fields, ["From"])?.domain;
-      this.#observer.transaction({
-        disposition,
-        results,
-        algorithms,
-        domainClasses: domains.map((d) => domainClass(d, author)),
-        action,
-        milliseconds: performance.now() - tx.started,
-        bodyBytes: tx.bodyBytes,
-      });
+      this.#observer.transaction(transactionReport(tx, end));
     } catch {
       // An observer must never break mail flow.
     }
@@ -676,66 +545,4 @@ function onName(outcome: Exclude<Outcome, "pass">): string {
     signatureError: "SignatureError",
   };
   return names[outcome];
-}
-
-/**
- * chgheader deletions for the fields `select` picks, numbered per field name from 1 as the
- * milter protocol counts them, highest first, so that deleting one never renumbers the next
- * (the bug OpenDKIM#185 had).
- */
-export function deletions(
-  fields: readonly HeaderField[],
-  select: (field: HeaderField) => boolean,
-): Modification[] {
-  // Most messages have nothing to delete: pick first, number only when something was picked.
-  const picked = fields.filter(select);
-  if (picked.length === 0) return [];
-  const seen = new Map<string, number>();
-  const out: { index: number; name: string }[] = [];
-  for (const f of fields) {
-    const key = asciiLower(f.name);
-    const n = (seen.get(key) ?? 0) + 1;
-    seen.set(key, n);
-    if (picked.includes(f)) out.push({ index: n, name: f.name });
-  }
-  return out.reverse().map(({ index, name }) => ({
-    type: "chgheader",
-    index,
-    name,
-    value: new Uint8Array(0),
-  }));
-}
-
-/**
- * A header field as the message has it, from what the milter received: the name, the colon,
- * and the value with its leading space put back when the MTA removed it (no SMFIP_HDR_LEADSPC;
- * Sendmail and Postfix then drop one space after the colon, and OpenDKIM restores it the same
- * way), and bare LF line ends made CRLF, as the field travels on the wire. The field owns its
- * bytes: `value` is copied, as the milter lends it only for the header call.
- */
-export function makeField(name: string, value: Uint8Array, leadingSpace: boolean): HeaderField {
-  const addSpace = !leadingSpace && value.length > 0 && value[0] !== SP && value[0] !== HTAB;
-  // Bare LFs, each of which gets a CR in front.
-  let bare = 0;
-  for (let i = value.indexOf(LF); i !== -1; i = value.indexOf(LF, i + 1)) {
-    if (i === 0 || value[i - 1] !== CR) bare++;
-  }
-  const start = name.length + 1 + (addSpace ? 1 : 0);
-  const raw = new Uint8Array(start + value.length + bare);
-  for (let i = 0; i < name.length; i++) raw[i] = name.charCodeAt(i) & 0xff;
-  raw[name.length] = 0x3a;
-  if (addSpace) raw[name.length + 1] = SP;
-  if (bare === 0) {
-    raw.set(value, start);
-  } else {
-    let o = start;
-    for (let i = 0; i < value.length; i++) {
-      const c = value[i];
-      if (c === LF && (i === 0 || value[i - 1] !== CR)) raw[o++] = CR;
-      raw[o++] = c;
-    }
-  }
-  // "Subject : x" keeps its bytes, but is found as "Subject" (h= names have no whitespace).
-  const last = name.charCodeAt(name.length - 1);
-  return { name: last === SP || last === HTAB ? name.replace(/[ \t]+$/, "") : name, raw };
 }

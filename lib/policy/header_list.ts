@@ -59,6 +59,18 @@ export const REQUIRED_SIGN_HEADERS: readonly string[] = ["from"];
 /** The default SenderHeaders: only From (opendkim.conf(5), SenderHeaders). */
 export const DEFAULT_SENDER_HEADERS: readonly string[] = ["from"];
 
+/** The header name lists of a configuration, resolved against OpenDKIM's defaults. */
+export interface HeaderLists {
+  /** SignHeaders, From always included. */
+  readonly sign: readonly string[];
+  /** OmitHeaders, From never included. */
+  readonly omit: readonly string[];
+  /** OversignHeaders. */
+  readonly oversign: readonly string[];
+  /** SenderHeaders, in order. */
+  readonly sender: readonly string[];
+}
+
 /** RFC 5322 §3.6.8 field-name: printable US-ASCII except colon. */
 const FIELD_NAME = /^[!-9;-~]+$/;
 

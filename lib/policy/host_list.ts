@@ -23,6 +23,10 @@
  *   a block with host bits set (`192.168.1.5/24`), which OpenDKIM never matches, is warned
  *   about and used as its network.
  *
+ * The filter asks a list through {@link HostLookup}, whose answers are promises: a list held in
+ * memory (with its CIDR blocks indexed) answers at once, and a list kept in a database can
+ * answer OpenDKIM's way, by looking up the name, its parent domains and the address blocks.
+ *
  * @module
  */
 
@@ -79,6 +83,17 @@ export interface HostMatch {
   readonly by?: "name" | "address";
 }
 
+/** A host list as the filter asks it, once per connection or message. */
+export interface HostLookup {
+  /**
+   * Decides whether a client is in the list: `hostname` is the MTA's name for the client,
+   * `ip` its address; either may be absent. Rejects when the list cannot answer.
+   */
+  match(hostname: string | undefined, ip: string | undefined): Promise<HostMatch>;
+  /** Tests a host name alone (RemoveARFrom's authserv-ids). Rejects when the list cannot answer. */
+  matchName(hostname: string): Promise<HostMatch>;
+}
+
 interface AddressRule {
   readonly prefix: IpPrefix;
   readonly rank: number;
@@ -98,13 +113,14 @@ const NUMERIC = /^[0-9./]+$/;
  * import assert from "node:assert/strict";
  * import { HostList } from "./host_list.ts";
  * const { list } = HostList.fromStrings(["10.0.0.0/8", "!10.0.0.66", ".example.com"], "InternalHosts");
- * assert.equal(list.match("mx.example.com", "192.0.2.1").matched, true);
- * assert.equal(list.match(undefined, "10.1.2.3").matched, true);
- * assert.equal(list.match(undefined, "10.0.0.66").rule?.text, "!10.0.0.66");
- * assert.equal(list.match(undefined, "10.0.0.66").matched, false);
+ * assert.equal((await list.match("mx.example.com", "192.0.2.1")).matched, true);
+ * assert.equal((await list.match(undefined, "10.1.2.3")).matched, true);
+ * const excluded = await list.match(undefined, "10.0.0.66");
+ * assert.equal(excluded.rule?.text, "!10.0.0.66");
+ * assert.equal(excluded.matched, false);
  * ```
  */
-export class HostList {
+export class HostList implements HostLookup {
   /** Every entry in file order. */
   readonly rules: readonly HostRule[];
   readonly #names: Map<string, HostRule>;
@@ -213,17 +229,12 @@ export class HostList {
   }
 
   /**
-   * Decides whether a client is in the list. `hostname` is the MTA's name for the client (a
-   * name in square brackets, meaning "no reverse DNS", is skipped as OpenDKIM skips it);
-   * `ip` is its address as text or parsed. Either may be absent.
+   * Decides whether a client is in the list, at once. `hostname` is the MTA's name for the
+   * client (a name in square brackets, meaning "no reverse DNS", is skipped as OpenDKIM skips
+   * it); `ip` is its address as text or parsed. Either may be absent.
    */
-  match(hostname: string | undefined, ip: string | IpAddress | undefined): HostMatch {
-    const byName = hostname ? this.matchName(hostname) : undefined;
-    if (byName?.matched) return byName;
-    const address = typeof ip === "string" ? parseIp(stripBrackets(ip)) : ip;
-    const byAddress = address ? this.matchAddress(address) : undefined;
-    if (byAddress?.matched) return byAddress;
-    return byName?.rule ? byName : byAddress?.rule ? byAddress : { matched: false };
+  match(hostname: string | undefined, ip: string | IpAddress | undefined): Promise<HostMatch> {
+    return Promise.resolve(this.#match(hostname, ip));
   }
 
   /**
@@ -235,23 +246,14 @@ export class HostList {
    * import assert from "node:assert/strict";
    * import { HostList } from "./host_list.ts";
    * const { list } = HostList.fromStrings([".example.com", "!bad.example.com"], "PeerList");
-   * assert.equal(list.matchName("Mail.Example.COM").matched, true);
-   * assert.equal(list.matchName("bad.example.com").matched, false);
-   * assert.equal(list.matchName("x.bad.example.com").matched, true);
-   * assert.equal(list.matchName("example.com").matched, false);
+   * assert.equal((await list.matchName("Mail.Example.COM")).matched, true);
+   * assert.equal((await list.matchName("bad.example.com")).matched, false);
+   * assert.equal((await list.matchName("x.bad.example.com")).matched, true);
+   * assert.equal((await list.matchName("example.com")).matched, false);
    * ```
    */
-  matchName(hostname: string): HostMatch {
-    if (hostname === "" || hostname.startsWith("[")) return { matched: false };
-    const host = hostname.toLowerCase().replace(/\.$/, "");
-    for (let i = 0; i >= 0; i = host.indexOf(".", i + 1)) {
-      const candidate = host.slice(i);
-      const no = this.#negatedNames.get(candidate);
-      if (no) return { matched: false, rule: no, by: "name" };
-      const yes = this.#names.get(candidate);
-      if (yes) return { matched: true, rule: yes, by: "name" };
-    }
-    return { matched: false };
+  matchName(hostname: string): Promise<HostMatch> {
+    return Promise.resolve(this.#matchName(hostname));
   }
 
   /**
@@ -264,11 +266,37 @@ export class HostList {
    * import { HostList } from "./host_list.ts";
    * import { parseIp } from "./ip_address.ts";
    * const { list } = HostList.fromStrings(["!192.168.1.0/24", "192.168.1.1"], "InternalHosts");
-   * assert.equal(list.matchAddress(parseIp("192.168.1.1")!).matched, true);
-   * assert.equal(list.matchAddress(parseIp("192.168.1.2")!).matched, false);
+   * assert.equal((await list.matchAddress(parseIp("192.168.1.1")!)).matched, true);
+   * assert.equal((await list.matchAddress(parseIp("192.168.1.2")!)).matched, false);
    * ```
    */
-  matchAddress(ip: IpAddress): HostMatch {
+  matchAddress(ip: IpAddress): Promise<HostMatch> {
+    return Promise.resolve(this.#matchAddress(ip));
+  }
+
+  #match(hostname: string | undefined, ip: string | IpAddress | undefined): HostMatch {
+    const byName = hostname ? this.#matchName(hostname) : undefined;
+    if (byName?.matched) return byName;
+    const address = typeof ip === "string" ? parseIp(stripBrackets(ip)) : ip;
+    const byAddress = address ? this.#matchAddress(address) : undefined;
+    if (byAddress?.matched) return byAddress;
+    return byName?.rule ? byName : byAddress?.rule ? byAddress : { matched: false };
+  }
+
+  #matchName(hostname: string): HostMatch {
+    if (hostname === "" || hostname.startsWith("[")) return { matched: false };
+    const host = hostname.toLowerCase().replace(/\.$/, "");
+    for (let i = 0; i >= 0; i = host.indexOf(".", i + 1)) {
+      const candidate = host.slice(i);
+      const no = this.#negatedNames.get(candidate);
+      if (no) return { matched: false, rule: no, by: "name" };
+      const yes = this.#names.get(candidate);
+      if (yes) return { matched: true, rule: yes, by: "name" };
+    }
+    return { matched: false };
+  }
+
+  #matchAddress(ip: IpAddress): HostMatch {
     let best: AddressRule | undefined;
     for (const a of this.#addresses) {
       if (!prefixContains(a.prefix, ip)) continue;

@@ -298,6 +298,19 @@ export class KeyResolutionError extends Error {
   }
 }
 
+/**
+ * The KeyTable as the signer choice asks it: by key name, once per signature to make. A table
+ * read at load has its keys imported already; one kept in a database reads the entry named and
+ * imports its key at first use.
+ */
+export interface KeyLookup<K extends PrivateKeyInfo> {
+  /**
+   * The domain, selector and key to sign with for entry `name` and a sender in `senderDomain`
+   * (which replaces `%`). Rejects with {@link KeyResolutionError} when the key cannot be used.
+   */
+  resolve(name: string, senderDomain: string): Promise<ResolvedKey<K>>;
+}
+
 /** Most keys of `%` paths kept in memory: one per signing domain, bounded against a flood of domains. */
 export const MAX_TEMPLATE_KEYS = 10_000;
 
@@ -318,7 +331,7 @@ export const MAX_TEMPLATE_KEYS = 10_000;
  * assert.equal(r.key, key);
  * ```
  */
-export class KeyTable<K extends PrivateKeyInfo> {
+export class KeyTable<K extends PrivateKeyInfo> implements KeyLookup<K> {
   /** Every entry in table order. */
   readonly entries: readonly LoadedKeyEntry<K>[];
   readonly #byName: Map<string, LoadedKeyEntry<K>>;

@@ -45,9 +45,10 @@ const MACRO_NAME = /^[A-Za-z0-9_]+$/;
  *   { key: "daemon_name", value: "MSA|submission", origin: at },
  *   { key: "{auth_authen}", origin: at },
  * ], "MacroList");
- * assert.equal(list.match((n) => (n === "daemon_name" ? "MSA" : undefined)).matched, true);
- * assert.equal(list.match((n) => (n === "daemon_name" ? "msa" : undefined)).matched, false);
- * assert.equal(list.match((n) => (n === "auth_authen" ? "joe" : undefined)).rule?.name, "auth_authen");
+ * assert.equal((await list.match((n) => (n === "daemon_name" ? "MSA" : undefined))).matched, true);
+ * assert.equal((await list.match((n) => (n === "daemon_name" ? "msa" : undefined))).matched, false);
+ * const auth = await list.match((n) => (n === "auth_authen" ? "joe" : undefined));
+ * assert.equal(auth.rule?.name, "auth_authen");
  * ```
  */
 export class MacroList {
@@ -85,14 +86,17 @@ export class MacroList {
 
   /**
    * Tests the macros of a transaction; `get` returns a macro's value by name (without braces)
-   * or `undefined` when the MTA did not send it.
+   * or `undefined` when the MTA did not send it. The answer is a promise, as every lookup the
+   * filter makes (OpenDKIM looks each macro's value up in the data set).
    */
-  match(get: (name: string) => string | undefined): MacroMatch {
+  match(get: (name: string) => string | undefined): Promise<MacroMatch> {
     for (const rule of this.rules) {
       const value = get(rule.name);
       if (value === undefined) continue;
-      if (!rule.values || rule.values.includes(value)) return { matched: true, rule, value };
+      if (!rule.values || rule.values.includes(value)) {
+        return Promise.resolve({ matched: true, rule, value });
+      }
     }
-    return { matched: false };
+    return Promise.resolve({ matched: false });
   }
 }

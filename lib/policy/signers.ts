@@ -11,17 +11,17 @@
 import { formatOrigin, type Origin } from "./origin.ts";
 import {
   algorithmFor,
-  type KeyTable,
+  type KeyLookup,
   type PrivateKeyInfo,
   type SigningAlgorithm,
 } from "./key_table.ts";
-import type { SigningMatch, SigningTable } from "./signing_table.ts";
-import type { DomainMatch, SigningDomains } from "./signing_domains.ts";
+import type { SigningLookup, SigningMatch } from "./signing_table.ts";
+import type { DomainLookup, DomainMatch } from "./signing_domains.ts";
 
 /** The single key of Domain, Selector and KeyFile. */
 export interface SingleKeyPolicy<K extends PrivateKeyInfo> {
   /** The Domain data set. */
-  readonly domains: SigningDomains;
+  readonly domains: DomainLookup;
   /** The Selector. */
   readonly selector: string;
   /** The imported KeyFile. */
@@ -32,20 +32,29 @@ export interface SingleKeyPolicy<K extends PrivateKeyInfo> {
   readonly origin: Origin;
 }
 
-/** Everything {@link chooseSigners} needs. */
-export interface SigningPolicy<K extends PrivateKeyInfo> {
-  /** The SigningTable, when signing by table. */
-  readonly signingTable?: SigningTable;
-  /** The KeyTable, when signing by table. */
-  readonly keyTable?: KeyTable<K>;
-  /** The single key, when signing by Domain/Selector/KeyFile. */
-  readonly singleKey?: SingleKeyPolicy<K>;
+/** The settings {@link chooseSigners} follows (a configuration has them under these names). */
+export interface SigningSettings {
   /** MultipleSignatures: sign with every matching table entry, not just the first. */
   readonly multipleSignatures: boolean;
   /** SubDomains: the single key also signs for subdomains of the Domain entries. */
   readonly subDomains: boolean;
   /** The global SignatureAlgorithm, which applies to RSA keys without an algorithm of their own. */
   readonly signatureAlgorithm: SigningAlgorithm;
+}
+
+/**
+ * Everything {@link chooseSigners} needs: the tables, each asked through an interface whose
+ * answers are promises, so a table may be held in memory or kept in a database.
+ */
+export interface SigningPolicy<K extends PrivateKeyInfo> {
+  /** The SigningTable, when signing by table. */
+  readonly signingTable?: SigningLookup;
+  /** The KeyTable, when signing by table. */
+  readonly keyTable?: KeyLookup<K>;
+  /** The single key, when signing by Domain/Selector/KeyFile. */
+  readonly singleKey?: SingleKeyPolicy<K>;
+  /** The settings that shape the choice. */
+  readonly config: SigningSettings;
 }
 
 /** One signature to make. */
@@ -113,15 +122,16 @@ export function identityFits(identity: string, domain: string): boolean {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { NameSet } from "./name_set.ts";
  * import { chooseSigners } from "./signers.ts";
  * import { SigningDomains } from "./signing_domains.ts";
  * const at = { file: "/etc/opendkim.conf", line: 4 };
  * const policy = {
  *   singleKey: {
- *     domains: new SigningDomains([{ key: "example.com", origin: at }]),
+ *     domains: new SigningDomains(new NameSet([{ key: "example.com", origin: at }], true)),
  *     selector: "mail", key: { type: "rsa" as const, bits: 2048 }, keyFile: "/k", origin: at,
  *   },
- *   multipleSignatures: false, subDomains: false, signatureAlgorithm: "rsa-sha256" as const,
+ *   config: { multipleSignatures: false, subDomains: false, signatureAlgorithm: "rsa-sha256" as const },
  * };
  * const yes = await chooseSigners(policy, "joe", "example.com");
  * assert.equal(yes.signers[0].selector, "mail");
@@ -136,8 +146,9 @@ export async function chooseSigners<K extends PrivateKeyInfo>(
 ): Promise<SignerDecision<K>> {
   const notes: string[] = [];
   const lower = domain.toLowerCase();
+  const { multipleSignatures, subDomains, signatureAlgorithm } = policy.config;
   if (policy.signingTable && policy.keyTable) {
-    const matches = policy.signingTable.lookup(user, lower, policy.multipleSignatures);
+    const matches = await policy.signingTable.lookup(user, lower, multipleSignatures);
     if (matches.length === 0) {
       return { signers: [], reason: `no signing table match for '${user}@${lower}'`, notes };
     }
@@ -147,7 +158,7 @@ export async function chooseSigners<K extends PrivateKeyInfo>(
       const algorithm = algorithmFor(
         resolved.entry.algorithm,
         resolved.key.type,
-        policy.signatureAlgorithm,
+        signatureAlgorithm,
       );
       let identity = m.signer;
       if (identity !== undefined && !identityFits(identity, resolved.domain)) {
@@ -175,14 +186,14 @@ export async function chooseSigners<K extends PrivateKeyInfo>(
   }
   if (policy.singleKey) {
     const single = policy.singleKey;
-    const m = single.domains.match(lower, policy.subDomains);
+    const m = await single.domains.match(lower, subDomains);
     if (!m) {
-      const reason = policy.subDomains
+      const reason = subDomains
         ? `no signing subdomain match for '${lower}'`
         : `no signing domain match for '${lower}'`;
       return { signers: [], reason, notes };
     }
-    const algorithm = algorithmFor(undefined, single.key.type, policy.signatureAlgorithm);
+    const algorithm = algorithmFor(undefined, single.key.type, signatureAlgorithm);
     const base = {
       domain: m.domain,
       selector: single.selector,

@@ -6,10 +6,13 @@
  * match signs as the parent (`d=example.com`) with the sender's domain as the identity
  * (`i=@mail.example.com`), as OpenDKIM's `setidentity` does.
  *
+ * The set is asked through {@link DataSetLookup}, every candidate in one call, so the Domain
+ * set may live in memory or in a database alike.
+ *
  * @module
  */
 
-import type { DataSetEntry } from "./dataset.ts";
+import type { DataSetLookup } from "./data_set_lookup.ts";
 import type { Origin } from "./origin.ts";
 
 /** The outcome of a successful {@link SigningDomains.match}. */
@@ -24,54 +27,62 @@ export interface DomainMatch {
   readonly origin: Origin;
 }
 
+/** The Domain data set as the signer choice asks it, once per message to sign. */
+export interface DomainLookup {
+  /**
+   * Finds the entry that makes mail from `senderDomain` signable, or `undefined`. `subDomains`
+   * is the SubDomains setting. Rejects when the data set cannot answer.
+   */
+  match(senderDomain: string, subDomains: boolean): Promise<DomainMatch | undefined>;
+}
+
 /**
  * The Domain data set, ready for lookups.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { NameSet } from "./name_set.ts";
  * import { SigningDomains } from "./signing_domains.ts";
  * const origin = { file: "/etc/opendkim.conf", line: 3 };
- * const domains = new SigningDomains([{ key: "example.com", origin }]);
- * assert.equal(domains.match("EXAMPLE.com", false)?.domain, "example.com");
- * assert.equal(domains.match("mail.example.com", false), undefined);
- * assert.deepEqual(domains.match("mail.example.com", true), {
+ * const domains = new SigningDomains(new NameSet([{ key: "example.com", origin }], true));
+ * assert.equal((await domains.match("EXAMPLE.com", false))?.domain, "example.com");
+ * assert.equal(await domains.match("mail.example.com", false), undefined);
+ * assert.deepEqual(await domains.match("mail.example.com", true), {
  *   domain: "example.com", identity: "@mail.example.com", entry: "example.com", origin,
  * });
  * ```
  */
-export class SigningDomains {
-  /** The entries as given. */
-  readonly entries: readonly DataSetEntry[];
-  readonly #byName = new Map<string, DataSetEntry>();
+export class SigningDomains implements DomainLookup {
+  readonly #set: DataSetLookup;
 
-  /** Makes the set from the Domain data set's entries (keys; values are ignored). */
-  constructor(entries: readonly DataSetEntry[]) {
-    this.entries = entries;
-    for (const e of entries) {
-      const k = e.key.toLowerCase();
-      if (!this.#byName.has(k)) this.#byName.set(k, e);
-    }
+  /** Makes the lookup over the Domain data set (its keys; values are ignored). */
+  constructor(set: DataSetLookup) {
+    this.#set = set;
   }
 
   /**
    * Finds the entry that makes mail from `senderDomain` signable, or `undefined`. `subDomains`
-   * is the SubDomains setting.
+   * is the SubDomains setting. Rejects when the data set cannot answer.
    */
-  match(senderDomain: string, subDomains: boolean): DomainMatch | undefined {
+  async match(senderDomain: string, subDomains: boolean): Promise<DomainMatch | undefined> {
     const domain = senderDomain.toLowerCase();
-    const exact = this.#byName.get(domain);
-    if (exact) return { domain, entry: exact.key, origin: exact.origin };
-    const any = this.#byName.get("*");
-    if (any) return { domain, entry: any.key, origin: any.origin };
-    if (!subDomains) return undefined;
-    for (let i = domain.indexOf("."); i >= 0; i = domain.indexOf(".", i + 1)) {
-      const parent = domain.slice(i + 1);
-      if (parent === "") break;
-      const hit = this.#byName.get(parent);
-      if (hit) {
-        return { domain: parent, identity: `@${domain}`, entry: hit.key, origin: hit.origin };
+    const keys = [domain, "*"];
+    if (subDomains) {
+      for (let i = domain.indexOf("."); i >= 0; i = domain.indexOf(".", i + 1)) {
+        const parent = domain.slice(i + 1);
+        if (parent === "") break;
+        keys.push(parent);
       }
+    }
+    const hits = await this.#set.lookup(keys);
+    for (let i = 0; i < keys.length; i++) {
+      const hit = hits[i];
+      if (!hit) continue;
+      // The exact name and `*` sign as the sender's domain; a parent signs as itself.
+      return i < 2
+        ? { domain, entry: hit.key, origin: hit.origin }
+        : { domain: keys[i], identity: `@${domain}`, entry: hit.key, origin: hit.origin };
     }
     return undefined;
   }

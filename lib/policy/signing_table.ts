@@ -16,10 +16,15 @@
  * Only the first match is used unless MultipleSignatures is on; then every match is, in the
  * order above.
  *
+ * An exact table is asked through {@link DataSetLookup}, all of a sender's keys in one call, so
+ * the same lookup serves a table held in memory and one kept in a database.
+ *
  * @module
  */
 
-import type { DataSet } from "./dataset.ts";
+import type { DataSetLookup } from "./data_set_lookup.ts";
+import type { DataSet, DataSetEntry } from "./dataset.ts";
+import { NameSet } from "./name_set.ts";
 import { formatOrigin, type Origin, SourceError, type SourceWarning } from "./origin.ts";
 
 /** One SigningTable entry. */
@@ -44,6 +49,15 @@ export interface SigningMatch {
   readonly keyName: string;
   /** The signer (`i=`) with `%` replaced, if the entry has one. */
   readonly signer?: string;
+}
+
+/** The SigningTable as the signer choice asks it, once per message to sign. */
+export interface SigningLookup {
+  /**
+   * The entries that apply to the sender `user@domain`: the first only, or all when
+   * `multiple` (MultipleSignatures) is true. Rejects when the table cannot answer.
+   */
+  lookup(user: string, domain: string, multiple: boolean): Promise<SigningMatch[]>;
 }
 
 /** Longest pattern accepted, bounding the cost of wildcard matching (an address is at most 254 octets, RFC 5321 §4.5.3.1.3). */
@@ -116,6 +130,36 @@ export function exactLookupKeys(user: string, domain: string): string[] {
 }
 
 /**
+ * Reads one SigningTable entry, `pattern keyname[:signer]`. Throws {@link SourceError} naming
+ * the entry's place for an entry without a key name or with a pattern too long to match.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSigningRule } from "./signing_table.ts";
+ * const origin = { file: "/etc/opendkim/signing.table", line: 3 };
+ * assert.deepEqual(parseSigningRule({ key: "*@example.com", value: "mail:@%", origin }), {
+ *   pattern: "*@example.com", keyName: "mail", signer: "@%", origin,
+ * });
+ * ```
+ */
+export function parseSigningRule(e: DataSetEntry, setting = "SigningTable"): SigningRule {
+  const fail = (detail: string) =>
+    new SourceError(`Cannot parse ${setting} entry "${e.key}"`, e.origin, detail);
+  if (e.key.length > MAX_PATTERN_LENGTH) throw fail("the entry is too long");
+  if (e.value === undefined || e.value === "") {
+    throw fail('the entry has no key name; expected "pattern keyname[:signer]"');
+  }
+  const colon = e.value.indexOf(":");
+  const keyName = (colon < 0 ? e.value : e.value.slice(0, colon)).trim();
+  const signer = colon < 0 ? undefined : e.value.slice(colon + 1).trim() || undefined;
+  if (keyName === "") throw fail("the key name is empty");
+  return signer === undefined
+    ? { pattern: e.key, keyName, origin: e.origin }
+    : { pattern: e.key, keyName, signer, origin: e.origin };
+}
+
+/**
  * A parsed SigningTable.
  *
  * @example
@@ -128,29 +172,35 @@ export function exactLookupKeys(user: string, domain: string): string[] {
  *   patterns: true,
  *   entries: [{ key: "*@example.com", value: "mail", origin }],
  * });
- * const [m] = table.lookup("joe", "example.com", false);
+ * const [m] = await table.lookup("joe", "example.com", false);
  * assert.equal(m.keyName, "mail");
  * assert.equal(m.rule.origin.line, 1);
- * assert.deepEqual(table.lookup("joe", "example.org", false), []);
+ * assert.deepEqual(await table.lookup("joe", "example.org", false), []);
  * ```
  */
-export class SigningTable {
-  /** Every entry in file order. */
+export class SigningTable implements SigningLookup {
+  /** Every entry in file order; none for a table kept elsewhere ({@link SigningTable.keyed}). */
   readonly rules: readonly SigningRule[];
   /** True for wildcard-pattern tables (`refile:`), false for exact-key tables. */
   readonly patterns: boolean;
-  readonly #exact: Map<string, SigningRule>;
+  readonly #setting: string;
+  // An exact table's entries by key, and the rule read from each at load; entries of a table
+  // kept elsewhere are read when found.
+  readonly #exact: DataSetLookup;
+  readonly #ruleOf: ReadonlyMap<DataSetEntry, SigningRule>;
 
-  private constructor(rules: SigningRule[], patterns: boolean) {
+  private constructor(
+    rules: SigningRule[],
+    patterns: boolean,
+    exact: DataSetLookup,
+    ruleOf: ReadonlyMap<DataSetEntry, SigningRule>,
+    setting: string,
+  ) {
     this.rules = rules;
     this.patterns = patterns;
-    this.#exact = new Map();
-    if (!patterns) {
-      for (const r of rules) {
-        const k = r.pattern.toLowerCase();
-        if (!this.#exact.has(k)) this.#exact.set(k, r);
-      }
-    }
+    this.#exact = exact;
+    this.#ruleOf = ruleOf;
+    this.#setting = setting;
   }
 
   /**
@@ -164,22 +214,12 @@ export class SigningTable {
     setting = "SigningTable",
   ): { table: SigningTable; warnings: SourceWarning[] } {
     const rules: SigningRule[] = [];
+    const ruleOf = new Map<DataSetEntry, SigningRule>();
     const warnings: SourceWarning[] = [];
     const seen = new Map<string, SigningRule>();
     for (const e of dataSet.entries) {
-      const fail = (detail: string) =>
-        new SourceError(`Cannot parse ${setting} entry "${e.key}"`, e.origin, detail);
-      if (e.key.length > MAX_PATTERN_LENGTH) throw fail("the entry is too long");
-      if (e.value === undefined || e.value === "") {
-        throw fail('the entry has no key name; expected "pattern keyname[:signer]"');
-      }
-      const colon = e.value.indexOf(":");
-      const keyName = (colon < 0 ? e.value : e.value.slice(0, colon)).trim();
-      const signer = colon < 0 ? undefined : e.value.slice(colon + 1).trim() || undefined;
-      if (keyName === "") throw fail("the key name is empty");
-      const rule: SigningRule = signer === undefined
-        ? { pattern: e.key, keyName, origin: e.origin }
-        : { pattern: e.key, keyName, signer, origin: e.origin };
+      const rule = parseSigningRule(e, setting);
+      if (!dataSet.patterns) ruleOf.set(e, rule);
       if (dataSet.patterns && REGEX_SPECIALS.test(e.key)) {
         warnings.push({
           message: `${setting} pattern "${e.key}" at ${formatOrigin(e.origin)} holds ` +
@@ -202,7 +242,29 @@ export class SigningTable {
       }
       rules.push(rule);
     }
-    return { table: new SigningTable(rules, dataSet.patterns), warnings };
+    const exact = new NameSet(dataSet.patterns ? [] : dataSet.entries, true);
+    const table = new SigningTable(rules, dataSet.patterns, exact, ruleOf, setting);
+    return { table, warnings };
+  }
+
+  /**
+   * An exact-key table kept behind `set` (a database, say), never walked: each lookup asks it
+   * the sender's keys in OpenDKIM's order, in one call, and reads the entries found. An entry
+   * without a key name rejects the lookup with a {@link SourceError} naming its place.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { NameSet } from "./name_set.ts";
+   * import { SigningTable } from "./signing_table.ts";
+   * const origin = { file: "dsn:pgsql://db/dkim/table=signing", line: 0 };
+   * const table = SigningTable.keyed(new NameSet([{ key: "example.com", value: "mail", origin }], true));
+   * const [m] = await table.lookup("joe", "example.com", false);
+   * assert.deepEqual([m.keyName, m.matchedBy], ["mail", "example.com"]);
+   * ```
+   */
+  static keyed(set: DataSetLookup, setting = "SigningTable"): SigningTable {
+    return new SigningTable([], false, set, new Map(), setting);
   }
 
   /** The key names the table refers to, except `%` (which depends on the sender). */
@@ -215,14 +277,15 @@ export class SigningTable {
    * `multiple` (MultipleSignatures) is true. The domain is compared case-insensitively; an
    * address that is not ASCII matches nothing, as OpenDKIM opens the table ASCII-only.
    */
-  lookup(user: string, domain: string, multiple: boolean): SigningMatch[] {
+  async lookup(user: string, domain: string, multiple: boolean): Promise<SigningMatch[]> {
     const address = `${user}@${domain}`;
     // deno-lint-ignore no-control-regex
     if (/[^\x00-\x7f]/.test(address)) return [];
+    const lower = domain.toLowerCase();
     const out: SigningMatch[] = [];
     const add = (rule: SigningRule, matchedBy: string) => {
-      const keyName = rule.keyName === "%" ? domain.toLowerCase() : rule.keyName;
-      const signer = rule.signer?.replaceAll("%", domain.toLowerCase());
+      const keyName = rule.keyName === "%" ? lower : rule.keyName;
+      const signer = rule.signer?.replaceAll("%", lower);
       out.push(
         signer === undefined ? { rule, matchedBy, keyName } : {
           rule,
@@ -240,10 +303,12 @@ export class SigningTable {
       }
       return out;
     }
-    for (const key of exactLookupKeys(user, domain.toLowerCase())) {
-      const rule = this.#exact.get(key.toLowerCase());
-      if (!rule) continue;
-      add(rule, key);
+    const keys = exactLookupKeys(user, lower);
+    const hits = await this.#exact.lookup(keys);
+    for (let i = 0; i < keys.length; i++) {
+      const hit = hits[i];
+      if (!hit) continue;
+      add(this.#ruleOf.get(hit) ?? parseSigningRule(hit, this.#setting), keys[i]);
       if (!multiple) break;
     }
     return out;

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { ConfigError, ConfigErrors } from "../../lib/config/config_error.ts";
-import { denoLoadIo, type FileInfo, loadConfig, type LoadIo } from "../../lib/config/load.ts";
+import { denoLoadIo, loadConfig, type LoadIo } from "../../lib/config/load.ts";
 import { configToYaml } from "../../lib/config/to_yaml.ts";
 import { UserDb } from "../../lib/config/user_db.ts";
 import { importPrivateKey, type SigningKey } from "../../lib/crypto/private_key.ts";
 import { SourceError } from "../../lib/policy/origin.ts";
+import { decide } from "../../lib/filter/decide.ts";
 import { chooseSigners } from "../../lib/policy/signers.ts";
+import { memoryIo } from "../helpers/memory_io.ts";
 
 const SEED = new URL("../testdata/config/seed/", import.meta.url);
 const isRoot = Deno.uid() === 0;
@@ -106,7 +108,7 @@ Deno.test("loadConfig() loads the seed's opendkim.conf with its opendkim-genkey 
     assert.equal(loaded.keyTable?.get("datahunter")?.key?.type, "rsa");
     assert.equal(loaded.keyTable?.get("datahunter")?.key?.bits, 2048);
     assert.ok(loaded.files.includes(seed.key));
-    const yes = await chooseSigners(loaded.signing, "joe", "datahunter.org");
+    const yes = await chooseSigners(loaded, "joe", "datahunter.org");
     assert.equal(yes.signers.length, 1);
     const s = yes.signers[0];
     assert.deepEqual([s.domain, s.selector, s.algorithm], ["datahunter.org", "dkim", "rsa-sha256"]);
@@ -114,7 +116,7 @@ Deno.test("loadConfig() loads the seed's opendkim.conf with its opendkim-genkey 
     assert.equal(s.tableMatch?.rule.origin.line, 2);
     // The key really signs.
     assert.equal((await s.key.sign(new TextEncoder().encode("x"))).length, 256);
-    const no = await chooseSigners(loaded.signing, "joe", "example.org");
+    const no = await chooseSigners(loaded, "joe", "example.org");
     assert.equal(no.reason, "no signing table match for 'joe@example.org'");
     for (
       const [host, ip] of [["localhost", "127.0.0.1"], ["localhost", "::1"], [
@@ -122,10 +124,11 @@ Deno.test("loadConfig() loads the seed's opendkim.conf with its opendkim-genkey 
         "127.0.0.1",
       ]]
     ) {
-      assert.equal(loaded.hosts.internal.match(host, ip).matched, true, `${host} ${ip}`);
-      assert.equal(loaded.hosts.externalIgnore?.match(host, ip).matched, true, `${host} ${ip}`);
+      assert.equal((await loaded.hosts.internal.match(host, ip)).matched, true, `${host} ${ip}`);
+      const ignored = await loaded.hosts.externalIgnore?.match(host, ip);
+      assert.equal(ignored?.matched, true, `${host} ${ip}`);
     }
-    assert.equal(loaded.hosts.internal.match("mx.example.net", "192.0.2.1").matched, false);
+    assert.equal((await loaded.hosts.internal.match("mx.example.net", "192.0.2.1")).matched, false);
   });
 });
 
@@ -224,7 +227,7 @@ Deno.test("configToYaml() writes a YAML configuration that loads to the same set
       yaml.hosts.internal.rules.map((r) => r.text),
       conf.hosts.internal.rules.map((r) => r.text),
     );
-    const a = await chooseSigners(yaml.signing, "joe", "datahunter.org");
+    const a = await chooseSigners(yaml, "joe", "datahunter.org");
     assert.equal(a.signers[0].selector, "dkim");
   });
 });
@@ -253,28 +256,6 @@ Deno.test({
   },
 });
 
-/**
- * The real file system, with some absolute paths (the key files the samples name) pointing at
- * real files elsewhere, and some files' text replaced.
- */
-function overlayIo(
-  map: Record<string, string>,
-  texts: Record<string, string> = {},
-): LoadIo<SigningKey> {
-  const real = (p: string) => map[p] ?? p;
-  return {
-    ...io,
-    readFile: (
-      p,
-    ) => (p in texts ? Promise.resolve(new TextEncoder().encode(texts[p])) : io.readFile(real(p))),
-    stat: async (p): Promise<FileInfo> => {
-      if (p in texts) return { ...(await io.stat("/etc/hostname")), size: texts[p].length };
-      return await io.stat(real(p));
-    },
-    realPath: (p) => (p in texts ? Promise.resolve(p) : io.realPath(real(p))),
-  };
-}
-
 const EXAMPLES = "/usr/share/doc/opendkim/examples";
 const haveExamples = await Deno.stat(EXAMPLES).then(() => true, () => false);
 
@@ -285,17 +266,17 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir();
     try {
-      const key = await genkey(dir, "default", "localhost");
+      const key = await Deno.readTextFile(await genkey(dir, "default", "localhost"));
       const simple = await loadConfig(
         `${EXAMPLES}/opendkim.conf.simple`,
-        overlayIo({ "/var/db/dkim/localhost.private": key }),
+        memoryIo({ "/var/db/dkim/localhost.private": key }, { fallback: io }),
       );
       assert.deepEqual(
         simple.warnings.map((w) => w.setting),
         ["ReportAddress", "SendReports"],
       );
       assert.equal(simple.singleKey?.selector, "default");
-      const d = await chooseSigners(simple.signing, "root", "localhost");
+      const d = await chooseSigners(simple, "root", "localhost");
       assert.equal(d.signers[0].domain, "localhost");
 
       const verify = await loadConfig(`${EXAMPLES}/opendkim.conf.simple-verify`, io);
@@ -316,12 +297,12 @@ Deno.test({
       );
       assert.notEqual(text, await Deno.readTextFile(sample));
       await assert.rejects(
-        () => loadConfig(sample, overlayIo({}, { [sample]: text })),
+        () => loadConfig(sample, memoryIo({ [sample]: text }, { fallback: io })),
         /^ConfigError: Cannot load the key of KeyFile "\/var\/db\/dkim\/example\.private" at .*opendkim\.conf\.sample:\d+: "\/var\/db\/dkim\/example\.private": no such file or directory$/,
       );
       const fixed = await loadConfig(
         sample,
-        overlayIo({ "/var/db/dkim/example.private": key }, { [sample]: text }),
+        memoryIo({ "/var/db/dkim/example.private": key, [sample]: text }, { fallback: io }),
       );
       assert.deepEqual(fixed.warnings, []);
       assert.equal(fixed.singleKey?.selector, "my-selector-name");
@@ -403,7 +384,7 @@ Deno.test("loadConfig() signs with RSA and Ed25519 keys in one pass from an inli
     await genkey(`${dir}/keys`, "rsa2024", "example.com");
     await edkey(`${dir}/keys/ed.private`);
     const loaded = await loadConfig(`${dir}/dkimd.yaml`, io);
-    const d = await chooseSigners(loaded.signing, "joe", "example.com");
+    const d = await chooseSigners(loaded, "joe", "example.com");
     assert.deepEqual(
       d.signers.map((s) => [s.selector, s.algorithm, s.key.type, s.identity]),
       [["rsa2024", "rsa-sha256", "rsa", undefined], [
@@ -442,10 +423,10 @@ Deno.test("loadConfig() reads inline base64 DER keys and defers % key paths to s
     const loaded = await loadConfig(`${dir}/opendkim.conf`, io);
     assert.equal(loaded.keyTable?.get("inline")?.key?.type, "rsa");
     assert.equal(loaded.keyTable?.get("any")?.key, undefined);
-    const org = await chooseSigners(loaded.signing, "joe", "example.org");
+    const org = await chooseSigners(loaded, "joe", "example.org");
     assert.deepEqual([org.signers[0].domain, org.signers[0].selector], ["example.org", "mail"]);
     await assert.rejects(
-      () => chooseSigners(loaded.signing, "joe", "example.net"),
+      () => chooseSigners(loaded, "joe", "example.net"),
       /Cannot load the key of KeyTable entry "any" at .*key\.table:2 from ".*\/keys\/example\.net\.private"/,
     );
   } finally {
@@ -619,9 +600,17 @@ Deno.test("loadConfig() in verify-only mode checks the KeyTable but reads no key
   try {
     const loaded = await loadConfig(`${dir}/opendkim.conf`, io);
     assert.equal(loaded.keyTable?.get("k")?.key, undefined);
-    assert.equal(loaded.signing.keyTable, undefined);
+    // It never signs, not even mail from an internal client that the table matches.
+    const decision = await decide({
+      policy: loaded,
+      client: { hostname: "localhost", address: "127.0.0.1" },
+      macros: () => undefined,
+      sender: { user: "joe", domain: "example.com", field: "From" },
+      recipients: [],
+    });
+    assert.equal(decision.kind, "verify");
     assert.ok(loaded.warnings.some((w) => /Mode does not include "s"/.test(w.message)));
-    const origin = loaded.hosts.internal.match(undefined, "::1").rule?.origin;
+    const origin = (await loaded.hosts.internal.match(undefined, "::1")).rule?.origin;
     assert.deepEqual(origin, { file: "(OpenDKIM's default InternalHosts)", line: 0 });
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -6,18 +6,17 @@
  * are no longer the message's, and the signatures would not verify.
  */
 import assert from "node:assert/strict";
-import { latin1, toBase64 } from "../../lib/bytes.ts";
-import { loadRuntime } from "../../lib/cli/runtime.ts";
+import { latin1 } from "../../lib/bytes.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { DkimFilter } from "../../lib/filter/dkim_filter.ts";
 import type { Command } from "../../lib/milter/command.ts";
 import type { Reply } from "../../lib/milter/reply.ts";
 import type { MilterSession } from "../../lib/milter/session.ts";
-import { loadKey, writeExampleSigning } from "../helpers/dkim_fixtures.ts";
+import { MemoryMta, testMessage } from "../helpers/memory_mta.ts";
+import { exampleSigning, memoryRuntime } from "../helpers/memory_runtime.ts";
 import { applyModifications, buildMessage, type HeaderPair } from "../helpers/milter_apply.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
-import { runTransaction } from "../helpers/milter_transaction.ts";
-import { ZoneResolver } from "../helpers/zone_resolver.ts";
+import type { ZoneResolver } from "../helpers/zone_resolver.ts";
 
 const NOW = 1_800_000_000;
 
@@ -47,73 +46,58 @@ async function lend(session: MilterSession, command: Command): Promise<Reply[]> 
   return replies;
 }
 
-async function filterWith(dir: string): Promise<{ filter: DkimFilter; zone: ZoneResolver }> {
-  const signing = await writeExampleSigning(dir);
-  await Deno.writeTextFile(
-    `${dir}/dkimd.conf`,
-    `Mode sv\n${signing}` +
+async function filterWith(): Promise<{ filter: DkimFilter; zone: ZoneResolver }> {
+  const signing = await exampleSigning();
+  const runtime = await memoryRuntime(
+    `Mode sv\n${signing.conf}` +
       "MultipleSignatures yes\nCanonicalization relaxed/relaxed\nAuthservID mx.example.net\n",
+    { files: signing.files, zone: signing.zone },
   );
-  const loaded = (await loadRuntime(`${dir}/dkimd.conf`)).loaded;
-  const rsa = await loadKey("rsa2048_pkcs8.pem");
-  const ed = await loadKey("ed25519.pem");
-  const zone = new ZoneResolver({
-    "rsa._domainkey.example.com": [`v=DKIM1; k=rsa; p=${toBase64(rsa.publicKey)}`],
-    "ed._domainkey.example.com": [`v=DKIM1; k=ed25519; p=${toBase64(ed.publicKey)}`],
-  });
   const filter = new DkimFilter({
-    runtime: () => ({ loaded, resolver: zone }),
+    runtime: () => runtime,
     logger: new MemoryLogger(),
     hostname: "mx.example.net",
     now: () => NOW,
   });
-  return { filter, zone };
+  return { filter, zone: runtime.resolver };
 }
 
-/** One message through a fresh session, every byte lent; the end-of-message replies. */
-function run(
+/** One message through a fresh connection, every byte lent; the end-of-message replies. */
+async function run(
   filter: DkimFilter,
   address: string,
   headers: readonly HeaderPair[],
 ): Promise<Reply[]> {
   // The sender's address is ours, so mail from an internal address is signed.
-  return runTransaction(filter, {
-    address,
-    headers,
-    bodyChunks: BODY_CHUNKS,
-    sender: "<alice@example.com>",
-    deliver: lend,
-  });
+  const r = await new MemoryMta(filter, { deliver: lend }).sendMessage(
+    testMessage(address, headers, BODY_CHUNKS, "<alice@example.com>"),
+  );
+  return [...r.modifications, r.final];
 }
 
 Deno.test("DkimFilter signs and verifies from copies of the header values and chunks it is lent", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const { filter, zone } = await filterWith(dir);
-    const signedReplies = await run(filter, "127.0.0.1", HEADERS);
-    assert.deepEqual(signedReplies.at(-1), { type: "accept" });
-    const delivered = applyModifications(HEADERS, signedReplies);
-    assert.deepEqual(delivered.slice(0, 2).map(([name]) => name), [
-      "DKIM-Signature",
-      "DKIM-Signature",
-    ]);
-    const verdicts = await verifyMessage(buildMessage(delivered, BODY_CHUNKS.join("")), {
-      resolver: zone,
-      now: () => NOW,
-    });
-    assert.deepEqual(verdicts.map((v) => [v.selector, v.result]), [["rsa", "pass"], [
-      "ed",
-      "pass",
-    ]]);
+  const { filter, zone } = await filterWith();
+  const signedReplies = await run(filter, "127.0.0.1", HEADERS);
+  assert.deepEqual(signedReplies.at(-1), { type: "accept" });
+  const delivered = applyModifications(HEADERS, signedReplies);
+  assert.deepEqual(delivered.slice(0, 2).map(([name]) => name), [
+    "DKIM-Signature",
+    "DKIM-Signature",
+  ]);
+  const verdicts = await verifyMessage(buildMessage(delivered, BODY_CHUNKS.join("")), {
+    resolver: zone,
+    now: () => NOW,
+  });
+  assert.deepEqual(verdicts.map((v) => [v.selector, v.result]), [["rsa", "pass"], [
+    "ed",
+    "pass",
+  ]]);
 
-    const verifiedReplies = await run(filter, "192.0.2.25", delivered);
-    const results = verifiedReplies.find((r) =>
-      r.type === "insheader" && r.name === "Authentication-Results"
-    );
-    assert.ok(results && results.type === "insheader", "an Authentication-Results field");
-    const text = typeof results.value === "string" ? results.value : latin1(results.value);
-    assert.equal(text.match(/dkim=pass/g)?.length, 2, text);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  const verifiedReplies = await run(filter, "192.0.2.25", delivered);
+  const results = verifiedReplies.find((r) =>
+    r.type === "insheader" && r.name === "Authentication-Results"
+  );
+  assert.ok(results && results.type === "insheader", "an Authentication-Results field");
+  const text = typeof results.value === "string" ? results.value : latin1(results.value);
+  assert.equal(text.match(/dkim=pass/g)?.length, 2, text);
 });

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
 import { ConfigError, ConfigErrors } from "../../lib/config/config_error.ts";
-import { type FileInfo, loadConfig, type LoadIo } from "../../lib/config/load.ts";
+import { loadConfig } from "../../lib/config/load.ts";
 import { knownSettingNames } from "../../lib/config/schema.ts";
 import { importPrivateKey, type SigningKey } from "../../lib/crypto/private_key.ts";
 import { parseDataSetFile } from "../../lib/policy/dataset.ts";
@@ -18,6 +18,7 @@ import { SourceError } from "../../lib/policy/origin.ts";
 import { SigningTable } from "../../lib/policy/signing_table.ts";
 import { KEYS_DIR } from "../helpers/dkim_fixtures.ts";
 import { applyEdits, type Edit, edits, fuzzParams, latin1Text } from "../helpers/fuzz.ts";
+import { memoryIo } from "../helpers/memory_io.ts";
 
 const SEED = new URL("../testdata/config/seed/", import.meta.url);
 const DIR = "/etc/dkimd";
@@ -45,47 +46,8 @@ function importKey(input: Uint8Array | string, source?: string): Promise<Signing
 }
 
 /** Files in memory, owned by root with mode 0600 (directories 0755), as RequireSafeKeys wants. */
-function memoryIo(files: ReadonlyMap<string, Uint8Array>): LoadIo<SigningKey> {
-  const isDirectory = (path: string) => {
-    const prefix = path.endsWith("/") ? path : `${path}/`;
-    return [...files.keys()].some((f) => f.startsWith(prefix));
-  };
-  const info = (path: string): FileInfo => {
-    const file = files.get(path);
-    if (file) {
-      return {
-        isFile: true,
-        isDirectory: false,
-        mode: 0o100600,
-        uid: 0,
-        gid: 0,
-        size: file.length,
-      };
-    }
-    if (isDirectory(path)) {
-      return { isFile: false, isDirectory: true, mode: 0o40755, uid: 0, gid: 0, size: 4096 };
-    }
-    throw new Deno.errors.NotFound(`No such file or directory: "${path}"`);
-  };
-  return {
-    readFile: (path) => {
-      const file = files.get(path);
-      return file ? Promise.resolve(file) : Promise.reject(new Deno.errors.NotFound(path));
-    },
-    stat: (path) => {
-      try {
-        return Promise.resolve(info(path));
-      } catch (e) {
-        return Promise.reject(e);
-      }
-    },
-    realPath: (path) => Promise.resolve(path),
-    importKey,
-    euid: () => 0,
-    cwd: () => DIR,
-    accounts: () => Promise.resolve(undefined),
-  };
-}
+const filesIo = (files: ReadonlyMap<string, Uint8Array>) =>
+  memoryIo(files, { importKey, cwd: DIR });
 
 type LineOp =
   | { readonly kind: "drop"; readonly at: number }
@@ -204,7 +166,7 @@ Deno.test("loadConfig() gives a configuration or errors naming a file and line, 
       async (changes, top) => {
         const files = changedFiles(changes);
         try {
-          const loaded = await loadConfig(top, memoryIo(files));
+          const loaded = await loadConfig(top, filesIo(files));
           assert.ok(loaded.config);
           for (const w of loaded.warnings) assert.ok(w.origin.file.length > 0);
         } catch (error) {
@@ -219,7 +181,7 @@ Deno.test("loadConfig() gives a configuration or errors naming a file and line, 
 Deno.test("loadConfig() loads both seed configurations unchanged", async () => {
   const files = changedFiles([]);
   for (const top of [`${DIR}/opendkim.conf`, `${DIR}/dkimd.yaml`]) {
-    const loaded = await loadConfig(top, memoryIo(files));
+    const loaded = await loadConfig(top, filesIo(files));
     assert.equal(loaded.keyTable?.get("datahunter")?.key?.type, "rsa", top);
   }
 });

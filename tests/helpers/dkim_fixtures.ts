@@ -66,21 +66,3 @@ export function edit(message: Uint8Array, from: string, to: string): Uint8Array 
   if (!text.includes(from)) throw new Error(`edit(): "${from}" not in message`);
   return fromLatin1(text.replace(from, to));
 }
-
-/**
- * Copies the RSA-2048 and Ed25519 test keys into `dir` (mode 0600) with a KeyTable and a
- * SigningTable that sign example.com's mail with both (selectors `rsa` and `ed`); resolves to
- * the configuration lines that name them.
- */
-export async function writeExampleSigning(dir: string): Promise<string> {
-  for (const name of ["rsa2048_pkcs8.pem", "ed25519.pem"]) {
-    await Deno.copyFile(new URL(name, KEYS_DIR), `${dir}/${name}`);
-    await Deno.chmod(`${dir}/${name}`, 0o600);
-  }
-  await Deno.writeTextFile(
-    `${dir}/key.table`,
-    `rsa example.com:rsa:${dir}/rsa2048_pkcs8.pem\ned example.com:ed:${dir}/ed25519.pem\n`,
-  );
-  await Deno.writeTextFile(`${dir}/signing.table`, "*@example.com rsa\n*@example.com ed\n");
-  return `KeyTable ${dir}/key.table\nSigningTable refile:${dir}/signing.table\n`;
-}

@@ -74,7 +74,7 @@ Deno.test("enforceRequiredHeaders() always signs From and never omits it", () =>
   assert.deepEqual(enforceRequiredHeaders(DEFAULT_SIGN_HEADERS, ["from"]).omit, []);
 });
 
-Deno.test("MacroList.match() needs the macro set, and one of the values when given", () => {
+Deno.test("MacroList.match() needs the macro set, and one of the values when given", async () => {
   const list = MacroList.fromEntries(
     entries(["daemon_name", "MSA|ORIG"], "auth_authen", "{j}"),
     "MacroList",
@@ -89,18 +89,27 @@ Deno.test("MacroList.match() needs the macro set, and one of the values when giv
     [{}, false],
   ];
   for (const [macros, want, rule] of cases) {
-    const m = list.match((n) => macros[n]);
+    const m = await list.match((n) => macros[n]);
     assert.equal(m.matched, want, JSON.stringify(macros));
     if (rule) assert.equal(m.rule?.name, rule);
   }
   assert.throws(() => MacroList.fromEntries(entries("bad name"), "MacroList"), /not a macro name/);
 });
 
-Deno.test("NameSet.get() compares as OpenDKIM opens the set", () => {
+Deno.test("NameSet.lookup() compares as OpenDKIM opens the set", async () => {
   const dont = new NameSet(entries("Boss@Example.com"), true);
-  assert.ok(dont.has("boss@example.COM"));
-  assert.ok(!dont.has("boss@example.org"));
+  const [boss, other] = await dont.lookup(["boss@example.COM", "boss@example.org"]);
+  assert.ok(boss);
+  assert.ok(!other);
   const mta = new NameSet(entries("MSA"), false);
-  assert.ok(mta.has("MSA"));
-  assert.ok(!mta.has("msa"));
+  const [exact, lower] = await mta.lookup(["MSA", "msa"]);
+  assert.ok(exact);
+  assert.ok(!lower);
+});
+
+Deno.test("NameSet.lookup() answers each key with its first entry, in the order asked", async () => {
+  const set = new NameSet(entries(["a", "1"], ["b", "2"], ["A", "3"]), true);
+  const hits = await set.lookup(["B", "c", "a", "b"]);
+  assert.deepEqual(hits.map((e) => e?.value), ["2", undefined, "1", "2"]);
+  assert.deepEqual(await set.lookup([]), []);
 });

@@ -5,6 +5,7 @@ import {
   parseKeyTableEntry,
   type PrivateKeyInfo,
 } from "../../lib/policy/key_table.ts";
+import { NameSet } from "../../lib/policy/name_set.ts";
 import { chooseSigners, type SigningPolicy } from "../../lib/policy/signers.ts";
 import { SigningDomains } from "../../lib/policy/signing_domains.ts";
 import { SigningTable } from "../../lib/policy/signing_table.ts";
@@ -39,9 +40,7 @@ Deno.test("chooseSigners() signs RSA and Ed25519 in one pass with MultipleSignat
       ["ed", "example.com:ed2024:/k/ed.private", ed],
     ]),
     signingTable: signingTable([["*@example.com", "rsa"], ["*@example.com", "ed"]]),
-    multipleSignatures: true,
-    subDomains: false,
-    signatureAlgorithm: "rsa-sha256",
+    config: { multipleSignatures: true, subDomains: false, signatureAlgorithm: "rsa-sha256" },
   };
   const d = await chooseSigners(policy, "joe", "example.com");
   assert.deepEqual(
@@ -58,7 +57,7 @@ Deno.test("chooseSigners() signs RSA and Ed25519 in one pass with MultipleSignat
     /SigningTable entry "\*@example\.com" at st:2 names key "ed" \(KeyTable kt:2/,
   );
   const single = await chooseSigners(
-    { ...policy, multipleSignatures: false },
+    { ...policy, config: { ...policy.config, multipleSignatures: false } },
     "joe",
     "example.com",
   );
@@ -69,9 +68,7 @@ Deno.test("chooseSigners() explains a miss in OpenDKIM's LogWhy words", async ()
   const policy: SigningPolicy<Key> = {
     keyTable: keyTable([["k", "example.com:s:/k", rsa]]),
     signingTable: signingTable([["*@example.com", "k"]]),
-    multipleSignatures: false,
-    subDomains: false,
-    signatureAlgorithm: "rsa-sha256",
+    config: { multipleSignatures: false, subDomains: false, signatureAlgorithm: "rsa-sha256" },
   };
   const d = await chooseSigners(policy, "user", "Example.ORG");
   assert.deepEqual(d.signers, []);
@@ -88,9 +85,7 @@ Deno.test("chooseSigners() drops a signer identity outside d= with a note", asyn
   const policy: SigningPolicy<Key> = {
     keyTable: keyTable([["k", "example.com:s:/k", rsa]]),
     signingTable: signingTable([["*", "k:joe@%"]]),
-    multipleSignatures: false,
-    subDomains: false,
-    signatureAlgorithm: "rsa-sha256",
+    config: { multipleSignatures: false, subDomains: false, signatureAlgorithm: "rsa-sha256" },
   };
   const inside = await chooseSigners(policy, "joe", "mail.example.com");
   assert.equal(inside.signers[0].identity, "joe@mail.example.com");
@@ -110,11 +105,9 @@ Deno.test("chooseSigners() single-key mode: exact, *, and SubDomains", async () 
   const policy = (domains: string[], subDomains: boolean): SigningPolicy<Key> => ({
     singleKey: {
       ...base,
-      domains: new SigningDomains(domains.map((key) => ({ key, origin: at }))),
+      domains: new SigningDomains(new NameSet(domains.map((key) => ({ key, origin: at })), true)),
     },
-    multipleSignatures: false,
-    subDomains,
-    signatureAlgorithm: "rsa-sha1",
+    config: { multipleSignatures: false, subDomains, signatureAlgorithm: "rsa-sha1" },
   });
   const exact = await chooseSigners(policy(["example.com"], false), "a", "EXAMPLE.com");
   assert.deepEqual([exact.signers[0].domain, exact.signers[0].algorithm], [
@@ -136,9 +129,7 @@ Deno.test("chooseSigners() rejects a table entry naming a missing key", async ()
   const policy: SigningPolicy<Key> = {
     keyTable: keyTable([["k", "example.com:s:/k", rsa]]),
     signingTable: signingTable([["*", "%"]]),
-    multipleSignatures: false,
-    subDomains: false,
-    signatureAlgorithm: "rsa-sha256",
+    config: { multipleSignatures: false, subDomains: false, signatureAlgorithm: "rsa-sha256" },
   };
   await assert.rejects(
     () => chooseSigners(policy, "joe", "example.org"),

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { DataSetLookup } from "../../lib/policy/data_set_lookup.ts";
 import type { DataSet, DataSetEntry } from "../../lib/policy/dataset.ts";
 import { SourceError } from "../../lib/policy/origin.ts";
 import { SigningTable, wildcardMatch } from "../../lib/policy/signing_table.ts";
@@ -38,32 +39,37 @@ Deno.test("wildcardMatch() treats only * as special and anchors both ends", () =
   for (const [p, t, want] of cases) assert.equal(wildcardMatch(p, t), want, `${p} ~ ${t}`);
 });
 
-Deno.test("SigningTable.lookup() on a refile table: first match in file order", () => {
+Deno.test("SigningTable.lookup() on a refile table: first match in file order", async () => {
   const t = table([
     ["ceo@example.com", "ceo-key"],
     ["*@example.com", "main:%"],
     ["*@*.example.com", "sub:@%"],
     ["*", "fallback"],
   ], true);
-  assert.deepEqual(t.lookup("ceo", "example.com", false).map((m) => m.keyName), ["ceo-key"]);
-  assert.deepEqual(t.lookup("joe", "Example.com", false).map((m) => [m.keyName, m.signer]), [[
-    "main",
-    "example.com",
-  ]]);
-  const sub = t.lookup("joe", "mail.example.com", false)[0];
+  assert.deepEqual((await t.lookup("ceo", "example.com", false)).map((m) => m.keyName), [
+    "ceo-key",
+  ]);
+  assert.deepEqual(
+    (await t.lookup("joe", "Example.com", false)).map((m) => [m.keyName, m.signer]),
+    [[
+      "main",
+      "example.com",
+    ]],
+  );
+  const sub = (await t.lookup("joe", "mail.example.com", false))[0];
   assert.equal(sub.keyName, "sub");
   assert.equal(sub.signer, "@mail.example.com");
   assert.equal(sub.rule.origin.line, 3);
   assert.equal(sub.matchedBy, "*@*.example.com");
   // MultipleSignatures collects every match, in file order.
-  assert.deepEqual(t.lookup("ceo", "example.com", true).map((m) => m.keyName), [
+  assert.deepEqual((await t.lookup("ceo", "example.com", true)).map((m) => m.keyName), [
     "ceo-key",
     "main",
     "fallback",
   ]);
 });
 
-Deno.test("SigningTable.lookup() on an exact table follows OpenDKIM's key order", () => {
+Deno.test("SigningTable.lookup() on an exact table follows OpenDKIM's key order", async () => {
   const all: [string, string][] = [
     ["*", "k-star"],
     ["joe@*", "k-user-any"],
@@ -75,7 +81,7 @@ Deno.test("SigningTable.lookup() on an exact table follows OpenDKIM's key order"
     ["joe@mail.example.com", "k-address"],
   ];
   const t = table(all, false);
-  assert.deepEqual(t.lookup("joe", "mail.example.com", true).map((m) => m.keyName), [
+  assert.deepEqual((await t.lookup("joe", "mail.example.com", true)).map((m) => m.keyName), [
     "k-address",
     "k-domain",
     "k-user-dot-example",
@@ -86,26 +92,26 @@ Deno.test("SigningTable.lookup() on an exact table follows OpenDKIM's key order"
     "k-star",
   ]);
   // Without MultipleSignatures the first in that order wins, whatever the file order.
-  assert.equal(t.lookup("JOE", "MAIL.example.com", false)[0].keyName, "k-address");
-  assert.equal(t.lookup("ann", "mail.example.com", false)[0].keyName, "k-domain");
-  assert.equal(t.lookup("ann", "x.example.com", false)[0].keyName, "k-dot-example");
-  assert.equal(t.lookup("ann", "example.org", false)[0].keyName, "k-star");
+  assert.equal((await t.lookup("JOE", "MAIL.example.com", false))[0].keyName, "k-address");
+  assert.equal((await t.lookup("ann", "mail.example.com", false))[0].keyName, "k-domain");
+  assert.equal((await t.lookup("ann", "x.example.com", false))[0].keyName, "k-dot-example");
+  assert.equal((await t.lookup("ann", "example.org", false))[0].keyName, "k-star");
   // An exact table has no wildcards: "*@example.com" is a literal key that never matches.
   const literal = table([["*@example.com", "k"]], false);
-  assert.deepEqual(literal.lookup("joe", "example.com", false), []);
+  assert.deepEqual(await literal.lookup("joe", "example.com", false), []);
 });
 
-Deno.test("SigningTable.lookup() replaces % in the key name and the signer", () => {
+Deno.test("SigningTable.lookup() replaces % in the key name and the signer", async () => {
   const t = table([["*", "%:postmaster@%"]], true);
-  const [m] = t.lookup("joe", "Example.NET", false);
+  const [m] = await t.lookup("joe", "Example.NET", false);
   assert.equal(m.keyName, "example.net");
   assert.equal(m.signer, "postmaster@example.net");
   assert.deepEqual([...table([["*", "%"], ["a@b", "k"]], true).keyNames()], ["k"]);
 });
 
-Deno.test("SigningTable.lookup() does not match non-ASCII addresses", () => {
+Deno.test("SigningTable.lookup() does not match non-ASCII addresses", async () => {
   const t = table([["*", "k"]], true);
-  assert.deepEqual(t.lookup("jöe", "example.com", false), []);
+  assert.deepEqual(await t.lookup("jöe", "example.com", false), []);
 });
 
 Deno.test("SigningTable.fromDataSet() refuses an entry without a key name", () => {
@@ -130,4 +136,45 @@ Deno.test("SigningTable.fromDataSet() warns about regex characters and repeated 
   const dup = SigningTable.fromDataSet(ds(false, ["example.com", "EXAMPLE.COM"]));
   assert.equal(dup.warnings.length, 1);
   assert.match(dup.warnings[0].message, /st:2 is already defined at st:1/);
+});
+
+Deno.test("SigningTable.keyed() asks its back end the sender's keys in one call, in OpenDKIM's order", async () => {
+  const calls: (readonly string[])[] = [];
+  const origin = { file: "dsn:pgsql://db/dkim/table=signing", line: 0 };
+  const rows: Record<string, string> = { ".example.com": "sub:@%", "joe@*": "any" };
+  const set: DataSetLookup = {
+    lookup(keys) {
+      calls.push(keys);
+      return Promise.resolve(
+        keys.map((key) => rows[key] === undefined ? undefined : { key, value: rows[key], origin }),
+      );
+    },
+  };
+  const table = SigningTable.keyed(set);
+  const matches = await table.lookup("joe", "Mail.Example.com", true);
+  assert.deepEqual(matches.map((m) => [m.matchedBy, m.keyName, m.signer]), [
+    [".example.com", "sub", "@mail.example.com"],
+    ["joe@*", "any", undefined],
+  ]);
+  assert.deepEqual(calls, [[
+    "joe@mail.example.com",
+    "mail.example.com",
+    "joe@.example.com",
+    ".example.com",
+    "joe@.com",
+    ".com",
+    "joe@*",
+    "*",
+  ]]);
+  // A row without a key name is a mistake at its place, not a silent miss.
+  rows["*"] = "";
+  await assert.rejects(() => table.lookup("ann", "example.org", false), (e: unknown) => {
+    assert.ok(e instanceof SourceError);
+    assert.match(
+      e.message,
+      /^Cannot parse SigningTable entry "\*" at dsn:pgsql:\/\/db\/dkim\/table=signing: /,
+    );
+    return true;
+  });
+  assert.deepEqual([table.rules, table.patterns], [[], false]);
 });

@@ -191,9 +191,9 @@ export function signingPatternMatches(pattern: string, address: string): boolean
 }
 
 /** HostList.fromStrings() of the lines of `text`, then one lookup: whether it matched. */
-export function hostListMatches(text: string, ip: string): boolean {
+export async function hostListMatches(text: string, ip: string): Promise<boolean> {
   const { list } = HostList.fromStrings(text.split("\n"), "InternalHosts");
-  return list.match(undefined, ip).matched;
+  return (await list.match(undefined, ip)).matched;
 }
 
 /** parseSeconds() as a configuration value. */

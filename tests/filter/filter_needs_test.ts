@@ -4,7 +4,7 @@
  * where none are needed.
  */
 import assert from "node:assert/strict";
-import { dkimFilterNeeds } from "../../lib/filter/dkim_filter.ts";
+import { dkimFilterNeeds } from "../../lib/filter/filter_needs.ts";
 import {
   SMFI_CURR_ACTS,
   SMFI_CURR_PROT,
@@ -25,6 +25,7 @@ import {
 } from "../../lib/milter/constants.ts";
 import { negotiate } from "../../lib/milter/negotiate.ts";
 import { MilterSession } from "../../lib/milter/session.ts";
+import { MemoryLogger } from "../helpers/milter_logger.ts";
 
 const POSTFIX_OFFER = { version: 6, actions: SMFI_CURR_ACTS, protocol: SMFI_CURR_PROT };
 
@@ -50,11 +51,10 @@ Deno.test("dkimFilterNeeds() answers DATA, CONNECT and end of headers, and nothi
 });
 
 Deno.test("dkimFilterNeeds() gets a continue reply to DATA from the session", async () => {
-  const quiet = { debug() {}, info() {}, warn() {}, error() {} };
   const session = new MilterSession({
     needs: dkimFilterNeeds(),
     connect: () => ({ endOfMessage: () => ({ modifications: [], action: "accept" }) }),
-  }, { logger: quiet });
+  }, { logger: new MemoryLogger() });
   await session.handle({ type: "optneg", ...POSTFIX_OFFER });
   await session.handle({
     type: "connect",

@@ -1,7 +1,7 @@
-/** makeField() and deletions() against straightforward reference implementations. */
+/** makeField(), deletions() and mtaValue(): header fields between the MTA and the DKIM core. */
 import assert from "node:assert/strict";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
-import { deletions, makeField } from "../../lib/filter/dkim_filter.ts";
+import { deletions, makeField, mtaValue } from "../../lib/filter/mta_fields.ts";
 
 // The field as OpenDKIM rebuilds it: the space Postfix removed put back, bare LFs made CRLF.
 function reference(name: string, value: string, leadingSpace: boolean): string {
@@ -57,4 +57,40 @@ Deno.test("deletions() returns nothing when nothing is picked, and numbers per n
     [2, "B"],
     [2, "a"],
   ]);
+});
+
+Deno.test("deletions() numbers fields per name and deletes from the highest", () => {
+  const fields = [
+    makeField("A", fromLatin1(" 1"), true),
+    makeField("B", fromLatin1(" x"), true),
+    makeField("a", fromLatin1(" 2"), true),
+    makeField("A", fromLatin1(" 3"), true),
+  ];
+  const mods = deletions(
+    fields,
+    (f) => f.name.toLowerCase() === "a" && !latin1(f.raw).endsWith("2"),
+  );
+  assert.deepEqual(mods.map((m) => (m as { index: number }).index), [3, 1]);
+});
+
+Deno.test("makeField() restores the leading space and CRLF folds of a milter header", () => {
+  assert.equal(latin1(makeField("Subject", fromLatin1("a\n\tb"), false).raw), "Subject: a\r\n\tb");
+  assert.equal(latin1(makeField("Subject", fromLatin1(" a\r\n b"), true).raw), "Subject: a\r\n b");
+  assert.equal(latin1(makeField("X", fromLatin1(""), false).raw), "X:");
+  const spaced = makeField("Subject ", fromLatin1(" x"), true);
+  assert.equal(spaced.name, "Subject");
+  assert.equal(latin1(spaced.raw), "Subject : x");
+});
+
+Deno.test("mtaValue() folds with bare LF and keeps the leading space only when agreed", () => {
+  const cases: [string, boolean, string][] = [
+    [" v=1; a=rsa-sha256;\r\n\tb=abc", true, " v=1; a=rsa-sha256;\n\tb=abc"],
+    [" v=1; a=rsa-sha256;\r\n\tb=abc", false, "v=1; a=rsa-sha256;\n\tb=abc"],
+    ["  two spaces", false, " two spaces"],
+    ["none", false, "none"],
+    ["", true, ""],
+  ];
+  for (const [value, leadingSpace, want] of cases) {
+    assert.equal(latin1(mtaValue(fromLatin1(value), leadingSpace)), want, JSON.stringify(value));
+  }
 });

@@ -1,0 +1,190 @@
+/**
+ * buildPolicy() and keysToOpen(): the policy assembled from a configuration, its data sets and
+ * its keys, all in memory, every problem reported with its place and none thrown.
+ */
+import assert from "node:assert/strict";
+import {
+  buildPolicy,
+  type KeyOpening,
+  keysToOpen,
+  NO_KEYS,
+  type OpenedDataSets,
+  type OpenedKeys,
+} from "../../lib/config/build_policy.ts";
+import { readOpendkimConf } from "../../lib/config/opendkim_conf.ts";
+import { type DataSet, parseDataSetFile } from "../../lib/policy/dataset.ts";
+import type { PrivateKeyInfo } from "../../lib/policy/key_table.ts";
+import { chooseSigners } from "../../lib/policy/signers.ts";
+
+interface FakeKey extends PrivateKeyInfo {
+  readonly id: string;
+}
+
+const RSA: FakeKey = { type: "rsa", bits: 2048, id: "rsa" };
+const ED: FakeKey = { type: "ed25519", bits: 256, id: "ed" };
+
+const CONF = "/etc/dkimd.conf";
+const read = (text: string) => readOpendkimConf(text, CONF);
+
+function file(path: string, text: string, patterns = false): DataSet {
+  return {
+    source: patterns ? { kind: "refile", path } : { kind: "file", path },
+    patterns,
+    entries: parseDataSetFile(text, path),
+  };
+}
+
+function keys(files: Record<string, KeyOpening<FakeKey>>): OpenedKeys<FakeKey> {
+  return { files: new Map(Object.entries(files)), inline: new Map() };
+}
+
+const TABLES = "Mode sv\nKeyTable /kt\nSigningTable refile:/st\n";
+
+function tables(keyTable: string, signingTable = "*@example.com rsa\n"): OpenedDataSets {
+  return { keyTable: file("/kt", keyTable), signingTable: file("/st", signingTable, true) };
+}
+
+Deno.test("buildPolicy() assembles the signing tables from data sets and opened keys", async () => {
+  const built = buildPolicy(
+    read(`${TABLES}MultipleSignatures yes\n`),
+    tables(
+      "rsa example.com:rsa:/k/rsa.pem\ned example.com:ed:/k/ed.pem\n",
+      "*@example.com rsa\n*@example.com ed\n",
+    ),
+    keys({ "/k/rsa.pem": { key: RSA, problems: [] }, "/k/ed.pem": { key: ED, problems: [] } }),
+  );
+  assert.deepEqual(built.errors, []);
+  assert.deepEqual(built.warnings, []);
+  const d = await chooseSigners(built.policy, "joe", "example.com");
+  assert.deepEqual(d.signers.map((s) => [s.selector, s.algorithm, s.key.id]), [
+    ["rsa", "rsa-sha256", "rsa"],
+    ["ed", "ed25519-sha256", "ed"],
+  ]);
+  assert.equal(built.policy.keyTable?.get("ed")?.key, ED);
+});
+
+Deno.test("buildPolicy() reports keys that could not be opened, each for the entry that names it", () => {
+  const built = buildPolicy(
+    read(TABLES),
+    tables(
+      "a example.com:a:/k/gone.pem\nb example.com:b:/k/gone.pem\nc example.com:c:/k/open.pem\n" +
+        "d example.com:d:/k/never.pem\n",
+      "*@example.com a\n",
+    ),
+    keys({
+      "/k/gone.pem": { failure: '"/k/gone.pem": no such file or directory', unsafe: false },
+      "/k/open.pem": { failure: 'file "/k/open.pem" is readable by others', unsafe: true },
+    }),
+  );
+  assert.deepEqual(built.errors.map((e) => [e.message, e.line]), [
+    [
+      'Cannot load the key of KeyTable entry "a" at /kt:1: "/k/gone.pem": no such file or directory',
+      1,
+    ],
+    [
+      'Cannot load the key of KeyTable entry "b" at /kt:2: "/k/gone.pem": no such file or directory',
+      2,
+    ],
+    ['Unsafe key for KeyTable entry "c" at /kt:3: file "/k/open.pem" is readable by others', 3],
+    [
+      'Cannot load the key of KeyTable entry "d" at /kt:4: "/k/never.pem": the key was not opened',
+      4,
+    ],
+  ]);
+  assert.equal(built.policy.keyTable?.get("a")?.key, undefined);
+});
+
+Deno.test("buildPolicy() warns once per key file about its safety, then checks each key", () => {
+  const weak: FakeKey = { type: "rsa", bits: 1536, id: "weak" };
+  const built = buildPolicy(
+    read(`${TABLES}SignatureAlgorithm ed25519-sha256\n`),
+    tables(
+      "a example.com:a:/k/weak.pem\nb example.com:b:/k/weak.pem\n" +
+        "c example.com:c:/k/ed.pem:rsa-sha256\n",
+      "*@example.com a\n",
+    ),
+    keys({
+      "/k/weak.pem": { key: weak, problems: ["the key is not safe (RequireSafeKeys is off): x"] },
+      "/k/ed.pem": { key: ED, problems: [] },
+    }),
+  );
+  const own = built.warnings.filter((w) => w.origin.file === "/kt").map((w) => w.message);
+  assert.deepEqual(own, [
+    'KeyTable entry "a" at /kt:1: the key is not safe (RequireSafeKeys is off): x',
+    'KeyTable entry "a" at /kt:1 holds an RSA key; it signs rsa-sha256, since SignatureAlgorithm ' +
+    "ed25519-sha256 applies only to Ed25519 keys",
+    'KeyTable entry "a" at /kt:1 is a 1536-bit RSA key; RFC 8301 §3.2 says signers SHOULD use ' +
+    "at least 2048 bits",
+    'KeyTable entry "b" at /kt:2 holds an RSA key; it signs rsa-sha256, since SignatureAlgorithm ' +
+    "ed25519-sha256 applies only to Ed25519 keys",
+    'KeyTable entry "b" at /kt:2 is a 1536-bit RSA key; RFC 8301 §3.2 says signers SHOULD use ' +
+    "at least 2048 bits",
+  ]);
+  assert.deepEqual(built.errors.map((e) => e.message), [
+    'Invalid algorithm for KeyTable entry "c" at /kt:3: "rsa-sha256" cannot sign with an Ed25519 key',
+  ]);
+});
+
+Deno.test("buildPolicy() in verify-only mode keeps the KeyTable without its keys", () => {
+  const conf = read("Mode v\nKeyTable /kt\nSigningTable refile:/st\n");
+  const dataSets = tables("rsa example.com:rsa:/k/rsa.pem\n");
+  assert.deepEqual(keysToOpen(conf, dataSets), []);
+  const built = buildPolicy(conf, dataSets, NO_KEYS);
+  assert.deepEqual(built.errors, []);
+  assert.equal(built.policy.keyTable?.get("rsa")?.key, undefined);
+});
+
+Deno.test("buildPolicy() names a SigningTable key the KeyTable lacks, hinting at its case", () => {
+  const built = buildPolicy(
+    read(TABLES),
+    tables("Main example.com:rsa:/k/rsa.pem\n", "*@example.com main\n*@example.org %\n"),
+    keys({ "/k/rsa.pem": { key: RSA, problems: [] } }),
+  );
+  assert.deepEqual(built.errors.map((e) => e.message), [
+    'Invalid SigningTable entry "*@example.com" at /st:1: key "main" is not in the KeyTable ' +
+    '(KeyTable names are case-sensitive: "Main")',
+  ]);
+});
+
+Deno.test("buildPolicy() makes the single key of Domain, Selector and KeyFile", async () => {
+  const conf = read("Mode s\nDomain csl:example.com\nSelector mail\nKeyFile keys/mail.pem\n");
+  assert.deepEqual(keysToOpen(conf, {}), [{ kind: "file", path: "keys/mail.pem" }]);
+  const domain = conf.config.domain;
+  assert.ok(domain?.kind === "inline");
+  const built = buildPolicy(
+    conf,
+    {
+      domain: {
+        source: domain,
+        patterns: false,
+        entries: [{ key: "example.com", origin: { file: CONF, line: 2 } }],
+      },
+    },
+    keys({ "keys/mail.pem": { key: RSA, path: "/etc/keys/mail.pem", problems: [] } }),
+  );
+  assert.deepEqual(built.errors, []);
+  assert.equal(built.policy.singleKey?.keyFile, "/etc/keys/mail.pem");
+  const d = await chooseSigners(built.policy, "joe", "example.com");
+  assert.equal(d.signers[0].explanation.includes(`Domain entry "example.com" at ${CONF}:2`), true);
+});
+
+Deno.test("buildPolicy() reports every mistake in the data sets without throwing", () => {
+  const built = buildPolicy(
+    read("Mode v\nInternalHosts /hosts\nMacroList csl:bad name\n"),
+    {
+      internalHosts: file("/hosts", "10.0.0.0/8\n192.168.1.5/24\n10.0.0.0/33\n"),
+      macroList: {
+        source: { kind: "inline", entries: [], patterns: false },
+        patterns: false,
+        entries: [{ key: "bad name", origin: { file: CONF, line: 3 } }],
+      },
+    },
+    NO_KEYS,
+  );
+  assert.deepEqual(built.errors.map((e) => [e.file, e.line]), [["/hosts", 3], [CONF, 3]]);
+  // A list that failed falls back to OpenDKIM's default.
+  assert.equal(
+    built.policy.hosts.internal.rules[0].origin.file,
+    "(OpenDKIM's default InternalHosts)",
+  );
+});
