@@ -12,6 +12,7 @@
  */
 import { asciiLower, CR, fromLatin1, HTAB, latin1, LF, SP } from "../bytes.ts";
 import type { LoadedConfig } from "../config/load.ts";
+import { actionSettingName } from "../config/settings.ts";
 import type { SigningKey } from "../crypto/keys.ts";
 import { AUTH_RESULTS_FIELD, formatAuthResults, parseAuthservId } from "../dkim/auth_results.ts";
 import { fieldValue, fieldValueText, type HeaderField, isField } from "../dkim/header.ts";
@@ -666,16 +667,7 @@ function describeAction(action: Action): string {
 }
 
 function onName(outcome: Exclude<Outcome, "pass">): string {
-  const names: Record<Exclude<Outcome, "pass">, string> = {
-    noSignature: "NoSignature",
-    badSignature: "BadSignature",
-    keyNotFound: "KeyNotFound",
-    dnsError: "DNSError",
-    internalError: "InternalError",
-    security: "Security",
-    signatureError: "SignatureError",
-  };
-  return names[outcome];
+  return actionSettingName(outcome).slice("On-".length);
 }
 
 /**
