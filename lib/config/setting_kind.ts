@@ -69,7 +69,7 @@ export const BOOL: SettingKind<boolean> = {
   type: "bool",
   syntax: "yes or no",
   parse: (text) => parseBoolean(text),
-  format: String,
+  format: (value) => value ? "yes" : "no",
   toYaml: asIs,
 };
 
