@@ -34,6 +34,8 @@ import {
   type Node,
   parseDocument,
   type Scalar,
+  type YAMLMap,
+  type YAMLSeq,
 } from "yaml";
 import { type DataSetSource, type InlineEntry, parseDataSetSpec } from "../policy/dataset.ts";
 import { formatOrigin, type Origin, type SourceError } from "../policy/origin.ts";
@@ -349,8 +351,7 @@ function readDataSet(
     }
   }
   if (field === "macroList" && isMap(node)) {
-    const entries: InlineEntry[] = [];
-    const origins: Origin[] = [];
+    const out = new InlineEntries();
     for (const pair of node.items) {
       const name = isScalar(pair.key) ? String(pair.key.value) : "";
       const at = originOf(ctx, pair.key as Node, `${path}.${name}`);
@@ -358,31 +359,28 @@ function readDataSet(
       let values: string[] = [];
       if (isSeq(v)) values = v.items.map((item) => expectScalar(ctx, item, "a macro value"));
       else if (isScalar(v) && v.value !== null) values = [scalarText(ctx, v)];
-      entries.push(values.length ? { key: name, value: values.join("|") } : { key: name });
-      origins.push(at);
+      out.add(values.length ? { key: name, value: values.join("|") } : { key: name }, at);
     }
-    return { value: { kind: "inline", entries, patterns: false }, entries: origins };
+    return out.result();
   }
   if (isSeq(node)) {
-    const entries: InlineEntry[] = [];
-    const origins: Origin[] = [];
+    const out = new InlineEntries();
     node.items.forEach((item, i) => {
       const at = originOf(ctx, item as Node, `${path}[${i}]`);
       if (isMap(item) && item.items.length === 1) {
         const pair = item.items[0];
         const key = isScalar(pair.key) ? scalarText(ctx, pair.key as Scalar) : "";
-        entries.push({ key, value: expectScalar(ctx, pair.value, "a value") });
+        out.add({ key, value: expectScalar(ctx, pair.value, "a value") }, at);
       } else if (isScalar(item)) {
         const key = scalarText(ctx, item);
         if (key.trim() === "") throw new PathError("the entry is empty", at);
-        entries.push({ key: key.trim() });
+        out.add({ key: key.trim() }, at);
       } else {
         throw new PathError("expected a string, or a map of one key to its value", at);
       }
-      origins.push(at);
     });
-    if (entries.length === 0) throw new PathError("the list is empty", valueCtx.origin);
-    return { value: { kind: "inline", entries, patterns: false }, entries: origins };
+    if (out.entries.length === 0) throw new PathError("the list is empty", valueCtx.origin);
+    return out.result();
   }
   throw new PathError(
     field === "keyTable"
@@ -392,21 +390,35 @@ function readDataSet(
   );
 }
 
+/** A YAML list or map read as inline data-set entries, each with its own place. */
+class InlineEntries {
+  readonly entries: InlineEntry[] = [];
+  readonly origins: Origin[] = [];
+
+  add(entry: InlineEntry, at: Origin): void {
+    this.entries.push(entry);
+    this.origins.push(at);
+  }
+
+  /** The data set, and each entry's place for `ReadResult.entryOrigins`. */
+  result(patterns = false): { value: DataSetSource; entries: Origin[] } {
+    return { value: { kind: "inline", entries: this.entries, patterns }, entries: this.origins };
+  }
+}
+
 function readKeyTableMap(
   ctx: Ctx,
-  node: Node,
+  node: YAMLMap,
   path: string,
 ): { value: DataSetSource; entries: Origin[] } {
-  if (!isMap(node)) throw new PathError("expected a map of key names", originOf(ctx, node, path));
-  const entries: InlineEntry[] = [];
-  const origins: Origin[] = [];
+  const out = new InlineEntries();
   for (const pair of node.items) {
     const name = isScalar(pair.key) ? String(pair.key.value) : "";
     const p = `${path}.${name}`;
     const v = pair.value as Node | null;
     const at = originOf(ctx, v ?? (pair.key as Node), p);
     if (isScalar(v)) {
-      entries.push({ key: name, value: scalarText(ctx, v) });
+      out.add({ key: name, value: scalarText(ctx, v) }, at);
     } else if (isMap(v)) {
       onlyKeys(ctx, v, p, ["domain", "selector", "keyFile", "key", "algorithm"]);
       const get = (k: string, what: string): string => {
@@ -433,24 +445,21 @@ function readKeyTableMap(
         throw new PathError('"keyFile" or "key" is missing', at);
       }
       const algorithm = v.has("algorithm") ? `:${get("algorithm", "a signing algorithm")}` : "";
-      entries.push({ key: name, value: `${domain}:${selector}:${keydata}${algorithm}` });
+      out.add({ key: name, value: `${domain}:${selector}:${keydata}${algorithm}` }, at);
     } else {
       throw new PathError('expected {domain, selector, keyFile} or "domain:selector:keyfile"', at);
     }
-    origins.push(at);
   }
-  return { value: { kind: "inline", entries, patterns: false }, entries: origins };
+  return out.result();
 }
 
 function readSigningRules(
   ctx: Ctx,
-  node: Node,
+  node: YAMLSeq,
   path: string,
   patterns: boolean,
 ): { value: DataSetSource; entries: Origin[] } {
-  if (!isSeq(node)) throw new PathError("expected a list of rules", originOf(ctx, node, path));
-  const entries: InlineEntry[] = [];
-  const origins: Origin[] = [];
+  const out = new InlineEntries();
   node.items.forEach((item, i) => {
     const p = `${path}[${i}]`;
     const at = originOf(ctx, item as Node, p);
@@ -464,11 +473,10 @@ function readSigningRules(
     const signer = signerNode === undefined
       ? ""
       : `:${expectScalar(ctx, signerNode, "the signer")}`;
-    entries.push({
+    out.add({
       key: expectScalar(ctx, from, "the sender pattern").trim(),
       value: expectScalar(ctx, key, "the KeyTable name").trim() + signer,
-    });
-    origins.push(at);
+    }, at);
   });
-  return { value: { kind: "inline", entries, patterns }, entries: origins };
+  return out.result(patterns);
 }
