@@ -48,9 +48,7 @@ export const REFERENCE_COLUMNS: readonly string[] = [
 
 /** The reference row of one setting. */
 export function referenceRow(s: SettingEntry): ReferenceRow {
-  const fallback = s.default === undefined
-    ? "none"
-    : (s.kind.format as (v: unknown) => string)(s.default);
+  const fallback = s.default === undefined ? "none" : s.kind.format(s.default);
   return {
     name: s.name,
     yaml: s.yaml ?? "-",

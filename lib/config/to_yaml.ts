@@ -11,7 +11,7 @@ import { Document } from "yaml";
 import { type DataSet, formatDataSetSource } from "../policy/dataset.ts";
 import { parseKeyTableEntry, type PrivateKeyInfo } from "../policy/key_table.ts";
 import type { LoadedConfig } from "./load.ts";
-import type { Config, SettingField } from "./schema.ts";
+import type { SettingField, SettingValues } from "./schema.ts";
 import { CONFIG_SETTINGS, SETTING_LIST, type SettingEntry, type SettingGroup } from "./settings.ts";
 
 /** Options of {@link configToYaml}. */
@@ -111,10 +111,8 @@ export function configToYaml<K extends PrivateKeyInfo>(
       out[yaml!] = inline ? dataSetValue(field, ds) : formatDataSetSource(ds.source);
       continue;
     }
-    const value = config[field as keyof Config];
-    const written = value === undefined
-      ? undefined
-      : (kind.toYaml as (v: unknown) => unknown)(value);
+    const value = (config as Partial<SettingValues>)[field];
+    const written = value === undefined ? undefined : kind.toYaml(value);
     if (written !== undefined) out[yaml!] = written;
   }
   if (SETTING_LIST.some((s) => s.action !== undefined && origins[s.field] !== undefined)) {
