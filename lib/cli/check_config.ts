@@ -1,7 +1,8 @@
 /**
  * `dkimd check-config [FILE]` (OpenDKIM's `-n`): loads everything the server would, prints the
  * effective settings with where each came from and every warning, and exits 0 only when the
- * server would start. Also `dkimd config convert FILE`: the same configuration as YAML.
+ * server would start; with `--settings`, every setting dkimd knows, from the settings table.
+ * Also `dkimd config convert FILE`: the same configuration as YAML.
  *
  * @module
  */
@@ -10,6 +11,7 @@ import { formatListenAddress } from "../config/listen_address.ts";
 import { formatSocketSpec } from "../milter/socket_spec.ts";
 import { configToYaml } from "../config/to_yaml.ts";
 import type { SettingField } from "../config/schema.ts";
+import { settingsMarkdown, settingsText } from "../config/settings_reference.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
 import { formatNameserver } from "../dns/nameserver.ts";
 import { formatOrigin } from "../policy/origin.ts";
@@ -19,11 +21,15 @@ import { EXIT_CONFIG } from "./serve.ts";
 
 /** The help text of `dkimd check-config`. */
 export const CHECK_CONFIG_USAGE = `Usage: dkimd check-config [FILE]
+       dkimd check-config --settings [--markdown]
 
 Loads the configuration (opendkim.conf format or YAML; default: the built-in one) with its
 tables and keys as the server would, and prints the effective settings, each with the file
 and line it came from, then every warning. Exit status 0 when the server would start,
 78 when it would not (every problem is listed with its file and line).
+
+With --settings, lists every setting instead: its YAML key, value, default and what it does,
+and the OpenDKIM settings dkimd ignores; --markdown writes the list as the README's tables.
 `;
 
 /** The help text of `dkimd config convert`. */
@@ -178,9 +184,21 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
 export async function runCheckConfig(args: readonly string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs("check-config", args, {
     help: { type: "boolean", short: "h" },
+    settings: { type: "boolean" },
+    markdown: { type: "boolean" },
   });
   if (values.help) {
     console.log(CHECK_CONFIG_USAGE);
+    return 0;
+  }
+  if (values.markdown && !values.settings) {
+    throw new UsageError("check-config: --markdown goes with --settings");
+  }
+  if (values.settings) {
+    if (positionals.length > 0) {
+      throw new UsageError("check-config: --settings lists every setting; give no FILE");
+    }
+    console.log(values.markdown ? settingsMarkdown().trimEnd() : settingsText().join("\n"));
     return 0;
   }
   const path = positionals[0];

@@ -48,6 +48,7 @@ import {
 import { type FileInfo, readLimited } from "./limited_read.ts";
 import { readPrivateKeyFile, UnsafeKeyError } from "./private_key_file.ts";
 import type { Config, ConfigOrigins, ReadResult, SettingField } from "./schema.ts";
+import { SETTING_LIST } from "./settings.ts";
 import { UserDb } from "./user_db.ts";
 import { MAX_YAML_BYTES, readYamlConf } from "./yaml_conf.ts";
 
@@ -159,24 +160,8 @@ function ioDetail(e: unknown): string {
 }
 
 /** Settings whose value is a data set, with their OpenDKIM names. */
-const DATA_SET_SETTINGS: readonly [SettingField, string][] = [
-  ["domain", "Domain"],
-  ["keyTable", "KeyTable"],
-  ["signingTable", "SigningTable"],
-  ["internalHosts", "InternalHosts"],
-  ["externalIgnoreList", "ExternalIgnoreList"],
-  ["peerList", "PeerList"],
-  ["mta", "MTA"],
-  ["macroList", "MacroList"],
-  ["senderHeaders", "SenderHeaders"],
-  ["dontSignMailTo", "DontSignMailTo"],
-  ["exemptDomains", "ExemptDomains"],
-  ["signHeaders", "SignHeaders"],
-  ["omitHeaders", "OmitHeaders"],
-  ["oversignHeaders", "OversignHeaders"],
-  ["removeArFrom", "RemoveARFrom"],
-  ["testDnsData", "TestDNSData"],
-];
+const DATA_SET_SETTINGS: readonly [SettingField, string][] = SETTING_LIST
+  .filter((s) => s.kind.type === "dataSet").map((s) => [s.field, s.name]);
 
 /**
  * Loads the configuration at `path` and everything it refers to. Rejects with a `ConfigError`

@@ -16,19 +16,11 @@
 
 import { formatOrigin, type Origin, SourceError } from "../policy/origin.ts";
 import { ConfigError, type ConfigWarning, throwIfErrors } from "./config_error.ts";
-import {
-  buildConfig,
-  closestName,
-  findIgnoredSetting,
-  findSupportedSetting,
-  IGNORED_SETTINGS,
-  INCLUDE_SETTING,
-  knownSettingNames,
-  type RawSetting,
-  type RawSettings,
-  type ReadResult,
-  type SettingField,
-} from "./schema.ts";
+import { buildConfig } from "./build_config.ts";
+import { closestName } from "./did_you_mean.ts";
+import type { RawSetting, RawSettings, ReadResult, SettingField } from "./schema.ts";
+import { findSetting, INCLUDE_SETTING, knownSettingNames } from "./settings.ts";
+import { findUnimplementedSetting, unimplementedWarning } from "./unimplemented_settings.ts";
 import { ValueError } from "./values.ts";
 
 /** Deepest Include nesting: OpenDKIM's `MAXLEVEL` ("Nesting is allowed to a maximum of five levels"). */
@@ -225,9 +217,9 @@ export function readConfLines(lines: readonly ConfLine[], file: string): ReadRes
   const raw: RawSettings = {};
   const set = raw as Record<SettingField, RawSetting<SettingField>>;
   for (const line of lines) {
-    const supported = findSupportedSetting(line.name);
-    if (supported) {
-      const name = supported.name;
+    const setting = findSetting(line.name);
+    if (setting) {
+      const name = setting.name;
       const warn = (message: string) =>
         warnings.push({
           message: `"${name}" at ${formatOrigin(line.origin)}: ${message}`,
@@ -235,8 +227,8 @@ export function readConfLines(lines: readonly ConfLine[], file: string): ReadRes
           setting: name,
         });
       try {
-        const value = supported.parse(line.value, { origin: line.origin, name, warn });
-        const earlier = set[supported.field];
+        const value = setting.kind.parse(line.value, { origin: line.origin, name, warn });
+        const earlier = set[setting.field];
         if (earlier) {
           warnings.push({
             message: `"${name}" at ${formatOrigin(line.origin)} replaces the value set at ` +
@@ -245,20 +237,18 @@ export function readConfLines(lines: readonly ConfLine[], file: string): ReadRes
             setting: name,
           });
         }
-        set[supported.field] = { value, origin: line.origin };
+        set[setting.field] = { value, origin: line.origin };
       } catch (e) {
         errors.push(toConfigError(e, name, line.origin));
       }
       continue;
     }
-    const ignored = findIgnoredSetting(line.name);
+    const ignored = findUnimplementedSetting(line.name);
     if (ignored !== undefined) {
-      const note = ignoredNote(ignored);
       warnings.push({
-        message: `"${ignored}" at ${formatOrigin(line.origin)} is an OpenDKIM setting dkimd ` +
-          `does not implement${note ? ` (${note})` : ""}; ignored`,
+        message: unimplementedWarning(ignored, line.origin),
         origin: line.origin,
-        setting: ignored,
+        setting: ignored.name,
       });
       continue;
     }
@@ -291,10 +281,6 @@ export function readConfLines(lines: readonly ConfLine[], file: string): ReadRes
     origins: built.origins,
     warnings: [...warnings, ...built.warnings],
   };
-}
-
-function ignoredNote(name: string): string {
-  return IGNORED_SETTINGS.get(name) ?? "";
 }
 
 /** Wraps a value reader's error into a {@link ConfigError} naming the setting and line. */

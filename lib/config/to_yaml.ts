@@ -8,14 +8,11 @@
  */
 
 import { Document } from "yaml";
-import { formatNameserver } from "../dns/nameserver.ts";
 import { type DataSet, formatDataSetSource } from "../policy/dataset.ts";
 import { parseKeyTableEntry, type PrivateKeyInfo } from "../policy/key_table.ts";
 import type { LoadedConfig } from "./load.ts";
-import type { Config, SettingField } from "./schema.ts";
-import { formatListenAddress } from "./listen_address.ts";
-import { formatSocketSpec } from "../milter/socket_spec.ts";
-import { formatMode, formatRestartRate, formatUmask } from "./values.ts";
+import type { SettingField, SettingValues } from "./schema.ts";
+import { CONFIG_SETTINGS, SETTING_LIST, type SettingEntry, type SettingGroup } from "./settings.ts";
 
 /** Options of {@link configToYaml}. */
 export interface ToYamlOptions {
@@ -25,83 +22,13 @@ export interface ToYamlOptions {
   readonly comment?: string;
 }
 
-const ORDER: readonly SettingField[] = [
-  "mode",
-  "socket",
-  "userId",
-  "umask",
-  "pidFile",
-  "metricsListen",
-  "milterMaxFrameBytes",
-  "milterMaxConnections",
-  "milterIdleTimeout",
-  "milterShutdownTimeout",
-  "baseDirectory",
-  "background",
-  "autoRestart",
-  "autoRestartCount",
-  "autoRestartRate",
-  "syslog",
-  "syslogFacility",
-  "syslogName",
-  "syslogSuccess",
-  "logWhy",
-  "logResults",
-  "canonicalization",
-  "signatureAlgorithm",
-  "domain",
-  "selector",
-  "keyFile",
-  "subDomains",
-  "keyTable",
-  "signingTable",
-  "multipleSignatures",
-  "internalHosts",
-  "externalIgnoreList",
-  "peerList",
-  "mta",
-  "macroList",
-  "senderHeaders",
-  "dontSignMailTo",
-  "exemptDomains",
-  "signHeaders",
-  "omitHeaders",
-  "oversignHeaders",
-  "signatureTtl",
-  "minimumKeyBits",
-  "maximumHeaders",
-  "maximumHeaderFields",
-  "maximumSignaturesToVerify",
-  "maximumKeyBits",
-  "maximumSignedBytes",
-  "removeOldSignatures",
-  "alwaysAddArHeader",
-  "authservId",
-  "authservIdWithJobId",
-  "noHeaderB",
-  "removeArAll",
-  "removeArFrom",
-  "softwareHeader",
-  "nameservers",
-  "dnsTimeout",
-  "dnsMaxAnswerBytes",
-  "queryCache",
-  "testPublicKeys",
-  "testDnsData",
-  "requireSafeKeys",
-  "clockDrift",
-  "fixCrlf",
-];
+/** Groups written first: how the daemon runs (socket, account, limits, logs), then what it does. */
+const FIRST_GROUPS: readonly SettingGroup[] = ["service", "process", "logging"];
 
-const ACTION_FIELDS: readonly SettingField[] = [
-  "onDefault",
-  "onNoSignature",
-  "onBadSignature",
-  "onKeyNotFound",
-  "onDnsError",
-  "onInternalError",
-  "onSecurity",
-  "onSignatureError",
+/** The settings written at the top level, in the order written; On-* go under `actions`. */
+const ORDER: readonly SettingEntry[] = [
+  ...FIRST_GROUPS.flatMap((g) => CONFIG_SETTINGS.filter((s) => s.group === g)),
+  ...CONFIG_SETTINGS.filter((s) => !FIRST_GROUPS.includes(s.group)),
 ];
 
 function dataSetValue(field: SettingField, ds: DataSet): unknown {
@@ -140,39 +67,6 @@ function dataSetValue(field: SettingField, ds: DataSet): unknown {
   return ds.entries.map((e) => (e.value === undefined ? e.key : { [e.key]: e.value }));
 }
 
-function scalarValue(field: SettingField, config: Config): unknown {
-  switch (field) {
-    case "mode":
-      return formatMode(config.mode);
-    case "socket":
-      return config.socket ? formatSocketSpec(config.socket) : undefined;
-    case "metricsListen":
-      return config.metricsListen ? formatListenAddress(config.metricsListen) : undefined;
-    case "canonicalization":
-      return `${config.canonicalization.header}/${config.canonicalization.body}`;
-    case "authservId":
-      return config.authservId.kind === "name"
-        ? config.authservId.name
-        : config.authservId.kind === "hostname"
-        ? "HOSTNAME"
-        : undefined;
-    case "userId":
-      return config.userId
-        ? config.userId.group === undefined
-          ? config.userId.user
-          : `${config.userId.user}:${config.userId.group}`
-        : undefined;
-    case "umask":
-      return config.umask === undefined ? undefined : formatUmask(config.umask);
-    case "autoRestartRate":
-      return config.autoRestartRate ? formatRestartRate(config.autoRestartRate) : undefined;
-    case "nameservers":
-      return config.nameservers?.map(formatNameserver);
-    default:
-      return (config as unknown as Record<string, unknown>)[field];
-  }
-}
-
 /**
  * Writes `loaded` as a YAML configuration. Settings left at their defaults are left out,
  * except that the On-* actions are written in full when any was set.
@@ -208,19 +102,20 @@ export function configToYaml<K extends PrivateKeyInfo>(
   const inline = options.inlineTables ?? true;
   const { config, origins } = loaded;
   const out: Record<string, unknown> = {};
-  for (const field of ORDER) {
+  for (const { field, yaml, kind } of ORDER) {
     const set = origins[field] !== undefined ||
-      (field === "softwareHeader" && origins.xHeader !== undefined);
+      SETTING_LIST.some((s) => s.aliasOf === field && origins[s.field] !== undefined);
     if (!set) continue;
     const ds = loaded.dataSets[field];
     if (ds) {
-      out[field] = inline ? dataSetValue(field, ds) : formatDataSetSource(ds.source);
+      out[yaml!] = inline ? dataSetValue(field, ds) : formatDataSetSource(ds.source);
       continue;
     }
-    const value = scalarValue(field, config);
-    if (value !== undefined) out[field] = value;
+    const value = (config as Partial<SettingValues>)[field];
+    const written = value === undefined ? undefined : kind.toYaml(value);
+    if (written !== undefined) out[yaml!] = written;
   }
-  if (ACTION_FIELDS.some((f) => origins[f] !== undefined)) {
+  if (SETTING_LIST.some((s) => s.action !== undefined && origins[s.field] !== undefined)) {
     out.actions = { ...config.actions };
   }
   const doc = new Document(out);

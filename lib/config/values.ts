@@ -201,6 +201,11 @@ export function parseCanonicalization(text: string): Canonicalization {
   return { header: parseCanon(text.slice(0, slash)), body: parseCanon(text.slice(slash + 1)) };
 }
 
+/** Formats a canonicalization as opendkim.conf writes it (`relaxed/simple`). */
+export function formatCanonicalization(c: Canonicalization): string {
+  return `${c.header}/${c.body}`;
+}
+
 /**
  * Reads SignatureAlgorithm: `rsa-sha256`, `ed25519-sha256` or `rsa-sha1`, case-insensitively
  * (the algorithms `opendkim -V` lists for Debian's build).
@@ -332,6 +337,11 @@ export function parseUserId(text: string): UserId {
   return { user, group };
 }
 
+/** Formats an account as UserID writes it (`user` or `user:group`). */
+export function formatUserId(id: UserId): string {
+  return id.group === undefined ? id.user : `${id.user}:${id.group}`;
+}
+
 /**
  * Reads UMask. OpenDKIM reads it as any C integer (`0` prefix octal, `0x` hex, else decimal);
  * dkimd reads digits as octal always, as umask(1) does, since `UMask 22` means 022 to every
@@ -390,7 +400,8 @@ export type SyslogFacility =
   | "local6"
   | "local7";
 
-const FACILITIES: readonly SyslogFacility[] = [
+/** Every {@link SyslogFacility}, in syslog.h order. */
+export const SYSLOG_FACILITIES: readonly SyslogFacility[] = [
   "auth",
   "cron",
   "daemon",
@@ -426,9 +437,11 @@ const FACILITIES: readonly SyslogFacility[] = [
 export function parseSyslogFacility(text: string): SyslogFacility {
   const t = text.trim().toLowerCase();
   if (t === "security") return "auth";
-  const found = FACILITIES.find((f) => f === t);
+  const found = SYSLOG_FACILITIES.find((f) => f === t);
   if (!found) {
-    throw new ValueError(`unknown syslog facility "${text}" (expected ${FACILITIES.join(", ")})`);
+    throw new ValueError(
+      `unknown syslog facility "${text}" (expected ${SYSLOG_FACILITIES.join(", ")})`,
+    );
   }
   return found;
 }
@@ -466,4 +479,9 @@ export function parseAuthservId(text: string): AuthservId {
     throw new ValueError(`"${text}" is not a valid authserv-id (RFC 8601 §2.2: a token)`);
   }
   return { kind: "name", name: t };
+}
+
+/** Formats an authserv-id as AuthservID writes it; the MTA's name has no spelling (`""`). */
+export function formatAuthservId(id: AuthservId): string {
+  return id.kind === "name" ? id.name : id.kind === "hostname" ? "HOSTNAME" : "";
 }

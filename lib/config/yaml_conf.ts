@@ -34,142 +34,40 @@ import {
   type Node,
   parseDocument,
   type Scalar,
+  type YAMLMap,
+  type YAMLSeq,
 } from "yaml";
-import { parseNameserverList } from "../dns/nameserver.ts";
 import { type DataSetSource, type InlineEntry, parseDataSetSpec } from "../policy/dataset.ts";
 import { formatOrigin, type Origin, type SourceError } from "../policy/origin.ts";
+import { buildConfig } from "./build_config.ts";
 import { ConfigError, type ConfigWarning, throwIfErrors } from "./config_error.ts";
+import { DEFAULT_ACTIONS } from "./defaults.ts";
+import { closestName } from "./did_you_mean.ts";
 import { toConfigError } from "./opendkim_conf.ts";
-import {
-  buildConfig,
-  closestName,
-  findSupportedSetting,
-  type RawSetting,
-  type RawSettings,
-  type ReadResult,
-  type SettingField,
-  type SettingValues,
-} from "./schema.ts";
-import { parseAction, parseSeconds, parseUmask, ValueError } from "./values.ts";
+import type { RawSetting, RawSettings, ReadResult, SettingField, SettingValues } from "./schema.ts";
+import type { ValueContext } from "./setting_kind.ts";
+import { SETTING_LIST, type SettingEntry } from "./settings.ts";
+import { parseBoolean, ValueError } from "./values.ts";
 
 /** Largest YAML configuration read, a bound on memory and parse time. */
 export const MAX_YAML_BYTES = 4 * 1024 * 1024;
 
-/** The top-level YAML keys: every setting field but the On-* ones (under `actions`). */
-const ACTION_KEYS: Record<string, SettingField> = {
-  default: "onDefault",
-  noSignature: "onNoSignature",
-  badSignature: "onBadSignature",
-  keyNotFound: "onKeyNotFound",
-  dnsError: "onDnsError",
-  internalError: "onInternalError",
-  security: "onSecurity",
-  signatureError: "onSignatureError",
-};
+/** The settings at the top of a YAML configuration, by key (the Config field names). */
+const TOP_LEVEL: ReadonlyMap<string, SettingEntry> = new Map(
+  SETTING_LIST.filter((s) => s.yaml !== undefined && !s.yaml.includes("."))
+    .map((s) => [s.yaml!, s]),
+);
 
-const SECONDS_FIELDS = new Set<SettingField>([
-  "signatureTtl",
-  "dnsTimeout",
-  "clockDrift",
-  "milterIdleTimeout",
-  "milterShutdownTimeout",
-]);
-
-/** The OpenDKIM name of each field, for reusing opendkim.conf's value readers. */
-const NAME_OF_FIELD = new Map<SettingField, string>();
-for (
-  const name of [
-    "Mode",
-    "Socket",
-    "Domain",
-    "Selector",
-    "KeyFile",
-    "KeyTable",
-    "SigningTable",
-    "SubDomains",
-    "MultipleSignatures",
-    "InternalHosts",
-    "ExternalIgnoreList",
-    "PeerList",
-    "MTA",
-    "MacroList",
-    "SenderHeaders",
-    "DontSignMailTo",
-    "ExemptDomains",
-    "Canonicalization",
-    "SignatureAlgorithm",
-    "SignHeaders",
-    "OmitHeaders",
-    "OversignHeaders",
-    "SignatureTTL",
-    "MinimumKeyBits",
-    "MaximumHeaders",
-    "MaximumHeaderFields",
-    "MaximumSignaturesToVerify",
-    "MaximumKeyBits",
-    "MaximumSignedBytes",
-    "RemoveOldSignatures",
-    "AlwaysAddARHeader",
-    "AuthservID",
-    "AuthservIDWithJobID",
-    "NoHeaderB",
-    "RemoveARAll",
-    "RemoveARFrom",
-    "SoftwareHeader",
-    "Nameservers",
-    "DNSTimeout",
-    "DNSMaxAnswerBytes",
-    "QueryCache",
-    "TestPublicKeys",
-    "TestDNSData",
-    "RequireSafeKeys",
-    "ClockDrift",
-    "FixCRLF",
-    "Syslog",
-    "SyslogFacility",
-    "SyslogName",
-    "SyslogSuccess",
-    "LogWhy",
-    "LogResults",
-    "UMask",
-    "UserID",
-    "PidFile",
-    "MetricsListen",
-    "MilterMaxFrameBytes",
-    "MilterMaxConnections",
-    "MilterIdleTimeout",
-    "MilterShutdownTimeout",
-    "AutoRestart",
-    "AutoRestartCount",
-    "AutoRestartRate",
-    "Background",
-    "BaseDirectory",
-  ]
-) {
-  NAME_OF_FIELD.set(findSupportedSetting(name)!.field, name);
-}
+/** The On-* settings under `actions`, by key, in the Actions type's order (`default` first). */
+const ACTION_KEYS: ReadonlyMap<string, SettingEntry> = new Map(
+  ["default", ...Object.keys(DEFAULT_ACTIONS)].map((key) => [
+    key,
+    SETTING_LIST.find((s) => s.yaml === `actions.${key}`)!,
+  ]),
+);
 
 /** Every key accepted at the top of a YAML configuration. */
-export const YAML_KEYS: readonly string[] = [...NAME_OF_FIELD.keys(), "actions"];
-
-const DATA_SET_FIELDS = new Set<SettingField>([
-  "domain",
-  "keyTable",
-  "signingTable",
-  "internalHosts",
-  "externalIgnoreList",
-  "peerList",
-  "mta",
-  "macroList",
-  "senderHeaders",
-  "dontSignMailTo",
-  "exemptDomains",
-  "signHeaders",
-  "omitHeaders",
-  "oversignHeaders",
-  "removeArFrom",
-  "testDnsData",
-]);
+export const YAML_KEYS: readonly string[] = [...TOP_LEVEL.keys(), "actions"];
 
 interface Ctx {
   readonly file: string;
@@ -267,8 +165,8 @@ export function readYamlConf(text: string, file: string): ReadResult {
           readActions(ctx, pair.value as Node, raw);
           continue;
         }
-        const field = NAME_OF_FIELD.has(key as SettingField) ? key as SettingField : undefined;
-        if (!field) {
+        const setting = TOP_LEVEL.get(key);
+        if (!setting) {
           const guess = closestName(key, YAML_KEYS);
           ctx.errors.push(
             new ConfigError(
@@ -282,9 +180,12 @@ export function readYamlConf(text: string, file: string): ReadResult {
         const valueNode = pair.value as Node | null;
         const at = originOf(ctx, valueNode ?? keyNode, key);
         try {
-          const { value, entries } = readField(ctx, field, valueNode, key);
-          (raw as Record<SettingField, RawSetting<SettingField>>)[field] = { value, origin: at };
-          if (entries) entryOrigins[field] = entries;
+          const { value, entries } = readField(ctx, setting, valueNode, key);
+          (raw as Record<SettingField, RawSetting<SettingField>>)[setting.field] = {
+            value,
+            origin: at,
+          };
+          if (entries) entryOrigins[setting.field] = entries;
         } catch (e) {
           ctx.errors.push(
             e instanceof ConfigError
@@ -329,51 +230,63 @@ function readActions(ctx: Ctx, node: Node | null, raw: RawSettings): void {
     const keyNode = pair.key as Node;
     const key = isScalar(keyNode) ? String(keyNode.value) : "";
     const path = `actions.${key}`;
-    const field = ACTION_KEYS[key];
-    if (!field) {
-      const guess = closestName(key, Object.keys(ACTION_KEYS));
+    const setting = ACTION_KEYS.get(key);
+    if (!setting) {
+      const guess = closestName(key, [...ACTION_KEYS.keys()]);
       ctx.errors.push(
         new ConfigError(
           `Unknown action "${key}"`,
           originOf(ctx, keyNode, path),
           guess
             ? `unknown action; did you mean "${guess}"?`
-            : `expected one of ${Object.keys(ACTION_KEYS).join(", ")}`,
+            : `expected one of ${[...ACTION_KEYS.keys()].join(", ")}`,
         ),
       );
       continue;
     }
     const at = originOf(ctx, (pair.value as Node) ?? keyNode, path);
     try {
-      const value = parseAction(expectScalar(ctx, pair.value, "an action"));
-      (raw as Record<SettingField, RawSetting<SettingField>>)[field] = { value, origin: at };
+      const text = expectScalar(ctx, pair.value, "an action");
+      const value = setting.kind.parse(text, valueContext(ctx, at, path));
+      (raw as Record<SettingField, RawSetting<SettingField>>)[setting.field] = {
+        value,
+        origin: at,
+      };
     } catch (e) {
       ctx.errors.push(toConfigError(e, path, at));
     }
   }
 }
 
+/** What a value reader gets for the YAML value at `path`: its warnings name the path. */
+function valueContext(ctx: Ctx, origin: Origin, path: string): ValueContext {
+  return {
+    origin,
+    name: path,
+    warn: (message) =>
+      ctx.warnings.push({
+        message: `"${path}" at ${formatOrigin(origin)}: ${message}`,
+        origin,
+        setting: path,
+      }),
+  };
+}
+
 function readField(
   ctx: Ctx,
-  field: SettingField,
+  setting: SettingEntry,
   node: Node | null,
   path: string,
 ): { value: SettingValues[SettingField]; entries?: Origin[] } {
-  const name = NAME_OF_FIELD.get(field)!;
-  const origin = originOf(ctx, node, path);
-  const warn = (message: string) =>
-    ctx.warnings.push({
-      message: `"${path}" at ${formatOrigin(origin)}: ${message}`,
-      origin,
-      setting: path,
-    });
-  const valueCtx = { origin, name: path, warn };
-  if (DATA_SET_FIELDS.has(field)) return readDataSet(ctx, field, node, path, valueCtx);
+  const { field, kind } = setting;
+  const valueCtx = valueContext(ctx, originOf(ctx, node, path), path);
+  if (kind.type === "dataSet") return readDataSet(ctx, field, node, path, valueCtx);
+  // The settings with a structured YAML form besides their opendkim.conf text.
   if (field === "canonicalization" && isMap(node)) {
     const header = expectScalar(ctx, node.get("header", true), "header: simple or relaxed");
     const body = node.has("body") ? expectScalar(ctx, node.get("body", true), "body") : "simple";
     onlyKeys(ctx, node, path, ["header", "body"]);
-    return { value: findSupportedSetting(name)!.parse(`${header}/${body}`, valueCtx) };
+    return { value: kind.parse(`${header}/${body}`, valueCtx) };
   }
   if (field === "userId" && isMap(node)) {
     onlyKeys(ctx, node, path, ["user", "group"]);
@@ -381,23 +294,15 @@ function readField(
     const group = node.has("group")
       ? `:${expectScalar(ctx, node.get("group", true), "a group name")}`
       : "";
-    return { value: findSupportedSetting(name)!.parse(user + group, valueCtx) };
+    return { value: kind.parse(user + group, valueCtx) };
   }
   if (field === "nameservers" && isSeq(node)) {
     const items = node.items.map((item, i) => expectScalar(ctx, item, `nameserver ${i + 1}`));
-    return { value: parseNameserverList(items.join(",")) };
+    return { value: kind.parse(items.join(","), valueCtx) };
   }
   const text = expectScalar(ctx, node, `a value for "${path}"`);
-  if (SECONDS_FIELDS.has(field)) {
-    // The unit is YAML's convenience; the range check is opendkim.conf's.
-    return { value: findSupportedSetting(name)!.parse(String(parseSeconds(text)), valueCtx) };
-  }
-  if (field === "umask") {
-    const { value, note } = parseUmask(text.replace(/^0o/, "0"));
-    if (note) warn(note);
-    return { value };
-  }
-  return { value: findSupportedSetting(name)!.parse(text, valueCtx) };
+  // A unit (`5m`) or YAML's octal (`0o22`) is YAML's convenience; the checks are opendkim.conf's.
+  return { value: kind.parse(kind.fromYaml ? kind.fromYaml(text) : text, valueCtx) };
 }
 
 function onlyKeys(ctx: Ctx, node: Node, path: string, allowed: readonly string[]): void {
@@ -421,7 +326,7 @@ function readDataSet(
   field: SettingField,
   node: Node | null,
   path: string,
-  valueCtx: { origin: Origin; name: string; warn(message: string): void },
+  valueCtx: ValueContext,
 ): { value: DataSetSource; entries?: Origin[] } {
   if (isScalar(node)) {
     const spec = scalarText(ctx, node);
@@ -434,10 +339,7 @@ function readDataSet(
       onlyKeys(ctx, node, path, ["patterns", "rules"]);
       const patternsNode = node.get("patterns", true) as Node | undefined;
       const patterns = patternsNode === undefined ||
-        findSupportedSetting("SubDomains")!.parse(
-            expectScalar(ctx, patternsNode, "true or false"),
-            valueCtx,
-          ) === true;
+        parseBoolean(expectScalar(ctx, patternsNode, "true or false"));
       const rules = node.get("rules", true) as Node | undefined;
       if (!isSeq(rules)) {
         throw new PathError(
@@ -449,8 +351,7 @@ function readDataSet(
     }
   }
   if (field === "macroList" && isMap(node)) {
-    const entries: InlineEntry[] = [];
-    const origins: Origin[] = [];
+    const out = new InlineEntries();
     for (const pair of node.items) {
       const name = isScalar(pair.key) ? String(pair.key.value) : "";
       const at = originOf(ctx, pair.key as Node, `${path}.${name}`);
@@ -458,31 +359,28 @@ function readDataSet(
       let values: string[] = [];
       if (isSeq(v)) values = v.items.map((item) => expectScalar(ctx, item, "a macro value"));
       else if (isScalar(v) && v.value !== null) values = [scalarText(ctx, v)];
-      entries.push(values.length ? { key: name, value: values.join("|") } : { key: name });
-      origins.push(at);
+      out.add(values.length ? { key: name, value: values.join("|") } : { key: name }, at);
     }
-    return { value: { kind: "inline", entries, patterns: false }, entries: origins };
+    return out.result();
   }
   if (isSeq(node)) {
-    const entries: InlineEntry[] = [];
-    const origins: Origin[] = [];
+    const out = new InlineEntries();
     node.items.forEach((item, i) => {
       const at = originOf(ctx, item as Node, `${path}[${i}]`);
       if (isMap(item) && item.items.length === 1) {
         const pair = item.items[0];
         const key = isScalar(pair.key) ? scalarText(ctx, pair.key as Scalar) : "";
-        entries.push({ key, value: expectScalar(ctx, pair.value, "a value") });
+        out.add({ key, value: expectScalar(ctx, pair.value, "a value") }, at);
       } else if (isScalar(item)) {
         const key = scalarText(ctx, item);
         if (key.trim() === "") throw new PathError("the entry is empty", at);
-        entries.push({ key: key.trim() });
+        out.add({ key: key.trim() }, at);
       } else {
         throw new PathError("expected a string, or a map of one key to its value", at);
       }
-      origins.push(at);
     });
-    if (entries.length === 0) throw new PathError("the list is empty", valueCtx.origin);
-    return { value: { kind: "inline", entries, patterns: false }, entries: origins };
+    if (out.entries.length === 0) throw new PathError("the list is empty", valueCtx.origin);
+    return out.result();
   }
   throw new PathError(
     field === "keyTable"
@@ -492,21 +390,35 @@ function readDataSet(
   );
 }
 
+/** A YAML list or map read as inline data-set entries, each with its own place. */
+class InlineEntries {
+  readonly entries: InlineEntry[] = [];
+  readonly origins: Origin[] = [];
+
+  add(entry: InlineEntry, at: Origin): void {
+    this.entries.push(entry);
+    this.origins.push(at);
+  }
+
+  /** The data set, and each entry's place for `ReadResult.entryOrigins`. */
+  result(patterns = false): { value: DataSetSource; entries: Origin[] } {
+    return { value: { kind: "inline", entries: this.entries, patterns }, entries: this.origins };
+  }
+}
+
 function readKeyTableMap(
   ctx: Ctx,
-  node: Node,
+  node: YAMLMap,
   path: string,
 ): { value: DataSetSource; entries: Origin[] } {
-  if (!isMap(node)) throw new PathError("expected a map of key names", originOf(ctx, node, path));
-  const entries: InlineEntry[] = [];
-  const origins: Origin[] = [];
+  const out = new InlineEntries();
   for (const pair of node.items) {
     const name = isScalar(pair.key) ? String(pair.key.value) : "";
     const p = `${path}.${name}`;
     const v = pair.value as Node | null;
     const at = originOf(ctx, v ?? (pair.key as Node), p);
     if (isScalar(v)) {
-      entries.push({ key: name, value: scalarText(ctx, v) });
+      out.add({ key: name, value: scalarText(ctx, v) }, at);
     } else if (isMap(v)) {
       onlyKeys(ctx, v, p, ["domain", "selector", "keyFile", "key", "algorithm"]);
       const get = (k: string, what: string): string => {
@@ -533,24 +445,21 @@ function readKeyTableMap(
         throw new PathError('"keyFile" or "key" is missing', at);
       }
       const algorithm = v.has("algorithm") ? `:${get("algorithm", "a signing algorithm")}` : "";
-      entries.push({ key: name, value: `${domain}:${selector}:${keydata}${algorithm}` });
+      out.add({ key: name, value: `${domain}:${selector}:${keydata}${algorithm}` }, at);
     } else {
       throw new PathError('expected {domain, selector, keyFile} or "domain:selector:keyfile"', at);
     }
-    origins.push(at);
   }
-  return { value: { kind: "inline", entries, patterns: false }, entries: origins };
+  return out.result();
 }
 
 function readSigningRules(
   ctx: Ctx,
-  node: Node,
+  node: YAMLSeq,
   path: string,
   patterns: boolean,
 ): { value: DataSetSource; entries: Origin[] } {
-  if (!isSeq(node)) throw new PathError("expected a list of rules", originOf(ctx, node, path));
-  const entries: InlineEntry[] = [];
-  const origins: Origin[] = [];
+  const out = new InlineEntries();
   node.items.forEach((item, i) => {
     const p = `${path}[${i}]`;
     const at = originOf(ctx, item as Node, p);
@@ -564,11 +473,10 @@ function readSigningRules(
     const signer = signerNode === undefined
       ? ""
       : `:${expectScalar(ctx, signerNode, "the signer")}`;
-    entries.push({
+    out.add({
       key: expectScalar(ctx, from, "the sender pattern").trim(),
       value: expectScalar(ctx, key, "the KeyTable name").trim() + signer,
-    });
-    origins.push(at);
+    }, at);
   });
-  return { value: { kind: "inline", entries, patterns }, entries: origins };
+  return out.result(patterns);
 }

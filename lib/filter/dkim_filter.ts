@@ -12,6 +12,7 @@
  * @module
  */
 import { asciiLower, fromLatin1 } from "../bytes.ts";
+import { actionSettingName } from "../config/settings.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
 import { AUTH_RESULTS_FIELD, formatAuthResults, parseAuthservId } from "../dkim/auth_results.ts";
 import { fieldValue, fieldValueText, type HeaderField, isField } from "../dkim/header.ts";
@@ -535,14 +536,5 @@ function describeAction(action: Action): string {
 }
 
 function onName(outcome: Exclude<Outcome, "pass">): string {
-  const names: Record<Exclude<Outcome, "pass">, string> = {
-    noSignature: "NoSignature",
-    badSignature: "BadSignature",
-    keyNotFound: "KeyNotFound",
-    dnsError: "DNSError",
-    internalError: "InternalError",
-    security: "Security",
-    signatureError: "SignatureError",
-  };
-  return names[outcome];
+  return actionSettingName(outcome).slice("On-".length);
 }

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ConfigErrors } from "../../lib/config/config_error.ts";
 import { readOpendkimConf } from "../../lib/config/opendkim_conf.ts";
-import { knownSettingNames } from "../../lib/config/schema.ts";
+import { knownSettingNames } from "../../lib/config/settings.ts";
 import { readYamlConf } from "../../lib/config/yaml_conf.ts";
 import { parseDataSetFile, parseDataSetSpec } from "../../lib/policy/dataset.ts";
 import { HostList } from "../../lib/policy/host_list.ts";

@@ -9,7 +9,7 @@ import fc from "fast-check";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
 import { ConfigError, ConfigErrors } from "../../lib/config/config_error.ts";
 import { loadConfig } from "../../lib/config/load.ts";
-import { knownSettingNames } from "../../lib/config/schema.ts";
+import { knownSettingNames } from "../../lib/config/settings.ts";
 import { importPrivateKey, type SigningKey } from "../../lib/crypto/private_key.ts";
 import { parseDataSetFile } from "../../lib/policy/dataset.ts";
 import { HostList } from "../../lib/policy/host_list.ts";

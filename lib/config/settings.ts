@@ -1,0 +1,751 @@
+/**
+ * The one table of settings: every setting dkimd reads, with every fact about it (the
+ * opendkim.conf name, the `Config` field it sets, its kind of value, its default, a line
+ * of documentation). Everything else is derived from this table: lookup by name, the defaults
+ * `buildConfig()` applies, the data-set list the loader reads, which settings accept `refile:`,
+ * the YAML keys both ways, the order `config convert` writes, the On-* names, "did you mean",
+ * and `dkimd check-config --settings` (and with it the README's reference). OpenDKIM settings
+ * dkimd does not implement are in `unimplemented_settings.ts`.
+ *
+ * A new setting is one entry here (plus its line in `Config`, which the table's type demands)
+ * and the code that uses it.
+ *
+ * @module
+ */
+
+import { formatNameserver, parseNameserverList } from "../dns/nameserver.ts";
+import { SIGNING_ALGORITHMS } from "../policy/key_table.ts";
+import {
+  type Actions,
+  DEFAULT_ACTIONS,
+  DEFAULT_BACKGROUND,
+  DEFAULT_CANONICALIZATION,
+  DEFAULT_CLOCK_DRIFT,
+  DEFAULT_DNS_MAX_ANSWER_BYTES,
+  DEFAULT_DNS_TIMEOUT,
+  DEFAULT_INTERNAL_HOSTS_SOURCE,
+  DEFAULT_MAXIMUM_HEADER_FIELDS,
+  DEFAULT_MAXIMUM_HEADERS,
+  DEFAULT_MAXIMUM_KEY_BITS,
+  DEFAULT_MAXIMUM_SIGNATURES_TO_VERIFY,
+  DEFAULT_MILTER_IDLE_TIMEOUT,
+  DEFAULT_MILTER_MAX_CONNECTIONS,
+  DEFAULT_MILTER_MAX_FRAME_BYTES,
+  DEFAULT_MILTER_SHUTDOWN_TIMEOUT,
+  DEFAULT_MINIMUM_KEY_BITS,
+  DEFAULT_MODE,
+  DEFAULT_REQUIRE_SAFE_KEYS,
+  DEFAULT_SIGNATURE_ALGORITHM,
+  DEFAULT_SYSLOG_FACILITY,
+  DEFAULT_SYSLOG_NAME,
+} from "./defaults.ts";
+import { formatListenAddress, parseListenAddress } from "./listen_address.ts";
+import type { SettingField, SettingValues } from "./schema.ts";
+import {
+  ACTION,
+  BOOL,
+  custom,
+  dataSet,
+  type DataSetType,
+  integer,
+  oneOf,
+  seconds,
+  type SettingKind,
+  TEXT,
+} from "./setting_kind.ts";
+import { formatSocketSpec, parseSocketSpec } from "../milter/socket_spec.ts";
+import { UNIMPLEMENTED_SETTINGS } from "./unimplemented_settings.ts";
+import {
+  formatAuthservId,
+  formatCanonicalization,
+  formatMode,
+  formatRestartRate,
+  formatUmask,
+  formatUserId,
+  parseAuthservId,
+  parseCanonicalization,
+  parseMode,
+  parseRestartRate,
+  parseSignatureAlgorithm,
+  parseSyslogFacility,
+  parseUmask,
+  parseUserId,
+  SYSLOG_FACILITIES,
+} from "./values.ts";
+
+/** Where the reference lists a setting; `config convert` writes service, process, logging first. */
+export type SettingGroup =
+  | "service"
+  | "signing"
+  | "hosts"
+  | "signatures"
+  | "limits"
+  | "results"
+  | "dns"
+  | "other"
+  | "logging"
+  | "process";
+
+/** Everything about one setting. The table is keyed by the field it sets. */
+export interface Setting<F extends SettingField = SettingField> {
+  /** The opendkim.conf name in OpenDKIM's spelling; looked up case-insensitively. */
+  readonly name: string;
+  /** Where the reference lists it. */
+  readonly group: SettingGroup;
+  /** How its value is written and read. */
+  readonly kind: SettingKind<SettingValues[F]>;
+  /** The value when the setting is not given; absent: `Config` leaves the field out. */
+  readonly default?: SettingValues[F];
+  /** The default for people, where the value does not say it (or code applies one). */
+  readonly defaultText?: string;
+  /** One line for people. */
+  readonly doc: string;
+  /** True for dkimd's own settings, which OpenDKIM does not have. */
+  readonly dkimd?: true;
+  /** On-* settings: the action they set (`default`: On-Default, every action at once). */
+  readonly action?: keyof Actions | "default";
+  /** An old name: the setting it stands for (X-Header is SoftwareHeader). */
+  readonly aliasOf?: SettingField;
+}
+
+/** Longest integer accepted for byte and count limits: C's INT_MAX, as OpenDKIM's `int`. */
+const INT_MAX = 2147483647;
+
+/** Largest MinimumKeyBits: a bigger floor would refuse every key verifiers can import (RFC 8301 §3.2 stops at 4096). */
+export const MAX_MINIMUM_KEY_BITS = 16384;
+
+/** Largest DNSTimeout in seconds: an MTA gives up on a milter long before an hour. */
+export const MAX_DNS_TIMEOUT = 3600;
+
+/** Smallest MaximumKeyBits: RFC 8301 §3.2 forbids accepting RSA keys under 1024 bits anyway. */
+export const MIN_MAXIMUM_KEY_BITS = 1024;
+
+/** Smallest DNSMaxAnswerBytes: a DNS message over UDP without EDNS0 (RFC 1035 §4.2.1). */
+export const MIN_DNS_MAX_ANSWER_BYTES = 512;
+
+/** Largest DNSMaxAnswerBytes: a TCP length prefix cannot announce more (RFC 1035 §4.2.2). */
+export const MAX_DNS_MAX_ANSWER_BYTES = 65535;
+
+/**
+ * Smallest MilterMaxFrameBytes: a 64 KiB body chunk with its command byte, the frame Postfix and
+ * Sendmail send for every full body chunk; a smaller limit would cut every large message.
+ */
+export const MIN_MILTER_MAX_FRAME_BYTES = 65536;
+
+/** Largest MilterMaxFrameBytes: 16 times Sendmail's largest frame, so one frame stays bounded. */
+export const MAX_MILTER_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+
+/** Largest MilterIdleTimeout in seconds: timers cannot wait longer (2^31-1 ms). */
+export const MAX_MILTER_IDLE_TIMEOUT = 2_147_483;
+
+const FILE_OR_LIST: readonly DataSetType[] = ["file", "csl"];
+const COUNT = integer(0, INT_MAX);
+
+/**
+ * Every setting dkimd implements, keyed by the field it sets, in the reference's order. The
+ * On-* settings keep opendkim.conf(5)'s order (On-Default, then alphabetical), as the
+ * "did you mean" candidates always had it.
+ */
+export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
+  mode: {
+    name: "Mode",
+    group: "service",
+    kind: custom({ syntax: "s, v or sv", parse: parseMode, format: formatMode }),
+    default: DEFAULT_MODE,
+    doc: "Sign mail from internal hosts and authenticated senders (s), verify the rest (v).",
+  },
+  socket: {
+    name: "Socket",
+    group: "service",
+    kind: custom({
+      syntax: "local:PATH, inet:PORT@HOST or inet6:PORT@HOST",
+      parse: parseSocketSpec,
+      format: formatSocketSpec,
+    }),
+    defaultText: "none: give -p",
+    doc: "Where to listen for the MTA.",
+  },
+  canonicalization: {
+    name: "Canonicalization",
+    group: "signing",
+    kind: custom({
+      syntax: "HEADER[/BODY], each simple or relaxed",
+      parse: parseCanonicalization,
+      format: formatCanonicalization,
+    }),
+    default: DEFAULT_CANONICALIZATION,
+    doc: "Canonicalization of new signatures (c=).",
+  },
+  signatureAlgorithm: {
+    name: "SignatureAlgorithm",
+    group: "signing",
+    kind: oneOf(SIGNING_ALGORITHMS, parseSignatureAlgorithm),
+    default: DEFAULT_SIGNATURE_ALGORITHM,
+    doc: "Algorithm of new signatures; Ed25519 keys always sign ed25519-sha256.",
+  },
+  domain: {
+    name: "Domain",
+    group: "signing",
+    kind: dataSet(FILE_OR_LIST),
+    doc: "The domains the single key (KeyFile) signs for; ignored with a KeyTable.",
+  },
+  selector: {
+    name: "Selector",
+    group: "signing",
+    kind: TEXT,
+    doc: "Selector of the single key; ignored with a KeyTable.",
+  },
+  keyFile: {
+    name: "KeyFile",
+    group: "signing",
+    kind: TEXT,
+    doc: "File of the single private key; ignored with a KeyTable.",
+  },
+  subDomains: {
+    name: "SubDomains",
+    group: "signing",
+    kind: BOOL,
+    default: false,
+    doc: "The single key signs for subdomains of the Domain entries too.",
+  },
+  keyTable: {
+    name: "KeyTable",
+    group: "signing",
+    kind: dataSet(FILE_OR_LIST),
+    doc: "Key names to DOMAIN:SELECTOR:KEYFILE; requires SigningTable.",
+  },
+  signingTable: {
+    name: "SigningTable",
+    group: "signing",
+    kind: dataSet(["file", "refile", "csl"]),
+    doc: "Senders to KeyTable names; refile: keys are wildcard patterns, tried in order.",
+  },
+  multipleSignatures: {
+    name: "MultipleSignatures",
+    group: "signing",
+    kind: BOOL,
+    default: false,
+    doc: "Every matching SigningTable entry signs, not only the first.",
+  },
+  internalHosts: {
+    name: "InternalHosts",
+    group: "hosts",
+    kind: dataSet(FILE_OR_LIST),
+    default: DEFAULT_INTERNAL_HOSTS_SOURCE,
+    defaultText: "127.0.0.1, ::1",
+    doc: "Clients (addresses, CIDR blocks, names) whose mail is signed.",
+  },
+  externalIgnoreList: {
+    name: "ExternalIgnoreList",
+    group: "hosts",
+    kind: dataSet(FILE_OR_LIST),
+    doc: "Hosts that may send as our domains: neither verified nor complained about.",
+  },
+  peerList: {
+    name: "PeerList",
+    group: "hosts",
+    kind: dataSet(FILE_OR_LIST),
+    doc: "Clients whose mail is neither signed nor verified.",
+  },
+  mta: {
+    name: "MTA",
+    group: "hosts",
+    kind: dataSet(FILE_OR_LIST),
+    doc: "MTA names ({daemon_name}) whose mail is signed.",
+  },
+  macroList: {
+    name: "MacroList",
+    group: "hosts",
+    kind: dataSet(FILE_OR_LIST, 'must be a file or an inline list ("refile:" is not allowed)'),
+    doc: "Macros (NAME or NAME=V1|V2) that mark a sender as local, so its mail is signed.",
+  },
+  senderHeaders: {
+    name: "SenderHeaders",
+    group: "hosts",
+    kind: dataSet(FILE_OR_LIST),
+    defaultText: "From",
+    doc: "Header fields that name the sender, tried in order.",
+  },
+  dontSignMailTo: {
+    name: "DontSignMailTo",
+    group: "hosts",
+    kind: dataSet(FILE_OR_LIST),
+    doc: "Recipients (addresses or domains) whose mail is never signed.",
+  },
+  exemptDomains: {
+    name: "ExemptDomains",
+    group: "hosts",
+    kind: dataSet(FILE_OR_LIST),
+    doc: "Sender domains whose mail is neither signed nor verified.",
+  },
+  signHeaders: {
+    name: "SignHeaders",
+    group: "signatures",
+    kind: dataSet(FILE_OR_LIST),
+    defaultText: "RFC 6376 §5.4.1's list",
+    doc: "Header fields to sign; with *, the default list with +NAME added and -NAME removed.",
+  },
+  omitHeaders: {
+    name: "OmitHeaders",
+    group: "signatures",
+    kind: dataSet(FILE_OR_LIST),
+    defaultText: "opendkim.conf(5)'s list",
+    doc: "Header fields never signed; * and +NAME/-NAME as for SignHeaders.",
+  },
+  oversignHeaders: {
+    name: "OversignHeaders",
+    group: "signatures",
+    kind: dataSet(FILE_OR_LIST),
+    doc: "Header fields signed once more than present, so none can be added.",
+  },
+  signatureTtl: {
+    name: "SignatureTTL",
+    group: "signatures",
+    kind: seconds(0, INT_MAX),
+    default: 0,
+    doc: "Lifetime of new signatures (x=); 0 adds no x=.",
+  },
+  minimumKeyBits: {
+    name: "MinimumKeyBits",
+    group: "limits",
+    kind: integer(0, MAX_MINIMUM_KEY_BITS),
+    default: DEFAULT_MINIMUM_KEY_BITS,
+    doc: "Smaller RSA keys make a signature fail verification (policy).",
+  },
+  maximumHeaders: {
+    name: "MaximumHeaders",
+    group: "limits",
+    kind: COUNT,
+    default: DEFAULT_MAXIMUM_HEADERS,
+    doc: "Largest header block in bytes (0: no limit); more is refused.",
+  },
+  maximumHeaderFields: {
+    name: "MaximumHeaderFields",
+    group: "limits",
+    kind: COUNT,
+    default: DEFAULT_MAXIMUM_HEADER_FIELDS,
+    dkimd: true,
+    doc: "Most header fields in a message (0: no limit); more is refused.",
+  },
+  maximumSignaturesToVerify: {
+    name: "MaximumSignaturesToVerify",
+    group: "limits",
+    kind: COUNT,
+    default: DEFAULT_MAXIMUM_SIGNATURES_TO_VERIFY,
+    doc: "Most signatures verified per message (0: no limit); the rest are ignored.",
+  },
+  maximumKeyBits: {
+    name: "MaximumKeyBits",
+    group: "limits",
+    kind: integer(MIN_MAXIMUM_KEY_BITS, MAX_MINIMUM_KEY_BITS),
+    default: DEFAULT_MAXIMUM_KEY_BITS,
+    dkimd: true,
+    doc: "Larger RSA keys give permerror without being imported.",
+  },
+  maximumSignedBytes: {
+    name: "MaximumSignedBytes",
+    group: "limits",
+    kind: COUNT,
+    defaultText: "the whole body",
+    doc: "Sign at most this many body bytes, adding l=.",
+  },
+  removeOldSignatures: {
+    name: "RemoveOldSignatures",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc: "Remove existing DKIM-Signature fields when signing.",
+  },
+  onDefault: {
+    name: "On-Default",
+    group: "results",
+    kind: ACTION,
+    action: "default",
+    defaultText: "each On-* setting's own",
+    doc: "The action for every outcome; the specific On-* settings override it.",
+  },
+  onBadSignature: {
+    name: "On-BadSignature",
+    group: "results",
+    kind: ACTION,
+    action: "badSignature",
+    default: DEFAULT_ACTIONS.badSignature,
+    doc: "A signature that does not verify.",
+  },
+  onDnsError: {
+    name: "On-DNSError",
+    group: "results",
+    kind: ACTION,
+    action: "dnsError",
+    default: DEFAULT_ACTIONS.dnsError,
+    doc: "A key lookup that failed for a while (temperror).",
+  },
+  onInternalError: {
+    name: "On-InternalError",
+    group: "results",
+    kind: ACTION,
+    action: "internalError",
+    default: DEFAULT_ACTIONS.internalError,
+    doc: "An internal error while handling the message.",
+  },
+  onKeyNotFound: {
+    name: "On-KeyNotFound",
+    group: "results",
+    kind: ACTION,
+    action: "keyNotFound",
+    default: DEFAULT_ACTIONS.keyNotFound,
+    doc: "The key a signature names is not in the DNS.",
+  },
+  onNoSignature: {
+    name: "On-NoSignature",
+    group: "results",
+    kind: ACTION,
+    action: "noSignature",
+    default: DEFAULT_ACTIONS.noSignature,
+    doc: "A message without a signature.",
+  },
+  onSecurity: {
+    name: "On-Security",
+    group: "results",
+    kind: ACTION,
+    action: "security",
+    default: DEFAULT_ACTIONS.security,
+    doc: "A message whose properties may be a security concern.",
+  },
+  onSignatureError: {
+    name: "On-SignatureError",
+    group: "results",
+    kind: ACTION,
+    action: "signatureError",
+    default: DEFAULT_ACTIONS.signatureError,
+    doc: "A message that cannot be signed (message or key problems).",
+  },
+  alwaysAddArHeader: {
+    name: "AlwaysAddARHeader",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc: "Add Authentication-Results to unsigned mail too.",
+  },
+  authservId: {
+    name: "AuthservID",
+    group: "results",
+    kind: custom({
+      syntax: "a name, or HOSTNAME",
+      parse: parseAuthservId,
+      format: formatAuthservId,
+      toYaml: (id) => id.kind === "mta" ? undefined : formatAuthservId(id),
+    }),
+    default: { kind: "mta" },
+    defaultText: "the MTA's name (macro j)",
+    doc: "The authserv-id of Authentication-Results; HOSTNAME is this host's name.",
+  },
+  authservIdWithJobId: {
+    name: "AuthservIDWithJobID",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc: "Append /JOBID to the authserv-id.",
+  },
+  noHeaderB: {
+    name: "NoHeaderB",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc: "Leave header.b out of Authentication-Results.",
+  },
+  removeArAll: {
+    name: "RemoveARAll",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc: "Remove every Authentication-Results field from RemoveARFrom hosts, not only DKIM's.",
+  },
+  removeArFrom: {
+    name: "RemoveARFrom",
+    group: "results",
+    kind: dataSet(FILE_OR_LIST),
+    doc: "Hosts and .domains whose Authentication-Results fields are removed.",
+  },
+  softwareHeader: {
+    name: "SoftwareHeader",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc: "Add a DKIM-Filter field naming dkimd to signed mail.",
+  },
+  xHeader: {
+    name: "X-Header",
+    group: "results",
+    kind: BOOL,
+    aliasOf: "softwareHeader",
+    doc: "The deprecated name of SoftwareHeader (a warning).",
+  },
+  nameservers: {
+    name: "Nameservers",
+    group: "dns",
+    kind: custom({
+      syntax: "IP, IP@PORT or [IPv6]:PORT, comma-separated",
+      parse: parseNameserverList,
+      format: (list) => list.map(formatNameserver).join(","),
+      toYaml: (list) => list.map(formatNameserver),
+    }),
+    defaultText: "resolv.conf's",
+    doc: "Resolvers to query for keys.",
+  },
+  dnsTimeout: {
+    name: "DNSTimeout",
+    group: "dns",
+    kind: seconds(0, MAX_DNS_TIMEOUT),
+    default: DEFAULT_DNS_TIMEOUT,
+    doc: "How long a key lookup may take.",
+  },
+  dnsMaxAnswerBytes: {
+    name: "DNSMaxAnswerBytes",
+    group: "dns",
+    kind: integer(MIN_DNS_MAX_ANSWER_BYTES, MAX_DNS_MAX_ANSWER_BYTES),
+    default: DEFAULT_DNS_MAX_ANSWER_BYTES,
+    dkimd: true,
+    doc: "Larger DNS answers are a temporary error.",
+  },
+  queryCache: {
+    name: "QueryCache",
+    group: "dns",
+    kind: BOOL,
+    default: false,
+    doc: "Cache keys beyond the resolver's own cache.",
+  },
+  testPublicKeys: {
+    name: "TestPublicKeys",
+    group: "dns",
+    kind: TEXT,
+    doc: "A file of NAME RECORD lines used instead of DNS (testing only).",
+  },
+  testDnsData: {
+    name: "TestDNSData",
+    group: "dns",
+    kind: dataSet(FILE_OR_LIST),
+    doc: "Names and TXT records used instead of DNS (testing only).",
+  },
+  requireSafeKeys: {
+    name: "RequireSafeKeys",
+    group: "other",
+    kind: BOOL,
+    default: DEFAULT_REQUIRE_SAFE_KEYS,
+    doc: "Refuse key files others can read or replace.",
+  },
+  clockDrift: {
+    name: "ClockDrift",
+    group: "other",
+    kind: seconds(0, INT_MAX),
+    default: DEFAULT_CLOCK_DRIFT,
+    doc: "Clock difference allowed in the t= and x= checks of signatures.",
+  },
+  fixCrlf: {
+    name: "FixCRLF",
+    group: "other",
+    kind: BOOL,
+    default: false,
+    doc: "Turn bare CR and LF into CRLF when canonicalizing bodies.",
+  },
+  syslog: {
+    name: "Syslog",
+    group: "logging",
+    kind: BOOL,
+    default: false,
+    doc: "Log to syslog (/dev/log) instead of standard error, outside systemd.",
+  },
+  syslogFacility: {
+    name: "SyslogFacility",
+    group: "logging",
+    kind: oneOf(SYSLOG_FACILITIES, parseSyslogFacility),
+    default: DEFAULT_SYSLOG_FACILITY,
+    doc: "The syslog facility.",
+  },
+  syslogName: {
+    name: "SyslogName",
+    group: "logging",
+    kind: TEXT,
+    default: DEFAULT_SYSLOG_NAME,
+    doc: "The name syslog lines carry.",
+  },
+  syslogSuccess: {
+    name: "SyslogSuccess",
+    group: "logging",
+    kind: BOOL,
+    default: false,
+    doc: "Log each signature added and each successful verification.",
+  },
+  logWhy: {
+    name: "LogWhy",
+    group: "logging",
+    kind: BOOL,
+    default: false,
+    doc: "Log why each message was or was not signed or verified.",
+  },
+  logResults: {
+    name: "LogResults",
+    group: "logging",
+    kind: BOOL,
+    default: false,
+    doc: "Log every signature's result.",
+  },
+  userId: {
+    name: "UserID",
+    group: "process",
+    kind: custom({ syntax: "USER[:GROUP]", parse: parseUserId, format: formatUserId }),
+    doc: "The account to run as.",
+  },
+  umask: {
+    name: "UMask",
+    group: "process",
+    kind: custom({
+      syntax: "an octal mask such as 022",
+      parse: (text, ctx) => {
+        const { value, note } = parseUmask(text);
+        if (note) ctx.warn(note);
+        return value;
+      },
+      format: formatUmask,
+      fromYaml: (text) => text.replace(/^0o/, "0"),
+    }),
+    doc: "The umask for the socket and the pid file.",
+  },
+  pidFile: {
+    name: "PidFile",
+    group: "process",
+    kind: TEXT,
+    doc: "The file to write the process id to.",
+  },
+  metricsListen: {
+    name: "MetricsListen",
+    group: "process",
+    kind: custom({ syntax: "HOST:PORT", parse: parseListenAddress, format: formatListenAddress }),
+    dkimd: true,
+    doc: "Where /metrics (Prometheus) and /healthz are served; absent: off.",
+  },
+  milterMaxFrameBytes: {
+    name: "MilterMaxFrameBytes",
+    group: "process",
+    kind: integer(MIN_MILTER_MAX_FRAME_BYTES, MAX_MILTER_MAX_FRAME_BYTES),
+    default: DEFAULT_MILTER_MAX_FRAME_BYTES,
+    dkimd: true,
+    doc: "A larger milter frame closes its connection.",
+  },
+  milterMaxConnections: {
+    name: "MilterMaxConnections",
+    group: "process",
+    kind: integer(1, INT_MAX),
+    default: DEFAULT_MILTER_MAX_CONNECTIONS,
+    dkimd: true,
+    doc: "MTA connections served at once; more are closed at once.",
+  },
+  milterIdleTimeout: {
+    name: "MilterIdleTimeout",
+    group: "process",
+    kind: seconds(1, MAX_MILTER_IDLE_TIMEOUT),
+    default: DEFAULT_MILTER_IDLE_TIMEOUT,
+    dkimd: true,
+    doc: "How long an MTA connection may stay silent.",
+  },
+  milterShutdownTimeout: {
+    name: "MilterShutdownTimeout",
+    group: "process",
+    kind: seconds(1, MAX_MILTER_IDLE_TIMEOUT),
+    default: DEFAULT_MILTER_SHUTDOWN_TIMEOUT,
+    dkimd: true,
+    doc: "How long SIGTERM lets transactions in progress finish.",
+  },
+  baseDirectory: {
+    name: "BaseDirectory",
+    group: "process",
+    kind: TEXT,
+    doc: "Relative paths are read from here.",
+  },
+  background: {
+    name: "Background",
+    group: "process",
+    kind: BOOL,
+    default: DEFAULT_BACKGROUND,
+    doc: "Run in the background (detach) at start.",
+  },
+  autoRestart: {
+    name: "AutoRestart",
+    group: "process",
+    kind: BOOL,
+    default: false,
+    doc: "Restart the filter when it fails.",
+  },
+  autoRestartCount: {
+    name: "AutoRestartCount",
+    group: "process",
+    kind: COUNT,
+    default: 0,
+    doc: "Most restarts (0: no limit).",
+  },
+  autoRestartRate: {
+    name: "AutoRestartRate",
+    group: "process",
+    kind: custom({
+      syntax: "COUNT/TIME[s|m|h|d]",
+      parse: parseRestartRate,
+      format: formatRestartRate,
+    }),
+    doc: "Most restarts within a time, such as 10/1h.",
+  },
+};
+
+/** A setting with the field it sets and its YAML path. */
+export interface SettingEntry extends Setting {
+  /** The field it sets. */
+  readonly field: SettingField;
+  /** Its YAML path: the field, `actions.ACTION` for On-*, absent for an old name. */
+  readonly yaml?: string;
+}
+
+/** Every setting in the table's order, with its field and YAML path. */
+export const SETTING_LIST: readonly SettingEntry[] = Object.entries(SETTINGS).map(
+  ([field, s]: [string, Setting]) => ({
+    ...s,
+    field: field as SettingField,
+    ...(s.aliasOf ? {} : { yaml: s.action ? `actions.${s.action}` : field }),
+  }),
+);
+
+/** The settings whose value is a `Config` field of the same name (not On-*, not old names). */
+export const CONFIG_SETTINGS: readonly SettingEntry[] = SETTING_LIST.filter((s) =>
+  s.action === undefined && s.aliasOf === undefined
+);
+
+/** The opendkim.conf setting that reads another file: `Include` (opendkim.conf(5)). */
+export const INCLUDE_SETTING = "Include";
+
+const BY_LOWER_NAME = new Map(SETTING_LIST.map((s) => [s.name.toLowerCase(), s]));
+
+/** Finds an implemented setting by name, case-insensitively as OpenDKIM does. */
+export function findSetting(name: string): SettingEntry | undefined {
+  return BY_LOWER_NAME.get(name.toLowerCase());
+}
+
+/** Every setting name OpenDKIM knows, in OpenDKIM's spelling: the candidates for "did you mean". */
+export function knownSettingNames(): string[] {
+  return [
+    INCLUDE_SETTING,
+    ...SETTING_LIST.map((s) => s.name),
+    ...UNIMPLEMENTED_SETTINGS.map((s) => s.name),
+  ];
+}
+
+/**
+ * The opendkim.conf name of the On-* setting for an outcome.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { actionSettingName } from "./settings.ts";
+ * assert.equal(actionSettingName("dnsError"), "On-DNSError");
+ * ```
+ */
+export function actionSettingName(action: keyof Actions): string {
+  return SETTING_LIST.find((s) => s.action === action)!.name;
+}
