@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { errorMessage } from "../lib/error_message.ts";
 import { parseArgs } from "node:util";
 
 /** Case-count multiplier of an on-demand run: a CI run's counts times this. */
@@ -114,7 +115,7 @@ if (import.meta.main) {
   try {
     options = parseFuzzArgs(Deno.args);
   } catch (error) {
-    console.error(error instanceof Error ? error.message : String(error));
+    console.error(errorMessage(error));
     Deno.exit(64);
   }
   Deno.exit(await runFuzz(options));

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { errorMessage } from "../error_message.ts";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** A usage mistake: the command prints the message and exits with status 2. */
@@ -55,7 +56,7 @@ export function parseCommandArgs<T extends OptionSpecs>(
 }
 
 function describeParseError(e: unknown): string {
-  const text = e instanceof Error ? e.message : String(e);
+  const text = errorMessage(e);
   const unknown = text.match(/Unknown option '([^']+)'/);
   if (unknown) return `unknown option "${unknown[1]}"`;
   const missing = text.match(/Option '(?:-\w, )?([^' ]+)[^']*' argument missing/);

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { fileErrorMessage } from "../error_message.ts";
 import { join } from "node:path";
 import { utf8 } from "../bytes.ts";
 import { HASH_ALGORITHMS, isHashAlgorithm } from "../crypto/hash.ts";
@@ -285,10 +286,8 @@ function alreadyExists(path: string): string {
 }
 
 function describe(e: unknown): string {
-  if (e instanceof Deno.errors.NotFound) return "no such file or directory";
-  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (e instanceof Deno.errors.AlreadyExists) return "it already exists";
-  return e instanceof Error ? e.message : String(e);
+  return fileErrorMessage(e);
 }
 
 /** Writes all of `data` to the open file. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { errorMessage } from "../error_message.ts";
 import { ConfigErrors } from "../config/config_error.ts";
 import { denoLoadIo, loadConfig, type LoadedConfig, type LoadIo } from "../config/load.ts";
 import { importPrivateKey, type SigningKey } from "../crypto/private_key.ts";
@@ -100,7 +101,7 @@ export async function makeResolver(loaded: LoadedConfig<SigningKey>): Promise<Tx
     try {
       return new KeyFileResolver(await readKeyFile(config.testPublicKeys));
     } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
+      const why = errorMessage(e);
       throw new RuntimeConfigError([
         `Cannot read "TestPublicKeys" file "${config.testPublicKeys}": ${why}`,
       ], {

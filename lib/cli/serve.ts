@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { errorMessage } from "../error_message.ts";
 import process from "node:process";
 import { formatListenAddress } from "../config/listen_address.ts";
 import { formatSocketSpec, parseSocketSpec, type SocketSpec } from "../milter/socket_spec.ts";
@@ -114,7 +115,7 @@ function flagValue<T>(flag: string, parse: (text: string) => T, text: string): T
   try {
     return parse(text);
   } catch (e) {
-    throw new UsageError(`serve: ${flag}: ${e instanceof Error ? e.message : String(e)}`, {
+    throw new UsageError(`serve: ${flag}: ${errorMessage(e)}`, {
       cause: e,
     });
   }
@@ -174,7 +175,7 @@ export async function runServe(args: readonly string[]): Promise<number> {
         db = await readUserDb();
         runAs = resolveRunAs(userId, db);
       } catch (e) {
-        logger.error(e instanceof Error ? e.message : String(e));
+        logger.error(errorMessage(e));
         return EXIT_CONFIG;
       }
     }
@@ -259,7 +260,7 @@ async function serveInProcess(
     });
   } catch (e) {
     logger.error(
-      `cannot listen on ${formatSocketSpec(socket)}: ${e instanceof Error ? e.message : String(e)}`,
+      `cannot listen on ${formatSocketSpec(socket)}: ${errorMessage(e)}`,
     );
     return EXIT_OSERR;
   }
@@ -272,7 +273,7 @@ async function serveInProcess(
       logger.notice(`metrics on http://${formatListenAddress(metricsServer.address)}/metrics`);
     }
   } catch (e) {
-    logger.error(e instanceof Error ? e.message : String(e));
+    logger.error(errorMessage(e));
     await server.close();
     await metricsServer?.close();
     return e instanceof PidFileError ? EXIT_OSERR : EXIT_CONFIG;

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { errorMessage } from "../error_message.ts";
 import { isAbsolute, join, normalize } from "node:path";
 import { ConfigErrors } from "../config/config_error.ts";
 import { denoLoadIo, loadConfig, type LoadedConfig, type LoadIo } from "../config/load.ts";
@@ -79,7 +80,7 @@ class KeyFileReadError extends Error {
 function why(e: unknown): string {
   if (e instanceof Deno.errors.NotFound) return "no such file";
   if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
-  return e instanceof Error ? e.message : String(e);
+  return errorMessage(e);
 }
 
 /** How testkey reads private key files: the loader's I/O, and who may own a key. */

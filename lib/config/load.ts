@@ -12,6 +12,7 @@
  * @module
  */
 
+import { fileErrorMessage } from "../error_message.ts";
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import {
   type DataSet,
@@ -153,12 +154,6 @@ export function detectFormat(path: string, text: string): ConfigFormat {
 
 const decoder = new TextDecoder();
 
-function ioDetail(e: unknown): string {
-  if (e instanceof Deno.errors.NotFound) return "no such file or directory";
-  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
-  return e instanceof Error ? e.message : String(e);
-}
-
 /** Settings whose value is a data set, with their OpenDKIM names. */
 const DATA_SET_SETTINGS: readonly [SettingField, string][] = SETTING_LIST
   .filter((s) => s.kind.type === "dataSet").map((s) => [s.field, s.name]);
@@ -190,9 +185,14 @@ export async function loadConfig<K extends PrivateKeyInfo>(
   try {
     text = decoder.decode(await readLimited(io, path, Math.max(MAX_CONFIG_BYTES, MAX_YAML_BYTES)));
   } catch (e) {
-    throw new ConfigError("Cannot read configuration", { file: path, line: 0 }, ioDetail(e), {
-      cause: e,
-    });
+    throw new ConfigError(
+      "Cannot read configuration",
+      { file: path, line: 0 },
+      fileErrorMessage(e),
+      {
+        cause: e,
+      },
+    );
   }
   const read = (format ?? detectFormat(path, text)) === "yaml"
     ? readYamlConf(text, path)
@@ -212,7 +212,7 @@ async function readOpendkim<K extends PrivateKeyInfo>(
     try {
       return { text: decoder.decode(await readLimited(io, file, MAX_CONFIG_BYTES)), file };
     } catch (e) {
-      throw new ConfigError('Cannot read "Include"', from, `"${file}": ${ioDetail(e)}`, {
+      throw new ConfigError('Cannot read "Include"', from, `"${file}": ${fileErrorMessage(e)}`, {
         setting: "Include",
         cause: e,
       });
@@ -302,7 +302,7 @@ async function openDataSets<K extends PrivateKeyInfo>(
         e instanceof SourceError ? e : new ConfigError(
           `Cannot read "${name}" data set "${file}"`,
           at,
-          ioDetail(e),
+          fileErrorMessage(e),
           { setting: name, cause: e },
         ),
       );
@@ -452,8 +452,6 @@ interface LoadedKey<K extends PrivateKeyInfo> {
 }
 
 function errorText(e: unknown, path?: string): string {
-  if (e instanceof Deno.errors.NotFound) return `"${path}": no such file or directory`;
-  if (e instanceof Deno.errors.PermissionDenied) return `"${path}": permission denied`;
-  const text = e instanceof Error ? e.message : String(e);
+  const text = fileErrorMessage(e);
   return path && !text.includes(path) ? `"${path}": ${text}` : text;
 }

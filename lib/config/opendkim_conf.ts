@@ -14,6 +14,7 @@
  * @module
  */
 
+import { errorMessage } from "../error_message.ts";
 import { formatOrigin, type Origin, SourceError } from "../policy/origin.ts";
 import { ConfigError, type ConfigWarning, throwIfErrors } from "./config_error.ts";
 import { buildConfig } from "./build_config.ts";
@@ -164,7 +165,7 @@ export async function expandIncludes(
         e instanceof SourceError ? e : new ConfigError(
           'Cannot read "Include"',
           line.origin,
-          `"${line.value}": ${e instanceof Error ? e.message : String(e)}`,
+          `"${line.value}": ${errorMessage(e)}`,
           { setting: INCLUDE_SETTING, cause: e },
         ),
       );

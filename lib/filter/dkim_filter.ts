@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { errorMessage } from "../error_message.ts";
 import { asciiLower, fromLatin1 } from "../bytes.ts";
 import { actionSettingName } from "../config/settings.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
@@ -234,7 +235,7 @@ class DkimConnection implements FilterConnection {
         ? await this.#finishSigning(tx, work, qid)
         : await this.#finishVerifying(tx, work, macros, qid);
     } catch (e) {
-      const text = e instanceof Error ? e.message : String(e);
+      const text = errorMessage(e);
       this.#deps.logger.error(`${qid}: internal error: ${text}`);
       const { action, modification } = milterAction("internalError", config.actions.internalError);
       this.#report(tx, { disposition: "error", action: describeAction(action) });
@@ -290,7 +291,7 @@ class DkimConnection implements FilterConnection {
     try {
       signer = new Signer(options, { now: this.#deps.now });
     } catch (e) {
-      const text = e instanceof Error ? e.message : String(e);
+      const text = errorMessage(e);
       this.#deps.logger.error(`${qid}: cannot sign: ${text}`);
       const { action } = milterAction("signatureError", config.actions.signatureError);
       this.#report(tx, { disposition: "error", action: describeAction(action) });
@@ -352,7 +353,7 @@ class DkimConnection implements FilterConnection {
     try {
       fields = await work.signer.finish();
     } catch (e) {
-      const text = e instanceof Error ? e.message : String(e);
+      const text = errorMessage(e);
       this.#deps.logger.error(`${qid}: signing failed: ${text}`);
       const { action, modification } = milterAction(
         "signatureError",
@@ -495,7 +496,7 @@ class DkimConnection implements FilterConnection {
             ? e.code
             : "error";
           observer.lookup({ outcome: code, milliseconds: performance.now() - start });
-          failures.set(asciiLower(name), e instanceof Error ? e.message : String(e));
+          failures.set(asciiLower(name), errorMessage(e));
           throw e;
         }
       },

@@ -33,6 +33,7 @@
  * @module
  */
 
+import { errorDescription } from "../error_message.ts";
 import { concat } from "../bytes.ts";
 import { decodeCommand } from "./command.ts";
 import type { Filter } from "./filter.ts";
@@ -261,7 +262,7 @@ class Server implements MilterServer {
         conn = await listener.accept();
       } catch (error) {
         if (this.#stopping) return;
-        this.#log.error(`Cannot accept a connection: ${errorText(error)}`);
+        this.#log.error(`Cannot accept a connection: ${errorDescription(error)}`);
         await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
         continue;
       }
@@ -385,7 +386,7 @@ class Server implements MilterServer {
       } else if (error instanceof TimeoutError) {
         this.#log.info(`connection ${id}: ${error.message}; closing`);
       } else {
-        this.#log.warn(`connection ${id}: ${errorText(error)}; closing`);
+        this.#log.warn(`connection ${id}: ${errorDescription(error)}; closing`);
       }
     } finally {
       entry.closed = true;
@@ -535,10 +536,6 @@ function safeClose(conn: Deno.Conn): void {
   } catch {
     // Already closed.
   }
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 function describeSpec(spec: SocketSpec | undefined): string {

@@ -39,6 +39,7 @@
  * @module
  */
 
+import { errorDescription } from "../error_message.ts";
 import {
   actionReply,
   describeAction,
@@ -146,17 +147,6 @@ const EVENT_NAMES: Readonly<Record<EventCommand["type"], string>> = {
   unknown: "UNKNOWN",
 };
 
-function errorText(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
-  // A thrown value may not even turn into a string (Object.create(null)); describing it must
-  // never throw, or the filter's error would cost the MTA its reply.
-  try {
-    return String(error);
-  } catch {
-    return "a value that cannot be shown";
-  }
-}
-
 /**
  * One MTA connection's protocol state. Call {@link MilterSession.handle} for each decoded
  * command in order and write the replies it returns, all of them in one write; after it returns,
@@ -247,7 +237,9 @@ export class MilterSession {
   }
 
   #internalError(command: Command, error: unknown): Reply[] {
-    this.#log.error(`${this.#prefix}Internal error handling ${command.type}: ${errorText(error)}`);
+    this.#log.error(
+      `${this.#prefix}Internal error handling ${command.type}: ${errorDescription(error)}`,
+    );
     this.#state = "closed";
     return [];
   }
@@ -261,7 +253,7 @@ export class MilterSession {
       this.#endConnection();
       this.#state = "closed";
     }, (error) => {
-      this.#log.error(`${this.#prefix}Internal error closing: ${errorText(error)}`);
+      this.#log.error(`${this.#prefix}Internal error closing: ${errorDescription(error)}`);
     });
   }
 
@@ -387,7 +379,9 @@ export class MilterSession {
     } catch (error) {
       this.#connDecided = this.#onError;
       this.#log.error(
-        `${this.#prefix}Filter failed at connect: ${errorText(error)}; answering ${this.#onError}`,
+        `${this.#prefix}Filter failed at connect: ${
+          errorDescription(error)
+        }; answering ${this.#onError}`,
       );
     }
   }
@@ -440,7 +434,7 @@ export class MilterSession {
         this.#connDecided = this.#onError;
         this.#log.error(
           `${this.#prefix}Filter failed at ${event}: ${
-            errorText(error)
+            errorDescription(error)
           }; answering ${this.#onError}`,
         );
         return owed ? [actionReply(this.#onError)] : [];
@@ -500,7 +494,7 @@ export class MilterSession {
     tx.decided = this.#onError;
     this.#log.error(
       `${this.#prefix}Filter failed at ${event}: ${
-        errorText(error)
+        errorDescription(error)
       }; answering ${this.#onError} for this message`,
     );
     return owed ? [actionReply(this.#onError)] : [];
@@ -633,7 +627,7 @@ export class MilterSession {
     try {
       this.#conn.abort();
     } catch (error) {
-      this.#log.error(`${this.#prefix}Filter failed at abort: ${errorText(error)}`);
+      this.#log.error(`${this.#prefix}Filter failed at abort: ${errorDescription(error)}`);
     }
   }
 
@@ -650,7 +644,7 @@ export class MilterSession {
     try {
       conn.close();
     } catch (error) {
-      this.#log.error(`${this.#prefix}Filter failed at close: ${errorText(error)}`);
+      this.#log.error(`${this.#prefix}Filter failed at close: ${errorDescription(error)}`);
     }
   }
 }

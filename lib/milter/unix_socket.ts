@@ -23,6 +23,7 @@
  * @module
  */
 
+import { errorDescription } from "../error_message.ts";
 import type { MilterLogger } from "./logger.ts";
 
 /**
@@ -122,7 +123,7 @@ export async function removeOwnSocket(
     if (info.isSocket && info.ino === ino) await Deno.remove(path);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) {
-      log.warn(`Cannot remove socket "${path}": ${errorText(error)}`);
+      log.warn(`Cannot remove socket "${path}": ${errorDescription(error)}`);
     }
   }
 }
@@ -137,8 +138,4 @@ function trySetUmask(mask: number): number | undefined {
     }
     throw e;
   }
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

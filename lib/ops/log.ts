@@ -18,6 +18,7 @@
  * @module
  */
 
+import { errorMessage } from "../error_message.ts";
 import type { MilterLogger } from "../milter/logger.ts";
 import type { SyslogFacility } from "../config/values.ts";
 import { fromBase64, utf8 } from "../bytes.ts";
@@ -362,7 +363,7 @@ export async function createLogger(
       // An empty path binds an unnamed (abstract, autobound) socket, as syslog(3)'s is.
       socket = listen({ transport: "unixpacket", path: "" });
     } catch (e) {
-      why = `cannot open a unix datagram socket: ${e instanceof Error ? e.message : String(e)}`;
+      why = `cannot open a unix datagram socket: ${errorMessage(e)}`;
     }
   }
   if (!socket) {
@@ -487,7 +488,7 @@ class SyslogLogger extends BaseLogger {
           this.fallback(
             "warn",
             `Cannot send to syslog at "${this.devLog}" (${
-              e instanceof Error ? e.message : String(e)
+              errorMessage(e)
             }); writing log lines to standard error until it works again`,
           );
         }

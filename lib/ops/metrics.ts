@@ -11,6 +11,7 @@
  * @module
  */
 
+import { errorMessage } from "../error_message.ts";
 import type { ListenAddress } from "../config/listen_address.ts";
 import type { FilterObserver, LookupReport, TransactionReport } from "../filter/observer.ts";
 import type { MilterLogger } from "../milter/logger.ts";
@@ -384,7 +385,7 @@ export function serveMetrics(
     port: address.port,
     onListen: () => {},
     onError: (e) => {
-      options.logger?.error(`metrics: ${e instanceof Error ? e.message : String(e)}`);
+      options.logger?.error(`metrics: ${errorMessage(e)}`);
       return new Response("internal error\n", { status: 500 });
     },
   }, (request) => {

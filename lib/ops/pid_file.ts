@@ -8,6 +8,7 @@
  * @module
  */
 
+import { fileErrorMessage } from "../error_message.ts";
 import { basename, dirname } from "node:path";
 
 /** Largest PID file read: a PID is at most 10 digits, and anything longer is not a PID file. */
@@ -142,7 +143,7 @@ export async function inspectPidFile(
     bytes = buffer.subarray(0, n);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return { state: "absent" };
-    throw new PidFileError(path, `cannot read it: ${describe(e)}`, { cause: e });
+    throw new PidFileError(path, `cannot read it: ${fileErrorMessage(e)}`, { cause: e });
   }
   const pid = bytes.length > MAX_PID_FILE_BYTES
     ? undefined
@@ -171,12 +172,6 @@ export interface WritePidFileOptions extends PidFileOptions {
   readonly pid?: number;
   /** OpenDKIM's UMask: the file's mode is `0o666 & ~umask`; default {@link DEFAULT_PID_FILE_UMASK}. */
   readonly umask?: number;
-}
-
-function describe(e: unknown): string {
-  if (e instanceof Deno.errors.NotFound) return "no such file or directory";
-  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
-  return e instanceof Error ? e.message : String(e);
 }
 
 /**
@@ -220,7 +215,7 @@ export async function writePidFile(
     await Deno.rename(temp, path);
   } catch (e) {
     await Deno.remove(temp).catch(() => {});
-    let detail = describe(e);
+    let detail = fileErrorMessage(e);
     if (e instanceof Deno.errors.NotFound) {
       detail = `directory "${dir}" does not exist`;
     } else if (e instanceof Deno.errors.PermissionDenied) {

@@ -21,6 +21,7 @@
  * @module
  */
 
+import { errorMessage } from "../error_message.ts";
 import type { RestartRate } from "../config/values.ts";
 import { formatRestartRate } from "../config/values.ts";
 import type { Logger } from "./log.ts";
@@ -307,7 +308,7 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
       const status = await spawned.status;
       const wasReady = await ready;
       if (failure !== undefined) {
-        logger.error(failure instanceof Error ? failure.message : String(failure));
+        logger.error(errorMessage(failure));
         return EX_CONFIG;
       }
       child = undefined;
@@ -375,7 +376,7 @@ function spawnWorker(options: SuperviseOptions): Deno.ChildProcess {
       ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
     }).spawn();
   } catch (e) {
-    const detail = e instanceof Error ? e.message : String(e);
+    const detail = errorMessage(e);
     if (runAs && e instanceof Deno.errors.PermissionDenied) {
       throw new Error(
         `Cannot start the worker as user "${runAs.user}" (uid ${runAs.uid}): ${detail}; ` +

@@ -19,6 +19,7 @@
  * @module
  */
 
+import { errorMessage } from "../error_message.ts";
 import type { DataSetEntry } from "./dataset.ts";
 import { formatOrigin, type Origin, SourceError, type SourceWarning } from "./origin.ts";
 
@@ -402,7 +403,7 @@ export class KeyTable<K extends PrivateKeyInfo> implements KeyLookup<K> {
     } catch (cause) {
       throw new KeyResolutionError(
         `Cannot load the key of KeyTable entry "${name}" at ${formatOrigin(entry.origin)} ` +
-          `from "${path}": ${cause instanceof Error ? cause.message : String(cause)}`,
+          `from "${path}": ${errorMessage(cause)}`,
         entry,
         { cause },
       );

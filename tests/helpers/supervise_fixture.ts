@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { errorMessage } from "../../lib/error_message.ts";
 import { createLogger } from "../../lib/ops/log.ts";
 import { supervise } from "../../lib/ops/supervisor.ts";
 
@@ -17,7 +18,7 @@ let status: number;
 try {
   status = await supervise({ ...options, logger });
 } catch (e) {
-  logger.error(e instanceof Error ? e.message : String(e));
+  logger.error(errorMessage(e));
   status = 1;
 }
 await logger.close();
