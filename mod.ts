@@ -48,15 +48,15 @@ export type { SignerDeps, SignOptions } from "./lib/dkim/sign.ts";
 export { Verifier, verifyMessage } from "./lib/dkim/verify.ts";
 export type { VerifyOptions } from "./lib/dkim/verify.ts";
 export { KeyCache } from "./lib/dkim/key_cache.ts";
-export { DkimError } from "./lib/dkim/result.ts";
+export { DkimError } from "./lib/dkim/dkim_error.ts";
+export type { DkimResult, FailResult } from "./lib/dkim/dkim_error.ts";
+export type { KeyInfo, Verdict } from "./lib/dkim/result.ts";
 export type {
-  DkimResult,
-  FailResult,
-  KeyInfo,
+  AlgorithmName,
+  Signature,
   SignatureSummary,
-  Verdict,
-} from "./lib/dkim/result.ts";
-export type { AlgorithmName, Signature, SigningAlgorithm } from "./lib/dkim/signature.ts";
+  SigningAlgorithm,
+} from "./lib/dkim/signature.ts";
 export type { Canonicalization } from "./lib/dkim/canon_header.ts";
 export { formatAuthResults, formatDkimResult, parseAuthservId } from "./lib/dkim/auth_results.ts";
 export type { AuthResultsOptions } from "./lib/dkim/auth_results.ts";

@@ -10,7 +10,7 @@ import { importPrivateKey, type SigningKey } from "../crypto/private_key.ts";
 import { MessageSyntaxError } from "../dkim/header.ts";
 import { SignError, signMessage, type SignOptions } from "../dkim/sign.ts";
 import { type AlgorithmName, ALGORITHMS, parseCanonicalization } from "../dkim/signature.ts";
-import { DkimError } from "../dkim/result.ts";
+import { DkimError } from "../dkim/dkim_error.ts";
 import { intFlag, parseCommandArgs, UsageError } from "./args.ts";
 import { crlfToLf, notAMessage, readMessage, writeStdout } from "./input.ts";
 

@@ -9,7 +9,7 @@
 import { asciiLower, fromBase64 } from "../bytes.ts";
 import type { HashAlgorithm } from "../crypto/hash.ts";
 import type { KeyType } from "../crypto/key_type.ts";
-import { DkimError } from "./result.ts";
+import { DkimError } from "./dkim_error.ts";
 import { parseTagList, stripWhitespace, TagListError, trimFws } from "./tag_list.ts";
 
 /** The tags RFC 6376 §3.6.1 defines for a key record; verifiers ignore any other. */

@@ -3,64 +3,11 @@
  *
  * @module
  */
+import { errorMessage } from "../error_message.ts";
 import { DnsError } from "../dns/resolver.ts";
 import { KeyError } from "../crypto/key_error.ts";
-import type { Signature } from "./signature.ts";
-
-/**
- * The DKIM result words of RFC 8601 §2.7.1. `none` is for a message without signatures and so
- * never appears in a per-signature {@link Verdict}.
- */
-export type DkimResult =
-  | "pass"
-  | "fail"
-  | "neutral"
-  | "policy"
-  | "temperror"
-  | "permerror"
-  | "none";
-
-/** A result other than pass, for one signature. */
-export type FailResult = Exclude<DkimResult, "pass" | "none">;
-
-/**
- * A signature that does not verify, carrying its result word and a short reason (the words
- * logs and Authentication-Results show, as OpenDKIM's `dkim_sig_geterrorstr` does).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { DkimError } from "./result.ts";
- * const e = new DkimError("fail", "body hash did not verify");
- * assert.equal(e.result, "fail");
- * assert.equal(e.message, "body hash did not verify");
- * ```
- */
-export class DkimError extends Error {
-  /** The result this failure gives. */
-  readonly result: FailResult;
-
-  /** Makes an error with result `result` and reason `reason`. */
-  constructor(result: FailResult, reason: string, options?: ErrorOptions) {
-    super(reason, options);
-    this.name = "DkimError";
-    this.result = result;
-  }
-}
-
-/** What is known about a signature even when it could not be parsed in full. */
-export interface SignatureSummary {
-  /** `d=`, lower-cased. */
-  readonly domain?: string;
-  /** `s=`. */
-  readonly selector?: string;
-  /** `i=`, or `@` + `d=` when absent. */
-  readonly identity?: string;
-  /** `a=`. */
-  readonly algorithm?: string;
-  /** `b=` without whitespace, for `header.b` (RFC 6008). */
-  readonly b?: string;
-}
+import { DkimError, type FailResult } from "./dkim_error.ts";
+import type { Signature, SignatureSummary } from "./signature.ts";
 
 /** The public key a signature was checked with. */
 export interface KeyInfo {
@@ -136,6 +83,6 @@ export function resultOf(error: unknown): { result: FailResult; reason: string }
         return { result: "permerror", reason: `key syntax error (${detail})` };
     }
   }
-  const text = error instanceof Error ? error.message : String(error);
+  const text = errorMessage(error);
   return { result: "temperror", reason: `internal error: ${text}` };
 }

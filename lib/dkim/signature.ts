@@ -9,8 +9,22 @@ import type { HashAlgorithm } from "../crypto/hash.ts";
 import type { KeyType } from "../crypto/key_type.ts";
 import type { Canonicalization } from "./canon_header.ts";
 import { fieldValue, type HeaderField } from "./header.ts";
-import { DkimError, type SignatureSummary } from "./result.ts";
+import { DkimError } from "./dkim_error.ts";
 import { parseTagList, stripWhitespace, TagListError, trimFws } from "./tag_list.ts";
+
+/** What is known about a signature even when it could not be parsed in full. */
+export interface SignatureSummary {
+  /** `d=`, lower-cased. */
+  readonly domain?: string;
+  /** `s=`. */
+  readonly selector?: string;
+  /** `i=`, or `@` + `d=` when absent. */
+  readonly identity?: string;
+  /** `a=`. */
+  readonly algorithm?: string;
+  /** `b=` without whitespace, for `header.b` (RFC 6008). */
+  readonly b?: string;
+}
 
 /** The name of the field, as signers write it. */
 export const SIGNATURE_FIELD = "DKIM-Signature";

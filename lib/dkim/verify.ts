@@ -15,7 +15,8 @@ import { BodyHashes, type BodyHashSpec } from "./body_hasher.ts";
 import { type HeaderField, isField, selectHeaders, splitMessage } from "./header.ts";
 import { KeyCache } from "./key_cache.ts";
 import { keyAllowsHash, type KeyRecord, keyRecordName, parseKeyRecord } from "./key_record.ts";
-import { DkimError, type KeyInfo, resultOf, type Verdict } from "./result.ts";
+import { DkimError } from "./dkim_error.ts";
+import { type KeyInfo, resultOf, type Verdict } from "./result.ts";
 import { headerHashInput } from "./sign.ts";
 import {
   parseSignature,

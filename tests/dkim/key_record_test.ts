@@ -6,7 +6,7 @@ import {
   parseKeyRecord,
   readKeyRecord,
 } from "../../lib/dkim/key_record.ts";
-import { DkimError } from "../../lib/dkim/result.ts";
+import { DkimError } from "../../lib/dkim/dkim_error.ts";
 
 Deno.test("parseKeyRecord() applies RFC 6376 §3.6.1 defaults", () => {
   const r = parseKeyRecord("p=AAAA");

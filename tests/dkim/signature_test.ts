@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
-import { DkimError } from "../../lib/dkim/result.ts";
+import { DkimError } from "../../lib/dkim/dkim_error.ts";
 import {
   appendSignatureValue,
   decodeQuotedPrintable,

@@ -20,7 +20,8 @@ import {
   splitMessage,
 } from "../../lib/dkim/header.ts";
 import { parseKeyRecord } from "../../lib/dkim/key_record.ts";
-import { DkimError, type Verdict } from "../../lib/dkim/result.ts";
+import { DkimError } from "../../lib/dkim/dkim_error.ts";
+import type { Verdict } from "../../lib/dkim/result.ts";
 import {
   decodeQuotedPrintable,
   encodeQuotedPrintable,
