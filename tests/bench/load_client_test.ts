@@ -9,8 +9,7 @@ import { serve } from "../../lib/milter/server.ts";
 import type { Filter } from "../../lib/milter/filter.ts";
 import { generateMessage, toMilterMessage } from "../../bench/corpus.ts";
 import { runLoad } from "../../bench/load_client.ts";
-
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+import { MemoryLogger } from "../helpers/milter_logger.ts";
 
 // A filter that adds `field` with `value` to every message and counts the body bytes it saw.
 function addingFilter(
@@ -42,7 +41,7 @@ Deno.test("runLoad() counts checked messages and measures the filter process", a
     const seen = { bodyBytes: 0 };
     const server = await serve({
       socket: { kind: "inet", host: "127.0.0.1", port: 0 },
-      logger: quiet,
+      logger: new MemoryLogger(),
       filter: addingFilter("DKIM-Signature", " v=1; a=ed25519-sha256; d=example.com; b=AAAA", seen),
     });
     try {
@@ -81,7 +80,7 @@ Deno.test("runLoad() counts every reply without the expected field as an error",
   const seen = { bodyBytes: 0 };
   const server = await serve({
     socket: { kind: "inet", host: "127.0.0.1", port: 0 },
-    logger: quiet,
+    logger: new MemoryLogger(),
     filter: addingFilter("Authentication-Results", " mx; dkim=fail", seen),
   });
   try {
