@@ -40,6 +40,7 @@
 import { concat, utf8 } from "../bytes.ts";
 import { type AddressFamily, type Command, encodeCommand, type MacroPair } from "./command.ts";
 import {
+  MACRO_STAGE_OF_COMMAND,
   MILTER_CHUNK_SIZE,
   SMFI_CURR_ACTS,
   SMFI_CURR_PROT,
@@ -53,13 +54,6 @@ import {
   SMFIC_HELO,
   SMFIC_MAIL,
   SMFIC_RCPT,
-  SMFIM_CONNECT,
-  SMFIM_DATA,
-  SMFIM_ENVFROM,
-  SMFIM_ENVRCPT,
-  SMFIM_EOH,
-  SMFIM_EOM,
-  SMFIM_HELO,
   SMFIP_HDR_LEADSPC,
   SMFIP_NOBODY,
   SMFIP_NOCONNECT,
@@ -192,19 +186,6 @@ const FINAL = new Set<Reply["type"]>([
   "tempfail",
   "discard",
   "replycode",
-]);
-
-// Which macro stage the filter's symbol lists name for each command.
-const STAGE_OF: ReadonlyMap<number, number> = new Map([
-  [SMFIC_CONNECT, SMFIM_CONNECT],
-  [SMFIC_HELO, SMFIM_HELO],
-  [SMFIC_MAIL, SMFIM_ENVFROM],
-  [SMFIC_RCPT, SMFIM_ENVRCPT],
-  [SMFIC_DATA, SMFIM_DATA],
-  [SMFIC_HEADER, SMFIM_EOH],
-  [SMFIC_EOH, SMFIM_EOH],
-  [SMFIC_BODY, SMFIM_EOM],
-  [SMFIC_BODYEOB, SMFIM_EOM],
 ]);
 
 function macroKey(name: string): string {
@@ -396,7 +377,7 @@ export class MilterClient {
     const lists = this.negotiated.symbols;
     if (lists && lists.length > 0) {
       // As Postfix: once the filter sends symbol lists, only listed macros go out.
-      const stage = STAGE_OF.get(forCommand);
+      const stage = MACRO_STAGE_OF_COMMAND.get(forCommand);
       const list = lists.find((l) => l.stage === stage);
       const wanted = new Set((list?.macros ?? []).map(macroKey));
       pairs = pairs.filter(([name]) => wanted.has(macroKey(name)));

@@ -219,3 +219,20 @@ export const SMFIM_DATA = 4;
 export const SMFIM_EOM = 5;
 /** Macros sent with end of headers. */
 export const SMFIM_EOH = 6;
+
+/**
+ * The macro stage a MACRO command's macros belong to, by the command they come before. Postfix
+ * also sends the end-of-header macros before each HEADER and the end-of-message macros before
+ * each BODY chunk.
+ */
+export const MACRO_STAGE_OF_COMMAND: ReadonlyMap<number, number> = new Map([
+  [SMFIC_CONNECT, SMFIM_CONNECT],
+  [SMFIC_HELO, SMFIM_HELO],
+  [SMFIC_MAIL, SMFIM_ENVFROM],
+  [SMFIC_RCPT, SMFIM_ENVRCPT],
+  [SMFIC_DATA, SMFIM_DATA],
+  [SMFIC_HEADER, SMFIM_EOH],
+  [SMFIC_EOH, SMFIM_EOH],
+  [SMFIC_BODY, SMFIM_EOM],
+  [SMFIC_BODYEOB, SMFIM_EOM],
+]);

@@ -27,15 +27,7 @@
 
 import type { MacroPair } from "./command.ts";
 import {
-  SMFIC_BODY,
-  SMFIC_BODYEOB,
-  SMFIC_CONNECT,
-  SMFIC_DATA,
-  SMFIC_EOH,
-  SMFIC_HEADER,
-  SMFIC_HELO,
-  SMFIC_MAIL,
-  SMFIC_RCPT,
+  MACRO_STAGE_OF_COMMAND,
   SMFIM_CONNECT,
   SMFIM_DATA,
   SMFIM_ENVFROM,
@@ -58,19 +50,6 @@ const LOOKUP_ORDER = [
   SMFIM_HELO,
   SMFIM_CONNECT,
 ];
-// Which stage a MACRO command's macros belong to. Postfix also sends the end-of-header macros
-// before each HEADER and the end-of-message macros before each BODY chunk.
-const MACRO_STAGE_OF: ReadonlyMap<number, number> = new Map([
-  [SMFIC_CONNECT, SMFIM_CONNECT],
-  [SMFIC_HELO, SMFIM_HELO],
-  [SMFIC_MAIL, SMFIM_ENVFROM],
-  [SMFIC_RCPT, SMFIM_ENVRCPT],
-  [SMFIC_DATA, SMFIM_DATA],
-  [SMFIC_HEADER, SMFIM_EOH],
-  [SMFIC_EOH, SMFIM_EOH],
-  [SMFIC_BODY, SMFIM_EOM],
-  [SMFIC_BODYEOB, SMFIM_EOM],
-]);
 // Stages that belong to one transaction, cleared when it ends.
 const TRANSACTION_STAGES = [SMFIM_ENVFROM, SMFIM_ENVRCPT, SMFIM_DATA, SMFIM_EOM, SMFIM_EOH];
 
@@ -95,7 +74,7 @@ export class MacroStore implements MacroReader {
    * no macro stage.
    */
   receive(forCommand: number, pairs: readonly MacroPair[]): boolean {
-    const stage = MACRO_STAGE_OF.get(forCommand);
+    const stage = MACRO_STAGE_OF_COMMAND.get(forCommand);
     if (stage === undefined) return false;
     const flat = new Array<string>(pairs.length * 2);
     for (let i = 0; i < pairs.length; i++) {
