@@ -7,6 +7,7 @@
  * @module
  */
 
+import { MAX_RSA_BITS_REQUIRED } from "../crypto/key_type.ts";
 import type { DataSetSource } from "../policy/dataset.ts";
 import { formatOrigin, type Origin, type SourceError } from "../policy/origin.ts";
 import { ConfigError, type ConfigWarning } from "./config_error.ts";
@@ -14,9 +15,6 @@ import { type Actions, DEFAULT_ACTIONS } from "./defaults.ts";
 import type { Config, ConfigOrigins, RawSetting, RawSettings, SettingField } from "./schema.ts";
 import { CONFIG_SETTINGS, SETTING_LIST, SETTINGS } from "./settings.ts";
 import type { MilterAction, Mode } from "./values.ts";
-
-/** RFC 8301 §3.2: verifiers MUST be able to validate RSA keys of 1024 to 4096 bits. */
-export const RFC8301_VERIFIER_KEY_BITS = 4096;
 
 /** The result of {@link buildConfig}. */
 export interface BuiltConfig {
@@ -142,10 +140,10 @@ function actionsOf(raw: RawSettings): Actions {
 }
 
 function checkKeySizes(config: Config, warn: Report): void {
-  if (config.maximumKeyBits < RFC8301_VERIFIER_KEY_BITS) {
+  if (config.maximumKeyBits < MAX_RSA_BITS_REQUIRED) {
     warn(
       "maximumKeyBits",
-      `RFC 8301 §3.2 says verifiers MUST validate keys up to ${RFC8301_VERIFIER_KEY_BITS} bits; ` +
+      `RFC 8301 §3.2 says verifiers MUST validate keys up to ${MAX_RSA_BITS_REQUIRED} bits; ` +
         `signatures with larger keys than ${config.maximumKeyBits} bits get permerror`,
     );
   }

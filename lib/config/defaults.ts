@@ -7,6 +7,7 @@
  * @module
  */
 
+import { MIN_RSA_BITS } from "../crypto/key_type.ts";
 import { MAX_RSA_BITS_DEFAULT } from "../crypto/public_key.ts";
 import { MAX_HEADER_FIELDS } from "../dkim/header.ts";
 import { STUB_MAX_RESPONSE_BYTES_DEFAULT } from "../dns/stub.ts";
@@ -37,7 +38,7 @@ export const DEFAULT_CLOCK_DRIFT = 300;
 export const DEFAULT_DNS_TIMEOUT = 5;
 
 /** MinimumKeyBits: "The default is 1024" (opendkim.conf(5)), RFC 8301 §3.2's floor. */
-export const DEFAULT_MINIMUM_KEY_BITS = 1024;
+export const DEFAULT_MINIMUM_KEY_BITS = MIN_RSA_BITS;
 
 /** MaximumHeaders: "The default is 65536" bytes; 0 removes the limit (opendkim.conf(5)). */
 export const DEFAULT_MAXIMUM_HEADERS = 65536;

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { MIN_RSA_BITS } from "../crypto/key_type.ts";
 import { formatNameserver, parseNameserverList } from "../dns/nameserver.ts";
 import { SIGNING_ALGORITHMS } from "../policy/key_table.ts";
 import {
@@ -118,7 +119,7 @@ export const MAX_MINIMUM_KEY_BITS = 16384;
 export const MAX_DNS_TIMEOUT = 3600;
 
 /** Smallest MaximumKeyBits: RFC 8301 §3.2 forbids accepting RSA keys under 1024 bits anyway. */
-export const MIN_MAXIMUM_KEY_BITS = 1024;
+export const MIN_MAXIMUM_KEY_BITS = MIN_RSA_BITS;
 
 /** Smallest DNSMaxAnswerBytes: a DNS message over UDP without EDNS0 (RFC 1035 §4.2.1). */
 export const MIN_DNS_MAX_ANSWER_BYTES = 512;

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { MIN_RSA_BITS } from "../crypto/key_type.ts";
 import { asciiLower, equals } from "../bytes.ts";
 import { KeyError } from "../crypto/key_error.ts";
 import { importPublicKey, MAX_RSA_BITS_DEFAULT, type VerifyingKey } from "../crypto/public_key.ts";
@@ -29,7 +30,7 @@ import {
 /** Signatures evaluated per message by default: OpenDKIM's MaximumSignaturesToVerify (3). */
 export const MAX_SIGNATURES_DEFAULT = 3;
 /** Smallest RSA key accepted by default: RFC 8301 §3.2 and OpenDKIM's MinimumKeyBits (1024). */
-export const MINIMUM_KEY_BITS_DEFAULT = 1024;
+export const MINIMUM_KEY_BITS_DEFAULT = MIN_RSA_BITS;
 /** Allowed clock difference in seconds for `t=` and `x=`: OpenDKIM's ClockDrift (300). */
 export const CLOCK_DRIFT_DEFAULT = 300;
 
@@ -285,7 +286,9 @@ export class Verifier {
         throw new DkimError("permerror", `key too large (${key.bits} bits)`);
       }
       // RFC 8301 §3.2: keys under 1024 bits MUST NOT be accepted; a higher site minimum is policy.
-      if (key.bits < 1024) throw new DkimError("permerror", `key too small (${key.bits} bits)`);
+      if (key.bits < MIN_RSA_BITS) {
+        throw new DkimError("permerror", `key too small (${key.bits} bits)`);
+      }
       const min = this.#options.minimumKeyBits ?? MINIMUM_KEY_BITS_DEFAULT;
       if (key.bits < min) {
         throw new DkimError("policy", `key too small (${key.bits} bits, minimum ${min})`);
