@@ -174,8 +174,27 @@ export async function planInstall(
   return out;
 }
 
+/**
+ * Makes `dir` and any missing parents, each mode 0755 whatever the umask (mkdir(2) applies it, so
+ * under root's umask 077 the service's user could not enter /etc/dkimd); directories that exist
+ * are left as they are.
+ */
+async function makeDirectories(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = dir; d !== dirname(d); d = dirname(d)) {
+    if (await Deno.stat(d).then(() => true, () => false)) break;
+    missing.unshift(d);
+  }
+  for (const d of missing) {
+    await Deno.mkdir(d).catch((e) => {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    });
+    await Deno.chmod(d, 0o755);
+  }
+}
+
 async function writeAtomically(target: string, text: string, mode: number): Promise<void> {
-  await Deno.mkdir(dirname(target), { recursive: true, mode: 0o755 });
+  await makeDirectories(dirname(target));
   const temp = `${target}.dkimd-install.tmp`;
   try {
     await Deno.writeTextFile(temp, text, { mode });

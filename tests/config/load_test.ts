@@ -8,6 +8,7 @@ import { SourceError } from "../../lib/policy/origin.ts";
 import { decide } from "../../lib/filter/decide.ts";
 import { chooseSigners } from "../../lib/policy/signers.ts";
 import { memoryIo } from "../helpers/memory_io.ts";
+import { makeSharedTempDir } from "../helpers/shared_temp_dir.ts";
 
 const SEED = new URL("../testdata/config/seed/", import.meta.url);
 const isRoot = Deno.uid() === 0;
@@ -54,6 +55,8 @@ async function run(cmd: string, args: string[]): Promise<void> {
 /** Generates an RSA key as the seed does: opendkim-genkey -s SELECTOR -d DOMAIN. */
 async function genkey(dir: string, selector: string, domain: string): Promise<string> {
   await Deno.mkdir(dir, { recursive: true });
+  // The mode outright: under umask 000 the directory would be world-writable, and unsafe.
+  await Deno.chmod(dir, 0o755);
   await run("opendkim-genkey", ["-D", dir, "-s", selector, "-d", domain]);
   return `${dir}/${selector}.private`;
 }
@@ -137,6 +140,8 @@ Deno.test("loadConfig() of the seed warns about its 0640 key when group opendkim
     // The key's group is opendkim (as root) or the user's own; either way the database calls it
     // opendkim, once alone and once with postfix in it.
     const gid = (await Deno.stat(seed.key)).gid ?? OPENDKIM_GID;
+    // The fix hands the key to the user dkimd runs as: UserID's as root, else the caller's.
+    const owner = isRoot ? "opendkim" : accounts().userName(Deno.uid() ?? 0);
     for (const file of [seed.conf, seed.yaml]) {
       const alone = await loadConfig(file, ioWith(accounts([], gid)));
       assert.deepEqual(alone.warnings, [], file);
@@ -147,7 +152,7 @@ Deno.test("loadConfig() of the seed warns about its 0640 key when group opendkim
         new RegExp(
           `^KeyTable entry "datahunter" at ${seed.dir}/key\\.table:2: file "${seed.key}" can be ` +
             `read by group opendkim, which also has "postfix" \\(owner \\S+, group opendkim, ` +
-            `mode 0640\\); fix: chown opendkim ${seed.key} && chmod 600 ${seed.key}$`,
+            `mode 0640\\); fix: chown ${owner} ${seed.key} && chmod 600 ${seed.key}$`,
         ),
       );
       // A warning, not a refusal: the key still signs.
@@ -473,7 +478,9 @@ async function safetyCase(
   prep: (dir: string, key: string) => Promise<void>,
   extra = "",
 ): Promise<{ dir: string; result: Promise<unknown> }> {
-  const dir = await Deno.makeTempDir({ prefix: "dkimd-safe-" });
+  // Under /tmp: a private $TMPDIR (mode 0700) would end the safety walk above the key, and
+  // the directory cases would pass unseen.
+  const dir = await makeSharedTempDir(0o700);
   const key = await genkey(`${dir}/keys`, "mail", "example.com");
   await Deno.chmod(key, 0o640);
   await Deno.writeTextFile(

@@ -23,6 +23,7 @@
  * @module
  */
 
+import { makeSharedTempDir } from "./shared_temp_dir.ts";
 import { UserDb } from "../../lib/config/user_db.ts";
 import {
   type ReceivedMessage,
@@ -528,7 +529,8 @@ export async function startPostfix(options: PostfixOptions): Promise<PostfixInst
     await Deno.readTextFile("/etc/passwd"),
     await Deno.readTextFile("/etc/group"),
   );
-  const root = await Deno.makeTempDir({ prefix: "dkimd-postfix-" });
+  // Under /tmp, not a $TMPDIR that may be private to root (Postfix's daemons run as postfix).
+  const root = await makeSharedTempDir(0o755);
   const paths: PostfixPaths = {
     root,
     configDirectory: `${root}/etc`,
@@ -539,9 +541,12 @@ export async function startPostfix(options: PostfixOptions): Promise<PostfixInst
   let sink: SmtpSink | undefined;
   try {
     // Postfix's daemons run as user postfix and must reach the queue and data directories.
-    await Deno.chmod(root, 0o755);
-    await Deno.mkdir(paths.configDirectory, { mode: 0o755 });
-    await Deno.mkdir(paths.queueDirectory, { mode: 0o755 });
+    // Modes set outright, whatever the caller's umask: Postfix refuses a configuration or queue
+    // that group or others can write, and its daemons must enter these directories.
+    for (const dir of [paths.configDirectory, paths.queueDirectory]) {
+      await Deno.mkdir(dir);
+      await Deno.chmod(dir, 0o755);
+    }
     for (const dir of options.socketDirectories ?? []) {
       await makeSocketDirectory(paths.queueDirectory, dir, users);
     }
@@ -552,6 +557,7 @@ export async function startPostfix(options: PostfixOptions): Promise<PostfixInst
       `${paths.configDirectory}/main.cf`,
       [...cf].map(([name, value]) => `${name} = ${value}`).join("\n") + "\n",
     );
+    await Deno.chmod(`${paths.configDirectory}/main.cf`, 0o644);
     await backdate(`${paths.configDirectory}/main.cf`);
     let lastFailure = "";
     for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
@@ -560,6 +566,7 @@ export async function startPostfix(options: PostfixOptions): Promise<PostfixInst
         `${paths.configDirectory}/master.cf`,
         masterCf(smtpPort, options.masterCf ?? []),
       );
+      await Deno.chmod(`${paths.configDirectory}/master.cf`, 0o644);
       await backdate(`${paths.configDirectory}/master.cf`);
       const started = await run(
         programs.postfix,

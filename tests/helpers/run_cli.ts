@@ -19,14 +19,33 @@ import { dkimdEnv } from "./dkimd_env.ts";
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 
-/** Runs `dkimd args...` with `stdin` as standard input, bounded by a timeout. */
+/**
+ * Runs `dkimd args...` with `stdin` as standard input, bounded by a timeout. `umask` sets the
+ * child's umask (through `sh`); by default it inherits this process's, which is the caller's.
+ */
 export async function runCli(
   args: readonly string[],
-  options: { stdin?: Uint8Array; cwd?: string; timeoutMs?: number } = {},
+  options: { stdin?: Uint8Array; cwd?: string; timeoutMs?: number; umask?: number } = {},
 ): Promise<CliResult> {
-  const child = new Deno.Command(Deno.execPath(), {
-    // The permissions of `deno task start`, so the commands are tested as users run them.
-    args: ["run", ...SERVICE_DENO_FLAGS, `--config=${CONFIG}`, "--quiet", MAIN, ...args],
+  // The permissions of `deno task start`, so the commands are tested as users run them.
+  const deno = [
+    Deno.execPath(),
+    "run",
+    ...SERVICE_DENO_FLAGS,
+    `--config=${CONFIG}`,
+    "--quiet",
+    MAIN,
+    ...args,
+  ];
+  const [command, ...commandArgs] = options.umask === undefined ? deno : [
+    "/bin/sh",
+    "-c",
+    `umask ${options.umask.toString(8).padStart(3, "0")} && exec "$@"`,
+    "sh",
+    ...deno,
+  ];
+  const child = new Deno.Command(command, {
+    args: commandArgs,
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",

@@ -12,6 +12,7 @@ import { SERVICE_DENO_FLAGS } from "../../lib/ops/self_command.ts";
 import { KEYS_DIR } from "../helpers/dkim_fixtures.ts";
 import { dkimdEnv } from "../helpers/dkimd_env.ts";
 import { freePort, sendMessage, startDkimd } from "../helpers/dkimd_process.ts";
+import { makeSharedTempDir } from "../helpers/shared_temp_dir.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const DENO_CONFIG = new URL("../../deno.json", import.meta.url).pathname;
@@ -54,8 +55,9 @@ interface Keys {
 }
 
 async function keyDir(): Promise<Keys> {
-  const dir = await Deno.makeTempDir();
-  await Deno.chmod(dir, 0o700);
+  // Under /tmp: a world-writable key directory is unsafe only if everyone can reach it, and a
+  // private $TMPDIR above it would make the key safe.
+  const dir = await makeSharedTempDir(0o700);
   const rsa = `${dir}/rsa.private`;
   const ed = `${dir}/ed.private`;
   await Deno.writeTextFile(rsa, RSA_PEM, { mode: 0o600 });
