@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { ConfigError, ConfigErrors } from "../../lib/config/config_error.ts";
 import { DEFAULT_ACTIONS } from "../../lib/config/defaults.ts";
 import {
@@ -8,9 +9,10 @@ import {
   readOpendkimConf,
 } from "../../lib/config/opendkim_conf.ts";
 import type { Config } from "../../lib/config/schema.ts";
-import { SETTING_LIST } from "../../lib/config/settings.ts";
+import { knownSettingNames, SETTING_LIST } from "../../lib/config/settings.ts";
 import { UNIMPLEMENTED_SETTINGS } from "../../lib/config/unimplemented_settings.ts";
 import { SourceError } from "../../lib/policy/origin.ts";
+import { assertOnlySourceErrors } from "../helpers/source_errors.ts";
 
 const FILE = "/etc/opendkim.conf";
 
@@ -615,4 +617,27 @@ Deno.test("expandIncludes() allows exactly five levels of nesting", async () => 
   const deep = await expandIncludes(parseConfText(files["/c0"], "/c0").lines, reader);
   assert.equal(deep.errors.length, 1);
   assert.equal(deep.errors[0].file, "/c5");
+});
+
+// Every reader of configuration text either returns or throws a typed error naming a place,
+// whatever the bytes.
+const settingNames = knownSettingNames();
+const confLine = fc.tuple(
+  fc.oneof(fc.constantFrom(...settingNames), fc.string({ maxLength: 12 })),
+  fc.oneof(
+    fc.string({ maxLength: 40 }),
+    fc.constantFrom("yes", "no", "0x10", "refile:/x", "csl:a,b", "::1", "10/1h"),
+  ),
+).map(([k, v]) => `${k} ${v}`);
+
+Deno.test("readOpendkimConf() returns or throws a SourceError for any text", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.oneof(confLine, fc.string({ maxLength: 60 })), { maxLength: 20 }),
+      (lines) => {
+        assertOnlySourceErrors(() => readOpendkimConf(lines.join("\n"), "/etc/opendkim.conf"));
+      },
+    ),
+    { numRuns: 300 },
+  );
 });

@@ -8,7 +8,7 @@ import {
 import type { SafetyContext } from "../../lib/config/safe_keys.ts";
 import { UserDb } from "../../lib/config/user_db.ts";
 import { MAX_PRIVATE_KEY_INPUT_BYTES } from "../../lib/crypto/private_key.ts";
-import { type MemoryNode, memoryIo } from "../helpers/memory_io.ts";
+import { memoryIo, type MemoryNode } from "../helpers/memory_io.ts";
 
 const KEY = new TextEncoder().encode("-----BEGIN PRIVATE KEY-----\n");
 const DIRS: Record<string, MemoryNode> = {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   type DataSetSource,
   formatDataSetSource,
@@ -9,6 +10,7 @@ import {
   UnsupportedDataSetError,
 } from "../../lib/policy/dataset.ts";
 import { SourceError } from "../../lib/policy/origin.ts";
+import { assertOnlySourceErrors, HOSTILE_ORIGIN } from "../helpers/source_errors.ts";
 
 const at = { file: "/etc/opendkim.conf", line: 12 };
 
@@ -249,4 +251,14 @@ Deno.test({
       assert.equal(await query(`csl:${list}`, key), want ? (want.value ?? "") : undefined, key);
     }
   },
+});
+
+Deno.test("parseDataSetSpec() and parseDataSetFile() throw only SourceErrors, whatever the text", () => {
+  fc.assert(
+    fc.property(fc.string({ maxLength: 80 }), fc.string({ maxLength: 80 }), (a, b) => {
+      assertOnlySourceErrors(() => parseDataSetSpec(a, HOSTILE_ORIGIN, "X"));
+      assertOnlySourceErrors(() => parseDataSetFile(`${a}\n${b}`, "f"));
+    }),
+    { numRuns: 500 },
+  );
 });
