@@ -611,7 +611,7 @@ Deno.test("generateSigningKey() refuses sizes outside RFC 8301's range", async (
   await assert.rejects(generateSigningKey("ecdsa" as "rsa"), RangeError);
 });
 
-Deno.test("KeyError carries its cause", async () => {
+Deno.test("importPrivateKey() keeps the parse error as the KeyError's cause", async () => {
   await assert.rejects(
     importPrivateKey(readBytes("rsa2048_pkcs8.der").subarray(0, 100)),
     (e: unknown) => {
