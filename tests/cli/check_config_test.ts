@@ -1,28 +1,11 @@
 import assert from "node:assert/strict";
-import { KEYS_DIR } from "../helpers/dkim_fixtures.ts";
+import { settingsMarkdown } from "../../lib/config/settings_reference.ts";
+import { SETTING_LIST } from "../../lib/config/settings.ts";
+import { writeCliConfig } from "../helpers/cli_config.ts";
 import { runCli } from "../helpers/run_cli.ts";
 
-async function setup(): Promise<string> {
-  const dir = await Deno.makeTempDir();
-  await Deno.copyFile(new URL("rsa2048_pkcs8.pem", KEYS_DIR), `${dir}/dkim.private`);
-  await Deno.chmod(`${dir}/dkim.private`, 0o600);
-  await Deno.writeTextFile(
-    `${dir}/key.table`,
-    `datahunter datahunter.org:dkim:${dir}/dkim.private\n`,
-  );
-  await Deno.writeTextFile(`${dir}/signing.table`, "*@datahunter.org datahunter\n");
-  await Deno.writeTextFile(`${dir}/TrustedHosts`, "127.0.0.1\nlocalhost\n10.1.0.0/16\n");
-  await Deno.writeTextFile(
-    `${dir}/opendkim.conf`,
-    `Mode sv\nSocket inet:8891@localhost\nCanonicalization relaxed/relaxed\nKeyTable ${dir}/key.table\n` +
-      `SigningTable refile:${dir}/signing.table\nInternalHosts ${dir}/TrustedHosts\n` +
-      `ExternalIgnoreList ${dir}/TrustedHosts\nSoftwareHeader yes\n`,
-  );
-  return dir;
-}
-
 Deno.test("dkimd check-config prints the effective settings with their origins", async () => {
-  const dir = await setup();
+  const dir = await writeCliConfig();
   try {
     const r = await runCli(["check-config", `${dir}/opendkim.conf`]);
     assert.equal(r.code, 0, r.stderr);
@@ -47,79 +30,8 @@ Deno.test("dkimd check-config prints the effective settings with their origins",
   }
 });
 
-Deno.test("dkimd explain says why mail is or is not signed", async () => {
-  const dir = await setup();
-  try {
-    const conf = `${dir}/opendkim.conf`;
-    const yes = await runCli([
-      "explain",
-      "-x",
-      conf,
-      "--from",
-      "Joe <joe@datahunter.org>",
-      "--client-ip",
-      "10.1.2.3",
-    ]);
-    assert.equal(yes.code, 0, yes.stderr);
-    assert.match(
-      yes.text,
-      /\[10\.1\.2\.3\] is internal \(InternalHosts "10\.1\.0\.0\/16" at .*TrustedHosts:3\)/,
-    );
-    assert.match(
-      yes.text,
-      /SigningTable entry "\*@datahunter\.org" at .*signing\.table:1 names key "datahunter"/,
-    );
-    assert.match(yes.text, /Decision: SIGN\n {2}d=datahunter\.org s=dkim a=rsa-sha256/);
-    assert.match(yes.text, /DNS record: dkim\._domainkey\.datahunter\.org/);
-
-    const other = await runCli(["explain", "-x", conf, "--from", "joe@example.org"]);
-    assert.match(other.text, /no signing table match for 'joe@example\.org'/);
-    // The seed lists TrustedHosts as ExternalIgnoreList too: such hosts are not verified.
-    assert.match(
-      other.text,
-      /\[127\.0\.0\.1\] is in ExternalIgnoreList \("127\.0\.0\.1"\); not verifying/,
-    );
-    assert.match(other.text, /Decision: LEAVE ALONE/);
-    assert.equal(other.code, 1);
-
-    const outside = await runCli([
-      "explain",
-      "-x",
-      conf,
-      "--from",
-      "joe@datahunter.org",
-      "--client-ip",
-      "192.0.2.9",
-    ]);
-    assert.match(
-      outside.text,
-      /\[192\.0\.2\.9\] not internal\n {2}- not authenticated\n {2}- external host \[192\.0\.2\.9\] tried to send mail as datahunter\.org/,
-    );
-
-    const authed = await runCli([
-      "explain",
-      "-x",
-      conf,
-      "--from",
-      "joe@datahunter.org",
-      "--client-ip",
-      "192.0.2.9",
-      "--auth-user",
-      "joe",
-    ]);
-    assert.match(authed.text, /authenticated \(auth_type PLAIN\)/);
-    assert.match(authed.text, /Decision: SIGN/);
-
-    const missing = await runCli(["explain", "-x", conf]);
-    assert.equal(missing.code, 2);
-    assert.match(missing.stderr, /--from is required/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
 Deno.test("dkimd config convert prints the configuration as YAML that loads to the same settings", async () => {
-  const dir = await setup();
+  const dir = await writeCliConfig();
   try {
     const r = await runCli(["config", "convert", `${dir}/opendkim.conf`]);
     assert.equal(r.code, 0, r.stderr);
@@ -139,4 +51,30 @@ Deno.test("dkimd config convert prints the configuration as YAML that loads to t
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("dkimd check-config --settings lists every setting with its default and doc", async () => {
+  const r = await runCli(["check-config", "--settings"]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const s of SETTING_LIST) assert.match(r.text, new RegExp(`^  ${s.name} \\(`, "m"), s.name);
+  assert.match(
+    r.text,
+    /^ {2}DNSTimeout \(YAML dnsTimeout\): seconds, 0 to 3600; default 5\n {6}How long/m,
+  );
+  assert.match(r.text, /^OpenDKIM settings dkimd ignores/m);
+});
+
+Deno.test("dkimd check-config --settings --markdown writes the README's reference", async () => {
+  const r = await runCli(["check-config", "--settings", "--markdown"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.text, settingsMarkdown());
+});
+
+Deno.test("dkimd check-config refuses --markdown alone and a file with --settings", async () => {
+  const alone = await runCli(["check-config", "--markdown"]);
+  assert.equal(alone.code, 2);
+  assert.match(alone.stderr, /--markdown goes with --settings/);
+  const file = await runCli(["check-config", "--settings", "/etc/opendkim.conf"]);
+  assert.equal(file.code, 2);
+  assert.match(file.stderr, /give no FILE/);
 });

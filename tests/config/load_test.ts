@@ -193,50 +193,6 @@ Deno.test("loadConfig() of the seed's YAML equivalent gives an equal Config and 
   });
 });
 
-Deno.test("configToYaml() writes a YAML configuration that loads to the same settings and tables", async () => {
-  await withSeed(async (seed) => {
-    const conf = await loadConfig(seed.conf, io);
-    const text = configToYaml(conf, { comment: `Converted from ${seed.conf}` });
-    assert.match(text, /^# Converted from /);
-    assert.ok(
-      text.includes(
-        "keyTable:\n  datahunter:\n    domain: datahunter.org\n    selector: dkim\n    keyFile: ",
-      ),
-      text,
-    );
-    assert.ok(
-      text.includes('signingTable:\n  - from: "*@datahunter.org"\n    key: datahunter'),
-      text,
-    );
-    const out = `${seed.dir}/converted.yaml`;
-    await Deno.writeTextFile(out, text);
-    const yaml = await loadConfig(out, io);
-    const strip = (c: Record<string, unknown>) => {
-      const copy = { ...c };
-      for (const k of ["keyTable", "signingTable", "internalHosts", "externalIgnoreList"]) {
-        delete copy[k];
-      }
-      return copy;
-    };
-    assert.deepEqual(strip({ ...yaml.config }), strip({ ...conf.config }));
-    assert.deepEqual(
-      yaml.keyTable?.entries.map((e) => [e.name, e.domain, e.selector, e.source, e.key?.bits]),
-      conf.keyTable?.entries.map((e) => [e.name, e.domain, e.selector, e.source, e.key?.bits]),
-    );
-    assert.deepEqual(
-      yaml.signingTable?.rules.map((r) => [r.pattern, r.keyName, r.signer]),
-      conf.signingTable?.rules.map((r) => [r.pattern, r.keyName, r.signer]),
-    );
-    assert.equal(yaml.signingTable?.patterns, true);
-    assert.deepEqual(
-      yaml.hosts.internal.rules.map((r) => r.text),
-      conf.hosts.internal.rules.map((r) => r.text),
-    );
-    const a = await chooseSigners(yaml, "joe", "datahunter.org");
-    assert.equal(a.signers[0].selector, "dkim");
-  });
-});
-
 const DEBIAN = "/etc/opendkim.conf";
 const haveDebian = await Deno.stat(DEBIAN).then(() => true, () => false);
 

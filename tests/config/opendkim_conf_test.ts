@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { ConfigError, ConfigErrors } from "../../lib/config/config_error.ts";
 import { DEFAULT_ACTIONS } from "../../lib/config/defaults.ts";
 import {
@@ -8,9 +9,10 @@ import {
   readOpendkimConf,
 } from "../../lib/config/opendkim_conf.ts";
 import type { Config } from "../../lib/config/schema.ts";
-import { SETTING_LIST } from "../../lib/config/settings.ts";
+import { knownSettingNames, SETTING_LIST } from "../../lib/config/settings.ts";
 import { UNIMPLEMENTED_SETTINGS } from "../../lib/config/unimplemented_settings.ts";
 import { SourceError } from "../../lib/policy/origin.ts";
+import { assertOnlySourceErrors } from "../helpers/source_errors.ts";
 
 const FILE = "/etc/opendkim.conf";
 
@@ -382,18 +384,6 @@ Deno.test("readOpendkimConf() applies OpenDKIM's defaults", () => {
   assert.ok(Object.isFrozen(config) && Object.isFrozen(config.mode));
 });
 
-Deno.test("readOpendkimConf() applies On-Default before the specific On-* wherever written", () => {
-  const { config } = readOpendkimConf(
-    "Mode v\nOn-BadSignature reject\nOn-Default tempfail\nOn-NoSignature accept\n",
-    FILE,
-  );
-  assert.equal(config.actions.badSignature, "reject");
-  assert.equal(config.actions.noSignature, "accept");
-  assert.equal(config.actions.dnsError, "tempfail");
-  assert.equal(config.actions.internalError, "tempfail");
-  assert.equal(config.actions.signatureError, "tempfail");
-});
-
 Deno.test("readOpendkimConf(): the last of a repeated setting wins, with a warning", () => {
   const { config, warnings } = readOpendkimConf("Mode v\nSyslog no\nsyslog yes\n", FILE);
   assert.equal(config.syslog, true);
@@ -460,74 +450,6 @@ Deno.test("readOpendkimConf() reports every error at once, in line order", () =>
       return true;
     },
   );
-});
-
-interface RuleCase {
-  name: string;
-  lines: string[];
-  error?: RegExp;
-  warning?: RegExp;
-}
-
-const rules: RuleCase[] = [
-  { name: "table signing", lines: ["KeyTable /k", "SigningTable refile:/s"] },
-  { name: "single-key signing", lines: ["Domain example.com", "KeyFile /k", "Selector s"] },
-  {
-    name: "SigningTable without KeyTable",
-    lines: ["SigningTable refile:/s"],
-    error: /"SigningTable" at \/etc\/opendkim\.conf:2: requires "KeyTable"/,
-  },
-  {
-    name: "KeyTable without SigningTable",
-    lines: ["KeyTable /k"],
-    error: /"KeyTable" at \/etc\/opendkim\.conf:2: requires "SigningTable"/,
-  },
-  {
-    name: "KeyFile without Selector",
-    lines: ["Domain example.com", "KeyFile /k"],
-    error: /"KeyFile" at \/etc\/opendkim\.conf:3: requires "Selector"/,
-  },
-  {
-    name: "Selector without KeyFile",
-    lines: ["Selector s"],
-    error: /"Selector" at \/etc\/opendkim\.conf:2: requires "KeyFile"/,
-  },
-  {
-    name: "Domain without KeyFile and Selector",
-    lines: ["Domain example.com"],
-    error: /"Domain" at \/etc\/opendkim\.conf:2: requires "KeyFile" and "Selector"/,
-  },
-  {
-    name: "KeyFile and Selector without Domain",
-    lines: ["KeyFile /k", "Selector s"],
-    warning: /no mail is signed/,
-  },
-  {
-    name: "single key next to KeyTable",
-    lines: ["KeyTable /k", "SigningTable /s", "KeyFile /k2"],
-    warning: /"KeyFile" at \/etc\/opendkim\.conf:4: is ignored because "KeyTable" is set/,
-  },
-  {
-    name: "signing mode, no keys",
-    lines: [],
-    warning: /includes "s" but no signing key is configured/,
-  },
-];
-
-Deno.test("readOpendkimConf() enforces opendkim.conf(5)'s Mode combinations", () => {
-  for (const r of rules) {
-    const text = ["Mode sv", ...r.lines].join("\n") + "\n";
-    if (r.error) {
-      assert.throws(() => readOpendkimConf(text, FILE), r.error, r.name);
-      continue;
-    }
-    const { warnings } = readOpendkimConf(text, FILE);
-    if (r.warning) assert.ok(warnings.some((w) => r.warning!.test(w.message)), r.name);
-    else assert.deepEqual(warnings, [], r.name);
-  }
-  // Verify-only mode does not require a consistent signing setup, but says it is unused.
-  const { warnings } = readOpendkimConf("Mode v\nSigningTable refile:/s\n", FILE);
-  assert.match(warnings[0].message, /has no effect: Mode does not include "s"/);
 });
 
 Deno.test("readOpendkimConf() warns about rsa-sha1, X-Header, DNSTimeout 0, UMask 22 and key bits", () => {
@@ -615,4 +537,27 @@ Deno.test("expandIncludes() allows exactly five levels of nesting", async () => 
   const deep = await expandIncludes(parseConfText(files["/c0"], "/c0").lines, reader);
   assert.equal(deep.errors.length, 1);
   assert.equal(deep.errors[0].file, "/c5");
+});
+
+// Every reader of configuration text either returns or throws a typed error naming a place,
+// whatever the bytes.
+const settingNames = knownSettingNames();
+const confLine = fc.tuple(
+  fc.oneof(fc.constantFrom(...settingNames), fc.string({ maxLength: 12 })),
+  fc.oneof(
+    fc.string({ maxLength: 40 }),
+    fc.constantFrom("yes", "no", "0x10", "refile:/x", "csl:a,b", "::1", "10/1h"),
+  ),
+).map(([k, v]) => `${k} ${v}`);
+
+Deno.test("readOpendkimConf() returns or throws a SourceError for any text", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.oneof(confLine, fc.string({ maxLength: 60 })), { maxLength: 20 }),
+      (lines) => {
+        assertOnlySourceErrors(() => readOpendkimConf(lines.join("\n"), "/etc/opendkim.conf"));
+      },
+    ),
+    { numRuns: 300 },
+  );
 });

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import type { FileInfo } from "../../lib/config/limited_read.ts";
 import {
   type KeyFileIo,
   keyFileSafety,
@@ -9,44 +8,10 @@ import {
 import type { SafetyContext } from "../../lib/config/safe_keys.ts";
 import { UserDb } from "../../lib/config/user_db.ts";
 import { MAX_PRIVATE_KEY_INPUT_BYTES } from "../../lib/crypto/private_key.ts";
-
-/** One file or directory of {@link memoryIo}. */
-interface Node {
-  readonly mode: number;
-  readonly uid?: number;
-  readonly gid?: number;
-  /** A file's contents; a node without is a directory. */
-  readonly data?: Uint8Array;
-  /** What the file holds when it is read, if not `data` (it grew after stat()). */
-  readonly readAs?: Uint8Array;
-}
-
-/** A file system in memory; `links` maps a path to what realpath(3) resolves it to. */
-function memoryIo(nodes: Record<string, Node>, links: Record<string, string> = {}): KeyFileIo {
-  const get = (p: string): Node => {
-    const node = nodes[p];
-    if (node === undefined) throw new Deno.errors.NotFound(`no ${p}`);
-    return node;
-  };
-  return {
-    realPath: (p) => Promise.resolve(links[p] ?? (get(p), p)),
-    stat: (p): Promise<FileInfo> => {
-      const node = get(p);
-      return Promise.resolve({
-        isFile: node.data !== undefined,
-        isDirectory: node.data === undefined,
-        mode: node.mode,
-        uid: node.uid ?? 0,
-        gid: node.gid ?? 0,
-        size: node.data?.length ?? 4096,
-      });
-    },
-    readFile: (p) => Promise.resolve(get(p).readAs ?? get(p).data ?? new Uint8Array()),
-  };
-}
+import { memoryIo, type MemoryNode } from "../helpers/memory_io.ts";
 
 const KEY = new TextEncoder().encode("-----BEGIN PRIVATE KEY-----\n");
-const DIRS: Record<string, Node> = {
+const DIRS: Record<string, MemoryNode> = {
   "/": { mode: 0o755 },
   "/etc": { mode: 0o755 },
   "/etc/dkimd": { mode: 0o755 },
@@ -131,7 +96,7 @@ Deno.test("readPrivateKeyFile() walks and reads the resolved path", async () => 
     "/srv": { mode: 0o777 },
     "/srv/k": { mode: 0o600, data: KEY },
     "/etc/dkimd/k": { mode: 0o600, data: Uint8Array.of(1) },
-  }, { "/etc/dkimd/link": "/srv/k" });
+  }, { links: { "/etc/dkimd/link": "/srv/k" } });
   assert.deepEqual(await warningsFor(io, "/etc/dkimd/link"), [
     "can be written by every user | chmod o-w /srv",
     "can be written by group gid 0 | chmod g-w /srv",

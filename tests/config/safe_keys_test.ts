@@ -185,12 +185,3 @@ Deno.test("checkKeyPath() trusts root and the running user even without an accou
   // Without the database a group-writable directory cannot be proven private.
   assert.equal(checkKeyPath([dir("/", 0o775), file("/k", 0o600)], ctx).length, 1);
 });
-
-Deno.test("UserDb lists primary and supplementary group members", () => {
-  assert.deepEqual(users.groupUsers(117), ["opendkim"]);
-  assert.deepEqual(users.groupUsers(200), ["postfix"]);
-  assert.equal(users.user("110")?.name, "opendkim");
-  assert.equal(users.user("nobody"), undefined);
-  assert.equal(users.group("opendkim")?.gid, 117);
-  assert.equal(users.userName(4242), "4242");
-});

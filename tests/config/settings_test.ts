@@ -77,12 +77,3 @@ Deno.test("only SigningTable accepts refile:, and every other data set refuses i
     assert.match(errors[0].message, new RegExp(`^Invalid "${s.name}" at /etc/opendkim\\.conf:1: `));
   }
 });
-
-Deno.test("integer and seconds kinds keep their bounds; seconds take a unit in YAML only", () => {
-  const ttl = SETTINGS.dnsTimeout.kind;
-  assert.equal(ttl.type, "seconds");
-  assert.throws(() => ttl.parse("3601", ctx), /from 0 to 3600/);
-  assert.throws(() => ttl.parse("5m", ctx), /whole number/);
-  assert.equal(ttl.parse(ttl.fromYaml!("1m"), ctx), 60);
-  assert.equal(SETTINGS.maximumHeaders.kind.fromYaml, undefined);
-});

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { ConfigErrors } from "../../lib/config/config_error.ts";
 import { readOpendkimConf } from "../../lib/config/opendkim_conf.ts";
 import type { Config } from "../../lib/config/schema.ts";
 import { readYamlConf, YAML_KEYS } from "../../lib/config/yaml_conf.ts";
 import { SourceError } from "../../lib/policy/origin.ts";
+import { assertOnlySourceErrors } from "../helpers/source_errors.ts";
 
 const SEED = new URL("../testdata/config/seed/", import.meta.url);
 
@@ -256,4 +258,36 @@ Deno.test("YAML_KEYS are the Config field names", () => {
   }
   assert.ok(!YAML_KEYS.includes("onDefault"));
   assert.ok(!YAML_KEYS.includes("xHeader"));
+});
+
+// Every reader of configuration text either returns or throws a typed error naming a place,
+// whatever the bytes.
+Deno.test("readYamlConf() returns or throws a SourceError for any text", () => {
+  const yamlish = fc.array(
+    fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc.tuple(
+        fc.constantFrom(
+          "mode",
+          "keyTable",
+          "signingTable",
+          "internalHosts",
+          "actions",
+          "umask",
+          "x",
+        ),
+        fc.string({ maxLength: 30 }),
+      )
+        .map(([k, v]) => `${k}: ${v}`),
+      fc.constantFrom("  - a", "  b: [1, 2", "- x", "{", "&a x", "*a", "? k", "---"),
+    ),
+    { maxLength: 12 },
+  );
+  fc.assert(
+    fc.property(
+      yamlish,
+      (lines) => assertOnlySourceErrors(() => readYamlConf(lines.join("\n"), "d.yaml")),
+    ),
+    { numRuns: 300 },
+  );
 });

@@ -9,12 +9,15 @@ import {
   ed25519Spki,
   rsaSpki,
 } from "../../lib/crypto/der.ts";
+import { digest } from "../../lib/crypto/hash.ts";
 import { KeyError, type KeyErrorCode } from "../../lib/crypto/key_error.ts";
 import { importPrivateKey } from "../../lib/crypto/private_key.ts";
 import { importPublicKey, MAX_RSA_BITS_DEFAULT } from "../../lib/crypto/public_key.ts";
+import { openssl, withTempDir } from "../helpers/openssl.ts";
 
 const KEYS = new URL("../testdata/keys/", import.meta.url);
 const readBytes = (name: string) => Deno.readFileSync(new URL(name, KEYS));
+const keyPath = (name: string) => new URL(name, KEYS).pathname;
 
 const DATA = utf8("from:Joe SixPack <joe@football.example.com>\r\nsubject:Is dinner ready?\r\n");
 
@@ -302,4 +305,53 @@ Deno.test("importPublicKey() throws only KeyError for arbitrary p= bytes", async
       }
     }
   }
+});
+
+// Cross-checks against the OpenSSL command-line tool: what OpenSSL signs, we verify.
+
+Deno.test("VerifyingKey.verify() accepts RSA signatures from openssl dgst (SHA-256 and SHA-1)", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeFile(`${dir}/data`, DATA);
+    const pub = await importPublicKey("rsa", readBytes("rsa2048_pub.der"));
+    for (const hash of ["sha256", "sha1"] as const) {
+      const run = await openssl([
+        "dgst",
+        `-${hash}`,
+        "-sign",
+        keyPath("rsa2048_pkcs1.pem"),
+        "-out",
+        `${dir}/sig`,
+        `${dir}/data`,
+      ]);
+      assert.equal(run.code, 0, run.text);
+      const sig = await Deno.readFile(`${dir}/sig`);
+      assert.equal(await pub.verify(hash, DATA, sig), true, hash);
+      assert.equal(await pub.verify(hash, utf8("other data"), sig), false, `${hash} other data`);
+    }
+  });
+});
+
+Deno.test("VerifyingKey.verify() accepts Ed25519 signatures from openssl pkeyutl over the digest", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeFile(`${dir}/digest`, digest("sha256", DATA));
+    const run = await openssl([
+      "pkeyutl",
+      "-sign",
+      "-inkey",
+      keyPath("ed25519.pem"),
+      "-rawin",
+      "-in",
+      `${dir}/digest`,
+      "-out",
+      `${dir}/sig`,
+    ]);
+    assert.equal(run.code, 0, run.text);
+    const sig = await Deno.readFile(`${dir}/sig`);
+    const key = await importPrivateKey(readBytes("ed25519.pem"));
+    const pub = await importPublicKey("ed25519", key.publicKey);
+    assert.equal(await pub.verify("sha256", DATA, sig), true);
+    assert.equal(await pub.verify("sha256", utf8("other data"), sig), false);
+    // Ed25519 is deterministic (RFC 8032 §5.1.6): both implementations give the same bytes.
+    assert.deepEqual(await key.sign(DATA), sig);
+  });
 });

@@ -1,7 +1,8 @@
 /**
  * The DKIM filter with its configuration in memory, driven by an in-memory MTA playing Postfix:
  * the sign/verify decision of opendkim(8) OPERATION, the header changes, the On-* actions, and
- * the log lines. One test runs the same filter behind a real milter socket.
+ * the log lines, the bytes the milter lends it, and what it reports to its observer. One test
+ * runs the same filter behind a real milter socket.
  */
 import assert from "node:assert/strict";
 import { latin1 } from "../../lib/bytes.ts";
@@ -9,13 +10,16 @@ import { splitMessage } from "../../lib/dkim/header.ts";
 import { parseSignature } from "../../lib/dkim/signature.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { DkimFilter } from "../../lib/filter/dkim_filter.ts";
+import type { LookupReport, TransactionReport } from "../../lib/filter/observer.ts";
+import type { Command } from "../../lib/milter/command.ts";
 import { MilterClient } from "../../lib/milter/client.ts";
 import type { Reply } from "../../lib/milter/reply.ts";
 import { SMFI_CURR_PROT, SMFIP_HDR_LEADSPC } from "../../lib/milter/constants.ts";
 import { serve } from "../../lib/milter/server.ts";
+import type { MilterSession } from "../../lib/milter/session.ts";
 import { applyModifications, buildMessage, type HeaderPair } from "../helpers/milter_apply.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
-import { MemoryMta, type MemoryMtaOptions } from "../helpers/memory_mta.ts";
+import { MemoryMta, type MemoryMtaOptions, testMessage } from "../helpers/memory_mta.ts";
 import { exampleSigning, memoryRuntime } from "../helpers/memory_runtime.ts";
 import type { ZoneEntry, ZoneResolver } from "../helpers/zone_resolver.ts";
 
@@ -307,4 +311,178 @@ Deno.test("DkimFilter verifies without SMFIP_HDR_LEADSPC, putting the space back
     latin1((r.modifications[0] as { value: Uint8Array }).value),
     /^mx\.example\.net;\n\tdkim=pass/,
   );
+});
+
+// The DKIM filter and the bytes the milter lends it (FilterConnection, "Borrowed bytes"): the
+// server hands each header value and body chunk over as a view of its read buffer, which its
+// next read overwrites. These sessions overwrite every value and chunk as soon as the call that
+// got it has settled, so a filter that kept one without a copy would sign, or verify, bytes that
+// are no longer the message's, and the signatures would not verify.
+const BORROWED_HEADERS: HeaderPair[] = [
+  ["From", " Alice <alice@example.com>"],
+  ["To", " Bob <bob@example.org>"],
+  ["Subject", " Borrowed\r\n\tbytes"],
+  ["Date", " Fri, 27 Nov 2026 12:00:00 +0000"],
+  ["Message-ID", " <borrowed@example.com>"],
+];
+
+// Several chunks, each overwritten once the filter has had it.
+const BODY_CHUNKS = ["Hi Bob,\r\n\r\n", "The  bytes\tare ", "lent.  \r\n", "Alice\r\n\r\n"];
+
+/**
+ * Hands `command` to the session as the server does, then overwrites its bytes (a header value,
+ * a body chunk) once the call has settled, as the server's next read would.
+ */
+async function lend(session: MilterSession, command: Command): Promise<Reply[]> {
+  const lent = command.type === "header"
+    ? command.value
+    : command.type === "body" || command.type === "bodyeob"
+    ? command.chunk
+    : undefined;
+  const replies = await session.receive(command);
+  lent?.fill(0x58);
+  return replies;
+}
+
+async function lendingFilter(): Promise<{ filter: DkimFilter; zone: ZoneResolver }> {
+  const signing = await exampleSigning();
+  const runtime = await memoryRuntime(
+    `Mode sv\n${signing.conf}` +
+      "MultipleSignatures yes\nCanonicalization relaxed/relaxed\nAuthservID mx.example.net\n",
+    { files: signing.files, zone: signing.zone },
+  );
+  const filter = new DkimFilter({
+    runtime: () => runtime,
+    logger: new MemoryLogger(),
+    hostname: "mx.example.net",
+    now: () => NOW,
+  });
+  return { filter, zone: runtime.resolver };
+}
+
+/** One message through a fresh connection, every byte lent; the end-of-message replies. */
+async function runLent(
+  filter: DkimFilter,
+  address: string,
+  headers: readonly HeaderPair[],
+): Promise<Reply[]> {
+  // The sender's address is ours, so mail from an internal address is signed.
+  const r = await new MemoryMta(filter, { deliver: lend }).sendMessage(
+    testMessage(address, headers, BODY_CHUNKS, "<alice@example.com>"),
+  );
+  return [...r.modifications, r.final];
+}
+
+Deno.test("DkimFilter signs and verifies from copies of the header values and chunks it is lent", async () => {
+  const { filter, zone } = await lendingFilter();
+  const signedReplies = await runLent(filter, "127.0.0.1", BORROWED_HEADERS);
+  assert.deepEqual(signedReplies.at(-1), { type: "accept" });
+  const delivered = applyModifications(BORROWED_HEADERS, signedReplies);
+  assert.deepEqual(delivered.slice(0, 2).map(([name]) => name), [
+    "DKIM-Signature",
+    "DKIM-Signature",
+  ]);
+  const verdicts = await verifyMessage(buildMessage(delivered, BODY_CHUNKS.join("")), {
+    resolver: zone,
+    now: () => NOW,
+  });
+  assert.deepEqual(verdicts.map((v) => [v.selector, v.result]), [["rsa", "pass"], [
+    "ed",
+    "pass",
+  ]]);
+
+  const verifiedReplies = await runLent(filter, "192.0.2.25", delivered);
+  const results = verifiedReplies.find((r) =>
+    r.type === "insheader" && r.name === "Authentication-Results"
+  );
+  assert.ok(results && results.type === "insheader", "an Authentication-Results field");
+  const text = typeof results.value === "string" ? results.value : latin1(results.value);
+  assert.equal(text.match(/dkim=pass/g)?.length, 2, text);
+});
+
+// What the DKIM filter reports to its observer (the metrics): for each signature added or
+// verified, how its signing domain stands to the From domain (observer.ts, DomainClass), and
+// how each key lookup went.
+const OBSERVED_BODY = "Hello.\r\n";
+
+async function observedFilter(
+  reports: TransactionReport[],
+  lookups: LookupReport[] = [],
+  dns: Record<string, ZoneEntry> = {},
+): Promise<DkimFilter> {
+  const { files, zone } = await exampleSigning();
+  // Mail from example.org is signed by example.com: a third party to its author.
+  const runtime = await memoryRuntime(
+    "Mode sv\nKeyTable /etc/dkimd/key.table\nSigningTable refile:/etc/dkimd/signing.table\n",
+    {
+      files: {
+        "/etc/dkimd/key.table": "ed example.com:ed:/etc/dkimd/keys/ed.pem\n",
+        "/etc/dkimd/signing.table": "*@example.com ed\n*@example.org ed\n",
+        "/etc/dkimd/keys/ed.pem": files["/etc/dkimd/keys/ed.pem"],
+      },
+      zone: { ...zone, ...dns },
+    },
+  );
+  return new DkimFilter({
+    runtime: () => runtime,
+    logger: new MemoryLogger(),
+    hostname: "mx.example.net",
+    now: () => NOW,
+    observer: {
+      transaction: (r) => reports.push(r),
+      lookup: (r) => lookups.push(r),
+      connections() {},
+    },
+  });
+}
+
+async function runObserved(
+  filter: DkimFilter,
+  address: string,
+  headers: readonly HeaderPair[],
+): Promise<Reply[]> {
+  const r = await new MemoryMta(filter).sendMessage(testMessage(address, headers, OBSERVED_BODY));
+  return [...r.modifications, r.final];
+}
+
+Deno.test("DkimFilter reports each signature's domain class: author, third-party, none", async () => {
+  const reports: TransactionReport[] = [];
+  const filter = await observedFilter(reports);
+  const own: HeaderPair[] = [["From", " Ann <ann@Example.COM>"], ["Subject", " x"]];
+  const listed: HeaderPair[] = [["From", " Lou <lou@example.org>"], ["Subject", " y"]];
+  // d=example.com signs for From: ann@example.com (author) and lou@example.org (third party).
+  const ownSigned = applyModifications(own, await runObserved(filter, "127.0.0.1", own));
+  const listedSigned = applyModifications(listed, await runObserved(filter, "127.0.0.1", listed));
+  assert.deepEqual(
+    reports.map((r) => [r.disposition, r.domainClasses]),
+    [["signed", ["author"]], ["signed", ["third-party"]]],
+  );
+  // Verifying: the same classes, whatever the result; an unsigned message has none.
+  reports.length = 0;
+  await runObserved(filter, "192.0.2.1", ownSigned);
+  await runObserved(filter, "192.0.2.1", listedSigned);
+  await runObserved(filter, "192.0.2.1", own);
+  assert.deepEqual(
+    reports.map((r) => [r.disposition, r.results, r.domainClasses]),
+    [
+      ["verified", ["pass"], ["author"]],
+      ["verified", ["pass"], ["third-party"]],
+      ["verified", ["none"], ["none"]],
+    ],
+  );
+});
+
+Deno.test("DkimFilter reports each key lookup's outcome: ok, or the DNS error's code", async () => {
+  const headers: HeaderPair[] = [["From", " Ann <ann@example.com>"], ["Subject", " x"]];
+  const signed = applyModifications(
+    headers,
+    await runObserved(await observedFilter([]), "127.0.0.1", headers),
+  );
+  const outcomes = async (dns: Record<string, ZoneEntry>) => {
+    const lookups: LookupReport[] = [];
+    await runObserved(await observedFilter([], lookups, dns), "192.0.2.1", signed);
+    return lookups.map((l) => l.outcome);
+  };
+  assert.deepEqual(await outcomes({}), ["ok"]);
+  assert.deepEqual(await outcomes({ "ed._domainkey.example.com": "servfail" }), ["servfail"]);
 });

@@ -66,3 +66,27 @@ export function edit(message: Uint8Array, from: string, to: string): Uint8Array 
   if (!text.includes(from)) throw new Error(`edit(): "${from}" not in message`);
   return fromLatin1(text.replace(from, to));
 }
+
+/**
+ * Writes a key file (OpenDKIM's TestPublicKeys format) to `dir` publishing the test keys as
+ * selectors `rsa` (rsa2048_pkcs8.pem), `ed` (ed25519.pem) and `seed` (dknewkey_ed25519.key) of
+ * example.com; resolves to its path.
+ */
+export async function writeTestKeys(dir: string): Promise<string> {
+  const lines = [];
+  for (
+    const [selector, name] of [
+      ["rsa", "rsa2048_pkcs8.pem"],
+      ["ed", "ed25519.pem"],
+      ["seed", "dknewkey_ed25519.key"],
+    ]
+  ) {
+    const key = await loadKey(name);
+    lines.push(
+      `${selector}._domainkey.example.com v=DKIM1; k=${key.type}; p=${toBase64(key.publicKey)}`,
+    );
+  }
+  const path = `${dir}/keys.txt`;
+  await Deno.writeTextFile(path, lines.join("\n") + "\n");
+  return path;
+}

@@ -41,7 +41,7 @@ export interface MemoryMtaOptions {
   readonly protocol?: number;
   /**
    * Hands each command to the session and resolves to its replies; by default
-   * `session.receive(command)`. A test can lend bytes here (see dkim_filter_borrowed_test.ts).
+   * `session.receive(command)`. A test can lend bytes here (see dkim_filter_test.ts).
    */
   readonly deliver?: (session: MilterSession, command: Command) => Promise<Reply[]>;
 }

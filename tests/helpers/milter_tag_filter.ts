@@ -8,7 +8,9 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { asciiLower, latin1 } from "../../lib/bytes.ts";
+import type { MessageResult } from "../../lib/milter/client.ts";
 import { SMFIF_ADDHDRS, SMFIF_CHGHDRS, SMFIF_QUARANTINE } from "../../lib/milter/constants.ts";
 import type {
   Filter,
@@ -16,6 +18,7 @@ import type {
   FilterNeeds,
   Modification,
 } from "../../lib/milter/filter.ts";
+import type { Reply } from "../../lib/milter/reply.ts";
 
 /** What the tag filter asks of the MTA: headers and body without replies, macros by list. */
 export const TAG_FILTER_NEEDS: FilterNeeds = {
@@ -111,4 +114,48 @@ export function tagFilter(
       };
     },
   };
+}
+
+/** A reply as one line of text: its type, and a header change's name and value. */
+export function replyText(reply: Reply): string {
+  if (reply.type === "addheader" || reply.type === "insheader" || reply.type === "chgheader") {
+    const value = typeof reply.value === "string" ? reply.value : latin1(reply.value);
+    return `${reply.type} ${reply.name}:${value}`;
+  }
+  return reply.type;
+}
+
+/**
+ * Message `n` of a connection from client.example.org, to two recipients, with `extra` header
+ * fields: what the tag filter tags `Q<n>`.
+ */
+export function tagTestMessage(n: number, extra: Array<[string, string]> = []) {
+  return {
+    connect: { hostname: "client.example.org", address: "192.0.2.9", port: 40000 },
+    helo: "client.example.org",
+    macros: { connect: { j: "mx.example.org" }, mail: { i: `Q${n}`, "{auth_type}": "PLAIN" } },
+    from: `<sender${n}@example.org>`,
+    rcpts: ["<a@example.net>", "<b@example.net>"],
+    headers: [["From", " sender@example.org"], ["Subject", ` Message ${n}`], ...extra] as Array<
+      [string, string]
+    >,
+    body: `Line one of ${n}\r\nLine two\r\n`,
+  };
+}
+
+/**
+ * Asserts that the tag filter accepted message `n`, the `count`th of its connection, tagging it and
+ * counting `bodyBytes` of body.
+ */
+export function assertTagged(
+  result: MessageResult,
+  n: number,
+  count: number,
+  bodyBytes: number,
+): void {
+  assert.equal(result.final.type, "accept");
+  assert.deepEqual(result.modifications.map(replyText), [
+    `insheader X-Milter-Test: Q${n} msg=${count} rcpts=2`,
+    `addheader X-Body-Bytes: ${bodyBytes}`,
+  ]);
 }

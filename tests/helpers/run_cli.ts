@@ -13,6 +13,7 @@ export interface CliResult {
   readonly text: string;
 }
 
+import assert from "node:assert/strict";
 import { SERVICE_DENO_FLAGS } from "../../lib/ops/self_command.ts";
 import { dkimdEnv } from "./dkimd_env.ts";
 
@@ -65,4 +66,25 @@ export async function runCli(
     stderr: new TextDecoder().decode(out.stderr),
     text: new TextDecoder().decode(out.stdout),
   };
+}
+
+/** A bad command line and what its one line of complaint says. */
+export interface UsageErrorCase {
+  /** What is wrong, for the test's name. */
+  readonly name: string;
+  /** The arguments. */
+  readonly args: string[];
+  /** Standard input, when the command reads it. */
+  readonly stdin?: string;
+  /** The complaint. */
+  readonly message: RegExp;
+}
+
+/** Asserts that `r` is a usage error: status 2, one line on stderr matching `message`, no trace. */
+export function assertUsageError(r: CliResult, message: RegExp): void {
+  assert.equal(r.code, 2, r.stderr);
+  const lines = r.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0], message);
+  assert.doesNotMatch(r.stderr, /^\s+at /m);
 }

@@ -1,14 +1,20 @@
 import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
 import { latin1, utf8 } from "../../lib/bytes.ts";
-import { type MessageResult, MilterClient } from "../../lib/milter/client.ts";
+import { MilterClient } from "../../lib/milter/client.ts";
 import { SMFIF_ADDHDRS, SMFIP_NR_HDR, SMFIP_SKIP } from "../../lib/milter/constants.ts";
 import type { Filter } from "../../lib/milter/filter.ts";
-import type { Reply } from "../../lib/milter/reply.ts";
 import { type MilterServer, serve, type ServeOptions } from "../../lib/milter/server.ts";
-import type { SocketSpec } from "../../lib/milter/socket_spec.ts";
+import { formatSocketSpec, type SocketSpec } from "../../lib/milter/socket_spec.ts";
 import { SocketInUseError } from "../../lib/milter/unix_socket.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
-import { tagFilter, type TagFilterStats } from "../helpers/milter_tag_filter.ts";
+import {
+  assertTagged,
+  replyText,
+  tagFilter,
+  type TagFilterStats,
+  tagTestMessage,
+} from "../helpers/milter_tag_filter.ts";
 
 const LOOPBACK: SocketSpec = { kind: "inet", host: "127.0.0.1", port: 0 };
 
@@ -52,44 +58,14 @@ async function until(condition: () => boolean, what: string): Promise<void> {
   );
 }
 
-function text(reply: Reply): string {
-  if (reply.type === "addheader" || reply.type === "insheader" || reply.type === "chgheader") {
-    const value = typeof reply.value === "string" ? reply.value : latin1(reply.value);
-    return `${reply.type} ${reply.name}:${value}`;
-  }
-  return reply.type;
-}
-
-function message(n: number, extra: Array<[string, string]> = []) {
-  return {
-    connect: { hostname: "client.example.org", address: "192.0.2.9", port: 40000 },
-    helo: "client.example.org",
-    macros: { connect: { j: "mx.example.org" }, mail: { i: `Q${n}`, "{auth_type}": "PLAIN" } },
-    from: `<sender${n}@example.org>`,
-    rcpts: ["<a@example.net>", "<b@example.net>"],
-    headers: [["From", " sender@example.org"], ["Subject", ` Message ${n}`], ...extra] as Array<
-      [string, string]
-    >,
-    body: `Line one of ${n}\r\nLine two\r\n`,
-  };
-}
-
-function expectTagged(result: MessageResult, n: number, count: number, bodyBytes: number): void {
-  assert.equal(result.final.type, "accept");
-  assert.deepEqual(result.modifications.map(text), [
-    `insheader X-Milter-Test: Q${n} msg=${count} rcpts=2`,
-    `addheader X-Body-Bytes: ${bodyBytes}`,
-  ]);
-}
-
 Deno.test("serve() runs many transactions per connection over TCP", async () => {
   const { server, stats } = await start();
   const client = await MilterClient.connect(server.address);
   assert.ok(client.negotiated.protocol & SMFIP_NR_HDR);
   for (let n = 1; n <= 25; n++) {
-    const m = message(n);
+    const m = tagTestMessage(n);
     const result = await client.sendMessage(m);
-    expectTagged(result, n, n, utf8(m.body).length);
+    assertTagged(result, n, n, utf8(m.body).length);
     // With no reply to headers and body, only the envelope and end of message were answered.
     assert.deepEqual(result.replies.map((r) => r.command), [
       ...(n === 1 ? ["connect"] : []),
@@ -116,9 +92,9 @@ Deno.test("serve() serves concurrent connections without crosstalk", async () =>
       const client = await MilterClient.connect(server.address);
       for (let i = 1; i <= 5; i++) {
         const n = c * 100 + i;
-        const m = message(n);
+        const m = tagTestMessage(n);
         const result = await client.sendMessage({ ...m, body: "x".repeat(n) + "\r\n" });
-        expectTagged(result, n, i, n + 2);
+        assertTagged(result, n, i, n + 2);
         await client.abort();
       }
       await client.quit();
@@ -139,9 +115,9 @@ Deno.test("serve() carries a message over a unix socket with the requested mode"
   assert.equal(info.mode! & 0o777, 0o750);
   const client = await MilterClient.connect({ kind: "unix", path });
   for (let n = 1; n <= 3; n++) {
-    const m = message(n, [["X-Remove-Me", " please"]]);
+    const m = tagTestMessage(n, [["X-Remove-Me", " please"]]);
     const result = await client.sendMessage(m);
-    assert.deepEqual(result.modifications.map(text).slice(2), ["chgheader X-Remove-Me:"]);
+    assert.deepEqual(result.modifications.map(replyText).slice(2), ["chgheader X-Remove-Me:"]);
     await client.abort();
   }
   await client.quit();
@@ -188,7 +164,7 @@ Deno.test("serve() negotiates version 2 and sends header values without the lead
 Deno.test("serve() answers an early rejection at the next reply point", async () => {
   const { server } = await start();
   const client = await MilterClient.connect(server.address);
-  const result = await client.sendMessage(message(1, [["X-Reject", " yes"]]));
+  const result = await client.sendMessage(tagTestMessage(1, [["X-Reject", " yes"]]));
   assert.deepEqual(result.final, {
     type: "replycode",
     code: 550,
@@ -196,7 +172,7 @@ Deno.test("serve() answers an early rejection at the next reply point", async ()
   });
   assert.equal(result.replies.at(-1)?.command, "eoh");
   await client.abort();
-  expectTagged(await client.sendMessage(message(2)), 2, 1, 25);
+  assertTagged(await client.sendMessage(tagTestMessage(2)), 2, 1, 25);
   await client.quit();
   await server.close();
 });
@@ -212,7 +188,7 @@ Deno.test("serve() closes a connection over the limit and keeps serving", async 
   await first.quit();
   await until(() => server.connections < 2, "a connection slot");
   const third = await MilterClient.connect(server.address);
-  expectTagged(await third.sendMessage(message(7)), 7, 1, 25);
+  assertTagged(await third.sendMessage(tagTestMessage(7)), 7, 1, 25);
   await third.quit();
   await second.quit();
   await server.close();
@@ -290,7 +266,7 @@ Deno.test("MilterServer.close() lets a transaction in flight finish and closes i
   release();
   const result = await within(sending, "the transaction in flight");
   assert.equal(result.final.type, "accept");
-  assert.deepEqual(result.modifications.map(text), ["addheader X-Done:yes"]);
+  assert.deepEqual(result.modifications.map(replyText), ["addheader X-Done:yes"]);
   await within(closing, "close() to resolve");
   assert.equal(await busy.closedByPeer(), true);
   assert.equal(server.connections, 0);
@@ -351,7 +327,7 @@ Deno.test("serve() closes only the connection that sends a malformed or oversize
     log.find("warn", /a frame of 4097 bytes exceeds MilterMaxFrameBytes \(4096\); closing/),
   );
   assert.ok(log.find("warn", /Malformed milter HELO command: HELO name is not NUL-terminated/));
-  expectTagged(await good.sendMessage(message(3)), 3, 1, 25);
+  assertTagged(await good.sendMessage(tagTestMessage(3)), 3, 1, 25);
   await good.quit();
   await server.close();
 });
@@ -382,7 +358,7 @@ Deno.test("serve() replaces a stale unix socket but never a live one or a file",
       error instanceof SocketInUseError && /another process is listening on it/.test(error.message),
   );
   const client = await MilterClient.connect({ kind: "unix", path });
-  expectTagged(await client.sendMessage(message(1)), 1, 1, 25);
+  assertTagged(await client.sendMessage(tagTestMessage(1)), 1, 1, 25);
   await client.quit();
   await server.close();
 
@@ -437,37 +413,84 @@ Deno.test("serve() rejects invalid limits before listening", async () => {
   }
 });
 
-Deno.test("MilterClient.quitNewConnection() starts a new SMTP connection on the same socket", async () => {
-  const { server, stats } = await start();
-  const client = await MilterClient.connect(server.address);
-  expectTagged(await client.sendMessage(message(1)), 1, 1, 25);
-  await client.abort();
-  await client.quitNewConnection();
-  // The new connection counts its messages from one again.
-  expectTagged(await client.sendMessage(message(2)), 2, 1, 25);
-  await client.quit();
-  await until(() => stats.closed === 2, "both filter connections to close");
-  assert.equal(stats.connections, 2);
-  await server.close();
+// miltertest (Debian package `miltertest`, OpenDKIM's milter test driver) plays the MTA with the
+// Lua scripts next to this file, against our server running the tag filter.
+const MILTERTEST = "/usr/bin/miltertest";
+const dir = (name: string) => fileURLToPath(new URL(name, import.meta.url));
+
+async function runScript(script: string, socket: SocketSpec): Promise<TagFilterStats> {
+  const stats: TagFilterStats = { connections: 0, closed: 0, aborted: 0, messages: 0 };
+  const log = new MemoryLogger();
+  const server = await serve({ socket, filter: tagFilter(stats), logger: log });
+  try {
+    const out = await new Deno.Command(MILTERTEST, {
+      args: [
+        "-s",
+        dir(script),
+        "-D",
+        `socket=${formatSocketSpec(server.address)}`,
+        "-D",
+        `helpers=${dir("mt_helpers.lua")}`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      // Bounds a hang; miltertest's own reads time out after 10 s.
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+    assert.equal(
+      out.code,
+      0,
+      `miltertest ${script} failed:\n${decode(out.stdout)}${decode(out.stderr)}\n` +
+        log.lines.filter((l) => l.level !== "debug").map((l) => `${l.level}: ${l.message}`)
+          .join("\n"),
+    );
+  } finally {
+    await server.close();
+  }
+  return stats;
+}
+
+const available = await Deno.stat(MILTERTEST).then(() => true, () => false);
+
+Deno.test({
+  name: "serve() passes miltertest negotiate.lua: versions 6 and 2 negotiated, version 1 refused",
+  ignore: !available,
+  fn: async () => {
+    const stats = await runScript("negotiate.lua", LOOPBACK);
+    // Only the version 2 connection went on to CONNECT and a message.
+    assert.deepEqual(stats, { connections: 1, closed: 1, aborted: 0, messages: 1 });
+  },
 });
 
-Deno.test("MilterClient.readReply() gives up after its timeout", async () => {
-  const filter: Filter = {
-    needs: { actions: 0, events: [] },
-    connect: () => ({
-      endOfMessage: () => new Promise(() => {}), // never answers
-    }),
-  };
-  const server = await serve({
-    socket: LOOPBACK,
-    filter,
-    logger: new MemoryLogger(),
-    shutdownGraceMs: 0,
-  });
-  const client = await MilterClient.connect(server.address, { timeoutMs: 100 });
-  await assert.rejects(
-    () => client.sendMessage({ headers: [] }),
-    /No reply to end of message from the milter within 100 ms/,
-  );
-  await server.close();
+Deno.test({
+  name: "serve() passes miltertest transactions.lua: five transactions on one connection over TCP",
+  ignore: !available,
+  fn: async () => {
+    const stats = await runScript("transactions.lua", LOOPBACK);
+    assert.deepEqual(stats, { connections: 1, closed: 1, aborted: 1, messages: 4 });
+  },
+});
+
+Deno.test({
+  name: "serve() passes miltertest transactions.lua: the same over a unix socket",
+  ignore: !available,
+  fn: async () => {
+    const tmp = await Deno.makeTempDir();
+    try {
+      const stats = await runScript("transactions.lua", { kind: "unix", path: `${tmp}/m.sock` });
+      assert.equal(stats.messages, 4);
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "serve() passes miltertest abort.lua: ABORT mid-body resets only the transaction",
+  ignore: !available,
+  fn: async () => {
+    const stats = await runScript("abort.lua", LOOPBACK);
+    assert.deepEqual(stats, { connections: 1, closed: 1, aborted: 1, messages: 2 });
+  },
 });

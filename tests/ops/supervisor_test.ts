@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import type { Logger, LogLevel } from "../../lib/ops/log.ts";
 import {
   EX_CONFIG,
   EX_UNAVAILABLE,
@@ -7,34 +6,14 @@ import {
   supervise,
   WORKER_ENV,
 } from "../../lib/ops/supervisor.ts";
+import { selfCommand } from "../../lib/ops/self_command.ts";
+import { MemoryServiceLogger } from "../helpers/milter_logger.ts";
+import { nobody } from "../helpers/nobody.ts";
+import { makeSharedTempDir } from "../helpers/shared_temp_dir.ts";
 
 const FIXTURE = new URL("../helpers/supervise_fixture.ts", import.meta.url).pathname;
-
-class MemoryLog implements Logger {
-  readonly destination = "stderr" as const;
-  readonly lines: { level: LogLevel; message: string }[] = [];
-  debug(message: string) {
-    this.lines.push({ level: "debug", message });
-  }
-  info(message: string) {
-    this.lines.push({ level: "info", message });
-  }
-  notice(message: string) {
-    this.lines.push({ level: "notice", message });
-  }
-  warn(message: string) {
-    this.lines.push({ level: "warn", message });
-  }
-  error(message: string) {
-    this.lines.push({ level: "error", message });
-  }
-  close() {
-    return Promise.resolve();
-  }
-  text(): string {
-    return this.lines.map((l) => `${l.level}: ${l.message}`).join("\n");
-  }
-}
+const READINESS = new URL("../../lib/ops/readiness.ts", import.meta.url);
+const ROOT = Deno.uid() === 0;
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
   for (let i = 0; i < 1000; i++) {
@@ -100,7 +79,7 @@ Deno.test("RestartLimiter applies AutoRestartCount and AutoRestartRate windows",
 Deno.test("supervise() restarts a killed worker and gives up at the rate limit", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const log = new MemoryLog();
+    const log = new MemoryServiceLogger();
     const done = supervise({
       command: sleeperWorker(dir),
       logger: log,
@@ -156,7 +135,7 @@ Deno.test("supervise() restarts a killed worker and gives up at the rate limit",
 Deno.test("supervise() does not restart a worker that fails before it is ready", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const log = new MemoryLog();
+    const log = new MemoryServiceLogger();
     const status = await supervise({
       command: {
         command: "sh",
@@ -199,7 +178,7 @@ Deno.test("supervise() does not restart EX_CONFIG, and stops without AutoRestart
     },
   ];
   for (const { autoRestart, script, want, line } of cases) {
-    const log = new MemoryLog();
+    const log = new MemoryServiceLogger();
     const status = await supervise({
       command: { command: "sh", args: ["-c", script] },
       logger: log,
@@ -216,7 +195,7 @@ Deno.test("supervise() marks the worker and passes the environment", async () =>
   try {
     const status = await supervise({
       command: { command: "sh", args: ["-c", `env > ${dir}/env; echo READY=1`] },
-      logger: new MemoryLog(),
+      logger: new MemoryServiceLogger(),
       autoRestart: false,
       env: { EXTRA: "yes" },
     });
@@ -282,4 +261,92 @@ Deno.test("supervise() forwards SIGUSR1, SIGHUP and SIGTERM, and keeps the PID f
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** A temporary directory the unprivileged user may write in. */
+function sharedDir(): Promise<string> {
+  return makeSharedTempDir(0o777);
+}
+
+/** A field of /proc/PID/status. */
+function statusField(status: string, name: string): string {
+  return (status.split("\n").find((l) => l.startsWith(`${name}:`)) ?? "").slice(name.length + 1)
+    .trim();
+}
+
+Deno.test({
+  name: "supervise() started as root runs the worker as UserID's user and group",
+  ignore: !ROOT,
+  fn: async () => {
+    const who = await nobody();
+    const dir = await sharedDir();
+    try {
+      const log = new MemoryServiceLogger();
+      const done = supervise({
+        command: {
+          command: "sh",
+          args: ["-c", `echo $$ > ${dir}/pid; echo READY=1; exec sleep 60`],
+        },
+        logger: log,
+        autoRestart: false,
+        runAs: who,
+      });
+      const pid = await waitFor(
+        "the worker",
+        () => Deno.readTextFile(`${dir}/pid`).then((t) => t.trim() || undefined, () => undefined),
+      );
+      const status = await Deno.readTextFile(`/proc/${pid}/status`);
+      assert.deepEqual(statusField(status, "Uid").split(/\s+/), Array(4).fill(String(who.uid)));
+      assert.deepEqual(statusField(status, "Gid").split(/\s+/), Array(4).fill(String(who.gid)));
+      // Rust's spawn drops root's supplementary groups along with root.
+      assert.equal(statusField(status, "Groups"), "");
+      Deno.kill(Number(pid), "SIGTERM");
+      assert.equal(await done, 128 + 15);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "supervise() runs a Deno worker as UserID's user with the service's flags",
+  ignore: !ROOT,
+  fn: async () => {
+    const who = await nobody();
+    const dir = await sharedDir();
+    try {
+      await Deno.copyFile(READINESS, `${dir}/readiness.ts`);
+      await Deno.writeTextFile(
+        `${dir}/worker.ts`,
+        [
+          `import { notifyReady } from "./readiness.ts";`,
+          `await Deno.writeTextFile("${dir}/uid", String(Deno.uid()));`,
+          `notifyReady();`,
+          // A worker gives up what it does not need; a second spawn must now be refused.
+          `await Deno.permissions.revoke({ name: "run" });`,
+          `try { new Deno.Command("true").spawn(); } catch (e) { await Deno.writeTextFile("${dir}/run", (e as Error).name); }`,
+        ].join("\n"),
+      );
+      await Deno.mkdir(`${dir}/deno_dir`);
+      await Deno.chown(`${dir}/deno_dir`, who.uid, who.gid);
+      const log = new MemoryServiceLogger();
+      const status = await supervise({
+        command: selfCommand([], {
+          execPath: Deno.execPath(),
+          mainModule: `file://${dir}/worker.ts`,
+        }),
+        logger: log,
+        autoRestart: true,
+        runAs: who,
+        env: { DENO_DIR: `${dir}/deno_dir`, HOME: dir, NO_COLOR: "1" },
+        restartDelayMs: 0,
+      });
+      assert.equal(status, 0, log.text());
+      assert.equal(await Deno.readTextFile(`${dir}/uid`), String(who.uid));
+      assert.equal(await Deno.readTextFile(`${dir}/run`), "NotCapable");
+      assert.ok(log.find("info", /^worker \d+ is ready$/), log.text());
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

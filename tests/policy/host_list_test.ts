@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { DEFAULT_INTERNAL_HOSTS, HostList } from "../../lib/policy/host_list.ts";
 import { SourceError } from "../../lib/policy/origin.ts";
+import { assertOnlySourceErrors } from "../helpers/source_errors.ts";
 
 interface Case {
   name: string;
@@ -241,4 +243,13 @@ Deno.test("HostList.match() reports the entry's origin for explain and LogWhy", 
   assert.equal(m.by, "address");
   assert.equal(m.rule?.origin.line, 2);
   assert.equal(m.rule?.impliedBy, "localhost");
+});
+
+Deno.test("HostList.fromStrings() throws only SourceErrors, whatever the entries", () => {
+  fc.assert(
+    fc.property(fc.string({ maxLength: 80 }), fc.string({ maxLength: 80 }), (a, b) => {
+      assertOnlySourceErrors(() => HostList.fromStrings([a, b], "InternalHosts"));
+    }),
+    { numRuns: 500 },
+  );
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   algorithmFitsKey,
   algorithmFor,
@@ -10,6 +11,7 @@ import {
   type PrivateKeyInfo,
 } from "../../lib/policy/key_table.ts";
 import { SourceError } from "../../lib/policy/origin.ts";
+import { assertOnlySourceErrors, HOSTILE_ORIGIN } from "../helpers/source_errors.ts";
 
 const at = { file: "/etc/opendkim/key.table", line: 3 };
 
@@ -206,4 +208,15 @@ Deno.test("KeyTable.resolve() does not cache a failed load", async () => {
     /Cannot load the key of KeyTable entry "any" at \/etc\/opendkim\/key\.table:3 from "\/keys\/example\.com\.private": No such file/,
   );
   assert.equal((await table.resolve("any", "example.com")).key.label, "ok");
+});
+
+Deno.test("parseKeyTableEntry() throws only SourceErrors, whatever the entry", () => {
+  fc.assert(
+    fc.property(fc.string({ maxLength: 80 }), fc.string({ maxLength: 80 }), (a, b) => {
+      assertOnlySourceErrors(() =>
+        parseKeyTableEntry({ key: a, value: b, origin: HOSTILE_ORIGIN })
+      );
+    }),
+    { numRuns: 500 },
+  );
 });

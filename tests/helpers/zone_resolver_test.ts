@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DnsError } from "../../lib/dns/resolver.ts";
-import { ZoneResolver } from "../helpers/zone_resolver.ts";
+import { ZoneResolver } from "./zone_resolver.ts";
 
 Deno.test("ZoneResolver.resolveTxt() answers each kind of entry and records calls", async () => {
   const zone = new ZoneResolver({

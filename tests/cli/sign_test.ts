@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { fromLatin1, latin1, toBase64 } from "../../lib/bytes.ts";
+import { fromLatin1, latin1 } from "../../lib/bytes.ts";
 import { splitMessage } from "../../lib/dkim/header.ts";
 import { parseSignature } from "../../lib/dkim/signature.ts";
-import { runCli } from "../helpers/run_cli.ts";
-import { KEYS_DIR, loadKey, MESSAGE } from "../helpers/dkim_fixtures.ts";
+import { KEYS_DIR, MESSAGE, writeTestKeys } from "../helpers/dkim_fixtures.ts";
+import { assertUsageError, runCli, type UsageErrorCase } from "../helpers/run_cli.ts";
 
 const RSA = new URL("rsa2048_pkcs8.pem", KEYS_DIR).pathname;
 const PKCS1 = new URL("rsa2048_pkcs1.pem", KEYS_DIR).pathname;
@@ -11,24 +11,6 @@ const ED = new URL("ed25519.pem", KEYS_DIR).pathname;
 const SEED = new URL("dknewkey_ed25519.key", KEYS_DIR).pathname;
 /** A file of ours that is not a key (every machine's own files differ). */
 const NOT_A_KEY = new URL("README.md", KEYS_DIR).pathname;
-
-async function keyFile(dir: string): Promise<string> {
-  const lines = [];
-  for (
-    const [selector, name] of [["rsa", "rsa2048_pkcs8.pem"], ["ed", "ed25519.pem"], [
-      "seed",
-      "dknewkey_ed25519.key",
-    ]]
-  ) {
-    const key = await loadKey(name);
-    lines.push(
-      `${selector}._domainkey.example.com v=DKIM1; k=${key.type}; p=${toBase64(key.publicKey)}`,
-    );
-  }
-  const path = `${dir}/keys.txt`;
-  await Deno.writeTextFile(path, lines.join("\n") + "\n");
-  return path;
-}
 
 Deno.test("dkimd sign | dkimd verify: RSA, Ed25519 and a dknewkey seed in one pass", async () => {
   const dir = await Deno.makeTempDir();
@@ -62,7 +44,7 @@ Deno.test("dkimd sign | dkimd verify: RSA, Ed25519 and a dknewkey seed in one pa
     ]);
     // Everything after the new fields is the input, byte for byte.
     assert.equal(latin1(signed.stdout).endsWith(latin1(MESSAGE)), true);
-    const keys = await keyFile(dir);
+    const keys = await writeTestKeys(dir);
     const verified = await runCli(["verify", "--test-keys", keys, "--authserv-id", "mx.test"], {
       stdin: signed.stdout,
     });
@@ -102,7 +84,7 @@ Deno.test("dkimd sign keeps Unix line ends and dkimd verify reads them", async (
     assert.equal(signed.code, 0, signed.stderr);
     assert.ok(!signed.stdout.includes(13), "no CR in the output");
     assert.ok(latin1(signed.stdout).endsWith(latin1(unix)));
-    const keys = await keyFile(dir);
+    const keys = await writeTestKeys(dir);
     await Deno.writeFile(`${dir}/s.eml`, signed.stdout);
     const verified = await runCli(["verify", "--test-keys", keys, `${dir}/s.eml`]);
     assert.equal(verified.code, 0, verified.stderr + verified.text);
@@ -111,31 +93,8 @@ Deno.test("dkimd sign keeps Unix line ends and dkimd verify reads them", async (
   }
 });
 
-Deno.test("dkimd verify exits 1 for a tampered or unsigned message", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const signed = await runCli(["sign", "-d", "example.com", "-s", "ed", "-k", ED], {
-      stdin: MESSAGE,
-    });
-    const tampered = fromLatin1(latin1(signed.stdout).replace("Noon", "Nine"));
-    const keys = await keyFile(dir);
-    const bad = await runCli(["verify", "--test-keys", keys, "--authserv-id", "mx"], {
-      stdin: tampered,
-    });
-    assert.equal(bad.code, 1);
-    assert.match(bad.text, /dkim=fail \(256-bit key\) reason="body hash did not verify"/);
-    const none = await runCli(["verify", "--test-keys", keys, "--authserv-id", "mx"], {
-      stdin: MESSAGE,
-    });
-    assert.equal(none.code, 1);
-    assert.equal(none.text, "mx; dkim=none\n");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
 // Every bad input gets one line on stderr naming the flag or file, status 2, no stack trace.
-const usageErrors: { name: string; args: string[]; stdin?: string; message: RegExp }[] = [
+const usageErrors: UsageErrorCase[] = [
   {
     name: "an unknown option",
     args: ["sign", "--bogus"],
@@ -189,29 +148,6 @@ const usageErrors: { name: string; args: string[]; stdin?: string; message: RegE
     stdin: "this is not\na message\n",
     message: /^dkimd sign: standard input is not a message: Message line 1 is not a header field/,
   },
-  {
-    name: "empty input",
-    args: ["verify", "--test-keys", "/dev/null"],
-    stdin: "",
-    message: /standard input is empty/,
-  },
-  {
-    name: "a missing message file",
-    args: ["verify", "--test-keys", "/dev/null", "/nonexistent.eml"],
-    message: /^dkimd verify: cannot read "\/nonexistent.eml": no such file$/,
-  },
-  {
-    name: "a bad nameserver",
-    args: ["verify", "--nameserver", "dns.example"],
-    stdin: "From: a@b\r\n\r\n",
-    message: /^dkimd verify: --nameserver: .*"dns.example"/,
-  },
-  {
-    name: "a bad timeout",
-    args: ["verify", "--timeout", "soon"],
-    message: /--timeout needs a whole number/,
-  },
-  { name: "an unknown command", args: ["frobnicate"], message: /unknown command "frobnicate"/ },
 ];
 
 for (const c of usageErrors) {
@@ -219,18 +155,6 @@ for (const c of usageErrors) {
     const r = await runCli(c.args, {
       stdin: c.stdin === undefined ? undefined : fromLatin1(c.stdin),
     });
-    assert.equal(r.code, 2, r.stderr);
-    const lines = r.stderr.trimEnd().split("\n");
-    assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0], c.message);
-    assert.doesNotMatch(r.stderr, /^\s+at /m);
+    assertUsageError(r, c.message);
   });
 }
-
-Deno.test("dkimd --help, sign --help and verify --help print usage", async () => {
-  for (const args of [["--help"], ["sign", "--help"], ["verify", "--help"]]) {
-    const r = await runCli(args);
-    assert.equal(r.code, 0);
-    assert.match(r.text, /Usage: dkimd/);
-  }
-});
