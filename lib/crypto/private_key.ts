@@ -377,7 +377,7 @@ class WebCryptoSigningKey implements SigningKey {
 
   // Deno's WebCrypto computes an RSA signature (about 2 ms of CPU for 2048 bits) on its blocking
   // thread pool, so the event loop goes on serving other connections meanwhile and both cores
-  // sign (tests/crypto/rsa_off_thread_test.ts). Ed25519 (under 0.1 ms) runs on the calling
+  // sign (tests/crypto/private_key_test.ts). Ed25519 (under 0.1 ms) runs on the calling
   // thread.
   async sign(data: Uint8Array): Promise<Uint8Array> {
     if (this.type === "rsa") {
