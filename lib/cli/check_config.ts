@@ -121,7 +121,11 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
     ? config.nameservers.map(formatNameserver).join(", ")
     : "/etc/resolv.conf";
   out.push(
-    row("DNS", `${dns}, timeout ${config.dnsTimeout} s${config.queryCache ? ", QueryCache" : ""}`),
+    row(
+      "DNS",
+      `${dns}${config.dnsConnect ? " over TCP" : ""}, timeout ${config.dnsTimeout} s` +
+        `${config.queryCache ? ", QueryCache" : ""}`,
+    ),
   );
   out.push(
     row(

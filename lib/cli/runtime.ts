@@ -121,6 +121,7 @@ export async function makeResolver(loaded: LoadedConfig<SigningKey>): Promise<Tx
     nameservers,
     timeoutMs: config.dnsTimeout * 1000,
     maxResponseBytes: config.dnsMaxAnswerBytes,
+    tcp: config.dnsConnect,
   });
   return config.queryCache ? new CachingResolver(stub) : stub;
 }

@@ -116,6 +116,11 @@ export interface Config {
   readonly dnsTimeout: number;
   /** DNSMaxAnswerBytes (dkimd's own): larger DNS answers are a temporary error (default 65535). */
   readonly dnsMaxAnswerBytes: number;
+  /**
+   * DNSConnect: key queries go over TCP from the start (opendkim.conf(5): "start using TCP
+   * immediately rather than using UDP until TCP is required").
+   */
+  readonly dnsConnect: boolean;
   /** QueryCache: cache keys beyond the resolver's own cache. */
   readonly queryCache: boolean;
   /** TestPublicKeys: a file of keys to use instead of DNS (testing only). */

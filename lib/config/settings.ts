@@ -509,6 +509,13 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     dkimd: true,
     doc: "Larger DNS answers are a temporary error.",
   },
+  dnsConnect: {
+    name: "DNSConnect",
+    group: "dns",
+    kind: BOOL,
+    default: false,
+    doc: "Ask for keys over TCP from the start, not over UDP until an answer is truncated.",
+  },
   queryCache: {
     name: "QueryCache",
     group: "dns",

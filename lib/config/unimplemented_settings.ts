@@ -33,7 +33,6 @@ export const UNIMPLEMENTED_SETTINGS: readonly UnimplementedSetting[] = [
     "Diagnostics",
     "DiagnosticDirectory",
     "DisableCryptoInit",
-    "DNSConnect",
     "DomainKeysCompat",
     "EnableCoredumps",
     "IdentityHeader",

@@ -59,6 +59,11 @@ export interface StubResolverOptions {
   readonly ednsPayload?: number;
   /** Largest answer accepted (default {@link STUB_MAX_RESPONSE_BYTES_DEFAULT}). */
   readonly maxResponseBytes?: number;
+  /**
+   * Ask over TCP from the first try instead of UDP (OpenDKIM's DNSConnect): for networks that
+   * drop or mangle UDP, or large key records (default false: UDP, TCP when truncated).
+   */
+  readonly tcp?: boolean;
 }
 
 /**
@@ -320,6 +325,7 @@ export class StubResolver implements TtlTxtResolver {
   readonly #attempts: number;
   readonly #ednsPayload: number;
   readonly #maxResponseBytes: number;
+  readonly #tcp: boolean;
 
   /** Makes a resolver; throws `RangeError` for an empty server list or a bad option. */
   constructor(options: StubResolverOptions) {
@@ -349,6 +355,7 @@ export class StubResolver implements TtlTxtResolver {
       options.maxResponseBytes ?? STUB_MAX_RESPONSE_BYTES_DEFAULT,
       65535,
     );
+    this.#tcp = options.tcp ?? false;
   }
 
   /** The TXT records at `name`; rejects with {@link DnsError} for every failure. */
@@ -375,6 +382,7 @@ export class StubResolver implements TtlTxtResolver {
       attempts: this.#attempts,
       ednsPayload: this.#ednsPayload,
       maxResponseBytes: this.#maxResponseBytes,
+      tcp: this.#tcp,
     }, options?.signal).promise;
   }
 }
@@ -437,7 +445,8 @@ class Lookup {
       this.#nextTimer = timer;
       this.#cleanups.add(() => clearTimeout(timer));
     }
-    this.#udpTry(ns);
+    if (this.options.tcp) this.#tcpTry(ns);
+    else this.#udpTry(ns);
   }
 
   #onOutcome(ns: Nameserver, outcome: TryOutcome, transport: "udp" | "tcp"): void {

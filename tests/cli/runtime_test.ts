@@ -10,6 +10,7 @@ import { CachingResolver } from "../../lib/dns/cache.ts";
 import { KeyFileResolver } from "../../lib/dns/key_file.ts";
 import { DnsError } from "../../lib/dns/resolver.ts";
 import { StubResolver } from "../../lib/dns/stub.ts";
+import { startFakeDnsServer } from "../helpers/fake_dns_server.ts";
 import { memoryIo } from "../helpers/memory_io.ts";
 
 const CONF = "/etc/opendkim.conf";
@@ -98,4 +99,22 @@ Deno.test("loadRuntime() asks DNS through the stub resolver, cached with QueryCa
   assert.ok(plain.resolver instanceof StubResolver);
   const cached = await runtimeOf("Mode v\nNameservers 192.0.2.1\nQueryCache yes\n");
   assert.ok(cached.resolver instanceof CachingResolver);
+});
+
+Deno.test("loadRuntime() with DNSConnect yes asks the Nameservers over TCP from the first query", async () => {
+  const server = await startFakeDnsServer({ "s._domainkey.example.com": { txt: ["v=DKIM1; p="] } });
+  try {
+    for (const [setting, transport] of [["yes", "tcp"], ["no", "udp"]] as const) {
+      const { loaded, resolver } = await runtimeOf(
+        `Mode v\nNameservers 127.0.0.1@${server.port}\nDNSConnect ${setting}\n`,
+      );
+      assert.equal(loaded.config.dnsConnect, setting === "yes");
+      assert.deepEqual(loaded.warnings, []);
+      const before = server.queries.length;
+      assert.deepEqual(await resolver.resolveTxt("s._domainkey.example.com"), ["v=DKIM1; p="]);
+      assert.deepEqual(server.queries.slice(before).map((q) => q.transport), [transport]);
+    }
+  } finally {
+    await server.close();
+  }
 });

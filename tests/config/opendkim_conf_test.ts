@@ -196,6 +196,7 @@ const good: KeyCase[] = [
   },
   { line: "DNSTimeout 10", want: (c) => c.dnsTimeout, value: 10 },
   { line: "DNSMaxAnswerBytes 4096", want: (c) => c.dnsMaxAnswerBytes, value: 4096 },
+  { line: "DNSConnect yes", want: (c) => c.dnsConnect, value: true },
   { line: "QueryCache yes", want: (c) => c.queryCache, value: true },
   { line: "TestPublicKeys /tmp/testkeys", want: (c) => c.testPublicKeys, value: "/tmp/testkeys" },
   {

@@ -132,6 +132,23 @@ Deno.test("StubResolver.resolveTxt() retries over TCP when the UDP answer is tru
   );
 });
 
+Deno.test("StubResolver.resolveTxt() with tcp (DNSConnect) asks over TCP from the first try", async () => {
+  await withServer(
+    { "a.example": { txt: ["over tcp"] }, "servfail.example": { rcode: "SERVFAIL" } },
+    async (server, resolver) => {
+      const r = resolver({ tcp: true, attempts: 2 });
+      assert.deepEqual(await r.resolveTxt("a.example"), ["over tcp"]);
+      assert.deepEqual(server.queries.map((q) => q.transport), ["tcp"]);
+      // Failures are asked again over TCP too, never over UDP.
+      await rejectsWith(r.resolveTxt("servfail.example"), "servfail");
+      assert.deepEqual(server.queries.map((q) => q.transport), ["tcp", "tcp", "tcp"]);
+      // Without the option, UDP first, as before.
+      assert.deepEqual(await resolver().resolveTxt("a.example"), ["over tcp"]);
+      assert.equal(server.queries.at(-1)?.transport, "udp");
+    },
+  );
+});
+
 Deno.test("StubResolver.resolveTxt() fetches a 4096-bit key record over TCP when UDP is small", async () => {
   assert.ok(LONG_RECORD.length > 512);
   await withServer(
