@@ -1,0 +1,251 @@
+/**
+ * UserID from source, the way a new user meets it (issue 16): as root, a fresh clone of this
+ * repository (`git clone`, so it is the committed tree, with the modes git gives it), a home of
+ * its own (mode 0700) and so a Deno cache nobody else can read, the README's setup command
+ * (`deno install`) and then `deno task start -f -x opendkim.conf` with the seed's configuration
+ * (`UserID opendkim:opendkim`, `AutoRestart Yes`). The worker, running as opendkim, must sign a
+ * message with nothing set up by hand; and when it cannot read what it needs, the supervisor
+ * says why and how to fix it in one line.
+ *
+ * The commands get a clean environment: PATH, HOME and only the variables this machine needs to
+ * reach the npm registry through its network (a proxy and its certificate authority), which a
+ * user's machine has in its own way.
+ */
+import assert from "node:assert/strict";
+import { fromLatin1 } from "../../lib/bytes.ts";
+import { MilterClient } from "../../lib/milter/client.ts";
+import { readUserDb } from "../../lib/ops/run_as.ts";
+import { freePort } from "../helpers/dkimd_process.ts";
+import { makeSharedTempDir } from "../helpers/shared_temp_dir.ts";
+
+const REPO = new URL("../../", import.meta.url).pathname;
+const SEED = new URL("../testdata/config/seed/", import.meta.url);
+const KEY = new URL("../testdata/keys/opendkim_genkey.private", import.meta.url);
+
+/** The variables through which this machine reaches the npm registry, passed on when set. */
+const NETWORK_ENV = [
+  "HTTPS_PROXY",
+  "https_proxy",
+  "HTTP_PROXY",
+  "http_proxy",
+  "NO_PROXY",
+  "no_proxy",
+  "NODE_EXTRA_CA_CERTS",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+];
+
+const opendkim = Deno.uid() === 0 ? (await readUserDb()).user("opendkim") : undefined;
+const isGitCheckout = await Deno.stat(`${REPO}/.git`).then(() => true, () => false);
+const IGNORE = Deno.uid() !== 0 || opendkim === undefined || !isGitCheckout;
+
+/** A new user's environment: PATH, HOME, and the network's variables. */
+function userEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: home };
+  for (const name of NETWORK_ENV) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  return { ...env, NO_COLOR: "1", ...extra };
+}
+
+/** Runs a setup command as the user would type it; throws with its output when it fails. */
+async function run(cmd: string[], cwd: string, env: Record<string, string>): Promise<string> {
+  const out = await new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    cwd,
+    env,
+    clearEnv: true,
+    stdin: "null",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${cmd.join(" ")} failed (${out.code}):\n${text}`);
+  return text;
+}
+
+/** A root-owned place for the clone and the seed's files, searchable by other users like /opt. */
+interface Machine {
+  readonly root: string;
+  /** The new user's home, mode 0700. */
+  readonly home: string;
+  /** The fresh clone. */
+  readonly checkout: string;
+  /** The seed's /etc/opendkim.conf, its paths moved under `root/etc`. */
+  readonly conf: string;
+  readonly port: number;
+}
+
+/**
+ * Clones the repository and writes the seed's configuration with its key (`chown root.opendkim
+ * dkim.private; chmod 640 dkim.private`, as the seed says); `cloneInto` puts the clone elsewhere.
+ */
+async function machine(cloneInto?: (root: string, home: string) => string): Promise<Machine> {
+  const root = await makeSharedTempDir(0o755);
+  const home = `${root}/home`;
+  await Deno.mkdir(home, { mode: 0o700 });
+  await Deno.chmod(home, 0o700);
+  const checkout = cloneInto ? cloneInto(root, home) : `${root}/dkimd`;
+  await run(["git", "clone", "--quiet", REPO, checkout], root, userEnv(home));
+  const etc = `${root}/etc`;
+  await Deno.mkdir(`${etc}/keys/datahunter.org`, { recursive: true });
+  const port = freePort();
+  for (const name of ["opendkim.conf", "key.table", "signing.table", "TrustedHosts"]) {
+    let text = (await Deno.readTextFile(new URL(name, SEED))).replaceAll("@DIR@", etc);
+    if (name === "opendkim.conf") {
+      // The seed's socket on a port of this test's own, and its PID file where the test looks.
+      text = text.replace(/^Socket\s+inet:8891@localhost$/m, `Socket  inet:${port}@localhost`)
+        .replace(/^PidFile\s+.*$/m, `PidFile                 ${root}/opendkim.pid`);
+      assert.match(text, /^UserID\s+opendkim:opendkim$/m);
+      assert.match(text, /^AutoRestart\s+Yes$/m);
+    }
+    await Deno.writeTextFile(`${etc}/${name}`, text);
+  }
+  const key = `${etc}/keys/datahunter.org/dkim.private`;
+  await Deno.copyFile(KEY, key);
+  await Deno.chown(key, 0, opendkim!.gid);
+  await Deno.chmod(key, 0o640);
+  return { root, home, checkout, conf: `${etc}/opendkim.conf`, port };
+}
+
+/** `deno task start -f -x CONF` in the checkout, its output collected. */
+function start(m: Machine, env: Record<string, string>) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["task", "start", "-f", "-x", m.conf],
+    cwd: m.checkout,
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  };
+  const done = Promise.all([pump(child.stdout), pump(child.stderr)]).then(() => child.status);
+  let exited = false;
+  done.then(() => exited = true);
+  return {
+    log: () => text,
+    done,
+    /** Waits for `pattern` in the output; throws with the output when it exits first. */
+    async waitFor(pattern: RegExp, timeoutMs = 120_000): Promise<RegExpExecArray> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const m = pattern.exec(text);
+        if (m) return m;
+        if (exited) throw new Error(`deno task start exited before ${pattern}:\n${text}`);
+        if (Date.now() > deadline) throw new Error(`No ${pattern} in ${timeoutMs} ms:\n${text}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    /** Stops whatever is left of it. */
+    kill() {
+      for (const m of text.matchAll(/dkimd\[(\d+)\]/g)) {
+        try {
+          Deno.kill(Number(m[1]), "SIGKILL");
+        } catch {
+          // Gone already.
+        }
+      }
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Gone already.
+      }
+    },
+  };
+}
+
+/** Sends the seed's outbound message (a datahunter.org sender, from 127.0.0.1) to `port`. */
+async function sign(port: number): Promise<string[]> {
+  const client = await MilterClient.connect({ kind: "inet", host: "127.0.0.1", port });
+  try {
+    const r = await client.sendMessage({
+      connect: { hostname: "localhost", address: "127.0.0.1" },
+      macros: { mail: { i: "741FA53F63" } },
+      from: "<alice@datahunter.org>",
+      headers: [["From", " alice@datahunter.org"], ["To", " bob@example.org"], [
+        "Subject",
+        " hello",
+      ]],
+      body: fromLatin1("Hello Bob.\r\n"),
+    });
+    return r.modifications.flatMap((m) =>
+      m.type === "insheader" && m.name === "DKIM-Signature"
+        ? [typeof m.value === "string" ? m.value : new TextDecoder().decode(m.value)]
+        : []
+    );
+  } finally {
+    client.close();
+  }
+}
+
+/** The real uid of process `pid`. */
+async function uidOf(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/^Uid:\s+(\d+)/m.exec(status)![1]);
+}
+
+/** Files under `dir` owned by `uid`: what a process running as that user wrote there. */
+async function ownedBy(dir: string, uid: number): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (d: string) => {
+    for await (const e of Deno.readDir(d)) {
+      const p = `${d}/${e.name}`;
+      const info = await Deno.lstat(p);
+      if (info.uid === uid) found.push(p);
+      if (info.isDirectory) await walk(p);
+    }
+  };
+  await walk(dir);
+  return found;
+}
+
+for (
+  const variant of [
+    { name: "no DENO_DIR (Deno's default, under HOME)", denoDir: undefined },
+    { name: "DENO_DIR set under HOME", denoDir: ".deno" },
+  ]
+) {
+  Deno.test({
+    name:
+      `deno task start with the seed's UserID and AutoRestart, from a fresh clone after the README's setup, signs through the worker: ${variant.name}`,
+    ignore: IGNORE,
+    fn: async () => {
+      const m = await machine();
+      const env = userEnv(
+        m.home,
+        variant.denoDir ? { DENO_DIR: `${m.home}/${variant.denoDir}` } : {},
+      );
+      // The README's setup, then the start, both as root in the fresh clone.
+      await run([Deno.execPath(), "install"], m.checkout, env);
+      const task = start(m, env);
+      try {
+        const ready = await task.waitFor(/worker (\d+) is ready/);
+        const worker = Number(ready[1]);
+        const supervisor = Number(
+          (await task.waitFor(/dkimd\[(\d+)\]: dkimd \S+ starting \(worker as opendkim\)/))[1],
+        );
+        assert.equal(await uidOf(worker), opendkim!.uid);
+        assert.equal(await uidOf(supervisor), 0);
+        const signatures = await sign(m.port);
+        assert.equal(signatures.length, 1, task.log());
+        assert.match(signatures[0], /\bd=datahunter\.org;/);
+        assert.match(signatures[0], /\bs=dkim;/);
+        assert.match(signatures[0], /\ba=rsa-sha256;/);
+        // Nothing was written as the worker's user: it needed no cache of its own.
+        assert.deepEqual(await ownedBy(m.root, opendkim!.uid), []);
+        assert.doesNotMatch(task.log(), /Permission denied|error:/);
+        Deno.kill(supervisor, "SIGTERM");
+        assert.equal((await task.done).code, 0, task.log());
+        assert.match(task.log(), /worker \d+ exited with status 0 after SIGTERM/);
+      } finally {
+        task.kill();
+        await task.done;
+        await Deno.remove(m.root, { recursive: true });
+      }
+    },
+  });
+}
