@@ -20,8 +20,9 @@ import { Metrics, type MetricsServer, serveMetrics } from "../ops/metrics.ts";
 import { type PidFile, PidFileError, writePidFile } from "../ops/pid_file.ts";
 import { notifyReady } from "../ops/readiness.ts";
 import { readUserDb, resolveRunAs, type RunAs, unreadableFiles } from "../ops/run_as.ts";
-import { selfCommand, underSystemd } from "../ops/self_command.ts";
+import { currentProgram, selfCommand, underSystemd } from "../ops/self_command.ts";
 import { isWorker, needsSupervisor, supervise } from "../ops/supervisor.ts";
+import { unreadableProgram } from "../ops/worker_start.ts";
 import { formatOrigin } from "../policy/origin.ts";
 import { VERSION } from "../version.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
@@ -185,7 +186,11 @@ export async function runServe(args: readonly string[]): Promise<number> {
     );
     if (supervised) {
       if (runAs) {
-        const problems = await unreadableFiles(runtime.loaded.files, runAs, { db });
+        const program = await unreadableProgram(currentProgram(), runAs, { db });
+        const problems = [
+          ...(program ? [program] : []),
+          ...(await unreadableFiles(runtime.loaded.files, runAs, { db })),
+        ];
         if (problems.length > 0) {
           for (const p of problems) logger.error(p);
           return EXIT_CONFIG;

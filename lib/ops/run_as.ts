@@ -116,6 +116,80 @@ function octal(mode: number | null): string {
   return ((mode ?? 0) & 0o7777).toString(8).padStart(4, "0");
 }
 
+/** What keeps a user from reading a path: a directory above it, or the file itself. */
+export interface ReadBlock {
+  /** The directory that cannot be entered, or the path that cannot be read. */
+  readonly path: string;
+  /** True when it is a directory above the path (no search permission). */
+  readonly enter: boolean;
+  /** Its stat. */
+  readonly info: StatLike;
+}
+
+/**
+ * What keeps `who` from reading `path`: the first directory above it it cannot enter, else the
+ * path itself when it is a file it cannot read; undefined when nothing does, or when the path
+ * does not exist (the loader reports that itself).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readBlock } from "./run_as.ts";
+ * const stat = (p: string) => Promise.resolve(
+ *   p === "/root"
+ *     ? { mode: 0o40700, uid: 0, gid: 0, isDirectory: true }
+ *     : { mode: 0o40755, uid: 0, gid: 0, isDirectory: p !== "/root/dkimd/main.ts" },
+ * );
+ * const who = { user: "opendkim", uid: 104, group: "opendkim", gid: 108 };
+ * assert.deepEqual((await readBlock("/root/dkimd/main.ts", who, stat))?.path, "/root");
+ * assert.equal(await readBlock("/opt/dkimd/main.ts", who, stat), undefined);
+ * ```
+ */
+export async function readBlock(
+  path: string,
+  who: RunAs,
+  stat: (path: string) => Promise<StatLike> = (p) => Deno.stat(p),
+): Promise<ReadBlock | undefined> {
+  let info: StatLike;
+  try {
+    info = await stat(path);
+  } catch {
+    return undefined;
+  }
+  const dirs: string[] = [];
+  for (let d = dirname(path);; d = dirname(d)) {
+    dirs.unshift(d);
+    if (d === dirname(d)) break;
+  }
+  for (const dir of dirs) {
+    let d: StatLike;
+    try {
+      d = await stat(dir);
+    } catch {
+      continue;
+    }
+    if (!allowed(d, who, 0o1)) return { path: dir, enter: true, info: d };
+  }
+  if (info.isDirectory || allowed(info, who, 0o4)) return undefined;
+  return { path, enter: false, info };
+}
+
+/**
+ * The owner and mode of a path as the messages say them: `owner root:opendkim, mode 0640`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { describeOwnership } from "./run_as.ts";
+ * assert.equal(describeOwnership({ mode: 0o100640, uid: 0, gid: 108, isDirectory: false }), "owner 0:108, mode 0640");
+ * ```
+ */
+export function describeOwnership(info: StatLike, db?: UserDb): string {
+  const name = (uid: number | null) => uid === null ? "?" : db?.userName(uid) ?? String(uid);
+  const group = (gid: number | null) => gid === null ? "?" : db?.groupName(gid) ?? String(gid);
+  return `owner ${name(info.uid)}:${group(info.gid)}, mode ${octal(info.mode)}`;
+}
+
 /**
  * For each of `paths` the worker running as `who` could not read, one sentence naming the file
  * or the directory in the way, its owner and mode, and a fix. Paths that do not exist are left
@@ -142,44 +216,18 @@ export async function unreadableFiles(
   io: { stat?: (path: string) => Promise<StatLike>; db?: UserDb } = {},
 ): Promise<string[]> {
   const stat = io.stat ?? ((p: string) => Deno.stat(p));
-  const name = (uid: number | null) => uid === null ? "?" : io.db?.userName(uid) ?? String(uid);
-  const group = (gid: number | null) => gid === null ? "?" : io.db?.groupName(gid) ?? String(gid);
   const account = `user "${who.user}" (uid ${who.uid}, gid ${who.gid})`;
   const problems: string[] = [];
   for (const path of [...new Set(paths)]) {
-    let info: StatLike;
-    try {
-      info = await stat(path);
-    } catch {
-      continue;
-    }
-    const dirs: string[] = [];
-    for (let d = dirname(path);; d = dirname(d)) {
-      dirs.unshift(d);
-      if (d === dirname(d)) break;
-    }
-    let blocked = false;
-    for (const dir of dirs) {
-      let d: StatLike;
-      try {
-        d = await stat(dir);
-      } catch {
-        continue;
-      }
-      if (!allowed(d, who, 0o1)) {
-        problems.push(
-          `Directory "${dir}" cannot be entered by ${account}, so "${path}" cannot be read: ` +
-            `owner ${name(d.uid)}:${group(d.gid)}, mode ${octal(d.mode)}; fix: ` +
-            `chgrp ${who.group} "${dir}" && chmod g+x "${dir}"`,
-        );
-        blocked = true;
-        break;
-      }
-    }
-    if (blocked || info.isDirectory || allowed(info, who, 0o4)) continue;
+    const block = await readBlock(path, who, stat);
+    if (!block) continue;
+    const owner = describeOwnership(block.info, io.db);
     problems.push(
-      `File "${path}" is not readable by ${account}: owner ${name(info.uid)}:${group(info.gid)}, ` +
-        `mode ${octal(info.mode)}; fix: chgrp ${who.group} "${path}" && chmod g+r "${path}"`,
+      block.enter
+        ? `Directory "${block.path}" cannot be entered by ${account}, so "${path}" cannot be ` +
+          `read: ${owner}; fix: chgrp ${who.group} "${block.path}" && chmod g+x "${block.path}"`
+        : `File "${path}" is not readable by ${account}: ${owner}; fix: chgrp ${who.group} ` +
+          `"${path}" && chmod g+r "${path}"`,
     );
   }
   return problems;

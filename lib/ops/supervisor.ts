@@ -13,7 +13,9 @@
  *   restarting would only spin;
  * - writes the PID file with its own PID once the first worker is ready (as OpenDKIM's parent
  *   does, so `kill -USR1 $(cat PIDFILE)` reaches the one that forwards) and removes it at exit;
- * - exits with the worker's status when the worker stops cleanly or after a forwarded stop.
+ * - exits with the worker's status when the worker stops cleanly or after a forwarded stop;
+ * - with UserID, says in one line why a worker could not even load dkimd, and the fix, instead of
+ *   Deno's trace (`worker_start.ts`; its standard error passes through `worker_stderr.ts`).
  *
  * Deno cannot change its own uid, so the parent stays root while the worker runs as the user;
  * it only waits and forwards signals.
@@ -28,7 +30,9 @@ import type { Logger } from "./log.ts";
 import { type PidFile, writePidFile } from "./pid_file.ts";
 import { READY_ENV, waitForReady } from "./readiness.ts";
 import type { RunAs } from "./run_as.ts";
-import { type SelfCommand, underSystemd } from "./self_command.ts";
+import { JOURNAL_STREAM_ENV, type SelfCommand, underSystemd } from "./self_command.ts";
+import { checkoutOf, diagnoseStartFailure } from "./worker_start.ts";
+import { WorkerStderr } from "./worker_stderr.ts";
 
 /** Set to `1` in a worker's environment: it serves, and never supervises or detaches. */
 export const WORKER_ENV = "DKIMD_WORKER";
@@ -281,9 +285,11 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
     for (;;) {
       const spawned = spawnWorker(options);
       child = spawned;
+      const stderr = relaysStderr(options) ? new WorkerStderr(spawned.stderr) : undefined;
       let failure: unknown;
       const ready = waitForReady(spawned.stdout).then(async (isReady) => {
         if (!isReady) return false;
+        stderr?.ready();
         logger.info(`worker ${spawned.pid} is ready`);
         if (first) {
           first = false;
@@ -307,6 +313,11 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
       });
       const status = await spawned.status;
       const wasReady = await ready;
+      await stderr?.done;
+      const diagnosis = !wasReady && stderr && options.runAs
+        ? diagnoseStartFailure(stderr.held, options.runAs, checkoutOf(options.command))
+        : undefined;
+      if (diagnosis === undefined) stderr?.release();
       if (failure !== undefined) {
         logger.error(errorMessage(failure));
         return EX_CONFIG;
@@ -321,6 +332,10 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
       if (status.success) {
         logger.notice(what);
         return 0;
+      }
+      if (diagnosis !== undefined) {
+        logger.error(`${what} before it was ready, so dkimd stops: ${diagnosis}`);
+        return code;
       }
       if (status.signal === null && (status.code === EX_CONFIG || status.code === EX_SOFTWARE)) {
         logger.error(`${what}; not restarting (as OpenDKIM, a configuration or internal error)`);
@@ -364,6 +379,16 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
   }
 }
 
+/**
+ * Whether the supervisor passes a worker's standard error on itself (`worker_stderr.ts`): only
+ * with UserID, where Deno's cache or the checkout may be out of the worker's reach, and not when
+ * standard error is systemd's journal stream, which the worker must write itself to be
+ * recognised (`log.ts`).
+ */
+function relaysStderr(options: SuperviseOptions): boolean {
+  return options.runAs !== undefined && !safeEnv(JOURNAL_STREAM_ENV);
+}
+
 function spawnWorker(options: SuperviseOptions): Deno.ChildProcess {
   const { command, runAs } = options;
   try {
@@ -372,7 +397,7 @@ function spawnWorker(options: SuperviseOptions): Deno.ChildProcess {
       env: { ...options.env, [WORKER_ENV]: "1", [READY_ENV]: "stdout" },
       stdin: "null",
       stdout: "piped",
-      stderr: "inherit",
+      stderr: relaysStderr(options) ? "piped" : "inherit",
       ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
     }).spawn();
   } catch (e) {
