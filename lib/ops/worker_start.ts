@@ -161,9 +161,9 @@ export function diagnoseStartFailure(
   checkout?: string,
 ): string | undefined {
   const account = `user "${who.user}" (uid ${who.uid})`;
-  const where = checkout ?? "the dkimd checkout";
-  const install = `as root, run "deno install" in ${where} (deno.json keeps the npm packages in ` +
-    `its node_modules, which that user only reads)`;
+  const modulesDir = checkout === undefined ? "node_modules" : `${checkout}/node_modules`;
+  const install = `as root, run "deno install" in ${checkout ?? "the dkimd checkout"} and ` +
+    `"chmod -R a+rX ${modulesDir}" (deno.json keeps the npm packages there, for that user to read)`;
   const denied = /Permission denied/.test(output);
   const paths = namedPaths(output);
   const modules = paths.find((p) => /(^|\/)node_modules(\/|$)/.test(p));
@@ -172,14 +172,13 @@ export function diagnoseStartFailure(
     const cause = denied && target
       ? `cannot write Deno's npm cache ("${target}": Permission denied)`
       : `cannot fetch the npm packages (${firstError(output)})`;
-    return `${account} ${cause}, so the packages must already be where it can read them; ` +
+    return `${account} ${cause}: the npm packages were not in ${modulesDir} for it to read; ` +
       `fix: ${install}, or use the compiled dkimd ("deno task compile")`;
   }
   if (!denied) return undefined;
   if (modules !== undefined) {
     const dir = modules.slice(0, modules.search(/node_modules(\/|$)/) + "node_modules".length);
-    return `${account} cannot read or would have to update "${dir}" ("${modules}": ` +
-      `Permission denied); fix: ${install} with umask 022, or chmod -R a+rX "${dir}"`;
+    return `${account} cannot read "${dir}" ("${modules}": Permission denied); fix: ${install}`;
   }
   const file = paths[0];
   if (file === undefined) return undefined;

@@ -249,3 +249,82 @@ for (
     },
   });
 }
+
+/** Deno's own report of a failed start: its `error:` line, or the numbered causes below it. */
+const DENO_TRACE = /^error: |^Caused by:|^\s+\d+: /m;
+
+Deno.test({
+  name:
+    "deno task start with UserID, from a clone under root's 0700 home, says in one line that the user cannot read dkimd and how to fix it",
+  ignore: IGNORE,
+  fn: async () => {
+    const m = await machine((_root, home) => `${home}/dkimd`);
+    const env = userEnv(m.home);
+    try {
+      await run([Deno.execPath(), "install"], m.checkout, env);
+      const task = start(m, env);
+      const status = await task.done;
+      assert.equal(status.code, 78, task.log());
+      const lines = task.log().split("\n").filter((l) => /cannot read dkimd/.test(l));
+      assert.equal(lines.length, 1, task.log());
+      assert.match(
+        lines[0],
+        new RegExp(
+          `User "opendkim" \\(uid ${opendkim!.uid}, gid \\d+\\) cannot read dkimd's own files: ` +
+            `directory "${m.home}" \\(owner root:root, mode 0700\\) is in the way of ` +
+            `"${m.checkout}/main.ts"; fix: clone dkimd where that user can read it`,
+        ),
+      );
+      assert.doesNotMatch(task.log(), DENO_TRACE);
+      assert.doesNotMatch(task.log(), /worker \d+/);
+    } finally {
+      await Deno.remove(m.root, { recursive: true });
+    }
+  },
+});
+
+for (
+  const broken of [
+    {
+      name: "a source file it cannot read",
+      spoil: (checkout: string) => Deno.chmod(`${checkout}/lib/bytes.ts`, 0o600),
+      want: (checkout: string) =>
+        new RegExp(
+          `before it was ready, so dkimd stops: user "opendkim" \\(uid \\d+\\) cannot read ` +
+            `"${checkout}/lib/bytes.ts" \\(Permission denied\\); fix: chmod -R a\\+rX "${checkout}"`,
+        ),
+    },
+    {
+      name: "an npm package it cannot read",
+      spoil: (checkout: string) => Deno.chmod(`${checkout}/node_modules/.deno/yaml@2.9.1`, 0o700),
+      want: (checkout: string) =>
+        new RegExp(
+          `before it was ready, so dkimd stops: user "opendkim" \\(uid \\d+\\) cannot .*; ` +
+            `fix: as root, run "deno install" in ${checkout} `,
+        ),
+    },
+  ]
+) {
+  Deno.test({
+    name:
+      `deno task start with UserID explains a worker that cannot load dkimd in one line, not a Deno trace: ${broken.name}`,
+    ignore: IGNORE,
+    fn: async () => {
+      const m = await machine();
+      const env = userEnv(m.home);
+      try {
+        await run([Deno.execPath(), "install"], m.checkout, env);
+        await broken.spoil(m.checkout);
+        const task = start(m, env);
+        const status = await task.done;
+        assert.notEqual(status.code, 0, task.log());
+        const lines = task.log().split("\n").filter((l) => /before it was ready/.test(l));
+        assert.equal(lines.length, 1, task.log());
+        assert.match(lines[0], broken.want(m.checkout));
+        assert.doesNotMatch(task.log(), DENO_TRACE);
+      } finally {
+        await Deno.remove(m.root, { recursive: true });
+      }
+    },
+  });
+}
