@@ -12,6 +12,7 @@
  * user's machine has in its own way.
  */
 import assert from "node:assert/strict";
+import { dirname } from "node:path";
 import { fromLatin1 } from "../../lib/bytes.ts";
 import { MilterClient } from "../../lib/milter/client.ts";
 import { readUserDb } from "../../lib/ops/run_as.ts";
@@ -39,9 +40,35 @@ const opendkim = Deno.uid() === 0 ? (await readUserDb()).user("opendkim") : unde
 const isGitCheckout = await Deno.stat(`${REPO}/.git`).then(() => true, () => false);
 const IGNORE = Deno.uid() !== 0 || opendkim === undefined || !isGitCheckout;
 
-/** A new user's environment: PATH, HOME, and the network's variables. */
+/**
+ * The clone's README's setup: the commands of its Install block after `git clone` and before the first
+ * `deno task start` (today `deno install`), so this test follows the README as it changes.
+ */
+async function readmeSetup(checkout: string): Promise<string[]> {
+  const readme = await Deno.readTextFile(`${checkout}/README.md`);
+  const install = readme.slice(readme.indexOf("\n## Install\n"));
+  const block = /```sh\n([\s\S]*?)```/.exec(install)![1];
+  const lines = block.split("\n").map((l) => l.replace(/\s+#.*$/, "").trim());
+  const from = lines.findIndex((l) => l.startsWith("git clone "));
+  const to = lines.findIndex((l) => l.startsWith("deno task start"));
+  assert.ok(from >= 0 && to > from, `git clone, then deno task start, in:\n${block}`);
+  return lines.slice(from + 1, to).filter((l) => l !== "");
+}
+
+/** Runs the README's setup in `checkout`, as root with the new user's environment. */
+async function setup(checkout: string, env: Record<string, string>): Promise<void> {
+  const commands = await readmeSetup(checkout);
+  assert.deepEqual(commands, ["deno install"]);
+  for (const command of commands) await run(["sh", "-c", command], checkout, env);
+}
+
+/**
+ * A new user's environment: PATH (with this Deno's directory first, so `deno` is the one running
+ * the tests), HOME, and the network's variables.
+ */
 function userEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: home };
+  const path = `${dirname(Deno.execPath())}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`;
+  const env: Record<string, string> = { PATH: path, HOME: home };
   for (const name of NETWORK_ENV) {
     const value = Deno.env.get(name);
     if (value !== undefined) env[name] = value;
@@ -220,7 +247,7 @@ for (
         variant.denoDir ? { DENO_DIR: `${m.home}/${variant.denoDir}` } : {},
       );
       // The README's setup, then the start, both as root in the fresh clone.
-      await run([Deno.execPath(), "install"], m.checkout, env);
+      await setup(m.checkout, env);
       const task = start(m, env);
       try {
         const ready = await task.waitFor(/worker (\d+) is ready/);
@@ -261,7 +288,7 @@ Deno.test({
     const m = await machine((_root, home) => `${home}/dkimd`);
     const env = userEnv(m.home);
     try {
-      await run([Deno.execPath(), "install"], m.checkout, env);
+      await setup(m.checkout, env);
       const task = start(m, env);
       const status = await task.done;
       assert.equal(status.code, 78, task.log());
@@ -313,7 +340,7 @@ for (
       const m = await machine();
       const env = userEnv(m.home);
       try {
-        await run([Deno.execPath(), "install"], m.checkout, env);
+        await setup(m.checkout, env);
         await broken.spoil(m.checkout);
         const task = start(m, env);
         const status = await task.done;
