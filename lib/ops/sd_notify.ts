@@ -106,35 +106,59 @@ export function formatNotifyMessage(fields: Readonly<Record<string, string>>): s
 }
 
 /**
- * CLOCK_MONOTONIC in microseconds, for `MONOTONIC_USEC=` with `RELOADING=1`. Deno shows no
- * monotonic clock with a system-wide origin (`performance.now()` and `process.hrtime` count
- * from the process start), so this reads `/proc/uptime`: CLOCK_BOOTTIME, which equals
- * CLOCK_MONOTONIC plus time spent suspended, in hundredths of a second, rounded up here. The
- * value is thus never earlier than the true monotonic time, which is what systemd needs: it
- * takes a RELOADING=1 as the answer to its reload signal only when MONOTONIC_USEC is not before
- * the moment it sent the signal. Undefined when `/proc` cannot be read.
+ * CLOCK_MONOTONIC in microseconds, for `MONOTONIC_USEC=` with `RELOADING=1`, never early. Deno
+ * shows no clock with the kernel's origin: `performance.now()` and `process.hrtime` count from
+ * the process start, and reading `/proc/uptime` needs `--allow-all`. What it has is
+ * `Deno.osUptime()` (`--allow-sys=osUptime`): sysinfo(2)'s uptime, CLOCK_BOOTTIME rounded up to
+ * the second. CLOCK_BOOTTIME is CLOCK_MONOTONIC plus time suspended, so the value is at or after
+ * the true monotonic time, which is what systemd needs: it takes a RELOADING=1 as the answer to
+ * its reload signal only when MONOTONIC_USEC is not before the moment it sent the signal.
+ * Each reading bounds the offset between the uptime and `performance.now()`; the clock keeps
+ * the tightest upper bound seen, so it runs at `performance.now()`'s resolution and is at most a
+ * second late, never early.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { monotonicUsec } from "./sd_notify.ts";
- * assert.equal(monotonicUsec(() => "21704.35 33497.56\n"), 21704360000n);
- * assert.equal(monotonicUsec(() => "garbage"), undefined);
+ * import { MonotonicClock } from "./sd_notify.ts";
+ * let perf = 250; // ms since the process started
+ * const boottime = () => perf + 999_400; // the kernel's, in ms: unknown to the clock
+ * const clock = new MonotonicClock({ uptime: () => Math.ceil(boottime() / 1000), now: () => perf });
+ * assert.equal(clock.usec(), 1_000_000_000n); // 350 ms late: the uptime is rounded up
+ * perf = 1599; // the uptime has just turned 1001 s
+ * assert.equal(clock.usec(), 1_001_000_000n); // 1 ms late
+ * perf = 5000;
+ * assert.equal(clock.usec(), 1_004_401_000n); // the bound is kept: 1 ms late
+ * assert.equal(new MonotonicClock({ uptime: () => { throw new Error("denied"); } }).usec(), undefined);
  * ```
  */
-export function monotonicUsec(
-  readUptime: () => string = () => Deno.readTextFileSync("/proc/uptime"),
-): bigint | undefined {
-  let text: string;
-  try {
-    text = readUptime();
-  } catch {
-    return undefined;
+export class MonotonicClock {
+  readonly #uptime: () => number;
+  readonly #now: () => number;
+  #offsetMs = Infinity;
+
+  /** Makes a clock over `uptime` (seconds, rounded up) and `now` (milliseconds). */
+  constructor(
+    options: { uptime?: () => number; now?: () => number } = {},
+  ) {
+    this.#uptime = options.uptime ?? (() => Deno.osUptime());
+    this.#now = options.now ?? (() => performance.now());
   }
-  const m = /^(\d+)\.(\d{2})\s/.exec(text);
-  if (!m) return undefined;
-  // Hundredths, plus one: /proc/uptime truncates.
-  return (BigInt(m[1]) * 100n + BigInt(m[2]) + 1n) * 10_000n;
+
+  /** The time in microseconds, at or after CLOCK_MONOTONIC; undefined when the uptime is denied. */
+  usec(): bigint | undefined {
+    const before = this.#now();
+    let uptime: number;
+    try {
+      uptime = this.#uptime();
+    } catch {
+      uptime = NaN;
+    }
+    // The uptime (rounded up) was read after `before`: boottime - now <= uptime - before.
+    if (Number.isFinite(uptime)) this.#offsetMs = Math.min(this.#offsetMs, uptime * 1000 - before);
+    if (!Number.isFinite(this.#offsetMs)) return undefined;
+    return BigInt(Math.ceil((this.#now() + this.#offsetMs) * 1000));
+  }
 }
 
 function defaultOpen(addr: UnixDatagramAddress): NotifyDatagramSocket {

@@ -42,7 +42,8 @@ export const SERVICE_ENV_NAMES: readonly string[] = [
  * - write: the PID file, the unix socket, and the files `genkey` and `install` write;
  * - net: the milter socket, DNS, the metrics listener;
  * - env: {@link SERVICE_ENV_NAMES} only;
- * - sys: the host name (AuthservID HOSTNAME) and uid/gid (RequireSafeKeys); not the process
+ * - sys: the host name (AuthservID HOSTNAME), uid/gid (RequireSafeKeys) and the uptime (the
+ *   clock of sd_notify's MONOTONIC_USEC, see `sd_notify.ts`); not the process
  *   umask, which Deno lets only a full `--allow-sys` change (the socket is chmodded instead);
  * - run: the supervisor and Background start dkimd again (a worker gives this up);
  * - `--unstable-net`: unix datagram sockets, for syslog's `/dev/log`;
@@ -59,7 +60,7 @@ export const SERVICE_DENO_FLAGS: readonly string[] = [
   "--allow-write",
   "--allow-net",
   `--allow-env=${SERVICE_ENV_NAMES.join(",")}`,
-  "--allow-sys=hostname,uid,gid",
+  "--allow-sys=hostname,uid,gid,osUptime",
   "--allow-run",
   "--unstable-net",
   "--no-prompt",

@@ -19,7 +19,7 @@
 
 import process from "node:process";
 import type { MilterLogger } from "../milter/logger.ts";
-import { monotonicUsec, SdNotifier, type SdNotifierOptions } from "./sd_notify.ts";
+import { MonotonicClock, SdNotifier, type SdNotifierOptions } from "./sd_notify.ts";
 import { ServiceStatus, STATUS_INTERVAL_MS, type StatusPolicy } from "./service_status.ts";
 import { startWatchdog, watchdogUsec } from "./watchdog.ts";
 
@@ -77,6 +77,7 @@ export class ServiceNotify {
   readonly #loaded: StatusSource;
   readonly #watchdogUsec?: number;
   readonly #statusIntervalMs: number;
+  readonly #clock = new MonotonicClock();
   #lastStatus = "";
   #failure?: string;
   #stops: (() => void)[] = [];
@@ -132,6 +133,7 @@ export class ServiceNotify {
    * then starts the status refresh and the watchdog pings.
    */
   async ready(): Promise<void> {
+    this.#clock.usec();
     this.#lastStatus = this.#line();
     await this.#notifier.notify({ READY: "1", STATUS: this.#lastStatus });
     const timer = setInterval(() => void this.refresh(), this.#statusIntervalMs);
@@ -143,7 +145,7 @@ export class ServiceNotify {
 
   /** A reload starts: `RELOADING=1` with `MONOTONIC_USEC=`. */
   async reloading(): Promise<void> {
-    const usec = monotonicUsec();
+    const usec = this.#clock.usec();
     await this.#notifier.notify({
       RELOADING: "1",
       ...(usec !== undefined ? { MONOTONIC_USEC: String(usec) } : {}),
@@ -170,6 +172,8 @@ export class ServiceNotify {
 
   /** Sends the status line if it changed since it was last sent. */
   async refresh(): Promise<void> {
+    // Each reading can tighten the clock's bound (MonotonicClock), so RELOADING=1 is closer.
+    this.#clock.usec();
     const line = this.#line();
     if (line === this.#lastStatus) return;
     this.#lastStatus = line;
