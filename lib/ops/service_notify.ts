@@ -20,7 +20,7 @@
 import process from "node:process";
 import type { MilterLogger } from "../milter/logger.ts";
 import { MonotonicClock, SdNotifier, type SdNotifierOptions } from "./sd_notify.ts";
-import { ServiceStatus, STATUS_INTERVAL_MS, type StatusPolicy } from "./service_status.ts";
+import { type ServiceStatus, STATUS_INTERVAL_MS, type StatusPolicy } from "./service_status.ts";
 import { startWatchdog, watchdogUsec } from "./watchdog.ts";
 
 /** The configuration in force, as the status line reads it. */
