@@ -12,10 +12,12 @@
 import { dirname, join } from "node:path";
 import { UNIT_FILES } from "../ops/units.ts";
 import { isCompiledProgram } from "../ops/self_command.ts";
+import { detectSystemdVersion, serviceTypeFor, serviceUnitFor } from "../ops/systemd_version.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
 
 /** The help text of `dkimd install`. */
 export const INSTALL_USAGE = `Usage: dkimd install [--root DIR] [--dry-run] [--force] [--exec PATH]
+                     [--systemd-version N]
 
 Writes the systemd service, the sysusers.d and tmpfiles.d entries for the opendkim account
 and the socket directory in Postfix's chroot, and an example configuration (only if there is
@@ -27,6 +29,9 @@ Options:
   --force        replace unit files that differ from these (never the configuration)
   --exec PATH    the dkimd executable the service runs (default: this one when
                  compiled, else ${"/usr/local/sbin/dkimd"})
+  --systemd-version N  the target's systemd: 253 or newer gets Type=notify-reload,
+                 older Type=notify with ExecReload (default: "systemctl --version",
+                 without --root; else Type=notify, which every systemd runs)
   -h, --help     show this help
 `;
 
@@ -72,7 +77,7 @@ const TARGETS: Readonly<Record<string, { path: string; mode: number; config: boo
  * assert.match(files[0].text, /^ExecStart=\/opt\/dkimd\/bin\/dkimd serve -f /m);
  * ```
  */
-export function installFiles(execPath: string): InstallFile[] {
+export function installFiles(execPath: string, systemdVersion?: number): InstallFile[] {
   if (!execPath.startsWith("/") || /\s/.test(execPath)) {
     throw new UsageError(
       `install: --exec needs an absolute path without spaces, not "${execPath}"`,
@@ -81,7 +86,7 @@ export function installFiles(execPath: string): InstallFile[] {
   return UNIT_FILES.map((f) => {
     const target = TARGETS[f.name];
     const text = f.name === "dkimd.service"
-      ? f.text.replace(/^ExecStart=\S+/m, `ExecStart=${execPath}`)
+      ? serviceUnitFor(f.text, systemdVersion).replace(/^ExecStart=\S+/m, `ExecStart=${execPath}`)
       : f.text;
     return { path: target.path, mode: target.mode, text, config: target.config };
   });
@@ -213,6 +218,7 @@ export async function runInstall(args: readonly string[]): Promise<number> {
     "dry-run": { type: "boolean" },
     force: { type: "boolean" },
     exec: { type: "string" },
+    "systemd-version": { type: "string" },
     help: { type: "boolean", short: "h" },
   }, 0);
   if (values.help) {
@@ -226,7 +232,20 @@ export async function runInstall(args: readonly string[]): Promise<number> {
   const compiled = isCompiledProgram(Deno.mainModule);
   const execPath = values.exec ?? (compiled ? Deno.execPath() : DEFAULT_EXEC_PATH);
   const dryRun = values["dry-run"] ?? false;
-  const plan = await planInstall(installFiles(execPath), root, values.force ?? false);
+  const given = values["systemd-version"];
+  if (given !== undefined && !/^[0-9]{1,5}$/.test(given)) {
+    throw new UsageError(`install: --systemd-version needs a number such as 252, not "${given}"`);
+  }
+  const systemdVersion = given !== undefined
+    ? Number(given)
+    : root === "/"
+    ? await detectSystemdVersion()
+    : undefined;
+  const plan = await planInstall(
+    installFiles(execPath, systemdVersion),
+    root,
+    values.force ?? false,
+  );
 
   const conflicts = plan.filter((p) => p.action === "conflict");
   if (conflicts.length > 0) {
@@ -261,6 +280,11 @@ export async function runInstall(args: readonly string[]): Promise<number> {
       say(`${action === "replace" ? "replaced" : "wrote"}: ${target} (${mode})`);
     }
   }
+  say(
+    `\nThe service is Type=${serviceTypeFor(systemdVersion)} (systemd ${
+      systemdVersion ?? "version unknown"
+    }).`,
+  );
   if (!compiled && values.exec === undefined) {
     say(
       `\nThe service runs ${DEFAULT_EXEC_PATH}: build it with "deno task compile" and copy ` +

@@ -20,6 +20,8 @@ import { Metrics, type MetricsServer, serveMetrics } from "../ops/metrics.ts";
 import { type PidFile, PidFileError, writePidFile } from "../ops/pid_file.ts";
 import { notifyReady } from "../ops/readiness.ts";
 import { readUserDb, resolveRunAs, type RunAs, unreadableFiles } from "../ops/run_as.ts";
+import { ServiceNotify } from "../ops/service_notify.ts";
+import { ServiceStatus } from "../ops/service_status.ts";
 import { currentProgram, selfCommand, underSystemd } from "../ops/self_command.ts";
 import { isWorker, needsSupervisor, supervise } from "../ops/supervisor.ts";
 import { unreadableProgram } from "../ops/worker_start.ts";
@@ -242,13 +244,14 @@ async function serveInProcess(
   for (const w of warnings) logger.warn(w.message);
 
   const metrics = new Metrics();
+  const counts = new ServiceStatus(metrics);
   let current = runtime;
   const filter = new DkimFilter({
     runtime: () => current,
     logger,
     hostname: Deno.hostname(),
     keyCache: new KeyCache(),
-    observer: metrics,
+    observer: counts,
   });
   let server: MilterServer;
   try {
@@ -284,12 +287,21 @@ async function serveInProcess(
     return e instanceof PidFileError ? EXIT_OSERR : EXIT_CONFIG;
   }
   notifyReady();
+  // systemd (NOTIFY_SOCKET): ready now that the socket listens and the keys are loaded.
+  const systemd = ServiceNotify.fromEnv({
+    logger,
+    status: counts,
+    loaded: () => current.loaded,
+    worker: isWorker(),
+  });
+  await systemd?.ready();
   // Serving never starts programs: give the permission up (least privilege).
   await Deno.permissions.revoke({ name: "run" }).catch(() => {});
 
   let reloading = Promise.resolve();
   const reload = () => {
     reloading = reloading.then(async () => {
+      await systemd?.reloading();
       try {
         const next = await loadRuntime(parsed.config);
         reportUnreloadable(logger, current, next, socket);
@@ -297,11 +309,13 @@ async function serveInProcess(
         current = next;
         metrics.reload(true);
         logger.notice(`configuration reloaded from ${parsed.config ?? BUILTIN_CONFIG}`);
+        await systemd?.reloaded();
       } catch (e) {
         metrics.reload(false);
         const problems = e instanceof RuntimeConfigError ? e.problems : [String(e)];
         for (const p of problems) logger.error(`reload failed: ${p}`);
         logger.error("reload failed: keeping the configuration in force");
+        await systemd?.reloadFailed(sanitizeLogMessage(problems[0] ?? "unknown error"));
       }
     });
   };
@@ -312,6 +326,7 @@ async function serveInProcess(
     // harmless: the first stop goes on.
     stopping ??= (async () => {
       logger.notice(`${signal} received: stopping`);
+      await systemd?.stopping();
       await server.close();
       markStopped();
     })();
@@ -329,6 +344,7 @@ async function serveInProcess(
   await stopped;
   if (watch !== undefined) clearInterval(watch);
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  systemd?.close();
   await metricsServer?.close();
   await pid?.remove();
   logger.notice(`dkimd ${VERSION} terminating with status 0`);

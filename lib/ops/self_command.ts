@@ -18,7 +18,9 @@ import { dirname, join } from "node:path";
  * The environment variables dkimd reads, each for a reason: systemd's journal stream
  * ({@link JOURNAL_STREAM_ENV}) and invocation id (systemd.exec(5): set for every service, so
  * dkimd knows systemd supervises it), the marks a copy of dkimd is started with, and the two the npm
- * `yaml` package checks while parsing (`LOG_STREAM`, `LOG_TOKENS`). Deno refuses every other.
+ * `yaml` package checks while parsing (`LOG_STREAM`, `LOG_TOKENS`), and systemd's sd_notify socket
+ * and watchdog (`NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID`, sd_notify(3)). Deno refuses
+ * every other.
  */
 export const SERVICE_ENV_NAMES: readonly string[] = [
   "JOURNAL_STREAM",
@@ -28,6 +30,9 @@ export const SERVICE_ENV_NAMES: readonly string[] = [
   "DKIMD_READY",
   "LOG_STREAM",
   "LOG_TOKENS",
+  "NOTIFY_SOCKET",
+  "WATCHDOG_USEC",
+  "WATCHDOG_PID",
 ];
 
 /**
@@ -37,7 +42,8 @@ export const SERVICE_ENV_NAMES: readonly string[] = [
  * - write: the PID file, the unix socket, and the files `genkey` and `install` write;
  * - net: the milter socket, DNS, the metrics listener;
  * - env: {@link SERVICE_ENV_NAMES} only;
- * - sys: the host name (AuthservID HOSTNAME) and uid/gid (RequireSafeKeys); not the process
+ * - sys: the host name (AuthservID HOSTNAME), uid/gid (RequireSafeKeys) and the uptime (the
+ *   clock of sd_notify's MONOTONIC_USEC, see `sd_notify.ts`); not the process
  *   umask, which Deno lets only a full `--allow-sys` change (the socket is chmodded instead);
  * - run: the supervisor and Background start dkimd again (a worker gives this up);
  * - `--unstable-net`: unix datagram sockets, for syslog's `/dev/log`;
@@ -54,7 +60,7 @@ export const SERVICE_DENO_FLAGS: readonly string[] = [
   "--allow-write",
   "--allow-net",
   `--allow-env=${SERVICE_ENV_NAMES.join(",")}`,
-  "--allow-sys=hostname,uid,gid",
+  "--allow-sys=hostname,uid,gid,osUptime",
   "--allow-run",
   "--unstable-net",
   "--no-prompt",

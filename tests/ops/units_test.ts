@@ -117,7 +117,9 @@ Deno.test("systemd-analyze verify catches a bad unit (the check above can fail)"
 Deno.test("dkimd.service carries the seed's settings as systemd directives", () => {
   const service = UNIT_FILES.find((f) => f.name === "dkimd.service")!.text;
   const directives = [
-    "Type=simple",
+    "Type=notify",
+    "NotifyAccess=all",
+    "WatchdogSec=30s",
     "ExecStart=/usr/local/sbin/dkimd serve -f -x /etc/dkimd/dkimd.conf",
     "ExecReload=/bin/kill -USR1 $MAINPID",
     "Restart=on-failure",
