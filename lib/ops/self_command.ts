@@ -18,7 +18,8 @@ import { dirname, join } from "node:path";
  * The environment variables dkimd reads, each for a reason: systemd's journal stream
  * ({@link JOURNAL_STREAM_ENV}) and invocation id (systemd.exec(5): set for every service, so
  * dkimd knows systemd supervises it), the marks a copy of dkimd is started with, and the two the npm
- * `yaml` package checks while parsing (`LOG_STREAM`, `LOG_TOKENS`). Deno refuses every other.
+ * `yaml` package checks while parsing (`LOG_STREAM`, `LOG_TOKENS`), and socket activation's
+ * `LISTEN_FDS` and `LISTEN_PID` (sd_listen_fds(3)). Deno refuses every other.
  */
 export const SERVICE_ENV_NAMES: readonly string[] = [
   "JOURNAL_STREAM",
@@ -28,6 +29,8 @@ export const SERVICE_ENV_NAMES: readonly string[] = [
   "DKIMD_READY",
   "LOG_STREAM",
   "LOG_TOKENS",
+  "LISTEN_FDS",
+  "LISTEN_PID",
 ];
 
 /**
