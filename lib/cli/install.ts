@@ -6,32 +6,52 @@
  * never replaced silently: install names it and stops, unless `--force`; an existing
  * configuration is always kept.
  *
+ * It writes for the system under `--root`: the family its os-release names (Debian or RHEL,
+ * or `--family`) decides the environment file the unit reads (/etc/default/dkimd or
+ * /etc/sysconfig/dkimd) and the log file named; the systemd version found there is reported
+ * (and passed on with the target); when SELinux enforces there, the `semanage` commands for the
+ * configured socket are printed (issue 16).
+ *
  * @module
  */
 
 import { dirname, join } from "node:path";
+import { parseSocketSpec, type SocketSpec } from "../milter/socket_spec.ts";
+import {
+  FAMILY_LAYOUTS,
+  type FamilyLayout,
+  OS_FAMILIES,
+  type OsFamily,
+  readOsRelease,
+} from "../ops/os_family.ts";
+import { readSelinuxState, selinuxHints } from "../ops/selinux_hints.ts";
+import { detectSystemdVersion, serviceTypeFor, serviceUnitFor } from "../ops/systemd_version.ts";
 import { UNIT_FILES } from "../ops/units.ts";
 import { isCompiledProgram } from "../ops/self_command.ts";
-import { detectSystemdVersion, serviceTypeFor, serviceUnitFor } from "../ops/systemd_version.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
 
 /** The help text of `dkimd install`. */
-export const INSTALL_USAGE = `Usage: dkimd install [--root DIR] [--dry-run] [--force] [--exec PATH]
-                     [--systemd-version N]
+export const INSTALL_USAGE =
+  `Usage: dkimd install [--root DIR] [--family debian|rhel] [--dry-run] [--force]
+                     [--exec PATH] [--systemd-version N]
 
 Writes the systemd service, the sysusers.d and tmpfiles.d entries for the opendkim account
-and the socket directory in Postfix's chroot, and an example configuration (only if there is
-none), then prints the Postfix main.cf lines and the next steps.
+and the socket directory in Postfix's chroot, an example configuration and the service's
+environment file (only if there are none), then prints the Postfix main.cf lines and the
+next steps. The OS family comes from DIR/etc/os-release: Debian and Ubuntu use
+/etc/default/dkimd, RHEL, CentOS, Fedora, Rocky and AlmaLinux /etc/sysconfig/dkimd. When
+SELinux enforces there, the semanage commands for the configured socket are printed.
 
 Options:
   --root DIR     write under DIR instead of / (for images and packages)
+  --family NAME  debian or rhel, whatever os-release says
   --dry-run      say what would be written, and write nothing
   --force        replace unit files that differ from these (never the configuration)
   --exec PATH    the dkimd executable the service runs (default: this one when
                  compiled, else ${"/usr/local/sbin/dkimd"})
   --systemd-version N  the target's systemd: 253 or newer gets Type=notify-reload,
-                 older Type=notify with ExecReload (default: "systemctl --version",
-                 without --root; else Type=notify, which every systemd runs)
+                 older Type=notify with ExecReload (default: the version found under
+                 DIR, else Type=notify, which every systemd runs)
   -h, --help     show this help
 `;
 
@@ -53,6 +73,14 @@ export interface InstallFile {
   readonly config: boolean;
 }
 
+/** The system install writes for: its family's layout (none if unknown) and systemd version. */
+export interface InstallTarget {
+  /** The family's layout; without one the unit reads no environment file. */
+  readonly layout?: FamilyLayout;
+  /** systemd's version there, when found (253 brings Type=notify-reload). */
+  readonly systemdVersion?: number;
+}
+
 const TARGETS: Readonly<Record<string, { path: string; mode: number; config: boolean }>> = {
   "dkimd.service": { path: "/etc/systemd/system/dkimd.service", mode: 0o644, config: false },
   "dkimd.sysusers": { path: "/etc/sysusers.d/dkimd.conf", mode: 0o644, config: false },
@@ -60,13 +88,38 @@ const TARGETS: Readonly<Record<string, { path: string; mode: number; config: boo
   "dkimd.conf": { path: "/etc/dkimd/dkimd.conf", mode: 0o644, config: true },
 };
 
+/** The environment file's text: the options the unit passes to `dkimd serve`. */
+export function environmentFileText(layout: FamilyLayout): string {
+  return `# Options for dkimd.service, read by its EnvironmentFile=${layout.environmentFile}
+# (the ${layout.label}'s place for them). Written by "dkimd install" when absent and never
+# replaced. DKIMD_OPTS is added to "dkimd serve -f -x /etc/dkimd/dkimd.conf", e.g. "-v" for
+# protocol detail in the log; "systemctl restart dkimd" applies a change.
+DKIMD_OPTS=""
+`;
+}
+
+// The unit for the target: ExecStart runs `execPath` with the environment file's options.
+function serviceText(text: string, execPath: string, target: InstallTarget): string {
+  const unit = serviceUnitFor(text, target.systemdVersion)
+    .replace(/^ExecStart=\S+/m, `ExecStart=${execPath}`);
+  const layout = target.layout;
+  if (layout === undefined) return unit;
+  // "-": the unit starts without the file; unquoted $DKIMD_OPTS splits into words, none if empty.
+  return unit.replace(
+    /^(ExecStart=.*)$/m,
+    `EnvironmentFile=-${layout.environmentFile}\n$1 $DKIMD_OPTS`,
+  );
+}
+
 /**
- * The files to write, with the service's ExecStart naming `execPath`.
+ * The files to write, with the service's ExecStart naming `execPath`; for a known family
+ * (`target.layout`) the unit reads the family's environment file, which is written too.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { installFiles } from "./install.ts";
+ * import { FAMILY_LAYOUTS } from "../ops/os_family.ts";
  * const files = installFiles("/opt/dkimd/bin/dkimd");
  * assert.deepEqual(files.map((f) => f.path), [
  *   "/etc/systemd/system/dkimd.service",
@@ -75,21 +128,33 @@ const TARGETS: Readonly<Record<string, { path: string; mode: number; config: boo
  *   "/etc/dkimd/dkimd.conf",
  * ]);
  * assert.match(files[0].text, /^ExecStart=\/opt\/dkimd\/bin\/dkimd serve -f /m);
+ *
+ * const rhel = installFiles("/usr/local/sbin/dkimd", { layout: FAMILY_LAYOUTS.rhel });
+ * assert.equal(rhel[4].path, "/etc/sysconfig/dkimd");
+ * assert.match(rhel[0].text, /^EnvironmentFile=-\/etc\/sysconfig\/dkimd$/m);
+ * assert.match(rhel[0].text, /^ExecStart=.* \$DKIMD_OPTS$/m);
  * ```
  */
-export function installFiles(execPath: string, systemdVersion?: number): InstallFile[] {
+export function installFiles(execPath: string, target: InstallTarget = {}): InstallFile[] {
   if (!execPath.startsWith("/") || /\s/.test(execPath)) {
     throw new UsageError(
       `install: --exec needs an absolute path without spaces, not "${execPath}"`,
     );
   }
-  return UNIT_FILES.map((f) => {
-    const target = TARGETS[f.name];
-    const text = f.name === "dkimd.service"
-      ? serviceUnitFor(f.text, systemdVersion).replace(/^ExecStart=\S+/m, `ExecStart=${execPath}`)
-      : f.text;
-    return { path: target.path, mode: target.mode, text, config: target.config };
+  const files: InstallFile[] = UNIT_FILES.map((f) => {
+    const to = TARGETS[f.name];
+    const text = f.name === "dkimd.service" ? serviceText(f.text, execPath, target) : f.text;
+    return { path: to.path, mode: to.mode, text, config: to.config };
   });
+  if (target.layout !== undefined) {
+    files.push({
+      path: target.layout.environmentFile,
+      mode: 0o644,
+      text: environmentFileText(target.layout),
+      config: true,
+    });
+  }
+  return files;
 }
 
 /** The Postfix main.cf lines for both socket kinds, as the seed sets them up. */
@@ -111,8 +176,19 @@ export const POSTFIX_LINES = `Postfix: add to /etc/postfix/main.cf, then run "po
   #   ls -l /var/spool/postfix/opendkim/opendkim.sock
 `;
 
-/** What to do after installing. */
-export const NEXT_STEPS = `Next steps (example.com and selector dkim stand for yours):
+/**
+ * What to do after installing, with the family's mail log (the Debian family's when none).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nextSteps } from "./install.ts";
+ * import { FAMILY_LAYOUTS } from "../ops/os_family.ts";
+ * assert.match(nextSteps(FAMILY_LAYOUTS.rhel), /grep dkimd \/var\/log\/maillog/);
+ * ```
+ */
+export function nextSteps(layout?: FamilyLayout): string {
+  return `Next steps (example.com and selector dkim stand for yours):
 
   1. Create the account and directories:
        systemd-sysusers /etc/sysusers.d/dkimd.conf
@@ -131,8 +207,12 @@ export const NEXT_STEPS = `Next steps (example.com and selector dkim stand for y
   5. Start it and look:
        systemctl daemon-reload && systemctl enable --now dkimd
        ss -ltnp | grep 8891
-       journalctl -u dkimd        (or: grep dkimd /var/log/mail.log)
+       journalctl -u dkimd        (or: grep dkimd ${layout?.mailLog ?? "/var/log/mail.log"})
 `;
+}
+
+/** What to do after installing, as {@link nextSteps} says it for an unknown family. */
+export const NEXT_STEPS: string = nextSteps();
 
 async function readIfExists(path: string): Promise<string | undefined> {
   try {
@@ -211,6 +291,99 @@ async function writeAtomically(target: string, text: string, mode: number): Prom
   }
 }
 
+/**
+ * The `Socket` an opendkim.conf or YAML configuration sets (its first `Socket` line or key), or
+ * undefined when it sets none that parses: install's SELinux hint is for that socket.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { configuredSocket } from "./install.ts";
+ * assert.deepEqual(configuredSocket("Mode sv\nSocket  inet:8893@localhost\n"), {
+ *   kind: "inet",
+ *   host: "127.0.0.1",
+ *   port: 8893,
+ * });
+ * assert.deepEqual(configuredSocket('Socket: "local:/run/dkimd/dkimd.sock"\n'), {
+ *   kind: "unix",
+ *   path: "/run/dkimd/dkimd.sock",
+ * });
+ * assert.equal(configuredSocket("#Socket inet:1@localhost\n"), undefined);
+ * ```
+ */
+export function configuredSocket(text: string): SocketSpec | undefined {
+  const m = /^[ \t]*socket[ \t]*(?::[ \t]*|[ \t])["']?([^"'\s#]+)/im.exec(text);
+  if (!m) return undefined;
+  try {
+    return parseSocketSpec(m[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The system under a root as install sees it. */
+export interface DetectedTarget extends InstallTarget {
+  /** What os-release calls the system, if it says. */
+  readonly name?: string;
+  /** Whether SELinux enforces there, and the file that said so. */
+  readonly selinux: { readonly enforcing: boolean; readonly source?: string };
+}
+
+/**
+ * Looks at the system under `root`: its family from os-release (or `family`, which wins), its
+ * systemd version and whether SELinux enforces.
+ */
+export async function detectTarget(root: string, family?: OsFamily): Promise<DetectedTarget> {
+  const release = await readOsRelease(root);
+  const chosen = family ?? release.family;
+  const systemdVersion = await detectSystemdVersion(root);
+  return {
+    ...(release.name ? { name: release.name } : {}),
+    ...(chosen ? { layout: FAMILY_LAYOUTS[chosen] } : {}),
+    ...(systemdVersion !== undefined ? { systemdVersion } : {}),
+    selinux: await readSelinuxState(root),
+  };
+}
+
+// The line that says what install writes for.
+function describeTarget(root: string, target: DetectedTarget, forced: boolean): string {
+  const systemd = target.systemdVersion !== undefined
+    ? `, systemd ${target.systemdVersion}`
+    : ", systemd version unknown";
+  const name = target.name ?? "no os-release";
+  if (target.layout === undefined) {
+    return `Target: ${name} under ${root}${systemd}: not a family dkimd install knows, ` +
+      `so the unit reads no environment file (--family debian or --family rhel chooses one).`;
+  }
+  return `Target: ${name} under ${root} (${target.layout.label}${
+    forced ? ", from --family" : ""
+  })${systemd}; options in ${target.layout.environmentFile}.`;
+}
+
+// The SELinux commands for the socket the configuration names, when SELinux enforces.
+function selinuxText(target: DetectedTarget, configText: string): string | undefined {
+  if (!target.selinux.enforcing) return undefined;
+  const socket = configuredSocket(configText);
+  const sockets: SocketSpec[] = socket ? [socket] : [
+    { kind: "inet", host: "127.0.0.1", port: 8891 },
+    { kind: "unix", path: "/var/spool/postfix/opendkim/opendkim.sock" },
+  ];
+  const lines = [
+    `SELinux enforces here (${target.selinux.source}). Let Postfix reach the milter ` +
+    `(as root; policycoreutils-python-utils has semanage):`,
+  ];
+  for (const s of sockets) {
+    lines.push(
+      s.kind === "inet"
+        ? `  # Socket inet:${s.port}@${s.host}: the port as a milter port ("already defined" ` +
+          `means it is one):`
+        : `  # Socket local:${s.path}: the socket's directory as a milter's data:`,
+    );
+    for (const command of selinuxHints(s)) lines.push(`    ${command}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
 /** Runs `dkimd install`; resolves to the exit status. */
 export async function runInstall(args: readonly string[]): Promise<number> {
   const { values } = parseCommandArgs("install", args, {
@@ -218,6 +391,7 @@ export async function runInstall(args: readonly string[]): Promise<number> {
     "dry-run": { type: "boolean" },
     force: { type: "boolean" },
     exec: { type: "string" },
+    family: { type: "string" },
     "systemd-version": { type: "string" },
     help: { type: "boolean", short: "h" },
   }, 0);
@@ -229,23 +403,24 @@ export async function runInstall(args: readonly string[]): Promise<number> {
   if (!root.startsWith("/")) {
     throw new UsageError(`install: --root needs an absolute path, not "${root}"`);
   }
-  const compiled = isCompiledProgram(Deno.mainModule);
-  const execPath = values.exec ?? (compiled ? Deno.execPath() : DEFAULT_EXEC_PATH);
-  const dryRun = values["dry-run"] ?? false;
+  const family = values.family;
+  if (family !== undefined && !(OS_FAMILIES as readonly string[]).includes(family)) {
+    throw new UsageError(
+      `install: --family takes ${OS_FAMILIES.map((f) => `"${f}"`).join(" or ")}, not "${family}"`,
+    );
+  }
   const given = values["systemd-version"];
   if (given !== undefined && !/^[0-9]{1,5}$/.test(given)) {
     throw new UsageError(`install: --systemd-version needs a number such as 252, not "${given}"`);
   }
-  const systemdVersion = given !== undefined
-    ? Number(given)
-    : root === "/"
-    ? await detectSystemdVersion()
-    : undefined;
-  const plan = await planInstall(
-    installFiles(execPath, systemdVersion),
-    root,
-    values.force ?? false,
-  );
+  const detected = await detectTarget(root, family as OsFamily | undefined);
+  const target: DetectedTarget = given === undefined
+    ? detected
+    : { ...detected, systemdVersion: Number(given) };
+  const compiled = isCompiledProgram(Deno.mainModule);
+  const execPath = values.exec ?? (compiled ? Deno.execPath() : DEFAULT_EXEC_PATH);
+  const dryRun = values["dry-run"] ?? false;
+  const plan = await planInstall(installFiles(execPath, target), root, values.force ?? false);
 
   const conflicts = plan.filter((p) => p.action === "conflict");
   if (conflicts.length > 0) {
@@ -258,6 +433,7 @@ export async function runInstall(args: readonly string[]): Promise<number> {
     return INSTALL_EXIT_FAILURE;
   }
   const say = (text: string) => console.log(text);
+  say(describeTarget(root, target, family !== undefined));
   for (const { file, target, action } of plan) {
     const mode = `mode ${file.mode.toString(8).padStart(4, "0")}`;
     if (action === "unchanged") say(`unchanged: ${target}`);
@@ -280,17 +456,23 @@ export async function runInstall(args: readonly string[]): Promise<number> {
       say(`${action === "replace" ? "replaced" : "wrote"}: ${target} (${mode})`);
     }
   }
-  say(
-    `\nThe service is Type=${serviceTypeFor(systemdVersion)} (systemd ${
-      systemdVersion ?? "version unknown"
-    }).`,
-  );
   if (!compiled && values.exec === undefined) {
     say(
       `\nThe service runs ${DEFAULT_EXEC_PATH}: build it with "deno task compile" and copy ` +
         `dist/dkimd there (or run install again with --exec PATH).`,
     );
   }
-  say(`\n${POSTFIX_LINES}\n${NEXT_STEPS}`);
+  say(
+    `\nThe service is Type=${serviceTypeFor(target.systemdVersion)} (systemd ${
+      target.systemdVersion ?? "version unknown"
+    }).`,
+  );
+  say(`\n${POSTFIX_LINES}\n${nextSteps(target.layout)}`);
+  const config = plan.find((p) => p.file.path === "/etc/dkimd/dkimd.conf");
+  const configText = config?.action === "keep"
+    ? await readIfExists(config.target) ?? ""
+    : config?.file.text ?? "";
+  const selinux = selinuxText(target, configText);
+  if (selinux !== undefined) say(selinux);
   return 0;
 }

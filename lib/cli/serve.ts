@@ -13,6 +13,7 @@ import { parseUserId, type UserId } from "../config/values.ts";
 import { KeyCache } from "../dkim/key_cache.ts";
 import { DkimFilter } from "../filter/dkim_filter.ts";
 import { type MilterServer, serve } from "../milter/server.ts";
+import { inheritedListenFd } from "../milter/inherited_listener.ts";
 import type { MilterLogger } from "../milter/logger.ts";
 import { detach, shouldDetach } from "../ops/background.ts";
 import { createLogger, type Logger, sanitizeLogMessage } from "../ops/log.ts";
@@ -255,7 +256,10 @@ async function serveInProcess(
   });
   let server: MilterServer;
   try {
+    // Socket activation (dkimd.socket): systemd holds the socket and passes it as fd 3.
+    const inheritedFd = inheritedListenFd(envIfAllowed, Deno.pid);
     server = await serve({
+      ...(inheritedFd !== undefined ? { inheritedFd } : {}),
       socket,
       filter,
       logger,
@@ -349,6 +353,15 @@ async function serveInProcess(
   await pid?.remove();
   logger.notice(`dkimd ${VERSION} terminating with status 0`);
   return 0;
+}
+
+// An environment variable, or undefined when Deno's permissions do not cover it.
+function envIfAllowed(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
 }
 
 /** How often a worker checks that its supervisor is still there, in milliseconds. */

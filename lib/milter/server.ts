@@ -44,6 +44,15 @@ import { encodeReply, type Reply } from "./reply.ts";
 import { type ErrorAction, MilterSession } from "./session.ts";
 import type { SocketSpec } from "./socket_spec.ts";
 import { listenUnix, removeOwnSocket } from "./unix_socket.ts";
+import {
+  type InheritedConn,
+  type InheritedListener,
+  listenInherited,
+} from "./inherited_listener.ts";
+
+// A connection or listener: Deno's own, or one on a socket systemd passed (socket activation).
+type Conn = Deno.Conn | InheritedConn;
+type Listener = Deno.Listener | InheritedListener;
 
 /**
  * Most MTA connections served at once: 512, five times Postfix's `default_process_limit` of 100
@@ -102,6 +111,11 @@ export interface ServeOptions {
    * connect); the socket's mode is `0o777 & ~umask`. Default: the process umask.
    */
   readonly umask?: number;
+  /**
+   * A listening descriptor inherited from systemd (socket activation, inherited_listener.ts) to
+   * serve on instead of opening `socket`, which then only names it in log lines.
+   */
+  readonly inheritedFd?: number;
 }
 
 /** A running server. */
@@ -157,7 +171,7 @@ export async function serve(options: ServeOptions): Promise<MilterServer> {
 }
 
 interface Connection {
-  readonly conn: Deno.Conn;
+  readonly conn: Conn;
   readonly session: MilterSession;
   // Set when this side closes the socket; reads and writes then fail quietly.
   closed: boolean;
@@ -195,7 +209,7 @@ class Server implements MilterServer {
   readonly #idleText: string;
   readonly #incompleteText: string;
   readonly #unreadText: string;
-  #listener?: Deno.Listener;
+  #listener?: Listener;
   #address?: SocketSpec;
   #socketIno?: number | null;
   readonly #live = new Map<Connection, Promise<void>>();
@@ -241,6 +255,18 @@ class Server implements MilterServer {
 
   async listen(): Promise<void> {
     const spec = this.#options.socket;
+    if (this.#options.inheritedFd !== undefined) {
+      const listener = await listenInherited(this.#options.inheritedFd);
+      const tcp = listener.tcpAddress;
+      this.#listener = listener;
+      this.#address = tcp ? { kind: "inet", host: tcp.host, port: tcp.port } : spec;
+      this.#log.info(
+        `Milter listening on the socket systemd passed (fd ${this.#options.inheritedFd}, ` +
+          `${tcp ? describeSpec(this.#address) : "a unix socket"})`,
+      );
+      this.#accepting = this.#acceptLoop(this.#listener);
+      return;
+    }
     if (spec.kind === "inet") {
       const listener = Deno.listen({ transport: "tcp", hostname: spec.host, port: spec.port });
       this.#listener = listener;
@@ -255,9 +281,9 @@ class Server implements MilterServer {
     this.#accepting = this.#acceptLoop(this.#listener);
   }
 
-  async #acceptLoop(listener: Deno.Listener): Promise<void> {
+  async #acceptLoop(listener: Listener): Promise<void> {
     while (!this.#stopping) {
-      let conn: Deno.Conn;
+      let conn: Conn;
       try {
         conn = await listener.accept();
       } catch (error) {
@@ -295,7 +321,7 @@ class Server implements MilterServer {
   // Closes a connection over the limit: the MTA then applies its own default action
   // (Postfix's milter_default_action). The first refusal of a burst is logged at once, the rest
   // as one count per REFUSAL_LOG_INTERVAL_MS.
-  #refuse(conn: Deno.Conn, id: number): void {
+  #refuse(conn: Conn, id: number): void {
     const from = describeAddr(conn.remoteAddr);
     safeClose(conn);
     if (this.#refusalTimer !== undefined) {
@@ -530,7 +556,7 @@ function seconds(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }
 
-function safeClose(conn: Deno.Conn): void {
+function safeClose(conn: Conn): void {
   try {
     conn.close();
   } catch {

@@ -18,9 +18,9 @@ import { dirname, join } from "node:path";
  * The environment variables dkimd reads, each for a reason: systemd's journal stream
  * ({@link JOURNAL_STREAM_ENV}) and invocation id (systemd.exec(5): set for every service, so
  * dkimd knows systemd supervises it), the marks a copy of dkimd is started with, and the two the npm
- * `yaml` package checks while parsing (`LOG_STREAM`, `LOG_TOKENS`), and systemd's sd_notify socket
- * and watchdog (`NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID`, sd_notify(3)). Deno refuses
- * every other.
+ * `yaml` package checks while parsing (`LOG_STREAM`, `LOG_TOKENS`), systemd's sd_notify socket
+ * and watchdog (`NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID`, sd_notify(3)), and socket
+ * activation's `LISTEN_FDS` and `LISTEN_PID` (sd_listen_fds(3)). Deno refuses every other.
  */
 export const SERVICE_ENV_NAMES: readonly string[] = [
   "JOURNAL_STREAM",
@@ -33,6 +33,8 @@ export const SERVICE_ENV_NAMES: readonly string[] = [
   "NOTIFY_SOCKET",
   "WATCHDOG_USEC",
   "WATCHDOG_PID",
+  "LISTEN_FDS",
+  "LISTEN_PID",
 ];
 
 /**
