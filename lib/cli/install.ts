@@ -10,7 +10,8 @@
  * or `--family`) decides the environment file the unit reads (/etc/default/dkimd or
  * /etc/sysconfig/dkimd) and the log file named; the systemd version found there is reported
  * (and passed on with the target); when SELinux enforces there, the `semanage` commands for the
- * configured socket are printed (issue 16).
+ * configured socket are printed (issue 16). With `--socket-activation` it writes dkimd.socket too,
+ * listening where the configuration's `Socket` says (lib/ops/socket_unit.ts).
  *
  * @module
  */
@@ -25,6 +26,7 @@ import {
   readOsRelease,
 } from "../ops/os_family.ts";
 import { readSelinuxState, selinuxHints } from "../ops/selinux_hints.ts";
+import { SocketUnitError, socketUnitFor } from "../ops/socket_unit.ts";
 import { detectSystemdVersion, serviceTypeFor, serviceUnitFor } from "../ops/systemd_version.ts";
 import { UNIT_FILES } from "../ops/units.ts";
 import { isCompiledProgram } from "../ops/self_command.ts";
@@ -33,7 +35,7 @@ import { parseCommandArgs, UsageError } from "./args.ts";
 /** The help text of `dkimd install`. */
 export const INSTALL_USAGE =
   `Usage: dkimd install [--root DIR] [--family debian|rhel] [--dry-run] [--force]
-                     [--exec PATH] [--systemd-version N]
+                     [--exec PATH] [--systemd-version N] [--socket-activation]
 
 Writes the systemd service, the sysusers.d and tmpfiles.d entries for the opendkim account
 and the socket directory in Postfix's chroot, an example configuration and the service's
@@ -41,6 +43,8 @@ environment file (only if there are none), then prints the Postfix main.cf lines
 next steps. The OS family comes from DIR/etc/os-release: Debian and Ubuntu use
 /etc/default/dkimd, RHEL, CentOS, Fedora, Rocky and AlmaLinux /etc/sysconfig/dkimd. When
 SELinux enforces there, the semanage commands for the configured socket are printed.
+With --socket-activation, dkimd.socket is written too: systemd listens on the
+configuration's Socket and passes the socket to dkimd.
 
 Options:
   --root DIR     write under DIR instead of / (for images and packages)
@@ -52,6 +56,8 @@ Options:
   --systemd-version N  the target's systemd: 253 or newer gets Type=notify-reload,
                  older Type=notify with ExecReload (default: the version found under
                  DIR, else Type=notify, which every systemd runs)
+  --socket-activation  write /etc/systemd/system/dkimd.socket as well, listening on the
+                 Socket of /etc/dkimd/dkimd.conf (the example's, 127.0.0.1:8891, if new)
   -h, --help     show this help
 `;
 
@@ -83,6 +89,7 @@ export interface InstallTarget {
 
 const TARGETS: Readonly<Record<string, { path: string; mode: number; config: boolean }>> = {
   "dkimd.service": { path: "/etc/systemd/system/dkimd.service", mode: 0o644, config: false },
+  "dkimd.socket": { path: "/etc/systemd/system/dkimd.socket", mode: 0o644, config: false },
   "dkimd.sysusers": { path: "/etc/sysusers.d/dkimd.conf", mode: 0o644, config: false },
   "dkimd.tmpfiles": { path: "/etc/tmpfiles.d/dkimd.conf", mode: 0o644, config: false },
   "dkimd.conf": { path: "/etc/dkimd/dkimd.conf", mode: 0o644, config: true },
@@ -111,9 +118,17 @@ function serviceText(text: string, execPath: string, target: InstallTarget): str
   );
 }
 
+/** Socket activation as install writes it: dkimd.socket, listening on `socket` when given. */
+export interface SocketActivation {
+  /** The configuration's `Socket`; without one the unit keeps its 127.0.0.1:8891. */
+  readonly socket?: SocketSpec;
+}
+
 /**
  * The files to write, with the service's ExecStart naming `execPath`; for a known family
- * (`target.layout`) the unit reads the family's environment file, which is written too.
+ * (`target.layout`) the unit reads the family's environment file, which is written too. With
+ * `socketActivation`, dkimd.socket is among them (it throws a SocketUnitError for a `Socket`
+ * that names a host rather than an address).
  *
  * @example
  * ```ts
@@ -133,17 +148,32 @@ function serviceText(text: string, execPath: string, target: InstallTarget): str
  * assert.equal(rhel[4].path, "/etc/sysconfig/dkimd");
  * assert.match(rhel[0].text, /^EnvironmentFile=-\/etc\/sysconfig\/dkimd$/m);
  * assert.match(rhel[0].text, /^ExecStart=.* \$DKIMD_OPTS$/m);
+ *
+ * const activated = installFiles("/usr/local/sbin/dkimd", {}, {
+ *   socket: { kind: "inet", host: "::1", port: 8893 },
+ * });
+ * assert.equal(activated[4].path, "/etc/systemd/system/dkimd.socket");
+ * assert.match(activated[4].text, /^ListenStream=\[::1\]:8893$/m);
  * ```
  */
-export function installFiles(execPath: string, target: InstallTarget = {}): InstallFile[] {
+export function installFiles(
+  execPath: string,
+  target: InstallTarget = {},
+  socketActivation?: SocketActivation,
+): InstallFile[] {
   if (!execPath.startsWith("/") || /\s/.test(execPath)) {
     throw new UsageError(
       `install: --exec needs an absolute path without spaces, not "${execPath}"`,
     );
   }
-  const files: InstallFile[] = UNIT_FILES.map((f) => {
+  const units = socketActivation ? UNIT_FILES : UNIT_FILES.filter((f) => f.name !== "dkimd.socket");
+  const files: InstallFile[] = units.map((f) => {
     const to = TARGETS[f.name];
-    const text = f.name === "dkimd.service" ? serviceText(f.text, execPath, target) : f.text;
+    let text = f.text;
+    if (f.name === "dkimd.service") text = serviceText(f.text, execPath, target);
+    else if (f.name === "dkimd.socket" && socketActivation?.socket) {
+      text = socketUnitFor(f.text, socketActivation.socket);
+    }
     return { path: to.path, mode: to.mode, text, config: to.config };
   });
   if (target.layout !== undefined) {
@@ -177,7 +207,8 @@ export const POSTFIX_LINES = `Postfix: add to /etc/postfix/main.cf, then run "po
 `;
 
 /**
- * What to do after installing, with the family's mail log (the Debian family's when none).
+ * What to do after installing, with the family's mail log (the Debian family's when none); with
+ * `socketActivation`, dkimd.socket is what is enabled.
  *
  * @example
  * ```ts
@@ -185,9 +216,18 @@ export const POSTFIX_LINES = `Postfix: add to /etc/postfix/main.cf, then run "po
  * import { nextSteps } from "./install.ts";
  * import { FAMILY_LAYOUTS } from "../ops/os_family.ts";
  * assert.match(nextSteps(FAMILY_LAYOUTS.rhel), /grep dkimd \/var\/log\/maillog/);
+ * assert.match(nextSteps(undefined, true), /systemctl enable --now dkimd\.socket/);
  * ```
  */
-export function nextSteps(layout?: FamilyLayout): string {
+export function nextSteps(layout?: FamilyLayout, socketActivation = false): string {
+  const start = socketActivation
+    ? `       systemctl daemon-reload && systemctl enable --now dkimd.socket
+     (systemd listens now and starts dkimd.service on the first connection; stop dkimd
+     first if it runs, so that the socket unit can bind the address itself; "systemctl
+     enable dkimd" also starts dkimd at boot, with the socket passed to it)
+`
+    : `       systemctl daemon-reload && systemctl enable --now dkimd
+`;
   return `Next steps (example.com and selector dkim stand for yours):
 
   1. Create the account and directories:
@@ -205,8 +245,7 @@ export function nextSteps(layout?: FamilyLayout): string {
   4. Set KeyTable and SigningTable in /etc/dkimd/dkimd.conf and check it:
        dkimd check-config /etc/dkimd/dkimd.conf
   5. Start it and look:
-       systemctl daemon-reload && systemctl enable --now dkimd
-       ss -ltnp | grep 8891
+${start}       ss -ltnp | grep 8891
        journalctl -u dkimd        (or: grep dkimd ${layout?.mailLog ?? "/var/log/mail.log"})
 `;
 }
@@ -393,6 +432,7 @@ export async function runInstall(args: readonly string[]): Promise<number> {
     exec: { type: "string" },
     family: { type: "string" },
     "systemd-version": { type: "string" },
+    "socket-activation": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, 0);
   if (values.help) {
@@ -420,7 +460,26 @@ export async function runInstall(args: readonly string[]): Promise<number> {
   const compiled = isCompiledProgram(Deno.mainModule);
   const execPath = values.exec ?? (compiled ? Deno.execPath() : DEFAULT_EXEC_PATH);
   const dryRun = values["dry-run"] ?? false;
-  const plan = await planInstall(installFiles(execPath, target), root, values.force ?? false);
+  // The configuration kept, or else the example written: its Socket is where dkimd.socket
+  // listens and what the SELinux hint is for.
+  const configPath = join(root, TARGETS["dkimd.conf"].path);
+  const configText = await readIfExists(configPath) ??
+    UNIT_FILES.find((f) => f.name === "dkimd.conf")!.text;
+  const socketActivation = values["socket-activation"] ?? false;
+  let files: InstallFile[];
+  try {
+    const socket = configuredSocket(configText);
+    files = installFiles(
+      execPath,
+      target,
+      socketActivation ? (socket ? { socket } : {}) : undefined,
+    );
+  } catch (e) {
+    if (!(e instanceof SocketUnitError)) throw e;
+    console.error(`dkimd install: ${configPath}: ${e.message}`);
+    return INSTALL_EXIT_FAILURE;
+  }
+  const plan = await planInstall(files, root, values.force ?? false);
 
   const conflicts = plan.filter((p) => p.action === "conflict");
   if (conflicts.length > 0) {
@@ -467,11 +526,7 @@ export async function runInstall(args: readonly string[]): Promise<number> {
       target.systemdVersion ?? "version unknown"
     }).`,
   );
-  say(`\n${POSTFIX_LINES}\n${nextSteps(target.layout)}`);
-  const config = plan.find((p) => p.file.path === "/etc/dkimd/dkimd.conf");
-  const configText = config?.action === "keep"
-    ? await readIfExists(config.target) ?? ""
-    : config?.file.text ?? "";
+  say(`\n${POSTFIX_LINES}\n${nextSteps(target.layout, socketActivation)}`);
   const selinux = selinuxText(target, configText);
   if (selinux !== undefined) say(selinux);
   return 0;

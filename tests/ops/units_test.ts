@@ -11,7 +11,13 @@ import { Metrics } from "../../lib/ops/metrics.ts";
 import { denoLoadIo, loadConfig } from "../../lib/config/load.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-const SOURCE_FILES = ["dkimd.service", "dkimd.sysusers", "dkimd.tmpfiles", "dkimd.conf"];
+const SOURCE_FILES = [
+  "dkimd.service",
+  "dkimd.sysusers",
+  "dkimd.tmpfiles",
+  "dkimd.conf",
+  "dkimd.socket",
+];
 
 function generate(files: { name: string; text: string }[]): string {
   const entries = files.map(({ name, text }) =>
@@ -34,7 +40,7 @@ export interface UnitFile {
 }
 
 /**
- * The unit, sysusers.d and tmpfiles.d entries and example configuration, as in systemd/.
+ * The units, sysusers.d and tmpfiles.d entries and example configuration, as in systemd/.
  *
  * @example
  * \`\`\`ts
@@ -94,6 +100,64 @@ Deno.test("dkimd.service passes systemd-analyze verify with no warning", async (
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("dkimd.socket passes systemd-analyze verify with dkimd.service, with no warning", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const text = (name: string) => UNIT_FILES.find((f) => f.name === name)!.text;
+    const socket = text("dkimd.socket");
+    // The unix socket alternative too, with its ownership lines active.
+    const unix = socket.replace(/^ListenStream=.*\n/m, "")
+      .replace(/^#(ListenStream|SocketUser|SocketGroup|SocketMode)=/gm, "$1=");
+    assert.match(unix, /^SocketMode=0660$/m);
+    for (const [name, unit] of [["tcp", socket], ["unix", unix]]) {
+      // A socket unit needs its service: the two are verified together, as installed.
+      await Deno.mkdir(`${dir}/${name}`);
+      await Deno.writeTextFile(
+        `${dir}/${name}/dkimd.service`,
+        text("dkimd.service").replace("/usr/local/sbin/dkimd", Deno.execPath()),
+      );
+      await Deno.writeTextFile(`${dir}/${name}/dkimd.socket`, unit);
+      for (const f of ["dkimd.service", "dkimd.socket"]) {
+        await Deno.chmod(`${dir}/${name}/${f}`, 0o644);
+      }
+      const out = await new Deno.Command("systemd-analyze", {
+        args: [
+          "verify",
+          "--man=no",
+          `${dir}/${name}/dkimd.socket`,
+          `${dir}/${name}/dkimd.service`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+        env: { SYSTEMD_LOG_COLOR: "0" },
+      }).output();
+      const said = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, `${name}: ${said}`);
+      assert.equal(said.trim(), "", `${name}: ${said}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dkimd.socket listens where the example configuration's Socket does, before Postfix", () => {
+  const lines = UNIT_FILES.find((f) => f.name === "dkimd.socket")!.text.split("\n");
+  for (
+    const d of [
+      "[Socket]",
+      "ListenStream=127.0.0.1:8891",
+      "#ListenStream=/var/spool/postfix/opendkim/opendkim.sock",
+      "#SocketUser=opendkim",
+      "#SocketGroup=postfix",
+      "#SocketMode=0660",
+      "Before=postfix.service",
+      "WantedBy=sockets.target",
+    ]
+  ) assert.ok(lines.includes(d), d);
+  // One socket: dkimd serves exactly one (LISTEN_FDS=1).
+  assert.equal(lines.filter((l) => l.startsWith("ListenStream=")).length, 1);
 });
 
 Deno.test("systemd-analyze verify catches a bad unit (the check above can fail)", async () => {
