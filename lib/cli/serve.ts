@@ -13,7 +13,7 @@ import { parseUserId, type UserId } from "../config/values.ts";
 import { KeyCache } from "../dkim/key_cache.ts";
 import { DkimFilter } from "../filter/dkim_filter.ts";
 import { type MilterServer, serve } from "../milter/server.ts";
-import { inheritedListenFd } from "../milter/inherited_listener.ts";
+import { foreignListenPid, inheritedListenFd } from "../milter/inherited_listener.ts";
 import type { MilterLogger } from "../milter/logger.ts";
 import { detach, shouldDetach } from "../ops/background.ts";
 import { createLogger, type Logger, sanitizeLogMessage } from "../ops/log.ts";
@@ -258,6 +258,17 @@ async function serveInProcess(
   try {
     // Socket activation (dkimd.socket): systemd holds the socket and passes it as fd 3.
     const inheritedFd = inheritedListenFd(envIfAllowed, Deno.pid);
+    const foreign = foreignListenPid(envIfAllowed, Deno.pid);
+    if (foreign !== undefined) {
+      logger.warn(
+        `systemd passed a listening socket (LISTEN_FDS) to process ${
+          foreign || "(no LISTEN_PID)"
+        }, ` +
+          `not to this one (${Deno.pid}): opening ${formatSocketSpec(socket)} instead. Only ` +
+          `the process systemd starts can serve that socket: make ExecStart run dkimd itself ` +
+          `(not "deno task"), and set User= in the unit rather than UserID or AutoRestart`,
+      );
+    }
     server = await serve({
       ...(inheritedFd !== undefined ? { inheritedFd } : {}),
       socket,

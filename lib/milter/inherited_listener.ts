@@ -45,6 +45,33 @@ export function inheritedListenFd(
   return LISTEN_FDS_START;
 }
 
+/**
+ * The LISTEN_PID of sockets systemd passed to another process (LISTEN_FDS set, LISTEN_PID not
+ * `pid`), or undefined. A process started by the one systemd started (`deno task start`'s `deno
+ * run`, a supervisor's worker) sees its parent's variables but must not take the descriptors,
+ * and opens its Socket itself, which fails while dkimd.socket holds the same address: the caller
+ * says so.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { foreignListenPid } from "./inherited_listener.ts";
+ * const env = (vars: Record<string, string>) => (name: string) => vars[name];
+ * assert.equal(foreignListenPid(env({ LISTEN_FDS: "1", LISTEN_PID: "41" }), 42), "41");
+ * assert.equal(foreignListenPid(env({ LISTEN_FDS: "1", LISTEN_PID: "42" }), 42), undefined);
+ * assert.equal(foreignListenPid(env({ LISTEN_FDS: "1" }), 42), "");
+ * assert.equal(foreignListenPid(env({}), 42), undefined);
+ * ```
+ */
+export function foreignListenPid(
+  env: (name: string) => string | undefined,
+  pid: number,
+): string | undefined {
+  if (env("LISTEN_FDS") === undefined) return undefined;
+  const listenPid = env("LISTEN_PID") ?? "";
+  return listenPid === String(pid) ? undefined : listenPid;
+}
+
 /** One accepted connection, as the milter server uses it. */
 export type InheritedConn = Pick<Deno.Conn, "read" | "write" | "close" | "remoteAddr"> & {
   setNoDelay(noDelay?: boolean): void;

@@ -84,6 +84,7 @@ async function signOver(socket: SocketSpec, listenArg: string): Promise<void> {
     await Deno.remove(dir, { recursive: true });
     assert.match(stderr, /Milter listening on the socket systemd passed \(fd 3, /, stderr);
     assert.match(stderr, /SIGTERM received: stopping/, stderr);
+    assert.doesNotMatch(stderr, /not to this one/, stderr);
   }
 }
 
@@ -99,6 +100,64 @@ Deno.test("dkimd serves the milter on a unix socket systemd passes (LISTEN_FDS)"
     await signOver({ kind: "unix", path }, path);
     // The socket file is systemd's: dkimd leaves it for the next start.
     assert.ok((await Deno.lstat(path)).isSocket);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dkimd started by `deno task start` under socket activation says why it cannot serve the socket", async () => {
+  // `deno task` is the process systemd starts (LISTEN_PID); its `deno run` child must not take
+  // fd 3, opens Socket itself and finds dkimd.socket's address taken. The log says why.
+  const dir = await writeCliConfig();
+  const port = freePort();
+  const conf = `${dir}/opendkim.conf`;
+  await Deno.writeTextFile(
+    conf,
+    (await Deno.readTextFile(conf)).replace(
+      "Socket inet:8891@localhost",
+      `Socket inet:${port}@127.0.0.1`,
+    ),
+  );
+  const child = new Deno.Command("systemd-socket-activate", {
+    args: [
+      "-l",
+      `127.0.0.1:${port}`,
+      Deno.execPath(),
+      "task",
+      `--config=${CONFIG}`,
+      "start",
+      "serve",
+      "-f",
+      "-x",
+      conf,
+    ],
+    env: dkimdEnv({ NO_COLOR: "1" }),
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  try {
+    // The first connection starts the task; it is never answered.
+    let conn: Deno.Conn | undefined;
+    for (let i = 0; i < 100 && conn === undefined; i++) {
+      conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => undefined);
+      if (conn === undefined) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(conn, "systemd-socket-activate did not listen");
+    const out = await child.output();
+    conn.close();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.notEqual(out.code, 0, stderr);
+    assert.match(
+      stderr,
+      new RegExp(
+        `warning: systemd passed a listening socket \\(LISTEN_FDS\\) to process \\d+, not to ` +
+          `this one \\(\\d+\\): opening inet:${port}@127\\.0\\.0\\.1 instead\\. Only the process ` +
+          `systemd starts can serve that socket: make ExecStart run dkimd itself \\(not "deno task"\\)`,
+      ),
+      stderr,
+    );
+    assert.match(stderr, new RegExp(`error: cannot listen on inet:${port}@127\\.0\\.0\\.1: `));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
