@@ -360,8 +360,13 @@ export async function createLogger(
     why = `"${devLog}" is not a socket (is a syslog daemon running?)`;
   } else {
     try {
-      // An empty path binds an unnamed (abstract, autobound) socket, as syslog(3)'s is.
-      socket = listen({ transport: "unixpacket", path: "" });
+      // The sender needs a name of its own. An empty path (Linux's autobind, as syslog(3) gets)
+      // is refused by Deno's permission checks under anything short of --allow-all, so it is
+      // an abstract name, as sd_notify's: --allow-net covers it, and it leaves no file.
+      socket = listen({
+        transport: "unixpacket",
+        path: `\0dkimd-log-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`,
+      });
     } catch (e) {
       why = `cannot open a unix datagram socket: ${errorMessage(e)}`;
     }

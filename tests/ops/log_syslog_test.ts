@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { createLogger } from "../../lib/ops/log.ts";
+import { SERVICE_DENO_FLAGS } from "../../lib/ops/self_command.ts";
+import { dkimdEnv } from "../helpers/dkimd_env.ts";
 
 type Datagram = Deno.DatagramConn;
 const listenDatagram = (Deno as { listenDatagram?: typeof Deno.listenDatagram }).listenDatagram;
@@ -151,6 +153,49 @@ if (!listenDatagram) {
       assert.equal(err.length, 3, err.join(""));
       assert.equal(err[1], "dkimd[8]: lost\n");
       assert.match(err[2], /works again/);
+    } finally {
+      closeQuietly(server);
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  Deno.test("createLogger() sends to syslog under the service's Deno flags, not only under -A", async () => {
+    // `deno task start` runs dkimd with SERVICE_DENO_FLAGS; the tests above run with -A, which
+    // let an empty bind path (autobind) through that the service's flags refuse.
+    const dir = await Deno.makeTempDir();
+    const server = listenDatagram({ transport: "unixpacket", path: `${dir}/log` });
+    try {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          ...SERVICE_DENO_FLAGS,
+          `--config=${new URL("../../deno.json", import.meta.url).pathname}`,
+          "--quiet",
+          new URL("../helpers/syslog_sender.ts", import.meta.url).pathname,
+          `${dir}/log`,
+          "signed under the service's flags",
+        ],
+        env: dkimdEnv({ NO_COLOR: "1" }),
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "piped",
+      });
+      // The child sends before it exits (close() flushes); the datagram waits in the socket.
+      const out = await child.output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, stderr);
+      assert.equal(stderr, "");
+      assert.equal(new TextDecoder().decode(out.stdout), "syslog\n");
+      const [line] = await receive(server, 1);
+      // mail.notice: <2 * 8 + 5>.
+      assert.match(
+        line,
+        /^<21>\w{3} [ \d]\d \d\d:\d\d:\d\d dkimd\[\d+\]: signed under the service's flags$/,
+      );
+      // The sender's name is abstract: nothing but the stand-in for /dev/log is left.
+      const names = [];
+      for await (const e of Deno.readDir(dir)) names.push(e.name);
+      assert.deepEqual(names, ["log"]);
     } finally {
       closeQuietly(server);
       await Deno.remove(dir, { recursive: true });
