@@ -51,7 +51,8 @@ function deepFreeze<T>(value: T): T {
  * - X-Header is the old name of SoftwareHeader (a warning);
  * - rsa-sha1 signing draws a warning (RFC 8301 §3.1: signers MUST use rsa-sha256);
  * - DNSTimeout 0 ("wait forever") draws a warning and the default, since dkimd bounds every wait;
- * - a data set of a type its setting does not accept (`refile:` outside SigningTable) is an error.
+ * - a data set of a type its setting does not accept (`refile:` outside SigningTable and
+ *   AuthorizedSigners) is an error.
  *
  * @example
  * ```ts
@@ -199,7 +200,10 @@ function checkSigningSettings(raw: RawSettings, mode: Mode, warn: Report, fail: 
   }
 }
 
-/** Refuses data sets of a type their setting does not accept: `refile:` outside SigningTable. */
+/**
+ * Refuses data sets of a type their setting does not accept: `refile:` outside SigningTable and
+ * AuthorizedSigners.
+ */
 function checkDataSetTypes(raw: RawSettings, fail: Report): void {
   const dataSets = SETTING_LIST.flatMap((s) =>
     s.kind.type === "dataSet" ? [{ ...s, kind: s.kind }] : []

@@ -29,6 +29,7 @@
  * @module
  */
 
+import { AuthorizedSigners } from "../policy/authorized_signers.ts";
 import type { DataSet, DataSetEntry } from "../policy/dataset.ts";
 import {
   DEFAULT_OMIT_HEADERS,
@@ -128,6 +129,8 @@ export interface Policy<K extends PrivateKeyInfo> {
   readonly dontSignMailTo?: NameSet;
   /** ExemptDomains. */
   readonly exemptDomains?: NameSet;
+  /** AuthorizedSigners: what each SASL login may put in From. */
+  readonly authorizedSigners?: AuthorizedSigners;
   /** TestDNSData: record name (lower case) to TXT text. */
   readonly testDnsData?: ReadonlyMap<string, string>;
 }
@@ -250,6 +253,7 @@ export function buildPolicy<K extends PrivateKeyInfo>(
   const keyTable = keyTableOf(a, checker, keys.loadTemplate);
   const signingTable = signingTableOf(a, keyTable);
   const singleKey = singleKeyOf(a, checker);
+  const authorizedSigners = authorizedSignersOf(a);
   const policy: Policy<K> = {
     config,
     ...opt("keyTable", keyTable),
@@ -261,6 +265,7 @@ export function buildPolicy<K extends PrivateKeyInfo>(
     ...opt("macroList", macroList),
     ...opt("dontSignMailTo", nameSet("dontSignMailTo", true)),
     ...opt("exemptDomains", nameSet("exemptDomains", true)),
+    ...opt("authorizedSigners", authorizedSigners),
     ...opt("testDnsData", testDnsData),
   };
   return { policy, warnings: a.c.warnings, errors: a.c.errors };
@@ -410,6 +415,15 @@ function signingTableOf(
     }
   }
   return built.table;
+}
+
+function authorizedSignersOf(a: Assembly): AuthorizedSigners | undefined {
+  const set = a.dataSets.authorizedSigners;
+  if (!set) return undefined;
+  const built = attempt(a.c, () => AuthorizedSigners.fromDataSet(set));
+  if (!built) return undefined;
+  warnAll(a.c, built.warnings, "AuthorizedSigners");
+  return built.signers;
 }
 
 function singleKeyOf<K extends PrivateKeyInfo>(

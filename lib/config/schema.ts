@@ -23,6 +23,7 @@ import type {
   Mode,
   RestartRate,
   SyslogFacility,
+  UnauthorizedSignerAction,
   UserId,
 } from "./values.ts";
 
@@ -68,6 +69,11 @@ export interface Config {
   readonly dontSignMailTo?: DataSetSource;
   /** ExemptDomains: sender domains whose mail is ignored entirely. */
   readonly exemptDomains?: DataSetSource;
+  /**
+   * AuthorizedSigners (dkimd's own): SASL logins to what they may put in From; absent, any
+   * authenticated client gets a signature for every domain, as with OpenDKIM.
+   */
+  readonly authorizedSigners?: DataSetSource;
   /** Canonicalization for signing (default simple/simple). */
   readonly canonicalization: Canonicalization;
   /** SignatureAlgorithm (default rsa-sha256); Ed25519 keys always sign ed25519-sha256. */
@@ -96,6 +102,11 @@ export interface Config {
   readonly removeOldSignatures: boolean;
   /** The On-* actions, On-Default already applied. */
   readonly actions: Actions;
+  /**
+   * On-UnauthorizedSigner (dkimd's own): what an authenticated message whose From
+   * AuthorizedSigners refuses gets (default accept: passed on unsigned).
+   */
+  readonly onUnauthorizedSigner: UnauthorizedSignerAction;
   /** AlwaysAddARHeader: add Authentication-Results to unsigned mail too. */
   readonly alwaysAddArHeader: boolean;
   /** AuthservID (default: the MTA's name). */

@@ -70,8 +70,10 @@ import {
   parseSignatureAlgorithm,
   parseSyslogFacility,
   parseUmask,
+  parseUnauthorizedSignerAction,
   parseUserId,
   SYSLOG_FACILITIES,
+  UNAUTHORIZED_SIGNER_ACTIONS,
 } from "./values.ts";
 
 /** Where the reference lists a setting; `config convert` writes service, process, logging first. */
@@ -279,6 +281,15 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: dataSet(FILE_OR_LIST),
     doc: "Sender domains whose mail is neither signed nor verified.",
   },
+  authorizedSigners: {
+    name: "AuthorizedSigners",
+    group: "hosts",
+    kind: dataSet(["file", "refile", "csl"]),
+    dkimd: true,
+    defaultText: "none: no check, as in OpenDKIM",
+    doc: "SASL logins ({auth_authen}, or *) to what they may put in From: " +
+      "user@domain, domain, .domain, % (the login's domain), *.",
+  },
   signHeaders: {
     name: "SignHeaders",
     group: "signatures",
@@ -420,6 +431,15 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     action: "signatureError",
     default: DEFAULT_ACTIONS.signatureError,
     doc: "A message that cannot be signed (message or key problems).",
+  },
+  onUnauthorizedSigner: {
+    name: "On-UnauthorizedSigner",
+    group: "results",
+    kind: oneOf(UNAUTHORIZED_SIGNER_ACTIONS, parseUnauthorizedSignerAction),
+    default: "accept",
+    dkimd: true,
+    doc:
+      "An authenticated message whose From AuthorizedSigners refuses; accept passes it unsigned.",
   },
   alwaysAddArHeader: {
     name: "AlwaysAddARHeader",

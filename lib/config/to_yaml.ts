@@ -56,6 +56,19 @@ function dataSetValue(field: SettingField, ds: DataSet): unknown {
     });
     return ds.patterns ? rules : { patterns: false, rules };
   }
+  if (field === "authorizedSigners") {
+    // Wildcard logins stay in their refile: file: the YAML map holds exact logins only.
+    if (ds.patterns) return formatDataSetSource(ds.source);
+    // The first entry of a login wins, as when the set is read; logins compare ignoring case.
+    const out: Record<string, string[]> = {};
+    const seen = new Set<string>();
+    for (const e of ds.entries) {
+      if (seen.has(e.key.toLowerCase())) continue;
+      seen.add(e.key.toLowerCase());
+      out[e.key] = (e.value ?? "").split(/[,|\s]+/).filter((v) => v !== "");
+    }
+    return out;
+  }
   if (field === "macroList") {
     const out: Record<string, string[] | null> = {};
     for (const e of ds.entries) {

@@ -268,6 +268,45 @@ export function parseAction(text: string): MilterAction {
   return found;
 }
 
+/**
+ * What On-UnauthorizedSigner (dkimd's own) does with an authenticated message whose From its
+ * login may not have signed: the On-* actions but quarantine, since the message is answered at
+ * end of headers, before a quarantine could be asked for.
+ */
+export type UnauthorizedSignerAction = Exclude<MilterAction, "quarantine">;
+
+/** Every {@link UnauthorizedSignerAction}; `accept` (the default) passes the message unsigned. */
+export const UNAUTHORIZED_SIGNER_ACTIONS: readonly UnauthorizedSignerAction[] = [
+  "accept",
+  "reject",
+  "tempfail",
+  "discard",
+];
+
+/**
+ * Reads an On-UnauthorizedSigner action: `accept`, `reject`, `tempfail` or `discard`, or their
+ * first letters, case-insensitively, as the On-* settings read theirs.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseUnauthorizedSignerAction } from "./values.ts";
+ * assert.equal(parseUnauthorizedSignerAction("R"), "reject");
+ * assert.throws(() => parseUnauthorizedSignerAction("quarantine"), /expected accept, reject/);
+ * ```
+ */
+export function parseUnauthorizedSignerAction(text: string): UnauthorizedSignerAction {
+  const t = text.trim().toLowerCase();
+  const found = UNAUTHORIZED_SIGNER_ACTIONS.find((a) => a === t || a[0] === t);
+  if (!found) {
+    throw new ValueError(
+      `unknown action "${text}" (expected accept, reject, tempfail or discard, or their ` +
+        "first letter)",
+    );
+  }
+  return found;
+}
+
 /** Restart limit (opendkim.conf(5), AutoRestartRate `n/t[u]`). */
 export interface RestartRate {
   /** At most this many restarts... */

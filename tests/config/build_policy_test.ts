@@ -188,3 +188,53 @@ Deno.test("buildPolicy() reports every mistake in the data sets without throwing
     "(OpenDKIM's default InternalHosts)",
   );
 });
+
+Deno.test("buildPolicy() builds AuthorizedSigners from a file, refile: or csl: list, and names a bad entry's line", async () => {
+  const plain = buildPolicy(
+    read("Mode sv\nAuthorizedSigners /as\n"),
+    { authorizedSigners: file("/as", "*  %\npostmaster@example.com  example.com, example.net\n") },
+    NO_KEYS,
+  );
+  assert.deepEqual(plain.errors, []);
+  const signers = plain.policy.authorizedSigners!;
+  assert.equal((await signers.authorize("joe@example.org", "joe", "example.org")).allowed, true);
+  assert.equal(
+    (await signers.authorize("postmaster@example.com", "x", "example.net")).allowed,
+    true,
+  );
+  // refile: patterns for the login.
+  const patterns = buildPolicy(
+    read("Mode sv\nAuthorizedSigners refile:/as\n"),
+    { authorizedSigners: file("/as", "*@example.com .example.com\n", true) },
+    NO_KEYS,
+  );
+  assert.equal(patterns.policy.authorizedSigners?.patterns, true);
+  assert.equal(
+    (await patterns.policy.authorizedSigners!.authorize("ann@example.com", "a", "m.example.com"))
+      .allowed,
+    true,
+  );
+  // An inline csl: list: its commas separate entries, so an entry's items are separated by |.
+  const inline = read("Mode sv\nAuthorizedSigners csl:*=%,joe=example.com|.example.com\n");
+  const source = inline.config.authorizedSigners;
+  assert.ok(source?.kind === "inline");
+  const csl = buildPolicy(inline, {
+    authorizedSigners: {
+      source,
+      patterns: false,
+      entries: source.entries.map((e) => ({ ...e, origin: { file: CONF, line: 2 } })),
+    },
+  }, NO_KEYS);
+  const joe = csl.policy.authorizedSigners!;
+  assert.equal((await joe.authorize("joe", "j", "www.example.com")).allowed, true);
+  assert.equal((await joe.authorize("joe", "j", "example.org")).allowed, false);
+  // A bad item is an error naming its file and line; the build goes on and reports it.
+  const bad = buildPolicy(
+    read("Mode sv\nAuthorizedSigners /as\n"),
+    { authorizedSigners: file("/as", "*  %\njoe  *@example.com\n") },
+    NO_KEYS,
+  );
+  assert.deepEqual(bad.errors.map((e) => [e.file, e.line]), [["/as", 2]]);
+  assert.match(bad.errors[0].message, /write "example\.com" for every address at a domain/);
+  assert.equal(bad.policy.authorizedSigners, undefined);
+});

@@ -116,6 +116,11 @@ const good: KeyCase[] = [
     value: { kind: "inline", entries: [{ key: "example.org" }], patterns: false },
   },
   {
+    line: "AuthorizedSigners refile:/etc/dkimd/authorized_signers",
+    want: (c) => c.authorizedSigners,
+    value: { kind: "refile", path: "/etc/dkimd/authorized_signers" },
+  },
+  {
     line: "Canonicalization relaxed/simple",
     want: (c) => c.canonicalization,
     value: { header: "relaxed", body: "simple" },
@@ -160,6 +165,7 @@ const good: KeyCase[] = [
   { line: "On-NoSignature r", want: (c) => c.actions.noSignature, value: "reject" },
   { line: "On-Security a", want: (c) => c.actions.security, value: "accept" },
   { line: "On-SignatureError t", want: (c) => c.actions.signatureError, value: "tempfail" },
+  { line: "On-UnauthorizedSigner d", want: (c) => c.onUnauthorizedSigner, value: "discard" },
   { line: "AlwaysAddARHeader yes", want: (c) => c.alwaysAddArHeader, value: true },
   { line: "AuthservID HOSTNAME", want: (c) => c.authservId, value: { kind: "hostname" } },
   {
@@ -296,6 +302,8 @@ const bad: [string, RegExp][] = [
   ["MaximumSignedBytes 1e6", /expected a whole number/],
   ["On-Default bounce", /unknown action "bounce"/],
   ["On-BadSignature x", /unknown action "x"/],
+  ["On-UnauthorizedSigner quarantine", /expected accept, reject, tempfail or discard/],
+  ["AuthorizedSigners ldap://ldap/dc=example", /not supported by dkimd/],
   ["AuthservID mx; evil", /not a valid authserv-id/],
   ["Nameservers ns.example.com", /not an IPv4 or IPv6 address/],
   ["Nameservers 127.0.0.1@99999", /port "99999"/],
