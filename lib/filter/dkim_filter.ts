@@ -41,7 +41,7 @@ import type { Runtime } from "./filter_policy.ts";
 import { dkimFilterNeeds } from "./filter_needs.ts";
 import { deletions, makeField, mtaValue } from "./mta_fields.ts";
 import { type FilterObserver, NO_OBSERVER } from "./observer.ts";
-import { milterAction, type Outcome, verifyOutcome } from "./outcome.ts";
+import { milterAction, type Outcome, unauthorizedSignerAction, verifyOutcome } from "./outcome.ts";
 import { findSender } from "./sender.ts";
 import {
   newTransaction,
@@ -206,6 +206,13 @@ class DkimConnection implements FilterConnection {
       case "skip":
         this.#report(tx, { disposition: "skipped", action: "accept" });
         return "accept";
+      case "unauthorized":
+        // Logged whatever LogWhy says: a login sending as someone else is worth knowing.
+        this.#deps.logger.warn(
+          `${qid}: ${decision.refusal}; not signing (On-UnauthorizedSigner ${decision.action})`,
+        );
+        this.#report(tx, { disposition: "unauthorized", action: decision.action });
+        return unauthorizedSignerAction(decision.action);
       case "sign":
         return this.#startSigning(tx, decision.signers, qid);
       case "verify":

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Actions } from "../config/defaults.ts";
-import type { MilterAction } from "../config/values.ts";
+import type { MilterAction, UnauthorizedSignerAction } from "../config/values.ts";
 import type { Verdict } from "../dkim/result.ts";
 import type { Action, Modification } from "../milter/filter.ts";
 
@@ -75,5 +75,32 @@ export function milterAction(
         action: "accept",
         modification: { type: "quarantine", reason: `dkimd: ${REPLIES[outcome].reject}` },
       };
+  }
+}
+
+/**
+ * The milter answer for On-UnauthorizedSigner, given at end of headers: accept passes the
+ * message on unsigned. The reply names no address: the From is the sender's own text.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { unauthorizedSignerAction } from "./outcome.ts";
+ * assert.equal(unauthorizedSignerAction("accept"), "accept");
+ * assert.deepEqual(unauthorizedSignerAction("reject"), {
+ *   replycode: 550, xcode: "5.7.1", text: "From address not authorized for this login",
+ * });
+ * ```
+ */
+export function unauthorizedSignerAction(action: UnauthorizedSignerAction): Action {
+  const text = "From address not authorized for this login";
+  switch (action) {
+    case "accept":
+    case "discard":
+      return action;
+    case "reject":
+      return { replycode: 550, xcode: "5.7.1", text };
+    case "tempfail":
+      return { replycode: 451, xcode: "4.7.1", text: `${text}, try later` };
   }
 }

@@ -78,7 +78,7 @@ export type TransactionEnd =
     readonly action: string;
   }
   | {
-    readonly disposition: "skipped" | "error";
+    readonly disposition: "skipped" | "unauthorized" | "error";
     /** The milter action given, in words. */
     readonly action: string;
   };
