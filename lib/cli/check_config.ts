@@ -17,6 +17,7 @@ import { formatNameserver } from "../dns/nameserver.ts";
 import { formatOrigin } from "../policy/origin.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
 import { BUILTIN_CONFIG, loadRuntime, RuntimeConfigError } from "./runtime.ts";
+import { securityWarnings } from "./security_warnings.ts";
 import { EXIT_CONFIG } from "./serve.ts";
 
 /** The help text of `dkimd check-config`. */
@@ -88,6 +89,18 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
     );
   }
   out.push(row("MultipleSignatures", String(config.multipleSignatures), "multipleSignatures"));
+  if (loaded.authorizedSigners) {
+    const n = loaded.authorizedSigners.rules.length;
+    out.push(
+      row(
+        "AuthorizedSigners",
+        `${n} entr${n === 1 ? "y" : "ies"}${
+          loaded.authorizedSigners.patterns ? " (refile: patterns)" : ""
+        }; otherwise On-UnauthorizedSigner ${config.onUnauthorizedSigner}`,
+        "authorizedSigners",
+      ),
+    );
+  }
   const hosts: [string, SettingField, { rules: readonly { text: string }[] } | undefined][] = [
     ["InternalHosts", "internalHosts", loaded.hosts.internal],
     ["ExternalIgnoreList", "externalIgnoreList", loaded.hosts.externalIgnore],
@@ -210,9 +223,10 @@ export async function runCheckConfig(args: readonly string[]): Promise<number> {
     const { loaded } = await loadRuntime(path);
     console.log(`Configuration ${path ?? BUILTIN_CONFIG}: OK`);
     for (const line of describeConfig(loaded)) console.log(line);
-    if (loaded.warnings.length > 0) {
-      console.log(`${loaded.warnings.length} warning(s):`);
-      for (const w of loaded.warnings) console.log(`  ${w.message}`);
+    const warnings = [...loaded.warnings.map((w) => w.message), ...securityWarnings(loaded)];
+    if (warnings.length > 0) {
+      console.log(`${warnings.length} warning(s):`);
+      for (const w of warnings) console.log(`  ${w}`);
     }
     return 0;
   } catch (e) {

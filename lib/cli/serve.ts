@@ -7,6 +7,7 @@
 import { errorMessage } from "../error_message.ts";
 import process from "node:process";
 import { formatListenAddress } from "../config/listen_address.ts";
+import { socketExposureWarning } from "../milter/socket_exposure.ts";
 import { formatSocketSpec, parseSocketSpec, type SocketSpec } from "../milter/socket_spec.ts";
 import type { UserDb } from "../config/user_db.ts";
 import { parseUserId, type UserId } from "../config/values.ts";
@@ -235,6 +236,11 @@ async function serveInProcess(
     logger.notice(`dkimd ${VERSION} starting (configuration ${parsed.config})`);
   }
   for (const w of warnings) logger.warn(w.message);
+  const exposed = socketExposureWarning(
+    socket,
+    parsed.socket !== undefined ? "-p" : `"Socket"${originText(runtime, "socket")}`,
+  );
+  if (exposed) logger.warn(exposed);
 
   const metrics = new Metrics();
   let current = runtime;
@@ -328,6 +334,12 @@ async function serveInProcess(
   await pid?.remove();
   logger.notice(`dkimd ${VERSION} terminating with status 0`);
   return 0;
+}
+
+// " at FILE:LINE" for a setting the configuration gave, or nothing.
+function originText(runtime: LoadedRuntime, field: keyof LoadedRuntime["loaded"]["origins"]) {
+  const origin = runtime.loaded.origins[field];
+  return origin ? ` at ${formatOrigin(origin)}` : "";
 }
 
 /** How often a worker checks that its supervisor is still there, in milliseconds. */
