@@ -3,8 +3,8 @@
  * (`{auth_type}` and `{auth_authen}` sent at MAIL): a login's own domain is signed, another's
  * From is not, and On-UnauthorizedSigner decides what the MTA is told, at end of headers; the
  * log line names the login, the From and the entry; the metrics count it. One test runs the
- * same filter behind a real milter socket. (A real Postfix would need a SASL server; the macros
- * it sends are these, as tests/helpers/postfix.ts's `milter_mail_macros` asks for them.)
+ * same filter behind a real milter socket; tests/e2e/postfix_authorized_signers_test.ts runs it
+ * behind a real Postfix with SMTP AUTH.
  */
 import assert from "node:assert/strict";
 import { DkimFilter } from "../../lib/filter/dkim_filter.ts";
