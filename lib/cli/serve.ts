@@ -152,6 +152,8 @@ export async function runServe(args: readonly string[]): Promise<number> {
       console.error(`dkimd: no Socket: set "Socket" in the configuration or pass -p`);
       return EXIT_CONFIG;
     }
+    const exposed = socketWarning(parsed, runtime, socket);
+    if (exposed) console.error(`dkimd: warning: ${exposed}`);
     console.log(`dkimd: configuration ${parsed.config ?? BUILTIN_CONFIG} OK`);
     return 0;
   }
@@ -236,10 +238,7 @@ async function serveInProcess(
     logger.notice(`dkimd ${VERSION} starting (configuration ${parsed.config})`);
   }
   for (const w of warnings) logger.warn(w.message);
-  const exposed = socketExposureWarning(
-    socket,
-    parsed.socket !== undefined ? "-p" : `"Socket"${originText(runtime, "socket")}`,
-  );
+  const exposed = socketWarning(parsed, runtime, socket);
   if (exposed) logger.warn(exposed);
 
   const metrics = new Metrics();
@@ -336,10 +335,17 @@ async function serveInProcess(
   return 0;
 }
 
-// " at FILE:LINE" for a setting the configuration gave, or nothing.
-function originText(runtime: LoadedRuntime, field: keyof LoadedRuntime["loaded"]["origins"]) {
-  const origin = runtime.loaded.origins[field];
-  return origin ? ` at ${formatOrigin(origin)}` : "";
+// The warning for a socket reachable beyond this host, naming -p or the Socket line.
+function socketWarning(
+  parsed: ServeArgs,
+  runtime: LoadedRuntime,
+  socket: SocketSpec,
+): string | undefined {
+  const origin = runtime.loaded.origins.socket;
+  const setting = parsed.socket !== undefined
+    ? "-p"
+    : `"Socket"${origin ? ` at ${formatOrigin(origin)}` : ""}`;
+  return socketExposureWarning(socket, setting);
 }
 
 /** How often a worker checks that its supervisor is still there, in milliseconds. */

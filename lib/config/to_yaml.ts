@@ -121,7 +121,11 @@ export function configToYaml<K extends PrivateKeyInfo>(
     if (!set) continue;
     const ds = loaded.dataSets[field];
     if (ds) {
-      out[yaml!] = inline ? dataSetValue(field, ds) : formatDataSetSource(ds.source);
+      // A list whose entries hold commas (a YAML one, such as AuthorizedSigners') has no csl:
+      // spelling: it stays in its YAML form.
+      const commas = ds.source.kind === "inline" &&
+        ds.source.entries.some((e) => `${e.key}${e.value ?? ""}`.includes(","));
+      out[yaml!] = inline || commas ? dataSetValue(field, ds) : formatDataSetSource(ds.source);
       continue;
     }
     const value = (config as Partial<SettingValues>)[field];

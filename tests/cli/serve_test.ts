@@ -307,7 +307,7 @@ Deno.test("dkimd serve with MetricsListen serves Prometheus metrics and a health
   }
 });
 
-Deno.test("dkimd serve warns at start when its socket is reachable beyond this host, naming the fix", async () => {
+Deno.test("dkimd serve (and -n) warns at start when its socket is reachable beyond this host, naming the fix", async () => {
   const dir = await keyDir();
   try {
     const port = freePort();
@@ -336,6 +336,16 @@ Deno.test("dkimd serve warns at start when its socket is reachable beyond this h
     const quiet = await startDkimd(dir, conf(dir));
     await quiet.stop();
     assert.doesNotMatch(quiet.log(), /listens on every|milter protocol has no authentication/);
+    // -n says so too.
+    await Deno.writeTextFile(`${dir}/open.conf`, "Mode v\nSocket inet:8891\n");
+    const checked = await runCli(["-n", "-x", `${dir}/open.conf`]);
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.match(
+      checked.stderr,
+      new RegExp(
+        `warning: "Socket" at ${dir}/open\\.conf:2 inet:8891@0\\.0\\.0\\.0 listens on every`,
+      ),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -167,6 +167,14 @@ Deno.test("configToYaml() writes AuthorizedSigners as a map of logins that reads
     set.rules.map((r) => [r.login, r.grants.map((g) => g.text)]),
     [["*", ["%"]], ["joe@example.com", ["example.com", ".example.com"]], ["bot@example.com", []]],
   );
+  // With --files, an inline list whose items are separated by commas stays a YAML map, since
+  // csl: would read its commas as separating entries.
+  const yamlSource = "mode: v\nauthorizedSigners:\n  joe: [example.com, example.net]\n";
+  const asFiles = configToYaml(
+    await loadConfig("/etc/dkimd/in.yaml", memoryIo({ "/etc/dkimd/in.yaml": yamlSource })),
+    { inlineTables: false },
+  );
+  assert.match(asFiles, /authorizedSigners:\n {2}joe:\n {4}- example\.com\n {4}- example\.net\n/);
   // A refile: set keeps its file: YAML's map has no wildcard logins.
   const refile = await converted(
     "Mode v\nAuthorizedSigners refile:/etc/dkimd/authorized_signers\n",
