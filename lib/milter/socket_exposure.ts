@@ -2,7 +2,9 @@
  * Whether a milter socket can be reached from beyond this host. The milter protocol has no
  * authentication: whoever connects plays the MTA and says which client a message came from, so
  * any peer that reaches the socket can claim an InternalHosts address and have its mail signed.
- * `dkimd check-config` and the start log warn about such a socket and name the fix.
+ * `dkimd check-config` and the start log warn about such a socket and name the fix. The easy
+ * way to get one is to leave the host out: opendkim.conf(5), Socket: "If the host is not given
+ * ..., the socket will be listening on all interfaces." OpenDKIM says nothing about it.
  *
  * @module
  */
