@@ -47,6 +47,7 @@ export { DEFAULT_SIGNED_HEADERS, Signer, SignError, signMessage } from "./lib/dk
 export type { SignerDeps, SignOptions } from "./lib/dkim/sign.ts";
 export { Verifier, verifyMessage } from "./lib/dkim/verify.ts";
 export type { VerifyOptions } from "./lib/dkim/verify.ts";
+export type { AcceptanceOptions, PartialBodyResult } from "./lib/dkim/acceptance.ts";
 export { KeyCache } from "./lib/dkim/key_cache.ts";
 export { DkimError } from "./lib/dkim/dkim_error.ts";
 export type { DkimResult, FailResult } from "./lib/dkim/dkim_error.ts";

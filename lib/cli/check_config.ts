@@ -122,6 +122,19 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
         `SignatureError ${a.signatureError}`,
     ),
   );
+  // The rules that keep a verified signature from passing (lib/dkim/acceptance.ts).
+  out.push(
+    row(
+      "Verdicts",
+      `PartialBodyResult ${config.partialBodyResult}, StrictHeaders ${
+        yesNo(config.strictHeaders)
+      }, ` +
+        `RequiredHeaders ${yesNo(config.requiredHeaders)}; a second From is never a pass`,
+    ),
+  );
+  if (loaded.headers.mustBeSigned.length > 0) {
+    out.push(row("MustBeSigned", loaded.headers.mustBeSigned.join(":"), "mustBeSigned"));
+  }
   const id = config.authservId.kind === "name"
     ? config.authservId.name
     : config.authservId.kind === "hostname"
@@ -196,6 +209,8 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
   }
   return out;
 }
+
+const yesNo = (b: boolean) => b ? "yes" : "no";
 
 /** Runs `dkimd check-config`; resolves to the exit status. */
 export async function runCheckConfig(args: readonly string[]): Promise<number> {

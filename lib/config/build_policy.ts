@@ -360,6 +360,7 @@ function headerLists(a: Assembly): HeaderLists {
     omit: required.omit,
     oversign,
     sender: headerList("senderHeaders", "SenderHeaders", DEFAULT_SENDER_HEADERS),
+    mustBeSigned: headerList("mustBeSigned", "MustBeSigned", []),
   };
 }
 

@@ -9,6 +9,7 @@
  */
 
 import type { Nameserver } from "../dns/nameserver.ts";
+import type { PartialBodyResult } from "../dkim/acceptance.ts";
 import type { DataSetSource } from "../policy/dataset.ts";
 import type { SigningAlgorithm } from "../policy/key_table.ts";
 import type { Origin } from "../policy/origin.ts";
@@ -115,6 +116,27 @@ export interface Config {
   readonly authservIdWithJobId: boolean;
   /** NoHeaderB: leave `header.b` out of Authentication-Results. */
   readonly noHeaderB: boolean;
+  /**
+   * PartialBodyResult (dkimd's own): the result of a valid signature whose `l=` leaves body
+   * bytes unsigned (RFC 6376 §8.2): `policy` (the default) or `pass` (OpenDKIM's).
+   */
+  readonly partialBodyResult: PartialBodyResult;
+  /**
+   * StrictHeaders: a message breaking RFC 5322 §3.6's field counts gets `policy` instead of
+   * `pass` and is not signed (opendkim.conf(5): "refuse processing of a message if the header
+   * field count does not conform to RFC5322 Section 3.6").
+   */
+  readonly strictHeaders: boolean;
+  /**
+   * RequiredHeaders: a message breaking RFC 5322 §3.6's field counts is rejected
+   * (opendkim.conf(5): "Non-compliant messages are rejected").
+   */
+  readonly requiredHeaders: boolean;
+  /**
+   * MustBeSigned: header fields that, if present, every signature must cover; a signature that
+   * does not gets `policy` instead of `pass` (opendkim.conf(5)).
+   */
+  readonly mustBeSigned?: DataSetSource;
   /** RemoveARAll: remove every Authentication-Results field from RemoveARFrom hosts, not just DKIM ones. */
   readonly removeArAll: boolean;
   /** RemoveARFrom: hosts and `.domains` whose Authentication-Results fields are removed. */

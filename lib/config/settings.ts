@@ -40,6 +40,7 @@ import {
   DEFAULT_SYSLOG_FACILITY,
   DEFAULT_SYSLOG_NAME,
 } from "./defaults.ts";
+import { PARTIAL_BODY_RESULT_DEFAULT, PARTIAL_BODY_RESULTS } from "../dkim/acceptance.ts";
 import { formatListenAddress, parseListenAddress } from "./listen_address.ts";
 import type { SettingField, SettingValues } from "./schema.ts";
 import {
@@ -66,6 +67,7 @@ import {
   parseAuthservId,
   parseCanonicalization,
   parseMode,
+  parsePartialBodyResult,
   parseRestartRate,
   parseSignatureAlgorithm,
   parseSyslogFacility,
@@ -474,6 +476,34 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "Leave header.b out of Authentication-Results.",
+  },
+  partialBodyResult: {
+    name: "PartialBodyResult",
+    group: "results",
+    kind: oneOf(PARTIAL_BODY_RESULTS, parsePartialBodyResult),
+    default: PARTIAL_BODY_RESULT_DEFAULT,
+    dkimd: true,
+    doc: "Result of a valid signature leaving body bytes after l= unsigned.",
+  },
+  strictHeaders: {
+    name: "StrictHeaders",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc: "Messages breaking RFC 5322 §3.6's field counts: policy, not pass; not signed.",
+  },
+  requiredHeaders: {
+    name: "RequiredHeaders",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc: "Reject messages breaking RFC 5322 §3.6's field counts (one From, one Date...).",
+  },
+  mustBeSigned: {
+    name: "MustBeSigned",
+    group: "results",
+    kind: dataSet(FILE_OR_LIST),
+    doc: "Header fields a signature must cover when present, or it gets policy.",
   },
   removeArAll: {
     name: "RemoveARAll",

@@ -11,6 +11,7 @@
 
 import type { SigningAlgorithm } from "../policy/key_table.ts";
 import { SIGNING_ALGORITHMS } from "../policy/key_table.ts";
+import { PARTIAL_BODY_RESULTS, type PartialBodyResult } from "../dkim/acceptance.ts";
 
 /**
  * A value that does not fit its setting's type. The message is the detail only ("expected
@@ -226,6 +227,24 @@ export function parseSignatureAlgorithm(text: string): SigningAlgorithm {
       `unknown signing algorithm "${text}" (expected ${SIGNING_ALGORITHMS.join(", ")})`,
     );
   }
+  return found;
+}
+
+/**
+ * Reads PartialBodyResult (dkimd's own): `policy` or `pass`, case-insensitively.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parsePartialBodyResult } from "./values.ts";
+ * assert.equal(parsePartialBodyResult("Pass"), "pass");
+ * assert.throws(() => parsePartialBodyResult("fail"), /expected "policy" or "pass"/);
+ * ```
+ */
+export function parsePartialBodyResult(text: string): PartialBodyResult {
+  const t = text.trim().toLowerCase();
+  const found = PARTIAL_BODY_RESULTS.find((r) => r === t);
+  if (!found) throw new ValueError(`unknown result "${text}" (expected "policy" or "pass")`);
   return found;
 }
 

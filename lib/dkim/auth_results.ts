@@ -82,7 +82,11 @@ export function formatDkimResult(verdict: Verdict, options: AuthResultsOptions =
   const notes: string[] = [];
   if (verdict.key && verdict.key.bits > 0) notes.push(`${verdict.key.bits}-bit key`);
   if (verdict.key?.testing) notes.push("test mode");
-  if (verdict.unsignedBodyBytes !== undefined && verdict.signature?.length !== undefined) {
+  // A refused (policy) signature's reason already says how much of the body is unsigned.
+  if (
+    verdict.result === "pass" && verdict.unsignedBodyBytes !== undefined &&
+    verdict.signature?.length !== undefined
+  ) {
     notes.push(
       `${verdict.unsignedBodyBytes} unsigned body bytes after l=${verdict.signature.length}`,
     );

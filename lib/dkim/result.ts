@@ -37,7 +37,11 @@ export type Verdict =
     | {
       readonly result: FailResult;
       readonly reason: string;
-      readonly unsignedBodyBytes?: undefined;
+      /**
+       * As for a pass: set on a signature that verified but was refused (`policy`) while `l=`
+       * left body bytes unsigned, so the log can still say how many.
+       */
+      readonly unsignedBodyBytes?: number;
     }
   );
 

@@ -12,6 +12,7 @@ import { asciiLower, equals } from "../bytes.ts";
 import { KeyError } from "../crypto/key_error.ts";
 import { importPublicKey, MAX_RSA_BITS_DEFAULT, type VerifyingKey } from "../crypto/public_key.ts";
 import { DnsError, type TxtResolver } from "../dns/resolver.ts";
+import { type AcceptanceOptions, refusalOf } from "./acceptance.ts";
 import { BodyHashes, type BodyHashSpec } from "./body_hasher.ts";
 import { type HeaderField, isField, selectHeaders, splitMessage } from "./header.ts";
 import { KeyCache } from "./key_cache.ts";
@@ -34,8 +35,11 @@ export const MINIMUM_KEY_BITS_DEFAULT = MIN_RSA_BITS;
 /** Allowed clock difference in seconds for `t=` and `x=`: OpenDKIM's ClockDrift (300). */
 export const CLOCK_DRIFT_DEFAULT = 300;
 
-/** How to verify. */
-export interface VerifyOptions {
+/**
+ * How to verify; the {@link AcceptanceOptions} decide when a signature that verified is still
+ * `policy` (acceptance.ts).
+ */
+export interface VerifyOptions extends AcceptanceOptions {
   /** Where key records come from. */
   readonly resolver: TxtResolver;
   /** The current time in seconds since the epoch (default: the system clock). */
@@ -238,13 +242,19 @@ export class Verifier {
       }
       // RFC 6376 §8.2: what follows l= is unsigned; say how much, so it can be reported.
       const unsigned = sig.length === undefined ? 0 : body.canonicalLength - sig.length;
-      return {
-        ...summary,
-        result: "pass",
-        signature: sig,
-        key: keyInfo,
-        ...(unsigned > 0 ? { unsignedBodyBytes: unsigned } : {}),
-      };
+      const partial = unsigned > 0 ? { unsignedBodyBytes: unsigned } : {};
+      const refusal = refusalOf(sig, this.#fields, unsigned, this.#options);
+      if (refusal !== undefined) {
+        return {
+          ...summary,
+          result: "policy",
+          reason: refusal,
+          signature: sig,
+          key: keyInfo,
+          ...partial,
+        };
+      }
+      return { ...summary, result: "pass", signature: sig, key: keyInfo, ...partial };
     } catch (e) {
       const { result, reason } = resultOf(e);
       return { ...summary, result, reason, signature: sig, key: keyInfo };

@@ -44,10 +44,11 @@ export function logVerdicts(
     }
   }
   // RFC 6376 §8.2: content after l= is unsigned, whatever it says; always worth a line.
+  // Whether PartialBodyResult made it a pass or a policy result, the line is the same.
   for (const v of verdicts) {
     if (v.unsignedBodyBytes !== undefined) {
       log.warn(
-        `${qid}: s=${v.selector ?? "?"} d=${v.domain ?? "?"} signs only l=${v.signature.length} ` +
+        `${qid}: s=${v.selector ?? "?"} d=${v.domain ?? "?"} signs only l=${v.signature?.length} ` +
           `body bytes: ${v.unsignedBodyBytes} bytes after them are unsigned`,
       );
     }

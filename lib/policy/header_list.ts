@@ -69,6 +69,8 @@ export interface HeaderLists {
   readonly oversign: readonly string[];
   /** SenderHeaders, in order. */
   readonly sender: readonly string[];
+  /** MustBeSigned: fields every signature must cover when present (default none). */
+  readonly mustBeSigned: readonly string[];
 }
 
 /** RFC 5322 §3.6.8 field-name: printable US-ASCII except colon. */

@@ -35,6 +35,35 @@ Deno.test("dkimd check-config prints the effective settings with their origins",
   }
 });
 
+Deno.test("dkimd check-config shows the verdict rules: PartialBodyResult, StrictHeaders, RequiredHeaders, MustBeSigned", async () => {
+  const dir = await writeCliConfig();
+  try {
+    const r = await runCli(["check-config", `${dir}/opendkim.conf`]);
+    assert.match(
+      r.text,
+      /\n +Verdicts +PartialBodyResult policy, StrictHeaders no, RequiredHeaders no; a second From is never a pass\n/,
+    );
+    assert.doesNotMatch(r.text, /MustBeSigned/);
+    await Deno.writeTextFile(
+      `${dir}/opendkim.conf`,
+      "PartialBodyResult pass\nStrictHeaders yes\nRequiredHeaders yes\nMustBeSigned Reply-To,Subject\n",
+      { append: true },
+    );
+    const set = await runCli(["check-config", `${dir}/opendkim.conf`]);
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(
+      set.text,
+      /Verdicts +PartialBodyResult pass, StrictHeaders yes, RequiredHeaders yes;/,
+    );
+    assert.match(
+      set.text,
+      new RegExp(`MustBeSigned +reply-to:subject +\\(${dir}/opendkim.conf:\\d+\\)`),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("dkimd config convert prints the configuration as YAML that loads to the same settings", async () => {
   const dir = await writeCliConfig();
   try {

@@ -74,6 +74,18 @@ const cases: Case[] = [
     want: ["reject", "accept"],
   },
   { yaml: "authservId: HOSTNAME", get: (c) => c.authservId, want: { kind: "hostname" } },
+  { yaml: "partialBodyResult: pass", get: (c) => c.partialBodyResult, want: "pass" },
+  { yaml: "strictHeaders: true", get: (c) => c.strictHeaders, want: true },
+  { yaml: "requiredHeaders: yes", get: (c) => c.requiredHeaders, want: true },
+  {
+    yaml: "mustBeSigned: [Reply-To, List-Unsubscribe]",
+    get: (c) => c.mustBeSigned,
+    want: {
+      kind: "inline",
+      entries: [{ key: "Reply-To" }, { key: "List-Unsubscribe" }],
+      patterns: false,
+    },
+  },
   {
     yaml: "socket: local:/run/dkimd/dkimd.sock",
     get: (c) => c.socket,

@@ -96,7 +96,12 @@ Deno.test("Signer signs at most maxSignedBytes of the body and says so in l=", a
   const { fields } = splitMessage(message);
   assert.equal(parseSignature(fields[0]).length, 10);
   const resolver = new ZoneResolver({ "sel._domainkey.example.com": [recordFor(key)] });
-  const [v] = await verifyMessage(message, { resolver, now: () => NOW });
+  // The body is longer than l=, which the verifier takes as policy unless told OpenDKIM's pass.
+  const [v] = await verifyMessage(message, {
+    resolver,
+    now: () => NOW,
+    partialBodyResult: "pass",
+  });
   assert.equal(v.result, "pass", String(v.reason));
 });
 

@@ -161,7 +161,8 @@ Deno.test("verifyMessage() honours l= and ignores content appended after it", as
     bodyLength: true,
   }]);
   const appended = concat([message, fromLatin1("-- \r\nAppended by a list\r\n")]);
-  const [v] = await verify(appended, { [NAME]: [recordFor(key)] });
+  // OpenDKIM's pass for a partial body (the default, policy, is tested below).
+  const [v] = await verify(appended, { [NAME]: [recordFor(key)] }, { partialBodyResult: "pass" });
   assert.equal(v.result, "pass");
   assert.ok(v.signature?.length !== undefined && v.signature.length > 0);
   const truncated = edit(message, "Alice\r\n\r\n", "");

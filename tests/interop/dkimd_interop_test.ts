@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { concat, CRLF } from "../../lib/bytes.ts";
+import { readOpendkimConf } from "../../lib/config/opendkim_conf.ts";
 import { importPrivateKey, type SigningKey } from "../../lib/crypto/private_key.ts";
 import { signMessage, type SignOptions } from "../../lib/dkim/sign.ts";
 import { parseCanonicalization } from "../../lib/dkim/signature.ts";
@@ -332,6 +333,48 @@ for (const peer of PEERS) {
     assert.deepEqual(surprises, []);
   });
 }
+
+// Issue 13, item 3: what follows l= is content anyone can append (RFC 6376 §8.2). A peer's l=
+// signature with a footer appended is policy by default, OpenDKIM's pass with PartialBodyResult
+// pass, and a plain pass with nothing appended.
+Deno.test("Mail::DKIM and dkimpy l= signatures with appended content: policy by default, pass with PartialBodyResult pass", async () => {
+  const k = await keys();
+  const resolver = dkimdResolver(k.records);
+  const message = (await corpus()).find((m) => m.name === "basic")!.bytes;
+  const footer = new TextEncoder().encode("Appended by anyone: pay IBAN XX00 instead\r\n");
+  const { config } = readOpendkimConf("PartialBodyResult pass\n", "/etc/dkimd.conf");
+  assert.equal(config.partialBodyResult, "pass");
+  for (const peer of ["Mail::DKIM", "dkimpy"] as const) {
+    for (const canonicalization of ["simple/simple", "relaxed/relaxed"] as const) {
+      const [signed] = await PEER_SIGN[peer]([message], {
+        domain: DOMAIN,
+        selector: "rsa",
+        keyPem: k.test["rsa-sha256"].privatePem,
+        algorithm: "rsa-sha256",
+        canonicalization,
+        length: true,
+      });
+      const where = `${peer} ${canonicalization}`;
+      assert.match(new TextDecoder().decode(signed.subarray(0, 800)), /\bl=\d+;/, where);
+      const [whole] = await verifyMessage(signed, { resolver });
+      assert.equal(whole.result, "pass", `${where}: ${whole.reason}`);
+      const appended = concat([signed, footer]);
+      const [policy] = await verifyMessage(appended, { resolver });
+      assert.equal(policy.result, "policy", where);
+      assert.match(
+        String(policy.reason),
+        new RegExp(`^l=${policy.signature?.length} leaves \\d+ body bytes unsigned$`),
+        where,
+      );
+      assert.ok((policy.unsignedBodyBytes ?? 0) >= footer.length, where);
+      const [pass] = await verifyMessage(appended, {
+        resolver,
+        partialBodyResult: config.partialBodyResult,
+      });
+      assert.equal(pass.result, "pass", `${where}: ${pass.reason}`);
+    }
+  }
+});
 
 Deno.test("tampered copies of dkimd's signatures fail with every peer", async () => {
   const k = await keys();

@@ -77,6 +77,8 @@ function config(w: World, extra = ""): (socket: string) => string {
       `MetricsListen 127.0.0.1:${w.metricsPort}`,
       "On-BadSignature reject",
       "On-DNSError tempfail",
+      // The header limits answer with On-Security (default tempfail, as OpenDKIM); refuse here.
+      "On-Security reject",
       "MilterMaxFrameBytes 65536",
       "MaximumHeaders 65536",
       "MaximumHeaderFields 50",
