@@ -29,7 +29,8 @@ Options:
                             base64 Ed25519 seed as dkimpy's dknewkey writes
   -a, --algorithm A         rsa-sha256 or ed25519-sha256 (default: from the key)
   -c, --canonicalization C  header/body, each simple or relaxed (default relaxed/relaxed)
-      --headers A:B:C       fields to sign when present (default: OpenDKIM's list)
+      --headers A:B:C       fields to sign when present (default: the milter's
+                            SignHeaders list, in the README's "Signed header fields")
       --oversign A:B        fields to sign once more than present (e.g. From)
   -i, --identity ID         signing identity (i=), in the domain or a subdomain
       --body-length         add l= with the signed body length

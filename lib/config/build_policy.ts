@@ -30,10 +30,10 @@
  */
 
 import type { DataSet, DataSetEntry } from "../policy/dataset.ts";
+import { DEFAULT_SIGNED_HEADERS } from "../dkim/signed_headers.ts";
 import {
   DEFAULT_OMIT_HEADERS,
   DEFAULT_SENDER_HEADERS,
-  DEFAULT_SIGN_HEADERS,
   enforceRequiredHeaders,
   type HeaderLists,
   resolveHeaderList,
@@ -309,6 +309,10 @@ function hostLists(a: Assembly, internalSet: boolean): Policy<PrivateKeyInfo>["h
   };
 }
 
+// The SignHeaders default is dkim's, the list `dkimd sign` uses, so the milter and the command
+// sign the same fields; the lists here are lower-case.
+const DEFAULT_SIGN = DEFAULT_SIGNED_HEADERS.map((n) => n.toLowerCase());
+
 function headerLists(a: Assembly): HeaderLists {
   const headerList = (
     f: SettingField,
@@ -325,7 +329,7 @@ function headerLists(a: Assembly): HeaderLists {
     }) ?? [...fallback];
   };
   const required = enforceRequiredHeaders(
-    headerList("signHeaders", "SignHeaders", DEFAULT_SIGN_HEADERS, DEFAULT_SIGN_HEADERS),
+    headerList("signHeaders", "SignHeaders", DEFAULT_SIGN, DEFAULT_SIGN),
     headerList("omitHeaders", "OmitHeaders", DEFAULT_OMIT_HEADERS, DEFAULT_OMIT_HEADERS),
   );
   if (required.removedFromOmit.length > 0) {

@@ -72,7 +72,7 @@ export interface Config {
   readonly canonicalization: Canonicalization;
   /** SignatureAlgorithm (default rsa-sha256); Ed25519 keys always sign ed25519-sha256. */
   readonly signatureAlgorithm: SigningAlgorithm;
-  /** SignHeaders: fields to sign (default RFC 6376 §5.4.1's list). */
+  /** SignHeaders: fields to sign (default `dkimd sign`'s list, DEFAULT_SIGNED_HEADERS). */
   readonly signHeaders?: DataSetSource;
   /** OmitHeaders: fields never to sign (default opendkim.conf(5)'s list). */
   readonly omitHeaders?: DataSetSource;

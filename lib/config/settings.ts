@@ -283,7 +283,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     name: "SignHeaders",
     group: "signatures",
     kind: dataSet(FILE_OR_LIST),
-    defaultText: "RFC 6376 §5.4.1's list",
+    defaultText: "RFC 4871 §5.5's list",
     doc: "Header fields to sign; with *, the default list with +NAME added and -NAME removed.",
   },
   omitHeaders: {

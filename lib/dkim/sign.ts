@@ -46,7 +46,7 @@ export interface SignOptions {
   readonly canonicalization?: readonly [Canonicalization, Canonicalization];
   /**
    * Field names to sign when present, each as often as it occurs; From is always added.
-   * Default `DEFAULT_SIGNED_HEADERS` (signed_headers.ts).
+   * Default `DEFAULT_SIGNED_HEADERS` (signed_headers.ts), the milter's SignHeaders default too.
    */
   readonly signHeaders?: readonly string[];
   /** Field names to list once more than they occur, so none can be added later (oversigning). */

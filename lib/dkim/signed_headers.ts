@@ -1,6 +1,6 @@
 /**
- * Which header fields a signature covers (RFC 6376 §5.4): the default list and the `h=` list a
- * signature names for a message.
+ * Which header fields a signature covers (RFC 6376 §5.4): the one default list that the milter
+ * and `dkimd sign` share, and the `h=` list they make for a message.
  *
  * @module
  */
@@ -15,7 +15,8 @@ import type { HeaderField } from "./header.ts";
  * leaves to the signer: Sender, Message-ID (it tells one instance of a message from another),
  * the MIME fields (a rewritten Content-Type renders the same body as something else) and
  * Resent-Message-ID. Fields an MTA adds on the way (Received, Return-Path, ...) are not here,
- * so signatures survive relaying.
+ * so signatures survive relaying. The milter's SignHeaders default is this list; the README's
+ * "Signed header fields" section documents it.
  */
 export const DEFAULT_SIGNED_HEADERS: readonly string[] = [
   "From",

@@ -12,6 +12,7 @@ import {
   type OpenedKeys,
 } from "../../lib/config/build_policy.ts";
 import { readOpendkimConf } from "../../lib/config/opendkim_conf.ts";
+import { DEFAULT_SIGNED_HEADERS } from "../../lib/dkim/signed_headers.ts";
 import { type DataSet, parseDataSetFile } from "../../lib/policy/dataset.ts";
 import type { PrivateKeyInfo } from "../../lib/policy/key_table.ts";
 import { chooseSigners } from "../../lib/policy/signers.ts";
@@ -187,4 +188,37 @@ Deno.test("buildPolicy() reports every mistake in the data sets without throwing
     built.policy.hosts.internal.rules[0].origin.file,
     "(OpenDKIM's default InternalHosts)",
   );
+});
+
+/** An inline data set, as `Name a,b` in opendkim.conf gives it, at line `line`. */
+function inline(line: number, ...keys: string[]): DataSet {
+  return {
+    source: { kind: "inline", entries: [], patterns: false },
+    patterns: false,
+    entries: keys.map((key) => ({ key, origin: { file: CONF, line } })),
+  };
+}
+
+Deno.test("buildPolicy() signs dkimd sign's default fields when nothing is set", () => {
+  const built = buildPolicy(read("Mode v\n"), {}, NO_KEYS);
+  assert.deepEqual(built.warnings, []);
+  const { sign, omit } = built.policy.headers;
+  const signed = sign.filter((n) => !omit.includes(n));
+  assert.deepEqual(signed, DEFAULT_SIGNED_HEADERS.map((n) => n.toLowerCase()));
+  for (const n of ["message-id", "mime-version", "content-type", "content-transfer-encoding"]) {
+    assert.ok(signed.includes(n), n);
+  }
+});
+
+Deno.test("buildPolicy() keeps OpenDKIM's meaning of SignHeaders and OmitHeaders lists", () => {
+  const built = buildPolicy(
+    read("Mode v\nSignHeaders To,Subject\nOmitHeaders *,+X-Spam\n"),
+    { signHeaders: inline(2, "To", "Subject"), omitHeaders: inline(3, "*", "+X-Spam") },
+    NO_KEYS,
+  );
+  assert.deepEqual(built.errors, []);
+  // A list replaces the default, From implicitly added (opendkim.conf(5), SignHeaders).
+  assert.deepEqual(built.policy.headers.sign, ["from", "to", "subject"]);
+  assert.ok(built.policy.headers.omit.includes("received"));
+  assert.ok(built.policy.headers.omit.includes("x-spam"));
 });
