@@ -44,7 +44,7 @@ export type { HashAlgorithm } from "./lib/crypto/hash.ts";
 export { makeHeaderField, MessageSyntaxError, splitMessage } from "./lib/dkim/header.ts";
 export type { HeaderField, SplitMessage } from "./lib/dkim/header.ts";
 export { Signer, SignError, signMessage } from "./lib/dkim/sign.ts";
-export { DEFAULT_SIGNED_HEADERS } from "./lib/dkim/signed_headers.ts";
+export { DEFAULT_OVERSIGNED_HEADERS, DEFAULT_SIGNED_HEADERS } from "./lib/dkim/signed_headers.ts";
 export type { SignerDeps, SignOptions } from "./lib/dkim/sign.ts";
 export { Verifier, verifyMessage } from "./lib/dkim/verify.ts";
 export type { VerifyOptions } from "./lib/dkim/verify.ts";

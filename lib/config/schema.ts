@@ -76,7 +76,7 @@ export interface Config {
   readonly signHeaders?: DataSetSource;
   /** OmitHeaders: fields never to sign (default opendkim.conf(5)'s list). */
   readonly omitHeaders?: DataSetSource;
-  /** OversignHeaders: fields signed once more than present (default none). */
+  /** OversignHeaders: fields signed once more than present (default From). */
   readonly oversignHeaders?: DataSetSource;
   /** SignatureTTL in seconds; 0 (the default) adds no `x=`. */
   readonly signatureTtl: number;

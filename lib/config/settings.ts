@@ -297,7 +297,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     name: "OversignHeaders",
     group: "signatures",
     kind: dataSet(FILE_OR_LIST),
-    doc: "Header fields signed once more than present, so none can be added.",
+    defaultText: "From",
+    doc: "Fields signed once more than present, so none can be added; * as for SignHeaders.",
   },
   signatureTtl: {
     name: "SignatureTTL",

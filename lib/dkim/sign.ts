@@ -49,7 +49,10 @@ export interface SignOptions {
    * Default `DEFAULT_SIGNED_HEADERS` (signed_headers.ts), the milter's SignHeaders default too.
    */
   readonly signHeaders?: readonly string[];
-  /** Field names to list once more than they occur, so none can be added later (oversigning). */
+  /**
+   * Field names to list once more than they occur, so none can be added later (oversigning).
+   * Default `DEFAULT_OVERSIGNED_HEADERS` (From); `[]` oversigns nothing.
+   */
   readonly oversignHeaders?: readonly string[];
   /** `i=`: the signing identity, which must be in `d=` or a subdomain of it. */
   readonly identity?: string;

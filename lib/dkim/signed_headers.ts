@@ -1,6 +1,7 @@
 /**
  * Which header fields a signature covers (RFC 6376 §5.4): the one default list that the milter
- * and `dkimd sign` share, and the `h=` list they make for a message.
+ * and `dkimd sign` share, the default oversigned fields, and the `h=` list they make for a
+ * message.
  *
  * @module
  */
@@ -50,11 +51,20 @@ export const DEFAULT_SIGNED_HEADERS: readonly string[] = [
 ];
 
 /**
+ * The header fields oversigned by default (listed in `h=` once more than the message has them,
+ * RFC 6376 §5.4.2), so that a From added after signing breaks the signature instead of being
+ * what the reader sees (RFC 6376 §8.15). OpenDKIM's code still defaults to none, but its
+ * development branch now ships `OversignHeaders From` in its sample configuration (OpenDKIM
+ * #393), as Debian's opendkim.conf long has; dkimd makes that the default.
+ */
+export const DEFAULT_OVERSIGNED_HEADERS: readonly string[] = ["From"];
+
+/**
  * The `h=` list for a message: each name of `signHeaders` (default {@link DEFAULT_SIGNED_HEADERS})
  * as many times as the message has it (so a name absent from the message is not listed, and a
  * Received added later by an MTA does not matter), From always, and each name of
- * `oversignHeaders` (default none) once more than the message has it, which RFC 6376 §5.4.2
- * lets a verifier read as a null field: no instance can be added.
+ * `oversignHeaders` (default {@link DEFAULT_OVERSIGNED_HEADERS}) once more than the message has
+ * it, which RFC 6376 §5.4.2 lets a verifier read as a null field: no instance can be added.
  *
  * @example
  * ```ts
@@ -64,14 +74,14 @@ export const DEFAULT_SIGNED_HEADERS: readonly string[] = [
  * import { utf8 } from "../bytes.ts";
  * const { fields } = splitMessage(utf8("From: a\r\nTo: b\r\nTo: c\r\nX-Mailer: m\r\n\r\n"));
  * assert.deepEqual(signedHeaderList(fields, ["To", "Subject"], ["From"]), ["From", "From", "To", "To"]);
- * assert.deepEqual(signedHeaderList(fields), ["From", "To", "To"]);
+ * assert.deepEqual(signedHeaderList(fields), ["From", "From", "To", "To"]);
  * assert.deepEqual(signedHeaderList(fields, ["To"], []), ["From", "To", "To"]);
  * ```
  */
 export function signedHeaderList(
   fields: readonly HeaderField[],
   signHeaders: readonly string[] = DEFAULT_SIGNED_HEADERS,
-  oversignHeaders: readonly string[] = [],
+  oversignHeaders: readonly string[] = DEFAULT_OVERSIGNED_HEADERS,
 ): string[] {
   const counts = new Map<string, number>();
   for (const f of fields) {

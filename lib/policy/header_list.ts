@@ -2,10 +2,11 @@
  * Header field name lists: SignHeaders, OmitHeaders, OversignHeaders and SenderHeaders
  * (opendkim.conf(5)). A list replaces the default, except that a list holding `*` is a change
  * to the default (OmitHeaders, "*,+foobar" adds a name, "*,-Bcc" removes one; OpenDKIM's
- * `dkimf_db_mkarray_base()`), which OpenDKIM applies to SignHeaders and OmitHeaders.
+ * `dkimf_db_mkarray_base()`), which OpenDKIM applies to SignHeaders and OmitHeaders, and dkimd
+ * to OversignHeaders too, now that it has a default (From) to change.
  *
- * The SignHeaders default is lib/dkim/signed_headers.ts's, the list `dkimd sign` uses too;
- * config/build_policy.ts hands it in as the base (policy cannot import
+ * The SignHeaders and OversignHeaders defaults are lib/dkim/signed_headers.ts's, the lists
+ * `dkimd sign` uses too; config/build_policy.ts hands them in as bases (policy cannot import
  * dkim: dkim → dns → policy's IP address parser would make a cycle).
  *
  * Names are lower-cased: header field names compare case-insensitively (RFC 5322 §1.2.2).
@@ -42,7 +43,7 @@ export interface HeaderLists {
   readonly sign: readonly string[];
   /** OmitHeaders, From never included. */
   readonly omit: readonly string[];
-  /** OversignHeaders. */
+  /** OversignHeaders (default From). */
   readonly oversign: readonly string[];
   /** SenderHeaders, in order. */
   readonly sender: readonly string[];
@@ -52,8 +53,8 @@ export interface HeaderLists {
 const FIELD_NAME = /^[!-9;-~]+$/;
 
 /**
- * Resolves a header name list from its entries. With `base` (SignHeaders, OmitHeaders), a
- * list holding `*` starts from `base` (lower-cased), removes `-name` entries
+ * Resolves a header name list from its entries. With `base` (SignHeaders, OmitHeaders,
+ * OversignHeaders), a list holding `*` starts from `base` (lower-cased), removes `-name` entries
  * and adds `+name` entries; without `*` the entries replace the base. A `+name` or `-name`
  * entry outside a `*` list is an error (OpenDKIM would look for a field literally named
  * `+name`), as is a name that is not an RFC 5322 field name. Throws {@link SourceError}.

@@ -199,15 +199,16 @@ function inline(line: number, ...keys: string[]): DataSet {
   };
 }
 
-Deno.test("buildPolicy() signs dkimd sign's default fields when nothing is set", () => {
+Deno.test("buildPolicy() signs dkimd sign's default fields and oversigns From when nothing is set", () => {
   const built = buildPolicy(read("Mode v\n"), {}, NO_KEYS);
   assert.deepEqual(built.warnings, []);
-  const { sign, omit } = built.policy.headers;
+  const { sign, omit, oversign } = built.policy.headers;
   const signed = sign.filter((n) => !omit.includes(n));
   assert.deepEqual(signed, DEFAULT_SIGNED_HEADERS.map((n) => n.toLowerCase()));
   for (const n of ["message-id", "mime-version", "content-type", "content-transfer-encoding"]) {
     assert.ok(signed.includes(n), n);
   }
+  assert.deepEqual(oversign, ["from"]);
 });
 
 Deno.test("buildPolicy() keeps OpenDKIM's meaning of SignHeaders and OmitHeaders lists", () => {
@@ -221,4 +222,34 @@ Deno.test("buildPolicy() keeps OpenDKIM's meaning of SignHeaders and OmitHeaders
   assert.deepEqual(built.policy.headers.sign, ["from", "to", "subject"]);
   assert.ok(built.policy.headers.omit.includes("received"));
   assert.ok(built.policy.headers.omit.includes("x-spam"));
+  // From stays oversigned: OversignHeaders is unset.
+  assert.deepEqual(built.policy.headers.oversign, ["from"]);
+});
+
+Deno.test("buildPolicy() warns when an OversignHeaders list leaves From out, unless *,-From says so", () => {
+  const replaced = buildPolicy(
+    read("Mode v\nOversignHeaders Subject\n"),
+    { oversignHeaders: inline(2, "Subject") },
+    NO_KEYS,
+  );
+  assert.deepEqual(replaced.policy.headers.oversign, ["subject"]);
+  assert.deepEqual(replaced.warnings.map((w) => w.setting), ["OversignHeaders"]);
+  assert.match(
+    replaced.warnings[0].message,
+    /^"OversignHeaders" at \/etc\/dkimd\.conf:2 does not list "From", so a From added after signing is not caught/,
+  );
+  const added = buildPolicy(
+    read("Mode v\nOversignHeaders *,+Subject\n"),
+    { oversignHeaders: inline(2, "*", "+Subject") },
+    NO_KEYS,
+  );
+  assert.deepEqual(added.policy.headers.oversign, ["from", "subject"]);
+  assert.deepEqual(added.warnings, []);
+  const off = buildPolicy(
+    read("Mode v\nOversignHeaders *,-From\n"),
+    { oversignHeaders: inline(2, "*", "-From") },
+    NO_KEYS,
+  );
+  assert.deepEqual(off.policy.headers.oversign, []);
+  assert.deepEqual(off.warnings, []);
 });

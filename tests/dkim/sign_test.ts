@@ -34,6 +34,7 @@ Deno.test("Signer folds the signature field at 78 columns with CRLF and a tab", 
       selector: "sel",
       key,
       signHeaders: many,
+      oversignHeaders: [], // the 41 below: the 40 names and From once
     }]);
     const lines = latin1(field.raw).split("\r\n");
     assert.ok(lines.length > 5);

@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
 import { splitMessage } from "../../lib/dkim/header.ts";
 import { parseSignature } from "../../lib/dkim/signature.ts";
-import { DEFAULT_SIGNED_HEADERS, signedHeaderList } from "../../lib/dkim/signed_headers.ts";
+import {
+  DEFAULT_OVERSIGNED_HEADERS,
+  DEFAULT_SIGNED_HEADERS,
+  signedHeaderList,
+} from "../../lib/dkim/signed_headers.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { edKey, recordFor, signed } from "../helpers/dkim_fixtures.ts";
 import { ZoneResolver } from "../helpers/zone_resolver.ts";
@@ -93,6 +97,30 @@ Deno.test("DEFAULT_SIGNED_HEADERS holds RFC 6376 §5.4.1's list, OpenDKIM's, Mes
     assert.ok(!have.has(name.toLowerCase()), name);
   }
   assert.equal(have.size, DEFAULT_SIGNED_HEADERS.length, "no name twice");
+  assert.deepEqual(DEFAULT_OVERSIGNED_HEADERS, ["From"]);
+});
+
+Deno.test("signedHeaderList() by default lists the present default fields and oversigns From", () => {
+  const { fields } = splitMessage(MIME_MESSAGE);
+  assert.deepEqual(signedHeaderList(fields), [
+    "From",
+    "From",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "To",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+  ]);
+  // A message without From still lists it once (RFC 6376 §5.4), not twice.
+  const { fields: noFrom } = splitMessage(fromLatin1("Subject: s\r\n\r\n"));
+  assert.deepEqual(signedHeaderList(noFrom), ["From", "Subject"]);
+  // Oversigning can be turned off: From is then listed as often as present.
+  assert.deepEqual(signedHeaderList(fields, DEFAULT_SIGNED_HEADERS, []).slice(0, 2), [
+    "From",
+    "Subject",
+  ]);
 });
 
 async function defaultSigned(message: Uint8Array, extra: object = {}) {
@@ -126,6 +154,15 @@ Deno.test("Signer with the defaults: MTA fields added on the way leave the signa
   const sig = parseSignature(splitMessage(fromLatin1(text)).fields[0]);
   assert.ok(!lower(sig.headers).includes("cc"));
   assert.equal(await verify(addAbove(text, "To", "Cc: carol@example.org")), "pass");
+});
+
+Deno.test("Signer with the defaults: a second From added after signing fails, above or below", async () => {
+  const { text, verify } = await defaultSigned(MIME_MESSAGE);
+  assert.equal(await verify(fromLatin1(text)), "pass");
+  const evil = "From: CEO <ceo@example.com>";
+  assert.equal(await verify(addAbove(text, "From", evil)), "fail");
+  assert.equal(await verify(addAbove(text, "To", evil)), "fail");
+  assert.equal(await verify(fromLatin1(`${evil}\r\n${text}`)), "fail");
 });
 
 Deno.test("Signer with the defaults: a rewritten Message-ID or MIME field fails", async () => {

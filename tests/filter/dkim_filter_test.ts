@@ -145,7 +145,7 @@ Deno.test("DkimFilter signs behind a milter socket as it does in memory", async 
   }
 });
 
-Deno.test("DkimFilter signs by default the fields dkimd sign signs: the one default list", async () => {
+Deno.test("DkimFilter signs by default the fields dkimd sign signs: the one default list, From oversigned", async () => {
   const s = await start("");
   const headers: HeaderPair[] = [
     ["Received", " from client.example.com by mx.example.net; Fri, 27 Nov 2026 12:00:01 +0000"],
@@ -166,6 +166,7 @@ Deno.test("DkimFilter signs by default the fields dkimd sign signs: the one defa
   }]);
   const want = parseSignature(cli).headers.map((n) => n.toLowerCase());
   assert.deepEqual(want, [
+    "from",
     "from",
     "subject",
     "date",

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { DEFAULT_SIGNED_HEADERS } from "../../lib/dkim/signed_headers.ts";
+import {
+  DEFAULT_OVERSIGNED_HEADERS,
+  DEFAULT_SIGNED_HEADERS,
+} from "../../lib/dkim/signed_headers.ts";
 import {
   DEFAULT_OMIT_HEADERS,
   enforceRequiredHeaders,
@@ -73,4 +76,13 @@ Deno.test("resolveHeaderList() starts a * list from the base lower-cased, as dki
       .names,
     [...DEFAULT_SIGN_HEADERS.filter((n) => n !== "sender"), "x-mailer"],
   );
+});
+
+Deno.test("resolveHeaderList() changes the OversignHeaders default (From) after *, a dkimd addition", () => {
+  const oversign = (...items: string[]) =>
+    resolveHeaderList(entries(...items), "OversignHeaders", DEFAULT_OVERSIGNED_HEADERS).names;
+  assert.deepEqual(oversign("*", "+Subject"), ["from", "subject"]);
+  assert.deepEqual(oversign("*", "-From"), []);
+  // Without *, a list replaces the default, as in OpenDKIM.
+  assert.deepEqual(oversign("Subject"), ["subject"]);
 });
