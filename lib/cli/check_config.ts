@@ -110,9 +110,7 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
     if (list) out.push(row(name, list.rules.map((r) => r.text).join(", "), field));
   }
   out.push(row("SignHeaders", loaded.headers.sign.join(":"), "signHeaders"));
-  if (loaded.headers.oversign.length > 0) {
-    out.push(row("OversignHeaders", loaded.headers.oversign.join(":"), "oversignHeaders"));
-  }
+  out.push(row("OversignHeaders", loaded.headers.oversign.join(":") || "none", "oversignHeaders"));
   const a = config.actions;
   out.push(
     row(

@@ -79,11 +79,11 @@ export interface Config {
   readonly canonicalization: Canonicalization;
   /** SignatureAlgorithm (default rsa-sha256); Ed25519 keys always sign ed25519-sha256. */
   readonly signatureAlgorithm: SigningAlgorithm;
-  /** SignHeaders: fields to sign (default RFC 6376 §5.4.1's list). */
+  /** SignHeaders: fields to sign (default `dkimd sign`'s list, DEFAULT_SIGNED_HEADERS). */
   readonly signHeaders?: DataSetSource;
   /** OmitHeaders: fields never to sign (default opendkim.conf(5)'s list). */
   readonly omitHeaders?: DataSetSource;
-  /** OversignHeaders: fields signed once more than present (default none). */
+  /** OversignHeaders: fields signed once more than present (default From). */
   readonly oversignHeaders?: DataSetSource;
   /** SignatureTTL in seconds; 0 (the default) adds no `x=`. */
   readonly signatureTtl: number;

@@ -296,7 +296,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     name: "SignHeaders",
     group: "signatures",
     kind: dataSet(FILE_OR_LIST),
-    defaultText: "RFC 6376 §5.4.1's list",
+    defaultText: "RFC 4871 §5.5's list",
     doc: "Header fields to sign; with *, the default list with +NAME added and -NAME removed.",
   },
   omitHeaders: {
@@ -310,7 +310,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     name: "OversignHeaders",
     group: "signatures",
     kind: dataSet(FILE_OR_LIST),
-    doc: "Header fields signed once more than present, so none can be added.",
+    defaultText: "From",
+    doc: "Fields signed once more than present, so none can be added; * as for SignHeaders.",
   },
   signatureTtl: {
     name: "SignatureTTL",

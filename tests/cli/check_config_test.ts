@@ -19,6 +19,7 @@ Deno.test("dkimd check-config prints the effective settings with their origins",
       new RegExp(`datahunter: d=datahunter.org s=dkim rsa 2048 bits \\(${dir}/dkim.private`),
     );
     assert.match(r.text, /On-\* +NoSignature accept, .*InternalError tempfail/);
+    assert.match(r.text, /\n +OversignHeaders +from +\(default\)\n/);
     assert.match(r.text, /\n +DNS +[^\n]*, timeout 5 s/);
     assert.doesNotMatch(r.text, /over TCP/);
     await Deno.writeTextFile(`${dir}/opendkim.conf`, "DNSConnect yes\n", { append: true });

@@ -12,6 +12,7 @@ import {
   type OpenedKeys,
 } from "../../lib/config/build_policy.ts";
 import { readOpendkimConf } from "../../lib/config/opendkim_conf.ts";
+import { DEFAULT_SIGNED_HEADERS } from "../../lib/dkim/signed_headers.ts";
 import { type DataSet, parseDataSetFile } from "../../lib/policy/dataset.ts";
 import type { PrivateKeyInfo } from "../../lib/policy/key_table.ts";
 import { chooseSigners } from "../../lib/policy/signers.ts";
@@ -237,4 +238,68 @@ Deno.test("buildPolicy() builds AuthorizedSigners from a file, refile: or csl: l
   assert.deepEqual(bad.errors.map((e) => [e.file, e.line]), [["/as", 2]]);
   assert.match(bad.errors[0].message, /write "example\.com" for every address at a domain/);
   assert.equal(bad.policy.authorizedSigners, undefined);
+});
+
+/** An inline data set, as `Name a,b` in opendkim.conf gives it, at line `line`. */
+function inline(line: number, ...keys: string[]): DataSet {
+  return {
+    source: { kind: "inline", entries: [], patterns: false },
+    patterns: false,
+    entries: keys.map((key) => ({ key, origin: { file: CONF, line } })),
+  };
+}
+
+Deno.test("buildPolicy() signs dkimd sign's default fields and oversigns From when nothing is set", () => {
+  const built = buildPolicy(read("Mode v\n"), {}, NO_KEYS);
+  assert.deepEqual(built.warnings, []);
+  const { sign, omit, oversign } = built.policy.headers;
+  const signed = sign.filter((n) => !omit.includes(n));
+  assert.deepEqual(signed, DEFAULT_SIGNED_HEADERS.map((n) => n.toLowerCase()));
+  for (const n of ["message-id", "mime-version", "content-type", "content-transfer-encoding"]) {
+    assert.ok(signed.includes(n), n);
+  }
+  assert.deepEqual(oversign, ["from"]);
+});
+
+Deno.test("buildPolicy() keeps OpenDKIM's meaning of SignHeaders and OmitHeaders lists", () => {
+  const built = buildPolicy(
+    read("Mode v\nSignHeaders To,Subject\nOmitHeaders *,+X-Spam\n"),
+    { signHeaders: inline(2, "To", "Subject"), omitHeaders: inline(3, "*", "+X-Spam") },
+    NO_KEYS,
+  );
+  assert.deepEqual(built.errors, []);
+  // A list replaces the default, From implicitly added (opendkim.conf(5), SignHeaders).
+  assert.deepEqual(built.policy.headers.sign, ["from", "to", "subject"]);
+  assert.ok(built.policy.headers.omit.includes("received"));
+  assert.ok(built.policy.headers.omit.includes("x-spam"));
+  // From stays oversigned: OversignHeaders is unset.
+  assert.deepEqual(built.policy.headers.oversign, ["from"]);
+});
+
+Deno.test("buildPolicy() warns when an OversignHeaders list leaves From out, unless *,-From says so", () => {
+  const replaced = buildPolicy(
+    read("Mode v\nOversignHeaders Subject\n"),
+    { oversignHeaders: inline(2, "Subject") },
+    NO_KEYS,
+  );
+  assert.deepEqual(replaced.policy.headers.oversign, ["subject"]);
+  assert.deepEqual(replaced.warnings.map((w) => w.setting), ["OversignHeaders"]);
+  assert.match(
+    replaced.warnings[0].message,
+    /^"OversignHeaders" at \/etc\/dkimd\.conf:2 does not list "From", so a From added after signing is not caught/,
+  );
+  const added = buildPolicy(
+    read("Mode v\nOversignHeaders *,+Subject\n"),
+    { oversignHeaders: inline(2, "*", "+Subject") },
+    NO_KEYS,
+  );
+  assert.deepEqual(added.policy.headers.oversign, ["from", "subject"]);
+  assert.deepEqual(added.warnings, []);
+  const off = buildPolicy(
+    read("Mode v\nOversignHeaders *,-From\n"),
+    { oversignHeaders: inline(2, "*", "-From") },
+    NO_KEYS,
+  );
+  assert.deepEqual(off.policy.headers.oversign, []);
+  assert.deepEqual(off.warnings, []);
 });

@@ -12,6 +12,7 @@ import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { parseNameserverList } from "../../lib/dns/nameserver.ts";
 import { StubResolver } from "../../lib/dns/stub.ts";
 import { splitMessage } from "../../lib/dkim/header.ts";
+import { parseSignature } from "../../lib/dkim/signature.ts";
 import { type DnsServer, startDnsServer } from "../helpers/dns_server.ts";
 import { type DkimdProcess, startDkimd } from "../helpers/dkimd_process.ts";
 import {
@@ -163,6 +164,19 @@ Deno.test("Postfix + dkimd: outbound mail over SMTP and through sendmail comes o
       assert.match(fieldsNamed(bytes, "DKIM-Filter")[0], /^DKIM-Filter: dkimd \S+ \S+ [0-9A-F]+$/);
       const ours = await dkimdVerdicts(w, bytes);
       assert.deepEqual(ours.map((v) => [v.selector, v.result]), [["rsa", "pass"], ["ed", "pass"]]);
+      // The default list, as `dkimd sign` signs it: the fields of it the message has, From
+      // oversigned, not the Received fields Postfix adds (which the verdicts above survive).
+      assert.ok(fieldsNamed(bytes, "Received").length > 0, "Postfix added Received");
+      for (const f of splitMessage(bytes).fields.filter((f) => f.name === "DKIM-Signature")) {
+        assert.deepEqual(parseSignature(f).headers.map((n) => n.toLowerCase()), [
+          "from",
+          "from",
+          "subject",
+          "date",
+          "message-id",
+          "to",
+        ]);
+      }
     }
     const keys = { records: records(w) };
     const perl = await verifyAllWithMailDkim(delivered, keys);

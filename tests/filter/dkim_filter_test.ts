@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { latin1 } from "../../lib/bytes.ts";
 import { splitMessage } from "../../lib/dkim/header.ts";
+import { signMessage } from "../../lib/dkim/sign.ts";
 import { parseSignature } from "../../lib/dkim/signature.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { DkimFilter } from "../../lib/filter/dkim_filter.ts";
@@ -21,6 +22,7 @@ import { applyModifications, buildMessage, type HeaderPair } from "../helpers/mi
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { MemoryMta, type MemoryMtaOptions, testMessage } from "../helpers/memory_mta.ts";
 import { exampleSigning, memoryRuntime } from "../helpers/memory_runtime.ts";
+import { edKey } from "../helpers/dkim_fixtures.ts";
 import type { ZoneEntry, ZoneResolver } from "../helpers/zone_resolver.ts";
 
 const NOW = 1_800_000_000;
@@ -140,6 +142,42 @@ Deno.test("DkimFilter signs behind a milter socket as it does in memory", async 
   } finally {
     client.close();
     await server.close();
+  }
+});
+
+Deno.test("DkimFilter signs by default the fields dkimd sign signs: the one default list, From oversigned", async () => {
+  const s = await start("");
+  const headers: HeaderPair[] = [
+    ["Received", " from client.example.com by mx.example.net; Fri, 27 Nov 2026 12:00:01 +0000"],
+    ...HEADERS,
+    ["MIME-Version", " 1.0"],
+    ["Content-Type", " text/plain; charset=us-ascii"],
+    ["Content-Transfer-Encoding", " 7bit"],
+    ["X-Mailer", " test"],
+  ];
+  const r = await send(s.mta(), INTERNAL, headers);
+  const { delivered, verdicts } = await verifyDelivered(headers, r.modifications, s.zone);
+  assert.deepEqual(verdicts.map((v) => v.result), ["pass", "pass"]);
+  const original = buildMessage(headers, BODY);
+  const [cli] = await signMessage(original, [{
+    domain: "example.com",
+    selector: "ed",
+    key: await edKey(),
+  }]);
+  const want = parseSignature(cli).headers.map((n) => n.toLowerCase());
+  assert.deepEqual(want, [
+    "from",
+    "from",
+    "subject",
+    "date",
+    "message-id",
+    "to",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+  ]);
+  for (const f of splitMessage(delivered).fields.filter((f) => f.name === "DKIM-Signature")) {
+    assert.deepEqual(parseSignature(f).headers.map((n) => n.toLowerCase()), want);
   }
 });
 
