@@ -78,7 +78,10 @@ const TWO_FROM = fromLatin1(
 );
 
 Deno.test("verifyMessage() never passes a message with two From fields, though h= covers both (RFC 6376 §8.15)", async () => {
-  const [v] = await verifySigned(TWO_FROM, { signHeaders: ["from", "from", "to", "subject"] });
+  const [v] = await verifySigned(TWO_FROM, {
+    signHeaders: ["from", "from", "to", "subject"],
+    oversignHeaders: [],
+  });
   assert.deepEqual([v.result, v.reason], ["policy", "message has 2 From fields"]);
   assert.equal(v.signature?.headers.filter((h) => h === "from").length, 2);
 });
@@ -86,7 +89,7 @@ Deno.test("verifyMessage() never passes a message with two From fields, though h
 Deno.test("verifyMessage() gives policy to a From added above an unoversigned signature", async () => {
   const [v] = await verifySigned(
     MESSAGE,
-    {},
+    { oversignHeaders: [] },
     {},
     (m) => edit(m, "From: Alice", "From: CEO <ceo@example.com>\r\nFrom: Alice"),
   );

@@ -188,7 +188,9 @@ Deno.test("Signer with OpenDKIM's former default list: the same changes pass (th
     signHeaders: OPENDKIM_SIGN_HEADERS,
     oversignHeaders: [],
   });
-  assert.equal(await verify(addAbove(text, "From", "From: CEO <ceo@example.com>")), "pass");
+  // The signature still verifies over the added From; only dkimd's own rule for a message with
+  // two From fields (RFC 6376 §8.15, acceptance.ts) keeps it from passing: policy, not fail.
+  assert.equal(await verify(addAbove(text, "From", "From: CEO <ceo@example.com>")), "policy");
   assert.equal(
     await verify(fromLatin1(text.replace("text/plain", "text/html"))),
     "pass",
