@@ -43,7 +43,10 @@ export const DEFAULT_MINIMUM_KEY_BITS = MIN_RSA_BITS;
 /** MaximumHeaders: "The default is 65536" bytes; 0 removes the limit (opendkim.conf(5)). */
 export const DEFAULT_MAXIMUM_HEADERS = 65536;
 
-/** MaximumSignaturesToVerify: "The default is three" (opendkim.conf(5)); 0 means no limit. */
+/**
+ * MaximumSignaturesToVerify: "The default is three" (opendkim.conf(5)); 0, "no limit" in
+ * OpenDKIM, is dkimd's hard ceiling (`MAX_SIGNATURES_CEILING`, 50).
+ */
 export const DEFAULT_MAXIMUM_SIGNATURES_TO_VERIFY = 3;
 
 /**

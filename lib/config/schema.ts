@@ -86,11 +86,11 @@ export interface Config {
   readonly maximumHeaders: number;
   /** MaximumHeaderFields (dkimd's own): most header fields per message (default 1000; 0: no limit). */
   readonly maximumHeaderFields: number;
-  /** MaximumSignaturesToVerify (default 3; 0 means no limit). */
+  /** MaximumSignaturesToVerify (default 3; 0, as any value above 50, means the ceiling of 50). */
   readonly maximumSignaturesToVerify: number;
   /** MaximumKeyBits (dkimd's own): larger RSA keys give permerror unimported (default 4096). */
   readonly maximumKeyBits: number;
-  /** MaximumSignedBytes: sign at most this much body, adding `l=`; absent signs it all. */
+  /** MaximumSignedBytes: sign at most this much body, adding `l=`; absent signs it all; never 0. */
   readonly maximumSignedBytes?: number;
   /** RemoveOldSignatures when signing. */
   readonly removeOldSignatures: boolean;

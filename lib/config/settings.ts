@@ -333,7 +333,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "limits",
     kind: COUNT,
     default: DEFAULT_MAXIMUM_SIGNATURES_TO_VERIFY,
-    doc: "Most signatures verified per message (0: no limit); the rest are ignored.",
+    doc: "Most signatures verified per message (0 or over 50: 50); the rest ignored.",
   },
   maximumKeyBits: {
     name: "MaximumKeyBits",
@@ -348,7 +348,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "limits",
     kind: COUNT,
     defaultText: "the whole body",
-    doc: "Sign at most this many body bytes, adding l=.",
+    doc: "Sign at most this many body bytes, adding l= (0 is refused).",
   },
   removeOldSignatures: {
     name: "RemoveOldSignatures",

@@ -29,6 +29,18 @@ import {
 
 /** Signatures evaluated per message by default: OpenDKIM's MaximumSignaturesToVerify (3). */
 export const MAX_SIGNATURES_DEFAULT = 3;
+/**
+ * Most signatures evaluated per message whatever `maxSignatures` says: each costs a key lookup
+ * and a verification the sender chooses, and RFC 6376 §6.1 lets verifiers limit them.
+ * MaximumSignaturesToVerify 0 means this ceiling, not OpenDKIM's "no limit".
+ */
+export const MAX_SIGNATURES_CEILING = 50;
+/**
+ * Most distinct body hashes computed per message by default: each distinct (`c=` body, hash,
+ * `l=`) is one more pass over the body, and a sender can pick a different `l=` for every
+ * signature. Real mail needs one or two.
+ */
+export const MAX_BODY_HASHES_DEFAULT = 8;
 /** Smallest RSA key accepted by default: RFC 8301 §3.2 and OpenDKIM's MinimumKeyBits (1024). */
 export const MINIMUM_KEY_BITS_DEFAULT = MIN_RSA_BITS;
 /** Allowed clock difference in seconds for `t=` and `x=`: OpenDKIM's ClockDrift (300). */
@@ -40,8 +52,16 @@ export interface VerifyOptions {
   readonly resolver: TxtResolver;
   /** The current time in seconds since the epoch (default: the system clock). */
   readonly now?: () => number;
-  /** Evaluate at most this many signatures, from the top (default {@link MAX_SIGNATURES_DEFAULT}). */
+  /**
+   * Evaluate at most this many signatures, from the top (default {@link MAX_SIGNATURES_DEFAULT};
+   * never more than {@link MAX_SIGNATURES_CEILING}).
+   */
   readonly maxSignatures?: number;
+  /**
+   * Compute at most this many distinct body hashes (default {@link MAX_BODY_HASHES_DEFAULT}); a
+   * signature that would need one more gets `policy` unverified.
+   */
+  readonly maxBodyHashes?: number;
   /** RSA keys below this many bits give `policy` (default {@link MINIMUM_KEY_BITS_DEFAULT}). */
   readonly minimumKeyBits?: number;
   /** RSA keys above this many bits give `permerror` and are never imported (default 4096). */
@@ -101,6 +121,7 @@ export class Verifier {
   readonly #keyCache: KeyCache;
   #candidates: Candidate[] = [];
   #fields: readonly HeaderField[] = [];
+  #overBodyHashLimit = 0;
 
   /** Makes a verifier for one message. */
   constructor(options: VerifyOptions) {
@@ -116,7 +137,11 @@ export class Verifier {
    */
   headers(fields: readonly HeaderField[]): void {
     this.#fields = fields;
-    const max = this.#options.maxSignatures ?? MAX_SIGNATURES_DEFAULT;
+    const max = Math.min(
+      this.#options.maxSignatures ?? MAX_SIGNATURES_DEFAULT,
+      MAX_SIGNATURES_CEILING,
+    );
+    const maxHashes = this.#options.maxBodyHashes ?? MAX_BODY_HASHES_DEFAULT;
     const now = this.#now();
     const drift = this.#options.clockDrift ?? CLOCK_DRIFT_DEFAULT;
     for (const field of fields) {
@@ -136,6 +161,13 @@ export class Verifier {
         algorithm: signature.algorithm.hash,
         length: signature.length,
       };
+      if (!this.#hashes.has(spec) && this.#hashes.size >= maxHashes) {
+        // Reported, not silently dropped: the reader sees a signature went unchecked, and why.
+        this.#overBodyHashLimit++;
+        const why = `not verified: more than ${maxHashes} distinct body hashes in the message`;
+        this.#candidates.push({ field, signature, error: new DkimError("policy", why) });
+        continue;
+      }
       const candidate: Candidate = { field, signature, spec };
       this.#candidates.push(candidate);
       this.#hashes.add(spec);
@@ -151,6 +183,11 @@ export class Verifier {
   /** How many distinct body hashes are computed: one per (canonicalization, hash, `l=`). */
   get bodyHashCount(): number {
     return this.#hashes.size;
+  }
+
+  /** How many signatures went unverified because they needed one body hash too many. */
+  get overBodyHashLimit(): number {
+    return this.#overBodyHashLimit;
   }
 
   /** True when any signature needs the body (false: the body can be skipped). */
