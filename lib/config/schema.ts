@@ -114,7 +114,10 @@ export interface Config {
   readonly nameservers?: readonly Nameserver[];
   /** DNSTimeout in seconds (default 5). */
   readonly dnsTimeout: number;
-  /** DNSMaxAnswerBytes (dkimd's own): larger DNS answers are a temporary error (default 65535). */
+  /**
+   * DNSMaxAnswerBytes (dkimd's own): most bytes of TXT record text in one key answer; more is a
+   * permerror (default 8192).
+   */
   readonly dnsMaxAnswerBytes: number;
   /**
    * DNSConnect: key queries go over TCP from the start (opendkim.conf(5): "start using TCP
