@@ -15,7 +15,8 @@ import { DnsError, type TxtResolver } from "../dns/resolver.ts";
 import { BodyHashes, type BodyHashSpec } from "./body_hasher.ts";
 import { type HeaderField, isField, selectHeaders, splitMessage } from "./header.ts";
 import { KeyCache } from "./key_cache.ts";
-import { keyAllowsHash, type KeyRecord, keyRecordName, parseKeyRecord } from "./key_record.ts";
+import { keyAllowsHash, type KeyRecord, keyRecordName } from "./key_record.ts";
+import { KeyRecordCache } from "./key_record_cache.ts";
 import { DkimError } from "./dkim_error.ts";
 import { type KeyInfo, resultOf, type Verdict } from "./result.ts";
 import { headerHashInput } from "./sign.ts";
@@ -335,14 +336,8 @@ export class Verifier {
   }
 }
 
-/**
- * Key records parsed, by their text: the same few keys sign most mail, and parsing one (its
- * base64 public key included) costs more than looking it up. Records are never changed once
- * parsed. Bounded like the key cache, oldest first out.
- */
-const parsedRecords = new Map<string, KeyRecord>();
-/** Most parsed key records kept: as many as imported keys (KEY_CACHE_SIZE_DEFAULT). */
-const PARSED_RECORDS_MAX = 1000;
+/** Key records parsed, shared by every verifier: bounded in records and bytes, by digest. */
+const keyRecords = new KeyRecordCache();
 
 /**
  * Picks the key record from the TXT records at a key name: the first that parses as a DKIM key
@@ -352,15 +347,8 @@ const PARSED_RECORDS_MAX = 1000;
 function pickKeyRecord(name: string, records: readonly string[]): KeyRecord {
   let firstError: unknown;
   for (const text of records) {
-    const known = parsedRecords.get(text);
-    if (known) return known;
     try {
-      const record = parseKeyRecord(text);
-      if (parsedRecords.size >= PARSED_RECORDS_MAX) {
-        parsedRecords.delete(parsedRecords.keys().next().value!);
-      }
-      parsedRecords.set(text, record);
-      return record;
+      return keyRecords.parse(text);
     } catch (e) {
       firstError ??= e;
     }
