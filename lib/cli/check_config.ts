@@ -13,6 +13,7 @@ import { configToYaml } from "../config/to_yaml.ts";
 import type { SettingField } from "../config/schema.ts";
 import { settingsMarkdown, settingsText } from "../config/settings_reference.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
+import { MAX_SIGNATURES_CEILING } from "../dkim/verify.ts";
 import { formatNameserver } from "../dns/nameserver.ts";
 import { formatOrigin } from "../policy/origin.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
@@ -162,7 +163,11 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
     row(
       "Header limits",
       `MaximumHeaders ${config.maximumHeaders} bytes, MaximumHeaderFields ${config.maximumHeaderFields}, ` +
-        `MaximumSignaturesToVerify ${config.maximumSignaturesToVerify}`,
+        `MaximumSignaturesToVerify ${config.maximumSignaturesToVerify}` +
+        (config.maximumSignaturesToVerify === 0 ||
+            config.maximumSignaturesToVerify > MAX_SIGNATURES_CEILING
+          ? ` (the ceiling: ${MAX_SIGNATURES_CEILING})`
+          : ""),
     ),
   );
   out.push(

@@ -93,11 +93,11 @@ export interface Config {
   readonly maximumHeaders: number;
   /** MaximumHeaderFields (dkimd's own): most header fields per message (default 1000; 0: no limit). */
   readonly maximumHeaderFields: number;
-  /** MaximumSignaturesToVerify (default 3; 0 means no limit). */
+  /** MaximumSignaturesToVerify (default 3; 0, as any value above 50, means the ceiling of 50). */
   readonly maximumSignaturesToVerify: number;
   /** MaximumKeyBits (dkimd's own): larger RSA keys give permerror unimported (default 4096). */
   readonly maximumKeyBits: number;
-  /** MaximumSignedBytes: sign at most this much body, adding `l=`; absent signs it all. */
+  /** MaximumSignedBytes: sign at most this much body, adding `l=`; absent signs it all; never 0. */
   readonly maximumSignedBytes?: number;
   /** RemoveOldSignatures when signing. */
   readonly removeOldSignatures: boolean;
@@ -147,7 +147,10 @@ export interface Config {
   readonly nameservers?: readonly Nameserver[];
   /** DNSTimeout in seconds (default 5). */
   readonly dnsTimeout: number;
-  /** DNSMaxAnswerBytes (dkimd's own): larger DNS answers are a temporary error (default 65535). */
+  /**
+   * DNSMaxAnswerBytes (dkimd's own): most bytes of TXT record text in one key answer; more is a
+   * permerror (default 8192).
+   */
   readonly dnsMaxAnswerBytes: number;
   /**
    * DNSConnect: key queries go over TCP from the start (opendkim.conf(5): "start using TCP

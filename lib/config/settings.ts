@@ -125,10 +125,10 @@ export const MAX_DNS_TIMEOUT = 3600;
 /** Smallest MaximumKeyBits: RFC 8301 §3.2 forbids accepting RSA keys under 1024 bits anyway. */
 export const MIN_MAXIMUM_KEY_BITS = MIN_RSA_BITS;
 
-/** Smallest DNSMaxAnswerBytes: a DNS message over UDP without EDNS0 (RFC 1035 §4.2.1). */
+/** Smallest DNSMaxAnswerBytes: what a DNS message over UDP without EDNS0 holds (RFC 1035 §4.2.1). */
 export const MIN_DNS_MAX_ANSWER_BYTES = 512;
 
-/** Largest DNSMaxAnswerBytes: a TCP length prefix cannot announce more (RFC 1035 §4.2.2). */
+/** Largest DNSMaxAnswerBytes: a TCP length prefix cannot announce a larger message (RFC 1035 §4.2.2). */
 export const MAX_DNS_MAX_ANSWER_BYTES = 65535;
 
 /**
@@ -347,7 +347,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "limits",
     kind: COUNT,
     default: DEFAULT_MAXIMUM_SIGNATURES_TO_VERIFY,
-    doc: "Most signatures verified per message (0: no limit); the rest are ignored.",
+    doc: "Most signatures verified per message (0 or over 50: 50); the rest ignored.",
   },
   maximumKeyBits: {
     name: "MaximumKeyBits",
@@ -362,7 +362,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "limits",
     kind: COUNT,
     defaultText: "the whole body",
-    doc: "Sign at most this many body bytes, adding l=.",
+    doc: "Sign at most this many body bytes, adding l= (0 is refused).",
   },
   removeOldSignatures: {
     name: "RemoveOldSignatures",
@@ -558,7 +558,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: integer(MIN_DNS_MAX_ANSWER_BYTES, MAX_DNS_MAX_ANSWER_BYTES),
     default: DEFAULT_DNS_MAX_ANSWER_BYTES,
     dkimd: true,
-    doc: "Larger DNS answers are a temporary error.",
+    doc: "Most bytes of TXT text in a key record answer; more is a permerror.",
   },
   dnsConnect: {
     name: "DNSConnect",

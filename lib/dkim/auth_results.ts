@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { messageReason, messageValue } from "./message_value.ts";
 import type { Verdict } from "./result.ts";
 
 /** The field name. */
@@ -78,6 +79,15 @@ function printable(text: string): string {
  * ```
  */
 export function formatDkimResult(verdict: Verdict, options: AuthResultsOptions = {}): string {
+  return dkimResultParts(verdict, options).join(" ");
+}
+
+/** Longest line of a header field, CRLF excluded (RFC 5322 §2.1.1). */
+export const MAX_FIELD_LINE = 998;
+
+// The properties of one resinfo, each value taken from the message cut and escaped
+// (messageValue), so that none is longer than a few hundred characters.
+function dkimResultParts(verdict: Verdict, options: AuthResultsOptions): string[] {
   const parts = [`dkim=${verdict.result}`];
   const notes: string[] = [];
   if (verdict.key && verdict.key.bits > 0) notes.push(`${verdict.key.bits}-bit key`);
@@ -92,23 +102,42 @@ export function formatDkimResult(verdict: Verdict, options: AuthResultsOptions =
     );
   }
   if (notes.length > 0) parts.push(comment(notes.join("; ")));
-  if (verdict.reason !== undefined) parts.push(`reason=${quoteValue(verdict.reason)}`);
-  if (verdict.domain !== undefined) parts.push(`header.d=${quoteValue(verdict.domain, true)}`);
-  if (verdict.identity !== undefined) parts.push(`header.i=${quoteValue(verdict.identity, true)}`);
+  if (verdict.reason !== undefined) {
+    parts.push(`reason=${quoteValue(messageReason(verdict.reason))}`);
+  }
+  const value = (text: string, addressLike = false) => quoteValue(messageValue(text), addressLike);
+  if (verdict.domain !== undefined) parts.push(`header.d=${value(verdict.domain, true)}`);
+  if (verdict.identity !== undefined) parts.push(`header.i=${value(verdict.identity, true)}`);
   if (!options.brief) {
-    if (verdict.selector !== undefined) parts.push(`header.s=${quoteValue(verdict.selector)}`);
-    if (verdict.algorithm !== undefined) parts.push(`header.a=${quoteValue(verdict.algorithm)}`);
+    if (verdict.selector !== undefined) parts.push(`header.s=${value(verdict.selector)}`);
+    if (verdict.algorithm !== undefined) parts.push(`header.a=${value(verdict.algorithm)}`);
   }
   if (!options.noHeaderB && verdict.b) {
-    parts.push(`header.b=${quoteValue(verdict.b.slice(0, HEADER_B_LENGTH))}`);
+    parts.push(`header.b=${value(verdict.b.slice(0, HEADER_B_LENGTH))}`);
   }
-  return parts.join(" ");
+  return parts;
+}
+
+// One resinfo on as few lines as fit MAX_FIELD_LINE, each starting with a tab, folded between
+// properties; the ";" that may follow is counted. Every part is far below the limit.
+function foldParts(parts: readonly string[]): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const part of parts) {
+    if (line !== "" && 1 + line.length + 1 + part.length + 1 > MAX_FIELD_LINE) {
+      lines.push(line);
+      line = part;
+    } else line = line === "" ? part : `${line} ${part}`;
+  }
+  lines.push(line);
+  return lines.join("\r\n\t");
 }
 
 /**
  * The value of an Authentication-Results field for a verdict list: the authserv-id, then one
- * `dkim=` result per signature, each on its own folded line; `dkim=none` when the list is
- * empty (RFC 8601 §2.7.1).
+ * `dkim=` result per signature, each on its own folded line, folded again between properties
+ * where it would pass {@link MAX_FIELD_LINE}; `dkim=none` when the list is empty (RFC 8601
+ * §2.7.1). Values taken from the message are cut and escaped (see `message_value.ts`).
  *
  * @example
  * ```ts
@@ -124,7 +153,7 @@ export function formatAuthResults(
 ): string {
   const id = quoteValue(authservId, true);
   if (verdicts.length === 0) return `${id}; dkim=none`;
-  return [id, ...verdicts.map((v) => formatDkimResult(v, options))].join(";\r\n\t");
+  return [id, ...verdicts.map((v) => foldParts(dkimResultParts(v, options)))].join(";\r\n\t");
 }
 
 /**

@@ -21,7 +21,7 @@ import { fieldValue, fieldValueText, type HeaderField, isField } from "../dkim/h
 import { KeyCache } from "../dkim/key_cache.ts";
 import { Signer, type SignOptions } from "../dkim/sign.ts";
 import { SIGNATURE_FIELD } from "../dkim/signature.ts";
-import { Verifier } from "../dkim/verify.ts";
+import { MAX_BODY_HASHES_DEFAULT, MAX_SIGNATURES_CEILING, Verifier } from "../dkim/verify.ts";
 import type { TxtResolver } from "../dns/resolver.ts";
 import type {
   Action,
@@ -343,9 +343,10 @@ class DkimConnection implements FilterConnection {
 
   async #startVerifying(tx: Transaction, macros: MacroReader, qid: string): Promise<Action | void> {
     const { config } = tx.runtime.loaded;
-    const maxSignatures = config.maximumSignaturesToVerify === 0
-      ? Number.MAX_SAFE_INTEGER
-      : config.maximumSignaturesToVerify;
+    // 0 is OpenDKIM's "no limit"; dkimd keeps a hard ceiling whatever the setting says.
+    const setting = config.maximumSignaturesToVerify;
+    const ceiling = setting === 0 || setting > MAX_SIGNATURES_CEILING;
+    const maxSignatures = ceiling ? MAX_SIGNATURES_CEILING : setting;
     const verifier = new Verifier({
       resolver: this.#observedResolver(tx.runtime.resolver, tx.dnsFailures),
       now: this.#deps.now,
@@ -363,7 +364,13 @@ class DkimConnection implements FilterConnection {
     if (present > maxSignatures) {
       this.#deps.logger.info(
         `${qid}: ${present} DKIM-Signature fields; verifying the first ${maxSignatures} ` +
-          `(MaximumSignaturesToVerify)`,
+          (ceiling ? `(the ceiling of MaximumSignaturesToVerify)` : `(MaximumSignaturesToVerify)`),
+      );
+    }
+    if (verifier.overBodyHashLimit > 0) {
+      this.#deps.logger.info(
+        `${qid}: ${verifier.overBodyHashLimit} signature(s) not verified: more than ` +
+          `${MAX_BODY_HASHES_DEFAULT} distinct body hashes in the message`,
       );
     }
     // Nothing to verify and nothing to add or remove: accept now, and the body is never sent.

@@ -113,3 +113,21 @@ Deno.test("dkimd check-config refuses --markdown alone and a file with --setting
   assert.equal(file.code, 2);
   assert.match(file.stderr, /give no FILE/);
 });
+
+Deno.test("dkimd check-config shows the signature ceiling and refuses MaximumSignedBytes 0", async () => {
+  const dir = await writeCliConfig();
+  try {
+    const conf = `${dir}/opendkim.conf`;
+    await Deno.writeTextFile(conf, "MaximumSignaturesToVerify 0\n", { append: true });
+    const r = await runCli(["check-config", conf]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.text, /MaximumSignaturesToVerify 0 \(the ceiling: 50\)/);
+    assert.match(r.text + r.stderr, /above dkimd's hard ceiling: at most 50 signatures/);
+    await Deno.writeTextFile(conf, "MaximumSignedBytes 0\n", { append: true });
+    const refused = await runCli(["check-config", conf]);
+    assert.equal(refused.code, 78);
+    assert.match(refused.stderr, /"MaximumSignedBytes" at .*: 0 would add l=0 to every signature/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

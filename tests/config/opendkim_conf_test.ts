@@ -377,7 +377,7 @@ Deno.test("readOpendkimConf() applies OpenDKIM's defaults", () => {
   assert.equal(config.maximumSignaturesToVerify, 3);
   assert.equal(config.maximumHeaderFields, 1000);
   assert.equal(config.maximumKeyBits, 4096);
-  assert.equal(config.dnsMaxAnswerBytes, 65535);
+  assert.equal(config.dnsMaxAnswerBytes, 8192);
   assert.equal(config.milterMaxFrameBytes, 1048576);
   assert.equal(config.milterMaxConnections, 512);
   assert.equal(config.milterIdleTimeout, 7210);

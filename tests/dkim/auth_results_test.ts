@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   formatAuthResults,
   formatDkimResult,
+  MAX_FIELD_LINE,
   parseAuthservId,
   quoteValue,
 } from "../../lib/dkim/auth_results.ts";
@@ -66,4 +68,49 @@ Deno.test("parseAuthservId() reads the authserv-id whatever surrounds it", () =>
   for (const [value, want] of cases) {
     assert.equal(parseAuthservId(value), want, JSON.stringify(value));
   }
+});
+
+Deno.test("formatAuthResults() cuts values from the message at 100 characters and escapes 8-bit ones", () => {
+  const long = "a".repeat(300);
+  const value = formatAuthResults("mx.example.org", [{
+    ...pass,
+    domain: `${long}.example`,
+    identity: `\xe9@${long}.example`,
+    selector: long,
+    reason: `unsupported algorithm "${long}"`,
+  } as Verdict]);
+  const cut = `${"a".repeat(95)}[...]`;
+  assert.ok(value.includes(`header.d="${cut}"`), value);
+  assert.ok(value.includes(`header.i="\\\\xe9@${"a".repeat(90)}[...]"`), value);
+  assert.ok(value.includes(`header.s="${cut}"`), value);
+  assert.ok(value.includes(`reason="unsupported algorithm \\"${cut}\\""`), value);
+});
+
+Deno.test("formatAuthResults(): any verdicts give ASCII lines of at most 998 bytes, folded only before whitespace (property)", () => {
+  const text = fc.string({ unit: "binary", maxLength: 1200 });
+  const verdict = fc.record({
+    result: fc.constantFrom("pass", "fail", "neutral", "policy", "permerror", "temperror"),
+    reason: fc.option(text, { nil: undefined }),
+    domain: text,
+    identity: text,
+    selector: text,
+    algorithm: text,
+    b: text,
+  });
+  fc.assert(
+    fc.property(fc.array(verdict, { maxLength: 4 }), fc.boolean(), (verdicts, brief) => {
+      const value = formatAuthResults("mx.example.org", verdicts as Verdict[], { brief });
+      // deno-lint-ignore no-control-regex
+      assert.match(value, /^[\x00-\x7f]*$/, "8-bit characters are escaped");
+      const lines = value.split("\r\n");
+      // "Authentication-Results: " comes before the first line.
+      assert.ok(24 + lines[0].length <= MAX_FIELD_LINE);
+      for (const line of lines) {
+        assert.ok(line.length <= MAX_FIELD_LINE, `a line of ${line.length} characters`);
+        assert.doesNotMatch(line, /[\r\n]/, "no bare CR or LF");
+      }
+      for (const line of lines.slice(1)) assert.match(line, /^\t/);
+    }),
+    { numRuns: 300 },
+  );
 });

@@ -7,9 +7,9 @@
 import assert from "node:assert/strict";
 import { latin1 } from "../../lib/bytes.ts";
 import { splitMessage } from "../../lib/dkim/header.ts";
-import { signMessage } from "../../lib/dkim/sign.ts";
 import { parseSignature } from "../../lib/dkim/signature.ts";
-import { verifyMessage } from "../../lib/dkim/verify.ts";
+import { signMessage, type SignOptions } from "../../lib/dkim/sign.ts";
+import { MAX_BODY_HASHES_DEFAULT, verifyMessage } from "../../lib/dkim/verify.ts";
 import { DkimFilter } from "../../lib/filter/dkim_filter.ts";
 import type { LookupReport, TransactionReport } from "../../lib/filter/observer.ts";
 import type { Command } from "../../lib/milter/command.ts";
@@ -22,7 +22,7 @@ import { applyModifications, buildMessage, type HeaderPair } from "../helpers/mi
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { MemoryMta, type MemoryMtaOptions, testMessage } from "../helpers/memory_mta.ts";
 import { exampleSigning, memoryRuntime } from "../helpers/memory_runtime.ts";
-import { edKey } from "../helpers/dkim_fixtures.ts";
+import { edKey, loadKey } from "../helpers/dkim_fixtures.ts";
 import type { ZoneEntry, ZoneResolver } from "../helpers/zone_resolver.ts";
 
 const NOW = 1_800_000_000;
@@ -524,4 +524,54 @@ Deno.test("DkimFilter reports each key lookup's outcome: ok, or the DNS error's 
   };
   assert.deepEqual(await outcomes({}), ["ok"]);
   assert.deepEqual(await outcomes({ "ed._domainkey.example.com": "servfail" }), ["servfail"]);
+});
+
+/** HEADERS with `count` Ed25519 signatures of example.com (selector `ed`) on top, from `spec`. */
+async function manySignatures(
+  count: number,
+  spec: (i: number) => Partial<SignOptions> = () => ({}),
+): Promise<HeaderPair[]> {
+  const key = await loadKey("ed25519.pem");
+  const options = Array.from(
+    { length: count },
+    (_, i) => ({ domain: "example.com", selector: "ed", key, ...spec(i) }),
+  );
+  const fields = await signMessage(buildMessage(HEADERS, BODY), options, { now: () => NOW });
+  const pairs = fields.map((f): HeaderPair => {
+    const text = latin1(f.raw);
+    return [text.slice(0, text.indexOf(":")), text.slice(text.indexOf(":") + 1)];
+  });
+  return [...pairs, ...HEADERS];
+}
+
+// dkimd departs from OpenDKIM here: OpenDKIM's MaximumSignaturesToVerify 0 verifies them all.
+Deno.test("DkimFilter verifies at most 50 signatures with MaximumSignaturesToVerify 0, and says so", async () => {
+  const s = await start("MaximumSignaturesToVerify 0\n");
+  const r = await send(s.mta(), EXTERNAL, await manySignatures(53));
+  assert.deepEqual(r.final, { type: "accept" });
+  const [ar] = r.modifications;
+  const value = latin1((ar as { value: Uint8Array }).value);
+  assert.equal(value.match(/dkim=pass/g)?.length, 50);
+  assert.ok(
+    s.log.find(
+      "info",
+      /^4AB12C: 53 DKIM-Signature fields; verifying the first 50 \(the ceiling of MaximumSignaturesToVerify\)$/,
+    ),
+  );
+});
+
+Deno.test("DkimFilter leaves signatures past the body-hash bound unverified, and says so", async () => {
+  const s = await start("MaximumSignaturesToVerify 12\n");
+  // Each l= is another body hash; the bound is MAX_BODY_HASHES_DEFAULT.
+  const headers = await manySignatures(12, (i) => ({ maxSignedBytes: i + 1 }));
+  const r = await send(s.mta(), EXTERNAL, headers);
+  const value = latin1((r.modifications[0] as { value: Uint8Array }).value);
+  const unverified = value.match(/dkim=policy reason="not verified: more than 8 distinct/g);
+  assert.equal(unverified?.length, 12 - MAX_BODY_HASHES_DEFAULT);
+  assert.ok(
+    s.log.find(
+      "info",
+      /^4AB12C: 4 signature\(s\) not verified: more than 8 distinct body hashes in the message$/,
+    ),
+  );
 });
