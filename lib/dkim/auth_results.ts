@@ -118,26 +118,46 @@ function dkimResultParts(verdict: Verdict, options: AuthResultsOptions): string[
   return parts;
 }
 
-// One resinfo on as few lines as fit MAX_FIELD_LINE, each starting with a tab, folded between
-// properties; the ";" that may follow is counted. Every part is far below the limit.
-function foldParts(parts: readonly string[]): string {
+/**
+ * The line a header field should keep within where it can, CRLF excluded (RFC 5322 §2.1.1: "SHOULD
+ * be no more than 78 characters"). A tab counts as one character: RFC 5322 counts characters, not
+ * display columns.
+ */
+export const PREFERRED_FIELD_LINE = 78;
+
+// What the first line holds before the value: the field name, the colon and the space dkimd
+// puts after it.
+const FIELD_PREFIX = AUTH_RESULTS_FIELD.length + 2;
+
+// A field value from its groups of parts, each group starting a new line (a CRLF and a tab;
+// the first after the field name), its parts joined by a space, and folded again before a part
+// that would take the line past PREFERRED_FIELD_LINE: folds fall only at the whitespace RFC 8601
+// allows between properties, so a part longer than a line stays whole on its own. No part is
+// near MAX_FIELD_LINE (values from the message are cut), so no line passes it.
+function foldGroups(groups: readonly (readonly string[])[]): string {
   const lines: string[] = [];
-  let line = "";
-  for (const part of parts) {
-    if (line !== "" && 1 + line.length + 1 + part.length + 1 > MAX_FIELD_LINE) {
-      lines.push(line);
-      line = part;
-    } else line = line === "" ? part : `${line} ${part}`;
+  for (const group of groups) {
+    let line = "";
+    for (const part of group) {
+      const indent = lines.length === 0 ? FIELD_PREFIX : 1;
+      if (line !== "" && indent + line.length + 1 + part.length > PREFERRED_FIELD_LINE) {
+        lines.push(line);
+        line = part;
+      } else line = line === "" ? part : `${line} ${part}`;
+    }
+    lines.push(line);
   }
-  lines.push(line);
   return lines.join("\r\n\t");
 }
 
 /**
  * The value of an Authentication-Results field for a verdict list: the authserv-id, then one
- * `dkim=` result per signature, each on its own folded line, folded again between properties
- * where it would pass {@link MAX_FIELD_LINE}; `dkim=none` when the list is empty (RFC 8601
- * §2.7.1). Values taken from the message are cut and escaped (see `message_value.ts`).
+ * `dkim=` result per signature, each starting a new line, folded again between properties where
+ * the line, with the field name before the first, would pass {@link PREFERRED_FIELD_LINE}; a
+ * property longer than that stays whole on its own line, within {@link MAX_FIELD_LINE} since
+ * values taken from the message are cut and escaped (see `message_value.ts`). `dkim=none` when
+ * the list is empty (RFC 8601 §2.7.1). Lines end in CRLF, as a message has them; the milter
+ * sends them to the MTA as LF.
  *
  * @example
  * ```ts
@@ -152,8 +172,14 @@ export function formatAuthResults(
   options: AuthResultsOptions = {},
 ): string {
   const id = quoteValue(authservId, true);
-  if (verdicts.length === 0) return `${id}; dkim=none`;
-  return [id, ...verdicts.map((v) => foldParts(dkimResultParts(v, options)))].join(";\r\n\t");
+  if (verdicts.length === 0) return foldGroups([[`${id};`, "dkim=none"]]);
+  // The ";" after each resinfo but the last is counted in its line.
+  const results = verdicts.map((v, n) => {
+    const parts = dkimResultParts(v, options);
+    if (n < verdicts.length - 1) parts[parts.length - 1] += ";";
+    return parts;
+  });
+  return foldGroups([[`${id};`], ...results]);
 }
 
 /**

@@ -19,6 +19,7 @@ import { SMFI_CURR_PROT, SMFIP_HDR_LEADSPC } from "../../lib/milter/constants.ts
 import { serve } from "../../lib/milter/server.ts";
 import type { MilterSession } from "../../lib/milter/session.ts";
 import { applyModifications, buildMessage, type HeaderPair } from "../helpers/milter_apply.ts";
+import { assertFoldedField, unfold } from "../helpers/folding.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { MemoryMta, type MemoryMtaOptions, testMessage } from "../helpers/memory_mta.ts";
 import { exampleSigning, memoryRuntime } from "../helpers/memory_runtime.ts";
@@ -201,13 +202,16 @@ Deno.test("DkimFilter verifies external mail, adds Authentication-Results and lo
   const [ar] = r.modifications;
   assert.equal(ar.type, "insheader");
   const value = latin1((ar as { value: Uint8Array }).value);
+  // Folded with bare LFs for the MTA, each line within 78 characters (RFC 5322 §2.1.1); each
+  // result starts a line, and unfolded (RFC 5322 §2.2.3) the properties read in order.
+  assertFoldedField(`Authentication-Results:${value}`);
   assert.match(
-    value,
-    /^ mx\.example\.net;\n\tdkim=pass \(2048-bit key\) header\.d=example\.com header\.i=@example\.com header\.s=rsa header\.a=rsa-sha256 header\.b=/,
+    unfold(value),
+    /^ mx\.example\.net;\tdkim=pass\s\(2048-bit key\)\sheader\.d=example\.com\sheader\.i=@example\.com\sheader\.s=rsa\sheader\.a=rsa-sha256\sheader\.b=/,
   );
   assert.match(
-    value,
-    /\n\tdkim=pass \(256-bit key\) header\.d=example\.com .*header\.s=ed header\.a=ed25519-sha256/,
+    unfold(value),
+    /;\tdkim=pass\s\(256-bit key\)\sheader\.d=example\.com\s.*header\.s=ed\sheader\.a=ed25519-sha256/,
   );
   assert.ok(verifier.log.find("info", /^4AB12C: DKIM verification successful$/));
   assert.ok(verifier.log.find("info", /^4AB12C: not authenticated$/));
@@ -300,6 +304,28 @@ Deno.test("DkimFilter removes every Authentication-Results field forged with its
       "info",
       /removed 3 Authentication-Results field\(s\) claiming to be from "mx\.example\.net"/,
     ),
+  );
+});
+
+Deno.test("DkimFilter removes a forged Authentication-Results field however it is folded, as its own are", async () => {
+  const s = await start("");
+  // Postfix hands a folded value over with bare LFs; CRLF and a fold before the id also occur.
+  const headers: HeaderPair[] = [
+    ["Authentication-Results", " mx.example.net;\n\tdkim=pass header.d=example.com\n\theader.s=x"],
+    ["Authentication-Results", "\r\n\tmx.example.net;\r\n\tdkim=pass"],
+    ["Authentication-Results", " relay.example.org;\n\tdkim=pass header.d=example.com"],
+    ["Authentication-Results", " (folded\n\t comment) mx.example.net\n ;\n dkim=pass"],
+    ...HEADERS,
+  ];
+  const r = await send(s.mta(), EXTERNAL, headers);
+  const changes = r.modifications.filter((m) => m.type === "chgheader").map((m) =>
+    (m as { index: number }).index
+  );
+  assert.deepEqual(changes, [4, 2, 1]);
+  const after = applyModifications(headers, r.modifications);
+  assert.deepEqual(
+    after.filter(([n]) => n === "Authentication-Results").map(([, v]) => v),
+    [" relay.example.org;\n\tdkim=pass header.d=example.com"],
   );
 });
 
@@ -566,7 +592,9 @@ Deno.test("DkimFilter leaves signatures past the body-hash bound unverified, and
   const headers = await manySignatures(12, (i) => ({ maxSignedBytes: i + 1 }));
   const r = await send(s.mta(), EXTERNAL, headers);
   const value = latin1((r.modifications[0] as { value: Uint8Array }).value);
-  const unverified = value.match(/dkim=policy reason="not verified: more than 8 distinct/g);
+  const unverified = unfold(value).match(
+    /dkim=policy\sreason="not verified: more than 8 distinct/g,
+  );
   assert.equal(unverified?.length, 12 - MAX_BODY_HASHES_DEFAULT);
   assert.ok(
     s.log.find(

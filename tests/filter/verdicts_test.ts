@@ -14,6 +14,7 @@ import { loadKey } from "../helpers/dkim_fixtures.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { type MemoryMessage, MemoryMta } from "../helpers/memory_mta.ts";
 import { exampleSigning, memoryRuntime } from "../helpers/memory_runtime.ts";
+import { unfold } from "../helpers/folding.ts";
 
 const NOW = 1_800_000_000;
 const INTERNAL = "127.0.0.1";
@@ -89,7 +90,10 @@ function inserted(mods: readonly Reply[], name: string): string[] {
     .map((m) => typeof m.value === "string" ? m.value : latin1(m.value));
 }
 
-const ar = (mods: readonly Reply[]) => inserted(mods, "Authentication-Results").join("\n");
+// Each field unfolded (RFC 5322 §2.2.3): a property may start a new line, so "\\s" stands
+// between properties in the patterns below.
+const ar = (mods: readonly Reply[]) =>
+  inserted(mods, "Authentication-Results").map(unfold).join("\n");
 const REJECTED = { type: "replycode", code: 550, text: "5.7.1 DKIM signature verification failed" };
 
 const FOOTER = "Appended by anyone: pay IBAN XX00 instead\r\n";
@@ -103,7 +107,7 @@ Deno.test("DkimFilter gives dkim=policy to a signature whose l= leaves appended 
   assert.match(
     ar(r.modifications),
     new RegExp(
-      `dkim=policy \\(256-bit key\\) reason="l=${BODY.length} leaves ${FOOTER.length} body bytes unsigned" header\\.d=example\\.com`,
+      `dkim=policy\\s\\(256-bit key\\)\\sreason="l=${BODY.length} leaves ${FOOTER.length} body bytes unsigned"\\sheader\\.d=example\\.com`,
     ),
   );
   assert.ok(s.log.find("info", /s=ed d=example\.com a=ed25519-sha256 result=policy reason="l=/));
@@ -124,7 +128,7 @@ Deno.test("DkimFilter with PartialBodyResult pass keeps OpenDKIM's dkim=pass for
   assert.deepEqual(r.final, { type: "accept" });
   assert.match(
     ar(r.modifications),
-    new RegExp(`dkim=pass \\(256-bit key; ${FOOTER.length} unsigned body bytes after l=\\d+\\)`),
+    new RegExp(`dkim=pass\\s\\(256-bit key; ${FOOTER.length} unsigned body bytes after l=\\d+\\)`),
   );
   assert.ok(s.log.find("warn", /signs only l=\d+ body bytes/));
 });
@@ -133,7 +137,7 @@ Deno.test("DkimFilter passes an l= signature covering the whole body by default 
   const s = await start("On-BadSignature reject\n");
   const r = await s.send(await signedByEd(MESSAGE, { bodyLength: true }));
   assert.deepEqual(r.final, { type: "accept" });
-  assert.match(ar(r.modifications), /dkim=pass \(256-bit key\) header\.d=example\.com/);
+  assert.match(ar(r.modifications), /dkim=pass\s\(256-bit key\)\sheader\.d=example\.com/);
 });
 
 // Item 4: a second From, and StrictHeaders.
@@ -158,7 +162,7 @@ Deno.test("DkimFilter never gives dkim=pass to a message with two From fields, w
   const r = await s.send(covered);
   assert.match(
     ar(r.modifications),
-    /dkim=policy \(256-bit key\) reason="message has 2 From fields"/,
+    /dkim=policy\s\(256-bit key\)\sreason="message has 2 From fields"/,
   );
 });
 
@@ -167,10 +171,10 @@ Deno.test("DkimFilter with StrictHeaders gives dkim=policy to a second Subject; 
   const strict = await (await start("StrictHeaders yes\n")).send(bytes);
   assert.match(
     ar(strict.modifications),
-    /dkim=policy \(256-bit key\) reason="message has 2 Subject fields"/,
+    /dkim=policy\s\(256-bit key\)\sreason="message has 2 Subject fields"/,
   );
   const plain = await (await start("")).send(bytes);
-  assert.match(ar(plain.modifications), /dkim=pass \(256-bit key\)/);
+  assert.match(ar(plain.modifications), /dkim=pass\s\(256-bit key\)/);
 });
 
 // opendkim.conf(5), StrictHeaders: "refuse processing of a message if the header field count
