@@ -43,10 +43,12 @@ export type { PublicKeyOptions, VerifyingKey } from "./lib/crypto/public_key.ts"
 export type { HashAlgorithm } from "./lib/crypto/hash.ts";
 export { makeHeaderField, MessageSyntaxError, splitMessage } from "./lib/dkim/header.ts";
 export type { HeaderField, SplitMessage } from "./lib/dkim/header.ts";
-export { DEFAULT_SIGNED_HEADERS, Signer, SignError, signMessage } from "./lib/dkim/sign.ts";
+export { Signer, SignError, signMessage } from "./lib/dkim/sign.ts";
+export { DEFAULT_OVERSIGNED_HEADERS, DEFAULT_SIGNED_HEADERS } from "./lib/dkim/signed_headers.ts";
 export type { SignerDeps, SignOptions } from "./lib/dkim/sign.ts";
 export { Verifier, verifyMessage } from "./lib/dkim/verify.ts";
 export type { VerifyOptions } from "./lib/dkim/verify.ts";
+export type { AcceptanceOptions, PartialBodyResult } from "./lib/dkim/acceptance.ts";
 export { KeyCache } from "./lib/dkim/key_cache.ts";
 export { DkimError } from "./lib/dkim/dkim_error.ts";
 export type { DkimResult, FailResult } from "./lib/dkim/dkim_error.ts";

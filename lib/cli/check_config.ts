@@ -13,10 +13,12 @@ import { configToYaml } from "../config/to_yaml.ts";
 import type { SettingField } from "../config/schema.ts";
 import { settingsMarkdown, settingsText } from "../config/settings_reference.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
+import { MAX_SIGNATURES_CEILING } from "../dkim/verify.ts";
 import { formatNameserver } from "../dns/nameserver.ts";
 import { formatOrigin } from "../policy/origin.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
 import { BUILTIN_CONFIG, loadRuntime, RuntimeConfigError } from "./runtime.ts";
+import { securityWarnings } from "./security_warnings.ts";
 import { EXIT_CONFIG } from "./serve.ts";
 
 /** The help text of `dkimd check-config`. */
@@ -88,6 +90,18 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
     );
   }
   out.push(row("MultipleSignatures", String(config.multipleSignatures), "multipleSignatures"));
+  if (loaded.authorizedSigners) {
+    const n = loaded.authorizedSigners.rules.length;
+    out.push(
+      row(
+        "AuthorizedSigners",
+        `${n} entr${n === 1 ? "y" : "ies"}${
+          loaded.authorizedSigners.patterns ? " (refile: patterns)" : ""
+        }; otherwise On-UnauthorizedSigner ${config.onUnauthorizedSigner}`,
+        "authorizedSigners",
+      ),
+    );
+  }
   const hosts: [string, SettingField, { rules: readonly { text: string }[] } | undefined][] = [
     ["InternalHosts", "internalHosts", loaded.hosts.internal],
     ["ExternalIgnoreList", "externalIgnoreList", loaded.hosts.externalIgnore],
@@ -97,9 +111,7 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
     if (list) out.push(row(name, list.rules.map((r) => r.text).join(", "), field));
   }
   out.push(row("SignHeaders", loaded.headers.sign.join(":"), "signHeaders"));
-  if (loaded.headers.oversign.length > 0) {
-    out.push(row("OversignHeaders", loaded.headers.oversign.join(":"), "oversignHeaders"));
-  }
+  out.push(row("OversignHeaders", loaded.headers.oversign.join(":") || "none", "oversignHeaders"));
   const a = config.actions;
   out.push(
     row(
@@ -109,6 +121,19 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
         `SignatureError ${a.signatureError}`,
     ),
   );
+  // The rules that keep a verified signature from passing (lib/dkim/acceptance.ts).
+  out.push(
+    row(
+      "Verdicts",
+      `PartialBodyResult ${config.partialBodyResult}, StrictHeaders ${
+        yesNo(config.strictHeaders)
+      }, ` +
+        `RequiredHeaders ${yesNo(config.requiredHeaders)}; a second From is never a pass`,
+    ),
+  );
+  if (loaded.headers.mustBeSigned.length > 0) {
+    out.push(row("MustBeSigned", loaded.headers.mustBeSigned.join(":"), "mustBeSigned"));
+  }
   const id = config.authservId.kind === "name"
     ? config.authservId.name
     : config.authservId.kind === "hostname"
@@ -138,7 +163,11 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
     row(
       "Header limits",
       `MaximumHeaders ${config.maximumHeaders} bytes, MaximumHeaderFields ${config.maximumHeaderFields}, ` +
-        `MaximumSignaturesToVerify ${config.maximumSignaturesToVerify}`,
+        `MaximumSignaturesToVerify ${config.maximumSignaturesToVerify}` +
+        (config.maximumSignaturesToVerify === 0 ||
+            config.maximumSignaturesToVerify > MAX_SIGNATURES_CEILING
+          ? ` (the ceiling: ${MAX_SIGNATURES_CEILING})`
+          : ""),
     ),
   );
   out.push(
@@ -184,6 +213,8 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
   return out;
 }
 
+const yesNo = (b: boolean) => b ? "yes" : "no";
+
 /** Runs `dkimd check-config`; resolves to the exit status. */
 export async function runCheckConfig(args: readonly string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs("check-config", args, {
@@ -210,9 +241,10 @@ export async function runCheckConfig(args: readonly string[]): Promise<number> {
     const { loaded } = await loadRuntime(path);
     console.log(`Configuration ${path ?? BUILTIN_CONFIG}: OK`);
     for (const line of describeConfig(loaded)) console.log(line);
-    if (loaded.warnings.length > 0) {
-      console.log(`${loaded.warnings.length} warning(s):`);
-      for (const w of loaded.warnings) console.log(`  ${w.message}`);
+    const warnings = [...loaded.warnings.map((w) => w.message), ...securityWarnings(loaded)];
+    if (warnings.length > 0) {
+      console.log(`${warnings.length} warning(s):`);
+      for (const w of warnings) console.log(`  ${w}`);
     }
     return 0;
   } catch (e) {

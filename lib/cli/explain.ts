@@ -16,21 +16,26 @@ import { EXIT_CONFIG } from "./serve.ts";
 export const EXPLAIN_USAGE = `Usage: dkimd explain [--config FILE] --from ADDRESS [options]
 
 Prints what the server would do with a message from ADDRESS (the From field) and why: the
-host-list rule and SigningTable line that matched (or why none did), the key, selector and
-algorithm, and the header fields that would be signed.
+host-list rule and SigningTable line that matched (or why none did), the AuthorizedSigners
+entry that allowed or refused an --auth-user, the key, selector and algorithm, and the header
+fields that would be signed.
 
 Options:
   -x, --config FILE     the configuration (default: the built-in one)
       --from ADDRESS    the From address (required)
       --client-ip IP    the SMTP client's address (default 127.0.0.1)
       --client-name N   the SMTP client's host name (default: none)
-      --auth-user NAME  the client authenticated as NAME (sets {auth_type})
+      --auth-user NAME  the client authenticated as NAME (sets {auth_type} and
+                        {auth_authen}, which AuthorizedSigners checks)
       --daemon NAME     the MTA daemon name ({daemon_name}), for MTA
       --macro NAME=VAL  another macro, for MacroList (repeatable)
       --rcpt ADDRESS    a recipient, for DontSignMailTo (repeatable)
 `;
 
-/** Runs `dkimd explain`; resolves to 0 when the message would be signed or verified, 1 when left alone. */
+/**
+ * Runs `dkimd explain`; resolves to 0 when the message would be signed or verified, 1 when left
+ * alone or refused a signature (AuthorizedSigners).
+ */
 export async function runExplain(args: readonly string[]): Promise<number> {
   const { values } = parseCommandArgs("explain", args, {
     config: { type: "string", short: "x" },
@@ -114,6 +119,14 @@ export async function runExplain(args: readonly string[]): Promise<number> {
       return 0;
     case "skip":
       console.log("Decision: LEAVE ALONE (neither signed nor verified)");
+      return 1;
+    case "unauthorized":
+      console.log(`  - ${decision.refusal}`);
+      console.log(
+        `Decision: NOT SIGNED (On-UnauthorizedSigner ${decision.action}${
+          decision.action === "accept" ? ": passed on unsigned" : ""
+        })`,
+      );
       return 1;
   }
 }

@@ -120,7 +120,7 @@ export async function makeResolver(loaded: LoadedConfig<SigningKey>): Promise<Tx
   const stub = new StubResolver({
     nameservers,
     timeoutMs: config.dnsTimeout * 1000,
-    maxResponseBytes: config.dnsMaxAnswerBytes,
+    maxAnswerBytes: config.dnsMaxAnswerBytes,
     tcp: config.dnsConnect,
   });
   return config.queryCache ? new CachingResolver(stub) : stub;

@@ -7,6 +7,7 @@
 import { errorMessage } from "../error_message.ts";
 import process from "node:process";
 import { formatListenAddress } from "../config/listen_address.ts";
+import { socketExposureWarning } from "../milter/socket_exposure.ts";
 import { formatSocketSpec, parseSocketSpec, type SocketSpec } from "../milter/socket_spec.ts";
 import type { UserDb } from "../config/user_db.ts";
 import { parseUserId, type UserId } from "../config/values.ts";
@@ -155,6 +156,8 @@ export async function runServe(args: readonly string[]): Promise<number> {
       console.error(`dkimd: no Socket: set "Socket" in the configuration or pass -p`);
       return EXIT_CONFIG;
     }
+    const exposed = socketWarning(parsed, runtime, socket);
+    if (exposed) console.error(`dkimd: warning: ${exposed}`);
     console.log(`dkimd: configuration ${parsed.config ?? BUILTIN_CONFIG} OK`);
     return 0;
   }
@@ -243,6 +246,8 @@ async function serveInProcess(
     logger.notice(`dkimd ${VERSION} starting (configuration ${parsed.config})`);
   }
   for (const w of warnings) logger.warn(w.message);
+  const exposed = socketWarning(parsed, runtime, socket);
+  if (exposed) logger.warn(exposed);
 
   const metrics = new Metrics();
   const counts = new ServiceStatus(metrics);
@@ -373,6 +378,19 @@ function envIfAllowed(name: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+// The warning for a socket reachable beyond this host, naming -p or the Socket line.
+function socketWarning(
+  parsed: ServeArgs,
+  runtime: LoadedRuntime,
+  socket: SocketSpec,
+): string | undefined {
+  const origin = runtime.loaded.origins.socket;
+  const setting = parsed.socket !== undefined
+    ? "-p"
+    : `"Socket"${origin ? ` at ${formatOrigin(origin)}` : ""}`;
+  return socketExposureWarning(socket, setting);
 }
 
 /** How often a worker checks that its supervisor is still there, in milliseconds. */

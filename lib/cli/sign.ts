@@ -29,8 +29,10 @@ Options:
                             base64 Ed25519 seed as dkimpy's dknewkey writes
   -a, --algorithm A         rsa-sha256 or ed25519-sha256 (default: from the key)
   -c, --canonicalization C  header/body, each simple or relaxed (default relaxed/relaxed)
-      --headers A:B:C       fields to sign when present (default: OpenDKIM's list)
-      --oversign A:B        fields to sign once more than present (e.g. From)
+      --headers A:B:C       fields to sign when present (default: the milter's
+                            SignHeaders list, in the README's "Signed header fields")
+      --oversign A:B        fields to sign once more than present, so none can be
+                            added (default: From, as the milter; --oversign "" for none)
   -i, --identity ID         signing identity (i=), in the domain or a subdomain
       --body-length         add l= with the signed body length
       --ttl SECONDS         add x= this many seconds after t=

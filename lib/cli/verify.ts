@@ -4,11 +4,12 @@
  *
  * @module
  */
+import { PARTIAL_BODY_RESULTS } from "../dkim/acceptance.ts";
 import { formatAuthResults } from "../dkim/auth_results.ts";
 import { MessageSyntaxError } from "../dkim/header.ts";
 import type { Verdict } from "../dkim/result.ts";
 import { verifyMessage } from "../dkim/verify.ts";
-import { intFlag, parseCommandArgs } from "./args.ts";
+import { intFlag, parseCommandArgs, UsageError } from "./args.ts";
 import { notAMessage, readMessage } from "./input.ts";
 import { makeResolver } from "./resolver.ts";
 
@@ -31,6 +32,12 @@ Options:
       --allow-sha1          accept rsa-sha1 signatures (refused by RFC 8301)
       --minimum-key-bits N  RSA keys below N bits give "policy" (default 1024)
       --max-signatures N    verify at most N signatures (default 3)
+      --partial-body-result policy|pass
+                            the result of a valid signature whose l= leaves body
+                            bytes unsigned (default policy; pass is OpenDKIM's)
+      --strict-headers      give "policy", not "pass", to a message breaking RFC 5322
+                            section 3.6's field counts (StrictHeaders); a second From
+                            field always does
   -h, --help                show this help
 `;
 
@@ -45,6 +52,8 @@ export async function runVerify(args: readonly string[]): Promise<number> {
     "allow-sha1": { type: "boolean" },
     "minimum-key-bits": { type: "string" },
     "max-signatures": { type: "string" },
+    "partial-body-result": { type: "string" },
+    "strict-headers": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -52,6 +61,13 @@ export async function runVerify(args: readonly string[]): Promise<number> {
     return 0;
   }
   const timeout = intFlag("verify", "timeout", values.timeout, 1);
+  const partial = values["partial-body-result"];
+  const partialBodyResult = PARTIAL_BODY_RESULTS.find((r) => r === partial);
+  if (partial !== undefined && partialBodyResult === undefined) {
+    throw new UsageError(
+      `verify: --partial-body-result needs "policy" or "pass", not "${partial}"`,
+    );
+  }
   const resolver = await makeResolver("verify", {
     nameservers: values.nameserver,
     testKeys: values["test-keys"],
@@ -65,6 +81,8 @@ export async function runVerify(args: readonly string[]): Promise<number> {
       allowSha1: values["allow-sha1"],
       minimumKeyBits: intFlag("verify", "minimum-key-bits", values["minimum-key-bits"], 0),
       maxSignatures: intFlag("verify", "max-signatures", values["max-signatures"], 1),
+      partialBodyResult,
+      strictHeaders: values["strict-headers"],
     });
   } catch (e) {
     if (e instanceof MessageSyntaxError) throw notAMessage("verify", positionals[0], e);
@@ -95,6 +113,7 @@ export function toJson(v: Verdict): Record<string, unknown> {
       ? `${v.signature.headerCanonicalization}/${v.signature.bodyCanonicalization}`
       : null,
     bodyLength: v.signature?.length ?? null,
+    unsignedBodyBytes: v.unsignedBodyBytes ?? null,
     timestamp: v.signature?.timestamp ?? null,
     expiration: v.signature?.expiration ?? null,
   };

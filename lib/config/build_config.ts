@@ -8,6 +8,7 @@
  */
 
 import { MAX_RSA_BITS_REQUIRED } from "../crypto/key_type.ts";
+import { MAX_SIGNATURES_CEILING } from "../dkim/verify.ts";
 import type { DataSetSource } from "../policy/dataset.ts";
 import { formatOrigin, type Origin, type SourceError } from "../policy/origin.ts";
 import { ConfigError, type ConfigWarning } from "./config_error.ts";
@@ -51,7 +52,10 @@ function deepFreeze<T>(value: T): T {
  * - X-Header is the old name of SoftwareHeader (a warning);
  * - rsa-sha1 signing draws a warning (RFC 8301 §3.1: signers MUST use rsa-sha256);
  * - DNSTimeout 0 ("wait forever") draws a warning and the default, since dkimd bounds every wait;
- * - a data set of a type its setting does not accept (`refile:` outside SigningTable) is an error.
+ * - MaximumSignedBytes 0 is an error (it would sign none of the body); MaximumSignaturesToVerify
+ *   0 or above the hard ceiling of 50 draws a warning;
+ * - a data set of a type its setting does not accept (`refile:` outside SigningTable and
+ *   AuthorizedSigners) is an error.
  *
  * @example
  * ```ts
@@ -121,6 +125,7 @@ export function buildConfig(raw: RawSettings, file: string): BuiltConfig {
     config.dnsTimeout = fallback;
   }
   checkKeySizes(config, warn);
+  checkBodyAndSignatureLimits(config, warn, fail);
   checkSigningSettings(raw, config.mode, warn, fail);
   checkDataSetTypes(raw, fail);
   config.actions = actionsOf(raw);
@@ -151,6 +156,31 @@ function checkKeySizes(config: Config, warn: Report): void {
     warn(
       "minimumKeyBits",
       `is above "MaximumKeyBits" (${config.maximumKeyBits}), so no RSA signature can pass`,
+    );
+  }
+}
+
+/**
+ * MaximumSignedBytes 0 would put `l=0` in every signature, which then covers none of the body:
+ * anyone could replace it (RFC 6376 §8.2), so it is refused (OpenDKIM accepts it). Past
+ * {@link MAX_SIGNATURES_CEILING} signatures, and for OpenDKIM's 0 ("no limit"), dkimd verifies
+ * at most that many: said once here, and in the log whenever a message reaches it.
+ */
+function checkBodyAndSignatureLimits(config: Config, warn: Report, fail: Report): void {
+  if (config.maximumSignedBytes === 0) {
+    fail(
+      "maximumSignedBytes",
+      "0 would add l=0 to every signature, which then signs none of the body " +
+        "(RFC 6376 §8.2); set the number of body bytes to sign, or remove the setting to sign " +
+        "the whole body",
+    );
+  }
+  const max = config.maximumSignaturesToVerify;
+  if (max === 0 || max > MAX_SIGNATURES_CEILING) {
+    warn(
+      "maximumSignaturesToVerify",
+      `${max === 0 ? "0 (no limit in OpenDKIM)" : max} is above dkimd's hard ceiling: at most ` +
+        `${MAX_SIGNATURES_CEILING} signatures per message are verified`,
     );
   }
 }
@@ -199,7 +229,10 @@ function checkSigningSettings(raw: RawSettings, mode: Mode, warn: Report, fail: 
   }
 }
 
-/** Refuses data sets of a type their setting does not accept: `refile:` outside SigningTable. */
+/**
+ * Refuses data sets of a type their setting does not accept: `refile:` outside SigningTable and
+ * AuthorizedSigners.
+ */
 function checkDataSetTypes(raw: RawSettings, fail: Report): void {
   const dataSets = SETTING_LIST.flatMap((s) =>
     s.kind.type === "dataSet" ? [{ ...s, kind: s.kind }] : []

@@ -29,11 +29,12 @@
  * @module
  */
 
+import { AuthorizedSigners } from "../policy/authorized_signers.ts";
 import type { DataSet, DataSetEntry } from "../policy/dataset.ts";
+import { DEFAULT_OVERSIGNED_HEADERS, DEFAULT_SIGNED_HEADERS } from "../dkim/signed_headers.ts";
 import {
   DEFAULT_OMIT_HEADERS,
   DEFAULT_SENDER_HEADERS,
-  DEFAULT_SIGN_HEADERS,
   enforceRequiredHeaders,
   type HeaderLists,
   resolveHeaderList,
@@ -128,6 +129,8 @@ export interface Policy<K extends PrivateKeyInfo> {
   readonly dontSignMailTo?: NameSet;
   /** ExemptDomains. */
   readonly exemptDomains?: NameSet;
+  /** AuthorizedSigners: what each SASL login may put in From. */
+  readonly authorizedSigners?: AuthorizedSigners;
   /** TestDNSData: record name (lower case) to TXT text. */
   readonly testDnsData?: ReadonlyMap<string, string>;
 }
@@ -250,6 +253,7 @@ export function buildPolicy<K extends PrivateKeyInfo>(
   const keyTable = keyTableOf(a, checker, keys.loadTemplate);
   const signingTable = signingTableOf(a, keyTable);
   const singleKey = singleKeyOf(a, checker);
+  const authorizedSigners = authorizedSignersOf(a);
   const policy: Policy<K> = {
     config,
     ...opt("keyTable", keyTable),
@@ -261,6 +265,7 @@ export function buildPolicy<K extends PrivateKeyInfo>(
     ...opt("macroList", macroList),
     ...opt("dontSignMailTo", nameSet("dontSignMailTo", true)),
     ...opt("exemptDomains", nameSet("exemptDomains", true)),
+    ...opt("authorizedSigners", authorizedSigners),
     ...opt("testDnsData", testDnsData),
   };
   return { policy, warnings: a.c.warnings, errors: a.c.errors };
@@ -309,6 +314,11 @@ function hostLists(a: Assembly, internalSet: boolean): Policy<PrivateKeyInfo>["h
   };
 }
 
+// The SignHeaders and OversignHeaders defaults are dkim's, the lists `dkimd sign` uses, so the
+// milter and the command sign the same fields; the lists here are lower-case.
+const DEFAULT_SIGN = DEFAULT_SIGNED_HEADERS.map((n) => n.toLowerCase());
+const DEFAULT_OVERSIGN = DEFAULT_OVERSIGNED_HEADERS.map((n) => n.toLowerCase());
+
 function headerLists(a: Assembly): HeaderLists {
   const headerList = (
     f: SettingField,
@@ -325,7 +335,7 @@ function headerLists(a: Assembly): HeaderLists {
     }) ?? [...fallback];
   };
   const required = enforceRequiredHeaders(
-    headerList("signHeaders", "SignHeaders", DEFAULT_SIGN_HEADERS, DEFAULT_SIGN_HEADERS),
+    headerList("signHeaders", "SignHeaders", DEFAULT_SIGN, DEFAULT_SIGN),
     headerList("omitHeaders", "OmitHeaders", DEFAULT_OMIT_HEADERS, DEFAULT_OMIT_HEADERS),
   );
   if (required.removedFromOmit.length > 0) {
@@ -338,7 +348,29 @@ function headerLists(a: Assembly): HeaderLists {
       setting: "OmitHeaders",
     });
   }
-  const oversign = headerList("oversignHeaders", "OversignHeaders", []);
+  const oversign = headerList(
+    "oversignHeaders",
+    "OversignHeaders",
+    DEFAULT_OVERSIGN,
+    DEFAULT_OVERSIGN,
+  );
+  // A list replaces the default, so "OversignHeaders Subject" stops oversigning From: say so,
+  // since a second From is what replays and forgeries use (RFC 6376 §8.15); "*,-From" says
+  // it on purpose.
+  const oversignEntries = a.entriesOf("oversignHeaders");
+  if (
+    oversignEntries && !oversign.includes("from") &&
+    !oversignEntries.some((e) => e.key.toLowerCase() === "-from")
+  ) {
+    const at = a.originOf("oversignHeaders");
+    a.c.warnings.push({
+      message: `"OversignHeaders" at ${formatOrigin(at)} does not list "From", so a From ` +
+        `added after signing is not caught (RFC 6376 §8.15); "*,+NAME" adds to the default ` +
+        `(From) instead of replacing it`,
+      origin: at,
+      setting: "OversignHeaders",
+    });
+  }
   for (const name of oversign) {
     if (!required.sign.includes(name)) {
       const at = a.originOf("oversignHeaders");
@@ -355,6 +387,7 @@ function headerLists(a: Assembly): HeaderLists {
     omit: required.omit,
     oversign,
     sender: headerList("senderHeaders", "SenderHeaders", DEFAULT_SENDER_HEADERS),
+    mustBeSigned: headerList("mustBeSigned", "MustBeSigned", []),
   };
 }
 
@@ -410,6 +443,15 @@ function signingTableOf(
     }
   }
   return built.table;
+}
+
+function authorizedSignersOf(a: Assembly): AuthorizedSigners | undefined {
+  const set = a.dataSets.authorizedSigners;
+  if (!set) return undefined;
+  const built = attempt(a.c, () => AuthorizedSigners.fromDataSet(set));
+  if (!built) return undefined;
+  warnAll(a.c, built.warnings, "AuthorizedSigners");
+  return built.signers;
 }
 
 function singleKeyOf<K extends PrivateKeyInfo>(

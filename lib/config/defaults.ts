@@ -10,7 +10,7 @@
 import { MIN_RSA_BITS } from "../crypto/key_type.ts";
 import { MAX_RSA_BITS_DEFAULT } from "../crypto/public_key.ts";
 import { MAX_HEADER_FIELDS } from "../dkim/header.ts";
-import { STUB_MAX_RESPONSE_BYTES_DEFAULT } from "../dns/stub.ts";
+import { STUB_MAX_ANSWER_BYTES_DEFAULT } from "../dns/stub.ts";
 import { MAX_FRAME_BYTES_DEFAULT } from "../milter/frame.ts";
 import {
   MAX_CONNECTIONS_DEFAULT,
@@ -43,7 +43,10 @@ export const DEFAULT_MINIMUM_KEY_BITS = MIN_RSA_BITS;
 /** MaximumHeaders: "The default is 65536" bytes; 0 removes the limit (opendkim.conf(5)). */
 export const DEFAULT_MAXIMUM_HEADERS = 65536;
 
-/** MaximumSignaturesToVerify: "The default is three" (opendkim.conf(5)); 0 means no limit. */
+/**
+ * MaximumSignaturesToVerify: "The default is three" (opendkim.conf(5)); 0, "no limit" in
+ * OpenDKIM, is dkimd's hard ceiling (`MAX_SIGNATURES_CEILING`, 50).
+ */
 export const DEFAULT_MAXIMUM_SIGNATURES_TO_VERIFY = 3;
 
 /**
@@ -58,8 +61,11 @@ export const DEFAULT_MAXIMUM_HEADER_FIELDS = MAX_HEADER_FIELDS;
  */
 export const DEFAULT_MAXIMUM_KEY_BITS = MAX_RSA_BITS_DEFAULT;
 
-/** DNSMaxAnswerBytes (dkimd's own): 65535, the most a DNS message can hold (RFC 1035 §4.2.2). */
-export const DEFAULT_DNS_MAX_ANSWER_BYTES = STUB_MAX_RESPONSE_BYTES_DEFAULT;
+/**
+ * DNSMaxAnswerBytes (dkimd's own): 8192 bytes of TXT record text per answer, libopendkim's answer
+ * buffer (`MAXPACKET` in dkim-keys.c).
+ */
+export const DEFAULT_DNS_MAX_ANSWER_BYTES = STUB_MAX_ANSWER_BYTES_DEFAULT;
 
 /** MilterMaxFrameBytes (dkimd's own): 1 MiB, Sendmail's largest milter frame. */
 export const DEFAULT_MILTER_MAX_FRAME_BYTES = MAX_FRAME_BYTES_DEFAULT;

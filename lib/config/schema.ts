@@ -9,6 +9,7 @@
  */
 
 import type { Nameserver } from "../dns/nameserver.ts";
+import type { PartialBodyResult } from "../dkim/acceptance.ts";
 import type { DataSetSource } from "../policy/dataset.ts";
 import type { SigningAlgorithm } from "../policy/key_table.ts";
 import type { Origin } from "../policy/origin.ts";
@@ -23,6 +24,7 @@ import type {
   Mode,
   RestartRate,
   SyslogFacility,
+  UnauthorizedSignerAction,
   UserId,
 } from "./values.ts";
 
@@ -68,15 +70,20 @@ export interface Config {
   readonly dontSignMailTo?: DataSetSource;
   /** ExemptDomains: sender domains whose mail is ignored entirely. */
   readonly exemptDomains?: DataSetSource;
+  /**
+   * AuthorizedSigners (dkimd's own): SASL logins to what they may put in From; absent, any
+   * authenticated client gets a signature for every domain, as with OpenDKIM.
+   */
+  readonly authorizedSigners?: DataSetSource;
   /** Canonicalization for signing (default simple/simple). */
   readonly canonicalization: Canonicalization;
   /** SignatureAlgorithm (default rsa-sha256); Ed25519 keys always sign ed25519-sha256. */
   readonly signatureAlgorithm: SigningAlgorithm;
-  /** SignHeaders: fields to sign (default RFC 6376 §5.4.1's list). */
+  /** SignHeaders: fields to sign (default `dkimd sign`'s list, DEFAULT_SIGNED_HEADERS). */
   readonly signHeaders?: DataSetSource;
   /** OmitHeaders: fields never to sign (default opendkim.conf(5)'s list). */
   readonly omitHeaders?: DataSetSource;
-  /** OversignHeaders: fields signed once more than present (default none). */
+  /** OversignHeaders: fields signed once more than present (default From). */
   readonly oversignHeaders?: DataSetSource;
   /** SignatureTTL in seconds; 0 (the default) adds no `x=`. */
   readonly signatureTtl: number;
@@ -86,16 +93,21 @@ export interface Config {
   readonly maximumHeaders: number;
   /** MaximumHeaderFields (dkimd's own): most header fields per message (default 1000; 0: no limit). */
   readonly maximumHeaderFields: number;
-  /** MaximumSignaturesToVerify (default 3; 0 means no limit). */
+  /** MaximumSignaturesToVerify (default 3; 0, as any value above 50, means the ceiling of 50). */
   readonly maximumSignaturesToVerify: number;
   /** MaximumKeyBits (dkimd's own): larger RSA keys give permerror unimported (default 4096). */
   readonly maximumKeyBits: number;
-  /** MaximumSignedBytes: sign at most this much body, adding `l=`; absent signs it all. */
+  /** MaximumSignedBytes: sign at most this much body, adding `l=`; absent signs it all; never 0. */
   readonly maximumSignedBytes?: number;
   /** RemoveOldSignatures when signing. */
   readonly removeOldSignatures: boolean;
   /** The On-* actions, On-Default already applied. */
   readonly actions: Actions;
+  /**
+   * On-UnauthorizedSigner (dkimd's own): what an authenticated message whose From
+   * AuthorizedSigners refuses gets (default accept: passed on unsigned).
+   */
+  readonly onUnauthorizedSigner: UnauthorizedSignerAction;
   /** AlwaysAddARHeader: add Authentication-Results to unsigned mail too. */
   readonly alwaysAddArHeader: boolean;
   /** AuthservID (default: the MTA's name). */
@@ -104,6 +116,27 @@ export interface Config {
   readonly authservIdWithJobId: boolean;
   /** NoHeaderB: leave `header.b` out of Authentication-Results. */
   readonly noHeaderB: boolean;
+  /**
+   * PartialBodyResult (dkimd's own): the result of a valid signature whose `l=` leaves body
+   * bytes unsigned (RFC 6376 §8.2): `policy` (the default) or `pass` (OpenDKIM's).
+   */
+  readonly partialBodyResult: PartialBodyResult;
+  /**
+   * StrictHeaders: a message breaking RFC 5322 §3.6's field counts gets `policy` instead of
+   * `pass` and is not signed (opendkim.conf(5): "refuse processing of a message if the header
+   * field count does not conform to RFC5322 Section 3.6").
+   */
+  readonly strictHeaders: boolean;
+  /**
+   * RequiredHeaders: a message breaking RFC 5322 §3.6's field counts is rejected
+   * (opendkim.conf(5): "Non-compliant messages are rejected").
+   */
+  readonly requiredHeaders: boolean;
+  /**
+   * MustBeSigned: header fields that, if present, every signature must cover; a signature that
+   * does not gets `policy` instead of `pass` (opendkim.conf(5)).
+   */
+  readonly mustBeSigned?: DataSetSource;
   /** RemoveARAll: remove every Authentication-Results field from RemoveARFrom hosts, not just DKIM ones. */
   readonly removeArAll: boolean;
   /** RemoveARFrom: hosts and `.domains` whose Authentication-Results fields are removed. */
@@ -114,7 +147,10 @@ export interface Config {
   readonly nameservers?: readonly Nameserver[];
   /** DNSTimeout in seconds (default 5). */
   readonly dnsTimeout: number;
-  /** DNSMaxAnswerBytes (dkimd's own): larger DNS answers are a temporary error (default 65535). */
+  /**
+   * DNSMaxAnswerBytes (dkimd's own): most bytes of TXT record text in one key answer; more is a
+   * permerror (default 8192).
+   */
   readonly dnsMaxAnswerBytes: number;
   /**
    * DNSConnect: key queries go over TCP from the start (opendkim.conf(5): "start using TCP

@@ -40,6 +40,7 @@ import {
   DEFAULT_SYSLOG_FACILITY,
   DEFAULT_SYSLOG_NAME,
 } from "./defaults.ts";
+import { PARTIAL_BODY_RESULT_DEFAULT, PARTIAL_BODY_RESULTS } from "../dkim/acceptance.ts";
 import { formatListenAddress, parseListenAddress } from "./listen_address.ts";
 import type { SettingField, SettingValues } from "./schema.ts";
 import {
@@ -66,12 +67,15 @@ import {
   parseAuthservId,
   parseCanonicalization,
   parseMode,
+  parsePartialBodyResult,
   parseRestartRate,
   parseSignatureAlgorithm,
   parseSyslogFacility,
   parseUmask,
+  parseUnauthorizedSignerAction,
   parseUserId,
   SYSLOG_FACILITIES,
+  UNAUTHORIZED_SIGNER_ACTIONS,
 } from "./values.ts";
 
 /** Where the reference lists a setting; `config convert` writes service, process, logging first. */
@@ -121,10 +125,10 @@ export const MAX_DNS_TIMEOUT = 3600;
 /** Smallest MaximumKeyBits: RFC 8301 §3.2 forbids accepting RSA keys under 1024 bits anyway. */
 export const MIN_MAXIMUM_KEY_BITS = MIN_RSA_BITS;
 
-/** Smallest DNSMaxAnswerBytes: a DNS message over UDP without EDNS0 (RFC 1035 §4.2.1). */
+/** Smallest DNSMaxAnswerBytes: what a DNS message over UDP without EDNS0 holds (RFC 1035 §4.2.1). */
 export const MIN_DNS_MAX_ANSWER_BYTES = 512;
 
-/** Largest DNSMaxAnswerBytes: a TCP length prefix cannot announce more (RFC 1035 §4.2.2). */
+/** Largest DNSMaxAnswerBytes: a TCP length prefix cannot announce a larger message (RFC 1035 §4.2.2). */
 export const MAX_DNS_MAX_ANSWER_BYTES = 65535;
 
 /**
@@ -279,11 +283,20 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: dataSet(FILE_OR_LIST),
     doc: "Sender domains whose mail is neither signed nor verified.",
   },
+  authorizedSigners: {
+    name: "AuthorizedSigners",
+    group: "hosts",
+    kind: dataSet(["file", "refile", "csl"]),
+    dkimd: true,
+    defaultText: "none: no check, as in OpenDKIM",
+    doc: "SASL logins ({auth_authen}, or *) to what they may put in From: " +
+      "user@domain, domain, .domain, % (the login's domain), *.",
+  },
   signHeaders: {
     name: "SignHeaders",
     group: "signatures",
     kind: dataSet(FILE_OR_LIST),
-    defaultText: "RFC 6376 §5.4.1's list",
+    defaultText: "RFC 4871 §5.5's list",
     doc: "Header fields to sign; with *, the default list with +NAME added and -NAME removed.",
   },
   omitHeaders: {
@@ -297,7 +310,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     name: "OversignHeaders",
     group: "signatures",
     kind: dataSet(FILE_OR_LIST),
-    doc: "Header fields signed once more than present, so none can be added.",
+    defaultText: "From",
+    doc: "Fields signed once more than present, so none can be added; * as for SignHeaders.",
   },
   signatureTtl: {
     name: "SignatureTTL",
@@ -333,7 +347,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "limits",
     kind: COUNT,
     default: DEFAULT_MAXIMUM_SIGNATURES_TO_VERIFY,
-    doc: "Most signatures verified per message (0: no limit); the rest are ignored.",
+    doc: "Most signatures verified per message (0 or over 50: 50); the rest ignored.",
   },
   maximumKeyBits: {
     name: "MaximumKeyBits",
@@ -348,7 +362,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "limits",
     kind: COUNT,
     defaultText: "the whole body",
-    doc: "Sign at most this many body bytes, adding l=.",
+    doc: "Sign at most this many body bytes, adding l= (0 is refused).",
   },
   removeOldSignatures: {
     name: "RemoveOldSignatures",
@@ -421,6 +435,15 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     default: DEFAULT_ACTIONS.signatureError,
     doc: "A message that cannot be signed (message or key problems).",
   },
+  onUnauthorizedSigner: {
+    name: "On-UnauthorizedSigner",
+    group: "results",
+    kind: oneOf(UNAUTHORIZED_SIGNER_ACTIONS, parseUnauthorizedSignerAction),
+    default: "accept",
+    dkimd: true,
+    doc:
+      "An authenticated message whose From AuthorizedSigners refuses; accept passes it unsigned.",
+  },
   alwaysAddArHeader: {
     name: "AlwaysAddARHeader",
     group: "results",
@@ -454,6 +477,34 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "Leave header.b out of Authentication-Results.",
+  },
+  partialBodyResult: {
+    name: "PartialBodyResult",
+    group: "results",
+    kind: oneOf(PARTIAL_BODY_RESULTS, parsePartialBodyResult),
+    default: PARTIAL_BODY_RESULT_DEFAULT,
+    dkimd: true,
+    doc: "Result of a valid signature leaving body bytes after l= unsigned.",
+  },
+  strictHeaders: {
+    name: "StrictHeaders",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc: "Messages breaking RFC 5322 §3.6's field counts: policy, not pass; not signed.",
+  },
+  requiredHeaders: {
+    name: "RequiredHeaders",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc: "Reject messages breaking RFC 5322 §3.6's field counts (one From, one Date...).",
+  },
+  mustBeSigned: {
+    name: "MustBeSigned",
+    group: "results",
+    kind: dataSet(FILE_OR_LIST),
+    doc: "Header fields a signature must cover when present, or it gets policy.",
   },
   removeArAll: {
     name: "RemoveARAll",
@@ -507,7 +558,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: integer(MIN_DNS_MAX_ANSWER_BYTES, MAX_DNS_MAX_ANSWER_BYTES),
     default: DEFAULT_DNS_MAX_ANSWER_BYTES,
     dkimd: true,
-    doc: "Larger DNS answers are a temporary error.",
+    doc: "Most bytes of TXT text in a key record answer; more is a permerror.",
   },
   dnsConnect: {
     name: "DNSConnect",

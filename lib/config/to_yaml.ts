@@ -56,6 +56,19 @@ function dataSetValue(field: SettingField, ds: DataSet): unknown {
     });
     return ds.patterns ? rules : { patterns: false, rules };
   }
+  if (field === "authorizedSigners") {
+    // Wildcard logins stay in their refile: file: the YAML map holds exact logins only.
+    if (ds.patterns) return formatDataSetSource(ds.source);
+    // The first entry of a login wins, as when the set is read; logins compare ignoring case.
+    const out: Record<string, string[]> = {};
+    const seen = new Set<string>();
+    for (const e of ds.entries) {
+      if (seen.has(e.key.toLowerCase())) continue;
+      seen.add(e.key.toLowerCase());
+      out[e.key] = (e.value ?? "").split(/[,|\s]+/).filter((v) => v !== "");
+    }
+    return out;
+  }
   if (field === "macroList") {
     const out: Record<string, string[] | null> = {};
     for (const e of ds.entries) {
@@ -108,7 +121,11 @@ export function configToYaml<K extends PrivateKeyInfo>(
     if (!set) continue;
     const ds = loaded.dataSets[field];
     if (ds) {
-      out[yaml!] = inline ? dataSetValue(field, ds) : formatDataSetSource(ds.source);
+      // A list whose entries hold commas (a YAML one, such as AuthorizedSigners') has no csl:
+      // spelling: it stays in its YAML form.
+      const commas = ds.source.kind === "inline" &&
+        ds.source.entries.some((e) => `${e.key}${e.value ?? ""}`.includes(","));
+      out[yaml!] = inline || commas ? dataSetValue(field, ds) : formatDataSetSource(ds.source);
       continue;
     }
     const value = (config as Partial<SettingValues>)[field];

@@ -38,12 +38,10 @@ export const UNIMPLEMENTED_SETTINGS: readonly UnimplementedSetting[] = [
     "IdentityHeader",
     "IdentityHeaderRemove",
     "IgnoreMalformedMail",
-    "KeepAuthResults",
     "KeepTemporaryFiles",
     "MilterDebug",
     "Minimum",
     "MTACommand",
-    "MustBeSigned",
     "On-ReputationError",
     "POPDBFile",
     "Quarantine",
@@ -53,7 +51,6 @@ export const UNIMPLEMENTED_SETTINGS: readonly UnimplementedSetting[] = [
     "ReportAddress",
     "ReportBccAddress",
     "RequestReports",
-    "RequiredHeaders",
     "ResignAll",
     "ResignMailTo",
     "ResolverConfiguration",
@@ -64,13 +61,20 @@ export const UNIMPLEMENTED_SETTINGS: readonly UnimplementedSetting[] = [
     "SingleAuthResult",
     "SMTPURI",
     "SoftStart",
-    "StrictHeaders",
     "StrictTestMode",
     "TemporaryDirectory",
     "TrustSignaturesFrom",
     "UnprotectedKey",
     "WeakSyntaxChecks",
   ]),
+  // RFC 8601 §5: a border MTA MUST remove results claiming its own authserv-id, or any sender
+  // could hand downstream filters a "dkim=pass" in our name. OpenDKIM's KeepAuthResults turns
+  // that removal off (RemoveARFrom's with it); dkimd keeps it on. The README names the safe ways
+  // to keep a trusted relay's results (PeerList, or an AuthservID of its own).
+  ...ignored(
+    "forged Authentication-Results are always removed, per RFC 8601 §5",
+    ["KeepAuthResults"],
+  ),
   ...ignored("ATPS (RFC 6541) is experimental", ["ATPSDomains", "ATPSHashAlgorithm"]),
   ...ignored("VBR (RFC 5518) is not implemented", [
     "VBR-Certifiers",

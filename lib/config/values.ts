@@ -11,6 +11,7 @@
 
 import type { SigningAlgorithm } from "../policy/key_table.ts";
 import { SIGNING_ALGORITHMS } from "../policy/key_table.ts";
+import { PARTIAL_BODY_RESULTS, type PartialBodyResult } from "../dkim/acceptance.ts";
 
 /**
  * A value that does not fit its setting's type. The message is the detail only ("expected
@@ -229,6 +230,24 @@ export function parseSignatureAlgorithm(text: string): SigningAlgorithm {
   return found;
 }
 
+/**
+ * Reads PartialBodyResult (dkimd's own): `policy` or `pass`, case-insensitively.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parsePartialBodyResult } from "./values.ts";
+ * assert.equal(parsePartialBodyResult("Pass"), "pass");
+ * assert.throws(() => parsePartialBodyResult("fail"), /expected "policy" or "pass"/);
+ * ```
+ */
+export function parsePartialBodyResult(text: string): PartialBodyResult {
+  const t = text.trim().toLowerCase();
+  const found = PARTIAL_BODY_RESULTS.find((r) => r === t);
+  if (!found) throw new ValueError(`unknown result "${text}" (expected "policy" or "pass")`);
+  return found;
+}
+
 /** What to tell the MTA (opendkim.conf(5), On-BadSignature). */
 export type MilterAction = "accept" | "reject" | "tempfail" | "discard" | "quarantine";
 
@@ -263,6 +282,45 @@ export function parseAction(text: string): MilterAction {
     throw new ValueError(
       `unknown action "${text}" (expected accept, reject, tempfail, discard or quarantine, ` +
         "or their first letter)",
+    );
+  }
+  return found;
+}
+
+/**
+ * What On-UnauthorizedSigner (dkimd's own) does with an authenticated message whose From its
+ * login may not have signed: the On-* actions but quarantine, since the message is answered at
+ * end of headers, before a quarantine could be asked for.
+ */
+export type UnauthorizedSignerAction = Exclude<MilterAction, "quarantine">;
+
+/** Every {@link UnauthorizedSignerAction}; `accept` (the default) passes the message unsigned. */
+export const UNAUTHORIZED_SIGNER_ACTIONS: readonly UnauthorizedSignerAction[] = [
+  "accept",
+  "reject",
+  "tempfail",
+  "discard",
+];
+
+/**
+ * Reads an On-UnauthorizedSigner action: `accept`, `reject`, `tempfail` or `discard`, or their
+ * first letters, case-insensitively, as the On-* settings read theirs.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseUnauthorizedSignerAction } from "./values.ts";
+ * assert.equal(parseUnauthorizedSignerAction("R"), "reject");
+ * assert.throws(() => parseUnauthorizedSignerAction("quarantine"), /expected accept, reject/);
+ * ```
+ */
+export function parseUnauthorizedSignerAction(text: string): UnauthorizedSignerAction {
+  const t = text.trim().toLowerCase();
+  const found = UNAUTHORIZED_SIGNER_ACTIONS.find((a) => a === t || a[0] === t);
+  if (!found) {
+    throw new ValueError(
+      `unknown action "${text}" (expected accept, reject, tempfail or discard, or their ` +
+        "first letter)",
     );
   }
   return found;

@@ -15,6 +15,9 @@
  * signingTable:                           # a list is tried in order, "*" a wildcard
  *   - {from: "*@example.com", key: mail}  # (or refile:/etc/opendkim/signing.table)
  * internalHosts: [127.0.0.1, localhost]
+ * authorizedSigners:                      # login: what it may put in From
+ *   "*": "%"                              # every login: its own domain
+ *   postmaster@example.com: [example.com, .example.com]
  * actions: {default: accept, badSignature: reject}
  * dnsTimeout: 5s
  * ```
@@ -349,6 +352,24 @@ function readDataSet(
       }
       return readSigningRules(ctx, rules, `${path}.rules`, patterns);
     }
+  }
+  if (field === "authorizedSigners" && isMap(node)) {
+    // login: an item, a list of items, or nothing (the login may sign for nothing).
+    const out = new InlineEntries();
+    for (const pair of node.items) {
+      const login = isScalar(pair.key) ? scalarText(ctx, pair.key as Scalar).trim() : "";
+      const at = originOf(ctx, pair.key as Node, `${path}.${login}`);
+      if (login === "") throw new PathError("the login is empty", at);
+      const v = pair.value as Node | null;
+      let items: string[] = [];
+      if (isSeq(v)) items = v.items.map((item) => expectScalar(ctx, item, "an address or domain"));
+      else if (isScalar(v) && v.value !== null) items = [scalarText(ctx, v)];
+      else if (v !== null && !isScalar(v)) {
+        throw new PathError("expected an address or domain, or a list of them", at);
+      }
+      out.add(items.length ? { key: login, value: items.join(", ") } : { key: login }, at);
+    }
+    return out.result();
   }
   if (field === "macroList" && isMap(node)) {
     const out = new InlineEntries();

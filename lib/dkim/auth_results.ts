@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { messageReason, messageValue } from "./message_value.ts";
 import type { Verdict } from "./result.ts";
 
 /** The field name. */
@@ -78,33 +79,85 @@ function printable(text: string): string {
  * ```
  */
 export function formatDkimResult(verdict: Verdict, options: AuthResultsOptions = {}): string {
+  return dkimResultParts(verdict, options).join(" ");
+}
+
+/** Longest line of a header field, CRLF excluded (RFC 5322 §2.1.1). */
+export const MAX_FIELD_LINE = 998;
+
+// The properties of one resinfo, each value taken from the message cut and escaped
+// (messageValue), so that none is longer than a few hundred characters.
+function dkimResultParts(verdict: Verdict, options: AuthResultsOptions): string[] {
   const parts = [`dkim=${verdict.result}`];
   const notes: string[] = [];
   if (verdict.key && verdict.key.bits > 0) notes.push(`${verdict.key.bits}-bit key`);
   if (verdict.key?.testing) notes.push("test mode");
-  if (verdict.unsignedBodyBytes !== undefined && verdict.signature?.length !== undefined) {
+  // A refused (policy) signature's reason already says how much of the body is unsigned.
+  if (
+    verdict.result === "pass" && verdict.unsignedBodyBytes !== undefined &&
+    verdict.signature?.length !== undefined
+  ) {
     notes.push(
       `${verdict.unsignedBodyBytes} unsigned body bytes after l=${verdict.signature.length}`,
     );
   }
   if (notes.length > 0) parts.push(comment(notes.join("; ")));
-  if (verdict.reason !== undefined) parts.push(`reason=${quoteValue(verdict.reason)}`);
-  if (verdict.domain !== undefined) parts.push(`header.d=${quoteValue(verdict.domain, true)}`);
-  if (verdict.identity !== undefined) parts.push(`header.i=${quoteValue(verdict.identity, true)}`);
+  if (verdict.reason !== undefined) {
+    parts.push(`reason=${quoteValue(messageReason(verdict.reason))}`);
+  }
+  const value = (text: string, addressLike = false) => quoteValue(messageValue(text), addressLike);
+  if (verdict.domain !== undefined) parts.push(`header.d=${value(verdict.domain, true)}`);
+  if (verdict.identity !== undefined) parts.push(`header.i=${value(verdict.identity, true)}`);
   if (!options.brief) {
-    if (verdict.selector !== undefined) parts.push(`header.s=${quoteValue(verdict.selector)}`);
-    if (verdict.algorithm !== undefined) parts.push(`header.a=${quoteValue(verdict.algorithm)}`);
+    if (verdict.selector !== undefined) parts.push(`header.s=${value(verdict.selector)}`);
+    if (verdict.algorithm !== undefined) parts.push(`header.a=${value(verdict.algorithm)}`);
   }
   if (!options.noHeaderB && verdict.b) {
-    parts.push(`header.b=${quoteValue(verdict.b.slice(0, HEADER_B_LENGTH))}`);
+    parts.push(`header.b=${value(verdict.b.slice(0, HEADER_B_LENGTH))}`);
   }
-  return parts.join(" ");
+  return parts;
+}
+
+/**
+ * The line a header field should keep within where it can, CRLF excluded (RFC 5322 §2.1.1: "SHOULD
+ * be no more than 78 characters"). A tab counts as one character: RFC 5322 counts characters, not
+ * display columns.
+ */
+export const PREFERRED_FIELD_LINE = 78;
+
+// What the first line holds before the value: the field name, the colon and the space dkimd
+// puts after it.
+const FIELD_PREFIX = AUTH_RESULTS_FIELD.length + 2;
+
+// A field value from its groups of parts, each group starting a new line (a CRLF and a tab;
+// the first after the field name), its parts joined by a space, and folded again before a part
+// that would take the line past PREFERRED_FIELD_LINE: folds fall only at the whitespace RFC 8601
+// allows between properties, so a part longer than a line stays whole on its own. No part is
+// near MAX_FIELD_LINE (values from the message are cut), so no line passes it.
+function foldGroups(groups: readonly (readonly string[])[]): string {
+  const lines: string[] = [];
+  for (const group of groups) {
+    let line = "";
+    for (const part of group) {
+      const indent = lines.length === 0 ? FIELD_PREFIX : 1;
+      if (line !== "" && indent + line.length + 1 + part.length > PREFERRED_FIELD_LINE) {
+        lines.push(line);
+        line = part;
+      } else line = line === "" ? part : `${line} ${part}`;
+    }
+    lines.push(line);
+  }
+  return lines.join("\r\n\t");
 }
 
 /**
  * The value of an Authentication-Results field for a verdict list: the authserv-id, then one
- * `dkim=` result per signature, each on its own folded line; `dkim=none` when the list is
- * empty (RFC 8601 §2.7.1).
+ * `dkim=` result per signature, each starting a new line, folded again between properties where
+ * the line, with the field name before the first, would pass {@link PREFERRED_FIELD_LINE}; a
+ * property longer than that stays whole on its own line, within {@link MAX_FIELD_LINE} since
+ * values taken from the message are cut and escaped (see `message_value.ts`). `dkim=none` when
+ * the list is empty (RFC 8601 §2.7.1). Lines end in CRLF, as a message has them; the milter
+ * sends them to the MTA as LF.
  *
  * @example
  * ```ts
@@ -119,8 +172,14 @@ export function formatAuthResults(
   options: AuthResultsOptions = {},
 ): string {
   const id = quoteValue(authservId, true);
-  if (verdicts.length === 0) return `${id}; dkim=none`;
-  return [id, ...verdicts.map((v) => formatDkimResult(v, options))].join(";\r\n\t");
+  if (verdicts.length === 0) return foldGroups([[`${id};`, "dkim=none"]]);
+  // The ";" after each resinfo but the last is counted in its line.
+  const results = verdicts.map((v, n) => {
+    const parts = dkimResultParts(v, options);
+    if (n < verdicts.length - 1) parts[parts.length - 1] += ";";
+    return parts;
+  });
+  return foldGroups([[`${id};`], ...results]);
 }
 
 /**

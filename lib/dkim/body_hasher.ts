@@ -88,6 +88,11 @@ export class BodyHashes {
     this.#entries.set(key, { group, entry });
   }
 
+  /** True when `spec` is registered, so adding it again costs no extra hash. */
+  has(spec: BodyHashSpec): boolean {
+    return this.#entries.has(keyOf(spec));
+  }
+
   /** The number of distinct hashes being computed. */
   get size(): number {
     return this.#entries.size;

@@ -5,14 +5,29 @@
  * @module
  */
 import type { VerifyingKey } from "../crypto/public_key.ts";
+import { DigestCache, textDigest } from "./digest_cache.ts";
 
 /** Most public keys kept: plenty for the domains a site hears from, bounded against abuse. */
 export const KEY_CACHE_SIZE_DEFAULT = 1000;
 
 /**
+ * Most bytes of imported keys kept, by {@link KeyCache}'s estimate: 2 MiB, a thousand 2048-bit
+ * RSA keys with room to spare, and fewer larger ones.
+ */
+export const KEY_CACHE_MAX_BYTES_DEFAULT = 2 * 1024 * 1024;
+
+/**
+ * What one cached key costs besides its key bytes, by estimate: the digest key, the map entry,
+ * the promise, the key objects and WebCrypto's handle.
+ */
+const ENTRY_BYTES = 1024;
+
+/**
  * A least-recently-used map from a key record's text to its imported key. Imports are keyed by
  * the record text (which holds `k=` and `p=`), so a changed record is a new entry and DNS TTLs
- * stay the resolver's business.
+ * stay the resolver's business; the map holds the text's SHA-256, never the text, which may be
+ * kilobytes a sender chose. It is bounded in keys and in bytes: each key is charged 1 KiB and
+ * twice its SubjectPublicKeyInfo (ours and WebCrypto's copy).
  *
  * @example
  * ```ts
@@ -26,31 +41,34 @@ export const KEY_CACHE_SIZE_DEFAULT = 1000;
  * ```
  */
 export class KeyCache {
-  readonly #max: number;
-  readonly #map = new Map<string, Promise<VerifyingKey>>();
+  readonly #cache: DigestCache<Promise<VerifyingKey>>;
 
-  /** Makes a cache holding at most `max` keys. */
-  constructor(max: number = KEY_CACHE_SIZE_DEFAULT) {
-    this.#max = Math.max(1, max);
+  /** Makes a cache holding at most `max` keys (at least one) and about `maxBytes` bytes. */
+  constructor(max: number = KEY_CACHE_SIZE_DEFAULT, maxBytes = KEY_CACHE_MAX_BYTES_DEFAULT) {
+    this.#cache = new DigestCache(max, maxBytes);
+  }
+
+  /** How many keys are held (imports still running included). */
+  get size(): number {
+    return this.#cache.size;
+  }
+
+  /** The bytes the held keys are charged, by the estimate above. */
+  get bytes(): number {
+    return this.#cache.bytes;
   }
 
   /** The key for `text`, importing it with `load` on a miss. Failed imports are not kept. */
   get(text: string, load: () => Promise<VerifyingKey>): Promise<VerifyingKey> {
-    const hit = this.#map.get(text);
-    if (hit) {
-      this.#map.delete(text);
-      this.#map.set(text, hit);
-      return hit;
-    }
+    const digest = textDigest(text);
+    const hit = this.#cache.get(digest);
+    if (hit) return hit;
     const promise = load();
-    this.#map.set(text, promise);
-    promise.catch(() => {
-      if (this.#map.get(text) === promise) this.#map.delete(text);
-    });
-    if (this.#map.size > this.#max) {
-      const oldest = this.#map.keys().next().value;
-      if (oldest !== undefined) this.#map.delete(oldest);
-    }
+    this.#cache.set(digest, promise, ENTRY_BYTES);
+    promise.then(
+      (key) => this.#cache.charge(digest, promise, 2 * (key.spki?.length ?? 0)),
+      () => this.#cache.delete(digest, promise),
+    );
     return promise;
   }
 }

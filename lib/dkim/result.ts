@@ -37,14 +37,19 @@ export type Verdict =
     | {
       readonly result: FailResult;
       readonly reason: string;
-      readonly unsignedBodyBytes?: undefined;
+      /**
+       * As for a pass: set on a signature that verified but was refused (`policy`) while `l=`
+       * left body bytes unsigned, so the log can still say how many.
+       */
+      readonly unsignedBodyBytes?: number;
     }
   );
 
 /**
  * The one mapping from an error met while verifying a signature to its result: {@link DkimError}
  * keeps its own; DNS failures give `permerror` ("no key for signature") when the record does not
- * exist and `temperror` when the query failed (RFC 6376 §6.1.2); key format problems give
+ * exist, `permerror` ("key record over DNSMaxAnswerBytes") when it holds more than the resolver
+ * accepts, and `temperror` when the query failed (RFC 6376 §6.1.2); key format problems give
  * `permerror`; anything else is an internal error, reported as `temperror` so a later attempt may
  * succeed.
  *
@@ -64,6 +69,10 @@ export function resultOf(error: unknown): { result: FailResult; reason: string }
   if (error instanceof DkimError) return { result: error.result, reason: error.message };
   if (error instanceof DnsError) {
     if (error.permanent) return { result: "permerror", reason: "no key for signature" };
+    // An oversized record is published that way: asking later gives the same answer.
+    if (error.code === "toolarge") {
+      return { result: "permerror", reason: "key record over DNSMaxAnswerBytes" };
+    }
     const what = error.code === "timeout" ? "DNS timeout" : `DNS error (${error.code})`;
     return { result: "temperror", reason: `key query failed: ${what}` };
   }

@@ -9,6 +9,7 @@ import type { SigningKey } from "../crypto/private_key.ts";
 import { BodyHashes, type BodyHashSpec } from "./body_hasher.ts";
 import { type Canonicalization, canonicalizeHeader } from "./canon_header.ts";
 import { type HeaderField, selectHeaders, splitMessage } from "./header.ts";
+import { signedHeaderList } from "./signed_headers.ts";
 import {
   type AlgorithmName,
   ALGORITHMS,
@@ -18,41 +19,6 @@ import {
   isSelector,
   SIGNATURE_FIELD,
 } from "./signature.ts";
-
-/**
- * The header fields signed by default when present: OpenDKIM's default set, which holds RFC 6376
- * §5.4.1's recommendations plus the MIME fields and Message-ID.
- */
-export const DEFAULT_SIGNED_HEADERS: readonly string[] = [
-  "From",
-  "Sender",
-  "Reply-To",
-  "Subject",
-  "Date",
-  "Message-ID",
-  "To",
-  "Cc",
-  "MIME-Version",
-  "Content-Type",
-  "Content-Transfer-Encoding",
-  "Content-ID",
-  "Content-Description",
-  "Resent-Date",
-  "Resent-From",
-  "Resent-Sender",
-  "Resent-To",
-  "Resent-Cc",
-  "Resent-Message-ID",
-  "In-Reply-To",
-  "References",
-  "List-Id",
-  "List-Help",
-  "List-Unsubscribe",
-  "List-Subscribe",
-  "List-Post",
-  "List-Owner",
-  "List-Archive",
-];
 
 /** A signing configuration problem (bad domain, selector, algorithm for the key, ...). */
 export class SignError extends Error {
@@ -78,9 +44,15 @@ export interface SignOptions {
   readonly algorithm?: AlgorithmName;
   /** `c=` as [header, body]; default relaxed/relaxed. */
   readonly canonicalization?: readonly [Canonicalization, Canonicalization];
-  /** Field names to sign when present, each as often as it occurs; From is always added. */
+  /**
+   * Field names to sign when present, each as often as it occurs; From is always added.
+   * Default `DEFAULT_SIGNED_HEADERS` (signed_headers.ts), the milter's SignHeaders default too.
+   */
   readonly signHeaders?: readonly string[];
-  /** Field names to list once more than they occur, so none can be added later (oversigning). */
+  /**
+   * Field names to list once more than they occur, so none can be added later (oversigning).
+   * Default `DEFAULT_OVERSIGNED_HEADERS` (From); `[]` oversigns nothing.
+   */
   readonly oversignHeaders?: readonly string[];
   /** `i=`: the signing identity, which must be in `d=` or a subdomain of it. */
   readonly identity?: string;
@@ -232,68 +204,6 @@ function prepare(o: SignOptions): Prepared {
     canon,
     spec: { canonicalization: canon[1], algorithm: alg.hash, length: o.maxSignedBytes },
   };
-}
-
-/**
- * The `h=` list for a message: each name of `signHeaders` (default {@link DEFAULT_SIGNED_HEADERS})
- * as many times as the message has it, From always, and each name of `oversignHeaders` once
- * more than the message has it.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { signedHeaderList } from "./sign.ts";
- * import { splitMessage } from "./header.ts";
- * import { utf8 } from "../bytes.ts";
- * const { fields } = splitMessage(utf8("From: a\r\nTo: b\r\nTo: c\r\nX-Mailer: m\r\n\r\n"));
- * assert.deepEqual(signedHeaderList(fields, ["To", "Subject"], ["From"]), ["From", "From", "To", "To"]);
- * ```
- */
-export function signedHeaderList(
-  fields: readonly HeaderField[],
-  signHeaders: readonly string[] = DEFAULT_SIGNED_HEADERS,
-  oversignHeaders: readonly string[] = [],
-): string[] {
-  const counts = new Map<string, number>();
-  for (const f of fields) {
-    const key = asciiLower(f.name);
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  const names: string[] = [];
-  const seen = new Set<string>();
-  const sign = lowered(signHeaders);
-  const oversign = lowered(oversignHeaders);
-  const oversigned = new Set(oversign.keys);
-  const add = (name: string, key: string) => {
-    if (seen.has(key)) return;
-    seen.add(key);
-    const n = (counts.get(key) ?? 0) + (oversigned.has(key) ? 1 : 0);
-    for (let i = 0; i < n; i++) names.push(name);
-  };
-  if (!sign.keys.includes("from")) add("From", "from");
-  for (let i = 0; i < sign.names.length; i++) add(sign.names[i], sign.keys[i]);
-  for (let i = 0; i < oversign.names.length; i++) add(oversign.names[i], oversign.keys[i]);
-  // From is listed even when absent, so the signature is valid (RFC 6376 §5.4).
-  if (!names.some((n) => asciiLower(n) === "from")) names.unshift("From");
-  return names;
-}
-
-// Lower-cased copies of the header name lists, made once per list (the configuration's lists
-// are the same arrays for every message).
-const loweredLists = new WeakMap<
-  readonly string[],
-  { readonly names: readonly string[]; readonly keys: readonly string[] }
->();
-
-function lowered(
-  names: readonly string[],
-): { readonly names: readonly string[]; readonly keys: readonly string[] } {
-  let entry = loweredLists.get(names);
-  if (!entry) {
-    entry = { names: [...names], keys: names.map(asciiLower) };
-    loweredLists.set(names, entry);
-  }
-  return entry;
 }
 
 /**

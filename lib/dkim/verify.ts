@@ -12,10 +12,12 @@ import { asciiLower, equals } from "../bytes.ts";
 import { KeyError } from "../crypto/key_error.ts";
 import { importPublicKey, MAX_RSA_BITS_DEFAULT, type VerifyingKey } from "../crypto/public_key.ts";
 import { DnsError, type TxtResolver } from "../dns/resolver.ts";
+import { type AcceptanceOptions, refusalOf } from "./acceptance.ts";
 import { BodyHashes, type BodyHashSpec } from "./body_hasher.ts";
 import { type HeaderField, isField, selectHeaders, splitMessage } from "./header.ts";
 import { KeyCache } from "./key_cache.ts";
-import { keyAllowsHash, type KeyRecord, keyRecordName, parseKeyRecord } from "./key_record.ts";
+import { keyAllowsHash, type KeyRecord, keyRecordName } from "./key_record.ts";
+import { KeyRecordCache } from "./key_record_cache.ts";
 import { DkimError } from "./dkim_error.ts";
 import { type KeyInfo, resultOf, type Verdict } from "./result.ts";
 import { headerHashInput } from "./sign.ts";
@@ -29,19 +31,42 @@ import {
 
 /** Signatures evaluated per message by default: OpenDKIM's MaximumSignaturesToVerify (3). */
 export const MAX_SIGNATURES_DEFAULT = 3;
+/**
+ * Most signatures evaluated per message whatever `maxSignatures` says: each costs a key lookup
+ * and a verification the sender chooses, and RFC 6376 §6.1 lets verifiers limit them.
+ * MaximumSignaturesToVerify 0 means this ceiling, not OpenDKIM's "no limit".
+ */
+export const MAX_SIGNATURES_CEILING = 50;
+/**
+ * Most distinct body hashes computed per message by default: each distinct (`c=` body, hash,
+ * `l=`) is one more pass over the body, and a sender can pick a different `l=` for every
+ * signature. Real mail needs one or two.
+ */
+export const MAX_BODY_HASHES_DEFAULT = 8;
 /** Smallest RSA key accepted by default: RFC 8301 §3.2 and OpenDKIM's MinimumKeyBits (1024). */
 export const MINIMUM_KEY_BITS_DEFAULT = MIN_RSA_BITS;
 /** Allowed clock difference in seconds for `t=` and `x=`: OpenDKIM's ClockDrift (300). */
 export const CLOCK_DRIFT_DEFAULT = 300;
 
-/** How to verify. */
-export interface VerifyOptions {
+/**
+ * How to verify; the {@link AcceptanceOptions} decide when a signature that verified is still
+ * `policy` (acceptance.ts).
+ */
+export interface VerifyOptions extends AcceptanceOptions {
   /** Where key records come from. */
   readonly resolver: TxtResolver;
   /** The current time in seconds since the epoch (default: the system clock). */
   readonly now?: () => number;
-  /** Evaluate at most this many signatures, from the top (default {@link MAX_SIGNATURES_DEFAULT}). */
+  /**
+   * Evaluate at most this many signatures, from the top (default {@link MAX_SIGNATURES_DEFAULT};
+   * never more than {@link MAX_SIGNATURES_CEILING}).
+   */
   readonly maxSignatures?: number;
+  /**
+   * Compute at most this many distinct body hashes (default {@link MAX_BODY_HASHES_DEFAULT}); a
+   * signature that would need one more gets `policy` unverified.
+   */
+  readonly maxBodyHashes?: number;
   /** RSA keys below this many bits give `policy` (default {@link MINIMUM_KEY_BITS_DEFAULT}). */
   readonly minimumKeyBits?: number;
   /** RSA keys above this many bits give `permerror` and are never imported (default 4096). */
@@ -101,6 +126,7 @@ export class Verifier {
   readonly #keyCache: KeyCache;
   #candidates: Candidate[] = [];
   #fields: readonly HeaderField[] = [];
+  #overBodyHashLimit = 0;
 
   /** Makes a verifier for one message. */
   constructor(options: VerifyOptions) {
@@ -116,7 +142,11 @@ export class Verifier {
    */
   headers(fields: readonly HeaderField[]): void {
     this.#fields = fields;
-    const max = this.#options.maxSignatures ?? MAX_SIGNATURES_DEFAULT;
+    const max = Math.min(
+      this.#options.maxSignatures ?? MAX_SIGNATURES_DEFAULT,
+      MAX_SIGNATURES_CEILING,
+    );
+    const maxHashes = this.#options.maxBodyHashes ?? MAX_BODY_HASHES_DEFAULT;
     const now = this.#now();
     const drift = this.#options.clockDrift ?? CLOCK_DRIFT_DEFAULT;
     for (const field of fields) {
@@ -136,6 +166,13 @@ export class Verifier {
         algorithm: signature.algorithm.hash,
         length: signature.length,
       };
+      if (!this.#hashes.has(spec) && this.#hashes.size >= maxHashes) {
+        // Reported, not silently dropped: the reader sees a signature went unchecked, and why.
+        this.#overBodyHashLimit++;
+        const why = `not verified: more than ${maxHashes} distinct body hashes in the message`;
+        this.#candidates.push({ field, signature, error: new DkimError("policy", why) });
+        continue;
+      }
       const candidate: Candidate = { field, signature, spec };
       this.#candidates.push(candidate);
       this.#hashes.add(spec);
@@ -151,6 +188,11 @@ export class Verifier {
   /** How many distinct body hashes are computed: one per (canonicalization, hash, `l=`). */
   get bodyHashCount(): number {
     return this.#hashes.size;
+  }
+
+  /** How many signatures went unverified because they needed one body hash too many. */
+  get overBodyHashLimit(): number {
+    return this.#overBodyHashLimit;
   }
 
   /** True when any signature needs the body (false: the body can be skipped). */
@@ -238,13 +280,19 @@ export class Verifier {
       }
       // RFC 6376 §8.2: what follows l= is unsigned; say how much, so it can be reported.
       const unsigned = sig.length === undefined ? 0 : body.canonicalLength - sig.length;
-      return {
-        ...summary,
-        result: "pass",
-        signature: sig,
-        key: keyInfo,
-        ...(unsigned > 0 ? { unsignedBodyBytes: unsigned } : {}),
-      };
+      const partial = unsigned > 0 ? { unsignedBodyBytes: unsigned } : {};
+      const refusal = refusalOf(sig, this.#fields, unsigned, this.#options);
+      if (refusal !== undefined) {
+        return {
+          ...summary,
+          result: "policy",
+          reason: refusal,
+          signature: sig,
+          key: keyInfo,
+          ...partial,
+        };
+      }
+      return { ...summary, result: "pass", signature: sig, key: keyInfo, ...partial };
     } catch (e) {
       const { result, reason } = resultOf(e);
       return { ...summary, result, reason, signature: sig, key: keyInfo };
@@ -298,14 +346,8 @@ export class Verifier {
   }
 }
 
-/**
- * Key records parsed, by their text: the same few keys sign most mail, and parsing one (its
- * base64 public key included) costs more than looking it up. Records are never changed once
- * parsed. Bounded like the key cache, oldest first out.
- */
-const parsedRecords = new Map<string, KeyRecord>();
-/** Most parsed key records kept: as many as imported keys (KEY_CACHE_SIZE_DEFAULT). */
-const PARSED_RECORDS_MAX = 1000;
+/** Key records parsed, shared by every verifier: bounded in records and bytes, by digest. */
+const keyRecords = new KeyRecordCache();
 
 /**
  * Picks the key record from the TXT records at a key name: the first that parses as a DKIM key
@@ -315,15 +357,8 @@ const PARSED_RECORDS_MAX = 1000;
 function pickKeyRecord(name: string, records: readonly string[]): KeyRecord {
   let firstError: unknown;
   for (const text of records) {
-    const known = parsedRecords.get(text);
-    if (known) return known;
     try {
-      const record = parseKeyRecord(text);
-      if (parsedRecords.size >= PARSED_RECORDS_MAX) {
-        parsedRecords.delete(parsedRecords.keys().next().value!);
-      }
-      parsedRecords.set(text, record);
-      return record;
+      return keyRecords.parse(text);
     } catch (e) {
       firstError ??= e;
     }

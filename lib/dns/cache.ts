@@ -10,8 +10,19 @@ import { asciiLower } from "../bytes.ts";
 import { DnsError, type LookupOptions, type TxtResolver } from "./resolver.ts";
 import type { TtlTxtResolver, TxtAnswer } from "./stub.ts";
 
-/** Most names cached: a few KiB per key record, so the cache stays within tens of MiB. */
+/** Most names cached: ten thousand ordinary key records take about 5 MiB. */
 export const QUERY_CACHE_MAX_ENTRIES_DEFAULT = 10_000;
+
+/**
+ * Most bytes cached: 4 MiB of names and record text, by {@link CachingResolver}'s estimate. A
+ * sender picks the selectors, so without it the cache would hold whatever records (each up to
+ * `DNSMaxAnswerBytes`) its mail names; with it, ordinary records (about 400 bytes) still fill
+ * thousands of entries.
+ */
+export const QUERY_CACHE_MAX_BYTES_DEFAULT = 4 * 1024 * 1024;
+
+/** What one cached answer costs besides its name and text, by estimate: the objects around them. */
+const ENTRY_BYTES = 256;
 
 /** Longest time an answer is kept, in seconds: one day, so a changed key is seen within it. */
 export const QUERY_CACHE_MAX_TTL_DEFAULT = 86_400;
@@ -40,6 +51,11 @@ export interface CachingResolverOptions {
   readonly clock?: Clock;
   /** Most names kept; the least recently used goes first (default {@link QUERY_CACHE_MAX_ENTRIES_DEFAULT}). */
   readonly maxEntries?: number;
+  /**
+   * Most bytes kept, each answer charged its name, its record text and 256 bytes; the least
+   * recently used go first (default {@link QUERY_CACHE_MAX_BYTES_DEFAULT}).
+   */
+  readonly maxBytes?: number;
   /** TTL cap in seconds (default {@link QUERY_CACHE_MAX_TTL_DEFAULT}). */
   readonly maxTtl?: number;
   /** Negative TTL cap in seconds (default {@link QUERY_CACHE_MAX_NEGATIVE_TTL_DEFAULT}). */
@@ -51,6 +67,7 @@ export interface CachingResolverOptions {
 interface Entry {
   readonly answer: TxtAnswer;
   readonly expiresAt: number;
+  readonly bytes: number;
 }
 
 interface Shared {
@@ -107,12 +124,14 @@ export class CachingResolver implements TtlTxtResolver {
   readonly #inner: TxtResolver;
   readonly #clock: Clock;
   readonly #maxEntries: number;
+  readonly #maxBytes: number;
   readonly #maxTtl: number;
   readonly #maxNegativeTtl: number;
   readonly #defaultTtl: number;
   /** Insertion order is recency order: a hit moves its entry to the end. */
   readonly #entries = new Map<string, Entry>();
   readonly #inflight = new Map<string, Shared>();
+  #bytes = 0;
 
   /** Wraps `inner`; throws `RangeError` for a bad limit. */
   constructor(inner: TxtResolver, options: CachingResolverOptions = {}) {
@@ -129,6 +148,7 @@ export class CachingResolver implements TtlTxtResolver {
       options.maxEntries ?? QUERY_CACHE_MAX_ENTRIES_DEFAULT,
       1,
     );
+    this.#maxBytes = check("maxBytes", options.maxBytes ?? QUERY_CACHE_MAX_BYTES_DEFAULT, 0);
     this.#maxTtl = check("maxTtl", options.maxTtl ?? QUERY_CACHE_MAX_TTL_DEFAULT, 0);
     this.#maxNegativeTtl = check(
       "maxNegativeTtl",
@@ -143,9 +163,15 @@ export class CachingResolver implements TtlTxtResolver {
     return this.#entries.size;
   }
 
+  /** The bytes the cached answers are charged, expired ones not yet evicted included. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
   /** Forgets every cached answer (as on a configuration reload). */
   clear(): void {
     this.#entries.clear();
+    this.#bytes = 0;
   }
 
   /** The TXT records at `name`, from the cache when fresh; rejects with {@link DnsError}. */
@@ -166,6 +192,7 @@ export class CachingResolver implements TtlTxtResolver {
         this.#entries.set(key, entry);
         return Promise.resolve(copy(entry.answer, Math.ceil((entry.expiresAt - now) / 1000)));
       }
+      this.#bytes -= entry.bytes;
     }
     const signal = options?.signal;
     if (signal?.aborted) {
@@ -249,11 +276,24 @@ export class CachingResolver implements TtlTxtResolver {
   }
 
   #store(key: string, answer: TxtAnswer, ttl: number): void {
-    this.#entries.delete(key);
-    this.#entries.set(key, { answer, expiresAt: this.#clock.now() + ttl * 1000 });
-    while (this.#entries.size > this.#maxEntries) {
-      const oldest = this.#entries.keys().next().value as string;
-      this.#entries.delete(oldest);
+    this.#remove(key);
+    let bytes = ENTRY_BYTES + key.length;
+    if (answer.type === "records") { for (const r of answer.records) bytes += r.length; }
+    this.#entries.set(key, { answer, expiresAt: this.#clock.now() + ttl * 1000, bytes });
+    this.#bytes += bytes;
+    // The newest answer stays whatever it costs: the stub bounds one answer (DNSMaxAnswerBytes).
+    while (
+      this.#entries.size > 1 &&
+      (this.#entries.size > this.#maxEntries || this.#bytes > this.#maxBytes)
+    ) {
+      this.#remove(this.#entries.keys().next().value as string);
     }
+  }
+
+  #remove(key: string): void {
+    const entry = this.#entries.get(key);
+    if (!entry) return;
+    this.#entries.delete(key);
+    this.#bytes -= entry.bytes;
   }
 }

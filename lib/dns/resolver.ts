@@ -15,6 +15,8 @@
  * - `timeout`: no answer within the time allowed, after every retry.
  * - `malformed`: an answer came but could not be parsed, or another RCODE.
  * - `network`: the query could not be sent or the connection broke.
+ * - `toolarge`: the answer holds more TXT record text than allowed (dkimd's `DNSMaxAnswerBytes`):
+ *   the published record is what it is, so asking again gives the same answer.
  */
 export type DnsErrorCode =
   | "nxdomain"
@@ -23,7 +25,8 @@ export type DnsErrorCode =
   | "refused"
   | "timeout"
   | "malformed"
-  | "network";
+  | "network"
+  | "toolarge";
 
 /**
  * A failed DNS lookup. `permanent` is true only for `nxdomain` and `nodata`, the two answers

@@ -29,10 +29,18 @@ export const STUB_ATTEMPTS_DEFAULT = 2;
 export const STUB_EDNS_PAYLOAD_DEFAULT = 1232;
 
 /**
- * Largest answer accepted, UDP or TCP: the most a TCP length prefix can announce. dkimd's
- * `DNSMaxAnswerBytes` setting lowers it.
+ * Largest DNS message accepted, UDP or TCP: the most a TCP length prefix can announce. A larger
+ * one cannot be read whole, so it is `malformed` (a temporary error).
  */
 export const STUB_MAX_RESPONSE_BYTES_DEFAULT = 65535;
+
+/**
+ * Most bytes of TXT record text one answer may carry, the records' character-strings joined as
+ * the verifier sees them: 8 KiB, libopendkim's answer buffer (`MAXPACKET` in dkim-keys.c). A key
+ * record of the largest RSA key RFC 8301 asks verifiers to take (4096 bits) is under 800 bytes.
+ * More is `toolarge`, which the verifier makes a permerror. dkimd's `DNSMaxAnswerBytes` sets it.
+ */
+export const STUB_MAX_ANSWER_BYTES_DEFAULT = 8192;
 
 /**
  * Most CNAME records followed inside one answer: real key delegations use one (to a signing
@@ -57,8 +65,14 @@ export interface StubResolverOptions {
   readonly attempts?: number;
   /** EDNS0 UDP payload size to advertise (default {@link STUB_EDNS_PAYLOAD_DEFAULT}). */
   readonly ednsPayload?: number;
-  /** Largest answer accepted (default {@link STUB_MAX_RESPONSE_BYTES_DEFAULT}). */
+  /** Largest DNS message accepted (default {@link STUB_MAX_RESPONSE_BYTES_DEFAULT}). */
   readonly maxResponseBytes?: number;
+  /**
+   * Most bytes of TXT record text in one answer, all records together, each joined from its
+   * character-strings (default {@link STUB_MAX_ANSWER_BYTES_DEFAULT}); more rejects with a
+   * `DnsError` of code `toolarge`, at once, without asking another server.
+   */
+  readonly maxAnswerBytes?: number;
   /**
    * Ask over TCP from the first try instead of UDP (OpenDKIM's DNSConnect): for networks that
    * drop or mangle UDP, or large key records (default false: UDP, TCP when truncated).
@@ -98,6 +112,7 @@ const FAILURE_RANK: Record<DnsErrorCode, number> = {
   timeout: 0,
   network: 1,
   malformed: 2,
+  toolarge: 2,
   refused: 3,
   servfail: 3,
   nxdomain: 4,
@@ -200,15 +215,25 @@ class TryFailure extends Error {
  * Reads a response that {@link answersQuery} accepted and maps it to an outcome. Never throws:
  * it runs inside socket callbacks, where a throw would escape the lookup.
  */
-function interpret(name: string, bytes: Uint8Array, transport: "udp" | "tcp"): TryOutcome {
+function interpret(
+  name: string,
+  bytes: Uint8Array,
+  transport: "udp" | "tcp",
+  maxAnswerBytes: number,
+): TryOutcome {
   try {
-    return interpretPacket(name, bytes, transport);
+    return interpretPacket(name, bytes, transport, maxAnswerBytes);
   } catch (error) {
     return failure("malformed", `unreadable answer: ${error}`);
   }
 }
 
-function interpretPacket(name: string, bytes: Uint8Array, transport: "udp" | "tcp"): TryOutcome {
+function interpretPacket(
+  name: string,
+  bytes: Uint8Array,
+  transport: "udp" | "tcp",
+  maxAnswerBytes: number,
+): TryOutcome {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let packet: dnsPacket.DecodedPacket;
   try {
@@ -250,6 +275,18 @@ function interpretPacket(name: string, bytes: Uint8Array, transport: "udp" | "tc
       a.type === "TXT" && a.class === "IN" && sameName(a.name, target)
     );
     if (txt.length > 0) {
+      // Measured before any text is made, so an oversized answer costs no string at all.
+      let size = 0;
+      for (const a of txt) {
+        for (const p of Array.isArray(a.data) ? a.data : [a.data]) size += p.length;
+      }
+      if (size > maxAnswerBytes) {
+        return failure(
+          "toolarge",
+          `answer holds ${size} bytes of TXT record text, over the limit of ${maxAnswerBytes} ` +
+            `(DNSMaxAnswerBytes)`,
+        );
+      }
       const records = txt.map((a) => {
         const parts = Array.isArray(a.data) ? a.data : [a.data];
         return parts.map((p) => typeof p === "string" ? p : latin1(p)).join("");
@@ -297,7 +334,8 @@ function negativeTtl(packet: dnsPacket.DecodedPacket): number | undefined {
  * A {@link TxtResolver} that sends its own queries to the given nameservers.
  *
  * Outcomes: TXT records at the name (after any CNAME chain inside the answer) are returned, each
- * record's character-strings joined and decoded byte per character; NOERROR without them is
+ * record's character-strings joined and decoded byte per character, unless together they hold
+ * more than `maxAnswerBytes` (`toolarge`, final); NOERROR without them is
  * `nodata`; RCODE 3 is `nxdomain`; SERVFAIL is `servfail`; REFUSED is `refused`; other RCODEs
  * and unparseable answers are `malformed`; socket errors are `network`; no answer in time is
  * `timeout`. Failures move on to the next server; when every try failed, the most telling
@@ -325,6 +363,7 @@ export class StubResolver implements TtlTxtResolver {
   readonly #attempts: number;
   readonly #ednsPayload: number;
   readonly #maxResponseBytes: number;
+  readonly #maxAnswerBytes: number;
   readonly #tcp: boolean;
 
   /** Makes a resolver; throws `RangeError` for an empty server list or a bad option. */
@@ -355,6 +394,11 @@ export class StubResolver implements TtlTxtResolver {
       options.maxResponseBytes ?? STUB_MAX_RESPONSE_BYTES_DEFAULT,
       65535,
     );
+    this.#maxAnswerBytes = positive(
+      "maxAnswerBytes",
+      options.maxAnswerBytes ?? STUB_MAX_ANSWER_BYTES_DEFAULT,
+      65535,
+    );
     this.#tcp = options.tcp ?? false;
   }
 
@@ -382,6 +426,7 @@ export class StubResolver implements TtlTxtResolver {
       attempts: this.#attempts,
       ednsPayload: this.#ednsPayload,
       maxResponseBytes: this.#maxResponseBytes,
+      maxAnswerBytes: this.#maxAnswerBytes,
       tcp: this.#tcp,
     }, options?.signal).promise;
   }
@@ -460,6 +505,11 @@ class Lookup {
       this.#tcpTry(ns);
       return;
     }
+    if (outcome.kind === "failure" && outcome.code === "toolarge") {
+      // An answer, not a failure to get one: another server would give the same record.
+      this.#fail(new DnsError("toolarge", this.name, outcome.detail));
+      return;
+    }
     this.#inFlight--;
     const f = outcome.kind === "failure"
       ? outcome
@@ -532,7 +582,7 @@ class Lookup {
       close();
       const outcome = bytes.length > this.options.maxResponseBytes
         ? failure("malformed", tooLarge(bytes.length, this.options.maxResponseBytes))
-        : interpret(this.qname, bytes, "udp");
+        : interpret(this.qname, bytes, "udp", this.options.maxAnswerBytes);
       this.#onOutcome(ns, outcome, "udp");
     });
     const sendFailed = (error: Error) => {
@@ -562,7 +612,7 @@ class Lookup {
       (bytes) => {
         if (this.#settled) return;
         const outcome = answersQuery(query, bytes)
-          ? interpret(this.qname, bytes, "tcp")
+          ? interpret(this.qname, bytes, "tcp", this.options.maxAnswerBytes)
           : failure("malformed", "TCP answer does not match the query");
         this.#onOutcome(ns, outcome, "tcp");
       },
@@ -618,9 +668,8 @@ async function tcpExchange(
   }
 }
 
-// Names the setting that raises the limit, so the log line tells an operator what to change.
 function tooLarge(length: number, limit: number): string {
-  return `answer of ${length} bytes exceeds the limit of ${limit} (DNSMaxAnswerBytes)`;
+  return `answer of ${length} bytes exceeds the limit of ${limit}`;
 }
 
 async function readExactly(conn: Deno.Conn, length: number): Promise<Uint8Array> {

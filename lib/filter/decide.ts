@@ -5,8 +5,16 @@
  * (d) set macros matching MacroList; otherwise it is verified. Every step says why, in OpenDKIM's
  * LogWhy words, so the filter's logs and `dkimd explain` tell the same story.
  *
+ * One step is dkimd's own: with AuthorizedSigners set, an authenticated message (`{auth_type}`
+ * set, whichever step made it ours) is signed only when its login (`{auth_authen}`) may put its
+ * sender in From; otherwise the decision is `unauthorized`, carrying On-UnauthorizedSigner's
+ * action. Mail that is ours without authentication (InternalHosts, MTA, MacroList) has no login
+ * to check and is signed as before.
+ *
  * @module
  */
+import type { UnauthorizedSignerAction } from "../config/values.ts";
+import { describeAuthorization } from "../policy/authorized_signers.ts";
 import type { DataSetLookup } from "../policy/data_set_lookup.ts";
 import type { HostMatch } from "../policy/host_list.ts";
 import type { PrivateKeyInfo } from "../policy/key_table.ts";
@@ -37,7 +45,17 @@ export type Decision<K extends PrivateKeyInfo> =
     readonly why: readonly string[];
   }
   | { readonly kind: "verify"; readonly why: readonly string[] }
-  | { readonly kind: "skip"; readonly why: readonly string[] };
+  | { readonly kind: "skip"; readonly why: readonly string[] }
+  | {
+    /** AuthorizedSigners refuses the login this sender: the message is not signed. */
+    readonly kind: "unauthorized";
+    /** The steps before the refusal. */
+    readonly why: readonly string[];
+    /** The refusal: the login, the sender and the entry that decided. */
+    readonly refusal: string;
+    /** On-UnauthorizedSigner: what the MTA is told. */
+    readonly action: UnauthorizedSignerAction;
+  };
 
 /** How the client describes itself in log lines: `host [address]`, as OpenDKIM logs it. */
 export function clientLabel(
@@ -111,6 +129,10 @@ export async function decide<K extends PrivateKeyInfo>(
         const choice = await chooseSigners(policy, sender.user, sender.domain);
         for (const note of choice.notes) why.push(note);
         if (choice.signers.length > 0) {
+          const refusal = await unauthorizedSigner(input, sender, why);
+          if (refusal !== undefined) {
+            return { kind: "unauthorized", why, refusal, action: config.onUnauthorizedSigner };
+          }
           for (const s of choice.signers) why.push(s.explanation);
           return { kind: "sign", signers: choice.signers, why };
         }
@@ -168,6 +190,32 @@ async function signingOrigin<K extends PrivateKeyInfo>(
   }
   const macro = await policy.macroList?.match(input.macros);
   if (macro?.matched) return `macro '${macro.rule?.name}' matches MacroList (${macro.value})`;
+  return undefined;
+}
+
+/**
+ * With AuthorizedSigners set and the message authenticated, why its login may not have mail
+ * from `sender` signed, or undefined after noting in `why` the entry that allows it. An
+ * unauthenticated message is not asked about: it has no login.
+ */
+async function unauthorizedSigner<K extends PrivateKeyInfo>(
+  input: DecisionInput<K>,
+  sender: Sender,
+  why: string[],
+): Promise<string | undefined> {
+  const signers = input.policy.authorizedSigners;
+  if (!signers || !input.macros("auth_type")) return undefined;
+  // An empty {auth_authen} is no login at all: only the "*" entry can allow it.
+  const login = input.macros("auth_authen") || undefined;
+  const answer = await signers.authorize(login, sender.user, sender.domain);
+  const line = describeAuthorization(
+    answer,
+    login,
+    `${sender.user}@${sender.domain}`,
+    sender.field,
+  );
+  if (!answer.allowed) return line;
+  why.push(line);
   return undefined;
 }
 

@@ -16,11 +16,12 @@ import { asciiLower, fromLatin1 } from "../bytes.ts";
 import { actionSettingName } from "../config/settings.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
 import { AUTH_RESULTS_FIELD, formatAuthResults, parseAuthservId } from "../dkim/auth_results.ts";
+import { FIELD_COUNT_RULES, fieldCountProblem } from "../dkim/field_counts.ts";
 import { fieldValue, fieldValueText, type HeaderField, isField } from "../dkim/header.ts";
 import { KeyCache } from "../dkim/key_cache.ts";
 import { Signer, type SignOptions } from "../dkim/sign.ts";
 import { SIGNATURE_FIELD } from "../dkim/signature.ts";
-import { Verifier } from "../dkim/verify.ts";
+import { MAX_BODY_HASHES_DEFAULT, MAX_SIGNATURES_CEILING, Verifier } from "../dkim/verify.ts";
 import type { TxtResolver } from "../dns/resolver.ts";
 import type {
   Action,
@@ -41,7 +42,14 @@ import type { Runtime } from "./filter_policy.ts";
 import { dkimFilterNeeds } from "./filter_needs.ts";
 import { deletions, makeField, mtaValue } from "./mta_fields.ts";
 import { type FilterObserver, NO_OBSERVER } from "./observer.ts";
-import { milterAction, type Outcome, verifyOutcome } from "./outcome.ts";
+import {
+  type HeaderLimit,
+  headerLimitAnswer,
+  milterAction,
+  type Outcome,
+  unauthorizedSignerAction,
+  verifyOutcome,
+} from "./outcome.ts";
 import { findSender } from "./sender.ts";
 import {
   newTransaction,
@@ -175,22 +183,7 @@ class DkimConnection implements FilterConnection {
     const { loaded } = tx.runtime;
     const qid = queueId(macros);
     tx.started = performance.now();
-    if (tx.oversized) {
-      const { maximumHeaders, maximumHeaderFields } = loaded.config;
-      this.#deps.logger.warn(
-        tx.oversized === "MaximumHeaders"
-          ? `${qid}: header block exceeds MaximumHeaders (${maximumHeaders} bytes); rejecting`
-          : `${qid}: more than MaximumHeaderFields (${maximumHeaderFields}) header fields; rejecting`,
-      );
-      this.#report(tx, { disposition: "error", action: "reject" });
-      return {
-        replycode: 552,
-        xcode: "5.3.4",
-        text: tx.oversized === "MaximumHeaders"
-          ? "Message header block too large"
-          : "Too many header fields",
-      };
-    }
+    if (tx.oversized) return this.#headerLimitCrossed(tx, tx.oversized, qid);
     const sender = findSender(tx.fields, loaded.headers.sender);
     const decision = await decide({
       policy: loaded,
@@ -202,10 +195,29 @@ class DkimConnection implements FilterConnection {
     if (loaded.config.logWhy) {
       for (const line of decision.why) this.#deps.logger.info(`${qid}: ${line}`);
     }
+    // OpenDKIM checks RequiredHeaders in mlfi_eoh() once it knows it will sign or verify; mail it
+    // leaves alone (PeerList, ExemptDomains, a mode that does not apply) is not its business.
+    if (decision.kind !== "skip" && loaded.config.requiredHeaders) {
+      const problem = fieldCountProblem(tx.fields, FIELD_COUNT_RULES);
+      if (problem !== undefined) {
+        this.#deps.logger.info(
+          `${qid}: RFC 5322 header requirement error: ${problem}; rejecting (RequiredHeaders)`,
+        );
+        this.#report(tx, { disposition: "error", action: "reject" });
+        return { replycode: 550, xcode: "5.6.0", text: problem };
+      }
+    }
     switch (decision.kind) {
       case "skip":
         this.#report(tx, { disposition: "skipped", action: "accept" });
         return "accept";
+      case "unauthorized":
+        // Logged whatever LogWhy says: a login sending as someone else is worth knowing.
+        this.#deps.logger.warn(
+          `${qid}: ${decision.refusal}; not signing (On-UnauthorizedSigner ${decision.action})`,
+        );
+        this.#report(tx, { disposition: "unauthorized", action: decision.action });
+        return unauthorizedSignerAction(decision.action);
       case "sign":
         return this.#startSigning(tx, decision.signers, qid);
       case "verify":
@@ -217,7 +229,7 @@ class DkimConnection implements FilterConnection {
   // is kept.
   body(chunk: Uint8Array): void {
     const tx = this.#tx;
-    if (!tx || tx.work.mode === "inactive") return;
+    if (!tx || tx.work.mode === "inactive" || tx.work.mode === "held") return;
     tx.bodyBytes += chunk.length;
     if (tx.work.mode === "signing") tx.work.signer.body(chunk);
     else tx.work.verifier.body(chunk);
@@ -228,6 +240,7 @@ class DkimConnection implements FilterConnection {
     this.#tx = undefined;
     if (this.decided || !tx || tx.work.mode === "inactive") return NOTHING;
     const { work } = tx;
+    if (work.mode === "held") return work.end;
     const qid = queueId(macros);
     const { config } = tx.runtime.loaded;
     try {
@@ -287,16 +300,18 @@ class DkimConnection implements FilterConnection {
       ttl: config.signatureTtl > 0 ? config.signatureTtl : undefined,
       maxSignedBytes: config.maximumSignedBytes,
     }));
+    // StrictHeaders: OpenDKIM's library refuses to sign such a message too (dkim_eoh_sign()).
+    // OpenDKIM then passes it on unsigned; dkimd lets On-SignatureError decide, the setting for
+    // "a message [that] cannot be signed because of issues with the message" (opendkim.conf(5)).
+    const problem = config.strictHeaders
+      ? fieldCountProblem(tx.fields, FIELD_COUNT_RULES)
+      : undefined;
+    if (problem !== undefined) return this.#cannotSign(tx, qid, `${problem} (StrictHeaders)`);
     let signer: Signer;
     try {
       signer = new Signer(options, { now: this.#deps.now });
     } catch (e) {
-      const text = errorMessage(e);
-      this.#deps.logger.error(`${qid}: cannot sign: ${text}`);
-      const { action } = milterAction("signatureError", config.actions.signatureError);
-      this.#report(tx, { disposition: "error", action: describeAction(action) });
-      // At end of headers a modification cannot be made, so quarantine degrades to accept.
-      return action;
+      return this.#cannotSign(tx, qid, errorMessage(e));
     }
     // Old signatures are not signed by the new one when RemoveOldSignatures drops them.
     const fields = config.removeOldSignatures
@@ -307,11 +322,31 @@ class DkimConnection implements FilterConnection {
     return undefined;
   }
 
+  // A message that is not signed: On-SignatureError decides. At end of headers a modification
+  // cannot be made, so quarantine degrades to accept.
+  #cannotSign(tx: Transaction, qid: string, why: string): Action {
+    const { config } = tx.runtime.loaded;
+    this.#deps.logger.error(`${qid}: cannot sign: ${why}`);
+    const { action } = milterAction("signatureError", config.actions.signatureError);
+    this.#report(tx, { disposition: "error", action: describeAction(action) });
+    return action;
+  }
+
+  // A header limit crossed: On-Security decides (outcome.ts).
+  #headerLimitCrossed(tx: Transaction, limit: HeaderLimit, qid: string): Action | void {
+    const answer = headerLimitAnswer(limit, tx.runtime.loaded.config);
+    this.#deps.logger.warn(`${qid}: ${answer.log}`);
+    this.#report(tx, { disposition: "error", action: answer.action });
+    if (answer.held) tx.work = { mode: "held", end: answer.held };
+    return answer.now;
+  }
+
   async #startVerifying(tx: Transaction, macros: MacroReader, qid: string): Promise<Action | void> {
     const { config } = tx.runtime.loaded;
-    const maxSignatures = config.maximumSignaturesToVerify === 0
-      ? Number.MAX_SAFE_INTEGER
-      : config.maximumSignaturesToVerify;
+    // 0 is OpenDKIM's "no limit"; dkimd keeps a hard ceiling whatever the setting says.
+    const setting = config.maximumSignaturesToVerify;
+    const ceiling = setting === 0 || setting > MAX_SIGNATURES_CEILING;
+    const maxSignatures = ceiling ? MAX_SIGNATURES_CEILING : setting;
     const verifier = new Verifier({
       resolver: this.#observedResolver(tx.runtime.resolver, tx.dnsFailures),
       now: this.#deps.now,
@@ -320,13 +355,22 @@ class DkimConnection implements FilterConnection {
       maximumKeyBits: config.maximumKeyBits,
       clockDrift: config.clockDrift,
       keyCache: this.#keyCache,
+      partialBodyResult: config.partialBodyResult,
+      strictHeaders: config.strictHeaders,
+      mustBeSigned: tx.runtime.loaded.headers.mustBeSigned,
     });
     verifier.headers(tx.fields);
     const present = tx.fields.filter((f) => isField(f, SIGNATURE_FIELD)).length;
     if (present > maxSignatures) {
       this.#deps.logger.info(
         `${qid}: ${present} DKIM-Signature fields; verifying the first ${maxSignatures} ` +
-          `(MaximumSignaturesToVerify)`,
+          (ceiling ? `(the ceiling of MaximumSignaturesToVerify)` : `(MaximumSignaturesToVerify)`),
+      );
+    }
+    if (verifier.overBodyHashLimit > 0) {
+      this.#deps.logger.info(
+        `${qid}: ${verifier.overBodyHashLimit} signature(s) not verified: more than ` +
+          `${MAX_BODY_HASHES_DEFAULT} distinct body hashes in the message`,
       );
     }
     // Nothing to verify and nothing to add or remove: accept now, and the body is never sent.

@@ -10,6 +10,7 @@
 import type { Config } from "../config/schema.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
 import type { TxtResolver } from "../dns/resolver.ts";
+import type { SignerAuthorization } from "../policy/authorized_signers.ts";
 import type { DataSetLookup } from "../policy/data_set_lookup.ts";
 import type { HeaderLists } from "../policy/header_list.ts";
 import type { HostLookup } from "../policy/host_list.ts";
@@ -42,6 +43,8 @@ export interface FilterPolicy<K extends PrivateKeyInfo> extends SigningPolicy<K>
   readonly dontSignMailTo?: DataSetLookup;
   /** ExemptDomains: sender domains whose mail is neither signed nor verified. */
   readonly exemptDomains?: DataSetLookup;
+  /** AuthorizedSigners: what each SASL login may put in From, when set. */
+  readonly authorizedSigners?: SignerAuthorization;
 }
 
 /** What one transaction runs with: the policy and the resolver built from a configuration. */

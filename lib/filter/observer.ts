@@ -6,8 +6,11 @@
  * @module
  */
 
-/** How a message was handled. */
-export type Disposition = "signed" | "verified" | "skipped" | "error";
+/**
+ * How a message was handled; `unauthorized`: authenticated, but AuthorizedSigners refused its
+ * login its From, so it was not signed (the action says what On-UnauthorizedSigner did).
+ */
+export type Disposition = "signed" | "verified" | "skipped" | "unauthorized" | "error";
 
 /**
  * How a signing domain (`d=`) stands to the message's author, the From address's domain: a

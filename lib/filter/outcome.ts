@@ -1,13 +1,15 @@
 /**
  * From results to what the MTA is told: which On-* setting applies to a verified message
- * (opendkim.conf(5)), and the milter answer for each configured action.
+ * (opendkim.conf(5)), the milter answer for each configured action, and On-Security's answer to
+ * a message over a header limit.
  *
  * @module
  */
 import type { Actions } from "../config/defaults.ts";
-import type { MilterAction } from "../config/values.ts";
+import type { Config } from "../config/schema.ts";
+import type { MilterAction, UnauthorizedSignerAction } from "../config/values.ts";
 import type { Verdict } from "../dkim/result.ts";
-import type { Action, Modification } from "../milter/filter.ts";
+import type { Action, EndOfMessage, Modification } from "../milter/filter.ts";
 
 /** The On-* setting that decides a message's fate, or `pass` when nothing needs deciding. */
 export type Outcome = keyof Actions | "pass";
@@ -75,5 +77,109 @@ export function milterAction(
         action: "accept",
         modification: { type: "quarantine", reason: `dkimd: ${REPLIES[outcome].reject}` },
       };
+  }
+}
+
+/** The header limits a message can cross before end of headers. */
+export type HeaderLimit = "MaximumHeaders" | "MaximumHeaderFields";
+
+/** What the filter does with a message over a header limit. */
+export interface HeaderLimitAnswer {
+  /** The log line (after the queue id), naming the limit and the action. */
+  readonly log: string;
+  /** The On-Security action taken, in words, for the observer. */
+  readonly action: MilterAction;
+  /**
+   * The answer at end of headers; absent for quarantine, an end-of-message action, which
+   * answers with `held` when the message ends.
+   */
+  readonly now?: Action;
+  /** The end-of-message answer held for quarantine. */
+  readonly held?: EndOfMessage;
+}
+
+/** What the log says the filter does for each action. */
+const DOING: Record<MilterAction, string> = {
+  accept: "accepting it unfiltered",
+  reject: "rejecting",
+  tempfail: "deferring",
+  discard: "discarding",
+  quarantine: "quarantining",
+};
+
+/**
+ * On-Security's answer to a message over `limit`, where OpenDKIM applies it: its mlfi_header()
+ * answers "too much header data" with On-Security (default tempfail). The fields past the limit
+ * were never kept, so the message can be neither signed nor verified. `reject` is a permanent
+ * 552 5.3.4 and `tempfail` a 451 4.3.4 naming the limit; `accept` lets the message through
+ * untouched: unsigned, unverified, forged Authentication-Results left in place.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { headerLimitAnswer } from "./outcome.ts";
+ * import { DEFAULT_ACTIONS } from "../config/defaults.ts";
+ * const config = { maximumHeaders: 65536, maximumHeaderFields: 1000, actions: DEFAULT_ACTIONS };
+ * const answer = headerLimitAnswer("MaximumHeaders", config);
+ * assert.deepEqual(answer.now, { replycode: 451, xcode: "4.3.4", text: "Message header block too large" });
+ * assert.equal(answer.log, "header block exceeds MaximumHeaders (65536 bytes); deferring (On-Security tempfail)");
+ * ```
+ */
+export function headerLimitAnswer(
+  limit: HeaderLimit,
+  config: Pick<Config, "maximumHeaders" | "maximumHeaderFields" | "actions">,
+): HeaderLimitAnswer {
+  const action = config.actions.security;
+  const what = limit === "MaximumHeaders"
+    ? `header block exceeds MaximumHeaders (${config.maximumHeaders} bytes)`
+    : `more than MaximumHeaderFields (${config.maximumHeaderFields}) header fields`;
+  const log = `${what}; ${DOING[action]} (On-Security ${action})`;
+  const text = limit === "MaximumHeaders"
+    ? "Message header block too large"
+    : "Too many header fields";
+  switch (action) {
+    case "reject":
+      return { log, action, now: { replycode: 552, xcode: "5.3.4", text } };
+    case "tempfail":
+      return { log, action, now: { replycode: 451, xcode: "4.3.4", text } };
+    case "quarantine":
+      return {
+        log,
+        action,
+        held: {
+          modifications: [{ type: "quarantine", reason: `dkimd: ${text}` }],
+          action: "accept",
+        },
+      };
+    case "accept":
+    case "discard":
+      return { log, action, now: action };
+  }
+}
+
+/**
+ * The milter answer for On-UnauthorizedSigner, given at end of headers: accept passes the
+ * message on unsigned. The reply names no address: the From is the sender's own text.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { unauthorizedSignerAction } from "./outcome.ts";
+ * assert.equal(unauthorizedSignerAction("accept"), "accept");
+ * assert.deepEqual(unauthorizedSignerAction("reject"), {
+ *   replycode: 550, xcode: "5.7.1", text: "From address not authorized for this login",
+ * });
+ * ```
+ */
+export function unauthorizedSignerAction(action: UnauthorizedSignerAction): Action {
+  const text = "From address not authorized for this login";
+  switch (action) {
+    case "accept":
+    case "discard":
+      return action;
+    case "reject":
+      return { replycode: 550, xcode: "5.7.1", text };
+    case "tempfail":
+      return { replycode: 451, xcode: "4.7.1", text: `${text}, try later` };
   }
 }

@@ -10,6 +10,7 @@ import type { HeaderField } from "../dkim/header.ts";
 import type { Verdict } from "../dkim/result.ts";
 import type { Signer } from "../dkim/sign.ts";
 import type { Verifier } from "../dkim/verify.ts";
+import type { EndOfMessage } from "../milter/filter.ts";
 import type { SignerChoice } from "../policy/signers.ts";
 import type { Runtime } from "./filter_policy.ts";
 import { domainClass, type TransactionReport } from "./observer.ts";
@@ -28,7 +29,15 @@ export type Work =
     /** The signatures the signer makes, as chosen. */
     readonly signers: readonly SignerChoice<SigningKey>[];
   }
-  | { readonly mode: "verifying"; readonly verifier: Verifier };
+  | { readonly mode: "verifying"; readonly verifier: Verifier }
+  | {
+    /**
+     * Answered at end of headers with an action only end of message can carry (quarantine, as
+     * On-Security may ask): the body is ignored, and this is the answer.
+     */
+    readonly mode: "held";
+    readonly end: EndOfMessage;
+  };
 
 const INACTIVE: Work = { mode: "inactive" };
 
@@ -78,7 +87,7 @@ export type TransactionEnd =
     readonly action: string;
   }
   | {
-    readonly disposition: "skipped" | "error";
+    readonly disposition: "skipped" | "unauthorized" | "error";
     /** The milter action given, in words. */
     readonly action: string;
   };

@@ -7,6 +7,7 @@
  */
 import { asciiLower } from "../bytes.ts";
 import type { Config } from "../config/schema.ts";
+import { messageReason, messageValue } from "../dkim/message_value.ts";
 import type { Verdict } from "../dkim/result.ts";
 import type { MilterLogger } from "../milter/logger.ts";
 
@@ -35,19 +36,25 @@ export function logVerdicts(
     if (config.syslogSuccess) log.info(`${qid}: no signature data`);
     return;
   }
+  // Every value from the message is cut and escaped (issue 13): a signature chooses them.
+  const s = (v: Verdict) => v.selector === undefined ? "?" : messageValue(v.selector);
+  const d = (v: Verdict) => v.domain === undefined ? "?" : messageValue(v.domain);
+  const why = (v: Verdict) => v.reason === undefined ? undefined : messageReason(v.reason);
   if (config.logResults || config.logWhy) {
     for (const v of verdicts) {
+      const a = v.algorithm === undefined ? "?" : messageValue(v.algorithm);
       log.info(
-        `${qid}: s=${v.selector ?? "?"} d=${v.domain ?? "?"} a=${v.algorithm ?? "?"} ` +
-          `result=${v.result}${v.reason ? ` reason="${v.reason}"` : ""}`,
+        `${qid}: s=${s(v)} d=${d(v)} a=${a} ` +
+          `result=${v.result}${v.reason ? ` reason="${why(v)}"` : ""}`,
       );
     }
   }
   // RFC 6376 §8.2: content after l= is unsigned, whatever it says; always worth a line.
+  // Whether PartialBodyResult made it a pass or a policy result, the line is the same.
   for (const v of verdicts) {
     if (v.unsignedBodyBytes !== undefined) {
       log.warn(
-        `${qid}: s=${v.selector ?? "?"} d=${v.domain ?? "?"} signs only l=${v.signature.length} ` +
+        `${qid}: s=${s(v)} d=${d(v)} signs only l=${v.signature?.length} ` +
           `body bytes: ${v.unsignedBodyBytes} bytes after them are unsigned`,
       );
     }
@@ -57,18 +64,20 @@ export function logVerdicts(
     return;
   }
   for (const v of verdicts) {
-    const where = `s=${v.selector ?? "?"} d=${v.domain ?? "?"}`;
+    const where = `s=${s(v)} d=${d(v)}`;
     if (v.result === "temperror") {
       const name = `${v.selector}._domainkey.${v.domain}`;
       const detail = dnsFailures.get(asciiLower(name));
       log.warn(
-        `${qid}: key retrieval failed (${where}): ${v.reason}${detail ? `: ${detail}` : ""}`,
+        `${qid}: key retrieval failed (${where}): ${why(v)}${detail ? `: ${detail}` : ""}`,
       );
     } else if (v.reason === "no key for signature") log.info(`${qid}: ${where}: key not found`);
     else if (v.reason?.startsWith("key too large")) {
       log.info(
-        `${qid}: bad signature data (${where}): ${v.reason}: over MaximumKeyBits (${config.maximumKeyBits})`,
+        `${qid}: bad signature data (${where}): ${
+          why(v)
+        }: over MaximumKeyBits (${config.maximumKeyBits})`,
       );
-    } else log.info(`${qid}: bad signature data (${where}): ${v.reason}`);
+    } else log.info(`${qid}: bad signature data (${where}): ${why(v)}`);
   }
 }

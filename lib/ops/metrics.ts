@@ -1,12 +1,12 @@
 /**
  * Metrics in the Prometheus text exposition format (version 0.0.4), the "Beyond 4" item of the
  * research: OpenDKIM has none and people parse its logs. {@link Metrics} implements the
- * filter's `FilterObserver` (messages by disposition and action, signatures added by
- * algorithm, verification results, latency and body size, key lookups and their latency, open
- * connections) plus reloads and errors; {@link serveMetrics} serves it at `/metrics` and a
- * health check at `/healthz` on the optional `MetricsListen` address. Label values come from
- * small fixed sets, and each metric keeps at most {@link MAX_SERIES_PER_METRIC} label sets, so
- * odd input cannot grow memory.
+ * filter's `FilterObserver` (messages by disposition and action, those AuthorizedSigners refused
+ * among them, signatures added by algorithm, verification results, latency and body size, key
+ * lookups and their latency, open connections) plus reloads and errors; {@link serveMetrics}
+ * serves it at `/metrics` and a health check at `/healthz` on the optional `MetricsListen`
+ * address. Label values come from small fixed sets, and each metric keeps at most
+ * {@link MAX_SERIES_PER_METRIC} label sets, so odd input cannot grow memory.
  *
  * @module
  */
@@ -207,7 +207,7 @@ class Histogram extends Family<HistogramData> {
 export class Metrics implements FilterObserver {
   readonly #messages = new Counter(
     "dkimd_messages_total",
-    "Messages finished, by what was done (signed, verified, skipped, error) and the milter action.",
+    "Messages finished, by what was done (signed, verified, skipped, unauthorized: AuthorizedSigners refused the login its From, error) and the milter action.",
     ["disposition", "action"],
   );
   readonly #signatures = new Counter(

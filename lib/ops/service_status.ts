@@ -76,7 +76,13 @@ export function describeDomains(policy: Omit<StatusPolicy, "config">): string {
  */
 export class ServiceStatus implements FilterObserver {
   readonly #next: FilterObserver;
-  readonly #counts: Record<Disposition, number> = { signed: 0, verified: 0, skipped: 0, error: 0 };
+  readonly #counts: Record<Disposition, number> = {
+    signed: 0,
+    verified: 0,
+    skipped: 0,
+    unauthorized: 0,
+    error: 0,
+  };
 
   /** Makes a counter that passes reports on to `next`. */
   constructor(next: FilterObserver) {
@@ -107,8 +113,8 @@ export class ServiceStatus implements FilterObserver {
   /** The status line for the configuration in force (see the module doc). */
   line(loaded: StatusPolicy): string {
     const c = this.#counts;
-    const total = c.signed + c.verified + c.skipped + c.error;
-    const parts = (["signed", "verified", "skipped", "error"] as const)
+    const total = c.signed + c.verified + c.skipped + c.unauthorized + c.error;
+    const parts = (["signed", "verified", "skipped", "unauthorized", "error"] as const)
       .filter((d) => c[d] > 0)
       .map((d) => `${c[d]} ${d === "error" ? "failed" : d}`);
     return `mode ${formatMode(loaded.config.mode)}, ${describeDomains(loaded)}, ` +

@@ -2,7 +2,12 @@
  * Header field name lists: SignHeaders, OmitHeaders, OversignHeaders and SenderHeaders
  * (opendkim.conf(5)). A list replaces the default, except that a list holding `*` is a change
  * to the default (OmitHeaders, "*,+foobar" adds a name, "*,-Bcc" removes one; OpenDKIM's
- * `dkimf_db_mkarray_base()`), which OpenDKIM applies to SignHeaders and OmitHeaders.
+ * `dkimf_db_mkarray_base()`), which OpenDKIM applies to SignHeaders and OmitHeaders, and dkimd
+ * to OversignHeaders too, now that it has a default (From) to change.
+ *
+ * The SignHeaders and OversignHeaders defaults are lib/dkim/signed_headers.ts's, the lists
+ * `dkimd sign` uses too; config/build_policy.ts hands them in as bases (policy cannot import
+ * dkim: dkim → dns → policy's IP address parser would make a cycle).
  *
  * Names are lower-cased: header field names compare case-insensitively (RFC 5322 §1.2.2).
  *
@@ -11,33 +16,6 @@
 
 import type { DataSetEntry } from "./dataset.ts";
 import { formatOrigin, SourceError, type SourceWarning } from "./origin.ts";
-
-/**
- * The fields RFC 6376 §5.4.1 says SHOULD be signed: OpenDKIM's default SignHeaders
- * (`dkim_should_signhdrs` in libopendkim).
- */
-export const DEFAULT_SIGN_HEADERS: readonly string[] = [
-  "from",
-  "reply-to",
-  "subject",
-  "date",
-  "to",
-  "cc",
-  "resent-date",
-  "resent-from",
-  "resent-sender",
-  "resent-to",
-  "resent-cc",
-  "in-reply-to",
-  "references",
-  "list-id",
-  "list-help",
-  "list-unsubscribe",
-  "list-subscribe",
-  "list-post",
-  "list-owner",
-  "list-archive",
-];
 
 /**
  * The default OmitHeaders as opendkim.conf(5) lists them: the RFC 6376 §5.4 "SHOULD NOT be
@@ -59,27 +37,29 @@ export const REQUIRED_SIGN_HEADERS: readonly string[] = ["from"];
 /** The default SenderHeaders: only From (opendkim.conf(5), SenderHeaders). */
 export const DEFAULT_SENDER_HEADERS: readonly string[] = ["from"];
 
-/** The header name lists of a configuration, resolved against OpenDKIM's defaults. */
+/** The header name lists of a configuration, resolved against their defaults. */
 export interface HeaderLists {
   /** SignHeaders, From always included. */
   readonly sign: readonly string[];
   /** OmitHeaders, From never included. */
   readonly omit: readonly string[];
-  /** OversignHeaders. */
+  /** OversignHeaders (default From). */
   readonly oversign: readonly string[];
   /** SenderHeaders, in order. */
   readonly sender: readonly string[];
+  /** MustBeSigned: fields every signature must cover when present (default none). */
+  readonly mustBeSigned: readonly string[];
 }
 
 /** RFC 5322 §3.6.8 field-name: printable US-ASCII except colon. */
 const FIELD_NAME = /^[!-9;-~]+$/;
 
 /**
- * Resolves a header name list from its entries. With `base` (SignHeaders, OmitHeaders), a list
- * holding `*` starts from `base`, removes `-name` entries and adds `+name` entries; without `*`
- * the entries replace the base. A `+name` or `-name` entry outside a `*` list is an error
- * (OpenDKIM would look for a field literally named `+name`), as is a name that is not an RFC
- * 5322 field name. Throws {@link SourceError}.
+ * Resolves a header name list from its entries. With `base` (SignHeaders, OmitHeaders,
+ * OversignHeaders), a list holding `*` starts from `base` (lower-cased), removes `-name` entries
+ * and adds `+name` entries; without `*` the entries replace the base. A `+name` or `-name`
+ * entry outside a `*` list is an error (OpenDKIM would look for a field literally named
+ * `+name`), as is a name that is not an RFC 5322 field name. Throws {@link SourceError}.
  *
  * @example
  * ```ts
@@ -103,7 +83,7 @@ export function resolveHeaderList(
 ): { names: string[]; warnings: SourceWarning[] } {
   const warnings: SourceWarning[] = [];
   const delta = base !== undefined && entries.some((e) => e.key === "*");
-  const out: string[] = delta ? [...base] : [];
+  const out: string[] = delta ? base.map((n) => n.toLowerCase()) : [];
   const has = (n: string) => out.includes(n);
   for (const e of entries) {
     const fail = (detail: string) =>

@@ -19,6 +19,7 @@ Deno.test("dkimd check-config prints the effective settings with their origins",
       new RegExp(`datahunter: d=datahunter.org s=dkim rsa 2048 bits \\(${dir}/dkim.private`),
     );
     assert.match(r.text, /On-\* +NoSignature accept, .*InternalError tempfail/);
+    assert.match(r.text, /\n +OversignHeaders +from +\(default\)\n/);
     assert.match(r.text, /\n +DNS +[^\n]*, timeout 5 s/);
     assert.doesNotMatch(r.text, /over TCP/);
     await Deno.writeTextFile(`${dir}/opendkim.conf`, "DNSConnect yes\n", { append: true });
@@ -30,6 +31,35 @@ Deno.test("dkimd check-config prints the effective settings with their origins",
     assert.match(unsafe.stderr, /would not start/);
     assert.match(unsafe.stderr, new RegExp(`${dir}/dkim.private`));
     assert.match(unsafe.stderr, /chmod/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dkimd check-config shows the verdict rules: PartialBodyResult, StrictHeaders, RequiredHeaders, MustBeSigned", async () => {
+  const dir = await writeCliConfig();
+  try {
+    const r = await runCli(["check-config", `${dir}/opendkim.conf`]);
+    assert.match(
+      r.text,
+      /\n +Verdicts +PartialBodyResult policy, StrictHeaders no, RequiredHeaders no; a second From is never a pass\n/,
+    );
+    assert.doesNotMatch(r.text, /MustBeSigned/);
+    await Deno.writeTextFile(
+      `${dir}/opendkim.conf`,
+      "PartialBodyResult pass\nStrictHeaders yes\nRequiredHeaders yes\nMustBeSigned Reply-To,Subject\n",
+      { append: true },
+    );
+    const set = await runCli(["check-config", `${dir}/opendkim.conf`]);
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(
+      set.text,
+      /Verdicts +PartialBodyResult pass, StrictHeaders yes, RequiredHeaders yes;/,
+    );
+    assert.match(
+      set.text,
+      new RegExp(`MustBeSigned +reply-to:subject +\\(${dir}/opendkim.conf:\\d+\\)`),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -82,4 +112,22 @@ Deno.test("dkimd check-config refuses --markdown alone and a file with --setting
   const file = await runCli(["check-config", "--settings", "/etc/opendkim.conf"]);
   assert.equal(file.code, 2);
   assert.match(file.stderr, /give no FILE/);
+});
+
+Deno.test("dkimd check-config shows the signature ceiling and refuses MaximumSignedBytes 0", async () => {
+  const dir = await writeCliConfig();
+  try {
+    const conf = `${dir}/opendkim.conf`;
+    await Deno.writeTextFile(conf, "MaximumSignaturesToVerify 0\n", { append: true });
+    const r = await runCli(["check-config", conf]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.text, /MaximumSignaturesToVerify 0 \(the ceiling: 50\)/);
+    assert.match(r.text + r.stderr, /above dkimd's hard ceiling: at most 50 signatures/);
+    await Deno.writeTextFile(conf, "MaximumSignedBytes 0\n", { append: true });
+    const refused = await runCli(["check-config", conf]);
+    assert.equal(refused.code, 78);
+    assert.match(refused.stderr, /"MaximumSignedBytes" at .*: 0 would add l=0 to every signature/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

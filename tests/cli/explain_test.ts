@@ -72,3 +72,50 @@ Deno.test("dkimd explain says why mail is or is not signed", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("dkimd explain shows the AuthorizedSigners entry that allowed or refused an --auth-user", async () => {
+  const dir = await writeCliConfig();
+  try {
+    const conf = `${dir}/opendkim.conf`;
+    await Deno.writeTextFile(`${dir}/authorized_signers`, "*  %\n");
+    await Deno.writeTextFile(
+      conf,
+      `AuthorizedSigners ${dir}/authorized_signers\nOn-UnauthorizedSigner reject\n`,
+      { append: true },
+    );
+    const explain = (login: string) =>
+      runCli([
+        "explain",
+        "-x",
+        conf,
+        "--from",
+        "joe@datahunter.org",
+        "--client-ip",
+        "192.0.2.9",
+        "--auth-user",
+        login,
+      ]);
+    const own = await explain("joe@datahunter.org");
+    assert.equal(own.code, 0, own.stderr);
+    assert.match(
+      own.text,
+      new RegExp(
+        `- login 'joe@datahunter\\.org' may sign for From 'joe@datahunter\\.org' ` +
+          `\\(AuthorizedSigners "\\*" at ${dir}/authorized_signers:1: "%"\\)`,
+      ),
+    );
+    assert.match(own.text, /Decision: SIGN/);
+    const other = await explain("ann@example.org");
+    assert.equal(other.code, 1);
+    assert.match(
+      other.text,
+      new RegExp(
+        `- login 'ann@example\\.org' may not sign for From 'joe@datahunter\\.org' ` +
+          `\\(AuthorizedSigners "\\*" at ${dir}/authorized_signers:1 allows only %\\)\\n` +
+          `Decision: NOT SIGNED \\(On-UnauthorizedSigner reject\\)`,
+      ),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

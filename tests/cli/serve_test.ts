@@ -306,3 +306,47 @@ Deno.test("dkimd serve with MetricsListen serves Prometheus metrics and a health
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("dkimd serve (and -n) warns at start when its socket is reachable beyond this host, naming the fix", async () => {
+  const dir = await keyDir();
+  try {
+    const port = freePort();
+    const dkimd = await startDkimd(dir, conf(dir), { socket: `inet:${port}` });
+    try {
+      await dkimd.waitForLog(
+        new RegExp(
+          `"Socket" at ${dir}/dkimd\\.conf:2 inet:${port}@0\\.0\\.0\\.0 listens on every IPv4 ` +
+            `interface: the milter protocol has no authentication, .* bind 127\\.0\\.0\\.1 ` +
+            `\\(inet:${port}@127\\.0\\.0\\.1\\) or a unix socket`,
+        ),
+      );
+    } finally {
+      await dkimd.stop();
+    }
+    // -p overrides the configuration's Socket, and is named as such; loopback says nothing.
+    const flagged = await startDkimd(dir, conf(dir), {
+      socket: `inet:${port}@127.0.0.1`,
+      args: ["-p", `inet6:${port}`],
+    });
+    try {
+      await flagged.waitForLog(new RegExp(`-p inet6:${port}@\\[::\\] listens on every interface`));
+    } finally {
+      await flagged.stop();
+    }
+    const quiet = await startDkimd(dir, conf(dir));
+    await quiet.stop();
+    assert.doesNotMatch(quiet.log(), /listens on every|milter protocol has no authentication/);
+    // -n says so too.
+    await Deno.writeTextFile(`${dir}/open.conf`, "Mode v\nSocket inet:8891\n");
+    const checked = await runCli(["-n", "-x", `${dir}/open.conf`]);
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.match(
+      checked.stderr,
+      new RegExp(
+        `warning: "Socket" at ${dir}/open\\.conf:2 inet:8891@0\\.0\\.0\\.0 listens on every`,
+      ),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -93,6 +93,25 @@ Deno.test("dkimd sign keeps Unix line ends and dkimd verify reads them", async (
   }
 });
 
+Deno.test('dkimd sign signs the default list and oversigns From; --oversign replaces that, "" drops it', async () => {
+  const h = async (...flags: string[]) => {
+    const r = await runCli(["sign", "-d", "example.com", "-s", "ed", "-k", ED, ...flags], {
+      stdin: MESSAGE,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    return parseSignature(splitMessage(r.stdout).fields[0]).headers.join(":");
+  };
+  // MESSAGE has From, To, Subject, Date and Message-ID: all in the default list.
+  assert.equal(await h(), "From:From:Subject:Date:Message-ID:To");
+  assert.equal(
+    await h("--oversign", "Subject:Reply-To"),
+    "From:Reply-To:Subject:Subject:Date:Message-ID:To",
+  );
+  assert.equal(await h("--oversign", ""), "From:Subject:Date:Message-ID:To");
+  assert.equal(await h("--headers", "To", "--oversign", "To"), "From:To:To");
+  assert.match((await runCli(["sign", "--help"])).text, /--oversign A:B[^]*default: From/);
+});
+
 // Every bad input gets one line on stderr naming the flag or file, status 2, no stack trace.
 const usageErrors: UsageErrorCase[] = [
   {

@@ -48,6 +48,7 @@ Deno.test("describeDnsError() gives one line per kind of failure", () => {
     timeout: /^DNS error: the query timed out$/,
     malformed: /^DNS error: DNS lookup of "s._domainkey.example.com" failed: malformed \(bad\)$/,
     network: /^DNS error: DNS lookup of "s._domainkey.example.com" failed: network \(bad\)$/,
+    toolarge: /^DNS error: DNS lookup of "s._domainkey.example.com" failed: toolarge \(bad\)$/,
   };
   for (const [code, re] of Object.entries(want)) {
     const e = new DnsError(code as DnsErrorCode, "s._domainkey.example.com", "bad");

@@ -104,3 +104,28 @@ Deno.test("buildConfig() enforces opendkim.conf(5)'s Mode combinations", () => {
   const { warnings } = build("Mode v\nSigningTable refile:/s\n");
   assert.match(warnings[0].message, /has no effect: Mode does not include "s"/);
 });
+
+// dkimd departs from OpenDKIM here: OpenDKIM signs with l=0 when told MaximumSignedBytes 0.
+Deno.test("buildConfig() refuses MaximumSignedBytes 0, which would sign none of the body", () => {
+  assert.throws(
+    () => build("Mode s\nMaximumSignedBytes 0\n"),
+    /"MaximumSignedBytes" at \/etc\/opendkim\.conf:2: 0 would add l=0 to every signature, which then signs none of the body/,
+  );
+  assert.equal(build("Mode s\nMaximumSignedBytes 1\n").config.maximumSignedBytes, 1);
+});
+
+// dkimd departs from OpenDKIM here: 0 means "no limit" in OpenDKIM, the ceiling of 50 in dkimd.
+Deno.test("buildConfig() warns that MaximumSignaturesToVerify 0 or over 50 means the ceiling of 50", () => {
+  for (const value of [0, 51, 1000]) {
+    const { config, warnings } = build(`Mode v\nMaximumSignaturesToVerify ${value}\n`);
+    assert.equal(config.maximumSignaturesToVerify, value);
+    assert.equal(warnings.length, 1, String(value));
+    assert.match(
+      warnings[0].message,
+      /"MaximumSignaturesToVerify" at \/etc\/opendkim\.conf:2: .*above dkimd's hard ceiling: at most 50 signatures per message are verified/,
+    );
+  }
+  for (const value of [1, 3, 50]) {
+    assert.deepEqual(build(`Mode v\nMaximumSignaturesToVerify ${value}\n`).warnings, []);
+  }
+});

@@ -12,6 +12,7 @@ import {
   type OpenedKeys,
 } from "../../lib/config/build_policy.ts";
 import { readOpendkimConf } from "../../lib/config/opendkim_conf.ts";
+import { DEFAULT_SIGNED_HEADERS } from "../../lib/dkim/signed_headers.ts";
 import { type DataSet, parseDataSetFile } from "../../lib/policy/dataset.ts";
 import type { PrivateKeyInfo } from "../../lib/policy/key_table.ts";
 import { chooseSigners } from "../../lib/policy/signers.ts";
@@ -187,4 +188,118 @@ Deno.test("buildPolicy() reports every mistake in the data sets without throwing
     built.policy.hosts.internal.rules[0].origin.file,
     "(OpenDKIM's default InternalHosts)",
   );
+});
+
+Deno.test("buildPolicy() builds AuthorizedSigners from a file, refile: or csl: list, and names a bad entry's line", async () => {
+  const plain = buildPolicy(
+    read("Mode sv\nAuthorizedSigners /as\n"),
+    { authorizedSigners: file("/as", "*  %\npostmaster@example.com  example.com, example.net\n") },
+    NO_KEYS,
+  );
+  assert.deepEqual(plain.errors, []);
+  const signers = plain.policy.authorizedSigners!;
+  assert.equal((await signers.authorize("joe@example.org", "joe", "example.org")).allowed, true);
+  assert.equal(
+    (await signers.authorize("postmaster@example.com", "x", "example.net")).allowed,
+    true,
+  );
+  // refile: patterns for the login.
+  const patterns = buildPolicy(
+    read("Mode sv\nAuthorizedSigners refile:/as\n"),
+    { authorizedSigners: file("/as", "*@example.com .example.com\n", true) },
+    NO_KEYS,
+  );
+  assert.equal(patterns.policy.authorizedSigners?.patterns, true);
+  assert.equal(
+    (await patterns.policy.authorizedSigners!.authorize("ann@example.com", "a", "m.example.com"))
+      .allowed,
+    true,
+  );
+  // An inline csl: list: its commas separate entries, so an entry's items are separated by |.
+  const inline = read("Mode sv\nAuthorizedSigners csl:*=%,joe=example.com|.example.com\n");
+  const source = inline.config.authorizedSigners;
+  assert.ok(source?.kind === "inline");
+  const csl = buildPolicy(inline, {
+    authorizedSigners: {
+      source,
+      patterns: false,
+      entries: source.entries.map((e) => ({ ...e, origin: { file: CONF, line: 2 } })),
+    },
+  }, NO_KEYS);
+  const joe = csl.policy.authorizedSigners!;
+  assert.equal((await joe.authorize("joe", "j", "www.example.com")).allowed, true);
+  assert.equal((await joe.authorize("joe", "j", "example.org")).allowed, false);
+  // A bad item is an error naming its file and line; the build goes on and reports it.
+  const bad = buildPolicy(
+    read("Mode sv\nAuthorizedSigners /as\n"),
+    { authorizedSigners: file("/as", "*  %\njoe  *@example.com\n") },
+    NO_KEYS,
+  );
+  assert.deepEqual(bad.errors.map((e) => [e.file, e.line]), [["/as", 2]]);
+  assert.match(bad.errors[0].message, /write "example\.com" for every address at a domain/);
+  assert.equal(bad.policy.authorizedSigners, undefined);
+});
+
+/** An inline data set, as `Name a,b` in opendkim.conf gives it, at line `line`. */
+function inline(line: number, ...keys: string[]): DataSet {
+  return {
+    source: { kind: "inline", entries: [], patterns: false },
+    patterns: false,
+    entries: keys.map((key) => ({ key, origin: { file: CONF, line } })),
+  };
+}
+
+Deno.test("buildPolicy() signs dkimd sign's default fields and oversigns From when nothing is set", () => {
+  const built = buildPolicy(read("Mode v\n"), {}, NO_KEYS);
+  assert.deepEqual(built.warnings, []);
+  const { sign, omit, oversign } = built.policy.headers;
+  const signed = sign.filter((n) => !omit.includes(n));
+  assert.deepEqual(signed, DEFAULT_SIGNED_HEADERS.map((n) => n.toLowerCase()));
+  for (const n of ["message-id", "mime-version", "content-type", "content-transfer-encoding"]) {
+    assert.ok(signed.includes(n), n);
+  }
+  assert.deepEqual(oversign, ["from"]);
+});
+
+Deno.test("buildPolicy() keeps OpenDKIM's meaning of SignHeaders and OmitHeaders lists", () => {
+  const built = buildPolicy(
+    read("Mode v\nSignHeaders To,Subject\nOmitHeaders *,+X-Spam\n"),
+    { signHeaders: inline(2, "To", "Subject"), omitHeaders: inline(3, "*", "+X-Spam") },
+    NO_KEYS,
+  );
+  assert.deepEqual(built.errors, []);
+  // A list replaces the default, From implicitly added (opendkim.conf(5), SignHeaders).
+  assert.deepEqual(built.policy.headers.sign, ["from", "to", "subject"]);
+  assert.ok(built.policy.headers.omit.includes("received"));
+  assert.ok(built.policy.headers.omit.includes("x-spam"));
+  // From stays oversigned: OversignHeaders is unset.
+  assert.deepEqual(built.policy.headers.oversign, ["from"]);
+});
+
+Deno.test("buildPolicy() warns when an OversignHeaders list leaves From out, unless *,-From says so", () => {
+  const replaced = buildPolicy(
+    read("Mode v\nOversignHeaders Subject\n"),
+    { oversignHeaders: inline(2, "Subject") },
+    NO_KEYS,
+  );
+  assert.deepEqual(replaced.policy.headers.oversign, ["subject"]);
+  assert.deepEqual(replaced.warnings.map((w) => w.setting), ["OversignHeaders"]);
+  assert.match(
+    replaced.warnings[0].message,
+    /^"OversignHeaders" at \/etc\/dkimd\.conf:2 does not list "From", so a From added after signing is not caught/,
+  );
+  const added = buildPolicy(
+    read("Mode v\nOversignHeaders *,+Subject\n"),
+    { oversignHeaders: inline(2, "*", "+Subject") },
+    NO_KEYS,
+  );
+  assert.deepEqual(added.policy.headers.oversign, ["from", "subject"]);
+  assert.deepEqual(added.warnings, []);
+  const off = buildPolicy(
+    read("Mode v\nOversignHeaders *,-From\n"),
+    { oversignHeaders: inline(2, "*", "-From") },
+    NO_KEYS,
+  );
+  assert.deepEqual(off.policy.headers.oversign, []);
+  assert.deepEqual(off.warnings, []);
 });

@@ -193,6 +193,19 @@ Deno.test("loadConfig() of the seed's YAML equivalent gives an equal Config and 
   });
 });
 
+Deno.test("loadConfig() reads MustBeSigned from a file into a lower-cased header list", async () => {
+  const loaded = await loadConfig(
+    "/etc/dkimd.conf",
+    memoryIo({
+      "/etc/dkimd.conf": "Mode v\nMustBeSigned /etc/dkimd/must-be-signed\n",
+      "/etc/dkimd/must-be-signed": "Reply-To\n# the unsubscribe link\nList-Unsubscribe\n",
+    }),
+  );
+  assert.deepEqual(loaded.headers.mustBeSigned, ["reply-to", "list-unsubscribe"]);
+  const none = await loadConfig("/etc/dkimd.conf", memoryIo({ "/etc/dkimd.conf": "Mode v\n" }));
+  assert.deepEqual(none.headers.mustBeSigned, []);
+});
+
 const DEBIAN = "/etc/opendkim.conf";
 const haveDebian = await Deno.stat(DEBIAN).then(() => true, () => false);
 

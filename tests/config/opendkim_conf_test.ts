@@ -116,6 +116,11 @@ const good: KeyCase[] = [
     value: { kind: "inline", entries: [{ key: "example.org" }], patterns: false },
   },
   {
+    line: "AuthorizedSigners refile:/etc/dkimd/authorized_signers",
+    want: (c) => c.authorizedSigners,
+    value: { kind: "refile", path: "/etc/dkimd/authorized_signers" },
+  },
+  {
     line: "Canonicalization relaxed/simple",
     want: (c) => c.canonicalization,
     value: { header: "relaxed", body: "simple" },
@@ -152,6 +157,14 @@ const good: KeyCase[] = [
   { line: "MaximumKeyBits 8192", want: (c) => c.maximumKeyBits, value: 8192 },
   { line: "MaximumSignedBytes 1000", want: (c) => c.maximumSignedBytes, value: 1000 },
   { line: "RemoveOldSignatures yes", want: (c) => c.removeOldSignatures, value: true },
+  { line: "PartialBodyResult Pass", want: (c) => c.partialBodyResult, value: "pass" },
+  { line: "StrictHeaders yes", want: (c) => c.strictHeaders, value: true },
+  { line: "RequiredHeaders true", want: (c) => c.requiredHeaders, value: true },
+  {
+    line: "MustBeSigned Reply-To,Subject",
+    want: (c) => c.mustBeSigned,
+    value: { kind: "inline", entries: [{ key: "Reply-To" }, { key: "Subject" }], patterns: false },
+  },
   { line: "On-Default reject", want: (c) => c.actions.noSignature, value: "reject" },
   { line: "On-BadSignature q", want: (c) => c.actions.badSignature, value: "quarantine" },
   { line: "On-DNSError accept", want: (c) => c.actions.dnsError, value: "accept" },
@@ -160,6 +173,7 @@ const good: KeyCase[] = [
   { line: "On-NoSignature r", want: (c) => c.actions.noSignature, value: "reject" },
   { line: "On-Security a", want: (c) => c.actions.security, value: "accept" },
   { line: "On-SignatureError t", want: (c) => c.actions.signatureError, value: "tempfail" },
+  { line: "On-UnauthorizedSigner d", want: (c) => c.onUnauthorizedSigner, value: "discard" },
   { line: "AlwaysAddARHeader yes", want: (c) => c.alwaysAddArHeader, value: true },
   { line: "AuthservID HOSTNAME", want: (c) => c.authservId, value: { kind: "hostname" } },
   {
@@ -266,6 +280,7 @@ Deno.test("readOpendkimConf() reads a good value of every implemented setting", 
 // Bad values: each error names the setting and /etc/opendkim.conf:2.
 const bad: [string, RegExp][] = [
   ["Mode sx", /unknown mode "x"/],
+  ["PartialBodyResult fail", /unknown result "fail" \(expected "policy" or "pass"\)/],
   ["MetricsListen 9891", /expected "HOST:PORT"/],
   ["Socket inet:99999@localhost", /port "99999"/],
   ["Socket tcp:8891", /Cannot parse "Socket"/],
@@ -296,6 +311,8 @@ const bad: [string, RegExp][] = [
   ["MaximumSignedBytes 1e6", /expected a whole number/],
   ["On-Default bounce", /unknown action "bounce"/],
   ["On-BadSignature x", /unknown action "x"/],
+  ["On-UnauthorizedSigner quarantine", /expected accept, reject, tempfail or discard/],
+  ["AuthorizedSigners ldap://ldap/dc=example", /not supported by dkimd/],
   ["AuthservID mx; evil", /not a valid authserv-id/],
   ["Nameservers ns.example.com", /not an IPv4 or IPv6 address/],
   ["Nameservers 127.0.0.1@99999", /port "99999"/],
@@ -360,7 +377,7 @@ Deno.test("readOpendkimConf() applies OpenDKIM's defaults", () => {
   assert.equal(config.maximumSignaturesToVerify, 3);
   assert.equal(config.maximumHeaderFields, 1000);
   assert.equal(config.maximumKeyBits, 4096);
-  assert.equal(config.dnsMaxAnswerBytes, 65535);
+  assert.equal(config.dnsMaxAnswerBytes, 8192);
   assert.equal(config.milterMaxFrameBytes, 1048576);
   assert.equal(config.milterMaxConnections, 512);
   assert.equal(config.milterIdleTimeout, 7210);
@@ -436,6 +453,16 @@ Deno.test("readOpendkimConf() warns about each OpenDKIM setting dkimd ignores, n
   }
   const { warnings } = read("adspaction discard");
   assert.match(warnings[0].message, /removed in OpenDKIM 2\.10/);
+});
+
+// Issue 13 item 7: KeepAuthResults stays ignored, and the warning says why that is the safe side.
+Deno.test("readOpendkimConf() ignores KeepAuthResults, warning that forged Authentication-Results are always removed (RFC 8601 §5)", () => {
+  const { config, warnings } = read("KeepAuthResults yes");
+  assert.deepEqual(warnings.map((w) => w.message), [
+    '"KeepAuthResults" at /etc/opendkim.conf:2 is an OpenDKIM setting dkimd does not implement ' +
+    "(forged Authentication-Results are always removed, per RFC 8601 §5); ignored",
+  ]);
+  assert.deepEqual(config, read("").config);
 });
 
 Deno.test("readOpendkimConf() reports every error at once, in line order", () => {

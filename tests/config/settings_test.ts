@@ -62,13 +62,13 @@ Deno.test("each default reads back from its own written form", () => {
   }
 });
 
-Deno.test("only SigningTable accepts refile:, and every other data set refuses it by the table", () => {
+Deno.test("only SigningTable and AuthorizedSigners accept refile:, and every other data set refuses it by the table", () => {
   const accepting = SETTING_LIST.filter((s) =>
     s.kind.type === "dataSet" && s.kind.accepts.includes("refile")
   );
-  assert.deepEqual(accepting.map((s) => s.name), ["SigningTable"]);
+  assert.deepEqual(accepting.map((s) => s.name), ["SigningTable", "AuthorizedSigners"]);
   for (const s of SETTING_LIST) {
-    if (s.kind.type !== "dataSet" || s === accepting[0]) continue;
+    if (s.kind.type !== "dataSet" || accepting.includes(s)) continue;
     const { errors } = buildConfig({
       mode: { value: { sign: false, verify: true }, origin: at },
       [s.field]: { value: { kind: "refile", path: "/x" }, origin: at },

@@ -143,3 +143,42 @@ Deno.test("configToYaml() writes each data set inline in its YAML form, or as it
     ]);
   }
 });
+
+Deno.test("configToYaml() writes AuthorizedSigners as a map of logins that reads back to the same set", async () => {
+  const files = {
+    "/etc/dkimd/authorized_signers": "*  %\njoe@example.com  example.com, .example.com\n" +
+      "bot@example.com\nJOE@example.com  example.net\n",
+  };
+  const conf = "Mode v\nAuthorizedSigners /etc/dkimd/authorized_signers\n" +
+    "On-UnauthorizedSigner reject\n";
+  const yaml = await converted(conf, files);
+  assert.match(
+    yaml,
+    /authorizedSigners:\n {2}"\*":\n {4}- "%"\n {2}joe@example\.com:\n {4}- example\.com\n {4}- \.example\.com\n {2}bot@example\.com: \[\]\n/,
+  );
+  assert.match(yaml, /\nonUnauthorizedSigner: reject\n/);
+  const loaded = await loadConfig(
+    "/etc/dkimd/dkimd.yaml",
+    memoryIo({ ...files, "/etc/dkimd/dkimd.yaml": yaml }),
+  );
+  assert.equal(loaded.config.onUnauthorizedSigner, "reject");
+  const set = loaded.authorizedSigners!;
+  assert.deepEqual(
+    set.rules.map((r) => [r.login, r.grants.map((g) => g.text)]),
+    [["*", ["%"]], ["joe@example.com", ["example.com", ".example.com"]], ["bot@example.com", []]],
+  );
+  // With --files, an inline list whose items are separated by commas stays a YAML map, since
+  // csl: would read its commas as separating entries.
+  const yamlSource = "mode: v\nauthorizedSigners:\n  joe: [example.com, example.net]\n";
+  const asFiles = configToYaml(
+    await loadConfig("/etc/dkimd/in.yaml", memoryIo({ "/etc/dkimd/in.yaml": yamlSource })),
+    { inlineTables: false },
+  );
+  assert.match(asFiles, /authorizedSigners:\n {2}joe:\n {4}- example\.com\n {4}- example\.net\n/);
+  // A refile: set keeps its file: YAML's map has no wildcard logins.
+  const refile = await converted(
+    "Mode v\nAuthorizedSigners refile:/etc/dkimd/authorized_signers\n",
+    files,
+  );
+  assert.match(refile, /\nauthorizedSigners: refile:\/etc\/dkimd\/authorized_signers\n/);
+});

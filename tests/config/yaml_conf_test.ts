@@ -74,6 +74,18 @@ const cases: Case[] = [
     want: ["reject", "accept"],
   },
   { yaml: "authservId: HOSTNAME", get: (c) => c.authservId, want: { kind: "hostname" } },
+  { yaml: "partialBodyResult: pass", get: (c) => c.partialBodyResult, want: "pass" },
+  { yaml: "strictHeaders: true", get: (c) => c.strictHeaders, want: true },
+  { yaml: "requiredHeaders: yes", get: (c) => c.requiredHeaders, want: true },
+  {
+    yaml: "mustBeSigned: [Reply-To, List-Unsubscribe]",
+    get: (c) => c.mustBeSigned,
+    want: {
+      kind: "inline",
+      entries: [{ key: "Reply-To" }, { key: "List-Unsubscribe" }],
+      patterns: false,
+    },
+  },
   {
     yaml: "socket: local:/run/dkimd/dkimd.sock",
     get: (c) => c.socket,
@@ -139,6 +151,35 @@ const cases: Case[] = [
     want: { kind: "inline", entries: [{ key: "example.com", value: "mail" }], patterns: false },
   },
   {
+    yaml:
+      'authorizedSigners:\n  "*": "%"\n  joe@example.com: [example.com, ".example.com"]\n  bot: null',
+    get: (c) => c.authorizedSigners,
+    want: {
+      kind: "inline",
+      entries: [
+        { key: "*", value: "%" },
+        { key: "joe@example.com", value: "example.com, .example.com" },
+        { key: "bot" },
+      ],
+      patterns: false,
+    },
+  },
+  {
+    yaml: 'authorizedSigners: [{"*": "%"}, {joe: "example.com, example.net"}]',
+    get: (c) => c.authorizedSigners,
+    want: {
+      kind: "inline",
+      entries: [{ key: "*", value: "%" }, { key: "joe", value: "example.com, example.net" }],
+      patterns: false,
+    },
+  },
+  {
+    yaml: "authorizedSigners: refile:/etc/dkimd/authorized_signers",
+    get: (c) => c.authorizedSigners,
+    want: { kind: "refile", path: "/etc/dkimd/authorized_signers" },
+  },
+  { yaml: "onUnauthorizedSigner: reject", get: (c) => c.onUnauthorizedSigner, want: "reject" },
+  {
     yaml: "macroList: {daemon_name: [MSA, ORIG], auth_authen: null}",
     get: (c) => c.macroList,
     want: {
@@ -200,6 +241,14 @@ const errors: [string, RegExp][] = [
     /d\.yaml:2 \(dnsTimeout\): expected a number from 0 to 3600, not 7200/,
   ],
   ["mode: v\nsyslog: maybe", /d\.yaml:2 \(syslog\): expected a Boolean/],
+  [
+    "mode: v\nauthorizedSigners:\n  joe: {domain: example.com}",
+    /d\.yaml:3 \(authorizedSigners\.joe\): expected an address or domain, or a list of them/,
+  ],
+  [
+    "mode: v\nonUnauthorizedSigner: quarantine",
+    /d\.yaml:2 \(onUnauthorizedSigner\): unknown action "quarantine" \(expected accept, reject, tempfail or discard/,
+  ],
   [
     "mode: v\nkeyTable:\n  mail:\n    domain: example.com\n    selector: mail\n    keyfile: /k",
     /d\.yaml:6 \(keyTable\.mail\.keyfile\): unknown key "keyfile"; did you mean "keyFile"\?/,

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import type { VerifyingKey } from "../../lib/crypto/public_key.ts";
-import { KEY_CACHE_SIZE_DEFAULT, KeyCache } from "../../lib/dkim/key_cache.ts";
+import {
+  KEY_CACHE_MAX_BYTES_DEFAULT,
+  KEY_CACHE_SIZE_DEFAULT,
+  KeyCache,
+} from "../../lib/dkim/key_cache.ts";
 
 /** A stand-in key: the cache never looks inside one. */
 const fakeKey = (name: string) => ({ name }) as unknown as VerifyingKey;
@@ -74,4 +78,23 @@ Deno.test("KeyCache holds at least one key, and KEY_CACHE_SIZE_DEFAULT by defaul
   await cache.get("k0", load("k0 again"));
   assert.equal(calls.length, KEY_CACHE_SIZE_DEFAULT + 2);
   assert.equal(calls.at(-1), "k0 again");
+});
+
+/** A stand-in key with a SubjectPublicKeyInfo of `bytes` bytes, which the cache charges. */
+const sizedKey = (bytes: number) => ({ spki: new Uint8Array(bytes) }) as unknown as VerifyingKey;
+
+Deno.test("KeyCache holds at most maxBytes of keys, charged by key size, not by record text", async () => {
+  // Each key: 1 KiB plus twice its 500-byte SPKI, 2024 bytes; five fit in 10 KiB.
+  const cache = new KeyCache(1000, 10 * 1024);
+  const texts = Array.from({ length: 8 }, (_, i) => `v=DKIM1; n=${"x".repeat(8000)}${i}; p=A`);
+  const calls: number[] = [];
+  for (const [i, text] of texts.entries()) {
+    await cache.get(text, () => (calls.push(i), Promise.resolve(sizedKey(500))));
+  }
+  assert.equal(cache.size, 5);
+  assert.equal(cache.bytes, 5 * 2024);
+  await cache.get(texts[7], () => (calls.push(7), Promise.resolve(sizedKey(500))));
+  await cache.get(texts[0], () => (calls.push(0), Promise.resolve(sizedKey(500))));
+  assert.deepEqual(calls, [0, 1, 2, 3, 4, 5, 6, 7, 0]);
+  assert.ok(KEY_CACHE_MAX_BYTES_DEFAULT >= 1000 * (1024 + 2 * 294), "1000 RSA-2048 keys fit");
 });

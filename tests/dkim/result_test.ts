@@ -15,7 +15,7 @@ Deno.test("resultOf() keeps a DkimError's own result and reason", () => {
   });
 });
 
-Deno.test("resultOf() makes a missing key a permerror and a failed query a temperror", () => {
+Deno.test("resultOf() makes a missing or oversized key a permerror and a failed query a temperror", () => {
   const cases: [DnsErrorCode, "permerror" | "temperror", string][] = [
     ["nxdomain", "permerror", "no key for signature"],
     ["nodata", "permerror", "no key for signature"],
@@ -24,6 +24,8 @@ Deno.test("resultOf() makes a missing key a permerror and a failed query a tempe
     ["refused", "temperror", "key query failed: DNS error (refused)"],
     ["malformed", "temperror", "key query failed: DNS error (malformed)"],
     ["network", "temperror", "key query failed: DNS error (network)"],
+    // An oversized record is published that way: asking again gives the same answer.
+    ["toolarge", "permerror", "key record over DNSMaxAnswerBytes"],
   ];
   for (const [code, result, reason] of cases) {
     assert.deepEqual(resultOf(new DnsError(code, "s._domainkey.example.com")), { result, reason });

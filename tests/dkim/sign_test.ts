@@ -1,13 +1,7 @@
 import assert from "node:assert/strict";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
 import { splitMessage } from "../../lib/dkim/header.ts";
-import {
-  DEFAULT_SIGNED_HEADERS,
-  signedHeaderList,
-  Signer,
-  SignError,
-  signMessage,
-} from "../../lib/dkim/sign.ts";
+import { Signer, SignError, signMessage } from "../../lib/dkim/sign.ts";
 import { FOLD_WIDTH, parseSignature } from "../../lib/dkim/signature.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { ZoneResolver } from "../helpers/zone_resolver.ts";
@@ -40,6 +34,7 @@ Deno.test("Signer folds the signature field at 78 columns with CRLF and a tab", 
       selector: "sel",
       key,
       signHeaders: many,
+      oversignHeaders: [], // the 41 below: the 40 names and From once
     }]);
     const lines = latin1(field.raw).split("\r\n");
     assert.ok(lines.length > 5);
@@ -51,21 +46,6 @@ Deno.test("Signer folds the signature field at 78 columns with CRLF and a tab", 
     }
     assert.equal(parseSignature(field).headers.length, 41);
   }
-});
-
-Deno.test("signedHeaderList() signs each present field as often as it occurs, From always", () => {
-  const { fields } = splitMessage(
-    fromLatin1("Received: x\r\nTo: a\r\nto: b\r\nSubject: s\r\nX-Other: o\r\n\r\n"),
-  );
-  assert.deepEqual(signedHeaderList(fields), ["From", "Subject", "To", "To"]);
-  assert.deepEqual(signedHeaderList(fields, ["Subject"], ["Subject", "Reply-To"]), [
-    "From",
-    "Subject",
-    "Subject",
-    "Reply-To",
-  ]);
-  assert.ok(DEFAULT_SIGNED_HEADERS.includes("Message-ID"));
-  assert.ok(!DEFAULT_SIGNED_HEADERS.some((h) => /^(received|return-path)$/i.test(h)));
 });
 
 Deno.test("Signer adds x= from ttl, i= from identity and l= when asked", async () => {
@@ -96,7 +76,12 @@ Deno.test("Signer signs at most maxSignedBytes of the body and says so in l=", a
   const { fields } = splitMessage(message);
   assert.equal(parseSignature(fields[0]).length, 10);
   const resolver = new ZoneResolver({ "sel._domainkey.example.com": [recordFor(key)] });
-  const [v] = await verifyMessage(message, { resolver, now: () => NOW });
+  // The body is longer than l=, which the verifier takes as policy unless told OpenDKIM's pass.
+  const [v] = await verifyMessage(message, {
+    resolver,
+    now: () => NOW,
+    partialBodyResult: "pass",
+  });
   assert.equal(v.result, "pass", String(v.reason));
 });
 

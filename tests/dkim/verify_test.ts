@@ -7,7 +7,13 @@ import type { Canonicalization } from "../../lib/dkim/canon_header.ts";
 import { selectHeaders, splitMessage } from "../../lib/dkim/header.ts";
 import { headerHashInput } from "../../lib/dkim/sign.ts";
 import { appendSignatureValue, formatSignaturePrefix } from "../../lib/dkim/signature.ts";
-import { Verifier, verifyMessage, type VerifyOptions } from "../../lib/dkim/verify.ts";
+import {
+  MAX_BODY_HASHES_DEFAULT,
+  MAX_SIGNATURES_CEILING,
+  Verifier,
+  verifyMessage,
+  type VerifyOptions,
+} from "../../lib/dkim/verify.ts";
 import type { ZoneEntry } from "../helpers/zone_resolver.ts";
 import { ZoneResolver } from "../helpers/zone_resolver.ts";
 import { describeSplit, splits } from "../helpers/chunks.ts";
@@ -133,6 +139,68 @@ Deno.test("verifyMessage() evaluates at most maxSignatures, from the top", async
   assert.equal(resolver.calls.filter((n) => n === NAME).length, 2);
 });
 
+// dkimd departs from OpenDKIM here: its MaximumSignaturesToVerify 0 verifies every signature.
+Deno.test("verifyMessage() evaluates at most MAX_SIGNATURES_CEILING signatures, whatever maxSignatures says", async () => {
+  const ed = await edKey();
+  const options = Array.from(
+    { length: MAX_SIGNATURES_CEILING + 5 },
+    () => ({ domain: "example.com", selector: "sel", key: ed }),
+  );
+  const message = await signed(MESSAGE, options);
+  const resolver = new ZoneResolver({ [NAME]: [recordFor(ed)] });
+  for (const maxSignatures of [MAX_SIGNATURES_CEILING + 1, Number.MAX_SAFE_INTEGER]) {
+    const verdicts = await verifyMessage(message, { resolver, now: () => NOW, maxSignatures });
+    assert.equal(verdicts.length, MAX_SIGNATURES_CEILING);
+    assert.ok(verdicts.every((v) => v.result === "pass"));
+  }
+});
+
+Deno.test("Verifier gives policy, unverified, to a signature needing one body hash too many", async () => {
+  const ed = await edKey();
+  const relaxed = { domain: "example.com", selector: "sel", key: ed };
+  const simple = { ...relaxed, canonicalization: ["relaxed", "simple"] as const };
+  const message = await signed(MESSAGE, [relaxed, simple, relaxed]);
+  const resolver = new ZoneResolver({ [NAME]: [recordFor(ed)] });
+  const { fields, bodyOffset } = splitMessage(message);
+  const verifier = new Verifier({ resolver, now: () => NOW, maxBodyHashes: 1 });
+  verifier.headers(fields);
+  assert.equal(verifier.bodyHashCount, 1);
+  assert.equal(verifier.overBodyHashLimit, 1);
+  verifier.body(message.subarray(bodyOffset));
+  assert.deepEqual((await verifier.finish()).map((v) => [v.result, v.reason]), [
+    ["pass", undefined],
+    ["policy", "not verified: more than 1 distinct body hashes in the message"],
+    ["pass", undefined],
+  ]);
+});
+
+Deno.test("Verifier computes at most MAX_BODY_HASHES_DEFAULT body hashes, however many l= values", async () => {
+  const ed = await edKey();
+  const count = MAX_BODY_HASHES_DEFAULT + 3;
+  const options = Array.from(
+    { length: count },
+    (_, i) => ({ domain: "example.com", selector: "sel", key: ed, maxSignedBytes: i + 1 }),
+  );
+  const message = await signed(MESSAGE, options);
+  const { fields } = splitMessage(message);
+  const verifier = new Verifier({
+    resolver: new ZoneResolver({ [NAME]: [recordFor(ed)] }),
+    now: () => NOW,
+    maxSignatures: count,
+  });
+  verifier.headers(fields);
+  assert.equal(verifier.signatureCount, count);
+  assert.equal(verifier.bodyHashCount, MAX_BODY_HASHES_DEFAULT);
+  assert.equal(verifier.overBodyHashLimit, 3);
+  verifier.body(message.subarray(splitMessage(message).bodyOffset));
+  const reasons = (await verifier.finish()).map((v) => v.reason ?? "");
+  // The first MAX_BODY_HASHES_DEFAULT are verified (whatever l= makes of them), the rest not.
+  assert.deepEqual(
+    reasons.map((r) => r.startsWith("not verified")),
+    options.map((_, i) => i >= MAX_BODY_HASHES_DEFAULT),
+  );
+});
+
 Deno.test("verifyMessage() returns nothing for an unsigned message", async () => {
   assert.deepEqual(await verify(MESSAGE, {}), []);
 });
@@ -161,7 +229,8 @@ Deno.test("verifyMessage() honours l= and ignores content appended after it", as
     bodyLength: true,
   }]);
   const appended = concat([message, fromLatin1("-- \r\nAppended by a list\r\n")]);
-  const [v] = await verify(appended, { [NAME]: [recordFor(key)] });
+  // OpenDKIM's pass for a partial body (the default, policy, is tested below).
+  const [v] = await verify(appended, { [NAME]: [recordFor(key)] }, { partialBodyResult: "pass" });
   assert.equal(v.result, "pass");
   assert.ok(v.signature?.length !== undefined && v.signature.length > 0);
   const truncated = edit(message, "Alice\r\n\r\n", "");

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { CachingResolver, type CachingResolverOptions } from "../../lib/dns/cache.ts";
+import {
+  CachingResolver,
+  type CachingResolverOptions,
+  QUERY_CACHE_MAX_BYTES_DEFAULT,
+} from "../../lib/dns/cache.ts";
 import { DnsError, type LookupOptions, type TxtResolver } from "../../lib/dns/resolver.ts";
 import { ZoneResolver } from "../helpers/zone_resolver.ts";
 
@@ -250,4 +254,36 @@ Deno.test("CachingResolver() rejects bad limits; clear() empties the cache", asy
   assert.equal(cache.size, 0);
   await cache.resolveTxt("a.example");
   assert.equal(inner.calls.length, 2);
+});
+
+Deno.test("CachingResolver.resolveTxt() keeps at most maxBytes of names and text, oldest out", async () => {
+  const text = (n: number) => `v=DKIM1; n=${"x".repeat(8000)}${n}; p=AAAA`;
+  const zone: Record<string, string[]> = {};
+  for (let i = 0; i < 20; i++) zone[`s${i}._domainkey.example`] = [text(i)];
+  const { inner, cache } = setup(zone, { maxBytes: 50_000 });
+  for (let i = 0; i < 20; i++) await cache.resolveTxt(`s${i}._domainkey.example`);
+  // Each answer is charged its name, its 8 KiB of text and 256 bytes: six fit in 50,000.
+  assert.equal(cache.size, 6);
+  assert.ok(cache.bytes <= 50_000, String(cache.bytes));
+  inner.calls.length = 0;
+  await cache.resolveTxt("s19._domainkey.example");
+  await cache.resolveTxt("s0._domainkey.example");
+  assert.deepEqual(inner.calls, ["s0._domainkey.example"]);
+  // One answer over the whole budget is still kept, alone: the stub bounds a single answer.
+  const one = setup({ "big.example": ["y".repeat(9000)] }, { maxBytes: 1000 });
+  await one.cache.resolveTxt("big.example");
+  await one.cache.resolveTxt("big.example");
+  assert.equal(one.inner.calls.length, 1);
+  assert.throws(() => new CachingResolver(inner, { maxBytes: -1 }), RangeError);
+  cache.clear();
+  assert.equal(cache.bytes, 0);
+});
+
+Deno.test("CachingResolver keeps 4 MiB by default (QUERY_CACHE_MAX_BYTES_DEFAULT)", async () => {
+  const record = `v=DKIM1; n=${"x".repeat(8 * 1024 - 20)}; p=AAAA`;
+  const inner: TxtResolver = { resolveTxt: (name) => Promise.resolve([`${record}${name}`]) };
+  const cache = new CachingResolver(inner);
+  for (let i = 0; i < 1000; i++) await cache.resolveTxt(`s${i}._domainkey.example`);
+  assert.ok(cache.bytes <= QUERY_CACHE_MAX_BYTES_DEFAULT, String(cache.bytes));
+  assert.ok(cache.size < 520 && cache.size > 480, String(cache.size));
 });

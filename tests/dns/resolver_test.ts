@@ -10,6 +10,8 @@ Deno.test("DnsError names the query and the code; only a missing record is perma
     ["timeout", false],
     ["malformed", false],
     ["network", false],
+    // Too large is an answer about a record that exists, not a missing one.
+    ["toolarge", false],
   ];
   for (const [code, permanent] of cases) {
     const e = new DnsError(code, "s._domainkey.example.com");

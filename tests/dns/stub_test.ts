@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { DnsError, type DnsErrorCode } from "../../lib/dns/resolver.ts";
-import { StubResolver, type StubResolverOptions } from "../../lib/dns/stub.ts";
+import {
+  STUB_MAX_ANSWER_BYTES_DEFAULT,
+  StubResolver,
+  type StubResolverOptions,
+} from "../../lib/dns/stub.ts";
 import { type Nameserver, parseNameserver, parseNameserverList } from "../../lib/dns/nameserver.ts";
 import { toBase64 } from "../../lib/bytes.ts";
 import {
@@ -181,12 +185,14 @@ Deno.test("StubResolver.resolveTxt() ignores answers with a wrong ID, question o
 });
 
 Deno.test("StubResolver.resolveTxt() times out on silence after every attempt", async () => {
+  // 500 ms per attempt: with 100 ms a loaded machine (tests in parallel on 2 cores) could reach
+  // the deadline before the third query left, which is the scheduler's doing, not the resolver's.
   await withServer({ "slow.example": { drop: true } }, async (server, resolver) => {
     const error = await rejectsWith(
-      resolver({ timeoutMs: 300, attempts: 3 }).resolveTxt("slow.example"),
+      resolver({ timeoutMs: 1500, attempts: 3 }).resolveTxt("slow.example"),
       "timeout",
     );
-    assert.match(error.message, /no answer within 300 ms/);
+    assert.match(error.message, /no answer within 1500 ms/);
     assert.equal(server.queries.length, 3);
   });
 });
@@ -283,6 +289,36 @@ Deno.test("StubResolver.resolveTxt() reports garbage as malformed, and ignores n
     // Random bytes do not even match the query, so they are ignored like a spoof.
     await rejectsWith(r.resolveTxt("noise.example"), "timeout");
   });
+});
+
+Deno.test("StubResolver.resolveTxt() refuses more TXT text than maxAnswerBytes as toolarge, at once", async () => {
+  const at8k = "a".repeat(STUB_MAX_ANSWER_BYTES_DEFAULT);
+  await withServer(
+    {
+      "limit.example": { txt: [at8k] },
+      "over.example": { txt: [`${at8k}b`] },
+      "two.example": { txt: ["a".repeat(5000), "b".repeat(5000)] },
+    },
+    async (server, resolver) => {
+      // 8 KiB of text, the default limit, is a DNS message of over 8 KiB: it passes.
+      assert.deepEqual(await resolver().resolveTxt("limit.example"), [at8k]);
+      server.queries.length = 0;
+      const error = await rejectsWith(resolver().resolveTxt("over.example"), "toolarge");
+      assert.match(
+        error.message,
+        /answer holds 8193 bytes of TXT record text, over the limit of 8192 \(DNSMaxAnswerBytes\)/,
+      );
+      // An answer: neither the second attempt nor another server is asked.
+      assert.deepEqual(server.queries.map((q) => q.transport), ["udp", "tcp"]);
+      // Every record of the answer counts.
+      await rejectsWith(resolver().resolveTxt("two.example"), "toolarge");
+      assert.deepEqual(await resolver({ maxAnswerBytes: 10_000 }).resolveTxt("two.example"), [
+        "a".repeat(5000),
+        "b".repeat(5000),
+      ]);
+      await rejectsWith(resolver({ maxAnswerBytes: 512 }).resolveTxt("limit.example"), "toolarge");
+    },
+  );
 });
 
 Deno.test("StubResolver.resolveTxt() bounds a TCP answer by maxResponseBytes", async () => {

@@ -12,8 +12,10 @@ import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { parseNameserverList } from "../../lib/dns/nameserver.ts";
 import { StubResolver } from "../../lib/dns/stub.ts";
 import { splitMessage } from "../../lib/dkim/header.ts";
+import { parseSignature } from "../../lib/dkim/signature.ts";
 import { type DnsServer, startDnsServer } from "../helpers/dns_server.ts";
 import { type DkimdProcess, startDkimd } from "../helpers/dkimd_process.ts";
+import { assertFoldedField, unfold } from "../helpers/folding.ts";
 import {
   generateTestKey,
   signAllWithDkimpy,
@@ -163,6 +165,19 @@ Deno.test("Postfix + dkimd: outbound mail over SMTP and through sendmail comes o
       assert.match(fieldsNamed(bytes, "DKIM-Filter")[0], /^DKIM-Filter: dkimd \S+ \S+ [0-9A-F]+$/);
       const ours = await dkimdVerdicts(w, bytes);
       assert.deepEqual(ours.map((v) => [v.selector, v.result]), [["rsa", "pass"], ["ed", "pass"]]);
+      // The default list, as `dkimd sign` signs it: the fields of it the message has, From
+      // oversigned, not the Received fields Postfix adds (which the verdicts above survive).
+      assert.ok(fieldsNamed(bytes, "Received").length > 0, "Postfix added Received");
+      for (const f of splitMessage(bytes).fields.filter((f) => f.name === "DKIM-Signature")) {
+        assert.deepEqual(parseSignature(f).headers.map((n) => n.toLowerCase()), [
+          "from",
+          "from",
+          "subject",
+          "date",
+          "message-id",
+          "to",
+        ]);
+      }
     }
     const keys = { records: records(w) };
     const perl = await verifyAllWithMailDkim(delivered, keys);
@@ -213,10 +228,22 @@ Deno.test("Postfix + dkimd: inbound mail gets Authentication-Results: pass, fail
         latin1(m.data).includes(`Subject: ${s}`) && !latin1(m.data).includes("see you at nine")
       )!.data;
     const ar = (s: string) => fieldsNamed(bySubject(s), "Authentication-Results");
+    const tamperedAr = got.find((m) => latin1(m.data).includes("see you at nine"))!.data;
+    // As delivered, each of dkimd's fields has lines of at most 78 characters where a property
+    // does not fill one (RFC 5322 §2.1.1): folded by dkimd, kept so by Postfix.
+    const delivered = [
+      ...["inbound signed", "inbound unsigned", "forged"].flatMap(ar),
+      ...fieldsNamed(tamperedAr, "Authentication-Results"),
+    ];
+    assert.equal(delivered.length, 4, delivered.join("\n"));
+    for (const field of delivered) assertFoldedField(field);
+    // Unfolded (RFC 5322 §2.2.3), the result starts a line and its properties read in order;
+    // the signed result is long enough to need a second fold.
     assert.match(
-      ar("inbound signed")[0],
-      /^Authentication-Results: mx\.postfix\.test;\r\n\tdkim=pass \(2048-bit key\) header\.d=example\.com header\.i=@example\.com header\.s=outside/,
+      unfold(ar("inbound signed")[0]),
+      /^Authentication-Results: mx\.postfix\.test;\tdkim=pass\s\(2048-bit key\)\sheader\.d=example\.com\sheader\.i=@example\.com\sheader\.s=outside/,
     );
+    assert.ok(ar("inbound signed")[0].split("\r\n").length > 2, ar("inbound signed")[0]);
     assert.match(ar("inbound signed")[0].replace(/\r\n\t/g, " "), /dkim=pass/);
     // The message's own signature still verifies after Postfix and dkimd handled it.
     const [v] = await dkimdVerdicts(w, bySubject("inbound signed"));
@@ -226,10 +253,9 @@ Deno.test("Postfix + dkimd: inbound mail gets Authentication-Results: pass, fail
       ar("inbound unsigned")[0],
       /^Authentication-Results: mx\.postfix\.test; dkim=none$/,
     );
-    const tamperedAr = got.find((m) => latin1(m.data).includes("see you at nine"))!.data;
     assert.match(
-      fieldsNamed(tamperedAr, "Authentication-Results")[0],
-      /dkim=fail \(2048-bit key\) reason="body hash did not verify"/,
+      unfold(fieldsNamed(tamperedAr, "Authentication-Results")[0]),
+      /dkim=fail\s\(2048-bit key\)\sreason="body hash did not verify"/,
     );
     // The forged field claiming our authserv-id is gone; ours says none.
     assert.deepEqual(ar("forged"), ["Authentication-Results: mx.postfix.test; dkim=none"]);

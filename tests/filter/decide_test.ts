@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import type { SigningKey } from "../../lib/crypto/private_key.ts";
 import { decide, type DecisionInput } from "../../lib/filter/decide.ts";
 import type { FilterPolicy } from "../../lib/filter/filter_policy.ts";
+import { AuthorizedSigners } from "../../lib/policy/authorized_signers.ts";
 import type { DataSetLookup } from "../../lib/policy/data_set_lookup.ts";
 import type { DataSetEntry } from "../../lib/policy/dataset.ts";
 import { exampleSigning, MEMORY_CONF, memoryRuntime } from "../helpers/memory_runtime.ts";
@@ -151,6 +152,142 @@ Deno.test("decide() rejects when a data set cannot answer", async () => {
   const down: DataSetLookup = { lookup: () => Promise.reject(new Error("database is down")) };
   await assert.rejects(
     () => decide(input({ ...loaded, exemptDomains: down })),
+    /database is down/,
+  );
+});
+
+// AuthorizedSigners: a shared host signing example.com and example.net, where every login may
+// sign for its own domain and postmaster@example.com for both.
+const SHARED = "SigningTable csl:example.com=rsa,example.net=rsa\n" +
+  "AuthorizedSigners /etc/dkimd/authorized_signers\n";
+const SIGNERS_FILE = "*  %\npostmaster@example.com  example.com, example.net\n";
+
+async function sharedHost(extra = ""): Promise<FilterPolicy<SigningKey>> {
+  const signing = await exampleSigning();
+  const { loaded } = await memoryRuntime(
+    `Mode sv\n${signing.conf}InternalHosts csl:10.0.0.0/8\n${SHARED}${extra}`,
+    { files: { ...signing.files, "/etc/dkimd/authorized_signers": SIGNERS_FILE } },
+  );
+  return loaded;
+}
+
+const login = (name?: string) => (macro: string) =>
+  macro === "auth_type" ? "PLAIN" : macro === "auth_authen" ? name : undefined;
+const CEO_NET = { user: "ceo", domain: "example.net", field: "From" } as const;
+
+Deno.test("decide() with AuthorizedSigners signs an authenticated login's own domain, naming the entry", async () => {
+  const policy = await sharedHost();
+  const d = await decide(input(policy, { client: EXTERNAL, macros: login("joe@example.com") }));
+  assert.equal(d.kind, "sign");
+  assert.ok(
+    d.why.includes(
+      "login 'joe@example.com' may sign for From 'joe@example.com' " +
+        `(AuthorizedSigners "*" at /etc/dkimd/authorized_signers:1: "%")`,
+    ),
+    d.why.join("\n"),
+  );
+  const admin = await decide(input(policy, {
+    client: EXTERNAL,
+    macros: login("Postmaster@Example.com"),
+    sender: CEO_NET,
+  }));
+  assert.equal(admin.kind, "sign");
+});
+
+Deno.test("decide() with AuthorizedSigners refuses an authenticated login another domain's From, with On-UnauthorizedSigner's action", async () => {
+  const want = "login 'joe@example.com' may not sign for From 'ceo@example.net' " +
+    `(AuthorizedSigners "*" at /etc/dkimd/authorized_signers:1 allows only %)`;
+  const d = await decide(
+    input(await sharedHost(), {
+      client: EXTERNAL,
+      macros: login("joe@example.com"),
+      sender: CEO_NET,
+    }),
+  );
+  assert.deepEqual(d, {
+    kind: "unauthorized",
+    why: ["mail.example.org [192.0.2.25] not internal", "authenticated (auth_type PLAIN)"],
+    refusal: want,
+    action: "accept",
+  });
+  for (const action of ["reject", "tempfail", "discard"]) {
+    const policy = await sharedHost(`On-UnauthorizedSigner ${action}\n`);
+    const r = await decide(
+      input(policy, { client: EXTERNAL, macros: login("joe@example.com"), sender: CEO_NET }),
+    );
+    assert.ok(r.kind === "unauthorized" && r.action === action && r.refusal === want, action);
+  }
+});
+
+Deno.test("decide() with AuthorizedSigners checks every authenticated message, an internal client's too", async () => {
+  const policy = await sharedHost();
+  // Authenticated from an InternalHosts address (webmail on the host, say): still checked.
+  const internal = await decide(
+    input(policy, { macros: login("joe@example.com"), sender: CEO_NET }),
+  );
+  assert.equal(internal.kind, "unauthorized");
+  // No {auth_authen}: only the "*" entry can answer, and % has no login domain to allow.
+  const nameless = await decide(input(policy, { client: EXTERNAL, macros: login(undefined) }));
+  assert.ok(nameless.kind === "unauthorized", nameless.kind);
+  assert.match(nameless.refusal, /^login \(none: the MTA sent no \{auth_authen\}\) may not sign/);
+});
+
+Deno.test("decide() with AuthorizedSigners leaves unauthenticated mail as OpenDKIM does: InternalHosts, MTA, MacroList", async () => {
+  const policy = await sharedHost("MTA MSA\nMacroList daemon_name=ORIG\n");
+  const origins: Partial<DecisionInput<SigningKey>>[] = [
+    {},
+    { client: EXTERNAL, macros: (n) => (n === "daemon_name" ? "MSA" : undefined) },
+    { client: EXTERNAL, macros: (n) => (n === "daemon_name" ? "ORIG" : undefined) },
+  ];
+  for (const more of origins) {
+    const d = await decide(input(policy, { ...more, sender: CEO_NET }));
+    assert.equal(d.kind, "sign");
+    assert.ok(!d.why.some((w) => w.includes("AuthorizedSigners")), d.why.join("\n"));
+  }
+});
+
+Deno.test("decide() with AuthorizedSigners refuses only signatures: a From it does not sign for is verified as before", async () => {
+  const d = await decide(input(await sharedHost(), {
+    client: EXTERNAL,
+    macros: login("joe@example.com"),
+    sender: { user: "joe", domain: "gmail.example", field: "From" },
+  }));
+  assert.equal(d.kind, "verify");
+  assert.ok(d.why.includes("no signing table match for 'joe@gmail.example'"), d.why.join("\n"));
+});
+
+Deno.test("decide() without AuthorizedSigners signs any From for an authenticated client, as OpenDKIM", async () => {
+  const signing = await exampleSigning();
+  const { loaded } = await memoryRuntime(
+    `Mode sv\n${signing.conf}SigningTable csl:example.com=rsa,example.net=rsa\n`,
+    { files: signing.files },
+  );
+  const d = await decide(
+    input(loaded, { client: EXTERNAL, macros: login("joe@example.com"), sender: CEO_NET }),
+  );
+  assert.equal(d.kind, "sign");
+});
+
+Deno.test("decide() asks AuthorizedSigners the login and * in one lookup, and rejects when it cannot answer", async () => {
+  const loaded = await sharedHost();
+  const set = new RecordingSet(["*"]);
+  const policy: FilterPolicy<SigningKey> = {
+    ...loaded,
+    authorizedSigners: AuthorizedSigners.keyed(set),
+  };
+  const d = await decide(
+    input(policy, { client: EXTERNAL, macros: login("joe@example.com"), sender: CEO_NET }),
+  );
+  // RecordingSet's "*" entry has no value: it allows nothing.
+  assert.equal(d.kind, "unauthorized");
+  assert.deepEqual(set.calls, [["joe@example.com", "*"]]);
+  const down: DataSetLookup = { lookup: () => Promise.reject(new Error("database is down")) };
+  await assert.rejects(
+    () =>
+      decide(input({ ...loaded, authorizedSigners: AuthorizedSigners.keyed(down) }, {
+        client: EXTERNAL,
+        macros: login("joe@example.com"),
+      })),
     /database is down/,
   );
 });

@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { latin1 } from "../../lib/bytes.ts";
 import { splitMessage } from "../../lib/dkim/header.ts";
 import { parseSignature } from "../../lib/dkim/signature.ts";
-import { verifyMessage } from "../../lib/dkim/verify.ts";
+import { signMessage, type SignOptions } from "../../lib/dkim/sign.ts";
+import { MAX_BODY_HASHES_DEFAULT, verifyMessage } from "../../lib/dkim/verify.ts";
 import { DkimFilter } from "../../lib/filter/dkim_filter.ts";
 import type { LookupReport, TransactionReport } from "../../lib/filter/observer.ts";
 import type { Command } from "../../lib/milter/command.ts";
@@ -18,9 +19,11 @@ import { SMFI_CURR_PROT, SMFIP_HDR_LEADSPC } from "../../lib/milter/constants.ts
 import { serve } from "../../lib/milter/server.ts";
 import type { MilterSession } from "../../lib/milter/session.ts";
 import { applyModifications, buildMessage, type HeaderPair } from "../helpers/milter_apply.ts";
+import { assertFoldedField, unfold } from "../helpers/folding.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { MemoryMta, type MemoryMtaOptions, testMessage } from "../helpers/memory_mta.ts";
 import { exampleSigning, memoryRuntime } from "../helpers/memory_runtime.ts";
+import { edKey, loadKey } from "../helpers/dkim_fixtures.ts";
 import type { ZoneEntry, ZoneResolver } from "../helpers/zone_resolver.ts";
 
 const NOW = 1_800_000_000;
@@ -143,6 +146,42 @@ Deno.test("DkimFilter signs behind a milter socket as it does in memory", async 
   }
 });
 
+Deno.test("DkimFilter signs by default the fields dkimd sign signs: the one default list, From oversigned", async () => {
+  const s = await start("");
+  const headers: HeaderPair[] = [
+    ["Received", " from client.example.com by mx.example.net; Fri, 27 Nov 2026 12:00:01 +0000"],
+    ...HEADERS,
+    ["MIME-Version", " 1.0"],
+    ["Content-Type", " text/plain; charset=us-ascii"],
+    ["Content-Transfer-Encoding", " 7bit"],
+    ["X-Mailer", " test"],
+  ];
+  const r = await send(s.mta(), INTERNAL, headers);
+  const { delivered, verdicts } = await verifyDelivered(headers, r.modifications, s.zone);
+  assert.deepEqual(verdicts.map((v) => v.result), ["pass", "pass"]);
+  const original = buildMessage(headers, BODY);
+  const [cli] = await signMessage(original, [{
+    domain: "example.com",
+    selector: "ed",
+    key: await edKey(),
+  }]);
+  const want = parseSignature(cli).headers.map((n) => n.toLowerCase());
+  assert.deepEqual(want, [
+    "from",
+    "from",
+    "subject",
+    "date",
+    "message-id",
+    "to",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+  ]);
+  for (const f of splitMessage(delivered).fields.filter((f) => f.name === "DKIM-Signature")) {
+    assert.deepEqual(parseSignature(f).headers.map((n) => n.toLowerCase()), want);
+  }
+});
+
 Deno.test("DkimFilter signs mail from an authenticated external client ({auth_type})", async () => {
   const s = await start("");
   const r = await send(s.mta(), EXTERNAL, HEADERS, BODY, { "{auth_type}": "PLAIN" });
@@ -163,13 +202,16 @@ Deno.test("DkimFilter verifies external mail, adds Authentication-Results and lo
   const [ar] = r.modifications;
   assert.equal(ar.type, "insheader");
   const value = latin1((ar as { value: Uint8Array }).value);
+  // Folded with bare LFs for the MTA, each line within 78 characters (RFC 5322 §2.1.1); each
+  // result starts a line, and unfolded (RFC 5322 §2.2.3) the properties read in order.
+  assertFoldedField(`Authentication-Results:${value}`);
   assert.match(
-    value,
-    /^ mx\.example\.net;\n\tdkim=pass \(2048-bit key\) header\.d=example\.com header\.i=@example\.com header\.s=rsa header\.a=rsa-sha256 header\.b=/,
+    unfold(value),
+    /^ mx\.example\.net;\tdkim=pass\s\(2048-bit key\)\sheader\.d=example\.com\sheader\.i=@example\.com\sheader\.s=rsa\sheader\.a=rsa-sha256\sheader\.b=/,
   );
   assert.match(
-    value,
-    /\n\tdkim=pass \(256-bit key\) header\.d=example\.com .*header\.s=ed header\.a=ed25519-sha256/,
+    unfold(value),
+    /;\tdkim=pass\s\(256-bit key\)\sheader\.d=example\.com\s.*header\.s=ed\sheader\.a=ed25519-sha256/,
   );
   assert.ok(verifier.log.find("info", /^4AB12C: DKIM verification successful$/));
   assert.ok(verifier.log.find("info", /^4AB12C: not authenticated$/));
@@ -265,6 +307,28 @@ Deno.test("DkimFilter removes every Authentication-Results field forged with its
   );
 });
 
+Deno.test("DkimFilter removes a forged Authentication-Results field however it is folded, as its own are", async () => {
+  const s = await start("");
+  // Postfix hands a folded value over with bare LFs; CRLF and a fold before the id also occur.
+  const headers: HeaderPair[] = [
+    ["Authentication-Results", " mx.example.net;\n\tdkim=pass header.d=example.com\n\theader.s=x"],
+    ["Authentication-Results", "\r\n\tmx.example.net;\r\n\tdkim=pass"],
+    ["Authentication-Results", " relay.example.org;\n\tdkim=pass header.d=example.com"],
+    ["Authentication-Results", " (folded\n\t comment) mx.example.net\n ;\n dkim=pass"],
+    ...HEADERS,
+  ];
+  const r = await send(s.mta(), EXTERNAL, headers);
+  const changes = r.modifications.filter((m) => m.type === "chgheader").map((m) =>
+    (m as { index: number }).index
+  );
+  assert.deepEqual(changes, [4, 2, 1]);
+  const after = applyModifications(headers, r.modifications);
+  assert.deepEqual(
+    after.filter(([n]) => n === "Authentication-Results").map(([, v]) => v),
+    [" relay.example.org;\n\tdkim=pass header.d=example.com"],
+  );
+});
+
 Deno.test("DkimFilter accepts PeerList clients at connect and leaves them alone", async () => {
   const s = await start("PeerList 192.0.2.0/24\n");
   const r = await send(s.mta(), EXTERNAL);
@@ -274,7 +338,8 @@ Deno.test("DkimFilter accepts PeerList clients at connect and leaves them alone"
 });
 
 Deno.test("DkimFilter rejects a header block over MaximumHeaders", async () => {
-  const s = await start("MaximumHeaders 200\n");
+  // On-Security decides since issue 13 (default tempfail, as OpenDKIM): reject is asked for.
+  const s = await start("MaximumHeaders 200\nOn-Security reject\n");
   const big: HeaderPair[] = [...HEADERS, ["X-Padding", ` ${"x".repeat(300)}`]];
   const r = await send(s.mta(), EXTERNAL, big);
   assert.deepEqual(r.final, {
@@ -485,4 +550,56 @@ Deno.test("DkimFilter reports each key lookup's outcome: ok, or the DNS error's 
   };
   assert.deepEqual(await outcomes({}), ["ok"]);
   assert.deepEqual(await outcomes({ "ed._domainkey.example.com": "servfail" }), ["servfail"]);
+});
+
+/** HEADERS with `count` Ed25519 signatures of example.com (selector `ed`) on top, from `spec`. */
+async function manySignatures(
+  count: number,
+  spec: (i: number) => Partial<SignOptions> = () => ({}),
+): Promise<HeaderPair[]> {
+  const key = await loadKey("ed25519.pem");
+  const options = Array.from(
+    { length: count },
+    (_, i) => ({ domain: "example.com", selector: "ed", key, ...spec(i) }),
+  );
+  const fields = await signMessage(buildMessage(HEADERS, BODY), options, { now: () => NOW });
+  const pairs = fields.map((f): HeaderPair => {
+    const text = latin1(f.raw);
+    return [text.slice(0, text.indexOf(":")), text.slice(text.indexOf(":") + 1)];
+  });
+  return [...pairs, ...HEADERS];
+}
+
+// dkimd departs from OpenDKIM here: OpenDKIM's MaximumSignaturesToVerify 0 verifies them all.
+Deno.test("DkimFilter verifies at most 50 signatures with MaximumSignaturesToVerify 0, and says so", async () => {
+  const s = await start("MaximumSignaturesToVerify 0\n");
+  const r = await send(s.mta(), EXTERNAL, await manySignatures(53));
+  assert.deepEqual(r.final, { type: "accept" });
+  const [ar] = r.modifications;
+  const value = latin1((ar as { value: Uint8Array }).value);
+  assert.equal(value.match(/dkim=pass/g)?.length, 50);
+  assert.ok(
+    s.log.find(
+      "info",
+      /^4AB12C: 53 DKIM-Signature fields; verifying the first 50 \(the ceiling of MaximumSignaturesToVerify\)$/,
+    ),
+  );
+});
+
+Deno.test("DkimFilter leaves signatures past the body-hash bound unverified, and says so", async () => {
+  const s = await start("MaximumSignaturesToVerify 12\n");
+  // Each l= is another body hash; the bound is MAX_BODY_HASHES_DEFAULT.
+  const headers = await manySignatures(12, (i) => ({ maxSignedBytes: i + 1 }));
+  const r = await send(s.mta(), EXTERNAL, headers);
+  const value = latin1((r.modifications[0] as { value: Uint8Array }).value);
+  const unverified = unfold(value).match(
+    /dkim=policy\sreason="not verified: more than 8 distinct/g,
+  );
+  assert.equal(unverified?.length, 12 - MAX_BODY_HASHES_DEFAULT);
+  assert.ok(
+    s.log.find(
+      "info",
+      /^4AB12C: 4 signature\(s\) not verified: more than 8 distinct body hashes in the message$/,
+    ),
+  );
 });

@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
-import type { Actions } from "../../lib/config/defaults.ts";
+import { type Actions, DEFAULT_ACTIONS } from "../../lib/config/defaults.ts";
 import type { MilterAction } from "../../lib/config/values.ts";
 import type { Verdict } from "../../lib/dkim/result.ts";
-import { milterAction, type Outcome, verifyOutcome } from "../../lib/filter/outcome.ts";
+import {
+  type HeaderLimit,
+  type HeaderLimitAnswer,
+  headerLimitAnswer,
+  milterAction,
+  type Outcome,
+  verifyOutcome,
+} from "../../lib/filter/outcome.ts";
 
 // Verdicts as the verifier gives them; only the fields verifyOutcome() reads matter.
 const pass = { result: "pass", signature: {} } as unknown as Verdict;
@@ -79,5 +86,39 @@ Deno.test("milterAction() says in the reply text what went wrong", () => {
   for (const [outcome, action, text] of cases) {
     const answer = milterAction(outcome, action).action;
     assert.ok(typeof answer === "object" && answer.text === text, `${outcome} ${action}`);
+  }
+});
+
+Deno.test("headerLimitAnswer() answers each On-Security action, naming the limit crossed", () => {
+  const config = (security: MilterAction) => ({
+    maximumHeaders: 200,
+    maximumHeaderFields: 5,
+    actions: { ...DEFAULT_ACTIONS, security },
+  });
+  const cases: [MilterAction, HeaderLimit, Partial<HeaderLimitAnswer>][] = [
+    ["tempfail", "MaximumHeaders", {
+      now: { replycode: 451, xcode: "4.3.4", text: "Message header block too large" },
+      log: "header block exceeds MaximumHeaders (200 bytes); deferring (On-Security tempfail)",
+    }],
+    ["reject", "MaximumHeaderFields", {
+      now: { replycode: 552, xcode: "5.3.4", text: "Too many header fields" },
+      log: "more than MaximumHeaderFields (5) header fields; rejecting (On-Security reject)",
+    }],
+    ["accept", "MaximumHeaders", { now: "accept" }],
+    ["discard", "MaximumHeaders", { now: "discard" }],
+    ["quarantine", "MaximumHeaderFields", {
+      now: undefined,
+      held: {
+        modifications: [{ type: "quarantine", reason: "dkimd: Too many header fields" }],
+        action: "accept",
+      },
+    }],
+  ];
+  for (const [action, limit, want] of cases) {
+    const got = headerLimitAnswer(limit, config(action));
+    assert.equal(got.action, action);
+    for (const [k, v] of Object.entries(want)) {
+      assert.deepEqual(got[k as keyof HeaderLimitAnswer], v, `${action} ${k}`);
+    }
   }
 });

@@ -41,3 +41,19 @@ Deno.test("logVerdicts() logs each result with LogResults, success with SyslogSu
   ]);
   assert.deepEqual(logged(QUIET, []), []);
 });
+
+Deno.test("logVerdicts() cuts and escapes what a signature chose: s=, d=, a= and quoted values", () => {
+  const long = "x".repeat(300);
+  const verdicts: Verdict[] = [{
+    domain: `${long}.example`,
+    selector: "s\xe9l",
+    algorithm: long,
+    result: "neutral",
+    reason: `unsupported algorithm "${long}"`,
+  }];
+  const cut = `${"x".repeat(95)}[...]`;
+  assert.deepEqual(logged({ ...QUIET, logResults: true }, verdicts), [
+    `info 4AB12C: s=s\\xe9l d=${cut} a=${cut} result=neutral reason="unsupported algorithm "${cut}""`,
+    `info 4AB12C: bad signature data (s=s\\xe9l d=${cut}): unsupported algorithm "${cut}"`,
+  ]);
+});

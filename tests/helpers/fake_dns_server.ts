@@ -23,6 +23,11 @@ export interface FakeAnswer {
    * `txt` and no `cname`) answers NODATA.
    */
   txt?: readonly (string | readonly string[])[];
+  /**
+   * TXT records made for the name asked, in place of `txt`: with a wildcard owner (`*.example`),
+   * a different record for every name below it.
+   */
+  txtFor?: (name: string) => readonly (string | readonly string[])[];
   /** TTL of the records (default 300). */
   ttl?: number;
   /** Answer with a CNAME to this name, followed by the target's records when it is in the zone. */
@@ -60,7 +65,10 @@ export interface FakeAnswer {
   answerFirstAfter?: number;
 }
 
-/** Names (case-insensitive, no trailing dot) and how to answer them; unknown names are NXDOMAIN. */
+/**
+ * Names (case-insensitive, no trailing dot) and how to answer them; unknown names are NXDOMAIN.
+ * An owner `*.suffix` answers for every name below `suffix` not in the zone itself (RFC 4592).
+ */
 export type FakeZone = Record<string, FakeAnswer>;
 
 /** One query the server received. */
@@ -118,6 +126,17 @@ function key(name: string): string {
   return asciiLower(name.endsWith(".") ? name.slice(0, -1) : name);
 }
 
+/** The answer for `name`: its own, else the closest wildcard above it (RFC 4592). */
+function lookup(zone: FakeZone, name: string): FakeAnswer | undefined {
+  const k = key(name);
+  if (zone[k]) return zone[k];
+  for (let dot = k.indexOf("."); dot !== -1; dot = k.indexOf(".", dot + 1)) {
+    const wildcard = zone[`*${k.slice(dot)}`];
+    if (wildcard) return wildcard;
+  }
+  return undefined;
+}
+
 function buildResponse(
   zone: FakeZone,
   query: dnsPacket.DecodedPacket,
@@ -130,8 +149,9 @@ function buildResponse(
   let owner = question.name;
   let finalHasTxt = false;
   for (let hops = 0; current && hops < 20; hops++) {
-    finalHasTxt = (current.txt ?? []).length > 0;
-    for (const record of current.txt ?? []) {
+    const records = current.txtFor?.(owner) ?? current.txt ?? [];
+    finalHasTxt = records.length > 0;
+    for (const record of records) {
       answers.push({
         type: "TXT",
         name: owner,
@@ -149,7 +169,7 @@ function buildResponse(
       data: current.cname,
     });
     owner = current.cname;
-    current = zone[key(current.cname)];
+    current = lookup(zone, current.cname);
     // A target outside the zone is NXDOMAIN, unless the spec pinned the RCODE.
     finalHasTxt = false;
     if (!current && !spec?.rcode) rcode = RCODES.NXDOMAIN;
@@ -247,7 +267,7 @@ export async function startFakeDnsServer(
     const question = query.questions?.[0];
     queries.push({ name: question?.name ?? "", type: question?.type ?? "", transport });
     if (!question) return;
-    const spec = zone[key(question.name)];
+    const spec = lookup(zone, question.name);
     if (spec?.drop) return;
     const act = () => {
       if (spec?.raw) {

@@ -60,13 +60,13 @@ export interface SmtpReply {
 }
 
 /** The step of a submission a reply answers. */
-export type SmtpStage = "greeting" | "ehlo" | "mail" | "rcpt" | "data" | "message";
+export type SmtpStage = "greeting" | "ehlo" | "auth" | "mail" | "rcpt" | "data" | "message";
 
 /** What {@link sendSmtp} saw. */
 export interface SmtpSendResult {
   /**
    * The final reply: the one to the end of the message when everything before was accepted,
-   * otherwise the first refusal (greeting, EHLO, MAIL, a RCPT, or DATA).
+   * otherwise the first refusal (greeting, EHLO, AUTH, MAIL, a RCPT, or DATA).
    */
   readonly reply: SmtpReply;
   /** Which step `reply` answers. */
@@ -97,6 +97,8 @@ export interface SmtpSendOptions {
   readonly helo?: string;
   /** Wait limit for the connection and for each reply; default {@link SMTP_TIMEOUT_MS_DEFAULT}. */
   readonly timeoutMs?: number;
+  /** Log in after EHLO with AUTH PLAIN (RFC 4954, RFC 4616); default: no AUTH. */
+  readonly auth?: { readonly user: string; readonly password: string };
 }
 
 /**
@@ -219,6 +221,12 @@ export async function sendSmtp(options: SmtpSendOptions): Promise<SmtpSendResult
     const ehlo = await client.command(`EHLO ${options.helo ?? "client.test"}`);
     if (ehlo.code !== 250) return done("ehlo", ehlo);
     extensions = ehlo.lines.slice(1).map((l) => l.toUpperCase());
+    if (options.auth) {
+      const { user, password } = options.auth;
+      const plain = btoa(String.fromCharCode(...fromLatin1(`\0${user}\0${password}`)));
+      const auth = await client.command(`AUTH PLAIN ${plain}`);
+      if (auth.code !== 235) return done("auth", auth);
+    }
     const eightBit = data.some((b) => b >= 0x80) &&
       extensions.some((e) => e === "8BITMIME" || e.startsWith("8BITMIME "));
     const mail = await client.command(

@@ -10,9 +10,10 @@
  */
 import assert from "node:assert/strict";
 import { concat, CRLF } from "../../lib/bytes.ts";
+import { readOpendkimConf } from "../../lib/config/opendkim_conf.ts";
 import { importPrivateKey, type SigningKey } from "../../lib/crypto/private_key.ts";
 import { signMessage, type SignOptions } from "../../lib/dkim/sign.ts";
-import { parseCanonicalization } from "../../lib/dkim/signature.ts";
+import { parseCanonicalization, parseSignature } from "../../lib/dkim/signature.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { KeyFileResolver } from "../../lib/dns/key_file.ts";
 import { parseNameserverList } from "../../lib/dns/nameserver.ts";
@@ -216,6 +217,7 @@ async function signWithDkimd(
   const out: Signed[] = [];
   for (const canonicalization of PEER_CANONICALIZATIONS) {
     for (const message of messages) {
+      // No header options: the default list with From oversigned, as `dkimd sign` and the milter.
       const options: SignOptions = {
         domain: DOMAIN,
         selector: SELECTOR[algorithm],
@@ -333,6 +335,48 @@ for (const peer of PEERS) {
   });
 }
 
+// Issue 13, item 3: what follows l= is content anyone can append (RFC 6376 §8.2). A peer's l=
+// signature with a footer appended is policy by default, OpenDKIM's pass with PartialBodyResult
+// pass, and a plain pass with nothing appended.
+Deno.test("Mail::DKIM and dkimpy l= signatures with appended content: policy by default, pass with PartialBodyResult pass", async () => {
+  const k = await keys();
+  const resolver = dkimdResolver(k.records);
+  const message = (await corpus()).find((m) => m.name === "basic")!.bytes;
+  const footer = new TextEncoder().encode("Appended by anyone: pay IBAN XX00 instead\r\n");
+  const { config } = readOpendkimConf("PartialBodyResult pass\n", "/etc/dkimd.conf");
+  assert.equal(config.partialBodyResult, "pass");
+  for (const peer of ["Mail::DKIM", "dkimpy"] as const) {
+    for (const canonicalization of ["simple/simple", "relaxed/relaxed"] as const) {
+      const [signed] = await PEER_SIGN[peer]([message], {
+        domain: DOMAIN,
+        selector: "rsa",
+        keyPem: k.test["rsa-sha256"].privatePem,
+        algorithm: "rsa-sha256",
+        canonicalization,
+        length: true,
+      });
+      const where = `${peer} ${canonicalization}`;
+      assert.match(new TextDecoder().decode(signed.subarray(0, 800)), /\bl=\d+;/, where);
+      const [whole] = await verifyMessage(signed, { resolver });
+      assert.equal(whole.result, "pass", `${where}: ${whole.reason}`);
+      const appended = concat([signed, footer]);
+      const [policy] = await verifyMessage(appended, { resolver });
+      assert.equal(policy.result, "policy", where);
+      assert.match(
+        String(policy.reason),
+        new RegExp(`^l=${policy.signature?.length} leaves \\d+ body bytes unsigned$`),
+        where,
+      );
+      assert.ok((policy.unsignedBodyBytes ?? 0) >= footer.length, where);
+      const [pass] = await verifyMessage(appended, {
+        resolver,
+        partialBodyResult: config.partialBodyResult,
+      });
+      assert.equal(pass.result, "pass", `${where}: ${pass.reason}`);
+    }
+  }
+});
+
 Deno.test("tampered copies of dkimd's signatures fail with every peer", async () => {
   const k = await keys();
   const surprises: string[] = [];
@@ -357,6 +401,180 @@ Deno.test("tampered copies of dkimd's signatures fail with every peer", async ()
     }
   }
   assert.deepEqual(surprises, []);
+});
+
+/** A message with the fields dkimd's default list adds to OpenDKIM's: Message-ID and MIME. */
+const MIME_MESSAGE = new TextEncoder().encode(
+  "Received: from client.example.com by mx.example.com; Fri, 27 Nov 2026 12:00:01 +0000\r\n" +
+    "From: Alice <alice@example.com>\r\n" +
+    "To: Bob <bob@example.org>\r\n" +
+    "Subject: Invoice\r\n" +
+    "Date: Fri, 27 Nov 2026 12:00:00 +0000\r\n" +
+    "Message-ID: <invoice-1@example.com>\r\n" +
+    "MIME-Version: 1.0\r\n" +
+    "Content-Type: text/plain; charset=us-ascii\r\n" +
+    "Content-Transfer-Encoding: 7bit\r\n" +
+    "X-Mailer: test\r\n" +
+    "\r\n" +
+    "Please pay to IBAN XX00 1111 by Friday.\r\n",
+);
+
+/** OpenDKIM's default SignHeaders (libopendkim's `dkim_should_signhdrs`), for the control. */
+const OPENDKIM_SIGN_HEADERS = [
+  "From",
+  "Reply-To",
+  "Subject",
+  "Date",
+  "To",
+  "Cc",
+  "Resent-Date",
+  "Resent-From",
+  "Resent-Sender",
+  "Resent-To",
+  "Resent-Cc",
+  "In-Reply-To",
+  "References",
+  "List-Id",
+  "List-Help",
+  "List-Unsubscribe",
+  "List-Subscribe",
+  "List-Post",
+  "List-Owner",
+  "List-Archive",
+];
+
+/** Changes made to a signed message after signing, each by editing its text. */
+const AFTER_SIGNING: readonly { readonly name: string; readonly change: (t: string) => string }[] =
+  [
+    { name: "untouched", change: (t) => t },
+    {
+      name: "relayed (Received, Authentication-Results, Delivered-To added on top)",
+      change: (t) =>
+        "Received: from mx.example.com by mx.example.org; Fri, 27 Nov 2026 12:00:02 +0000\r\n" +
+        "Authentication-Results: mx.example.org; spf=pass smtp.mailfrom=example.com\r\n" +
+        `Delivered-To: bob@example.org\r\n${t}`,
+    },
+    { name: "a second From on top", change: (t) => `From: CEO <ceo@example.com>\r\n${t}` },
+    {
+      name: "a second From below the signed one",
+      change: (t) => t.replace("\r\nTo:", "\r\nFrom: CEO <ceo@example.com>\r\nTo:"),
+    },
+    // Fields the signer did not oversign: a Reply-To the message lacked is not in h=, and a
+    // Subject above the signed one is not the instance h= names; only oversigning catches these.
+    {
+      name: "a Reply-To added (absent when signed)",
+      change: (t) => t.replace("\r\nTo:", "\r\nReply-To: <thief@example.net>\r\nTo:"),
+    },
+    { name: "a second Subject on top", change: (t) => `Subject: Urgent\r\n${t}` },
+    {
+      name: "Message-ID rewritten",
+      change: (t) => t.replace("<invoice-1@example.com>", "<invoice-2@example.com>"),
+    },
+    { name: "Content-Type rewritten", change: (t) => t.replace("text/plain", "text/html") },
+    {
+      name: "a Content-Transfer-Encoding added below the signed one",
+      change: (t) =>
+        t.replace("\r\nX-Mailer:", "\r\nContent-Transfer-Encoding: base64\r\nX-Mailer:"),
+    },
+    {
+      name: "a MIME-Version added below the signed one",
+      change: (t) => t.replace("\r\nX-Mailer:", "\r\nMIME-Version: 2.0\r\nX-Mailer:"),
+    },
+  ];
+
+/** Each change of {@link AFTER_SIGNING} applied to `signed`, with every peer's outcome. */
+async function afterSigning(
+  signed: Uint8Array,
+  algorithm: PeerAlgorithm,
+  records: Record<string, string>,
+): Promise<Record<string, Record<string, Outcome | string>>> {
+  const text = new TextDecoder("latin1").decode(signed);
+  const variants = AFTER_SIGNING.map((a) => {
+    const changed = a.change(text);
+    assert.ok(a.name === "untouched" || changed !== text, `${a.name} changed nothing`);
+    return Uint8Array.from(changed, (c) => c.charCodeAt(0));
+  });
+  const out: Record<string, Record<string, Outcome | string>> = {};
+  for (const peer of PEERS) {
+    if (!(await peerAlgorithms(peer)).includes(algorithm)) continue;
+    const verdicts = await VERIFY[peer](variants, { records });
+    out[peer] = Object.fromEntries(AFTER_SIGNING.map((a, i) => [a.name, outcomeOf(verdicts[i])]));
+  }
+  return out;
+}
+
+for (const algorithm of ALGORITHMS) {
+  Deno.test(`dkimd ${algorithm} with the default header list: every peer verifies it, and fails a second From or a changed Message-ID or MIME field`, async () => {
+    const k = await keys();
+    const [field] = await signMessage(MIME_MESSAGE, [{
+      domain: DOMAIN,
+      selector: SELECTOR[algorithm],
+      key: k.dkimd[algorithm],
+    }]);
+    const h = parseSignature(field).headers.map((n) => n.toLowerCase());
+    assert.deepEqual(h, [
+      "from",
+      "from",
+      "subject",
+      "date",
+      "message-id",
+      "to",
+      "mime-version",
+      "content-type",
+      "content-transfer-encoding",
+    ]);
+    const got = await afterSigning(
+      concat([field.raw, CRLF, MIME_MESSAGE]),
+      algorithm,
+      k.records,
+    );
+    assert.ok(Object.keys(got).length >= (algorithm === "rsa-sha256" ? 3 : 2), "peers ran");
+    for (const [peer, outcomes] of Object.entries(got)) {
+      assert.deepEqual(outcomes, {
+        "untouched": "pass",
+        "relayed (Received, Authentication-Results, Delivered-To added on top)": "pass",
+        "a second From on top": "fail",
+        "a second From below the signed one": "fail",
+        "a Reply-To added (absent when signed)": "pass",
+        "a second Subject on top": "pass",
+        "Message-ID rewritten": "fail",
+        "Content-Type rewritten": "fail",
+        "a Content-Transfer-Encoding added below the signed one": "fail",
+        "a MIME-Version added below the signed one": "fail",
+      }, peer);
+    }
+  });
+}
+
+Deno.test("the control: with OpenDKIM's former default list and no oversigning, peers pass a From on top and a changed Message-ID or MIME field", async () => {
+  const k = await keys();
+  const algorithm = "rsa-sha256";
+  const [field] = await signMessage(MIME_MESSAGE, [{
+    domain: DOMAIN,
+    selector: SELECTOR[algorithm],
+    key: k.dkimd[algorithm],
+    signHeaders: OPENDKIM_SIGN_HEADERS,
+    oversignHeaders: [],
+  }]);
+  const got = await afterSigning(concat([field.raw, CRLF, MIME_MESSAGE]), algorithm, k.records);
+  assert.deepEqual(Object.keys(got), PEERS);
+  for (const [peer, outcomes] of Object.entries(got)) {
+    assert.deepEqual(outcomes, {
+      "untouched": "pass",
+      "relayed (Received, Authentication-Results, Delivered-To added on top)": "pass",
+      // dkimpy reads one more From than h= lists whatever the signer did (its fix for Debian
+      // bug #644046), as if every signature oversigned From; the other two do not.
+      "a second From on top": peer === "dkimpy" ? "fail" : "pass",
+      // Below the signed one, the added From is the instance h= names (RFC 6376 §5.4.2).
+      "a second From below the signed one": "fail",
+      "a Reply-To added (absent when signed)": "pass",
+      "a second Subject on top": "pass",
+      "Message-ID rewritten": "pass",
+      "Content-Type rewritten": "pass",
+      "a Content-Transfer-Encoding added below the signed one": "pass",
+      "a MIME-Version added below the signed one": "pass",
+    }, peer);
+  }
 });
 
 Deno.test("keys from a real DNS server: dkimd and the peers verify each other through knot", async () => {

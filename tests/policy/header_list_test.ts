@@ -1,12 +1,18 @@
 import assert from "node:assert/strict";
 import {
+  DEFAULT_OVERSIGNED_HEADERS,
+  DEFAULT_SIGNED_HEADERS,
+} from "../../lib/dkim/signed_headers.ts";
+import {
   DEFAULT_OMIT_HEADERS,
-  DEFAULT_SIGN_HEADERS,
   enforceRequiredHeaders,
   resolveHeaderList,
 } from "../../lib/policy/header_list.ts";
 import { SourceError } from "../../lib/policy/origin.ts";
 import { entries } from "../helpers/data_set_entries.ts";
+
+// The SignHeaders default is dkim's list (the one `dkimd sign` uses), lower-cased here.
+const DEFAULT_SIGN_HEADERS = DEFAULT_SIGNED_HEADERS.map((n) => n.toLowerCase());
 
 Deno.test("resolveHeaderList() replaces the default or changes it after *", () => {
   const cases: { items: string[]; base?: readonly string[]; want: string[] }[] = [
@@ -62,4 +68,21 @@ Deno.test("resolveHeaderList() refuses +/- without *, * without a default and ba
 Deno.test("enforceRequiredHeaders() always signs From and never omits it", () => {
   assert.deepEqual(enforceRequiredHeaders(["subject"], ["received"]).sign, ["from", "subject"]);
   assert.deepEqual(enforceRequiredHeaders(DEFAULT_SIGN_HEADERS, ["from"]).omit, []);
+});
+
+Deno.test("resolveHeaderList() starts a * list from the base lower-cased, as dkim's lists are not", () => {
+  assert.deepEqual(
+    resolveHeaderList(entries("*", "+X-Mailer", "-Sender"), "SignHeaders", DEFAULT_SIGNED_HEADERS)
+      .names,
+    [...DEFAULT_SIGN_HEADERS.filter((n) => n !== "sender"), "x-mailer"],
+  );
+});
+
+Deno.test("resolveHeaderList() changes the OversignHeaders default (From) after *, a dkimd addition", () => {
+  const oversign = (...items: string[]) =>
+    resolveHeaderList(entries(...items), "OversignHeaders", DEFAULT_OVERSIGNED_HEADERS).names;
+  assert.deepEqual(oversign("*", "+Subject"), ["from", "subject"]);
+  assert.deepEqual(oversign("*", "-From"), []);
+  // Without *, a list replaces the default, as in OpenDKIM.
+  assert.deepEqual(oversign("Subject"), ["subject"]);
 });

@@ -2,8 +2,9 @@
 // example configuration systemd/dkimd.conf (with only paths, socket and logging changed), keys in
 // a real DNS server (knot). Forged Authentication-Results claiming our authserv-id are removed
 // however many there are; a From or Subject prepended after signing breaks the signature
-// (oversigning); content appended after an l= count is reported; an i= outside d= and a subdomain
-// i= under a t=s key fail. Each case has a control that passes, so the property is what decides.
+// (oversigning), and a second From never passes; content appended after an l= count makes the
+// result policy and is logged; an i= outside d= and a subdomain i= under a t=s key fail. Each
+// case has a control that passes, so the property is what decides.
 import assert from "node:assert/strict";
 import { concat, CRLF, fromLatin1, latin1, toBase64 } from "../../lib/bytes.ts";
 import { importPrivateKey, type SigningKey } from "../../lib/crypto/private_key.ts";
@@ -243,16 +244,38 @@ Deno.test("security properties behind Postfix with the example configuration", a
       assert.match(ours(got), /dkim=fail \(2048-bit key\) reason="signature did not verify"/);
     });
 
+    // Issue 13: a second From never passes (RFC 6376 §8.15), so the control that shows what
+    // oversigning adds prepends a Subject; the prepended From has a step of its own.
     await t.step(
-      "without oversigning, a prepended From rides on the signature (control)",
+      "without oversigning, a prepended Subject rides on the signature (control)",
       async () => {
         const plain = await signedBy(message(`alice@${DOMAIN}`, "not oversigned"), [{
           domain: DOMAIN,
           selector: "outside",
           key: w.outside,
         }]);
-        const got = await through(w, fromLatin1(`From: <ceo@example.com>\r\n${latin1(plain)}`));
+        const got = await through(
+          w,
+          fromLatin1(`Subject: urgent: new bank details\r\n${latin1(plain)}`),
+        );
         assert.match(ours(got), /dkim=pass \(3072-bit key\)/);
+      },
+    );
+
+    await t.step(
+      "without oversigning, a prepended From gets policy, never pass (RFC 6376 §8.15)",
+      async () => {
+        const plain = await signedBy(message(`alice@${DOMAIN}`, "not oversigned"), [{
+          domain: DOMAIN,
+          selector: "outside",
+          key: w.outside,
+          oversignHeaders: [], // the Signer oversigns From by default
+        }]);
+        const got = await through(w, fromLatin1(`From: <ceo@example.com>\r\n${latin1(plain)}`));
+        assert.match(
+          ours(got),
+          /dkim=policy \(3072-bit key\) reason="message has 2 From fields"/,
+        );
       },
     );
 
@@ -266,10 +289,11 @@ Deno.test("security properties behind Postfix with the example configuration", a
       const appended = "Ignore that: pay to IBAN XX00 0000 instead.\r\n";
       const got = await through(w, concat([bytes, fromLatin1(appended)]));
       const result = ours(got);
+      // Issue 13: PartialBodyResult's default makes it policy, the reason naming the bytes.
       assert.match(
         result,
         new RegExp(
-          `dkim=pass \\(3072-bit key; ${appended.length} unsigned body bytes after l=25\\)`,
+          `dkim=policy \\(3072-bit key\\) reason="l=25 leaves ${appended.length} body bytes unsigned"`,
         ),
       );
       await w.dkimd.waitForLog(

@@ -1,0 +1,126 @@
+/**
+ * Which header fields a signature covers (RFC 6376 §5.4): the one default list that the milter
+ * and `dkimd sign` share, the default oversigned fields, and the `h=` list they make for a
+ * message.
+ *
+ * @module
+ */
+import { asciiLower } from "../bytes.ts";
+import type { HeaderField } from "./header.ts";
+
+/**
+ * The header fields signed by default, each as often as the message has it and only when it
+ * has it: RFC 6376 §5.4.1's list (From, Reply-To, Subject, Date, To, Cc, Resent-Date,
+ * Resent-From, Resent-To, Resent-Cc, In-Reply-To, References, List-*), which is OpenDKIM's
+ * default SignHeaders with Resent-Sender, plus what RFC 4871 §5.5 listed and RFC 6376 §5.4.1
+ * leaves to the signer: Sender, Message-ID (it tells one instance of a message from another),
+ * the MIME fields (a rewritten Content-Type renders the same body as something else) and
+ * Resent-Message-ID. Fields an MTA adds on the way (Received, Return-Path, ...) are not here,
+ * so signatures survive relaying. The milter's SignHeaders default is this list; the README's
+ * "Signed header fields" section documents it.
+ */
+export const DEFAULT_SIGNED_HEADERS: readonly string[] = [
+  "From",
+  "Sender",
+  "Reply-To",
+  "Subject",
+  "Date",
+  "Message-ID",
+  "To",
+  "Cc",
+  "MIME-Version",
+  "Content-Type",
+  "Content-Transfer-Encoding",
+  "Content-ID",
+  "Content-Description",
+  "Resent-Date",
+  "Resent-From",
+  "Resent-Sender",
+  "Resent-To",
+  "Resent-Cc",
+  "Resent-Message-ID",
+  "In-Reply-To",
+  "References",
+  "List-Id",
+  "List-Help",
+  "List-Unsubscribe",
+  "List-Subscribe",
+  "List-Post",
+  "List-Owner",
+  "List-Archive",
+];
+
+/**
+ * The header fields oversigned by default (listed in `h=` once more than the message has them,
+ * RFC 6376 §5.4.2), so that a From added after signing breaks the signature instead of being
+ * what the reader sees (RFC 6376 §8.15). OpenDKIM's code still defaults to none, but its
+ * development branch now ships `OversignHeaders From` in its sample configuration (OpenDKIM
+ * #393), as Debian's opendkim.conf long has; dkimd makes that the default.
+ */
+export const DEFAULT_OVERSIGNED_HEADERS: readonly string[] = ["From"];
+
+/**
+ * The `h=` list for a message: each name of `signHeaders` (default {@link DEFAULT_SIGNED_HEADERS})
+ * as many times as the message has it (so a name absent from the message is not listed, and a
+ * Received added later by an MTA does not matter), From always, and each name of
+ * `oversignHeaders` (default {@link DEFAULT_OVERSIGNED_HEADERS}) once more than the message has
+ * it, which RFC 6376 §5.4.2 lets a verifier read as a null field: no instance can be added.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { signedHeaderList } from "./signed_headers.ts";
+ * import { splitMessage } from "./header.ts";
+ * import { utf8 } from "../bytes.ts";
+ * const { fields } = splitMessage(utf8("From: a\r\nTo: b\r\nTo: c\r\nX-Mailer: m\r\n\r\n"));
+ * assert.deepEqual(signedHeaderList(fields, ["To", "Subject"], ["From"]), ["From", "From", "To", "To"]);
+ * assert.deepEqual(signedHeaderList(fields), ["From", "From", "To", "To"]);
+ * assert.deepEqual(signedHeaderList(fields, ["To"], []), ["From", "To", "To"]);
+ * ```
+ */
+export function signedHeaderList(
+  fields: readonly HeaderField[],
+  signHeaders: readonly string[] = DEFAULT_SIGNED_HEADERS,
+  oversignHeaders: readonly string[] = DEFAULT_OVERSIGNED_HEADERS,
+): string[] {
+  const counts = new Map<string, number>();
+  for (const f of fields) {
+    const key = asciiLower(f.name);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const names: string[] = [];
+  const seen = new Set<string>();
+  const sign = lowered(signHeaders);
+  const oversign = lowered(oversignHeaders);
+  const oversigned = new Set(oversign.keys);
+  const add = (name: string, key: string) => {
+    if (seen.has(key)) return;
+    seen.add(key);
+    const n = (counts.get(key) ?? 0) + (oversigned.has(key) ? 1 : 0);
+    for (let i = 0; i < n; i++) names.push(name);
+  };
+  if (!sign.keys.includes("from")) add("From", "from");
+  for (let i = 0; i < sign.names.length; i++) add(sign.names[i], sign.keys[i]);
+  for (let i = 0; i < oversign.names.length; i++) add(oversign.names[i], oversign.keys[i]);
+  // From is listed even when absent, so the signature is valid (RFC 6376 §5.4).
+  if (!names.some((n) => asciiLower(n) === "from")) names.unshift("From");
+  return names;
+}
+
+// Lower-cased copies of the header name lists, made once per list (the configuration's lists
+// are the same arrays for every message).
+const loweredLists = new WeakMap<
+  readonly string[],
+  { readonly names: readonly string[]; readonly keys: readonly string[] }
+>();
+
+function lowered(
+  names: readonly string[],
+): { readonly names: readonly string[]; readonly keys: readonly string[] } {
+  let entry = loweredLists.get(names);
+  if (!entry) {
+    entry = { names: [...names], keys: names.map(asciiLower) };
+    loweredLists.set(names, entry);
+  }
+  return entry;
+}
