@@ -11,7 +11,7 @@
 import type { Cell } from "./cells.ts";
 import type { FilterName, FilterProcess } from "./filters.ts";
 import { type LoadRunTiming, runCell } from "./load_run.ts";
-import { memory } from "./proc_stats.ts";
+import { memory, type ResidentByKind, residentByKind } from "./proc_stats.ts";
 
 /** The issue's memory target: dkimd's peak RSS over the whole pass, with the service's flags. */
 export const MEMORY_TARGET_BYTES = 90 * 1048576;
@@ -66,6 +66,10 @@ export interface MemoryPass {
   readonly peakRssBytes: number;
   /** Resident size idle again after the pass. */
   readonly afterRssBytes: number;
+  /** Where the idle resident size is, by kind of mapping. */
+  readonly idleByKind: ResidentByKind;
+  /** The same after the pass (the peak itself cannot be split: it is only a number). */
+  readonly afterByKind: ResidentByKind;
   readonly steps: readonly MemoryStep[];
 }
 
@@ -85,6 +89,7 @@ export async function runMemoryPass(
 ): Promise<MemoryPass> {
   await sleep(IDLE_SETTLE_MS);
   const idleRssBytes = (await memory(filter.pid)).rss;
+  const idleByKind = await residentByKind(filter.pid);
   const steps: MemoryStep[] = [];
   for (const cell of memoryCells()) {
     // Without the filter's pid the load client leaves the peak alone (no clear_refs).
@@ -101,12 +106,15 @@ export async function runMemoryPass(
   }
   await sleep(IDLE_SETTLE_MS);
   const end = await memory(filter.pid);
+  const afterByKind = await residentByKind(filter.pid);
   return {
     filter: filter.name,
     repeat,
     idleRssBytes,
     peakRssBytes: end.peakRss,
     afterRssBytes: end.rss,
+    idleByKind,
+    afterByKind,
     steps,
   };
 }
@@ -118,7 +126,8 @@ function mib(bytes: number): string {
 /**
  * The passes as Markdown: per filter and repeat its idle RSS, the peak so far after each cell
  * (with the cell's messages per second), the overall peak and the idle RSS after, then dkimd's
- * highest peak against {@link MEMORY_TARGET_BYTES}.
+ * highest peak against {@link MEMORY_TARGET_BYTES}; then where the resident memory is, idle and
+ * after the pass, by kind of mapping.
  *
  * @example
  * ```ts
@@ -128,9 +137,12 @@ function mib(bytes: number): string {
  * const steps = memoryCells().map((cell) => ({
  *   cell, msgsPerSecond: 100, messages: 100, errors: 0, peakSoFarBytes: 80 * MiB,
  * }));
+ * const kinds = { executable: 40 * MiB, otherFiles: 3 * MiB, mallocHeap: 5 * MiB, anonymous: 12 * MiB };
  * const text = markdownMemory([{
- *   filter: "dkimd", repeat: 1, idleRssBytes: 60 * MiB, peakRssBytes: 80 * MiB, afterRssBytes: 70 * MiB, steps,
+ *   filter: "dkimd", repeat: 1, idleRssBytes: 60 * MiB, peakRssBytes: 80 * MiB, afterRssBytes: 70 * MiB,
+ *   idleByKind: kinds, afterByKind: kinds, steps,
  * }]);
+ * assert.match(text, /\| dkimd \| 1 \| idle \| 40\.0 \| 3\.0 \| 5\.0 \| 12\.0 \|/);
  * assert.match(text, /dkimd peak RSS over the memory pass ≤ 90 MiB \| 80\.0 MiB \| yes/);
  * ```
  */
@@ -149,6 +161,20 @@ export function markdownMemory(passes: readonly MemoryPass[]): string {
         p.steps.map((s) => `${mib(s.peakSoFarBytes)} (${s.msgsPerSecond.toFixed(0)}/s)`).join(" | ")
       } | **${mib(p.peakRssBytes)}** | ${mib(p.afterRssBytes)} | ${errors}/${messages} |`,
     );
+  }
+  lines.push(
+    "",
+    "| filter | repeat | when | executable MiB | other files MiB | malloc heap MiB | anonymous MiB |",
+    "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
+  );
+  for (const p of passes) {
+    for (const [when, k] of [["idle", p.idleByKind], ["after", p.afterByKind]] as const) {
+      lines.push(
+        `| ${p.filter} | ${p.repeat} | ${when} | ${mib(k.executable)} | ${mib(k.otherFiles)} | ${
+          mib(k.mallocHeap)
+        } | ${mib(k.anonymous)} |`,
+      );
+    }
   }
   const peaks = passes.filter((p) => p.filter === "dkimd").map((p) => p.peakRssBytes);
   if (peaks.length > 0) {
