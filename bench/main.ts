@@ -17,7 +17,7 @@
  * Options: `--quick` (a one-minute subset), `--repeats N`, `--duration MS`, `--warmup MS`,
  * `--only dkimd|opendkim`, `--cells REGEX` (on names such as `sign rsa 2KB c=4 qa`),
  * `--cpu-prof DIR` (dkimd writes V8 CPU profiles there), `--memory-only` (only the memory pass),
- * `--skip-memory` (no memory pass), `--dkimd-flags "FLAGS"` (Deno flags added after the
+ * `--skip-memory` (no memory pass), `--dkimd-flags=FLAGS` (Deno flags added after the
  * service's, e.g. `--v8-flags=...` to try V8 settings), `--out DIR`.
  *
  * @module
