@@ -6,14 +6,19 @@
  * with each key), then for each of 3 repeats and each group of cells starts a fresh dkimd and a
  * fresh OpenDKIM with the same key and settings and runs every cell against both, alternating
  * which goes first. Each run is a separate load-client process (bench/load_client.ts) that
- * measures throughput, latency, and the filter's CPU time and peak memory from /proc.
+ * measures throughput, latency, and the filter's CPU time and peak memory from /proc. After the
+ * cells of each repeat comes the memory pass (bench/memory_pass.ts): one process per filter
+ * through sign/verify of 2 KB and 2 MB at 4 and 16 connections, its peak RSS never reset, checked
+ * against the 90 MiB target.
  *
  * Writes `bench/results/bench-<time>.jsonl` (one line per run) and `.md` (the table, the targets
  * and the machine), and prints the Markdown.
  *
  * Options: `--quick` (a one-minute subset), `--repeats N`, `--duration MS`, `--warmup MS`,
  * `--only dkimd|opendkim`, `--cells REGEX` (on names such as `sign rsa 2KB c=4 qa`),
- * `--cpu-prof DIR` (dkimd writes V8 CPU profiles there), `--out DIR`.
+ * `--cpu-prof DIR` (dkimd writes V8 CPU profiles there), `--memory-only` (only the memory pass),
+ * `--skip-memory` (no memory pass), `--dkimd-flags=FLAGS` (Deno flags added after the
+ * service's, e.g. `--v8-flags=...` to try V8 settings), `--out DIR`.
  *
  * @module
  */
@@ -39,10 +44,9 @@ import {
   startFilter,
 } from "./filters.ts";
 import type { LoadResult } from "./load_client.ts";
+import { runCell } from "./load_run.ts";
+import { markdownMemory, type MemoryPass, type MemoryStep, runMemoryPass } from "./memory_pass.ts";
 import { checkTargets, markdownTable, markdownTargets, rowsOf, type RunRecord } from "./report.ts";
-
-const LOAD_CLIENT = new URL("./load_client.ts", import.meta.url).pathname;
-const DENO_CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
 /** Selectors the keys are published under. */
 const SELECTORS: Readonly<Record<KeyAlgorithm, string>> = { rsa: "rsa2048", ed25519: "ed25519" };
@@ -53,8 +57,14 @@ interface BenchOptions {
   readonly durationMs: number;
   readonly warmupMs: number;
   readonly only?: FilterName;
-  readonly cells?: RegExp;
+  readonly cellFilter?: RegExp;
   readonly cpuProf?: string;
+  /** Extra Deno flags for dkimd, after the service's (a later `--v8-flags` value wins). */
+  readonly dkimdFlags: readonly string[];
+  /** Run the side-by-side cells. */
+  readonly cells: boolean;
+  /** Run the memory pass (bench/memory_pass.ts). */
+  readonly memory: boolean;
   readonly out: string;
 }
 
@@ -69,6 +79,9 @@ function options(args: string[]): BenchOptions {
       only: { type: "string" },
       cells: { type: "string" },
       "cpu-prof": { type: "string" },
+      "dkimd-flags": { type: "string" },
+      "memory-only": { type: "boolean", default: false },
+      "skip-memory": { type: "boolean", default: false },
       out: { type: "string", default: new URL("./results", import.meta.url).pathname },
     },
     strict: true,
@@ -88,8 +101,11 @@ function options(args: string[]): BenchOptions {
     durationMs: int("duration", values.duration, values.quick ? 1500 : 2000),
     warmupMs: int("warmup", values.warmup, values.quick ? 500 : 600),
     only: values.only as FilterName | undefined,
-    cells: values.cells === undefined ? undefined : new RegExp(values.cells),
+    cellFilter: values.cells === undefined ? undefined : new RegExp(values.cells),
     cpuProf: values["cpu-prof"],
+    dkimdFlags: values["dkimd-flags"]?.split(/\s+/).filter((f) => f !== "") ?? [],
+    cells: !values["memory-only"],
+    memory: !values["skip-memory"],
     out: values.out,
   };
 }
@@ -132,52 +148,14 @@ async function signCpuMs(type: KeyAlgorithm, ops: number): Promise<number> {
   return (used.user + used.system) / 1000 / ops;
 }
 
-async function runCell(
-  cell: Cell,
-  filter: FilterProcess,
-  corpus: string,
-  opts: BenchOptions,
-): Promise<LoadResult> {
-  const args = [
-    "run",
-    "--allow-all",
-    `--config=${DENO_CONFIG}`,
-    "--quiet",
-    LOAD_CLIENT,
-    "--socket",
-    `127.0.0.1:${filter.port}`,
-    "--corpus",
-    corpus,
-    "--mode",
-    cell.mode,
-    "--concurrency",
-    String(cell.concurrency),
-    "--duration",
-    String(opts.durationMs),
-    "--warmup",
-    String(opts.warmupMs),
-    "--pid",
-    String(filter.pid),
-    ...(cell.mode === "sign"
-      ? ["--algorithm", cell.algorithm === "rsa" ? "rsa-sha256" : "ed25519-sha256"]
-      : []),
-    ...(cell.quickAck ? ["--quickack"] : []),
-  ];
-  const out = await new Deno.Command(Deno.execPath(), {
-    args,
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(opts.warmupMs + opts.durationMs + 120_000),
-  }).output();
-  const stdout = new TextDecoder().decode(out.stdout).trim();
-  if (out.code !== 0 || stdout === "") {
-    throw new Error(
-      `The load client failed (${out.code}) on ${cellKey(cell)} against ${filter.name}:\n${
-        new TextDecoder().decode(out.stderr)
-      }`,
-    );
-  }
-  return JSON.parse(stdout.split("\n").at(-1)!) as LoadResult;
+function mib(bytes: number): string {
+  return (bytes / 1048576).toFixed(1);
+}
+
+function memoryProgress(name: FilterName, repeat: number, step: MemoryStep): string {
+  return `memory r${repeat} ${cellKey(step.cell).padEnd(28)} ${name.padEnd(8)} ${
+    step.msgsPerSecond.toFixed(0).padStart(6)
+  } msg/s  peak so far ${mib(step.peakSoFarBytes).padStart(6)} MiB  err ${step.errors}`;
 }
 
 function progress(record: RunRecord, index: number, total: number): string {
@@ -204,11 +182,15 @@ async function main(): Promise<void> {
   const groups: CellGroup[] = (opts.quick ? quickCells() : fullCells())
     .map((g) => ({
       ...g,
-      cells: g.cells.filter((c) => !opts.cells || opts.cells.test(cellKey(c))),
+      cells: g.cells.filter((c) =>
+        opts.cells && (!opts.cellFilter || opts.cellFilter.test(cellKey(c)))
+      ),
     }))
     .filter((g) => g.cells.length > 0);
   const total = groups.reduce((n, g) => n + g.cells.length, 0) * filters.length * opts.repeats;
-  const sizes = [...new Set(groups.map((g) => g.size))] as SizeLabel[];
+  const sizes = [
+    ...new Set([...groups.map((g) => g.size), ...(opts.memory ? ["2KB", "2MB"] : [])]),
+  ] as SizeLabel[];
 
   const host = await machine();
   console.error(`dkimd benchmark: ${total} runs; ${host}`);
@@ -247,39 +229,43 @@ async function main(): Promise<void> {
     );
 
     let index = 0;
+    const passes: MemoryPass[] = [];
+    const setupFor = (algorithm: KeyAlgorithm): FilterSetup => ({
+      dir: `${dir}/filters-${algorithm}`,
+      keyPem: keys[algorithm].privatePem,
+      selector: SELECTORS[algorithm],
+      algorithm: algorithm === "rsa" ? "rsa-sha256" : "ed25519-sha256",
+      nameserver: dns.nameserver,
+    });
+    const corpusOf = (cell: Cell) =>
+      cell.mode === "sign" ? corpus.sign[cell.size] : corpus.verify[cell.algorithm][cell.size];
     for (let repeat = 1; repeat <= opts.repeats; repeat++) {
       for (const group of groups) {
-        const setup: FilterSetup = {
-          dir: `${dir}/filters-${group.algorithm}`,
-          keyPem: keys[group.algorithm].privatePem,
-          selector: SELECTORS[group.algorithm],
-          algorithm: group.algorithm === "rsa" ? "rsa-sha256" : "ed25519-sha256",
-          nameserver: dns.nameserver,
-        };
-        const profFlags = opts.cpuProf
-          ? [
-            "--cpu-prof",
-            `--cpu-prof-dir=${opts.cpuProf}`,
-            `--cpu-prof-name=dkimd-${group.algorithm}-${group.size}-r${repeat}.cpuprofile`,
-          ]
-          : [];
+        const setup = setupFor(group.algorithm);
+        const dkimdFlags = [
+          ...opts.dkimdFlags,
+          ...(opts.cpuProf
+            ? [
+              "--cpu-prof",
+              `--cpu-prof-dir=${opts.cpuProf}`,
+              `--cpu-prof-name=dkimd-${group.algorithm}-${group.size}-r${repeat}.cpuprofile`,
+            ]
+            : []),
+        ];
         const running = new Map<FilterName, FilterProcess>();
-        for (const name of filters) running.set(name, await startFilter(name, setup, profFlags));
+        for (const name of filters) running.set(name, await startFilter(name, setup, dkimdFlags));
         try {
           for (const [i, cell] of group.cells.entries()) {
             const order = (i + repeat) % 2 === 0 ? filters : [...filters].reverse();
-            const dirOf = cell.mode === "sign"
-              ? corpus.sign[cell.size]
-              : corpus.verify[cell.algorithm][cell.size];
             for (const name of order) {
               let result: LoadResult;
               try {
-                result = await runCell(cell, running.get(name)!, dirOf, opts);
+                result = await runCell(cell, running.get(name)!, corpusOf(cell), opts);
               } catch (e) {
                 console.error(String(e));
                 // The filter may have died: start it again for the next cells.
                 await running.get(name)!.stop();
-                running.set(name, await startFilter(name, setup, profFlags));
+                running.set(name, await startFilter(name, setup, dkimdFlags));
                 continue;
               }
               const record: RunRecord = { cell, filter: name, repeat, result };
@@ -290,6 +276,33 @@ async function main(): Promise<void> {
           }
         } finally {
           for (const f of running.values()) await f.stop();
+        }
+      }
+      if (!opts.memory) continue;
+      // One process per filter through every cell of the memory target, its peak never reset.
+      for (const name of repeat % 2 === 0 ? filters : [...filters].reverse()) {
+        const filter = await startFilter(name, setupFor("rsa"), opts.dkimdFlags);
+        try {
+          const pass = await runMemoryPass(
+            filter,
+            repeat,
+            corpusOf,
+            opts,
+            (step) => console.error(memoryProgress(name, repeat, step)),
+          );
+          passes.push(pass);
+          await Deno.writeTextFile(jsonl, `${JSON.stringify({ memoryPass: pass })}\n`, {
+            append: true,
+          });
+          console.error(
+            `memory r${repeat} ${name}: idle ${mib(pass.idleRssBytes)} MiB, peak ${
+              mib(pass.peakRssBytes)
+            } MiB, idle after ${mib(pass.afterRssBytes)} MiB`,
+          );
+        } catch (e) {
+          console.error(String(e));
+        } finally {
+          await filter.stop();
         }
       }
     }
@@ -321,6 +334,21 @@ async function main(): Promise<void> {
       "",
       markdownTargets(checkTargets(rows, edSignMs)),
       "",
+      ...(passes.length > 0
+        ? [
+          "## Memory (issue 16)",
+          "",
+          "One process per filter, started once with the service's flags (dkimd: the `start` " +
+          "task's, including its `--v8-flags`" +
+          (opts.dkimdFlags.length ? `, then \`${opts.dkimdFlags.join(" ")}\`` : "") +
+          "), through every cell below in turn; each cell column is the peak RSS so far (VmHWM, " +
+          "never reset) and that cell's messages per second. Idle: 1 s after listening, and 1 s " +
+          "after the last cell.",
+          "",
+          markdownMemory(passes),
+          "",
+        ]
+        : []),
     ].join("\n");
     await Deno.writeTextFile(`${opts.out}/bench-${stamp}.md`, report);
     console.log(report);

@@ -146,3 +146,76 @@ export async function resetPeakRss(pid: number): Promise<boolean> {
     return false;
   }
 }
+
+/** Resident bytes of a process by kind of mapping, from `/proc/PID/smaps`. */
+export interface ResidentByKind {
+  /** The executable's own pages (its code, read-only data, data): `deno` or `opendkim`. */
+  readonly executable: number;
+  /** Other files: shared libraries, Deno's caches. */
+  readonly otherFiles: number;
+  /** The main malloc arena (`[heap]`, glibc's brk heap). */
+  readonly mallocHeap: number;
+  /**
+   * Anonymous mappings: the V8 heap, thread stacks, other threads' malloc arenas, large
+   * malloc blocks.
+   */
+  readonly anonymous: number;
+}
+
+/**
+ * Sums the `Rss:` of each mapping of a `/proc/PID/smaps` text by kind; `exe` is the path of the
+ * process's executable (`/proc/PID/exe`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSmaps } from "./proc_stats.ts";
+ * const text = [
+ *   "55d0-55e0 r-xp 00000000 08:01 12 /usr/bin/deno",
+ *   "Rss:                 300 kB",
+ *   "55e0-55f0 rw-p 00000000 00:00 0                  [heap]",
+ *   "Rss:                  20 kB",
+ *   "7f00-7f10 rw-p 00000000 00:00 0",
+ *   "Rss:                  40 kB",
+ *   "7f10-7f20 r-xp 00000000 08:01 13 /usr/lib/libc.so.6",
+ *   "Rss:                   8 kB",
+ * ].join("\n");
+ * assert.deepEqual(parseSmaps(text, "/usr/bin/deno"), {
+ *   executable: 300 * 1024, otherFiles: 8 * 1024, mallocHeap: 20 * 1024, anonymous: 40 * 1024,
+ * });
+ * ```
+ */
+export function parseSmaps(text: string, exe: string): ResidentByKind {
+  const out = { executable: 0, otherFiles: 0, mallocHeap: 0, anonymous: 0 };
+  let kind: keyof typeof out | undefined = "anonymous";
+  for (const line of text.split("\n")) {
+    const header = line.match(/^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/);
+    if (header) {
+      const name = header[1].trim();
+      kind = name === ""
+        ? "anonymous"
+        : name === exe
+        ? "executable"
+        : name === "[heap]"
+        ? "mallocHeap"
+        : name.startsWith("/")
+        ? "otherFiles"
+        : name === "[stack]"
+        ? "anonymous"
+        : undefined; // [vdso], [vvar]: the kernel's
+      continue;
+    }
+    const rss = line.match(/^Rss:\s+(\d+) kB$/);
+    if (rss && kind) out[kind] += Number(rss[1]) * 1024;
+  }
+  return out;
+}
+
+/** Resident bytes of process `pid` by kind of mapping. */
+export async function residentByKind(pid: number): Promise<ResidentByKind> {
+  const [text, exe] = await Promise.all([
+    Deno.readTextFile(`/proc/${pid}/smaps`),
+    Deno.readLink(`/proc/${pid}/exe`),
+  ]);
+  return parseSmaps(text, exe);
+}

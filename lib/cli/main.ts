@@ -5,14 +5,6 @@
  */
 import { VERSION } from "../version.ts";
 import { UsageError } from "./args.ts";
-import { runCheckConfig, runConfig } from "./check_config.ts";
-import { runExplain } from "./explain.ts";
-import { runGenkey } from "./genkey.ts";
-import { runInstall } from "./install.ts";
-import { runServe } from "./serve.ts";
-import { runSign } from "./sign.ts";
-import { runTestkey } from "./testkey.ts";
-import { runVerify } from "./verify.ts";
 
 const USAGE = `dkimd ${VERSION}: DKIM signing and verifying (RFC 6376, 8463, 8301)
 
@@ -39,16 +31,18 @@ type Command = (args: readonly string[]) => Promise<number>;
 // Flags that mean the same at the top level as for opendkim: version and help.
 const TOP_LEVEL_FLAGS = new Set(["--version", "-V", "--help", "-h"]);
 
+// Each command's module loads when it runs, so the service holds none of the others' code (nor
+// the npm `yaml` package that `config convert` needs): every module loaded stays in memory.
 const COMMANDS: Record<string, Command> = {
-  serve: runServe,
-  sign: runSign,
-  verify: runVerify,
-  "check-config": runCheckConfig,
-  config: runConfig,
-  explain: runExplain,
-  genkey: runGenkey,
-  testkey: runTestkey,
-  install: runInstall,
+  serve: async (a) => (await import("./serve.ts")).runServe(a),
+  sign: async (a) => (await import("./sign.ts")).runSign(a),
+  verify: async (a) => (await import("./verify.ts")).runVerify(a),
+  "check-config": async (a) => (await import("./check_config.ts")).runCheckConfig(a),
+  config: async (a) => (await import("./check_config.ts")).runConfig(a),
+  explain: async (a) => (await import("./explain.ts")).runExplain(a),
+  genkey: async (a) => (await import("./genkey.ts")).runGenkey(a),
+  testkey: async (a) => (await import("./testkey.ts")).runTestkey(a),
+  install: async (a) => (await import("./install.ts")).runInstall(a),
 };
 
 /**

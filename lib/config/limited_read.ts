@@ -6,6 +6,12 @@
  * @module
  */
 
+/**
+ * Largest YAML configuration read, a bound on memory and parse time. (Here rather than in
+ * yaml_conf.ts, so the loader can size its read without loading the YAML parser.)
+ */
+export const MAX_YAML_BYTES = 4 * 1024 * 1024;
+
 /** What {@link FileReadIo.stat} reports: Deno.FileInfo's fields that matter here. */
 export interface FileInfo {
   /** True for a regular file. */

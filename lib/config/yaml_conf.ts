@@ -46,14 +46,14 @@ import { buildConfig } from "./build_config.ts";
 import { ConfigError, type ConfigWarning, throwIfErrors } from "./config_error.ts";
 import { DEFAULT_ACTIONS } from "./defaults.ts";
 import { closestName } from "./did_you_mean.ts";
+import { MAX_YAML_BYTES } from "./limited_read.ts";
 import { toConfigError } from "./opendkim_conf.ts";
 import type { RawSetting, RawSettings, ReadResult, SettingField, SettingValues } from "./schema.ts";
 import type { ValueContext } from "./setting_kind.ts";
 import { SETTING_LIST, type SettingEntry } from "./settings.ts";
 import { parseBoolean, ValueError } from "./values.ts";
 
-/** Largest YAML configuration read, a bound on memory and parse time. */
-export const MAX_YAML_BYTES = 4 * 1024 * 1024;
+export { MAX_YAML_BYTES } from "./limited_read.ts";
 
 /** The settings at the top of a YAML configuration, by key (the Config field names). */
 const TOP_LEVEL: ReadonlyMap<string, SettingEntry> = new Map(

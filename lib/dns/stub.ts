@@ -12,10 +12,16 @@
  */
 
 import dgram from "node:dgram";
-import { Buffer } from "node:buffer";
-// @ts-types="@types/dns-packet"
-import * as dnsPacket from "dns-packet";
+import type { Buffer } from "node:buffer";
 import { asciiLower, latin1 } from "../bytes.ts";
+import {
+  CLASS_IN,
+  decodeMessage,
+  type DnsMessage,
+  DnsMessageError,
+  encodeTxtQuery,
+  type ResourceRecord,
+} from "./dns_message.ts";
 import { type Nameserver, parseIpAddress } from "./nameserver.ts";
 import { DnsError, type DnsErrorCode, type LookupOptions, type TxtResolver } from "./resolver.ts";
 
@@ -122,7 +128,7 @@ const FAILURE_RANK: Record<DnsErrorCode, number> = {
 function validQueryName(name: string): string | undefined {
   const bare = name.endsWith(".") ? name.slice(0, -1) : name;
   if (bare.length === 0 || bare.length > MAX_QUERY_NAME_LENGTH) return undefined;
-  // Printable ASCII only: dns-packet writes labels as UTF-8, and DKIM names are ASCII.
+  // Printable ASCII only: labels are written byte per character, and DKIM names are ASCII.
   if (!/^[\x21-\x7e]+$/.test(bare)) return undefined;
   for (const label of bare.split(".")) {
     if (label.length === 0 || label.length > 63) return undefined;
@@ -137,26 +143,6 @@ function sameName(a: string, b: string): boolean {
 
 function clampTtl(ttl: number | undefined): number {
   return typeof ttl === "number" && ttl >= 0 && ttl <= MAX_TTL ? ttl : 0;
-}
-
-function encodeQuery(name: string, id: number, ednsPayload: number): Uint8Array {
-  const packet = dnsPacket.encode({
-    type: "query",
-    id,
-    flags: dnsPacket.RECURSION_DESIRED,
-    questions: [{ type: "TXT", name, class: "IN" }],
-    additionals: [{
-      type: "OPT",
-      name: ".",
-      udpPayloadSize: ednsPayload,
-      extendedRcode: 0,
-      ednsVersion: 0,
-      flags: 0,
-      flag_do: false,
-      options: [],
-    }],
-  });
-  return new Uint8Array(packet.buffer, packet.byteOffset, packet.byteLength);
 }
 
 function randomId(): number {
@@ -234,27 +220,20 @@ function interpretPacket(
   transport: "udp" | "tcp",
   maxAnswerBytes: number,
 ): TryOutcome {
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let packet: dnsPacket.DecodedPacket;
+  let packet: DnsMessage;
   try {
-    packet = dnsPacket.decode(buffer);
+    packet = decodeMessage(bytes);
   } catch (error) {
-    return failure("malformed", `unparseable answer: ${(error as Error).message}`);
-  }
-  const used = dnsPacket.decode.bytes;
-  // dns-packet reads past a short last record without throwing; the offset then overshoots.
-  if (!Number.isInteger(used) || used > bytes.length) {
-    return failure("malformed", "answer ends inside a record");
+    if (!(error instanceof DnsMessageError)) throw error;
+    return failure("malformed", `unparseable answer: ${error.message}`);
   }
   if ((bytes[2] & 0x02) !== 0) {
     return transport === "udp"
       ? { kind: "truncated" }
       : failure("malformed", "truncated TCP answer");
   }
-  const opt = packet.additionals?.find((a) => a.type === "OPT") as
-    | dnsPacket.OptAnswer
-    | undefined;
-  const rcode = ((opt?.extendedRcode ?? 0) << 4) | (bytes[3] & 0x0f);
+  const opt = packet.additionals.find((a) => a.data.type === "OPT")?.data;
+  const rcode = ((opt?.type === "OPT" ? opt.extendedRcode : 0) << 4) | (bytes[3] & 0x0f);
   switch (rcode) {
     case RCODE_NOERROR:
       break;
@@ -269,16 +248,16 @@ function interpretPacket(
   }
   let target = name;
   let ttl = MAX_TTL;
-  const answers = packet.answers ?? [];
+  const answers = packet.answers;
+  const at = (type: "TXT" | "CNAME") => (a: ResourceRecord) =>
+    a.data.type === type && a.class === CLASS_IN && sameName(a.name, target);
   for (let hops = 0; hops <= MAX_CNAME_CHAIN; hops++) {
-    const txt = answers.filter((a): a is dnsPacket.TxtAnswer =>
-      a.type === "TXT" && a.class === "IN" && sameName(a.name, target)
-    );
+    const txt = answers.filter(at("TXT"));
     if (txt.length > 0) {
       // Measured before any text is made, so an oversized answer costs no string at all.
       let size = 0;
       for (const a of txt) {
-        for (const p of Array.isArray(a.data) ? a.data : [a.data]) size += p.length;
+        if (a.data.type === "TXT") { for (const p of a.data.strings) size += p.length; }
       }
       if (size > maxAnswerBytes) {
         return failure(
@@ -287,19 +266,16 @@ function interpretPacket(
             `(DNSMaxAnswerBytes)`,
         );
       }
-      const records = txt.map((a) => {
-        const parts = Array.isArray(a.data) ? a.data : [a.data];
-        return parts.map((p) => typeof p === "string" ? p : latin1(p)).join("");
-      });
+      const records = txt.map((a) =>
+        a.data.type === "TXT" ? a.data.strings.map((p) => latin1(p)).join("") : ""
+      );
       for (const a of txt) ttl = Math.min(ttl, clampTtl(a.ttl));
       return { kind: "answer", answer: { type: "records", records, ttl } };
     }
-    const cname = answers.find((a) =>
-      a.type === "CNAME" && a.class === "IN" && sameName(a.name, target)
-    ) as dnsPacket.StringAnswer | undefined;
-    if (!cname) return noData(packet, name, target);
+    const cname = answers.find(at("CNAME"));
+    if (!cname || cname.data.type !== "CNAME") return noData(packet, name, target);
     ttl = Math.min(ttl, clampTtl(cname.ttl));
-    target = cname.data;
+    target = cname.data.target;
   }
   return failure("malformed", `CNAME chain longer than ${MAX_CNAME_CHAIN}`);
 }
@@ -310,11 +286,11 @@ function interpretPacket(
  * that does not recurse, and a CNAME whose target went unanswered means nobody resolved it
  * (OpenDKIM's "unresolved CNAME"): neither says the record does not exist.
  */
-function noData(packet: dnsPacket.DecodedPacket, name: string, target: string): TryOutcome {
-  const authorities = packet.authorities ?? [];
-  if (!authorities.some((a) => a.type === "SOA")) {
+function noData(packet: DnsMessage, name: string, target: string): TryOutcome {
+  const authorities = packet.authorities;
+  if (!authorities.some((a) => a.data.type === "SOA")) {
     if (target !== name) return failure("malformed", `CNAME to "${target}" was not resolved`);
-    if (authorities.some((a) => a.type === "NS")) {
+    if (authorities.some((a) => a.data.type === "NS")) {
       return failure("malformed", "referral from a server that does not recurse");
     }
   }
@@ -322,12 +298,10 @@ function noData(packet: dnsPacket.DecodedPacket, name: string, target: string): 
 }
 
 /** RFC 2308 §5: a negative answer may be cached for the smaller of the SOA's TTL and MINIMUM. */
-function negativeTtl(packet: dnsPacket.DecodedPacket): number | undefined {
-  const soa = packet.authorities?.find((a) => a.type === "SOA" && a.class === "IN") as
-    | dnsPacket.SoaAnswer
-    | undefined;
-  if (!soa) return undefined;
-  return Math.min(clampTtl(soa.ttl), clampTtl(soa.data.minimum ?? soa.ttl));
+function negativeTtl(packet: DnsMessage): number | undefined {
+  const soa = packet.authorities.find((a) => a.data.type === "SOA" && a.class === CLASS_IN);
+  if (!soa || soa.data.type !== "SOA") return undefined;
+  return Math.min(clampTtl(soa.ttl), clampTtl(soa.data.minimum));
 }
 
 /**
@@ -548,7 +522,7 @@ class Lookup {
   }
 
   #udpTry(ns: Nameserver): void {
-    const query = encodeQuery(this.qname, randomId(), this.options.ednsPayload);
+    const query = encodeTxtQuery(this.qname, randomId(), this.options.ednsPayload);
     let done = false;
     let socket: dgram.Socket;
     try {
@@ -600,7 +574,7 @@ class Lookup {
   }
 
   #tcpTry(ns: Nameserver): void {
-    const query = encodeQuery(this.qname, randomId(), this.options.ednsPayload);
+    const query = encodeTxtQuery(this.qname, randomId(), this.options.ednsPayload);
     tcpExchange(ns, query, this.options.maxResponseBytes, (close) => {
       if (this.#settled) {
         close();
