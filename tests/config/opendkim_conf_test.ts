@@ -13,6 +13,7 @@ import { knownSettingNames, SETTING_LIST } from "../../lib/config/settings.ts";
 import { UNIMPLEMENTED_SETTINGS } from "../../lib/config/unimplemented_settings.ts";
 import { SourceError } from "../../lib/policy/origin.ts";
 import { assertOnlySourceErrors } from "../helpers/source_errors.ts";
+import { fuzzParams } from "../helpers/fuzz.ts";
 
 const FILE = "/etc/opendkim.conf";
 
@@ -586,6 +587,6 @@ Deno.test("readOpendkimConf() returns or throws a SourceError for any text", () 
         assertOnlySourceErrors(() => readOpendkimConf(lines.join("\n"), "/etc/opendkim.conf"));
       },
     ),
-    { numRuns: 300 },
+    fuzzParams(300),
   );
 });

@@ -17,6 +17,7 @@ import {
   readDer,
   wrapRsaPrivateKey,
 } from "../../lib/crypto/der.ts";
+import { fuzzParams } from "../helpers/fuzz.ts";
 
 const KEYS = new URL("../testdata/keys/", import.meta.url);
 const rsaPkcs8 = Deno.readFileSync(new URL("rsa2048_pkcs8.der", KEYS));
@@ -223,7 +224,7 @@ Deno.test("DerReader throws only DerError on arbitrary bytes", () => {
         assert.ok(e instanceof DerError, String(e));
       }
     }),
-    { numRuns: 2000 },
+    fuzzParams(2000),
   );
 });
 
@@ -242,7 +243,7 @@ Deno.test("DerReader throws only DerError on mutated keys", () => {
         }
       },
     ),
-    { numRuns: 2000 },
+    fuzzParams(2000),
   );
 });
 

@@ -8,6 +8,7 @@ import {
   type HashAlgorithm,
 } from "../../lib/crypto/hash.ts";
 import { describeSplit, splits } from "../helpers/chunks.ts";
+import { fuzzParams } from "../helpers/fuzz.ts";
 
 function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -77,7 +78,7 @@ Deno.test("createIncrementalHash() equals digest() for arbitrary data in arbitra
         assert.deepEqual(h.digest(), digest(algorithm, data));
       },
     ),
-    { numRuns: 300 },
+    fuzzParams(300),
   );
 });
 

@@ -7,6 +7,7 @@ import {
   messageValue,
   REASON_MAX_CHARS,
 } from "../../lib/dkim/message_value.ts";
+import { fuzzParams } from "../helpers/fuzz.ts";
 
 Deno.test("messageValue() keeps short ASCII values as they are", () => {
   for (const v of ["example.com", "@mail.example.com", "s1", "rsa-sha256", ""]) {
@@ -44,6 +45,6 @@ Deno.test("messageValue() and messageReason(): ASCII only, bounded, a prefix kep
       // A cut value starts as the escaped whole does.
       assert.ok(messageValue(text, 1_000_000).startsWith(out.slice(0, -CUT_MARKER.length)));
     }),
-    { numRuns: 500 },
+    fuzzParams(500),
   );
 });

@@ -14,6 +14,7 @@ import {
   startFakeDnsServer,
 } from "../helpers/fake_dns_server.ts";
 import { type DnsServer, startDnsServer } from "../helpers/dns_server.ts";
+import { fuzzParams } from "../helpers/fuzz.ts";
 
 function at(server: FakeDnsServer): Nameserver {
   return { address: "127.0.0.1", port: server.port, family: 4 };
@@ -466,7 +467,7 @@ Deno.test("StubResolver.resolveTxt() rejects only with DnsError whatever bytes c
           }
         },
       ),
-      { numRuns: 300 },
+      fuzzParams(300),
     );
   });
 });

@@ -32,6 +32,7 @@ import {
 } from "../../lib/milter/constants.ts";
 import type { FilterEvent, FilterNeeds } from "../../lib/milter/filter.ts";
 import { negotiate, NegotiationError, type OptionOffer } from "../../lib/milter/negotiate.ts";
+import { fuzzParams } from "../helpers/fuzz.ts";
 
 // A DKIM-like filter: adds and changes headers, reads the envelope sender, headers and body,
 // never rejects before the end of the message.
@@ -286,7 +287,7 @@ Deno.test("negotiate() never sets a flag the MTA did not offer or its version la
         assert.equal(result.leadingSpace, (result.protocol & SMFIP_HDR_LEADSPC) !== 0);
       },
     ),
-    { numRuns: 2000 },
+    fuzzParams(2000),
   );
 });
 

@@ -20,6 +20,7 @@ import { type ErrorAction, MilterSession } from "../../lib/milter/session.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 import { type Behaviour, RecordingFilter } from "../helpers/milter_recording_filter.ts";
 import { tagFilter } from "../helpers/milter_tag_filter.ts";
+import { fuzzParams } from "../helpers/fuzz.ts";
 
 const POSTFIX_OFFER: Command = {
   type: "optneg",
@@ -700,7 +701,7 @@ Deno.test("MilterSession.handle() never rejects and only returns encodable repli
         await session.close();
       },
     ),
-    { numRuns: 300 },
+    fuzzParams(300),
   );
 });
 

@@ -18,6 +18,7 @@ import {
 import { type Frame, FrameDecoder } from "../../lib/milter/frame.ts";
 import { MilterProtocolError } from "../../lib/milter/protocol_error.ts";
 import { encodeReply, type Reply } from "../../lib/milter/reply.ts";
+import { fuzzParams } from "../helpers/fuzz.ts";
 
 /** Header value bytes beyond ASCII (é, 0xff, 0x80) and a tab, which must pass untouched. */
 export const EIGHT_BIT = Uint8Array.of(0x20, 0xe9, 0x74, 0xe9, 0xff, 0x09, 0x80); // " été\xff\t\x80"
@@ -121,6 +122,6 @@ export function assertOnlyProtocolErrors(decode: (frame: Frame) => unknown): voi
         }
       },
     ),
-    { numRuns: 3000 },
+    fuzzParams(3000),
   );
 }

@@ -11,6 +11,7 @@ import {
 } from "../../lib/policy/dataset.ts";
 import { SourceError } from "../../lib/policy/origin.ts";
 import { assertOnlySourceErrors, HOSTILE_ORIGIN } from "../helpers/source_errors.ts";
+import { fuzzParams } from "../helpers/fuzz.ts";
 
 const at = { file: "/etc/opendkim.conf", line: 12 };
 
@@ -259,6 +260,6 @@ Deno.test("parseDataSetSpec() and parseDataSetFile() throw only SourceErrors, wh
       assertOnlySourceErrors(() => parseDataSetSpec(a, HOSTILE_ORIGIN, "X"));
       assertOnlySourceErrors(() => parseDataSetFile(`${a}\n${b}`, "f"));
     }),
-    { numRuns: 500 },
+    fuzzParams(500),
   );
 });

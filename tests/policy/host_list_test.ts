@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { DEFAULT_INTERNAL_HOSTS, HostList } from "../../lib/policy/host_list.ts";
 import { SourceError } from "../../lib/policy/origin.ts";
 import { assertOnlySourceErrors } from "../helpers/source_errors.ts";
+import { fuzzParams } from "../helpers/fuzz.ts";
 
 interface Case {
   name: string;
@@ -250,6 +251,6 @@ Deno.test("HostList.fromStrings() throws only SourceErrors, whatever the entries
     fc.property(fc.string({ maxLength: 80 }), fc.string({ maxLength: 80 }), (a, b) => {
       assertOnlySourceErrors(() => HostList.fromStrings([a, b], "InternalHosts"));
     }),
-    { numRuns: 500 },
+    fuzzParams(500),
   );
 });

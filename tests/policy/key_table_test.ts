@@ -12,6 +12,7 @@ import {
 } from "../../lib/policy/key_table.ts";
 import { SourceError } from "../../lib/policy/origin.ts";
 import { assertOnlySourceErrors, HOSTILE_ORIGIN } from "../helpers/source_errors.ts";
+import { fuzzParams } from "../helpers/fuzz.ts";
 
 const at = { file: "/etc/opendkim/key.table", line: 3 };
 
@@ -217,6 +218,6 @@ Deno.test("parseKeyTableEntry() throws only SourceErrors, whatever the entry", (
         parseKeyTableEntry({ key: a, value: b, origin: HOSTILE_ORIGIN })
       );
     }),
-    { numRuns: 500 },
+    fuzzParams(500),
   );
 });
