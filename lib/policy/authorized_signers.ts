@@ -28,7 +28,7 @@
 
 import type { DataSetLookup } from "./data_set_lookup.ts";
 import type { DataSet, DataSetEntry } from "./dataset.ts";
-import { NameSet } from "./name_set.ts";
+import { RuleSet } from "./rule_set.ts";
 import { formatOrigin, type Origin, SourceError, type SourceWarning } from "./origin.ts";
 import { MAX_PATTERN_LENGTH, wildcardMatch } from "./signing_table.ts";
 
@@ -214,22 +214,12 @@ export class AuthorizedSigners implements SignerAuthorization {
   readonly rules: readonly SignerRule[];
   /** True when the logins are wildcard patterns (`refile:`). */
   readonly patterns: boolean;
-  readonly #setting: string;
-  readonly #exact: DataSetLookup;
-  readonly #ruleOf: ReadonlyMap<DataSetEntry, SignerRule>;
+  readonly #set: RuleSet<SignerRule>;
 
-  private constructor(
-    rules: readonly SignerRule[],
-    patterns: boolean,
-    exact: DataSetLookup,
-    ruleOf: ReadonlyMap<DataSetEntry, SignerRule>,
-    setting: string,
-  ) {
-    this.rules = rules;
-    this.patterns = patterns;
-    this.#exact = exact;
-    this.#ruleOf = ruleOf;
-    this.#setting = setting;
+  private constructor(set: RuleSet<SignerRule>) {
+    this.#set = set;
+    this.rules = set.rules;
+    this.patterns = set.patterns;
   }
 
   /**
@@ -241,29 +231,14 @@ export class AuthorizedSigners implements SignerAuthorization {
     dataSet: DataSet,
     setting = "AuthorizedSigners",
   ): { signers: AuthorizedSigners; warnings: SourceWarning[] } {
-    const rules: SignerRule[] = [];
-    const ruleOf = new Map<DataSetEntry, SignerRule>();
-    const seen = new Map<string, SignerRule>();
-    const warnings: SourceWarning[] = [];
-    for (const e of dataSet.entries) {
-      const rule = parseSignerRule(e, setting);
-      rules.push(rule);
-      if (dataSet.patterns) continue;
-      ruleOf.set(e, rule);
-      const first = seen.get(e.key.toLowerCase());
-      if (first) {
-        warnings.push({
-          message: `${setting} login "${e.key}" at ${formatOrigin(e.origin)} is already ` +
-            `given at ${formatOrigin(first.origin)}; the first entry is used`,
-          origin: e.origin,
-        });
-      } else {
-        seen.set(e.key.toLowerCase(), rule);
-      }
-    }
-    const exact = new NameSet(dataSet.patterns ? [] : dataSet.entries, true);
-    const signers = new AuthorizedSigners(rules, dataSet.patterns, exact, ruleOf, setting);
-    return { signers, warnings };
+    const { set, warnings } = RuleSet.fromDataSet(
+      dataSet,
+      (e) => parseSignerRule(e, setting),
+      (e, first) =>
+        `${setting} login "${e.key}" at ${formatOrigin(e.origin)} is already ` +
+        `given at ${formatOrigin(first.origin)}; the first entry is used`,
+    );
+    return { signers: new AuthorizedSigners(set), warnings };
   }
 
   /**
@@ -282,7 +257,7 @@ export class AuthorizedSigners implements SignerAuthorization {
    * ```
    */
   static keyed(set: DataSetLookup, setting = "AuthorizedSigners"): AuthorizedSigners {
-    return new AuthorizedSigners([], false, set, new Map(), setting);
+    return new AuthorizedSigners(RuleSet.keyed(set, (e) => parseSignerRule(e, setting)));
   }
 
   /**
@@ -294,10 +269,8 @@ export class AuthorizedSigners implements SignerAuthorization {
       return this.rules.find((r) => wildcardMatch(r.login, login ?? ""));
     }
     const keys = login === undefined || login === ANY_LOGIN ? [ANY_LOGIN] : [login, ANY_LOGIN];
-    const hits = await this.#exact.lookup(keys);
-    const hit = hits.find((h) => h !== undefined);
-    if (!hit) return undefined;
-    return this.#ruleOf.get(hit) ?? parseSignerRule(hit, this.#setting);
+    const hit = (await this.#set.exact(keys)).find((h) => h !== undefined);
+    return hit && this.#set.ruleOf(hit);
   }
 
   /** Whether `login` may have mail from `user@domain` signed, and which entry says so. */

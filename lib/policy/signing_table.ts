@@ -24,7 +24,7 @@
 
 import type { DataSetLookup } from "./data_set_lookup.ts";
 import type { DataSet, DataSetEntry } from "./dataset.ts";
-import { NameSet } from "./name_set.ts";
+import { RuleSet } from "./rule_set.ts";
 import { formatOrigin, type Origin, SourceError, type SourceWarning } from "./origin.ts";
 
 /** One SigningTable entry. */
@@ -183,24 +183,12 @@ export class SigningTable implements SigningLookup {
   readonly rules: readonly SigningRule[];
   /** True for wildcard-pattern tables (`refile:`), false for exact-key tables. */
   readonly patterns: boolean;
-  readonly #setting: string;
-  // An exact table's entries by key, and the rule read from each at load; entries of a table
-  // kept elsewhere are read when found.
-  readonly #exact: DataSetLookup;
-  readonly #ruleOf: ReadonlyMap<DataSetEntry, SigningRule>;
+  readonly #set: RuleSet<SigningRule>;
 
-  private constructor(
-    rules: SigningRule[],
-    patterns: boolean,
-    exact: DataSetLookup,
-    ruleOf: ReadonlyMap<DataSetEntry, SigningRule>,
-    setting: string,
-  ) {
-    this.rules = rules;
-    this.patterns = patterns;
-    this.#exact = exact;
-    this.#ruleOf = ruleOf;
-    this.#setting = setting;
+  private constructor(set: RuleSet<SigningRule>) {
+    this.#set = set;
+    this.rules = set.rules;
+    this.patterns = set.patterns;
   }
 
   /**
@@ -213,14 +201,16 @@ export class SigningTable implements SigningLookup {
     dataSet: DataSet,
     setting = "SigningTable",
   ): { table: SigningTable; warnings: SourceWarning[] } {
-    const rules: SigningRule[] = [];
-    const ruleOf = new Map<DataSetEntry, SigningRule>();
-    const warnings: SourceWarning[] = [];
-    const seen = new Map<string, SigningRule>();
-    for (const e of dataSet.entries) {
-      const rule = parseSigningRule(e, setting);
-      if (!dataSet.patterns) ruleOf.set(e, rule);
-      if (dataSet.patterns && REGEX_SPECIALS.test(e.key)) {
+    const { set, warnings } = RuleSet.fromDataSet(
+      dataSet,
+      (e) => parseSigningRule(e, setting),
+      (e, first) =>
+        `${setting} key "${e.key}" at ${formatOrigin(e.origin)} is already ` +
+        `defined at ${formatOrigin(first.origin)}; the first definition is used`,
+    );
+    if (dataSet.patterns) {
+      for (const e of dataSet.entries) {
+        if (!REGEX_SPECIALS.test(e.key)) continue;
         warnings.push({
           message: `${setting} pattern "${e.key}" at ${formatOrigin(e.origin)} holds ` +
             `characters OpenDKIM reads as a regular expression; dkimd treats only "*" as a ` +
@@ -228,23 +218,8 @@ export class SigningTable implements SigningLookup {
           origin: e.origin,
         });
       }
-      if (!dataSet.patterns) {
-        const first = seen.get(e.key.toLowerCase());
-        if (first) {
-          warnings.push({
-            message: `${setting} key "${e.key}" at ${formatOrigin(e.origin)} is already ` +
-              `defined at ${formatOrigin(first.origin)}; the first definition is used`,
-            origin: e.origin,
-          });
-        } else {
-          seen.set(e.key.toLowerCase(), rule);
-        }
-      }
-      rules.push(rule);
     }
-    const exact = new NameSet(dataSet.patterns ? [] : dataSet.entries, true);
-    const table = new SigningTable(rules, dataSet.patterns, exact, ruleOf, setting);
-    return { table, warnings };
+    return { table: new SigningTable(set), warnings };
   }
 
   /**
@@ -264,7 +239,7 @@ export class SigningTable implements SigningLookup {
    * ```
    */
   static keyed(set: DataSetLookup, setting = "SigningTable"): SigningTable {
-    return new SigningTable([], false, set, new Map(), setting);
+    return new SigningTable(RuleSet.keyed(set, (e) => parseSigningRule(e, setting)));
   }
 
   /** The key names the table refers to, except `%` (which depends on the sender). */
@@ -304,11 +279,11 @@ export class SigningTable implements SigningLookup {
       return out;
     }
     const keys = exactLookupKeys(user, lower);
-    const hits = await this.#exact.lookup(keys);
+    const hits = await this.#set.exact(keys);
     for (let i = 0; i < keys.length; i++) {
       const hit = hits[i];
       if (!hit) continue;
-      add(this.#ruleOf.get(hit) ?? parseSigningRule(hit, this.#setting), keys[i]);
+      add(this.#set.ruleOf(hit), keys[i]);
       if (!multiple) break;
     }
     return out;
