@@ -338,7 +338,8 @@ export function collectArcSets(fields: readonly HeaderField[]): ArcSet[] {
       add(aars, parseArcAuthenticationResults(field), ARC_AUTHENTICATION_RESULTS_FIELD);
     }
   }
-  const count = Math.max(aars.size, amss.size, seals.size);
+  // The highest instance named, so a gap (1, 2, 4) reads as set 3 missing.
+  const count = Math.max(...aars.keys(), ...amss.keys(), ...seals.keys());
   const sets: ArcSet[] = [];
   for (let i = 1; i <= count; i++) {
     const aar = aars.get(i);
