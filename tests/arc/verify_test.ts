@@ -56,7 +56,7 @@ for (const [sealer, chain] of Object.entries(CHAINS)) {
   Deno.test(`verifyArcMessage() passes a three-hop chain sealed by ${sealer}, and every shorter one`, async () => {
     for (const drop of [0, 1, 2]) {
       const verdict = await verify(withoutTopSets(chain, drop));
-      assert.equal(verdict.result, "pass", verdict.reason);
+      assert.equal(verdict.result, "pass", verdict.reason ?? "");
       assert.equal(verdict.instances, 3 - drop);
       assert.equal(verdict.oldestPass, 0);
       assert.deepEqual(verdict.sets.map((s) => s.seal.domain).slice(-1), [
@@ -105,7 +105,7 @@ for (const [sealer, chain] of Object.entries(CHAINS)) {
 
 Deno.test("verifyArcMessage() passes a chain a list changed after the first hop, with oldest-pass 2", async () => {
   const verdict = await verify(LIST);
-  assert.equal(verdict.result, "pass", verdict.reason);
+  assert.equal(verdict.result, "pass", verdict.reason ?? "");
   assert.equal(verdict.instances, 2);
   assert.equal(verdict.oldestPass, 2);
 });
