@@ -21,6 +21,7 @@ Commands:
   check-config    load a configuration as the server would; print settings, warnings
   explain         say whether mail from an address would be signed, and why
   config convert  print a configuration as YAML
+  arc verify      verify a message's ARC chain (RFC 8617) and print arc=...
   version         print the version
 
 Run "dkimd <command> --help" for a command's options.
@@ -43,6 +44,7 @@ const COMMANDS: Record<string, Command> = {
   genkey: async (a) => (await import("./genkey.ts")).runGenkey(a),
   testkey: async (a) => (await import("./testkey.ts")).runTestkey(a),
   install: async (a) => (await import("./install.ts")).runInstall(a),
+  "arc verify": async (a) => (await import("./arc_verify.ts")).runArcVerify(a),
 };
 
 /**
@@ -66,7 +68,9 @@ export async function main(args: readonly string[]): Promise<number> {
       console.log(USAGE);
       return 0;
   }
-  const run = COMMANDS[command];
+  // Two-word commands (`arc verify`) take their second word from the arguments.
+  const pair = COMMANDS[`${command} ${rest[0]}`] ? rest.shift() : undefined;
+  const run = COMMANDS[pair === undefined ? command : `${command} ${pair}`];
   if (!run) {
     console.error(`dkimd: unknown command "${command}"; run "dkimd --help" for the list`);
     return 2;

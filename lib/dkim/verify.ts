@@ -352,9 +352,9 @@ const keyRecords = new KeyRecordCache();
 /**
  * Picks the key record from the TXT records at a key name: the first that parses as a DKIM key
  * record (other TXT records, such as SPF, may share the name). None → the first parse error;
- * no records at all → no key.
+ * no records at all → no key. ARC (lib/arc) reads its keys the same way (RFC 8617 §4.1.3).
  */
-function pickKeyRecord(name: string, records: readonly string[]): KeyRecord {
+export function pickKeyRecord(name: string, records: readonly string[]): KeyRecord {
   let firstError: unknown;
   for (const text of records) {
     try {
