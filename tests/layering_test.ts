@@ -12,6 +12,7 @@ const LIB = new URL("../lib/", import.meta.url).pathname;
 /** Folders that must import nothing from the ones listed (DESIGN.md, "Imports point inward"). */
 const FORBIDDEN: Readonly<Record<string, readonly string[]>> = {
   dkim: ["config", "filter", "milter", "ops", "cli"],
+  arc: ["config", "filter", "milter", "ops", "cli"],
   crypto: ["config", "filter", "milter", "ops", "cli"],
   dns: ["config", "filter", "milter", "ops", "cli"],
   policy: ["config", "filter", "milter", "ops", "cli"],
@@ -21,6 +22,7 @@ const FORBIDDEN: Readonly<Record<string, readonly string[]>> = {
 /** The pure core: no `Deno.` at all (DESIGN.md, "Only ... touch Deno.*"). */
 const PURE = [
   /^dkim\//,
+  /^arc\//,
   /^policy\//,
   // lib/milter is pure but for the socket adapters and the MTA-side client.
   /^milter\/(?!server\.ts$|client\.ts$|unix_socket\.ts$|inherited_listener\.ts$)/,
