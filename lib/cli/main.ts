@@ -15,6 +15,7 @@ Commands:
   serve           run the milter (the default; OpenDKIM's flags work too)
   sign            sign a message (file or stdin) and print it with its DKIM-Signature
   verify          verify a message's signatures and print Authentication-Results
+  arc seal        add the next ARC set (RFC 8617) to a forwarded message
   genkey          make a key pair: SELECTOR.private and the DNS record SELECTOR.txt
   testkey         check a published key record against its private key
   install         write the systemd unit, sysusers/tmpfiles entries and an example config
@@ -44,7 +45,7 @@ const COMMANDS: Record<string, Command> = {
   genkey: async (a) => (await import("./genkey.ts")).runGenkey(a),
   testkey: async (a) => (await import("./testkey.ts")).runTestkey(a),
   install: async (a) => (await import("./install.ts")).runInstall(a),
-  "arc verify": async (a) => (await import("./arc_verify.ts")).runArcVerify(a),
+  arc: async (a) => (await import("./arc.ts")).runArc(a),
 };
 
 /**
@@ -68,9 +69,7 @@ export async function main(args: readonly string[]): Promise<number> {
       console.log(USAGE);
       return 0;
   }
-  // Two-word commands (`arc verify`) take their second word from the arguments.
-  const pair = COMMANDS[`${command} ${rest[0]}`] ? rest.shift() : undefined;
-  const run = COMMANDS[pair === undefined ? command : `${command} ${pair}`];
+  const run = COMMANDS[command];
   if (!run) {
     console.error(`dkimd: unknown command "${command}"; run "dkimd --help" for the list`);
     return 2;

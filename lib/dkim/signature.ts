@@ -337,6 +337,11 @@ export interface SignatureTags {
   readonly expiration?: number;
   readonly headers: readonly string[];
   readonly bodyHash: string;
+  /**
+   * The field name and the tags before `a=`: by default `DKIM-Signature` and `v=1`; an ARC
+   * message signature is `ARC-Message-Signature` with `i=N` (RFC 8617 §4.1.2).
+   */
+  readonly field?: { readonly name: string; readonly leading: readonly string[] };
 }
 
 /** Width at which signature fields are folded: RFC 5322 §2.1.1's recommended 78 characters. */
@@ -361,7 +366,7 @@ export const FOLD_WIDTH = 78;
  */
 export function formatSignaturePrefix(tags: SignatureTags): string {
   const items: string[] = [
-    "v=1",
+    ...(tags.field?.leading ?? ["v=1"]),
     `a=${tags.algorithm}`,
     `c=${tags.headerCanonicalization}/${tags.bodyCanonicalization}`,
     `d=${tags.domain}`,
@@ -371,7 +376,7 @@ export function formatSignaturePrefix(tags: SignatureTags): string {
   if (tags.length !== undefined) items.push(`l=${tags.length}`);
   if (tags.timestamp !== undefined) items.push(`t=${tags.timestamp}`);
   if (tags.expiration !== undefined) items.push(`x=${tags.expiration}`);
-  const folder = new Folder(`${SIGNATURE_FIELD}: `);
+  const folder = new Folder(`${tags.field?.name ?? SIGNATURE_FIELD}: `);
   for (const item of items) folder.word(`${item};`);
   // h= may be longer than a line: fold before a colon (FWS is allowed around ":", §3.5).
   const names = tags.headers;
