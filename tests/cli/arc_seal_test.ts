@@ -51,7 +51,6 @@ Deno.test("dkimd arc seal keeps Unix line ends and numbers the next instance", a
 });
 
 Deno.test("dkimd arc seal: usage errors exit 2 with one line", async () => {
-  const sealed = await runCli([...SEAL, "-k", RSA], { stdin: MESSAGE });
   const cases: { args: string[]; stdin?: Uint8Array; message: RegExp }[] = [
     { args: ["arc", "seal", "-s", "arc", "-k", RSA], message: /--domain is required/ },
     { args: [...SEAL], message: /--key is required/ },
