@@ -296,6 +296,42 @@ export function parseArcSeal(field: HeaderField): ArcSeal {
 }
 
 /**
+ * The highest instance any ARC field of the message names, read leniently: a field whose `i=`
+ * cannot be read, or is outside 1..{@link MAX_ARC_INSTANCES}, is passed over, and nothing else
+ * is checked; 0 when there is none. A sealer numbers its set one above this even when the chain
+ * is broken and {@link collectArcSets} throws, since a broken chain is still sealed, with
+ * `cv=fail` (RFC 8617 §5.1.2).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { highestArcInstance } from "./arc_set.ts";
+ * import { splitMessage } from "../dkim/header.ts";
+ * import { utf8 } from "../bytes.ts";
+ * const { fields } = splitMessage(utf8(
+ *   "ARC-Seal: i=2; cv=pass\r\nARC-Authentication-Results: i=1; mx; none\r\nFrom: a\r\n\r\n",
+ * ));
+ * assert.equal(highestArcInstance(fields), 2);
+ * assert.equal(highestArcInstance(fields.slice(2)), 0);
+ * ```
+ */
+export function highestArcInstance(fields: readonly HeaderField[]): number {
+  let highest = 0;
+  for (const field of fields) {
+    if (!isArcField(field)) continue;
+    try {
+      const instance = isField(field, ARC_AUTHENTICATION_RESULTS_FIELD)
+        ? parseArcAuthenticationResults(field).instance
+        : parseInstance(tagsOf(field, field.name).get("i"), field.name);
+      highest = Math.max(highest, instance);
+    } catch (e) {
+      if (!(e instanceof ArcSyntaxError)) throw e;
+    }
+  }
+  return highest;
+}
+
+/**
  * Collects the ARC sets of a message, in instance order 1..N, checking the structure RFC 8617
  * §5.2 step 3 (and §4.2) asks for: every field parses, exactly one of each field per instance,
  * instances 1..N without a gap, at most {@link MAX_ARC_INSTANCES}. Returns `[]` for a message

@@ -19,16 +19,17 @@ import {
   isSelector,
 } from "../dkim/signature.ts";
 import {
-  ARC_AUTH_RESULTS_FIELD,
+  ARC_AUTHENTICATION_RESULTS_FIELD,
   ARC_MESSAGE_SIGNATURE_FIELD,
   ARC_SEAL_FIELD,
-  findArcFields,
+  ArcSyntaxError,
+  type ChainValidation,
+  collectArcSets,
+  highestArcInstance,
   MAX_ARC_INSTANCES,
-  sealChainValidation,
-} from "./arc_fields.ts";
+} from "./arc_set.ts";
 
-/** The chain validation status a sealer records in `cv=` (RFC 8617 §4.1.3). */
-export type ChainValidation = "none" | "pass" | "fail";
+export type { ChainValidation };
 
 /** A sealing problem: bad options, or a chain that cannot be continued with the given `cv=`. */
 export class ArcSealError extends Error {
@@ -148,38 +149,48 @@ export class ArcSealer {
     const fields = this.#fields;
     if (!fields) throw new ArcSealError("ArcSealer.finish() called before headers()");
     const o = this.#options;
-    const found = findArcFields(fields);
-    const instance = found.highest + 1;
+    const highest = highestArcInstance(fields);
+    const instance = highest + 1;
     if (instance > MAX_ARC_INSTANCES) {
       throw new ArcSealError(
-        `The message already has ${found.highest} ARC sets; RFC 8617 §4.2.1 allows ${MAX_ARC_INSTANCES}`,
+        `The message already has ${highest} ARC sets; RFC 8617 §4.2.1 allows ${MAX_ARC_INSTANCES}`,
       );
     }
-    if (o.cv === "none" && found.highest > 0) {
+    if (o.cv === "none" && highest > 0) {
       throw new ArcSealError(
-        `cv=none is only for a message without ARC sets; this one has ${found.highest}`,
+        `cv=none is only for a message without ARC sets; this one has ${highest}`,
       );
     }
+    // The earlier sets the seal covers: all of them, unless the chain failed (§5.1.2).
+    const earlier: HeaderField[] = [];
     if (o.cv !== "fail") {
-      if (found.highest === 0 && o.cv === "pass") {
+      if (highest === 0 && o.cv === "pass") {
         throw new ArcSealError("cv=pass needs an ARC chain; this message has none");
       }
-      if (found.problem) {
-        throw new ArcSealError(`The ARC chain is broken (${found.problem}); seal it with cv=fail`);
+      let sets;
+      try {
+        sets = collectArcSets(fields);
+      } catch (e) {
+        if (!(e instanceof ArcSyntaxError)) throw e;
+        throw new ArcSealError(`The ARC chain is broken (${e.message}); seal it with cv=fail`, {
+          cause: e,
+        });
       }
-      const last = found.sets.get(found.highest)?.seal;
-      if (last && sealChainValidation(last) === "fail") {
+      if (sets.at(-1)?.seal.cv === "fail") {
         throw new ArcSealError(
-          `ARC set ${found.highest} says cv=fail: the chain has ended; seal it with cv=fail`,
+          `ARC set ${highest} says cv=fail: the chain has ended; seal it with cv=fail`,
         );
       }
+      for (const set of sets) earlier.push(set.aar.field, set.ams.field, set.seal.field);
     }
     this.#hashes.finish();
     const now = Math.floor(this.#now());
 
     const aar: HeaderField = {
-      name: ARC_AUTH_RESULTS_FIELD,
-      raw: fromLatin1(`${ARC_AUTH_RESULTS_FIELD}: i=${instance}; ${o.authservId}; ${o.results}`),
+      name: ARC_AUTHENTICATION_RESULTS_FIELD,
+      raw: fromLatin1(
+        `${ARC_AUTHENTICATION_RESULTS_FIELD}: i=${instance}; ${o.authservId}; ${o.results}`,
+      ),
     };
 
     // The message signature: a DKIM signature with i= for v= (RFC 8617 §4.1.2). dkimpy finds
@@ -210,13 +221,7 @@ export class ArcSealer {
 
     // The seal: every earlier set's AAR, AMS, AS in instance order, then ours (§5.1.1); with
     // cv=fail ours alone (§5.1.2). Relaxed header canonicalization, no body hash, no h=.
-    const sealed: HeaderField[] = [];
-    if (o.cv !== "fail") {
-      for (let i = 1; i < instance; i++) {
-        const set = found.sets.get(i)!;
-        sealed.push(set.aar!, set.ams!, set.seal!);
-      }
-    }
+    const sealed = [...earlier];
     sealed.push(aar, ams);
     const asPrefix =
       `${ARC_SEAL_FIELD}: i=${instance}; a=${this.#algorithm}; t=${now}; cv=${o.cv};` +

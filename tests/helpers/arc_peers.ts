@@ -1,17 +1,33 @@
 /**
- * Drives the real ARC peers from Deno tests: dkimpy's `arc_verify` (python3-dkim) and
- * Mail::DKIM::ARC::Verifier and ::Signer (libmail-dkim-perl), with every key from a DNS server
- * the test runs on loopback. One process per batch, arguments not a shell string, bounded by
- * {@link PEER_TIMEOUT_MS}. Kept apart from peers.ts (DKIM jobs) until ARC verify lands and
- * the two are merged.
+ * Drives the real ARC peers from Deno tests: dkimpy (`dkim.arc_sign`, `dkim.arc_verify`;
+ * python3-dkim, python3-authres) through peers/arc_dkimpy.py and Mail::DKIM::ARC::Signer and
+ * ::Verifier (libmail-dkim-perl) through peers/arc_mail_dkim.pl: one script per peer, each
+ * able to seal and verify, taking keys from a DNS server or from a table. One process per
+ * batch of jobs, arguments not a shell string, bounded by {@link PEER_TIMEOUT_MS}.
  *
  * @module
  */
 import { fromBase64, fromUtf8, toBase64, utf8 } from "../../lib/bytes.ts";
 import { PEER_PROGRAMS, PEER_TIMEOUT_MS } from "./peers.ts";
 
-const DKIMPY_SCRIPT = new URL("./peers/arc_dkimpy.py", import.meta.url).pathname;
-const MAIL_DKIM_SCRIPT = new URL("./peers/arc_mail_dkim.pl", import.meta.url).pathname;
+/** The ARC peers. */
+export type ArcPeer = "dkimpy" | "Mail::DKIM";
+
+/** Both peers, for tests that loop over them. */
+export const ARC_PEERS: readonly ArcPeer[] = ["dkimpy", "Mail::DKIM"];
+
+const SCRIPTS: Readonly<Record<ArcPeer, readonly [string, string]>> = {
+  dkimpy: [PEER_PROGRAMS.python, new URL("./peers/arc_dkimpy.py", import.meta.url).pathname],
+  "Mail::DKIM": [PEER_PROGRAMS.perl, new URL("./peers/arc_mail_dkim.pl", import.meta.url).pathname],
+};
+
+/**
+ * Where a peer reads the keys: a DNS server (`IP@PORT`, such as the knot of dns_server.ts or
+ * the loopback fake_dns_server.ts), or a table of TXT records by name with no network.
+ */
+export type ArcPeerKeys = { readonly nameserver: string } | {
+  readonly records: Readonly<Record<string, string>>;
+};
 
 /** A peer's verdict on one message's ARC chain. */
 export interface ArcPeerVerdict {
@@ -21,17 +37,35 @@ export interface ArcPeerVerdict {
   readonly detail: string;
 }
 
-async function run(program: string, script: string, job: unknown): Promise<unknown[]> {
+/** One hop a peer seals as. */
+export interface ArcPeerHop {
+  readonly domain: string;
+  readonly selector: string;
+  /** The private key, PEM; RSA (dkimpy's ARC refuses Ed25519, Mail::DKIM lacks it). */
+  readonly key: string;
+  /** The authserv-id of the hop's own Authentication-Results, carried into its AAR. */
+  readonly authservId: string;
+  /** `cv=` as given; by default the peer verifies the chain that is there and uses its result. */
+  readonly chain?: "none" | "pass" | "fail";
+  /** `t=` of the new set (default now). */
+  readonly timestamp?: number;
+  /** A tag the hop puts in front of the Subject after verifying, as a list does. */
+  readonly subjectTag?: string;
+}
+
+async function run(peer: ArcPeer, keys: ArcPeerKeys, jobs: unknown[]): Promise<unknown[]> {
+  const [program, script] = SCRIPTS[peer];
   const child = new Deno.Command(program, {
     args: [script],
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
+    env: { PYTHONNOUSERSITE: "1", PYTHONDONTWRITEBYTECODE: "1", LC_ALL: "C" },
   }).spawn();
   const timer = setTimeout(() => child.kill("SIGKILL"), PEER_TIMEOUT_MS);
   try {
     const writer = child.stdin.getWriter();
-    await writer.write(utf8(JSON.stringify(job)));
+    await writer.write(utf8(JSON.stringify({ ...keys, jobs })));
     await writer.close();
     const out = await child.output();
     if (out.code !== 0) {
@@ -43,58 +77,35 @@ async function run(program: string, script: string, job: unknown): Promise<unkno
   }
 }
 
-/** Verifies each message's ARC chain with dkimpy, keys from `nameserver` (`IP@PORT`). */
-export async function arcVerifyWithDkimpy(
+/** Verifies each message's ARC chain with `peer`, in one process. */
+export async function arcVerifyWithPeer(
+  peer: ArcPeer,
   messages: readonly Uint8Array[],
-  nameserver: string,
+  keys: ArcPeerKeys,
 ): Promise<ArcPeerVerdict[]> {
-  const results = await run(PEER_PROGRAMS.python, DKIMPY_SCRIPT, {
-    nameserver,
-    messages: messages.map(toBase64),
-  });
-  return (results as { result: string; reason: string }[]).map((r) => ({
-    result: r.result,
-    detail: r.reason,
-  }));
-}
-
-/** Verifies each message's ARC chain with Mail::DKIM::ARC::Verifier. */
-export async function arcVerifyWithMailDkim(
-  messages: readonly Uint8Array[],
-  nameserver: string,
-): Promise<ArcPeerVerdict[]> {
-  const results = await run(PEER_PROGRAMS.perl, MAIL_DKIM_SCRIPT, {
-    nameserver,
-    jobs: messages.map((m) => ({ op: "verify", message: toBase64(m) })),
-  });
-  return (results as { result?: string; detail?: string; error?: string }[]).map((r) => ({
+  const jobs = messages.map((m) => ({ op: "verify", message: toBase64(m) }));
+  const results = await run(peer, keys, jobs) as {
+    result?: string;
+    detail?: string;
+    error?: string;
+  }[];
+  return results.map((r) => ({
     result: r.result ?? "error",
     detail: r.detail ?? r.error ?? "",
   }));
 }
 
-/** What Mail::DKIM::ARC::Signer needs to seal (RSA only: it has no Ed25519). */
-export interface MailDkimSealOptions {
-  readonly domain: string;
-  readonly selector: string;
-  /** A PEM private key file. */
-  readonly keyFile: string;
-  /** The authserv-id whose Authentication-Results it carries; the message must have one on top. */
-  readonly srvId: string;
-  /** The chain as received. */
-  readonly chain: "none" | "pass" | "fail";
-  readonly timestamp: number;
-}
-
-/** Seals `message` with Mail::DKIM::ARC::Signer; resolves to the message with the new set. */
-export async function arcSealWithMailDkim(
+/** Seals `message` with `peer`, one ARC set per hop in order; resolves to the sealed message. */
+export async function arcSealWithPeer(
+  peer: ArcPeer,
   message: Uint8Array,
-  options: MailDkimSealOptions,
+  hops: readonly ArcPeerHop[],
+  keys: ArcPeerKeys,
 ): Promise<Uint8Array> {
-  const [r] = await run(PEER_PROGRAMS.perl, MAIL_DKIM_SCRIPT, {
-    nameserver: "127.0.0.1@53",
-    jobs: [{ op: "seal", message: toBase64(message), ...options }],
-  }) as { sealed?: string; error?: string }[];
-  if (r.sealed === undefined) throw new Error(`Mail::DKIM could not seal: ${r.error}`);
+  const [r] = await run(peer, keys, [{ op: "seal", message: toBase64(message), hops }]) as {
+    sealed?: string;
+    error?: string;
+  }[];
+  if (r.sealed === undefined) throw new Error(`${peer} could not seal: ${r.error}`);
   return fromBase64(r.sealed);
 }

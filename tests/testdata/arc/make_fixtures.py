@@ -1,7 +1,7 @@
 """Regenerates the sealed fixtures here: python3 make_fixtures.py (needs python3-dkim,
 python3-authres, libmail-dkim-perl). Three hops, hop N seals as arcN._domainkey.hopN.example;
 dkimpy_list_2.eml has a Subject tagged at hop 2."""
-import base64, json, subprocess, tempfile
+import base64, json, subprocess
 
 HERE = __file__.rsplit("/", 1)[0] or "."
 PEERS = HERE + "/../../helpers/peers/"
@@ -12,23 +12,22 @@ records = dict(line.strip().split(" ", 1) for line in open(HERE + "/keys.txt") i
 hops = [{"domain": "hop%d.example" % i, "selector": "arc%d" % i,
          "key": open(HERE + "/hop%d.pem" % i).read(), "authservId": "mx.hop%d.example" % i}
         for i in (1, 2, 3)]
-for name, cmd in (("dkimpy", ["/usr/bin/python3", PEERS + "dkimpy_arc_seal.py"]),
-                  ("mail_dkim", ["/usr/bin/perl", PEERS + "mail_dkim_arc_seal.pl"])):
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as job:
-        json.dump({"message": base64.b64encode(message).decode(), "records": records,
-                   "hops": hops}, job)
-        job.flush()
-        out = json.loads(subprocess.run(cmd + [job.name], capture_output=True, check=True).stdout)
+
+
+def seal(script, hops):
+    job = {"records": records, "jobs": [{"op": "seal", "hops": hops,
+                                          "message": base64.b64encode(message).decode()}]}
+    run = subprocess.run(script, input=json.dumps(job).encode(), capture_output=True, check=True)
+    out = json.loads(run.stdout)["results"][0]
     if "error" in out:
-        raise SystemExit("%s: %s" % (name, out["error"]))
-    open("%s/%s_3.eml" % (HERE, name), "wb").write(base64.b64decode(out["message"]))
+        raise SystemExit("%s: %s" % (script[1], out["error"]))
+    return base64.b64decode(out["sealed"])
+
+
+DKIMPY = ["/usr/bin/python3", PEERS + "arc_dkimpy.py"]
+for name, cmd in (("dkimpy", DKIMPY), ("mail_dkim", ["/usr/bin/perl", PEERS + "arc_mail_dkim.pl"])):
+    open("%s/%s_3.eml" % (HERE, name), "wb").write(seal(cmd, hops))
 
 # A list at hop 2 tags the Subject after hop 1 sealed: AMS 1 breaks, the chain passes from 2.
 hops[1]["subjectTag"] = "[lunch]"
-with tempfile.NamedTemporaryFile("w", suffix=".json") as job:
-    json.dump({"message": base64.b64encode(message).decode(), "records": records,
-               "hops": hops[:2]}, job)
-    job.flush()
-    out = json.loads(subprocess.run(["/usr/bin/python3", PEERS + "dkimpy_arc_seal.py", job.name],
-                                    capture_output=True, check=True).stdout)
-open(HERE + "/dkimpy_list_2.eml", "wb").write(base64.b64decode(out["message"]))
+open(HERE + "/dkimpy_list_2.eml", "wb").write(seal(DKIMPY, hops[:2]))
