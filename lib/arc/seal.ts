@@ -63,6 +63,24 @@ export interface SealOptions {
   readonly oversignHeaders?: readonly string[];
 }
 
+/** What a sealer learns at end of message: the AAR's authserv-id and results, and `cv=`. */
+export type SealOutcome = Pick<SealOptions, "authservId" | "results" | "cv">;
+
+// The checks of what the AAR and the seal carry, at construction and again at finish().
+function checkOutcome(o: SealOutcome): void {
+  if (!/^[!-~]+$/.test(o.authservId) || /[;"()\\]/.test(o.authservId)) {
+    throw new ArcSealError(`Invalid authserv-id "${o.authservId}"`);
+  }
+  // The AAR is one header field: a line break (CRLF, or a bare CR or LF) not followed by
+  // whitespace would end it; a fold (CRLF and a tab, as Authentication-Results has) is fine.
+  if (/[\r\n](?![ \t])/.test(o.results.replaceAll("\r\n", "\n")) || o.results.trim() === "") {
+    throw new ArcSealError(`Invalid results for the ARC-Authentication-Results`);
+  }
+  if (!["none", "pass", "fail"].includes(o.cv)) {
+    throw new ArcSealError(`Invalid chain validation status "${o.cv}"`);
+  }
+}
+
 /** The ARC fields that the message signature never covers (RFC 8617 §4.1.2: AS MUST NOT). */
 const NEVER_SIGNED = new Set(["arc-seal", "arc-message-signature", "arc-authentication-results"]);
 
@@ -115,16 +133,7 @@ export class ArcSealer {
     if (!isSelector(options.selector)) {
       throw new ArcSealError(`Invalid selector "${options.selector}"`);
     }
-    if (!/^[!-~]+$/.test(options.authservId) || /[;"()\\]/.test(options.authservId)) {
-      throw new ArcSealError(`Invalid authserv-id "${options.authservId}"`);
-    }
-    // The AAR is one header field: a line break not followed by whitespace would end it.
-    if (/[\r\n](?![ \t])/.test(options.results) || options.results.trim() === "") {
-      throw new ArcSealError(`Invalid results for the ARC-Authentication-Results`);
-    }
-    if (!["none", "pass", "fail"].includes(options.cv)) {
-      throw new ArcSealError(`Invalid chain validation status "${options.cv}"`);
-    }
+    checkOutcome(options);
     this.#options = options;
     this.#algorithm = options.key.type === "ed25519" ? "ed25519-sha256" : "rsa-sha256";
     this.#now = deps.now ?? (() => Date.now() / 1000);
@@ -144,11 +153,16 @@ export class ArcSealer {
     this.#hashes.push(chunk);
   }
 
-  /** Ends the body and makes the new ARC set: `[ARC-Seal, ARC-Message-Signature, AAR]`. */
-  async finish(): Promise<HeaderField[]> {
+  /**
+   * Ends the body and makes the new ARC set: `[ARC-Seal, ARC-Message-Signature, AAR]`. A
+   * streaming filter learns the results and `cv=` only at end of message: `outcome` gives them
+   * then, in place of the constructor's.
+   */
+  async finish(outcome?: SealOutcome): Promise<HeaderField[]> {
     const fields = this.#fields;
     if (!fields) throw new ArcSealError("ArcSealer.finish() called before headers()");
-    const o = this.#options;
+    if (outcome) checkOutcome(outcome);
+    const o = outcome ? { ...this.#options, ...outcome } : this.#options;
     const highest = highestArcInstance(fields);
     const instance = highest + 1;
     if (instance > MAX_ARC_INSTANCES) {

@@ -77,6 +77,20 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
       row("KeyFile", `${s.keyFile}: s=${s.selector} ${s.key.type} ${s.key.bits} bits`, "keyFile"),
     );
   }
+  if (config.arcMode.seal || config.arcMode.verify) {
+    const arc = [config.arcMode.verify ? "verify" : "", config.arcMode.seal ? "seal" : ""];
+    out.push(row("ARCMode", arc.filter((w) => w).join(" and "), "arcMode"));
+  }
+  if (loaded.arcSealer) {
+    const s = loaded.arcSealer;
+    out.push(
+      row(
+        "ARCKeyFile",
+        `${s.keyFile}: d=${s.domain} s=${s.selector} ${s.key.type} ${s.key.bits} bits`,
+        "arcKeyFile",
+      ),
+    );
+  }
   if (loaded.signingTable) {
     const t = loaded.signingTable;
     out.push(

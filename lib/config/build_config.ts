@@ -9,6 +9,7 @@
 
 import { MAX_RSA_BITS_REQUIRED } from "../crypto/key_type.ts";
 import { MAX_SIGNATURES_CEILING } from "../dkim/verify.ts";
+import { isDomainName, isSelector } from "../dkim/signature.ts";
 import type { DataSetSource } from "../policy/dataset.ts";
 import { formatOrigin, type Origin, type SourceError } from "../policy/origin.ts";
 import { ConfigError, type ConfigWarning } from "./config_error.ts";
@@ -127,6 +128,7 @@ export function buildConfig(raw: RawSettings, file: string): BuiltConfig {
   checkKeySizes(config, warn);
   checkBodyAndSignatureLimits(config, warn, fail);
   checkSigningSettings(raw, config.mode, warn, fail);
+  checkArcSettings(raw, config, warn, fail);
   checkDataSetTypes(raw, fail);
   config.actions = actionsOf(raw);
   return { config: deepFreeze(config), origins, warnings, errors };
@@ -226,6 +228,37 @@ function checkSigningSettings(raw: RawSettings, mode: Mode, warn: Report, fail: 
       'includes "s" but no signing key is configured (Domain, KeyFile and Selector, or ' +
         "KeyTable and SigningTable); mail is only verified",
     );
+  }
+}
+
+/**
+ * ARC runs on the mail dkimd verifies, so ARCMode needs Mode v; sealing needs its domain,
+ * selector and key (OpenARC refuses to start without them in sign mode); the sealing settings
+ * without ARCMode s do nothing, which is said.
+ */
+function checkArcSettings(raw: RawSettings, config: Config, warn: Report, fail: Report): void {
+  const has = (f: SettingField) => raw[f] !== undefined;
+  const { arcMode } = config;
+  const sealing: SettingField[] = ["arcDomain", "arcSelector", "arcKeyFile", "arcSignHeaders"];
+  if ((arcMode.seal || arcMode.verify) && !config.mode.verify) {
+    warn("arcMode", 'has no effect: Mode does not include "v", and ARC runs on verified mail');
+  }
+  if (!arcMode.seal) {
+    for (const f of sealing) {
+      if (has(f)) warn(f, 'has no effect: ARCMode does not include "s", so nothing is sealed');
+    }
+    return;
+  }
+  const missing = (["arcDomain", "arcSelector", "arcKeyFile"] as const).filter((f) => !has(f));
+  if (missing.length > 0) {
+    const names = missing.map((f) => `"${SETTINGS[f].name}"`).join(", ");
+    fail("arcMode", `includes "s", which requires ${names} (the sealing domain, selector and key)`);
+  }
+  if (config.arcDomain !== undefined && !isDomainName(config.arcDomain.toLowerCase())) {
+    fail("arcDomain", `"${config.arcDomain}" is not a domain name`);
+  }
+  if (config.arcSelector !== undefined && !isSelector(config.arcSelector)) {
+    fail("arcSelector", `"${config.arcSelector}" is not a selector`);
   }
 }
 

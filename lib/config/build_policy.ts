@@ -108,6 +108,8 @@ export interface Policy<K extends PrivateKeyInfo> {
   readonly signingTable?: SigningTable;
   /** The single key of Domain/Selector/KeyFile, when that is how signing is set up. */
   readonly singleKey?: SingleKeyPolicy<K>;
+  /** ARCMode's sealing key and header list, when ARCMode includes `s`. */
+  readonly arcSealer?: ArcSealerPolicy<K>;
   /** The host lists. */
   readonly hosts: {
     /** InternalHosts (default 127.0.0.1 and ::1). */
@@ -133,6 +135,20 @@ export interface Policy<K extends PrivateKeyInfo> {
   readonly authorizedSigners?: AuthorizedSigners;
   /** TestDNSData: record name (lower case) to TXT text. */
   readonly testDnsData?: ReadonlyMap<string, string>;
+}
+
+/** The ARC sealer of ARCDomain, ARCSelector, ARCKeyFile and ARCSignHeaders. */
+export interface ArcSealerPolicy<K extends PrivateKeyInfo> {
+  /** ARCDomain, lower case. */
+  readonly domain: string;
+  /** ARCSelector. */
+  readonly selector: string;
+  /** The key of ARCKeyFile. */
+  readonly key: K;
+  /** The key's file, resolved. */
+  readonly keyFile: string;
+  /** The fields the ARC-Message-Signature signs when present (lower case). */
+  readonly signHeaders: readonly string[];
 }
 
 /** What {@link buildPolicy} found: the policy, and whether it can be used. */
@@ -167,6 +183,15 @@ export interface PolicyBuild<K extends PrivateKeyInfo> {
  * ```
  */
 export function keysToOpen(read: ReadResult, dataSets: OpenedDataSets): KeySource[] {
+  const { config } = read;
+  // The ARC sealing key is read like the KeyFile (RequireSafeKeys), when ARCMode seals.
+  const arc: KeySource[] = config.arcMode.seal && config.arcKeyFile !== undefined
+    ? [{ kind: "file", path: config.arcKeyFile }]
+    : [];
+  return [...dkimKeysToOpen(read, dataSets), ...arc];
+}
+
+function dkimKeysToOpen(read: ReadResult, dataSets: OpenedDataSets): KeySource[] {
   const { config } = read;
   if (config.keyFile !== undefined && config.keyTable === undefined) {
     return [{ kind: "file", path: config.keyFile }];
@@ -253,12 +278,14 @@ export function buildPolicy<K extends PrivateKeyInfo>(
   const keyTable = keyTableOf(a, checker, keys.loadTemplate);
   const signingTable = signingTableOf(a, keyTable);
   const singleKey = singleKeyOf(a, checker);
+  const arcSealer = arcSealerOf(a, checker);
   const authorizedSigners = authorizedSignersOf(a);
   const policy: Policy<K> = {
     config,
     ...opt("keyTable", keyTable),
     ...opt("signingTable", signingTable),
     ...opt("singleKey", singleKey),
+    ...opt("arcSealer", arcSealer),
     hosts,
     headers,
     ...opt("mta", nameSet("mta", false)),
@@ -471,6 +498,39 @@ function singleKeyOf<K extends PrivateKeyInfo>(
     key,
     keyFile: checker.path(source) ?? config.keyFile,
     origin: at,
+  };
+}
+
+function arcSealerOf<K extends PrivateKeyInfo>(
+  a: Assembly,
+  checker: KeyChecker<K>,
+): ArcSealerPolicy<K> | undefined {
+  const { config } = a;
+  const { arcKeyFile, arcDomain, arcSelector } = config;
+  if (!config.arcMode.seal || arcKeyFile === undefined) return undefined;
+  const source: KeySource = { kind: "file", path: arcKeyFile };
+  const key = checker.key(
+    source,
+    a.originOf("arcKeyFile"),
+    `ARCKeyFile "${arcKeyFile}"`,
+    undefined,
+  );
+  if (!key || arcDomain === undefined || arcSelector === undefined) return undefined;
+  // ARCSignHeaders starts from the same default as SignHeaders (and "*" means that default).
+  const entries = a.entriesOf("arcSignHeaders");
+  const signHeaders = entries
+    ? attempt(a.c, () => {
+      const { names, warnings } = resolveHeaderList(entries, "ARCSignHeaders", DEFAULT_SIGN);
+      warnAll(a.c, warnings, "ARCSignHeaders");
+      return names;
+    }) ?? DEFAULT_SIGN
+    : DEFAULT_SIGN;
+  return {
+    domain: arcDomain.toLowerCase(),
+    selector: arcSelector,
+    key,
+    keyFile: checker.path(source) ?? arcKeyFile,
+    signHeaders,
   };
 }
 

@@ -14,6 +14,7 @@ import type { DataSetSource } from "../policy/dataset.ts";
 import type { SigningAlgorithm } from "../policy/key_table.ts";
 import type { Origin } from "../policy/origin.ts";
 import type { ConfigWarning } from "./config_error.ts";
+import type { ArcMode } from "./arc_mode.ts";
 import type { Actions } from "./defaults.ts";
 import type { ListenAddress } from "./listen_address.ts";
 import type { SocketSpec } from "../milter/socket_spec.ts";
@@ -163,6 +164,16 @@ export interface Config {
   readonly testPublicKeys?: string;
   /** TestDNSData: names and TXT records to use instead of DNS (testing only). */
   readonly testDnsData?: DataSetSource;
+  /** ARCMode: verify ARC chains (v) and seal (s) the mail dkimd verifies (default none). */
+  readonly arcMode: ArcMode;
+  /** ARCDomain: the sealing domain. */
+  readonly arcDomain?: string;
+  /** ARCSelector: the sealing key's selector. */
+  readonly arcSelector?: string;
+  /** ARCKeyFile: the sealing key's file. */
+  readonly arcKeyFile?: string;
+  /** ARCSignHeaders: the fields the ARC-Message-Signature signs (default SignHeaders' default). */
+  readonly arcSignHeaders?: DataSetSource;
   /** RequireSafeKeys: refuse key files others can read or replace (default true). */
   readonly requireSafeKeys: boolean;
   /** ClockDrift in seconds for `t=`/`x=` checks (default 300). */

@@ -41,6 +41,7 @@ import {
   DEFAULT_SYSLOG_NAME,
 } from "./defaults.ts";
 import { PARTIAL_BODY_RESULT_DEFAULT, PARTIAL_BODY_RESULTS } from "../dkim/acceptance.ts";
+import { ARC_MODE_NONE, formatArcMode, parseArcMode } from "./arc_mode.ts";
 import { formatListenAddress, parseListenAddress } from "./listen_address.ts";
 import type { SettingField, SettingValues } from "./schema.ts";
 import {
@@ -88,6 +89,7 @@ export type SettingGroup =
   | "results"
   | "dns"
   | "other"
+  | "arc"
   | "logging"
   | "process";
 
@@ -606,6 +608,44 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "Turn bare CR and LF into CRLF when canonicalizing bodies.",
+  },
+  arcMode: {
+    name: "ARCMode",
+    group: "arc",
+    kind: custom({ syntax: "none, s, v or sv", parse: parseArcMode, format: formatArcMode }),
+    default: ARC_MODE_NONE,
+    dkimd: true,
+    doc: "ARC (RFC 8617) for the mail dkimd verifies: verify its chain (v), seal it (s).",
+  },
+  arcDomain: {
+    name: "ARCDomain",
+    group: "arc",
+    kind: TEXT,
+    dkimd: true,
+    doc: "Sealing domain (d= of ARC-Message-Signature and ARC-Seal); required with ARCMode s.",
+  },
+  arcSelector: {
+    name: "ARCSelector",
+    group: "arc",
+    kind: TEXT,
+    dkimd: true,
+    doc: "Selector of the sealing key; required with ARCMode s.",
+  },
+  arcKeyFile: {
+    name: "ARCKeyFile",
+    group: "arc",
+    kind: TEXT,
+    dkimd: true,
+    doc:
+      "File of the sealing private key (RSA or Ed25519), checked as KeyFile is; required with ARCMode s.",
+  },
+  arcSignHeaders: {
+    name: "ARCSignHeaders",
+    group: "arc",
+    kind: dataSet(FILE_OR_LIST),
+    defaultText: "SignHeaders' default list",
+    dkimd: true,
+    doc: "Header fields the ARC-Message-Signature signs; * as for SignHeaders.",
   },
   syslog: {
     name: "Syslog",

@@ -19,6 +19,11 @@ export interface AuthResultsOptions {
   readonly noHeaderB?: boolean;
   /** Leave out `header.a` and `header.s` (older readers know only d, i and b). */
   readonly brief?: boolean;
+  /**
+   * More results after the DKIM ones, each its properties in order (such as ARC's
+   * `["arc=pass", "header.oldest-pass=0"]`): one field carries every result of one pass.
+   */
+  readonly extra?: readonly (readonly string[])[];
 }
 
 // RFC 2045 token: printable ASCII except space and tspecials.
@@ -172,13 +177,16 @@ export function formatAuthResults(
   options: AuthResultsOptions = {},
 ): string {
   const id = quoteValue(authservId, true);
-  if (verdicts.length === 0) return foldGroups([[`${id};`, "dkim=none"]]);
+  const extra = (options.extra ?? []).map((parts) => [...parts]);
+  const results = verdicts.length === 0
+    ? [["dkim=none"], ...extra]
+    : [...verdicts.map((v) => dkimResultParts(v, options)), ...extra];
   // The ";" after each resinfo but the last is counted in its line.
-  const results = verdicts.map((v, n) => {
-    const parts = dkimResultParts(v, options);
-    if (n < verdicts.length - 1) parts[parts.length - 1] += ";";
-    return parts;
+  results.forEach((parts, n) => {
+    if (n < results.length - 1) parts[parts.length - 1] += ";";
   });
+  // No signature: "dkim=none" stays on the authserv-id's line.
+  if (verdicts.length === 0) return foldGroups([[`${id};`, ...results[0]], ...results.slice(1)]);
   return foldGroups([[`${id};`], ...results]);
 }
 

@@ -11,6 +11,15 @@
  *
  * @module
  */
+import { arcResultParts } from "../arc/arc_auth_result.ts";
+import {
+  ARC_AUTHENTICATION_RESULTS_FIELD,
+  ARC_MESSAGE_SIGNATURE_FIELD,
+  ARC_SEAL_FIELD,
+} from "../arc/arc_set.ts";
+import { type ArcSealer, ArcSealError } from "../arc/seal.ts";
+import type { ArcVerdict } from "../arc/verify.ts";
+import type { Config } from "../config/schema.ts";
 import { errorMessage } from "../error_message.ts";
 import { asciiLower, fromLatin1 } from "../bytes.ts";
 import { actionSettingName } from "../config/settings.ts";
@@ -39,6 +48,7 @@ import type { SignerChoice } from "../policy/signers.ts";
 import { VERSION } from "../version.ts";
 import { clientLabel, decide } from "./decide.ts";
 import type { Runtime } from "./filter_policy.ts";
+import { arcBody, startArc } from "./arc_work.ts";
 import { dkimFilterNeeds } from "./filter_needs.ts";
 import { deletions, makeField, mtaValue } from "./mta_fields.ts";
 import { type FilterObserver, NO_OBSERVER } from "./observer.ts";
@@ -232,7 +242,10 @@ class DkimConnection implements FilterConnection {
     if (!tx || tx.work.mode === "inactive" || tx.work.mode === "held") return;
     tx.bodyBytes += chunk.length;
     if (tx.work.mode === "signing") tx.work.signer.body(chunk);
-    else tx.work.verifier.body(chunk);
+    else {
+      tx.work.verifier.body(chunk);
+      if (tx.work.arc) arcBody(tx.work.arc, chunk);
+    }
   }
 
   async endOfMessage(macros: MacroReader): Promise<EndOfMessage> {
@@ -269,7 +282,10 @@ class DkimConnection implements FilterConnection {
   // Pending key lookups of the transaction in progress are of no use once it ends.
   #stopLookups(): void {
     const work = this.#tx?.work;
-    if (work?.mode === "verifying") work.verifier.abort();
+    if (work?.mode === "verifying") {
+      work.verifier.abort();
+      work.arc?.verifier.abort();
+    }
   }
 
   // The transaction in progress, started when MAIL FROM comes (or at the first event after it
@@ -347,8 +363,9 @@ class DkimConnection implements FilterConnection {
     const setting = config.maximumSignaturesToVerify;
     const ceiling = setting === 0 || setting > MAX_SIGNATURES_CEILING;
     const maxSignatures = ceiling ? MAX_SIGNATURES_CEILING : setting;
+    const resolver = this.#observedResolver(tx.runtime.resolver, tx.dnsFailures);
     const verifier = new Verifier({
-      resolver: this.#observedResolver(tx.runtime.resolver, tx.dnsFailures),
+      resolver,
       now: this.#deps.now,
       maxSignatures,
       minimumKeyBits: config.minimumKeyBits,
@@ -373,9 +390,15 @@ class DkimConnection implements FilterConnection {
           `${MAX_BODY_HASHES_DEFAULT} distinct body hashes in the message`,
       );
     }
+    const arc = startArc(tx.runtime.loaded, tx.fields, {
+      resolver,
+      keyCache: this.#keyCache,
+      now: this.#deps.now,
+    });
     // Nothing to verify and nothing to add or remove: accept now, and the body is never sent.
     if (
       verifier.signatureCount === 0 && !config.alwaysAddArHeader && !config.softwareHeader &&
+      !(arc && (arc.sealer || tx.fields.some(isArcField))) &&
       config.actions.noSignature === "accept" &&
       (await this.#forgedResults(tx, this.#authservId(tx, macros))).length === 0
     ) {
@@ -383,7 +406,7 @@ class DkimConnection implements FilterConnection {
       this.#report(tx, { disposition: "verified", verdicts: [], action: "accept" });
       return "accept";
     }
-    tx.work = { mode: "verifying", verifier };
+    tx.work = { mode: "verifying", verifier, ...(arc ? { arc } : {}) };
     return undefined;
   }
 
@@ -434,6 +457,7 @@ class DkimConnection implements FilterConnection {
   ): Promise<EndOfMessage> {
     const { config } = tx.runtime.loaded;
     const verdicts = await work.verifier.finish();
+    const arcVerdict = work.arc ? await work.arc.verifier.finish() : undefined;
     const id = this.#authservId(tx, macros);
     const mods: Modification[] = await this.#forgedResults(tx, id);
     if (mods.length > 0) {
@@ -441,12 +465,34 @@ class DkimConnection implements FilterConnection {
         `${qid}: removed ${mods.length} Authentication-Results field(s) claiming to be from "${id}"`,
       );
     }
-    if (verdicts.length > 0 || config.alwaysAddArHeader) {
-      const value = formatAuthResults(
-        config.authservIdWithJobId ? `${id}/${qid}` : id,
+    const arcParts = arcVerdict && work.arc?.report
+      ? [arcResultParts(arcVerdict, this.#info.address)]
+      : [];
+    const arId = config.authservIdWithJobId ? `${id}/${qid}` : id;
+    const value = formatAuthResults(arId, verdicts, {
+      noHeaderB: config.noHeaderB,
+      extra: arcParts,
+    });
+    // A temporary key lookup failure in the chain: no seal says cv=fail for it (On-DNSError).
+    const sealing = work.arc?.sealer && arcVerdict
+      ? this.#sealDecision(arcVerdict, config, qid)
+      : undefined;
+    if (typeof sealing === "object") {
+      this.#report(tx, {
+        disposition: "verified",
         verdicts,
-        { noHeaderB: config.noHeaderB },
-      );
+        action: describeAction(sealing.action),
+        ...(arcVerdict && work.arc?.report ? { arc: arcVerdict.result } : {}),
+      });
+      return {
+        modifications: sealing.modification ? [sealing.modification] : [],
+        action: sealing.action,
+      };
+    }
+    if (
+      verdicts.length > 0 || config.alwaysAddArHeader || sealing === "seal" ||
+      (arcVerdict !== undefined && arcVerdict.result !== "none" && work.arc?.report)
+    ) {
       mods.push({
         type: "insheader",
         index: 0,
@@ -454,8 +500,13 @@ class DkimConnection implements FilterConnection {
         value: this.#text(` ${value}`),
       });
     }
+    let sealed = false;
+    if (sealing === "seal" && work.arc?.sealer && arcVerdict) {
+      sealed = await this.#seal(tx, work.arc.sealer, arcVerdict, arId, value, mods, qid);
+    }
     if (config.softwareHeader) mods.push(this.#softwareField(qid));
     logVerdicts(this.#deps.logger, config, verdicts, qid, tx.dnsFailures);
+    if (arcVerdict && work.arc?.report) logArc(this.#deps.logger, arcVerdict, qid);
     const outcome: Outcome = verifyOutcome(verdicts);
     let action: Action = "accept";
     if (outcome !== "pass") {
@@ -468,8 +519,69 @@ class DkimConnection implements FilterConnection {
         );
       }
     }
-    this.#report(tx, { disposition: "verified", verdicts, action: describeAction(action) });
+    this.#report(tx, {
+      disposition: "verified",
+      verdicts,
+      action: describeAction(action),
+      ...(arcVerdict && work.arc?.report ? { arc: arcVerdict.result } : {}),
+      ...(sealed ? { sealed } : {}),
+    });
     return { modifications: mods, action };
+  }
+
+  // Whether to seal: yes, unless the chain failed only because a key lookup failed for now; then
+  // On-DNSError decides (tempfail, the default, has the MTA retry; accept passes it unsealed).
+  #sealDecision(
+    verdict: ArcVerdict,
+    config: Config,
+    qid: string,
+  ): "seal" | "unsealed" | { action: Action; modification?: Modification } {
+    if (!verdict.temporary) return "seal";
+    const chosen = milterAction("dnsError", config.actions.dnsError);
+    this.#deps.logger.info(
+      `${qid}: ARC chain not verified (${verdict.reason}); not sealing (On-DNSError ${config.actions.dnsError})`,
+    );
+    return chosen.action === "accept" ? "unsealed" : chosen;
+  }
+
+  // Adds the next ARC set on top: its AAR carries this pass's results (the Authentication-Results
+  // value after the authserv-id), its cv= the chain's verdict. A chain that cannot be continued
+  // (one that already ended with cv=fail, or at 50 sets) is passed on unsealed, with a log line.
+  async #seal(
+    tx: Transaction,
+    sealer: ArcSealer,
+    verdict: ArcVerdict,
+    authservId: string,
+    authResults: string,
+    mods: Modification[],
+    qid: string,
+  ): Promise<boolean> {
+    const newest = verdict.sets.at(-1);
+    if (newest?.seal.cv === "fail") {
+      this.#deps.logger.info(
+        `${qid}: ARC chain ended with cv=fail at i=${newest.instance}; not sealing`,
+      );
+      return false;
+    }
+    const results = authResults.slice(authResults.indexOf(";") + 1).replace(/^\s+/, "");
+    sealer.headers(tx.fields);
+    let set: HeaderField[];
+    try {
+      set = await sealer.finish({ authservId, results, cv: verdict.result });
+    } catch (e) {
+      if (!(e instanceof ArcSealError)) throw e;
+      this.#deps.logger.warn(`${qid}: not sealing: ${e.message}`);
+      return false;
+    }
+    // [ARC-Seal, AMS, AAR]: inserted at the top in reverse, so the seal ends up first.
+    for (const f of [...set].reverse()) {
+      mods.push({ type: "insheader", index: 0, name: f.name, value: this.#value(f) });
+    }
+    const i = (newest?.instance ?? 0) + 1;
+    this.#deps.logger.info(
+      `${qid}: ARC set i=${i} added (d=${tx.runtime.loaded.arcSealer?.domain}, cv=${verdict.result})`,
+    );
+    return true;
   }
 
   // The authserv-id: AuthservID, or the MTA's name (macro j), or this host's name.
@@ -570,6 +682,23 @@ function signedNames(
     signedNamesOf.set(headers, names);
   }
   return names;
+}
+
+// The ARC fields, whose presence keeps the body coming when ARCMode is on.
+function isArcField(field: HeaderField): boolean {
+  return isField(field, ARC_SEAL_FIELD) || isField(field, ARC_MESSAGE_SIGNATURE_FIELD) ||
+    isField(field, ARC_AUTHENTICATION_RESULTS_FIELD);
+}
+
+// One line per message with an ARC chain's result, as logVerdicts() says DKIM's.
+function logArc(logger: MilterLogger, verdict: ArcVerdict, qid: string): void {
+  if (verdict.result === "none") return;
+  const detail = verdict.result === "pass"
+    ? `oldest-pass=${verdict.oldestPass ?? 0}`
+    : verdict.reason ?? "";
+  logger.info(
+    `${qid}: ARC chain of ${verdict.instances} set(s): arc=${verdict.result} (${detail})`,
+  );
 }
 
 function queueId(macros: MacroReader): string {

@@ -12,6 +12,7 @@ import type { SigningKey } from "../crypto/private_key.ts";
 import type { TxtResolver } from "../dns/resolver.ts";
 import type { SignerAuthorization } from "../policy/authorized_signers.ts";
 import type { DataSetLookup } from "../policy/data_set_lookup.ts";
+import type { ArcSealerPolicy } from "../config/build_policy.ts";
 import type { HeaderLists } from "../policy/header_list.ts";
 import type { HostLookup } from "../policy/host_list.ts";
 import type { PrivateKeyInfo } from "../policy/key_table.ts";
@@ -45,6 +46,8 @@ export interface FilterPolicy<K extends PrivateKeyInfo> extends SigningPolicy<K>
   readonly exemptDomains?: DataSetLookup;
   /** AuthorizedSigners: what each SASL login may put in From, when set. */
   readonly authorizedSigners?: SignerAuthorization;
+  /** The ARC sealing key and header list, with ARCMode `s`. */
+  readonly arcSealer?: ArcSealerPolicy<K>;
 }
 
 /** What one transaction runs with: the policy and the resolver built from a configuration. */

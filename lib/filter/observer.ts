@@ -63,6 +63,10 @@ export interface TransactionReport {
   readonly domainClasses: readonly DomainClass[];
   /** The milter action given at end of message (`accept`, `reject`, `tempfail`, ...). */
   readonly action: string;
+  /** The ARC chain's result (`none`, `pass`, `fail`), when ARCMode verified it. */
+  readonly arc?: string;
+  /** True when an ARC set was added (ARCMode `s`). */
+  readonly sealed?: boolean;
   /** Milliseconds from end of headers to the end-of-message answer. */
   readonly milliseconds: number;
   /** Body bytes seen. */

@@ -12,6 +12,7 @@ import type { Signer } from "../dkim/sign.ts";
 import type { Verifier } from "../dkim/verify.ts";
 import type { EndOfMessage } from "../milter/filter.ts";
 import type { SignerChoice } from "../policy/signers.ts";
+import type { ArcWork } from "./arc_work.ts";
 import type { Runtime } from "./filter_policy.ts";
 import { domainClass, type TransactionReport } from "./observer.ts";
 import { findSender } from "./sender.ts";
@@ -29,7 +30,12 @@ export type Work =
     /** The signatures the signer makes, as chosen. */
     readonly signers: readonly SignerChoice<SigningKey>[];
   }
-  | { readonly mode: "verifying"; readonly verifier: Verifier }
+  | {
+    readonly mode: "verifying";
+    readonly verifier: Verifier;
+    /** ARC verification and sealing beside it, with ARCMode (arc_work.ts). */
+    readonly arc?: ArcWork;
+  }
   | {
     /**
      * Answered at end of headers with an action only end of message can carry (quarantine, as
@@ -85,6 +91,10 @@ export type TransactionEnd =
     readonly verdicts: readonly Verdict[];
     /** The milter action given, in words. */
     readonly action: string;
+    /** The ARC chain's result (`none`, `pass`, `fail`), when ARCMode verified it. */
+    readonly arc?: string;
+    /** True when an ARC set was added. */
+    readonly sealed?: boolean;
   }
   | {
     readonly disposition: "skipped" | "unauthorized" | "error";
@@ -116,6 +126,8 @@ export function transactionReport(tx: Transaction, end: TransactionEnd): Transac
     algorithms,
     domainClasses: domains.map((d) => domainClass(d, author)),
     action: end.disposition === "signed" ? "accept" : end.action,
+    ...(end.disposition === "verified" && end.arc !== undefined ? { arc: end.arc } : {}),
+    ...(end.disposition === "verified" && end.sealed ? { sealed: true } : {}),
     milliseconds: performance.now() - tx.started,
     bodyBytes: tx.bodyBytes,
   };

@@ -220,6 +220,16 @@ export class Metrics implements FilterObserver {
     "Verification results, one per signature evaluated (none for an unsigned message), by RFC 8601 result and domain class (author: d= is the From domain or a parent of it; third-party; none: no d=).",
     ["result", "domain_class"],
   );
+  readonly #arcResults = new Counter(
+    "dkimd_arc_results_total",
+    "ARC chain results (RFC 8617), one per message verified with ARCMode (none: no ARC set).",
+    ["result"],
+  );
+  readonly #arcSeals = new Counter(
+    "dkimd_arc_sets_added_total",
+    "ARC sets added (ARCMode s).",
+    [],
+  );
   readonly #latency = new Histogram(
     "dkimd_message_duration_seconds",
     "Time from end of headers to the end-of-message answer, by disposition.",
@@ -282,6 +292,8 @@ export class Metrics implements FilterObserver {
     report.results.forEach((result, i) => {
       this.#results.inc({ result, domain_class: report.domainClasses[i] ?? "none" });
     });
+    if (report.arc !== undefined) this.#arcResults.inc({ result: report.arc });
+    if (report.sealed) this.#arcSeals.inc({});
     this.#latency.observe({ disposition: report.disposition }, report.milliseconds / 1000);
     if (Number.isFinite(report.bodyBytes) && report.bodyBytes > 0) {
       this.#bodyBytes.inc({}, report.bodyBytes);
@@ -321,6 +333,8 @@ export class Metrics implements FilterObserver {
         this.#messages,
         this.#signatures,
         this.#results,
+        this.#arcResults,
+        this.#arcSeals,
         this.#latency,
         this.#bodyBytes,
         this.#lookups,

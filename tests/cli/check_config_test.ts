@@ -36,6 +36,36 @@ Deno.test("dkimd check-config prints the effective settings with their origins",
   }
 });
 
+Deno.test("dkimd check-config shows ARCMode and the sealing key, and refuses ARCMode s without one", async () => {
+  const dir = await writeCliConfig();
+  try {
+    const conf = `${dir}/opendkim.conf`;
+    await Deno.writeTextFile(conf, "ARCMode sv\nARCSelector arc\n", { append: true });
+    const missing = await runCli(["check-config", conf]);
+    assert.equal(missing.code, 78);
+    assert.match(
+      missing.stderr,
+      /"ARCMode" at [^\n]*: includes "s", which requires "ARCDomain", "ARCKeyFile"/,
+    );
+    await Deno.writeTextFile(
+      conf,
+      `ARCDomain lists.datahunter.org\nARCKeyFile ${dir}/dkim.private\n`,
+      { append: true },
+    );
+    const r = await runCli(["check-config", conf]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.text, /\n +ARCMode +verify and seal +\(/);
+    assert.match(
+      r.text,
+      new RegExp(
+        `\\n +ARCKeyFile +${dir}/dkim.private: d=lists.datahunter.org s=arc rsa 2048 bits`,
+      ),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("dkimd check-config shows the verdict rules: PartialBodyResult, StrictHeaders, RequiredHeaders, MustBeSigned", async () => {
   const dir = await writeCliConfig();
   try {

@@ -77,6 +77,8 @@ Deno.test("Metrics.render() is strict Prometheus text", () => {
     "dkimd_messages_total counter",
     "dkimd_signatures_added_total counter",
     "dkimd_verify_results_total counter",
+    "dkimd_arc_results_total counter",
+    "dkimd_arc_sets_added_total counter",
     "dkimd_message_duration_seconds histogram",
     "dkimd_body_bytes_total counter",
     "dkimd_dns_lookups_total counter",
