@@ -6,14 +6,13 @@
  * @module
  */
 import { equals } from "../bytes.ts";
-import { KeyError } from "../crypto/key_error.ts";
 import { MIN_RSA_BITS } from "../crypto/key_type.ts";
-import { importPublicKey, MAX_RSA_BITS_DEFAULT, type VerifyingKey } from "../crypto/public_key.ts";
+import { MAX_RSA_BITS_DEFAULT, type VerifyingKey } from "../crypto/public_key.ts";
 import type { TxtResolver } from "../dns/resolver.ts";
 import { BodyHashes, type BodyHashSpec } from "../dkim/body_hasher.ts";
 import { DkimError } from "../dkim/dkim_error.ts";
 import { type HeaderField, selectHeaders, splitMessage } from "../dkim/header.ts";
-import { KeyCache } from "../dkim/key_cache.ts";
+import { importRecordKey, KeyCache } from "../dkim/key_cache.ts";
 import { keyAllowsHash, type KeyRecord, keyRecordName } from "../dkim/key_record.ts";
 import { resultOf } from "../dkim/result.ts";
 import { headerHashInput } from "../dkim/sign.ts";
@@ -324,18 +323,7 @@ export class ArcVerifier {
       throw new DkimError("permerror", `key does not allow hash "${algorithm.hash}" (h=)`);
     }
     const maxBits = this.#options.maximumKeyBits ?? MAX_RSA_BITS_DEFAULT;
-    let key: VerifyingKey;
-    try {
-      key = await this.#keyCache.get(
-        `${record.keyType}:${record.text}`,
-        () => importPublicKey(record.keyType, record.publicKey, { maxBits }),
-      );
-    } catch (e) {
-      if (e instanceof KeyError && e.code === "too-large") {
-        throw new DkimError("permerror", `key too large (over ${maxBits} bits)`, { cause: e });
-      }
-      throw e;
-    }
+    const key = await importRecordKey(this.#keyCache, record, maxBits);
     if (key.type === "rsa") {
       const min = Math.max(MIN_RSA_BITS, this.#options.minimumKeyBits ?? MINIMUM_KEY_BITS_DEFAULT);
       if (key.bits > maxBits) throw new DkimError("permerror", `key too large (${key.bits} bits)`);

@@ -4,8 +4,11 @@
  *
  * @module
  */
-import type { VerifyingKey } from "../crypto/public_key.ts";
+import { KeyError } from "../crypto/key_error.ts";
+import { importPublicKey, type VerifyingKey } from "../crypto/public_key.ts";
 import { DigestCache, textDigest } from "./digest_cache.ts";
+import { DkimError } from "./dkim_error.ts";
+import type { KeyRecord } from "./key_record.ts";
 
 /** Most public keys kept: plenty for the domains a site hears from, bounded against abuse. */
 export const KEY_CACHE_SIZE_DEFAULT = 1000;
@@ -70,5 +73,38 @@ export class KeyCache {
       () => this.#cache.delete(digest, promise),
     );
     return promise;
+  }
+}
+
+/**
+ * The key `record` publishes, imported once through `cache` (DKIM and ARC verification share
+ * it); an RSA key over `maxBits` is never imported and is a permerror. The callers check the
+ * bits they allow beyond that (RFC 8301 §3.2's minimum, a site's own).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { importRecordKey, KeyCache } from "./key_cache.ts";
+ * import { parseKeyRecord } from "./key_record.ts";
+ * const record = parseKeyRecord("v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+ * const key = await importRecordKey(new KeyCache(), record, 4096);
+ * assert.equal(key.type, "ed25519");
+ * ```
+ */
+export async function importRecordKey(
+  cache: KeyCache,
+  record: KeyRecord,
+  maxBits: number,
+): Promise<VerifyingKey> {
+  try {
+    return await cache.get(
+      `${record.keyType}:${record.text}`,
+      () => importPublicKey(record.keyType, record.publicKey, { maxBits }),
+    );
+  } catch (e) {
+    if (e instanceof KeyError && e.code === "too-large") {
+      throw new DkimError("permerror", `key too large (over ${maxBits} bits)`, { cause: e });
+    }
+    throw e;
   }
 }

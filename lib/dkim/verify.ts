@@ -9,13 +9,12 @@
  */
 import { MIN_RSA_BITS } from "../crypto/key_type.ts";
 import { asciiLower, equals } from "../bytes.ts";
-import { KeyError } from "../crypto/key_error.ts";
-import { importPublicKey, MAX_RSA_BITS_DEFAULT, type VerifyingKey } from "../crypto/public_key.ts";
+import { MAX_RSA_BITS_DEFAULT, type VerifyingKey } from "../crypto/public_key.ts";
 import { DnsError, type TxtResolver } from "../dns/resolver.ts";
 import { type AcceptanceOptions, refusalOf } from "./acceptance.ts";
 import { BodyHashes, type BodyHashSpec } from "./body_hasher.ts";
 import { type HeaderField, isField, selectHeaders, splitMessage } from "./header.ts";
-import { KeyCache } from "./key_cache.ts";
+import { importRecordKey, KeyCache } from "./key_cache.ts";
 import { keyAllowsHash, type KeyRecord, keyRecordName } from "./key_record.ts";
 import { KeyRecordCache } from "./key_record_cache.ts";
 import { DkimError } from "./dkim_error.ts";
@@ -317,18 +316,7 @@ export class Verifier {
       }
     }
     const maxBits = this.#options.maximumKeyBits ?? MAX_RSA_BITS_DEFAULT;
-    let key: VerifyingKey;
-    try {
-      key = await this.#keyCache.get(
-        `${record.keyType}:${record.text}`,
-        () => importPublicKey(record.keyType, record.publicKey, { maxBits }),
-      );
-    } catch (e) {
-      if (e instanceof KeyError && e.code === "too-large") {
-        throw new DkimError("permerror", `key too large (over ${maxBits} bits)`, { cause: e });
-      }
-      throw e;
-    }
+    const key = await importRecordKey(this.#keyCache, record, maxBits);
     if (key.type === "rsa") {
       if (key.bits > maxBits) {
         throw new DkimError("permerror", `key too large (${key.bits} bits)`);
