@@ -7,14 +7,13 @@
 import { concat, CRLF } from "../bytes.ts";
 import { ArcSealError, type ChainValidation, sealMessage } from "../arc/seal.ts";
 import { ownAuthResults } from "../arc/seal_input.ts";
-import { KeyError } from "../crypto/key_error.ts";
-import { importPrivateKey, type SigningKey } from "../crypto/private_key.ts";
 import { MessageSyntaxError, splitMessage } from "../dkim/header.ts";
 import { verifyArcMessage } from "../arc/verify.ts";
 import { arcResultText } from "./arc_verify.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
 import { makeResolver } from "./resolver.ts";
 import { crlfToLf, notAMessage, readMessage, writeStdout } from "./input.ts";
+import { loadSigningKeyFile } from "./signing_key_file.ts";
 
 /** The help text of `dkimd arc`. */
 export const ARC_USAGE = `Usage: dkimd arc seal -d DOMAIN -s SELECTOR -k KEYFILE [options] [FILE|-]
@@ -80,7 +79,7 @@ async function runArcSeal(args: readonly string[]): Promise<number> {
   if (values.cv !== undefined && cv === undefined) {
     throw new UsageError(`arc seal: --cv needs none, pass or fail, not "${values.cv}"`);
   }
-  const key = await loadKeyFile(values.key!);
+  const key = await loadSigningKeyFile("arc seal", values.key!);
   const input = await readMessage("arc seal", positionals[0]);
   const authservId = values["authserv-id"] ?? Deno.hostname();
   let fields;
@@ -123,24 +122,4 @@ async function runArcSeal(args: readonly string[]): Promise<number> {
   const header = concat(fields.flatMap((f) => [f.raw, CRLF]));
   await writeStdout(concat([input.unixLineEnds ? crlfToLf(header) : header, input.original]));
   return 0;
-}
-
-async function loadKeyFile(path: string): Promise<SigningKey> {
-  let data: Uint8Array;
-  try {
-    data = await Deno.readFile(path);
-  } catch (e) {
-    const why = e instanceof Deno.errors.NotFound
-      ? "no such file"
-      : e instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : String(e);
-    throw new UsageError(`arc seal: cannot read key "${path}": ${why}`, { cause: e });
-  }
-  try {
-    return await importPrivateKey(data, path);
-  } catch (e) {
-    if (e instanceof KeyError) throw new UsageError(`arc seal: ${e.message}`, { cause: e });
-    throw e;
-  }
 }

@@ -5,14 +5,14 @@
  * @module
  */
 import { concat, CRLF } from "../bytes.ts";
-import { KeyError } from "../crypto/key_error.ts";
-import { importPrivateKey, type SigningKey } from "../crypto/private_key.ts";
+import type { SigningKey } from "../crypto/private_key.ts";
 import { MessageSyntaxError } from "../dkim/header.ts";
 import { SignError, signMessage, type SignOptions } from "../dkim/sign.ts";
 import { type AlgorithmName, ALGORITHMS, parseCanonicalization } from "../dkim/signature.ts";
 import { DkimError } from "../dkim/dkim_error.ts";
 import { intFlag, parseCommandArgs, UsageError } from "./args.ts";
 import { crlfToLf, notAMessage, readMessage, writeStdout } from "./input.ts";
+import { loadSigningKeyFile } from "./signing_key_file.ts";
 
 /** The help text of `dkimd sign`. */
 export const SIGN_USAGE = `Usage: dkimd sign --domain D --selector S --key FILE [options] [FILE|-]
@@ -108,7 +108,7 @@ export async function runSign(args: readonly string[]): Promise<number> {
     }
     let key = loaded.get(keys[i]);
     if (!key) {
-      key = await loadKeyFile(keys[i]);
+      key = await loadSigningKeyFile("sign", keys[i]);
       loaded.set(keys[i], key);
     }
     options.push({
@@ -140,24 +140,4 @@ export async function runSign(args: readonly string[]): Promise<number> {
   const header = concat(fields.flatMap((f) => [f.raw, CRLF]));
   await writeStdout(concat([input.unixLineEnds ? crlfToLf(header) : header, input.original]));
   return 0;
-}
-
-async function loadKeyFile(path: string): Promise<SigningKey> {
-  let data: Uint8Array;
-  try {
-    data = await Deno.readFile(path);
-  } catch (e) {
-    const why = e instanceof Deno.errors.NotFound
-      ? "no such file"
-      : e instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : String(e);
-    throw new UsageError(`sign: cannot read key "${path}": ${why}`, { cause: e });
-  }
-  try {
-    return await importPrivateKey(data, path);
-  } catch (e) {
-    if (e instanceof KeyError) throw new UsageError(`sign: ${e.message}`, { cause: e });
-    throw e;
-  }
 }
