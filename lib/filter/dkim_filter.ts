@@ -541,7 +541,13 @@ class DkimConnection implements FilterConnection {
     this.#deps.logger.info(
       `${qid}: ARC chain not verified (${verdict.reason}); not sealing (On-DNSError ${config.actions.dnsError})`,
     );
-    return chosen.action === "accept" ? "unsealed" : chosen;
+    if (chosen.action === "accept") return "unsealed";
+    // The reply names what failed: the lookup was for an ARC key, not a DKIM one.
+    if (typeof chosen.action === "object") {
+      const later = chosen.action.replycode === 451 ? ", try later" : "";
+      return { ...chosen, action: { ...chosen.action, text: `ARC key lookup failed${later}` } };
+    }
+    return chosen;
   }
 
   // Adds the next ARC set on top: its AAR carries this pass's results (the Authentication-Results

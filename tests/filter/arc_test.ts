@@ -243,7 +243,7 @@ Deno.test("DkimFilter never seals cv=fail for a chain whose key lookup timed out
   assert.deepEqual(r.final, {
     type: "replycode",
     code: 451,
-    text: "4.7.1 DKIM key lookup failed, try later",
+    text: "4.7.1 ARC key lookup failed, try later",
   });
   assert.ok(strict.log.find("info", /not sealing \(On-DNSError tempfail\)/));
   const lax = await hop("relay.example.org", `ARCMode sv\nOn-DNSError accept\n${SEALING}`, down);
