@@ -47,6 +47,20 @@ export interface FilterSetup {
   readonly algorithm: "rsa-sha256" | "ed25519-sha256";
   /** The DNS server, `127.0.0.1@PORT`. */
   readonly nameserver: string;
+  /** dkimd only: verify and seal ARC (ARCMode sv) with this key, d={@link BENCH_DOMAIN}. */
+  readonly arc?: { readonly selector: string; readonly keyPem: string };
+}
+
+/** dkimd's ARC settings for `setup.arc` (none without it); writes the sealing key under `dir`. */
+async function arcConfig(setup: FilterSetup, dir: string): Promise<string[]> {
+  if (!setup.arc) return [];
+  await Deno.writeTextFile(`${dir}/arc.private`, setup.arc.keyPem, { mode: 0o600 });
+  return [
+    "ARCMode sv",
+    `ARCDomain ${BENCH_DOMAIN}`,
+    `ARCSelector ${setup.arc.selector}`,
+    `ARCKeyFile ${dir}/arc.private`,
+  ];
 }
 
 /** The settings both filters share, in opendkim.conf syntax (each key valid for both). */
@@ -171,6 +185,7 @@ export async function startDkimdFilter(
   const text = [
     ...await commonConfig({ ...setup, dir }, `inet:${port}@127.0.0.1`),
     `Nameservers ${setup.nameserver}`,
+    ...await arcConfig(setup, dir),
     "",
   ].join("\n");
   await Deno.writeTextFile(`${dir}/dkimd.conf`, text);
@@ -190,6 +205,7 @@ export async function startDkimdFilter(
 
 /** Starts OpenDKIM with `setup` in the foreground; resolves once it listens. */
 export async function startOpenDkimFilter(setup: FilterSetup): Promise<FilterProcess> {
+  if (setup.arc) throw new TypeError("OpenDKIM has no ARC");
   const dir = `${setup.dir}/opendkim`;
   await Deno.mkdir(dir, { recursive: true });
   const port = freePort();

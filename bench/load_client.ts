@@ -20,7 +20,8 @@
  * measure the filters' work rather than the timers.
  *
  * Every reply is checked: a DKIM-Signature field added when signing, an Authentication-Results
- * field with `dkim=pass` when verifying, and an accept (or continue) at the end; anything else
+ * field with `dkim=pass` when verifying (in `arc` mode also `arc=pass`, and an ARC-Seal with
+ * `i=3; ... cv=pass`), and an accept (or continue) at the end; anything else
  * is an error. Run: `deno run --allow-all bench/load_client.ts --socket 127.0.0.1:8891
  * --corpus DIR --mode sign --concurrency 4 --duration 3000 [--pid PID] [--quickack]`; it prints
  * one JSON line ({@link LoadResult}).
@@ -43,8 +44,14 @@ import {
 import { percentile } from "./stats.ts";
 import { setQuickAck, socketFd } from "./tcp_options.ts";
 
-/** What the filter is asked to do: sign mail from an authenticated client, or verify inbound mail. */
-export type LoadMode = "sign" | "verify";
+/**
+ * What the filter is asked to do: sign mail from an authenticated client, verify inbound mail,
+ * or (`arc`) verify inbound mail carrying a 2-instance ARC chain and seal it (ARCMode sv).
+ */
+export type LoadMode = "sign" | "verify" | "arc";
+
+/** The ARC instance the filter must add in `arc` mode: the corpus carries two sets. */
+export const ARC_SEAL_INSTANCE = 3;
 
 /** Options of {@link runLoad}. */
 export interface LoadOptions {
@@ -162,6 +169,18 @@ export function checkReply(
   const ar = added.find((f) => f.name.toLowerCase() === "authentication-results");
   if (!ar) return "no Authentication-Results field added";
   if (!/\bdkim=pass\b/.test(ar.value)) return `not dkim=pass: ${ar.value.trim().slice(0, 120)}`;
+  if (mode === "arc") {
+    if (!/\barc=pass\b/.test(ar.value)) return `not arc=pass: ${ar.value.trim().slice(0, 120)}`;
+    const seal = added.find((f) => f.name.toLowerCase() === "arc-seal");
+    if (!seal) return "no ARC-Seal field added";
+    if (!new RegExp(`^\\s*i=${ARC_SEAL_INSTANCE}\\s*;`).test(seal.value)) {
+      return `ARC-Seal not i=${ARC_SEAL_INSTANCE}: ${seal.value.slice(0, 60)}`;
+    }
+    if (!/(^|;)\s*cv=pass\s*;/.test(seal.value)) {
+      return `ARC-Seal not cv=pass: ${seal.value.slice(0, 60)}`;
+    }
+    if (!/(^|;)\s*b=\s*[A-Za-z0-9+/]/.test(seal.value)) return "ARC-Seal without b=";
+  }
   return undefined;
 }
 
@@ -368,8 +387,8 @@ export async function loadOptionsFromArgs(args: readonly string[]): Promise<Load
   });
   const socket = values.socket?.match(/^(.+):(\d+)$/);
   if (!socket) throw new TypeError(`Invalid "--socket" ${values.socket}: expected HOST:PORT`);
-  if (values.mode !== "sign" && values.mode !== "verify") {
-    throw new TypeError(`Invalid "--mode" ${values.mode}: expected "sign" or "verify"`);
+  if (values.mode !== "sign" && values.mode !== "verify" && values.mode !== "arc") {
+    throw new TypeError(`Invalid "--mode" ${values.mode}: expected "sign", "verify" or "arc"`);
   }
   if (!values.corpus) throw new TypeError('Missing "--corpus DIR"');
   const int = (name: string, text: string, min: number) => {

@@ -9,7 +9,9 @@
  * measures throughput, latency, and the filter's CPU time and peak memory from /proc. After the
  * cells of each repeat comes the memory pass (bench/memory_pass.ts): one process per filter
  * through sign/verify of 2 KB and 2 MB at 4 and 16 connections, its peak RSS never reset, checked
- * against the 90 MiB target.
+ * against the 90 MiB target. The ARC cell (issue 17) runs against dkimd alone, configured with
+ * ARCMode sv: 2 KB messages carrying a 2-instance ARC chain sealed at bench start by two
+ * forwarders whose RSA-2048 keys sit in the same DNS server (bench/arc_corpus.ts).
  *
  * Writes `bench/results/bench-<time>.jsonl` (one line per run) and `.md` (the table, the targets
  * and the machine), and prints the Markdown.
@@ -36,6 +38,7 @@ import {
   quickCells,
 } from "./cells.ts";
 import { BENCH_DOMAIN, type SizeLabel, writeCorpus } from "./corpus.ts";
+import { writeArcCorpus } from "./arc_corpus.ts";
 import {
   type FilterName,
   type FilterProcess,
@@ -46,10 +49,20 @@ import {
 import type { LoadResult } from "./load_client.ts";
 import { runCell } from "./load_run.ts";
 import { markdownMemory, type MemoryPass, type MemoryStep, runMemoryPass } from "./memory_pass.ts";
-import { checkTargets, markdownTable, markdownTargets, rowsOf, type RunRecord } from "./report.ts";
+import {
+  checkTargets,
+  markdownArc,
+  markdownTable,
+  markdownTargets,
+  rowsOf,
+  type RunRecord,
+} from "./report.ts";
 
 /** Selectors the keys are published under. */
 const SELECTORS: Readonly<Record<KeyAlgorithm, string>> = { rsa: "rsa2048", ed25519: "ed25519" };
+
+/** Selectors of the ARC keys: the chain's two forwarders, then dkimd's sealing key. */
+const ARC_SELECTORS = ["arc1", "arc2", "arcseal"] as const;
 
 interface BenchOptions {
   readonly quick: boolean;
@@ -187,7 +200,10 @@ async function main(): Promise<void> {
       ),
     }))
     .filter((g) => g.cells.length > 0);
-  const total = groups.reduce((n, g) => n + g.cells.length, 0) * filters.length * opts.repeats;
+  // OpenDKIM has no ARC: the ARC group runs against dkimd alone.
+  const filtersOf = (g: CellGroup) => g.arc ? filters.filter((f) => f === "dkimd") : filters;
+  const total = groups.reduce((n, g) => n + g.cells.length * filtersOf(g).length, 0) *
+    opts.repeats;
   const sizes = [
     ...new Set([...groups.map((g) => g.size), ...(opts.memory ? ["2KB", "2MB"] : [])]),
   ] as SizeLabel[];
@@ -202,11 +218,15 @@ async function main(): Promise<void> {
     rsa: await generateTestKey("rsa-sha256", 2048),
     ed25519: await generateTestKey("ed25519-sha256"),
   };
+  const arcKeys = await Promise.all(ARC_SELECTORS.map(() => generateTestKey("rsa-sha256", 2048)));
   const dns = await startDnsServer({
     zone: BENCH_DOMAIN,
     records: {
       [`${SELECTORS.rsa}._domainkey.${BENCH_DOMAIN}`]: [keys.rsa.record],
       [`${SELECTORS.ed25519}._domainkey.${BENCH_DOMAIN}`]: [keys.ed25519.record],
+      ...Object.fromEntries(
+        ARC_SELECTORS.map((s, i) => [`${s}._domainkey.${BENCH_DOMAIN}`, [arcKeys[i].record]]),
+      ),
     },
   });
   try {
@@ -220,6 +240,18 @@ async function main(): Promise<void> {
       }))),
       sizes,
     );
+    const arcCorpus = groups.some((g) => g.arc)
+      ? await writeArcCorpus(
+        `${dir}/corpus/arc/2KB`,
+        corpus.verify.rsa["2KB"],
+        await Promise.all([0, 1].map(async (i) => ({
+          domain: BENCH_DOMAIN,
+          selector: ARC_SELECTORS[i],
+          key: await importPrivateKey(arcKeys[i].privatePem),
+        }))),
+        BENCH_DOMAIN,
+      )
+      : undefined;
     const rsaSignMs = await signCpuMs("rsa", opts.quick ? 100 : 300);
     const edSignMs = await signCpuMs("ed25519", 300);
     console.error(
@@ -230,18 +262,24 @@ async function main(): Promise<void> {
 
     let index = 0;
     const passes: MemoryPass[] = [];
-    const setupFor = (algorithm: KeyAlgorithm): FilterSetup => ({
-      dir: `${dir}/filters-${algorithm}`,
+    const setupFor = (algorithm: KeyAlgorithm, arc = false): FilterSetup => ({
+      dir: `${dir}/filters-${algorithm}${arc ? "-arc" : ""}`,
       keyPem: keys[algorithm].privatePem,
       selector: SELECTORS[algorithm],
       algorithm: algorithm === "rsa" ? "rsa-sha256" : "ed25519-sha256",
       nameserver: dns.nameserver,
+      arc: arc ? { selector: ARC_SELECTORS[2], keyPem: arcKeys[2].privatePem } : undefined,
     });
     const corpusOf = (cell: Cell) =>
-      cell.mode === "sign" ? corpus.sign[cell.size] : corpus.verify[cell.algorithm][cell.size];
+      cell.mode === "sign"
+        ? corpus.sign[cell.size]
+        : cell.mode === "arc"
+        ? arcCorpus!
+        : corpus.verify[cell.algorithm][cell.size];
     for (let repeat = 1; repeat <= opts.repeats; repeat++) {
       for (const group of groups) {
-        const setup = setupFor(group.algorithm);
+        const setup = setupFor(group.algorithm, group.arc);
+        const groupFilters = filtersOf(group);
         const dkimdFlags = [
           ...opts.dkimdFlags,
           ...(opts.cpuProf
@@ -253,10 +291,12 @@ async function main(): Promise<void> {
             : []),
         ];
         const running = new Map<FilterName, FilterProcess>();
-        for (const name of filters) running.set(name, await startFilter(name, setup, dkimdFlags));
+        for (const name of groupFilters) {
+          running.set(name, await startFilter(name, setup, dkimdFlags));
+        }
         try {
           for (const [i, cell] of group.cells.entries()) {
-            const order = (i + repeat) % 2 === 0 ? filters : [...filters].reverse();
+            const order = (i + repeat) % 2 === 0 ? groupFilters : [...groupFilters].reverse();
             for (const name of order) {
               let result: LoadResult;
               try {
@@ -330,6 +370,7 @@ async function main(): Promise<void> {
       "",
       markdownTable(rows),
       "",
+      ...(markdownArc(rows) ? ["## ARC (issue 17)", "", markdownArc(rows), ""] : []),
       "## Targets (issue 7)",
       "",
       markdownTargets(checkTargets(rows, edSignMs)),

@@ -132,6 +132,7 @@ export function markdownTable(rows: readonly CellRow[]): string {
         } | ${num(s.cpuMsPerMessage, 3)} | ${mib(s.peakRssBytes)} | ${s.errors}/${s.messages} |`,
       );
     }
+    if (cell.mode === "arc") lines.push(`| ${name} | OpenDKIM | no ARC: not run | | | | | |`);
     if (dkimd && opendkim) {
       lines.push(
         `| ${name} | **ratio** | **${ratio(dkimd.msgsPerSecond, opendkim.msgsPerSecond)}** | ${
@@ -297,6 +298,62 @@ export function markdownTargets(checks: readonly TargetCheck[]): string {
   for (const c of checks) {
     lines.push(
       `| ${c.target} | ${c.measured} | ${c.met === undefined ? "–" : c.met ? "yes" : "**no**"} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/**
+ * The ARC cell (issue 17) beside plain DKIM: dkimd's CPU per message and msgs/s for verify+seal
+ * of 2 KB messages with a 2-instance chain, verify and sign of 2 KB (RSA-2048, c=4), and what
+ * ARC adds over plain verification; empty when the ARC cell did not run.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { markdownArc } from "./report.ts";
+ * const summary = (cpu: number) => ({
+ *   msgsPerSecond: 100, p50Ms: 1, p99Ms: 2, cpuMsPerMessage: cpu, cpuMsOutsidePoolPerMessage: NaN,
+ *   peakRssBytes: 1, errors: 0, messages: 100, runs: 1,
+ * });
+ * const cell = (mode: "arc" | "verify") =>
+ *   ({ mode, algorithm: "rsa", size: "2KB", concurrency: 4, quickAck: true }) as const;
+ * const text = markdownArc([
+ *   { cell: cell("verify"), dkimd: summary(0.5) },
+ *   { cell: cell("arc"), dkimd: summary(2) },
+ * ]);
+ * assert.match(text, /\| arc rsa 2KB c=4 qa \| 2\.000 \|/);
+ * assert.match(text, /ARC adds 1\.500 ms/);
+ * assert.equal(markdownArc([{ cell: cell("verify"), dkimd: summary(0.5) }]), "");
+ * ```
+ */
+export function markdownArc(rows: readonly CellRow[]): string {
+  const base = { algorithm: "rsa", size: "2KB", concurrency: 4, quickAck: true } as const;
+  const arc = find(rows, { ...base, mode: "arc" })?.dkimd;
+  if (!arc) return "";
+  const lines = [
+    "| cell (dkimd, RSA-2048) | CPU ms/msg | msgs/s | errors |",
+    "| --- | ---: | ---: | ---: |",
+  ];
+  for (const mode of ["arc", "verify", "sign"] as const) {
+    const r = find(rows, { ...base, mode });
+    const s = r?.dkimd;
+    lines.push(
+      s
+        ? `| ${cellKey(r.cell)} | ${num(s.cpuMsPerMessage, 3)} | ${
+          num(s.msgsPerSecond, 0)
+        } | ${s.errors}/${s.messages} |`
+        : `| ${mode} rsa 2KB c=4 qa | not run | | |`,
+    );
+  }
+  const verify = find(rows, { ...base, mode: "verify" })?.dkimd;
+  if (verify) {
+    lines.push(
+      "",
+      `ARC adds ${
+        num(arc.cpuMsPerMessage - verify.cpuMsPerMessage, 3)
+      } ms of CPU per message over plain DKIM verification (verifying the 2 ARC sets' seals and message signatures ` +
+        "and sealing: 2 RSA-2048 signatures). OpenDKIM has no ARC.",
     );
   }
   return lines.join("\n");
