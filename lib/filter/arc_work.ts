@@ -7,7 +7,8 @@
  * Which mail is sealed: every message dkimd verifies (not the mail it DKIM-signs as the origin,
  * nor the mail it leaves alone). Its ARC-Authentication-Results is the Authentication-Results
  * dkimd writes for the message in this pass (dkim and arc), and `cv=` is what verifying the chain
- * as received gave.
+ * as received gave; except for a post a list re-injects from InternalHosts, whose new set records
+ * the results dkimd wrote when it first arrived ({@link Arrival}, arrival_results.ts).
  *
  * @module
  */
@@ -28,6 +29,16 @@ export interface ArcWork {
   readonly sealer?: ArcSealer;
   /** With ARCMode `v`: the `arc=` result goes into Authentication-Results and the log. */
   readonly report: boolean;
+  /** A post re-injected by InternalHosts: what its new set records (arrival_results.ts). */
+  readonly arrival?: Arrival;
+}
+
+/** What dkimd wrote when a post re-injected from InternalHosts first arrived. */
+export interface Arrival {
+  /** The results of dkimd's own Authentication-Results from that pass. */
+  readonly results: string;
+  /** dkimd's own ARC set from that pass, replaced by the new one (none if it did not seal). */
+  readonly replaced: readonly HeaderField[];
 }
 
 /** What the ARC work needs from the filter. */
@@ -49,18 +60,26 @@ export function startArc(
   policy: FilterPolicy<SigningKey>,
   fields: readonly HeaderField[],
   deps: ArcWorkDeps,
+  arrival?: Arrival,
 ): ArcWork | undefined {
   const { arcMode, minimumKeyBits, maximumKeyBits } = policy.config;
   if (!arcMode.verify && !arcMode.seal) return undefined;
+  // The chain as it arrived: without dkimd's own set from the arrival pass, which is replaced.
+  const chain = arrival ? fields.filter((f) => !arrival.replaced.includes(f)) : fields;
   const verifier = new ArcVerifier({
     resolver: deps.resolver,
     keyCache: deps.keyCache,
     minimumKeyBits,
     maximumKeyBits,
   });
-  verifier.headers(fields);
+  verifier.headers(chain);
   const sealer = arcMode.seal ? sealerFor(policy, deps.now) : undefined;
-  return { verifier, ...(sealer ? { sealer } : {}), report: arcMode.verify };
+  return {
+    verifier,
+    ...(sealer ? { sealer } : {}),
+    report: arcMode.verify,
+    ...(sealer && arrival ? { arrival } : {}),
+  };
 }
 
 /** Feeds one body chunk to the verifier and the sealer. */

@@ -48,7 +48,8 @@ import type { SignerChoice } from "../policy/signers.ts";
 import { VERSION } from "../version.ts";
 import { clientLabel, decide } from "./decide.ts";
 import type { Runtime } from "./filter_policy.ts";
-import { arcBody, startArc } from "./arc_work.ts";
+import { arcBody, type Arrival, startArc } from "./arc_work.ts";
+import { claimsAuthservId, earlierResults, ownArrivalSet } from "./arrival_results.ts";
 import { dkimFilterNeeds } from "./filter_needs.ts";
 import { deletions, makeField, mtaValue } from "./mta_fields.ts";
 import { type FilterObserver, NO_OBSERVER } from "./observer.ts";
@@ -394,7 +395,7 @@ class DkimConnection implements FilterConnection {
       resolver,
       keyCache: this.#keyCache,
       now: this.#deps.now,
-    });
+    }, await this.#arrival(tx, this.#authservId(tx, macros)));
     // Nothing to verify and nothing to add or remove: accept now, and the body is never sent.
     if (
       verifier.signatureCount === 0 && !config.alwaysAddArHeader && !config.softwareHeader &&
@@ -502,7 +503,11 @@ class DkimConnection implements FilterConnection {
     }
     let sealed = false;
     if (sealing === "seal" && work.arc?.sealer && arcVerdict) {
-      sealed = await this.#seal(tx, work.arc.sealer, arcVerdict, arId, value, mods, qid);
+      const arrival = work.arc.arrival;
+      const results = arrival
+        ? arrivalAar(arrival.results, arcParts)
+        : value.slice(value.indexOf(";") + 1).replace(/^\s+/, "");
+      sealed = await this.#seal(tx, work.arc.sealer, arcVerdict, arId, results, arrival, mods, qid);
     }
     if (config.softwareHeader) mods.push(this.#softwareField(qid));
     logVerdicts(this.#deps.logger, config, verdicts, qid, tx.dnsFailures);
@@ -550,15 +555,35 @@ class DkimConnection implements FilterConnection {
     return chosen;
   }
 
-  // Adds the next ARC set on top: its AAR carries this pass's results (the Authentication-Results
-  // value after the authserv-id), its cv= the chain's verdict. A chain that cannot be continued
+  // For a post re-injected by an InternalHosts client (a mailing list on this host) that carries
+  // the Authentication-Results dkimd wrote when it first arrived: those results, and dkimd's own
+  // ARC set from that pass if it sealed then (arrival_results.ts). Undefined otherwise: mail from
+  // anyone else keeps this pass's results; its fields claiming our authserv-id are forged, removed
+  // and never copied.
+  async #arrival(tx: Transaction, id: string): Promise<Arrival | undefined> {
+    const { loaded } = tx.runtime;
+    if (!loaded.config.arcMode.seal || !loaded.arcSealer) return undefined;
+    const results = earlierResults(tx.fields, id);
+    if (results === undefined) return undefined;
+    const internal = await loaded.hosts.internal.match(
+      this.#info.hostname || undefined,
+      this.#info.address || undefined,
+    );
+    if (!internal.matched) return undefined;
+    const replaced = ownArrivalSet(tx.fields, id, loaded.arcSealer.domain) ?? [];
+    return { results, replaced };
+  }
+
+  // Adds the next ARC set on top: its AAR carries `results` (this pass's Authentication-Results
+  // after the authserv-id, or the arrival results above), its cv= the chain's verdict. A chain that cannot be continued
   // (one that already ended with cv=fail, or at 50 sets) is passed on unsealed, with a log line.
   async #seal(
     tx: Transaction,
     sealer: ArcSealer,
     verdict: ArcVerdict,
     authservId: string,
-    authResults: string,
+    results: string,
+    arrival: Arrival | undefined,
     mods: Modification[],
     qid: string,
   ): Promise<boolean> {
@@ -569,8 +594,8 @@ class DkimConnection implements FilterConnection {
       );
       return false;
     }
-    const results = authResults.slice(authResults.indexOf(";") + 1).replace(/^\s+/, "");
-    sealer.headers(tx.fields);
+    const replaced = arrival?.replaced ?? [];
+    sealer.headers(tx.fields.filter((f) => !replaced.includes(f)));
     let set: HeaderField[];
     try {
       set = await sealer.finish({ authservId, results, cv: verdict.result });
@@ -579,6 +604,7 @@ class DkimConnection implements FilterConnection {
       this.#deps.logger.warn(`${qid}: not sealing: ${e.message}`);
       return false;
     }
+    if (replaced.length > 0) mods.push(...deletions(tx.fields, (f) => replaced.includes(f)));
     // [ARC-Seal, AMS, AAR]: inserted at the top in reverse, so the seal ends up first.
     for (const f of [...set].reverse()) {
       mods.push({ type: "insheader", index: 0, name: f.name, value: this.#value(f) });
@@ -602,7 +628,6 @@ class DkimConnection implements FilterConnection {
   // and those from RemoveARFrom hosts that carry a DKIM result (all of theirs with RemoveARAll).
   async #forgedResults(tx: Transaction, id: string): Promise<Modification[]> {
     const { loaded } = tx.runtime;
-    const ours = asciiLower(id);
     const from = loaded.hosts.removeArFrom;
     const picked: HeaderField[] = [];
     for (const f of tx.fields) {
@@ -610,9 +635,7 @@ class DkimConnection implements FilterConnection {
       const value = fieldValueText(f);
       const claimed = parseAuthservId(value);
       if (claimed === undefined) continue;
-      // AuthservIDWithJobID writes "id/jobid": compare the id part.
-      const base = asciiLower(claimed.replace(/\/[^/]*$/, ""));
-      if (base === ours || asciiLower(claimed) === ours) {
+      if (claimsAuthservId(value, id)) {
         picked.push(f);
       } else if (
         from && (loaded.config.removeArAll || /(^|[;\s])dkim\s*=/i.test(value)) &&
@@ -688,6 +711,13 @@ function signedNames(
     signedNamesOf.set(headers, names);
   }
   return names;
+}
+
+// The AAR results of a re-injected post: the arrival results, then this pass's arc= unless they
+// already have one (the arrival evaluation of the chain is the one the AAR records).
+function arrivalAar(results: string, arcParts: readonly (readonly string[])[]): string {
+  const extra = /(^|[;\s])arc\s*=/i.test(results) ? [] : arcParts.map((p) => p.join(" "));
+  return [results, ...extra].join("; ");
 }
 
 // The ARC fields, whose presence keeps the body coming when ARCMode is on.

@@ -59,10 +59,15 @@ interface Hop {
 }
 
 /** A dkimd hop named `host` with `conf` (ARC lines) after example.com's signing setup. */
-async function hop(host: string, conf: string, zone: Record<string, ZoneEntry> = {}): Promise<Hop> {
+async function hop(
+  host: string,
+  conf: string,
+  zone: Record<string, ZoneEntry> = {},
+  signing = true,
+): Promise<Hop> {
   const base = await zoneAndFiles();
   const runtime = await memoryRuntime(
-    `Mode sv\n${base.signing.conf}AuthservID ${host}\n${conf}`,
+    `${signing ? `Mode sv\n${base.signing.conf}` : "Mode v\n"}AuthservID ${host}\n${conf}`,
     { files: base.files, zone: { ...base.zone, ...zone } },
   );
   const log = new MemoryLogger();
@@ -251,6 +256,63 @@ Deno.test("DkimFilter never seals cv=fail for a chain whose key lookup timed out
   assert.deepEqual(passed.final, { type: "accept" });
   assert.equal(fieldsNamed(passed.out, "ARC-Seal").length, 1, "passed on unsealed");
   assert.match(ourAr(passed.out, "relay.example.org"), /arc=fail \(temporary: /);
+});
+
+Deno.test("DkimFilter sealing a post a list re-injects from InternalHosts: the AAR carries the dkim=pass dkimd wrote when it arrived, and the next hop sees dkim=fail, arc=pass", async () => {
+  // The list host verifies (and seals) the post as it arrives, the list tags and footers it and
+  // re-injects it from 127.0.0.1 (InternalHosts) through the same dkimd.
+  const list = await hop("mx.lists.example.net", `ARCMode sv\n${SEALING}`, {}, false);
+  const arrived = await list.send(await signedByEd(MESSAGE));
+  assert.match(ourAr(arrived.out, "mx.lists.example.net"), /dkim=pass/);
+  const resent = await list.send(listified(arrived.out), INTERNAL);
+  assert.deepEqual(resent.final, { type: "accept" });
+  // This pass's own result is dkim=fail; the forged-A-R removal still applies to the delivered
+  // message: only this pass's field remains.
+  assert.match(ourAr(resent.out, "mx.lists.example.net"), /dkim=fail/);
+  assert.doesNotMatch(ourAr(resent.out, "mx.lists.example.net"), /dkim=pass/);
+  // dkimd's own set from the arrival pass is replaced by the set in its place, which records the
+  // arrival results (dkim=pass, the chain then: arc=none) with cv=none.
+  const aar = fieldsNamed(resent.out, "ARC-Authentication-Results");
+  assert.equal(aar.length, 1);
+  assert.match(
+    aar[0],
+    /^ARC-Authentication-Results: i=1; mx\.lists\.example\.net; dkim=pass .*header\.d=example\.com .*; arc=none$/,
+  );
+  assert.match(fieldsNamed(resent.out, "ARC-Seal")[0], /^ARC-Seal: i=1; .*cv=none;/);
+
+  const next = await hop("mx.example.org", "ARCMode v\n", {}, false);
+  const r = await next.send(resent.out, "198.51.100.7");
+  const ar = ourAr(r.out, "mx.example.org");
+  assert.match(ar, /dkim=fail .*header\.d=example\.com/);
+  assert.match(ar, /arc=pass header\.oldest-pass=0 smtp\.remote-ip=198\.51\.100\.7/);
+});
+
+Deno.test("DkimFilter: a list host verifying only (no ARCMode) on arrival, sealing the re-injected post: AAR i=1 has the arrival dkim=pass, then this pass's arc=", async () => {
+  const arrival = await hop("mx.lists.example.net", "", {}, false);
+  const arrived = await arrival.send(await signedByEd(MESSAGE));
+  const list = await hop("mx.lists.example.net", `ARCMode sv\n${SEALING}`, {}, false);
+  const resent = await list.send(listified(arrived.out), INTERNAL);
+  const aar = fieldsNamed(resent.out, "ARC-Authentication-Results");
+  assert.equal(aar.length, 1);
+  assert.match(aar[0], /^ARC-Authentication-Results: i=1; mx\.lists\.example\.net; dkim=pass /);
+  assert.doesNotMatch(aar[0], /dkim=fail/);
+  assert.match(aar[0], /; arc=none$/, "the earlier results had no arc=: this pass's is added");
+  assert.match(ourAr(resent.out, "mx.lists.example.net"), /dkim=fail/);
+  const verdict = await verifyArcMessage(resent.out, { resolver: await zoneResolver() });
+  assert.equal(verdict.result, "pass");
+});
+
+Deno.test("DkimFilter never copies an Authentication-Results claiming its authserv-id from a client outside InternalHosts: it is forged, removed, and the AAR has this pass's results", async () => {
+  const arrival = await hop("mx.lists.example.net", "", {}, false);
+  const arrived = await arrival.send(await signedByEd(MESSAGE));
+  const list = await hop("mx.lists.example.net", `ARCMode sv\n${SEALING}`, {}, false);
+  const r = await list.send(listified(arrived.out), EXTERNAL);
+  const aar = fieldsNamed(r.out, "ARC-Authentication-Results");
+  assert.equal(aar.length, 1);
+  assert.match(aar[0], /^ARC-Authentication-Results: i=1; mx\.lists\.example\.net; dkim=fail /);
+  assert.doesNotMatch(aar[0], /dkim=pass/);
+  assert.doesNotMatch(ourAr(r.out, "mx.lists.example.net"), /dkim=pass/);
+  assert.ok(list.log.find("info", /removed 1 Authentication-Results field\(s\) claiming/));
 });
 
 Deno.test("loadConfig() refuses ARCMode s without the sealing domain, selector and key, and an unsafe ARCKeyFile", async () => {
