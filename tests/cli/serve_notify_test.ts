@@ -17,22 +17,13 @@ import { KEYS_DIR } from "../helpers/dkim_fixtures.ts";
 import { dkimdEnv } from "../helpers/dkimd_env.ts";
 import { freePort, startDkimd } from "../helpers/dkimd_process.ts";
 import { listenNotify, type NotifyMessage } from "../helpers/notify_listener.ts";
+import { HAS_DATAGRAMS, rerunUnderUnstableNet } from "../helpers/unstable_net.ts";
 
-const HAS_DATAGRAMS = typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
-
-if (!HAS_DATAGRAMS) {
-  Deno.test("dkimd serve's sd_notify tests pass under --unstable-net", async () => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["test", "--unstable-net", "--allow-all", new URL(import.meta.url).pathname],
-      env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, text);
-    assert.match(text, /ok \| 5 passed \| 0 failed/, text);
-  });
-}
+rerunUnderUnstableNet(
+  "dkimd serve's sd_notify tests pass under --unstable-net",
+  import.meta.url,
+  /ok \| 5 passed \| 0 failed/,
+);
 
 /** A test that needs the stand-in's datagram socket. */
 function test(name: string, fn: () => Promise<void>): void {

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { createLogger } from "../../lib/ops/log.ts";
 import { SERVICE_DENO_FLAGS } from "../../lib/ops/self_command.ts";
 import { dkimdEnv } from "../helpers/dkimd_env.ts";
+import { rerunUnderUnstableNet } from "../helpers/unstable_net.ts";
 
 type Datagram = Deno.DatagramConn;
 const listenDatagram = (Deno as { listenDatagram?: typeof Deno.listenDatagram }).listenDatagram;
@@ -35,19 +36,12 @@ async function receive(server: Datagram, count: number): Promise<string[]> {
   return out;
 }
 
-if (!listenDatagram) {
-  Deno.test("createLogger() syslog tests pass under --unstable-net", async () => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["test", "--unstable-net", "--allow-all", new URL(import.meta.url).pathname],
-      env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, text);
-    assert.match(text, /ok \| [3-9] passed \| 0 failed/, text);
-  });
-} else {
+rerunUnderUnstableNet(
+  "createLogger() syslog tests pass under --unstable-net",
+  import.meta.url,
+  /ok \| [3-9] passed \| 0 failed/,
+);
+if (listenDatagram) {
   Deno.test("createLogger() sends RFC 3164 datagrams with facility, tag and PID", async () => {
     const dir = await Deno.makeTempDir();
     const server = listenDatagram({ transport: "unixpacket", path: `${dir}/log` });

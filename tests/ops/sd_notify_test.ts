@@ -7,22 +7,13 @@
 import assert from "node:assert/strict";
 import { SdNotifier } from "../../lib/ops/sd_notify.ts";
 import { listenNotify } from "../helpers/notify_listener.ts";
+import { HAS_DATAGRAMS, rerunUnderUnstableNet } from "../helpers/unstable_net.ts";
 
-const HAS_DATAGRAMS = typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
-
-if (!HAS_DATAGRAMS) {
-  Deno.test("SdNotifier tests pass under --unstable-net", async () => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["test", "--unstable-net", "--allow-all", new URL(import.meta.url).pathname],
-      env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, text);
-    assert.match(text, /ok \| 2 passed \| 0 failed/, text);
-  });
-}
+rerunUnderUnstableNet(
+  "SdNotifier tests pass under --unstable-net",
+  import.meta.url,
+  /ok \| 2 passed \| 0 failed/,
+);
 
 for (const abstract of [false, true]) {
   Deno.test({
