@@ -16,6 +16,7 @@ const FORBIDDEN: Readonly<Record<string, readonly string[]>> = {
   crypto: ["config", "filter", "milter", "ops", "cli"],
   dns: ["config", "filter", "milter", "ops", "cli"],
   policy: ["config", "filter", "milter", "ops", "cli"],
+  tables: ["config", "filter", "milter", "ops", "cli"],
   milter: ["config", "filter", "ops", "cli"],
 };
 
