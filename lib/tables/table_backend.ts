@@ -42,6 +42,15 @@ export interface TableBackend {
    * redacted) when the database cannot answer or `signal` aborts (the per-query timeout).
    */
   query(keys: readonly string[], signal: AbortSignal): Promise<(readonly string[] | undefined)[]>;
+  /**
+   * Every row (key and data columns), for tools only (`testkey -x` on a database KeyTable,
+   * `check-config`), never while mail flows: the filter asks by key and never walks a table.
+   * Stops after `limit` rows. Rejects like {@link TableBackend.query}.
+   */
+  scan(
+    limit: number,
+    signal: AbortSignal,
+  ): Promise<{ key: string; columns: readonly string[] }[]>;
   /** Closes connections; later queries reject. */
   close(): Promise<void>;
 }
