@@ -20,6 +20,8 @@
  * const memory: TableBackend = {
  *   describe: "memory",
  *   query: (keys) => Promise.resolve(keys.map((k) => rows.get(k.toLowerCase()))),
+ *   scan: (limit) =>
+ *     Promise.resolve([...rows].slice(0, limit).map(([key, columns]) => ({ key, columns }))),
  *   close: () => Promise.resolve(),
  * };
  * assert.deepEqual(await memory.query(["nope", "Example.COM"], AbortSignal.timeout(1000)), [
