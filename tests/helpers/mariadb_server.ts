@@ -1,0 +1,184 @@
+/**
+ * A private MariaDB for one test (never the system's instance): `mariadb-install-db` into a
+ * temporary directory and `mariadbd` as the `mysql` account on 127.0.0.1 and a free high port,
+ * its socket in that directory, a test user with a password (grant tables in force), TLS when
+ * asked. Tests stop it (an outage) and start it again on the same port and data.
+ *
+ * @module
+ */
+import { freePort } from "./dkimd_process.ts";
+import { makeSharedTempDir } from "./shared_temp_dir.ts";
+import { writeSelfSignedCert } from "./self_signed_cert.ts";
+import {
+  runAs,
+  type ServerProcess,
+  spawnAs,
+  systemAccount,
+  waitReady,
+} from "./db_server_process.ts";
+
+/** Longest mariadb-install-db may take on a loaded two-core machine. */
+const INSTALL_TIMEOUT_MS = 180_000;
+/** Longest the server may take to accept connections after it is started. */
+const READY_TIMEOUT_MS = 90_000;
+/** Longest one mariadb client run may take. */
+const CLIENT_TIMEOUT_MS = 60_000;
+
+/** What a test asks of its server. */
+export interface MariadbServerOptions {
+  /** Serve TLS with a generated self-signed certificate (plain connections still work). */
+  readonly tls?: boolean;
+}
+
+/** A running private MariaDB. */
+export interface MariadbServer extends AsyncDisposable {
+  /** Always 127.0.0.1. */
+  readonly host: string;
+  /** The TCP port, the same across restarts. */
+  readonly port: number;
+  /** The test database; {@link MariadbServer.user} may read and write it. */
+  readonly database: string;
+  /** The test login. */
+  readonly user: string;
+  /** Its password. */
+  readonly password: string;
+  /** Whether TLS is served. */
+  readonly tls: boolean;
+  /** Runs `sql` as root in the test database; resolves the client's batch output. */
+  sql(sql: string): Promise<string>;
+  /** Shuts the server down (SIGTERM: sessions are ended at once, the data kept), as an outage. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and data directory, and waits until it answers. */
+  start(): Promise<void>;
+  /** The tail of the server's log. */
+  log(): string;
+  /** Stops it and removes its directory. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a private MariaDB, with the test user and database made, ready for connections.
+ *
+ * @example
+ * ```ts ignore
+ * await using db = await startMariadb();
+ * await db.sql("CREATE TABLE t (k varchar(255), v text)");
+ * ```
+ */
+export async function startMariadb(options: MariadbServerOptions = {}): Promise<MariadbServer> {
+  const account = await systemAccount("mysql");
+  const dir = await makeSharedTempDir(0o700);
+  await Deno.chown(dir, account.uid, account.gid);
+  const data = `${dir}/data`;
+  const socket = `${dir}/mariadb.sock`;
+  const user = "dkimd_test";
+  const password = `pw-${crypto.randomUUID()}`;
+  const database = "dkim";
+  const port = freePort();
+  let server: ServerProcess | undefined;
+  const cleanup = async () => {
+    await server?.stop("SIGKILL");
+    await Deno.remove(dir, { recursive: true });
+  };
+  try {
+    const install = await runAs(
+      account,
+      "/usr/bin/mariadb-install-db",
+      [
+        "--no-defaults",
+        `--datadir=${data}`,
+        "--auth-root-authentication-method=socket",
+        "--skip-test-db",
+        "--skip-name-resolve",
+      ],
+      INSTALL_TIMEOUT_MS,
+      dir,
+    );
+    if (install.code !== 0) throw new Error(`mariadb-install-db failed:\n${install.text}`);
+    const args = [
+      "--no-defaults",
+      `--datadir=${data}`,
+      `--port=${port}`,
+      "--bind-address=127.0.0.1",
+      `--socket=${socket}`,
+      `--pid-file=${dir}/mariadb.pid`,
+      "--skip-name-resolve",
+      "--skip-log-bin",
+      "--innodb-buffer-pool-size=16M",
+      "--innodb-log-file-size=8M",
+      "--innodb-flush-log-at-trx-commit=0",
+      "--performance-schema=OFF",
+      "--max-connections=40",
+    ];
+    if (options.tls) {
+      const cert = await writeSelfSignedCert(dir, account);
+      args.push(`--ssl-cert=${cert.certFile}`, `--ssl-key=${cert.keyFile}`);
+    } else {
+      args.push("--skip-ssl");
+    }
+    // root logs in by unix_socket authentication: the client runs as root, as the test does.
+    const client = async (sql: string, db?: string) => {
+      const run = await runAs(
+        undefined,
+        "/usr/bin/mariadb",
+        [
+          "--no-defaults",
+          `--socket=${socket}`,
+          "--user=root",
+          "--batch",
+          "--skip-column-names",
+          ...(db ? [`--database=${db}`] : []),
+          "-e",
+          sql,
+        ],
+        CLIENT_TIMEOUT_MS,
+        dir,
+      );
+      if (run.code !== 0) throw new Error(`mariadb failed on ${JSON.stringify(sql)}:\n${run.text}`);
+      return run.stdout;
+    };
+    const start = async () => {
+      server = spawnAs(account, "/usr/sbin/mariadbd", args);
+      const current = server;
+      await waitReady("mariadbd", current, async () => {
+        try {
+          await client("SELECT 1");
+          return true;
+        } catch {
+          return false;
+        }
+      }, READY_TIMEOUT_MS);
+    };
+    await start();
+    await client(
+      [
+        `CREATE DATABASE ${database} CHARACTER SET utf8mb4`,
+        `CREATE USER '${user}'@'127.0.0.1' IDENTIFIED BY '${password}'`,
+        `GRANT ALL ON ${database}.* TO '${user}'@'127.0.0.1'`,
+      ].join(";"),
+    );
+    let closed = false;
+    const close = async () => {
+      if (closed) return;
+      closed = true;
+      await cleanup();
+    };
+    return {
+      host: "127.0.0.1",
+      port,
+      database,
+      user,
+      password,
+      tls: options.tls ?? false,
+      sql: (sql) => client(sql, database),
+      stop: async () => await server?.stop("SIGTERM"),
+      start,
+      log: () => server?.log() ?? "",
+      close,
+      [Symbol.asyncDispose]: close,
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
