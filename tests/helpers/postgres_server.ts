@@ -30,6 +30,8 @@ const PSQL_TIMEOUT_MS = 60_000;
 export interface PostgresServerOptions {
   /** Serve TLS with a generated self-signed certificate (plain connections still work). */
   readonly tls?: boolean;
+  /** Log every statement into {@link PostgresServer.log} (`log_statement=all`). */
+  readonly logStatements?: boolean;
 }
 
 /** A running private PostgreSQL. */
@@ -38,7 +40,7 @@ export interface PostgresServer extends AsyncDisposable {
   readonly host: string;
   /** The TCP port, the same across restarts. */
   readonly port: number;
-  /** The test database, owned by {@link PostgresServer.user}. */
+  /** The test database, owned by {@link PostgresServer.user}, which may use every table in it. */
   readonly database: string;
   /** The test login (SCRAM-SHA-256 password over TCP). */
   readonly user: string;
@@ -113,6 +115,7 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
       "log_min_messages=warning",
       "logging_collector=off",
     ];
+    if (options.logStatements) settings.push("log_statement=all");
     if (options.tls) {
       const cert = await writeSelfSignedCert(dir, account);
       settings.push("ssl=on", `ssl_cert_file=${cert.certFile}`, `ssl_key_file=${cert.keyFile}`);
@@ -161,6 +164,11 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
     await start();
     await psql(`CREATE ROLE ${user} LOGIN PASSWORD '${password}'`, "postgres");
     await psql(`CREATE DATABASE ${database} OWNER ${user}`, "postgres");
+    // Tables the superuser makes in the test database are readable and writable by the user.
+    await psql(
+      `ALTER DEFAULT PRIVILEGES GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${user}`,
+      database,
+    );
     let closed = false;
     const close = async () => {
       if (closed) return;

@@ -1,0 +1,331 @@
+/**
+ * openPgsql() against a real, private PostgreSQL 15: lookups, filter=, NULLs, hostile keys,
+ * a wrong password, an outage and its end, a slow query, TLS, and the `start` task's limited
+ * permissions.
+ */
+import assert from "node:assert/strict";
+import { openPgsql } from "../../lib/tables/pgsql_backend.ts";
+import type { BackendOptions } from "../../lib/tables/backend_options.ts";
+import type { DsnSpec } from "../../lib/tables/dsn_spec.ts";
+import { SERVICE_DENO_FLAGS } from "../../lib/ops/self_command.ts";
+import { type PostgresServer, startPostgres } from "../helpers/postgres_server.ts";
+import { HOSTILE_KEYS } from "./sql_backend_cases.ts";
+
+const OPTIONS: BackendOptions = { queryTimeoutMs: 2000, connectTimeoutMs: 2000 };
+/** A generous deadline for one lookup in a test: the back end's own timeout plus slack. */
+const SIGNAL_MS = 10_000;
+const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
+const BACKEND_URL = new URL("../../lib/tables/pgsql_backend.ts", import.meta.url).href;
+
+const SETUP = `
+CREATE TABLE signing (sender text, keyname text, extra text, active boolean);
+INSERT INTO signing VALUES
+  ('example.com', 'k1', 'x1', true),
+  ('example.com', 'k1-second-row', 'x2', true),
+  ('example.org', 'k2', 'x3', true),
+  ('null.example', NULL, NULL, true),
+  ('off.example', 'k3', 'x4', false),
+  ('Mixed.Example', 'k4', 'x5', true);
+CREATE FUNCTION slow(k text) RETURNS boolean LANGUAGE sql AS $$ SELECT pg_sleep(5); SELECT true $$;
+`;
+
+function spec(pg: PostgresServer, extra: Partial<DsnSpec> = {}): DsnSpec {
+  return {
+    backend: "pgsql",
+    user: pg.user,
+    password: pg.password,
+    host: pg.host,
+    port: pg.port,
+    database: pg.database,
+    table: "signing",
+    keycol: "sender",
+    datacols: ["keyname", "extra"],
+    ...extra,
+  };
+}
+
+async function withServer(
+  fn: (pg: PostgresServer) => Promise<void>,
+  options: { tls?: boolean; logStatements?: boolean } = {},
+) {
+  await using pg = await startPostgres(options);
+  await pg.sql(SETUP);
+  await fn(pg);
+}
+
+Deno.test("openPgsql() answers several keys in one query, first row, NULL as empty, missing as undefined", async () => {
+  await withServer(async (pg) => {
+    const backend = openPgsql(spec(pg), OPTIONS);
+    try {
+      const before = pg.log().split("execute").length;
+      assert.deepEqual(
+        await backend.query(
+          ["example.org", "missing.example", "example.com", "null.example"],
+          AbortSignal.timeout(SIGNAL_MS),
+        ),
+        [["k2", "x3"], undefined, ["k1", "x1"], ["", ""]],
+      );
+      // One statement for the four keys, as the server logged it.
+      assert.equal(pg.log().split("execute").length - before, 1, pg.log());
+      // The database's own comparison, as OpenDKIM's `keycol = 'key'`: text is case-sensitive.
+      assert.deepEqual(
+        await backend.query(["mixed.example", "Mixed.Example"], AbortSignal.timeout(SIGNAL_MS)),
+        [undefined, ["k4", "x5"]],
+      );
+      assert.deepEqual(await backend.query([], AbortSignal.timeout(SIGNAL_MS)), []);
+      assert.match(backend.describe, /^dsn:pgsql:\/\/dkimd_test:\*\*\*@\d+\+127\.0\.0\.1\/dkim\//);
+      assert.ok(!backend.describe.includes(pg.password));
+    } finally {
+      await backend.close();
+    }
+    await assert.rejects(
+      backend.query(["example.com"], AbortSignal.timeout(SIGNAL_MS)),
+      /closed/,
+    );
+  }, { logStatements: true });
+});
+
+Deno.test("openPgsql() applies filter= and several datacols; scan() walks with the filter", async () => {
+  await withServer(async (pg) => {
+    const backend = openPgsql(
+      spec(pg, { datacols: ["extra", "keyname", "sender"], filter: "active" }),
+      OPTIONS,
+    );
+    try {
+      assert.deepEqual(
+        await backend.query(["off.example", "example.org"], AbortSignal.timeout(SIGNAL_MS)),
+        [undefined, ["x3", "k2", "example.org"]],
+      );
+      const rows = await backend.scan(100, AbortSignal.timeout(SIGNAL_MS));
+      assert.equal(rows.length, 5);
+      assert.ok(!rows.some((r) => r.key === "off.example"));
+      assert.deepEqual(rows.find((r) => r.key === "null.example")?.columns, [
+        "",
+        "",
+        "null.example",
+      ]);
+      assert.equal((await backend.scan(2, AbortSignal.timeout(SIGNAL_MS))).length, 2);
+    } finally {
+      await backend.close();
+    }
+  });
+});
+
+Deno.test("openPgsql() refuses a table or column that is not a plain identifier", () => {
+  const base: DsnSpec = {
+    backend: "pgsql",
+    user: "u",
+    host: "127.0.0.1",
+    database: "d",
+    table: "t",
+    keycol: "k",
+    datacols: ["v"],
+  };
+  assert.throws(() => openPgsql({ ...base, table: "t; DROP TABLE t" }, OPTIONS), /"table"|table/);
+  assert.throws(() => openPgsql({ ...base, keycol: 'k"' }, OPTIONS), /keycol/);
+  assert.throws(() => openPgsql({ ...base, datacols: ["v", "1bad"] }, OPTIONS), /datacol/);
+  assert.throws(() => openPgsql({ ...base, user: undefined }, OPTIONS), /names no user/);
+});
+
+Deno.test("openPgsql() binds hostile keys as values: no match, no error, the table intact", async () => {
+  await withServer(async (pg) => {
+    const backend = openPgsql(spec(pg), OPTIONS);
+    try {
+      const answers = await backend.query(HOSTILE_KEYS, AbortSignal.timeout(SIGNAL_MS));
+      assert.deepEqual(answers, HOSTILE_KEYS.map(() => undefined));
+      assert.equal((await pg.sql("SELECT count(*) FROM signing")).trim(), "6");
+      assert.deepEqual(
+        await backend.query(["example.com"], AbortSignal.timeout(SIGNAL_MS)),
+        [["k1", "x1"]],
+      );
+    } finally {
+      await backend.close();
+    }
+  });
+});
+
+Deno.test("openPgsql() rejects a wrong password with a clear message that does not contain it", async () => {
+  await withServer(async (pg) => {
+    const wrong = "Wr0ng-Secret-Pw";
+    for (
+      const backend of [
+        openPgsql(spec(pg, { password: wrong }), OPTIONS),
+        openPgsql(spec(pg), { ...OPTIONS, password: wrong }),
+      ]
+    ) {
+      try {
+        await assert.rejects(
+          backend.query(["example.com"], AbortSignal.timeout(SIGNAL_MS)),
+          (error: Error) => {
+            assert.match(error.message, /^Cannot query dsn:pgsql:\/\/dkimd_test:\*\*\*@/);
+            assert.match(error.message, /password authentication failed/);
+            assert.ok(!error.message.includes(wrong), error.message);
+            assert.ok(!String(error.stack).includes(wrong));
+            return true;
+          },
+        );
+      } finally {
+        await backend.close();
+      }
+    }
+    // options.password overrides the DSN's.
+    const right = openPgsql(spec(pg, { password: wrong }), { ...OPTIONS, password: pg.password });
+    try {
+      assert.deepEqual(
+        await right.query(["example.org"], AbortSignal.timeout(SIGNAL_MS)),
+        [["k2", "x3"]],
+      );
+    } finally {
+      await right.close();
+    }
+  });
+});
+
+Deno.test("openPgsql() rejects promptly while the server is down, then answers again by itself", async () => {
+  await withServer(async (pg) => {
+    const backend = openPgsql(spec(pg), OPTIONS);
+    try {
+      assert.deepEqual(
+        await backend.query(["example.com"], AbortSignal.timeout(SIGNAL_MS)),
+        [["k1", "x1"]],
+      );
+      await pg.stop();
+      for (let i = 0; i < 3; i++) {
+        const started = Date.now();
+        await assert.rejects(
+          backend.query(["example.com"], AbortSignal.timeout(SIGNAL_MS)),
+          /^Error: Cannot query dsn:pgsql:/,
+        );
+        assert.ok(Date.now() - started < OPTIONS.queryTimeoutMs + 1000, `${Date.now() - started}`);
+      }
+      await pg.start();
+      assert.deepEqual(
+        await backend.query(["example.com", "example.org"], AbortSignal.timeout(SIGNAL_MS)),
+        [["k1", "x1"], ["k2", "x3"]],
+      );
+    } finally {
+      await backend.close();
+    }
+  });
+});
+
+Deno.test("openPgsql() abandons a slow query at the timeout, cancels it on the server, and goes on", async () => {
+  await withServer(async (pg) => {
+    const options = { ...OPTIONS, queryTimeoutMs: 500 };
+    const slow = openPgsql(spec(pg, { filter: "slow(sender)" }), options);
+    const fast = openPgsql(spec(pg), options);
+    try {
+      const started = Date.now();
+      await assert.rejects(
+        slow.query(["example.com"], AbortSignal.timeout(SIGNAL_MS)),
+        /^Error: Cannot query dsn:pgsql:.*no answer within the query timeout \(500 ms\)/,
+      );
+      const took = Date.now() - started;
+      assert.ok(took >= 450 && took < 2500, `${took} ms`);
+      // The caller's own signal is honoured too.
+      await assert.rejects(
+        slow.query(["example.com"], AbortSignal.timeout(100)),
+        /Cannot query dsn:pgsql:/,
+      );
+      assert.deepEqual(
+        await fast.query(["example.org"], AbortSignal.timeout(SIGNAL_MS)),
+        [["k2", "x3"]],
+      );
+      // The server stopped sleeping: the query was cancelled, not left to run.
+      const deadline = Date.now() + 5000;
+      while (
+        (await pg.sql(
+          "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%slow(sender)%' AND state = 'active' AND pid <> pg_backend_pid()",
+        )).trim() !== "0"
+      ) {
+        assert.ok(Date.now() < deadline, "the slow query still runs on the server");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // The slow back end's own connection works for the next query.
+      await pg.sql(
+        "CREATE OR REPLACE FUNCTION slow(k text) RETURNS boolean LANGUAGE sql AS $$ SELECT true $$",
+      );
+      assert.deepEqual(
+        await slow.query(["example.com"], AbortSignal.timeout(SIGNAL_MS)),
+        [["k1", "x1"]],
+      );
+    } finally {
+      await slow.close();
+      await fast.close();
+    }
+  });
+});
+
+Deno.test("openPgsql() with TLS required uses TLS, and refuses a server without it", async () => {
+  // The filter matches only on a TLS session, so an answer proves the connection was encrypted.
+  const tlsOnly = "(SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())";
+  await withServer(async (pg) => {
+    const backend = openPgsql(spec(pg, { filter: tlsOnly }), { ...OPTIONS, tls: "require" });
+    try {
+      assert.deepEqual(
+        await backend.query(["example.com"], AbortSignal.timeout(SIGNAL_MS)),
+        [["k1", "x1"]],
+      );
+    } finally {
+      await backend.close();
+    }
+  }, { tls: true });
+  await withServer(async (pg) => {
+    const required = openPgsql(spec(pg), { ...OPTIONS, tls: "require" });
+    const preferred = openPgsql(spec(pg), { ...OPTIONS, tls: true });
+    try {
+      await assert.rejects(
+        required.query(["example.com"], AbortSignal.timeout(SIGNAL_MS)),
+        (error: Error) => {
+          assert.match(error.message, /^Cannot query dsn:pgsql:.*TLS is required/);
+          assert.ok(!error.message.includes(pg.password));
+          return true;
+        },
+      );
+      // tls: true only prefers TLS: a server without it is used in the clear.
+      assert.deepEqual(
+        await preferred.query(["example.com"], AbortSignal.timeout(SIGNAL_MS)),
+        [["k1", "x1"]],
+      );
+    } finally {
+      await required.close();
+      await preferred.close();
+    }
+  });
+});
+
+Deno.test("openPgsql() works under the start task's permissions, ignoring PG* variables", async () => {
+  await withServer(async (pg) => {
+    const script = `
+      import { openPgsql } from ${JSON.stringify(BACKEND_URL)};
+      const backend = openPgsql(${JSON.stringify(spec(pg))}, ${JSON.stringify(OPTIONS)});
+      const answers = await backend.query(["example.com"], AbortSignal.timeout(10000));
+      await backend.close();
+      console.log(JSON.stringify(answers));
+    `;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...SERVICE_DENO_FLAGS, `--config=${CONFIG}`, "--quiet", "-"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      clearEnv: true,
+      env: {
+        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+        HOME: Deno.env.get("HOME") ?? "/root",
+        NO_COLOR: "1",
+        // A client that read these would connect elsewhere, or throw NotCapable.
+        PGHOST: "192.0.2.1",
+        PGPASSWORD: "from-the-environment",
+        PGAPPNAME: "wrong",
+        PGSSLMODE: "require",
+      },
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(script));
+    await writer.close();
+    const out = await child.output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, text);
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), [["k1", "x1"]]);
+  });
+});
