@@ -164,6 +164,32 @@ export interface Config {
   readonly testPublicKeys?: string;
   /** TestDNSData: names and TXT records to use instead of DNS (testing only). */
   readonly testDnsData?: DataSetSource;
+  /** LDAPBindUser: the DN LDAP data sets bind as (absent: anonymous). */
+  readonly ldapBindUser?: string;
+  /** LDAPBindPassword: LDAPBindUser's password. */
+  readonly ldapBindPassword?: string;
+  /** LDAPAuthMechanism: a simple bind, the only one dkimd makes. */
+  readonly ldapAuthMechanism?: "simple";
+  /** LDAPAuthName: SASL only; not used. */
+  readonly ldapAuthName?: string;
+  /** LDAPAuthRealm: SASL only; not used. */
+  readonly ldapAuthRealm?: string;
+  /** LDAPAuthUser: SASL only; not used. */
+  readonly ldapAuthUser?: string;
+  /** LDAPUseTLS: StartTLS to LDAP servers, required (default false). */
+  readonly ldapUseTls: boolean;
+  /** LDAPTimeout in seconds: the longest one LDAP operation may take (default 5). */
+  readonly ldapTimeout: number;
+  /** LDAPDisableCache: OpenDKIM's own LDAP cache off; not used (default false). */
+  readonly ldapDisableCache: boolean;
+  /** LDAPKeepaliveIdle: TCP keepalive idle seconds; not used. */
+  readonly ldapKeepaliveIdle?: number;
+  /** LDAPKeepaliveInterval: TCP keepalive interval seconds; not used. */
+  readonly ldapKeepaliveInterval?: number;
+  /** LDAPKeepaliveProbes: TCP keepalive probes; not used. */
+  readonly ldapKeepaliveProbes?: number;
+  /** LDAPSoftStart: start while LDAP is down; always so in dkimd (default false). */
+  readonly ldapSoftStart: boolean;
   /** ARCMode: verify ARC chains (v) and seal (s) the mail dkimd verifies (default none). */
   readonly arcMode: ArcMode;
   /** ARCDomain: the sealing domain. */

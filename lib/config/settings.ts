@@ -77,6 +77,7 @@ import {
   parseUserId,
   SYSLOG_FACILITIES,
   UNAUTHORIZED_SIGNER_ACTIONS,
+  ValueError,
 } from "./values.ts";
 
 /** Where the reference lists a setting; `config convert` writes service, process, logging first. */
@@ -88,6 +89,7 @@ export type SettingGroup =
   | "limits"
   | "results"
   | "dns"
+  | "ldap"
   | "other"
   | "arc"
   | "logging"
@@ -123,6 +125,20 @@ export const MAX_MINIMUM_KEY_BITS = 16384;
 
 /** Largest DNSTimeout in seconds: an MTA gives up on a milter long before an hour. */
 export const MAX_DNS_TIMEOUT = 3600;
+
+/** LDAPTimeout's default in seconds (`DKIMF_LDAP_DEFTIMEOUT` in OpenDKIM's opendkim-db.c). */
+const DEFAULT_LDAP_TIMEOUT_SECONDS = 5;
+
+/**
+ * Reads LDAPAuthMechanism: empty, `none` and `simple` are a simple bind, as OpenDKIM reads them
+ * (`dkimf_db_open_ldap()`); a SASL mechanism is refused here, at load, not at the first lookup.
+ */
+function parseLdapAuthMechanism(text: string): "simple" {
+  if (["", "none", "simple"].includes(text.trim().toLowerCase())) return "simple";
+  throw new ValueError(
+    `unsupported mechanism "${text}": dkimd binds with simple authentication only (no SASL)`,
+  );
+}
 
 /** Smallest MaximumKeyBits: RFC 8301 §3.2 forbids accepting RSA keys under 1024 bits anyway. */
 export const MIN_MAXIMUM_KEY_BITS = MIN_RSA_BITS;
@@ -587,6 +603,91 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "dns",
     kind: dataSet(FILE_OR_LIST),
     doc: "Names and TXT records used instead of DNS (testing only).",
+  },
+  ldapBindUser: {
+    name: "LDAPBindUser",
+    group: "ldap",
+    kind: TEXT,
+    defaultText: "none: anonymous",
+    doc: "The DN ldap:, ldaps: and ldapi: data sets bind as (a simple bind).",
+  },
+  ldapBindPassword: {
+    name: "LDAPBindPassword",
+    group: "ldap",
+    kind: TEXT,
+    doc: "LDAPBindUser's password; never logged.",
+  },
+  ldapAuthMechanism: {
+    name: "LDAPAuthMechanism",
+    group: "ldap",
+    kind: oneOf(["simple"], parseLdapAuthMechanism),
+    defaultText: "simple",
+    doc: "Only a simple bind (also written empty or none); SASL mechanisms are refused.",
+  },
+  ldapAuthName: {
+    name: "LDAPAuthName",
+    group: "ldap",
+    kind: TEXT,
+    doc: "Not used: SASL only, and dkimd binds simply (LDAPAuthMechanism).",
+  },
+  ldapAuthRealm: {
+    name: "LDAPAuthRealm",
+    group: "ldap",
+    kind: TEXT,
+    doc: "Not used: SASL only, and dkimd binds simply (LDAPAuthMechanism).",
+  },
+  ldapAuthUser: {
+    name: "LDAPAuthUser",
+    group: "ldap",
+    kind: TEXT,
+    doc: "Not used: SASL only, and dkimd binds simply (LDAPAuthMechanism).",
+  },
+  ldapUseTls: {
+    name: "LDAPUseTLS",
+    group: "ldap",
+    kind: BOOL,
+    default: false,
+    doc: "StartTLS to ldap: and ldapi: servers, required: no plain-text fallback (ldaps: is TLS).",
+  },
+  ldapTimeout: {
+    name: "LDAPTimeout",
+    group: "ldap",
+    kind: seconds(1, MAX_DNS_TIMEOUT),
+    default: DEFAULT_LDAP_TIMEOUT_SECONDS,
+    doc: "The longest one LDAP operation (connect, bind, search) may take.",
+  },
+  ldapDisableCache: {
+    name: "LDAPDisableCache",
+    group: "ldap",
+    kind: BOOL,
+    default: false,
+    doc: "Not used: OpenDKIM's own LDAP cache; dkimd caches every database data set alike.",
+  },
+  ldapKeepaliveIdle: {
+    name: "LDAPKeepaliveIdle",
+    group: "ldap",
+    kind: COUNT,
+    doc: "Not used: Deno cannot set TCP keepalive timers; LDAPTimeout bounds every operation " +
+      "and a broken connection is made again.",
+  },
+  ldapKeepaliveInterval: {
+    name: "LDAPKeepaliveInterval",
+    group: "ldap",
+    kind: COUNT,
+    doc: "Not used, as LDAPKeepaliveIdle.",
+  },
+  ldapKeepaliveProbes: {
+    name: "LDAPKeepaliveProbes",
+    group: "ldap",
+    kind: COUNT,
+    doc: "Not used, as LDAPKeepaliveIdle.",
+  },
+  ldapSoftStart: {
+    name: "LDAPSoftStart",
+    group: "ldap",
+    kind: BOOL,
+    default: false,
+    doc: "Not needed: dkimd always starts while LDAP is down and connects at the first lookup.",
   },
   requireSafeKeys: {
     name: "RequireSafeKeys",
