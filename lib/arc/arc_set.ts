@@ -332,6 +332,43 @@ export function highestArcInstance(fields: readonly HeaderField[]): number {
 }
 
 /**
+ * The instance of the newest ARC-Seal when it says `cv=fail`, read leniently as
+ * {@link highestArcInstance} reads; undefined otherwise. Such a chain has ended: RFC 8617 §5.1
+ * step 1 has a sealer stop there ("no need to proceed"), and §5.2 step 2 has every verifier fail
+ * it without looking further, so nothing sealed after it could ever count.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { endedChainInstance } from "./arc_set.ts";
+ * import { splitMessage } from "../dkim/header.ts";
+ * import { utf8 } from "../bytes.ts";
+ * const ended = splitMessage(utf8("ARC-Seal: i=2; cv=fail\r\nARC-Seal: i=1; cv=none\r\n\r\n"));
+ * assert.equal(endedChainInstance(ended.fields), 2);
+ * const open = splitMessage(utf8("ARC-Seal: i=2; cv=pass\r\nARC-Seal: i=1; cv=fail\r\n\r\n"));
+ * assert.equal(endedChainInstance(open.fields), undefined);
+ * ```
+ */
+export function endedChainInstance(fields: readonly HeaderField[]): number | undefined {
+  let newest = 0;
+  let failed = false;
+  for (const field of fields) {
+    if (!isField(field, ARC_SEAL_FIELD)) continue;
+    try {
+      const tags = tagsOf(field, ARC_SEAL_FIELD);
+      const instance = parseInstance(tags.get("i"), ARC_SEAL_FIELD);
+      if (instance < newest) continue;
+      const cv = asciiLower(trimFws(tags.get("cv") ?? ""));
+      failed = instance === newest ? failed || cv === "fail" : cv === "fail";
+      newest = instance;
+    } catch (e) {
+      if (!(e instanceof ArcSyntaxError)) throw e;
+    }
+  }
+  return failed ? newest : undefined;
+}
+
+/**
  * Collects the ARC sets of a message, in instance order 1..N, checking the structure RFC 8617
  * §5.2 step 3 (and §4.2) asks for: every field parses, exactly one of each field per instance,
  * instances 1..N without a gap, at most {@link MAX_ARC_INSTANCES}. Returns `[]` for a message

@@ -25,6 +25,7 @@ import {
   ArcSyntaxError,
   type ChainValidation,
   collectArcSets,
+  endedChainInstance,
   highestArcInstance,
   MAX_ARC_INSTANCES,
 } from "./arc_set.ts";
@@ -91,7 +92,8 @@ const NEVER_SIGNED = new Set(["arc-seal", "arc-message-signature", "arc-authenti
  *
  * The seal signs every earlier ARC set and the new one, in instance order (RFC 8617 §5.1.1);
  * with `cv=fail` it signs only the new set, as if it were the only one (§5.1.2), so nothing
- * sealed after a failed chain can validate.
+ * sealed after a failed chain can validate. A chain whose newest seal already says `cv=fail` has
+ * ended and is not sealed again (§5.1 step 1): `finish()` throws {@link ArcSealError}.
  *
  * @example
  * ```ts
@@ -170,6 +172,14 @@ export class ArcSealer {
         `The message already has ${highest} ARC sets; RFC 8617 §4.2.1 allows ${MAX_ARC_INSTANCES}`,
       );
     }
+    // RFC 8617 §5.1 step 1: a chain whose newest seal says cv=fail has ended; no set follows it,
+    // whatever cv= the caller has (even fail: the chain's failure is already recorded).
+    const ended = endedChainInstance(fields);
+    if (ended !== undefined) {
+      throw new ArcSealError(
+        `ARC set ${ended} says cv=fail: the chain has ended, and RFC 8617 §5.1 seals no more`,
+      );
+    }
     if (o.cv === "none" && highest > 0) {
       throw new ArcSealError(
         `cv=none is only for a message without ARC sets; this one has ${highest}`,
@@ -189,11 +199,6 @@ export class ArcSealer {
         throw new ArcSealError(`The ARC chain is broken (${e.message}); seal it with cv=fail`, {
           cause: e,
         });
-      }
-      if (sets.at(-1)?.seal.cv === "fail") {
-        throw new ArcSealError(
-          `ARC set ${highest} says cv=fail: the chain has ended; seal it with cv=fail`,
-        );
       }
       for (const set of sets) earlier.push(set.aar.field, set.ams.field, set.seal.field);
     }

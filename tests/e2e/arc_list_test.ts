@@ -19,7 +19,7 @@
 import assert from "node:assert/strict";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
 import { splitMessage } from "../../lib/dkim/header.ts";
-import { ARC_PEERS, arcVerifyWithPeer } from "../helpers/arc_peers.ts";
+import { ARC_PEERS, arcSealWithPeer, arcVerifyWithPeer } from "../helpers/arc_peers.ts";
 import { type DnsServer, startDnsServer } from "../helpers/dns_server.ts";
 import { type DkimdProcess, startDkimd } from "../helpers/dkimd_process.ts";
 import { unfold } from "../helpers/folding.ts";
@@ -76,6 +76,8 @@ interface World {
   readonly dir: string;
   readonly dns: DnsServer;
   readonly originPem: string;
+  /** The key of upstream.example.com, an earlier ARC sealer (selector arc). */
+  readonly upstreamPem: string;
   readonly close: () => Promise<void>;
 }
 
@@ -84,6 +86,7 @@ async function world(): Promise<World> {
   await Deno.chmod(dir, 0o755);
   const origin = await generateTestKey("rsa-sha256");
   const arc = await generateTestKey("rsa-sha256");
+  const upstream = await generateTestKey("rsa-sha256");
   for (const sub of ["list", "next"]) await Deno.mkdir(`${dir}/${sub}`, { mode: 0o755 });
   await Deno.writeTextFile(`${dir}/list/arc.private`, arc.privatePem, { mode: 0o600 });
   await Deno.chmod(`${dir}/list/arc.private`, 0o600);
@@ -95,12 +98,14 @@ async function world(): Promise<World> {
     records: {
       [`origin._domainkey.${ZONE}`]: [origin.record],
       [`arc._domainkey.lists.${ZONE}`]: [arc.record],
+      [`arc._domainkey.upstream.${ZONE}`]: [upstream.record],
     },
   });
   return {
     dir,
     dns,
     originPem: origin.privatePem,
+    upstreamPem: upstream.privatePem,
     async close() {
       await dns.close();
       await Deno.remove(dir, { recursive: true });
@@ -235,6 +240,103 @@ Deno.test("Postfix + dkimd: a list post sealed on the forwarding hop reaches the
     assert.match(listDkimd.log(), /ARC set i=1 added \(d=lists\.example\.com, cv=none\)/);
   } finally {
     for (const s of started.reverse()) await s.stop();
+    await w.close();
+  }
+});
+
+/** The list host alone: Postfix #1 with dkimd #1 (Mode v, ARCMode sv), delivering to its sink. */
+async function listHost(w: World): Promise<{ postfix: PostfixInstance; dkimd: DkimdProcess }> {
+  const dkimd = await startDkimd(
+    `${w.dir}/list`,
+    config(
+      w,
+      LIST_HOST,
+      `InternalHosts ${w.dir}/list/InternalHosts\nARCMode sv\n` +
+        `ARCDomain lists.${ZONE}\nARCSelector arc\nARCKeyFile ${w.dir}/list/arc.private\n`,
+    ),
+  );
+  try {
+    const postfix = await startPostfix({
+      hostname: LIST_HOST,
+      smtpdMilters: `inet:127.0.0.1:${dkimd.port}`,
+    });
+    return { postfix, dkimd };
+  } catch (e) {
+    await dkimd.stop();
+    throw e;
+  }
+}
+
+Deno.test("Postfix + dkimd: an ARC chain whose body a list changed before dkimd seals is arc=fail, sealed with cv=fail (fail for Mail::DKIM, a terminated chain for dkimpy), and never sealed again", async () => {
+  const w = await world();
+  let host: { postfix: PostfixInstance; dkimd: DkimdProcess } | undefined;
+  try {
+    host = await listHost(w);
+    const { postfix, dkimd } = host;
+    const keys = { nameserver: w.dns.nameserver };
+    // An upstream forwarder (dkimpy) sealed the post with a valid chain of one set...
+    const sealed = await arcSealWithPeer("dkimpy", post(), [{
+      domain: `upstream.${ZONE}`,
+      selector: "arc",
+      key: w.upstreamPem,
+      authservId: "mx.upstream.example.com",
+    }], keys);
+    for (const peer of ARC_PEERS) {
+      const [v] = await arcVerifyWithPeer(peer, [sealed], keys);
+      assert.equal(v.result, "pass", `upstream chain, ${peer}: ${v.detail}`);
+    }
+    // ...then a list changed the body (and Subject) before the post reached dkimd.
+    const changed = listify(sealed);
+    const r = await postfix.sendSmtp({
+      from: "friends-bounces@lists.example.com",
+      to: "bob@example.org",
+      data: changed,
+      sourceAddress: "127.0.0.2",
+    });
+    assert.equal(r.reply.code, 250, r.reply.lines.join(" "));
+    const [first] = await postfix.waitForMessages(1, DELIVERY_TIMEOUT_MS);
+    const once = first.data;
+    const ar = resultsOf(once, LIST_HOST);
+    assert.equal(ar.length, 1, ar.join("\n"));
+    assert.match(ar[0], /arc=fail \(ARC-Message-Signature i=1 body hash did not verify\)/);
+    // RFC 8617 §5.1.2: the new set records the failure (cv=fail, its AAR says arc=fail).
+    const seals = fieldsNamed(once, "ARC-Seal");
+    assert.equal(seals.length, 2, seals.join("\n"));
+    assert.match(
+      seals[0],
+      /^ARC-Seal: i=2; a=rsa-sha256; t=\d+; cv=fail;\s+d=lists\.example\.com;/,
+    );
+    assert.match(
+      fieldsNamed(once, "ARC-Authentication-Results")[0],
+      /^ARC-Authentication-Results: i=2; mx\.lists\.example\.com; .*arc=fail/,
+    );
+    assert.match(dkimd.log(), /ARC set i=2 added \(d=lists\.example\.com, cv=fail\)/);
+    // Neither peer passes it: Mail::DKIM says fail; dkimpy says the chain is terminated
+    // (its arc_verify gives no cv for a chain whose newest seal says cv=fail).
+    const [byMailDkim] = await arcVerifyWithPeer("Mail::DKIM", [once], keys);
+    assert.equal(byMailDkim.result, "fail", byMailDkim.detail);
+    const [byDkimpy] = await arcVerifyWithPeer("dkimpy", [once], keys);
+    assert.notEqual(byDkimpy.result, "pass", byDkimpy.detail);
+    assert.match(byDkimpy.detail, /ARC-Seal\[2\] reported failure, the chain is terminated/);
+
+    // Sent on through the same kind of hop again: the ended chain is not sealed again (RFC 8617
+    // §5.1 step 1); the hop still says arc=fail.
+    const again = await postfix.sendSmtp({
+      from: "friends-bounces@lists.example.com",
+      to: "carol@example.org",
+      data: once,
+      sourceAddress: "127.0.0.2",
+    });
+    assert.equal(again.reply.code, 250, again.reply.lines.join(" "));
+    const all = await postfix.waitForMessages(2, DELIVERY_TIMEOUT_MS);
+    const twice = all.find((m) => m.rcptTo.includes("carol@example.org"))!.data;
+    assert.equal(fieldsNamed(twice, "ARC-Seal").length, 2);
+    assert.deepEqual(fieldsNamed(twice, "ARC-Seal"), seals);
+    assert.match(resultsOf(twice, LIST_HOST)[0], /arc=fail \(ARC-Seal i=2 says cv=fail\)/);
+    assert.match(dkimd.log(), /ARC chain ended with cv=fail at i=2; not sealing/);
+  } finally {
+    await host?.postfix.stop();
+    await host?.dkimd.stop();
     await w.close();
   }
 });
