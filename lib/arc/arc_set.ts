@@ -73,6 +73,10 @@ export interface ArcMessageSignature {
   readonly headers: readonly string[];
   /** `l=`, when present. */
   readonly length?: number;
+  /** `t=`, when present: when it was made (RFC 6376 §3.5, as in a DKIM-Signature). */
+  readonly timestamp?: number;
+  /** `x=`, when present: when it expires (RFC 6376 §3.5); always after `t=`. */
+  readonly expiration?: number;
 }
 
 /** An ARC-Seal (RFC 8617 §4.1.3): `i`, `cv`, `a`, `b`, `d`, `s`, `t`; no `h=`, no `bh=`. */
@@ -242,6 +246,12 @@ export function parseArcMessageSignature(field: HeaderField): ArcMessageSignatur
   if (headers.some((h) => asciiLower(h) === "arc-seal")) {
     throw new ArcSyntaxError(`${what} signs ARC-Seal (RFC 8617 §4.1.2 forbids it)`);
   }
+  const timestamp = optionalNumber(tags, "t", what);
+  const expiration = optionalNumber(tags, "x", what);
+  // RFC 6376 §3.5, which the AMS's tags follow (RFC 8617 §4.1.2): x= MUST be greater than t=.
+  if (timestamp !== undefined && expiration !== undefined && expiration <= timestamp) {
+    throw new ArcSyntaxError(`${what} syntax error: x= is not after t=`);
+  }
   return {
     field,
     instance,
@@ -254,6 +264,8 @@ export function parseArcMessageSignature(field: HeaderField): ArcMessageSignatur
     selector,
     headers,
     length: optionalNumber(tags, "l", what),
+    ...(timestamp !== undefined ? { timestamp } : {}),
+    ...(expiration !== undefined ? { expiration } : {}),
   };
 }
 

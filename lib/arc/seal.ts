@@ -62,6 +62,12 @@ export interface SealOptions {
   readonly signHeaders?: readonly string[];
   /** Fields listed once more than present (default From, as for DKIM). */
   readonly oversignHeaders?: readonly string[];
+  /**
+   * Seconds the ARC-Message-Signature stays valid: `x=` is `t=` plus this (RFC 6376 §3.5's tag,
+   * which an AMS has, RFC 8617 §4.1.2; OpenARC's SignatureTTL). Default: no `x=`, as dkimpy
+   * writes it. The ARC-Seal has no `x=` (§4.1.3).
+   */
+  readonly ttl?: number;
 }
 
 /** What a sealer learns at end of message: the AAR's authserv-id and results, and `cv=`. */
@@ -134,6 +140,9 @@ export class ArcSealer {
     }
     if (!isSelector(options.selector)) {
       throw new ArcSealError(`Invalid selector "${options.selector}"`);
+    }
+    if (options.ttl !== undefined && !(Number.isSafeInteger(options.ttl) && options.ttl > 0)) {
+      throw new ArcSealError(`Invalid signature lifetime "${options.ttl}"`);
     }
     checkOutcome(options);
     this.#options = options;
@@ -225,6 +234,7 @@ export class ArcSealer {
       domain: this.#domain,
       selector: o.selector,
       timestamp: now,
+      ...(o.ttl !== undefined ? { expiration: now + o.ttl } : {}),
       headers: headerNames,
       bodyHash: toBase64(this.#hashes.result(this.#spec).hash),
     });

@@ -19,6 +19,7 @@ import { headerHashInput } from "../dkim/sign.ts";
 import type { SigningAlgorithm } from "../dkim/signature.ts";
 import { withoutSignatureValue } from "../dkim/signature.ts";
 import {
+  CLOCK_DRIFT_DEFAULT,
   MAX_BODY_HASHES_DEFAULT,
   MINIMUM_KEY_BITS_DEFAULT,
   pickKeyRecord,
@@ -72,6 +73,13 @@ export interface ArcVerifyOptions {
   readonly keyCache?: KeyCache;
   /** Aborts pending key lookups. */
   readonly signal?: AbortSignal;
+  /** The clock, seconds since the epoch (default: the system clock), for `t=` and `x=`. */
+  readonly now?: () => number;
+  /**
+   * Seconds of clock difference allowed for `t=` and `x=` (default 300, OpenDKIM's ClockDrift),
+   * as for DKIM signatures.
+   */
+  readonly clockDrift?: number;
 }
 
 /** The A-R reason of a failure, and whether it may pass later. */
@@ -245,6 +253,17 @@ export class ArcVerifier {
   async #verifyAms(
     ams: ArcMessageSignature,
   ): Promise<{ reason: string; temporary: boolean } | undefined> {
+    // An AMS has a DKIM-Signature's tags (RFC 8617 §4.1.2), and a verifier may consider one past
+    // its x= invalid (RFC 6376 §3.5), as DKIM verification here does; dkimpy and Mail::DKIM fail
+    // an expired AMS too. A t= in the future is refused as DKIM refuses it.
+    const now = this.#options.now?.() ?? Date.now() / 1000;
+    const drift = this.#options.clockDrift ?? CLOCK_DRIFT_DEFAULT;
+    if (ams.expiration !== undefined && ams.expiration + drift < now) {
+      return { reason: "signature expired", temporary: false };
+    }
+    if (ams.timestamp !== undefined && ams.timestamp - drift > now) {
+      return { reason: "signature timestamp in the future", temporary: false };
+    }
     try {
       const key = await this.#key(ams.algorithm, ams.domain, ams.selector);
       const body = this.#hashes.result(specOf(ams));
@@ -279,6 +298,12 @@ export class ArcVerifier {
       signed.push(sets[k].aar.field, sets[k].ams.field, sets[k].seal.field);
     }
     signed.push(sets[index].aar.field, sets[index].ams.field);
+    // An ARC-Seal has t= but no x= (RFC 8617 §4.1.3): only a seal made in the future is refused.
+    const now = this.#options.now?.() ?? Date.now() / 1000;
+    const drift = this.#options.clockDrift ?? CLOCK_DRIFT_DEFAULT;
+    if (seal.timestamp !== undefined && seal.timestamp - drift > now) {
+      throw new ChainFailure(`ARC-Seal i=${seal.instance} timestamp in the future`);
+    }
     let ok: boolean;
     try {
       const key = await this.#key(seal.algorithm, seal.domain, seal.selector);

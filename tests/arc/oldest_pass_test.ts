@@ -43,14 +43,14 @@ Deno.test("ArcVerifier oldest-pass: 0 when every AMS verifies, else one above th
   const one = await hop(MESSAGE, { cv: "none", signHeaders: ["from"] });
   const two = await hop(one, { signHeaders: ["from", "subject"] });
   const whole = await hop(two, {});
-  const all = await verifyArcMessage(whole, { resolver });
-  assert.equal(all.result, "pass", all.reason);
+  const all = await verifyArcMessage(whole, { resolver, now: () => NOW });
+  assert.equal(all.result, "pass", all.reason ?? "");
   assert.equal(all.oldestPass, 0);
 
   const changed = edit(two, "Subject: Lunch", "Subject: [list] Lunch");
   const three = await hop(changed, {});
-  const verdict = await verifyArcMessage(three, { resolver });
-  assert.equal(verdict.result, "pass", verdict.reason);
+  const verdict = await verifyArcMessage(three, { resolver, now: () => NOW });
+  assert.equal(verdict.result, "pass", verdict.reason ?? "");
   // AMS 3 verifies, AMS 2 does not (it signed the old Subject): oldest-pass is 3, although
   // AMS 1 (From and the body only) would verify again below it.
   assert.equal(verdict.oldestPass, 3);
@@ -58,10 +58,10 @@ Deno.test("ArcVerifier oldest-pass: 0 when every AMS verifies, else one above th
 
   // A body change below set 2 breaks AMS 1 and 2 alike: oldest-pass 3 again.
   const footer = await hop(edit(two, "\r\n\r\n", "\r\n\r\nfooter\r\n"), {});
-  assert.equal((await verifyArcMessage(footer, { resolver })).oldestPass, 3);
+  assert.equal((await verifyArcMessage(footer, { resolver, now: () => NOW })).oldestPass, 3);
   // AMS 1 does survive the Subject change: sealed after it directly, set 2 over set 1 says 0.
   const direct = await hop(edit(one, "Subject: Lunch", "Subject: [list] Lunch"), {});
-  assert.equal((await verifyArcMessage(direct, { resolver })).oldestPass, 0);
+  assert.equal((await verifyArcMessage(direct, { resolver, now: () => NOW })).oldestPass, 0);
 });
 
 Deno.test("arcResultParts() writes header.oldest-pass on arc=pass only", () => {

@@ -256,8 +256,10 @@ async function listHost(w: World): Promise<{ postfix: PostfixInstance; dkimd: Dk
     ),
   );
   try {
+    // The MTA's own name (macro j) differs from AuthservID: the A-R and the AAR must take
+    // AuthservID, the authserv-id setting OpenARC's openarc.conf(5) names the same.
     const postfix = await startPostfix({
-      hostname: LIST_HOST,
+      hostname: "relay.lists.example.com",
       smtpdMilters: `inet:127.0.0.1:${dkimd.port}`,
     });
     return { postfix, dkimd };
@@ -310,6 +312,7 @@ Deno.test("Postfix + dkimd: an ARC chain whose body a list changed before dkimd 
       fieldsNamed(once, "ARC-Authentication-Results")[0],
       /^ARC-Authentication-Results: i=2; mx\.lists\.example\.com; .*arc=fail/,
     );
+    assert.doesNotMatch(latin1(once), /relay\.lists\.example\.com;/);
     assert.match(dkimd.log(), /ARC set i=2 added \(d=lists\.example\.com, cv=fail\)/);
     // Neither peer passes it: Mail::DKIM says fail; dkimpy says the chain is terminated
     // (its arc_verify gives no cv for a chain whose newest seal says cv=fail).
