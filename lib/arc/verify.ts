@@ -18,11 +18,11 @@ import { resultOf } from "../dkim/result.ts";
 import { headerHashInput } from "../dkim/sign.ts";
 import type { SigningAlgorithm } from "../dkim/signature.ts";
 import { withoutSignatureValue } from "../dkim/signature.ts";
+import { KeyLookups } from "../dkim/key_lookups.ts";
 import {
   CLOCK_DRIFT_DEFAULT,
   MAX_BODY_HASHES_DEFAULT,
   MINIMUM_KEY_BITS_DEFAULT,
-  pickKeyRecord,
 } from "../dkim/verify.ts";
 import {
   type ArcMessageSignature,
@@ -127,7 +127,7 @@ export class ArcVerifier {
   readonly #options: ArcVerifyOptions;
   readonly #hashes = new BodyHashes();
   readonly #abort = new AbortController();
-  readonly #lookups = new Map<string, Promise<KeyRecord>>();
+  readonly #keyLookups: KeyLookups;
   readonly #keyCache: KeyCache;
   #fields: readonly HeaderField[] = [];
   #sets: ArcSet[] = [];
@@ -140,6 +140,7 @@ export class ArcVerifier {
     this.#options = options;
     this.#keyCache = options.keyCache ?? new KeyCache();
     options.signal?.addEventListener("abort", () => this.#abort.abort(), { once: true });
+    this.#keyLookups = new KeyLookups(options.resolver, this.#abort.signal);
   }
 
   /** Gives the message's header fields in message order; checks the chain's structure. */
@@ -317,17 +318,7 @@ export class ArcVerifier {
   }
 
   #lookup(sig: { domain: string; selector: string }): Promise<KeyRecord> {
-    const name = keyRecordName(sig.selector, sig.domain);
-    let pending = this.#lookups.get(name);
-    if (!pending) {
-      pending = this.#options.resolver.resolveTxt(name, { signal: this.#abort.signal }).then(
-        (records) => pickKeyRecord(name, records),
-      );
-      // The lookup may never be awaited (a chain failing early); never leave it unhandled.
-      pending.catch(() => {});
-      this.#lookups.set(name, pending);
-    }
-    return pending;
+    return this.#keyLookups.get(keyRecordName(sig.selector, sig.domain));
   }
 
   // The key checks of DKIM verification (RFC 6376 §6.1.2, RFC 8301), for ARC's signatures.
