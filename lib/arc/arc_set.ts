@@ -73,6 +73,10 @@ export interface ArcMessageSignature {
   readonly headers: readonly string[];
   /** `l=`, when present. */
   readonly length?: number;
+  /** `t=`, when present: when it was made (RFC 6376 §3.5, as in a DKIM-Signature). */
+  readonly timestamp?: number;
+  /** `x=`, when present: when it expires (RFC 6376 §3.5); always after `t=`. */
+  readonly expiration?: number;
 }
 
 /** An ARC-Seal (RFC 8617 §4.1.3): `i`, `cv`, `a`, `b`, `d`, `s`, `t`; no `h=`, no `bh=`. */
@@ -242,6 +246,12 @@ export function parseArcMessageSignature(field: HeaderField): ArcMessageSignatur
   if (headers.some((h) => asciiLower(h) === "arc-seal")) {
     throw new ArcSyntaxError(`${what} signs ARC-Seal (RFC 8617 §4.1.2 forbids it)`);
   }
+  const timestamp = optionalNumber(tags, "t", what);
+  const expiration = optionalNumber(tags, "x", what);
+  // RFC 6376 §3.5, which the AMS's tags follow (RFC 8617 §4.1.2): x= MUST be greater than t=.
+  if (timestamp !== undefined && expiration !== undefined && expiration <= timestamp) {
+    throw new ArcSyntaxError(`${what} syntax error: x= is not after t=`);
+  }
   return {
     field,
     instance,
@@ -254,6 +264,8 @@ export function parseArcMessageSignature(field: HeaderField): ArcMessageSignatur
     selector,
     headers,
     length: optionalNumber(tags, "l", what),
+    ...(timestamp !== undefined ? { timestamp } : {}),
+    ...(expiration !== undefined ? { expiration } : {}),
   };
 }
 
@@ -329,6 +341,43 @@ export function highestArcInstance(fields: readonly HeaderField[]): number {
     }
   }
   return highest;
+}
+
+/**
+ * The instance of the newest ARC-Seal when it says `cv=fail`, read leniently as
+ * {@link highestArcInstance} reads; undefined otherwise. Such a chain has ended: RFC 8617 §5.1
+ * step 1 has a sealer stop there ("no need to proceed"), and §5.2 step 2 has every verifier fail
+ * it without looking further, so nothing sealed after it could ever count.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { endedChainInstance } from "./arc_set.ts";
+ * import { splitMessage } from "../dkim/header.ts";
+ * import { utf8 } from "../bytes.ts";
+ * const ended = splitMessage(utf8("ARC-Seal: i=2; cv=fail\r\nARC-Seal: i=1; cv=none\r\n\r\n"));
+ * assert.equal(endedChainInstance(ended.fields), 2);
+ * const open = splitMessage(utf8("ARC-Seal: i=2; cv=pass\r\nARC-Seal: i=1; cv=fail\r\n\r\n"));
+ * assert.equal(endedChainInstance(open.fields), undefined);
+ * ```
+ */
+export function endedChainInstance(fields: readonly HeaderField[]): number | undefined {
+  let newest = 0;
+  let failed = false;
+  for (const field of fields) {
+    if (!isField(field, ARC_SEAL_FIELD)) continue;
+    try {
+      const tags = tagsOf(field, ARC_SEAL_FIELD);
+      const instance = parseInstance(tags.get("i"), ARC_SEAL_FIELD);
+      if (instance < newest) continue;
+      const cv = asciiLower(trimFws(tags.get("cv") ?? ""));
+      failed = instance === newest ? failed || cv === "fail" : cv === "fail";
+      newest = instance;
+    } catch (e) {
+      if (!(e instanceof ArcSyntaxError)) throw e;
+    }
+  }
+  return failed ? newest : undefined;
 }
 
 /**

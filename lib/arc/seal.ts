@@ -25,6 +25,7 @@ import {
   ArcSyntaxError,
   type ChainValidation,
   collectArcSets,
+  endedChainInstance,
   highestArcInstance,
   MAX_ARC_INSTANCES,
 } from "./arc_set.ts";
@@ -61,6 +62,12 @@ export interface SealOptions {
   readonly signHeaders?: readonly string[];
   /** Fields listed once more than present (default From, as for DKIM). */
   readonly oversignHeaders?: readonly string[];
+  /**
+   * Seconds the ARC-Message-Signature stays valid: `x=` is `t=` plus this (RFC 6376 §3.5's tag,
+   * which an AMS has, RFC 8617 §4.1.2; OpenARC's SignatureTTL). Default: no `x=`, as dkimpy
+   * writes it. The ARC-Seal has no `x=` (§4.1.3).
+   */
+  readonly ttl?: number;
 }
 
 /** What a sealer learns at end of message: the AAR's authserv-id and results, and `cv=`. */
@@ -91,7 +98,8 @@ const NEVER_SIGNED = new Set(["arc-seal", "arc-message-signature", "arc-authenti
  *
  * The seal signs every earlier ARC set and the new one, in instance order (RFC 8617 §5.1.1);
  * with `cv=fail` it signs only the new set, as if it were the only one (§5.1.2), so nothing
- * sealed after a failed chain can validate.
+ * sealed after a failed chain can validate. A chain whose newest seal already says `cv=fail` has
+ * ended and is not sealed again (§5.1 step 1): `finish()` throws {@link ArcSealError}.
  *
  * @example
  * ```ts
@@ -133,6 +141,9 @@ export class ArcSealer {
     if (!isSelector(options.selector)) {
       throw new ArcSealError(`Invalid selector "${options.selector}"`);
     }
+    if (options.ttl !== undefined && !(Number.isSafeInteger(options.ttl) && options.ttl > 0)) {
+      throw new ArcSealError(`Invalid signature lifetime "${options.ttl}"`);
+    }
     checkOutcome(options);
     this.#options = options;
     this.#algorithm = options.key.type === "ed25519" ? "ed25519-sha256" : "rsa-sha256";
@@ -170,6 +181,14 @@ export class ArcSealer {
         `The message already has ${highest} ARC sets; RFC 8617 §4.2.1 allows ${MAX_ARC_INSTANCES}`,
       );
     }
+    // RFC 8617 §5.1 step 1: a chain whose newest seal says cv=fail has ended; no set follows it,
+    // whatever cv= the caller has (even fail: the chain's failure is already recorded).
+    const ended = endedChainInstance(fields);
+    if (ended !== undefined) {
+      throw new ArcSealError(
+        `ARC set ${ended} says cv=fail: the chain has ended, and RFC 8617 §5.1 seals no more`,
+      );
+    }
     if (o.cv === "none" && highest > 0) {
       throw new ArcSealError(
         `cv=none is only for a message without ARC sets; this one has ${highest}`,
@@ -189,11 +208,6 @@ export class ArcSealer {
         throw new ArcSealError(`The ARC chain is broken (${e.message}); seal it with cv=fail`, {
           cause: e,
         });
-      }
-      if (sets.at(-1)?.seal.cv === "fail") {
-        throw new ArcSealError(
-          `ARC set ${highest} says cv=fail: the chain has ended; seal it with cv=fail`,
-        );
       }
       for (const set of sets) earlier.push(set.aar.field, set.ams.field, set.seal.field);
     }
@@ -220,6 +234,7 @@ export class ArcSealer {
       domain: this.#domain,
       selector: o.selector,
       timestamp: now,
+      ...(o.ttl !== undefined ? { expiration: now + o.ttl } : {}),
       headers: headerNames,
       bodyHash: toBase64(this.#hashes.result(this.#spec).hash),
     });

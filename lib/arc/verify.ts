@@ -18,10 +18,11 @@ import { resultOf } from "../dkim/result.ts";
 import { headerHashInput } from "../dkim/sign.ts";
 import type { SigningAlgorithm } from "../dkim/signature.ts";
 import { withoutSignatureValue } from "../dkim/signature.ts";
+import { KeyLookups } from "../dkim/key_lookups.ts";
 import {
+  CLOCK_DRIFT_DEFAULT,
   MAX_BODY_HASHES_DEFAULT,
   MINIMUM_KEY_BITS_DEFAULT,
-  pickKeyRecord,
 } from "../dkim/verify.ts";
 import {
   type ArcMessageSignature,
@@ -72,6 +73,13 @@ export interface ArcVerifyOptions {
   readonly keyCache?: KeyCache;
   /** Aborts pending key lookups. */
   readonly signal?: AbortSignal;
+  /** The clock, seconds since the epoch (default: the system clock), for `t=` and `x=`. */
+  readonly now?: () => number;
+  /**
+   * Seconds of clock difference allowed for `t=` and `x=` (default 300, OpenDKIM's ClockDrift),
+   * as for DKIM signatures.
+   */
+  readonly clockDrift?: number;
 }
 
 /** The A-R reason of a failure, and whether it may pass later. */
@@ -119,7 +127,7 @@ export class ArcVerifier {
   readonly #options: ArcVerifyOptions;
   readonly #hashes = new BodyHashes();
   readonly #abort = new AbortController();
-  readonly #lookups = new Map<string, Promise<KeyRecord>>();
+  readonly #keyLookups: KeyLookups;
   readonly #keyCache: KeyCache;
   #fields: readonly HeaderField[] = [];
   #sets: ArcSet[] = [];
@@ -132,6 +140,7 @@ export class ArcVerifier {
     this.#options = options;
     this.#keyCache = options.keyCache ?? new KeyCache();
     options.signal?.addEventListener("abort", () => this.#abort.abort(), { once: true });
+    this.#keyLookups = new KeyLookups(options.resolver, this.#abort.signal);
   }
 
   /** Gives the message's header fields in message order; checks the chain's structure. */
@@ -245,6 +254,17 @@ export class ArcVerifier {
   async #verifyAms(
     ams: ArcMessageSignature,
   ): Promise<{ reason: string; temporary: boolean } | undefined> {
+    // An AMS has a DKIM-Signature's tags (RFC 8617 §4.1.2), and a verifier may consider one past
+    // its x= invalid (RFC 6376 §3.5), as DKIM verification here does; dkimpy and Mail::DKIM fail
+    // an expired AMS too. A t= in the future is refused as DKIM refuses it.
+    const now = this.#options.now?.() ?? Date.now() / 1000;
+    const drift = this.#options.clockDrift ?? CLOCK_DRIFT_DEFAULT;
+    if (ams.expiration !== undefined && ams.expiration + drift < now) {
+      return { reason: "signature expired", temporary: false };
+    }
+    if (ams.timestamp !== undefined && ams.timestamp - drift > now) {
+      return { reason: "signature timestamp in the future", temporary: false };
+    }
     try {
       const key = await this.#key(ams.algorithm, ams.domain, ams.selector);
       const body = this.#hashes.result(specOf(ams));
@@ -279,6 +299,12 @@ export class ArcVerifier {
       signed.push(sets[k].aar.field, sets[k].ams.field, sets[k].seal.field);
     }
     signed.push(sets[index].aar.field, sets[index].ams.field);
+    // An ARC-Seal has t= but no x= (RFC 8617 §4.1.3): only a seal made in the future is refused.
+    const now = this.#options.now?.() ?? Date.now() / 1000;
+    const drift = this.#options.clockDrift ?? CLOCK_DRIFT_DEFAULT;
+    if (seal.timestamp !== undefined && seal.timestamp - drift > now) {
+      throw new ChainFailure(`ARC-Seal i=${seal.instance} timestamp in the future`);
+    }
     let ok: boolean;
     try {
       const key = await this.#key(seal.algorithm, seal.domain, seal.selector);
@@ -292,17 +318,7 @@ export class ArcVerifier {
   }
 
   #lookup(sig: { domain: string; selector: string }): Promise<KeyRecord> {
-    const name = keyRecordName(sig.selector, sig.domain);
-    let pending = this.#lookups.get(name);
-    if (!pending) {
-      pending = this.#options.resolver.resolveTxt(name, { signal: this.#abort.signal }).then(
-        (records) => pickKeyRecord(name, records),
-      );
-      // The lookup may never be awaited (a chain failing early); never leave it unhandled.
-      pending.catch(() => {});
-      this.#lookups.set(name, pending);
-    }
-    return pending;
+    return this.#keyLookups.get(keyRecordName(sig.selector, sig.domain));
   }
 
   // The key checks of DKIM verification (RFC 6376 §6.1.2, RFC 8301), for ARC's signatures.

@@ -10,13 +10,13 @@
 import { MIN_RSA_BITS } from "../crypto/key_type.ts";
 import { asciiLower, equals } from "../bytes.ts";
 import { MAX_RSA_BITS_DEFAULT, type VerifyingKey } from "../crypto/public_key.ts";
-import { DnsError, type TxtResolver } from "../dns/resolver.ts";
+import type { TxtResolver } from "../dns/resolver.ts";
 import { type AcceptanceOptions, refusalOf } from "./acceptance.ts";
 import { BodyHashes, type BodyHashSpec } from "./body_hasher.ts";
 import { type HeaderField, isField, selectHeaders, splitMessage } from "./header.ts";
 import { importRecordKey, KeyCache } from "./key_cache.ts";
 import { keyAllowsHash, type KeyRecord, keyRecordName } from "./key_record.ts";
-import { KeyRecordCache } from "./key_record_cache.ts";
+import { KeyLookups, pickKeyRecord } from "./key_lookups.ts";
 import { DkimError } from "./dkim_error.ts";
 import { type KeyInfo, resultOf, type Verdict } from "./result.ts";
 import { headerHashInput } from "./sign.ts";
@@ -121,7 +121,7 @@ export class Verifier {
   readonly #now: () => number;
   readonly #hashes = new BodyHashes();
   readonly #abort = new AbortController();
-  readonly #lookups = new Map<string, Promise<KeyRecord>>();
+  readonly #keyLookups: KeyLookups;
   readonly #keyCache: KeyCache;
   #candidates: Candidate[] = [];
   #fields: readonly HeaderField[] = [];
@@ -133,6 +133,7 @@ export class Verifier {
     this.#now = options.now ?? (() => Date.now() / 1000);
     this.#keyCache = options.keyCache ?? new KeyCache();
     options.signal?.addEventListener("abort", () => this.#abort.abort(), { once: true });
+    this.#keyLookups = new KeyLookups(options.resolver, this.#abort.signal);
   }
 
   /**
@@ -229,16 +230,7 @@ export class Verifier {
   }
 
   #lookup(name: string): Promise<KeyRecord> {
-    let pending = this.#lookups.get(name);
-    if (!pending) {
-      pending = this.#options.resolver.resolveTxt(name, { signal: this.#abort.signal }).then(
-        (records) => pickKeyRecord(name, records),
-      );
-      // The lookup may never be awaited (aborted transaction); never leave it unhandled.
-      pending.catch(() => {});
-      this.#lookups.set(name, pending);
-    }
-    return pending;
+    return this.#keyLookups.get(name);
   }
 
   async #verdict(c: Candidate): Promise<Verdict> {
@@ -334,26 +326,8 @@ export class Verifier {
   }
 }
 
-/** Key records parsed, shared by every verifier: bounded in records and bytes, by digest. */
-const keyRecords = new KeyRecordCache();
-
-/**
- * Picks the key record from the TXT records at a key name: the first that parses as a DKIM key
- * record (other TXT records, such as SPF, may share the name). None → the first parse error;
- * no records at all → no key. ARC (lib/arc) reads its keys the same way (RFC 8617 §4.1.3).
- */
-export function pickKeyRecord(name: string, records: readonly string[]): KeyRecord {
-  let firstError: unknown;
-  for (const text of records) {
-    try {
-      return keyRecords.parse(text);
-    } catch (e) {
-      firstError ??= e;
-    }
-  }
-  if (firstError) throw firstError;
-  throw new DnsError("nodata", name);
-}
+/** Where the key record at a name is picked from its TXT records (moved to key_lookups.ts). */
+export { pickKeyRecord };
 
 /**
  * Verifies a whole message held in memory. For the command line and tests; the milter streams

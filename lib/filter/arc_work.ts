@@ -62,7 +62,7 @@ export function startArc(
   deps: ArcWorkDeps,
   arrival?: Arrival,
 ): ArcWork | undefined {
-  const { arcMode, minimumKeyBits, maximumKeyBits } = policy.config;
+  const { arcMode, minimumKeyBits, maximumKeyBits, clockDrift } = policy.config;
   if (!arcMode.verify && !arcMode.seal) return undefined;
   // The chain as it arrived: without dkimd's own set from the arrival pass, which is replaced.
   const chain = arrival ? fields.filter((f) => !arrival.replaced.includes(f)) : fields;
@@ -71,6 +71,8 @@ export function startArc(
     keyCache: deps.keyCache,
     minimumKeyBits,
     maximumKeyBits,
+    clockDrift,
+    ...(deps.now ? { now: deps.now } : {}),
   });
   verifier.headers(chain);
   const sealer = arcMode.seal ? sealerFor(policy, deps.now) : undefined;

@@ -175,7 +175,7 @@ Deno.test("DkimFilter with ARCMode sv seals verified mail (cv=none), and the nex
   assert.match(forwarder.metrics.render(), /dkimd_arc_sets_added_total 1/);
   // The library verifier agrees, with the same keys.
   assert.equal(
-    (await verifyArcMessage(first.out, { resolver: await zoneResolver() })).result,
+    (await verifyArcMessage(first.out, { resolver: await zoneResolver(), now: () => NOW })).result,
     "pass",
   );
 
@@ -213,7 +213,10 @@ Deno.test("DkimFilter seals with cv=pass over a passing chain and cv=fail over a
     fieldsNamed(two.out, "ARC-Authentication-Results")[0],
     /^ARC-Authentication-Results: i=2; relay\.lists\.example\.net; dkim=pass .*;\sarc=pass header\.oldest-pass=0 smtp\.remote-ip=192\.0\.2\.25$/,
   );
-  const verdict = await verifyArcMessage(two.out, { resolver: await zoneResolver() });
+  const verdict = await verifyArcMessage(two.out, {
+    resolver: await zoneResolver(),
+    now: () => NOW,
+  });
   assert.deepEqual([verdict.result, verdict.instances], ["pass", 2]);
 
   // Broken (a footer after set 1): sealed with cv=fail, which ends the chain.
@@ -298,7 +301,10 @@ Deno.test("DkimFilter: a list host verifying only (no ARCMode) on arrival, seali
   assert.doesNotMatch(aar[0], /dkim=fail/);
   assert.match(aar[0], /; arc=none$/, "the earlier results had no arc=: this pass's is added");
   assert.match(ourAr(resent.out, "mx.lists.example.net"), /dkim=fail/);
-  const verdict = await verifyArcMessage(resent.out, { resolver: await zoneResolver() });
+  const verdict = await verifyArcMessage(resent.out, {
+    resolver: await zoneResolver(),
+    now: () => NOW,
+  });
   assert.equal(verdict.result, "pass");
 });
 
