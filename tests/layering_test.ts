@@ -26,8 +26,8 @@ const PURE = [
   /^dkim\//,
   /^arc\//,
   /^policy\//,
-  // lib/rotate's steps are pure; finding a zone's servers is its DNS edge.
-  /^rotate\/(?!zone_servers\.ts$)/,
+  // lib/rotate's steps are pure; its edges find a zone's servers and write its files.
+  /^rotate\/(?!zone_servers\.ts$|state_file\.ts$)/,
   // lib/milter is pure but for the socket adapters and the MTA-side client.
   /^milter\/(?!server\.ts$|client\.ts$|unix_socket\.ts$|inherited_listener\.ts$)/,
 ];
