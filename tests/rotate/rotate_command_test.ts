@@ -12,6 +12,10 @@ import { sendUpdate } from "../../lib/dns/update.ts";
 import { ROTATE_EXIT, runRotate } from "../../lib/cli/rotate.ts";
 import { readRotationState } from "../../lib/rotate/state_file.ts";
 import { type KnotZone, startKnotZone } from "../helpers/knot_servers.ts";
+import { type DkimdProcess, startDkimd } from "../helpers/dkimd_process.ts";
+import { runCli } from "../helpers/run_cli.ts";
+import { MilterClient } from "../../lib/milter/client.ts";
+import { fromLatin1 } from "../../lib/bytes.ts";
 
 const ZONE = "example.com";
 const SECRET = toBase64(crypto.getRandomValues(new Uint8Array(32)));
@@ -19,6 +23,8 @@ const T0 = Date.parse("2026-12-07T10:00:00Z");
 
 interface Setup {
   readonly dns: KnotZone;
+  /** dkimd serving with the configuration, when asked for. */
+  readonly dkimd?: DkimdProcess;
   readonly dir: string;
   readonly oldKey: SigningKey;
   readonly conf: string;
@@ -29,7 +35,7 @@ interface Setup {
 }
 
 async function withSetup(
-  options: { updateKey?: "right" | "wrong" | "none" },
+  options: { updateKey?: "right" | "wrong" | "none"; serve?: boolean },
   fn: (s: Setup) => Promise<void>,
 ) {
   const oldKey = await generateSigningKey("ed25519");
@@ -42,6 +48,7 @@ async function withSetup(
     secondary: true,
   });
   const dir = await Deno.makeTempDir({ prefix: "dkimd-rotate-" });
+  let dkimd: DkimdProcess | undefined;
   try {
     await Deno.mkdir(`${dir}/keys`, { mode: 0o700 });
     await Deno.writeTextFile(`${dir}/keys/old.private`, await oldKey.toPem(), { mode: 0o600 });
@@ -58,12 +65,10 @@ async function withSetup(
       `key "dkimd-rotate" {\n\talgorithm hmac-sha256;\n\tsecret "${secret}";\n};\n`,
       { mode: 0o600 },
     );
-    const conf = `${dir}/opendkim.conf`;
-    await Deno.writeTextFile(
-      conf,
+    const lines = (socket: string) =>
       [
         "Mode sv",
-        "Socket inet:8891@127.0.0.1",
+        `Socket ${socket}`,
         "Syslog no",
         `KeyTable file:${dir}/key.table`,
         `SigningTable refile:${dir}/signing.table`,
@@ -75,9 +80,14 @@ async function withSetup(
         `RotationStateFile ${dir}/state/rotation.json`,
         "RotationRetireAfter 0",
         "RotationDeleteAfter 0",
+        ...(options.serve ? [`PidFile ${dir}/dkimd.pid`] : []),
         "",
-      ].join("\n"),
-    );
+      ].join("\n");
+    let conf = `${dir}/opendkim.conf`;
+    if (options.serve) {
+      dkimd = await startDkimd(dir, lines);
+      conf = dkimd.config;
+    } else await Deno.writeTextFile(conf, lines("inet:8891@127.0.0.1"));
     const txt = async (server: string, selector: string) => {
       const resolver = new StubResolver({
         nameservers: [parseNameserver(server)],
@@ -93,6 +103,7 @@ async function withSetup(
     };
     await fn({
       dns,
+      ...(dkimd ? { dkimd } : {}),
       dir,
       oldKey,
       conf,
@@ -109,6 +120,7 @@ async function withSetup(
       },
     });
   } finally {
+    await dkimd?.stop();
     await Deno.remove(dir, { recursive: true });
     await dns.close();
   }
@@ -281,3 +293,52 @@ Deno.test("dkimd rotate --dry-run says what it would do and changes nothing", as
     assert.deepEqual(other.out, []);
   });
 });
+
+/** The selectors (s=) of the DKIM-Signature fields dkimd adds to a message from `from`. */
+async function signedWith(port: number, from: string): Promise<string[]> {
+  const client = await MilterClient.connect({ kind: "inet", host: "127.0.0.1", port });
+  try {
+    const r = await client.sendMessage({
+      connect: { hostname: "localhost", address: "127.0.0.1" },
+      macros: { mail: { i: "Q1" } },
+      from: `<${from}>`,
+      headers: [["From", ` ${from}`], ["Subject", " hi"]],
+      body: fromLatin1("hello\r\n"),
+    });
+    return r.modifications
+      .filter((m) => m.type === "insheader" && m.name === "DKIM-Signature")
+      .map((m) =>
+        new TextDecoder().decode((m as { value: Uint8Array }).value).match(/(?:^|[\s;])s=([^;\s]+)/)
+          ?.[1] ??
+          "?"
+      );
+  } finally {
+    client.close();
+  }
+}
+
+Deno.test("dkimd rotate (the command, as users run it) signals the running dkimd, which then signs with the new key", async () => {
+  await withSetup({ serve: true }, async (s) => {
+    const dkimd = s.dkimd!;
+    assert.deepEqual(await signedWith(dkimd.port, "a@example.com"), ["old"]);
+    const selector = newSelectorNow();
+    const deadline = Date.now() + 20_000;
+    let r = await runCli(["rotate", "-x", s.conf, "--now"]);
+    while (r.code === ROTATE_EXIT.waiting && Date.now() < deadline) {
+      // Not yet activated: dkimd still signs with the old key.
+      assert.deepEqual(await signedWith(dkimd.port, "a@example.com"), ["old"]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      r = await runCli(["rotate", "-x", s.conf]);
+    }
+    assert.equal(r.code, ROTATE_EXIT.ok, r.text + r.stderr);
+    assert.match(r.text, new RegExp(`sent SIGUSR1 to dkimd \\(pid ${dkimd.pid}\\)`));
+    await dkimd.waitForLog(/configuration reloaded/);
+    assert.deepEqual(await signedWith(dkimd.port, "a@example.com"), [selector]);
+  });
+});
+
+/** The selector RotationSelectorFormat's default gives an Ed25519 key now. */
+function newSelectorNow(): string {
+  const d = new Date();
+  return `${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, "0")}-ed25519`;
+}
