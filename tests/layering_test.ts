@@ -17,6 +17,7 @@ const FORBIDDEN: Readonly<Record<string, readonly string[]>> = {
   dns: ["config", "filter", "milter", "ops", "cli"],
   policy: ["config", "filter", "milter", "ops", "cli"],
   tables: ["config", "filter", "milter", "ops", "cli"],
+  rotate: ["config", "filter", "milter", "ops", "cli"],
   milter: ["config", "filter", "ops", "cli"],
 };
 
@@ -25,6 +26,8 @@ const PURE = [
   /^dkim\//,
   /^arc\//,
   /^policy\//,
+  // lib/rotate's steps are pure; its edges find a zone's servers and write its files.
+  /^rotate\/(?!zone_servers\.ts$|state_file\.ts$)/,
   // lib/milter is pure but for the socket adapters and the MTA-side client.
   /^milter\/(?!server\.ts$|client\.ts$|unix_socket\.ts$|inherited_listener\.ts$)/,
 ];

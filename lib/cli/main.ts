@@ -18,6 +18,7 @@ Commands:
   arc seal        add the next ARC set (RFC 8617) to a forwarded message
   genkey          make a key pair: SELECTOR.private and the DNS record SELECTOR.txt
   testkey         check a published key record against its private key
+  rotate          rotate keys: publish by DNS UPDATE, prove, switch the KeyTable, revoke
   install         write the systemd unit, sysusers/tmpfiles entries and an example config
   check-config    load a configuration as the server would; print settings, warnings
   explain         say whether mail from an address would be signed, and why
@@ -44,6 +45,7 @@ const COMMANDS: Record<string, Command> = {
   explain: async (a) => (await import("./explain.ts")).runExplain(a),
   genkey: async (a) => (await import("./genkey.ts")).runGenkey(a),
   testkey: async (a) => (await import("./testkey.ts")).runTestkey(a),
+  rotate: async (a) => (await import("./rotate.ts")).runRotate(a),
   install: async (a) => (await import("./install.ts")).runInstall(a),
   arc: async (a) => (await import("./arc.ts")).runArc(a),
 };

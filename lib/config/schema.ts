@@ -9,6 +9,7 @@
  */
 
 import type { Nameserver } from "../dns/nameserver.ts";
+import type { KeyType } from "../crypto/key_type.ts";
 import type { PartialBodyResult } from "../dkim/acceptance.ts";
 import type { DataSetSource } from "../policy/dataset.ts";
 import type { SigningAlgorithm } from "../policy/key_table.ts";
@@ -158,6 +159,26 @@ export interface Config {
    * immediately rather than using UDP until TCP is required").
    */
   readonly dnsConnect: boolean;
+  /** RotationInterval (dkimd's own): seconds after which a key is rotated; 0 (default): off. */
+  readonly rotationInterval: number;
+  /** RotationKeyTypes (dkimd's own): the key types `dkimd rotate` rotates. */
+  readonly rotationKeyTypes: readonly KeyType[];
+  /** RotationSelectorFormat (dkimd's own): the pattern of new selectors. */
+  readonly rotationSelectorFormat: string;
+  /** DNSUpdateKey (dkimd's own): the TSIG key file for DNS UPDATE; absent: print mode. */
+  readonly dnsUpdateKey?: string;
+  /** DNSUpdateServer (dkimd's own): where updates go; absent: the zone's SOA MNAME. */
+  readonly dnsUpdateServer?: Nameserver;
+  /** DNSProofServers (dkimd's own): the servers that must serve a record; absent: the NS. */
+  readonly dnsProofServers?: readonly Nameserver[];
+  /** RotationOverlap (dkimd's own): seconds of signing with both keys (0 only, for now). */
+  readonly rotationOverlap: number;
+  /** RotationRetireAfter (dkimd's own): seconds from activation to revoking the old record. */
+  readonly rotationRetireAfter: number;
+  /** RotationDeleteAfter (dkimd's own): seconds from activation to deleting the old key. */
+  readonly rotationDeleteAfter: number;
+  /** RotationStateFile (dkimd's own): the JSON state of every rotation. */
+  readonly rotationStateFile: string;
   /** QueryCache: cache keys beyond the resolver's own cache. */
   readonly queryCache: boolean;
   /** TestPublicKeys: a file of keys to use instead of DNS (testing only). */

@@ -14,7 +14,8 @@
  */
 
 import { MIN_RSA_BITS } from "../crypto/key_type.ts";
-import { formatNameserver, parseNameserverList } from "../dns/nameserver.ts";
+import { formatNameserver, parseNameserver, parseNameserverList } from "../dns/nameserver.ts";
+import { MAX_ROTATION_SECONDS, parseRotationKeyTypes } from "../rotate/rotation_settings.ts";
 import { SIGNING_ALGORITHMS } from "../policy/key_table.ts";
 import {
   type Actions,
@@ -90,6 +91,7 @@ export type SettingGroup =
   | "results"
   | "dns"
   | "ldap"
+  | "rotation"
   | "other"
   | "arc"
   | "logging"
@@ -688,6 +690,96 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "Not needed: dkimd always starts while LDAP is down and connects at the first lookup.",
+  },
+  rotationInterval: {
+    name: "RotationInterval",
+    group: "rotation",
+    kind: seconds(0, MAX_ROTATION_SECONDS),
+    default: 0,
+    dkimd: true,
+    doc: "`dkimd rotate` starts a rotation for keys older than this; 0: only with --now.",
+  },
+  rotationKeyTypes: {
+    name: "RotationKeyTypes",
+    group: "rotation",
+    kind: custom({
+      syntax: "rsa, ed25519 or both, comma-separated",
+      parse: parseRotationKeyTypes,
+      format: (types) => types.join(","),
+      toYaml: (types) => [...types],
+    }),
+    default: ["rsa", "ed25519"],
+    dkimd: true,
+    doc: "The KeyTable keys `dkimd rotate` rotates, by type; a new key has its old key's type.",
+  },
+  rotationSelectorFormat: {
+    name: "RotationSelectorFormat",
+    group: "rotation",
+    kind: TEXT,
+    default: "%Y%m-%k",
+    dkimd: true,
+    doc: "New selectors: %Y %m %d %H %M (UTC), %k the key type; a suffix keeps each unique.",
+  },
+  dnsUpdateKey: {
+    name: "DNSUpdateKey",
+    group: "rotation",
+    kind: TEXT,
+    dkimd: true,
+    doc:
+      'TSIG key file (BIND `key "name" {...};` or knot form) for DNS UPDATE; absent: print mode.',
+  },
+  dnsUpdateServer: {
+    name: "DNSUpdateServer",
+    group: "rotation",
+    kind: custom({ syntax: "IP or IP@PORT", parse: parseNameserver, format: formatNameserver }),
+    defaultText: "the zone's SOA MNAME",
+    dkimd: true,
+    doc: "The primary server DNS UPDATEs go to.",
+  },
+  dnsProofServers: {
+    name: "DNSProofServers",
+    group: "rotation",
+    kind: custom({
+      syntax: "IP, IP@PORT or [IPv6]:PORT, comma-separated",
+      parse: parseNameserverList,
+      format: (list) => list.map(formatNameserver).join(","),
+      toYaml: (list) => list.map(formatNameserver),
+    }),
+    defaultText: "the zone's NS",
+    dkimd: true,
+    doc: "The authoritative servers that must serve a new record before it is used.",
+  },
+  rotationOverlap: {
+    name: "RotationOverlap",
+    group: "rotation",
+    kind: seconds(0, 0),
+    default: 0,
+    dkimd: true,
+    doc: "Time to sign with both keys after activation; only 0 (no overlap) so far.",
+  },
+  rotationRetireAfter: {
+    name: "RotationRetireAfter",
+    group: "rotation",
+    kind: seconds(0, MAX_ROTATION_SECONDS),
+    default: 7 * 86400,
+    dkimd: true,
+    doc: "Time after activation before the old record is revoked (p=); at least SignatureTTL.",
+  },
+  rotationDeleteAfter: {
+    name: "RotationDeleteAfter",
+    group: "rotation",
+    kind: seconds(0, MAX_ROTATION_SECONDS),
+    default: 30 * 86400,
+    dkimd: true,
+    doc: "Time after activation before the revoked record and the old key file are deleted.",
+  },
+  rotationStateFile: {
+    name: "RotationStateFile",
+    group: "rotation",
+    kind: TEXT,
+    default: "/var/lib/dkimd/rotation.json",
+    dkimd: true,
+    doc: "Where `dkimd rotate` keeps the state of each rotation (JSON).",
   },
   requireSafeKeys: {
     name: "RequireSafeKeys",

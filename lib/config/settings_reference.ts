@@ -19,6 +19,7 @@ export const GROUP_TITLES: { readonly [G in SettingGroup]: string } = {
   results: "Actions and added fields",
   dns: "DNS",
   ldap: "LDAP data sets",
+  rotation: "Key rotation (dkimd rotate)",
   other: "Other checks",
   arc: "ARC (RFC 8617)",
   logging: "Logging",

@@ -66,7 +66,8 @@ export interface DnsMessage {
 
 /**
  * The query for the TXT records at `name` (ASCII, without the trailing dot), with recursion
- * desired and an OPT record offering `udpPayloadSize`.
+ * desired (unless `recursionDesired` is false, to ask an authoritative server for its own data)
+ * and an OPT record offering `udpPayloadSize`.
  *
  * @example
  * ```ts
@@ -76,16 +77,22 @@ export interface DnsMessage {
  * const m = decodeMessage(q);
  * assert.equal(m.id, 0x1234);
  * assert.equal(m.additionals[0].class, 1232);
+ * assert.equal(encodeTxtQuery("example.com", 1, 512, false)[2] & 0x01, 0); // RD clear
  * ```
  */
-export function encodeTxtQuery(name: string, id: number, udpPayloadSize: number): Uint8Array {
+export function encodeTxtQuery(
+  name: string,
+  id: number,
+  udpPayloadSize: number,
+  recursionDesired = true,
+): Uint8Array {
   const labels = name === "" ? [] : name.split(".");
   let nameBytes = 1;
   for (const l of labels) nameBytes += 1 + l.length;
   const out = new Uint8Array(DNS_HEADER_BYTES + nameBytes + 4 + 11);
   const view = new DataView(out.buffer);
   view.setUint16(0, id);
-  view.setUint16(2, FLAG_RD);
+  view.setUint16(2, recursionDesired ? FLAG_RD : 0);
   view.setUint16(4, 1); // QDCOUNT
   view.setUint16(10, 1); // ARCOUNT: the OPT record
   let i = DNS_HEADER_BYTES;

@@ -84,6 +84,11 @@ export interface StubResolverOptions {
    * drop or mangle UDP, or large key records (default false: UDP, TCP when truncated).
    */
   readonly tcp?: boolean;
+  /**
+   * Set RD in queries (default true). False asks a zone's authoritative server what it serves
+   * itself, as the key rotation's proof does, rather than what it may have cached or recursed.
+   */
+  readonly recursionDesired?: boolean;
 }
 
 /**
@@ -339,6 +344,7 @@ export class StubResolver implements TtlTxtResolver {
   readonly #maxResponseBytes: number;
   readonly #maxAnswerBytes: number;
   readonly #tcp: boolean;
+  readonly #recursionDesired: boolean;
 
   /** Makes a resolver; throws `RangeError` for an empty server list or a bad option. */
   constructor(options: StubResolverOptions) {
@@ -374,6 +380,7 @@ export class StubResolver implements TtlTxtResolver {
       65535,
     );
     this.#tcp = options.tcp ?? false;
+    this.#recursionDesired = options.recursionDesired ?? true;
   }
 
   /** The TXT records at `name`; rejects with {@link DnsError} for every failure. */
@@ -402,6 +409,7 @@ export class StubResolver implements TtlTxtResolver {
       maxResponseBytes: this.#maxResponseBytes,
       maxAnswerBytes: this.#maxAnswerBytes,
       tcp: this.#tcp,
+      recursionDesired: this.#recursionDesired,
     }, options?.signal).promise;
   }
 }
@@ -522,7 +530,12 @@ class Lookup {
   }
 
   #udpTry(ns: Nameserver): void {
-    const query = encodeTxtQuery(this.qname, randomId(), this.options.ednsPayload);
+    const query = encodeTxtQuery(
+      this.qname,
+      randomId(),
+      this.options.ednsPayload,
+      this.options.recursionDesired,
+    );
     let done = false;
     let socket: dgram.Socket;
     try {
@@ -574,7 +587,12 @@ class Lookup {
   }
 
   #tcpTry(ns: Nameserver): void {
-    const query = encodeTxtQuery(this.qname, randomId(), this.options.ednsPayload);
+    const query = encodeTxtQuery(
+      this.qname,
+      randomId(),
+      this.options.ednsPayload,
+      this.options.recursionDesired,
+    );
     tcpExchange(ns, query, this.options.maxResponseBytes, (close) => {
       if (this.#settled) {
         close();

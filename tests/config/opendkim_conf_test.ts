@@ -213,6 +213,32 @@ const good: KeyCase[] = [
   { line: "DNSMaxAnswerBytes 4096", want: (c) => c.dnsMaxAnswerBytes, value: 4096 },
   { line: "DNSConnect yes", want: (c) => c.dnsConnect, value: true },
   { line: "QueryCache yes", want: (c) => c.queryCache, value: true },
+  { line: "RotationInterval 7776000", want: (c) => c.rotationInterval, value: 7776000 },
+  { line: "RotationKeyTypes ed25519", want: (c) => c.rotationKeyTypes, value: ["ed25519"] },
+  { line: "RotationSelectorFormat k%Y", want: (c) => c.rotationSelectorFormat, value: "k%Y" },
+  {
+    line: "DNSUpdateKey /etc/dkimd/update.key",
+    want: (c) => c.dnsUpdateKey,
+    value: "/etc/dkimd/update.key",
+  },
+  {
+    line: "DNSUpdateServer 192.0.2.53@5353",
+    want: (c) => c.dnsUpdateServer,
+    value: { address: "192.0.2.53", port: 5353, family: 4 },
+  },
+  {
+    line: "DNSProofServers 192.0.2.53,192.0.2.54",
+    want: (c) => c.dnsProofServers?.map((n) => n.address),
+    value: ["192.0.2.53", "192.0.2.54"],
+  },
+  { line: "RotationOverlap 0", want: (c) => c.rotationOverlap, value: 0 },
+  { line: "RotationRetireAfter 86400", want: (c) => c.rotationRetireAfter, value: 86400 },
+  { line: "RotationDeleteAfter 172800", want: (c) => c.rotationDeleteAfter, value: 172800 },
+  {
+    line: "RotationStateFile /tmp/rotation.json",
+    want: (c) => c.rotationStateFile,
+    value: "/tmp/rotation.json",
+  },
   { line: "TestPublicKeys /tmp/testkeys", want: (c) => c.testPublicKeys, value: "/tmp/testkeys" },
   {
     line: "TestDNSData csl:s._domainkey.example.com=v=DKIM1",

@@ -55,7 +55,7 @@ export class DnsServerUnavailableError extends Error {
 }
 
 /** Where Debian installs knotd; /usr/sbin is often missing from a user's PATH. */
-async function findProgram(name: string): Promise<string> {
+export async function findProgram(name: string): Promise<string> {
   const dirs = ["/usr/sbin", "/usr/local/sbin", ...(Deno.env.get("PATH") ?? "").split(":")];
   for (const dir of dirs) {
     if (!dir) continue;
@@ -120,7 +120,8 @@ export function buildZoneFile(options: DnsServerOptions, readyToken: string): st
 
 // A port free for both UDP and TCP on 127.0.0.1. The OS picks a free UDP port; the same TCP
 // port may be taken (tests in parallel open many connections), so try again until both are.
-async function freePort(): Promise<number> {
+/** A port free on 127.0.0.1 for both UDP and TCP, for a server about to start. */
+export async function freePort(): Promise<number> {
   for (let attempt = 0;; attempt++) {
     const udp = dgram.createSocket("udp4");
     try {

@@ -1,0 +1,606 @@
+/**
+ * `dkimd rotate`: advances every key rotation as far as it safely can, then exits. It runs the
+ * steps of `lib/rotate/rotation.ts` with their effects: a new key file (0600 from the start,
+ * then the old key's owner and group), the record published by DNS UPDATE with TSIG (or printed
+ * with an nsupdate script when there is no `DNSUpdateKey`), the proof that every authoritative
+ * server and dkimd's resolvers serve it, the KeyTable line switched atomically and SIGUSR1 sent
+ * to the running dkimd (PidFile), then the old record revoked (`p=`) and finally deleted with
+ * the old key file. The state is written after every step, so a killed run resumes.
+ *
+ * Exit statuses: 0 all done or waiting for a time, 75 (EX_TEMPFAIL) waiting for DNS, 1 an error.
+ *
+ * @module
+ */
+import { dirname, isAbsolute, join, normalize } from "node:path";
+import { toBase64 } from "../bytes.ts";
+import { errorMessage } from "../error_message.ts";
+import type { Config } from "../config/schema.ts";
+import { keyFileSafety, readPrivateKeyFile } from "../config/private_key_file.ts";
+import { UserDb } from "../config/user_db.ts";
+import { generateSigningKey, importPrivateKey, type SigningKey } from "../crypto/private_key.ts";
+import { formatNameserver, type Nameserver } from "../dns/nameserver.ts";
+import { readResolvConf } from "../dns/resolv_conf.ts";
+import { readTsigKeyFile, type TsigKey } from "../dns/tsig_key.ts";
+import { sendUpdate, type UpdateChange } from "../dns/update.ts";
+import { inspectPidFile } from "../ops/pid_file.ts";
+import { describeProof, type Expectation, prove } from "../rotate/proof.ts";
+import {
+  completeStep,
+  decide,
+  isDue,
+  type RotatedKey,
+  type Rotation,
+  type RotationStep,
+  startRotation,
+} from "../rotate/rotation.ts";
+import { newSelector } from "../rotate/selector.ts";
+import { editKeyTableLine } from "../rotate/key_table_edit.ts";
+import {
+  readRotationState,
+  type RotationState,
+  writeFileAtomic,
+  writeRotationState,
+} from "../rotate/state_file.ts";
+import {
+  findAuthoritativeServers,
+  findZoneApex,
+  hostAddresses,
+  proofServers,
+} from "../rotate/zone_servers.ts";
+import { parseCommandArgs } from "./args.ts";
+import { loadRuntime } from "./runtime.ts";
+
+/** `dkimd rotate`'s exit statuses. */
+export const ROTATE_EXIT = {
+  /** Every rotation is done, or waits for a time to pass. */
+  ok: 0,
+  /** An error: one line each on standard error. */
+  error: 1,
+  /** Some rotation waits for DNS (EX_TEMPFAIL): run again later. */
+  waiting: 75,
+} as const;
+
+/** TTL of the records rotate publishes: short, so a fix or a revocation spreads quickly. */
+export const ROTATION_RECORD_TTL = 300;
+
+/** The configuration file read when `-x` is not given, as opendkim's. */
+export const ROTATE_DEFAULT_CONFIG = "/etc/opendkim.conf";
+
+const USAGE =
+  `Usage: dkimd rotate [-x CONF] [--domain DOMAIN]... [--now] [--status] [--json] [--dry-run]
+
+Advances every DKIM key rotation of the KeyTable as far as it safely can, then exits:
+generate a key, publish its record (DNS UPDATE with DNSUpdateKey, else print it), prove that
+every authoritative server and dkimd's resolvers serve it, switch the KeyTable and signal
+dkimd, then revoke (p=) and delete the old key after RotationRetireAfter/RotationDeleteAfter.
+
+Options:
+  -x, --config FILE  configuration file (default ${ROTATE_DEFAULT_CONFIG})
+  --domain DOMAIN    only this signing domain (repeatable)
+  --now              start a rotation whatever the key's age (RotationInterval)
+  --status           print each key and rotation: selector, key age, step, what it waits for
+  --json             with --status: print JSON
+  --dry-run          say what would be done, change nothing
+
+Exit status: 0 done or waiting for a time, 75 waiting for DNS, 1 an error.
+`;
+
+/** What `runRotate` uses from the world besides the files and the network. */
+export interface RotateDeps {
+  /** The clock, in milliseconds since the epoch. */
+  readonly now: () => number;
+  /** Writes one line to standard output. */
+  readonly out: (line: string) => void;
+  /** Writes one line to standard error. */
+  readonly err: (line: string) => void;
+}
+
+const DEFAULT_DEPS: RotateDeps = {
+  now: Date.now,
+  out: (line) => console.log(line),
+  err: (line) => console.error(line),
+};
+
+/** A KeyTable entry that rotates, with where its line is. */
+interface Candidate extends RotatedKey {
+  readonly file: string;
+  readonly line: number;
+}
+
+/** The DNS side of a domain's rotation, found once per run. */
+interface ZoneContext {
+  readonly zone: string;
+  readonly updateServer?: Nameserver;
+  readonly proofServers: ReturnType<typeof proofServers>;
+}
+
+/** Thrown by a step that cannot go on until DNS catches up: exit 75, not an error. */
+class WaitingForDns extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "WaitingForDns";
+  }
+}
+
+function keyPath(path: string, config: Config): string {
+  if (isAbsolute(path)) return path;
+  const base = config.baseDirectory ?? ".";
+  return normalize(join(isAbsolute(base) ? base : join(Deno.cwd(), base), path));
+}
+
+function recordName(selector: string, domain: string): string {
+  return `${selector}._domainkey.${domain}`;
+}
+
+/** The key record text for `key`, as genkey writes it. */
+function keyRecord(key: SigningKey): string {
+  return `v=DKIM1; k=${key.type}; p=${toBase64(key.publicKey)}`;
+}
+
+/** The record that revokes a key (RFC 6376 §3.6.1: an empty p=). */
+function revokedRecord(type: string): string {
+  return `v=DKIM1; k=${type}; p=`;
+}
+
+/** An nsupdate script doing `changes`, for admins without a TSIG key in dkimd. */
+function nsupdateScript(ctx: ZoneContext, changes: readonly UpdateChange[]): string[] {
+  const lines = [
+    ...(ctx.updateServer ? [`server ${ctx.updateServer.address} ${ctx.updateServer.port}`] : []),
+    `zone ${ctx.zone}`,
+  ];
+  for (const c of changes) {
+    if (c.op !== "delete-txt-record") lines.push(`update delete ${c.name}. TXT`);
+    if (c.op === "replace-txt") {
+      for (const r of c.records) {
+        const parts = r.match(/.{1,255}/g) ?? [""];
+        lines.push(
+          `update add ${c.name}. ${c.ttl} TXT ${parts.map((p) => `"${p}"`).join(" ")}`,
+        );
+      }
+    }
+  }
+  lines.push("send");
+  return lines;
+}
+
+/** Runs `dkimd rotate ARGS`; resolves to the exit status. */
+export async function runRotate(
+  args: readonly string[],
+  deps: RotateDeps = DEFAULT_DEPS,
+): Promise<number> {
+  const { values } = parseCommandArgs("rotate", args, {
+    config: { type: "string", short: "x" },
+    domain: { type: "string", multiple: true },
+    now: { type: "boolean" },
+    status: { type: "boolean" },
+    json: { type: "boolean" },
+    "dry-run": { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  }, 0);
+  if (values.help) {
+    deps.out(USAGE);
+    return ROTATE_EXIT.ok;
+  }
+  const domains = new Set((values.domain ?? []).map((d) => d.toLowerCase().replace(/\.$/, "")));
+  const dryRun = values["dry-run"] ?? false;
+  const nowSeconds = () => Math.floor(deps.now() / 1000);
+  const fail = (message: string) => {
+    deps.err(`dkimd rotate: ${message}`);
+    return ROTATE_EXIT.error;
+  };
+
+  let config: Config;
+  let candidates: Candidate[];
+  try {
+    const { loaded } = await loadRuntime(values.config ?? ROTATE_DEFAULT_CONFIG);
+    config = loaded.config;
+    if (config.keyTable === undefined || config.keyTable.kind === "inline" || !loaded.keyTable) {
+      return fail(
+        "rotation needs a KeyTable file (KeyTable file:/PATH or refile:/PATH): its lines are what it switches",
+      );
+    }
+    candidates = loaded.keyTable.entries.flatMap((e): Candidate[] => {
+      if (e.source.kind !== "file" || e.domain === "%" || e.key === undefined) return [];
+      if (domains.size > 0 && !domains.has(e.domain)) return [];
+      if (!config.rotationKeyTypes.includes(e.key.type)) return [];
+      return [{
+        keyName: e.name,
+        domain: e.domain,
+        keyType: e.key.type,
+        selector: e.selector,
+        keyFile: keyPath(e.source.path, config),
+        file: e.origin.file,
+        line: e.origin.line,
+      }];
+    });
+  } catch (error) {
+    return fail(errorMessage(error));
+  }
+  if (config.rotationOverlap !== 0) {
+    return fail("RotationOverlap other than 0 is not supported yet");
+  }
+
+  let state: RotationState;
+  try {
+    state = await readRotationState(config.rotationStateFile);
+  } catch (error) {
+    return fail(errorMessage(error));
+  }
+  let rotations = [...state.rotations];
+  const save = async (next: Rotation) => {
+    rotations = rotations.map((r) =>
+      r.keyName === next.keyName && r.newSelector === next.newSelector ? next : r
+    );
+    if (!rotations.includes(next)) rotations.push(next);
+    state = { version: state.version, rotations };
+    await writeRotationState(config.rotationStateFile, state);
+  };
+  const current = (keyName: string) =>
+    rotations.find((r) => r.keyName === keyName && r.step !== "done");
+
+  if (values.status) {
+    return await printStatus(candidates, rotations, config, deps, values.json ?? false);
+  }
+
+  // Start rotations that are due.
+  for (const c of candidates) {
+    if (current(c.keyName)) continue;
+    let age: number;
+    try {
+      const mtime = (await Deno.stat(c.keyFile)).mtime;
+      age = mtime ? Math.max(0, nowSeconds() - Math.floor(mtime.getTime() / 1000)) : 0;
+    } catch (error) {
+      return fail(
+        `Cannot read the key file "${c.keyFile}" of "${c.keyName}": ${errorMessage(error)}`,
+      );
+    }
+    if (!isDue(age, config.rotationInterval, values.now ?? false)) continue;
+    const taken = new Set([
+      ...candidates.filter((o) => o.domain === c.domain).map((o) => o.selector),
+      ...rotations.filter((r) => r.domain === c.domain).flatMap((
+        r,
+      ) => [r.oldSelector, r.newSelector]),
+    ]);
+    let selector: string;
+    try {
+      selector = newSelector(config.rotationSelectorFormat, new Date(deps.now()), c.keyType, taken);
+    } catch (error) {
+      return fail(errorMessage(error));
+    }
+    const rotation = startRotation(
+      c,
+      selector,
+      join(dirname(c.keyFile), `${selector}.private`),
+      nowSeconds(),
+    );
+    if (dryRun) {
+      deps.out(
+        `${c.keyName} (${c.domain}): would start a rotation from "${c.selector}" to "${selector}"`,
+      );
+      continue;
+    }
+    try {
+      await save(rotation);
+    } catch (error) {
+      return fail(errorMessage(error));
+    }
+    deps.out(`${c.keyName} (${c.domain}): rotation from "${c.selector}" to "${selector}" started`);
+  }
+
+  // The resolvers dkimd uses, and the update key, for every domain.
+  let resolvers: readonly Nameserver[];
+  let tsig: TsigKey | undefined;
+  try {
+    resolvers = config.nameservers ?? (await readResolvConf()).nameservers;
+    if (config.dnsUpdateKey !== undefined) {
+      const accounts = await readAccounts();
+      const safety = keyFileSafety(Deno.uid(), accounts, config.userId ? [config.userId.user] : []);
+      const io = { realPath: Deno.realPath, stat: Deno.stat, readFile: Deno.readFile };
+      tsig = await readTsigKeyFile(
+        keyPath(config.dnsUpdateKey, config),
+        (path) =>
+          readPrivateKeyFile(io, path, {
+            safety,
+            requireSafe: true,
+            warn: (_, text) => deps.err(`dkimd rotate: warning: ${text}`),
+          }),
+      );
+    }
+  } catch (error) {
+    return fail(errorMessage(error));
+  }
+  const zones = new Map<string, Promise<ZoneContext>>();
+  const zoneOf = (domain: string) => {
+    let ctx = zones.get(domain);
+    if (!ctx) {
+      ctx = (async (): Promise<ZoneContext> => {
+        const apex = await findZoneApex(domain, resolvers);
+        const updateServer = config.dnsUpdateServer ??
+          (tsig ? (await hostAddresses(apex.primary, resolvers))[0] : undefined);
+        const authoritative = config.dnsProofServers
+          ? config.dnsProofServers.map((server) => ({ server }))
+          : await findAuthoritativeServers(apex.zone, resolvers);
+        return {
+          zone: apex.zone,
+          ...(updateServer ? { updateServer } : {}),
+          proofServers: proofServers(authoritative, resolvers, {
+            timeoutMs: config.dnsTimeout * 1000,
+          }),
+        };
+      })();
+      zones.set(domain, ctx);
+    }
+    return ctx;
+  };
+
+  const timing = {
+    retireAfter: config.rotationRetireAfter,
+    deleteAfter: config.rotationDeleteAfter,
+    minimumRetire: (config.signatureTtl ?? 0) + ROTATION_RECORD_TTL,
+  };
+  let status: number = ROTATE_EXIT.ok;
+  for (const start of rotations.filter((r) => r.step !== "done")) {
+    if (domains.size > 0 && !domains.has(start.domain)) continue;
+    const candidate = candidates.find((c) => c.keyName === start.keyName);
+    let rotation = start;
+    const label = `${rotation.keyName} (${rotation.domain})`;
+    try {
+      for (;;) {
+        const decision = decide(rotation, nowSeconds(), timing);
+        if (decision.kind === "done") {
+          deps.out(`${label}: rotation to "${rotation.newSelector}" done`);
+          break;
+        }
+        if (decision.kind === "wait") {
+          deps.out(
+            `${label}: waiting until ${
+              new Date(decision.until * 1000).toISOString()
+            } for ${decision.reason}`,
+          );
+          break;
+        }
+        if (dryRun) {
+          deps.out(
+            `${label}: would ${decision.step} ("${rotation.oldSelector}" → "${rotation.newSelector}")`,
+          );
+          break;
+        }
+        await runStep(decision.step, rotation, candidate, {
+          config,
+          tsig,
+          zone: () => zoneOf(rotation.domain),
+          out: (line) => deps.out(`${label}: ${line}`),
+          print: deps.out,
+        });
+        rotation = completeStep(rotation, decision.step, nowSeconds());
+        await save(rotation);
+      }
+    } catch (error) {
+      if (error instanceof WaitingForDns) {
+        deps.out(`${label}: ${error.message}`);
+        if (status === ROTATE_EXIT.ok) status = ROTATE_EXIT.waiting;
+        continue;
+      }
+      const message = errorMessage(error);
+      deps.err(`dkimd rotate: ${label}: ${message}`);
+      status = ROTATE_EXIT.error;
+      try {
+        await save({ ...rotation, lastError: message, updatedAt: nowSeconds() });
+      } catch (saveError) {
+        deps.err(`dkimd rotate: ${errorMessage(saveError)}`);
+      }
+    }
+  }
+  return status;
+}
+
+async function readAccounts(): Promise<UserDb | undefined> {
+  try {
+    return UserDb.parse(
+      await Deno.readTextFile("/etc/passwd"),
+      await Deno.readTextFile("/etc/group"),
+    );
+  } catch {
+    return undefined;
+  }
+}
+
+interface StepContext {
+  readonly config: Config;
+  readonly tsig: TsigKey | undefined;
+  readonly zone: () => Promise<ZoneContext>;
+  readonly out: (line: string) => void;
+  /** Writes a line as it is: the script lines, so they can be copied. */
+  readonly print: (line: string) => void;
+}
+
+/** Publishes `changes`: by DNS UPDATE with the TSIG key, or printed for the admin. */
+async function publish(ctx: StepContext, changes: UpdateChange[], what: string): Promise<void> {
+  const zone = await ctx.zone();
+  if (!ctx.tsig) {
+    ctx.out(`no DNSUpdateKey: publish ${what} yourself, for example with nsupdate:`);
+    for (const line of nsupdateScript(zone, changes)) ctx.print(`  ${line}`);
+    return;
+  }
+  if (!zone.updateServer) {
+    throw new Error(`no server to send the update for zone "${zone.zone}" to`);
+  }
+  await sendUpdate({
+    server: zone.updateServer,
+    zone: zone.zone,
+    key: ctx.tsig,
+    changes,
+    timeoutMs: ctx.config.dnsTimeout * 1000 * 2,
+  });
+  ctx.out(`published ${what} by DNS UPDATE to ${formatNameserver(zone.updateServer)}`);
+}
+
+async function proveStep(ctx: StepContext, name: string, expect: Expectation): Promise<void> {
+  const proof = await prove(name, expect, (await ctx.zone()).proofServers);
+  if (proof.status === "wrong") throw new Error(`${name}: ${describeProof(proof)}`);
+  if (proof.status === "waiting") throw new WaitingForDns(`${name}: ${describeProof(proof)}`);
+  ctx.out(`${name}: ${describeProof(proof)}`);
+}
+
+async function readNewKey(rotation: Rotation): Promise<SigningKey> {
+  return await importPrivateKey(await Deno.readFile(rotation.newKeyFile), rotation.newKeyFile);
+}
+
+/** Tells a running dkimd (PidFile) to re-read its configuration, as OpenDKIM's SIGUSR1. */
+async function signalDkimd(ctx: StepContext): Promise<void> {
+  const path = ctx.config.pidFile;
+  if (path === undefined) {
+    ctx.out("no PidFile: reload dkimd yourself (SIGUSR1) to sign with the new key");
+    return;
+  }
+  const pid = await inspectPidFile(path);
+  if (pid.state !== "live") {
+    ctx.out(
+      `PidFile ${path}: no running dkimd to signal; it reads the new KeyTable when it starts`,
+    );
+    return;
+  }
+  Deno.kill(pid.pid, "SIGUSR1");
+  ctx.out(`sent SIGUSR1 to dkimd (pid ${pid.pid})`);
+}
+
+async function runStep(
+  step: Exclude<RotationStep, "done">,
+  rotation: Rotation,
+  candidate: Candidate | undefined,
+  ctx: StepContext,
+): Promise<void> {
+  const newName = recordName(rotation.newSelector, rotation.domain);
+  const oldName = recordName(rotation.oldSelector, rotation.domain);
+  switch (step) {
+    case "generate": {
+      const key = await generateSigningKey(rotation.keyType);
+      // Written 0600 from the start, then given the old key's owner and group, so the service
+      // user reads it as it reads the old one.
+      await writeFileAtomic(
+        rotation.newKeyFile,
+        new TextEncoder().encode(await key.toPem()),
+        0o600,
+      );
+      const old = await Deno.stat(rotation.oldKeyFile);
+      if (old.uid !== null && old.gid !== null) {
+        await Deno.chown(rotation.newKeyFile, old.uid, old.gid);
+      }
+      if (old.mode !== null) await Deno.chmod(rotation.newKeyFile, old.mode & 0o640);
+      ctx.out(`generated ${rotation.keyType} key ${rotation.newKeyFile}`);
+      return;
+    }
+    case "publish": {
+      const key = await readNewKey(rotation);
+      await publish(ctx, [{
+        op: "replace-txt",
+        name: newName,
+        ttl: ROTATION_RECORD_TTL,
+        records: [keyRecord(key)],
+      }], `the record ${newName}`);
+      return;
+    }
+    case "prove":
+      return await proveStep(ctx, newName, { kind: "key", privateKey: await readNewKey(rotation) });
+    case "activate": {
+      if (!candidate) {
+        throw new Error(
+          `the KeyTable has no entry "${rotation.keyName}" any more: cannot activate`,
+        );
+      }
+      const text = await Deno.readTextFile(candidate.file);
+      const edited = editKeyTableLine(text, candidate.file, candidate.line, {
+        keyName: rotation.keyName,
+        domain: rotation.domain,
+        fromSelector: rotation.oldSelector,
+        toSelector: rotation.newSelector,
+        toKeyFile: rotation.newKeyFile,
+      });
+      if (edited !== text) {
+        const mode = (await Deno.stat(candidate.file)).mode ?? 0o644;
+        await writeFileAtomic(candidate.file, new TextEncoder().encode(edited), mode & 0o777);
+      }
+      ctx.out(
+        `activated: ${candidate.file}:${candidate.line} now signs with "${rotation.newSelector}"`,
+      );
+      return await signalDkimd(ctx);
+    }
+    case "retire":
+      return await publish(ctx, [{
+        op: "replace-txt",
+        name: oldName,
+        ttl: ROTATION_RECORD_TTL,
+        records: [revokedRecord(rotation.keyType)],
+      }], `the revoked record ${oldName}`);
+    case "prove-revoked":
+      return await proveStep(ctx, oldName, { kind: "revoked" });
+    case "delete": {
+      await publish(ctx, [{ op: "delete-txt", name: oldName }], `the deletion of ${oldName}`);
+      await Deno.remove(rotation.oldKeyFile).catch((error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      });
+      ctx.out(`deleted the old key file ${rotation.oldKeyFile}`);
+      return;
+    }
+  }
+}
+
+async function printStatus(
+  candidates: readonly Candidate[],
+  rotations: readonly Rotation[],
+  config: Config,
+  deps: RotateDeps,
+  json: boolean,
+): Promise<number> {
+  const now = Math.floor(deps.now() / 1000);
+  const rows = [];
+  for (const c of candidates) {
+    let age: number | undefined;
+    try {
+      const mtime = (await Deno.stat(c.keyFile)).mtime;
+      if (mtime) age = Math.max(0, now - Math.floor(mtime.getTime() / 1000));
+    } catch {
+      // Reported as an unknown age.
+    }
+    const r = rotations.find((x) => x.keyName === c.keyName && x.step !== "done");
+    const decision = r
+      ? decide(r, now, {
+        retireAfter: config.rotationRetireAfter,
+        deleteAfter: config.rotationDeleteAfter,
+        minimumRetire: (config.signatureTtl ?? 0) + ROTATION_RECORD_TTL,
+      })
+      : undefined;
+    rows.push({
+      keyName: c.keyName,
+      domain: c.domain,
+      selector: c.selector,
+      keyType: c.keyType,
+      keyAgeDays: age === undefined ? null : Math.floor(age / 86400),
+      step: r?.step ?? null,
+      newSelector: r?.newSelector ?? null,
+      waitsFor: decision?.kind === "wait"
+        ? `${decision.reason} (until ${new Date(decision.until * 1000).toISOString()})`
+        : decision?.kind === "do" &&
+            (decision.step === "prove" || decision.step === "prove-revoked")
+        ? "DNS to serve the record"
+        : null,
+      lastError: r?.lastError ?? null,
+    });
+  }
+  if (json) {
+    deps.out(JSON.stringify(rows, null, 2));
+    return ROTATE_EXIT.ok;
+  }
+  for (const row of rows) {
+    deps.out(
+      `${row.keyName} (${row.domain}): selector "${row.selector}" (${row.keyType}, ${
+        row.keyAgeDays ?? "?"
+      } days old)${
+        row.step ? `; rotating to "${row.newSelector}", next step: ${row.step}` : "; no rotation"
+      }${row.waitsFor ? `; waits for ${row.waitsFor}` : ""}${
+        row.lastError ? `; last error: ${row.lastError}` : ""
+      }`,
+    );
+  }
+  return ROTATE_EXIT.ok;
+}

@@ -1,0 +1,344 @@
+import assert from "node:assert/strict";
+import {
+  generateSigningKey,
+  importPrivateKey,
+  type SigningKey,
+} from "../../lib/crypto/private_key.ts";
+import { toBase64 } from "../../lib/bytes.ts";
+import { parseNameserver } from "../../lib/dns/nameserver.ts";
+import { StubResolver } from "../../lib/dns/stub.ts";
+import { DnsError } from "../../lib/dns/resolver.ts";
+import { sendUpdate } from "../../lib/dns/update.ts";
+import { ROTATE_EXIT, runRotate } from "../../lib/cli/rotate.ts";
+import { readRotationState } from "../../lib/rotate/state_file.ts";
+import { type KnotZone, startKnotZone } from "../helpers/knot_servers.ts";
+import { type DkimdProcess, startDkimd } from "../helpers/dkimd_process.ts";
+import { runCli } from "../helpers/run_cli.ts";
+import { MilterClient } from "../../lib/milter/client.ts";
+import { fromLatin1 } from "../../lib/bytes.ts";
+
+const ZONE = "example.com";
+const SECRET = toBase64(crypto.getRandomValues(new Uint8Array(32)));
+const T0 = Date.parse("2026-12-07T10:00:00Z");
+
+interface Setup {
+  readonly dns: KnotZone;
+  /** dkimd serving with the configuration, when asked for. */
+  readonly dkimd?: DkimdProcess;
+  readonly dir: string;
+  readonly oldKey: SigningKey;
+  readonly conf: string;
+  /** Runs `dkimd rotate ARGS` at `at` (ms); resolves its status and output lines. */
+  run(at: number, ...args: string[]): Promise<{ status: number; out: string[]; err: string[] }>;
+  /** The TXT records at `selector._domainkey.example.com` on `server` ([] for none). */
+  txt(server: string, selector: string): Promise<string[]>;
+}
+
+async function withSetup(
+  options: { updateKey?: "right" | "wrong" | "none"; serve?: boolean },
+  fn: (s: Setup) => Promise<void>,
+) {
+  const oldKey = await generateSigningKey("ed25519");
+  const dns = await startKnotZone({
+    zone: ZONE,
+    records: {
+      "old._domainkey.example.com": [`v=DKIM1; k=ed25519; p=${toBase64(oldKey.publicKey)}`],
+    },
+    key: { name: "dkimd-rotate", secret: SECRET },
+    secondary: true,
+  });
+  const dir = await Deno.makeTempDir({ prefix: "dkimd-rotate-" });
+  let dkimd: DkimdProcess | undefined;
+  try {
+    await Deno.mkdir(`${dir}/keys`, { mode: 0o700 });
+    await Deno.writeTextFile(`${dir}/keys/old.private`, await oldKey.toPem(), { mode: 0o600 });
+    await Deno.writeTextFile(
+      `${dir}/key.table`,
+      `# rotated by dkimd rotate\nmain example.com:old:${dir}/keys/old.private\n`,
+    );
+    await Deno.writeTextFile(`${dir}/signing.table`, "*@example.com main\n");
+    const secret = options.updateKey === "wrong"
+      ? toBase64(crypto.getRandomValues(new Uint8Array(32)))
+      : SECRET;
+    await Deno.writeTextFile(
+      `${dir}/update.key`,
+      `key "dkimd-rotate" {\n\talgorithm hmac-sha256;\n\tsecret "${secret}";\n};\n`,
+      { mode: 0o600 },
+    );
+    const lines = (socket: string) =>
+      [
+        "Mode sv",
+        `Socket ${socket}`,
+        "Syslog no",
+        `KeyTable file:${dir}/key.table`,
+        `SigningTable refile:${dir}/signing.table`,
+        `Nameservers ${dns.primary.nameserver}`,
+        "DNSTimeout 2",
+        ...(options.updateKey === "none" ? [] : [`DNSUpdateKey ${dir}/update.key`]),
+        `DNSUpdateServer ${dns.primary.nameserver}`,
+        `DNSProofServers ${dns.primary.nameserver},${dns.secondary!.nameserver}`,
+        `RotationStateFile ${dir}/state/rotation.json`,
+        "RotationRetireAfter 0",
+        "RotationDeleteAfter 0",
+        ...(options.serve ? [`PidFile ${dir}/dkimd.pid`] : []),
+        "",
+      ].join("\n");
+    let conf = `${dir}/opendkim.conf`;
+    if (options.serve) {
+      dkimd = await startDkimd(dir, lines);
+      conf = dkimd.config;
+    } else await Deno.writeTextFile(conf, lines("inet:8891@127.0.0.1"));
+    const txt = async (server: string, selector: string) => {
+      const resolver = new StubResolver({
+        nameservers: [parseNameserver(server)],
+        timeoutMs: 1000,
+        attempts: 1,
+      });
+      try {
+        return await resolver.resolveTxt(`${selector}._domainkey.${ZONE}`);
+      } catch (e) {
+        if (e instanceof DnsError && (e.code === "nxdomain" || e.code === "nodata")) return [];
+        throw e;
+      }
+    };
+    await fn({
+      dns,
+      ...(dkimd ? { dkimd } : {}),
+      dir,
+      oldKey,
+      conf,
+      txt,
+      async run(at, ...args) {
+        const out: string[] = [];
+        const err: string[] = [];
+        const status = await runRotate(["-x", conf, ...args], {
+          now: () => at,
+          out: (l) => out.push(l),
+          err: (l) => err.push(l),
+        });
+        return { status, out, err };
+      },
+    });
+  } finally {
+    await dkimd?.stop();
+    await Deno.remove(dir, { recursive: true });
+    await dns.close();
+  }
+}
+
+/**
+ * Runs rotate at `at` until it stops answering 75 (waiting for DNS), at most 15 s; the last
+ * status, with the output of every run.
+ */
+async function runUntilSettled(s: Setup, at: number) {
+  const deadline = Date.now() + 15_000;
+  const out: string[] = [];
+  const err: string[] = [];
+  for (;;) {
+    const result = await s.run(at);
+    out.push(...result.out);
+    err.push(...result.err);
+    if (result.status !== ROTATE_EXIT.waiting || Date.now() > deadline) {
+      return { status: result.status, out, err };
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+Deno.test("dkimd rotate: a full rotation through a lagging secondary, activation only once all serve the key", async () => {
+  await withSetup({}, async (s) => {
+    await s.dns.secondary!.control("zone-freeze", ZONE);
+    const first = await s.run(T0, "--now");
+    assert.equal(first.status, ROTATE_EXIT.waiting, [...first.out, ...first.err].join("\n"));
+    assert.deepEqual(first.err, []);
+    const selector = "202612-ed25519";
+    assert.match(first.out.join("\n"), /rotation from "old" to "202612-ed25519" started/);
+    assert.match(
+      first.out.join("\n"),
+      /published the record 202612-ed25519\._domainkey\.example\.com by DNS UPDATE/,
+    );
+    const newKeyFile = `${s.dir}/keys/${selector}.private`;
+    assert.equal((await Deno.stat(newKeyFile)).mode! & 0o777, 0o600);
+    const newKey = await importPrivateKey(await Deno.readFile(newKeyFile));
+    assert.deepEqual(await s.txt(s.dns.primary.nameserver, selector), [
+      `v=DKIM1; k=ed25519; p=${toBase64(newKey.publicKey)}`,
+    ]);
+    // The secondary lags: no activation, and a second run still waits.
+    await new Promise((r) => setTimeout(r, 2000));
+    const waiting = await s.run(T0 + 60_000);
+    assert.equal(waiting.status, ROTATE_EXIT.waiting);
+    assert.match(
+      waiting.out.join("\n"),
+      new RegExp(
+        `waiting for 1 of 3 servers: ${
+          s.dns.secondary!.nameserver
+        } \\(authoritative\\) serves no such name`,
+      ),
+    );
+    assert.match(await Deno.readTextFile(`${s.dir}/key.table`), /main example\.com:old:/);
+
+    // The secondary catches up: the key is proven and activated; retirement waits for time.
+    await s.dns.secondary!.control("zone-thaw", ZONE);
+    const activated = await runUntilSettled(s, T0 + 120_000);
+    assert.equal(activated.status, ROTATE_EXIT.ok, [...activated.out, ...activated.err].join("\n"));
+    assert.match(activated.out.join("\n"), /all 3 servers agree/);
+    assert.match(activated.out.join("\n"), /no PidFile: reload dkimd yourself/);
+    assert.match(
+      activated.out.join("\n"),
+      /waiting until .* for the old key's signatures to expire/,
+    );
+    assert.equal(
+      await Deno.readTextFile(`${s.dir}/key.table`),
+      `# rotated by dkimd rotate\nmain example.com:${selector}:${newKeyFile}\n`,
+    );
+    const status = await s.run(T0 + 180_000, "--status");
+    assert.match(
+      status.out[0],
+      /^main \(example\.com\): selector "202612-ed25519" \(ed25519, 0 days old\); rotating to "202612-ed25519", next step: retire; waits for the old key's signatures to expire/,
+    );
+
+    // After the record's TTL (300 s, SignatureTTL unset): revoke, prove, delete.
+    const retired = await runUntilSettled(s, T0 + 120_000 + 301_000);
+    assert.equal(retired.status, ROTATE_EXIT.ok, [...retired.out, ...retired.err].join("\n"));
+    assert.match(
+      retired.out.join("\n"),
+      /published the revoked record old\._domainkey\.example\.com/,
+    );
+    assert.match(retired.out.join("\n"), /deleted the old key file/);
+    assert.match(retired.out.join("\n"), /rotation to "202612-ed25519" done/);
+    await assert.rejects(Deno.stat(`${s.dir}/keys/old.private`), Deno.errors.NotFound);
+    assert.deepEqual(await s.txt(s.dns.primary.nameserver, "old"), []);
+    const state = await readRotationState(`${s.dir}/state/rotation.json`);
+    assert.deepEqual(state.rotations.map((r) => r.step), ["done"]);
+    // Nothing more to do, and no new rotation without --now (RotationInterval 0).
+    const idle = await s.run(T0 + 500_000);
+    assert.equal(idle.status, ROTATE_EXIT.ok);
+    assert.deepEqual(idle.out, []);
+  });
+});
+
+Deno.test("dkimd rotate: a refused update (BADSIG) is a clear error, and nothing is activated", async () => {
+  await withSetup({ updateKey: "wrong" }, async (s) => {
+    const result = await s.run(T0, "--now");
+    assert.equal(result.status, ROTATE_EXIT.error);
+    assert.equal(result.err.length, 1);
+    assert.match(
+      result.err[0],
+      /^dkimd rotate: main \(example\.com\): the DNS server 127\.0\.0\.1@\d+ \(zone "example\.com"\) answered NOTAUTH\/BADSIG: /,
+    );
+    assert.match(await Deno.readTextFile(`${s.dir}/key.table`), /main example\.com:old:/);
+    const [rotation] = (await readRotationState(`${s.dir}/state/rotation.json`)).rotations;
+    assert.equal(rotation.step, "publish");
+    assert.match(rotation.lastError!, /BADSIG/);
+    const status = await s.run(T0, "--status", "--json");
+    const [row] = JSON.parse(status.out.join("\n"));
+    assert.equal(row.step, "publish");
+    assert.match(row.lastError, /BADSIG/);
+  });
+});
+
+Deno.test("dkimd rotate: without DNSUpdateKey it prints the record and an nsupdate script, then waits for it", async () => {
+  await withSetup({ updateKey: "none" }, async (s) => {
+    const first = await s.run(T0, "--now");
+    assert.equal(first.status, ROTATE_EXIT.waiting);
+    const text = first.out.join("\n");
+    assert.match(
+      text,
+      /no DNSUpdateKey: publish the record 202612-ed25519\._domainkey\.example\.com yourself/,
+    );
+    assert.match(text, /^ {2}zone example\.com$/m);
+    assert.match(
+      text,
+      /^ {2}update add 202612-ed25519\._domainkey\.example\.com\. 300 TXT "v=DKIM1; k=ed25519; p=/m,
+    );
+    assert.match(text, /serves no such name at 202612-ed25519\._domainkey\.example\.com yet/);
+    // The admin publishes it; the next runs prove and activate.
+    const newKey = await importPrivateKey(
+      await Deno.readFile(`${s.dir}/keys/202612-ed25519.private`),
+    );
+    await sendUpdate({
+      server: parseNameserver(s.dns.primary.nameserver),
+      zone: ZONE,
+      key: {
+        name: "dkimd-rotate",
+        algorithm: "hmac-sha256",
+        secret: Uint8Array.from(atob(SECRET), (c) => c.charCodeAt(0)),
+      },
+      changes: [{
+        op: "replace-txt",
+        name: "202612-ed25519._domainkey.example.com",
+        ttl: 300,
+        records: [`v=DKIM1; k=ed25519; p=${toBase64(newKey.publicKey)}`],
+      }],
+    });
+    const done = await runUntilSettled(s, T0 + 60_000);
+    assert.equal(done.status, ROTATE_EXIT.ok, [...done.out, ...done.err].join("\n"));
+    assert.match(
+      await Deno.readTextFile(`${s.dir}/key.table`),
+      /main example\.com:202612-ed25519:/,
+    );
+  });
+});
+
+Deno.test("dkimd rotate --dry-run says what it would do and changes nothing", async () => {
+  await withSetup({}, async (s) => {
+    const result = await s.run(T0, "--now", "--dry-run");
+    assert.equal(result.status, ROTATE_EXIT.ok);
+    assert.deepEqual(result.out, [
+      'main (example.com): would start a rotation from "old" to "202612-ed25519"',
+    ]);
+    await assert.rejects(Deno.stat(`${s.dir}/state/rotation.json`), Deno.errors.NotFound);
+    const other = await s.run(T0, "--now", "--domain", "example.org");
+    assert.equal(other.status, ROTATE_EXIT.ok);
+    assert.deepEqual(other.out, []);
+  });
+});
+
+/** The selectors (s=) of the DKIM-Signature fields dkimd adds to a message from `from`. */
+async function signedWith(port: number, from: string): Promise<string[]> {
+  const client = await MilterClient.connect({ kind: "inet", host: "127.0.0.1", port });
+  try {
+    const r = await client.sendMessage({
+      connect: { hostname: "localhost", address: "127.0.0.1" },
+      macros: { mail: { i: "Q1" } },
+      from: `<${from}>`,
+      headers: [["From", ` ${from}`], ["Subject", " hi"]],
+      body: fromLatin1("hello\r\n"),
+    });
+    return r.modifications
+      .filter((m) => m.type === "insheader" && m.name === "DKIM-Signature")
+      .map((m) =>
+        new TextDecoder().decode((m as { value: Uint8Array }).value).match(/(?:^|[\s;])s=([^;\s]+)/)
+          ?.[1] ??
+          "?"
+      );
+  } finally {
+    client.close();
+  }
+}
+
+Deno.test("dkimd rotate (the command, as users run it) signals the running dkimd, which then signs with the new key", async () => {
+  await withSetup({ serve: true }, async (s) => {
+    const dkimd = s.dkimd!;
+    assert.deepEqual(await signedWith(dkimd.port, "a@example.com"), ["old"]);
+    const selector = newSelectorNow();
+    const deadline = Date.now() + 20_000;
+    let r = await runCli(["rotate", "-x", s.conf, "--now"]);
+    while (r.code === ROTATE_EXIT.waiting && Date.now() < deadline) {
+      // Not yet activated: dkimd still signs with the old key.
+      assert.deepEqual(await signedWith(dkimd.port, "a@example.com"), ["old"]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      r = await runCli(["rotate", "-x", s.conf]);
+    }
+    assert.equal(r.code, ROTATE_EXIT.ok, r.text + r.stderr);
+    assert.match(r.text, new RegExp(`sent SIGUSR1 to dkimd \\(pid ${dkimd.pid}\\)`));
+    await dkimd.waitForLog(/configuration reloaded/);
+    assert.deepEqual(await signedWith(dkimd.port, "a@example.com"), [selector]);
+  });
+});
+
+/** The selector RotationSelectorFormat's default gives an Ed25519 key now. */
+function newSelectorNow(): string {
+  const d = new Date();
+  return `${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, "0")}-ed25519`;
+}
