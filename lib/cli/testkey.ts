@@ -25,7 +25,11 @@ import { keyRecordName } from "../dkim/key_record.ts";
 import { isDomainName, isSelector } from "../dkim/signature.ts";
 import { formatNameserver } from "../dns/nameserver.ts";
 import { DnsError, type TxtResolver } from "../dns/resolver.ts";
-import type { LoadedKeyEntry } from "../policy/key_table.ts";
+import {
+  type LoadedKeyEntry,
+  parseKeyTableEntry,
+  type PrivateKeyInfo,
+} from "../policy/key_table.ts";
 import { SourceError } from "../policy/origin.ts";
 import { intFlag, parseCommandArgs, UsageError } from "./args.ts";
 import { checkKeyRecord, KEY_CHECK_STATUS } from "./key_record_check.ts";
@@ -363,11 +367,13 @@ async function testkey(args: readonly string[]): Promise<number> {
   });
 
   if (loaded?.keyTable && !given) {
-    const status = await testKeyTable(loaded.keyTable.entries, loaded.config, {
-      files,
-      resolver,
-      report,
-    });
+    const entries = loaded.keyTable.keyed
+      ? await databaseKeyTable(loaded, report)
+      : loaded.keyTable.entries;
+    const status = typeof entries === "number"
+      ? entries
+      : await testKeyTable(entries, loaded.config, { files, resolver, report });
+    await Promise.all(loaded.tables.map((t) => t.close()));
     report.print(verbose);
     return status;
   }
@@ -429,6 +435,48 @@ function firstDomain(loaded: LoadedConfig<SigningKey> | undefined): string | und
  * The status is the worst of them: unlike opendkim-testkey, which exits 0 whatever it found, a
  * failing key fails the run, so scripts and monitoring can rely on it.
  */
+/** Most rows of a KeyTable in a database that `testkey -x` checks in one run. */
+export const MAX_TESTKEY_ROWS = 100_000;
+
+/**
+ * Every row of a KeyTable kept in a database (TableBackend.scan, the tools' walk; the filter
+ * never walks), parsed as KeyTable entries; a row that does not parse is reported. Returns
+ * an exit status when the table cannot be read.
+ */
+async function databaseKeyTable<K extends PrivateKeyInfo>(
+  loaded: LoadedConfig<K>,
+  report: Report,
+): Promise<LoadedKeyEntry<SigningKey>[] | number> {
+  const table = loaded.tables.find((t) => t.setting === "KeyTable");
+  if (!table) return [];
+  let rows;
+  try {
+    rows = await table.backend.scan(
+      MAX_TESTKEY_ROWS,
+      AbortSignal.timeout(loaded.config.dataSetQueryTimeout * 1000 * 10),
+    );
+  } catch (e) {
+    report.err(0, `KeyTable ${table.backend.describe}: ${errorMessage(e)}`);
+    return TESTKEY_EXIT.unavailable;
+  }
+  const out: LoadedKeyEntry<SigningKey>[] = [];
+  for (const row of rows) {
+    const origin = { file: `KeyTable ${table.backend.describe} row "${row.key}"`, line: 0 };
+    try {
+      out.push(parseKeyTableEntry({ key: row.key, value: row.columns.join(":"), origin }));
+    } catch (e) {
+      report.err(0, errorMessage(e));
+    }
+  }
+  if (rows.length >= MAX_TESTKEY_ROWS) {
+    report.err(
+      0,
+      `KeyTable ${table.backend.describe}: only the first ${MAX_TESTKEY_ROWS} rows are checked`,
+    );
+  }
+  return out;
+}
+
 async function testKeyTable(
   entries: readonly LoadedKeyEntry<SigningKey>[],
   config: Config,

@@ -18,6 +18,7 @@ export const GROUP_TITLES: { readonly [G in SettingGroup]: string } = {
   limits: "Limits",
   results: "Actions and added fields",
   dns: "DNS",
+  tables: "Data sets in databases (dsn:, ldap:)",
   other: "Other checks",
   arc: "ARC (RFC 8617)",
   logging: "Logging",

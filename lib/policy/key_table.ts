@@ -338,6 +338,7 @@ export class KeyTable<K extends PrivateKeyInfo> implements KeyLookup<K> {
   readonly #byName: Map<string, LoadedKeyEntry<K>>;
   readonly #loadTemplate?: TemplateKeyLoader<K>;
   readonly #templateKeys = new Map<string, Promise<K>>();
+  #keyed?: KeyLookup<K>;
 
   /**
    * Makes a table of `entries` (the first of a repeated name wins); `loadTemplate` loads the
@@ -348,6 +349,22 @@ export class KeyTable<K extends PrivateKeyInfo> implements KeyLookup<K> {
     this.#byName = new Map();
     for (const e of entries) if (!this.#byName.has(e.name)) this.#byName.set(e.name, e);
     this.#loadTemplate = loadTemplate;
+  }
+
+  /**
+   * A KeyTable kept elsewhere (a database), asked through `lookup` by key name at signing time:
+   * it has no {@link KeyTable.entries} to list (it is never walked) and {@link KeyTable.get}
+   * finds nothing, as a SigningTable kept elsewhere has no rules.
+   */
+  static keyed<K extends PrivateKeyInfo>(lookup: KeyLookup<K>): KeyTable<K> {
+    const table = new KeyTable<K>([]);
+    table.#keyed = lookup;
+    return table;
+  }
+
+  /** True for a table kept elsewhere ({@link KeyTable.keyed}), whose entries are not listed. */
+  get keyed(): boolean {
+    return this.#keyed !== undefined;
   }
 
   /** The entry named `name` (case-sensitive, as OpenDKIM's KeyTable lookup). */
@@ -361,6 +378,7 @@ export class KeyTable<K extends PrivateKeyInfo> implements KeyLookup<K> {
    * when the domain cannot stand in a file name, or when a `%` key cannot be loaded.
    */
   async resolve(name: string, senderDomain: string): Promise<ResolvedKey<K>> {
+    if (this.#keyed) return await this.#keyed.resolve(name, senderDomain);
     const entry = this.#byName.get(name);
     if (!entry) {
       throw new KeyResolutionError(`No KeyTable entry named "${name}"`, {

@@ -137,6 +137,8 @@ export class CachedTable implements DataSetLookup {
   readonly setting: string;
   readonly #options: CachedTableOptions;
   readonly #clock: () => number;
+  #log: TableLogger | undefined;
+  #observer: TableObserver | undefined;
   readonly #cache = new Map<string, CacheEntry>();
   readonly #inflight = new Map<string, Promise<Columns>>();
   // The outage: when it started and why, when the next query may be tried, the delay after it.
@@ -151,7 +153,23 @@ export class CachedTable implements DataSetLookup {
     this.setting = options.setting;
     this.#options = options;
     this.#clock = options.clock ?? Date.now;
+    this.#log = options.log;
+    this.#observer = options.observer;
     this.#retryDelay = options.retryInitialMs ?? TABLE_RETRY_INITIAL_MS;
+  }
+
+  /**
+   * Sets where outages are logged and metrics go: the server attaches its logger and metrics
+   * once it has them (the configuration is loaded before the logger exists).
+   */
+  attach(log: TableLogger | undefined, observer?: TableObserver): void {
+    this.#log = log;
+    this.#observer = observer;
+  }
+
+  /** Logs `message` about this data set (a bad row, for the tables built on it). */
+  report(level: "warning" | "info", message: string): void {
+    this.#log?.(level, message);
   }
 
   /** True while the database is failing (between the two log lines). */
@@ -181,7 +199,7 @@ export class CachedTable implements DataSetLookup {
       if (pending) waiting.push([key, pending]);
       else missing.push(key);
     }
-    if (cached > 0) this.#options.observer?.tableKeys(this.setting, "cache", cached);
+    if (cached > 0) this.#observer?.tableKeys(this.setting, "cache", cached);
     const fetched = missing.length > 0 ? this.#fetch(missing, now) : undefined;
     const [waited, got] = await Promise.all([
       Promise.allSettled(waiting.map(([, p]) => p)),
@@ -196,7 +214,7 @@ export class CachedTable implements DataSetLookup {
     if (got?.status === "fulfilled") {
       const rows = got.value;
       missing.forEach((key, i) => answers.set(key, rows[i]));
-      this.#options.observer?.tableKeys(this.setting, "database", missing.length);
+      this.#observer?.tableKeys(this.setting, "database", missing.length);
     } else if (got) {
       failure ??= got.reason;
     }
@@ -226,9 +244,9 @@ export class CachedTable implements DataSetLookup {
         failed++;
       }
     }
-    if (stale > 0) this.#options.observer?.tableKeys(this.setting, "stale", stale);
+    if (stale > 0) this.#observer?.tableKeys(this.setting, "stale", stale);
     if (failed > 0) {
-      this.#options.observer?.tableKeys(this.setting, "failed", failed);
+      this.#observer?.tableKeys(this.setting, "failed", failed);
       throw why;
     }
   }
@@ -258,12 +276,12 @@ export class CachedTable implements DataSetLookup {
     const started = performance.now();
     try {
       const rows = await this.#withTimeout(keys);
-      this.#options.observer?.tableQuery(this.setting, true, (performance.now() - started) / 1000);
+      this.#observer?.tableQuery(this.setting, true, (performance.now() - started) / 1000);
       this.#store(keys, rows);
       this.#recovered();
       return rows;
     } catch (e) {
-      this.#options.observer?.tableQuery(this.setting, false, (performance.now() - started) / 1000);
+      this.#observer?.tableQuery(this.setting, false, (performance.now() - started) / 1000);
       this.#failed(e);
       throw this.#unavailable(e);
     } finally {
@@ -311,7 +329,7 @@ export class CachedTable implements DataSetLookup {
     const now = this.#clock();
     if (!this.#down) {
       this.#down = { since: now, reason };
-      this.#options.log?.(
+      this.#log?.(
         "warning",
         `${this.setting} ${this.backend.describe} is unavailable: ${reason}; lookups fail ` +
           `(On-InternalError) until it answers, except for entries cached within the last ` +
@@ -333,7 +351,7 @@ export class CachedTable implements DataSetLookup {
     if (!down) return;
     this.#down = undefined;
     const seconds = Math.round((this.#clock() - down.since) / 1000);
-    this.#options.log?.(
+    this.#log?.(
       "info",
       `${this.setting} ${this.backend.describe} answers again after ${seconds} s unavailable`,
     );
