@@ -290,12 +290,19 @@ export function parseKeyTable(
 export class KeyResolutionError extends Error {
   /** The KeyTable entry. */
   readonly entry: KeyTableEntry;
+  /** True when the table has logged this problem already (a bad database row, once). */
+  readonly reported: boolean;
 
-  /** Makes an error about `entry`. */
-  constructor(message: string, entry: KeyTableEntry, options?: ErrorOptions) {
+  /** Makes an error about `entry`; `reported` when it has been logged already. */
+  constructor(
+    message: string,
+    entry: KeyTableEntry,
+    options?: ErrorOptions & { readonly reported?: boolean },
+  ) {
     super(message, options);
     this.name = "KeyResolutionError";
     this.entry = entry;
+    this.reported = options?.reported ?? false;
   }
 }
 

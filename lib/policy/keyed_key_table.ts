@@ -99,7 +99,7 @@ export class KeyedKeyTable<K extends PrivateKeyInfo> implements KeyLookup<K> {
     try {
       entry = parseKeyTableEntry(row);
     } catch (e) {
-      const message = `Cannot use ${errorMessage(e)}`;
+      const message = errorMessage(e);
       this.#once(rowId, message);
       throw new KeyResolutionError(message, {
         name,
@@ -107,7 +107,7 @@ export class KeyedKeyTable<K extends PrivateKeyInfo> implements KeyLookup<K> {
         selector: "",
         source: { kind: "inline", data: "" },
         origin: row.origin,
-      }, { cause: e });
+      }, { cause: e, reported: true });
     }
     const domain = entry.domain === "%" ? senderDomain.toLowerCase() : entry.domain;
     if (!isDomainName(domain)) {
@@ -143,7 +143,7 @@ export class KeyedKeyTable<K extends PrivateKeyInfo> implements KeyLookup<K> {
       const message = `Cannot load the key of KeyTable entry "${name}" at ` +
         `${formatOrigin(entry.origin)}${where}: ${errorMessage(cause)}`;
       this.#once(cacheKey, message);
-      throw new KeyResolutionError(message, entry, { cause });
+      throw new KeyResolutionError(message, entry, { cause, reported: true });
     }
   }
 

@@ -90,6 +90,8 @@ export interface CachedTableOptions {
 export class TableUnavailableError extends Error {
   /** The setting whose data set failed. */
   readonly setting: string;
+  /** Logged already, once per outage (see `isReported()` in lib/policy/data_set_lookup.ts). */
+  readonly reported = true;
 
   /** Makes an error for `setting`. */
   constructor(setting: string, message: string, options?: ErrorOptions) {
