@@ -247,18 +247,20 @@ function settingField(name: string): SettingField | undefined {
  * password, table or column shows now rather than as deferred mail: one line each, reachable
  * or why not (the password never shown).
  */
-export async function probeTables(loaded: LoadedConfig<SigningKey>): Promise<string[]> {
+export async function probeTables(
+  loaded: LoadedConfig<SigningKey>,
+): Promise<{ setting: string; reachable: boolean; text: string }[]> {
   const timeoutMs = loaded.config.dataSetQueryTimeout * 1000 +
     loaded.config.dataSetConnectTimeout * 1000;
   return await Promise.all(loaded.tables.map(async (t) => {
     try {
       const rows = await t.backend.scan(1, AbortSignal.timeout(timeoutMs));
-      return `  ${t.setting.padEnd(20)} reachable (${
+      const text = `reachable (${
         rows.length === 0 ? "no rows" : "has rows"
-      }): ` +
-        t.backend.describe;
+      }): ${t.backend.describe}`;
+      return { setting: t.setting, reachable: true, text };
     } catch (e) {
-      return `  ${t.setting.padEnd(20)} NOT reachable: ${errorMessage(e)}`;
+      return { setting: t.setting, reachable: false, text: `NOT reachable: ${errorMessage(e)}` };
     }
   }));
 }
@@ -293,14 +295,14 @@ export async function runCheckConfig(args: readonly string[]): Promise<number> {
     await Promise.all(loaded.tables.map((t) => t.close()));
     if (probes.length > 0) {
       console.log("Data sets in databases:");
-      for (const line of probes) console.log(line);
+      for (const p of probes) console.log(`  ${p.setting.padEnd(20)} ${p.text}`);
     }
-    const unreachable = probes.filter((p) => p.includes(" NOT reachable: "));
     const warnings = [
       ...loaded.warnings.map((w) => w.message),
       ...securityWarnings(loaded),
-      ...unreachable.map((p) =>
-        `${p.trim()}; the server starts, and lookups in it get On-InternalError until it answers`
+      ...probes.filter((p) => !p.reachable).map((p) =>
+        `${p.setting} ${p.text}; the server starts, and lookups in it get On-InternalError ` +
+        `until it answers`
       ),
     ];
     if (warnings.length > 0) {

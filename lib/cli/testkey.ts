@@ -367,12 +367,16 @@ async function testkey(args: readonly string[]): Promise<number> {
   });
 
   if (loaded?.keyTable && !given) {
-    const entries = loaded.keyTable.keyed
+    const rows = loaded.keyTable.keyed
       ? await databaseKeyTable(loaded, report)
-      : loaded.keyTable.entries;
-    const status = typeof entries === "number"
-      ? entries
-      : await testKeyTable(entries, loaded.config, { files, resolver, report });
+      : { entries: loaded.keyTable.entries, bad: 0 };
+    const tested = typeof rows === "number"
+      ? rows
+      : await testKeyTable(rows.entries, loaded.config, { files, resolver, report });
+    // A row that does not parse is a configuration mistake, as a bad KeyTable line is.
+    const status = typeof rows !== "number" && rows.bad > 0 && tested === TESTKEY_EXIT.ok
+      ? TESTKEY_EXIT.config
+      : tested;
     await Promise.all(loaded.tables.map((t) => t.close()));
     report.print(verbose);
     return status;
@@ -440,15 +444,15 @@ export const MAX_TESTKEY_ROWS = 100_000;
 
 /**
  * Every row of a KeyTable kept in a database (TableBackend.scan, the tools' walk; the filter
- * never walks), parsed as KeyTable entries; a row that does not parse is reported. Returns
- * an exit status when the table cannot be read.
+ * never walks), parsed as KeyTable entries; a row that does not parse is reported and counted.
+ * Returns an exit status when the table cannot be read.
  */
 async function databaseKeyTable<K extends PrivateKeyInfo>(
   loaded: LoadedConfig<K>,
   report: Report,
-): Promise<LoadedKeyEntry<SigningKey>[] | number> {
+): Promise<{ entries: LoadedKeyEntry<SigningKey>[]; bad: number } | number> {
   const table = loaded.tables.find((t) => t.setting === "KeyTable");
-  if (!table) return [];
+  if (!table) return { entries: [], bad: 0 };
   let rows;
   try {
     rows = await table.backend.scan(
@@ -460,12 +464,14 @@ async function databaseKeyTable<K extends PrivateKeyInfo>(
     return TESTKEY_EXIT.unavailable;
   }
   const out: LoadedKeyEntry<SigningKey>[] = [];
+  let bad = 0;
   for (const row of rows) {
     const origin = { file: `KeyTable ${table.backend.describe} row "${row.key}"`, line: 0 };
     try {
       out.push(parseKeyTableEntry({ key: row.key, value: row.columns.join(":"), origin }));
     } catch (e) {
       report.err(0, errorMessage(e));
+      bad++;
     }
   }
   if (rows.length >= MAX_TESTKEY_ROWS) {
@@ -474,7 +480,7 @@ async function databaseKeyTable<K extends PrivateKeyInfo>(
       `KeyTable ${table.backend.describe}: only the first ${MAX_TESTKEY_ROWS} rows are checked`,
     );
   }
-  return out;
+  return { entries: out, bad };
 }
 
 async function testKeyTable(
