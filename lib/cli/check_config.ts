@@ -16,6 +16,9 @@ import type { SigningKey } from "../crypto/private_key.ts";
 import { MAX_SIGNATURES_CEILING } from "../dkim/verify.ts";
 import { formatNameserver } from "../dns/nameserver.ts";
 import { formatOrigin } from "../policy/origin.ts";
+import type { HostList } from "../policy/host_list.ts";
+import { SETTING_LIST } from "../config/settings.ts";
+import { errorMessage } from "../error_message.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
 import { BUILTIN_CONFIG, loadRuntime, RuntimeConfigError } from "./runtime.ts";
 import { securityWarnings } from "./security_warnings.ts";
@@ -61,7 +64,10 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
     ),
   );
   out.push(row("SignatureAlgorithm", config.signatureAlgorithm, "signatureAlgorithm"));
-  if (loaded.keyTable) {
+  for (const t of loaded.tables) {
+    out.push(row(t.setting, `in a database: ${t.backend.describe}`, settingField(t.setting)));
+  }
+  if (loaded.keyTable && !loaded.keyTable.keyed) {
     out.push(row("KeyTable", `${loaded.keyTable.entries.length} key(s)`, "keyTable"));
     for (const e of loaded.keyTable.entries) {
       const key = e.key ? `${e.key.type} ${e.key.bits} bits` : "loaded per sender domain";
@@ -116,13 +122,16 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
       ),
     );
   }
-  const hosts: [string, SettingField, { rules: readonly { text: string }[] } | undefined][] = [
+  const hosts: [string, SettingField, HostList | undefined][] = [
     ["InternalHosts", "internalHosts", loaded.hosts.internal],
     ["ExternalIgnoreList", "externalIgnoreList", loaded.hosts.externalIgnore],
     ["PeerList", "peerList", loaded.hosts.peers],
   ];
   for (const [name, field, list] of hosts) {
-    if (list) out.push(row(name, list.rules.map((r) => r.text).join(", "), field));
+    // A list in a database has its row above: it is asked per client, never listed.
+    if (list && !list.keyed) {
+      out.push(row(name, list.rules.map((r) => r.text).join(", "), field));
+    }
   }
   out.push(row("SignHeaders", loaded.headers.sign.join(":"), "signHeaders"));
   out.push(row("OversignHeaders", loaded.headers.oversign.join(":") || "none", "oversignHeaders"));
@@ -229,6 +238,33 @@ export function describeConfig(loaded: LoadedConfig<SigningKey>): string[] {
 
 const yesNo = (b: boolean) => b ? "yes" : "no";
 
+function settingField(name: string): SettingField | undefined {
+  return SETTING_LIST.find((s) => s.name === name)?.field;
+}
+
+/**
+ * Asks every data set kept in a database for one row (the tools' `scan`), so a wrong host,
+ * password, table or column shows now rather than as deferred mail: one line each, reachable
+ * or why not (the password never shown).
+ */
+export async function probeTables(
+  loaded: LoadedConfig<SigningKey>,
+): Promise<{ setting: string; reachable: boolean; text: string }[]> {
+  const timeoutMs = loaded.config.dataSetQueryTimeout * 1000 +
+    loaded.config.dataSetConnectTimeout * 1000;
+  return await Promise.all(loaded.tables.map(async (t) => {
+    try {
+      const rows = await t.backend.scan(1, AbortSignal.timeout(timeoutMs));
+      const text = `reachable (${
+        rows.length === 0 ? "no rows" : "has rows"
+      }): ${t.backend.describe}`;
+      return { setting: t.setting, reachable: true, text };
+    } catch (e) {
+      return { setting: t.setting, reachable: false, text: `NOT reachable: ${errorMessage(e)}` };
+    }
+  }));
+}
+
 /** Runs `dkimd check-config`; resolves to the exit status. */
 export async function runCheckConfig(args: readonly string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs("check-config", args, {
@@ -255,7 +291,20 @@ export async function runCheckConfig(args: readonly string[]): Promise<number> {
     const { loaded } = await loadRuntime(path);
     console.log(`Configuration ${path ?? BUILTIN_CONFIG}: OK`);
     for (const line of describeConfig(loaded)) console.log(line);
-    const warnings = [...loaded.warnings.map((w) => w.message), ...securityWarnings(loaded)];
+    const probes = await probeTables(loaded);
+    await Promise.all(loaded.tables.map((t) => t.close()));
+    if (probes.length > 0) {
+      console.log("Data sets in databases:");
+      for (const p of probes) console.log(`  ${p.setting.padEnd(20)} ${p.text}`);
+    }
+    const warnings = [
+      ...loaded.warnings.map((w) => w.message),
+      ...securityWarnings(loaded),
+      ...probes.filter((p) => !p.reachable).map((p) =>
+        `${p.setting} ${p.text}; the server starts, and lookups in it get On-InternalError ` +
+        `until it answers`
+      ),
+    ];
     if (warnings.length > 0) {
       console.log(`${warnings.length} warning(s):`);
       for (const w of warnings) console.log(`  ${w}`);

@@ -9,6 +9,7 @@ import { clientLabel, decide } from "../filter/decide.ts";
 import { parseAddress } from "../filter/sender.ts";
 import { formatOrigin } from "../policy/origin.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
+import { errorMessage } from "../error_message.ts";
 import { BUILTIN_CONFIG, loadRuntime, RuntimeConfigError } from "./runtime.ts";
 import { EXIT_CONFIG } from "./serve.ts";
 
@@ -83,13 +84,26 @@ export async function runExplain(args: readonly string[]): Promise<number> {
     hostname: values["client-name"] ?? "",
     address: values["client-ip"] ?? "127.0.0.1",
   };
-  const decision = await decide({
-    policy: loaded,
-    client,
-    macros: (name) => macros.get(name.replace(/^\{|\}$/g, "")),
-    sender: { ...sender, field: "From" },
-    recipients: (values.rcpt ?? []).map((r) => asciiLower(r.replace(/^<|>$/g, ""))),
-  });
+  let decision;
+  try {
+    decision = await decide({
+      policy: loaded,
+      client,
+      macros: (name) => macros.get(name.replace(/^\{|\}$/g, "")),
+      sender: { ...sender, field: "From" },
+      recipients: (values.rcpt ?? []).map((r) => asciiLower(r.replace(/^<|>$/g, ""))),
+    });
+  } catch (e) {
+    // A data set in a database that cannot answer, or a bad row in it: what the server does.
+    console.log(`Configuration: ${values.config ?? BUILTIN_CONFIG}`);
+    console.log(`Message from ${sender.user}@${sender.domain} through ${clientLabel(client)}:`);
+    console.log(`  - ${errorMessage(e)}`);
+    console.log(`Decision: On-InternalError ${loaded.config.actions.internalError}`);
+    return 1;
+  } finally {
+    // Database data sets were asked once each; their connections end here.
+    await Promise.all(loaded.tables.map((t) => t.close().catch(() => {})));
+  }
   console.log(`Configuration: ${values.config ?? BUILTIN_CONFIG}`);
   console.log(`Message from ${sender.user}@${sender.domain} through ${clientLabel(client)}:`);
   for (const line of decision.why) console.log(`  - ${line}`);

@@ -252,6 +252,14 @@ async function serveInProcess(
   const metrics = new Metrics();
   const counts = new ServiceStatus(metrics);
   let current = runtime;
+  // Data sets in databases log their outages and count their lookups here (the configuration
+  // is loaded before the logger exists).
+  const attachTables = (r: LoadedRuntime) => {
+    for (const t of r.loaded.tables) {
+      t.attach((level, m) => level === "warning" ? logger.warn(m) : logger.notice(m), metrics);
+    }
+  };
+  attachTables(runtime);
   const filter = new DkimFilter({
     runtime: () => current,
     logger,
@@ -326,6 +334,8 @@ async function serveInProcess(
         const next = await loadRuntime(parsed.config);
         reportUnreloadable(logger, current, next, socket);
         for (const w of next.loaded.warnings) logger.warn(w.message);
+        attachTables(next);
+        retireTables(current);
         current = next;
         metrics.reload(true);
         logger.notice(`configuration reloaded from ${parsed.config ?? BUILTIN_CONFIG}`);
@@ -348,6 +358,7 @@ async function serveInProcess(
       logger.notice(`${signal} received: stopping`);
       await systemd?.stopping();
       await server.close();
+      await Promise.all(current.loaded.tables.map((t) => t.close().catch(() => {})));
       markStopped();
     })();
   };
@@ -401,6 +412,21 @@ function watchParent(onGone: () => void): ReturnType<typeof setInterval> {
   return setInterval(() => {
     if (process.ppid !== parent) onGone();
   }, PARENT_CHECK_MS);
+}
+
+/**
+ * How long the data sets of a replaced configuration stay open after a reload: messages begun
+ * before it still finish their lookups with the old ones.
+ */
+export const RETIRED_TABLES_GRACE_MS = 60_000;
+
+// Closes the database back ends of a configuration a reload replaced, after the grace period.
+function retireTables(old: LoadedRuntime): void {
+  if (old.loaded.tables.length === 0) return;
+  const timer = setTimeout(() => {
+    for (const t of old.loaded.tables) t.close().catch(() => {});
+  }, RETIRED_TABLES_GRACE_MS);
+  Deno.unrefTimer(timer);
 }
 
 // OpenDKIM does not reload these settings either (opendkim(8), SIGUSR1); say when they changed.

@@ -25,7 +25,11 @@ import { keyRecordName } from "../dkim/key_record.ts";
 import { isDomainName, isSelector } from "../dkim/signature.ts";
 import { formatNameserver } from "../dns/nameserver.ts";
 import { DnsError, type TxtResolver } from "../dns/resolver.ts";
-import type { LoadedKeyEntry } from "../policy/key_table.ts";
+import {
+  type LoadedKeyEntry,
+  parseKeyTableEntry,
+  type PrivateKeyInfo,
+} from "../policy/key_table.ts";
 import { SourceError } from "../policy/origin.ts";
 import { intFlag, parseCommandArgs, UsageError } from "./args.ts";
 import { checkKeyRecord, KEY_CHECK_STATUS } from "./key_record_check.ts";
@@ -363,11 +367,17 @@ async function testkey(args: readonly string[]): Promise<number> {
   });
 
   if (loaded?.keyTable && !given) {
-    const status = await testKeyTable(loaded.keyTable.entries, loaded.config, {
-      files,
-      resolver,
-      report,
-    });
+    const rows = loaded.keyTable.keyed
+      ? await databaseKeyTable(loaded, report)
+      : { entries: loaded.keyTable.entries, bad: 0 };
+    const tested = typeof rows === "number"
+      ? rows
+      : await testKeyTable(rows.entries, loaded.config, { files, resolver, report });
+    // A row that does not parse is a configuration mistake, as a bad KeyTable line is.
+    const status = typeof rows !== "number" && rows.bad > 0 && tested === TESTKEY_EXIT.ok
+      ? TESTKEY_EXIT.config
+      : tested;
+    await Promise.all(loaded.tables.map((t) => t.close()));
     report.print(verbose);
     return status;
   }
@@ -429,6 +439,50 @@ function firstDomain(loaded: LoadedConfig<SigningKey> | undefined): string | und
  * The status is the worst of them: unlike opendkim-testkey, which exits 0 whatever it found, a
  * failing key fails the run, so scripts and monitoring can rely on it.
  */
+/** Most rows of a KeyTable in a database that `testkey -x` checks in one run. */
+export const MAX_TESTKEY_ROWS = 100_000;
+
+/**
+ * Every row of a KeyTable kept in a database (TableBackend.scan, the tools' walk; the filter
+ * never walks), parsed as KeyTable entries; a row that does not parse is reported and counted.
+ * Returns an exit status when the table cannot be read.
+ */
+async function databaseKeyTable<K extends PrivateKeyInfo>(
+  loaded: LoadedConfig<K>,
+  report: Report,
+): Promise<{ entries: LoadedKeyEntry<SigningKey>[]; bad: number } | number> {
+  const table = loaded.tables.find((t) => t.setting === "KeyTable");
+  if (!table) return { entries: [], bad: 0 };
+  let rows;
+  try {
+    rows = await table.backend.scan(
+      MAX_TESTKEY_ROWS,
+      AbortSignal.timeout(loaded.config.dataSetQueryTimeout * 1000 * 10),
+    );
+  } catch (e) {
+    report.err(0, `KeyTable ${table.backend.describe}: ${errorMessage(e)}`);
+    return TESTKEY_EXIT.unavailable;
+  }
+  const out: LoadedKeyEntry<SigningKey>[] = [];
+  let bad = 0;
+  for (const row of rows) {
+    const origin = { file: `KeyTable ${table.backend.describe} row "${row.key}"`, line: 0 };
+    try {
+      out.push(parseKeyTableEntry({ key: row.key, value: row.columns.join(":"), origin }));
+    } catch (e) {
+      report.err(0, errorMessage(e));
+      bad++;
+    }
+  }
+  if (rows.length >= MAX_TESTKEY_ROWS) {
+    report.err(
+      0,
+      `KeyTable ${table.backend.describe}: only the first ${MAX_TESTKEY_ROWS} rows are checked`,
+    );
+  }
+  return { entries: out, bad };
+}
+
 async function testKeyTable(
   entries: readonly LoadedKeyEntry<SigningKey>[],
   config: Config,

@@ -11,6 +11,9 @@ import { MAX_RSA_BITS_REQUIRED } from "../crypto/key_type.ts";
 import { MAX_SIGNATURES_CEILING } from "../dkim/verify.ts";
 import { isDomainName, isSelector } from "../dkim/signature.ts";
 import type { DataSetSource } from "../policy/dataset.ts";
+import { parseDsn, redactDsnText } from "../tables/dsn.ts";
+import { parseLdapUri } from "../tables/ldap_uri.ts";
+import { errorMessage } from "../error_message.ts";
 import { formatOrigin, type Origin, type SourceError } from "../policy/origin.ts";
 import { ConfigError, type ConfigWarning } from "./config_error.ts";
 import { type Actions, DEFAULT_ACTIONS } from "./defaults.ts";
@@ -264,7 +267,8 @@ function checkArcSettings(raw: RawSettings, config: Config, warn: Report, fail: 
 
 /**
  * Refuses data sets of a type their setting does not accept: `refile:` outside SigningTable and
- * AuthorizedSigners.
+ * AuthorizedSigners, a database (`dsn:`, `ldap:`) for a set dkimd reads whole (header lists,
+ * MacroList...); and a `dsn:` that does not parse (its password never quoted).
  */
 function checkDataSetTypes(raw: RawSettings, fail: Report): void {
   const dataSets = SETTING_LIST.flatMap((s) =>
@@ -285,6 +289,30 @@ function checkDataSetTypes(raw: RawSettings, fail: Report): void {
         s.kind.refusal ??
           `wildcard patterns ("refile:") are supported only for ${patterns.join(", ")}`,
       );
+    }
+  }
+  const databases = dataSets.filter((s) => s.kind.accepts.includes("dsn")).map((s) => s.name);
+  for (const s of dataSets) {
+    const src = raw[s.field]?.value as DataSetSource | undefined;
+    if (!src || (src.kind !== "dsn" && src.kind !== "ldap")) continue;
+    if (!s.kind.accepts.includes(src.kind)) {
+      fail(
+        s.field,
+        `a database ("dsn:" or an LDAP URI) is supported only for ${databases.join(", ")}; ` +
+          `dkimd reads "${s.name}" whole, from a file or an inline list`,
+      );
+    } else if (src.kind === "dsn") {
+      try {
+        parseDsn(src.text);
+      } catch (e) {
+        fail(s.field, `"${redactDsnText(src.text)}": ${errorMessage(e)}`);
+      }
+    } else {
+      try {
+        parseLdapUri(src.uri);
+      } catch (e) {
+        fail(s.field, `"${src.uri}": ${errorMessage(e)}`);
+      }
     }
   }
 }

@@ -40,6 +40,9 @@ import {
   resolveHeaderList,
 } from "../policy/header_list.ts";
 import { DEFAULT_INTERNAL_HOSTS, HostList } from "../policy/host_list.ts";
+import type { DataSetLookup } from "../policy/data_set_lookup.ts";
+import { KeyedHostList } from "../policy/keyed_host_list.ts";
+import { KeyedKeyTable, type RowKeyImporter } from "../policy/keyed_key_table.ts";
 import {
   algorithmFitsKey,
   type KeySource,
@@ -60,8 +63,20 @@ import { MIN_RSA_BITS, RECOMMENDED_RSA_BITS } from "../crypto/key_type.ts";
 import { ConfigError, type ConfigWarning } from "./config_error.ts";
 import type { Config, ReadResult, SettingField } from "./schema.ts";
 
-/** The data sets a configuration names, by setting field, opened: read whole, for now. */
+/** The data sets a configuration names in files or inline, by setting field, read whole. */
 export type OpenedDataSets = { readonly [F in SettingField]?: DataSet };
+
+/**
+ * A data set kept in a database, as the policy asks it (lib/tables' `CachedTable`): by key,
+ * and with a place to report a bad row once (the outage log's logger).
+ */
+export interface DatabaseLookup extends DataSetLookup {
+  /** Logs `message` about this data set. */
+  report(level: "warning" | "info", message: string): void;
+}
+
+/** The data sets a configuration keeps in databases (`dsn:`, `ldap:`), by setting field. */
+export type OpenedDatabases = { readonly [F in SettingField]?: DatabaseLookup };
 
 /** The outcome of opening one key: the key, or why there is none. */
 export type KeyOpening<K extends PrivateKeyInfo> =
@@ -93,6 +108,8 @@ export interface OpenedKeys<K extends PrivateKeyInfo> {
   readonly inline: ReadonlyMap<string, KeyOpening<K>>;
   /** Opens the key of a `%` path once the domain is known; without it such entries cannot sign. */
   readonly loadTemplate?: TemplateKeyLoader<K>;
+  /** Imports the key of a database KeyTable row at first use; without it such a table cannot sign. */
+  readonly importRow?: RowKeyImporter<K>;
 }
 
 /** No keys: for a configuration that signs nothing. */
@@ -102,7 +119,10 @@ export const NO_KEYS: OpenedKeys<never> = { files: new Map(), inline: new Map() 
 export interface Policy<K extends PrivateKeyInfo> {
   /** The configuration. */
   readonly config: Config;
-  /** The KeyTable, its keys imported when the configuration signs. */
+  /**
+   * The KeyTable, its keys imported when the configuration signs; for a table in a database,
+   * {@link KeyTable.keyed}: rows asked by key name, keys imported at first use.
+   */
   readonly keyTable?: KeyTable<K>;
   /** The SigningTable. */
   readonly signingTable?: SigningTable;
@@ -112,7 +132,7 @@ export interface Policy<K extends PrivateKeyInfo> {
   readonly arcSealer?: ArcSealerPolicy<K>;
   /** The host lists. */
   readonly hosts: {
-    /** InternalHosts (default 127.0.0.1 and ::1). */
+    /** InternalHosts (default 127.0.0.1 and ::1); in a database, {@link HostList.keyed}. */
     readonly internal: HostList;
     /** ExternalIgnoreList. */
     readonly externalIgnore?: HostList;
@@ -123,14 +143,14 @@ export interface Policy<K extends PrivateKeyInfo> {
   };
   /** The header name lists. */
   readonly headers: HeaderLists;
-  /** MTA: `{daemon_name}` values (case-sensitive). */
-  readonly mta?: NameSet;
+  /** MTA: `{daemon_name}` values (case-sensitive); a {@link NameSet} or a database's set. */
+  readonly mta?: DataSetLookup;
   /** MacroList. */
   readonly macroList?: MacroList;
   /** DontSignMailTo. */
-  readonly dontSignMailTo?: NameSet;
+  readonly dontSignMailTo?: DataSetLookup;
   /** ExemptDomains. */
-  readonly exemptDomains?: NameSet;
+  readonly exemptDomains?: DataSetLookup;
   /** AuthorizedSigners: what each SASL login may put in From. */
   readonly authorizedSigners?: AuthorizedSigners;
   /** TestDNSData: record name (lower case) to TXT text. */
@@ -238,6 +258,7 @@ interface Assembly {
   readonly originOf: (field: SettingField) => Origin;
   readonly entriesOf: (field: SettingField) => readonly DataSetEntry[] | undefined;
   readonly dataSets: OpenedDataSets;
+  readonly databases: OpenedDatabases;
   readonly c: Collector;
 }
 
@@ -250,6 +271,7 @@ export function buildPolicy<K extends PrivateKeyInfo>(
   read: ReadResult,
   dataSets: OpenedDataSets,
   keys: OpenedKeys<K>,
+  databases: OpenedDatabases = {},
 ): PolicyBuild<K> {
   const { config, origins } = read;
   const a: Assembly = {
@@ -257,12 +279,15 @@ export function buildPolicy<K extends PrivateKeyInfo>(
     originOf: (f) => origins[f] ?? { file: "(configuration)", line: 0 },
     entriesOf: (f) => dataSets[f]?.entries,
     dataSets,
+    databases,
     c: { errors: [], warnings: [...read.warnings] },
   };
   // The order of the steps is the order of the warnings each adds.
   const hosts = hostLists(a, origins.internalHosts !== undefined);
   const headers = headerLists(a);
-  const nameSet = (f: SettingField, ignoreCase: boolean) => {
+  const nameSet = (f: SettingField, ignoreCase: boolean): DataSetLookup | undefined => {
+    const database = databases[f];
+    if (database) return database;
     const entries = a.entriesOf(f);
     return entries ? new NameSet(entries, ignoreCase) : undefined;
   };
@@ -275,7 +300,9 @@ export function buildPolicy<K extends PrivateKeyInfo>(
     ? new Map(testEntries.map((e) => [e.key.toLowerCase(), e.value ?? ""]))
     : undefined;
   const checker = new KeyChecker(a, keys);
-  const keyTable = keyTableOf(a, checker, keys.loadTemplate);
+  const keyTable = databases.keyTable
+    ? keyedKeyTableOf(a, databases.keyTable, keys.importRow)
+    : keyTableOf(a, checker, keys.loadTemplate);
   const signingTable = signingTableOf(a, keyTable);
   const singleKey = singleKeyOf(a, checker);
   const arcSealer = arcSealerOf(a, checker);
@@ -328,15 +355,20 @@ function hostLists(a: Assembly, internalSet: boolean): Policy<PrivateKeyInfo>["h
     });
   };
   // The default list gets a place that says where it came from, for explain and LogWhy.
-  const internal = (internalSet ? hostList("internalHosts", "InternalHosts") : undefined) ??
+  // A list in a database is asked OpenDKIM's way, by the client's candidate keys.
+  const lookup = (f: SettingField, name: string): HostList | undefined => {
+    const database = a.databases[f];
+    return database ? HostList.keyed(new KeyedHostList(database)) : hostList(f, name);
+  };
+  const internal = (internalSet ? lookup("internalHosts", "InternalHosts") : undefined) ??
     HostList.fromStrings(DEFAULT_INTERNAL_HOSTS, "InternalHosts", {
       file: "(OpenDKIM's default InternalHosts)",
       line: 0,
     }).list;
   return {
     internal,
-    ...opt("externalIgnore", hostList("externalIgnoreList", "ExternalIgnoreList")),
-    ...opt("peers", hostList("peerList", "PeerList")),
+    ...opt("externalIgnore", lookup("externalIgnoreList", "ExternalIgnoreList")),
+    ...opt("peers", lookup("peerList", "PeerList")),
     ...opt("removeArFrom", hostList("removeArFrom", "RemoveARFrom")),
   };
 }
@@ -444,10 +476,35 @@ function keyTableOf<K extends PrivateKeyInfo>(
   return new KeyTable(loaded, loadTemplate);
 }
 
+// A KeyTable in a database: rows read by key name at signing time, keys imported at first use.
+function keyedKeyTableOf<K extends PrivateKeyInfo>(
+  a: Assembly,
+  database: DatabaseLookup,
+  importRow: RowKeyImporter<K> | undefined,
+): KeyTable<K> | undefined {
+  if (!a.config.mode.sign) return undefined;
+  if (!importRow) {
+    a.c.errors.push(
+      new ConfigError(
+        "Cannot use the KeyTable",
+        a.originOf("keyTable"),
+        "no key importer was given for a KeyTable kept in a database",
+        { setting: "KeyTable" },
+      ),
+    );
+    return undefined;
+  }
+  return KeyTable.keyed(
+    new KeyedKeyTable(database, importRow, (m) => database.report("warning", m)),
+  );
+}
+
 function signingTableOf(
   a: Assembly,
   keyTable: KeyTable<PrivateKeyInfo> | undefined,
 ): SigningTable | undefined {
+  const database = a.databases.signingTable;
+  if (database) return SigningTable.keyed(database);
   const signingSet = a.dataSets.signingTable;
   if (!signingSet) return undefined;
   const built = attempt(a.c, () => SigningTable.fromDataSet(signingSet));
@@ -473,6 +530,8 @@ function signingTableOf(
 }
 
 function authorizedSignersOf(a: Assembly): AuthorizedSigners | undefined {
+  const database = a.databases.authorizedSigners;
+  if (database) return AuthorizedSigners.keyed(database);
   const set = a.dataSets.authorizedSigners;
   if (!set) return undefined;
   const built = attempt(a.c, () => AuthorizedSigners.fromDataSet(set));
@@ -491,9 +550,11 @@ function singleKeyOf<K extends PrivateKeyInfo>(
   const source: KeySource = { kind: "file", path: config.keyFile };
   const key = checker.key(source, at, `KeyFile "${config.keyFile}"`, undefined);
   const domainEntries = a.entriesOf("domain");
-  if (!key || !domainEntries || config.selector === undefined) return undefined;
+  const domainSet = a.databases.domain ??
+    (domainEntries ? new NameSet(domainEntries, true) : undefined);
+  if (!key || !domainSet || config.selector === undefined) return undefined;
   return {
-    domains: new SigningDomains(new NameSet(domainEntries, true)),
+    domains: new SigningDomains(domainSet),
     selector: config.selector,
     key,
     keyFile: checker.path(source) ?? config.keyFile,

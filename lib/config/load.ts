@@ -15,12 +15,20 @@
 import { fileErrorMessage } from "../error_message.ts";
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import {
+  type DatabaseSource,
   type DataSet,
   type DataSetSource,
   MAX_DATA_SET_FILE_BYTES,
   parseDataSetFile,
   withOrigin,
 } from "../policy/dataset.ts";
+import { MIN_RSA_BITS } from "../crypto/key_type.ts";
+import type { BackendOptions } from "../tables/backend_options.ts";
+import { CachedTable } from "../tables/cached_table.ts";
+import { parseDsn, redactDsnText } from "../tables/dsn.ts";
+import type { LdapOptions } from "../tables/ldap_backend.ts";
+import { openDsn, openLdapUri } from "../tables/open_backend.ts";
+import type { TableBackend } from "../tables/table_backend.ts";
 import type {
   KeySource,
   KeyTableEntry,
@@ -34,6 +42,7 @@ import {
   buildPolicy,
   type KeyOpening,
   keysToOpen,
+  type OpenedDatabases,
   type OpenedDataSets,
   type OpenedKeys,
   type Policy,
@@ -70,6 +79,43 @@ export interface LoadIo<K extends PrivateKeyInfo> {
   cwd(): string;
   /** The account database, or undefined when it cannot be read. */
   accounts(): Promise<UserDb | undefined>;
+  /** systemd's `$CREDENTIALS_DIRECTORY` (LoadCredential=), when set and readable. */
+  credentialsDirectory?(): string | undefined;
+  /**
+   * Opens the back end of a `dsn:` or `ldap:` data set; `directory` is where a relative SQLite
+   * file lives. Default: lib/tables' {@link openDatabase}.
+   */
+  openTable?(
+    source: DatabaseSource,
+    options: BackendOptions & LdapOptions,
+    directory: string,
+  ): TableBackend;
+}
+
+/**
+ * Opens the back end of a `dsn:` or `ldap:` data set with lib/tables (connections are made at
+ * the first query, not here).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openDatabase } from "./load.ts";
+ * const t = openDatabase(
+ *   { kind: "dsn", text: "dsn:sqlite3://%/dkim.db/table=t?keycol=k?datacol=v" },
+ *   { queryTimeoutMs: 1000, connectTimeoutMs: 1000 },
+ *   "/var/lib/dkimd",
+ * );
+ * assert.match(t.describe, /^dsn:sqlite3:\/\/\/var\/lib\/dkimd\/dkim\.db\//);
+ * ```
+ */
+export function openDatabase(
+  source: DatabaseSource,
+  options: BackendOptions & LdapOptions,
+  directory: string,
+): TableBackend {
+  return source.kind === "dsn"
+    ? openDsn(parseDsn(source.text), options, directory)
+    : openLdapUri(source.uri, options);
 }
 
 /**
@@ -93,6 +139,13 @@ export function denoLoadIo<K extends PrivateKeyInfo>(
     importKey,
     euid: () => Deno.uid(),
     cwd: () => Deno.cwd(),
+    credentialsDirectory: () => {
+      try {
+        return Deno.env.get("CREDENTIALS_DIRECTORY");
+      } catch {
+        return undefined; // not in --allow-env: as if unset
+      }
+    },
     accounts: async () => {
       try {
         const [passwd, group] = await Promise.all([
@@ -119,6 +172,11 @@ export interface LoadedConfig<K extends PrivateKeyInfo> extends Policy<K> {
   readonly warnings: readonly ConfigWarning[];
   /** The data sets as read, by setting field (for `dkimd config convert`). */
   readonly dataSets: OpenedDataSets;
+  /**
+   * The data sets kept in databases, with their caches: for `check-config`, for the server to
+   * attach its logger and metrics, and to close when a reload replaces them.
+   */
+  readonly tables: readonly CachedTable[];
   /** Every file read: the configuration, includes, data sets and keys (for reload). */
   readonly files: readonly string[];
 }
@@ -248,20 +306,138 @@ async function buildLoaded<K extends PrivateKeyInfo>(
   const resolve = (p: string) => normalize(isAbsolute(p) ? p : join(base, p));
   const originOf = (f: SettingField): Origin => origins[f] ?? { file: path, line: 0 };
   const dataSets = await openDataSets(read, originOf, resolve, io, files, errors);
+  const databases = await openDatabases(read, originOf, base, io, errors);
+  const tables = Object.values(databases) as CachedTable[];
   const accounts = await io.accounts();
   const trusted = trustedUsers(config, originOf("userId"), io, accounts, errors);
   const loader = new KeyLoader(io, config.requireSafeKeys, trusted, accounts, resolve, files);
   const keys = await loader.open(keysToOpen(read, dataSets));
-  const built = buildPolicy(read, dataSets, keys);
-  throwIfErrors(sortByPlace([...errors, ...built.errors]));
+  const built = buildPolicy(read, dataSets, keys, databases);
+  try {
+    throwIfErrors(sortByPlace([...errors, ...built.errors]));
+  } catch (e) {
+    await Promise.all(tables.map((t) => t.close().catch(() => {})));
+    throw e;
+  }
   return {
     ...built.policy,
     origins,
     warnings: built.warnings,
     dataSets,
+    tables,
     files: [...new Set(files)],
   };
 }
+
+/**
+ * Opens every `dsn:` and `ldap:` data set: a back end each (no connection yet) behind a
+ * {@link CachedTable} with the DataSet* settings. The DataSetPasswordFile, when set, is read
+ * once here (a relative name from `$CREDENTIALS_DIRECTORY`) and overrides every DSN's password.
+ */
+async function openDatabases<K extends PrivateKeyInfo>(
+  read: ReadResult,
+  originOf: (f: SettingField) => Origin,
+  base: string,
+  io: LoadIo<K>,
+  errors: SourceError[],
+): Promise<OpenedDatabases> {
+  const { config } = read;
+  const sources = DATA_SET_SETTINGS.flatMap(([field, name]) => {
+    const source = config[field as keyof Config] as DataSetSource | undefined;
+    return source && (source.kind === "dsn" || source.kind === "ldap")
+      ? [{ field, name, source }]
+      : [];
+  });
+  if (sources.length === 0) return {};
+  const password = await readPasswordFile(config, originOf("dataSetPasswordFile"), io, errors);
+  const options: BackendOptions = {
+    queryTimeoutMs: config.dataSetQueryTimeout * 1000,
+    connectTimeoutMs: config.dataSetConnectTimeout * 1000,
+  };
+  // The password file is the SQL password; LDAP has LDAPBindPassword and the other LDAP*
+  // settings (opendkim.conf(5)), applied to every LDAP data set as OpenDKIM applies them.
+  const dsnOptions = password === undefined ? options : { ...options, password };
+  const ldapOptions: BackendOptions & LdapOptions = {
+    ...options,
+    ...(config.ldapBindUser === undefined ? {} : { bindDn: config.ldapBindUser }),
+    ...(config.ldapBindPassword === undefined ? {} : { bindPassword: config.ldapBindPassword }),
+    ...(config.ldapAuthMechanism === undefined ? {} : { authMechanism: config.ldapAuthMechanism }),
+    useTls: config.ldapUseTls,
+    timeoutMs: config.ldapTimeout * 1000,
+  };
+  const open = io.openTable ?? openDatabase;
+  const out: { [F in SettingField]?: CachedTable } = {};
+  for (const { field, name, source } of sources) {
+    try {
+      out[field] = new CachedTable(
+        open(source, source.kind === "dsn" ? dsnOptions : ldapOptions, base),
+        {
+          setting: name,
+          cacheTtlMs: config.dataSetCacheTtl * 1000,
+          staleMs: config.dataSetStaleLimit * 1000,
+          queryTimeoutMs: config.dataSetQueryTimeout * 1000,
+        },
+      );
+    } catch (e) {
+      const text = source.kind === "dsn" ? redactDsnText(source.text) : source.uri;
+      errors.push(
+        new ConfigError(`Cannot open "${name}" data set "${text}"`, originOf(field), errorText(e), {
+          setting: name,
+          cause: e,
+        }),
+      );
+    }
+  }
+  return out;
+}
+
+// DataSetPasswordFile's first line: an absolute path, or a name in $CREDENTIALS_DIRECTORY.
+async function readPasswordFile<K extends PrivateKeyInfo>(
+  config: Config,
+  at: Origin,
+  io: LoadIo<K>,
+  errors: SourceError[],
+): Promise<string | undefined> {
+  const name = config.dataSetPasswordFile;
+  if (name === undefined) return undefined;
+  let path = name;
+  if (!isAbsolute(name)) {
+    const dir = io.credentialsDirectory?.();
+    if (dir === undefined || dir === "") {
+      errors.push(
+        new ConfigError(
+          'Cannot read "DataSetPasswordFile"',
+          at,
+          `"${name}" is relative, so it names a systemd credential, but $CREDENTIALS_DIRECTORY ` +
+            `is not set (use LoadCredential= in the unit, or an absolute path)`,
+          { setting: "DataSetPasswordFile" },
+        ),
+      );
+      return undefined;
+    }
+    path = join(dir, name);
+  }
+  try {
+    const text = decoder.decode(await readLimited(io, path, MAX_PASSWORD_FILE_BYTES));
+    return text.split(/\r?\n/)[0];
+  } catch (e) {
+    errors.push(
+      new ConfigError(
+        'Cannot read "DataSetPasswordFile"',
+        at,
+        `"${path}": ${fileErrorMessage(e)}`,
+        {
+          setting: "DataSetPasswordFile",
+          cause: e,
+        },
+      ),
+    );
+    return undefined;
+  }
+}
+
+/** Largest DataSetPasswordFile read: a password, not a document. */
+const MAX_PASSWORD_FILE_BYTES = 4096;
 
 /**
  * Opens every data set the configuration names: a file is read and parsed (an error naming the
@@ -278,7 +454,7 @@ async function openDataSets<K extends PrivateKeyInfo>(
   const dataSets: { [F in SettingField]?: DataSet } = {};
   for (const [field, name] of DATA_SET_SETTINGS) {
     const source = read.config[field as keyof Config] as DataSetSource | undefined;
-    if (!source) continue;
+    if (!source || source.kind === "dsn" || source.kind === "ldap") continue;
     const at = originOf(field);
     if (source.kind === "inline") {
       const entryOrigins = read.entryOrigins?.[field];
@@ -386,7 +562,24 @@ class KeyLoader<K extends PrivateKeyInfo> {
       }
     }
     const loadTemplate: TemplateKeyLoader<K> = (p, entry) => this.#loadTemplate(p, entry);
-    return { files, inline, loadTemplate };
+    return { files, inline, loadTemplate, importRow: (source) => this.#importRow(source) };
+  }
+
+  /**
+   * The key of a database KeyTable row, at first use: a file gets the RequireSafeKeys walk and
+   * the size-limited read each time (the row's caller keeps the key), and every key the size
+   * check a file key gets at load.
+   */
+  async #importRow(source: KeySource): Promise<K> {
+    const key = source.kind === "file"
+      ? (await this.#loadUncached(this.resolve(source.path))).key
+      : await this.io.importKey(source.data);
+    if (key.type === "rsa" && key.bits < MIN_RSA_BITS) {
+      throw new Error(
+        `${key.bits}-bit RSA; RFC 8301 §3.2: signers MUST use at least ${MIN_RSA_BITS} bits`,
+      );
+    }
+    return key;
   }
 
   async #importInline(data: string): Promise<KeyOpening<K>> {

@@ -149,6 +149,16 @@ export interface Config {
   readonly nameservers?: readonly Nameserver[];
   /** DNSTimeout in seconds (default 5). */
   readonly dnsTimeout: number;
+  /** DataSetCacheTTL (dkimd's own): seconds a dsn:/ldap: answer, found or not, is cached. */
+  readonly dataSetCacheTtl: number;
+  /** DataSetStaleLimit (dkimd's own): seconds past the TTL an answer is served during an outage. */
+  readonly dataSetStaleLimit: number;
+  /** DataSetQueryTimeout (dkimd's own): seconds a database query may take. */
+  readonly dataSetQueryTimeout: number;
+  /** DataSetConnectTimeout (dkimd's own): seconds a database connection may take. */
+  readonly dataSetConnectTimeout: number;
+  /** DataSetPasswordFile (dkimd's own): the dsn: password, relative to $CREDENTIALS_DIRECTORY. */
+  readonly dataSetPasswordFile?: string;
   /**
    * DNSMaxAnswerBytes (dkimd's own): most bytes of TXT record text in one key answer; more is a
    * permerror (default 8192).

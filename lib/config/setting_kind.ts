@@ -9,7 +9,9 @@
  */
 
 import { type DataSetSource, formatDataSetSource, parseDataSetSpec } from "../policy/dataset.ts";
-import type { Origin } from "../policy/origin.ts";
+import { parseDsn, redactDsnText } from "../tables/dsn.ts";
+import { errorMessage } from "../error_message.ts";
+import { type Origin, SourceError } from "../policy/origin.ts";
 import {
   MILTER_ACTIONS,
   type MilterAction,
@@ -29,8 +31,11 @@ export interface ValueContext {
   warn(message: string): void;
 }
 
-/** The data-set types a setting can be given (opendkim(8), DATA SETS): `csl:` is any inline list. */
-export type DataSetType = "file" | "refile" | "csl";
+/**
+ * The data-set types a setting can be given (opendkim(8), DATA SETS): `csl:` is any inline list,
+ * `dsn:` a database table, `ldap:` an `ldap://`, `ldaps://` or `ldapi://` URI.
+ */
+export type DataSetType = "file" | "refile" | "csl" | "dsn" | "ldap";
 
 /** What every kind does, whatever its type. */
 interface KindBase<T> {
@@ -136,8 +141,10 @@ export function dataSet(
     type: "dataSet",
     accepts,
     ...(refusal === undefined ? {} : { refusal }),
-    syntax: `data set (${accepts.map((t) => t === "file" ? "file" : `${t}:`).join(", ")})`,
-    parse: readDataSet,
+    syntax: `data set (${
+      accepts.map((t) => t === "file" ? "file" : t === "ldap" ? "ldap://" : `${t}:`).join(", ")
+    })`,
+    parse: (text, ctx) => readDataSet(text, ctx, accepts),
     format: formatDataSetSource,
     toYaml: formatDataSetSource,
   };
@@ -158,8 +165,32 @@ export function custom<T>(spec: {
  * Reads a data-set value and warns when an inline list of one element looks like a file name:
  * OpenDKIM reads `KeyTable key.table` as a one-element list, not a file.
  */
-function readDataSet(text: string, ctx: ValueContext): DataSetSource {
+function readDataSet(
+  text: string,
+  ctx: ValueContext,
+  accepts: readonly DataSetType[],
+): DataSetSource {
   const source = parseDataSetSpec(text, ctx.origin, ctx.name);
+  if ((source.kind === "dsn" || source.kind === "ldap") && !accepts.includes(source.kind)) {
+    throw new SourceError(
+      `Cannot use "${ctx.name}"`,
+      ctx.origin,
+      `a database ("dsn:" or an LDAP URI) is not supported here: dkimd reads "${ctx.name}" ` +
+        `whole, from a file or an inline list`,
+    );
+  }
+  if (source.kind === "dsn") {
+    try {
+      parseDsn(source.text);
+    } catch (e) {
+      throw new SourceError(
+        `Cannot parse "${ctx.name}"`,
+        ctx.origin,
+        `"${redactDsnText(source.text)}": ${errorMessage(e)}`,
+        { cause: e },
+      );
+    }
+  }
   if (source.kind === "inline" && source.entries.length === 1) {
     const only = source.entries[0].key;
     if (

@@ -18,6 +18,11 @@ import { formatNameserver, parseNameserver, parseNameserverList } from "../dns/n
 import { MAX_ROTATION_SECONDS, parseRotationKeyTypes } from "../rotate/rotation_settings.ts";
 import { SIGNING_ALGORITHMS } from "../policy/key_table.ts";
 import {
+  DEFAULT_TABLE_CACHE_TTL_SECONDS,
+  DEFAULT_TABLE_QUERY_TIMEOUT_SECONDS,
+  DEFAULT_TABLE_STALE_SECONDS,
+} from "../tables/cached_table.ts";
+import {
   type Actions,
   DEFAULT_ACTIONS,
   DEFAULT_BACKGROUND,
@@ -90,6 +95,7 @@ export type SettingGroup =
   | "limits"
   | "results"
   | "dns"
+  | "tables"
   | "ldap"
   | "rotation"
   | "other"
@@ -164,6 +170,15 @@ export const MAX_MILTER_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 export const MAX_MILTER_IDLE_TIMEOUT = 2_147_483;
 
 const FILE_OR_LIST: readonly DataSetType[] = ["file", "csl"];
+
+/** Longest DataSet* time in seconds: a day, past which an answer or a wait is surely a mistake. */
+export const MAX_DATA_SET_SECONDS = 86_400;
+
+/** Default DataSetConnectTimeout in seconds. */
+export const DEFAULT_TABLE_CONNECT_TIMEOUT_SECONDS = 5;
+/** The sets OpenDKIM asks by key while mail flows, which can live in a database (issue 14). */
+const FILE_LIST_OR_DATABASE: readonly DataSetType[] = ["file", "csl", "dsn", "ldap"];
+const PATTERNS_OR_DATABASE: readonly DataSetType[] = ["file", "refile", "csl", "dsn", "ldap"];
 const COUNT = integer(0, INT_MAX);
 
 /**
@@ -211,7 +226,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
   domain: {
     name: "Domain",
     group: "signing",
-    kind: dataSet(FILE_OR_LIST),
+    kind: dataSet(FILE_LIST_OR_DATABASE),
     doc: "The domains the single key (KeyFile) signs for; ignored with a KeyTable.",
   },
   selector: {
@@ -236,13 +251,13 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
   keyTable: {
     name: "KeyTable",
     group: "signing",
-    kind: dataSet(FILE_OR_LIST),
+    kind: dataSet(FILE_LIST_OR_DATABASE),
     doc: "Key names to DOMAIN:SELECTOR:KEYFILE; requires SigningTable.",
   },
   signingTable: {
     name: "SigningTable",
     group: "signing",
-    kind: dataSet(["file", "refile", "csl"]),
+    kind: dataSet(PATTERNS_OR_DATABASE),
     doc: "Senders to KeyTable names; refile: keys are wildcard patterns, tried in order.",
   },
   multipleSignatures: {
@@ -255,7 +270,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
   internalHosts: {
     name: "InternalHosts",
     group: "hosts",
-    kind: dataSet(FILE_OR_LIST),
+    kind: dataSet(FILE_LIST_OR_DATABASE),
     default: DEFAULT_INTERNAL_HOSTS_SOURCE,
     defaultText: "127.0.0.1, ::1",
     doc: "Clients (addresses, CIDR blocks, names) whose mail is signed.",
@@ -263,19 +278,19 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
   externalIgnoreList: {
     name: "ExternalIgnoreList",
     group: "hosts",
-    kind: dataSet(FILE_OR_LIST),
+    kind: dataSet(FILE_LIST_OR_DATABASE),
     doc: "Hosts that may send as our domains: neither verified nor complained about.",
   },
   peerList: {
     name: "PeerList",
     group: "hosts",
-    kind: dataSet(FILE_OR_LIST),
+    kind: dataSet(FILE_LIST_OR_DATABASE),
     doc: "Clients whose mail is neither signed nor verified.",
   },
   mta: {
     name: "MTA",
     group: "hosts",
-    kind: dataSet(FILE_OR_LIST),
+    kind: dataSet(FILE_LIST_OR_DATABASE),
     doc: "MTA names ({daemon_name}) whose mail is signed.",
   },
   macroList: {
@@ -294,19 +309,19 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
   dontSignMailTo: {
     name: "DontSignMailTo",
     group: "hosts",
-    kind: dataSet(FILE_OR_LIST),
+    kind: dataSet(FILE_LIST_OR_DATABASE),
     doc: "Recipients (addresses or domains) whose mail is never signed.",
   },
   exemptDomains: {
     name: "ExemptDomains",
     group: "hosts",
-    kind: dataSet(FILE_OR_LIST),
+    kind: dataSet(FILE_LIST_OR_DATABASE),
     doc: "Sender domains whose mail is neither signed nor verified.",
   },
   authorizedSigners: {
     name: "AuthorizedSigners",
     group: "hosts",
-    kind: dataSet(["file", "refile", "csl"]),
+    kind: dataSet(PATTERNS_OR_DATABASE),
     dkimd: true,
     defaultText: "none: no check, as in OpenDKIM",
     doc: "SASL logins ({auth_authen}, or *) to what they may put in From: " +
@@ -605,6 +620,48 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "dns",
     kind: dataSet(FILE_OR_LIST),
     doc: "Names and TXT records used instead of DNS (testing only).",
+  },
+  dataSetCacheTtl: {
+    name: "DataSetCacheTTL",
+    group: "tables",
+    kind: seconds(0, MAX_DATA_SET_SECONDS),
+    default: DEFAULT_TABLE_CACHE_TTL_SECONDS,
+    dkimd: true,
+    doc: "How long an answer from a dsn: or ldap: data set, found or not, is used before " +
+      "asking again; a changed row takes effect within this.",
+  },
+  dataSetStaleLimit: {
+    name: "DataSetStaleLimit",
+    group: "tables",
+    kind: seconds(0, MAX_DATA_SET_SECONDS),
+    default: DEFAULT_TABLE_STALE_SECONDS,
+    dkimd: true,
+    doc: "While a database cannot answer, how long past DataSetCacheTTL a cached answer is " +
+      "still used; other lookups get On-InternalError.",
+  },
+  dataSetQueryTimeout: {
+    name: "DataSetQueryTimeout",
+    group: "tables",
+    kind: seconds(1, MAX_DATA_SET_SECONDS),
+    default: DEFAULT_TABLE_QUERY_TIMEOUT_SECONDS,
+    dkimd: true,
+    doc: "Longest a database query may take before the lookup fails.",
+  },
+  dataSetConnectTimeout: {
+    name: "DataSetConnectTimeout",
+    group: "tables",
+    kind: seconds(1, MAX_DATA_SET_SECONDS),
+    default: DEFAULT_TABLE_CONNECT_TIMEOUT_SECONDS,
+    dkimd: true,
+    doc: "Longest a connection to a database server may take.",
+  },
+  dataSetPasswordFile: {
+    name: "DataSetPasswordFile",
+    group: "tables",
+    kind: TEXT,
+    dkimd: true,
+    doc: "File holding the password of every dsn: data set, instead of the DSN's; a " +
+      "relative name is read from $CREDENTIALS_DIRECTORY (systemd LoadCredential=).",
   },
   ldapBindUser: {
     name: "LDAPBindUser",

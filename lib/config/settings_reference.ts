@@ -18,6 +18,7 @@ export const GROUP_TITLES: { readonly [G in SettingGroup]: string } = {
   limits: "Limits",
   results: "Actions and added fields",
   dns: "DNS",
+  tables: "Data sets in databases (dsn:, ldap:)",
   ldap: "LDAP data sets",
   rotation: "Key rotation (dkimd rotate)",
   other: "Other checks",

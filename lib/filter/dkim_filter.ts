@@ -45,6 +45,7 @@ import type {
 } from "../milter/filter.ts";
 import type { MilterLogger } from "../milter/logger.ts";
 import type { SignerChoice } from "../policy/signers.ts";
+import { isReported } from "../policy/data_set_lookup.ts";
 import { VERSION } from "../version.ts";
 import { clientLabel, decide } from "./decide.ts";
 import type { Runtime } from "./filter_policy.ts";
@@ -196,13 +197,26 @@ class DkimConnection implements FilterConnection {
     tx.started = performance.now();
     if (tx.oversized) return this.#headerLimitCrossed(tx, tx.oversized, qid);
     const sender = findSender(tx.fields, loaded.headers.sender);
-    const decision = await decide({
-      policy: loaded,
-      client: this.#info,
-      macros: (name) => macros.get(name),
-      sender,
-      recipients: tx.recipients,
-    });
+    let decision;
+    try {
+      decision = await decide({
+        policy: loaded,
+        client: this.#info,
+        macros: (name) => macros.get(name),
+        sender,
+        recipients: tx.recipients,
+      });
+    } catch (e) {
+      // A data set in a database that cannot answer (or a bad row in it) has logged that once;
+      // the message gets On-InternalError without a line of its own (one line per outage).
+      if (!isReported(e)) throw e;
+      const { action } = milterAction("internalError", loaded.config.actions.internalError);
+      if (loaded.config.logWhy) {
+        this.#deps.logger.info(`${qid}: ${errorMessage(e)}; On-InternalError`);
+      }
+      this.#report(tx, { disposition: "error", action: describeAction(action) });
+      return action;
+    }
     if (loaded.config.logWhy) {
       for (const line of decision.why) this.#deps.logger.info(`${qid}: ${line}`);
     }

@@ -16,6 +16,7 @@ import type { ListenAddress } from "../config/listen_address.ts";
 import type { FilterObserver, LookupReport, TransactionReport } from "../filter/observer.ts";
 import type { MilterLogger } from "../milter/logger.ts";
 import { VERSION } from "../version.ts";
+import type { TableKeyOutcome, TableObserver } from "../tables/cached_table.ts";
 
 /** Most label sets kept per metric; further ones are counted under `other`. */
 export const MAX_SERIES_PER_METRIC = 64;
@@ -204,7 +205,7 @@ class Histogram extends Family<HistogramData> {
  * assert.match(text, /^dkimd_signatures_added_total\{algorithm="rsa-sha256",domain_class="author"\} 1$/m);
  * ```
  */
-export class Metrics implements FilterObserver {
+export class Metrics implements FilterObserver, TableObserver {
   readonly #messages = new Counter(
     "dkimd_messages_total",
     "Messages finished, by what was done (signed, verified, skipped, unauthorized: AuthorizedSigners refused the login its From, error) and the milter action.",
@@ -246,6 +247,22 @@ export class Metrics implements FilterObserver {
     "dkimd_dns_lookup_duration_seconds",
     "Time a DKIM key lookup took.",
     [],
+    LATENCY_BUCKETS,
+  );
+  readonly #tableKeys = new Counter(
+    "dkimd_table_lookups_total",
+    "Keys asked of data sets kept in databases (dsn:, ldap:), by data set and how each was answered (cache: a fresh cached answer; database: a query; stale: a cached answer past its TTL during an outage; failed: no answer, On-InternalError).",
+    ["data_set", "source"],
+  );
+  readonly #tableQueries = new Counter(
+    "dkimd_table_queries_total",
+    "Queries sent to data sets kept in databases, by data set and result (ok, error: failed or timed out).",
+    ["data_set", "result"],
+  );
+  readonly #tableLatency = new Histogram(
+    "dkimd_table_query_duration_seconds",
+    "Time a query to a data set kept in a database took, by data set.",
+    ["data_set"],
     LATENCY_BUCKETS,
   );
   readonly #open = new Gauge("dkimd_connections", "MTA connections open now.", []);
@@ -306,6 +323,17 @@ export class Metrics implements FilterObserver {
     this.#lookupLatency.observe({}, report.milliseconds / 1000);
   }
 
+  /** Records how `count` keys of data set `dataSet` (a setting name) were answered. */
+  tableKeys(dataSet: string, outcome: TableKeyOutcome, count: number): void {
+    this.#tableKeys.inc({ data_set: dataSet, source: outcome }, count);
+  }
+
+  /** Records a query to the database of data set `dataSet` and how long it took. */
+  tableQuery(dataSet: string, ok: boolean, seconds: number): void {
+    this.#tableQueries.inc({ data_set: dataSet, result: ok ? "ok" : "error" });
+    this.#tableLatency.observe({ data_set: dataSet }, seconds);
+  }
+
   /** Records a connection opening (+1) or closing (-1). */
   connections(delta: number): void {
     this.#open.add({}, delta);
@@ -339,6 +367,9 @@ export class Metrics implements FilterObserver {
         this.#bodyBytes,
         this.#lookups,
         this.#lookupLatency,
+        this.#tableKeys,
+        this.#tableQueries,
+        this.#tableLatency,
         this.#open,
         this.#opened,
         this.#reloads,

@@ -20,7 +20,9 @@ import { dirname, join } from "node:path";
  * dkimd knows systemd supervises it), the marks a copy of dkimd is started with, and the two the npm
  * `yaml` package checks while parsing (`LOG_STREAM`, `LOG_TOKENS`), systemd's sd_notify socket
  * and watchdog (`NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID`, sd_notify(3)), and socket
- * activation's `LISTEN_FDS` and `LISTEN_PID` (sd_listen_fds(3)). Deno refuses every other.
+ * activation's `LISTEN_FDS` and `LISTEN_PID` (sd_listen_fds(3)), and `CREDENTIALS_DIRECTORY`
+ * (systemd.exec(5), LoadCredential=), where a relative DataSetPasswordFile is read. Deno refuses
+ * every other.
  */
 export const SERVICE_ENV_NAMES: readonly string[] = [
   "JOURNAL_STREAM",
@@ -35,6 +37,7 @@ export const SERVICE_ENV_NAMES: readonly string[] = [
   "WATCHDOG_PID",
   "LISTEN_FDS",
   "LISTEN_PID",
+  "CREDENTIALS_DIRECTORY",
 ];
 
 /**

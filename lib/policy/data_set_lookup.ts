@@ -40,3 +40,21 @@ export interface DataSetLookup {
    */
   lookup(keys: readonly string[]): Promise<readonly (DataSetEntry | undefined)[]>;
 }
+
+/**
+ * True for an error its data set has logged already: the first failure of an outage (with the
+ * line when it ends), or a bad database row (once). The filter then applies On-InternalError to
+ * the message without logging the same failure again for every message, so an outage is one log
+ * line, not one per message.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isReported } from "./data_set_lookup.ts";
+ * assert.equal(isReported(Object.assign(new Error("down"), { reported: true })), true);
+ * assert.equal(isReported(new Error("unexpected")), false);
+ * ```
+ */
+export function isReported(e: unknown): boolean {
+  return e instanceof Error && (e as { reported?: unknown }).reported === true;
+}

@@ -7,9 +7,12 @@
  * - `refile:PATH`: the same layout, keys being wildcard patterns (`*` matches any text);
  * - `csl:a,b=c`, or any other string without a known `type:` prefix: an inline comma-separated
  *   list whose elements are `key` or `key=value`;
- * - `db:`, `dsn:`, `ldap:`, `ldapi:`, `ldaps:`, `lua:`, `memcache:`, `mdb:`, `erlang:`,
- *   `repute:`, `socket:` and paths ending in `.db`: back ends dkimd does not implement, refused
- *   with an error naming the setting and line.
+ * - `dsn:BACKEND://...`: a table in PostgreSQL, MySQL/MariaDB or SQLite, kept as written; the
+ *   configuration layer reads it with lib/tables' `parseDsn()` (policy never imports lib/tables,
+ *   which imports policy's lookup types);
+ * - `ldap://`, `ldaps://`, `ldapi://`: a directory, kept as the URI (lib/tables reads it);
+ * - `db:`, `lua:`, `memcache:`, `mdb:`, `erlang:`, `repute:`, `socket:` and paths ending in
+ *   `.db`: back ends dkimd does not implement, refused with an error naming the setting and line.
  *
  * Parsing is pure: {@link parseDataSetSpec} reads the spec, {@link parseDataSetFile} the text
  * of a file once the loader has read it.
@@ -42,10 +45,6 @@ export const MAX_DATA_SET_ENTRIES = 1_000_000;
  */
 export const UNSUPPORTED_DATA_SET_TYPES: readonly string[] = [
   "db",
-  "dsn",
-  "ldap",
-  "ldapi",
-  "ldaps",
   "lua",
   "memcache",
   "mdb",
@@ -67,7 +66,9 @@ export interface InlineEntry {
  * - `file`: a flat file of `key value` lines, looked up by exact key;
  * - `refile`: a flat file whose keys are wildcard patterns, tried in file order;
  * - `inline`: entries written in the configuration itself (`csl:` lists, YAML lists); with
- *   `patterns` true their keys are wildcard patterns as in `refile`.
+ *   `patterns` true their keys are wildcard patterns as in `refile`;
+ * - `dsn`: a database table (`text` as written, `dsn:` included), asked by key while mail flows;
+ * - `ldap`: a directory named by an `ldap://`, `ldaps://` or `ldapi://` URI, asked by key.
  */
 export type DataSetSource =
   | { readonly kind: "file"; readonly path: string }
@@ -76,7 +77,15 @@ export type DataSetSource =
     readonly kind: "inline";
     readonly entries: readonly InlineEntry[];
     readonly patterns: boolean;
-  };
+  }
+  | { readonly kind: "dsn"; readonly text: string }
+  | { readonly kind: "ldap"; readonly uri: string };
+
+/** A data set source kept in a database or directory, asked by key instead of read whole. */
+export type DatabaseSource = Extract<DataSetSource, { kind: "dsn" | "ldap" }>;
+
+/** The URI schemes of LDAP data sets (opendkim(8), DATA SETS h). */
+export const LDAP_SCHEMES: readonly string[] = ["ldap", "ldaps", "ldapi"];
 
 /** One entry of a loaded data set, with the place it was read from. */
 export interface DataSetEntry extends InlineEntry {
@@ -104,7 +113,8 @@ export class UnsupportedDataSetError extends SourceError {
     super(
       `Cannot use "${setting}"`,
       origin,
-      `data set type "${type}" is not supported by dkimd (use a file, "refile:" or "csl:")`,
+      `data set type "${type}" is not supported by dkimd (use a file, "refile:", "csl:", ` +
+        `"dsn:" or an LDAP URI)`,
       options,
     );
     this.name = "UnsupportedDataSetError";
@@ -138,7 +148,11 @@ const IPISH = /^!?[[\]0-9A-Fa-f:./]+$/;
  *   entries: [{ key: "127.0.0.1" }, { key: "::1" }],
  *   patterns: false,
  * });
- * assert.throws(() => parseDataSetSpec("ldap://x/dc=example", at, "KeyTable"), /not supported/);
+ * assert.deepEqual(parseDataSetSpec("ldap://x/dc=example", at, "KeyTable"), {
+ *   kind: "ldap",
+ *   uri: "ldap://x/dc=example",
+ * });
+ * assert.throws(() => parseDataSetSpec("mdb:/var/db/keys", at, "KeyTable"), /not supported/);
  * ```
  */
 export function parseDataSetSpec(text: string, origin: Origin, setting: string): DataSetSource {
@@ -156,6 +170,8 @@ export function parseDataSetSpec(text: string, origin: Origin, setting: string):
     if (m && type === "file") return { kind: "file", path: requirePath(rest, setting, origin) };
     if (m && type === "refile") return { kind: "refile", path: requirePath(rest, setting, origin) };
     if (m && type === "csl") return inlineList(rest, setting, origin);
+    if (m && type === "dsn") return { kind: "dsn", text: spec };
+    if (m && LDAP_SCHEMES.includes(type)) return { kind: "ldap", uri: spec };
     if (m && UNSUPPORTED_DATA_SET_TYPES.includes(type)) {
       throw new UnsupportedDataSetError(setting, type, origin);
     }
@@ -166,7 +182,8 @@ export function parseDataSetSpec(text: string, origin: Origin, setting: string):
     throw new SourceError(
       `Cannot parse "${setting}"`,
       origin,
-      `unknown data set type "${spec.slice(0, colon)}" (expected "file:", "refile:" or "csl:")`,
+      `unknown data set type "${spec.slice(0, colon)}" (expected "file:", "refile:", "csl:", ` +
+        `"dsn:" or an LDAP URI)`,
     );
   }
   if (spec.endsWith(".db")) {
@@ -342,6 +359,10 @@ export function formatDataSetSource(source: DataSetSource): string {
       return source.path.startsWith("/") ? source.path : `file:${source.path}`;
     case "refile":
       return `refile:${source.path}`;
+    case "dsn":
+      return source.text;
+    case "ldap":
+      return source.uri;
     case "inline":
       return "csl:" +
         source.entries.map((e) => (e.value === undefined ? e.key : `${e.key}=${e.value}`)).join(

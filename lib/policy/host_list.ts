@@ -32,6 +32,7 @@
 
 import type { DataSetEntry } from "./dataset.ts";
 import {
+  formatIp,
   formatIpPrefix,
   hasHostBits,
   type IpAddress,
@@ -126,6 +127,7 @@ export class HostList implements HostLookup {
   readonly #names: Map<string, HostRule>;
   readonly #negatedNames: Map<string, HostRule>;
   readonly #addresses: readonly AddressRule[];
+  #keyed?: HostLookup;
 
   private constructor(
     rules: HostRule[],
@@ -223,9 +225,24 @@ export class HostList implements HostLookup {
     return HostList.fromEntries(items.map((key) => ({ key, origin })), setting);
   }
 
-  /** True when the list has no entries. */
+  /**
+   * A list kept elsewhere (a database), asked through `lookup` per client: it has no
+   * {@link HostList.rules} to list (it is never walked), as a SigningTable kept elsewhere has no rules.
+   */
+  static keyed(lookup: HostLookup): HostList {
+    const list = new HostList([], new Map(), new Map(), []);
+    list.#keyed = lookup;
+    return list;
+  }
+
+  /** True for a list kept elsewhere ({@link HostList.keyed}), whose rules are not listed. */
+  get keyed(): boolean {
+    return this.#keyed !== undefined;
+  }
+
+  /** True when the list has no entries (a list kept elsewhere is not known to be empty). */
   get empty(): boolean {
-    return this.rules.length === 0;
+    return this.#keyed === undefined && this.rules.length === 0;
   }
 
   /**
@@ -234,6 +251,9 @@ export class HostList implements HostLookup {
    * it); `ip` is its address as text or parsed. Either may be absent.
    */
   match(hostname: string | undefined, ip: string | IpAddress | undefined): Promise<HostMatch> {
+    if (this.#keyed) {
+      return this.#keyed.match(hostname, typeof ip === "object" ? formatIp(ip) : ip);
+    }
     return Promise.resolve(this.#match(hostname, ip));
   }
 
@@ -253,6 +273,7 @@ export class HostList implements HostLookup {
    * ```
    */
   matchName(hostname: string): Promise<HostMatch> {
+    if (this.#keyed) return this.#keyed.matchName(hostname);
     return Promise.resolve(this.#matchName(hostname));
   }
 
@@ -271,6 +292,7 @@ export class HostList implements HostLookup {
    * ```
    */
   matchAddress(ip: IpAddress): Promise<HostMatch> {
+    if (this.#keyed) return this.#keyed.match(undefined, formatIp(ip));
     return Promise.resolve(this.#matchAddress(ip));
   }
 

@@ -290,12 +290,19 @@ export function parseKeyTable(
 export class KeyResolutionError extends Error {
   /** The KeyTable entry. */
   readonly entry: KeyTableEntry;
+  /** True when the table has logged this problem already (a bad database row, once). */
+  readonly reported: boolean;
 
-  /** Makes an error about `entry`. */
-  constructor(message: string, entry: KeyTableEntry, options?: ErrorOptions) {
+  /** Makes an error about `entry`; `reported` when it has been logged already. */
+  constructor(
+    message: string,
+    entry: KeyTableEntry,
+    options?: ErrorOptions & { readonly reported?: boolean },
+  ) {
     super(message, options);
     this.name = "KeyResolutionError";
     this.entry = entry;
+    this.reported = options?.reported ?? false;
   }
 }
 
@@ -338,6 +345,7 @@ export class KeyTable<K extends PrivateKeyInfo> implements KeyLookup<K> {
   readonly #byName: Map<string, LoadedKeyEntry<K>>;
   readonly #loadTemplate?: TemplateKeyLoader<K>;
   readonly #templateKeys = new Map<string, Promise<K>>();
+  #keyed?: KeyLookup<K>;
 
   /**
    * Makes a table of `entries` (the first of a repeated name wins); `loadTemplate` loads the
@@ -348,6 +356,22 @@ export class KeyTable<K extends PrivateKeyInfo> implements KeyLookup<K> {
     this.#byName = new Map();
     for (const e of entries) if (!this.#byName.has(e.name)) this.#byName.set(e.name, e);
     this.#loadTemplate = loadTemplate;
+  }
+
+  /**
+   * A KeyTable kept elsewhere (a database), asked through `lookup` by key name at signing time:
+   * it has no {@link KeyTable.entries} to list (it is never walked) and {@link KeyTable.get}
+   * finds nothing, as a SigningTable kept elsewhere has no rules.
+   */
+  static keyed<K extends PrivateKeyInfo>(lookup: KeyLookup<K>): KeyTable<K> {
+    const table = new KeyTable<K>([]);
+    table.#keyed = lookup;
+    return table;
+  }
+
+  /** True for a table kept elsewhere ({@link KeyTable.keyed}), whose entries are not listed. */
+  get keyed(): boolean {
+    return this.#keyed !== undefined;
   }
 
   /** The entry named `name` (case-sensitive, as OpenDKIM's KeyTable lookup). */
@@ -361,6 +385,7 @@ export class KeyTable<K extends PrivateKeyInfo> implements KeyLookup<K> {
    * when the domain cannot stand in a file name, or when a `%` key cannot be loaded.
    */
   async resolve(name: string, senderDomain: string): Promise<ResolvedKey<K>> {
+    if (this.#keyed) return await this.#keyed.resolve(name, senderDomain);
     const entry = this.#byName.get(name);
     if (!entry) {
       throw new KeyResolutionError(`No KeyTable entry named "${name}"`, {

@@ -16,7 +16,6 @@ import type { DsnSpec } from "./dsn_spec.ts";
 import {
   answersFromRows,
   backendError,
-  describeDsn,
   lookupQuery,
   MAX_KEYS_PER_QUERY,
   scanQuery,
@@ -24,6 +23,7 @@ import {
   type SqlDialect,
   withDeadline,
 } from "./sql_select.ts";
+import { describeDsn } from "./dsn.ts";
 import type { TableBackend } from "./table_backend.ts";
 
 /** Connections per data set: lookups are short, and several dkimd share one server. */

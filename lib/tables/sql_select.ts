@@ -140,29 +140,6 @@ export function answersFromRows(
 }
 
 /**
- * How logs and errors name a `dsn:` data set: OpenDKIM's syntax with the password as `***`.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { describeDsn } from "./sql_select.ts";
- * assert.equal(
- *   describeDsn({ backend: "pgsql", user: "u", password: "s3cret", host: "db", port: 5433, database: "mail", table: "t", keycol: "k", datacols: ["a", "b"] }),
- *   "dsn:pgsql://u:***@5433+db/mail/table=t?keycol=k?datacol=a,b",
- * );
- * ```
- */
-export function describeDsn(spec: DsnSpec): string {
-  const login = spec.user === undefined
-    ? ""
-    : `${spec.user}${spec.password === undefined ? "" : ":***"}@`;
-  const port = spec.port === undefined ? "" : `${spec.port}+`;
-  const filter = spec.filter === undefined ? "" : `?filter=${spec.filter}`;
-  return `dsn:${spec.backend}://${login}${port}${spec.host ?? ""}/${spec.database}/` +
-    `table=${spec.table}?keycol=${spec.keycol}?datacol=${spec.datacols.join(",")}${filter}`;
-}
-
-/**
  * The error a back end rejects with: the redacted DSN, then why, with `secret` (the password)
  * scrubbed from any text a client library produced.
  */

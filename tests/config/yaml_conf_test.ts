@@ -267,8 +267,12 @@ const errors: [string, RegExp][] = [
   ],
   ['mode: v\nsigningTable:\n  - {from: "*"}', /d\.yaml:3 \(signingTable\[0\]\): "key" is missing/],
   [
-    "mode: v\ninternalHosts: ldap://x/",
-    /"internalHosts" at d\.yaml:2 \(internalHosts\): data set type "ldap" is not supported/,
+    "mode: v\ninternalHosts: lua:/etc/hosts.lua",
+    /"internalHosts" at d\.yaml:2 \(internalHosts\): data set type "lua" is not supported/,
+  ],
+  [
+    "mode: v\nsignHeaders: ldap://x/",
+    /d\.yaml:2 \(signHeaders\): a database \("dsn:" or an LDAP URI\) is supported only for/,
   ],
   ["mode: v\ninternalHosts: []", /d\.yaml:2 \(internalHosts\): the list is empty/],
   [

@@ -83,6 +83,9 @@ Deno.test("Metrics.render() is strict Prometheus text", () => {
     "dkimd_body_bytes_total counter",
     "dkimd_dns_lookups_total counter",
     "dkimd_dns_lookup_duration_seconds histogram",
+    "dkimd_table_lookups_total counter",
+    "dkimd_table_queries_total counter",
+    "dkimd_table_query_duration_seconds histogram",
     "dkimd_connections gauge",
     "dkimd_connections_total counter",
     "dkimd_reloads_total counter",
@@ -94,6 +97,29 @@ Deno.test("Metrics.render() is strict Prometheus text", () => {
   ]);
   // A fresh registry is valid too.
   parsePrometheusText(new Metrics().render());
+});
+
+Deno.test("Metrics counts lookups, cache hits, errors and latency per data set in a database", () => {
+  const m = new Metrics();
+  m.tableKeys("KeyTable", "database", 1);
+  m.tableKeys("KeyTable", "cache", 3);
+  m.tableKeys("SigningTable", "failed", 2);
+  m.tableQuery("KeyTable", true, 0.002);
+  m.tableQuery("SigningTable", false, 5);
+  const text = m.render();
+  parsePrometheusText(text);
+  const cases: [string, Record<string, string>, number][] = [
+    ["dkimd_table_lookups_total", { data_set: "KeyTable", source: "cache" }, 3],
+    ["dkimd_table_lookups_total", { data_set: "KeyTable", source: "database" }, 1],
+    ["dkimd_table_lookups_total", { data_set: "SigningTable", source: "failed" }, 2],
+    ["dkimd_table_queries_total", { data_set: "SigningTable", result: "error" }, 1],
+    ["dkimd_table_queries_total", { data_set: "KeyTable", result: "ok" }, 1],
+    ["dkimd_table_query_duration_seconds_bucket", { data_set: "KeyTable", le: "0.0025" }, 1],
+    ["dkimd_table_query_duration_seconds_sum", { data_set: "SigningTable" }, 5],
+  ];
+  for (const [name, labels, want] of cases) {
+    assert.equal(value(text, name, labels), want, `${name} ${JSON.stringify(labels)}`);
+  }
 });
 
 Deno.test("Metrics counts what the filter reports", () => {
