@@ -78,6 +78,11 @@ export interface Config {
   readonly authorizedSigners?: DataSetSource;
   /** Canonicalization for signing (default simple/simple). */
   readonly canonicalization: Canonicalization;
+  /**
+   * SelectCanonicalizationHeader: a field of the message that overrides `canonicalization`;
+   * absent, none does (OpenDKIM 2.11 always obeys a field named `Canonicalization`).
+   */
+  readonly selectCanonicalizationHeader?: string;
   /** SignatureAlgorithm (default rsa-sha256); Ed25519 keys always sign ed25519-sha256. */
   readonly signatureAlgorithm: SigningAlgorithm;
   /** SignHeaders: fields to sign (default `dkimd sign`'s list, DEFAULT_SIGNED_HEADERS). */

@@ -183,6 +183,13 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     default: DEFAULT_CANONICALIZATION,
     doc: "Canonicalization of new signatures (c=).",
   },
+  selectCanonicalizationHeader: {
+    name: "SelectCanonicalizationHeader",
+    group: "signing",
+    kind: TEXT,
+    defaultText: "none: no field chooses",
+    doc: "A header field (HEADER[/BODY]) that overrides Canonicalization for the mail it is in.",
+  },
   signatureAlgorithm: {
     name: "SignatureAlgorithm",
     group: "signing",

@@ -61,6 +61,7 @@ import {
   unauthorizedSignerAction,
   verifyOutcome,
 } from "./outcome.ts";
+import { selectCanonicalization } from "./select_canonicalization.ts";
 import { findSender } from "./sender.ts";
 import {
   newTransaction,
@@ -305,12 +306,19 @@ class DkimConnection implements FilterConnection {
   ): Action | void {
     const { config, headers } = tx.runtime.loaded;
     const signHeaders = signedNames(headers);
+    const canon = config.selectCanonicalizationHeader === undefined
+      ? config.canonicalization
+      : selectCanonicalization(
+        tx.fields,
+        config.selectCanonicalizationHeader,
+        config.canonicalization,
+      );
     const options: SignOptions[] = signers.map((s) => ({
       domain: s.domain,
       selector: s.selector,
       key: s.key,
       algorithm: s.algorithm === "rsa-sha1" ? undefined : s.algorithm,
-      canonicalization: [config.canonicalization.header, config.canonicalization.body],
+      canonicalization: [canon.header, canon.body],
       signHeaders,
       oversignHeaders: headers.oversign,
       identity: s.identity,

@@ -89,3 +89,60 @@ Deno.test({
     });
   },
 });
+
+/** `message` with `lines` (LF ends) added on top of its header. */
+function withFields(message: Uint8Array, ...lines: string[]): Uint8Array {
+  return new Uint8Array([...fromLatin1(lines.map((l) => `${l}\r\n`).join("")), ...message]);
+}
+
+/** The c= of the one DKIM-Signature an observation adds. */
+function canonOf(o: Observed): string | undefined {
+  return /DKIM-Signature: .* c=(\S+)/.exec(o.changes.join("\n"))?.[1];
+}
+
+Deno.test({
+  name:
+    "SelectCanonicalizationHeader naming Canonicalization: a Canonicalization field chooses c= in both",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    await withPair(["SelectCanonicalizationHeader Canonicalization"], async (send) => {
+      for (
+        const [value, want] of [["simple/simple", "simple/simple"], ["simple", "simple/relaxed"]]
+      ) {
+        const r = await send(outbound(withFields(MESSAGE, `Canonicalization:${value}`)));
+        assert.deepEqual(r.dkimd, r.opendkim);
+        assert.equal(canonOf(r.dkimd), want);
+      }
+      // A word that is neither simple nor relaxed leaves the setting's half alone in both.
+      const bogus = await send(outbound(withFields(MESSAGE, "Canonicalization:bogus/simple")));
+      assert.deepEqual(bogus.dkimd, bogus.opendkim);
+      assert.equal(canonOf(bogus.dkimd), "relaxed/simple");
+      // Departure: OpenDKIM looks the header half up with the space after the colon still in
+      // front of it (it keeps leading spaces, SMFIP_HDR_LEADSPC), so "Canonicalization: simple/
+      // simple", as people write it, changes only the body half there; dkimd trims the words.
+      const spaced = await send(outbound(withFields(MESSAGE, "Canonicalization: simple/simple")));
+      assert.equal(canonOf(spaced.opendkim), "relaxed/simple");
+      assert.equal(canonOf(spaced.dkimd), "simple/simple");
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "SelectCanonicalizationHeader departure: OpenDKIM 2.11 obeys a Canonicalization field whatever the setting; dkimd obeys the field the setting names, and none without it",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    // Debian's 2.11 never reads the setting: the field's name is fixed at "Canonicalization"
+    // (SELECTCANONHDR in opendkim.h), and opendkim.conf(5)'s X-Canonicalization is never obeyed.
+    await withPair([], async (send) => {
+      const r = await send(outbound(withFields(MESSAGE, "Canonicalization:simple/simple")));
+      assert.equal(canonOf(r.opendkim), "simple/simple");
+      assert.equal(canonOf(r.dkimd), "relaxed/relaxed");
+    });
+    await withPair(["SelectCanonicalizationHeader X-Canonicalization"], async (send) => {
+      const r = await send(outbound(withFields(MESSAGE, "X-Canonicalization: simple/simple")));
+      assert.equal(canonOf(r.opendkim), "relaxed/relaxed");
+      assert.equal(canonOf(r.dkimd), "simple/simple");
+    });
+  },
+});
