@@ -67,6 +67,8 @@ export interface Config {
   readonly macroList?: DataSetSource;
   /** SenderHeaders: header fields that name the sender, in order (default From). */
   readonly senderHeaders?: DataSetSource;
+  /** SenderMacro: a milter macro naming the sender, used before SenderHeaders when not empty. */
+  readonly senderMacro?: string;
   /** DontSignMailTo: recipients whose mail is never signed. */
   readonly dontSignMailTo?: DataSetSource;
   /** ExemptDomains: sender domains whose mail is ignored entirely. */

@@ -280,6 +280,14 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     defaultText: "From",
     doc: "Header fields that name the sender, tried in order.",
   },
+  senderMacro: {
+    name: "SenderMacro",
+    group: "hosts",
+    kind: TEXT,
+    defaultText: "none: the header fields",
+    doc:
+      "A macro ({mail_addr}...) naming the sender; SenderHeaders only when the MTA sends it empty.",
+  },
   dontSignMailTo: {
     name: "DontSignMailTo",
     group: "hosts",

@@ -55,7 +55,6 @@ export const UNIMPLEMENTED_SETTINGS: readonly UnimplementedSetting[] = [
     "ResignMailTo",
     "ResolverConfiguration",
     "ResolverTracing",
-    "SenderMacro",
     "SendReports",
     "SingleAuthResult",
     "SMTPURI",

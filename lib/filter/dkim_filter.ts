@@ -62,7 +62,7 @@ import {
   verifyOutcome,
 } from "./outcome.ts";
 import { selectCanonicalization } from "./select_canonicalization.ts";
-import { findSender } from "./sender.ts";
+import { findSender, macroName, macroSender } from "./sender.ts";
 import {
   newTransaction,
   type Transaction,
@@ -116,10 +116,11 @@ export class DkimFilter implements Filter {
     this.#keyCache = deps.keyCache ?? new KeyCache();
   }
 
-  /** What to ask the MTA for, from the configuration in force (MacroList adds macros). */
+  /** What to ask the MTA for, from the configuration in force (MacroList, SenderMacro add macros). */
   get needs(): FilterNeeds {
-    const macroList = this.#deps.runtime().loaded.macroList;
-    return dkimFilterNeeds(macroList?.rules.map((r) => r.name) ?? []);
+    const { macroList, config } = this.#deps.runtime().loaded;
+    const senderMacro = config.senderMacro === undefined ? [] : [macroName(config.senderMacro)];
+    return dkimFilterNeeds([...macroList?.rules.map((r) => r.name) ?? [], ...senderMacro]);
   }
 
   /** Starts a connection; PeerList clients are accepted at once and never filtered. */
@@ -196,7 +197,13 @@ class DkimConnection implements FilterConnection {
     const qid = queueId(macros);
     tx.started = performance.now();
     if (tx.oversized) return this.#headerLimitCrossed(tx, tx.oversized, qid);
-    const sender = findSender(tx.fields, loaded.headers.sender);
+    // SenderMacro first: a value the MTA sent decides, even one without an address (OpenDKIM).
+    const fromMacro = loaded.config.senderMacro === undefined
+      ? undefined
+      : macroSender(loaded.config.senderMacro, (name) => macros.get(name));
+    const sender = fromMacro === undefined
+      ? findSender(tx.fields, loaded.headers.sender)
+      : fromMacro ?? undefined;
     const decision = await decide({
       policy: loaded,
       client: this.#info,

@@ -146,3 +146,38 @@ Deno.test({
     });
   },
 });
+
+/** `m` with `values` added to the macros the MTA sends at MAIL. */
+function withMailMacros(m: ClientMessage, values: Record<string, string>): ClientMessage {
+  return { ...m, macros: { ...m.macros, mail: { ...m.macros?.mail, ...values } } };
+}
+
+Deno.test({
+  name:
+    "SenderMacro: the macro's address chooses the signing key in both; empty or absent, the From field does",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    const other = fromLatin1(
+      "From: Al <al@other.example>\r\nTo: b@example.org\r\nSubject: x\r\n\r\nhi\r\n",
+    );
+    await withPair(["SenderMacro {mail_addr}"], async (send) => {
+      const byMacro = await send(
+        withMailMacros(outbound(other), { "{mail_addr}": "alice@example.com" }),
+      );
+      assert.deepEqual(byMacro.dkimd, byMacro.opendkim);
+      assert.match(byMacro.dkimd.changes.join("\n"), /DKIM-Signature: d=example\.com/);
+      const empty = await send(withMailMacros(outbound(MESSAGE), { "{mail_addr}": "" }));
+      assert.deepEqual(empty.dkimd, empty.opendkim);
+      assert.match(empty.dkimd.changes.join("\n"), /DKIM-Signature: d=example\.com/);
+      const absent = await send(outbound(other));
+      assert.deepEqual(absent.dkimd, absent.opendkim);
+      assert.deepEqual(absent.dkimd.changes, []);
+      // The macro decides even against a From we sign for.
+      const foreign = await send(
+        withMailMacros(outbound(MESSAGE), { "{mail_addr}": "al@other.example" }),
+      );
+      assert.deepEqual(foreign.dkimd, foreign.opendkim);
+      assert.deepEqual(foreign.dkimd.changes, []);
+    });
+  },
+});
