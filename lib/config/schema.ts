@@ -141,6 +141,12 @@ export interface Config {
    */
   readonly requiredHeaders: boolean;
   /**
+   * IgnoreMalformedMail: mail without a usable sender passes untouched instead of getting
+   * `dkim=permerror (bad message format)`. RequiredHeaders still rejects, as Debian's OpenDKIM
+   * 2.11 does (opendkim.conf(5) says it would pass such mail too).
+   */
+  readonly ignoreMalformedMail: boolean;
+  /**
    * MustBeSigned: header fields that, if present, every signature must cover; a signature that
    * does not gets `policy` instead of `pass` (opendkim.conf(5)).
    */
@@ -218,6 +224,8 @@ export interface Config {
   readonly milterShutdownTimeout: number;
   /** PidFile to write. */
   readonly pidFile?: string;
+  /** ChangeRootDirectory: never set; reading it refuses the configuration (no chroot in Deno). */
+  readonly changeRootDirectory?: string;
   /** AutoRestart on failure. */
   readonly autoRestart: boolean;
   /** AutoRestartCount: most restarts; 0 (the default) means no limit. */

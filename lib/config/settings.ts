@@ -77,6 +77,7 @@ import {
   parseUserId,
   SYSLOG_FACILITIES,
   UNAUTHORIZED_SIGNER_ACTIONS,
+  ValueError,
 } from "./values.ts";
 
 /** Where the reference lists a setting; `config convert` writes service, process, logging first. */
@@ -146,6 +147,19 @@ export const MAX_MILTER_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 export const MAX_MILTER_IDLE_TIMEOUT = 2_147_483;
 
 const FILE_OR_LIST: readonly DataSetType[] = ["file", "csl"];
+
+/**
+ * ChangeRootDirectory's reader: a refusal. Deno has no chroot(2), and a warning would leave an
+ * administrator believing the filter confined; systemd confines it better from outside.
+ */
+function refuseChroot(dir: string): never {
+  throw new ValueError(
+    `dkimd cannot change its root directory (Deno has no chroot); remove it and confine the ` +
+      `service with systemd instead: RootDirectory=${dir} (with BindReadOnlyPaths= for the keys ` +
+      `and configuration), or TemporaryFileSystem=/ with BindReadOnlyPaths=, in a drop-in for ` +
+      `dkimd.service (systemd.exec(5))`,
+  );
+}
 const COUNT = integer(0, INT_MAX);
 
 /**
@@ -517,6 +531,14 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     default: false,
     doc: "Reject messages breaking RFC 5322 §3.6's field counts (one From, one Date...).",
   },
+  ignoreMalformedMail: {
+    name: "IgnoreMalformedMail",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc: "Pass mail without a usable sender untouched, not with dkim=permerror; " +
+      "RequiredHeaders still rejects, as in OpenDKIM 2.11.",
+  },
   mustBeSigned: {
     name: "MustBeSigned",
     group: "results",
@@ -709,6 +731,18 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "process",
     kind: custom({ syntax: "USER[:GROUP]", parse: parseUserId, format: formatUserId }),
     doc: "The account to run as.",
+  },
+  changeRootDirectory: {
+    name: "ChangeRootDirectory",
+    group: "process",
+    kind: custom({
+      syntax: "a directory (refused)",
+      parse: refuseChroot,
+      format: (dir) => dir,
+    }),
+    defaultText: "none",
+    doc: "Refused with systemd's equivalent: Deno cannot chroot(2); use RootDirectory= or " +
+      "TemporaryFileSystem=/ with BindReadOnlyPaths= in dkimd.service.",
   },
   umask: {
     name: "UMask",

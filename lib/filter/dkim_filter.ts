@@ -62,7 +62,7 @@ import {
   verifyOutcome,
 } from "./outcome.ts";
 import { selectCanonicalization } from "./select_canonicalization.ts";
-import { findSender, macroName, macroSender } from "./sender.ts";
+import { findSender, macroName, macroSender, type Sender } from "./sender.ts";
 import {
   newTransaction,
   type Transaction,
@@ -204,6 +204,9 @@ class DkimConnection implements FilterConnection {
     const sender = fromMacro === undefined
       ? findSender(tx.fields, loaded.headers.sender)
       : fromMacro ?? undefined;
+    if (sender === undefined && malformedSender(tx.fields, loaded, fromMacro)) {
+      return await this.#malformed(tx, macros, qid, "can't determine message sender");
+    }
     const decision = await decide({
       policy: loaded,
       client: this.#info,
@@ -362,6 +365,37 @@ class DkimConnection implements FilterConnection {
     const { action } = milterAction("signatureError", config.actions.signatureError);
     this.#report(tx, { disposition: "error", action: describeAction(action) });
     return action;
+  }
+
+  // Mail OpenDKIM calls malformed (mlfi_eoh(): no sender to be found, a From it cannot parse when
+  // signing): neither signed nor verified. IgnoreMalformedMail passes
+  // it untouched; otherwise it carries "dkim=permerror (bad message format)", as OpenDKIM's
+  // mlfi_eom() writes it. Unlike OpenDKIM, forged Authentication-Results are still removed (RFC
+  // 8601 §5): a message cannot escape that by leaving out its From.
+  async #malformed(
+    tx: Transaction,
+    macros: MacroReader,
+    qid: string,
+    why: string,
+  ): Promise<Action | void> {
+    const { config } = tx.runtime.loaded;
+    if (config.ignoreMalformedMail) {
+      this.#deps.logger.info(`${qid}: ${why}; accepting (IgnoreMalformedMail)`);
+      this.#report(tx, { disposition: "skipped", action: "accept" });
+      return "accept";
+    }
+    this.#deps.logger.info(`${qid}: ${why}; adding dkim=permerror`);
+    const id = this.#authservId(tx, macros);
+    const mods = await this.#forgedResults(tx, id);
+    mods.push({
+      type: "insheader",
+      index: 0,
+      name: AUTH_RESULTS_FIELD,
+      value: this.#text(` ${id}; dkim=permerror (bad message format)`),
+    });
+    this.#report(tx, { disposition: "error", action: "accept" });
+    tx.work = { mode: "held", end: { modifications: mods, action: "accept" } };
+    return undefined;
   }
 
   // A header limit crossed: On-Security decides (outcome.ts).
@@ -750,6 +784,22 @@ function logArc(logger: MilterLogger, verdict: ArcVerdict, qid: string): void {
   logger.info(
     `${qid}: ARC chain of ${verdict.instances} set(s): arc=${verdict.result} (${detail})`,
   );
+}
+
+// Whether mail without a sender is malformed to OpenDKIM: when no sender field has a value (and
+// no SenderMacro value came), always; when one has a value without an address, only where it
+// signs (mlfi_eoh() parses the address only for signing).
+function malformedSender(
+  fields: readonly HeaderField[],
+  loaded: Runtime["loaded"],
+  fromMacro: Sender | null | undefined,
+): boolean {
+  if (fromMacro === null) return loaded.config.mode.sign;
+  const names = new Set([...loaded.headers.sender, "From"].map(asciiLower));
+  const present = fields.some((f) =>
+    names.has(asciiLower(f.name)) && fieldValueText(f).trim() !== ""
+  );
+  return !present || loaded.config.mode.sign;
 }
 
 function queueId(macros: MacroReader): string {

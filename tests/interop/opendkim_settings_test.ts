@@ -11,6 +11,7 @@ import { fromLatin1 } from "../../lib/bytes.ts";
 import type { ClientMessage } from "../../lib/milter/client.ts";
 import { loadKey, MESSAGE, signed, writeTestKeys } from "../helpers/dkim_fixtures.ts";
 import { mtaMessage } from "../helpers/mta_message.ts";
+import { runCli } from "../helpers/run_cli.ts";
 import {
   HAVE_OPENDKIM,
   observeBoth,
@@ -179,5 +180,84 @@ Deno.test({
       assert.deepEqual(foreign.dkimd, foreign.opendkim);
       assert.deepEqual(foreign.dkimd.changes, []);
     });
+  },
+});
+
+const NO_FROM = fromLatin1("To: b@example.org\r\nSubject: x\r\n\r\nhi\r\n");
+const BAD_FROM = fromLatin1("From: nobody\r\nTo: b@example.org\r\nSubject: x\r\n\r\nhi\r\n");
+const TWO_SUBJECTS = fromLatin1(
+  "From: a@example.com\r\nTo: b@example.org\r\nSubject: x\r\nSubject: y\r\n\r\nhi\r\n",
+);
+
+Deno.test({
+  name:
+    "malformed mail (no sender, a From without an address when signing): dkim=permerror (bad message format) in both; IgnoreMalformedMail passes it untouched in both",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    await withPair([], async (send) => {
+      for (const m of [inbound(NO_FROM), outbound(NO_FROM), outbound(BAD_FROM)]) {
+        const r = await send(m);
+        assert.deepEqual(r.dkimd, r.opendkim);
+        assert.deepEqual(r.dkimd.changes, [
+          "insheader 0 Authentication-Results: mx.test; dkim=permerror",
+        ]);
+      }
+    });
+    await withPair(["IgnoreMalformedMail yes"], async (send) => {
+      for (const m of [inbound(NO_FROM), outbound(NO_FROM), outbound(BAD_FROM)]) {
+        const r = await send(m);
+        assert.deepEqual(r.dkimd, r.opendkim);
+        assert.deepEqual(r.dkimd, { final: "accept", changes: [] });
+      }
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "RequiredHeaders rejects in both, IgnoreMalformedMail or not (opendkim.conf(5) says it would pass); dkimd's reply says 5.6.0 where OpenDKIM's says 5.0.0",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    for (const extra of [[], ["IgnoreMalformedMail yes"]]) {
+      await withPair(["RequiredHeaders yes", ...extra], async (send) => {
+        for (const m of [outbound(TWO_SUBJECTS), inbound(TWO_SUBJECTS)]) {
+          const r = await send(m);
+          assert.deepEqual(r.opendkim, { final: "reject 550 5.0.0", changes: [] });
+          // The departure: RFC 3463's 5.6.0 (a problem with the message's content), not 5.0.0.
+          assert.deepEqual(r.dkimd, { final: "reject 550 5.6.0", changes: [] });
+        }
+        const fine = await send(outbound(MESSAGE));
+        assert.deepEqual(fine.dkimd, fine.opendkim);
+      });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "ChangeRootDirectory departure: opendkim chroots; dkimd refuses to start, naming systemd's RootDirectory= and TemporaryFileSystem=",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "dkimd-od18-" });
+    try {
+      const conf = `${dir}/opendkim.conf`;
+      await Deno.writeTextFile(conf, `Mode sv\nChangeRootDirectory ${dir}\n`);
+      const opendkim = await new Deno.Command("/usr/sbin/opendkim", { args: ["-n", "-x", conf] })
+        .output();
+      assert.equal(opendkim.code, 0, new TextDecoder().decode(opendkim.stderr));
+      for (const args of [["check-config", conf], ["-x", conf, "-f"]]) {
+        const r = await runCli(args);
+        assert.equal(r.code, 78, r.stderr);
+        assert.match(
+          r.stderr + r.text,
+          new RegExp(
+            `"ChangeRootDirectory" at ${conf}:2: dkimd cannot change its root directory.*` +
+              `RootDirectory=${dir}.*TemporaryFileSystem=/`,
+          ),
+        );
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
