@@ -261,3 +261,30 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "MustBeSigned: a present field the signature does not cover denies the pass in both; dkimd says dkim=policy where OpenDKIM says dkim=fail",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    await withPair(["MustBeSigned Reply-To"], async (send) => {
+      const good = await signedMessage();
+      const covered = await send(inbound(good));
+      assert.deepEqual(covered.dkimd, covered.opendkim);
+      const unsigned = await send(inbound(withFields(good, "Reply-To: x@evil.example")));
+      // The departure: the signature verifies, so RFC 8601 §2.7.1's word is "policy" (not
+      // accepted by local policy), as dkimd's other acceptance rules say; OpenDKIM says "fail".
+      // On-BadSignature decides in both.
+      const unsignedAr =
+        "insheader 0 Authentication-Results: mx.test; dkim=%s header.d=example.com header.s=rsa";
+      assert.deepEqual(unsigned.opendkim, {
+        final: "accept",
+        changes: [unsignedAr.replace("%s", "fail")],
+      });
+      assert.deepEqual(unsigned.dkimd, {
+        final: "accept",
+        changes: [unsignedAr.replace("%s", "policy")],
+      });
+    });
+  },
+});
