@@ -68,6 +68,8 @@ export interface Config {
   readonly macroList?: DataSetSource;
   /** SenderHeaders: header fields that name the sender, in order (default From). */
   readonly senderHeaders?: DataSetSource;
+  /** SenderMacro: a milter macro naming the sender, used before SenderHeaders when not empty. */
+  readonly senderMacro?: string;
   /** DontSignMailTo: recipients whose mail is never signed. */
   readonly dontSignMailTo?: DataSetSource;
   /** ExemptDomains: sender domains whose mail is ignored entirely. */
@@ -79,6 +81,11 @@ export interface Config {
   readonly authorizedSigners?: DataSetSource;
   /** Canonicalization for signing (default simple/simple). */
   readonly canonicalization: Canonicalization;
+  /**
+   * SelectCanonicalizationHeader: a field of the message that overrides `canonicalization`;
+   * absent, none does (OpenDKIM 2.11 always obeys a field named `Canonicalization`).
+   */
+  readonly selectCanonicalizationHeader?: string;
   /** SignatureAlgorithm (default rsa-sha256); Ed25519 keys always sign ed25519-sha256. */
   readonly signatureAlgorithm: SigningAlgorithm;
   /** SignHeaders: fields to sign (default `dkimd sign`'s list, DEFAULT_SIGNED_HEADERS). */
@@ -134,6 +141,12 @@ export interface Config {
    * (opendkim.conf(5): "Non-compliant messages are rejected").
    */
   readonly requiredHeaders: boolean;
+  /**
+   * IgnoreMalformedMail: mail without a usable sender passes untouched instead of getting
+   * `dkim=permerror (bad message format)`. RequiredHeaders still rejects, as Debian's OpenDKIM
+   * 2.11 does (opendkim.conf(5) says it would pass such mail too).
+   */
+  readonly ignoreMalformedMail: boolean;
   /**
    * MustBeSigned: header fields that, if present, every signature must cover; a signature that
    * does not gets `policy` instead of `pass` (opendkim.conf(5)).
@@ -268,6 +281,8 @@ export interface Config {
   readonly milterShutdownTimeout: number;
   /** PidFile to write. */
   readonly pidFile?: string;
+  /** ChangeRootDirectory: never set; reading it refuses the configuration (no chroot in Deno). */
+  readonly changeRootDirectory?: string;
   /** AutoRestart on failure. */
   readonly autoRestart: boolean;
   /** AutoRestartCount: most restarts; 0 (the default) means no limit. */

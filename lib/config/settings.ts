@@ -179,6 +179,18 @@ export const DEFAULT_TABLE_CONNECT_TIMEOUT_SECONDS = 5;
 /** The sets OpenDKIM asks by key while mail flows, which can live in a database (issue 14). */
 const FILE_LIST_OR_DATABASE: readonly DataSetType[] = ["file", "csl", "dsn", "ldap"];
 const PATTERNS_OR_DATABASE: readonly DataSetType[] = ["file", "refile", "csl", "dsn", "ldap"];
+/**
+ * ChangeRootDirectory's reader: a refusal. Deno has no chroot(2), and a warning would leave an
+ * administrator believing the filter confined; systemd confines it better from outside.
+ */
+function refuseChroot(dir: string): never {
+  throw new ValueError(
+    `dkimd cannot change its root directory (Deno has no chroot); remove it and confine the ` +
+      `service with systemd instead: RootDirectory=${dir} (with BindReadOnlyPaths= for the keys ` +
+      `and configuration), or TemporaryFileSystem=/ with BindReadOnlyPaths=, in a drop-in for ` +
+      `dkimd.service (systemd.exec(5))`,
+  );
+}
 const COUNT = integer(0, INT_MAX);
 
 /**
@@ -215,6 +227,13 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     }),
     default: DEFAULT_CANONICALIZATION,
     doc: "Canonicalization of new signatures (c=).",
+  },
+  selectCanonicalizationHeader: {
+    name: "SelectCanonicalizationHeader",
+    group: "signing",
+    kind: TEXT,
+    defaultText: "none: no field chooses",
+    doc: "A header field (HEADER[/BODY]) that overrides Canonicalization for the mail it is in.",
   },
   signatureAlgorithm: {
     name: "SignatureAlgorithm",
@@ -305,6 +324,14 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: dataSet(FILE_OR_LIST),
     defaultText: "From",
     doc: "Header fields that name the sender, tried in order.",
+  },
+  senderMacro: {
+    name: "SenderMacro",
+    group: "hosts",
+    kind: TEXT,
+    defaultText: "none: the header fields",
+    doc:
+      "A macro ({mail_addr}...) naming the sender; SenderHeaders only when the MTA sends it empty.",
   },
   dontSignMailTo: {
     name: "DontSignMailTo",
@@ -534,6 +561,14 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "Reject messages breaking RFC 5322 §3.6's field counts (one From, one Date...).",
+  },
+  ignoreMalformedMail: {
+    name: "IgnoreMalformedMail",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc: "Pass mail without a usable sender untouched, not with dkim=permerror; " +
+      "RequiredHeaders still rejects, as in OpenDKIM 2.11.",
   },
   mustBeSigned: {
     name: "MustBeSigned",
@@ -944,6 +979,18 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "process",
     kind: custom({ syntax: "USER[:GROUP]", parse: parseUserId, format: formatUserId }),
     doc: "The account to run as.",
+  },
+  changeRootDirectory: {
+    name: "ChangeRootDirectory",
+    group: "process",
+    kind: custom({
+      syntax: "a directory (refused)",
+      parse: refuseChroot,
+      format: (dir) => dir,
+    }),
+    defaultText: "none",
+    doc: "Refused with systemd's equivalent: Deno cannot chroot(2); use RootDirectory= or " +
+      "TemporaryFileSystem=/ with BindReadOnlyPaths= in dkimd.service.",
   },
   umask: {
     name: "UMask",

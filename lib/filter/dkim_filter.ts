@@ -62,7 +62,8 @@ import {
   unauthorizedSignerAction,
   verifyOutcome,
 } from "./outcome.ts";
-import { findSender } from "./sender.ts";
+import { selectCanonicalization } from "./select_canonicalization.ts";
+import { findSender, macroName, macroSender, type Sender } from "./sender.ts";
 import {
   newTransaction,
   type Transaction,
@@ -116,10 +117,11 @@ export class DkimFilter implements Filter {
     this.#keyCache = deps.keyCache ?? new KeyCache();
   }
 
-  /** What to ask the MTA for, from the configuration in force (MacroList adds macros). */
+  /** What to ask the MTA for, from the configuration in force (MacroList, SenderMacro add macros). */
   get needs(): FilterNeeds {
-    const macroList = this.#deps.runtime().loaded.macroList;
-    return dkimFilterNeeds(macroList?.rules.map((r) => r.name) ?? []);
+    const { macroList, config } = this.#deps.runtime().loaded;
+    const senderMacro = config.senderMacro === undefined ? [] : [macroName(config.senderMacro)];
+    return dkimFilterNeeds([...macroList?.rules.map((r) => r.name) ?? [], ...senderMacro]);
   }
 
   /** Starts a connection; PeerList clients are accepted at once and never filtered. */
@@ -196,7 +198,16 @@ class DkimConnection implements FilterConnection {
     const qid = queueId(macros);
     tx.started = performance.now();
     if (tx.oversized) return this.#headerLimitCrossed(tx, tx.oversized, qid);
-    const sender = findSender(tx.fields, loaded.headers.sender);
+    // SenderMacro first: a value the MTA sent decides, even one without an address (OpenDKIM).
+    const fromMacro = loaded.config.senderMacro === undefined
+      ? undefined
+      : macroSender(loaded.config.senderMacro, (name) => macros.get(name));
+    const sender = fromMacro === undefined
+      ? findSender(tx.fields, loaded.headers.sender)
+      : fromMacro ?? undefined;
+    if (sender === undefined && malformedSender(tx.fields, loaded, fromMacro)) {
+      return await this.#malformed(tx, macros, qid, "can't determine message sender");
+    }
     let decision;
     try {
       decision = await decide({
@@ -319,12 +330,19 @@ class DkimConnection implements FilterConnection {
   ): Action | void {
     const { config, headers } = tx.runtime.loaded;
     const signHeaders = signedNames(headers);
+    const canon = config.selectCanonicalizationHeader === undefined
+      ? config.canonicalization
+      : selectCanonicalization(
+        tx.fields,
+        config.selectCanonicalizationHeader,
+        config.canonicalization,
+      );
     const options: SignOptions[] = signers.map((s) => ({
       domain: s.domain,
       selector: s.selector,
       key: s.key,
       algorithm: s.algorithm === "rsa-sha1" ? undefined : s.algorithm,
-      canonicalization: [config.canonicalization.header, config.canonicalization.body],
+      canonicalization: [canon.header, canon.body],
       signHeaders,
       oversignHeaders: headers.oversign,
       identity: s.identity,
@@ -361,6 +379,37 @@ class DkimConnection implements FilterConnection {
     const { action } = milterAction("signatureError", config.actions.signatureError);
     this.#report(tx, { disposition: "error", action: describeAction(action) });
     return action;
+  }
+
+  // Mail OpenDKIM calls malformed (mlfi_eoh(): no sender to be found, a From it cannot parse when
+  // signing): neither signed nor verified. IgnoreMalformedMail passes
+  // it untouched; otherwise it carries "dkim=permerror (bad message format)", as OpenDKIM's
+  // mlfi_eom() writes it. Unlike OpenDKIM, forged Authentication-Results are still removed (RFC
+  // 8601 §5): a message cannot escape that by leaving out its From.
+  async #malformed(
+    tx: Transaction,
+    macros: MacroReader,
+    qid: string,
+    why: string,
+  ): Promise<Action | void> {
+    const { config } = tx.runtime.loaded;
+    if (config.ignoreMalformedMail) {
+      this.#deps.logger.info(`${qid}: ${why}; accepting (IgnoreMalformedMail)`);
+      this.#report(tx, { disposition: "skipped", action: "accept" });
+      return "accept";
+    }
+    this.#deps.logger.info(`${qid}: ${why}; adding dkim=permerror`);
+    const id = this.#authservId(tx, macros);
+    const mods = await this.#forgedResults(tx, id);
+    mods.push({
+      type: "insheader",
+      index: 0,
+      name: AUTH_RESULTS_FIELD,
+      value: this.#text(` ${id}; dkim=permerror (bad message format)`),
+    });
+    this.#report(tx, { disposition: "error", action: "accept" });
+    tx.work = { mode: "held", end: { modifications: mods, action: "accept" } };
+    return undefined;
   }
 
   // A header limit crossed: On-Security decides (outcome.ts).
@@ -749,6 +798,22 @@ function logArc(logger: MilterLogger, verdict: ArcVerdict, qid: string): void {
   logger.info(
     `${qid}: ARC chain of ${verdict.instances} set(s): arc=${verdict.result} (${detail})`,
   );
+}
+
+// Whether mail without a sender is malformed to OpenDKIM: when no sender field has a value (and
+// no SenderMacro value came), always; when one has a value without an address, only where it
+// signs (mlfi_eoh() parses the address only for signing).
+function malformedSender(
+  fields: readonly HeaderField[],
+  loaded: Runtime["loaded"],
+  fromMacro: Sender | null | undefined,
+): boolean {
+  if (fromMacro === null) return loaded.config.mode.sign;
+  const names = new Set([...loaded.headers.sender, "From"].map(asciiLower));
+  const present = fields.some((f) =>
+    names.has(asciiLower(f.name)) && fieldValueText(f).trim() !== ""
+  );
+  return !present || loaded.config.mode.sign;
 }
 
 function queueId(macros: MacroReader): string {

@@ -98,6 +98,37 @@ export interface Sender extends Address {
 }
 
 /**
+ * The sender a macro names (SenderMacro, such as `{mail_addr}`), as OpenDKIM reads it at end of
+ * headers: undefined when the MTA did not send the macro or sent it empty, so the header fields
+ * decide; otherwise its address, or `null` when it has none (OpenDKIM then falls back to nothing:
+ * "can't parse macro").
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { macroSender } from "./sender.ts";
+ * const macros = (name: string) => name === "mail_addr" ? "alice@example.com" : undefined;
+ * assert.deepEqual(macroSender("{mail_addr}", macros), { user: "alice", domain: "example.com", field: "macro {mail_addr}" });
+ * assert.equal(macroSender("{auth_authen}", macros), undefined);
+ * ```
+ */
+export function macroSender(
+  macro: string,
+  macros: (name: string) => string | undefined,
+): Sender | null | undefined {
+  const name = macroName(macro);
+  const value = macros(name);
+  if (value === undefined || value.trim() === "") return undefined;
+  const address = parseAddress(value);
+  return address ? { ...address, field: `macro {${name}}` } : null;
+}
+
+/** A macro's name without braces, as the milter layer keys macros: `{mail_addr}` → `mail_addr`. */
+export function macroName(macro: string): string {
+  return macro.replace(/^\{(.*)\}$/, "$1");
+}
+
+/**
  * The sender of a message: the first address in the first field of `senderHeaders` (in that
  * order) that the message has. For a name present several times, the first (topmost) instance is
  * used, as OpenDKIM does.
