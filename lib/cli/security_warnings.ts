@@ -54,7 +54,7 @@ export function signingDomainsOf<K extends PrivateKeyInfo>(
  * import { readOpendkimConf } from "../config/opendkim_conf.ts";
  * const read = readOpendkimConf("Mode v\nSocket inet:8891\n", "dkimd.conf");
  * const { policy } = buildPolicy(read, {}, NO_KEYS);
- * const loaded = { ...policy, origins: read.origins, warnings: [], dataSets: {}, files: [] };
+ * const loaded = { ...policy, origins: read.origins, warnings: [], dataSets: {}, files: [], tables: [] };
  * assert.match(securityWarnings(loaded)[0], /^"Socket" at dkimd\.conf:2 inet:8891@0\.0\.0\.0 listens on every IPv4 interface/);
  * ```
  */
