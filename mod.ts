@@ -50,6 +50,7 @@ export { Verifier, verifyMessage } from "./lib/dkim/verify.ts";
 export type { VerifyOptions } from "./lib/dkim/verify.ts";
 export type { AcceptanceOptions, PartialBodyResult } from "./lib/dkim/acceptance.ts";
 export { KeyCache } from "./lib/dkim/key_cache.ts";
+export type { PublicKeyImporter } from "./lib/dkim/key_cache.ts";
 export { DkimError } from "./lib/dkim/dkim_error.ts";
 export type { DkimResult, FailResult } from "./lib/dkim/dkim_error.ts";
 export type { KeyInfo, Verdict } from "./lib/dkim/result.ts";

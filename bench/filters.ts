@@ -20,8 +20,14 @@ export const OPENDKIM_PATH = "/usr/sbin/opendkim";
 /** Longest wait for a filter to listen. */
 export const FILTER_START_TIMEOUT_MS = 30_000;
 
+/** Where Debian installs rspamd. */
+export const RSPAMD_PATH = "/usr/bin/rspamd";
+
+/** rspamd's Lua plugins, of which the bench's configuration loads two. */
+export const RSPAMD_PLUGINS = "/usr/share/rspamd/plugins";
+
 /** The filters compared. */
-export type FilterName = "dkimd" | "opendkim";
+export type FilterName = "dkimd" | "opendkim" | "rspamd";
 
 /** A running filter. */
 export interface FilterProcess {
@@ -31,6 +37,8 @@ export interface FilterProcess {
   readonly pid: number;
   /** Its TCP port on 127.0.0.1. */
   readonly port: number;
+  /** Measure `pid` and every process below it (rspamd's main process and its workers). */
+  readonly tree?: boolean;
   /** Stops it. */
   stop(): Promise<void>;
 }
@@ -49,6 +57,8 @@ export interface FilterSetup {
   readonly nameserver: string;
   /** dkimd only: verify and seal ARC (ARCMode sv) with this key, d={@link BENCH_DOMAIN}. */
   readonly arc?: { readonly selector: string; readonly keyPem: string };
+  /** dkimd only: its CryptoBackend (default webcrypto). */
+  readonly cryptoBackend?: "webcrypto" | "openssl";
 }
 
 /** dkimd's ARC settings for `setup.arc` (none without it); writes the sealing key under `dir`. */
@@ -157,14 +167,19 @@ async function waitForPort(port: number, proc: Spawned): Promise<void> {
   }
 }
 
-async function started(name: FilterName, proc: Spawned, port: number): Promise<FilterProcess> {
+async function started(
+  name: FilterName,
+  proc: Spawned,
+  port: number,
+  tree = false,
+): Promise<FilterProcess> {
   try {
     await waitForPort(port, proc);
   } catch (e) {
     await proc.stop();
     throw e;
   }
-  return { name, pid: proc.pid, port, stop: proc.stop };
+  return { name, pid: proc.pid, port, tree, stop: proc.stop };
 }
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -186,6 +201,9 @@ export async function startDkimdFilter(
     ...await commonConfig({ ...setup, dir }, `inet:${port}@127.0.0.1`),
     `Nameservers ${setup.nameserver}`,
     ...await arcConfig(setup, dir),
+    ...(setup.cryptoBackend
+      ? [`CryptoBackend ${setup.cryptoBackend}`, "CryptoBackendRequired yes"]
+      : []),
     "",
   ].join("\n");
   await Deno.writeTextFile(`${dir}/dkimd.conf`, text);
@@ -228,11 +246,87 @@ export async function startOpenDkimFilter(setup: FilterSetup): Promise<FilterPro
   );
 }
 
+/** True when rspamd is installed where Debian puts it. */
+export async function rspamdInstalled(): Promise<boolean> {
+  try {
+    return (await Deno.stat(RSPAMD_PATH)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * rspamd's stand-alone configuration for `setup` (nothing from /etc/rspamd): the `dkim` C module
+ * (verification), the `dkim_signing` Lua plugin (relaxed/relaxed, the same key and selector,
+ * for mail from local addresses such as the load client's 127.0.0.1) and `milter_headers` with
+ * only `authentication-results`; no Redis, no rules, no other plugin (the plugin directory is a
+ * private one holding only those two). `rspamd_proxy` speaks milter and scans itself
+ * (`self_scan`), in 2 processes, one per core like dkimd's event loop plus its signing threads.
+ * rspamd signs the header fields of its own default list (From, To, Cc, Subject, Date,
+ * Message-ID, Reply-To, In-Reply-To, References, the MIME and List-* fields, and more,
+ * oversigning several), more than dkimd's default, so its header hash covers more bytes.
+ */
+export function rspamdConfig(setup: FilterSetup, dir: string, port: number): string {
+  const [host, dnsPort] = setup.nameserver.split("@");
+  return `options {
+  pidfile = "${dir}/rspamd.pid";
+  filters = "dkim";
+  local_addrs = ["127.0.0.1", "::1"];
+  hs_cache_dir = "${dir}";
+  dns { nameserver = ["${host}:${dnsPort}"]; timeout = 2s; retransmits = 2; }
+}
+logging { type = "console"; level = "error"; }
+modules { path = "${dir}/plugins"; }
+worker "rspamd_proxy" {
+  bind_socket = "127.0.0.1:${port}";
+  milter = yes;
+  timeout = 120s;
+  count = 2;
+  upstream "local" { default = yes; self_scan = yes; }
+}
+dkim { }
+dkim_signing {
+  sign_local = true;
+  sign_authenticated = true;
+  use_domain = "header";
+  use_esld = false;
+  allow_hdrfrom_mismatch = true;
+  allow_username_mismatch = true;
+  domain { ${BENCH_DOMAIN} { selector = "${setup.selector}"; path = "${dir}/bench.private"; } }
+}
+milter_headers { use = ["authentication-results"]; authenticated_headers = ["authentication-results"]; }
+`;
+}
+
+/** Starts rspamd with `setup` in the foreground (as root: `-i`); resolves once it listens. */
+export async function startRspamdFilter(setup: FilterSetup): Promise<FilterProcess> {
+  if (setup.arc) throw new TypeError("The bench runs no ARC against rspamd");
+  if (setup.algorithm !== "rsa-sha256") throw new TypeError("The bench runs RSA against rspamd");
+  const dir = `${setup.dir}/rspamd`;
+  await Deno.mkdir(`${dir}/plugins`, { recursive: true });
+  for (const plugin of ["dkim_signing.lua", "milter_headers.lua"]) {
+    await Deno.symlink(`${RSPAMD_PLUGINS}/${plugin}`, `${dir}/plugins/${plugin}`).catch(() => {});
+  }
+  await Deno.writeTextFile(`${dir}/bench.private`, setup.keyPem, { mode: 0o600 });
+  const port = freePort();
+  await Deno.writeTextFile(`${dir}/rspamd.conf`, rspamdConfig(setup, dir, port));
+  return await started(
+    "rspamd",
+    spawn(RSPAMD_PATH, ["-c", `${dir}/rspamd.conf`, "-f", "-i"]),
+    port,
+    true,
+  );
+}
+
 /** Starts the named filter; `denoFlags` apply to dkimd only. */
 export function startFilter(
   name: FilterName,
   setup: FilterSetup,
   denoFlags: readonly string[] = [],
 ): Promise<FilterProcess> {
-  return name === "dkimd" ? startDkimdFilter(setup, denoFlags) : startOpenDkimFilter(setup);
+  return name === "dkimd"
+    ? startDkimdFilter(setup, denoFlags)
+    : name === "rspamd"
+    ? startRspamdFilter(setup)
+    : startOpenDkimFilter(setup);
 }

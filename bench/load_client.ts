@@ -38,8 +38,11 @@ import {
   cpuTime,
   memory,
   resetPeakRss,
+  resetTreePeakRss,
   threadCpuDelta,
   threadCpuMs,
+  treeCpuTime,
+  treeMemory,
 } from "./proc_stats.ts";
 import { percentile } from "./stats.ts";
 import { setQuickAck, socketFd } from "./tcp_options.ts";
@@ -75,6 +78,8 @@ export interface LoadOptions {
   readonly noDelay?: boolean;
   /** The filter's process, whose CPU time and peak memory are measured over the window. */
   readonly pid?: number;
+  /** Measure `pid` with every process below it (rspamd's workers), summed. */
+  readonly tree?: boolean;
   /** For sign mode: the `a=` every signature must have (e.g. "rsa-sha256"). */
   readonly algorithm?: string;
   /** Longest wait for any reply; default 30 s. */
@@ -323,9 +328,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 
   const workers = clients.map((_, i) => worker(i));
   await new Promise((resolve) => setTimeout(resolve, options.warmupMs));
+  const cpuOf = options.tree ? treeCpuTime : cpuTime;
+  const memoryOf = options.tree ? treeMemory : memory;
   if (options.pid !== undefined) {
-    peakReset = await resetPeakRss(options.pid);
-    cpuStart = await cpuTime(options.pid);
+    peakReset = await (options.tree ? resetTreePeakRss : resetPeakRss)(options.pid);
+    cpuStart = await cpuOf(options.pid);
     threadsStart = await threadCpuMs(options.pid, BLOCKING_POOL_THREAD);
   }
   windowStart = performance.now();
@@ -333,9 +340,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   run.phase = "measure";
   await new Promise((resolve) => setTimeout(resolve, options.durationMs));
   if (options.pid !== undefined) {
-    cpuEnd = await cpuTime(options.pid);
+    cpuEnd = await cpuOf(options.pid);
     threadsEnd = await threadCpuMs(options.pid, BLOCKING_POOL_THREAD);
-    peakRssBytes = (await memory(options.pid)).peakRss;
+    peakRssBytes = (await memoryOf(options.pid)).peakRss;
   }
   const seconds = (performance.now() - windowStart) / 1000;
   run.phase = "done";
@@ -381,6 +388,7 @@ export async function loadOptionsFromArgs(args: readonly string[]): Promise<Load
       quickack: { type: "boolean", default: false },
       nodelay: { type: "boolean", default: false },
       pid: { type: "string" },
+      tree: { type: "boolean", default: false },
       algorithm: { type: "string" },
     },
     strict: true,
@@ -407,6 +415,7 @@ export async function loadOptionsFromArgs(args: readonly string[]): Promise<Load
     quickAck: values.quickack,
     noDelay: values.nodelay,
     pid: values.pid === undefined ? undefined : int("pid", values.pid, 1),
+    tree: values.tree,
     algorithm: values.algorithm,
   };
 }

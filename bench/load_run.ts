@@ -51,6 +51,7 @@ export async function runCell(
     "--warmup",
     String(timing.warmupMs),
     ...(measureFilter ? ["--pid", String(filter.pid)] : []),
+    ...(measureFilter && filter.tree ? ["--tree"] : []),
     ...(cell.mode === "sign"
       ? ["--algorithm", cell.algorithm === "rsa" ? "rsa-sha256" : "ed25519-sha256"]
       : []),

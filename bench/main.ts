@@ -1,5 +1,6 @@
 /**
- * `deno task bench`: dkimd and OpenDKIM side by side, behind the eyes of a Postfix-like MTA.
+ * `deno task bench`: dkimd, OpenDKIM and (when installed) rspamd side by side, behind the eyes of
+ * a Postfix-like MTA. rspamd runs the RSA cells (bench/filters.ts `rspamdConfig`).
  *
  * Makes an RSA-2048 and an Ed25519 key, publishes both in a local DNS server (knotd on
  * 127.0.0.1), writes the corpus (realistic 2 KB, 200 KB and 2 MB messages, and copies signed
@@ -17,9 +18,10 @@
  * and the machine), and prints the Markdown.
  *
  * Options: `--quick` (a one-minute subset), `--repeats N`, `--duration MS`, `--warmup MS`,
- * `--only dkimd|opendkim`, `--cells REGEX` (on names such as `sign rsa 2KB c=4 qa`),
+ * `--only dkimd|opendkim|rspamd`, `--cells REGEX` (on names such as `sign rsa 2KB c=4 qa`),
  * `--cpu-prof DIR` (dkimd writes V8 CPU profiles there), `--memory-only` (only the memory pass),
- * `--skip-memory` (no memory pass), `--dkimd-flags=FLAGS` (Deno flags added after the
+ * `--skip-memory` (no memory pass), `--crypto-backend openssl` (dkimd's CryptoBackend),
+ * `--dkimd-flags=FLAGS` (Deno flags added after the
  * service's, e.g. `--v8-flags=...` to try V8 settings), `--out DIR`.
  *
  * @module
@@ -44,12 +46,15 @@ import {
   type FilterProcess,
   type FilterSetup,
   OPENDKIM_PATH,
+  RSPAMD_PATH,
+  rspamdInstalled,
   startFilter,
 } from "./filters.ts";
 import type { LoadResult } from "./load_client.ts";
 import { runCell } from "./load_run.ts";
 import { markdownMemory, type MemoryPass, type MemoryStep, runMemoryPass } from "./memory_pass.ts";
 import {
+  checkRspamdTargets,
   checkTargets,
   markdownArc,
   markdownTable,
@@ -79,6 +84,8 @@ interface BenchOptions {
   /** Run the memory pass (bench/memory_pass.ts). */
   readonly memory: boolean;
   readonly out: string;
+  /** dkimd's CryptoBackend (`--crypto-backend openssl`); default webcrypto. */
+  readonly cryptoBackend?: "webcrypto" | "openssl";
 }
 
 function options(args: string[]): BenchOptions {
@@ -96,6 +103,7 @@ function options(args: string[]): BenchOptions {
       "memory-only": { type: "boolean", default: false },
       "skip-memory": { type: "boolean", default: false },
       out: { type: "string", default: new URL("./results", import.meta.url).pathname },
+      "crypto-backend": { type: "string" },
     },
     strict: true,
   });
@@ -105,8 +113,14 @@ function options(args: string[]): BenchOptions {
     if (!Number.isInteger(n) || n < 1) throw new TypeError(`Invalid "--${name}" ${text}`);
     return n;
   };
-  if (values.only !== undefined && values.only !== "dkimd" && values.only !== "opendkim") {
-    throw new TypeError(`Invalid "--only" ${values.only}: expected "dkimd" or "opendkim"`);
+  if (values.only !== undefined && !["dkimd", "opendkim", "rspamd"].includes(values.only)) {
+    throw new TypeError(
+      `Invalid "--only" ${values.only}: expected "dkimd", "opendkim" or "rspamd"`,
+    );
+  }
+  const backend = values["crypto-backend"];
+  if (backend !== undefined && backend !== "webcrypto" && backend !== "openssl") {
+    throw new TypeError(`Invalid "--crypto-backend" ${backend}: expected "webcrypto" or "openssl"`);
   }
   return {
     quick: values.quick,
@@ -120,6 +134,7 @@ function options(args: string[]): BenchOptions {
     cells: !values["memory-only"],
     memory: !values["skip-memory"],
     out: values.out,
+    cryptoBackend: backend,
   };
 }
 
@@ -141,12 +156,13 @@ async function machine(): Promise<string> {
     /^MemTotal:\s*(\d+)/m,
   )?.[1];
   const opendkim = (await text(OPENDKIM_PATH, ["-V"])).split("\n")[0] || "OpenDKIM not installed";
+  const rspamd = (await text(RSPAMD_PATH, ["--version"])).split("\n")[0] || "rspamd not installed";
   return [
     `${model}${
       mhz ? ` @ ${Number(mhz).toFixed(0)} MHz` : ""
     }, ${navigator.hardwareConcurrency} cores`,
     `${mem ? (Number(mem) / 1048576).toFixed(1) : "?"} GiB RAM, Linux ${Deno.osRelease()}`,
-    `Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), ${opendkim}`,
+    `Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), ${opendkim}, ${rspamd}`,
   ].join("; ");
 }
 
@@ -191,7 +207,9 @@ async function main(): Promise<void> {
   const opts = options(Deno.args);
   const started = new Date();
   const stamp = started.toISOString().replace(/[:.]/g, "-").slice(0, 19);
-  const filters: FilterName[] = opts.only ? [opts.only] : ["dkimd", "opendkim"];
+  const filters: FilterName[] = opts.only
+    ? [opts.only]
+    : ["dkimd", "opendkim", ...(await rspamdInstalled() ? ["rspamd" as const] : [])];
   const groups: CellGroup[] = (opts.quick ? quickCells() : fullCells())
     .map((g) => ({
       ...g,
@@ -200,8 +218,11 @@ async function main(): Promise<void> {
       ),
     }))
     .filter((g) => g.cells.length > 0);
-  // OpenDKIM has no ARC: the ARC group runs against dkimd alone.
-  const filtersOf = (g: CellGroup) => g.arc ? filters.filter((f) => f === "dkimd") : filters;
+  // OpenDKIM has no ARC: the ARC group runs against dkimd alone; rspamd runs the RSA groups.
+  const filtersOf = (g: CellGroup) =>
+    g.arc
+      ? filters.filter((f) => f === "dkimd")
+      : filters.filter((f) => f !== "rspamd" || g.algorithm === "rsa");
   const total = groups.reduce((n, g) => n + g.cells.length * filtersOf(g).length, 0) *
     opts.repeats;
   const sizes = [
@@ -269,6 +290,7 @@ async function main(): Promise<void> {
       algorithm: algorithm === "rsa" ? "rsa-sha256" : "ed25519-sha256",
       nameserver: dns.nameserver,
       arc: arc ? { selector: ARC_SELECTORS[2], keyPem: arcKeys[2].privatePem } : undefined,
+      cryptoBackend: opts.cryptoBackend,
     });
     const corpusOf = (cell: Cell) =>
       cell.mode === "sign"
@@ -320,7 +342,8 @@ async function main(): Promise<void> {
       }
       if (!opts.memory) continue;
       // One process per filter through every cell of the memory target, its peak never reset.
-      for (const name of repeat % 2 === 0 ? filters : [...filters].reverse()) {
+      const memoryFilters = filters.filter((f) => f !== "rspamd");
+      for (const name of repeat % 2 === 0 ? memoryFilters : [...memoryFilters].reverse()) {
         const filter = await startFilter(name, setupFor("rsa"), opts.dkimdFlags);
         try {
           const pass = await runMemoryPass(
@@ -362,7 +385,12 @@ async function main(): Promise<void> {
       "from /proc over the measured window, divided by the messages completed in it. " +
       "`qa`: the client sets TCP_NODELAY and, after each read, TCP_QUICKACK; `noqa`: neither, " +
       "as Postfix (both write as Postfix does: 4 KiB stream buffer, flushed after DATA). " +
-      "Ratios are dkimd ÷ OpenDKIM.",
+      "Ratios are dkimd ÷ OpenDKIM, and ÷ rspamd. rspamd (when installed) is measured over its " +
+      "whole process tree (main process and 2 `rspamd_proxy` workers, milter, self_scan) with " +
+      "only its `dkim` and `dkim_signing` modules and `milter_headers`' Authentication-Results " +
+      "(bench/filters.ts `rspamdConfig`); it signs more header fields than dkimd's default " +
+      "(its own list, oversigning several), so its header hash covers more. dkimd's " +
+      `CryptoBackend: ${opts.cryptoBackend ?? "webcrypto"}.`,
       "",
       `WebCrypto signature CPU in one process: RSA-2048 ${rsaSignMs.toFixed(3)} ms, Ed25519 ${
         edSignMs.toFixed(3)
@@ -375,6 +403,14 @@ async function main(): Promise<void> {
       "",
       markdownTargets(checkTargets(rows, edSignMs)),
       "",
+      ...(rows.some((r) => r.rspamd)
+        ? [
+          "## Targets against rspamd (issue 20)",
+          "",
+          markdownTargets(checkRspamdTargets(rows)),
+          "",
+        ]
+        : []),
       ...(passes.length > 0
         ? [
           "## Memory (issue 16)",

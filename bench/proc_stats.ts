@@ -219,3 +219,63 @@ export async function residentByKind(pid: number): Promise<ResidentByKind> {
   ]);
   return parseSmaps(text, exe);
 }
+
+/** `pid` and every process below it, from the parent ids in `/proc/PID/stat`. */
+export async function processTree(pid: number): Promise<number[]> {
+  const parents = new Map<number, number[]>();
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      parents.set(ppid, [...(parents.get(ppid) ?? []), Number(entry.name)]);
+    } catch {
+      // The process ended while being read.
+    }
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) out.push(...(parents.get(out[i]) ?? []));
+  return out;
+}
+
+/**
+ * CPU time used so far by `pid` and the processes below it, and by the children they have
+ * reaped (cutime, cstime), so a worker that exits between two readings is not lost.
+ */
+export async function treeCpuTime(pid: number): Promise<CpuTime> {
+  let userMs = 0;
+  let systemMs = 0;
+  for (const p of await processTree(pid)) {
+    try {
+      const t = parseStat(await Deno.readTextFile(`/proc/${p}/stat`));
+      userMs += t.userMs;
+      systemMs += t.systemMs;
+    } catch {
+      // Gone.
+    }
+  }
+  return { userMs, systemMs };
+}
+
+/** Resident memory of `pid` and the processes below it, summed (peaks summed too). */
+export async function treeMemory(pid: number): Promise<Memory> {
+  let rss = 0;
+  let peakRss = 0;
+  for (const p of await processTree(pid)) {
+    try {
+      const m = await memory(p);
+      rss += m.rss;
+      peakRss += m.peakRss;
+    } catch {
+      // Gone.
+    }
+  }
+  return { rss, peakRss };
+}
+
+/** {@link resetPeakRss} for `pid` and every process below it; false if any refused. */
+export async function resetTreePeakRss(pid: number): Promise<boolean> {
+  let all = true;
+  for (const p of await processTree(pid)) all = (await resetPeakRss(p)) && all;
+  return all;
+}

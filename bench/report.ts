@@ -77,6 +77,7 @@ export interface CellRow {
   readonly cell: Cell;
   readonly dkimd?: CellSummary;
   readonly opendkim?: CellSummary;
+  readonly rspamd?: CellSummary;
 }
 
 /** Groups run records by cell (in first-seen order) and summarizes each filter's runs. */
@@ -94,6 +95,7 @@ export function rowsOf(records: readonly RunRecord[]): CellRow[] {
     cell,
     dkimd: runs.has("dkimd") ? summarize(runs.get("dkimd")!) : undefined,
     opendkim: runs.has("opendkim") ? summarize(runs.get("opendkim")!) : undefined,
+    rspamd: runs.has("rspamd") ? summarize(runs.get("rspamd")!) : undefined,
   }));
 }
 
@@ -122,9 +124,11 @@ export function markdownTable(rows: readonly CellRow[]): string {
     "| cell | filter | msgs/s | p50 ms | p99 ms | CPU ms/msg | peak RSS MiB | errors |",
     "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
-  for (const { cell, dkimd, opendkim } of rows) {
+  for (const { cell, dkimd, opendkim, rspamd } of rows) {
     const name = cellKey(cell);
-    for (const [filter, s] of [["dkimd", dkimd], ["OpenDKIM", opendkim]] as const) {
+    for (
+      const [filter, s] of [["dkimd", dkimd], ["OpenDKIM", opendkim], ["rspamd", rspamd]] as const
+    ) {
       if (!s) continue;
       lines.push(
         `| ${name} | ${filter} | ${num(s.msgsPerSecond, 0)} | ${num(s.p50Ms, 2)} | ${
@@ -140,6 +144,15 @@ export function markdownTable(rows: readonly CellRow[]): string {
         } | ${ratio(dkimd.p99Ms, opendkim.p99Ms)} | **${
           ratio(dkimd.cpuMsPerMessage, opendkim.cpuMsPerMessage)
         }** | ${ratio(dkimd.peakRssBytes, opendkim.peakRssBytes)} | |`,
+      );
+    }
+    if (dkimd && rspamd) {
+      lines.push(
+        `| ${name} | **÷ rspamd** | **${ratio(dkimd.msgsPerSecond, rspamd.msgsPerSecond)}** | ${
+          ratio(dkimd.p50Ms, rspamd.p50Ms, 3)
+        } | ${ratio(dkimd.p99Ms, rspamd.p99Ms)} | **${
+          ratio(dkimd.cpuMsPerMessage, rspamd.cpuMsPerMessage)
+        }** | ${ratio(dkimd.peakRssBytes, rspamd.peakRssBytes)} | |`,
       );
     }
   }
@@ -288,6 +301,48 @@ export function checkTargets(rows: readonly CellRow[], edSignMs?: number): Targe
       measured: `${mib(a)} MiB vs ${mib(b)} MiB (${((b / a - 1) * 100).toFixed(0)} %)`,
       met: Math.abs(b / a - 1) <= 0.1,
     });
+  }
+  return out;
+}
+
+/**
+ * Issue 20's targets against rspamd: CPU per message at 2 KB (verify, and RSA signing), the
+ * latency of one connection signing without TCP_QUICKACK, and the lead kept at 2 MB.
+ */
+export function checkRspamdTargets(rows: readonly CellRow[]): TargetCheck[] {
+  const pair = (want: Partial<Cell>) => {
+    const r = find(rows, want);
+    return r?.dkimd && r.rspamd ? { d: r.dkimd, r: r.rspamd } : undefined;
+  };
+  const out: TargetCheck[] = [];
+  const check = (target: string, want: Partial<Cell>, max: number, p50 = false) => {
+    const p = pair(want);
+    const x = p ? (p50 ? p.d.p50Ms / p.r.p50Ms : p.d.cpuMsPerMessage / p.r.cpuMsPerMessage) : NaN;
+    out.push({
+      target,
+      measured: p
+        ? `${x.toFixed(2)} × (${(p50 ? p.d.p50Ms : p.d.cpuMsPerMessage).toFixed(3)} vs ${
+          (p50 ? p.r.p50Ms : p.r.cpuMsPerMessage).toFixed(3)
+        } ms)`
+        : "not run",
+      met: p ? x <= max : undefined,
+    });
+  };
+  const rsa = { algorithm: "rsa", quickAck: true, concurrency: 4 } as const;
+  check("verify 2KB c=4: CPU ms/msg ≤ 1.0 × rspamd", { ...rsa, mode: "verify", size: "2KB" }, 1);
+  check("sign RSA-2048 2KB c=4: CPU ms/msg ≤ 1.0 × rspamd", {
+    ...rsa,
+    mode: "sign",
+    size: "2KB",
+  }, 1);
+  check(
+    "sign 2KB c=1 without TCP_QUICKACK: p50 ≤ 1.0 × rspamd",
+    { mode: "sign", algorithm: "rsa", size: "2KB", concurrency: 1, quickAck: false },
+    1,
+    true,
+  );
+  for (const mode of ["sign", "verify"] as const) {
+    check(`${mode} 2MB c=4: CPU ms/msg ≤ 0.6 × rspamd`, { ...rsa, mode, size: "2MB" }, 0.6);
   }
   return out;
 }

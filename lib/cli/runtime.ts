@@ -7,7 +7,14 @@
 import { errorMessage } from "../error_message.ts";
 import { ConfigErrors } from "../config/config_error.ts";
 import { denoLoadIo, loadConfig, type LoadedConfig, type LoadIo } from "../config/load.ts";
-import { importPrivateKey, type SigningKey } from "../crypto/private_key.ts";
+import type { SigningKey } from "../crypto/private_key.ts";
+import {
+  type CryptoBackendName,
+  type CryptoEngine,
+  openOpensslEngine,
+  WEBCRYPTO_ENGINE,
+} from "../crypto/crypto_backend.ts";
+import type { ConfigWarning } from "../config/config_error.ts";
 import { CachingResolver } from "../dns/cache.ts";
 import { KeyFileResolver, readKeyFile } from "../dns/key_file.ts";
 import { readResolvConf } from "../dns/resolv_conf.ts";
@@ -20,6 +27,39 @@ import { SourceError } from "../policy/origin.ts";
 export interface LoadedRuntime extends Runtime {
   /** The loaded configuration: the policy, and where each setting came from, warnings, files. */
   readonly loaded: LoadedConfig<SigningKey>;
+  /** The crypto its keys were imported with (CryptoBackend), for the verifier's keys too. */
+  readonly crypto: CryptoEngine;
+}
+
+/**
+ * The OpenSSL engine of this process, opened (and self-tested) on first use and kept: libcrypto
+ * stays loaded for the process's life, and a reload reuses it.
+ */
+let opensslEngine: Promise<CryptoEngine | Error> | undefined;
+
+/**
+ * The engine for `backend`: WebCrypto, or OpenSSL once opened; when OpenSSL cannot be used,
+ * the Error saying why (the caller falls back or refuses, per CryptoBackendRequired).
+ */
+export function cryptoEngine(
+  backend: CryptoBackendName | undefined,
+): Promise<CryptoEngine | Error> {
+  if (backend !== "openssl") return Promise.resolve(WEBCRYPTO_ENGINE);
+  opensslEngine ??= openOpensslEngine().catch((e) => e instanceof Error ? e : new Error(String(e)));
+  return opensslEngine;
+}
+
+/** Imports a private key with `backend`, or with WebCrypto when that backend cannot be used. */
+async function importWith(
+  input: Uint8Array | string,
+  source: string | undefined,
+  backend: CryptoBackendName | undefined,
+): Promise<SigningKey> {
+  const engine = await cryptoEngine(backend);
+  return await (engine instanceof Error ? WEBCRYPTO_ENGINE : engine).importPrivateKey(
+    input,
+    source,
+  );
 }
 
 /** The name the built-in default configuration goes by in messages. */
@@ -46,7 +86,7 @@ export class RuntimeConfigError extends Error {
 
 /** The I/O loading uses, serving the built-in default configuration from memory. */
 export function runtimeIo(): LoadIo<SigningKey> {
-  const io = denoLoadIo(importPrivateKey);
+  const io = denoLoadIo(importWith);
   const builtin = new TextEncoder().encode(BUILTIN_CONFIG_TEXT);
   return {
     ...io,
@@ -87,7 +127,37 @@ export async function loadRuntime(
     if (e instanceof SourceError) throw new RuntimeConfigError([e.message], { cause: e });
     throw e;
   }
-  return { loaded, resolver: await makeResolver(loaded) };
+  const { crypto, warning } = await chosenEngine(loaded);
+  if (warning) loaded = { ...loaded, warnings: [...loaded.warnings, warning] };
+  return { loaded, resolver: await makeResolver(loaded), crypto };
+}
+
+/**
+ * The engine CryptoBackend names; when OpenSSL cannot be used, a warning and WebCrypto, or with
+ * CryptoBackendRequired a {@link RuntimeConfigError}.
+ */
+async function chosenEngine(
+  loaded: LoadedConfig<SigningKey>,
+): Promise<{ crypto: CryptoEngine; warning?: ConfigWarning }> {
+  const { config } = loaded;
+  const engine = await cryptoEngine(config.cryptoBackend);
+  if (!(engine instanceof Error)) return { crypto: engine };
+  const origin = loaded.origins.cryptoBackend ?? { file: BUILTIN_CONFIG, line: 0 };
+  const where = `${origin.file}:${origin.line}`;
+  if (config.cryptoBackendRequired) {
+    throw new RuntimeConfigError([
+      `Cannot use "CryptoBackend" openssl at ${where}: ${engine.message} (CryptoBackendRequired is on)`,
+    ], { cause: engine });
+  }
+  return {
+    crypto: WEBCRYPTO_ENGINE,
+    warning: {
+      message:
+        `"CryptoBackend" openssl at ${where} cannot be used: ${engine.message}; using webcrypto`,
+      origin,
+      setting: "CryptoBackend",
+    },
+  };
 }
 
 /**

@@ -264,7 +264,12 @@ async function serveInProcess(
     runtime: () => current,
     logger,
     hostname: Deno.hostname(),
-    keyCache: new KeyCache(),
+    // Published keys are imported with the CryptoBackend in force when first seen.
+    keyCache: new KeyCache(
+      undefined,
+      undefined,
+      (type, p, options) => current.crypto.importPublicKey(type, p, options),
+    ),
     observer: counts,
   });
   let server: MilterServer;

@@ -60,6 +60,7 @@ import { readPrivateKeyFile, UnsafeKeyError } from "./private_key_file.ts";
 import type { Config, ConfigOrigins, ReadResult, SettingField } from "./schema.ts";
 import { SETTING_LIST } from "./settings.ts";
 import { UserDb } from "./user_db.ts";
+import type { CryptoBackendName } from "../crypto/crypto_backend.ts";
 
 export type { FileInfo } from "./limited_read.ts";
 
@@ -71,8 +72,11 @@ export interface LoadIo<K extends PrivateKeyInfo> {
   stat(path: string): Promise<FileInfo>;
   /** realpath(3). */
   realPath(path: string): Promise<string>;
-  /** Imports a private key (lib/crypto's `importPrivateKey`); rejects with a `KeyError`. */
-  importKey(input: Uint8Array | string, source?: string): Promise<K>;
+  /**
+   * Imports a private key (lib/crypto's `importPrivateKey`) with the configuration's
+   * CryptoBackend; rejects with a `KeyError`.
+   */
+  importKey(input: Uint8Array | string, source?: string, backend?: CryptoBackendName): Promise<K>;
   /** The effective uid, or null where there is none. */
   euid(): number | null;
   /** The working directory, against which relative paths resolve without BaseDirectory. */
@@ -130,7 +134,11 @@ export function openDatabase(
  * ```
  */
 export function denoLoadIo<K extends PrivateKeyInfo>(
-  importKey: (input: Uint8Array | string, source?: string) => Promise<K>,
+  importKey: (
+    input: Uint8Array | string,
+    source?: string,
+    backend?: CryptoBackendName,
+  ) => Promise<K>,
 ): LoadIo<K> {
   return {
     readFile: (path) => Deno.readFile(path),
@@ -310,7 +318,7 @@ async function buildLoaded<K extends PrivateKeyInfo>(
   const tables = Object.values(databases) as CachedTable[];
   const accounts = await io.accounts();
   const trusted = trustedUsers(config, originOf("userId"), io, accounts, errors);
-  const loader = new KeyLoader(io, config.requireSafeKeys, trusted, accounts, resolve, files);
+  const loader = new KeyLoader(io, config, trusted, accounts, resolve, files);
   const keys = await loader.open(keysToOpen(read, dataSets));
   const built = buildPolicy(read, dataSets, keys, databases);
   try {
@@ -541,7 +549,7 @@ class KeyLoader<K extends PrivateKeyInfo> {
 
   constructor(
     readonly io: LoadIo<K>,
-    readonly requireSafeKeys: boolean,
+    readonly config: Config,
     readonly trusted: Trusted,
     readonly accounts: UserDb | undefined,
     readonly resolve: (p: string) => string,
@@ -584,7 +592,10 @@ class KeyLoader<K extends PrivateKeyInfo> {
 
   async #importInline(data: string): Promise<KeyOpening<K>> {
     try {
-      return { key: await this.io.importKey(data), problems: [] };
+      return {
+        key: await this.io.importKey(data, undefined, this.config.cryptoBackend),
+        problems: [],
+      };
     } catch (e) {
       return { failure: errorText(e), unsafe: false, cause: e };
     }
@@ -630,12 +641,12 @@ class KeyLoader<K extends PrivateKeyInfo> {
         trustedNames: this.trusted.names,
         ...(this.accounts ? { users: this.accounts } : {}),
       },
-      requireSafe: this.requireSafeKeys,
+      requireSafe: this.config.requireSafeKeys,
       warn: (p, text) =>
         problems.push(p.fatal ? `the key is not safe (RequireSafeKeys is off): ${text}` : text),
     });
     this.files.push(path);
-    return { key: await this.io.importKey(bytes, path), problems };
+    return { key: await this.io.importKey(bytes, path, this.config.cryptoBackend), problems };
   }
 }
 

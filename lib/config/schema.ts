@@ -10,6 +10,7 @@
 
 import type { Nameserver } from "../dns/nameserver.ts";
 import type { KeyType } from "../crypto/key_type.ts";
+import type { CryptoBackendName } from "../crypto/crypto_backend.ts";
 import type { PartialBodyResult } from "../dkim/acceptance.ts";
 import type { DataSetSource } from "../policy/dataset.ts";
 import type { SigningAlgorithm } from "../policy/key_table.ts";
@@ -246,6 +247,10 @@ export interface Config {
   readonly arcSignHeaders?: DataSetSource;
   /** RequireSafeKeys: refuse key files others can read or replace (default true). */
   readonly requireSafeKeys: boolean;
+  /** CryptoBackend (dkimd's own): the engine for RSA signing and verifying (default webcrypto). */
+  readonly cryptoBackend: CryptoBackendName;
+  /** CryptoBackendRequired (dkimd's own): refuse to start without the chosen backend. */
+  readonly cryptoBackendRequired: boolean;
   /** ClockDrift in seconds for `t=`/`x=` checks (default 300). */
   readonly clockDrift: number;
   /** FixCRLF: turn bare CR and LF into CRLF when canonicalizing bodies. */

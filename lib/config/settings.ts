@@ -64,6 +64,7 @@ import {
 } from "./setting_kind.ts";
 import { formatSocketSpec, parseSocketSpec } from "../milter/socket_spec.ts";
 import { UNIMPLEMENTED_SETTINGS } from "./unimplemented_settings.ts";
+import { CRYPTO_BACKEND_DEFAULT, CRYPTO_BACKENDS } from "../crypto/crypto_backend.ts";
 import {
   formatAuthservId,
   formatCanonicalization,
@@ -73,6 +74,7 @@ import {
   formatUserId,
   parseAuthservId,
   parseCanonicalization,
+  parseCryptoBackend,
   parseMode,
   parsePartialBodyResult,
   parseRestartRate,
@@ -879,6 +881,23 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: DEFAULT_REQUIRE_SAFE_KEYS,
     doc: "Refuse key files others can read or replace.",
+  },
+  cryptoBackend: {
+    name: "CryptoBackend",
+    group: "other",
+    kind: oneOf(CRYPTO_BACKENDS, parseCryptoBackend),
+    default: CRYPTO_BACKEND_DEFAULT,
+    dkimd: true,
+    doc:
+      "RSA through webcrypto (Deno's) or openssl (the system's libcrypto 3, about 8 times faster).",
+  },
+  cryptoBackendRequired: {
+    name: "CryptoBackendRequired",
+    group: "other",
+    kind: BOOL,
+    default: false,
+    dkimd: true,
+    doc: "Refuse to start when CryptoBackend openssl cannot be used, instead of using webcrypto.",
   },
   clockDrift: {
     name: "ClockDrift",

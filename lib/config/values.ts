@@ -12,6 +12,7 @@
 import type { SigningAlgorithm } from "../policy/key_table.ts";
 import { SIGNING_ALGORITHMS } from "../policy/key_table.ts";
 import { PARTIAL_BODY_RESULTS, type PartialBodyResult } from "../dkim/acceptance.ts";
+import { CRYPTO_BACKENDS, type CryptoBackendName } from "../crypto/crypto_backend.ts";
 
 /**
  * A value that does not fit its setting's type. The message is the detail only ("expected
@@ -542,4 +543,22 @@ export function parseAuthservId(text: string): AuthservId {
 /** Formats an authserv-id as AuthservID writes it; the MTA's name has no spelling (`""`). */
 export function formatAuthservId(id: AuthservId): string {
   return id.kind === "name" ? id.name : id.kind === "hostname" ? "HOSTNAME" : "";
+}
+
+/**
+ * Reads a CryptoBackend value, case-insensitively.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseCryptoBackend } from "./values.ts";
+ * assert.equal(parseCryptoBackend("OpenSSL"), "openssl");
+ * assert.throws(() => parseCryptoBackend("nss"), /expected "webcrypto" or "openssl"/);
+ * ```
+ */
+export function parseCryptoBackend(text: string): CryptoBackendName {
+  const t = text.trim().toLowerCase();
+  const found = CRYPTO_BACKENDS.find((b) => b === t);
+  if (!found) throw new ValueError(`unknown backend "${text}" (expected "webcrypto" or "openssl")`);
+  return found;
 }

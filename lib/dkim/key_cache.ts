@@ -5,7 +5,8 @@
  * @module
  */
 import { KeyError } from "../crypto/key_error.ts";
-import { importPublicKey, type VerifyingKey } from "../crypto/public_key.ts";
+import { importPublicKey, type PublicKeyOptions, type VerifyingKey } from "../crypto/public_key.ts";
+import type { KeyType } from "../crypto/key_type.ts";
 import { DigestCache, textDigest } from "./digest_cache.ts";
 import { DkimError } from "./dkim_error.ts";
 import type { KeyRecord } from "./key_record.ts";
@@ -24,6 +25,13 @@ export const KEY_CACHE_MAX_BYTES_DEFAULT = 2 * 1024 * 1024;
  * the promise, the key objects and WebCrypto's handle.
  */
 const ENTRY_BYTES = 1024;
+
+/** Imports a key record's public key, as lib/crypto's `importPublicKey` does. */
+export type PublicKeyImporter = (
+  type: KeyType,
+  p: Uint8Array,
+  options?: PublicKeyOptions,
+) => Promise<VerifyingKey>;
 
 /**
  * A least-recently-used map from a key record's text to its imported key. Imports are keyed by
@@ -46,9 +54,20 @@ const ENTRY_BYTES = 1024;
 export class KeyCache {
   readonly #cache: DigestCache<Promise<VerifyingKey>>;
 
-  /** Makes a cache holding at most `max` keys (at least one) and about `maxBytes` bytes. */
-  constructor(max: number = KEY_CACHE_SIZE_DEFAULT, maxBytes = KEY_CACHE_MAX_BYTES_DEFAULT) {
+  /** How a missing key is imported: lib/crypto's `importPublicKey` unless told otherwise. */
+  readonly importPublicKey: PublicKeyImporter;
+
+  /**
+   * Makes a cache holding at most `max` keys (at least one) and about `maxBytes` bytes, which
+   * imports keys with `importer` (the CryptoBackend's, lib/crypto/crypto_backend.ts).
+   */
+  constructor(
+    max: number = KEY_CACHE_SIZE_DEFAULT,
+    maxBytes = KEY_CACHE_MAX_BYTES_DEFAULT,
+    importer: PublicKeyImporter = importPublicKey,
+  ) {
     this.#cache = new DigestCache(max, maxBytes);
+    this.importPublicKey = importer;
   }
 
   /** How many keys are held (imports still running included). */
@@ -99,7 +118,7 @@ export async function importRecordKey(
   try {
     return await cache.get(
       `${record.keyType}:${record.text}`,
-      () => importPublicKey(record.keyType, record.publicKey, { maxBits }),
+      () => cache.importPublicKey(record.keyType, record.publicKey, { maxBits }),
     );
   } catch (e) {
     if (e instanceof KeyError && e.code === "too-large") {

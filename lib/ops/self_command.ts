@@ -13,6 +13,7 @@
  */
 
 import { dirname, join } from "node:path";
+import { LIBCRYPTO_PATHS } from "../crypto/openssl.ts";
 
 /**
  * The environment variables dkimd reads, each for a reason: systemd's journal stream
@@ -51,6 +52,8 @@ export const SERVICE_ENV_NAMES: readonly string[] = [
  *   clock of sd_notify's MONOTONIC_USEC, see `sd_notify.ts`); not the process
  *   umask, which Deno lets only a full `--allow-sys` change (the socket is chmodded instead);
  * - run: the supervisor and Background start dkimd again (a worker gives this up);
+ * - ffi: libcrypto 3 at its known paths only (`LIBCRYPTO_PATHS`), opened only with
+ *   `CryptoBackend openssl` (README, "Security model": what FFI gives up and what still holds);
  * - `--unstable-net`: unix datagram sockets, for syslog's `/dev/log`;
  * - `--no-prompt`: a missing permission is an error, never a question on a terminal;
  * - `--v8-flags`: a small young generation (1 MiB semi-spaces instead of V8's default of up to
@@ -72,6 +75,7 @@ export const SERVICE_DENO_FLAGS: readonly string[] = [
   `--allow-env=${SERVICE_ENV_NAMES.join(",")}`,
   "--allow-sys=hostname,uid,gid,osUptime",
   "--allow-run",
+  `--allow-ffi=${LIBCRYPTO_PATHS.join(",")}`,
   "--unstable-net",
   "--no-prompt",
   "--v8-flags=--max-semi-space-size=1,--heap-growing-percent=20,--minor-ms,--optimize-for-size",
