@@ -17,6 +17,7 @@ const FORBIDDEN: Readonly<Record<string, readonly string[]>> = {
   dns: ["config", "filter", "milter", "ops", "cli"],
   policy: ["config", "filter", "milter", "ops", "cli"],
   tables: ["config", "filter", "milter", "ops", "cli"],
+  lua: ["config", "filter", "milter", "ops", "cli", "tables"],
   milter: ["config", "filter", "ops", "cli"],
 };
 
@@ -25,6 +26,7 @@ const PURE = [
   /^dkim\//,
   /^arc\//,
   /^policy\//,
+  /^lua\//,
   // lib/milter is pure but for the socket adapters and the MTA-side client.
   /^milter\/(?!server\.ts$|client\.ts$|unix_socket\.ts$|inherited_listener\.ts$)/,
 ];
