@@ -59,6 +59,7 @@ import { SigningTable } from "../policy/signing_table.ts";
 import { MIN_RSA_BITS, RECOMMENDED_RSA_BITS } from "../crypto/key_type.ts";
 import { ConfigError, type ConfigWarning } from "./config_error.ts";
 import type { Config, ReadResult, SettingField } from "./schema.ts";
+import type { PolicyScripts } from "../lua/odkim_api.ts";
 
 /** The data sets a configuration names, by setting field, opened: read whole, for now. */
 export type OpenedDataSets = { readonly [F in SettingField]?: DataSet };
@@ -133,6 +134,8 @@ export interface Policy<K extends PrivateKeyInfo> {
   readonly exemptDomains?: NameSet;
   /** AuthorizedSigners: what each SASL login may put in From. */
   readonly authorizedSigners?: AuthorizedSigners;
+  /** The Lua policy scripts, compiled (SetupPolicyScript and the others), when any is set. */
+  readonly luaScripts?: PolicyScripts;
   /** TestDNSData: record name (lower case) to TXT text. */
   readonly testDnsData?: ReadonlyMap<string, string>;
 }

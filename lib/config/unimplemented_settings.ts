@@ -98,13 +98,6 @@ export const UNIMPLEMENTED_SETTINGS: readonly UnimplementedSetting[] = [
     "LDAPTimeout",
     "LDAPUseTLS",
   ]),
-  ...ignored("Lua policy scripts are not supported", [
-    "FinalPolicyScript",
-    "LuaOnlySigning",
-    "ScreenPolicyScript",
-    "SetupPolicyScript",
-    "StatisticsPolicyScript",
-  ]),
   ...ignored("statistics are not collected", ["Statistics", "StatisticsName", "StatisticsPrefix"]),
   ...ignored("rate limiting is not implemented", [
     "FlowData",

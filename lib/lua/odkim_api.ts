@@ -46,6 +46,9 @@ export const DB_HANDLES = {
   DB_SIGNINGTABLE: 11,
 } as const;
 
+/** The configured policy scripts, by hook (SetupPolicyScript and the others). */
+export type PolicyScripts = { readonly [H in LuaHook]?: LuaScript };
+
 /** A value `odkim.export()` passes to later scripts. */
 export type LuaExport = string | number | boolean | undefined;
 
