@@ -10,12 +10,13 @@
  * first recipient (it reads the count from argument 1, the context); `del_header(ctx, name, n)`
  * ignores `n` and deletes the first instance; `add_header` inserts at position 1 of the header;
  * `del_rcpt` adds `X-Original-Recipient: rfc822;ADDRESS` and returns nil for an address not
- * among the recipients; `set_result(ctx, SMFIS_ACCEPT)` in the final script changes nothing;
+ * among the recipients; `add_rcpt` and `del_rcpt` change nothing unless the MTA was asked for
+ * recipient changes (OpenDKIM asks only with RedirectFailuresTo; see
+ * {@link OdkimMessage.canChangeRecipients}); `set_result(ctx, SMFIS_ACCEPT)` in the final script changes nothing;
  * `sign()` with a key name but no KeyTable raises `odkim.sign(): request requires KeyTable`.
  *
- * Departures, on purpose: `add_rcpt`, `del_rcpt` and `quarantine` act whatever the settings
- * (OpenDKIM's calls fail unless RedirectFailuresTo or CaptureUnknownErrors made it ask the MTA
- * for those actions; dkimd asks when a FinalPolicyScript is set); `replace_header` changes what
+ * Departures, on purpose: `quarantine` acts whatever the settings (OpenDKIM's call fails, returning
+ * nil, unless CaptureUnknownErrors made it ask the MTA for quarantine; dkimd always offers it); `replace_header` changes what
  * is signed or verified in OpenDKIM and is not supported here (returns nil); `spam` and `stats`
  * do nothing (no reputation or statistics service); `check_popauth` returns nil (no POPAUTH
  * database); `xtag` adds its tag to every signature requested; `resign` and `verify` on a
@@ -84,6 +85,11 @@ export interface OdkimMessage {
   readonly internal: boolean;
   /** Whether a KeyTable is configured (`odkim.sign()` with a key name needs one). */
   readonly hasKeyTable: boolean;
+  /**
+   * Whether recipients can be changed: OpenDKIM asks the MTA for that only with
+   * RedirectFailuresTo, and without it `add_rcpt` returns nil and `del_rcpt` changes nothing.
+   */
+  readonly canChangeRecipients: boolean;
   /** The DKIM-Signature fields (screen and later). */
   readonly signatures: readonly OdkimSignature[];
   /** What earlier hooks exported. */
@@ -538,7 +544,7 @@ function odkimFunctions(
         /[;\s]/.test(value)
       ) return -1;
       effects.xtags.push([tag, value]);
-      return hook === "setup" ? 1 : effects.sign.length;
+      return 1;
     },
     get_sigarray(...a) {
       check("get_sigarray", a, 1);
@@ -617,6 +623,7 @@ function odkimFunctions(
     add_rcpt(...a) {
       check("add_rcpt", a, 2);
       if (!isString(a[1])) fail("add_rcpt", "type");
+      if (!message.canChangeRecipients) return undefined;
       effects.addRcpts.push(str(a[1]));
       return 1;
     },
@@ -626,6 +633,11 @@ function odkimFunctions(
       const addr = str(a[1]).toLowerCase();
       const known = message.recipients.find((r) => r.toLowerCase() === addr);
       if (known === undefined) return undefined;
+      // OpenDKIM's smfi_delrcpt() fails without the action negotiated; it logs and returns 1.
+      if (!message.canChangeRecipients) {
+        message.log(`odkim.del_rcpt(): recipients cannot be changed here; '${known}' kept`);
+        return 1;
+      }
       effects.delRcpts.push(known);
       effects.addHeaders.push({ name: ORIGINAL_RECIPIENT_FIELD, value: `rfc822;${known}` });
       return 1;
