@@ -491,7 +491,7 @@ class DkimConnection implements FilterConnection {
       [],
       (text) => this.#text(text),
     );
-    if (lua?.action) return this.#luaEnded(tx, lua.action, qid);
+    if (lua?.action) return this.#luaEnded(tx, lua.modifications, lua.action, qid);
     const mods: Modification[] = [];
     if (config.removeOldSignatures) {
       mods.push(...deletions(tx.fields, (f) => isField(f, SIGNATURE_FIELD)));
@@ -522,17 +522,6 @@ class DkimConnection implements FilterConnection {
     const { config } = tx.runtime.loaded;
     const verdicts = await work.verifier.finish();
     const arcVerdict = work.arc ? await work.arc.verifier.finish() : undefined;
-    const lua = await applyFinal(
-      this.#luaCall(
-        tx,
-        macros,
-        findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
-        qid,
-      ),
-      finalSignatures(verdicts, tx.bodyBytes),
-      (text) => this.#text(text),
-    );
-    if (lua?.action) return this.#luaEnded(tx, lua.action, qid);
     const id = this.#authservId(tx, macros);
     const mods: Modification[] = await this.#forgedResults(tx, id);
     if (mods.length > 0) {
@@ -583,6 +572,17 @@ class DkimConnection implements FilterConnection {
         : value.slice(value.indexOf(";") + 1).replace(/^\s+/, "");
       sealed = await this.#seal(tx, work.arc.sealer, arcVerdict, arId, results, arrival, mods, qid);
     }
+    const lua = await applyFinal(
+      this.#luaCall(
+        tx,
+        macros,
+        findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
+        qid,
+      ),
+      finalSignatures(verdicts, tx.bodyBytes),
+      (text) => this.#text(text),
+    );
+    if (lua?.action) return this.#luaEnded(tx, [...mods, ...lua.modifications], lua.action, qid);
     if (config.softwareHeader) mods.push(this.#softwareField(qid));
     if (lua) mods.push(...lua.modifications);
     logVerdicts(this.#deps.logger, config, verdicts, qid, tx.dnsFailures);
@@ -718,11 +718,17 @@ class DkimConnection implements FilterConnection {
     return action;
   }
 
-  // A result the final script set: the message ends with it, nothing added.
-  #luaEnded(tx: Transaction, action: Action, qid: string): EndOfMessage {
+  // A result the final script set: the message ends with it. As in OpenDKIM, the changes made
+  // before the script ran (Authentication-Results) and by it are sent; no signature is added.
+  #luaEnded(
+    tx: Transaction,
+    modifications: readonly Modification[],
+    action: Action,
+    qid: string,
+  ): EndOfMessage {
     this.#deps.logger.info(`${qid}: FinalPolicyScript set the result ${describeAction(action)}`);
     this.#report(tx, { disposition: "skipped", action: describeAction(action) });
-    return { modifications: [], action };
+    return { modifications, action };
   }
 
   // The authserv-id: AuthservID, or the MTA's name (macro j), or this host's name.

@@ -294,6 +294,7 @@ const str = (v: unknown) => String(v);
  *   headers: [{ name: "From", value: "a@example.com" }], macro: () => undefined,
  *   client: { hostname: "localhost", address: "127.0.0.1" }, envelopeFrom: "<a@example.com>",
  *   recipients: ["b@example.org"], fromDomain: "example.com", internal: true, hasKeyTable: true,
+ *   canChangeRecipients: false,
  *   signatures: [], exported: new Map(), log() {},
  * });
  * assert.deepEqual(effects.sign, [{ keyName: "k1" }]);

@@ -260,13 +260,15 @@ end
 });
 
 Deno.test("FinalPolicyScript adds a header from the signature results and rejects by policy, as OpenDKIM does", async () => {
-  // "or 0": OpenDKIM runs each script once at start with no message (ctx is NULL), where
-  // get_sigcount() is nil, and a Lua error there stops it; deployed scripts guard against that.
+  // The guards are for OpenDKIM: it runs each script once at start with no message (ctx is
+  // NULL), where get_sigcount() says 1 and sig_getdomain() gives a NULL handle, not a string;
+  // a Lua error there kills it (SIGSEGV), so deployed scripts must be written this way.
   const final = `
 local n = odkim.get_sigcount(ctx) or 0
 for i = 0, n - 1 do
   local sig = odkim.get_sighandle(ctx, i)
-  if odkim.sig_result(sig) == 0 then odkim.add_header(ctx, "X-DKIM-Pass", odkim.sig_getdomain(sig)) end
+  local d = odkim.sig_getdomain(sig)
+  if odkim.sig_result(sig) == 0 and type(d) == "string" then odkim.add_header(ctx, "X-DKIM-Pass", d) end
 end
 if odkim.get_header(ctx, "X-Reject-Me", 0) ~= nil then
   odkim.set_reply(ctx, "550", "5.7.0", "rejected by local policy")
@@ -291,7 +293,11 @@ end
         "add X-DKIM-Pass: example.com",
         "final: accept",
       ],
-      ["final: 550 5.7.0 rejected by local policy"],
+      [
+      "add Authentication-Results pass:example.com",
+      "add X-DKIM-Pass: example.com",
+      "final: 550 5.7.0 rejected by local policy",
+    ],
     ],
   );
 });
