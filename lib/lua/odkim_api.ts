@@ -308,9 +308,17 @@ export async function runHook(
 ): Promise<OdkimEffects> {
   const effects = new OdkimEffects();
   const ctx = new ContextHandle();
-  const all = odkimFunctions(hook, message, effects, ctx);
+  const all = odkimFunctions(message, effects, ctx);
   const odkim: Record<string, unknown> = {};
-  for (const name of HOOK_FUNCTIONS[hook]) odkim[name] = all[name];
+  // OpenDKIM's functions push an explicit nil; a JS undefined would be no value at all, and
+  // `tostring(odkim.f(ctx))` would fail.
+  for (const name of HOOK_FUNCTIONS[hook]) {
+    const fn = all[name];
+    odkim[name] = (...a: unknown[]) => {
+      const r = fn(...a);
+      return r === undefined ? LuaMultiReturn.from([undefined]) : r;
+    };
+  }
   const globals: Record<string, unknown> = {
     odkim,
     ctx: decorateUserdata(ctx),
@@ -335,7 +343,6 @@ export async function runHook(
 }
 
 function odkimFunctions(
-  hook: LuaHook,
   message: OdkimMessage,
   effects: OdkimEffects,
   ctx: ContextHandle,

@@ -294,10 +294,10 @@ end
         "final: accept",
       ],
       [
-      "add Authentication-Results pass:example.com",
-      "add X-DKIM-Pass: example.com",
-      "final: 550 5.7.0 rejected by local policy",
-    ],
+        "add Authentication-Results pass:example.com",
+        "add X-DKIM-Pass: example.com",
+        "final: 550 5.7.0 rejected by local policy",
+      ],
     ],
   );
 });
