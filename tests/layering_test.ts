@@ -18,6 +18,7 @@ const FORBIDDEN: Readonly<Record<string, readonly string[]>> = {
   policy: ["config", "filter", "milter", "ops", "cli"],
   tables: ["config", "filter", "milter", "ops", "cli"],
   rotate: ["config", "filter", "milter", "ops", "cli"],
+  lua: ["config", "filter", "milter", "ops", "cli", "tables", "rotate"],
   milter: ["config", "filter", "ops", "cli"],
 };
 
@@ -28,6 +29,7 @@ const PURE = [
   /^policy\//,
   // lib/rotate's steps are pure; its edges find a zone's servers and write its files.
   /^rotate\/(?!zone_servers\.ts$|state_file\.ts$)/,
+  /^lua\//,
   // lib/milter is pure but for the socket adapters and the MTA-side client.
   /^milter\/(?!server\.ts$|client\.ts$|unix_socket\.ts$|inherited_listener\.ts$)/,
 ];

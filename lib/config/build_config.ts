@@ -203,7 +203,11 @@ function checkSigningSettings(raw: RawSettings, mode: Mode, warn: Report, fail: 
     fail("signingTable", 'requires "KeyTable" (opendkim.conf(5), Mode)');
   }
   if (has("keyTable")) {
-    if (!has("signingTable")) fail("keyTable", 'requires "SigningTable" (opendkim.conf(5), Mode)');
+    // A setup script may sign with KeyTable names itself (OpenDKIM: "KeyTable requires either
+    // SigningTable or SetupPolicyScript").
+    if (!has("signingTable") && !has("setupPolicyScript")) {
+      fail("keyTable", 'requires "SigningTable" or "SetupPolicyScript" (opendkim.conf(5), Mode)');
+    }
     for (const f of single) {
       if (has(f)) warn(f, 'is ignored because "KeyTable" is set (opendkim.conf(5))');
     }

@@ -62,6 +62,7 @@ import { SigningTable } from "../policy/signing_table.ts";
 import { MIN_RSA_BITS, RECOMMENDED_RSA_BITS } from "../crypto/key_type.ts";
 import { ConfigError, type ConfigWarning } from "./config_error.ts";
 import type { Config, ReadResult, SettingField } from "./schema.ts";
+import type { PolicyScripts } from "../lua/odkim_api.ts";
 
 /** The data sets a configuration names in files or inline, by setting field, read whole. */
 export type OpenedDataSets = { readonly [F in SettingField]?: DataSet };
@@ -153,6 +154,8 @@ export interface Policy<K extends PrivateKeyInfo> {
   readonly exemptDomains?: DataSetLookup;
   /** AuthorizedSigners: what each SASL login may put in From. */
   readonly authorizedSigners?: AuthorizedSigners;
+  /** The Lua policy scripts, compiled (SetupPolicyScript and the others), when any is set. */
+  readonly luaScripts?: PolicyScripts;
   /** TestDNSData: record name (lower case) to TXT text. */
   readonly testDnsData?: ReadonlyMap<string, string>;
 }

@@ -61,6 +61,7 @@ import type { Config, ConfigOrigins, ReadResult, SettingField } from "./schema.t
 import { SETTING_LIST } from "./settings.ts";
 import { UserDb } from "./user_db.ts";
 import type { CryptoBackendName } from "../crypto/crypto_backend.ts";
+import type { LuaHook, PolicyScripts } from "../lua/odkim_api.ts";
 
 export type { FileInfo } from "./limited_read.ts";
 
@@ -321,6 +322,7 @@ async function buildLoaded<K extends PrivateKeyInfo>(
   const loader = new KeyLoader(io, config, trusted, accounts, resolve, files);
   const keys = await loader.open(keysToOpen(read, dataSets));
   const built = buildPolicy(read, dataSets, keys, databases);
+  const luaScripts = await openLuaScripts(config, originOf, resolve, io, files, errors);
   try {
     throwIfErrors(sortByPlace([...errors, ...built.errors]));
   } catch (e) {
@@ -329,6 +331,7 @@ async function buildLoaded<K extends PrivateKeyInfo>(
   }
   return {
     ...built.policy,
+    ...(luaScripts ? { luaScripts } : {}),
     origins,
     warnings: built.warnings,
     dataSets,
@@ -494,6 +497,56 @@ async function openDataSets<K extends PrivateKeyInfo>(
     }
   }
   return dataSets;
+}
+
+/** The Lua policy script settings, by hook. */
+const LUA_SCRIPT_SETTINGS: readonly [LuaHook, SettingField & keyof Config][] = [
+  ["setup", "setupPolicyScript"],
+  ["screen", "screenPolicyScript"],
+  ["statistics", "statisticsPolicyScript"],
+  ["final", "finalPolicyScript"],
+];
+
+/**
+ * Reads and compiles each Lua policy script, so a syntax error stops the load naming the file
+ * and line; undefined when none is set. The Lua VM is loaded only then.
+ */
+async function openLuaScripts<K extends PrivateKeyInfo>(
+  config: Config,
+  originOf: (f: SettingField) => Origin,
+  resolve: (p: string) => string,
+  io: LoadIo<K>,
+  files: string[],
+  errors: SourceError[],
+): Promise<PolicyScripts | undefined> {
+  const set = LUA_SCRIPT_SETTINGS.filter(([, field]) => config[field] !== undefined);
+  if (set.length === 0) return undefined;
+  const { compileLuaScript, LUA_SCRIPT_MAX_BYTES } = await import("../lua/lua_vm.ts");
+  const scripts: { -readonly [H in LuaHook]?: PolicyScripts[H] } = {};
+  for (const [hook, field] of set) {
+    const file = resolve(String(config[field]));
+    const name = SETTING_LIST.find((s) => s.field === field)?.name ?? field;
+    let source: string;
+    try {
+      source = decoder.decode(await readLimited(io, file, LUA_SCRIPT_MAX_BYTES));
+      files.push(file);
+    } catch (e) {
+      errors.push(
+        new ConfigError(`Cannot read "${name}"`, originOf(field), fileErrorMessage(e), {
+          setting: name,
+          cause: e,
+        }),
+      );
+      continue;
+    }
+    try {
+      scripts[hook] = await compileLuaScript(file, source);
+    } catch (e) {
+      if (!(e instanceof SourceError)) throw e;
+      errors.push(e);
+    }
+  }
+  return scripts;
 }
 
 interface Trusted {

@@ -241,6 +241,16 @@ export interface Config {
   readonly arcDomain?: string;
   /** ARCSelector: the sealing key's selector. */
   readonly arcSelector?: string;
+  /** SetupPolicyScript: the Lua setup script's file. */
+  readonly setupPolicyScript?: string;
+  /** ScreenPolicyScript: the Lua screen script's file. */
+  readonly screenPolicyScript?: string;
+  /** StatisticsPolicyScript: the Lua statistics script's file. */
+  readonly statisticsPolicyScript?: string;
+  /** FinalPolicyScript: the Lua final script's file. */
+  readonly finalPolicyScript?: string;
+  /** LuaOnlySigning: only the setup script decides what is signed. */
+  readonly luaOnlySigning: boolean;
   /** ARCKeyFile: the sealing key's file. */
   readonly arcKeyFile?: string;
   /** ARCSignHeaders: the fields the ARC-Message-Signature signs (default SignHeaders' default). */

@@ -913,6 +913,40 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     default: false,
     doc: "Turn bare CR and LF into CRLF when canonicalizing bodies.",
   },
+  setupPolicyScript: {
+    name: "SetupPolicyScript",
+    group: "other",
+    kind: TEXT,
+    doc:
+      "Lua script run at end of header (opendkim-lua(3) setup): may sign, verify or set the result.",
+  },
+  screenPolicyScript: {
+    name: "ScreenPolicyScript",
+    group: "other",
+    kind: TEXT,
+    doc: "Lua script run before verifying (opendkim-lua(3) screen): may ignore signatures.",
+  },
+  statisticsPolicyScript: {
+    name: "StatisticsPolicyScript",
+    group: "other",
+    kind: TEXT,
+    doc:
+      "Lua script run after verifying (opendkim-lua(3) statistics); odkim.stats records nothing, as Statistics is not kept.",
+  },
+  finalPolicyScript: {
+    name: "FinalPolicyScript",
+    group: "other",
+    kind: TEXT,
+    doc:
+      "Lua script run at end of message (opendkim-lua(3) final): may add headers, change recipients, set the reply.",
+  },
+  luaOnlySigning: {
+    name: "LuaOnlySigning",
+    group: "other",
+    kind: BOOL,
+    default: false,
+    doc: "Sign only what SetupPolicyScript asks for: the SigningTable and Domain are not applied.",
+  },
   arcMode: {
     name: "ARCMode",
     group: "arc",

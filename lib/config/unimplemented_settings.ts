@@ -79,13 +79,6 @@ export const UNIMPLEMENTED_SETTINGS: readonly UnimplementedSetting[] = [
     "VBR-TrustedCertifiersOnly",
     "VBR-Type",
   ]),
-  ...ignored("Lua policy scripts are not supported", [
-    "FinalPolicyScript",
-    "LuaOnlySigning",
-    "ScreenPolicyScript",
-    "SetupPolicyScript",
-    "StatisticsPolicyScript",
-  ]),
   ...ignored("statistics are not collected", ["Statistics", "StatisticsName", "StatisticsPrefix"]),
   ...ignored("rate limiting is not implemented", [
     "FlowData",

@@ -72,6 +72,17 @@ import {
   type Work,
 } from "./transaction.ts";
 import { logVerdicts } from "./verdict_log.ts";
+import {
+  applyFinal,
+  applySetup,
+  finalSignatures,
+  hasHook,
+  type LuaCall,
+  type LuaState,
+  runPolicyHook,
+  screenSignatures,
+  withoutIgnored,
+} from "./lua_hooks.ts";
 
 export type { Runtime } from "./filter_policy.ts";
 
@@ -149,6 +160,9 @@ class DkimConnection implements FilterConnection {
   readonly #info: ConnectInfo;
   readonly #observer: FilterObserver;
   #tx?: Transaction;
+  // The envelope sender and the Lua scripts' shared state of the transaction in progress.
+  #envelopeFrom = "";
+  #lua: LuaState = { exported: new Map() };
   /** A PeerList client is accepted at connect and never filtered. */
   readonly decided?: Action;
 
@@ -161,8 +175,9 @@ class DkimConnection implements FilterConnection {
     if (decided) this.decided = decided;
   }
 
-  envFrom(): MaybeAction {
+  envFrom(args: readonly string[] = []): MaybeAction {
     this.#begin();
+    this.#envelopeFrom = args[0] ?? "";
     return undefined;
   }
 
@@ -243,6 +258,22 @@ class DkimConnection implements FilterConnection {
         return { replycode: 550, xcode: "5.6.0", text: problem };
       }
     }
+    let bodyLength = false;
+    if (loaded.luaScripts?.setup || loaded.config.luaOnlySigning) {
+      let answer;
+      try {
+        answer = await applySetup(this.#luaCall(tx, macros, sender?.domain ?? "", qid), decision);
+      } catch (e) {
+        return this.#luaFailed(tx, "SetupPolicyScript", e, qid);
+      }
+      if ("action" in answer) {
+        this.#deps.logger.info(`${qid}: ${answer.why}`);
+        this.#report(tx, { disposition: "skipped", action: describeAction(answer.action) });
+        return answer.action;
+      }
+      decision = answer.decision;
+      bodyLength = answer.bodyLength;
+    }
     switch (decision.kind) {
       case "skip":
         this.#report(tx, { disposition: "skipped", action: "accept" });
@@ -255,7 +286,7 @@ class DkimConnection implements FilterConnection {
         this.#report(tx, { disposition: "unauthorized", action: decision.action });
         return unauthorizedSignerAction(decision.action);
       case "sign":
-        return this.#startSigning(tx, decision.signers, qid);
+        return this.#startSigning(tx, decision.signers, qid, bodyLength);
       case "verify":
         return await this.#startVerifying(tx, macros, qid);
     }
@@ -284,7 +315,7 @@ class DkimConnection implements FilterConnection {
     const { config } = tx.runtime.loaded;
     try {
       return work.mode === "signing"
-        ? await this.#finishSigning(tx, work, qid)
+        ? await this.#finishSigning(tx, work, macros, qid)
         : await this.#finishVerifying(tx, work, macros, qid);
     } catch (e) {
       const text = errorMessage(e);
@@ -319,6 +350,7 @@ class DkimConnection implements FilterConnection {
   #begin(fresh = true): Transaction {
     if (!fresh && this.#tx) return this.#tx;
     this.#stopLookups();
+    this.#lua = { exported: new Map() };
     this.#tx = newTransaction(this.#deps.runtime());
     return this.#tx;
   }
@@ -327,6 +359,7 @@ class DkimConnection implements FilterConnection {
     tx: Transaction,
     signers: readonly SignerChoice<SigningKey>[],
     qid: string,
+    bodyLength = false,
   ): Action | void {
     const { config, headers } = tx.runtime.loaded;
     const signHeaders = signedNames(headers);
@@ -348,6 +381,7 @@ class DkimConnection implements FilterConnection {
       identity: s.identity,
       ttl: config.signatureTtl > 0 ? config.signatureTtl : undefined,
       maxSignedBytes: config.maximumSignedBytes,
+      ...(bodyLength ? { bodyLength } : {}),
     }));
     // StrictHeaders: OpenDKIM's library refuses to sign such a message too (dkim_eoh_sign()).
     // OpenDKIM then passes it on unsigned; dkimd lets On-SignatureError decide, the setting for
@@ -440,7 +474,22 @@ class DkimConnection implements FilterConnection {
       strictHeaders: config.strictHeaders,
       mustBeSigned: tx.runtime.loaded.headers.mustBeSigned,
     });
-    verifier.headers(tx.fields);
+    let screened: readonly HeaderField[] = tx.fields;
+    if (hasHook(tx.runtime.loaded, "screen")) {
+      try {
+        const call = this.#luaCall(
+          tx,
+          macros,
+          findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
+          qid,
+        );
+        const effects = await runPolicyHook("screen", call, screenSignatures(tx.fields));
+        screened = withoutIgnored(tx.fields, effects.ignored);
+      } catch (e) {
+        return this.#luaFailed(tx, "ScreenPolicyScript", e, qid);
+      }
+    }
+    verifier.headers(screened);
     const present = tx.fields.filter((f) => isField(f, SIGNATURE_FIELD)).length;
     if (present > maxSignatures) {
       this.#deps.logger.info(
@@ -463,7 +512,8 @@ class DkimConnection implements FilterConnection {
     if (
       verifier.signatureCount === 0 && !config.alwaysAddArHeader && !config.softwareHeader &&
       !(arc && (arc.sealer || tx.fields.some(isArcField))) &&
-      config.actions.noSignature === "accept" &&
+      config.actions.noSignature === "accept" && !hasHook(tx.runtime.loaded, "final") &&
+      !hasHook(tx.runtime.loaded, "statistics") &&
       (await this.#forgedResults(tx, this.#authservId(tx, macros))).length === 0
     ) {
       if (config.syslogSuccess) this.#deps.logger.info(`${qid}: no signature data`);
@@ -477,6 +527,7 @@ class DkimConnection implements FilterConnection {
   async #finishSigning(
     tx: Transaction,
     work: Extract<Work, { mode: "signing" }>,
+    macros: MacroReader,
     qid: string,
   ): Promise<EndOfMessage> {
     const { config } = tx.runtime.loaded;
@@ -493,6 +544,17 @@ class DkimConnection implements FilterConnection {
       this.#report(tx, { disposition: "error", action: describeAction(action) });
       return { modifications: modification ? [modification] : [], action };
     }
+    const lua = await applyFinal(
+      this.#luaCall(
+        tx,
+        macros,
+        findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
+        qid,
+      ),
+      [],
+      (text) => this.#text(text),
+    );
+    if (lua?.action) return this.#luaEnded(tx, lua.modifications, lua.action, qid);
     const mods: Modification[] = [];
     if (config.removeOldSignatures) {
       mods.push(...deletions(tx.fields, (f) => isField(f, SIGNATURE_FIELD)));
@@ -502,6 +564,7 @@ class DkimConnection implements FilterConnection {
       mods.push({ type: "insheader", index: 0, name: SIGNATURE_FIELD, value: this.#value(f) });
     }
     if (config.softwareHeader) mods.push(this.#softwareField(qid));
+    if (lua) mods.push(...lua.modifications);
     if (config.syslogSuccess) {
       for (const s of work.signers) {
         this.#deps.logger.info(
@@ -572,7 +635,19 @@ class DkimConnection implements FilterConnection {
         : value.slice(value.indexOf(";") + 1).replace(/^\s+/, "");
       sealed = await this.#seal(tx, work.arc.sealer, arcVerdict, arId, results, arrival, mods, qid);
     }
+    const lua = await applyFinal(
+      this.#luaCall(
+        tx,
+        macros,
+        findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
+        qid,
+      ),
+      finalSignatures(verdicts, tx.bodyBytes),
+      (text) => this.#text(text),
+    );
+    if (lua?.action) return this.#luaEnded(tx, [...mods, ...lua.modifications], lua.action, qid);
     if (config.softwareHeader) mods.push(this.#softwareField(qid));
+    if (lua) mods.push(...lua.modifications);
     logVerdicts(this.#deps.logger, config, verdicts, qid, tx.dnsFailures);
     if (arcVerdict && work.arc?.report) logArc(this.#deps.logger, arcVerdict, qid);
     const outcome: Outcome = verifyOutcome(verdicts);
@@ -677,6 +752,46 @@ class DkimConnection implements FilterConnection {
       `${qid}: ARC set i=${i} added (d=${tx.runtime.loaded.arcSealer?.domain}, cv=${verdict.result})`,
     );
     return true;
+  }
+
+  // What the Lua scripts see of this transaction (lua_hooks.ts).
+  #luaCall(tx: Transaction, macros: MacroReader, fromDomain: string, qid: string): LuaCall {
+    return {
+      policy: tx.runtime.loaded,
+      client: this.#info,
+      macros,
+      fields: tx.fields,
+      envelopeFrom: this.#envelopeFrom,
+      recipients: tx.recipients,
+      fromDomain,
+      log: (line) => this.#deps.logger.info(`${qid}: ${line}`),
+      state: this.#lua,
+    };
+  }
+
+  // A script that failed or went over its budget: On-InternalError (OpenDKIM: tempfail). At end
+  // of headers no modification can be made, so quarantine degrades to accept.
+  #luaFailed(tx: Transaction, setting: string, e: unknown, qid: string): Action {
+    this.#deps.logger.error(`${qid}: ${setting} failed: ${errorMessage(e)}`);
+    const { action } = milterAction(
+      "internalError",
+      tx.runtime.loaded.config.actions.internalError,
+    );
+    this.#report(tx, { disposition: "error", action: describeAction(action) });
+    return action;
+  }
+
+  // A result the final script set: the message ends with it. As in OpenDKIM, the changes made
+  // before the script ran (Authentication-Results) and by it are sent; no signature is added.
+  #luaEnded(
+    tx: Transaction,
+    modifications: readonly Modification[],
+    action: Action,
+    qid: string,
+  ): EndOfMessage {
+    this.#deps.logger.info(`${qid}: FinalPolicyScript set the result ${describeAction(action)}`);
+    this.#report(tx, { disposition: "skipped", action: describeAction(action) });
+    return { modifications, action };
   }
 
   // The authserv-id: AuthservID, or the MTA's name (macro j), or this host's name.

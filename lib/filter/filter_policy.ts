@@ -18,6 +18,7 @@ import type { HostLookup } from "../policy/host_list.ts";
 import type { PrivateKeyInfo } from "../policy/key_table.ts";
 import type { MacroList } from "../policy/macro_list.ts";
 import type { SigningPolicy } from "../policy/signers.ts";
+import type { PolicyScripts } from "../lua/odkim_api.ts";
 
 /** The policy one transaction runs with. */
 export interface FilterPolicy<K extends PrivateKeyInfo> extends SigningPolicy<K> {
@@ -46,6 +47,8 @@ export interface FilterPolicy<K extends PrivateKeyInfo> extends SigningPolicy<K>
   readonly exemptDomains?: DataSetLookup;
   /** AuthorizedSigners: what each SASL login may put in From, when set. */
   readonly authorizedSigners?: SignerAuthorization;
+  /** The Lua policy scripts, when any is set. */
+  readonly luaScripts?: PolicyScripts;
   /** The ARC sealing key and header list, with ARCMode `s`. */
   readonly arcSealer?: ArcSealerPolicy<K>;
 }

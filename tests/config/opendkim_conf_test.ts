@@ -283,6 +283,27 @@ const good: KeyCase[] = [
   { line: "CryptoBackendRequired yes", want: (c) => c.cryptoBackendRequired, value: true },
   { line: "ClockDrift 60", want: (c) => c.clockDrift, value: 60 },
   { line: "FixCRLF yes", want: (c) => c.fixCrlf, value: true },
+  {
+    line: "SetupPolicyScript /etc/opendkim/setup.lua",
+    want: (c) => c.setupPolicyScript,
+    value: "/etc/opendkim/setup.lua",
+  },
+  {
+    line: "ScreenPolicyScript /etc/opendkim/screen.lua",
+    want: (c) => c.screenPolicyScript,
+    value: "/etc/opendkim/screen.lua",
+  },
+  {
+    line: "StatisticsPolicyScript /etc/opendkim/stats.lua",
+    want: (c) => c.statisticsPolicyScript,
+    value: "/etc/opendkim/stats.lua",
+  },
+  {
+    line: "FinalPolicyScript /etc/opendkim/final.lua",
+    want: (c) => c.finalPolicyScript,
+    value: "/etc/opendkim/final.lua",
+  },
+  { line: "LuaOnlySigning yes", want: (c) => c.luaOnlySigning, value: true },
   { line: "ARCMode v", want: (c) => c.arcMode, value: { seal: false, verify: true } },
   { line: "ARCDomain lists.example.net", want: (c) => c.arcDomain, value: "lists.example.net" },
   { line: "ARCSelector arc", want: (c) => c.arcSelector, value: "arc" },

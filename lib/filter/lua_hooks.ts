@@ -1,0 +1,324 @@
+/**
+ * The Lua policy scripts at OpenDKIM's hook points (opendkim.c): the setup script at end of
+ * headers, after the signing decision and before any DKIM work (mlfi_eoh); the screen script
+ * once the signatures are known, before verification (mlfi_eoh, after dkim_eoh); the
+ * statistics and final scripts at end of message, after verification and before the
+ * signatures and Authentication-Results are added (mlfi_eom). The Lua VM and the `odkim.*`
+ * functions are loaded only when a script is configured.
+ *
+ * What OpenDKIM does with a script's requests, matched here: the setup script's `odkim.sign()`
+ * requests are added to those of the SigningTable (not applied with LuaOnlySigning); a message
+ * with a signing request is signed, else verified; a result set by the setup or final script is
+ * the milter's answer at once (in the final script, `SMFIS_ACCEPT` changes nothing); a script
+ * that fails answers the message with On-InternalError (OpenDKIM: always tempfail).
+ *
+ * @module
+ */
+import type { SigningKey } from "../crypto/private_key.ts";
+import { fieldValueText, type HeaderField, isField } from "../dkim/header.ts";
+import type { Verdict } from "../dkim/result.ts";
+import { SIGNATURE_FIELD, summarizeSignature } from "../dkim/signature.ts";
+import type {
+  LuaExport,
+  LuaHook,
+  LuaResult,
+  OdkimEffects,
+  OdkimMessage,
+  OdkimSignature,
+} from "../lua/odkim_api.ts";
+import type { Action, MacroReader, Modification } from "../milter/filter.ts";
+import { algorithmFor } from "../policy/key_table.ts";
+import type { SignerChoice } from "../policy/signers.ts";
+import type { Decision } from "./decide.ts";
+import type { FilterPolicy } from "./filter_policy.ts";
+
+/** What one message's hooks share: the values scripts export to later scripts. */
+export interface LuaState {
+  /** `odkim.export()` values so far. */
+  readonly exported: Map<string, LuaExport>;
+}
+
+/** The message as the scripts see it, besides the policy. */
+export interface LuaCall {
+  /** The policy in force. */
+  readonly policy: FilterPolicy<SigningKey>;
+  /** The SMTP client. */
+  readonly client: { readonly hostname: string; readonly address: string };
+  /** The MTA's macros. */
+  readonly macros: MacroReader;
+  /** The header fields as received. */
+  readonly fields: readonly HeaderField[];
+  /** The envelope sender, as MAIL FROM gave it. */
+  readonly envelopeFrom: string;
+  /** The envelope recipients. */
+  readonly recipients: readonly string[];
+  /** The sender's domain, or "". */
+  readonly fromDomain: string;
+  /** Where `odkim.log()` lines go (already prefixed with the queue id by the caller). */
+  readonly log: (line: string) => void;
+  /** The message's shared Lua state. */
+  readonly state: LuaState;
+}
+
+/** Whether any script of `hook` is configured. */
+export function hasHook(policy: FilterPolicy<SigningKey>, hook: LuaHook): boolean {
+  return policy.luaScripts?.[hook] !== undefined;
+}
+
+/**
+ * Runs the script of `hook` (which must be configured), resolving to what it asked for; its
+ * exports are kept for later hooks. Rejects with the script's error (LuaRunError).
+ */
+export async function runPolicyHook(
+  hook: LuaHook,
+  call: LuaCall,
+  signatures: readonly OdkimSignature[] = [],
+): Promise<OdkimEffects> {
+  const script = call.policy.luaScripts?.[hook];
+  if (!script) throw new Error(`no ${hook} script is configured`);
+  const { runHook } = await import("../lua/odkim_api.ts");
+  const { policy, client } = call;
+  const internal = await policy.hosts.internal.match(
+    client.hostname || undefined,
+    client.address || undefined,
+  );
+  const dbs: Record<number, typeof policy.mta> = {
+    3: policy.dontSignMailTo,
+    4: policy.mta,
+  };
+  const message: OdkimMessage = {
+    headers: call.fields.map((f) => ({
+      name: f.name,
+      value: fieldValueText(f).replace(/^[ \t]+/, ""),
+    })),
+    macro: (name) => call.macros.get(name),
+    client,
+    envelopeFrom: call.envelopeFrom,
+    recipients: call.recipients,
+    fromDomain: call.fromDomain,
+    internal: internal.matched,
+    hasKeyTable: policy.keyTable !== undefined,
+    // dkimd's milter layer does not send recipient changes; OpenDKIM without RedirectFailuresTo
+    // cannot make them either.
+    canChangeRecipients: false,
+    signatures,
+    exported: call.state.exported,
+    log: call.log,
+    dbHandle: (which) => dbs[which],
+  };
+  const effects = await runHook(hook, script, message);
+  for (const [k, v] of effects.exports) call.state.exported.set(k, v);
+  return effects;
+}
+
+/**
+ * The signatures the setup script asked for: each `odkim.sign(ctx, keyname[, signer][, len])`
+ * resolved through the KeyTable for the sender's domain (a `%` entry takes it), or the single
+ * key (KeyFile) when no key name is given. A key that cannot be used is logged and left out, as
+ * OpenDKIM does (`odkim.sign()` returned 0 already).
+ */
+export async function requestedSigners(
+  policy: FilterPolicy<SigningKey>,
+  effects: OdkimEffects,
+  senderDomain: string,
+  log: (line: string) => void,
+): Promise<SignerChoice<SigningKey>[]> {
+  const out: SignerChoice<SigningKey>[] = [];
+  const { signatureAlgorithm } = policy.config;
+  for (const req of effects.sign) {
+    if (req.keyName !== undefined && policy.keyTable) {
+      try {
+        const r = await policy.keyTable.resolve(req.keyName, senderDomain.toLowerCase());
+        const algorithm = algorithmFor(r.entry.algorithm, r.key.type, signatureAlgorithm);
+        out.push({
+          domain: r.domain,
+          selector: r.selector,
+          key: r.key,
+          algorithm,
+          keyName: req.keyName,
+          keyOrigin: r.entry.origin,
+          ...(req.identity ? { identity: req.identity } : {}),
+          explanation: `SetupPolicyScript asked for key "${req.keyName}" (d=${r.domain} ` +
+            `s=${r.selector} a=${algorithm})`,
+        });
+      } catch (e) {
+        log(`key '${req.keyName}' could not be applied: ${(e as Error).message}`);
+      }
+      continue;
+    }
+    const single = policy.singleKey;
+    if (!single || senderDomain === "") {
+      log("failed to load/apply default key");
+      continue;
+    }
+    const algorithm = algorithmFor(undefined, single.key.type, signatureAlgorithm);
+    const domain = senderDomain.toLowerCase();
+    out.push({
+      domain,
+      selector: single.selector,
+      key: single.key,
+      algorithm,
+      keyOrigin: single.origin,
+      ...(req.identity ? { identity: req.identity } : {}),
+      explanation:
+        `SetupPolicyScript asked for the default key (d=${domain} s=${single.selector} ` +
+        `a=${algorithm})`,
+    });
+  }
+  return out;
+}
+
+/** The milter answer for a result a script set, with its `odkim.set_reply()` text if any. */
+export function luaAction(
+  result: LuaResult,
+  reply?: { readonly rcode: string; readonly xcode: string; readonly text: string },
+): Action {
+  if ((result === "reject" || result === "tempfail") && reply) {
+    // libmilter sends the reply only when its class matches the result.
+    if ((reply.rcode[0] === "5") === (result === "reject")) {
+      return {
+        replycode: Number(reply.rcode),
+        ...(reply.xcode ? { xcode: reply.xcode } : {}),
+        text: reply.text,
+      };
+    }
+  }
+  return result;
+}
+
+/** The signatures of a message as the screen script sees them (`d=`, `i=`), in field order. */
+export function screenSignatures(fields: readonly HeaderField[]): OdkimSignature[] {
+  return fields.filter((f) => isField(f, SIGNATURE_FIELD)).map((f) => {
+    const s = summarizeSignature(f);
+    return {
+      ...(s.domain !== undefined ? { domain: s.domain } : {}),
+      ...(s.identity !== undefined ? { identity: s.identity } : {}),
+    };
+  });
+}
+
+/**
+ * The header fields without the signatures the screen script ignored (`odkim.sig_ignore()`):
+ * verification then acts as if they were not there, as opendkim-lua(3) says.
+ */
+export function withoutIgnored(
+  fields: readonly HeaderField[],
+  ignored: ReadonlySet<number>,
+): HeaderField[] {
+  let n = -1;
+  return fields.filter((f) => !(isField(f, SIGNATURE_FIELD) && ignored.has(++n)));
+}
+
+/**
+ * The signatures with their verdicts, for the statistics and final scripts. `bodyLength` is the
+ * body as received (`sig_bodylength`), `canonLength` the `l=` count when the signature has one
+ * (`sig_canonlength`; nil otherwise, where libopendkim would give the canonical length).
+ */
+export function finalSignatures(verdicts: readonly Verdict[], bodyBytes: number): OdkimSignature[] {
+  return verdicts.map((v) => ({
+    ...(v.domain !== undefined ? { domain: v.domain } : {}),
+    ...(v.identity !== undefined ? { identity: v.identity } : {}),
+    verdict: v,
+    bodyLength: bodyBytes,
+    ...(v.signature?.length !== undefined ? { canonLength: v.signature.length } : {}),
+  }));
+}
+
+/** What the setup step decided: the decision to carry on with, or an answer now. */
+export type SetupAnswer =
+  | { readonly decision: Decision<SigningKey>; readonly bodyLength: boolean }
+  | { readonly action: Action; readonly why: string };
+
+/**
+ * LuaOnlySigning and the setup script, applied to the filter's decision (mlfi_eoh's order: the
+ * SigningTable, unless LuaOnlySigning; then the script; then sign if any signature is asked
+ * for, else verify). Rejects when the script fails.
+ */
+export async function applySetup(
+  call: LuaCall,
+  decision: Decision<SigningKey>,
+): Promise<SetupAnswer> {
+  const { config } = call.policy;
+  let d = decision;
+  if (config.luaOnlySigning && d.kind === "sign" && call.policy.signingTable) {
+    const why = [...d.why, "LuaOnlySigning: the SigningTable is not applied"];
+    d = config.mode.verify ? { kind: "verify", why } : { kind: "skip", why };
+  }
+  if (!hasHook(call.policy, "setup") || d.kind === "unauthorized") {
+    return { decision: d, bodyLength: false };
+  }
+  // ExemptDomains and ExternalIgnoreList end OpenDKIM's work before the script runs.
+  if (d.kind === "skip" && config.mode.verify) return { decision: d, bodyLength: false };
+  const effects = await runPolicyHook("setup", call);
+  if (effects.result !== undefined) {
+    return {
+      action: luaAction(effects.result, effects.reply),
+      why: `SetupPolicyScript set the result ${effects.result}`,
+    };
+  }
+  const extra = await requestedSigners(call.policy, effects, call.fromDomain, call.log);
+  const signers = [...(d.kind === "sign" ? d.signers : []), ...extra];
+  const why = [...d.why, ...extra.map((s) => s.explanation)];
+  if (signers.length > 0) {
+    if (!config.mode.sign) {
+      return { action: "accept", why: "signing requested but sign mode is not enabled" };
+    }
+    if (effects.verify || effects.resign) {
+      call.log(
+        "odkim.verify()/odkim.resign() on a message that is signed: dkimd signs it and does not verify it",
+      );
+    }
+    return { decision: { kind: "sign", signers, why }, bodyLength: effects.useLtag };
+  }
+  if (config.mode.verify) return { decision: { kind: "verify", why }, bodyLength: false };
+  return { decision: { kind: "skip", why }, bodyLength: false };
+}
+
+/** What the statistics and final scripts decided at end of message. */
+export interface FinalAnswer {
+  /** A result that ends the message now (reject, discard, tempfail), else undefined. */
+  readonly action?: Action;
+  /** Header changes to make, after dkimd's own. */
+  readonly modifications: readonly Modification[];
+}
+
+/**
+ * Runs the statistics script, then the final script, at end of message; resolves to undefined
+ * when neither is configured. Rejects when a script fails.
+ */
+export async function applyFinal(
+  call: LuaCall,
+  signatures: readonly OdkimSignature[],
+  value: (text: string) => Uint8Array,
+): Promise<FinalAnswer | undefined> {
+  if (hasHook(call.policy, "statistics")) await runPolicyHook("statistics", call, signatures);
+  if (!hasHook(call.policy, "final")) return undefined;
+  const effects = await runPolicyHook("final", call, signatures);
+  const modifications = finalModifications(effects, value);
+  if (effects.result !== undefined && effects.result !== "accept") {
+    return { action: luaAction(effects.result, effects.reply), modifications };
+  }
+  return { modifications };
+}
+
+/**
+ * The header changes the final script asked for: `add_header` inserts at position 1, as
+ * OpenDKIM's `dkimf_insheader(ctx, 1, ...)`; `del_header` deletes the first instance; a
+ * quarantine request becomes the quarantine modification.
+ */
+export function finalModifications(
+  effects: OdkimEffects,
+  value: (text: string) => Uint8Array,
+): Modification[] {
+  const mods: Modification[] = [];
+  for (const h of effects.addHeaders) {
+    mods.push({ type: "insheader", index: 1, name: h.name, value: value(` ${h.value}`) });
+  }
+  for (const name of effects.delHeaders) {
+    mods.push({ type: "chgheader", index: 1, name, value: new Uint8Array() });
+  }
+  if (effects.quarantine !== undefined) {
+    mods.push({ type: "quarantine", reason: effects.quarantine });
+  }
+  return mods;
+}
