@@ -250,7 +250,8 @@ export async function startTableWorld(
     backend,
     keyTable: uri("keys", "dkimDomain,dkimSelector,dkimKey", "dkimKeyName"),
     signingTable: uri("signing", "dkimKeyName", "dkimIdentity"),
-    lines: [`LDAPBindUser ${SLAPD_BIND_DN}`, bindLine, "LDAPAuthMechanism simple"],
+    // No LDAPAuthMechanism: unset is a simple bind for both (OpenDKIM refuses "simple").
+    lines: [`LDAPBindUser ${SLAPD_BIND_DN}`, bindLine],
     set: (name) => uri(name, "dkimIdentity", "dkimIdentity"),
     withPassword: (value) => value,
     count: async () => ({ signing: await count("signing"), keys: await count("keys") }),
