@@ -59,6 +59,11 @@ export interface FilterSetup {
   readonly arc?: { readonly selector: string; readonly keyPem: string };
   /** dkimd only: its CryptoBackend (default webcrypto). */
   readonly cryptoBackend?: "webcrypto" | "openssl";
+  /**
+   * dkimd only: configuration lines that replace the KeyTable and SigningTable files (a
+   * database's `dsn:` data sets and their DataSet* settings, bench/database_cell.ts).
+   */
+  readonly tables?: readonly string[];
 }
 
 /** dkimd's ARC settings for `setup.arc` (none without it); writes the sealing key under `dir`. */
@@ -86,8 +91,7 @@ async function commonConfig(setup: FilterSetup, socket: string): Promise<string[
   return [
     "Mode sv",
     `Socket ${socket}`,
-    `KeyTable ${dir}/key.table`,
-    `SigningTable refile:${dir}/signing.table`,
+    ...(setup.tables ?? [`KeyTable ${dir}/key.table`, `SigningTable refile:${dir}/signing.table`]),
     `InternalHosts ${dir}/internal.hosts`,
     "Canonicalization relaxed/relaxed",
     "AuthservID mx.example.com",
@@ -224,6 +228,7 @@ export async function startDkimdFilter(
 /** Starts OpenDKIM with `setup` in the foreground; resolves once it listens. */
 export async function startOpenDkimFilter(setup: FilterSetup): Promise<FilterProcess> {
   if (setup.arc) throw new TypeError("OpenDKIM has no ARC");
+  if (setup.tables) throw new TypeError("The benchmark runs database tables with dkimd only");
   const dir = `${setup.dir}/opendkim`;
   await Deno.mkdir(dir, { recursive: true });
   const port = freePort();

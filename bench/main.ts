@@ -21,7 +21,8 @@
  * `--only dkimd|opendkim|rspamd`, `--cells REGEX` (on names such as `sign rsa 2KB c=4 qa`),
  * `--cpu-prof DIR` (dkimd writes V8 CPU profiles there), `--memory-only` (only the memory pass),
  * `--skip-memory` (no memory pass), `--crypto-backend openssl` (dkimd's CryptoBackend),
- * `--dkimd-flags=FLAGS` (Deno flags added after the
+ * `--database-only` (only the database cell, bench/database_cell.ts: tables in PostgreSQL,
+ * issue 14), `--skip-database`, `--dkimd-flags=FLAGS` (Deno flags added after the
  * service's, e.g. `--v8-flags=...` to try V8 settings), `--out DIR`.
  *
  * @module
@@ -52,6 +53,7 @@ import {
 } from "./filters.ts";
 import type { LoadResult } from "./load_client.ts";
 import { runCell } from "./load_run.ts";
+import { markdownDatabase, runDatabaseBench } from "./database_cell.ts";
 import { markdownMemory, type MemoryPass, type MemoryStep, runMemoryPass } from "./memory_pass.ts";
 import {
   checkRspamdTargets,
@@ -83,6 +85,8 @@ interface BenchOptions {
   readonly cells: boolean;
   /** Run the memory pass (bench/memory_pass.ts). */
   readonly memory: boolean;
+  /** Run the database cell (bench/database_cell.ts). */
+  readonly database: boolean;
   readonly out: string;
   /** dkimd's CryptoBackend (`--crypto-backend openssl`); default webcrypto. */
   readonly cryptoBackend?: "webcrypto" | "openssl";
@@ -102,6 +106,8 @@ function options(args: string[]): BenchOptions {
       "dkimd-flags": { type: "string" },
       "memory-only": { type: "boolean", default: false },
       "skip-memory": { type: "boolean", default: false },
+      "database-only": { type: "boolean", default: false },
+      "skip-database": { type: "boolean", default: false },
       out: { type: "string", default: new URL("./results", import.meta.url).pathname },
       "crypto-backend": { type: "string" },
     },
@@ -131,8 +137,9 @@ function options(args: string[]): BenchOptions {
     cellFilter: values.cells === undefined ? undefined : new RegExp(values.cells),
     cpuProf: values["cpu-prof"],
     dkimdFlags: values["dkimd-flags"]?.split(/\s+/).filter((f) => f !== "") ?? [],
-    cells: !values["memory-only"],
-    memory: !values["skip-memory"],
+    cells: !values["memory-only"] && !values["database-only"],
+    memory: !values["skip-memory"] && !values["database-only"],
+    database: !values["skip-database"] && !values["memory-only"],
     out: values.out,
     cryptoBackend: backend,
   };
@@ -226,7 +233,11 @@ async function main(): Promise<void> {
   const total = groups.reduce((n, g) => n + g.cells.length * filtersOf(g).length, 0) *
     opts.repeats;
   const sizes = [
-    ...new Set([...groups.map((g) => g.size), ...(opts.memory ? ["2KB", "2MB"] : [])]),
+    ...new Set([
+      ...groups.map((g) => g.size),
+      ...(opts.memory ? ["2KB", "2MB"] : []),
+      ...(opts.database ? ["2KB"] : []),
+    ]),
   ] as SizeLabel[];
 
   const host = await machine();
@@ -370,6 +381,21 @@ async function main(): Promise<void> {
       }
     }
 
+    const database = opts.database && opts.only !== "opendkim"
+      ? await runDatabaseBench({
+        dir: `${dir}/database`,
+        setupFor: (algorithm) => setupFor(algorithm),
+        corpus: corpus.sign["2KB"],
+        timing: opts,
+        repeats: opts.repeats,
+        dkimdFlags: opts.dkimdFlags,
+        progress: (line) => console.error(line),
+      })
+      : undefined;
+    if (database) {
+      await Deno.writeTextFile(jsonl, `${JSON.stringify({ database })}\n`, { append: true });
+    }
+
     const rows = rowsOf(records);
     const minutes = ((Date.now() - started.getTime()) / 60000).toFixed(1);
     const report = [
@@ -408,6 +434,18 @@ async function main(): Promise<void> {
           "## Targets against rspamd (issue 20)",
           "",
           markdownTargets(checkRspamdTargets(rows)),
+          "",
+        ]
+        : []),
+      ...(database
+        ? [
+          "## Tables in PostgreSQL (issue 14)",
+          "",
+          `dkimd alone, its KeyTable and SigningTable in a private PostgreSQL 15 holding ` +
+          `${database.rows} domains each besides the benchmark's (dsn:pgsql, loaded with ` +
+          "generate_series), next to the same dkimd with the files of the cells above.",
+          "",
+          markdownDatabase(database),
           "",
         ]
         : []),
