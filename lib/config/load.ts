@@ -37,7 +37,7 @@ import type {
 } from "../policy/key_table.ts";
 import { algorithmFitsKey } from "../policy/key_table.ts";
 import type { Origin } from "../policy/origin.ts";
-import { SourceError } from "../policy/origin.ts";
+import { formatOrigin, SourceError } from "../policy/origin.ts";
 import {
   buildPolicy,
   type KeyOpening,
@@ -88,18 +88,21 @@ export interface LoadIo<K extends PrivateKeyInfo> {
   credentialsDirectory?(): string | undefined;
   /**
    * Opens the back end of a `dsn:` or `ldap:` data set; `directory` is where a relative SQLite
-   * file lives. Default: lib/tables' {@link openDatabase}.
+   * file lives, and `warn` takes what the load should warn about (a SQLite file that is not
+   * the one OpenDKIM opens). Default: lib/tables' {@link openDatabase}.
    */
   openTable?(
     source: DatabaseSource,
     options: BackendOptions & LdapOptions,
     directory: string,
+    warn?: (message: string) => void,
   ): TableBackend;
 }
 
 /**
  * Opens the back end of a `dsn:` or `ldap:` data set with lib/tables (connections are made at
- * the first query, not here).
+ * the first query, not here; a relative SQLite file is chosen here, once, and `warn` is told
+ * when it is not the file OpenDKIM opens).
  *
  * @example
  * ```ts
@@ -110,16 +113,17 @@ export interface LoadIo<K extends PrivateKeyInfo> {
  *   { queryTimeoutMs: 1000, connectTimeoutMs: 1000 },
  *   "/var/lib/dkimd",
  * );
- * assert.match(t.describe, /^dsn:sqlite3:\/\/\/var\/lib\/dkimd\/dkim\.db\//);
+ * assert.match(t.describe, /^dsn:sqlite3:\/\/\/var\/lib\/dkimd\/%dkim\.db\//);
  * ```
  */
 export function openDatabase(
   source: DatabaseSource,
   options: BackendOptions & LdapOptions,
   directory: string,
+  warn?: (message: string) => void,
 ): TableBackend {
   return source.kind === "dsn"
-    ? openDsn(parseDsn(source.text), options, directory)
+    ? openDsn(parseDsn(source.text), options, directory, warn)
     : openLdapUri(source.uri, options);
 }
 
@@ -315,7 +319,8 @@ async function buildLoaded<K extends PrivateKeyInfo>(
   const resolve = (p: string) => normalize(isAbsolute(p) ? p : join(base, p));
   const originOf = (f: SettingField): Origin => origins[f] ?? { file: path, line: 0 };
   const dataSets = await openDataSets(read, originOf, resolve, io, files, errors);
-  const databases = await openDatabases(read, originOf, base, io, errors);
+  const tableWarnings: ConfigWarning[] = [];
+  const databases = await openDatabases(read, originOf, base, io, errors, tableWarnings);
   const tables = Object.values(databases) as CachedTable[];
   const accounts = await io.accounts();
   const trusted = trustedUsers(config, originOf("userId"), io, accounts, errors);
@@ -333,7 +338,7 @@ async function buildLoaded<K extends PrivateKeyInfo>(
     ...built.policy,
     ...(luaScripts ? { luaScripts } : {}),
     origins,
-    warnings: built.warnings,
+    warnings: [...built.warnings, ...tableWarnings],
     dataSets,
     tables,
     files: [...new Set(files)],
@@ -344,6 +349,7 @@ async function buildLoaded<K extends PrivateKeyInfo>(
  * Opens every `dsn:` and `ldap:` data set: a back end each (no connection yet) behind a
  * {@link CachedTable} with the DataSet* settings. The DataSetPasswordFile, when set, is read
  * once here (a relative name from `$CREDENTIALS_DIRECTORY`) and overrides every DSN's password.
+ * What opening warns about (a SQLite file other than OpenDKIM's) goes to `warnings`.
  */
 async function openDatabases<K extends PrivateKeyInfo>(
   read: ReadResult,
@@ -351,6 +357,7 @@ async function openDatabases<K extends PrivateKeyInfo>(
   base: string,
   io: LoadIo<K>,
   errors: SourceError[],
+  warnings: ConfigWarning[],
 ): Promise<OpenedDatabases> {
   const { config } = read;
   const sources = DATA_SET_SETTINGS.flatMap(([field, name]) => {
@@ -379,9 +386,16 @@ async function openDatabases<K extends PrivateKeyInfo>(
   const open = io.openTable ?? openDatabase;
   const out: { [F in SettingField]?: CachedTable } = {};
   for (const { field, name, source } of sources) {
+    const at = originOf(field);
+    const warn = (message: string) =>
+      warnings.push({
+        message: `"${name}" at ${formatOrigin(at)}: ${message}`,
+        origin: at,
+        setting: name,
+      });
     try {
       out[field] = new CachedTable(
-        open(source, source.kind === "dsn" ? dsnOptions : ldapOptions, base),
+        open(source, source.kind === "dsn" ? dsnOptions : ldapOptions, base, warn),
         {
           setting: name,
           cacheTtlMs: config.dataSetCacheTtl * 1000,
@@ -392,7 +406,7 @@ async function openDatabases<K extends PrivateKeyInfo>(
     } catch (e) {
       const text = source.kind === "dsn" ? redactDsnText(source.text) : source.uri;
       errors.push(
-        new ConfigError(`Cannot open "${name}" data set "${text}"`, originOf(field), errorText(e), {
+        new ConfigError(`Cannot open "${name}" data set "${text}"`, at, errorText(e), {
           setting: name,
           cause: e,
         }),

@@ -13,12 +13,14 @@
  * a piece without `=` or with another name is skipped; in `filter=`, `=XX` (two hex digits)
  * stands for the byte XX, so a filter can hold `=` and `?` (`filter=active=3D1`).
  *
- * For `sqlite3`, OpenDBX opens the file HOST and DATABASE glued together (its sqlite3 back end
- * takes the host as a directory), which is why OpenDKIM users write
- * `dsn:sqlite3://%/dkim.db/table=...` for a file `dkim.db` in the working directory. dkimd reads
- * that form as such (host `%`: the working directory, or BaseDirectory when set), and also an
- * absolute path with an empty host, `dsn:sqlite3:///var/lib/dkimd/dkim.db/table=...`; for
- * sqlite3 the path may hold `/`: it runs to the `/` before `table=`.
+ * For `sqlite3`, OpenDBX opens the file HOST and DATABASE glued together with nothing between,
+ * relative to the working directory (BaseDirectory when set): OpenDKIM users write
+ * `dsn:sqlite3://%/dkim.db/table=...`, meaning "dkim.db in the working directory", and OpenDKIM
+ * opens the file `%dkim.db`. dkimd opens the same file; when only `dkim.db` exists it reads that
+ * one and warns at load (lib/tables/sqlite_backend.ts `chooseSqliteFile()`). An absolute path,
+ * which Debian's OpenDKIM refuses, works with an empty host:
+ * `dsn:sqlite3:///var/lib/dkimd/dkim.db/table=...`; for sqlite3 the path may hold `/`: it runs
+ * to the `/` before `table=`.
  *
  * Stricter than OpenDKIM, which splices the names into its SQL text: `table`, `keycol` and each
  * `datacol` must be identifiers (letters, digits, `_`, optionally `schema.name`), so nothing but
@@ -42,7 +44,10 @@ const PUNCT = /[:/@+=?]/;
 /** The parameter names OpenDKIM knows (`strcasecmp` in `dkimf_db_open()`). */
 const PARAMS = ["table", "keycol", "datacol", "filter"] as const;
 
-/** The sqlite3 host that stands for the working directory, as OpenDKIM users write it. */
+/**
+ * The sqlite3 host that OpenDKIM users write for the working directory; OpenDBX glues it to the
+ * file name (`%/dkim.db` opens `%dkim.db`), so it names the directory only in dkimd's fallback.
+ */
 export const SQLITE_WORKING_DIRECTORY = "%";
 
 /**

@@ -13,14 +13,16 @@ import { type LdapOptions, openLdap } from "./ldap_backend.ts";
 import { parseLdapUri } from "./ldap_uri.ts";
 import { openMysql } from "./mysql_backend.ts";
 import { openPgsql } from "./pgsql_backend.ts";
-import { openSqlite, sqliteFile } from "./sqlite_backend.ts";
+import { chooseSqliteFile, openSqlite } from "./sqlite_backend.ts";
 import type { TableBackend } from "./table_backend.ts";
 
 /**
  * Opens the back end of a parsed `dsn:` data set. `directory` is where a relative SQLite file
- * (`dsn:sqlite3://%/dkim.db/...`) lives: BaseDirectory, else the working directory. Opening
- * does not connect: the first query does, so a database that is down at start delays nothing
- * but the mail that needs it.
+ * (`dsn:sqlite3://%/dkim.db/...`) lives: BaseDirectory, else the working directory. The SQLite
+ * file is chosen here, once (lib/tables/sqlite_backend.ts `chooseSqliteFile()`: the file
+ * OpenDKIM opens, `%dkim.db`, unless only `dkim.db` exists), and `warn` is told when it is not
+ * OpenDKIM's. Opening does not connect: the first query does, so a database that is down at
+ * start delays nothing but the mail that needs it.
  *
  * @example
  * ```ts
@@ -31,14 +33,21 @@ import type { TableBackend } from "./table_backend.ts";
  *   queryTimeoutMs: 1000,
  *   connectTimeoutMs: 1000,
  * }, "/var/lib/dkimd");
- * assert.equal(t.describe, "dsn:sqlite3:///var/lib/dkimd/dkim.db/table=t?keycol=k?datacol=v");
+ * assert.equal(t.describe, "dsn:sqlite3:///var/lib/dkimd/%dkim.db/table=t?keycol=k?datacol=v");
  * ```
  */
-export function openDsn(spec: DsnSpec, options: BackendOptions, directory: string): TableBackend {
+export function openDsn(
+  spec: DsnSpec,
+  options: BackendOptions,
+  directory: string,
+  warn: (message: string) => void = () => {},
+): TableBackend {
   switch (spec.backend) {
     case "sqlite3": {
       const { host: _, ...rest } = spec;
-      return openSqlite({ ...rest, database: sqliteFile(spec, directory) }, options);
+      const { file, warning } = chooseSqliteFile(spec, directory);
+      if (warning !== undefined) warn(warning);
+      return openSqlite({ ...rest, database: file }, options);
     }
     case "pgsql":
       return openPgsql(spec, options);

@@ -33,28 +33,111 @@ import type { TableBackend } from "./table_backend.ts";
 export const MAX_SQLITE_KEYS_PER_QUERY = 500;
 
 /**
- * The file a sqlite3 DSN names: an absolute path as written, or, for the `%` host, the path
- * relative to `directory` (the working directory, or BaseDirectory).
+ * The file Debian's OpenDKIM opens for a sqlite3 DSN: an absolute path as written; otherwise
+ * the host and the database name glued together with nothing between (OpenDBX's sqlite3 back
+ * end joins them without a slash), relative to `directory` (the working directory, which
+ * OpenDKIM sets to BaseDirectory). So `%/dkim.db` is the file `%dkim.db`, and `d/x.db` is `dx.db`.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { sqliteFile } from "./sqlite_backend.ts";
  * import { parseDsn } from "./dsn.ts";
- * assert.equal(sqliteFile(parseDsn("dsn:sqlite3://%/dkim.db/table=t?keycol=k?datacol=v"), "/srv"), "/srv/dkim.db");
+ * assert.equal(sqliteFile(parseDsn("dsn:sqlite3://%/dkim.db/table=t?keycol=k?datacol=v"), "/srv"), "/srv/%dkim.db");
+ * assert.equal(sqliteFile(parseDsn("dsn:sqlite3://d/x.db/table=t?keycol=k?datacol=v"), "/srv"), "/srv/dx.db");
  * assert.equal(sqliteFile(parseDsn("dsn:sqlite3:///var/dkim.db/table=t?keycol=k?datacol=v"), "/srv"), "/var/dkim.db");
  * ```
  */
 export function sqliteFile(spec: DsnSpec, directory: string): string {
   if (isAbsolute(spec.database)) return spec.database;
-  const host = spec.host === SQLITE_WORKING_DIRECTORY ? "" : spec.host ?? "";
-  // OpenDBX's sqlite3 back end glues the host (a directory) and the database name together.
-  return join(directory, host + spec.database);
+  return join(directory, (spec.host ?? "") + spec.database);
 }
 
 /**
- * Opens a `dsn:sqlite3://` data set. A relative file is resolved against the working directory
- * now, so a later change of directory does not move it.
+ * The file a relative sqlite3 DSN names when its host is read as a directory, as its users
+ * mean it: host `%` is `directory` itself (`%/dkim.db` is `dkim.db`), another host a directory
+ * below it (`d/x.db` is `d/x.db`). An absolute path is as written.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sqliteDirectoryFile } from "./sqlite_backend.ts";
+ * import { parseDsn } from "./dsn.ts";
+ * assert.equal(sqliteDirectoryFile(parseDsn("dsn:sqlite3://%/dkim.db/table=t?keycol=k?datacol=v"), "/srv"), "/srv/dkim.db");
+ * assert.equal(sqliteDirectoryFile(parseDsn("dsn:sqlite3://d/x.db/table=t?keycol=k?datacol=v"), "/srv"), "/srv/d/x.db");
+ * ```
+ */
+export function sqliteDirectoryFile(spec: DsnSpec, directory: string): string {
+  if (isAbsolute(spec.database)) return spec.database;
+  const host = spec.host === SQLITE_WORKING_DIRECTORY ? "" : spec.host ?? "";
+  return join(directory, host, spec.database);
+}
+
+/** The file a sqlite3 DSN is read from, and why when it is not the one OpenDKIM would open. */
+export interface SqliteFileChoice {
+  /** The absolute path opened at each query. */
+  readonly file: string;
+  /** Set when `file` is not {@link sqliteFile}'s: the sentence to give as a load warning. */
+  readonly warning?: string;
+}
+
+/**
+ * Chooses, once at load, the file a sqlite3 DSN is read from, so that a configuration that
+ * works with OpenDKIM works unchanged: OpenDKIM's file ({@link sqliteFile}) when it exists;
+ * else the file the host read as a directory names ({@link sqliteDirectoryFile}) when that one
+ * exists, with a warning naming both; else OpenDKIM's file, so the error at query time (the
+ * lookup fails: On-InternalError, one log line per outage) names the file OpenDKIM would use.
+ * OpenDKIM itself, given a missing file, creates an empty database there and then silently
+ * signs nothing; dkimd opens read-only and never creates it. `exists` is false only when the
+ * path is known to be missing (a stat that fails otherwise, say for permissions, keeps
+ * OpenDKIM's file, so its query reports the real error). An absolute path is kept as written.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { chooseSqliteFile } from "./sqlite_backend.ts";
+ * import { parseDsn } from "./dsn.ts";
+ * const spec = parseDsn("dsn:sqlite3://%/dkim.db/table=t?keycol=k?datacol=v");
+ * assert.deepEqual(chooseSqliteFile(spec, "/srv", (p) => p === "/srv/%dkim.db"), { file: "/srv/%dkim.db" });
+ * assert.deepEqual(chooseSqliteFile(spec, "/srv", () => false), { file: "/srv/%dkim.db" });
+ * const fallback = chooseSqliteFile(spec, "/srv", (p) => p === "/srv/dkim.db");
+ * assert.equal(fallback.file, "/srv/dkim.db");
+ * assert.match(fallback.warning!, /"\/srv\/%dkim\.db".*"\/srv\/dkim\.db"/);
+ * ```
+ */
+export function chooseSqliteFile(
+  spec: DsnSpec,
+  directory: string,
+  exists: (path: string) => boolean = fileExists,
+): SqliteFileChoice {
+  const opendkim = sqliteFile(spec, directory);
+  if (isAbsolute(spec.database) || exists(opendkim)) return { file: opendkim };
+  const asDirectory = sqliteDirectoryFile(spec, directory);
+  if (!exists(asDirectory)) return { file: opendkim };
+  return {
+    file: asDirectory,
+    warning: `the SQLite file "${opendkim}", which OpenDKIM opens for ` +
+      `"${spec.host}/${spec.database}" (OpenDBX joins the host and the database name without ` +
+      `a slash), does not exist; dkimd reads "${asDirectory}" instead, taking the host as a ` +
+      `directory, which OpenDKIM would not: rename the file, or write its absolute path ` +
+      `("dsn:sqlite3://${asDirectory}/table=...")`,
+  };
+}
+
+// Whether a path may exist: false only for a stat that says it is missing.
+function fileExists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch (e) {
+    return !(e instanceof Deno.errors.NotFound);
+  }
+}
+
+/**
+ * Opens a `dsn:sqlite3://` data set. A relative file is chosen ({@link chooseSqliteFile})
+ * against the working directory now, so a later change of directory does not move it; use
+ * lib/tables/open_backend.ts `openDsn()` to choose against BaseDirectory and get the warning.
  *
  * @example
  * ```ts
@@ -80,7 +163,7 @@ export function openSqlite(spec: DsnSpec, options: BackendOptions): TableBackend
   if (spec.backend !== "sqlite3") {
     throw new Error(`openSqlite() cannot open a "${spec.backend}" DSN`);
   }
-  return new SqliteBackend(spec, sqliteFile(spec, Deno.cwd()), options);
+  return new SqliteBackend(spec, chooseSqliteFile(spec, Deno.cwd()).file, options);
 }
 
 class SqliteBackend implements TableBackend {

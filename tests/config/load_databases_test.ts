@@ -203,3 +203,50 @@ Deno.test("loadConfig() reports a back end that cannot be opened, naming the set
     });
   });
 });
+
+Deno.test("loadConfig() warns, naming the setting, its line and both paths, when %/FILE is read as FILE", async () => {
+  await withDir(async (dir) => {
+    database(`${dir}/dkim.db`);
+    const conf = `${dir}/dkimd.conf`;
+    await Deno.writeTextFile(
+      conf,
+      `Mode v\nBaseDirectory ${dir}\n` +
+        "ExemptDomains dsn:sqlite3://%/dkim.db/table=names?keycol=k?datacol=k\n",
+    );
+    const io = denoLoadIo(importPrivateKey);
+    const fallback = await loadConfig(conf, io);
+    try {
+      const warnings = fallback.warnings.filter((w) => w.setting === "ExemptDomains");
+      assert.equal(warnings.length, 1, JSON.stringify(fallback.warnings));
+      assert.equal(warnings[0].origin.line, 3);
+      assert.ok(
+        warnings[0].message.startsWith(
+          `"ExemptDomains" at ${conf}:3: the SQLite file "${dir}/%dkim.db"`,
+        ),
+        warnings[0].message,
+      );
+      assert.ok(
+        warnings[0].message.includes(`reads "${dir}/dkim.db" instead`),
+        warnings[0].message,
+      );
+      assert.equal(
+        (await fallback.exemptDomains!.lookup(["exempt.example"]))[0]?.key,
+        "exempt.example",
+      );
+    } finally {
+      await Promise.all(fallback.tables.map((t) => t.close()));
+    }
+    await Deno.rename(`${dir}/dkim.db`, `${dir}/%dkim.db`);
+    const opendkim = await loadConfig(conf, io);
+    try {
+      assert.deepEqual(opendkim.warnings.filter((w) => w.setting === "ExemptDomains"), []);
+      assert.match(opendkim.tables[0].backend.describe, /\/%dkim\.db\/table=names/);
+      assert.equal(
+        (await opendkim.exemptDomains!.lookup(["exempt.example"]))[0]?.key,
+        "exempt.example",
+      );
+    } finally {
+      await Promise.all(opendkim.tables.map((t) => t.close()));
+    }
+  });
+});

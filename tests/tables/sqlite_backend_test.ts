@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { parseDsn } from "../../lib/tables/dsn.ts";
-import { openSqlite, sqliteFile } from "../../lib/tables/sqlite_backend.ts";
+import { openSqlite, sqliteDirectoryFile, sqliteFile } from "../../lib/tables/sqlite_backend.ts";
 
 const OPTIONS = { queryTimeoutMs: 1000, connectTimeoutMs: 1000 };
 const signal = () => AbortSignal.timeout(5000);
@@ -150,9 +150,16 @@ Deno.test("openSqlite() batches a long key list and scan() stops at the limit", 
   });
 });
 
-Deno.test("sqliteFile() resolves the % form against the given directory", () => {
+Deno.test("sqliteFile() is OpenDKIM's file (host and database glued); sqliteDirectoryFile() reads the host as a directory", () => {
   const spec = parseDsn("dsn:sqlite3://%/db/dkim.db/table=t?keycol=k?datacol=v");
-  assert.equal(sqliteFile(spec, "/etc/opendkim"), "/etc/opendkim/db/dkim.db");
+  assert.equal(sqliteDirectoryFile(spec, "/etc/opendkim"), "/etc/opendkim/db/dkim.db");
+  assert.equal(sqliteFile(spec, "/etc/opendkim"), "/etc/opendkim/%db/dkim.db");
+  const host = parseDsn("dsn:sqlite3://d/x.db/table=t?keycol=k?datacol=v");
+  assert.equal(sqliteFile(host, "/srv"), "/srv/dx.db");
+  assert.equal(sqliteDirectoryFile(host, "/srv"), "/srv/d/x.db");
+  const absolute = parseDsn("dsn:sqlite3:///var/lib/dkimd/dkim.db/table=t?keycol=k?datacol=v");
+  assert.equal(sqliteFile(absolute, "/srv"), "/var/lib/dkimd/dkim.db");
+  assert.equal(sqliteDirectoryFile(absolute, "/srv"), "/var/lib/dkimd/dkim.db");
 });
 
 Deno.test("openSqlite() works under the start task's permissions (no --allow-ffi)", async () => {
