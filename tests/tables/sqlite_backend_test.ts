@@ -162,7 +162,7 @@ Deno.test("sqliteFile() is OpenDKIM's file (host and database glued); sqliteDire
   assert.equal(sqliteDirectoryFile(absolute, "/srv"), "/var/lib/dkimd/dkim.db");
 });
 
-Deno.test("openSqlite() works under the start task's permissions (no --allow-ffi)", async () => {
+Deno.test("openSqlite() works under the start task's permissions (FFI only for libcrypto)", async () => {
   await withDb(async (dir, file) => {
     const script = `${dir}/probe.ts`;
     await Deno.writeTextFile(
@@ -183,7 +183,14 @@ console.log(JSON.stringify(await t.query(["example.com"], AbortSignal.timeout(10
     const flags = (config.tasks.start as string).split(" ").filter((f) =>
       f.startsWith("--allow") || f === "--no-prompt" || f === "--unstable-net"
     );
-    assert.ok(!flags.some((f) => f.startsWith("--allow-ffi")));
+    // node:sqlite needs no FFI: the only FFI the task allows is CryptoBackend's libcrypto,
+    // scoped to its paths (an unscoped --allow-ffi would let any native code load).
+    for (const f of flags.filter((f) => f.startsWith("--allow-ffi"))) {
+      assert.match(f, /^--allow-ffi=/);
+      for (const path of f.slice("--allow-ffi=".length).split(",")) {
+        assert.match(path, /\/libcrypto\.so\.3$/);
+      }
+    }
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["run", ...flags, script],
       stdout: "piped",
