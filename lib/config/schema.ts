@@ -154,6 +154,11 @@ export interface Config {
    */
   readonly mustBeSigned?: DataSetSource;
   /**
+   * Diagnostics: signatures carry `z=`, copies of the fields they sign (RFC 6376 §3.5), with `|`
+   * encoded as §3.5 requires (OpenDKIM leaves it bare).
+   */
+  readonly diagnostics: boolean;
+  /**
    * Quarantine: mail whose signatures fail to verify is quarantined as well as given its
    * On-BadSignature action (opendkim.conf(5); Debian's OpenDKIM 2.11 ignores the setting).
    */

@@ -578,6 +578,14 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: dataSet(FILE_OR_LIST),
     doc: "Header fields a signature must cover when present, or it gets policy.",
   },
+  diagnostics: {
+    name: "Diagnostics",
+    group: "signing",
+    kind: BOOL,
+    default: false,
+    doc:
+      "Add z=, copies of the signed header fields (RFC 6376 §3.5), to signatures; | is encoded, as the RFC says.",
+  },
   quarantine: {
     name: "Quarantine",
     group: "results",

@@ -28,7 +28,6 @@ export const UNIMPLEMENTED_SETTINGS: readonly UnimplementedSetting[] = [
     "BodyLengthDB",
     "BogusKey",
     "DefaultSender",
-    "Diagnostics",
     "DiagnosticDirectory",
     "DisableCryptoInit",
     "DomainKeysCompat",

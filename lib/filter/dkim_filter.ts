@@ -403,6 +403,7 @@ class DkimConnection implements FilterConnection {
       signHeaders,
       oversignHeaders: headers.oversign,
       identity: s.identity,
+      copyHeaders: config.diagnostics,
       ttl: config.signatureTtl > 0 ? config.signatureTtl : undefined,
       maxSignedBytes: config.maximumSignedBytes,
       ...(bodyLength ? { bodyLength } : {}),

@@ -39,6 +39,7 @@ const good: KeyCase[] = [
   { line: "SenderMacro {mail_addr}", want: (c) => c.senderMacro, value: "{mail_addr}" },
   { line: "IgnoreMalformedMail yes", want: (c) => c.ignoreMalformedMail, value: true },
   { line: "Quarantine yes", want: (c) => c.quarantine, value: true },
+  { line: "Diagnostics yes", want: (c) => c.diagnostics, value: true },
   { line: "CaptureUnknownErrors yes", want: (c) => c.captureUnknownErrors, value: true },
   {
     line: "RedirectFailuresTo failures@example.com",
