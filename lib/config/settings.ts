@@ -584,7 +584,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc:
-      "Add z=, copies of the signed header fields (RFC 6376 §3.5), to signatures; | is encoded, as the RFC says.",
+      "Add z=, copies of the signed header fields (RFC 6376 §3.5), to signatures; the bar is encoded as =7C.",
   },
   quarantine: {
     name: "Quarantine",
