@@ -288,6 +288,14 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     default: false,
     doc: "Every matching SigningTable entry signs, not only the first.",
   },
+  diagnostics: {
+    name: "Diagnostics",
+    group: "signing",
+    kind: BOOL,
+    default: false,
+    doc:
+      "Add z=, copies of the signed header fields (RFC 6376 §3.5), to signatures; the bar is encoded as =7C.",
+  },
   internalHosts: {
     name: "InternalHosts",
     group: "hosts",
@@ -577,14 +585,6 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "results",
     kind: dataSet(FILE_OR_LIST),
     doc: "Header fields a signature must cover when present, or it gets policy.",
-  },
-  diagnostics: {
-    name: "Diagnostics",
-    group: "signing",
-    kind: BOOL,
-    default: false,
-    doc:
-      "Add z=, copies of the signed header fields (RFC 6376 §3.5), to signatures; the bar is encoded as =7C.",
   },
   quarantine: {
     name: "Quarantine",
