@@ -153,6 +153,26 @@ export interface Config {
    * does not gets `policy` instead of `pass` (opendkim.conf(5)).
    */
   readonly mustBeSigned?: DataSetSource;
+  /**
+   * Diagnostics: signatures carry `z=`, copies of the fields they sign (RFC 6376 §3.5), with `|`
+   * encoded as §3.5 requires (OpenDKIM leaves it bare).
+   */
+  readonly diagnostics: boolean;
+  /**
+   * Quarantine: mail whose signatures fail to verify is quarantined as well as given its
+   * On-BadSignature action (opendkim.conf(5); Debian's OpenDKIM 2.11 ignores the setting).
+   */
+  readonly quarantine: boolean;
+  /**
+   * RedirectFailuresTo: mail whose signatures fail to verify loses its recipients to this address;
+   * each original recipient is written into an `Original-Recipient: rfc822;ADDRESS` field.
+   */
+  readonly redirectFailuresTo?: string;
+  /**
+   * CaptureUnknownErrors: a message that meets an internal error at end of message is quarantined
+   * ("capture requested") and accepted rather than given On-InternalError's action.
+   */
+  readonly captureUnknownErrors: boolean;
   /** RemoveARAll: remove every Authentication-Results field from RemoveARFrom hosts, not just DKIM ones. */
   readonly removeArAll: boolean;
   /** RemoveARFrom: hosts and `.domains` whose Authentication-Results fields are removed. */

@@ -288,6 +288,14 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     default: false,
     doc: "Every matching SigningTable entry signs, not only the first.",
   },
+  diagnostics: {
+    name: "Diagnostics",
+    group: "signing",
+    kind: BOOL,
+    default: false,
+    doc:
+      "Add z=, copies of the signed header fields (RFC 6376 §3.5), to signatures; the bar is encoded as =7C.",
+  },
   internalHosts: {
     name: "InternalHosts",
     group: "hosts",
@@ -577,6 +585,30 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "results",
     kind: dataSet(FILE_OR_LIST),
     doc: "Header fields a signature must cover when present, or it gets policy.",
+  },
+  quarantine: {
+    name: "Quarantine",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc:
+      "Quarantine mail whose signatures fail to verify (Debian's OpenDKIM 2.11 reads it and does nothing).",
+  },
+  redirectFailuresTo: {
+    name: "RedirectFailuresTo",
+    group: "results",
+    kind: TEXT,
+    defaultText: "none: no redirection",
+    doc:
+      "Mail whose signatures fail goes to this address only; each recipient becomes an Original-Recipient field.",
+  },
+  captureUnknownErrors: {
+    name: "CaptureUnknownErrors",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc:
+      "Quarantine and accept a message that meets an internal error at its end, not On-InternalError.",
   },
   removeArAll: {
     name: "RemoveARAll",

@@ -10,6 +10,7 @@ import { BodyHashes, type BodyHashSpec } from "./body_hasher.ts";
 import { type Canonicalization, canonicalizeHeader } from "./canon_header.ts";
 import { type HeaderField, selectHeaders, splitMessage } from "./header.ts";
 import { signedHeaderList } from "./signed_headers.ts";
+import { copiedTokens } from "./copied_headers.ts";
 import {
   type AlgorithmName,
   ALGORITHMS,
@@ -56,6 +57,8 @@ export interface SignOptions {
   readonly oversignHeaders?: readonly string[];
   /** `i=`: the signing identity, which must be in `d=` or a subdomain of it. */
   readonly identity?: string;
+  /** Add `z=`, copies of the signed fields (RFC 6376 §3.5; OpenDKIM's Diagnostics). */
+  readonly copyHeaders?: boolean;
   /** Write `l=` with the number of canonical body bytes signed. */
   readonly bodyLength?: boolean;
   /** Sign at most this many canonical body bytes (OpenDKIM's MaximumSignedBytes); implies `l=`. */
@@ -155,6 +158,7 @@ export class Signer {
       timestamp,
       expiration: o.ttl === undefined ? undefined : (timestamp ?? now) + o.ttl,
       headers: headerNames,
+      ...(o.copyHeaders ? { copiedHeaders: copiedTokens(fields, headerNames) } : {}),
       bodyHash: toBase64(body.hash),
     });
     const data = headerHashInput(

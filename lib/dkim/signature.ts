@@ -336,6 +336,8 @@ export interface SignatureTags {
   readonly timestamp?: number;
   readonly expiration?: number;
   readonly headers: readonly string[];
+  /** `z=` (RFC 6376 §3.5) as tokens that may be folded between (copied_headers.ts). */
+  readonly copiedHeaders?: readonly string[];
   readonly bodyHash: string;
   /**
    * The field name and the tags before `a=`: by default `DKIM-Signature` and `v=1`; an ARC
@@ -385,6 +387,7 @@ export function formatSignaturePrefix(tags: SignatureTags): string {
     const last = i === names.length - 1 ? ";" : "";
     folder.word(`${first}${name}${last}`, i > 0);
   });
+  if (tags.copiedHeaders !== undefined) folder.tokens("z=", [...tags.copiedHeaders, ";"]);
   folder.splittable("bh=", `${tags.bodyHash};`);
   folder.word("b=");
   return folder.text;
@@ -432,6 +435,19 @@ class Folder {
     } else {
       this.text += sep + word;
       this.#column += sep.length + word.length;
+    }
+  }
+
+  // A tag whose value may be broken between any two tokens (z=: never inside an =XX escape).
+  tokens(head: string, tokens: readonly string[]): void {
+    this.word(head);
+    for (const t of tokens) {
+      if (this.#column + t.length > FOLD_WIDTH) {
+        this.text += "\r\n\t";
+        this.#column = 1;
+      }
+      this.text += t;
+      this.#column += t.length;
     }
   }
 

@@ -43,6 +43,7 @@ import type {
   MaybeAction,
   Modification,
 } from "../milter/filter.ts";
+import { SMFIF_QUARANTINE } from "../milter/constants.ts";
 import type { MilterLogger } from "../milter/logger.ts";
 import type { SignerChoice } from "../policy/signers.ts";
 import { isReported } from "../policy/data_set_lookup.ts";
@@ -51,7 +52,13 @@ import { clientLabel, decide } from "./decide.ts";
 import type { Runtime } from "./filter_policy.ts";
 import { arcBody, type Arrival, startArc } from "./arc_work.ts";
 import { claimsAuthservId, earlierResults, ownArrivalSet } from "./arrival_results.ts";
-import { dkimFilterNeeds } from "./filter_needs.ts";
+import { dkimFilterNeeds, optionalActionsFor } from "./filter_needs.ts";
+import {
+  allowedOnly,
+  failureModifications,
+  QUARANTINE_REASONS,
+  verificationFailed,
+} from "./failure_actions.ts";
 import { deletions, makeField, mtaValue } from "./mta_fields.ts";
 import { type FilterObserver, NO_OBSERVER } from "./observer.ts";
 import {
@@ -130,9 +137,12 @@ export class DkimFilter implements Filter {
 
   /** What to ask the MTA for, from the configuration in force (MacroList, SenderMacro add macros). */
   get needs(): FilterNeeds {
-    const { macroList, config } = this.#deps.runtime().loaded;
+    const { macroList, config, luaScripts } = this.#deps.runtime().loaded;
     const senderMacro = config.senderMacro === undefined ? [] : [macroName(config.senderMacro)];
-    return dkimFilterNeeds([...macroList?.rules.map((r) => r.name) ?? [], ...senderMacro]);
+    return dkimFilterNeeds(
+      [...macroList?.rules.map((r) => r.name) ?? [], ...senderMacro],
+      optionalActionsFor(config, luaScripts?.final !== undefined),
+    );
   }
 
   /** Starts a connection; PeerList clients are accepted at once and never filtered. */
@@ -184,7 +194,10 @@ class DkimConnection implements FilterConnection {
   envRcpt(args: readonly string[]): MaybeAction {
     const tx = this.#begin(false);
     const address = (args[0] ?? "").replace(/^<|>$/g, "").trim();
-    if (address !== "") tx.recipients.push(asciiLower(address));
+    if (address !== "") {
+      tx.recipients.push(asciiLower(address));
+      tx.envelopeRecipients.push(address);
+    }
     return undefined;
   }
 
@@ -320,7 +333,18 @@ class DkimConnection implements FilterConnection {
     } catch (e) {
       const text = errorMessage(e);
       this.#deps.logger.error(`${qid}: internal error: ${text}`);
-      const { action, modification } = milterAction("internalError", config.actions.internalError);
+      // CaptureUnknownErrors: OpenDKIM quarantines the message and accepts it (mlfi_eom()).
+      // A failing final script is not captured: OpenDKIM answers it with tempfail, dkimd with
+      // On-InternalError (lua_hooks.ts).
+      const capture = config.captureUnknownErrors &&
+        !(e instanceof Error && e.name === "LuaRunError") &&
+        (this.#info.session.actions & SMFIF_QUARANTINE) !== 0;
+      const { action, modification } = capture
+        ? {
+          action: "accept" as const,
+          modification: { type: "quarantine" as const, reason: QUARANTINE_REASONS.capture },
+        }
+        : milterAction("internalError", config.actions.internalError);
       this.#report(tx, { disposition: "error", action: describeAction(action) });
       return { modifications: modification ? [modification] : [], action };
     }
@@ -379,6 +403,7 @@ class DkimConnection implements FilterConnection {
       signHeaders,
       oversignHeaders: headers.oversign,
       identity: s.identity,
+      copyHeaders: config.diagnostics,
       ttl: config.signatureTtl > 0 ? config.signatureTtl : undefined,
       maxSignedBytes: config.maximumSignedBytes,
       ...(bodyLength ? { bodyLength } : {}),
@@ -635,6 +660,17 @@ class DkimConnection implements FilterConnection {
         : value.slice(value.indexOf(";") + 1).replace(/^\s+/, "");
       sealed = await this.#seal(tx, work.arc.sealer, arcVerdict, arId, results, arrival, mods, qid);
     }
+    // RedirectFailuresTo and Quarantine act before the final script, as in OpenDKIM's mlfi_eom().
+    const failed = verificationFailed(verdicts);
+    if (failed) {
+      mods.push(
+        ...allowedOnly(
+          failureModifications(config, tx.envelopeRecipients, (t) => this.#text(t)),
+          this.#info.session.actions,
+          (line) => this.#deps.logger.warn(`${qid}: ${line}`),
+        ),
+      );
+    }
     const lua = await applyFinal(
       this.#luaCall(
         tx,
@@ -655,7 +691,9 @@ class DkimConnection implements FilterConnection {
     if (outcome !== "pass") {
       const chosen = milterAction(outcome, config.actions[outcome]);
       action = chosen.action;
-      if (chosen.modification) mods.push(chosen.modification);
+      if (chosen.modification && !mods.some((m) => m.type === "quarantine")) {
+        mods.push(chosen.modification);
+      }
       if (action !== "accept") {
         this.#deps.logger.info(
           `${qid}: ${outcome} → ${config.actions[outcome]} (On-${onName(outcome)})`,
@@ -766,6 +804,7 @@ class DkimConnection implements FilterConnection {
       fromDomain,
       log: (line) => this.#deps.logger.info(`${qid}: ${line}`),
       state: this.#lua,
+      actions: this.#info.session.actions,
     };
   }
 

@@ -27,7 +27,9 @@ import type {
   OdkimSignature,
 } from "../lua/odkim_api.ts";
 import type { Action, MacroReader, Modification } from "../milter/filter.ts";
+import { SMFIF_ADDRCPT, SMFIF_DELRCPT } from "../milter/constants.ts";
 import { algorithmFor } from "../policy/key_table.ts";
+import { allowedOnly } from "./failure_actions.ts";
 import type { SignerChoice } from "../policy/signers.ts";
 import type { Decision } from "./decide.ts";
 import type { FilterPolicy } from "./filter_policy.ts";
@@ -58,6 +60,8 @@ export interface LuaCall {
   readonly log: (line: string) => void;
   /** The message's shared Lua state. */
   readonly state: LuaState;
+  /** The `SMFIF_*` actions the MTA allowed at negotiation. */
+  readonly actions: number;
 }
 
 /** Whether any script of `hook` is configured. */
@@ -98,9 +102,11 @@ export async function runPolicyHook(
     fromDomain: call.fromDomain,
     internal: internal.matched,
     hasKeyTable: policy.keyTable !== undefined,
-    // dkimd's milter layer does not send recipient changes; OpenDKIM without RedirectFailuresTo
-    // cannot make them either.
-    canChangeRecipients: false,
+    // OpenDKIM asks the MTA for recipient changes only with RedirectFailuresTo; dkimd also asks
+    // when a final script is configured, so odkim.add_rcpt()/del_rcpt() act there whatever the
+    // settings (filter_needs.ts), as long as the MTA allowed them.
+    canChangeRecipients: (call.actions & SMFIF_ADDRCPT) !== 0 &&
+      (call.actions & SMFIF_DELRCPT) !== 0,
     signatures,
     exported: call.state.exported,
     log: call.log,
@@ -294,7 +300,7 @@ export async function applyFinal(
   if (hasHook(call.policy, "statistics")) await runPolicyHook("statistics", call, signatures);
   if (!hasHook(call.policy, "final")) return undefined;
   const effects = await runPolicyHook("final", call, signatures);
-  const modifications = finalModifications(effects, value);
+  const modifications = allowedOnly(finalModifications(effects, value), call.actions, call.log);
   if (effects.result !== undefined && effects.result !== "accept") {
     return { action: luaAction(effects.result, effects.reply), modifications };
   }
@@ -302,9 +308,11 @@ export async function applyFinal(
 }
 
 /**
- * The header changes the final script asked for: `add_header` inserts at position 1, as
- * OpenDKIM's `dkimf_insheader(ctx, 1, ...)`; `del_header` deletes the first instance; a
- * quarantine request becomes the quarantine modification.
+ * The changes the final script asked for: `add_header` inserts at position 1, as
+ * OpenDKIM's `dkimf_insheader(ctx, 1, ...)`; `del_header` deletes the first instance;
+ * `del_rcpt` and `add_rcpt` become recipient changes (OpenDKIM sends each as it is called, so its
+ * order among header changes can differ); a quarantine request becomes the quarantine
+ * modification.
  */
 export function finalModifications(
   effects: OdkimEffects,
@@ -317,6 +325,8 @@ export function finalModifications(
   for (const name of effects.delHeaders) {
     mods.push({ type: "chgheader", index: 1, name, value: new Uint8Array() });
   }
+  for (const address of effects.delRcpts) mods.push({ type: "delrcpt", address });
+  for (const address of effects.addRcpts) mods.push({ type: "addrcpt", address });
   if (effects.quarantine !== undefined) {
     mods.push({ type: "quarantine", reason: effects.quarantine });
   }

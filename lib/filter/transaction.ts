@@ -53,6 +53,8 @@ export interface Transaction {
   readonly runtime: Runtime;
   /** The envelope recipients, lower-cased, without angle brackets. */
   readonly recipients: string[];
+  /** The envelope recipients as RCPT TO spelled them, without angle brackets (for DELRCPT). */
+  readonly envelopeRecipients: string[];
   /** The header fields, as the message has them. */
   readonly fields: HeaderField[];
   /** The header block's size so far, as MaximumHeaders counts it. */
@@ -74,6 +76,7 @@ export function newTransaction(runtime: Runtime): Transaction {
   return {
     runtime,
     recipients: [],
+    envelopeRecipients: [],
     fields: [],
     headerBytes: 0,
     dnsFailures: new Map(),

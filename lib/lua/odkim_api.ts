@@ -9,14 +9,16 @@
  * `odkim.NAME(): incorrect argument count|type`; `get_rcpt(ctx, n)` ignores `n` and returns the
  * first recipient (it reads the count from argument 1, the context); `del_header(ctx, name, n)`
  * ignores `n` and deletes the first instance; `add_header` inserts at position 1 of the header;
- * `del_rcpt` adds `X-Original-Recipient: rfc822;ADDRESS` and returns nil for an address not
+ * `del_rcpt` adds `Original-Recipient: rfc822;ADDRESS` and returns nil for an address not
  * among the recipients; `add_rcpt` and `del_rcpt` change nothing unless the MTA was asked for
  * recipient changes (OpenDKIM asks only with RedirectFailuresTo; see
  * {@link OdkimMessage.canChangeRecipients}); `set_result(ctx, SMFIS_ACCEPT)` in the final script changes nothing;
  * `sign()` with a key name but no KeyTable raises `odkim.sign(): request requires KeyTable`.
  *
  * Departures, on purpose: `quarantine` acts whatever the settings (OpenDKIM's call fails, returning
- * nil, unless CaptureUnknownErrors made it ask the MTA for quarantine; dkimd always offers it); `replace_header` changes what
+ * nil, unless CaptureUnknownErrors made it ask the MTA for quarantine; dkimd asks for it whenever a
+ * final script is configured), and so do `add_rcpt` and `del_rcpt` (OpenDKIM: only with
+ * RedirectFailuresTo); `replace_header` changes what
  * is signed or verified in OpenDKIM and is not supported here (returns nil); `spam` and `stats`
  * do nothing (no reputation or statistics service); `check_popauth` returns nil (no POPAUTH
  * database); `xtag` adds its tag to every signature requested; `resign` and `verify` on a
@@ -265,7 +267,7 @@ const HOOK_FUNCTIONS: Readonly<Record<LuaHook, readonly string[]>> = {
 const ASYNC_FUNCTIONS = ["db_check", "db_open", "rbl_check", "signfor"];
 
 /** The header OpenDKIM adds for each recipient `del_rcpt` removes (opendkim.h ORCPTHEADER). */
-export const ORIGINAL_RECIPIENT_FIELD = "X-Original-Recipient";
+export const ORIGINAL_RECIPIENT_FIELD = "Original-Recipient";
 
 // Opaque handles: what Lua holds for ctx, a signature and a data set.
 class ContextHandle {}

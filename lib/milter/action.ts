@@ -22,8 +22,15 @@
  * @module
  */
 
-import { SMFIF_ADDHDRS, SMFIF_CHGHDRS, SMFIF_QUARANTINE } from "./constants.ts";
-import type { Action, EndOfMessage } from "./filter.ts";
+import {
+  SMFIF_ADDHDRS,
+  SMFIF_ADDRCPT,
+  SMFIF_ADDRCPT_PAR,
+  SMFIF_CHGHDRS,
+  SMFIF_DELRCPT,
+  SMFIF_QUARANTINE,
+} from "./constants.ts";
+import type { Action, EndOfMessage, Modification } from "./filter.ts";
 import { type Reply, replyProblem } from "./reply.ts";
 
 /** An action (or any value a filter returned) as a log line shows it. */
@@ -82,6 +89,23 @@ export function refusesRecipient(action: Action): boolean {
   return action === "reject" || action === "tempfail" || typeof action === "object";
 }
 
+/** The `SMFIF_*` action a modification needs from negotiation. */
+export function neededAction(m: Modification): number {
+  switch (m.type) {
+    case "addheader":
+    case "insheader":
+      return SMFIF_ADDHDRS;
+    case "chgheader":
+      return SMFIF_CHGHDRS;
+    case "quarantine":
+      return SMFIF_QUARANTINE;
+    case "addrcpt":
+      return m.args === undefined ? SMFIF_ADDRCPT : SMFIF_ADDRCPT_PAR;
+    case "delrcpt":
+      return SMFIF_DELRCPT;
+  }
+}
+
 /**
  * The replies for an end-of-message answer: its modifications, then its action. Throws
  * `TypeError` for a modification whose `SMFIF_*` action is not in `allowed` (what negotiation
@@ -105,11 +129,7 @@ export function refusesRecipient(action: Action): boolean {
  */
 export function endOfMessageReplies(result: EndOfMessage, allowed: number): Reply[] {
   for (const m of result.modifications) {
-    const needed = m.type === "quarantine"
-      ? SMFIF_QUARANTINE
-      : m.type === "chgheader"
-      ? SMFIF_CHGHDRS
-      : SMFIF_ADDHDRS;
+    const needed = neededAction(m);
     if ((allowed & needed) === 0) {
       throw new TypeError(`Modification ${m.type} was not negotiated with the MTA`);
     }

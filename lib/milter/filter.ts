@@ -118,7 +118,8 @@ export type MaybeAction = void | Action | Promise<void | Action>;
 export type MaybeBodyAction = void | BodyAction | Promise<void | BodyAction>;
 
 /**
- * A change to the message, requested at end of message. Header values go to the MTA as given:
+ * A change to the message, requested at end of message: header fields, quarantine (the MTA holds
+ * the message: Postfix's hold queue), or envelope recipients added or removed. Header values go to the MTA as given:
  * when {@link SessionInfo.leadingSpace} is true the MTA writes `Name:` and the value with nothing
  * between, so a value should start with the space it wants; when false the MTA puts one space
  * back itself (Postfix's `milter8.c`; OpenDKIM prepends the space in the same case). `insheader`
@@ -127,7 +128,7 @@ export type MaybeBodyAction = void | BodyAction | Promise<void | BodyAction>;
  */
 export type Modification = Extract<
   Reply,
-  { type: "addheader" | "insheader" | "chgheader" | "quarantine" }
+  { type: "addheader" | "insheader" | "chgheader" | "quarantine" | "addrcpt" | "delrcpt" }
 >;
 
 /** The end-of-message answer: changes to make, then the decision. */

@@ -26,8 +26,11 @@ import {
   MILTER_OPTLEN,
   SMFIR_ACCEPT,
   SMFIR_ADDHEADER,
+  SMFIR_ADDRCPT,
+  SMFIR_ADDRCPT_PAR,
   SMFIR_CHGHEADER,
   SMFIR_CONTINUE,
+  SMFIR_DELRCPT,
   SMFIR_DISCARD,
   SMFIR_INSHEADER,
   SMFIR_OPTNEG,
@@ -95,6 +98,18 @@ export type Reply =
     readonly value: HeaderValue;
   }
   | { readonly type: "quarantine"; readonly reason: string }
+  | {
+    readonly type: "addrcpt";
+    /** The recipient, as the MTA takes it (Postfix accepts it with or without `<>`). */
+    readonly address: string;
+    /** ESMTP arguments (`NOTIFY=NEVER`): sent as `SMFIR_ADDRCPT_PAR`, which needs its flag. */
+    readonly args?: string;
+  }
+  | {
+    readonly type: "delrcpt";
+    /** The recipient to remove, spelled as RCPT TO gave it. */
+    readonly address: string;
+  }
   | { readonly type: "setsymlist"; readonly stage: number; readonly macros: readonly string[] }
   | {
     readonly type: "optneg";
@@ -165,6 +180,15 @@ export function replyProblem(reply: Reply): string | undefined {
       return undefined;
     case "quarantine":
       return reply.reason.includes("\0") ? "quarantine reason contains a NUL byte" : undefined;
+    case "addrcpt":
+    case "delrcpt":
+      if (reply.address === "" || /[\0\r\n]/.test(reply.address)) {
+        return `recipient "${reply.address}" is empty or has a NUL or line break`;
+      }
+      if (reply.type === "addrcpt" && reply.args !== undefined && /[\0\r\n]/.test(reply.args)) {
+        return `recipient arguments "${reply.args}" have a NUL or line break`;
+      }
+      return undefined;
     case "setsymlist":
       return symbolListProblem({ stage: reply.stage, macros: reply.macros });
     case "optneg":
@@ -246,6 +270,16 @@ export function encodeReply(reply: Reply): Uint8Array {
       return encodeFrame(SMFIR_QUARANTINE, [
         cstringField(reply.reason, "reason", SMFIR_QUARANTINE),
       ]);
+    case "addrcpt":
+      // libmilter's smfi_addrcpt_par: the address, then the arguments, each NUL-terminated.
+      return reply.args === undefined
+        ? encodeFrame(SMFIR_ADDRCPT, [cstringField(reply.address, "recipient", SMFIR_ADDRCPT)])
+        : encodeFrame(SMFIR_ADDRCPT_PAR, [
+          cstringField(reply.address, "recipient", SMFIR_ADDRCPT_PAR),
+          cstringField(reply.args, "recipient arguments", SMFIR_ADDRCPT_PAR),
+        ]);
+    case "delrcpt":
+      return encodeFrame(SMFIR_DELRCPT, [cstringField(reply.address, "recipient", SMFIR_DELRCPT)]);
     case "setsymlist":
       return encodeFrame(SMFIR_SETSYMLIST, symbolListBytes(reply, SMFIR_SETSYMLIST));
     case "optneg":
@@ -318,6 +352,22 @@ export function decodeReply(frame: Frame): Reply {
       const reason = decodeText(r.cstring("reason"));
       r.end();
       return { type: "quarantine", reason };
+    }
+    case SMFIR_ADDRCPT:
+    case SMFIR_DELRCPT: {
+      const type = frame.code === SMFIR_ADDRCPT ? "addrcpt" : "delrcpt";
+      const r = new FieldReader(frame, `${type.toUpperCase()} reply`);
+      const address = decodeText(r.cstring("recipient"));
+      r.end();
+      return { type, address };
+    }
+    case SMFIR_ADDRCPT_PAR: {
+      const r = new FieldReader(frame, "ADDRCPT_PAR reply");
+      const address = decodeText(r.cstring("recipient"));
+      // Sendmail's libmilter may leave the arguments out when there are none.
+      const args = r.remaining > 0 ? decodeText(r.cstring("recipient arguments")) : "";
+      r.end();
+      return { type: "addrcpt", address, args };
     }
     case SMFIR_SETSYMLIST: {
       const r = new FieldReader(frame, "SETSYMLIST reply");

@@ -38,6 +38,14 @@ const good: KeyCase[] = [
   },
   { line: "SenderMacro {mail_addr}", want: (c) => c.senderMacro, value: "{mail_addr}" },
   { line: "IgnoreMalformedMail yes", want: (c) => c.ignoreMalformedMail, value: true },
+  { line: "Quarantine yes", want: (c) => c.quarantine, value: true },
+  { line: "Diagnostics yes", want: (c) => c.diagnostics, value: true },
+  { line: "CaptureUnknownErrors yes", want: (c) => c.captureUnknownErrors, value: true },
+  {
+    line: "RedirectFailuresTo failures@example.com",
+    want: (c) => c.redirectFailuresTo,
+    value: "failures@example.com",
+  },
   {
     line: "Socket inet:8891@localhost",
     want: (c) => c.socket,

@@ -188,6 +188,10 @@ function describeChange(reply: Reply): string {
     }
     case "quarantine":
       return "quarantine";
+    case "addrcpt":
+      return `addrcpt ${reply.address}${reply.args ? ` ${reply.args}` : ""}`;
+    case "delrcpt":
+      return `delrcpt ${reply.address}`;
     default:
       return reply.type === "unrecognized"
         ? `reply 0x${reply.code.toString(16)} ${latin1(reply.data).replace(/\0/g, " ").trim()}`

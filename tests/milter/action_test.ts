@@ -4,9 +4,17 @@ import {
   describeAction,
   endOfMessageReplies,
   isFinal,
+  neededAction,
   refusesRecipient,
 } from "../../lib/milter/action.ts";
-import { SMFIF_ADDHDRS, SMFIF_CHGHDRS, SMFIF_QUARANTINE } from "../../lib/milter/constants.ts";
+import {
+  SMFIF_ADDHDRS,
+  SMFIF_ADDRCPT,
+  SMFIF_ADDRCPT_PAR,
+  SMFIF_CHGHDRS,
+  SMFIF_DELRCPT,
+  SMFIF_QUARANTINE,
+} from "../../lib/milter/constants.ts";
 import type { Action, Modification } from "../../lib/milter/filter.ts";
 
 Deno.test("actionReply() maps each action to its reply", () => {
@@ -69,6 +77,45 @@ Deno.test("endOfMessageReplies() sends the modifications, then the action", () =
   assert.deepEqual(endOfMessageReplies({ modifications: [], action: "discard" }, 0), [
     { type: "discard" },
   ]);
+});
+
+Deno.test("endOfMessageReplies() sends recipient changes only when their SMFIF_* flag was negotiated", () => {
+  const del: Modification = { type: "delrcpt", address: "<b@example.org>" };
+  const add: Modification = { type: "addrcpt", address: "<failures@example.com>" };
+  const addPar: Modification = {
+    type: "addrcpt",
+    address: "<f@example.com>",
+    args: "NOTIFY=NEVER",
+  };
+  assert.deepEqual(
+    endOfMessageReplies(
+      { modifications: [del, add, addPar], action: "accept" },
+      SMFIF_DELRCPT | SMFIF_ADDRCPT | SMFIF_ADDRCPT_PAR,
+    ),
+    [del, add, addPar, { type: "accept" }],
+  );
+  assert.equal(neededAction(del), SMFIF_DELRCPT);
+  assert.equal(neededAction(add), SMFIF_ADDRCPT);
+  assert.equal(neededAction(addPar), SMFIF_ADDRCPT_PAR);
+  for (
+    const [m, flags] of [[del, SMFIF_ADDRCPT], [add, SMFIF_DELRCPT], [
+      addPar,
+      SMFIF_ADDRCPT,
+    ]] as const
+  ) {
+    assert.throws(
+      () => endOfMessageReplies({ modifications: [m], action: "accept" }, flags),
+      new RegExp(`${m.type} was not negotiated`),
+    );
+  }
+  assert.throws(
+    () =>
+      endOfMessageReplies({
+        modifications: [{ type: "addrcpt", address: "" }],
+        action: "accept",
+      }, SMFIF_ADDRCPT),
+    /Invalid modification addrcpt/,
+  );
 });
 
 Deno.test("endOfMessageReplies() throws TypeError for a modification not negotiated or not sendable", () => {

@@ -75,6 +75,9 @@ export const REPLIES: readonly Reply[] = [
   { type: "insheader", index: 0, name: "DKIM-Signature", value: utf8(" v=1; a=rsa-sha256") },
   { type: "chgheader", index: 2, name: "Authentication-Results", value: new Uint8Array(0) },
   { type: "quarantine", reason: "suspicious" },
+  { type: "addrcpt", address: "<postmaster@example.org>" },
+  { type: "addrcpt", address: "<postmaster@example.org>", args: "NOTIFY=NEVER" },
+  { type: "delrcpt", address: "<b@example.org>" },
   { type: "setsymlist", stage: SMFIM_ENVFROM, macros: ["i", "{auth_type}"] },
   { type: "optneg", version: 6, actions: 0x11, protocol: 0x1ff0ee },
   {
@@ -87,7 +90,8 @@ export const REPLIES: readonly Reply[] = [
       { stage: SMFIM_ENVFROM, macros: ["i", "{auth_type}"] },
     ],
   },
-  { type: "unrecognized", code: 0x2b, data: utf8("<x@example.org>\0") },
+  // SMFIR_CHGFROM ('e'): a reply this side does not decode.
+  { type: "unrecognized", code: 0x65, data: utf8("<x@example.org>\0") },
 ];
 
 /** The command and reply bytes of all the samples. */
