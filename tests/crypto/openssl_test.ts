@@ -226,6 +226,9 @@ try {
         "--allow-sys",
         "--no-prompt",
         "--quiet",
+        // The script sits in a temporary directory: name the project's configuration, whose
+        // imports map the database clients lib/config reaches (postgres, mysql2, ldapts).
+        `--config=${new URL("../../deno.json", import.meta.url).pathname}`,
         `${dir}/load.ts`,
       ],
       env: { NO_COLOR: "1" },
