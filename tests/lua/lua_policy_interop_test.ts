@@ -330,7 +330,7 @@ Deno.test("a Lua script over its time or memory budget is answered with On-Inter
   await Deno.writeTextFile(
     `${dir}/setup.lua`,
     `if odkim.get_header(ctx, "X-Loop", 0) then while true do end end
-if odkim.get_header(ctx, "X-Hog", 0) then local t = {} for i = 1, 1e9 do t[i] = string.rep("x", 100) .. i end end
+if odkim.get_header(ctx, "X-Hog", 0) then local t = {} for i = 1, 1e9 do t[i] = string.rep("x", 1048576) .. i end end
 odkim.sign(ctx, "k1")
 `,
   );
