@@ -32,6 +32,8 @@ export interface PostgresServerOptions {
   readonly tls?: boolean;
   /** Log every statement into {@link PostgresServer.log} (`log_statement=all`). */
   readonly logStatements?: boolean;
+  /** Loopback addresses to listen on besides 127.0.0.1 (one the certificate does not list). */
+  readonly alsoListen?: readonly string[];
 }
 
 /** A running private PostgreSQL. */
@@ -106,7 +108,7 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
     );
     if (init.code !== 0) throw new Error(`initdb failed:\n${init.text}`);
     const settings = [
-      "listen_addresses=127.0.0.1",
+      `listen_addresses=${["127.0.0.1", ...options.alsoListen ?? []].join(",")}`,
       `port=${port}`,
       `unix_socket_directories=${dir}`,
       "fsync=off",
