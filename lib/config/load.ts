@@ -368,15 +368,24 @@ async function openDatabases<K extends PrivateKeyInfo>(
   });
   if (sources.length === 0) return {};
   const password = await readPasswordFile(config, originOf("dataSetPasswordFile"), io, errors);
+  const ca = await readCaFile(config, originOf("dataSetTlsCaFile"), base, io, errors);
   const options: BackendOptions = {
     queryTimeoutMs: config.dataSetQueryTimeout * 1000,
     connectTimeoutMs: config.dataSetConnectTimeout * 1000,
   };
   // The password file is the SQL password; LDAP has LDAPBindPassword and the other LDAP*
   // settings (opendkim.conf(5)), applied to every LDAP data set as OpenDKIM applies them.
-  const dsnOptions = password === undefined ? options : { ...options, password };
+  // DataSetTLS is the SQL servers' TLS (OpenDBX has none: "no" leaves it off); the CA serves both.
+  const tls = DATA_SET_TLS_OPTION[config.dataSetTls];
+  const dsnOptions: BackendOptions = {
+    ...options,
+    ...(password === undefined ? {} : { password }),
+    ...(tls === undefined ? {} : { tls }),
+    ...(ca === undefined ? {} : { ca }),
+  };
   const ldapOptions: BackendOptions & LdapOptions = {
     ...options,
+    ...(ca === undefined ? {} : { tlsCa: ca }),
     ...(config.ldapBindUser === undefined ? {} : { bindDn: config.ldapBindUser }),
     ...(config.ldapBindPassword === undefined ? {} : { bindPassword: config.ldapBindPassword }),
     ...(config.ldapAuthMechanism === undefined ? {} : { authMechanism: config.ldapAuthMechanism }),
@@ -463,6 +472,49 @@ async function readPasswordFile<K extends PrivateKeyInfo>(
 
 /** Largest DataSetPasswordFile read: a password, not a document. */
 const MAX_PASSWORD_FILE_BYTES = 4096;
+
+/** Largest DataSetTLSCAFile read: room for a system CA bundle (about 200 KiB), not more. */
+const MAX_CA_FILE_BYTES = 1024 * 1024;
+
+/** What each DataSetTLS value asks of the dsn:pgsql and dsn:mysql back ends. */
+const DATA_SET_TLS_OPTION: Record<Config["dataSetTls"], BackendOptions["tls"]> = {
+  no: undefined,
+  prefer: true,
+  require: "require",
+  verify: "verify",
+};
+
+// DataSetTLSCAFile: PEM certificates, read once here (relative to BaseDirectory, as data set
+// files are), so a missing or wrong file fails the load, not every lookup.
+async function readCaFile<K extends PrivateKeyInfo>(
+  config: Config,
+  at: Origin,
+  base: string,
+  io: LoadIo<K>,
+  errors: SourceError[],
+): Promise<string | undefined> {
+  const name = config.dataSetTlsCaFile;
+  if (name === undefined) return undefined;
+  const path = isAbsolute(name) ? name : join(base, name);
+  const refuse = (why: string, cause?: unknown) =>
+    errors.push(
+      new ConfigError('Cannot read "DataSetTLSCAFile"', at, `"${path}": ${why}`, {
+        setting: "DataSetTLSCAFile",
+        ...(cause === undefined ? {} : { cause }),
+      }),
+    );
+  try {
+    const text = decoder.decode(await readLimited(io, path, MAX_CA_FILE_BYTES));
+    if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+      refuse("no PEM certificate (-----BEGIN CERTIFICATE-----) in it");
+      return undefined;
+    }
+    return text;
+  } catch (e) {
+    refuse(fileErrorMessage(e), e);
+    return undefined;
+  }
+}
 
 /**
  * Opens every data set the configuration names: a file is read and parsed (an error naming the

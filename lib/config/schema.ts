@@ -193,6 +193,10 @@ export interface Config {
   readonly dataSetConnectTimeout: number;
   /** DataSetPasswordFile (dkimd's own): the dsn: password, relative to $CREDENTIALS_DIRECTORY. */
   readonly dataSetPasswordFile?: string;
+  /** DataSetTLS (dkimd's own): TLS to dsn:pgsql and dsn:mysql servers (default no). */
+  readonly dataSetTls: "no" | "prefer" | "require" | "verify";
+  /** DataSetTLSCAFile (dkimd's own): a private CA (PEM) for DataSetTLS verify and LDAP TLS. */
+  readonly dataSetTlsCaFile?: string;
   /**
    * DNSMaxAnswerBytes (dkimd's own): most bytes of TXT record text in one key answer; more is a
    * permerror (default 8192).

@@ -173,6 +173,19 @@ export const MAX_MILTER_IDLE_TIMEOUT = 2_147_483;
 
 const FILE_OR_LIST: readonly DataSetType[] = ["file", "csl"];
 
+/** DataSetTLS's values, from none to libpq's verify-full. */
+const DATA_SET_TLS_MODES = ["no", "prefer", "require", "verify"] as const;
+
+/** Reads DataSetTLS, in any case. */
+function parseDataSetTls(text: string): typeof DATA_SET_TLS_MODES[number] {
+  const t = text.trim().toLowerCase();
+  const found = DATA_SET_TLS_MODES.find((m) => m === t);
+  if (!found) {
+    throw new ValueError(`unknown mode "${text}": expected ${DATA_SET_TLS_MODES.join(", ")}`);
+  }
+  return found;
+}
+
 /** Longest DataSet* time in seconds: a day, past which an answer or a wait is surely a mistake. */
 export const MAX_DATA_SET_SECONDS = 86_400;
 
@@ -731,6 +744,25 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     dkimd: true,
     doc: "File holding the password of every dsn: data set, instead of the DSN's; a " +
       "relative name is read from $CREDENTIALS_DIRECTORY (systemd LoadCredential=).",
+  },
+  dataSetTls: {
+    name: "DataSetTLS",
+    group: "tables",
+    kind: oneOf(DATA_SET_TLS_MODES, parseDataSetTls),
+    default: "no",
+    dkimd: true,
+    doc: "TLS to dsn:pgsql and dsn:mysql servers: no (plain text, as OpenDKIM's OpenDBX), " +
+      "prefer, require (encrypted, the certificate not checked: libpq's sslmode=require) or " +
+      "verify (the certificate checked against DataSetTLSCAFile or the default CAs, and for " +
+      "the DSN's host: verify-full).",
+  },
+  dataSetTlsCaFile: {
+    name: "DataSetTLSCAFile",
+    group: "tables",
+    kind: TEXT,
+    dkimd: true,
+    doc: "PEM certificates of a private CA that DataSetTLS verify and LDAP's TLS trust; read " +
+      "at load.",
   },
   ldapBindUser: {
     name: "LDAPBindUser",

@@ -24,6 +24,13 @@ export interface BackendOptions {
    * the DSN or URI, so it need not sit in opendkim.conf.
    */
   readonly password?: string;
-  /** TLS to the server: `true` to try it, `"require"` to refuse a connection without it. */
-  readonly tls?: boolean | "require";
+  /**
+   * TLS to the server: `true` to try it, `"require"` to refuse a connection without it (the
+   * certificate not checked, libpq's sslmode=require), `"verify"` to require it and check the
+   * certificate's chain (against {@link BackendOptions.ca}, else the default trusted CAs) and
+   * that it names the host the DSN names (libpq's sslmode=verify-full).
+   */
+  readonly tls?: boolean | "require" | "verify";
+  /** Certificates (PEM) `"verify"` trusts instead of the default CAs: a private CA. */
+  readonly ca?: string;
 }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import net from "node:net";
 import mysql from "mysql2/promise";
 import type { BackendOptions } from "./backend_options.ts";
 import type { DsnSpec } from "./dsn_spec.ts";
@@ -63,9 +64,18 @@ export function openMysql(spec: DsnSpec, options: BackendOptions): TableBackend 
     throw new Error(`${describe} names no user: write USER[:PASSWORD]@ before the host`);
   }
   const password = options.password ?? spec.password ?? "";
+  const host = spec.host === undefined || spec.host === "" ? "localhost" : spec.host;
+  if (options.tls === "verify" && net.isIP(host) !== 0) {
+    // mysql2 checks the certificate's name only against a host name: for an address it would
+    // check "localhost" (Node's default), or nothing, never the address.
+    throw new Error(
+      `${describe} names its server by the address "${host}": checking the server's ` +
+        "certificate (TLS verify) needs the host name the certificate lists",
+    );
+  }
   const makePool = (tls: boolean) =>
     mysql.createPool({
-      host: spec.host === undefined || spec.host === "" ? "localhost" : spec.host,
+      host,
       port: spec.port ?? DEFAULT_PORT,
       database: spec.database,
       user: spec.user,
@@ -79,8 +89,16 @@ export function openMysql(spec: DsnSpec, options: BackendOptions): TableBackend 
       queueLimit: 0,
       enableKeepAlive: true,
       multipleStatements: false,
-      // Like libmysqlclient's --ssl-mode=REQUIRED: encrypted, the certificate not checked.
-      ssl: tls ? { rejectUnauthorized: false } : undefined,
+      ssl: !tls ? undefined : options.tls === "verify"
+        // libmysqlclient's VERIFY_IDENTITY: the chain, and the host name, checked before the
+        // credentials are sent.
+        ? {
+          rejectUnauthorized: true,
+          verifyIdentity: true,
+          ...(options.ca === undefined ? {} : { ca: options.ca }),
+        }
+        // Like libmysqlclient's --ssl-mode=REQUIRED: encrypted, the certificate not checked.
+        : { rejectUnauthorized: false },
     });
   // tls: true prefers TLS; mysql2 has no "prefer", so a server that offers none is met by a
   // second pool in the clear (what libmysqlclient's PREFERRED does).
@@ -97,6 +115,8 @@ export function openMysql(spec: DsnSpec, options: BackendOptions): TableBackend 
     if (e.code && !why.includes(e.code)) why = `${why} (${e.code})`;
     if (e.code === "HANDSHAKE_NO_SSL_SUPPORT") {
       why = `${why}; TLS is required and the server offers none`;
+    } else if (options.tls === "verify" && /certificate|altnames|self-signed/i.test(why)) {
+      why = `${why}; the server's certificate was refused (TLS verification is required)`;
     }
     return backendError(describe, why, password);
   };

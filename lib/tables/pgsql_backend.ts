@@ -10,6 +10,7 @@
  * @module
  */
 import process from "node:process";
+import tls from "node:tls";
 import postgres from "postgres";
 import type { BackendOptions } from "./backend_options.ts";
 import type { DsnSpec } from "./dsn_spec.ts";
@@ -69,10 +70,17 @@ export function openPgsql(spec: DsnSpec, options: BackendOptions): TableBackend 
     throw new Error(`${describe} names no user: write USER[:PASSWORD]@ before the host`);
   }
   const password = options.password ?? spec.password ?? "";
-  const ssl = options.tls === "require" ? "require" : options.tls ? "prefer" : false;
+  const host = spec.host === undefined || spec.host === "" ? "localhost" : spec.host;
+  const ssl = options.tls === "verify"
+    ? verifiedTls(host, options.ca)
+    : options.tls === "require"
+    ? "require"
+    : options.tls
+    ? "prefer"
+    : false;
   const sql = withoutEnvironment(() =>
     postgres({
-      host: spec.host === undefined || spec.host === "" ? "localhost" : spec.host,
+      host,
       port: spec.port ?? DEFAULT_PORT,
       database: spec.database,
       user: spec.user,
@@ -123,7 +131,12 @@ export function openPgsql(spec: DsnSpec, options: BackendOptions): TableBackend 
     const e = error as { message?: string; code?: string };
     let why = e.message ?? String(error);
     if (e.code && !why.includes(e.code)) why = `${why} (${e.code})`;
-    if (ssl === "require" && /SSL|TLS|EPROTO|ECONNRESET|wrong version/i.test(why)) {
+    if (e.code !== undefined && CERTIFICATE_REFUSED.test(e.code)) {
+      why = `${why}; the server's certificate was refused (TLS verification is required)`;
+    } else if (
+      (ssl === "require" || typeof ssl === "object") &&
+      /SSL|TLS|EPROTO|ECONNRESET|wrong version/i.test(why)
+    ) {
       why = `${why}; TLS is required and the server did not complete a TLS handshake`;
     }
     return backendError(describe, why, password);
@@ -161,6 +174,24 @@ export function openPgsql(spec: DsnSpec, options: BackendOptions): TableBackend 
       closed = true;
       await sql.end({ timeout: 1 });
     },
+  };
+}
+
+/** Node's codes for a certificate chain or name that verification refused. */
+const CERTIFICATE_REFUSED = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/;
+
+/**
+ * npm `postgres`' TLS options for libpq's sslmode=verify-full: the chain checked against `ca`
+ * (else the default CAs), and the certificate checked for `host` itself. Node's own check
+ * takes the name from `servername`, which must not be an address, so for a DSN naming
+ * 127.0.0.1 it would check "localhost": a certificate for localhost would pass for any
+ * address, and one listing the address (an IP subjectAltName) would fail.
+ */
+function verifiedTls(host: string, ca: string | undefined): tls.ConnectionOptions {
+  return {
+    rejectUnauthorized: true,
+    ...(ca === undefined ? {} : { ca }),
+    checkServerIdentity: (_name, cert) => tls.checkServerIdentity(host, cert),
   };
 }
 

@@ -8,6 +8,7 @@ import { importPrivateKey, type SigningKey } from "../../lib/crypto/private_key.
 import { chooseSigners } from "../../lib/policy/signers.ts";
 import type { DatabaseSource } from "../../lib/policy/dataset.ts";
 import type { BackendOptions } from "../../lib/tables/backend_options.ts";
+import type { LdapOptions } from "../../lib/tables/ldap_backend.ts";
 import { KEYS_DIR } from "../helpers/dkim_fixtures.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -113,7 +114,11 @@ Deno.test("loadConfig() asks every database data set by key: KeyTable, SigningTa
 
 /** Loads `conf` with real files, recording what each database back end is opened with. */
 async function loadRecording(dir: string, conf: string, credentials?: string) {
-  const opened: { source: DatabaseSource; options: BackendOptions; directory: string }[] = [];
+  const opened: {
+    source: DatabaseSource;
+    options: BackendOptions & LdapOptions;
+    directory: string;
+  }[] = [];
   const real = denoLoadIo(importPrivateKey);
   const io: LoadIo<SigningKey> = {
     ...real,
@@ -248,5 +253,37 @@ Deno.test("loadConfig() warns, naming the setting, its line and both paths, when
     } finally {
       await Promise.all(opendkim.tables.map((t) => t.close()));
     }
+  });
+});
+
+Deno.test("loadConfig() gives DataSetTLS to dsn: data sets and DataSetTLSCAFile to dsn: and LDAP", async () => {
+  await withDir(async (dir) => {
+    const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    await Deno.writeTextFile(`${dir}/ca.pem`, pem);
+    const base = "Mode v\nExemptDomains dsn:pgsql://dkim@db/mail/table=t?keycol=k?datacol=v\n" +
+      "PeerList ldap://ldap.example/dc=example\n";
+    const tlsOf = async (conf: string) =>
+      (await loadRecording(dir, base + conf)).opened.map((o) => o.options.tls);
+    // "no", the default, is OpenDKIM's plain text: no tls option at all.
+    assert.deepEqual(await tlsOf(""), [undefined, undefined]);
+    assert.deepEqual(await tlsOf("DataSetTLS no\n"), [undefined, undefined]);
+    assert.deepEqual(await tlsOf("DataSetTLS Prefer\n"), [undefined, true]);
+    assert.deepEqual(await tlsOf("DataSetTLS require\n"), [undefined, "require"]);
+    // BaseDirectory is where a relative CA file is.
+    const { opened } = await loadRecording(
+      dir,
+      `${base}BaseDirectory ${dir}\nDataSetTLS verify\nDataSetTLSCAFile ca.pem\n`,
+    );
+    assert.deepEqual(
+      opened.map((o) => [o.source.kind, o.options.tls, o.options.ca, o.options.tlsCa]),
+      [
+        ["ldap", undefined, undefined, pem],
+        ["dsn", "verify", pem, undefined],
+      ],
+    );
+    await assert.rejects(
+      loadRecording(dir, `${base}DataSetTLS always\n`),
+      /"DataSetTLS".*unknown mode "always": expected no, prefer, require, verify/,
+    );
   });
 });

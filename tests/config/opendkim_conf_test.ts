@@ -230,6 +230,12 @@ const good: KeyCase[] = [
   { line: "DataSetQueryTimeout 2", want: (c) => c.dataSetQueryTimeout, value: 2 },
   { line: "DataSetConnectTimeout 3", want: (c) => c.dataSetConnectTimeout, value: 3 },
   { line: "DataSetPasswordFile dkim-db", want: (c) => c.dataSetPasswordFile, value: "dkim-db" },
+  { line: "DataSetTLS Verify", want: (c) => c.dataSetTls, value: "verify" },
+  {
+    line: "DataSetTLSCAFile /etc/dkimd/ca.pem",
+    want: (c) => c.dataSetTlsCaFile,
+    value: "/etc/dkimd/ca.pem",
+  },
   { line: "DNSMaxAnswerBytes 4096", want: (c) => c.dnsMaxAnswerBytes, value: 4096 },
   { line: "DNSConnect yes", want: (c) => c.dnsConnect, value: true },
   { line: "QueryCache yes", want: (c) => c.queryCache, value: true },

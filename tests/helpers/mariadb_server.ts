@@ -8,7 +8,7 @@
  */
 import { freePort } from "./dkimd_process.ts";
 import { makeSharedTempDir } from "./shared_temp_dir.ts";
-import { writeSelfSignedCert } from "./self_signed_cert.ts";
+import { type TestCertificate, writeTestCertificate } from "./test_certificate.ts";
 import {
   runAs,
   type ServerProcess,
@@ -26,7 +26,7 @@ const CLIENT_TIMEOUT_MS = 60_000;
 
 /** What a test asks of its server. */
 export interface MariadbServerOptions {
-  /** Serve TLS with a generated self-signed certificate (plain connections still work). */
+  /** Serve TLS with a certificate from a generated test CA (plain connections still work). */
   readonly tls?: boolean;
 }
 
@@ -44,6 +44,8 @@ export interface MariadbServer extends AsyncDisposable {
   readonly password: string;
   /** Whether TLS is served. */
   readonly tls: boolean;
+  /** The test CA's certificate (PEM file) that issued the server's, when TLS is served. */
+  readonly caFile?: string;
   /** Runs `sql` as root in the test database; resolves the client's batch output. */
   sql(sql: string): Promise<string>;
   /** Shuts the server down (SIGTERM: sessions are ended at once, the data kept), as an outage. */
@@ -110,8 +112,9 @@ export async function startMariadb(options: MariadbServerOptions = {}): Promise<
       "--performance-schema=OFF",
       "--max-connections=40",
     ];
+    let cert: TestCertificate | undefined;
     if (options.tls) {
-      const cert = await writeSelfSignedCert(dir, account);
+      cert = await writeTestCertificate(dir, account);
       args.push(`--ssl-cert=${cert.certFile}`, `--ssl-key=${cert.keyFile}`);
     } else {
       args.push("--skip-ssl");
@@ -170,6 +173,7 @@ export async function startMariadb(options: MariadbServerOptions = {}): Promise<
       user,
       password,
       tls: options.tls ?? false,
+      ...(cert ? { caFile: cert.caFile } : {}),
       sql: (sql) => client(sql, database),
       stop: async () => await server?.stop("SIGTERM"),
       start,

@@ -8,7 +8,7 @@
  */
 import { freePort } from "./dkimd_process.ts";
 import { makeSharedTempDir } from "./shared_temp_dir.ts";
-import { writeSelfSignedCert } from "./self_signed_cert.ts";
+import { type TestCertificate, writeTestCertificate } from "./test_certificate.ts";
 import {
   runAs,
   type ServerProcess,
@@ -28,10 +28,12 @@ const PSQL_TIMEOUT_MS = 60_000;
 
 /** What a test asks of its server. */
 export interface PostgresServerOptions {
-  /** Serve TLS with a generated self-signed certificate (plain connections still work). */
+  /** Serve TLS with a certificate from a generated test CA (plain connections still work). */
   readonly tls?: boolean;
   /** Log every statement into {@link PostgresServer.log} (`log_statement=all`). */
   readonly logStatements?: boolean;
+  /** Loopback addresses to listen on besides 127.0.0.1 (one the certificate does not list). */
+  readonly alsoListen?: readonly string[];
 }
 
 /** A running private PostgreSQL. */
@@ -48,6 +50,8 @@ export interface PostgresServer extends AsyncDisposable {
   readonly password: string;
   /** Whether TLS is served. */
   readonly tls: boolean;
+  /** The test CA's certificate (PEM file) that issued the server's, when TLS is served. */
+  readonly caFile?: string;
   /** Runs `sql` as the superuser in the test database; resolves psql's unaligned output. */
   sql(sql: string): Promise<string>;
   /** Stops the server fast (sessions ended at once), as an outage. */
@@ -104,7 +108,7 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
     );
     if (init.code !== 0) throw new Error(`initdb failed:\n${init.text}`);
     const settings = [
-      "listen_addresses=127.0.0.1",
+      `listen_addresses=${["127.0.0.1", ...options.alsoListen ?? []].join(",")}`,
       `port=${port}`,
       `unix_socket_directories=${dir}`,
       "fsync=off",
@@ -116,8 +120,9 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
       "logging_collector=off",
     ];
     if (options.logStatements) settings.push("log_statement=all");
+    let cert: TestCertificate | undefined;
     if (options.tls) {
-      const cert = await writeSelfSignedCert(dir, account);
+      cert = await writeTestCertificate(dir, account);
       settings.push("ssl=on", `ssl_cert_file=${cert.certFile}`, `ssl_key_file=${cert.keyFile}`);
     }
     const args = settings.flatMap((s) => ["-c", s]);
@@ -182,6 +187,7 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
       user,
       password,
       tls: options.tls ?? false,
+      ...(cert ? { caFile: cert.caFile } : {}),
       sql: (sql) => psql(sql, database),
       // SIGINT is PostgreSQL's "fast" shutdown: sessions are ended at once, as in a crash of
       // the database host from a client's point of view, but the data stays consistent.
