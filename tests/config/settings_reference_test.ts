@@ -77,3 +77,21 @@ Deno.test("settingsText() lists every setting with its YAML key and default, the
     lines.some((l) => l.startsWith(`  ${IGNORED_BECAUSE.vbr}: VBR-Certifiers, `)),
   );
 });
+
+Deno.test("the reference says, for each OpenDKIM setting, same, same except ..., or not implemented because ...", () => {
+  for (const s of SETTING_LIST) {
+    const { opendkim } = referenceRow(s);
+    if (s.dkimd) assert.equal(opendkim, "dkimd's own", s.name);
+    else assert.match(opendkim, /^same(, except \S.*)?$/, s.name);
+  }
+  assert.equal(referenceRow(SETTING_LIST.find((s) => s.name === "Mode")!).opendkim, "same");
+  assert.match(
+    referenceRow(SETTING_LIST.find((s) => s.name === "RequiredHeaders")!).opendkim,
+    /^same, except .*5\.6\.0/,
+  );
+  const md = settingsMarkdown();
+  assert.match(md, /\| not implemented, because +\| settings +\|/);
+  for (const why of new Set(UNIMPLEMENTED_SETTINGS.map((s) => s.why))) {
+    assert.ok(md.includes(`| ${why.replace(/[|*_\\]/g, (c) => `\\${c}`)} `), why);
+  }
+});
