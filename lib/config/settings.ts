@@ -41,6 +41,7 @@ import {
   DEFAULT_MILTER_SHUTDOWN_TIMEOUT,
   DEFAULT_MINIMUM_KEY_BITS,
   DEFAULT_MODE,
+  DEFAULT_MTA_COMMAND,
   DEFAULT_REQUIRE_SAFE_KEYS,
   DEFAULT_SIGNATURE_ALGORITHM,
   DEFAULT_SYSLOG_FACILITY,
@@ -631,6 +632,44 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     aliasOf: "softwareHeader",
     doc: "The deprecated name of SoftwareHeader (a warning).",
     opendkim: "the DKIM-Filter field names dkimd; a warning calls the name deprecated",
+  },
+  sendReports: {
+    name: "SendReports",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc: "Send a failure report (RFC 6651, ARF) for a failed signature with r=y to the ra= " +
+      "address its domain publishes at _report._domainkey.",
+    opendkim: "reports are queued (never delaying the reply), rate-limited per domain, and " +
+      "obey rr= (RFC 6651) as well as OpenDKIM's ro=; the canonicalized header and body are " +
+      "not attached",
+  },
+  reportAddress: {
+    name: "ReportAddress",
+    group: "results",
+    kind: TEXT,
+    defaultText: "USER@HOST: the user dkimd runs as, this host's name",
+    doc: "The From of failure reports, and their envelope sender (MTACommand -f).",
+  },
+  reportBccAddress: {
+    name: "ReportBccAddress",
+    group: "results",
+    kind: TEXT,
+    doc: "Addresses (comma-separated) given a Bcc of every failure report.",
+  },
+  requestReports: {
+    name: "RequestReports",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc: "Write r=y in new signatures: ask verifiers for failure reports (RFC 6651 §4).",
+  },
+  mtaCommand: {
+    name: "MTACommand",
+    group: "results",
+    kind: TEXT,
+    default: DEFAULT_MTA_COMMAND,
+    doc: "The sendmail-compatible program failure reports go through (run with -t -f ADDRESS).",
   },
   nameservers: {
     name: "Nameservers",
