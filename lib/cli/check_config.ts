@@ -22,6 +22,7 @@ import { errorMessage } from "../error_message.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
 import { BUILTIN_CONFIG, loadRuntime, RuntimeConfigError } from "./runtime.ts";
 import { securityWarnings } from "./security_warnings.ts";
+import { groupIgnoredSettings } from "../config/unimplemented_settings.ts";
 import { EXIT_CONFIG } from "./serve.ts";
 
 /** The help text of `dkimd check-config`. */
@@ -30,7 +31,8 @@ export const CHECK_CONFIG_USAGE = `Usage: dkimd check-config [FILE]
 
 Loads the configuration (opendkim.conf format or YAML; default: the built-in one) with its
 tables and keys as the server would, and prints the effective settings, each with the file
-and line it came from, then every warning. Exit status 0 when the server would start,
+and line it came from, then the OpenDKIM settings it ignores grouped by reason, then every
+other warning. Exit status 0 when the server would start,
 78 when it would not (every problem is listed with its file and line).
 
 With --settings, lists every setting instead: its YAML key, value, default and what it does,
@@ -297,8 +299,17 @@ export async function runCheckConfig(args: readonly string[]): Promise<number> {
       console.log("Data sets in databases:");
       for (const p of probes) console.log(`  ${p.setting.padEnd(20)} ${p.text}`);
     }
+    const { groups, others } = groupIgnoredSettings(loaded.warnings);
+    if (groups.length > 0) {
+      const count = groups.reduce((n, g) => n + g.settings.length, 0);
+      console.log(`${count} OpenDKIM setting(s) ignored, by reason:`);
+      for (const g of groups) {
+        const where = g.settings.map((s) => `${s.name} (${formatOrigin(s.origin)})`);
+        console.log(`  ${g.why}:\n    ${where.join(", ")}`);
+      }
+    }
     const warnings = [
-      ...loaded.warnings.map((w) => w.message),
+      ...others.map((w) => w.message),
       ...securityWarnings(loaded),
       ...probes.filter((p) => !p.reachable).map((p) =>
         `${p.setting} ${p.text}; the server starts, and lookups in it get On-InternalError ` +

@@ -21,6 +21,7 @@ import { createLogger, type Logger, sanitizeLogMessage } from "../ops/log.ts";
 import { Metrics, type MetricsServer, serveMetrics } from "../ops/metrics.ts";
 import { type PidFile, PidFileError, writePidFile } from "../ops/pid_file.ts";
 import { notifyReady } from "../ops/readiness.ts";
+import { defaultReportAddress, FailureReportQueue } from "../ops/failure_report_queue.ts";
 import { readUserDb, resolveRunAs, type RunAs, unreadableFiles } from "../ops/run_as.ts";
 import { ServiceNotify } from "../ops/service_notify.ts";
 import { ServiceStatus } from "../ops/service_status.ts";
@@ -260,10 +261,17 @@ async function serveInProcess(
     }
   };
   attachTables(runtime);
+  const hostname = Deno.hostname();
+  // SendReports' queue: made whatever the setting, so a reload that turns it on finds it.
+  const reports = new FailureReportQueue({
+    log: logger,
+    defaultFrom: await defaultReportAddress(hostname),
+  });
   const filter = new DkimFilter({
     runtime: () => current,
     logger,
-    hostname: Deno.hostname(),
+    hostname,
+    reports,
     // Published keys are imported with the CryptoBackend in force when first seen.
     keyCache: new KeyCache(
       undefined,
@@ -328,8 +336,10 @@ async function serveInProcess(
     worker: isWorker(),
   });
   await systemd?.ready();
-  // Serving never starts programs: give the permission up (least privilege).
-  await Deno.permissions.revoke({ name: "run" }).catch(() => {});
+  // Serving starts no program but SendReports' MTACommand: without it, give the permission up
+  // (least privilege). Deno cannot keep one command only, and cannot take a revoked permission
+  // back, so SendReports turned on by a reload needs a restart (a failed report says so).
+  if (!config.sendReports) await Deno.permissions.revoke({ name: "run" }).catch(() => {});
 
   let reloading = Promise.resolve();
   const reload = () => {

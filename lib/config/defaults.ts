@@ -139,3 +139,6 @@ export const DEFAULT_ACTIONS: Actions = {
   security: "tempfail",
   signatureError: "reject",
 };
+
+/** MTACommand's default: sendmail where Debian's opendkim and Postfix put it (`SENDMAIL_PATH`). */
+export const DEFAULT_MTA_COMMAND = "/usr/sbin/sendmail";

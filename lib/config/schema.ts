@@ -179,6 +179,16 @@ export interface Config {
   readonly removeArFrom?: DataSetSource;
   /** SoftwareHeader: add `DKIM-Filter:`. */
   readonly softwareHeader: boolean;
+  /** SendReports: send RFC 6651 failure reports for failed signatures that ask with `r=y`. */
+  readonly sendReports: boolean;
+  /** ReportAddress: the From of failure reports and their envelope sender (default USER@HOST). */
+  readonly reportAddress?: string;
+  /** ReportBccAddress: Bcc of every failure report (comma-separated addresses). */
+  readonly reportBccAddress?: string;
+  /** RequestReports: write `r=y` in new signatures (RFC 6651 §4). */
+  readonly requestReports: boolean;
+  /** MTACommand: the sendmail-compatible program reports are sent through. */
+  readonly mtaCommand: string;
   /** Nameservers to query instead of resolv.conf's. */
   readonly nameservers?: readonly Nameserver[];
   /** DNSTimeout in seconds (default 5). */

@@ -41,6 +41,7 @@ import {
   DEFAULT_MILTER_SHUTDOWN_TIMEOUT,
   DEFAULT_MINIMUM_KEY_BITS,
   DEFAULT_MODE,
+  DEFAULT_MTA_COMMAND,
   DEFAULT_REQUIRE_SAFE_KEYS,
   DEFAULT_SIGNATURE_ALGORITHM,
   DEFAULT_SYSLOG_FACILITY,
@@ -121,6 +122,11 @@ export interface Setting<F extends SettingField = SettingField> {
   readonly doc: string;
   /** True for dkimd's own settings, which OpenDKIM does not have. */
   readonly dkimd?: true;
+  /**
+   * Where dkimd departs from OpenDKIM 2.11's setting of the name, on purpose or as a limit: the
+   * reference reads "same, except" and this. Absent on an OpenDKIM setting: the same as OpenDKIM.
+   */
+  readonly opendkim?: string;
   /** On-* settings: the action they set (`default`: On-Default, every action at once). */
   readonly action?: keyof Actions | "default";
   /** An old name: the setting it stands for (X-Header is SoftwareHeader). */
@@ -249,6 +255,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: TEXT,
     defaultText: "none: no field chooses",
     doc: "A header field (HEADER[/BODY]) that overrides Canonicalization for the mail it is in.",
+    opendkim:
+      "OpenDKIM 2.11 obeys a Canonicalization field whatever this names (keeping its leading space); dkimd obeys only the field named here, and none without it",
   },
   signatureAlgorithm: {
     name: "SignatureAlgorithm",
@@ -256,6 +264,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: oneOf(SIGNING_ALGORITHMS, parseSignatureAlgorithm),
     default: DEFAULT_SIGNATURE_ALGORITHM,
     doc: "Algorithm of new signatures; Ed25519 keys always sign ed25519-sha256.",
+    opendkim: "rsa-sha1 is refused (RFC 8301)",
   },
   domain: {
     name: "Domain",
@@ -316,18 +325,22 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     default: DEFAULT_INTERNAL_HOSTS_SOURCE,
     defaultText: "127.0.0.1, ::1",
     doc: "Clients (addresses, CIDR blocks, names) whose mail is signed.",
+    opendkim: "localhost also covers 127.0.0.0/8 and ::1",
   },
   externalIgnoreList: {
     name: "ExternalIgnoreList",
     group: "hosts",
     kind: dataSet(FILE_LIST_OR_DATABASE),
     doc: "Hosts that may send as our domains: neither verified nor complained about.",
+    opendkim:
+      "its hosts' mail is not verified either (OpenDKIM only stops complaining); localhost also covers 127.0.0.0/8 and ::1",
   },
   peerList: {
     name: "PeerList",
     group: "hosts",
     kind: dataSet(FILE_LIST_OR_DATABASE),
     doc: "Clients whose mail is neither signed nor verified.",
+    opendkim: "localhost also covers 127.0.0.0/8 and ::1",
   },
   mta: {
     name: "MTA",
@@ -383,6 +396,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: dataSet(FILE_OR_LIST),
     defaultText: "RFC 4871 §5.5's list",
     doc: "Header fields to sign; with *, the default list with +NAME added and -NAME removed.",
+    opendkim:
+      "the default list adds Sender, Message-ID, Resent-Message-ID and the MIME fields (RFC 4871 §5.5)",
   },
   omitHeaders: {
     name: "OmitHeaders",
@@ -397,6 +412,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: dataSet(FILE_OR_LIST),
     defaultText: "From",
     doc: "Fields signed once more than present, so none can be added; * as for SignHeaders.",
+    opendkim:
+      "reads *, +NAME and -NAME as SignHeaders does; the default is From (Debian's opendkim.conf), not none",
   },
   signatureTtl: {
     name: "SignatureTTL",
@@ -433,6 +450,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: COUNT,
     default: DEFAULT_MAXIMUM_SIGNATURES_TO_VERIFY,
     doc: "Most signatures verified per message (0 or over 50: 50); the rest ignored.",
+    opendkim: "0 verifies at most 50 (MAX_SIGNATURES_CEILING), not all",
   },
   maximumKeyBits: {
     name: "MaximumKeyBits",
@@ -448,6 +466,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: COUNT,
     defaultText: "the whole body",
     doc: "Sign at most this many body bytes, adding l= (0 is refused).",
+    opendkim: "0 is refused: l=0 would sign none of the body",
   },
   removeOldSignatures: {
     name: "RemoveOldSignatures",
@@ -577,6 +596,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "Messages breaking RFC 5322 §3.6's field counts: policy, not pass; not signed.",
+    opendkim:
+      "a result per signature (policy; OpenDKIM: one permerror for the message); when signing, On-SignatureError decides (OpenDKIM passes it on unsigned)",
   },
   requiredHeaders: {
     name: "RequiredHeaders",
@@ -584,6 +605,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "Reject messages breaking RFC 5322 §3.6's field counts (one From, one Date...).",
+    opendkim: "also counts Sender, as RFC 5322 §3.6 does, and rejects with 5.6.0 (OpenDKIM: 5.0.0)",
   },
   ignoreMalformedMail: {
     name: "IgnoreMalformedMail",
@@ -598,6 +620,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "results",
     kind: dataSet(FILE_OR_LIST),
     doc: "Header fields a signature must cover when present, or it gets policy.",
+    opendkim:
+      "every instance of a listed field must be covered, not only its name in h=; the result is policy (OpenDKIM: fail)",
   },
   quarantine: {
     name: "Quarantine",
@@ -635,6 +659,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "results",
     kind: dataSet(FILE_OR_LIST),
     doc: "Hosts and .domains whose Authentication-Results fields are removed.",
+    opendkim:
+      "forged fields with our authserv-id are removed whatever this says, however many (OpenDKIM#185)",
   },
   softwareHeader: {
     name: "SoftwareHeader",
@@ -642,6 +668,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "Add a DKIM-Filter field naming dkimd to signed mail.",
+    opendkim: "the DKIM-Filter field names dkimd",
   },
   xHeader: {
     name: "X-Header",
@@ -649,6 +676,45 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     aliasOf: "softwareHeader",
     doc: "The deprecated name of SoftwareHeader (a warning).",
+    opendkim: "the DKIM-Filter field names dkimd; a warning calls the name deprecated",
+  },
+  sendReports: {
+    name: "SendReports",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc: "Send a failure report (RFC 6651, ARF) for a failed signature with r=y to the ra= " +
+      "address its domain publishes at _report._domainkey.",
+    opendkim: "reports are queued (never delaying the reply), rate-limited per domain, and " +
+      "obey rr= (RFC 6651) as well as OpenDKIM's ro=; the canonicalized header and body are " +
+      "not attached",
+  },
+  reportAddress: {
+    name: "ReportAddress",
+    group: "results",
+    kind: TEXT,
+    defaultText: "USER@HOST: the user dkimd runs as, this host's name",
+    doc: "The From of failure reports, and their envelope sender (MTACommand -f).",
+  },
+  reportBccAddress: {
+    name: "ReportBccAddress",
+    group: "results",
+    kind: TEXT,
+    doc: "Addresses (comma-separated) given a Bcc of every failure report.",
+  },
+  requestReports: {
+    name: "RequestReports",
+    group: "results",
+    kind: BOOL,
+    default: false,
+    doc: "Write r=y in new signatures: ask verifiers for failure reports (RFC 6651 §4).",
+  },
+  mtaCommand: {
+    name: "MTACommand",
+    group: "results",
+    kind: TEXT,
+    default: DEFAULT_MTA_COMMAND,
+    doc: "The sendmail-compatible program failure reports go through (run with -t -f ADDRESS).",
   },
   nameservers: {
     name: "Nameservers",
@@ -783,24 +849,28 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: oneOf(["simple"], parseLdapAuthMechanism),
     defaultText: "simple",
     doc: "Only a simple bind (also written empty or none); SASL mechanisms are refused.",
+    opendkim: "SASL mechanisms are refused at load: dkimd binds simply",
   },
   ldapAuthName: {
     name: "LDAPAuthName",
     group: "ldap",
     kind: TEXT,
     doc: "Not used: SASL only, and dkimd binds simply (LDAPAuthMechanism).",
+    opendkim: "read and not used: SASL only",
   },
   ldapAuthRealm: {
     name: "LDAPAuthRealm",
     group: "ldap",
     kind: TEXT,
     doc: "Not used: SASL only, and dkimd binds simply (LDAPAuthMechanism).",
+    opendkim: "read and not used: SASL only",
   },
   ldapAuthUser: {
     name: "LDAPAuthUser",
     group: "ldap",
     kind: TEXT,
     doc: "Not used: SASL only, and dkimd binds simply (LDAPAuthMechanism).",
+    opendkim: "read and not used: SASL only",
   },
   ldapUseTls: {
     name: "LDAPUseTLS",
@@ -808,6 +878,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "StartTLS to ldap: and ldapi: servers, required: no plain-text fallback (ldaps: is TLS).",
+    opendkim: "StartTLS is required: no plain-text fallback",
   },
   ldapTimeout: {
     name: "LDAPTimeout",
@@ -822,6 +893,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "Not used: OpenDKIM's own LDAP cache; dkimd caches every database data set alike.",
+    opendkim: "read and not used: every database data set is cached alike (DataSetCacheTTL)",
   },
   ldapKeepaliveIdle: {
     name: "LDAPKeepaliveIdle",
@@ -829,18 +901,21 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: COUNT,
     doc: "Not used: Deno cannot set TCP keepalive timers; LDAPTimeout bounds every operation " +
       "and a broken connection is made again.",
+    opendkim: "read and not used: Deno cannot set TCP keepalive timers",
   },
   ldapKeepaliveInterval: {
     name: "LDAPKeepaliveInterval",
     group: "ldap",
     kind: COUNT,
     doc: "Not used, as LDAPKeepaliveIdle.",
+    opendkim: "read and not used: Deno cannot set TCP keepalive timers",
   },
   ldapKeepaliveProbes: {
     name: "LDAPKeepaliveProbes",
     group: "ldap",
     kind: COUNT,
     doc: "Not used, as LDAPKeepaliveIdle.",
+    opendkim: "read and not used: Deno cannot set TCP keepalive timers",
   },
   ldapSoftStart: {
     name: "LDAPSoftStart",
@@ -848,6 +923,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "Not needed: dkimd always starts while LDAP is down and connects at the first lookup.",
+    opendkim: "always so (OpenDKIM 2.10 renamed it SoftStart): dkimd starts while LDAP is down",
   },
   rotationInterval: {
     name: "RotationInterval",
@@ -983,12 +1059,16 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: TEXT,
     doc:
       "Lua script run at end of header (opendkim-lua(3) setup): may sign, verify or set the result.",
+    opendkim:
+      "compiled at load (a syntax error stops the load, naming the line); each call has a budget of 1 s and 16 MiB; see Lua policy scripts",
   },
   screenPolicyScript: {
     name: "ScreenPolicyScript",
     group: "other",
     kind: TEXT,
     doc: "Lua script run before verifying (opendkim-lua(3) screen): may ignore signatures.",
+    opendkim:
+      "runs only for mail that is verified; odkim.sig_ignore() also leaves the signature out of Authentication-Results",
   },
   statisticsPolicyScript: {
     name: "StatisticsPolicyScript",
@@ -996,6 +1076,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: TEXT,
     doc:
       "Lua script run after verifying (opendkim-lua(3) statistics); odkim.stats records nothing, as Statistics is not kept.",
+    opendkim: "runs, but nothing is recorded (Statistics is not kept)",
   },
   finalPolicyScript: {
     name: "FinalPolicyScript",
@@ -1003,6 +1084,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: TEXT,
     doc:
       "Lua script run at end of message (opendkim-lua(3) final): may add headers, change recipients, set the reply.",
+    opendkim:
+      "odkim.quarantine() acts whatever the settings; odkim.add_rcpt() and odkim.del_rcpt() change nothing",
   },
   luaOnlySigning: {
     name: "LuaOnlySigning",
@@ -1108,6 +1191,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     defaultText: "none",
     doc: "Refused with systemd's equivalent: Deno cannot chroot(2); use RootDirectory= or " +
       "TemporaryFileSystem=/ with BindReadOnlyPaths= in dkimd.service.",
+    opendkim: "refused: Deno cannot chroot(2); the error gives systemd's RootDirectory= equivalent",
   },
   umask: {
     name: "UMask",

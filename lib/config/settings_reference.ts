@@ -39,6 +39,8 @@ export interface ReferenceRow {
   readonly default: string;
   /** What it does, with "dkimd's own" for settings OpenDKIM does not have. */
   readonly doc: string;
+  /** Against OpenDKIM 2.11: `same`, `same, except ...`, or `dkimd's own`. */
+  readonly opendkim: string;
 }
 
 /** The column headings of {@link ReferenceRow}, in order. */
@@ -48,6 +50,7 @@ export const REFERENCE_COLUMNS: readonly string[] = [
   "value",
   "default",
   "what it does",
+  "OpenDKIM 2.11",
 ];
 
 /** The reference row of one setting. */
@@ -59,6 +62,7 @@ export function referenceRow(s: SettingEntry): ReferenceRow {
     value: s.kind.syntax,
     default: s.defaultText ?? fallback,
     doc: s.dkimd ? `${s.doc} (dkimd's own)` : s.doc,
+    opendkim: s.dkimd ? "dkimd's own" : s.opendkim ? `same, except ${s.opendkim}` : "same",
   };
 }
 
@@ -82,7 +86,8 @@ export function ignoredByWhy(): [string, string[]][] {
 
 /**
  * The reference as plain text lines: per group, each setting's name, YAML key, syntax and
- * default, then what it does; last, the OpenDKIM settings dkimd ignores.
+ * default, then what it does and where it departs from OpenDKIM; last, the OpenDKIM settings
+ * dkimd ignores, by reason.
  *
  * @example
  * ```ts
@@ -100,6 +105,7 @@ export function settingsText(): string[] {
       const r = referenceRow(s);
       const yaml = r.yaml === "-" ? "no YAML key" : `YAML ${r.yaml}`;
       out.push(`  ${r.name} (${yaml}): ${r.value}; default ${r.default}`, `      ${r.doc}`);
+      if (r.opendkim.startsWith("same, ")) out.push(`      OpenDKIM 2.11: ${r.opendkim}`);
     }
     out.push("");
   }
@@ -122,8 +128,9 @@ function markdownTable(head: readonly string[], rows: readonly (readonly string[
 }
 
 /**
- * The reference as Markdown: a `####` heading and a table per group, then the settings dkimd
- * ignores. The README holds this text between its settings-reference markers.
+ * The reference as Markdown: a `####` heading and a table per group (the last column says
+ * "same", "same, except ..." or "dkimd's own" against OpenDKIM 2.11), then the settings dkimd
+ * ignores with the reason. The README holds this text between its settings-reference markers.
  *
  * @example
  * ```ts
@@ -137,7 +144,8 @@ export function settingsMarkdown(): string {
   for (const [group, settings] of groupedSettings()) {
     const rows = settings.map((s) => {
       const r = referenceRow(s);
-      return [`\`${r.name}\``, r.yaml === "-" ? "-" : `\`${r.yaml}\``, r.value, r.default, r.doc]
+      const name = `\`${r.name}\``;
+      return [name, r.yaml === "-" ? "-" : `\`${r.yaml}\``, r.value, r.default, r.doc, r.opendkim]
         .map((c, i) => i < 2 ? c : cell(c));
     });
     out.push(`#### ${GROUP_TITLES[group]}`, "", ...markdownTable(REFERENCE_COLUMNS, rows), "");
@@ -145,10 +153,10 @@ export function settingsMarkdown(): string {
   out.push(
     "#### OpenDKIM settings dkimd ignores",
     "",
-    "Each gives a warning naming it and its line.",
+    "Each gives a warning naming it, its line and the reason.",
     "",
     ...markdownTable(
-      ["why", "settings"],
+      ["not implemented, because", "settings"],
       ignoredByWhy().map(([why, names]) => [cell(why), names.join(", ")]),
     ),
   );

@@ -67,6 +67,8 @@ export interface SignOptions {
   readonly timestamp?: boolean;
   /** Write `x=` this many seconds after `t=` (OpenDKIM's SignatureTTL). */
   readonly ttl?: number;
+  /** Write `r=y`, asking verifiers for failure reports (RFC 6651 §4; OpenDKIM's RequestReports). */
+  readonly requestReports?: boolean;
 }
 
 /** Capabilities a signer is given. */
@@ -157,6 +159,7 @@ export class Signer {
       length: o.bodyLength || o.maxSignedBytes !== undefined ? signedLength : undefined,
       timestamp,
       expiration: o.ttl === undefined ? undefined : (timestamp ?? now) + o.ttl,
+      reportRequest: o.requestReports,
       headers: headerNames,
       ...(o.copyHeaders ? { copiedHeaders: copiedTokens(fields, headerNames) } : {}),
       bodyHash: toBase64(body.hash),

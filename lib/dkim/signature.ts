@@ -335,6 +335,8 @@ export interface SignatureTags {
   readonly length?: number;
   readonly timestamp?: number;
   readonly expiration?: number;
+  /** `r=y`: failure reports requested (RFC 6651 §4), written after `x=`. */
+  readonly reportRequest?: boolean;
   readonly headers: readonly string[];
   /** `z=` (RFC 6376 §3.5) as tokens that may be folded between (copied_headers.ts). */
   readonly copiedHeaders?: readonly string[];
@@ -353,7 +355,7 @@ export const FOLD_WIDTH = 78;
  * Builds the text of a DKIM-Signature field up to and including `b=`, folded at
  * {@link FOLD_WIDTH} columns with CRLF + TAB, ready for the signature value to be appended with
  * {@link appendSignatureValue}. Tags are written in the order OpenDKIM uses: `v a c d s i l t x
- * h bh b`.
+ * h bh b`, with `r=y` (RFC 6651) after `x=`, among OpenDKIM's extra tags.
  *
  * @example
  * ```ts
@@ -378,6 +380,7 @@ export function formatSignaturePrefix(tags: SignatureTags): string {
   if (tags.length !== undefined) items.push(`l=${tags.length}`);
   if (tags.timestamp !== undefined) items.push(`t=${tags.timestamp}`);
   if (tags.expiration !== undefined) items.push(`x=${tags.expiration}`);
+  if (tags.reportRequest) items.push("r=y");
   const folder = new Folder(`${tags.field?.name ?? SIGNATURE_FIELD}: `);
   for (const item of items) folder.word(`${item};`);
   // h= may be longer than a line: fold before a colon (FWS is allowed around ":", §3.5).

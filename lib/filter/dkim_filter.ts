@@ -79,6 +79,9 @@ import {
   type Work,
 } from "./transaction.ts";
 import { logVerdicts } from "./verdict_log.ts";
+import type { FailureReports } from "./failure_reports.ts";
+import { reportedSignature } from "../dkim/failure_report.ts";
+import type { Verdict } from "../dkim/result.ts";
 import {
   applyFinal,
   applySetup,
@@ -107,6 +110,8 @@ export interface DkimFilterDeps {
   readonly observer?: FilterObserver;
   /** Imported public keys shared between messages. */
   readonly keyCache?: KeyCache;
+  /** Takes the failure reports SendReports sends (RFC 6651); none: no reports. */
+  readonly reports?: FailureReports;
 }
 
 /**
@@ -407,6 +412,7 @@ class DkimConnection implements FilterConnection {
       ttl: config.signatureTtl > 0 ? config.signatureTtl : undefined,
       maxSignedBytes: config.maximumSignedBytes,
       ...(bodyLength ? { bodyLength } : {}),
+      ...(config.requestReports ? { requestReports: true } : {}),
     }));
     // StrictHeaders: OpenDKIM's library refuses to sign such a message too (dkim_eoh_sign()).
     // OpenDKIM then passes it on unsigned; dkimd lets On-SignatureError decide, the setting for
@@ -685,6 +691,7 @@ class DkimConnection implements FilterConnection {
     if (config.softwareHeader) mods.push(this.#softwareField(qid));
     if (lua) mods.push(...lua.modifications);
     logVerdicts(this.#deps.logger, config, verdicts, qid, tx.dnsFailures);
+    if (config.sendReports) this.#offerReport(tx, verdicts, macros, qid);
     if (arcVerdict && work.arc?.report) logArc(this.#deps.logger, arcVerdict, qid);
     const outcome: Outcome = verifyOutcome(verdicts);
     let action: Action = "accept";
@@ -708,6 +715,34 @@ class DkimConnection implements FilterConnection {
       ...(sealed ? { sealed } : {}),
     });
     return { modifications: mods, action };
+  }
+
+  // SendReports: a failed signature with r=y is reported (RFC 6651), off the reply's path. The
+  // reporting MTA is the MTA's name (macro j), as OpenDKIM's mlfi_eom() takes it.
+  #offerReport(
+    tx: Transaction,
+    verdicts: readonly Verdict[],
+    macros: MacroReader,
+    qid: string,
+  ): void {
+    const verdict = reportedSignature(verdicts);
+    const reports = this.#deps.reports;
+    if (verdict === undefined || reports === undefined) return;
+    const { config } = tx.runtime.loaded;
+    const queued = reports.offer({
+      verdict,
+      fields: tx.fields,
+      envelopeFrom: this.#envelopeFrom,
+      sourceIp: this.#info.address,
+      jobId: qid,
+      hostname: macros.get("j") || this.#deps.hostname,
+      date: new Date((this.#deps.now?.() ?? Date.now() / 1000) * 1000),
+      resolver: tx.runtime.resolver,
+      reportAddress: config.reportAddress,
+      reportBccAddress: config.reportBccAddress,
+      mtaCommand: config.mtaCommand,
+    });
+    if (!queued) this.#deps.logger.info(`${qid}: failure report for d=${verdict.domain} dropped`);
   }
 
   // Whether to seal: yes, unless the chain failed only because a key lookup failed for now; then

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { settingsMarkdown } from "../../lib/config/settings_reference.ts";
 import { SETTING_LIST } from "../../lib/config/settings.ts";
+import { IGNORED_BECAUSE } from "../../lib/config/unimplemented_settings.ts";
 import { writeCliConfig } from "../helpers/cli_config.ts";
 import { runCli } from "../helpers/run_cli.ts";
 
@@ -157,6 +158,35 @@ Deno.test("dkimd check-config shows the signature ceiling and refuses MaximumSig
     const refused = await runCli(["check-config", conf]);
     assert.equal(refused.code, 78);
     assert.match(refused.stderr, /"MaximumSignedBytes" at .*: 0 would add l=0 to every signature/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dkimd check-config groups the OpenDKIM settings it ignores by reason, each with its line", async () => {
+  const dir = await writeCliConfig();
+  try {
+    const conf = `${dir}/opendkim.conf`;
+    const before = (await Deno.readTextFile(conf)).split("\n").length - 1;
+    await Deno.writeTextFile(
+      conf,
+      "VBR-Type list\nMilterDebug 6\nVBR-Certifiers vbr.example\nADSPAction discard\n",
+      { append: true },
+    );
+    const r = await runCli(["check-config", conf]);
+    assert.equal(r.code, 0, r.stderr);
+    const at = (n: number) => `${conf}:${before + n}`;
+    assert.ok(
+      r.text.includes(
+        `4 OpenDKIM setting(s) ignored, by reason:\n` +
+          `  ${IGNORED_BECAUSE.vbr}:\n    VBR-Type (${at(1)}), VBR-Certifiers (${at(3)})\n` +
+          `  ${IGNORED_BECAUSE.debugging}:\n    MilterDebug (${at(2)})\n` +
+          `  ${IGNORED_BECAUSE.adsp}:\n    ADSPAction (${at(4)})\n`,
+      ),
+      r.text,
+    );
+    // Grouped, not listed again among the other warnings.
+    assert.doesNotMatch(r.text, /does not implement/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

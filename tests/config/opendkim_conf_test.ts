@@ -210,6 +210,19 @@ const good: KeyCase[] = [
     },
   },
   { line: "SoftwareHeader yes", want: (c) => c.softwareHeader, value: true },
+  { line: "SendReports yes", want: (c) => c.sendReports, value: true },
+  {
+    line: "ReportAddress DKIM <dkim@example.net>",
+    want: (c) => c.reportAddress,
+    value: "DKIM <dkim@example.net>",
+  },
+  {
+    line: "ReportBccAddress a@example.net",
+    want: (c) => c.reportBccAddress,
+    value: "a@example.net",
+  },
+  { line: "RequestReports yes", want: (c) => c.requestReports, value: true },
+  { line: "MTACommand /usr/lib/sendmail", want: (c) => c.mtaCommand, value: "/usr/lib/sendmail" },
   {
     line: "Nameservers 127.0.0.1, ::1@5353",
     want: (c) => c.nameservers,

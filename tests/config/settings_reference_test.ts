@@ -6,7 +6,10 @@ import {
   settingsText,
 } from "../../lib/config/settings_reference.ts";
 import { SETTING_LIST } from "../../lib/config/settings.ts";
-import { UNIMPLEMENTED_SETTINGS } from "../../lib/config/unimplemented_settings.ts";
+import {
+  IGNORED_BECAUSE,
+  UNIMPLEMENTED_SETTINGS,
+} from "../../lib/config/unimplemented_settings.ts";
 
 const README = new URL("../../README.md", import.meta.url);
 const BEGIN = /<!-- settings reference:[^\n]*-->\n/;
@@ -71,6 +74,24 @@ Deno.test("settingsText() lists every setting with its YAML key and default, the
   assert.ok(lines.includes("  Mode (YAML mode): s, v or sv; default sv"));
   assert.ok(lines.includes("  X-Header (no YAML key): yes or no; default none"));
   assert.ok(
-    lines.some((l) => /^ {2}VBR \(RFC 5518\) is not implemented: VBR-Certifiers, /.test(l)),
+    lines.some((l) => l.startsWith(`  ${IGNORED_BECAUSE.vbr}: VBR-Certifiers, `)),
   );
+});
+
+Deno.test("the reference says, for each OpenDKIM setting, same, same except ..., or not implemented because ...", () => {
+  for (const s of SETTING_LIST) {
+    const { opendkim } = referenceRow(s);
+    if (s.dkimd) assert.equal(opendkim, "dkimd's own", s.name);
+    else assert.match(opendkim, /^same(, except \S.*)?$/, s.name);
+  }
+  assert.equal(referenceRow(SETTING_LIST.find((s) => s.name === "Mode")!).opendkim, "same");
+  assert.match(
+    referenceRow(SETTING_LIST.find((s) => s.name === "RequiredHeaders")!).opendkim,
+    /^same, except .*5\.6\.0/,
+  );
+  const md = settingsMarkdown();
+  assert.match(md, /\| not implemented, because +\| settings +\|/);
+  for (const why of new Set(UNIMPLEMENTED_SETTINGS.map((s) => s.why))) {
+    assert.ok(md.includes(`| ${why.replace(/[|*_\\]/g, (c) => `\\${c}`)} `), why);
+  }
 });
