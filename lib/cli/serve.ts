@@ -313,35 +313,13 @@ async function serveInProcess(
     );
     return EXIT_OSERR;
   }
-  let pid: PidFile | undefined;
-  let metricsServer: MetricsServer | undefined;
-  try {
-    if (pidFile !== undefined) pid = await writePidFile(pidFile, { umask: config.umask });
-    if (config.metricsListen) {
-      metricsServer = serveMetrics(metrics, config.metricsListen, { logger });
-      logger.notice(`metrics on http://${formatListenAddress(metricsServer.address)}/metrics`);
-    }
-  } catch (e) {
-    logger.error(errorMessage(e));
-    await server.close();
-    await metricsServer?.close();
-    return e instanceof PidFileError ? EXIT_OSERR : EXIT_CONFIG;
-  }
-  notifyReady();
-  // systemd (NOTIFY_SOCKET): ready now that the socket listens and the keys are loaded.
-  const systemd = ServiceNotify.fromEnv({
-    logger,
-    status: counts,
-    loaded: () => current.loaded,
-    worker: isWorker(),
-  });
-  await systemd?.ready();
-  // Serving starts no program but SendReports' MTACommand: without it, give the permission up
-  // (least privilege). Deno cannot keep one command only, and cannot take a revoked permission
-  // back, so SendReports turned on by a reload needs a restart (a failed report says so).
-  if (!config.sendReports) await Deno.permissions.revoke({ name: "run" }).catch(() => {});
-
-  let reloading = Promise.resolve();
+  // systemd (NOTIFY_SOCKET): set below, when it is told READY=1; the signal handlers, installed
+  // before that, read it when they run.
+  let systemd: ServiceNotify | undefined = undefined;
+  // A reload signalled during the start waits until systemd has been told READY=1 (a
+  // RELOADING=1 before it would be out of order, and the two sends would collide).
+  const { promise: announced, resolve: markAnnounced } = Promise.withResolvers<void>();
+  let reloading = announced;
   const reload = () => {
     reloading = reloading.then(async () => {
       await systemd?.reloading();
@@ -383,7 +361,40 @@ async function serveInProcess(
     ["SIGTERM", () => stop("SIGTERM")],
     ["SIGINT", () => stop("SIGINT")],
   ];
+  // Handled before the PID file is written and before anyone is told that dkimd is ready:
+  // whoever learns it so (`kill -HUP $(cat PidFile)`, systemd's ExecReload after READY=1) may
+  // signal at once, and a signal without a listener kills the process.
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+  let pid: PidFile | undefined;
+  let metricsServer: MetricsServer | undefined;
+  try {
+    if (pidFile !== undefined) pid = await writePidFile(pidFile, { umask: config.umask });
+    if (config.metricsListen) {
+      metricsServer = serveMetrics(metrics, config.metricsListen, { logger });
+      logger.notice(`metrics on http://${formatListenAddress(metricsServer.address)}/metrics`);
+    }
+  } catch (e) {
+    logger.error(errorMessage(e));
+    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+    await server.close();
+    await metricsServer?.close();
+    return e instanceof PidFileError ? EXIT_OSERR : EXIT_CONFIG;
+  }
+  notifyReady();
+  // systemd (NOTIFY_SOCKET): ready now that the socket listens and the keys are loaded.
+  systemd = ServiceNotify.fromEnv({
+    logger,
+    status: counts,
+    loaded: () => current.loaded,
+    worker: isWorker(),
+  });
+  await systemd?.ready();
+  markAnnounced();
+  // Serving starts no program but SendReports' MTACommand: without it, give the permission up
+  // (least privilege). Deno cannot keep one command only, and cannot take a revoked permission
+  // back, so SendReports turned on by a reload needs a restart (a failed report says so).
+  if (!config.sendReports) await Deno.permissions.revoke({ name: "run" }).catch(() => {});
+
   // A worker outlives a supervisor killed with SIGKILL (Deno has no PR_SET_PDEATHSIG), and would
   // hold the socket a restarted supervisor needs: it stops when it is orphaned.
   const watch = isWorker() ? watchParent(() => stop("supervisor gone")) : undefined;
