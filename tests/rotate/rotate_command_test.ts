@@ -35,7 +35,7 @@ interface Setup {
 }
 
 async function withSetup(
-  options: { updateKey?: "right" | "wrong" | "none"; serve?: boolean },
+  options: { updateKey?: "right" | "wrong" | "none"; serve?: boolean; deleteAfter?: number },
   fn: (s: Setup) => Promise<void>,
 ) {
   const oldKey = await generateSigningKey("ed25519");
@@ -79,7 +79,7 @@ async function withSetup(
         `DNSProofServers ${dns.primary.nameserver},${dns.secondary!.nameserver}`,
         `RotationStateFile ${dir}/state/rotation.json`,
         "RotationRetireAfter 0",
-        "RotationDeleteAfter 0",
+        `RotationDeleteAfter ${options.deleteAfter ?? 0}`,
         ...(options.serve ? [`PidFile ${dir}/dkimd.pid`] : []),
         "",
       ].join("\n");
@@ -342,3 +342,71 @@ function newSelectorNow(): string {
   const d = new Date();
   return `${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, "0")}-ed25519`;
 }
+
+/** `dkimd verify --json` of `message` asking only `server`: each signature's result and reason. */
+async function verifyWith(server: string, message: Uint8Array) {
+  const r = await runCli(["verify", "--json", "--nameserver", server], { stdin: message });
+  return (JSON.parse(r.text) as { result: string; reason: string | null; selector: string }[])
+    .map(({ result, reason, selector }) => ({ result, reason, selector }));
+}
+
+Deno.test("dkimd rotate: after the revoke step, dkimd verify reports old mail as permerror (key revoked), RFC 6376 §3.6.1", async () => {
+  await withSetup({ deleteAfter: 3600 }, async (s) => {
+    const message = new TextEncoder().encode(
+      "From: a@example.com\r\nTo: b@example.org\r\nSubject: before the rotation\r\n\r\nhello\r\n",
+    );
+    const signOld = await runCli(
+      ["sign", "-d", ZONE, "-s", "old", "-k", `${s.dir}/keys/old.private`],
+      { stdin: message },
+    );
+    assert.equal(signOld.code, 0, signOld.stderr);
+    const oldMail = signOld.stdout;
+    for (const server of [s.dns.primary.nameserver, s.dns.secondary!.nameserver]) {
+      assert.deepEqual(await verifyWith(server, oldMail), [
+        { result: "pass", reason: null, selector: "old" },
+      ]);
+    }
+
+    const started = await s.run(T0, "--now");
+    assert.notEqual(started.status, ROTATE_EXIT.error, started.err.join("\n"));
+    const activated = await runUntilSettled(s, T0 + 60_000);
+    assert.equal(activated.status, ROTATE_EXIT.ok, [...activated.out, ...activated.err].join("\n"));
+    const selector = "202612-ed25519";
+    assert.match(
+      await Deno.readTextFile(`${s.dir}/key.table`),
+      /main example\.com:202612-ed25519:/,
+    );
+    // Before the revocation, old mail still verifies.
+    assert.deepEqual(await verifyWith(s.dns.primary.nameserver, oldMail), [
+      { result: "pass", reason: null, selector: "old" },
+    ]);
+
+    // Past the record's TTL: the old record is revoked and proven so; deletion waits an hour.
+    const revoked = await runUntilSettled(s, T0 + 60_000 + 301_000);
+    assert.equal(revoked.status, ROTATE_EXIT.ok, [...revoked.out, ...revoked.err].join("\n"));
+    assert.match(revoked.out.join("\n"), /waiting until .* for the time to delete the old key/);
+    for (const server of [s.dns.primary.nameserver, s.dns.secondary!.nameserver]) {
+      assert.deepEqual(await s.txt(server, "old"), ["v=DKIM1; k=ed25519; p="]);
+      assert.deepEqual(await verifyWith(server, oldMail), [
+        { result: "permerror", reason: "key revoked", selector: "old" },
+      ]);
+    }
+    // Mail signed with the new key verifies against the same servers.
+    const signNew = await runCli(
+      ["sign", "-d", ZONE, "-s", selector, "-k", `${s.dir}/keys/${selector}.private`],
+      { stdin: message },
+    );
+    assert.equal(signNew.code, 0, signNew.stderr);
+    assert.deepEqual(await verifyWith(s.dns.secondary!.nameserver, signNew.stdout), [
+      { result: "pass", reason: null, selector },
+    ]);
+
+    // After RotationDeleteAfter the record and the old key file are gone: old mail has no key.
+    const deleted = await runUntilSettled(s, T0 + 60_000 + 3601_000);
+    assert.equal(deleted.status, ROTATE_EXIT.ok, [...deleted.out, ...deleted.err].join("\n"));
+    await assert.rejects(Deno.stat(`${s.dir}/keys/old.private`), Deno.errors.NotFound);
+    const [gone] = await verifyWith(s.dns.primary.nameserver, oldMail);
+    assert.equal(gone.result, "permerror");
+    assert.notEqual(gone.reason, "key revoked");
+  });
+});
