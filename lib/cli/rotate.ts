@@ -28,6 +28,7 @@ import {
   completeStep,
   decide,
   isDue,
+  keySignedSince,
   type RotatedKey,
   type Rotation,
   type RotationStep,
@@ -247,8 +248,7 @@ export async function runRotate(
     if (current(c.keyName)) continue;
     let age: number;
     try {
-      const mtime = (await Deno.stat(c.keyFile)).mtime;
-      age = mtime ? Math.max(0, nowSeconds() - Math.floor(mtime.getTime() / 1000)) : 0;
+      age = await keyAge(c, rotations, nowSeconds());
     } catch (error) {
       return fail(
         `Cannot read the key file "${c.keyFile}" of "${c.keyName}": ${errorMessage(error)}`,
@@ -392,6 +392,20 @@ export async function runRotate(
     }
   }
   return status;
+}
+
+/**
+ * How long `key` has signed, in seconds: since the activation the state file recorded for it
+ * ({@link keySignedSince}), else since its file's mtime (a key rotate did not make).
+ */
+async function keyAge(
+  key: Candidate,
+  rotations: readonly Rotation[],
+  now: number,
+): Promise<number> {
+  const since = keySignedSince(rotations, key.keyName, key.selector) ??
+    Math.floor(((await Deno.stat(key.keyFile)).mtime?.getTime() ?? now * 1000) / 1000);
+  return Math.max(0, now - since);
 }
 
 async function readAccounts(): Promise<UserDb | undefined> {
@@ -557,8 +571,7 @@ async function printStatus(
   for (const c of candidates) {
     let age: number | undefined;
     try {
-      const mtime = (await Deno.stat(c.keyFile)).mtime;
-      if (mtime) age = Math.max(0, now - Math.floor(mtime.getTime() / 1000));
+      age = await keyAge(c, rotations, now);
     } catch {
       // Reported as an unknown age.
     }

@@ -215,3 +215,39 @@ export function isDue(ageSeconds: number, interval: number, now: boolean): boole
   if (now) return true;
   return interval > 0 && ageSeconds >= interval;
 }
+
+/**
+ * When the key `selector` of KeyTable entry `keyName` started signing, as the state file
+ * knows it: the activation of the latest rotation that made it. Undefined for a key no
+ * rotation made (the admin's first key), whose age only its file's mtime can tell. The state
+ * file wins over the mtime because a copy, a restore from backup or a package upgrade resets
+ * an mtime and would make an old key look new, and because a key's age counts from the day it
+ * started signing, not from the day it was generated and waited for DNS.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { keySignedSince } from "./rotation.ts";
+ * const r = {
+ *   keyName: "k", domain: "example.com", keyType: "rsa" as const,
+ *   oldSelector: "old", oldKeyFile: "/k/old.private", newSelector: "new", newKeyFile: "/k/new.private",
+ *   step: "done" as const, startedAt: 0, activatedAt: 100, updatedAt: 900,
+ * };
+ * assert.equal(keySignedSince([r], "k", "new"), 100);
+ * assert.equal(keySignedSince([r], "k", "old"), undefined);
+ * ```
+ */
+export function keySignedSince(
+  rotations: readonly Rotation[],
+  keyName: string,
+  selector: string,
+): number | undefined {
+  let since: number | undefined;
+  for (const r of rotations) {
+    if (r.keyName !== keyName || r.newSelector !== selector || r.activatedAt === undefined) {
+      continue;
+    }
+    since = Math.max(since ?? 0, r.activatedAt);
+  }
+  return since;
+}

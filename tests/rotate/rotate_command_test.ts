@@ -35,7 +35,12 @@ interface Setup {
 }
 
 async function withSetup(
-  options: { updateKey?: "right" | "wrong" | "none"; serve?: boolean; deleteAfter?: number },
+  options: {
+    updateKey?: "right" | "wrong" | "none";
+    serve?: boolean;
+    deleteAfter?: number;
+    interval?: number;
+  },
   fn: (s: Setup) => Promise<void>,
 ) {
   const oldKey = await generateSigningKey("ed25519");
@@ -80,6 +85,7 @@ async function withSetup(
         `RotationStateFile ${dir}/state/rotation.json`,
         "RotationRetireAfter 0",
         `RotationDeleteAfter ${options.deleteAfter ?? 0}`,
+        ...(options.interval ? [`RotationInterval ${options.interval}`] : []),
         ...(options.serve ? [`PidFile ${dir}/dkimd.pid`] : []),
         "",
       ].join("\n");
@@ -408,5 +414,50 @@ Deno.test("dkimd rotate: after the revoke step, dkimd verify reports old mail as
     const [gone] = await verifyWith(s.dns.primary.nameserver, oldMail);
     assert.equal(gone.result, "permerror");
     assert.notEqual(gone.reason, "key revoked");
+  });
+});
+
+Deno.test("dkimd rotate: RotationInterval starts a rotation for a key older than it (the file's mtime for the first key, the recorded activation after)", async () => {
+  const day = 86400;
+  await withSetup({ interval: 30 * day }, async (s) => {
+    const keyFile = `${s.dir}/keys/old.private`;
+    // A key made 20 days ago: not due.
+    const touch = async (when: number) => {
+      const r = await new Deno.Command("touch", {
+        args: ["-d", new Date(when).toISOString(), keyFile],
+      }).output();
+      assert.ok(r.success);
+    };
+    await touch(T0 - 20 * day * 1000);
+    const young = await s.run(T0);
+    assert.equal(young.status, ROTATE_EXIT.ok);
+    assert.deepEqual(young.out, []);
+    const status = await s.run(T0, "--status");
+    assert.match(status.out[0], /selector "old" \(ed25519, 20 days old\); no rotation/);
+    // Made 31 days ago: due; the rotation starts without --now.
+    await touch(T0 - 31 * day * 1000);
+    const first = await s.run(T0);
+    assert.notEqual(first.status, ROTATE_EXIT.error, first.err.join("\n"));
+    assert.match(first.out.join("\n"), /rotation from "old" to "202612-ed25519" started/);
+    const activated = await runUntilSettled(s, T0 + 60_000);
+    assert.equal(activated.status, ROTATE_EXIT.ok, [...activated.out, ...activated.err].join("\n"));
+    const done = await runUntilSettled(s, T0 + 60_000 + 301_000);
+    assert.equal(done.status, ROTATE_EXIT.ok, [...done.out, ...done.err].join("\n"));
+    const [rotation] = (await readRotationState(`${s.dir}/state/rotation.json`)).rotations;
+    assert.equal(rotation.step, "done");
+    const activatedAt = rotation.activatedAt! * 1000;
+    // The new key's file was written now (the real clock), long after the test's T0: its age
+    // comes from the activation recorded in the state file, not from that mtime.
+    const newFile = `${s.dir}/keys/202612-ed25519.private`;
+    assert.ok((await Deno.stat(newFile)).mtime!.getTime() > activatedAt);
+    const notYet = await s.run(activatedAt + 29 * day * 1000);
+    assert.deepEqual(notYet.out, []);
+    const notYetStatus = await s.run(activatedAt + 29 * day * 1000, "--status");
+    assert.match(notYetStatus.out[0], /selector "202612-ed25519" \(ed25519, 29 days old\)/);
+    const due = await s.run(activatedAt + 30 * day * 1000);
+    assert.match(
+      due.out.join("\n"),
+      /rotation from "202612-ed25519" to "202701-ed25519" started/,
+    );
   });
 });
