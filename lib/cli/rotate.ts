@@ -37,6 +37,13 @@ import {
 import { newSelector } from "../rotate/selector.ts";
 import { editKeyTableLine } from "../rotate/key_table_edit.ts";
 import {
+  addOverlapKey,
+  addOverlapSigners,
+  overlapKeyName,
+  removeOverlapKey,
+  removeOverlapSigners,
+} from "../rotate/overlap_edit.ts";
+import {
   readRotationState,
   type RotationState,
   writeFileAtomic,
@@ -217,8 +224,20 @@ export async function runRotate(
   } catch (error) {
     return fail(errorMessage(error));
   }
-  if (config.rotationOverlap !== 0) {
-    return fail("RotationOverlap other than 0 is not supported yet");
+  let signingTableFile: string | undefined;
+  if (config.rotationOverlap > 0) {
+    // Both keys sign through two SigningTable entries for the same sender.
+    if (!config.multipleSignatures) {
+      return fail(
+        "RotationOverlap needs MultipleSignatures yes: both keys sign through two SigningTable entries",
+      );
+    }
+    if (config.signingTable === undefined || config.signingTable.kind === "inline") {
+      return fail(
+        "RotationOverlap needs a SigningTable file (file:/PATH or refile:/PATH): it adds the new key's lines there",
+      );
+    }
+    signingTableFile = config.signingTable.path;
   }
 
   let state: RotationState;
@@ -238,6 +257,9 @@ export async function runRotate(
   };
   const current = (keyName: string) =>
     rotations.find((r) => r.keyName === keyName && r.step !== "done");
+  // The new key's own entry while both keys sign is part of its rotation, not a key to rotate.
+  const overlapNames = new Set(rotations.map((r) => overlapKeyName(r.keyName, r.newSelector)));
+  candidates = candidates.filter((c) => !overlapNames.has(c.keyName));
 
   if (values.status) {
     return await printStatus(candidates, rotations, config, deps, values.json ?? false);
@@ -337,6 +359,7 @@ export async function runRotate(
     retireAfter: config.rotationRetireAfter,
     deleteAfter: config.rotationDeleteAfter,
     minimumRetire: (config.signatureTtl ?? 0) + ROTATION_RECORD_TTL,
+    overlap: config.rotationOverlap,
   };
   let status: number = ROTATE_EXIT.ok;
   for (const start of rotations.filter((r) => r.step !== "done")) {
@@ -365,14 +388,16 @@ export async function runRotate(
           );
           break;
         }
-        await runStep(decision.step, rotation, candidate, {
+        const partial = await runStep(decision.step, rotation, candidate, {
           config,
           tsig,
+          signingTableFile,
+          now: nowSeconds,
           zone: () => zoneOf(rotation.domain),
           out: (line) => deps.out(`${label}: ${line}`),
           print: deps.out,
         });
-        rotation = completeStep(rotation, decision.step, nowSeconds());
+        rotation = partial ?? completeStep(rotation, decision.step, nowSeconds());
         await save(rotation);
       }
     } catch (error) {
@@ -422,6 +447,10 @@ async function readAccounts(): Promise<UserDb | undefined> {
 interface StepContext {
   readonly config: Config;
   readonly tsig: TsigKey | undefined;
+  /** The SigningTable file, when RotationOverlap makes both keys sign. */
+  readonly signingTableFile: string | undefined;
+  /** The clock, in seconds. */
+  readonly now: () => number;
   readonly zone: () => Promise<ZoneContext>;
   readonly out: (line: string) => void;
   /** Writes a line as it is: the script lines, so they can be copied. */
@@ -478,12 +507,25 @@ async function signalDkimd(ctx: StepContext): Promise<void> {
   ctx.out(`sent SIGUSR1 to dkimd (pid ${pid.pid})`);
 }
 
+/** Replaces `file` atomically with `edit(its text)`, keeping its mode; nothing when unchanged. */
+async function editFile(file: string, edit: (text: string) => string): Promise<void> {
+  const text = await Deno.readTextFile(file);
+  const edited = edit(text);
+  if (edited === text) return;
+  const mode = (await Deno.stat(file)).mode ?? 0o644;
+  await writeFileAtomic(file, new TextEncoder().encode(edited), mode & 0o777);
+}
+
+/**
+ * Runs `step`; resolves the rotation when the step is only half done (an activation that began
+ * the overlap of both keys), else undefined.
+ */
 async function runStep(
   step: Exclude<RotationStep, "done">,
   rotation: Rotation,
   candidate: Candidate | undefined,
   ctx: StepContext,
-): Promise<void> {
+): Promise<Rotation | undefined> {
   const newName = recordName(rotation.newSelector, rotation.domain);
   const oldName = recordName(rotation.oldSelector, rotation.domain);
   switch (step) {
@@ -515,39 +557,76 @@ async function runStep(
       return;
     }
     case "prove":
-      return await proveStep(ctx, newName, { kind: "key", privateKey: await readNewKey(rotation) });
+      await proveStep(ctx, newName, { kind: "key", privateKey: await readNewKey(rotation) });
+      return undefined;
     case "activate": {
       if (!candidate) {
         throw new Error(
           `the KeyTable has no entry "${rotation.keyName}" any more: cannot activate`,
         );
       }
-      const text = await Deno.readTextFile(candidate.file);
-      const edited = editKeyTableLine(text, candidate.file, candidate.line, {
-        keyName: rotation.keyName,
-        domain: rotation.domain,
-        fromSelector: rotation.oldSelector,
-        toSelector: rotation.newSelector,
-        toKeyFile: rotation.newKeyFile,
-      });
-      if (edited !== text) {
-        const mode = (await Deno.stat(candidate.file)).mode ?? 0o644;
-        await writeFileAtomic(candidate.file, new TextEncoder().encode(edited), mode & 0o777);
+      const overlapName = overlapKeyName(rotation.keyName, rotation.newSelector);
+      if (
+        ctx.config.rotationOverlap > 0 && rotation.overlapStartedAt === undefined &&
+        ctx.signingTableFile !== undefined
+      ) {
+        // Both keys sign first: the new key's entry, then the SigningTable lines naming it.
+        await editFile(
+          candidate.file,
+          (text) =>
+            addOverlapKey(text, candidate.file, candidate.line, {
+              name: overlapName,
+              domain: rotation.domain,
+              selector: rotation.newSelector,
+              keyFile: rotation.newKeyFile,
+            }),
+        );
+        const signing = ctx.signingTableFile;
+        await editFile(
+          signing,
+          (text) => addOverlapSigners(text, signing, rotation.keyName, overlapName),
+        );
+        ctx.out(
+          `both "${rotation.oldSelector}" and "${rotation.newSelector}" sign now (${candidate.file}, ${signing}), for RotationOverlap ${ctx.config.rotationOverlap} s`,
+        );
+        await signalDkimd(ctx);
+        return { ...rotation, overlapStartedAt: ctx.now(), updatedAt: ctx.now() };
       }
+      // The overlap's SigningTable lines go first, then one KeyTable write switches the entry
+      // and drops the overlap entry (both no-ops without an overlap).
+      // (Even with RotationOverlap 0 now: a run killed mid-overlap may have left them.)
+      const signing = signingTablePath(ctx.config);
+      if (signing !== undefined) {
+        await editFile(signing, (text) => removeOverlapSigners(text, overlapName));
+      }
+      await editFile(candidate.file, (text) =>
+        removeOverlapKey(
+          editKeyTableLine(text, candidate.file, candidate.line, {
+            keyName: rotation.keyName,
+            domain: rotation.domain,
+            fromSelector: rotation.oldSelector,
+            toSelector: rotation.newSelector,
+            toKeyFile: rotation.newKeyFile,
+          }),
+          overlapName,
+        ));
       ctx.out(
         `activated: ${candidate.file}:${candidate.line} now signs with "${rotation.newSelector}"`,
       );
-      return await signalDkimd(ctx);
+      await signalDkimd(ctx);
+      return undefined;
     }
     case "retire":
-      return await publish(ctx, [{
+      await publish(ctx, [{
         op: "replace-txt",
         name: oldName,
         ttl: ROTATION_RECORD_TTL,
         records: [revokedRecord(rotation.keyType)],
       }], `the revoked record ${oldName}`);
+      return undefined;
     case "prove-revoked":
-      return await proveStep(ctx, oldName, { kind: "revoked" });
+      await proveStep(ctx, oldName, { kind: "revoked" });
+      return undefined;
     case "delete": {
       await publish(ctx, [{ op: "delete-txt", name: oldName }], `the deletion of ${oldName}`);
       await Deno.remove(rotation.oldKeyFile).catch((error) => {
@@ -557,6 +636,12 @@ async function runStep(
       return;
     }
   }
+}
+
+/** The SigningTable's file, when it is one. */
+function signingTablePath(config: Config): string | undefined {
+  const t = config.signingTable;
+  return t && t.kind !== "inline" ? t.path : undefined;
 }
 
 async function printStatus(
@@ -581,6 +666,7 @@ async function printStatus(
         retireAfter: config.rotationRetireAfter,
         deleteAfter: config.rotationDeleteAfter,
         minimumRetire: (config.signatureTtl ?? 0) + ROTATION_RECORD_TTL,
+        overlap: config.rotationOverlap,
       })
       : undefined;
     rows.push({

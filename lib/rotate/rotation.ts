@@ -45,7 +45,12 @@ export interface Rotation {
   readonly step: RotationStep;
   /** When the rotation started, in seconds since the epoch. */
   readonly startedAt: number;
-  /** When the KeyTable switched to the new key. */
+  /**
+   * When both keys started signing (RotationOverlap): the activation is then half done, and
+   * completes once the overlap has passed.
+   */
+  readonly overlapStartedAt?: number;
+  /** When the KeyTable switched to the new key alone: the old key's last signature. */
   readonly activatedAt?: number;
   /** When the state last changed. */
   readonly updatedAt: number;
@@ -64,6 +69,8 @@ export interface RotationTiming {
    * to verifiers (SignatureTTL, when set) plus the time resolvers may cache the old record.
    */
   readonly minimumRetire: number;
+  /** RotationOverlap: how long both keys sign before the old one stops (default 0). */
+  readonly overlap?: number;
 }
 
 /** What to do with a rotation now. */
@@ -85,7 +92,8 @@ const NEXT: { readonly [S in Exclude<RotationStep, "done">]: RotationStep } = {
 
 /**
  * What to do with `rotation` at `now`: its step, unless the step waits for a time (retire and
- * delete count from activation).
+ * delete count from activation; an activation begun with both keys signing waits for the
+ * overlap to end).
  *
  * @example
  * ```ts
@@ -105,6 +113,10 @@ export function decide(rotation: Rotation, now: number, timing: RotationTiming):
   const { step } = rotation;
   if (step === "done") return { kind: "done" };
   const activated = rotation.activatedAt ?? now;
+  if (step === "activate" && rotation.overlapStartedAt !== undefined) {
+    const until = rotation.overlapStartedAt + (timing.overlap ?? 0);
+    if (now < until) return { kind: "wait", until, reason: "the overlap of both keys to end" };
+  }
   if (step === "retire") {
     const until = activated + Math.max(timing.retireAfter, timing.minimumRetire);
     if (now < until) return { kind: "wait", until, reason: "the old key's signatures to expire" };

@@ -40,6 +40,7 @@ async function withSetup(
     serve?: boolean;
     deleteAfter?: number;
     interval?: number;
+    overlap?: number;
   },
   fn: (s: Setup) => Promise<void>,
 ) {
@@ -86,6 +87,9 @@ async function withSetup(
         "RotationRetireAfter 0",
         `RotationDeleteAfter ${options.deleteAfter ?? 0}`,
         ...(options.interval ? [`RotationInterval ${options.interval}`] : []),
+        ...(options.overlap
+          ? [`RotationOverlap ${options.overlap}`, "MultipleSignatures yes"]
+          : []),
         ...(options.serve ? [`PidFile ${dir}/dkimd.pid`] : []),
         "",
       ].join("\n");
@@ -459,5 +463,120 @@ Deno.test("dkimd rotate: RotationInterval starts a rotation for a key older than
       due.out.join("\n"),
       /rotation from "202612-ed25519" to "202701-ed25519" started/,
     );
+  });
+});
+
+/** The message dkimd signs for `from`, with the DKIM-Signature fields it added on top. */
+async function signedMessage(port: number, from: string): Promise<Uint8Array> {
+  const client = await MilterClient.connect({ kind: "inet", host: "127.0.0.1", port });
+  const headers: [string, string][] = [["From", ` ${from}`], ["To", " b@example.org"], [
+    "Subject",
+    " both keys",
+  ]];
+  const body = "hello\r\n";
+  try {
+    const r = await client.sendMessage({
+      connect: { hostname: "localhost", address: "127.0.0.1" },
+      macros: { mail: { i: "Q2" } },
+      from: `<${from}>`,
+      headers,
+      body: fromLatin1(body),
+    });
+    const added = r.modifications
+      .filter((m) => m.type === "insheader" && m.name === "DKIM-Signature")
+      .map((m) =>
+        // The milter folds with bare LF, as the MTA's own lines; on the wire it is CRLF.
+        `DKIM-Signature:${
+          new TextDecoder().decode((m as { value: Uint8Array }).value).replace(/\r?\n/g, "\r\n")
+        }\r\n`
+      );
+    return new TextEncoder().encode(
+      added.join("") + headers.map(([n, v]) => `${n}:${v}\r\n`).join("") + "\r\n" + body,
+    );
+  } finally {
+    client.close();
+  }
+}
+
+/** Runs `dkimd rotate` as users run it (a child process) until it stops waiting for DNS. */
+async function runCliUntilSettled(conf: string, ...args: string[]) {
+  const deadline = Date.now() + 20_000;
+  let out = "";
+  for (let first = true;; first = false) {
+    const r = await runCli(["rotate", "-x", conf, ...(first ? args : [])]);
+    out += r.text + r.stderr;
+    if (r.code !== ROTATE_EXIT.waiting || Date.now() > deadline) return { code: r.code, out };
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
+
+Deno.test("dkimd rotate with RotationOverlap: the running dkimd signs with both selectors for that long, then with the new one alone", async () => {
+  // Seconds, on the real clock: the rotate runs are child processes that signal dkimd.
+  const OVERLAP = 4;
+  await withSetup({ serve: true, overlap: OVERLAP }, async (s) => {
+    const dkimd = s.dkimd!;
+    const selector = newSelectorNow();
+    const signingTable = await Deno.readTextFile(`${s.dir}/signing.table`);
+    assert.deepEqual(await signedWith(dkimd.port, "a@example.com"), ["old"]);
+    const overlap = await runCliUntilSettled(s.conf, "--now");
+    assert.equal(overlap.code, ROTATE_EXIT.ok, overlap.out);
+    assert.match(
+      overlap.out,
+      new RegExp(`both "old" and "${selector}" sign now .* for RotationOverlap ${OVERLAP} s`),
+    );
+    assert.match(overlap.out, new RegExp(`sent SIGUSR1 to dkimd \\(pid ${dkimd.pid}\\)`));
+    assert.match(overlap.out, /waiting until .* for the overlap of both keys to end/);
+    assert.equal(
+      await Deno.readTextFile(`${s.dir}/key.table`),
+      `# rotated by dkimd rotate\nmain example.com:old:${s.dir}/keys/old.private\n` +
+        `main.rotate-${selector} example.com:${selector}:${s.dir}/keys/${selector}.private\n`,
+    );
+    assert.equal(
+      await Deno.readTextFile(`${s.dir}/signing.table`),
+      `*@example.com main\n*@example.com main.rotate-${selector}\n`,
+    );
+    // The overlap entry is the rotation's, not a key of its own to rotate or list.
+    const status = await runCli(["rotate", "-x", s.conf, "--status"]);
+    assert.equal(status.text.trim().split("\n").length, 1, status.text);
+    assert.match(
+      status.text,
+      /^main \(example\.com\): selector "old".*next step: activate; waits for the overlap of both keys to end/,
+    );
+
+    await dkimd.waitForLog(/configuration reloaded/);
+    assert.deepEqual(
+      (await signedWith(dkimd.port, "a@example.com")).sort(),
+      ["old", selector].sort(),
+    );
+    // Both signatures verify against the knot servers as they are during the overlap.
+    const both = await signedMessage(dkimd.port, "a@example.com");
+    for (const server of [s.dns.primary.nameserver, s.dns.secondary!.nameserver]) {
+      assert.deepEqual(
+        (await verifyWith(server, both)).map((v) => `${v.selector} ${v.result}`).sort(),
+        [`${selector} pass`, "old pass"].sort(),
+      );
+    }
+    // Before the overlap is over, a run changes nothing.
+    const early = await runCli(["rotate", "-x", s.conf]);
+    assert.equal(early.code, ROTATE_EXIT.ok, early.stderr);
+    assert.match(early.text, /waiting until .* for the overlap of both keys to end/);
+
+    // The overlap over: the SigningTable is as it was, the KeyTable names the new key alone.
+    await new Promise((resolve) => setTimeout(resolve, OVERLAP * 1000));
+    const switched = await runCliUntilSettled(s.conf);
+    assert.equal(switched.code, ROTATE_EXIT.ok, switched.out);
+    assert.match(switched.out, new RegExp(`activated: .* now signs with "${selector}"`));
+    assert.match(switched.out, /waiting until .* for the old key's signatures to expire/);
+    assert.equal(await Deno.readTextFile(`${s.dir}/signing.table`), signingTable);
+    assert.equal(
+      await Deno.readTextFile(`${s.dir}/key.table`),
+      `# rotated by dkimd rotate\nmain example.com:${selector}:${s.dir}/keys/${selector}.private\n`,
+    );
+    await dkimd.waitForLog(/configuration reloaded[\s\S]*configuration reloaded/);
+    assert.deepEqual(await signedWith(dkimd.port, "a@example.com"), [selector]);
+    // Retirement counts from the switch, when the old key signed last.
+    const [rotation] = (await readRotationState(`${s.dir}/state/rotation.json`)).rotations;
+    assert.equal(rotation.step, "retire");
+    assert.ok(rotation.activatedAt! >= rotation.overlapStartedAt! + OVERLAP);
   });
 });
