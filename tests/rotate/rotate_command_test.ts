@@ -12,7 +12,7 @@ import { sendUpdate } from "../../lib/dns/update.ts";
 import { ROTATE_EXIT, runRotate } from "../../lib/cli/rotate.ts";
 import { readRotationState } from "../../lib/rotate/state_file.ts";
 import { type KnotZone, startKnotZone } from "../helpers/knot_servers.ts";
-import { type DkimdProcess, startDkimd } from "../helpers/dkimd_process.ts";
+import { type DkimdProcess, freePort, startDkimd } from "../helpers/dkimd_process.ts";
 import { runCli } from "../helpers/run_cli.ts";
 import { MilterClient } from "../../lib/milter/client.ts";
 import { fromLatin1 } from "../../lib/bytes.ts";
@@ -25,6 +25,8 @@ interface Setup {
   readonly dns: KnotZone;
   /** dkimd serving with the configuration, when asked for. */
   readonly dkimd?: DkimdProcess;
+  /** Its MetricsListen port. */
+  readonly metricsPort: number;
   readonly dir: string;
   readonly oldKey: SigningKey;
   readonly conf: string;
@@ -54,6 +56,7 @@ async function withSetup(
     secondary: true,
   });
   const dir = await Deno.makeTempDir({ prefix: "dkimd-rotate-" });
+  const metricsPort = freePort();
   let dkimd: DkimdProcess | undefined;
   try {
     await Deno.mkdir(`${dir}/keys`, { mode: 0o700 });
@@ -90,7 +93,9 @@ async function withSetup(
         ...(options.overlap
           ? [`RotationOverlap ${options.overlap}`, "MultipleSignatures yes"]
           : []),
-        ...(options.serve ? [`PidFile ${dir}/dkimd.pid`] : []),
+        ...(options.serve
+          ? [`PidFile ${dir}/dkimd.pid`, `MetricsListen 127.0.0.1:${metricsPort}`]
+          : []),
         "",
       ].join("\n");
     let conf = `${dir}/opendkim.conf`;
@@ -113,6 +118,7 @@ async function withSetup(
     };
     await fn({
       dns,
+      metricsPort,
       ...(dkimd ? { dkimd } : {}),
       dir,
       oldKey,
@@ -556,6 +562,28 @@ Deno.test("dkimd rotate with RotationOverlap: the running dkimd signs with both 
         [`${selector} pass`, "old pass"].sort(),
       );
     }
+    // The serving dkimd's metrics show the rotation as the state file has it, and both keys.
+    const scraped = await (await fetch(`http://127.0.0.1:${s.metricsPort}/metrics`)).text();
+    assert.match(
+      scraped,
+      new RegExp(
+        `^dkimd_rotation_step\\{domain="example\\.com",key="main",new_selector="${selector}",step="activate"\\} 1$`,
+        "m",
+      ),
+    );
+    assert.match(scraped, /^dkimd_rotation_error\{domain="example\.com",key="main"\} 0$/m);
+    assert.match(
+      scraped,
+      /^dkimd_key_age_seconds\{domain="example\.com",selector="old",key="main"\} \d+$/m,
+    );
+    assert.match(
+      scraped,
+      new RegExp(
+        `^dkimd_key_age_seconds\\{domain="example\\.com",selector="${selector}",key="main\\.rotate-${selector}"\\} \\d+$`,
+        "m",
+      ),
+    );
+    assert.match(scraped, /^dkimd_rotation_state_readable 1$/m);
     // Before the overlap is over, a run changes nothing.
     const early = await runCli(["rotate", "-x", s.conf]);
     assert.equal(early.code, ROTATE_EXIT.ok, early.stderr);
