@@ -93,6 +93,16 @@ const TARGETS: Readonly<Record<string, { path: string; mode: number; config: boo
   "dkimd.sysusers": { path: "/etc/sysusers.d/dkimd.conf", mode: 0o644, config: false },
   "dkimd.tmpfiles": { path: "/etc/tmpfiles.d/dkimd.conf", mode: 0o644, config: false },
   "dkimd.conf": { path: "/etc/dkimd/dkimd.conf", mode: 0o644, config: true },
+  "dkimd-rotate.service": {
+    path: "/etc/systemd/system/dkimd-rotate.service",
+    mode: 0o644,
+    config: false,
+  },
+  "dkimd-rotate.timer": {
+    path: "/etc/systemd/system/dkimd-rotate.timer",
+    mode: 0o644,
+    config: false,
+  },
 };
 
 /** The environment file's text: the options the unit passes to `dkimd serve`. */
@@ -141,11 +151,13 @@ export interface SocketActivation {
  *   "/etc/sysusers.d/dkimd.conf",
  *   "/etc/tmpfiles.d/dkimd.conf",
  *   "/etc/dkimd/dkimd.conf",
+ *   "/etc/systemd/system/dkimd-rotate.service",
+ *   "/etc/systemd/system/dkimd-rotate.timer",
  * ]);
  * assert.match(files[0].text, /^ExecStart=\/opt\/dkimd\/bin\/dkimd serve -f /m);
  *
  * const rhel = installFiles("/usr/local/sbin/dkimd", { layout: FAMILY_LAYOUTS.rhel });
- * assert.equal(rhel[4].path, "/etc/sysconfig/dkimd");
+ * assert.equal(rhel[6].path, "/etc/sysconfig/dkimd");
  * assert.match(rhel[0].text, /^EnvironmentFile=-\/etc\/sysconfig\/dkimd$/m);
  * assert.match(rhel[0].text, /^ExecStart=.* \$DKIMD_OPTS$/m);
  *
@@ -171,7 +183,9 @@ export function installFiles(
     const to = TARGETS[f.name];
     let text = f.text;
     if (f.name === "dkimd.service") text = serviceText(f.text, execPath, target);
-    else if (f.name === "dkimd.socket" && socketActivation?.socket) {
+    else if (f.name === "dkimd-rotate.service") {
+      text = f.text.replace(/^ExecStart=\S+/m, `ExecStart=${execPath}`);
+    } else if (f.name === "dkimd.socket" && socketActivation?.socket) {
       text = socketUnitFor(f.text, socketActivation.socket);
     }
     return { path: to.path, mode: to.mode, text, config: to.config };
@@ -247,6 +261,9 @@ export function nextSteps(layout?: FamilyLayout, socketActivation = false): stri
   5. Start it and look:
 ${start}       ss -ltnp | grep 8891
        journalctl -u dkimd        (or: grep dkimd ${layout?.mailLog ?? "/var/log/mail.log"})
+  6. Later, to rotate keys (README, "Key rotation"): set RotationInterval and DNSUpdateKey,
+     try "dkimd rotate --dry-run", then turn on the daily run (installed, not enabled):
+       systemctl enable --now dkimd-rotate.timer
 `;
 }
 
@@ -275,7 +292,7 @@ export type InstallAction = "write" | "unchanged" | "replace" | "keep" | "confli
  * import { installFiles, planInstall } from "./install.ts";
  * const root = await Deno.makeTempDir();
  * const plan = await planInstall(installFiles("/usr/local/sbin/dkimd"), root, false);
- * assert.deepEqual(plan.map((p) => p.action), ["write", "write", "write", "write"]);
+ * assert.deepEqual(plan.map((p) => p.action), ["write", "write", "write", "write", "write", "write"]);
  * await Deno.remove(root, { recursive: true });
  * ```
  */

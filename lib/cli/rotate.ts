@@ -28,6 +28,7 @@ import {
   completeStep,
   decide,
   isDue,
+  keySignedSince,
   type RotatedKey,
   type Rotation,
   type RotationStep,
@@ -35,6 +36,13 @@ import {
 } from "../rotate/rotation.ts";
 import { newSelector } from "../rotate/selector.ts";
 import { editKeyTableLine } from "../rotate/key_table_edit.ts";
+import {
+  addOverlapKey,
+  addOverlapSigners,
+  overlapKeyName,
+  removeOverlapKey,
+  removeOverlapSigners,
+} from "../rotate/overlap_edit.ts";
 import {
   readRotationState,
   type RotationState,
@@ -216,8 +224,21 @@ export async function runRotate(
   } catch (error) {
     return fail(errorMessage(error));
   }
-  if (config.rotationOverlap !== 0) {
-    return fail("RotationOverlap other than 0 is not supported yet");
+  let signingTableFile: string | undefined;
+  if (config.rotationOverlap > 0) {
+    // Both keys sign through two SigningTable entries for the same sender.
+    if (!config.multipleSignatures) {
+      return fail(
+        "RotationOverlap needs MultipleSignatures yes: both keys sign through two SigningTable entries",
+      );
+    }
+    const table = config.signingTable;
+    if (table === undefined || (table.kind !== "file" && table.kind !== "refile")) {
+      return fail(
+        "RotationOverlap needs a SigningTable file (file:/PATH or refile:/PATH): it adds the new key's lines there",
+      );
+    }
+    signingTableFile = table.path;
   }
 
   let state: RotationState;
@@ -237,6 +258,9 @@ export async function runRotate(
   };
   const current = (keyName: string) =>
     rotations.find((r) => r.keyName === keyName && r.step !== "done");
+  // The new key's own entry while both keys sign is part of its rotation, not a key to rotate.
+  const overlapNames = new Set(rotations.map((r) => overlapKeyName(r.keyName, r.newSelector)));
+  candidates = candidates.filter((c) => !overlapNames.has(c.keyName));
 
   if (values.status) {
     return await printStatus(candidates, rotations, config, deps, values.json ?? false);
@@ -247,8 +271,7 @@ export async function runRotate(
     if (current(c.keyName)) continue;
     let age: number;
     try {
-      const mtime = (await Deno.stat(c.keyFile)).mtime;
-      age = mtime ? Math.max(0, nowSeconds() - Math.floor(mtime.getTime() / 1000)) : 0;
+      age = await keyAge(c, rotations, nowSeconds());
     } catch (error) {
       return fail(
         `Cannot read the key file "${c.keyFile}" of "${c.keyName}": ${errorMessage(error)}`,
@@ -337,6 +360,7 @@ export async function runRotate(
     retireAfter: config.rotationRetireAfter,
     deleteAfter: config.rotationDeleteAfter,
     minimumRetire: (config.signatureTtl ?? 0) + ROTATION_RECORD_TTL,
+    overlap: config.rotationOverlap,
   };
   let status: number = ROTATE_EXIT.ok;
   for (const start of rotations.filter((r) => r.step !== "done")) {
@@ -365,14 +389,16 @@ export async function runRotate(
           );
           break;
         }
-        await runStep(decision.step, rotation, candidate, {
+        const partial = await runStep(decision.step, rotation, candidate, {
           config,
           tsig,
+          signingTableFile,
+          now: nowSeconds,
           zone: () => zoneOf(rotation.domain),
           out: (line) => deps.out(`${label}: ${line}`),
           print: deps.out,
         });
-        rotation = completeStep(rotation, decision.step, nowSeconds());
+        rotation = partial ?? completeStep(rotation, decision.step, nowSeconds());
         await save(rotation);
       }
     } catch (error) {
@@ -394,6 +420,20 @@ export async function runRotate(
   return status;
 }
 
+/**
+ * How long `key` has signed, in seconds: since the activation the state file recorded for it
+ * ({@link keySignedSince}), else since its file's mtime (a key rotate did not make).
+ */
+async function keyAge(
+  key: Candidate,
+  rotations: readonly Rotation[],
+  now: number,
+): Promise<number> {
+  const since = keySignedSince(rotations, key.keyName, key.selector) ??
+    Math.floor(((await Deno.stat(key.keyFile)).mtime?.getTime() ?? now * 1000) / 1000);
+  return Math.max(0, now - since);
+}
+
 async function readAccounts(): Promise<UserDb | undefined> {
   try {
     return UserDb.parse(
@@ -408,6 +448,10 @@ async function readAccounts(): Promise<UserDb | undefined> {
 interface StepContext {
   readonly config: Config;
   readonly tsig: TsigKey | undefined;
+  /** The SigningTable file, when RotationOverlap makes both keys sign. */
+  readonly signingTableFile: string | undefined;
+  /** The clock, in seconds. */
+  readonly now: () => number;
   readonly zone: () => Promise<ZoneContext>;
   readonly out: (line: string) => void;
   /** Writes a line as it is: the script lines, so they can be copied. */
@@ -464,12 +508,25 @@ async function signalDkimd(ctx: StepContext): Promise<void> {
   ctx.out(`sent SIGUSR1 to dkimd (pid ${pid.pid})`);
 }
 
+/** Replaces `file` atomically with `edit(its text)`, keeping its mode; nothing when unchanged. */
+async function editFile(file: string, edit: (text: string) => string): Promise<void> {
+  const text = await Deno.readTextFile(file);
+  const edited = edit(text);
+  if (edited === text) return;
+  const mode = (await Deno.stat(file)).mode ?? 0o644;
+  await writeFileAtomic(file, new TextEncoder().encode(edited), mode & 0o777);
+}
+
+/**
+ * Runs `step`; resolves the rotation when the step is only half done (an activation that began
+ * the overlap of both keys), else undefined.
+ */
 async function runStep(
   step: Exclude<RotationStep, "done">,
   rotation: Rotation,
   candidate: Candidate | undefined,
   ctx: StepContext,
-): Promise<void> {
+): Promise<Rotation | undefined> {
   const newName = recordName(rotation.newSelector, rotation.domain);
   const oldName = recordName(rotation.oldSelector, rotation.domain);
   switch (step) {
@@ -501,39 +558,76 @@ async function runStep(
       return;
     }
     case "prove":
-      return await proveStep(ctx, newName, { kind: "key", privateKey: await readNewKey(rotation) });
+      await proveStep(ctx, newName, { kind: "key", privateKey: await readNewKey(rotation) });
+      return undefined;
     case "activate": {
       if (!candidate) {
         throw new Error(
           `the KeyTable has no entry "${rotation.keyName}" any more: cannot activate`,
         );
       }
-      const text = await Deno.readTextFile(candidate.file);
-      const edited = editKeyTableLine(text, candidate.file, candidate.line, {
-        keyName: rotation.keyName,
-        domain: rotation.domain,
-        fromSelector: rotation.oldSelector,
-        toSelector: rotation.newSelector,
-        toKeyFile: rotation.newKeyFile,
-      });
-      if (edited !== text) {
-        const mode = (await Deno.stat(candidate.file)).mode ?? 0o644;
-        await writeFileAtomic(candidate.file, new TextEncoder().encode(edited), mode & 0o777);
+      const overlapName = overlapKeyName(rotation.keyName, rotation.newSelector);
+      if (
+        ctx.config.rotationOverlap > 0 && rotation.overlapStartedAt === undefined &&
+        ctx.signingTableFile !== undefined
+      ) {
+        // Both keys sign first: the new key's entry, then the SigningTable lines naming it.
+        await editFile(
+          candidate.file,
+          (text) =>
+            addOverlapKey(text, candidate.file, candidate.line, {
+              name: overlapName,
+              domain: rotation.domain,
+              selector: rotation.newSelector,
+              keyFile: rotation.newKeyFile,
+            }),
+        );
+        const signing = ctx.signingTableFile;
+        await editFile(
+          signing,
+          (text) => addOverlapSigners(text, signing, rotation.keyName, overlapName),
+        );
+        ctx.out(
+          `both "${rotation.oldSelector}" and "${rotation.newSelector}" sign now (${candidate.file}, ${signing}), for RotationOverlap ${ctx.config.rotationOverlap} s`,
+        );
+        await signalDkimd(ctx);
+        return { ...rotation, overlapStartedAt: ctx.now(), updatedAt: ctx.now() };
       }
+      // The overlap's SigningTable lines go first, then one KeyTable write switches the entry
+      // and drops the overlap entry (both no-ops without an overlap).
+      // (Even with RotationOverlap 0 now: a run killed mid-overlap may have left them.)
+      const signing = signingTablePath(ctx.config);
+      if (signing !== undefined) {
+        await editFile(signing, (text) => removeOverlapSigners(text, overlapName));
+      }
+      await editFile(candidate.file, (text) =>
+        removeOverlapKey(
+          editKeyTableLine(text, candidate.file, candidate.line, {
+            keyName: rotation.keyName,
+            domain: rotation.domain,
+            fromSelector: rotation.oldSelector,
+            toSelector: rotation.newSelector,
+            toKeyFile: rotation.newKeyFile,
+          }),
+          overlapName,
+        ));
       ctx.out(
         `activated: ${candidate.file}:${candidate.line} now signs with "${rotation.newSelector}"`,
       );
-      return await signalDkimd(ctx);
+      await signalDkimd(ctx);
+      return undefined;
     }
     case "retire":
-      return await publish(ctx, [{
+      await publish(ctx, [{
         op: "replace-txt",
         name: oldName,
         ttl: ROTATION_RECORD_TTL,
         records: [revokedRecord(rotation.keyType)],
       }], `the revoked record ${oldName}`);
+      return undefined;
     case "prove-revoked":
-      return await proveStep(ctx, oldName, { kind: "revoked" });
+      await proveStep(ctx, oldName, { kind: "revoked" });
+      return undefined;
     case "delete": {
       await publish(ctx, [{ op: "delete-txt", name: oldName }], `the deletion of ${oldName}`);
       await Deno.remove(rotation.oldKeyFile).catch((error) => {
@@ -543,6 +637,12 @@ async function runStep(
       return;
     }
   }
+}
+
+/** The SigningTable's file, when it is one. */
+function signingTablePath(config: Config): string | undefined {
+  const t = config.signingTable;
+  return t && (t.kind === "file" || t.kind === "refile") ? t.path : undefined;
 }
 
 async function printStatus(
@@ -557,8 +657,7 @@ async function printStatus(
   for (const c of candidates) {
     let age: number | undefined;
     try {
-      const mtime = (await Deno.stat(c.keyFile)).mtime;
-      if (mtime) age = Math.max(0, now - Math.floor(mtime.getTime() / 1000));
+      age = await keyAge(c, rotations, now);
     } catch {
       // Reported as an unknown age.
     }
@@ -568,6 +667,7 @@ async function printStatus(
         retireAfter: config.rotationRetireAfter,
         deleteAfter: config.rotationDeleteAfter,
         minimumRetire: (config.signatureTtl ?? 0) + ROTATION_RECORD_TTL,
+        overlap: config.rotationOverlap,
       })
       : undefined;
     rows.push({

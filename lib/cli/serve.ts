@@ -19,6 +19,7 @@ import type { MilterLogger } from "../milter/logger.ts";
 import { detach, shouldDetach } from "../ops/background.ts";
 import { createLogger, type Logger, sanitizeLogMessage } from "../ops/log.ts";
 import { Metrics, type MetricsServer, serveMetrics } from "../ops/metrics.ts";
+import { scrapeRotation } from "../ops/rotation_scrape.ts";
 import { type PidFile, PidFileError, writePidFile } from "../ops/pid_file.ts";
 import { notifyReady } from "../ops/readiness.ts";
 import { defaultReportAddress, FailureReportQueue } from "../ops/failure_report_queue.ts";
@@ -370,7 +371,10 @@ async function serveInProcess(
   try {
     if (pidFile !== undefined) pid = await writePidFile(pidFile, { umask: config.umask });
     if (config.metricsListen) {
-      metricsServer = serveMetrics(metrics, config.metricsListen, { logger });
+      metricsServer = serveMetrics(metrics, config.metricsListen, {
+        logger,
+        more: () => scrapeRotation(current.loaded.config, current.loaded.keyTable, Date.now()),
+      });
       logger.notice(`metrics on http://${formatListenAddress(metricsServer.address)}/metrics`);
     }
   } catch (e) {

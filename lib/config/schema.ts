@@ -229,7 +229,7 @@ export interface Config {
   readonly dnsUpdateServer?: Nameserver;
   /** DNSProofServers (dkimd's own): the servers that must serve a record; absent: the NS. */
   readonly dnsProofServers?: readonly Nameserver[];
-  /** RotationOverlap (dkimd's own): seconds of signing with both keys (0 only, for now). */
+  /** RotationOverlap (dkimd's own): seconds of signing with both keys before the switch. */
   readonly rotationOverlap: number;
   /** RotationRetireAfter (dkimd's own): seconds from activation to revoking the old record. */
   readonly rotationRetireAfter: number;

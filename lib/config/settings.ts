@@ -986,10 +986,11 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
   rotationOverlap: {
     name: "RotationOverlap",
     group: "rotation",
-    kind: seconds(0, 0),
+    kind: seconds(0, MAX_ROTATION_SECONDS),
     default: 0,
     dkimd: true,
-    doc: "Time to sign with both keys after activation; only 0 (no overlap) so far.",
+    doc:
+      "Time to sign with both the old and the new key before the old one stops (needs MultipleSignatures and a SigningTable file); 0: switch at once.",
   },
   rotationRetireAfter: {
     name: "RotationRetireAfter",

@@ -395,6 +395,11 @@ export interface ServeMetricsOptions {
   readonly health?: () => Health;
   /** Where to log the listening address and errors. */
   readonly logger?: MilterLogger;
+  /**
+   * More metric text read at each scrape, appended (the key rotation's, which another process,
+   * `dkimd rotate`, leaves in files).
+   */
+  readonly more?: () => Promise<string>;
 }
 
 /** A running metrics listener. */
@@ -442,9 +447,16 @@ export function serveMetrics(
       return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
     }
     if (path === "/metrics") {
-      return new Response(metrics.render(), {
-        headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
-      });
+      const text = metrics.render();
+      const headers = { "content-type": PROMETHEUS_CONTENT_TYPE };
+      if (!options.more) return new Response(text, { headers });
+      return options.more().then(
+        (more) => new Response(text + more, { headers }),
+        (e) => {
+          options.logger?.error(`metrics: ${errorMessage(e)}`);
+          return new Response(text, { headers });
+        },
+      );
     }
     const h = health();
     return new Response(h.ok ? "ok\n" : `unhealthy: ${h.reason}\n`, {

@@ -45,7 +45,12 @@ export interface Rotation {
   readonly step: RotationStep;
   /** When the rotation started, in seconds since the epoch. */
   readonly startedAt: number;
-  /** When the KeyTable switched to the new key. */
+  /**
+   * When both keys started signing (RotationOverlap): the activation is then half done, and
+   * completes once the overlap has passed.
+   */
+  readonly overlapStartedAt?: number;
+  /** When the KeyTable switched to the new key alone: the old key's last signature. */
   readonly activatedAt?: number;
   /** When the state last changed. */
   readonly updatedAt: number;
@@ -64,6 +69,8 @@ export interface RotationTiming {
    * to verifiers (SignatureTTL, when set) plus the time resolvers may cache the old record.
    */
   readonly minimumRetire: number;
+  /** RotationOverlap: how long both keys sign before the old one stops (default 0). */
+  readonly overlap?: number;
 }
 
 /** What to do with a rotation now. */
@@ -85,7 +92,8 @@ const NEXT: { readonly [S in Exclude<RotationStep, "done">]: RotationStep } = {
 
 /**
  * What to do with `rotation` at `now`: its step, unless the step waits for a time (retire and
- * delete count from activation).
+ * delete count from activation; an activation begun with both keys signing waits for the
+ * overlap to end).
  *
  * @example
  * ```ts
@@ -105,6 +113,10 @@ export function decide(rotation: Rotation, now: number, timing: RotationTiming):
   const { step } = rotation;
   if (step === "done") return { kind: "done" };
   const activated = rotation.activatedAt ?? now;
+  if (step === "activate" && rotation.overlapStartedAt !== undefined) {
+    const until = rotation.overlapStartedAt + (timing.overlap ?? 0);
+    if (now < until) return { kind: "wait", until, reason: "the overlap of both keys to end" };
+  }
   if (step === "retire") {
     const until = activated + Math.max(timing.retireAfter, timing.minimumRetire);
     if (now < until) return { kind: "wait", until, reason: "the old key's signatures to expire" };
@@ -214,4 +226,40 @@ export function startRotation(
 export function isDue(ageSeconds: number, interval: number, now: boolean): boolean {
   if (now) return true;
   return interval > 0 && ageSeconds >= interval;
+}
+
+/**
+ * When the key `selector` of KeyTable entry `keyName` started signing, as the state file
+ * knows it: the activation of the latest rotation that made it. Undefined for a key no
+ * rotation made (the admin's first key), whose age only its file's mtime can tell. The state
+ * file wins over the mtime because a copy, a restore from backup or a package upgrade resets
+ * an mtime and would make an old key look new, and because a key's age counts from the day it
+ * started signing, not from the day it was generated and waited for DNS.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { keySignedSince } from "./rotation.ts";
+ * const r = {
+ *   keyName: "k", domain: "example.com", keyType: "rsa" as const,
+ *   oldSelector: "old", oldKeyFile: "/k/old.private", newSelector: "new", newKeyFile: "/k/new.private",
+ *   step: "done" as const, startedAt: 0, activatedAt: 100, updatedAt: 900,
+ * };
+ * assert.equal(keySignedSince([r], "k", "new"), 100);
+ * assert.equal(keySignedSince([r], "k", "old"), undefined);
+ * ```
+ */
+export function keySignedSince(
+  rotations: readonly Rotation[],
+  keyName: string,
+  selector: string,
+): number | undefined {
+  let since: number | undefined;
+  for (const r of rotations) {
+    if (r.keyName !== keyName || r.newSelector !== selector || r.activatedAt === undefined) {
+      continue;
+    }
+    since = Math.max(since ?? 0, r.activatedAt);
+  }
+  return since;
 }

@@ -8,6 +8,8 @@ const FILES = [
   { path: "etc/sysusers.d/dkimd.conf", source: "dkimd.sysusers" },
   { path: "etc/tmpfiles.d/dkimd.conf", source: "dkimd.tmpfiles" },
   { path: "etc/dkimd/dkimd.conf", source: "dkimd.conf" },
+  { path: "etc/systemd/system/dkimd-rotate.service", source: "dkimd-rotate.service" },
+  { path: "etc/systemd/system/dkimd-rotate.timer", source: "dkimd-rotate.timer" },
 ];
 
 function unit(name: string): string {

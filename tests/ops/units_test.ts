@@ -17,6 +17,8 @@ const SOURCE_FILES = [
   "dkimd.tmpfiles",
   "dkimd.conf",
   "dkimd.socket",
+  "dkimd-rotate.service",
+  "dkimd-rotate.timer",
 ];
 
 function generate(files: { name: string; text: string }[]): string {
@@ -330,4 +332,39 @@ Deno.test("the Grafana dashboard queries only metrics dkimd exports", async () =
   }
   const ids = dashboard.panels.map((p: { id: number }) => p.id);
   assert.equal(new Set(ids).size, ids.length);
+});
+
+Deno.test("dkimd-rotate.service and dkimd-rotate.timer pass systemd-analyze verify, with no warning", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const text = (name: string) => UNIT_FILES.find((f) => f.name === name)!.text;
+    await Deno.writeTextFile(
+      `${dir}/dkimd-rotate.service`,
+      text("dkimd-rotate.service").replace("/usr/local/sbin/dkimd", Deno.execPath()),
+    );
+    await Deno.writeTextFile(`${dir}/dkimd-rotate.timer`, text("dkimd-rotate.timer"));
+    for (const f of ["dkimd-rotate.service", "dkimd-rotate.timer"]) {
+      await Deno.chmod(`${dir}/${f}`, 0o644);
+    }
+    const out = await new Deno.Command("systemd-analyze", {
+      args: ["verify", "--man=no", `${dir}/dkimd-rotate.timer`, `${dir}/dkimd-rotate.service`],
+      stdout: "piped",
+      stderr: "piped",
+      env: { SYSTEMD_LOG_COLOR: "0" },
+    }).output();
+    const said = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, said);
+    assert.equal(said.trim(), "", said);
+    // A oneshot run where exit 75 (waiting for DNS) is a success, daily, and not a daemon.
+    assert.match(text("dkimd-rotate.service"), /^Type=oneshot$/m);
+    assert.match(text("dkimd-rotate.service"), /^SuccessExitStatus=75$/m);
+    assert.match(
+      text("dkimd-rotate.service"),
+      /^ExecStart=\S+ rotate -x \/etc\/dkimd\/dkimd\.conf$/m,
+    );
+    assert.doesNotMatch(text("dkimd-rotate.service"), /^\[Install\]/m);
+    assert.match(text("dkimd-rotate.timer"), /^OnCalendar=daily$/m);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -12,7 +12,7 @@ import { sendUpdate } from "../../lib/dns/update.ts";
 import { ROTATE_EXIT, runRotate } from "../../lib/cli/rotate.ts";
 import { readRotationState } from "../../lib/rotate/state_file.ts";
 import { type KnotZone, startKnotZone } from "../helpers/knot_servers.ts";
-import { type DkimdProcess, startDkimd } from "../helpers/dkimd_process.ts";
+import { type DkimdProcess, freePort, startDkimd } from "../helpers/dkimd_process.ts";
 import { runCli } from "../helpers/run_cli.ts";
 import { MilterClient } from "../../lib/milter/client.ts";
 import { fromLatin1 } from "../../lib/bytes.ts";
@@ -25,6 +25,8 @@ interface Setup {
   readonly dns: KnotZone;
   /** dkimd serving with the configuration, when asked for. */
   readonly dkimd?: DkimdProcess;
+  /** Its MetricsListen port. */
+  readonly metricsPort: number;
   readonly dir: string;
   readonly oldKey: SigningKey;
   readonly conf: string;
@@ -35,7 +37,13 @@ interface Setup {
 }
 
 async function withSetup(
-  options: { updateKey?: "right" | "wrong" | "none"; serve?: boolean },
+  options: {
+    updateKey?: "right" | "wrong" | "none";
+    serve?: boolean;
+    deleteAfter?: number;
+    interval?: number;
+    overlap?: number;
+  },
   fn: (s: Setup) => Promise<void>,
 ) {
   const oldKey = await generateSigningKey("ed25519");
@@ -48,6 +56,7 @@ async function withSetup(
     secondary: true,
   });
   const dir = await Deno.makeTempDir({ prefix: "dkimd-rotate-" });
+  const metricsPort = freePort();
   let dkimd: DkimdProcess | undefined;
   try {
     await Deno.mkdir(`${dir}/keys`, { mode: 0o700 });
@@ -79,8 +88,14 @@ async function withSetup(
         `DNSProofServers ${dns.primary.nameserver},${dns.secondary!.nameserver}`,
         `RotationStateFile ${dir}/state/rotation.json`,
         "RotationRetireAfter 0",
-        "RotationDeleteAfter 0",
-        ...(options.serve ? [`PidFile ${dir}/dkimd.pid`] : []),
+        `RotationDeleteAfter ${options.deleteAfter ?? 0}`,
+        ...(options.interval ? [`RotationInterval ${options.interval}`] : []),
+        ...(options.overlap
+          ? [`RotationOverlap ${options.overlap}`, "MultipleSignatures yes"]
+          : []),
+        ...(options.serve
+          ? [`PidFile ${dir}/dkimd.pid`, `MetricsListen 127.0.0.1:${metricsPort}`]
+          : []),
         "",
       ].join("\n");
     let conf = `${dir}/opendkim.conf`;
@@ -103,6 +118,7 @@ async function withSetup(
     };
     await fn({
       dns,
+      metricsPort,
       ...(dkimd ? { dkimd } : {}),
       dir,
       oldKey,
@@ -342,3 +358,253 @@ function newSelectorNow(): string {
   const d = new Date();
   return `${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, "0")}-ed25519`;
 }
+
+/** `dkimd verify --json` of `message` asking only `server`: each signature's result and reason. */
+async function verifyWith(server: string, message: Uint8Array) {
+  const r = await runCli(["verify", "--json", "--nameserver", server], { stdin: message });
+  return (JSON.parse(r.text) as { result: string; reason: string | null; selector: string }[])
+    .map(({ result, reason, selector }) => ({ result, reason, selector }));
+}
+
+Deno.test("dkimd rotate: after the revoke step, dkimd verify reports old mail as permerror (key revoked), RFC 6376 §3.6.1", async () => {
+  await withSetup({ deleteAfter: 3600 }, async (s) => {
+    const message = new TextEncoder().encode(
+      "From: a@example.com\r\nTo: b@example.org\r\nSubject: before the rotation\r\n\r\nhello\r\n",
+    );
+    const signOld = await runCli(
+      ["sign", "-d", ZONE, "-s", "old", "-k", `${s.dir}/keys/old.private`],
+      { stdin: message },
+    );
+    assert.equal(signOld.code, 0, signOld.stderr);
+    const oldMail = signOld.stdout;
+    for (const server of [s.dns.primary.nameserver, s.dns.secondary!.nameserver]) {
+      assert.deepEqual(await verifyWith(server, oldMail), [
+        { result: "pass", reason: null, selector: "old" },
+      ]);
+    }
+
+    const started = await s.run(T0, "--now");
+    assert.notEqual(started.status, ROTATE_EXIT.error, started.err.join("\n"));
+    const activated = await runUntilSettled(s, T0 + 60_000);
+    assert.equal(activated.status, ROTATE_EXIT.ok, [...activated.out, ...activated.err].join("\n"));
+    const selector = "202612-ed25519";
+    assert.match(
+      await Deno.readTextFile(`${s.dir}/key.table`),
+      /main example\.com:202612-ed25519:/,
+    );
+    // Before the revocation, old mail still verifies.
+    assert.deepEqual(await verifyWith(s.dns.primary.nameserver, oldMail), [
+      { result: "pass", reason: null, selector: "old" },
+    ]);
+
+    // Past the record's TTL: the old record is revoked and proven so; deletion waits an hour.
+    const revoked = await runUntilSettled(s, T0 + 60_000 + 301_000);
+    assert.equal(revoked.status, ROTATE_EXIT.ok, [...revoked.out, ...revoked.err].join("\n"));
+    assert.match(revoked.out.join("\n"), /waiting until .* for the time to delete the old key/);
+    for (const server of [s.dns.primary.nameserver, s.dns.secondary!.nameserver]) {
+      assert.deepEqual(await s.txt(server, "old"), ["v=DKIM1; k=ed25519; p="]);
+      assert.deepEqual(await verifyWith(server, oldMail), [
+        { result: "permerror", reason: "key revoked", selector: "old" },
+      ]);
+    }
+    // Mail signed with the new key verifies against the same servers.
+    const signNew = await runCli(
+      ["sign", "-d", ZONE, "-s", selector, "-k", `${s.dir}/keys/${selector}.private`],
+      { stdin: message },
+    );
+    assert.equal(signNew.code, 0, signNew.stderr);
+    assert.deepEqual(await verifyWith(s.dns.secondary!.nameserver, signNew.stdout), [
+      { result: "pass", reason: null, selector },
+    ]);
+
+    // After RotationDeleteAfter the record and the old key file are gone: old mail has no key.
+    const deleted = await runUntilSettled(s, T0 + 60_000 + 3601_000);
+    assert.equal(deleted.status, ROTATE_EXIT.ok, [...deleted.out, ...deleted.err].join("\n"));
+    await assert.rejects(Deno.stat(`${s.dir}/keys/old.private`), Deno.errors.NotFound);
+    const [gone] = await verifyWith(s.dns.primary.nameserver, oldMail);
+    assert.equal(gone.result, "permerror");
+    assert.notEqual(gone.reason, "key revoked");
+  });
+});
+
+Deno.test("dkimd rotate: RotationInterval starts a rotation for a key older than it (the file's mtime for the first key, the recorded activation after)", async () => {
+  const day = 86400;
+  await withSetup({ interval: 30 * day }, async (s) => {
+    const keyFile = `${s.dir}/keys/old.private`;
+    // A key made 20 days ago: not due.
+    const touch = async (when: number) => {
+      const r = await new Deno.Command("touch", {
+        args: ["-d", new Date(when).toISOString(), keyFile],
+      }).output();
+      assert.ok(r.success);
+    };
+    await touch(T0 - 20 * day * 1000);
+    const young = await s.run(T0);
+    assert.equal(young.status, ROTATE_EXIT.ok);
+    assert.deepEqual(young.out, []);
+    const status = await s.run(T0, "--status");
+    assert.match(status.out[0], /selector "old" \(ed25519, 20 days old\); no rotation/);
+    // Made 31 days ago: due; the rotation starts without --now.
+    await touch(T0 - 31 * day * 1000);
+    const first = await s.run(T0);
+    assert.notEqual(first.status, ROTATE_EXIT.error, first.err.join("\n"));
+    assert.match(first.out.join("\n"), /rotation from "old" to "202612-ed25519" started/);
+    const activated = await runUntilSettled(s, T0 + 60_000);
+    assert.equal(activated.status, ROTATE_EXIT.ok, [...activated.out, ...activated.err].join("\n"));
+    const done = await runUntilSettled(s, T0 + 60_000 + 301_000);
+    assert.equal(done.status, ROTATE_EXIT.ok, [...done.out, ...done.err].join("\n"));
+    const [rotation] = (await readRotationState(`${s.dir}/state/rotation.json`)).rotations;
+    assert.equal(rotation.step, "done");
+    const activatedAt = rotation.activatedAt! * 1000;
+    // The new key's file was written now (the real clock), long after the test's T0: its age
+    // comes from the activation recorded in the state file, not from that mtime.
+    const newFile = `${s.dir}/keys/202612-ed25519.private`;
+    assert.ok((await Deno.stat(newFile)).mtime!.getTime() > activatedAt);
+    const notYet = await s.run(activatedAt + 29 * day * 1000);
+    assert.deepEqual(notYet.out, []);
+    const notYetStatus = await s.run(activatedAt + 29 * day * 1000, "--status");
+    assert.match(notYetStatus.out[0], /selector "202612-ed25519" \(ed25519, 29 days old\)/);
+    const due = await s.run(activatedAt + 30 * day * 1000);
+    assert.match(
+      due.out.join("\n"),
+      /rotation from "202612-ed25519" to "202701-ed25519" started/,
+    );
+  });
+});
+
+/** The message dkimd signs for `from`, with the DKIM-Signature fields it added on top. */
+async function signedMessage(port: number, from: string): Promise<Uint8Array> {
+  const client = await MilterClient.connect({ kind: "inet", host: "127.0.0.1", port });
+  const headers: [string, string][] = [["From", ` ${from}`], ["To", " b@example.org"], [
+    "Subject",
+    " both keys",
+  ]];
+  const body = "hello\r\n";
+  try {
+    const r = await client.sendMessage({
+      connect: { hostname: "localhost", address: "127.0.0.1" },
+      macros: { mail: { i: "Q2" } },
+      from: `<${from}>`,
+      headers,
+      body: fromLatin1(body),
+    });
+    const added = r.modifications
+      .filter((m) => m.type === "insheader" && m.name === "DKIM-Signature")
+      .map((m) =>
+        // The milter folds with bare LF, as the MTA's own lines; on the wire it is CRLF.
+        `DKIM-Signature:${
+          new TextDecoder().decode((m as { value: Uint8Array }).value).replace(/\r?\n/g, "\r\n")
+        }\r\n`
+      );
+    return new TextEncoder().encode(
+      added.join("") + headers.map(([n, v]) => `${n}:${v}\r\n`).join("") + "\r\n" + body,
+    );
+  } finally {
+    client.close();
+  }
+}
+
+/** Runs `dkimd rotate` as users run it (a child process) until it stops waiting for DNS. */
+async function runCliUntilSettled(conf: string, ...args: string[]) {
+  const deadline = Date.now() + 20_000;
+  let out = "";
+  for (let first = true;; first = false) {
+    const r = await runCli(["rotate", "-x", conf, ...(first ? args : [])]);
+    out += r.text + r.stderr;
+    if (r.code !== ROTATE_EXIT.waiting || Date.now() > deadline) return { code: r.code, out };
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
+
+Deno.test("dkimd rotate with RotationOverlap: the running dkimd signs with both selectors for that long, then with the new one alone", async () => {
+  // Seconds, on the real clock: the rotate runs are child processes that signal dkimd.
+  const OVERLAP = 4;
+  await withSetup({ serve: true, overlap: OVERLAP }, async (s) => {
+    const dkimd = s.dkimd!;
+    const selector = newSelectorNow();
+    const signingTable = await Deno.readTextFile(`${s.dir}/signing.table`);
+    assert.deepEqual(await signedWith(dkimd.port, "a@example.com"), ["old"]);
+    const overlap = await runCliUntilSettled(s.conf, "--now");
+    assert.equal(overlap.code, ROTATE_EXIT.ok, overlap.out);
+    assert.match(
+      overlap.out,
+      new RegExp(`both "old" and "${selector}" sign now .* for RotationOverlap ${OVERLAP} s`),
+    );
+    assert.match(overlap.out, new RegExp(`sent SIGUSR1 to dkimd \\(pid ${dkimd.pid}\\)`));
+    assert.match(overlap.out, /waiting until .* for the overlap of both keys to end/);
+    assert.equal(
+      await Deno.readTextFile(`${s.dir}/key.table`),
+      `# rotated by dkimd rotate\nmain example.com:old:${s.dir}/keys/old.private\n` +
+        `main.rotate-${selector} example.com:${selector}:${s.dir}/keys/${selector}.private\n`,
+    );
+    assert.equal(
+      await Deno.readTextFile(`${s.dir}/signing.table`),
+      `*@example.com main\n*@example.com main.rotate-${selector}\n`,
+    );
+    // The overlap entry is the rotation's, not a key of its own to rotate or list.
+    const status = await runCli(["rotate", "-x", s.conf, "--status"]);
+    assert.equal(status.text.trim().split("\n").length, 1, status.text);
+    assert.match(
+      status.text,
+      /^main \(example\.com\): selector "old".*next step: activate; waits for the overlap of both keys to end/,
+    );
+
+    await dkimd.waitForLog(/configuration reloaded/);
+    assert.deepEqual(
+      (await signedWith(dkimd.port, "a@example.com")).sort(),
+      ["old", selector].sort(),
+    );
+    // Both signatures verify against the knot servers as they are during the overlap.
+    const both = await signedMessage(dkimd.port, "a@example.com");
+    for (const server of [s.dns.primary.nameserver, s.dns.secondary!.nameserver]) {
+      assert.deepEqual(
+        (await verifyWith(server, both)).map((v) => `${v.selector} ${v.result}`).sort(),
+        [`${selector} pass`, "old pass"].sort(),
+      );
+    }
+    // The serving dkimd's metrics show the rotation as the state file has it, and both keys.
+    const scraped = await (await fetch(`http://127.0.0.1:${s.metricsPort}/metrics`)).text();
+    assert.match(
+      scraped,
+      new RegExp(
+        `^dkimd_rotation_step\\{domain="example\\.com",key="main",new_selector="${selector}",step="activate"\\} 1$`,
+        "m",
+      ),
+    );
+    assert.match(scraped, /^dkimd_rotation_error\{domain="example\.com",key="main"\} 0$/m);
+    assert.match(
+      scraped,
+      /^dkimd_key_age_seconds\{domain="example\.com",selector="old",key="main"\} \d+$/m,
+    );
+    assert.match(
+      scraped,
+      new RegExp(
+        `^dkimd_key_age_seconds\\{domain="example\\.com",selector="${selector}",key="main\\.rotate-${selector}"\\} \\d+$`,
+        "m",
+      ),
+    );
+    assert.match(scraped, /^dkimd_rotation_state_readable 1$/m);
+    // Before the overlap is over, a run changes nothing.
+    const early = await runCli(["rotate", "-x", s.conf]);
+    assert.equal(early.code, ROTATE_EXIT.ok, early.stderr);
+    assert.match(early.text, /waiting until .* for the overlap of both keys to end/);
+
+    // The overlap over: the SigningTable is as it was, the KeyTable names the new key alone.
+    await new Promise((resolve) => setTimeout(resolve, OVERLAP * 1000));
+    const switched = await runCliUntilSettled(s.conf);
+    assert.equal(switched.code, ROTATE_EXIT.ok, switched.out);
+    assert.match(switched.out, new RegExp(`activated: .* now signs with "${selector}"`));
+    assert.match(switched.out, /waiting until .* for the old key's signatures to expire/);
+    assert.equal(await Deno.readTextFile(`${s.dir}/signing.table`), signingTable);
+    assert.equal(
+      await Deno.readTextFile(`${s.dir}/key.table`),
+      `# rotated by dkimd rotate\nmain example.com:${selector}:${s.dir}/keys/${selector}.private\n`,
+    );
+    await dkimd.waitForLog(/configuration reloaded[\s\S]*configuration reloaded/);
+    assert.deepEqual(await signedWith(dkimd.port, "a@example.com"), [selector]);
+    // Retirement counts from the switch, when the old key signed last.
+    const [rotation] = (await readRotationState(`${s.dir}/state/rotation.json`)).rotations;
+    assert.equal(rotation.step, "retire");
+    assert.ok(rotation.activatedAt! >= rotation.overlapStartedAt! + OVERLAP);
+  });
+});
