@@ -48,9 +48,12 @@ import {
   decodeText,
   FieldReader,
   headerNameField,
+  NUL,
+  PROTOCOL_TEXT,
   uint32Field,
 } from "./frame_fields.ts";
 import { MilterProtocolError } from "./protocol_error.ts";
+import { INTERN_MAX_BYTES } from "./text_intern.ts";
 
 /** The address family of the SMTP client in a CONNECT command (`SMFIA_*`). */
 export type AddressFamily = "inet" | "inet6" | "unix" | "unknown";
@@ -188,6 +191,22 @@ export function decodeCommand(frame: Frame): Command {
       return { type: frame.code === SMFIC_MAIL ? "mail" : "rcpt", args };
     }
     case SMFIC_HEADER: {
+      // The common case read straight off the data (name NUL value NUL), a third of the
+      // garbage per message less than through a FieldReader and views of each field; anything
+      // else goes the careful way below, which says what is wrong.
+      const d = frame.data;
+      const nul = d.indexOf(NUL);
+      const last = d.length - 1;
+      if (nul > 0 && nul <= INTERN_MAX_BYTES && last > nul && d[last] === NUL) {
+        const valueEnd = d.indexOf(NUL, nul + 1);
+        if (valueEnd === last) {
+          return {
+            type: "header",
+            name: PROTOCOL_TEXT.latin1(d, 0, nul),
+            value: d.subarray(nul + 1, last),
+          };
+        }
+      }
       const r = new FieldReader(frame, "HEADER command");
       const name = latin1(r.cstring("header name"));
       const value = r.cstring("header value");

@@ -1,5 +1,7 @@
+import fc from "fast-check";
 import assert from "node:assert/strict";
-import { concat, fromLatin1, utf8 } from "../../lib/bytes.ts";
+import { fuzzParams } from "../helpers/fuzz.ts";
+import { concat, fromLatin1, latin1, utf8 } from "../../lib/bytes.ts";
 import { decodeCommand, encodeCommand } from "../../lib/milter/command.ts";
 import {
   SMFIC_CONNECT,
@@ -133,5 +135,37 @@ Deno.test("encodeCommand() refuses values the wire cannot carry", () => {
   assert.throws(
     () => encodeCommand({ type: "header", name: "X-\u0100", value: new Uint8Array(0) }),
     /8-bit/,
+  );
+});
+
+Deno.test("decodeCommand() reads any HEADER data as the field-by-field reading does", () => {
+  // The field-by-field reading: name NUL value NUL, nothing after, a name of at least one byte.
+  const reference = (data: Uint8Array): { name: string; value: Uint8Array } | "error" => {
+    const nul = data.indexOf(0);
+    if (nul <= 0) return "error";
+    const end = data.indexOf(0, nul + 1);
+    if (end !== data.length - 1) return "error";
+    return { name: latin1(data.subarray(0, nul)), value: data.slice(nul + 1, end) };
+  };
+  const bytes = fc.array(fc.constantFrom(0, 0x41, 0x3a, 0x20, 0xe9, 0x0a), { maxLength: 80 });
+  fc.assert(
+    fc.property(bytes, fc.nat(90), (list, longName) => {
+      // Names around the interned length (64) too.
+      const data = Uint8Array.from([...new Array(longName % 3 ? 0 : longName).fill(0x58), ...list]);
+      const want = reference(data);
+      let got: ReturnType<typeof reference>;
+      try {
+        const command = decodeCommand({ code: SMFIC_HEADER, data });
+        assert.equal(command.type, "header");
+        got = command.type === "header"
+          ? { name: command.name, value: command.value.slice() }
+          : "error";
+      } catch (e) {
+        assert.ok(e instanceof MilterProtocolError);
+        got = "error";
+      }
+      assert.deepEqual(got, want);
+    }),
+    fuzzParams(2000),
   );
 });
