@@ -55,6 +55,24 @@ export function decodeText(bytes: Uint8Array): string {
 }
 
 /**
+ * The text field `bytes[start, end)` as {@link decodeText} reads it, without a view of it for
+ * the short ASCII text most fields are.
+ */
+export function decodeTextAt(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start <= INTERN_MAX_BYTES) {
+    let ascii = true;
+    for (let i = start; i < end; i++) {
+      if (bytes[i] >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return PROTOCOL_TEXT.latin1(bytes, start, end);
+  }
+  return decodeText(bytes.subarray(start, end));
+}
+
+/**
  * The strings of the milter's short protocol text (header names, macro names and values), one
  * table per process: they are the same on every connection.
  */

@@ -1,6 +1,6 @@
 /**
  * Replies written per read, not per command: the frames that came in one read are handled in
- * order and their replies go out in one write ({@link answerBurst}), so an MTA that sends
+ * order and their replies gathered for one write ({@link answerBurst}), so an MTA that sends
  * several commands at once gets one packet back, not one per reply. A reply is never held back
  * for a reply the MTA has not asked for yet: the batch is written as soon as the frames read so
  * far are handled, and before any wait on the filter (a command answered with a promise), since
@@ -25,25 +25,24 @@
  * const decoder = new FrameDecoder();
  * decoder.push(encodeCommand({ type: "helo", name: "mx.example" }));
  * decoder.push(encodeCommand({ type: "mail", args: ["<a@example.org>"] }));
- * const writes: Uint8Array[] = [];
- * const result = await answerBurst(() => decoder.nextView(), session, new ReplyBatch(), {
- *   write: (bytes) => {
- *     writes.push(bytes.slice());
- *     return Promise.resolve();
- *   },
+ * const batch = new ReplyBatch();
+ * const result = answerBurst(decoder, session, batch, {
+ *   write: () => Promise.reject(new Error("nothing waited: no early write")),
  *   wait: (replies) => replies,
  *   stop: () => false,
  * });
- * assert.deepEqual(result, { frames: 2, end: "more" });
- * assert.deepEqual(writes, [Uint8Array.of(0, 0, 0, 1, 0x63, 0, 0, 0, 1, 0x63)]); // in one write
+ * assert.deepEqual(result, { frames: 2, end: "more" }); // at once: no promise, nothing waited
+ * // HELO's and MAIL's replies, for one write.
+ * assert.deepEqual(batch.take(), Uint8Array.of(0, 0, 0, 1, 0x63, 0, 0, 0, 1, 0x63));
  * ```
  *
  * @module
  */
 
-import { decodeCommand } from "./command.ts";
-import type { Frame } from "./frame.ts";
+import { decodeCommandAt } from "./command.ts";
+import type { FrameDecoder } from "./frame.ts";
 import { encodeReply, type Reply, simpleReplyCode } from "./reply.ts";
+import type { Replies } from "./scheduler.ts";
 import type { MilterSession } from "./session.ts";
 
 // Room for a few replies; grows (doubling) to the largest batch seen on the connection.
@@ -128,7 +127,10 @@ export class ReplyBatch {
 
 /** What {@link answerBurst} needs from the connection. */
 export interface BurstIo {
-  /** Writes all of `bytes`; they are a view the caller may reuse once the promise settles. */
+  /**
+   * Writes all of `bytes` (the replies owed before a wait); they are a view the caller may
+   * reuse once the promise settles.
+   */
   write(bytes: Uint8Array): Promise<void>;
   /** Waits for replies the filter answered with a promise, or gives up ("abandoned"). */
   wait(replies: Promise<Reply[]>): Promise<Reply[] | "abandoned">;
@@ -142,46 +144,78 @@ export interface BurstResult {
   readonly frames: number;
   /**
    * `more`: every whole frame was handled, read on; `closed`: the session closed (QUIT, failed
-   * negotiation); `stopped`: `stop()` said so; `abandoned`: `wait()` gave up. The replies owed
-   * so far have been written in every case but `abandoned`.
+   * negotiation); `stopped`: `stop()` said so; `abandoned`: `wait()` gave up. In every case but
+   * `abandoned`, the replies owed and not yet written are in the batch, for the caller to write.
    */
   readonly end: "more" | "closed" | "stopped" | "abandoned";
 }
 
 /**
- * Handles the whole frames `next` gives (the frames of one read) through `session`, in order,
- * and writes their replies: in one write at the end, or earlier when a command's answer is a
- * promise, so what the MTA may be waiting for goes out before the wait. Frames from `next` may
- * be views valid until the next read: each is decoded before the next is taken, and nothing is
- * read meanwhile.
+ * Handles the whole frames in `decoder` (the frames of one read) through `session`, in order,
+ * gathering their replies in `batch`, which the caller writes in one write once this returns.
+ * When a command's answer is a promise, what the batch holds is written first (the MTA may be
+ * waiting for it), then the answer awaited; only then is the result a promise. Nothing is
+ * pushed into `decoder` meanwhile, so the commands' byte fields (views of its buffer) stay valid.
+ * Returning the result itself when nothing waited spares a promise per read.
  */
-export async function answerBurst(
-  next: () => Frame | undefined,
+export function answerBurst(
+  decoder: FrameDecoder,
   session: MilterSession,
   batch: ReplyBatch,
   io: BurstIo,
-): Promise<BurstResult> {
+): BurstResult | Promise<BurstResult> {
   let frames = 0;
-  let end: BurstResult["end"] = "more";
-  for (let frame = next(); frame; frame = next()) {
+  for (let code = decoder.advance(); code !== -1; code = decoder.advance()) {
     frames++;
-    const answer = session.receive(decodeCommand(frame));
+    const command = decodeCommandAt(code, decoder.bytes, decoder.frameStart, decoder.frameEnd);
+    const answer = session.receive(command);
+    if (answer instanceof Promise) {
+      return waitThenAnswer(decoder, session, batch, io, frames, answer);
+    }
+    const end = afterReplies(session, batch, io, answer);
+    if (end !== undefined) return { frames, end };
+  }
+  return { frames, end: "more" };
+}
+
+// The rest of a burst from a command answered with a promise.
+async function waitThenAnswer(
+  decoder: FrameDecoder,
+  session: MilterSession,
+  batch: ReplyBatch,
+  io: BurstIo,
+  handled: number,
+  pending: Promise<Reply[]>,
+): Promise<BurstResult> {
+  let frames = handled;
+  let answer: Replies = pending;
+  for (;;) {
     let replies: Reply[] | "abandoned";
     if (answer instanceof Promise) {
       if (batch.length > 0) await io.write(batch.take());
       replies = await io.wait(answer);
     } else replies = answer;
     if (replies === "abandoned") return { frames, end: "abandoned" };
-    if (replies.length > 0) batch.add(replies);
-    if (session.closed) {
-      end = "closed";
-      break;
-    }
-    if (io.stop()) {
-      end = "stopped";
-      break;
-    }
+    const end = afterReplies(session, batch, io, replies);
+    if (end !== undefined) return { frames, end };
+    const code = decoder.advance();
+    if (code === -1) return { frames, end: "more" };
+    frames++;
+    answer = session.receive(
+      decodeCommandAt(code, decoder.bytes, decoder.frameStart, decoder.frameEnd),
+    );
   }
-  if (batch.length > 0) await io.write(batch.take());
-  return { frames, end };
+}
+
+// Adds a command's replies to the batch; says why the burst ends after it, if it does.
+function afterReplies(
+  session: MilterSession,
+  batch: ReplyBatch,
+  io: BurstIo,
+  replies: Reply[],
+): "closed" | "stopped" | undefined {
+  if (replies.length > 0) batch.add(replies);
+  if (session.closed) return "closed";
+  if (io.stop()) return "stopped";
+  return undefined;
 }

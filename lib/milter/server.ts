@@ -360,7 +360,6 @@ class Server implements MilterServer {
     const buffer = new Uint8Array(READ_BUFFER_BYTES);
     // The replies to the frames of each read go out in one write (reply_batch.ts).
     const batch = new ReplyBatch();
-    const nextFrame = () => decoder.nextView();
     const io: BurstIo = {
       write: (bytes) => this.#writeAll(entry, bytes),
       wait: (replies) => this.#unlessAbandoned(entry, replies),
@@ -383,7 +382,9 @@ class Server implements MilterServer {
         }
         if (n === null) break;
         decoder.push(buffer.subarray(0, n));
-        const { frames, end } = await answerBurst(nextFrame, session, batch, io);
+        const burst = answerBurst(decoder, session, batch, io);
+        const { frames, end } = burst instanceof Promise ? await burst : burst;
+        if (end !== "abandoned" && batch.length > 0) await this.#writeAll(entry, batch.take());
         if (end === "stopped") {
           this.#log.debug(`connection ${id}: closing at a transaction boundary for shutdown`);
         }

@@ -2,7 +2,7 @@ import fc from "fast-check";
 import assert from "node:assert/strict";
 import { fuzzParams } from "../helpers/fuzz.ts";
 import { concat, fromLatin1, latin1, utf8 } from "../../lib/bytes.ts";
-import { decodeCommand, encodeCommand } from "../../lib/milter/command.ts";
+import { decodeCommand, decodeCommandAt, encodeCommand } from "../../lib/milter/command.ts";
 import {
   SMFIC_CONNECT,
   SMFIC_HEADER,
@@ -167,5 +167,55 @@ Deno.test("decodeCommand() reads any HEADER data as the field-by-field reading d
       assert.deepEqual(got, want);
     }),
     fuzzParams(2000),
+  );
+});
+
+Deno.test("decodeCommandAt() reads MACRO, MAIL and RCPT data anywhere in a buffer as fields", () => {
+  // The field-by-field reading: NUL-terminated strings to the end; MACRO has its command byte
+  // first and an even number of strings, MAIL and RCPT at least one.
+  const strings = (data: Uint8Array): string[] | "error" => {
+    const out: string[] = [];
+    for (let pos = 0; pos < data.length;) {
+      const nul = data.indexOf(0, pos);
+      if (nul === -1) return "error";
+      out.push(new TextDecoder().decode(data.subarray(pos, nul)));
+      pos = nul + 1;
+    }
+    return out;
+  };
+  const reference = (code: number, data: Uint8Array): unknown => {
+    if (code === SMFIC_MACRO) {
+      if (data.length === 0) return "error";
+      const list = strings(data.subarray(1));
+      if (list === "error" || list.length % 2 !== 0) return "error";
+      const macros = [];
+      for (let i = 0; i < list.length; i += 2) macros.push([list[i], list[i + 1]]);
+      return { type: "macro", forCommand: data[0], macros };
+    }
+    const args = strings(data);
+    if (args === "error" || args.length === 0) return "error";
+    return { type: code === SMFIC_MAIL ? "mail" : "rcpt", args };
+  };
+  const bytes = fc.array(fc.constantFrom(0, 0x41, 0x7b, 0x20, 0xc3, 0xa9, 0xff), { maxLength: 40 });
+  fc.assert(
+    fc.property(
+      fc.constantFrom(SMFIC_MACRO, SMFIC_MAIL, SMFIC_RCPT),
+      bytes,
+      fc.nat(4),
+      (code, list, offset) => {
+        const data = Uint8Array.from(list);
+        const buffer = new Uint8Array(offset + data.length + 3).fill(0x5a);
+        buffer.set(data, offset);
+        let got: unknown;
+        try {
+          got = decodeCommandAt(code, buffer, offset, offset + data.length);
+        } catch (e) {
+          assert.ok(e instanceof MilterProtocolError);
+          got = "error";
+        }
+        assert.deepEqual(got, reference(code, data));
+      },
+    ),
+    fuzzParams(3000),
   );
 });

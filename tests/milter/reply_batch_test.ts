@@ -5,7 +5,12 @@ import { SMFI_CURR_ACTS, SMFI_CURR_PROT, SMFIF_ADDHDRS } from "../../lib/milter/
 import type { Filter, FilterNeeds } from "../../lib/milter/filter.ts";
 import { FrameDecoder } from "../../lib/milter/frame.ts";
 import { decodeReply, encodeReply, type Reply } from "../../lib/milter/reply.ts";
-import { answerBurst, type BurstIo, ReplyBatch } from "../../lib/milter/reply_batch.ts";
+import {
+  answerBurst,
+  type BurstIo,
+  type BurstResult,
+  ReplyBatch,
+} from "../../lib/milter/reply_batch.ts";
 import { MilterSession } from "../../lib/milter/session.ts";
 import { MemoryLogger } from "../helpers/milter_logger.ts";
 
@@ -56,6 +61,18 @@ function recorder(stop = () => false) {
   return { writes, writtenAtWait, io };
 }
 
+// What the server does with a read: answerBurst(), then one write of what the batch holds.
+async function burst(
+  decoder: FrameDecoder,
+  session: MilterSession,
+  batch: ReplyBatch,
+  io: BurstIo,
+): Promise<BurstResult> {
+  const result = await answerBurst(decoder, session, batch, io);
+  if (result.end !== "abandoned" && batch.length > 0) await io.write(batch.take());
+  return result;
+}
+
 function session(filter: Filter): MilterSession {
   return new MilterSession(filter, { logger: new MemoryLogger() });
 }
@@ -88,7 +105,7 @@ Deno.test("answerBurst() answers several frames of one read in one write, in ord
   ]);
   const { writes, io } = recorder();
   const s = await connected(syncFilter);
-  const result = await answerBurst(() => decoder.nextView(), s, new ReplyBatch(), io);
+  const result = await burst(decoder, s, new ReplyBatch(), io);
   assert.deepEqual(result, { frames: 6, end: "more" });
   assert.equal(writes.length, 1);
   assert.deepEqual(repliesIn(writes[0]).map((r) => r.type), [
@@ -102,17 +119,29 @@ Deno.test("answerBurst() answers several frames of one read in one write, in ord
   ]);
 });
 
-Deno.test("answerBurst() writes a lone frame's reply before it returns", async () => {
+Deno.test("answerBurst() has a lone frame's reply ready at once, for the write after it", async () => {
   const s = session(syncFilter);
   const batch = new ReplyBatch();
   for (const command of OPENING) {
     const decoder = decoderOf([command]);
     const { writes, io } = recorder();
-    const result = await answerBurst(() => decoder.nextView(), s, batch, io);
+    const result = await burst(decoder, s, batch, io);
     assert.deepEqual(result, { frames: 1, end: "more" });
     assert.equal(writes.length, 1, command.type);
     assert.equal(repliesIn(writes[0]).length, 1, command.type);
   }
+});
+
+Deno.test("answerBurst() returns without a promise when no answer was one", async () => {
+  const s = await connected(syncFilter);
+  const decoder = decoderOf([OPENING[2]]);
+  const batch = new ReplyBatch();
+  const { writes, io } = recorder();
+  const result = answerBurst(decoder, s, batch, io);
+  assert.ok(!(result instanceof Promise));
+  assert.deepEqual(result, { frames: 1, end: "more" });
+  assert.deepEqual(writes, []); // nothing written early: the caller writes the batch
+  assert.deepEqual(repliesIn(batch.take()), [{ type: "continue" }]);
 });
 
 Deno.test("answerBurst() writes what is owed before waiting on the filter", async () => {
@@ -130,13 +159,13 @@ Deno.test("answerBurst() writes what is owed before waiting on the filter", asyn
   const decoder = decoderOf(OPENING.slice(2)); // HELO, then MAIL (answered later), then RCPT
   const { writes, writtenAtWait, io } = recorder();
   const s = await connected(filter);
-  const burst = answerBurst(() => decoder.nextView(), s, new ReplyBatch(), io);
+  const running = burst(decoder, s, new ReplyBatch(), io);
   // The HELO reply went out before the wait for MAIL's answer began.
   await new Promise((resolve) => setTimeout(resolve, 0));
   assert.deepEqual(writtenAtWait, [1]);
   assert.deepEqual(repliesIn(writes[0]).map((r) => r.type), ["continue"]);
   release.resolve();
-  assert.deepEqual(await burst, { frames: 3, end: "more" });
+  assert.deepEqual(await running, { frames: 3, end: "more" });
   assert.equal(writes.length, 2);
   assert.deepEqual(repliesIn(writes[1]).map((r) => r.type), ["continue", "continue"]);
 });
@@ -147,8 +176,8 @@ Deno.test("answerBurst() writes the replies owed before a quit or a stop", async
     name: "x",
   }]);
   const q = recorder();
-  const quit = await answerBurst(
-    () => quitting.nextView(),
+  const quit = await burst(
+    quitting,
     session(syncFilter),
     new ReplyBatch(),
     q.io,
@@ -157,8 +186,8 @@ Deno.test("answerBurst() writes the replies owed before a quit or a stop", async
   assert.equal(repliesIn(concat(q.writes)).length, 3);
   const stopping = decoderOf(OPENING);
   const s = recorder(() => true);
-  const stop = await answerBurst(
-    () => stopping.nextView(),
+  const stop = await burst(
+    stopping,
     session(syncFilter),
     new ReplyBatch(),
     s.io,
@@ -179,7 +208,7 @@ Deno.test("answerBurst() gives up without writing when the wait is abandoned", a
   const decoder = decoderOf([{ type: "abort" }, ...OPENING.slice(2)]);
   const { writes, io } = recorder();
   const s = await connected(filter);
-  const result = await answerBurst(() => decoder.nextView(), s, new ReplyBatch(), {
+  const result = await burst(decoder, s, new ReplyBatch(), {
     ...io,
     wait: () => Promise.resolve("abandoned"),
   });
