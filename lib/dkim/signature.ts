@@ -241,8 +241,14 @@ export function withoutSignatureValue(field: HeaderField): HeaderField {
     if (end === -1) end = raw.length;
     // Search for "=" within the segment only: from `pos` to the end of the field would make a
     // field of many "="-less segments quadratic.
-    const eq = raw.subarray(pos, end).indexOf(EQUALS);
-    if (eq !== -1 && isTagB(raw, pos, pos + eq)) {
+    let eq = -1;
+    for (let i = pos; i < end; i++) {
+      if (raw[i] === EQUALS) {
+        eq = i - pos;
+        break;
+      }
+    }
+    if (eq >= 0 && isTagB(raw, pos, pos + eq)) {
       const out = new Uint8Array(pos + eq + 1 + raw.length - end);
       out.set(raw.subarray(0, pos + eq + 1));
       out.set(raw.subarray(end), pos + eq + 1);
