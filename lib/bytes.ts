@@ -60,6 +60,10 @@ export function fromUtf8(bytes: Uint8Array): string {
  * ```
  */
 export function latin1(bytes: Uint8Array): string {
+  // Most text is one chunk: no view of it needed.
+  if (bytes.length <= 8192) {
+    return String.fromCharCode.apply(null, bytes as unknown as number[]);
+  }
   let out = "";
   // String.fromCharCode with many arguments is fast; chunk to stay under the argument limit.
   for (let i = 0; i < bytes.length; i += 8192) {

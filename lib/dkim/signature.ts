@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { asciiLower, fromBase64, fromLatin1, latin1 } from "../bytes.ts";
+import { asciiLower, COLON, CR, fromBase64, fromLatin1, HTAB, latin1, LF, SP } from "../bytes.ts";
 import type { HashAlgorithm } from "../crypto/hash.ts";
 import type { KeyType } from "../crypto/key_type.ts";
 import type { Canonicalization } from "./canon_header.ts";
@@ -233,21 +233,46 @@ export function parseSignature(field: HeaderField): Signature {
  * ```
  */
 export function withoutSignatureValue(field: HeaderField): HeaderField {
-  const text = latin1(field.raw);
-  let pos = text.indexOf(":") + 1;
-  while (pos > 0 && pos <= text.length) {
-    let end = text.indexOf(";", pos);
-    if (end === -1) end = text.length;
-    // Search for "=" within the segment only: from `pos` to the end of the text would make a
+  // On the bytes: a round trip through text (latin1 and back) cost more than the search.
+  const raw = field.raw;
+  let pos = raw.indexOf(COLON) + 1;
+  while (pos > 0 && pos <= raw.length) {
+    let end = raw.indexOf(SEMICOLON, pos);
+    if (end === -1) end = raw.length;
+    // Search for "=" within the segment only: from `pos` to the end of the field would make a
     // field of many "="-less segments quadratic.
-    const eq = text.slice(pos, end).indexOf("=");
-    if (eq !== -1 && text.slice(pos, pos + eq).replace(/[ \t\r\n]+/g, "") === "b") {
-      return { name: field.name, raw: fromLatin1(text.slice(0, pos + eq + 1) + text.slice(end)) };
+    let eq = -1;
+    for (let i = pos; i < end; i++) {
+      if (raw[i] === EQUALS) {
+        eq = i - pos;
+        break;
+      }
+    }
+    if (eq >= 0 && isTagB(raw, pos, pos + eq)) {
+      const out = new Uint8Array(pos + eq + 1 + raw.length - end);
+      out.set(raw.subarray(0, pos + eq + 1));
+      out.set(raw.subarray(end), pos + eq + 1);
+      return { name: field.name, raw: out };
     }
     pos = end + 1;
   }
   return field;
 }
+
+// True when raw[from, to) is the tag name "b" with folding whitespace around it.
+function isTagB(raw: Uint8Array, from: number, to: number): boolean {
+  let b = 0;
+  for (let i = from; i < to; i++) {
+    const c = raw[i];
+    if (c === SP || c === HTAB || c === CR || c === LF) continue;
+    if (c !== LOWER_B || ++b > 1) return false;
+  }
+  return b === 1;
+}
+
+const SEMICOLON = 0x3b;
+const EQUALS = 0x3d;
+const LOWER_B = 0x62;
 
 /**
  * Parses a `c=` value (or OpenDKIM's `Canonicalization` setting): `header/body`, or `header`

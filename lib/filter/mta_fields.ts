@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { asciiLower, CR, fromLatin1, HTAB, latin1, LF, SP } from "../bytes.ts";
+import { asciiLower, CR, HTAB, LF, SP } from "../bytes.ts";
 import type { HeaderField } from "../dkim/header.ts";
 import type { Modification } from "../milter/filter.ts";
 
@@ -25,9 +25,16 @@ import type { Modification } from "../milter/filter.ts";
  * ```
  */
 export function mtaValue(value: Uint8Array, leadingSpace: boolean): Uint8Array {
-  let text = latin1(value).replaceAll("\r\n", "\n");
-  if (!leadingSpace) text = text.replace(/^ /, "");
-  return fromLatin1(text);
+  // On the bytes, one pass: a round trip through text cost more than the edit.
+  const out = new Uint8Array(value.length);
+  let o = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (c === CR && value[i + 1] === LF) continue;
+    out[o++] = c;
+  }
+  const start = !leadingSpace && o > 0 && out[0] === SP ? 1 : 0;
+  return out.subarray(start, o);
 }
 
 /**

@@ -46,11 +46,15 @@ import { encodeFrame, type Frame } from "./frame.ts";
 import {
   cstringField,
   decodeText,
+  decodeTextAt,
   FieldReader,
   headerNameField,
+  NUL,
+  PROTOCOL_TEXT,
   uint32Field,
 } from "./frame_fields.ts";
 import { MilterProtocolError } from "./protocol_error.ts";
+import { INTERN_MAX_BYTES } from "./text_intern.ts";
 
 /** The address family of the SMTP client in a CONNECT command (`SMFIA_*`). */
 export type AddressFamily = "inet" | "inet6" | "unix" | "unknown";
@@ -139,6 +143,101 @@ function codeName(code: number): string {
  * ```
  */
 export function decodeCommand(frame: Frame): Command {
+  return decodeCommandAt(frame.code, frame.data, 0, frame.data.length);
+}
+
+/**
+ * Decodes a command whose data is `bytes[start, end)`, as {@link decodeCommand} does, without
+ * a {@link Frame} or views of its fields for the commands of every message (MACRO, MAIL, RCPT,
+ * HEADER, BODY and the ones without data): the milter server's read loop calls this for every
+ * frame (FrameDecoder.advance), and the views and arrays were most of the garbage the milter
+ * layer made per message. A command out of the common shape goes the careful way, which says
+ * what is wrong. Byte fields of the result are views of `bytes`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeCommandAt, encodeCommand } from "./command.ts";
+ * const bytes = encodeCommand({ type: "mail", args: ["<a@example.org>", "SIZE=10"] });
+ * assert.deepEqual(decodeCommandAt(bytes[4], bytes, 5, bytes.length), {
+ *   type: "mail",
+ *   args: ["<a@example.org>", "SIZE=10"],
+ * });
+ * ```
+ */
+export function decodeCommandAt(
+  code: number,
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+): Command {
+  const last = end - 1;
+  switch (code) {
+    case SMFIC_HEADER: {
+      // name NUL value NUL, nothing after, a name of at least one byte.
+      const nul = bytes.indexOf(NUL, start);
+      if (nul > start && nul - start <= INTERN_MAX_BYTES && last > nul && bytes[last] === NUL) {
+        if (bytes.indexOf(NUL, nul + 1) === last) {
+          return {
+            type: "header",
+            name: PROTOCOL_TEXT.latin1(bytes, start, nul),
+            value: bytes.subarray(nul + 1, last),
+          };
+        }
+      }
+      break;
+    }
+    case SMFIC_MACRO: {
+      // The command byte, then name NUL value NUL pairs.
+      if (end === start + 1 || (end > start + 1 && bytes[last] === NUL)) {
+        const macros: MacroPair[] = [];
+        let pos = start + 1;
+        while (pos < end) {
+          const nameEnd = bytes.indexOf(NUL, pos);
+          if (nameEnd === last) break; // a name without a value: said below
+          const valueEnd = bytes.indexOf(NUL, nameEnd + 1);
+          macros.push([
+            decodeTextAt(bytes, pos, nameEnd),
+            decodeTextAt(bytes, nameEnd + 1, valueEnd),
+          ]);
+          pos = valueEnd + 1;
+        }
+        if (pos >= end) return { type: "macro", forCommand: bytes[start], macros };
+      }
+      break;
+    }
+    case SMFIC_MAIL:
+    case SMFIC_RCPT: {
+      // Arguments, each NUL-terminated, at least one.
+      if (end > start && bytes[last] === NUL) {
+        const args: string[] = [];
+        for (let pos = start; pos < end;) {
+          const argEnd = bytes.indexOf(NUL, pos);
+          args.push(decodeTextAt(bytes, pos, argEnd));
+          pos = argEnd + 1;
+        }
+        return { type: code === SMFIC_MAIL ? "mail" : "rcpt", args };
+      }
+      break;
+    }
+    case SMFIC_BODY:
+      return { type: "body", chunk: bytes.subarray(start, end) };
+    case SMFIC_BODYEOB:
+      return end > start
+        ? { type: "bodyeob", chunk: bytes.subarray(start, end) }
+        : { type: "bodyeob" };
+    case SMFIC_DATA:
+      return { type: "data" };
+    case SMFIC_EOH:
+      return { type: "eoh" };
+    case SMFIC_ABORT:
+      return { type: "abort" };
+  }
+  return decodeCarefully({ code, data: bytes.subarray(start, end) });
+}
+
+// Every command, field by field, each malformation named.
+function decodeCarefully(frame: Frame): Command {
   switch (frame.code) {
     case SMFIC_OPTNEG: {
       const r = new FieldReader(frame, "OPTNEG command");

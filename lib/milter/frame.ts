@@ -139,6 +139,50 @@ export class FrameDecoder {
     return this.#take(false);
   }
 
+  /**
+   * Moves past the next whole frame without making a {@link Frame} of it, and returns its code,
+   * or -1 until more bytes arrive. Its data is `bytes[frameStart, frameEnd)`, valid as
+   * {@link FrameDecoder.nextView}'s until the next {@link FrameDecoder.push}. For the server's
+   * read loop, where a frame object and a view of each frame were a third of the garbage the
+   * milter layer made per message.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { FrameDecoder } from "./frame.ts";
+   * const decoder = new FrameDecoder();
+   * decoder.push(Uint8Array.of(0, 0, 0, 3, 0x42, 0x78, 0x79, 0, 0));
+   * assert.equal(decoder.advance(), 0x42);
+   * assert.deepEqual(decoder.bytes.subarray(decoder.frameStart, decoder.frameEnd), Uint8Array.of(0x78, 0x79));
+   * assert.equal(decoder.advance(), -1);
+   * ```
+   */
+  advance(): number {
+    if (this.#failure) throw this.#failure;
+    const available = this.#end - this.#start;
+    if (available < MILTER_LEN_BYTES) return -1;
+    const length = this.#lengthAt(this.#start);
+    if (available < MILTER_LEN_BYTES + length) return -1;
+    const codeAt = this.#start + MILTER_LEN_BYTES;
+    this.frameStart = codeAt + 1;
+    this.frameEnd = codeAt + length;
+    this.#start = this.frameEnd;
+    // Rewinding moves no bytes: the span stays valid until the next push writes over it.
+    if (this.#start === this.#end) this.#start = this.#end = this.#scan = 0;
+    return this.#buf[codeAt];
+  }
+
+  /** The buffer the span of the frame {@link FrameDecoder.advance} passed is in. */
+  get bytes(): Uint8Array {
+    return this.#buf;
+  }
+
+  /** Where the data of the frame {@link FrameDecoder.advance} passed starts in `bytes`. */
+  frameStart = 0;
+
+  /** Where the data of the frame {@link FrameDecoder.advance} passed ends in `bytes`. */
+  frameEnd = 0;
+
   #take(copy: boolean): Frame | undefined {
     if (this.#failure) throw this.#failure;
     const available = this.#end - this.#start;

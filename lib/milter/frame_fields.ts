@@ -22,6 +22,7 @@
 import { concat, fromLatin1, latin1, utf8 } from "../bytes.ts";
 import { type Frame, UINT32_MAX } from "./frame.ts";
 import { MilterProtocolError } from "./protocol_error.ts";
+import { INTERN_MAX_BYTES, TextIntern } from "./text_intern.ts";
 
 /** The byte that ends every string field. */
 export const NUL = 0;
@@ -34,7 +35,8 @@ const SHORT_TEXT_BYTES = 256;
 /** A text field as a string: UTF-8, with invalid bytes as U+FFFD. */
 export function decodeText(bytes: Uint8Array): string {
   // Most protocol text is short ASCII (macros, addresses: some twenty strings per message), which
-  // reads the same as latin1 without a call into the UTF-8 decoder.
+  // reads the same as latin1 without a call into the UTF-8 decoder, and mostly repeats (macro
+  // names, host names), which the intern table gives back without a new string.
   if (bytes.length <= SHORT_TEXT_BYTES) {
     let ascii = true;
     for (let i = 0; i < bytes.length; i++) {
@@ -43,10 +45,38 @@ export function decodeText(bytes: Uint8Array): string {
         break;
       }
     }
-    if (ascii) return latin1(bytes);
+    if (ascii) {
+      return bytes.length <= INTERN_MAX_BYTES
+        ? PROTOCOL_TEXT.latin1(bytes, 0, bytes.length)
+        : latin1(bytes);
+    }
   }
   return utf8Fatal.decode(bytes);
 }
+
+/**
+ * The text field `bytes[start, end)` as {@link decodeText} reads it, without a view of it for
+ * the short ASCII text most fields are.
+ */
+export function decodeTextAt(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start <= INTERN_MAX_BYTES) {
+    let ascii = true;
+    for (let i = start; i < end; i++) {
+      if (bytes[i] >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return PROTOCOL_TEXT.latin1(bytes, start, end);
+  }
+  return decodeText(bytes.subarray(start, end));
+}
+
+/**
+ * The strings of the milter's short protocol text (header names, macro names and values), one
+ * table per process: they are the same on every connection.
+ */
+export const PROTOCOL_TEXT: TextIntern = new TextIntern();
 
 /**
  * Reads fields from a frame's data in order, throwing {@link MilterProtocolError} naming the

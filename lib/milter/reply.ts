@@ -134,6 +134,34 @@ const SIMPLE_CODES = new Map<number, keyof typeof SIMPLE_REPLIES>(
   Object.entries(SIMPLE_REPLIES).map(([k, v]) => [v, k as keyof typeof SIMPLE_REPLIES]),
 );
 
+/**
+ * The code of a reply that carries no data (accept, continue, tempfail, reject, discard, skip,
+ * progress), or undefined for any other: such a reply is its code behind a length of 1, which a
+ * writer can put down without {@link encodeReply}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeReply, simpleReplyCode } from "./reply.ts";
+ * assert.equal(simpleReplyCode({ type: "accept" }), encodeReply({ type: "accept" })[4]);
+ * assert.equal(simpleReplyCode({ type: "quarantine", reason: "x" }), undefined);
+ * ```
+ */
+export function simpleReplyCode(reply: Reply): number | undefined {
+  switch (reply.type) {
+    case "accept":
+    case "continue":
+    case "tempfail":
+    case "reject":
+    case "discard":
+    case "skip":
+    case "progress":
+      return SIMPLE_REPLIES[reply.type];
+    default:
+      return undefined;
+  }
+}
+
 // RFC 5322 §3.6.8 ftext: printable US-ASCII except colon.
 const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
 

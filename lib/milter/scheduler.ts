@@ -73,7 +73,8 @@ export function andThen(replies: Replies, next: (replies: Reply[]) => Replies): 
   return replies instanceof Promise ? replies.then(next) : next(replies);
 }
 
-function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+/** True for a promise or any object with a `then` method, as `await` sees it. */
+export function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
   return typeof value === "object" && value !== null &&
     typeof (value as { then?: unknown }).then === "function";
 }

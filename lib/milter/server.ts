@@ -1,8 +1,9 @@
 /**
  * The milter server: listens on a TCP or unix socket and runs one {@link MilterSession} per MTA
  * connection. It only moves bytes: frames are decoded, handed to the session, and the replies to
- * each command go back in one write (several small writes would meet Nagle's algorithm and the
- * MTA's delayed ACK, some 40 ms per message). Every limit is an option with a named default:
+ * the commands of each read go back in one write (reply_batch.ts: several small writes would meet
+ * Nagle's algorithm and the MTA's delayed ACK, some 40 ms per message, and each costs a system
+ * call). Every limit is an option with a named default:
  * frame size, concurrent connections, idle time per read, shutdown grace. A failure in one
  * connection is logged and closes that connection only. Log lines about a limit name it by its
  * dkimd setting (`MilterMaxFrameBytes`, `MilterMaxConnections`, `MilterIdleTimeout`), so an
@@ -34,13 +35,12 @@
  */
 
 import { errorDescription } from "../error_message.ts";
-import { concat } from "../bytes.ts";
-import { decodeCommand } from "./command.ts";
 import type { Filter } from "./filter.ts";
 import { FrameDecoder } from "./frame.ts";
 import type { MilterLogger } from "./logger.ts";
 import { MilterProtocolError } from "./protocol_error.ts";
-import { encodeReply, type Reply } from "./reply.ts";
+import type { Reply } from "./reply.ts";
+import { answerBurst, type BurstIo, ReplyBatch } from "./reply_batch.ts";
 import { type ErrorAction, MilterSession } from "./session.ts";
 import type { SocketSpec } from "./socket_spec.ts";
 import { listenUnix, removeOwnSocket } from "./unix_socket.ts";
@@ -358,12 +358,19 @@ class Server implements MilterServer {
     }
     const decoder = new FrameDecoder({ maxFrameBytes: this.#options.maxFrameBytes });
     const buffer = new Uint8Array(READ_BUFFER_BYTES);
+    // The replies to the frames of each read go out in one write (reply_batch.ts).
+    const batch = new ReplyBatch();
+    const io: BurstIo = {
+      write: (bytes) => this.#writeAll(entry, bytes),
+      wait: (replies) => this.#unlessAbandoned(entry, replies),
+      stop: () => this.#stopping && !session.busy,
+    };
     // When the current frame's first bytes came: the whole frame must follow within the idle
     // limit, so a peer that trickles a byte at a time cannot hold the connection for ever.
     let frameStarted: number | undefined;
     this.#armIdleTimer(entry, this.#readTimeoutMs);
     try {
-      reading: while (!entry.closed) {
+      while (!entry.closed) {
         if (frameStarted === undefined) {
           this.#await(entry, performance.now() + this.#readTimeoutMs, this.#idleText);
         } else this.#await(entry, frameStarted + this.#readTimeoutMs, this.#incompleteText);
@@ -375,26 +382,13 @@ class Server implements MilterServer {
         }
         if (n === null) break;
         decoder.push(buffer.subarray(0, n));
-        let frames = 0;
-        for (let frame = decoder.nextView(); frame; frame = decoder.nextView()) {
-          frames++;
-          const answer = session.receive(decodeCommand(frame));
-          const replies = answer instanceof Promise
-            ? await this.#unlessAbandoned(entry, answer)
-            : answer;
-          if (replies === "abandoned") break reading;
-          if (replies.length > 0) {
-            await this.#writeAll(
-              entry,
-              replies.length === 1 ? encodeReply(replies[0]) : concat(replies.map(encodeReply)),
-            );
-          }
-          if (session.closed) break reading;
-          if (this.#stopping && !session.busy) {
-            this.#log.debug(`connection ${id}: closing at a transaction boundary for shutdown`);
-            break reading;
-          }
+        const burst = answerBurst(decoder, session, batch, io);
+        const { frames, end } = burst instanceof Promise ? await burst : burst;
+        if (end !== "abandoned" && batch.length > 0) await this.#writeAll(entry, batch.take());
+        if (end === "stopped") {
+          this.#log.debug(`connection ${id}: closing at a transaction boundary for shutdown`);
         }
+        if (end !== "more") break;
         if (decoder.buffered === 0) frameStarted = undefined;
         else if (frames > 0 || frameStarted === undefined) frameStarted = performance.now();
       }

@@ -57,6 +57,7 @@ import {
 } from "./constants.ts";
 import type {
   Action,
+  BodyAction,
   ConnectInfo,
   Filter,
   FilterConnection,
@@ -75,7 +76,7 @@ import {
   type ProtocolEvent,
 } from "./negotiate.ts";
 import type { Reply } from "./reply.ts";
-import { andThen, CommandQueue, type Replies, settle } from "./scheduler.ts";
+import { andThen, CommandQueue, isThenable, type Replies, settle } from "./scheduler.ts";
 
 /** What a message gets when the filter fails: let it through, or ask the sender to retry. */
 export type ErrorAction = "accept" | "tempfail";
@@ -128,6 +129,9 @@ const FALLBACK: Negotiation = {
 const UNKNOWN_CLIENT = { hostname: "unknown", family: "unknown", port: 0, address: "" } as const;
 
 const CONTINUE: Reply = { type: "continue" };
+// The empty answer, shared: most commands (macros, header fields, body chunks) are answered with
+// nothing, and a new empty array for each was garbage. Frozen, so no caller can fill it.
+const NO_REPLIES = Object.freeze([]) as unknown as Reply[];
 const SKIP: Reply = { type: "skip" };
 
 // The commands that are events of an open connection, and their names in log lines.
@@ -260,27 +264,27 @@ export class MilterSession {
   #dispatch(command: Command): Replies {
     if (this.#state === "closed") {
       this.#log.warn(`${this.#prefix}Ignoring ${command.type} after the connection closed`);
-      return [];
+      return NO_REPLIES;
     }
     switch (command.type) {
       case "optneg":
         return this.#optneg(command);
       case "macro":
         this.#macro(command.forCommand, command.macros);
-        return [];
+        return NO_REPLIES;
       case "connect":
         return this.#connect(command);
       case "abort":
         this.#abort();
-        return [];
+        return NO_REPLIES;
       case "quit":
         this.#endConnection();
         this.#state = "closed";
-        return [];
+        return NO_REPLIES;
       case "quit_nc":
         this.#endConnection();
         this.#state = this.#negotiation ? "connect" : "optneg";
-        return [];
+        return NO_REPLIES;
       case "unrecognized":
         this.#log.warn(
           `${this.#prefix}Unknown milter command 0x${
@@ -428,7 +432,7 @@ export class MilterSession {
         const action = answer ?? "continue";
         const reply = actionReply(action);
         if (isFinal(action)) this.#connDecided = action;
-        return owed ? [reply] : [];
+        return owed ? [reply] : NO_REPLIES;
       },
       (error) => {
         this.#connDecided = this.#onError;
@@ -452,42 +456,85 @@ export class MilterSession {
   }
 
   // Runs a message-level callback: skipped once the message or connection is decided; a final
-  // action decides the message (or refuses one recipient); an error applies onError.
+  // action decides the message (or refuses one recipient); an error applies onError. The
+  // callback is picked by `event` and called here, not through closures, as this runs for every
+  // header field: a callback that answers at once costs no allocation but its reply.
   #messageEvent(
-    event: ProtocolEvent,
+    event: "envFrom" | "envRcpt" | "data" | "header" | "endOfHeaders" | "body",
     tx: Transaction,
-    run: ((conn: FilterConnection) => MaybeBodyAction) | undefined,
+    args?: readonly string[],
+    name?: string,
+    bytes?: Uint8Array,
   ): Replies {
     const owed = this.#owed(event);
     const settled = this.#connDecided ?? tx.decided;
-    if (settled) return owed ? [actionReply(settled)] : [];
+    if (settled) return owed ? [actionReply(settled)] : NO_REPLIES;
     const conn = this.#conn;
-    if (!conn || !run) return owed ? [CONTINUE] : [];
-    return settle(
-      () => run(conn),
-      (answer) => {
-        const action = answer ?? "continue";
-        if (action === "skip") {
-          if (event !== "body") throw new TypeError(`Invalid filter action "skip" at ${event}`);
-          tx.skipBody = true;
-          return owed ? [this.#negotiation?.skip ? SKIP : CONTINUE] : [];
+    if (!conn) return owed ? [CONTINUE] : NO_REPLIES;
+    let answer: MaybeBodyAction;
+    try {
+      switch (event) {
+        case "envFrom":
+          answer = conn.envFrom?.(args!, this.#macros);
+          break;
+        case "envRcpt":
+          answer = conn.envRcpt?.(args!, this.#macros);
+          break;
+        case "data":
+          answer = undefined;
+          break;
+        case "header":
+          answer = conn.header?.(name!, bytes!, this.#macros);
+          break;
+        case "endOfHeaders":
+          answer = conn.endOfHeaders?.(this.#macros);
+          break;
+        case "body":
+          answer = conn.body?.(bytes!);
+          break;
+      }
+    } catch (error) {
+      return this.#failed(event, tx, error, owed);
+    }
+    if (isThenable(answer)) {
+      return Promise.resolve(answer).then(
+        (value) => this.#messageAnswer(event, tx, owed, value),
+        (error) => this.#failed(event, tx, error, owed),
+      );
+    }
+    return this.#messageAnswer(event, tx, owed, answer);
+  }
+
+  // What a message-level callback's answer means for the message, and the reply if one is owed;
+  // an invalid answer counts as the callback's failure.
+  #messageAnswer(
+    event: ProtocolEvent,
+    tx: Transaction,
+    owed: boolean,
+    answer: BodyAction | void,
+  ): Reply[] {
+    try {
+      const action = answer ?? "continue";
+      if (action === "continue") return owed ? [CONTINUE] : NO_REPLIES;
+      if (action === "skip") {
+        if (event !== "body") throw new TypeError(`Invalid filter action "skip" at ${event}`);
+        tx.skipBody = true;
+        return owed ? [this.#negotiation?.skip ? SKIP : CONTINUE] : NO_REPLIES;
+      }
+      const reply = actionReply(action);
+      if (isFinal(action)) {
+        if (event === "envRcpt" && owed && refusesRecipient(action)) return [reply];
+        tx.decided = action;
+        if (!owed) {
+          this.#log.debug(
+            `${this.#prefix}Decision ${describeAction(action)} at ${event} waits for a reply point`,
+          );
         }
-        const reply = actionReply(action);
-        if (isFinal(action)) {
-          if (event === "envRcpt" && owed && refusesRecipient(action)) return [reply];
-          tx.decided = action;
-          if (!owed) {
-            this.#log.debug(
-              `${this.#prefix}Decision ${
-                describeAction(action)
-              } at ${event} waits for a reply point`,
-            );
-          }
-        }
-        return owed ? [reply] : [];
-      },
-      (error) => this.#failed(event, tx, error, owed),
-    );
+      }
+      return owed ? [reply] : NO_REPLIES;
+    } catch (error) {
+      return this.#failed(event, tx, error, owed);
+    }
   }
 
   #failed(event: string, tx: Transaction, error: unknown, owed: boolean): Reply[] {
@@ -531,41 +578,41 @@ export class MilterSession {
     this.#macros.enter(SMFIM_ENVFROM);
     const tx: Transaction = { phase: ENVELOPE, skipBody: false };
     this.#tx = tx;
-    return this.#messageEvent("envFrom", tx, (c) => c.envFrom?.(args, this.#macros));
+    return this.#messageEvent("envFrom", tx, args);
   }
 
   #rcpt(args: readonly string[]): Replies {
     const tx = this.#transaction("RCPT");
     this.#advance(tx, RECIPIENTS, "RCPT");
     this.#macros.enter(SMFIM_ENVRCPT);
-    return this.#messageEvent("envRcpt", tx, (c) => c.envRcpt?.(args, this.#macros));
+    return this.#messageEvent("envRcpt", tx, args);
   }
 
   #data(): Replies {
     const tx = this.#transaction("DATA");
     this.#advance(tx, DATA, "DATA", true);
-    return this.#messageEvent("data", tx, undefined);
+    return this.#messageEvent("data", tx);
   }
 
   #header(name: string, value: Uint8Array): Replies {
     const tx = this.#transaction("HEADER");
     this.#advance(tx, HEADERS, "HEADER");
-    return this.#messageEvent("header", tx, (c) => c.header?.(name, value, this.#macros));
+    return this.#messageEvent("header", tx, undefined, name, value);
   }
 
   #endOfHeaders(): Replies {
     const tx = this.#transaction("EOH");
     this.#advance(tx, END_OF_HEADERS, "EOH", true);
-    return this.#messageEvent("endOfHeaders", tx, (c) => c.endOfHeaders?.(this.#macros));
+    return this.#messageEvent("endOfHeaders", tx);
   }
 
   #body(chunk: Uint8Array): Replies {
     const tx = this.#transaction("BODY");
     this.#advance(tx, BODY, "BODY");
     if (tx.skipBody && !tx.decided && !this.#connDecided) {
-      return this.#owed("body") ? [this.#negotiation?.skip ? SKIP : CONTINUE] : [];
+      return this.#owed("body") ? [this.#negotiation?.skip ? SKIP : CONTINUE] : NO_REPLIES;
     }
-    return this.#messageEvent("body", tx, (c) => c.body?.(chunk));
+    return this.#messageEvent("body", tx, undefined, undefined, chunk);
   }
 
   #endOfMessage(chunk?: Uint8Array): Replies {
@@ -579,7 +626,7 @@ export class MilterSession {
   // answer, so it may decide the message but has no reply of its own.
   #lastBody(tx: Transaction, chunk: Uint8Array): Replies {
     const conn = this.#conn;
-    if (tx.skipBody || tx.decided || this.#connDecided || !conn?.body) return [];
+    if (tx.skipBody || tx.decided || this.#connDecided || !conn?.body) return NO_REPLIES;
     return settle(
       () => conn.body?.(chunk),
       (answer) => {
@@ -588,7 +635,7 @@ export class MilterSession {
           actionReply(action); // throws for an invalid action, like any other callback's
           tx.decided = action;
         }
-        return [];
+        return NO_REPLIES;
       },
       (error) => this.#failed("body", tx, error, false),
     );

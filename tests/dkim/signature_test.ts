@@ -1,4 +1,6 @@
+import fc from "fast-check";
 import assert from "node:assert/strict";
+import { fuzzParams } from "../helpers/fuzz.ts";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
 import { DkimError } from "../../lib/dkim/dkim_error.ts";
 import {
@@ -87,4 +89,30 @@ Deno.test("summarizeSignature() reports what it can of a broken signature", () =
     b: "abcd",
   });
   assert.deepEqual(summarizeSignature(field("d=a; d=b")), {});
+});
+
+Deno.test("withoutSignatureValue() deletes what the text search deleted, on any field", () => {
+  // The text form withoutSignatureValue() had before it worked on the bytes.
+  const viaText = (text: string): string => {
+    let pos = text.indexOf(":") + 1;
+    while (pos > 0 && pos <= text.length) {
+      let end = text.indexOf(";", pos);
+      if (end === -1) end = text.length;
+      const eq = text.slice(pos, end).indexOf("=");
+      if (eq !== -1 && text.slice(pos, pos + eq).replace(/[ \t\r\n]+/g, "") === "b") {
+        return text.slice(0, pos + eq + 1) + text.slice(end);
+      }
+      pos = end + 1;
+    }
+    return text;
+  };
+  const pieces = fc.constantFrom("b", "bh", "=", ";", ":", " ", "\r\n ", "\t", "x", "b b", "\xe9");
+  fc.assert(
+    fc.property(fc.array(pieces, { maxLength: 20 }), (parts) => {
+      const text = `DKIM-Signature:${parts.join("")}`;
+      const field = { name: "DKIM-Signature", raw: fromLatin1(text) };
+      assert.equal(latin1(withoutSignatureValue(field).raw), viaText(text));
+    }),
+    fuzzParams(1000),
+  );
 });

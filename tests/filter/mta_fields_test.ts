@@ -1,7 +1,9 @@
 /** makeField(), deletions() and mtaValue(): header fields between the MTA and the DKIM core. */
+import fc from "fast-check";
 import assert from "node:assert/strict";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
 import { deletions, makeField, mtaValue } from "../../lib/filter/mta_fields.ts";
+import { fuzzParams } from "../helpers/fuzz.ts";
 
 // The field as OpenDKIM rebuilds it: the space Postfix removed put back, bare LFs made CRLF.
 function reference(name: string, value: string, leadingSpace: boolean): string {
@@ -93,4 +95,20 @@ Deno.test("mtaValue() folds with bare LF and keeps the leading space only when a
   for (const [value, leadingSpace, want] of cases) {
     assert.equal(latin1(mtaValue(fromLatin1(value), leadingSpace)), want, JSON.stringify(value));
   }
+});
+
+Deno.test("mtaValue() edits the bytes as the text edit does (CRLF to LF, the space dropped)", () => {
+  // The text form mtaValue() had before it worked on the bytes.
+  const viaText = (value: string, leadingSpace: boolean): string => {
+    const text = value.replaceAll("\r\n", "\n");
+    return leadingSpace ? text : text.replace(/^ /, "");
+  };
+  const pieces = fc.constantFrom(" ", "\r", "\n", "\r\n", "\t", "a", ";", "\xe9");
+  fc.assert(
+    fc.property(fc.array(pieces, { maxLength: 24 }), fc.boolean(), (parts, leadingSpace) => {
+      const value = parts.join("");
+      assert.equal(latin1(mtaValue(fromLatin1(value), leadingSpace)), viaText(value, leadingSpace));
+    }),
+    fuzzParams(500),
+  );
 });

@@ -1,6 +1,8 @@
+import fc from "fast-check";
 import assert from "node:assert/strict";
-import { concat, fromLatin1, utf8 } from "../../lib/bytes.ts";
-import { decodeCommand, encodeCommand } from "../../lib/milter/command.ts";
+import { fuzzParams } from "../helpers/fuzz.ts";
+import { concat, fromLatin1, latin1, utf8 } from "../../lib/bytes.ts";
+import { decodeCommand, decodeCommandAt, encodeCommand } from "../../lib/milter/command.ts";
 import {
   SMFIC_CONNECT,
   SMFIC_HEADER,
@@ -133,5 +135,87 @@ Deno.test("encodeCommand() refuses values the wire cannot carry", () => {
   assert.throws(
     () => encodeCommand({ type: "header", name: "X-\u0100", value: new Uint8Array(0) }),
     /8-bit/,
+  );
+});
+
+Deno.test("decodeCommand() reads any HEADER data as the field-by-field reading does", () => {
+  // The field-by-field reading: name NUL value NUL, nothing after, a name of at least one byte.
+  const reference = (data: Uint8Array): { name: string; value: Uint8Array } | "error" => {
+    const nul = data.indexOf(0);
+    if (nul <= 0) return "error";
+    const end = data.indexOf(0, nul + 1);
+    if (end !== data.length - 1) return "error";
+    return { name: latin1(data.subarray(0, nul)), value: data.slice(nul + 1, end) };
+  };
+  const bytes = fc.array(fc.constantFrom(0, 0x41, 0x3a, 0x20, 0xe9, 0x0a), { maxLength: 80 });
+  fc.assert(
+    fc.property(bytes, fc.nat(90), (list, longName) => {
+      // Names around the interned length (64) too.
+      const data = Uint8Array.from([...new Array(longName % 3 ? 0 : longName).fill(0x58), ...list]);
+      const want = reference(data);
+      let got: ReturnType<typeof reference>;
+      try {
+        const command = decodeCommand({ code: SMFIC_HEADER, data });
+        assert.equal(command.type, "header");
+        got = command.type === "header"
+          ? { name: command.name, value: command.value.slice() }
+          : "error";
+      } catch (e) {
+        assert.ok(e instanceof MilterProtocolError);
+        got = "error";
+      }
+      assert.deepEqual(got, want);
+    }),
+    fuzzParams(2000),
+  );
+});
+
+Deno.test("decodeCommandAt() reads MACRO, MAIL and RCPT data anywhere in a buffer as fields", () => {
+  // The field-by-field reading: NUL-terminated strings to the end; MACRO has its command byte
+  // first and an even number of strings, MAIL and RCPT at least one.
+  const strings = (data: Uint8Array): string[] | "error" => {
+    const out: string[] = [];
+    for (let pos = 0; pos < data.length;) {
+      const nul = data.indexOf(0, pos);
+      if (nul === -1) return "error";
+      out.push(new TextDecoder().decode(data.subarray(pos, nul)));
+      pos = nul + 1;
+    }
+    return out;
+  };
+  const reference = (code: number, data: Uint8Array): unknown => {
+    if (code === SMFIC_MACRO) {
+      if (data.length === 0) return "error";
+      const list = strings(data.subarray(1));
+      if (list === "error" || list.length % 2 !== 0) return "error";
+      const macros = [];
+      for (let i = 0; i < list.length; i += 2) macros.push([list[i], list[i + 1]]);
+      return { type: "macro", forCommand: data[0], macros };
+    }
+    const args = strings(data);
+    if (args === "error" || args.length === 0) return "error";
+    return { type: code === SMFIC_MAIL ? "mail" : "rcpt", args };
+  };
+  const bytes = fc.array(fc.constantFrom(0, 0x41, 0x7b, 0x20, 0xc3, 0xa9, 0xff), { maxLength: 40 });
+  fc.assert(
+    fc.property(
+      fc.constantFrom(SMFIC_MACRO, SMFIC_MAIL, SMFIC_RCPT),
+      bytes,
+      fc.nat(4),
+      (code, list, offset) => {
+        const data = Uint8Array.from(list);
+        const buffer = new Uint8Array(offset + data.length + 3).fill(0x5a);
+        buffer.set(data, offset);
+        let got: unknown;
+        try {
+          got = decodeCommandAt(code, buffer, offset, offset + data.length);
+        } catch (e) {
+          assert.ok(e instanceof MilterProtocolError);
+          got = "error";
+        }
+        assert.deepEqual(got, reference(code, data));
+      },
+    ),
+    fuzzParams(3000),
   );
 });

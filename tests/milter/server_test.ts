@@ -1,8 +1,16 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { latin1, utf8 } from "../../lib/bytes.ts";
+import { concat, latin1, utf8 } from "../../lib/bytes.ts";
+import { type Command, encodeCommand } from "../../lib/milter/command.ts";
+import { FrameDecoder } from "../../lib/milter/frame.ts";
+import { decodeReply, type Reply } from "../../lib/milter/reply.ts";
 import { MilterClient } from "../../lib/milter/client.ts";
-import { SMFIF_ADDHDRS, SMFIP_NR_HDR, SMFIP_SKIP } from "../../lib/milter/constants.ts";
+import {
+  SMFI_CURR_ACTS,
+  SMFIF_ADDHDRS,
+  SMFIP_NR_HDR,
+  SMFIP_SKIP,
+} from "../../lib/milter/constants.ts";
 import type { Filter } from "../../lib/milter/filter.ts";
 import { type MilterServer, serve, type ServeOptions } from "../../lib/milter/server.ts";
 import { formatSocketSpec, type SocketSpec } from "../../lib/milter/socket_spec.ts";
@@ -82,6 +90,57 @@ Deno.test("serve() runs many transactions per connection over TCP", async () => 
   await client.quit();
   await until(() => stats.closed === 1, "the filter connection to close");
   assert.equal(stats.messages, 25);
+  await server.close();
+});
+
+Deno.test("serve() answers commands sent together, in order, and each alone at once", async () => {
+  const needs = {
+    actions: SMFIF_ADDHDRS,
+    events: ["helo", "envFrom", "envRcpt", "header", "endOfHeaders"] as const,
+  };
+  const server = await serve({
+    socket: LOOPBACK,
+    logger: new MemoryLogger(),
+    filter: {
+      needs: { ...needs, events: [...needs.events] },
+      connect: () => ({ endOfMessage: () => ({ modifications: [], action: "accept" }) }),
+    },
+  });
+  const address = server.address;
+  assert.equal(address.kind, "inet");
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: address.port });
+  const decoder = new FrameDecoder();
+  const buffer = new Uint8Array(4096);
+  const readReplies = async (count: number): Promise<Reply[]> => {
+    const out: Reply[] = [];
+    while (out.length < count) {
+      for (let f = decoder.next(); f; f = decoder.next()) out.push(decodeReply(f));
+      if (out.length >= count) break;
+      const n = await within(conn.read(buffer), "replies");
+      assert.ok(n !== null, "the server closed the connection");
+      decoder.push(buffer.subarray(0, n));
+    }
+    return out;
+  };
+  const commands: Command[] = [
+    { type: "optneg", version: 6, actions: SMFI_CURR_ACTS, protocol: 0 },
+    { type: "connect", hostname: "mx", family: "inet", port: 25, address: "192.0.2.1" },
+    { type: "helo", name: "mx.example" },
+    { type: "mail", args: ["<a@example.org>"] },
+    { type: "rcpt", args: ["<b@example.org>"] },
+    { type: "header", name: "Subject", value: utf8(" Hi") },
+    { type: "eoh" },
+  ];
+  await conn.write(concat(commands.map(encodeCommand)));
+  const replies = await readReplies(commands.length);
+  assert.deepEqual(replies.map((r) => r.type), [
+    "optneg",
+    ...commands.slice(1).map(() => "continue"),
+  ]);
+  // A lone command is answered without waiting for another.
+  await conn.write(encodeCommand({ type: "bodyeob" }));
+  assert.deepEqual(await readReplies(1), [{ type: "accept" }]);
+  conn.close();
   await server.close();
 });
 
