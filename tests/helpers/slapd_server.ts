@@ -76,8 +76,12 @@ export interface Slapd {
   stop(): Promise<void>;
   /** Starts it again on the same ports and data. */
   start(): Promise<void>;
-  /** Freezes it (SIGSTOP): connections open, nothing answers. */
-  pause(): void;
+  /**
+   * Freezes it (SIGSTOP): connections open, nothing answers. Resolves once every thread is
+   * stopped: kill(2) returns before a thread running on another CPU has stopped, and a request
+   * sent in that moment would still be answered.
+   */
+  pause(): Promise<void>;
   /** Lets a paused slapd run again (SIGCONT). */
   resume(): void;
   /** Stops it and removes its directory. */
@@ -248,11 +252,32 @@ access to * by dn.exact="${SLAPD_BIND_DN}" read by * none
     modify: (ldif) => run("/usr/bin/ldapmodify", adminArgs, ldif),
     stop,
     start,
-    pause: () => child?.kill("SIGSTOP"),
+    pause: async () => {
+      if (!child) return;
+      child.kill("SIGSTOP");
+      await allThreadsStopped(child.pid);
+    },
     resume: () => child?.kill("SIGCONT"),
     close: async () => {
       await stop();
       await Deno.remove(dir, { recursive: true });
     },
   };
+}
+
+/** Waits until every thread of `pid` is in state T (stopped), as /proc shows it. */
+async function allThreadsStopped(pid: number): Promise<void> {
+  const deadline = performance.now() + 5_000;
+  while (performance.now() < deadline) {
+    let stopped = true;
+    for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
+      const stat = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/stat`).catch(() => "");
+      // The state is the field after the parenthesised command name.
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      if (state !== "T" && state !== "t" && state !== "") stopped = false;
+    }
+    if (stopped) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new Error(`slapd (pid ${pid}) did not stop within 5 s of SIGSTOP`);
 }

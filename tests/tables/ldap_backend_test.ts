@@ -325,7 +325,7 @@ Deno.test("openLdap() honours LDAPTimeout and the query's signal when slapd hang
     const uri = parseLdapUri(keyTableUri(slapd.url));
     await using(openLdap(uri, { ...TIMEOUTS, ...BIND, timeoutMs: 400 }), async (b) => {
       assert.deepEqual(await b.query(["k1"], signal()), [["example.org", "sel1", "/keys/k1.pem"]]);
-      slapd.pause();
+      await slapd.pause();
       try {
         let started = performance.now();
         await assert.rejects(b.query(["k1"], AbortSignal.timeout(10_000)), /timed out|connect/i);
