@@ -27,6 +27,9 @@ import type {
   OdkimSignature,
 } from "../lua/odkim_api.ts";
 import type { Action, MacroReader, Modification } from "../milter/filter.ts";
+import type { DataSetLookup } from "../policy/data_set_lookup.ts";
+import { NameSet } from "../policy/name_set.ts";
+import { SigningTable } from "../policy/signing_table.ts";
 import { SMFIF_ADDRCPT, SMFIF_DELRCPT } from "../milter/constants.ts";
 import { algorithmFor } from "../policy/key_table.ts";
 import { allowedOnly } from "./failure_actions.ts";
@@ -86,10 +89,7 @@ export async function runPolicyHook(
     client.hostname || undefined,
     client.address || undefined,
   );
-  const dbs: Record<number, typeof policy.mta> = {
-    3: policy.dontSignMailTo,
-    4: policy.mta,
-  };
+  const dbs = dbHandles(policy);
   const message: OdkimMessage = {
     headers: call.fields.map((f) => ({
       name: f.name,
@@ -111,10 +111,32 @@ export async function runPolicyHook(
     exported: call.state.exported,
     log: call.log,
     dbHandle: (which) => dbs[which],
+    ...(policy.openScriptDataSet ? { openDataSet: policy.openScriptDataSet } : {}),
   };
   const effects = await runHook(hook, script, message);
   for (const [k, v] of effects.exports) call.state.exported.set(k, v);
   return effects;
+}
+
+/**
+ * The configured data sets `odkim.get_dbhandle()` names (opendkim.c `DB_*`): DontSignMailTo,
+ * MTA, MacroList's names, and the SigningTable's keys when it was read from a file. OpenDKIM
+ * 2.11 answers nil for every one (it reads the code from the context argument), so a script
+ * written for it never relies on them; dkimd gives what the documentation promises. The Domain
+ * and TrustSignaturesFrom sets are not offered (nil): dkimd keeps them behind their own lookups.
+ */
+function dbHandles(policy: FilterPolicy<SigningKey>): Record<number, DataSetLookup | undefined> {
+  const table = policy.signingTable;
+  // The numbers of odkim_api.ts's DB_HANDLES, written out: importing it would load the Lua VM.
+  return {
+    3: policy.dontSignMailTo,
+    4: policy.mta,
+    5: policy.macroList &&
+      new NameSet(policy.macroList.rules.map((r) => ({ key: r.name, origin: r.origin })), false),
+    11: table instanceof SigningTable && table.rules.length > 0 && !table.patterns
+      ? new NameSet(table.rules.map((r) => ({ key: r.pattern, origin: r.origin })), true)
+      : undefined,
+  };
 }
 
 /**
