@@ -33,6 +33,7 @@ import { SigningTable } from "../policy/signing_table.ts";
 import { SMFIF_ADDRCPT, SMFIF_DELRCPT } from "../milter/constants.ts";
 import { algorithmFor } from "../policy/key_table.ts";
 import { allowedOnly } from "./failure_actions.ts";
+import { rblQuery } from "./rbl_query.ts";
 import type { SignerChoice } from "../policy/signers.ts";
 import type { Decision } from "./decide.ts";
 import type { FilterPolicy } from "./filter_policy.ts";
@@ -112,6 +113,15 @@ export async function runPolicyHook(
     log: call.log,
     dbHandle: (which) => dbs[which],
     ...(policy.openScriptDataSet ? { openDataSet: policy.openScriptDataSet } : {}),
+    rblCheck: async (name, timeout) => {
+      const answer = await rblQuery(
+        name,
+        policy.config.nameservers,
+        timeout ?? policy.config.dnsTimeout,
+      );
+      if (answer.kind === "error") throw new Error(answer.message);
+      return answer.kind === "found" ? [...answer.octets] : undefined;
+    },
   };
   const effects = await runHook(hook, script, message);
   for (const [k, v] of effects.exports) call.state.exported.set(k, v);

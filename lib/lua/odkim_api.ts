@@ -106,8 +106,12 @@ export interface OdkimMessage {
    * the script's error carries. What it opens is closed when the call of the script ends.
    */
   openDataSet?(name: string, caseInsensitive: boolean): Promise<ScriptDataSet>;
-  /** Looks up `query.root` as an A record (`odkim.rbl_check()`): the octets, none, or an error. */
-  rblCheck?(name: string, timeoutSeconds: number): Promise<number[] | undefined>;
+  /**
+   * Looks up `query.root` as an A record (`odkim.rbl_check()`): the four octets, undefined for
+   * none, or a rejection whose message the script gets. `timeoutSeconds` is undefined when the
+   * script gave none.
+   */
+  rblCheck?(name: string, timeoutSeconds: number | undefined): Promise<number[] | undefined>;
   /** Signs as the SigningTable would for `address` (`odkim.signfor()`); the signatures added. */
   signFor?(address: string, multiple: boolean): Promise<number>;
 }
@@ -640,12 +644,16 @@ function odkimFunctions(
     },
     rbl_check(...a) {
       if (a.length < 3 || a.length > 4) fail("rbl_check", "count");
-      if (a[0] !== ctx || !isString(a[1]) || !isString(a[2])) fail("rbl_check", "type");
+      if (
+        a[0] !== ctx || !isString(a[1]) || !isString(a[2]) ||
+        (a.length === 4 && typeof a[3] !== "number")
+      ) fail("rbl_check", "type");
       if (!message.rblCheck) return Promise.resolve(results([]));
-      const timeout = typeof a[3] === "number" ? a[3] : 5;
+      const timeout = typeof a[3] === "number" ? a[3] : undefined;
+      // Found: the four octets; none: no value at all; a failure: librbl's message.
       return message.rblCheck(`${str(a[1])}.${str(a[2])}`, timeout).then(
         (octets) => results(octets ?? []),
-        () => results([undefined]),
+        (e) => results([(e as Error).message]),
       );
     },
     add_header(...a) {
