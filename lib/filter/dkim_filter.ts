@@ -562,9 +562,23 @@ class DkimConnection implements FilterConnection {
     qid: string,
   ): Promise<EndOfMessage> {
     const { config } = tx.runtime.loaded;
+    // The final script runs before the signatures are computed, so its odkim.xtag() tags are
+    // in them (OpenDKIM's mlfi_eom() runs it before dkim_eom() on its signing handles).
+    const lua = await applyFinal(
+      this.#luaCall(
+        tx,
+        macros,
+        findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
+        qid,
+      ),
+      [],
+      (text) => this.#text(text),
+      work.signers.length,
+    );
+    if (lua?.action) return this.#luaEnded(tx, lua.modifications, lua.action, qid);
     let fields: HeaderField[];
     try {
-      fields = await work.signer.finish();
+      fields = await work.signer.finish(lua?.xtags);
     } catch (e) {
       const text = errorMessage(e);
       this.#deps.logger.error(`${qid}: signing failed: ${text}`);
@@ -575,17 +589,6 @@ class DkimConnection implements FilterConnection {
       this.#report(tx, { disposition: "error", action: describeAction(action) });
       return { modifications: modification ? [modification] : [], action };
     }
-    const lua = await applyFinal(
-      this.#luaCall(
-        tx,
-        macros,
-        findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
-        qid,
-      ),
-      [],
-      (text) => this.#text(text),
-    );
-    if (lua?.action) return this.#luaEnded(tx, lua.modifications, lua.action, qid);
     const mods: Modification[] = [];
     if (config.removeOldSignatures) {
       mods.push(...deletions(tx.fields, (f) => isField(f, SIGNATURE_FIELD)));

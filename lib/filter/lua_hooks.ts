@@ -81,6 +81,7 @@ export async function runPolicyHook(
   hook: LuaHook,
   call: LuaCall,
   signatures: readonly OdkimSignature[] = [],
+  signing?: number,
 ): Promise<OdkimEffects> {
   const script = call.policy.luaScripts?.[hook];
   if (!script) throw new Error(`no ${hook} script is configured`);
@@ -109,6 +110,7 @@ export async function runPolicyHook(
     canChangeRecipients: (call.actions & SMFIF_ADDRCPT) !== 0 &&
       (call.actions & SMFIF_DELRCPT) !== 0,
     signatures,
+    ...(signing !== undefined ? { signing } : {}),
     exported: call.state.exported,
     log: call.log,
     dbHandle: (which) => dbs[which],
@@ -318,6 +320,8 @@ export interface FinalAnswer {
   readonly action?: Action;
   /** Header changes to make, after dkimd's own. */
   readonly modifications: readonly Modification[];
+  /** Tags `odkim.xtag()` adds to the signatures being made. */
+  readonly xtags: readonly (readonly [string, string])[];
 }
 
 /**
@@ -328,15 +332,17 @@ export async function applyFinal(
   call: LuaCall,
   signatures: readonly OdkimSignature[],
   value: (text: string) => Uint8Array,
+  signing?: number,
 ): Promise<FinalAnswer | undefined> {
   if (hasHook(call.policy, "statistics")) await runPolicyHook("statistics", call, signatures);
   if (!hasHook(call.policy, "final")) return undefined;
-  const effects = await runPolicyHook("final", call, signatures);
+  const effects = await runPolicyHook("final", call, signatures, signing);
   const modifications = allowedOnly(finalModifications(effects, value), call.actions, call.log);
+  const xtags = signing ? effects.xtags : [];
   if (effects.result !== undefined && effects.result !== "accept") {
-    return { action: luaAction(effects.result, effects.reply), modifications };
+    return { action: luaAction(effects.result, effects.reply), modifications, xtags };
   }
-  return { modifications };
+  return { modifications, xtags };
 }
 
 /**

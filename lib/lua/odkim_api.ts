@@ -22,7 +22,7 @@
  * RedirectFailuresTo); `replace_header` changes what
  * is signed or verified in OpenDKIM and is not supported here (returns nil); `spam` and `stats`
  * do nothing (no reputation or statistics service); `check_popauth` returns nil (no POPAUTH
- * database); `xtag` adds its tag to every signature requested; `resign` and `verify` on a
+ * database); `xtag` in the final script adds its tag to every signature being made and answers how many (as OpenDKIM; in the setup script OpenDKIM crashes once a signature is requested, dkimd answers 0 and adds nothing); `resign` and `verify` on a
  * message that is also signed are not supported (dkimd signs or verifies one message; the call
  * returns nil and logs why).
  *
@@ -95,6 +95,8 @@ export interface OdkimMessage {
   readonly canChangeRecipients: boolean;
   /** The DKIM-Signature fields (screen and later). */
   readonly signatures: readonly OdkimSignature[];
+  /** How many signatures dkimd is making (final, when signing): `odkim.xtag()` counts them. */
+  readonly signing?: number;
   /** What earlier hooks exported. */
   readonly exported: ReadonlyMap<string, LuaExport>;
   /** Writes `odkim.log()` lines. */
@@ -588,7 +590,8 @@ function odkimFunctions(
         /[;\s]/.test(value)
       ) return -1;
       effects.xtags.push([tag, value]);
-      return 1;
+      // OpenDKIM answers how many signatures got the tag.
+      return message.signing ?? 0;
     },
     get_sigarray(...a) {
       check("get_sigarray", a, 1);
