@@ -70,7 +70,7 @@ import {
   verifyOutcome,
 } from "./outcome.ts";
 import { selectCanonicalization } from "./select_canonicalization.ts";
-import { findSender, macroName, macroSender, type Sender } from "./sender.ts";
+import { findSender, macroName, macroSender, parseAddress, type Sender } from "./sender.ts";
 import {
   newTransaction,
   type Transaction,
@@ -235,9 +235,15 @@ class DkimConnection implements FilterConnection {
     const fromMacro = loaded.config.senderMacro === undefined
       ? undefined
       : macroSender(loaded.config.senderMacro, (name) => macros.get(name));
-    const sender = fromMacro === undefined
+    let sender = fromMacro === undefined
       ? findSender(tx.fields, loaded.headers.sender)
       : fromMacro ?? undefined;
+    // DefaultSender (OpenDKIM's _FFR_DEFAULT_SENDER): the sender when the message names none
+    // that can be read, so a relay signs such mail for its own domain.
+    if (sender === undefined && loaded.config.defaultSender !== undefined) {
+      const fallback = parseAddress(loaded.config.defaultSender);
+      if (fallback) sender = { ...fallback, field: "DefaultSender" };
+    }
     if (sender === undefined && malformedSender(tx.fields, loaded, fromMacro)) {
       return await this.#malformed(tx, macros, qid, "can't determine message sender");
     }
