@@ -62,7 +62,7 @@ import { SigningTable } from "../policy/signing_table.ts";
 import { MIN_RSA_BITS, RECOMMENDED_RSA_BITS } from "../crypto/key_type.ts";
 import { ConfigError, type ConfigWarning } from "./config_error.ts";
 import type { Config, ReadResult, SettingField } from "./schema.ts";
-import type { PolicyScripts } from "../lua/odkim_api.ts";
+import type { PolicyScripts, ScriptDataSet } from "../lua/odkim_api.ts";
 
 /** The data sets a configuration names in files or inline, by setting field, read whole. */
 export type OpenedDataSets = { readonly [F in SettingField]?: DataSet };
@@ -156,6 +156,8 @@ export interface Policy<K extends PrivateKeyInfo> {
   readonly authorizedSigners?: AuthorizedSigners;
   /** The Lua policy scripts, compiled (SetupPolicyScript and the others), when any is set. */
   readonly luaScripts?: PolicyScripts;
+  /** Opens a data set a script names (`odkim.db_open()`), when a script is set. */
+  readonly openScriptDataSet?: (name: string, ignoreCase: boolean) => Promise<ScriptDataSet>;
   /** TestDNSData: record name (lower case) to TXT text. */
   readonly testDnsData?: ReadonlyMap<string, string>;
 }

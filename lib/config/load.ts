@@ -25,6 +25,7 @@ import {
 import { MIN_RSA_BITS } from "../crypto/key_type.ts";
 import type { BackendOptions } from "../tables/backend_options.ts";
 import { CachedTable } from "../tables/cached_table.ts";
+import { scriptDataSetOpener } from "./script_data_sets.ts";
 import { parseDsn, redactDsnText } from "../tables/dsn.ts";
 import type { LdapOptions } from "../tables/ldap_backend.ts";
 import { openDsn, openLdapUri } from "../tables/open_backend.ts";
@@ -320,7 +321,9 @@ async function buildLoaded<K extends PrivateKeyInfo>(
   const originOf = (f: SettingField): Origin => origins[f] ?? { file: path, line: 0 };
   const dataSets = await openDataSets(read, originOf, resolve, io, files, errors);
   const tableWarnings: ConfigWarning[] = [];
-  const databases = await openDatabases(read, originOf, base, io, errors, tableWarnings);
+  const scriptsSet = LUA_SCRIPT_SETTINGS.some(([, field]) => config[field] !== undefined);
+  const options = await databaseOptions(read, originOf, base, io, errors, scriptsSet);
+  const databases = openDatabases(read, originOf, base, io, errors, tableWarnings, options);
   const tables = Object.values(databases) as CachedTable[];
   const accounts = await io.accounts();
   const trusted = trustedUsers(config, originOf("userId"), io, accounts, errors);
@@ -334,9 +337,19 @@ async function buildLoaded<K extends PrivateKeyInfo>(
     await Promise.all(tables.map((t) => t.close().catch(() => {})));
     throw e;
   }
+  const openScriptDataSet = luaScripts && options
+    ? scriptDataSetOpener({
+      readFile: (p) => io.readFile(p),
+      stat: (p) => io.stat(p),
+      resolve,
+      openTable: (source, o) => (io.openTable ?? openDatabase)(source, o, base),
+      ...options,
+    })
+    : undefined;
   return {
     ...built.policy,
     ...(luaScripts ? { luaScripts } : {}),
+    ...(openScriptDataSet ? { openScriptDataSet } : {}),
     origins,
     warnings: [...built.warnings, ...tableWarnings],
     dataSets,
@@ -345,28 +358,37 @@ async function buildLoaded<K extends PrivateKeyInfo>(
   };
 }
 
-/**
- * Opens every `dsn:` and `ldap:` data set: a back end each (no connection yet) behind a
- * {@link CachedTable} with the DataSet* settings. The DataSetPasswordFile, when set, is read
- * once here (a relative name from `$CREDENTIALS_DIRECTORY`) and overrides every DSN's password.
- * What opening warns about (a SQLite file other than OpenDKIM's) goes to `warnings`.
- */
-async function openDatabases<K extends PrivateKeyInfo>(
-  read: ReadResult,
-  originOf: (f: SettingField) => Origin,
-  base: string,
-  io: LoadIo<K>,
-  errors: SourceError[],
-  warnings: ConfigWarning[],
-): Promise<OpenedDatabases> {
-  const { config } = read;
-  const sources = DATA_SET_SETTINGS.flatMap(([field, name]) => {
+/** The options `dsn:` and LDAP back ends are opened with. */
+interface DatabaseOptions {
+  readonly dsnOptions: BackendOptions;
+  readonly ldapOptions: BackendOptions & LdapOptions;
+}
+
+// The `dsn:` and `ldap:` data sets the configuration names.
+function databaseSources(config: Config) {
+  return DATA_SET_SETTINGS.flatMap(([field, name]) => {
     const source = config[field as keyof Config] as DataSetSource | undefined;
     return source && (source.kind === "dsn" || source.kind === "ldap")
       ? [{ field, name, source }]
       : [];
   });
-  if (sources.length === 0) return {};
+}
+
+/**
+ * The DataSet* and LDAP* settings as back-end options, when a data set is kept in a database or
+ * a Lua script may open one (`odkim.db_open()`). The DataSetPasswordFile, when set, is read once
+ * here (a relative name from `$CREDENTIALS_DIRECTORY`) and overrides every DSN's password.
+ */
+async function databaseOptions<K extends PrivateKeyInfo>(
+  read: ReadResult,
+  originOf: (f: SettingField) => Origin,
+  base: string,
+  io: LoadIo<K>,
+  errors: SourceError[],
+  scriptsSet: boolean,
+): Promise<DatabaseOptions | undefined> {
+  const { config } = read;
+  if (databaseSources(config).length === 0 && !scriptsSet) return undefined;
   const password = await readPasswordFile(config, originOf("dataSetPasswordFile"), io, errors);
   const ca = await readCaFile(config, originOf("dataSetTlsCaFile"), base, io, errors);
   const options: BackendOptions = {
@@ -392,6 +414,27 @@ async function openDatabases<K extends PrivateKeyInfo>(
     useTls: config.ldapUseTls,
     timeoutMs: config.ldapTimeout * 1000,
   };
+  return { dsnOptions, ldapOptions };
+}
+
+/**
+ * Opens every `dsn:` and `ldap:` data set: a back end each (no connection yet) behind a
+ * {@link CachedTable} with the DataSet* settings. What opening warns about (a SQLite file other
+ * than OpenDKIM's) goes to `warnings`.
+ */
+function openDatabases<K extends PrivateKeyInfo>(
+  read: ReadResult,
+  originOf: (f: SettingField) => Origin,
+  base: string,
+  io: LoadIo<K>,
+  errors: SourceError[],
+  warnings: ConfigWarning[],
+  options: DatabaseOptions | undefined,
+): OpenedDatabases {
+  const { config } = read;
+  const sources = databaseSources(config);
+  if (sources.length === 0 || options === undefined) return {};
+  const { dsnOptions, ldapOptions } = options;
   const open = io.openTable ?? openDatabase;
   const out: { [F in SettingField]?: CachedTable } = {};
   for (const { field, name, source } of sources) {

@@ -71,6 +71,8 @@ export interface Config {
   readonly senderHeaders?: DataSetSource;
   /** SenderMacro: a milter macro naming the sender, used before SenderHeaders when not empty. */
   readonly senderMacro?: string;
+  /** DefaultSender: the sender assumed when the message names none dkimd can read. */
+  readonly defaultSender?: string;
   /** DontSignMailTo: recipients whose mail is never signed. */
   readonly dontSignMailTo?: DataSetSource;
   /** ExemptDomains: sender domains whose mail is ignored entirely. */

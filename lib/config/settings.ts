@@ -369,6 +369,27 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     doc:
       "A macro ({mail_addr}...) naming the sender; SenderHeaders only when the MTA sends it empty.",
   },
+  defaultSender: {
+    name: "DefaultSender",
+    group: "hosts",
+    kind: custom({
+      syntax: "an address such as postmaster@example.com",
+      parse: (text) => {
+        const value = text.trim();
+        // The filter reads it as a From value; refusing what has no user@domain here means a
+        // typo stops the load instead of leaving mail without a sender.
+        if (!/^[^\s@<>]+@[^\s@<>.]+(\.[^\s@<>.]+)*\.?$/.test(value)) {
+          throw new ValueError(`"${value}" is not an address (user@domain)`);
+        }
+        return value;
+      },
+      format: (value: string) => value,
+    }),
+    doc:
+      "Address taken as the sender when no SenderHeaders field (or SenderMacro) gives one that can be read.",
+    opendkim:
+      "dkimd's own, from OpenDKIM's source (_FFR_DEFAULT_SENDER; opendkim.conf(5) of 2.11 does not list it); Debian's build lacks it. OpenDKIM uses it only for a From it cannot parse, dkimd also when there is none",
+  },
   dontSignMailTo: {
     name: "DontSignMailTo",
     group: "hosts",
@@ -1094,6 +1115,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "Sign only what SetupPolicyScript asks for: the SigningTable and Domain are not applied.",
+    opendkim: "dkimd's own, from opendkim.conf(5); Debian's build lacks it",
   },
   arcMode: {
     name: "ARCMode",

@@ -62,7 +62,6 @@ export const UNIMPLEMENTED_SETTINGS: readonly UnimplementedSetting[] = [
     "TrustSignaturesFrom",
   ]),
   ...ignored(IGNORED_BECAUSE.compiledOut, [
-    "DefaultSender",
     "IdentityHeader",
     "IdentityHeaderRemove",
     "ResignAll",

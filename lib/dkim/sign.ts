@@ -131,17 +131,23 @@ export class Signer {
 
   /**
    * Ends the body and computes the signatures. Resolves to the DKIM-Signature fields in the
-   * order of the options; each is to be prepended to the message.
+   * order of the options; each is to be prepended to the message. `extraTags` are written into
+   * every signature (a Lua script's `odkim.xtag()`).
    */
-  async finish(): Promise<HeaderField[]> {
+  async finish(extraTags: readonly (readonly [string, string])[] = []): Promise<HeaderField[]> {
     const fields = this.#fields;
     if (!fields) throw new SignError("Signer.finish() called before headers()");
     this.#hashes.finish();
     const now = Math.floor(this.#now());
-    return await Promise.all(this.#prepared.map((p) => this.#sign(p, fields, now)));
+    return await Promise.all(this.#prepared.map((p) => this.#sign(p, fields, now, extraTags)));
   }
 
-  async #sign(p: Prepared, fields: readonly HeaderField[], now: number): Promise<HeaderField> {
+  async #sign(
+    p: Prepared,
+    fields: readonly HeaderField[],
+    now: number,
+    extraTags: readonly (readonly [string, string])[],
+  ): Promise<HeaderField> {
     const o = p.options;
     const body = this.#hashes.result(p.spec);
     const signedLength = p.spec.length === undefined
@@ -160,6 +166,7 @@ export class Signer {
       timestamp,
       expiration: o.ttl === undefined ? undefined : (timestamp ?? now) + o.ttl,
       reportRequest: o.requestReports,
+      ...(extraTags.length > 0 ? { extraTags } : {}),
       headers: headerNames,
       ...(o.copyHeaders ? { copiedHeaders: copiedTokens(fields, headerNames) } : {}),
       bodyHash: toBase64(body.hash),

@@ -362,6 +362,8 @@ export interface SignatureTags {
   readonly expiration?: number;
   /** `r=y`: failure reports requested (RFC 6651 §4), written after `x=`. */
   readonly reportRequest?: boolean;
+  /** Extension tags (RFC 6376 §3.2; a Lua script's `odkim.xtag()`), written after `r=`. */
+  readonly extraTags?: readonly (readonly [string, string])[];
   readonly headers: readonly string[];
   /** `z=` (RFC 6376 §3.5) as tokens that may be folded between (copied_headers.ts). */
   readonly copiedHeaders?: readonly string[];
@@ -406,6 +408,7 @@ export function formatSignaturePrefix(tags: SignatureTags): string {
   if (tags.timestamp !== undefined) items.push(`t=${tags.timestamp}`);
   if (tags.expiration !== undefined) items.push(`x=${tags.expiration}`);
   if (tags.reportRequest) items.push("r=y");
+  for (const [name, value] of tags.extraTags ?? []) items.push(`${name}=${value}`);
   const folder = new Folder(`${tags.field?.name ?? SIGNATURE_FIELD}: `);
   for (const item of items) folder.word(`${item};`);
   // h= may be longer than a line: fold before a colon (FWS is allowed around ":", §3.5).

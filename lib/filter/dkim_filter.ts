@@ -70,7 +70,7 @@ import {
   verifyOutcome,
 } from "./outcome.ts";
 import { selectCanonicalization } from "./select_canonicalization.ts";
-import { findSender, macroName, macroSender, type Sender } from "./sender.ts";
+import { findSender, macroName, macroSender, parseAddress, type Sender } from "./sender.ts";
 import {
   newTransaction,
   type Transaction,
@@ -235,9 +235,15 @@ class DkimConnection implements FilterConnection {
     const fromMacro = loaded.config.senderMacro === undefined
       ? undefined
       : macroSender(loaded.config.senderMacro, (name) => macros.get(name));
-    const sender = fromMacro === undefined
+    let sender = fromMacro === undefined
       ? findSender(tx.fields, loaded.headers.sender)
       : fromMacro ?? undefined;
+    // DefaultSender (OpenDKIM's _FFR_DEFAULT_SENDER): the sender when the message names none
+    // that can be read, so a relay signs such mail for its own domain.
+    if (sender === undefined && loaded.config.defaultSender !== undefined) {
+      const fallback = parseAddress(loaded.config.defaultSender);
+      if (fallback) sender = { ...fallback, field: "DefaultSender" };
+    }
     if (sender === undefined && malformedSender(tx.fields, loaded, fromMacro)) {
       return await this.#malformed(tx, macros, qid, "can't determine message sender");
     }
@@ -562,9 +568,23 @@ class DkimConnection implements FilterConnection {
     qid: string,
   ): Promise<EndOfMessage> {
     const { config } = tx.runtime.loaded;
+    // The final script runs before the signatures are computed, so its odkim.xtag() tags are
+    // in them (OpenDKIM's mlfi_eom() runs it before dkim_eom() on its signing handles).
+    const lua = await applyFinal(
+      this.#luaCall(
+        tx,
+        macros,
+        findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
+        qid,
+      ),
+      [],
+      (text) => this.#text(text),
+      work.signers.length,
+    );
+    if (lua?.action) return this.#luaEnded(tx, lua.modifications, lua.action, qid);
     let fields: HeaderField[];
     try {
-      fields = await work.signer.finish();
+      fields = await work.signer.finish(lua?.xtags);
     } catch (e) {
       const text = errorMessage(e);
       this.#deps.logger.error(`${qid}: signing failed: ${text}`);
@@ -575,17 +595,6 @@ class DkimConnection implements FilterConnection {
       this.#report(tx, { disposition: "error", action: describeAction(action) });
       return { modifications: modification ? [modification] : [], action };
     }
-    const lua = await applyFinal(
-      this.#luaCall(
-        tx,
-        macros,
-        findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
-        qid,
-      ),
-      [],
-      (text) => this.#text(text),
-    );
-    if (lua?.action) return this.#luaEnded(tx, lua.modifications, lua.action, qid);
     const mods: Modification[] = [];
     if (config.removeOldSignatures) {
       mods.push(...deletions(tx.fields, (f) => isField(f, SIGNATURE_FIELD)));

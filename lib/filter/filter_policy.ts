@@ -18,7 +18,7 @@ import type { HostLookup } from "../policy/host_list.ts";
 import type { PrivateKeyInfo } from "../policy/key_table.ts";
 import type { MacroList } from "../policy/macro_list.ts";
 import type { SigningPolicy } from "../policy/signers.ts";
-import type { PolicyScripts } from "../lua/odkim_api.ts";
+import type { PolicyScripts, ScriptDataSet } from "../lua/odkim_api.ts";
 
 /** The policy one transaction runs with. */
 export interface FilterPolicy<K extends PrivateKeyInfo> extends SigningPolicy<K> {
@@ -49,6 +49,8 @@ export interface FilterPolicy<K extends PrivateKeyInfo> extends SigningPolicy<K>
   readonly authorizedSigners?: SignerAuthorization;
   /** The Lua policy scripts, when any is set. */
   readonly luaScripts?: PolicyScripts;
+  /** Opens a data set a script names (`odkim.db_open()`), when a script is set. */
+  readonly openScriptDataSet?: (name: string, ignoreCase: boolean) => Promise<ScriptDataSet>;
   /** The ARC sealing key and header list, with ARCMode `s`. */
   readonly arcSealer?: ArcSealerPolicy<K>;
 }

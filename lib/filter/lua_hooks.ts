@@ -27,9 +27,13 @@ import type {
   OdkimSignature,
 } from "../lua/odkim_api.ts";
 import type { Action, MacroReader, Modification } from "../milter/filter.ts";
+import type { DataSetLookup } from "../policy/data_set_lookup.ts";
+import { NameSet } from "../policy/name_set.ts";
+import { SigningTable } from "../policy/signing_table.ts";
 import { SMFIF_ADDRCPT, SMFIF_DELRCPT } from "../milter/constants.ts";
 import { algorithmFor } from "../policy/key_table.ts";
 import { allowedOnly } from "./failure_actions.ts";
+import { rblQuery } from "./rbl_query.ts";
 import type { SignerChoice } from "../policy/signers.ts";
 import type { Decision } from "./decide.ts";
 import type { FilterPolicy } from "./filter_policy.ts";
@@ -77,6 +81,7 @@ export async function runPolicyHook(
   hook: LuaHook,
   call: LuaCall,
   signatures: readonly OdkimSignature[] = [],
+  signing?: number,
 ): Promise<OdkimEffects> {
   const script = call.policy.luaScripts?.[hook];
   if (!script) throw new Error(`no ${hook} script is configured`);
@@ -86,10 +91,7 @@ export async function runPolicyHook(
     client.hostname || undefined,
     client.address || undefined,
   );
-  const dbs: Record<number, typeof policy.mta> = {
-    3: policy.dontSignMailTo,
-    4: policy.mta,
-  };
+  const dbs = dbHandles(policy);
   const message: OdkimMessage = {
     headers: call.fields.map((f) => ({
       name: f.name,
@@ -108,13 +110,45 @@ export async function runPolicyHook(
     canChangeRecipients: (call.actions & SMFIF_ADDRCPT) !== 0 &&
       (call.actions & SMFIF_DELRCPT) !== 0,
     signatures,
+    ...(signing !== undefined ? { signing } : {}),
     exported: call.state.exported,
     log: call.log,
     dbHandle: (which) => dbs[which],
+    ...(policy.openScriptDataSet ? { openDataSet: policy.openScriptDataSet } : {}),
+    rblCheck: async (name, timeout) => {
+      const answer = await rblQuery(
+        name,
+        policy.config.nameservers,
+        timeout ?? policy.config.dnsTimeout,
+      );
+      if (answer.kind === "error") throw new Error(answer.message);
+      return answer.kind === "found" ? [...answer.octets] : undefined;
+    },
   };
   const effects = await runHook(hook, script, message);
   for (const [k, v] of effects.exports) call.state.exported.set(k, v);
   return effects;
+}
+
+/**
+ * The configured data sets `odkim.get_dbhandle()` names (opendkim.c `DB_*`): DontSignMailTo,
+ * MTA, MacroList's names, and the SigningTable's keys when it was read from a file. OpenDKIM
+ * 2.11 answers nil for every one (it reads the code from the context argument), so a script
+ * written for it never relies on them; dkimd gives what the documentation promises. The Domain
+ * and TrustSignaturesFrom sets are not offered (nil): dkimd keeps them behind their own lookups.
+ */
+function dbHandles(policy: FilterPolicy<SigningKey>): Record<number, DataSetLookup | undefined> {
+  const table = policy.signingTable;
+  // The numbers of odkim_api.ts's DB_HANDLES, written out: importing it would load the Lua VM.
+  return {
+    3: policy.dontSignMailTo,
+    4: policy.mta,
+    5: policy.macroList &&
+      new NameSet(policy.macroList.rules.map((r) => ({ key: r.name, origin: r.origin })), false),
+    11: table instanceof SigningTable && table.rules.length > 0 && !table.patterns
+      ? new NameSet(table.rules.map((r) => ({ key: r.pattern, origin: r.origin })), true)
+      : undefined,
+  };
 }
 
 /**
@@ -286,6 +320,8 @@ export interface FinalAnswer {
   readonly action?: Action;
   /** Header changes to make, after dkimd's own. */
   readonly modifications: readonly Modification[];
+  /** Tags `odkim.xtag()` adds to the signatures being made. */
+  readonly xtags: readonly (readonly [string, string])[];
 }
 
 /**
@@ -296,15 +332,17 @@ export async function applyFinal(
   call: LuaCall,
   signatures: readonly OdkimSignature[],
   value: (text: string) => Uint8Array,
+  signing?: number,
 ): Promise<FinalAnswer | undefined> {
   if (hasHook(call.policy, "statistics")) await runPolicyHook("statistics", call, signatures);
   if (!hasHook(call.policy, "final")) return undefined;
-  const effects = await runPolicyHook("final", call, signatures);
+  const effects = await runPolicyHook("final", call, signatures, signing);
   const modifications = allowedOnly(finalModifications(effects, value), call.actions, call.log);
+  const xtags = signing ? effects.xtags : [];
   if (effects.result !== undefined && effects.result !== "accept") {
-    return { action: luaAction(effects.result, effects.reply), modifications };
+    return { action: luaAction(effects.result, effects.reply), modifications, xtags };
   }
-  return { modifications };
+  return { modifications, xtags };
 }
 
 /**

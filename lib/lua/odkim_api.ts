@@ -15,13 +15,14 @@
  * {@link OdkimMessage.canChangeRecipients}); `set_result(ctx, SMFIS_ACCEPT)` in the final script changes nothing;
  * `sign()` with a key name but no KeyTable raises `odkim.sign(): request requires KeyTable`.
  *
- * Departures, on purpose: `quarantine` acts whatever the settings (OpenDKIM's call fails, returning
+ * Departures, on purpose: `get_dbhandle` answers with the set its code names (OpenDKIM reads
+ * the code from the context argument and answers nil for every code); `quarantine` acts whatever the settings (OpenDKIM's call fails, returning
  * nil, unless CaptureUnknownErrors made it ask the MTA for quarantine; dkimd asks for it whenever a
  * final script is configured), and so do `add_rcpt` and `del_rcpt` (OpenDKIM: only with
  * RedirectFailuresTo); `replace_header` changes what
  * is signed or verified in OpenDKIM and is not supported here (returns nil); `spam` and `stats`
  * do nothing (no reputation or statistics service); `check_popauth` returns nil (no POPAUTH
- * database); `xtag` adds its tag to every signature requested; `resign` and `verify` on a
+ * database); `xtag` in the final script adds its tag to every signature being made and answers how many (as OpenDKIM; in the setup script OpenDKIM crashes once a signature is requested, dkimd answers 0 and adds nothing); `resign` and `verify` on a
  * message that is also signed are not supported (dkimd signs or verifies one message; the call
  * returns nil and logs why).
  *
@@ -94,18 +95,35 @@ export interface OdkimMessage {
   readonly canChangeRecipients: boolean;
   /** The DKIM-Signature fields (screen and later). */
   readonly signatures: readonly OdkimSignature[];
+  /** How many signatures dkimd is making (final, when signing): `odkim.xtag()` counts them. */
+  readonly signing?: number;
   /** What earlier hooks exported. */
   readonly exported: ReadonlyMap<string, LuaExport>;
   /** Writes `odkim.log()` lines. */
   log(line: string): void;
   /** The configured data set `DB_*` names, or undefined when it is not set. */
   dbHandle?(which: number): DataSetLookup | undefined;
-  /** Opens a data set named as in opendkim.conf (`odkim.db_open()`). */
-  openDataSet?(name: string, caseInsensitive: boolean): Promise<DataSetLookup>;
-  /** Looks up `query.root` as an A record (`odkim.rbl_check()`): the octets, none, or an error. */
-  rblCheck?(name: string, timeoutSeconds: number): Promise<number[] | undefined>;
+  /**
+   * Opens a data set named as in opendkim.conf (`odkim.db_open()`); rejects with the message
+   * the script's error carries. What it opens is closed when the call of the script ends.
+   */
+  openDataSet?(name: string, caseInsensitive: boolean): Promise<ScriptDataSet>;
+  /**
+   * Looks up `query.root` as an A record (`odkim.rbl_check()`): the four octets, undefined for
+   * none, or a rejection whose message the script gets. `timeoutSeconds` is undefined when the
+   * script gave none.
+   */
+  rblCheck?(name: string, timeoutSeconds: number | undefined): Promise<number[] | undefined>;
   /** Signs as the SigningTable would for `address` (`odkim.signfor()`); the signatures added. */
   signFor?(address: string, multiple: boolean): Promise<number>;
+}
+
+/** A data set a script opened with `odkim.db_open()`. */
+export interface ScriptDataSet {
+  /** Its entries, by key. */
+  readonly lookup: DataSetLookup;
+  /** Releases what it holds (a database connection); called when the script's call ends. */
+  close(): Promise<void>;
 }
 
 /** A signature `odkim.sign()` asked for. */
@@ -264,7 +282,7 @@ const HOOK_FUNCTIONS: Readonly<Record<LuaHook, readonly string[]>> = {
 };
 
 /** Functions whose JS side answers with a promise: the Lua wrapper waits for it. */
-const ASYNC_FUNCTIONS = ["db_check", "db_open", "rbl_check", "signfor"];
+const ASYNC_FUNCTIONS = ["db_check", "db_close", "db_open", "rbl_check", "signfor"];
 
 /** The header OpenDKIM adds for each recipient `del_rcpt` removes (opendkim.h ORCPTHEADER). */
 export const ORIGINAL_RECIPIENT_FIELD = "Original-Recipient";
@@ -275,7 +293,11 @@ class SignatureHandle {
   constructor(readonly index: number) {}
 }
 class DataSetHandle {
-  constructor(readonly lookup: DataSetLookup, readonly caseInsensitive: boolean) {}
+  constructor(
+    readonly lookup: DataSetLookup,
+    readonly caseInsensitive: boolean,
+    readonly opened?: ScriptDataSet,
+  ) {}
 }
 
 const isString = (v: unknown) => typeof v === "string" || typeof v === "number";
@@ -310,7 +332,8 @@ export async function runHook(
 ): Promise<OdkimEffects> {
   const effects = new OdkimEffects();
   const ctx = new ContextHandle();
-  const all = odkimFunctions(message, effects, ctx);
+  const opened: ScriptDataSet[] = [];
+  const all = odkimFunctions(message, effects, ctx, opened);
   const odkim: Record<string, unknown> = {};
   // OpenDKIM's functions push an explicit nil; a JS undefined would be no value at all, and
   // `tostring(odkim.f(ctx))` would fail.
@@ -340,7 +363,12 @@ export async function runHook(
     : `for _, n in ipairs({${
       wrapped.map((n) => JSON.stringify(n)).join(",")
     }}) do local f = odkim[n]; odkim[n] = function(...) return table.unpack(f(...):await()) end end`;
-  await runLuaScript(script, globals, prelude, budget);
+  try {
+    await runLuaScript(script, globals, prelude, budget);
+  } finally {
+    // OpenDKIM closes them when the Lua state is collected, at the end of the call.
+    await Promise.all(opened.map((d) => d.close().catch(() => {})));
+  }
   return effects;
 }
 
@@ -348,6 +376,7 @@ function odkimFunctions(
   message: OdkimMessage,
   effects: OdkimEffects,
   ctx: ContextHandle,
+  opened: ScriptDataSet[],
 ): Record<string, (...args: unknown[]) => unknown> {
   const fail = (name: string, what: "count" | "type"): never => {
     throw new Error(`odkim.${name}(): incorrect argument ${what}`);
@@ -377,15 +406,16 @@ function odkimFunctions(
     },
     db_open(...a) {
       if (a.length < 1 || a.length > 2) fail("db_open", "count");
-      if (!isString(a[0])) fail("db_open", "type");
-      if (!message.openDataSet) throw new Error("odkim.db_open(): data sets cannot be opened here");
+      if (!isString(a[0]) || (a.length === 2 && typeof a[1] !== "boolean")) {
+        fail("db_open", "type");
+      }
+      const name = str(a[0]);
+      if (!message.openDataSet) throw new Error(`${name}: odkim.db_open() failed`);
       const icase = a[1] === true;
-      return message.openDataSet(str(a[0]), icase).then(
-        (lookup) => results([decorateUserdata(new DataSetHandle(lookup, icase))]),
-        (e) => {
-          throw new Error(`odkim.db_open(): can't open data set: ${(e as Error).message}`);
-        },
-      );
+      return message.openDataSet(name, icase).then((set) => {
+        opened.push(set);
+        return results([decorateUserdata(new DataSetHandle(set.lookup, icase, set))]);
+      });
     },
     db_check(...a) {
       if (a.length !== 2) fail("db_check", "count");
@@ -399,7 +429,13 @@ function odkimFunctions(
     },
     db_close(...a) {
       if (a.length !== 1) fail("db_close", "count");
-      return 1;
+      if (!(a[0] instanceof DataSetHandle)) fail("db_close", "type");
+      const set = (a[0] as DataSetHandle).opened;
+      if (set) {
+        opened.splice(opened.indexOf(set), 1);
+        return set.close().then(() => results([1]), () => results([1]));
+      }
+      return Promise.resolve(results([1]));
     },
     get_dbhandle(...a) {
       check("get_dbhandle", a, 2);
@@ -554,7 +590,8 @@ function odkimFunctions(
         /[;\s]/.test(value)
       ) return -1;
       effects.xtags.push([tag, value]);
-      return 1;
+      // OpenDKIM answers how many signatures got the tag.
+      return message.signing ?? 0;
     },
     get_sigarray(...a) {
       check("get_sigarray", a, 1);
@@ -610,12 +647,16 @@ function odkimFunctions(
     },
     rbl_check(...a) {
       if (a.length < 3 || a.length > 4) fail("rbl_check", "count");
-      if (a[0] !== ctx || !isString(a[1]) || !isString(a[2])) fail("rbl_check", "type");
+      if (
+        a[0] !== ctx || !isString(a[1]) || !isString(a[2]) ||
+        (a.length === 4 && typeof a[3] !== "number")
+      ) fail("rbl_check", "type");
       if (!message.rblCheck) return Promise.resolve(results([]));
-      const timeout = typeof a[3] === "number" ? a[3] : 5;
+      const timeout = typeof a[3] === "number" ? a[3] : undefined;
+      // Found: the four octets; none: no value at all; a failure: librbl's message.
       return message.rblCheck(`${str(a[1])}.${str(a[2])}`, timeout).then(
         (octets) => results(octets ?? []),
-        () => results([undefined]),
+        (e) => results([(e as Error).message]),
       );
     },
     add_header(...a) {

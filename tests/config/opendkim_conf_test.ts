@@ -37,6 +37,11 @@ const good: KeyCase[] = [
     value: "X-Canonicalization",
   },
   { line: "SenderMacro {mail_addr}", want: (c) => c.senderMacro, value: "{mail_addr}" },
+  {
+    line: "DefaultSender postmaster@example.com",
+    want: (c) => c.defaultSender,
+    value: "postmaster@example.com",
+  },
   { line: "IgnoreMalformedMail yes", want: (c) => c.ignoreMalformedMail, value: true },
   { line: "Quarantine yes", want: (c) => c.quarantine, value: true },
   { line: "Diagnostics yes", want: (c) => c.diagnostics, value: true },
@@ -400,6 +405,7 @@ Deno.test("readOpendkimConf() reads a good value of every implemented setting", 
 // Bad values: each error names the setting and /etc/opendkim.conf:2.
 const bad: [string, RegExp][] = [
   ["Mode sx", /unknown mode "x"/],
+  ["DefaultSender postmaster", /"postmaster" is not an address \(user@domain\)/],
   ["LDAPAuthMechanism GSSAPI", /unsupported mechanism "GSSAPI": dkimd binds with simple/],
   ["ChangeRootDirectory /var/lib/dkimd", /no chroot.*RootDirectory=\/var\/lib\/dkimd/],
   ["PartialBodyResult fail", /unknown result "fail" \(expected "policy" or "pass"\)/],

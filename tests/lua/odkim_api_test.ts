@@ -168,15 +168,20 @@ Deno.test("final: results as dkim.h numbers, header and reply requests, parse_fi
 });
 
 Deno.test("odkim.db_open() and db_check() ask a data set, waiting for the answer", async () => {
+  let closed = 0;
   const m = message({
     openDataSet: (name, icase) =>
       Promise.resolve({
-        lookup: (keys: readonly string[]) =>
-          Promise.resolve(keys.map((k) =>
-            name === "csl:vip.example" && icase && k === "vip.example"
-              ? { origin: { file: "x", line: 1 }, key: k }
-              : undefined
-          )),
+        lookup: {
+          lookup: (keys: readonly string[]) =>
+            Promise.resolve(keys.map((k) =>
+              name === "csl:vip.example" && icase && k === "vip.example"
+                ? { origin: { file: "x", line: 1 }, key: k }
+                : undefined
+            )),
+        },
+        close: () =>
+          Promise.resolve(void closed++),
       }),
   });
   await hook(
@@ -186,6 +191,8 @@ Deno.test("odkim.db_open() and db_check() ask a data set, waiting for the answer
     m,
   );
   assert.deepEqual(m.logged, ["10"]);
+  // Closed when the call ends, as OpenDKIM's garbage collection closes it.
+  assert.equal(closed, 1);
 });
 
 Deno.test("compileLuaScript() names the file and line of a syntax error", async () => {

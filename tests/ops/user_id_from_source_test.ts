@@ -308,6 +308,42 @@ for (
   });
 }
 
+Deno.test({
+  name:
+    "deno task start with the seed's UserID and a SetupPolicyScript, from a fresh clone after the README's setup: the worker loads the WebAssembly Lua VM as opendkim and the script signs",
+  ignore: IGNORE,
+  fn: async () => {
+    const m = await machine();
+    const env = userEnv(m.home);
+    // A script an administrator adds to the seed: sign datahunter.org's mail with the KeyTable's
+    // key once more (OpenDKIM adds a script's requests to the SigningTable's), mode 0640 root:opendkim.
+    const script = `${m.root}/etc/setup.lua`;
+    await Deno.writeTextFile(
+      script,
+      'if odkim.get_fromdomain(ctx) == "datahunter.org" then odkim.sign(ctx, "datahunter") end\n',
+    );
+    await Deno.chown(script, 0, opendkim!.gid);
+    await Deno.chmod(script, 0o640);
+    await Deno.writeTextFile(m.conf, `SetupPolicyScript ${script}\n`, { append: true });
+    await setup(m.checkout, env);
+    const task = start(m, env);
+    try {
+      const ready = await task.waitFor(/worker (\d+) is ready/);
+      assert.equal(await uidOf(Number(ready[1])), opendkim!.uid);
+      const signatures = await sign(m.port);
+      // The SigningTable's signature and the script's.
+      assert.equal(signatures.length, 2, task.log());
+      for (const s of signatures) assert.match(s, /\bd=datahunter\.org;/);
+      assert.deepEqual(await ownedBy(m.root, opendkim!.uid), []);
+      assert.doesNotMatch(task.log(), /Permission denied|error:|Lua/);
+    } finally {
+      task.kill();
+      await task.done;
+      await Deno.remove(m.root, { recursive: true });
+    }
+  },
+});
+
 /** Deno's own report of a failed start: its `error:` line, or the numbered causes below it. */
 const DENO_TRACE = /^error: |^Caused by:|^\s+\d+: /m;
 
