@@ -152,6 +152,8 @@ export interface Policy<K extends PrivateKeyInfo> {
   readonly dontSignMailTo?: DataSetLookup;
   /** ExemptDomains. */
   readonly exemptDomains?: DataSetLookup;
+  /** TrustSignaturesFrom. */
+  readonly trustSignaturesFrom?: DataSetLookup;
   /** AuthorizedSigners: what each SASL login may put in From. */
   readonly authorizedSigners?: AuthorizedSigners;
   /** The Lua policy scripts, compiled (SetupPolicyScript and the others), when any is set. */
@@ -322,6 +324,7 @@ export function buildPolicy<K extends PrivateKeyInfo>(
     ...opt("macroList", macroList),
     ...opt("dontSignMailTo", nameSet("dontSignMailTo", true)),
     ...opt("exemptDomains", nameSet("exemptDomains", true)),
+    ...opt("trustSignaturesFrom", nameSet("trustSignaturesFrom", true)),
     ...opt("authorizedSigners", authorizedSigners),
     ...opt("testDnsData", testDnsData),
   };

@@ -103,8 +103,16 @@ export interface Config {
   readonly maximumHeaders: number;
   /** MaximumHeaderFields (dkimd's own): most header fields per message (default 1000; 0: no limit). */
   readonly maximumHeaderFields: number;
-  /** MaximumSignaturesToVerify (default 3; 0, as any value above 50, means the ceiling of 50). */
+  /**
+   * MaximumSignaturesToVerify (default 3; above 50 means the ceiling of 50); 0 verifies only
+   * first-party and TrustSignaturesFrom signatures, as OpenDKIM does (at most 50 of them).
+   */
   readonly maximumSignaturesToVerify: number;
+  /**
+   * TrustSignaturesFrom: signing domains whose signatures are always verified, beside the
+   * MaximumSignaturesToVerify count (OpenDKIM's prescreen).
+   */
+  readonly trustSignaturesFrom?: DataSetSource;
   /** MaximumKeyBits (dkimd's own): larger RSA keys give permerror unimported (default 4096). */
   readonly maximumKeyBits: number;
   /** MaximumSignedBytes: sign at most this much body, adding `l=`; absent signs it all; never 0. */

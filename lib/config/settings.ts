@@ -449,8 +449,20 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "limits",
     kind: COUNT,
     default: DEFAULT_MAXIMUM_SIGNATURES_TO_VERIFY,
-    doc: "Most signatures verified per message (0 or over 50: 50); the rest ignored.",
-    opendkim: "0 verifies at most 50 (MAX_SIGNATURES_CEILING), not all",
+    doc: "Most signatures verified per message, from the top (over 50: 50); the rest ignored. " +
+      "0: only first-party and TrustSignaturesFrom signatures.",
+    opendkim: "never more than 50 (MAX_SIGNATURES_CEILING), even with 0 or TrustSignaturesFrom; " +
+      "ignored signatures are left out of Authentication-Results (OpenDKIM: dkim=neutral)",
+  },
+  trustSignaturesFrom: {
+    name: "TrustSignaturesFrom",
+    group: "limits",
+    kind: dataSet(FILE_LIST_OR_DATABASE),
+    defaultText: "none",
+    doc: "Signing domains whose signatures are always verified, beside " +
+      "MaximumSignaturesToVerify's count (with 0: besides first-party ones).",
+    opendkim: "at most 50 signatures are verified; ignored signatures are left out of " +
+      "Authentication-Results (OpenDKIM: dkim=neutral)",
   },
   maximumKeyBits: {
     name: "MaximumKeyBits",

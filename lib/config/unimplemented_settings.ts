@@ -59,7 +59,6 @@ export const UNIMPLEMENTED_SETTINGS: readonly UnimplementedSetting[] = [
     "BodyLengthDB",
     "ReplaceHeaders",
     "ReplaceRules",
-    "TrustSignaturesFrom",
   ]),
   ...ignored(IGNORED_BECAUSE.compiledOut, [
     "DefaultSender",

@@ -45,6 +45,8 @@ export interface FilterPolicy<K extends PrivateKeyInfo> extends SigningPolicy<K>
   readonly dontSignMailTo?: DataSetLookup;
   /** ExemptDomains: sender domains whose mail is neither signed nor verified. */
   readonly exemptDomains?: DataSetLookup;
+  /** TrustSignaturesFrom: signing domains whose signatures are verified beside the limit. */
+  readonly trustSignaturesFrom?: DataSetLookup;
   /** AuthorizedSigners: what each SASL login may put in From, when set. */
   readonly authorizedSigners?: SignerAuthorization;
   /** The Lua policy scripts, when any is set. */

@@ -132,6 +132,15 @@ const good: KeyCase[] = [
     value: { kind: "inline", entries: [{ key: "example.org" }], patterns: false },
   },
   {
+    line: "TrustSignaturesFrom example.com,example.org",
+    want: (c) => c.trustSignaturesFrom,
+    value: {
+      kind: "inline",
+      entries: [{ key: "example.com" }, { key: "example.org" }],
+      patterns: false,
+    },
+  },
+  {
     line: "AuthorizedSigners refile:/etc/dkimd/authorized_signers",
     want: (c) => c.authorizedSigners,
     value: { kind: "refile", path: "/etc/dkimd/authorized_signers" },

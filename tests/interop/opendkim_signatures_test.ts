@@ -1,0 +1,168 @@
+/**
+ * Issue 18, which signatures are verified and how signing treats the message, compared with
+ * Debian's opendkim on the same opendkim.conf and messages (through the milter,
+ * tests/helpers/opendkim_milter.ts): TrustSignaturesFrom with MaximumSignaturesToVerify,
+ * ReplaceHeaders and ReplaceRules, BodyLengthDB, StrictHeaders. Departures are named and both
+ * sides asserted.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { fromLatin1, latin1 } from "../../lib/bytes.ts";
+import type { ClientMessage } from "../../lib/milter/client.ts";
+import type { SignOptions } from "../../lib/dkim/sign.ts";
+import { loadKey, MESSAGE, signed, writeTestKeys } from "../helpers/dkim_fixtures.ts";
+import { mtaMessage } from "../helpers/mta_message.ts";
+import {
+  HAVE_OPENDKIM,
+  observeBoth,
+  type Observed,
+  startPair,
+} from "../helpers/opendkim_milter.ts";
+
+const KEY_FILE = new URL("../testdata/keys/rsa2048_pkcs8.pem", import.meta.url).pathname;
+/** The domains whose `rsa` selector publishes the test key, besides example.com. */
+const OTHER_DOMAINS = ["example.net", "example.org"];
+
+type Send = (m: ClientMessage) => Promise<{ opendkim: Observed; dkimd: Observed }>;
+
+/** Runs `body` with opendkim and dkimd signing example.com, plus `extra` lines. */
+async function withPair(
+  extra: (dir: string) => Promise<readonly string[]> | readonly string[],
+  body: (send: Send) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "dkimd-od18s-" });
+  try {
+    const keys = await writeTestKeys(dir);
+    const rsa = (await Deno.readTextFile(keys)).split("\n")
+      .find((l) => l.startsWith("rsa._domainkey.example.com "))!;
+    await Deno.writeTextFile(
+      keys,
+      OTHER_DOMAINS.map((d) => rsa.replace("example.com", d) + "\n").join(""),
+      { append: true },
+    );
+    await Deno.writeTextFile(`${dir}/key_table`, `k example.com:rsa:${KEY_FILE}\n`);
+    await Deno.writeTextFile(`${dir}/signing_table`, `*@example.com k\n`);
+    const lines = [
+      "Mode sv",
+      `TestPublicKeys ${keys}`,
+      `KeyTable ${dir}/key_table`,
+      `SigningTable refile:${dir}/signing_table`,
+      "RequireSafeKeys no",
+      "Canonicalization relaxed/relaxed",
+      "SignHeaders From,To,Subject,Date",
+      ...(await extra(dir)),
+    ];
+    const pair = await startPair(dir, lines);
+    try {
+      await body((m) => observeBoth(pair, m));
+    } finally {
+      await pair.stop();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** `bytes` from an outside client (verified). */
+const inbound = (bytes: Uint8Array, qid = "IN1"): ClientMessage =>
+  mtaMessage(bytes, { qid, address: "192.0.2.7", hostname: "mx.example.net" });
+
+/** `bytes` from 127.0.0.1 (signed), to `rcpts`. */
+const outbound = (
+  bytes: Uint8Array,
+  rcpts = ["<bob@example.org>"],
+  qid = "OUT1",
+): ClientMessage => ({
+  ...mtaMessage(bytes, { qid, address: "127.0.0.1" }),
+  rcpts,
+});
+
+/** `message` signed by each of `domains` (selector `rsa`, the test key), the first on top. */
+async function signedBy(message: Uint8Array, domains: readonly string[]): Promise<Uint8Array> {
+  const key = await loadKey("rsa2048_pkcs8.pem");
+  const options: SignOptions[] = domains.map((domain) => ({
+    domain,
+    selector: "rsa",
+    key,
+    canonicalization: ["relaxed", "relaxed"],
+    signHeaders: ["From", "To", "Subject", "Date"],
+  }));
+  return await signed(message, options, Math.floor(Date.now() / 1000));
+}
+
+/** MESSAGE with its From changed to `from`. */
+const fromAuthor = (from: string) =>
+  fromLatin1(latin1(MESSAGE).replace("Alice <alice@example.com>", from));
+
+/** The header.d of each dkim result the observation's Authentication-Results gives. */
+function verifiedDomains(o: Observed): string[] {
+  const ar = o.changes.find((c) => c.includes("Authentication-Results:")) ?? "";
+  return [...ar.matchAll(/dkim=(\w+) header\.d=(\S+)/g)].map((m) => `${m[2]}:${m[1]}`);
+}
+
+/**
+ * The signatures each verified (`d=:result`), leaving out OpenDKIM's dkim=neutral for those its
+ * prescreen ignored: dkimd leaves an ignored signature out of Authentication-Results.
+ */
+function verifiedBoth(r: { opendkim: Observed; dkimd: Observed }) {
+  return {
+    opendkim: verifiedDomains(r.opendkim).filter((v) => !v.endsWith(":neutral")),
+    dkimd: verifiedDomains(r.dkimd),
+  };
+}
+
+Deno.test({
+  name:
+    "TrustSignaturesFrom: trusted signatures are verified beside MaximumSignaturesToVerify's count, in both; with 0, only first-party and trusted ones",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    // Signed, top down, by example.net, example.org, example.com; From a third party, then
+    // from example.net (whose signature is then first-party).
+    const third = await signedBy(fromAuthor("Al <al@other.example>"), [
+      "example.net",
+      "example.org",
+      "example.com",
+    ]);
+    const net = await signedBy(fromAuthor("Al <al@example.net>"), [
+      "example.net",
+      "example.org",
+      "example.com",
+    ]);
+    const cases: [string[], string[], string[]][] = [
+      // [lines, what is verified of `third`, of `net`]
+      [["MaximumSignaturesToVerify 1"], ["example.net:pass"], ["example.net:pass"]],
+      [["MaximumSignaturesToVerify 1", "TrustSignaturesFrom example.com"], [
+        "example.com:pass",
+      ], ["example.com:pass"]],
+      [["MaximumSignaturesToVerify 2", "TrustSignaturesFrom example.com"], [
+        "example.net:pass",
+        "example.com:pass",
+      ], ["example.net:pass", "example.com:pass"]],
+      [["MaximumSignaturesToVerify 1", "TrustSignaturesFrom example.com,example.org"], [
+        "example.org:pass",
+        "example.com:pass",
+      ], ["example.org:pass", "example.com:pass"]],
+      [["MaximumSignaturesToVerify 0"], [], ["example.net:pass"]],
+      [["MaximumSignaturesToVerify 0", "TrustSignaturesFrom example.com"], ["example.com:pass"], [
+        "example.net:pass",
+        "example.com:pass",
+      ]],
+    ];
+    for (const [lines, wantThird, wantNet] of cases) {
+      await withPair(() => lines, async (send) => {
+        for (const [m, want] of [[third, wantThird], [net, wantNet]] as const) {
+          const r = await send(inbound(m));
+          assert.deepEqual(r.dkimd.final, r.opendkim.final, lines.join(", "));
+          const both = verifiedBoth(r);
+          assert.deepEqual(both.dkimd, both.opendkim, lines.join(", "));
+          assert.deepEqual(both.dkimd, want, lines.join(", "));
+          // Every signature is reported by OpenDKIM, the ignored ones as neutral; dkimd names
+          // only those it verified (the departure). With none verified, neither adds a field.
+          if (want.length === 0) assert.deepEqual(r.dkimd, r.opendkim);
+          else assert.equal(verifiedDomains(r.opendkim).length, 3);
+        }
+      });
+    }
+  },
+});
