@@ -154,6 +154,8 @@ export interface Policy<K extends PrivateKeyInfo> {
   readonly exemptDomains?: DataSetLookup;
   /** TrustSignaturesFrom. */
   readonly trustSignaturesFrom?: DataSetLookup;
+  /** BodyLengthDB. */
+  readonly bodyLengthDb?: DataSetLookup;
   /** AuthorizedSigners: what each SASL login may put in From. */
   readonly authorizedSigners?: AuthorizedSigners;
   /** The Lua policy scripts, compiled (SetupPolicyScript and the others), when any is set. */
@@ -325,6 +327,7 @@ export function buildPolicy<K extends PrivateKeyInfo>(
     ...opt("dontSignMailTo", nameSet("dontSignMailTo", true)),
     ...opt("exemptDomains", nameSet("exemptDomains", true)),
     ...opt("trustSignaturesFrom", nameSet("trustSignaturesFrom", true)),
+    ...opt("bodyLengthDb", nameSet("bodyLengthDb", true)),
     ...opt("authorizedSigners", authorizedSigners),
     ...opt("testDnsData", testDnsData),
   };

@@ -76,6 +76,11 @@ export interface Config {
   /** ExemptDomains: sender domains whose mail is ignored entirely. */
   readonly exemptDomains?: DataSetSource;
   /**
+   * BodyLengthDB: recipients whose mail is signed with `l=` (appended content then keeps the
+   * signature valid: RFC 6376 §8.2).
+   */
+  readonly bodyLengthDb?: DataSetSource;
+  /**
    * AuthorizedSigners (dkimd's own): SASL logins to what they may put in From; absent, any
    * authenticated client gets a signature for every domain, as with OpenDKIM.
    */

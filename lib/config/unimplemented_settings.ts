@@ -56,7 +56,6 @@ const ignored = (why: string, names: readonly string[]): UnimplementedSetting[] 
  */
 export const UNIMPLEMENTED_SETTINGS: readonly UnimplementedSetting[] = [
   ...ignored(IGNORED_BECAUSE.notYet, [
-    "BodyLengthDB",
     "ReplaceHeaders",
     "ReplaceRules",
   ]),

@@ -69,6 +69,7 @@ import {
   unauthorizedSignerAction,
   verifyOutcome,
 } from "./outcome.ts";
+import { bodyLengthRecipient } from "./body_length_recipients.ts";
 import { prescreenSignatures } from "./prescreen.ts";
 import { selectCanonicalization } from "./select_canonicalization.ts";
 import { findSender, macroName, macroSender, type Sender } from "./sender.ts";
@@ -292,6 +293,22 @@ class DkimConnection implements FilterConnection {
       }
       decision = answer.decision;
       bodyLength = answer.bodyLength;
+    }
+    // BodyLengthDB: OpenDKIM checks it in mlfi_eoh() before the setup script, which can only add
+    // l= (odkim.use_ltag()); a data set that cannot answer means no l=, logged, as there.
+    if (decision.kind === "sign" && !bodyLength && loaded.bodyLengthDb) {
+      const recipient = await bodyLengthRecipient(loaded.bodyLengthDb, tx.recipients).catch(
+        (e) => {
+          this.#deps.logger.warn(`${qid}: BodyLengthDB: ${errorMessage(e)}`);
+          return undefined;
+        },
+      );
+      if (recipient !== undefined) {
+        bodyLength = true;
+        if (loaded.config.logWhy) {
+          this.#deps.logger.info(`${qid}: recipient '${recipient}' is in BodyLengthDB; adding l=`);
+        }
+      }
     }
     switch (decision.kind) {
       case "skip":

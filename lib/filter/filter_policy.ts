@@ -47,6 +47,8 @@ export interface FilterPolicy<K extends PrivateKeyInfo> extends SigningPolicy<K>
   readonly exemptDomains?: DataSetLookup;
   /** TrustSignaturesFrom: signing domains whose signatures are verified beside the limit. */
   readonly trustSignaturesFrom?: DataSetLookup;
+  /** BodyLengthDB: recipients whose mail is signed with `l=`. */
+  readonly bodyLengthDb?: DataSetLookup;
   /** AuthorizedSigners: what each SASL login may put in From, when set. */
   readonly authorizedSigners?: SignerAuthorization;
   /** The Lua policy scripts, when any is set. */

@@ -132,6 +132,11 @@ const good: KeyCase[] = [
     value: { kind: "inline", entries: [{ key: "example.org" }], patterns: false },
   },
   {
+    line: "BodyLengthDB *@lists.example.org",
+    want: (c) => c.bodyLengthDb,
+    value: { kind: "inline", entries: [{ key: "*@lists.example.org" }], patterns: false },
+  },
+  {
     line: "TrustSignaturesFrom example.com,example.org",
     want: (c) => c.trustSignaturesFrom,
     value: {

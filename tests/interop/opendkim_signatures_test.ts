@@ -51,6 +51,7 @@ async function withPair(
       "RequireSafeKeys no",
       "Canonicalization relaxed/relaxed",
       "SignHeaders From,To,Subject,Date",
+      "OversignHeaders From",
       ...(await extra(dir)),
     ];
     const pair = await startPair(dir, lines);
@@ -164,5 +165,40 @@ Deno.test({
         }
       });
     }
+  },
+});
+
+Deno.test({
+  name:
+    "BodyLengthDB: mail to a listed recipient (address, *@domain, user@.parent, *) is signed with l= in both; other mail without",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    const lines = [
+      "BodyLengthDB list@lists.example.org,*@footer.example,bob@.example.net,*@.example.info",
+    ];
+    await withPair(() => lines, async (send) => {
+      const cases: [string[], boolean][] = [
+        [["<list@lists.example.org>"], true],
+        [["<List@Lists.Example.org>"], true],
+        [["<anyone@footer.example>"], true],
+        [["<bob@mx.example.net>"], true],
+        [["<al@mx.example.net>"], false],
+        [["<al@deep.sub.example.info>"], true],
+        [["<bob@example.org>", "<list@lists.example.org>"], true],
+        [["<bob@example.org>"], false],
+      ];
+      for (const [rcpts, lTag] of cases) {
+        const r = await send(outbound(MESSAGE, rcpts));
+        assert.deepEqual(r.dkimd, r.opendkim, rcpts.join(" "));
+        const signature = r.dkimd.changes.find((c) => c.includes("DKIM-Signature:")) ?? "";
+        assert.equal(/ l=\d+/.test(signature), lTag, `${rcpts.join(" ")}: ${signature}`);
+      }
+    });
+    // "*" lists every recipient.
+    await withPair(() => ["BodyLengthDB *"], async (send) => {
+      const r = await send(outbound(MESSAGE));
+      assert.deepEqual(r.dkimd, r.opendkim);
+      assert.match(r.dkimd.changes.join("\n"), / l=\d+/);
+    });
   },
 });
