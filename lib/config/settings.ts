@@ -318,6 +318,15 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     doc:
       "Add z=, copies of the signed header fields (RFC 6376 §3.5), to signatures; the bar is encoded as =7C.",
   },
+  bodyLengthDb: {
+    name: "BodyLengthDB",
+    group: "signing",
+    kind: dataSet(FILE_LIST_OR_DATABASE),
+    defaultText: "none",
+    doc: "Recipients (user@domain, *@domain, user@.parent, *@.parent, user@*, *) whose mail " +
+      "is signed with l=. Unsafe: anyone may append content under the signature (RFC 6376 §8.2).",
+    opendkim: "a warning at load names the risk of l= (appended content keeps the signature valid)",
+  },
   internalHosts: {
     name: "InternalHosts",
     group: "hosts",
@@ -380,15 +389,6 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "hosts",
     kind: dataSet(FILE_LIST_OR_DATABASE),
     doc: "Sender domains whose mail is neither signed nor verified.",
-  },
-  bodyLengthDb: {
-    name: "BodyLengthDB",
-    group: "signing",
-    kind: dataSet(FILE_LIST_OR_DATABASE),
-    defaultText: "none",
-    doc: "Recipients (user@domain, *@domain, user@.parent, *@.parent, user@*, *) whose mail " +
-      "is signed with l=. Unsafe: anyone may append content under the signature (RFC 6376 §8.2).",
-    opendkim: "a warning at load names the risk of l= (appended content keeps the signature valid)",
   },
   authorizedSigners: {
     name: "AuthorizedSigners",
