@@ -80,6 +80,10 @@ export interface Config {
    * signature valid: RFC 6376 §8.2).
    */
   readonly bodyLengthDb?: DataSetSource;
+  /** ReplaceRules: a file of replacements applied to header values before signing or verifying. */
+  readonly replaceRules?: string;
+  /** ReplaceHeaders: the header fields ReplaceRules applies to (default: every field). */
+  readonly replaceHeaders?: DataSetSource;
   /**
    * AuthorizedSigners (dkimd's own): SASL logins to what they may put in From; absent, any
    * authenticated client gets a signature for every domain, as with OpenDKIM.

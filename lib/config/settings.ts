@@ -327,6 +327,24 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
       "is signed with l=. Unsafe: anyone may append content under the signature (RFC 6376 §8.2).",
     opendkim: "a warning at load names the risk of l= (appended content keeps the signature valid)",
   },
+  replaceRules: {
+    name: "ReplaceRules",
+    group: "signing",
+    kind: TEXT,
+    defaultText: "none",
+    doc: "A file of rules (a POSIX basic regular expression, a tab, the replacement) applied to " +
+      "header values before they are signed or verified; the message is not changed.",
+    opendkim: "a rule stops after 100 replacements in one field (OpenDKIM loops forever when the " +
+      "replacement matches again); of alternatives the first that matches is taken, not the longest",
+  },
+  replaceHeaders: {
+    name: "ReplaceHeaders",
+    group: "signing",
+    kind: dataSet(FILE_OR_LIST),
+    defaultText: "every field",
+    doc: "The header fields ReplaceRules applies to.",
+    opendkim: "a file or a list: not a database (it is asked for every header field)",
+  },
   internalHosts: {
     name: "InternalHosts",
     group: "hosts",

@@ -21,7 +21,7 @@ import { type ArcSealer, ArcSealError } from "../arc/seal.ts";
 import type { ArcVerdict } from "../arc/verify.ts";
 import type { Config } from "../config/schema.ts";
 import { errorMessage } from "../error_message.ts";
-import { asciiLower, fromLatin1 } from "../bytes.ts";
+import { asciiLower, fromLatin1, latin1 } from "../bytes.ts";
 import { actionSettingName } from "../config/settings.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
 import { AUTH_RESULTS_FIELD, formatAuthResults, parseAuthservId } from "../dkim/auth_results.ts";
@@ -45,6 +45,7 @@ import type {
 } from "../milter/filter.ts";
 import { SMFIF_QUARANTINE } from "../milter/constants.ts";
 import type { MilterLogger } from "../milter/logger.ts";
+import { applyReplaceRules } from "../policy/replace_rules.ts";
 import type { SignerChoice } from "../policy/signers.ts";
 import { isReported } from "../policy/data_set_lookup.ts";
 import { VERSION } from "../version.ts";
@@ -221,8 +222,14 @@ class DkimConnection implements FilterConnection {
       tx.oversized = "MaximumHeaderFields";
       return undefined;
     }
+    // ReplaceRules work on the value as the MTA sent it, before anything reads the field, as in
+    // OpenDKIM's mlfi_header(): the sender, the signature and verification see the result.
+    const { replaceRules, replaceHeaders } = tx.runtime.loaded;
+    const replaced = replaceRules && (!replaceHeaders || replaceHeaders.has(asciiLower(name)))
+      ? fromLatin1(applyReplaceRules(latin1(value), replaceRules))
+      : value;
     // makeField copies: the milter lends `value` only for this call (FilterConnection).
-    tx.fields.push(makeField(name, value, this.#info.session.leadingSpace));
+    tx.fields.push(makeField(name, replaced, this.#info.session.leadingSpace));
     return undefined;
   }
 

@@ -18,6 +18,7 @@ import type { HostLookup } from "../policy/host_list.ts";
 import type { PrivateKeyInfo } from "../policy/key_table.ts";
 import type { MacroList } from "../policy/macro_list.ts";
 import type { SigningPolicy } from "../policy/signers.ts";
+import type { ReplaceRule } from "../policy/replace_rules.ts";
 import type { PolicyScripts } from "../lua/odkim_api.ts";
 
 /** The policy one transaction runs with. */
@@ -49,6 +50,10 @@ export interface FilterPolicy<K extends PrivateKeyInfo> extends SigningPolicy<K>
   readonly trustSignaturesFrom?: DataSetLookup;
   /** BodyLengthDB: recipients whose mail is signed with `l=`. */
   readonly bodyLengthDb?: DataSetLookup;
+  /** ReplaceHeaders: the fields ReplaceRules applies to (lower case); absent, every field. */
+  readonly replaceHeaders?: ReadonlySet<string>;
+  /** ReplaceRules: replacements in header values before signing or verifying. */
+  readonly replaceRules?: readonly ReplaceRule[];
   /** AuthorizedSigners: what each SASL login may put in From, when set. */
   readonly authorizedSigners?: SignerAuthorization;
   /** The Lua policy scripts, when any is set. */

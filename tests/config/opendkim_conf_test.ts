@@ -132,6 +132,16 @@ const good: KeyCase[] = [
     value: { kind: "inline", entries: [{ key: "example.org" }], patterns: false },
   },
   {
+    line: "ReplaceRules /etc/dkimd/replace_rules",
+    want: (c) => c.replaceRules,
+    value: "/etc/dkimd/replace_rules",
+  },
+  {
+    line: "ReplaceHeaders From",
+    want: (c) => c.replaceHeaders,
+    value: { kind: "inline", entries: [{ key: "From" }], patterns: false },
+  },
+  {
     line: "BodyLengthDB *@lists.example.org",
     want: (c) => c.bodyLengthDb,
     value: { kind: "inline", entries: [{ key: "*@lists.example.org" }], patterns: false },

@@ -8,15 +8,17 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { fromLatin1, latin1 } from "../../lib/bytes.ts";
-import type { ClientMessage } from "../../lib/milter/client.ts";
+import { concat, fromLatin1, latin1 } from "../../lib/bytes.ts";
+import type { ClientMessage, MessageResult } from "../../lib/milter/client.ts";
 import type { SignOptions } from "../../lib/dkim/sign.ts";
-import { loadKey, MESSAGE, signed, writeTestKeys } from "../helpers/dkim_fixtures.ts";
+import { verifyMessage } from "../../lib/dkim/verify.ts";
+import { loadKey, MESSAGE, recordFor, signed, writeTestKeys } from "../helpers/dkim_fixtures.ts";
 import { mtaMessage } from "../helpers/mta_message.ts";
 import {
   HAVE_OPENDKIM,
   observeBoth,
   type Observed,
+  sendTo,
   startPair,
 } from "../helpers/opendkim_milter.ts";
 
@@ -200,5 +202,92 @@ Deno.test({
       assert.deepEqual(r.dkimd, r.opendkim);
       assert.match(r.dkimd.changes.join("\n"), / l=\d+/);
     });
+  },
+});
+
+/** The DKIM-Signature a milter added, whole (name and value), or undefined. */
+function addedSignature(result: MessageResult): Uint8Array | undefined {
+  for (const m of result.modifications) {
+    if (m.type === "insheader" && m.name === "DKIM-Signature") {
+      const value = typeof m.value === "string" ? m.value : latin1(m.value);
+      return fromLatin1(`DKIM-Signature:${value.replace(/\r?\n/g, "\r\n")}\r\n`);
+    }
+  }
+  return undefined;
+}
+
+/** Whether `signature` on top of `message` verifies with the test key. */
+async function verifies(signature: Uint8Array, message: Uint8Array): Promise<boolean> {
+  const key = await loadKey("rsa2048_pkcs8.pem");
+  const resolver = { resolveTxt: () => Promise.resolve([recordFor(key)]) };
+  const [v] = await verifyMessage(concat([signature, message]), { resolver });
+  return v?.result === "pass";
+}
+
+Deno.test({
+  name:
+    "ReplaceRules: header values are rewritten before signing (the sender and the signature see the result) and the message is left as it is, in both; ReplaceHeaders limits the fields",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    const original = fromAuthor("Alice <alice@host.example.com>");
+    const rewritten = fromAuthor("Alice <alice@example.com>");
+    const rules = (dir: string) => {
+      const file = `${dir}/replace_rules`;
+      Deno.writeTextFileSync(
+        file,
+        "# masquerading, as the MTA will do it after signing\n" +
+          "@host\\.example\\.com\t@example.com\n\n" +
+          "# applied first: the last line comes first\n" +
+          "Lunch  tomorrow\tLunch today\n",
+      );
+      return file;
+    };
+    await withPair((dir) => [`ReplaceRules ${rules(dir)}`], async (send) => {
+      const r = await send(outbound(original));
+      assert.deepEqual(r.dkimd, r.opendkim);
+      assert.match(r.dkimd.changes.join("\n"), /^insheader 0 DKIM-Signature: d=example\.com/);
+      assert.equal(r.dkimd.changes.length, 1, "no field of the message is changed");
+    });
+    // The signatures cover the rewritten values: valid once the MTA rewrites the message.
+    const dir = await Deno.makeTempDir({ prefix: "dkimd-od18r-" });
+    try {
+      const keys = await writeTestKeys(dir);
+      await Deno.writeTextFile(`${dir}/key_table`, `k example.com:rsa:${KEY_FILE}\n`);
+      await Deno.writeTextFile(`${dir}/signing_table`, `*@example.com k\n`);
+      const pair = await startPair(dir, [
+        "Mode s",
+        `TestPublicKeys ${keys}`,
+        `KeyTable ${dir}/key_table`,
+        `SigningTable refile:${dir}/signing_table`,
+        "RequireSafeKeys no",
+        "Canonicalization relaxed/relaxed",
+        "SignHeaders From,To,Subject,Date",
+        `ReplaceRules ${rules(dir)}`,
+      ]);
+      try {
+        const today = fromLatin1(latin1(rewritten).replace("Lunch  tomorrow", "Lunch today"));
+        for (const port of [pair.opendkim.port, pair.dkimd.port]) {
+          const signature = addedSignature(await sendTo(port, outbound(original)));
+          assert.ok(signature);
+          assert.equal(await verifies(signature, today), true);
+          assert.equal(await verifies(signature, original), false);
+        }
+      } finally {
+        await pair.stop();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+    // ReplaceHeaders without From: the From is left alone, and no key is found for it.
+    await withPair(
+      (dir) => [`ReplaceRules ${rules(dir)}`, "ReplaceHeaders Subject"],
+      async (send) => {
+        const r = await send(outbound(original));
+        assert.deepEqual(r.dkimd, r.opendkim);
+        assert.deepEqual(r.dkimd.changes, []);
+        const ours = await send(outbound(MESSAGE));
+        assert.deepEqual(ours.dkimd, ours.opendkim);
+      },
+    );
   },
 });
