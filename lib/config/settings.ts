@@ -636,7 +636,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     default: false,
     doc: "Messages breaking RFC 5322 §3.6's field counts: policy, not pass; not signed.",
     opendkim:
-      "a result per signature (policy; OpenDKIM: one permerror for the message); when signing, On-SignatureError decides (OpenDKIM passes it on unsigned)",
+      "a result per signature (policy; OpenDKIM: one permerror for the message); when signing, " +
+      "On-SignatureError decides (OpenDKIM passes it on unsigned, with dkim=permerror)",
   },
   requiredHeaders: {
     name: "RequiredHeaders",

@@ -291,3 +291,39 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "StrictHeaders: a message breaking RFC 5322 §3.6's counts never passes and is not signed, in both; dkimd says dkim=policy per signature where OpenDKIM says one dkim=permerror",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    const twoSubjects = fromLatin1(
+      latin1(MESSAGE).replace("Subject: Lunch", "Subject: Other\r\nSubject: Lunch"),
+    );
+    await withPair(() => ["StrictHeaders yes"], async (send) => {
+      const fine = await send(inbound(await signedBy(MESSAGE, ["example.com"])));
+      assert.deepEqual(fine.dkimd, fine.opendkim);
+      const r = await send(inbound(await signedBy(twoSubjects, ["example.com"])));
+      // The departure: libopendkim refuses the whole message (DKIM_LIBFLAGS_STRICTHDRS) and
+      // OpenDKIM writes one dkim=permerror; dkimd gives each signature its verdict, policy.
+      assert.deepEqual(r.opendkim, {
+        final: "accept",
+        changes: ["insheader 0 Authentication-Results: mx.test; dkim=permerror"],
+      });
+      assert.deepEqual(r.dkimd, {
+        final: "accept",
+        changes: [
+          "insheader 0 Authentication-Results: mx.test; dkim=policy header.d=example.com header.s=rsa",
+        ],
+      });
+      // Signing: neither signs. OpenDKIM passes the message on with dkim=permerror; dkimd lets
+      // On-SignatureError decide (its default here: reject, with 5.7.1).
+      const out = await send(outbound(twoSubjects));
+      assert.deepEqual(out.opendkim, {
+        final: "accept",
+        changes: ["insheader 0 Authentication-Results: mx.test; dkim=permerror"],
+      });
+      assert.deepEqual(out.dkimd, { final: "reject 550 5.7.1", changes: [] });
+    });
+  },
+});
