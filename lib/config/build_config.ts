@@ -166,6 +166,7 @@ function checkKeySizes(config: Config, warn: Report): void {
 }
 
 /**
+ * BodyLengthDB's `l=` lets anyone append content under a valid signature: a warning says so.
  * MaximumSignedBytes 0 would put `l=0` in every signature, which then covers none of the body:
  * anyone could replace it (RFC 6376 §8.2), so it is refused (OpenDKIM accepts it). Past
  * {@link MAX_SIGNATURES_CEILING} signatures, and for OpenDKIM's 0 ("no limit"), dkimd verifies
@@ -180,11 +181,22 @@ function checkBodyAndSignatureLimits(config: Config, warn: Report, fail: Report)
         "the whole body",
     );
   }
+  if (config.bodyLengthDb !== undefined) {
+    // Said at every load, as opendkim.conf(5) says it: the setting is legal and sometimes
+    // wanted (a list that appends a footer), but whoever reads the configuration should know.
+    warn(
+      "bodyLengthDb",
+      "mail to these recipients is signed with l=: anyone may append content (a link, a new " +
+        "ending) and the signature stays valid (RFC 6376 §8.2)",
+    );
+  }
   const max = config.maximumSignaturesToVerify;
   if (max === 0 || max > MAX_SIGNATURES_CEILING) {
     warn(
       "maximumSignaturesToVerify",
-      `${max === 0 ? "0 (no limit in OpenDKIM)" : max} is above dkimd's hard ceiling: at most ` +
+      `${
+        max === 0 ? "0 (every first-party and trusted signature, in OpenDKIM)" : max
+      } is above dkimd's hard ceiling: at most ` +
         `${MAX_SIGNATURES_CEILING} signatures per message are verified`,
     );
   }

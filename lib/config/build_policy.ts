@@ -30,6 +30,7 @@
  */
 
 import { AuthorizedSigners } from "../policy/authorized_signers.ts";
+import type { ReplaceRule } from "../policy/replace_rules.ts";
 import type { DataSet, DataSetEntry } from "../policy/dataset.ts";
 import { DEFAULT_OVERSIGNED_HEADERS, DEFAULT_SIGNED_HEADERS } from "../dkim/signed_headers.ts";
 import {
@@ -152,6 +153,14 @@ export interface Policy<K extends PrivateKeyInfo> {
   readonly dontSignMailTo?: DataSetLookup;
   /** ExemptDomains. */
   readonly exemptDomains?: DataSetLookup;
+  /** TrustSignaturesFrom. */
+  readonly trustSignaturesFrom?: DataSetLookup;
+  /** BodyLengthDB. */
+  readonly bodyLengthDb?: DataSetLookup;
+  /** ReplaceHeaders: lower-case names; absent, ReplaceRules applies to every field. */
+  readonly replaceHeaders?: ReadonlySet<string>;
+  /** ReplaceRules, read and compiled at load, in the order they apply. */
+  readonly replaceRules?: readonly ReplaceRule[];
   /** AuthorizedSigners: what each SASL login may put in From. */
   readonly authorizedSigners?: AuthorizedSigners;
   /** The Lua policy scripts, compiled (SetupPolicyScript and the others), when any is set. */
@@ -324,6 +333,13 @@ export function buildPolicy<K extends PrivateKeyInfo>(
     ...opt("macroList", macroList),
     ...opt("dontSignMailTo", nameSet("dontSignMailTo", true)),
     ...opt("exemptDomains", nameSet("exemptDomains", true)),
+    ...opt("trustSignaturesFrom", nameSet("trustSignaturesFrom", true)),
+    ...opt("bodyLengthDb", nameSet("bodyLengthDb", true)),
+    ...opt(
+      "replaceHeaders",
+      a.entriesOf("replaceHeaders") &&
+        new Set(a.entriesOf("replaceHeaders")!.map((e) => e.key.toLowerCase())),
+    ),
     ...opt("authorizedSigners", authorizedSigners),
     ...opt("testDnsData", testDnsData),
   };

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { parseReplaceRules, type ReplaceRule } from "../policy/replace_rules.ts";
 import { fileErrorMessage } from "../error_message.ts";
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import {
@@ -331,6 +332,7 @@ async function buildLoaded<K extends PrivateKeyInfo>(
   const keys = await loader.open(keysToOpen(read, dataSets));
   const built = buildPolicy(read, dataSets, keys, databases);
   const luaScripts = await openLuaScripts(config, originOf, resolve, io, files, errors);
+  const replaceRules = await openReplaceRules(config, originOf, resolve, io, files, errors);
   try {
     throwIfErrors(sortByPlace([...errors, ...built.errors]));
   } catch (e) {
@@ -350,6 +352,7 @@ async function buildLoaded<K extends PrivateKeyInfo>(
     ...built.policy,
     ...(luaScripts ? { luaScripts } : {}),
     ...(openScriptDataSet ? { openScriptDataSet } : {}),
+    ...(replaceRules ? { replaceRules } : {}),
     origins,
     warnings: [...built.warnings, ...tableWarnings],
     dataSets,
@@ -656,6 +659,43 @@ async function openLuaScripts<K extends PrivateKeyInfo>(
     }
   }
   return scripts;
+}
+
+/** Longest ReplaceRules file read: a list of rules, not a data set. */
+const REPLACE_RULES_MAX_BYTES = 1 << 20;
+
+/** Reads ReplaceRules, so a line OpenDKIM would refuse stops the load naming file and line. */
+async function openReplaceRules<K extends PrivateKeyInfo>(
+  config: Config,
+  originOf: (f: SettingField) => Origin,
+  resolve: (p: string) => string,
+  io: LoadIo<K>,
+  files: string[],
+  errors: SourceError[],
+): Promise<ReplaceRule[] | undefined> {
+  if (config.replaceRules === undefined) return undefined;
+  const file = resolve(config.replaceRules);
+  try {
+    const text = decoder.decode(await readLimited(io, file, REPLACE_RULES_MAX_BYTES));
+    files.push(file);
+    return parseReplaceRules(text, file);
+  } catch (e) {
+    if (e instanceof SourceError) errors.push(e);
+    else {
+      errors.push(
+        new ConfigError(
+          `Cannot read "ReplaceRules"`,
+          originOf("replaceRules"),
+          fileErrorMessage(e),
+          {
+            setting: "ReplaceRules",
+            cause: e,
+          },
+        ),
+      );
+    }
+    return undefined;
+  }
 }
 
 interface Trusted {

@@ -78,6 +78,15 @@ export interface Config {
   /** ExemptDomains: sender domains whose mail is ignored entirely. */
   readonly exemptDomains?: DataSetSource;
   /**
+   * BodyLengthDB: recipients whose mail is signed with `l=` (appended content then keeps the
+   * signature valid: RFC 6376 §8.2).
+   */
+  readonly bodyLengthDb?: DataSetSource;
+  /** ReplaceRules: a file of replacements applied to header values before signing or verifying. */
+  readonly replaceRules?: string;
+  /** ReplaceHeaders: the header fields ReplaceRules applies to (default: every field). */
+  readonly replaceHeaders?: DataSetSource;
+  /**
    * AuthorizedSigners (dkimd's own): SASL logins to what they may put in From; absent, any
    * authenticated client gets a signature for every domain, as with OpenDKIM.
    */
@@ -105,8 +114,16 @@ export interface Config {
   readonly maximumHeaders: number;
   /** MaximumHeaderFields (dkimd's own): most header fields per message (default 1000; 0: no limit). */
   readonly maximumHeaderFields: number;
-  /** MaximumSignaturesToVerify (default 3; 0, as any value above 50, means the ceiling of 50). */
+  /**
+   * MaximumSignaturesToVerify (default 3; above 50 means the ceiling of 50); 0 verifies only
+   * first-party and TrustSignaturesFrom signatures, as OpenDKIM does (at most 50 of them).
+   */
   readonly maximumSignaturesToVerify: number;
+  /**
+   * TrustSignaturesFrom: signing domains whose signatures are always verified, beside the
+   * MaximumSignaturesToVerify count (OpenDKIM's prescreen).
+   */
+  readonly trustSignaturesFrom?: DataSetSource;
   /** MaximumKeyBits (dkimd's own): larger RSA keys give permerror unimported (default 4096). */
   readonly maximumKeyBits: number;
   /** MaximumSignedBytes: sign at most this much body, adding `l=`; absent signs it all; never 0. */

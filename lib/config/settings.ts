@@ -318,6 +318,33 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     doc:
       "Add z=, copies of the signed header fields (RFC 6376 §3.5), to signatures; the bar is encoded as =7C.",
   },
+  bodyLengthDb: {
+    name: "BodyLengthDB",
+    group: "signing",
+    kind: dataSet(FILE_LIST_OR_DATABASE),
+    defaultText: "none",
+    doc: "Recipients (user@domain, *@domain, user@.parent, *@.parent, user@*, *) whose mail " +
+      "is signed with l=. Unsafe: anyone may append content under the signature (RFC 6376 §8.2).",
+    opendkim: "a warning at load names the risk of l= (appended content keeps the signature valid)",
+  },
+  replaceRules: {
+    name: "ReplaceRules",
+    group: "signing",
+    kind: TEXT,
+    defaultText: "none",
+    doc: "A file of rules (a POSIX basic regular expression, a tab, the replacement) applied to " +
+      "header values before they are signed or verified; the message is not changed.",
+    opendkim: "a rule stops after 100 replacements in one field (OpenDKIM loops forever when the " +
+      "replacement matches again); of alternatives the first that matches is taken, not the longest",
+  },
+  replaceHeaders: {
+    name: "ReplaceHeaders",
+    group: "signing",
+    kind: dataSet(FILE_OR_LIST),
+    defaultText: "every field",
+    doc: "The header fields ReplaceRules applies to.",
+    opendkim: "a file or a list: not a database (it is asked for every header field)",
+  },
   internalHosts: {
     name: "InternalHosts",
     group: "hosts",
@@ -470,8 +497,20 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "limits",
     kind: COUNT,
     default: DEFAULT_MAXIMUM_SIGNATURES_TO_VERIFY,
-    doc: "Most signatures verified per message (0 or over 50: 50); the rest ignored.",
-    opendkim: "0 verifies at most 50 (MAX_SIGNATURES_CEILING), not all",
+    doc: "Most signatures verified per message, from the top (over 50: 50); the rest ignored. " +
+      "0: only first-party and TrustSignaturesFrom signatures.",
+    opendkim: "never more than 50 (MAX_SIGNATURES_CEILING), even with 0 or TrustSignaturesFrom; " +
+      "ignored signatures are left out of Authentication-Results (OpenDKIM: dkim=neutral)",
+  },
+  trustSignaturesFrom: {
+    name: "TrustSignaturesFrom",
+    group: "limits",
+    kind: dataSet(FILE_LIST_OR_DATABASE),
+    defaultText: "none",
+    doc: "Signing domains whose signatures are always verified, beside " +
+      "MaximumSignaturesToVerify's count (with 0: besides first-party ones).",
+    opendkim: "at most 50 signatures are verified; ignored signatures are left out of " +
+      "Authentication-Results (OpenDKIM: dkim=neutral)",
   },
   maximumKeyBits: {
     name: "MaximumKeyBits",
@@ -618,7 +657,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     default: false,
     doc: "Messages breaking RFC 5322 §3.6's field counts: policy, not pass; not signed.",
     opendkim:
-      "a result per signature (policy; OpenDKIM: one permerror for the message); when signing, On-SignatureError decides (OpenDKIM passes it on unsigned)",
+      "a result per signature (policy; OpenDKIM: one permerror for the message); when signing, " +
+      "On-SignatureError decides (OpenDKIM passes it on unsigned, with dkim=permerror)",
   },
   requiredHeaders: {
     name: "RequiredHeaders",

@@ -43,7 +43,6 @@ export const IGNORED_BECAUSE = {
   smtpUri: "reports are sent through MTACommand only (OpenDKIM's SMTP transport needs libcurl)",
   conditional: "conditional signatures are an experimental draft, not in OpenDKIM's releases",
   compiledOut: "not in Debian's build of OpenDKIM (compiled out) and not implemented yet",
-  notYet: "not implemented yet (issue 18)",
 } as const;
 
 const ignored = (why: string, names: readonly string[]): UnimplementedSetting[] =>
@@ -55,12 +54,6 @@ const ignored = (why: string, names: readonly string[]): UnimplementedSetting[] 
  * (a test holds them to that list).
  */
 export const UNIMPLEMENTED_SETTINGS: readonly UnimplementedSetting[] = [
-  ...ignored(IGNORED_BECAUSE.notYet, [
-    "BodyLengthDB",
-    "ReplaceHeaders",
-    "ReplaceRules",
-    "TrustSignaturesFrom",
-  ]),
   ...ignored(IGNORED_BECAUSE.compiledOut, [
     "IdentityHeader",
     "IdentityHeaderRemove",

@@ -21,7 +21,7 @@ import { type ArcSealer, ArcSealError } from "../arc/seal.ts";
 import type { ArcVerdict } from "../arc/verify.ts";
 import type { Config } from "../config/schema.ts";
 import { errorMessage } from "../error_message.ts";
-import { asciiLower, fromLatin1 } from "../bytes.ts";
+import { asciiLower, fromLatin1, latin1 } from "../bytes.ts";
 import { actionSettingName } from "../config/settings.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
 import { AUTH_RESULTS_FIELD, formatAuthResults, parseAuthservId } from "../dkim/auth_results.ts";
@@ -29,7 +29,7 @@ import { FIELD_COUNT_RULES, fieldCountProblem } from "../dkim/field_counts.ts";
 import { fieldValue, fieldValueText, type HeaderField, isField } from "../dkim/header.ts";
 import { KeyCache } from "../dkim/key_cache.ts";
 import { Signer, type SignOptions } from "../dkim/sign.ts";
-import { SIGNATURE_FIELD } from "../dkim/signature.ts";
+import { SIGNATURE_FIELD, summarizeSignature } from "../dkim/signature.ts";
 import { MAX_BODY_HASHES_DEFAULT, MAX_SIGNATURES_CEILING, Verifier } from "../dkim/verify.ts";
 import type { TxtResolver } from "../dns/resolver.ts";
 import type {
@@ -45,6 +45,7 @@ import type {
 } from "../milter/filter.ts";
 import { SMFIF_QUARANTINE } from "../milter/constants.ts";
 import type { MilterLogger } from "../milter/logger.ts";
+import { applyReplaceRules } from "../policy/replace_rules.ts";
 import type { SignerChoice } from "../policy/signers.ts";
 import { isReported } from "../policy/data_set_lookup.ts";
 import { VERSION } from "../version.ts";
@@ -69,6 +70,8 @@ import {
   unauthorizedSignerAction,
   verifyOutcome,
 } from "./outcome.ts";
+import { bodyLengthRecipient } from "./body_length_recipients.ts";
+import { prescreenSignatures } from "./prescreen.ts";
 import { selectCanonicalization } from "./select_canonicalization.ts";
 import { findSender, macroName, macroSender, parseAddress, type Sender } from "./sender.ts";
 import {
@@ -219,8 +222,14 @@ class DkimConnection implements FilterConnection {
       tx.oversized = "MaximumHeaderFields";
       return undefined;
     }
+    // ReplaceRules work on the value as the MTA sent it, before anything reads the field, as in
+    // OpenDKIM's mlfi_header(): the sender, the signature and verification see the result.
+    const { replaceRules, replaceHeaders } = tx.runtime.loaded;
+    const replaced = replaceRules && (!replaceHeaders || replaceHeaders.has(asciiLower(name)))
+      ? fromLatin1(applyReplaceRules(latin1(value), replaceRules))
+      : value;
     // makeField copies: the milter lends `value` only for this call (FilterConnection).
-    tx.fields.push(makeField(name, value, this.#info.session.leadingSpace));
+    tx.fields.push(makeField(name, replaced, this.#info.session.leadingSpace));
     return undefined;
   }
 
@@ -297,6 +306,22 @@ class DkimConnection implements FilterConnection {
       }
       decision = answer.decision;
       bodyLength = answer.bodyLength;
+    }
+    // BodyLengthDB: OpenDKIM checks it in mlfi_eoh() before the setup script, which can only add
+    // l= (odkim.use_ltag()); a data set that cannot answer means no l=, logged, as there.
+    if (decision.kind === "sign" && !bodyLength && loaded.bodyLengthDb) {
+      const recipient = await bodyLengthRecipient(loaded.bodyLengthDb, tx.recipients).catch(
+        (e) => {
+          this.#deps.logger.warn(`${qid}: BodyLengthDB: ${errorMessage(e)}`);
+          return undefined;
+        },
+      );
+      if (recipient !== undefined) {
+        bodyLength = true;
+        if (loaded.config.logWhy) {
+          this.#deps.logger.info(`${qid}: recipient '${recipient}' is in BodyLengthDB; adding l=`);
+        }
+      }
     }
     switch (decision.kind) {
       case "skip":
@@ -494,15 +519,29 @@ class DkimConnection implements FilterConnection {
 
   async #startVerifying(tx: Transaction, macros: MacroReader, qid: string): Promise<Action | void> {
     const { config } = tx.runtime.loaded;
-    // 0 is OpenDKIM's "no limit"; dkimd keeps a hard ceiling whatever the setting says.
+    // The prescreen (MaximumSignaturesToVerify, TrustSignaturesFrom) chooses which signatures
+    // are verified; dkimd keeps a hard ceiling on them whatever the settings say.
     const setting = config.maximumSignaturesToVerify;
     const ceiling = setting === 0 || setting > MAX_SIGNATURES_CEILING;
     const maxSignatures = ceiling ? MAX_SIGNATURES_CEILING : setting;
+    let prescreened: ReadonlySet<number>;
+    try {
+      prescreened = await this.#prescreen(tx, Math.min(setting, MAX_SIGNATURES_CEILING));
+    } catch (e) {
+      // As at the decision: a database that cannot answer has said so once; On-InternalError.
+      if (!isReported(e)) throw e;
+      const { action } = milterAction("internalError", config.actions.internalError);
+      if (config.logWhy) this.#deps.logger.info(`${qid}: ${errorMessage(e)}; On-InternalError`);
+      this.#report(tx, { disposition: "error", action: describeAction(action) });
+      return action;
+    }
     const resolver = this.#observedResolver(tx.runtime.resolver, tx.dnsFailures);
     const verifier = new Verifier({
       resolver,
       now: this.#deps.now,
-      maxSignatures,
+      maxSignatures: tx.runtime.loaded.trustSignaturesFrom || setting === 0
+        ? MAX_SIGNATURES_CEILING
+        : maxSignatures,
       minimumKeyBits: config.minimumKeyBits,
       maximumKeyBits: config.maximumKeyBits,
       clockDrift: config.clockDrift,
@@ -511,7 +550,7 @@ class DkimConnection implements FilterConnection {
       strictHeaders: config.strictHeaders,
       mustBeSigned: tx.runtime.loaded.headers.mustBeSigned,
     });
-    let screened: readonly HeaderField[] = tx.fields;
+    let screened: readonly HeaderField[] = withoutIgnored(tx.fields, prescreened);
     if (hasHook(tx.runtime.loaded, "screen")) {
       try {
         const call = this.#luaCall(
@@ -521,17 +560,29 @@ class DkimConnection implements FilterConnection {
           qid,
         );
         const effects = await runPolicyHook("screen", call, screenSignatures(tx.fields));
-        screened = withoutIgnored(tx.fields, effects.ignored);
+        screened = withoutIgnored(tx.fields, new Set([...prescreened, ...effects.ignored]));
       } catch (e) {
         return this.#luaFailed(tx, "ScreenPolicyScript", e, qid);
       }
     }
     verifier.headers(screened);
     const present = tx.fields.filter((f) => isField(f, SIGNATURE_FIELD)).length;
-    if (present > maxSignatures) {
+    const kept = present - prescreened.size;
+    if (kept > MAX_SIGNATURES_CEILING || (!tx.runtime.loaded.trustSignaturesFrom && setting > 0)) {
+      if (present > maxSignatures) {
+        this.#deps.logger.info(
+          `${qid}: ${present} DKIM-Signature fields; verifying the first ${maxSignatures} ` +
+            (ceiling
+              ? `(the ceiling of MaximumSignaturesToVerify)`
+              : `(MaximumSignaturesToVerify)`),
+        );
+      }
+    } else if (prescreened.size > 0) {
       this.#deps.logger.info(
-        `${qid}: ${present} DKIM-Signature fields; verifying the first ${maxSignatures} ` +
-          (ceiling ? `(the ceiling of MaximumSignaturesToVerify)` : `(MaximumSignaturesToVerify)`),
+        `${qid}: ignoring ${prescreened.size} of ${present} DKIM-Signature fields (` +
+          (setting === 0
+            ? "MaximumSignaturesToVerify 0: neither first-party nor in TrustSignaturesFrom)"
+            : "MaximumSignaturesToVerify beside TrustSignaturesFrom)"),
       );
     }
     if (verifier.overBodyHashLimit > 0) {
@@ -559,6 +610,23 @@ class DkimConnection implements FilterConnection {
     }
     tx.work = { mode: "verifying", verifier, ...(arc ? { arc } : {}) };
     return undefined;
+  }
+
+  // OpenDKIM's prescreen (prescreen.ts): the indexes of the signatures not to verify. The
+  // author's domain is the From field's, as libopendkim's dkim_getdomain() gives it.
+  async #prescreen(tx: Transaction, max: number): Promise<ReadonlySet<number>> {
+    const trust = tx.runtime.loaded.trustSignaturesFrom;
+    const domains = tx.fields.filter((f) => isField(f, SIGNATURE_FIELD))
+      .map((f) => summarizeSignature(f).domain);
+    if (domains.length === 0 || (!trust && max > 0)) return new Set();
+    const known = domains.filter((d): d is string => d !== undefined);
+    const hits = trust && known.length > 0 ? await trust.lookup(known) : [];
+    const trusted = new Set(known.filter((_, i) => hits[i] !== undefined));
+    const screened = domains.map((domain) => ({
+      ...(domain !== undefined ? { domain } : {}),
+      trusted: domain !== undefined && trusted.has(domain),
+    }));
+    return prescreenSignatures(screened, max, findSender(tx.fields, ["From"])?.domain);
   }
 
   async #finishSigning(

@@ -19,6 +19,7 @@ import type { PrivateKeyInfo } from "../policy/key_table.ts";
 import type { MacroList } from "../policy/macro_list.ts";
 import type { SigningPolicy } from "../policy/signers.ts";
 import type { PolicyScripts, ScriptDataSet } from "../lua/odkim_api.ts";
+import type { ReplaceRule } from "../policy/replace_rules.ts";
 
 /** The policy one transaction runs with. */
 export interface FilterPolicy<K extends PrivateKeyInfo> extends SigningPolicy<K> {
@@ -45,6 +46,14 @@ export interface FilterPolicy<K extends PrivateKeyInfo> extends SigningPolicy<K>
   readonly dontSignMailTo?: DataSetLookup;
   /** ExemptDomains: sender domains whose mail is neither signed nor verified. */
   readonly exemptDomains?: DataSetLookup;
+  /** TrustSignaturesFrom: signing domains whose signatures are verified beside the limit. */
+  readonly trustSignaturesFrom?: DataSetLookup;
+  /** BodyLengthDB: recipients whose mail is signed with `l=`. */
+  readonly bodyLengthDb?: DataSetLookup;
+  /** ReplaceHeaders: the fields ReplaceRules applies to (lower case); absent, every field. */
+  readonly replaceHeaders?: ReadonlySet<string>;
+  /** ReplaceRules: replacements in header values before signing or verifying. */
+  readonly replaceRules?: readonly ReplaceRule[];
   /** AuthorizedSigners: what each SASL login may put in From, when set. */
   readonly authorizedSigners?: SignerAuthorization;
   /** The Lua policy scripts, when any is set. */

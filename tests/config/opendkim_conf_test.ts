@@ -137,6 +137,30 @@ const good: KeyCase[] = [
     value: { kind: "inline", entries: [{ key: "example.org" }], patterns: false },
   },
   {
+    line: "ReplaceRules /etc/dkimd/replace_rules",
+    want: (c) => c.replaceRules,
+    value: "/etc/dkimd/replace_rules",
+  },
+  {
+    line: "ReplaceHeaders From",
+    want: (c) => c.replaceHeaders,
+    value: { kind: "inline", entries: [{ key: "From" }], patterns: false },
+  },
+  {
+    line: "BodyLengthDB *@lists.example.org",
+    want: (c) => c.bodyLengthDb,
+    value: { kind: "inline", entries: [{ key: "*@lists.example.org" }], patterns: false },
+  },
+  {
+    line: "TrustSignaturesFrom example.com,example.org",
+    want: (c) => c.trustSignaturesFrom,
+    value: {
+      kind: "inline",
+      entries: [{ key: "example.com" }, { key: "example.org" }],
+      patterns: false,
+    },
+  },
+  {
     line: "AuthorizedSigners refile:/etc/dkimd/authorized_signers",
     want: (c) => c.authorizedSigners,
     value: { kind: "refile", path: "/etc/dkimd/authorized_signers" },

@@ -570,7 +570,7 @@ async function manySignatures(
   return [...pairs, ...HEADERS];
 }
 
-// dkimd departs from OpenDKIM here: OpenDKIM's MaximumSignaturesToVerify 0 verifies them all.
+// dkimd departs from OpenDKIM here: OpenDKIM verifies every first-party signature with 0.
 Deno.test("DkimFilter verifies at most 50 signatures with MaximumSignaturesToVerify 0, and says so", async () => {
   const s = await start("MaximumSignaturesToVerify 0\n");
   const r = await send(s.mta(), EXTERNAL, await manySignatures(53));
