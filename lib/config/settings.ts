@@ -788,8 +788,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     default: BOGUS_KEY_DEFAULT,
     doc: "What a signature that verified with a key DNSSEC found bogus gets: fail, neutral " +
       "or none (pass).",
-    opendkim: "as documented; Debian's OpenDKIM never gets a bogus key from libunbound (it " +
-      "waits out DNSTimeout: temperror), and its code leaves a fail's result word pass",
+    opendkim: "as documented; Debian's OpenDKIM never completes a bogus answer from " +
+      "libunbound: it waits out DNSTimeout and adds no Authentication-Results (tested)",
   },
   unprotectedKey: {
     name: "UnprotectedKey",
