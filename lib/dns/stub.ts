@@ -107,6 +107,12 @@ export interface StubResolverOptions {
    * `insecure` (`dnssec.ts` says why).
    */
   readonly dnssec?: boolean;
+  /**
+   * Which resolvers' AD bit to believe when `dnssec` is on (default: `isLocalResolver`, one on
+   * 127.0.0.0/8 or ::1); the others' answers are `insecure`. Tests pass their own to exercise the
+   * untrusted path against a local server.
+   */
+  readonly trustsAd?: (ns: Nameserver) => boolean;
 }
 
 /**
@@ -390,6 +396,7 @@ export class StubResolver implements TtlTxtResolver {
   readonly #tcp: boolean;
   readonly #recursionDesired: boolean;
   readonly #dnssec: boolean;
+  readonly #trustsAd: (ns: Nameserver) => boolean;
 
   /** Makes a resolver; throws `RangeError` for an empty server list or a bad option. */
   constructor(options: StubResolverOptions) {
@@ -427,6 +434,7 @@ export class StubResolver implements TtlTxtResolver {
     this.#tcp = options.tcp ?? false;
     this.#recursionDesired = options.recursionDesired ?? true;
     this.#dnssec = options.dnssec ?? false;
+    this.#trustsAd = options.trustsAd ?? isLocalResolver;
   }
 
   /**
@@ -463,6 +471,7 @@ export class StubResolver implements TtlTxtResolver {
       tcp: this.#tcp,
       recursionDesired: this.#recursionDesired,
       dnssec: this.#dnssec,
+      trustsAd: this.#trustsAd,
     }, options?.signal).promise;
   }
 }
@@ -546,7 +555,7 @@ class Lookup {
 
   #dnssecMode(ns: Nameserver): DnssecMode {
     if (!this.options.dnssec) return "off";
-    return isLocalResolver(ns) ? "trusted" : "untrusted";
+    return this.options.trustsAd(ns) ? "trusted" : "untrusted";
   }
 
   /**

@@ -2,8 +2,8 @@
  * A small DNSSEC world on this host: Knot DNS serving three zones, each with one TXT record at
  * `SELECTOR._domainkey.ZONE`: `secure.test` (signed by knot, its DS a trust anchor), `bogus.test`
  * (signed, but anchored to another zone's key, so every answer fails validation) and
- * `plain.test` (unsigned, no anchor: insecure); and unbound validating them on 127.0.0.1, and on
- * a non-loopback address of this host when there is one (a "remote" resolver to dkimd).
+ * `plain.test` (unsigned, no anchor: insecure); and unbound validating them on 127.0.0.1 (the
+ * tests use loopback only; a resolver dkimd does not trust is the same one with `trustsAd`).
  *
  * @module
  */
@@ -17,20 +17,12 @@ export const DNSSEC_ZONES = { secure: "secure.test", bogus: "bogus.test", plain:
 export interface DnssecWorld {
   /** unbound on 127.0.0.1: "127.0.0.1@PORT". */
   readonly local: string;
-  /** The same unbound on a non-loopback address of this host, when it has one. */
-  readonly remote?: string;
   /** The trust anchor file unbound uses (DS records). */
   readonly anchors: string;
   /** Logs of both servers, for failure messages. */
   log(): string;
   /** Stops both and removes their directory. */
   close(): Promise<void>;
-}
-
-/** A non-loopback IPv4 address of this host, if any. */
-export function outsideAddress(): string | undefined {
-  return Deno.networkInterfaces().find((i) => i.family === "IPv4" && !i.address.startsWith("127."))
-    ?.address;
 }
 
 function quoted(record: string): string {
@@ -62,7 +54,6 @@ export async function startDnssecWorld(selector: string, record: string): Promis
   const dir = await Deno.makeTempDir({ prefix: "dkimd-dnssec-" });
   const knotPort = await freePort();
   const unboundPort = await freePort();
-  const outside = outsideAddress();
   const children: Deno.ChildProcess[] = [];
   const logs: string[] = [];
   const drain = (child: Deno.ChildProcess, name: string) => {
@@ -172,9 +163,6 @@ export async function startDnssecWorld(selector: string, record: string): Promis
       [
         "server:",
         "    interface: 127.0.0.1",
-        ...(outside
-          ? [`    interface: ${outside}`, `    access-control: ${outside}/32 allow`]
-          : []),
         `    port: ${unboundPort}`,
         '    username: ""',
         '    chroot: ""',
@@ -224,7 +212,6 @@ export async function startDnssecWorld(selector: string, record: string): Promis
     );
     return {
       local: `127.0.0.1@${unboundPort}`,
-      ...(outside ? { remote: `${outside}@${unboundPort}` } : {}),
       anchors,
       log,
       close,
