@@ -24,7 +24,8 @@
  * @module
  */
 export { DnsError } from "./lib/dns/resolver.ts";
-export type { DnsErrorCode, LookupOptions, TxtResolver } from "./lib/dns/resolver.ts";
+export type { CheckedTxt, DnsErrorCode, LookupOptions, TxtResolver } from "./lib/dns/resolver.ts";
+export type { DnssecStatus } from "./lib/dns/dnssec.ts";
 export { StubResolver } from "./lib/dns/stub.ts";
 export type { StubResolverOptions, TtlTxtResolver, TxtAnswer } from "./lib/dns/stub.ts";
 export { CachingResolver } from "./lib/dns/cache.ts";
@@ -49,6 +50,7 @@ export type { SignerDeps, SignOptions } from "./lib/dkim/sign.ts";
 export { Verifier, verifyMessage } from "./lib/dkim/verify.ts";
 export type { VerifyOptions } from "./lib/dkim/verify.ts";
 export type { AcceptanceOptions, PartialBodyResult } from "./lib/dkim/acceptance.ts";
+export type { KeySecurityAction, KeySecurityOptions } from "./lib/dkim/key_security.ts";
 export { KeyCache } from "./lib/dkim/key_cache.ts";
 export type { PublicKeyImporter } from "./lib/dkim/key_cache.ts";
 export { DkimError } from "./lib/dkim/dkim_error.ts";

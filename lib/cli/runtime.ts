@@ -19,6 +19,8 @@ import { CachingResolver } from "../dns/cache.ts";
 import { KeyFileResolver, readKeyFile } from "../dns/key_file.ts";
 import { readResolvConf } from "../dns/resolv_conf.ts";
 import type { TxtResolver } from "../dns/resolver.ts";
+import { untrustedResolversWarning } from "../dns/dnssec.ts";
+import type { Nameserver } from "../dns/nameserver.ts";
 import { StubResolver } from "../dns/stub.ts";
 import type { Runtime } from "../filter/dkim_filter.ts";
 import { SourceError } from "../policy/origin.ts";
@@ -129,7 +131,10 @@ export async function loadRuntime(
   }
   const { crypto, warning } = await chosenEngine(loaded);
   if (warning) loaded = { ...loaded, warnings: [...loaded.warnings, warning] };
-  return { loaded, resolver: await makeResolver(loaded), crypto };
+  const warnings: ConfigWarning[] = [];
+  const resolver = await makeResolver(loaded, (w) => warnings.push(w));
+  if (warnings.length > 0) loaded = { ...loaded, warnings: [...loaded.warnings, ...warnings] };
+  return { loaded, resolver, crypto };
 }
 
 /**
@@ -163,9 +168,15 @@ async function chosenEngine(
 /**
  * The resolver a configuration describes: TestPublicKeys (a key file), TestDNSData (records in
  * the configuration), or DNS through dkimd's stub resolver (Nameservers, else /etc/resolv.conf),
- * with DNSTimeout, and cached for the records' TTL when QueryCache is on.
+ * with DNSTimeout, and cached for the records' TTL when QueryCache is on. TrustAnchorFile or
+ * ResolverConfiguration asks the resolver for DNSSEC (`dns/dnssec.ts`): the trust anchor must be
+ * readable, as OpenDKIM requires, and `warn` is told when a nameserver is not local, so its AD
+ * bit is not believed.
  */
-export async function makeResolver(loaded: LoadedConfig<SigningKey>): Promise<TxtResolver> {
+export async function makeResolver(
+  loaded: LoadedConfig<SigningKey>,
+  warn: (warning: ConfigWarning) => void = () => {},
+): Promise<TxtResolver> {
   const { config } = loaded;
   if (config.testPublicKeys !== undefined) {
     try {
@@ -187,11 +198,51 @@ export async function makeResolver(loaded: LoadedConfig<SigningKey>): Promise<Tx
     return new KeyFileResolver(map);
   }
   const nameservers = config.nameservers ?? (await readResolvConf()).nameservers;
+  const dnssec = await dnssecWanted(loaded, nameservers, warn);
   const stub = new StubResolver({
     nameservers,
     timeoutMs: config.dnsTimeout * 1000,
     maxAnswerBytes: config.dnsMaxAnswerBytes,
     tcp: config.dnsConnect,
+    dnssec,
   });
   return config.queryCache ? new CachingResolver(stub) : stub;
+}
+
+/**
+ * Whether to ask for DNSSEC: when TrustAnchorFile or ResolverConfiguration is set. OpenDKIM
+ * refuses to start when the trust anchor cannot be read ("can't access unbound trust anchor");
+ * so does dkimd, though only the resolver reads it.
+ */
+async function dnssecWanted(
+  loaded: LoadedConfig<SigningKey>,
+  nameservers: readonly Nameserver[],
+  warn: (warning: ConfigWarning) => void,
+): Promise<boolean> {
+  const { config } = loaded;
+  if (config.trustAnchorFile === undefined && config.resolverConfiguration === undefined) {
+    return false;
+  }
+  if (config.trustAnchorFile !== undefined) {
+    try {
+      (await Deno.open(config.trustAnchorFile, { read: true })).close();
+    } catch (e) {
+      throw new RuntimeConfigError([
+        `Cannot read "TrustAnchorFile" "${config.trustAnchorFile}": ${errorMessage(e)}`,
+      ], { cause: e });
+    }
+  }
+  const why = untrustedResolversWarning(nameservers);
+  if (why !== undefined) {
+    const setting = config.trustAnchorFile !== undefined
+      ? "trustAnchorFile"
+      : "resolverConfiguration";
+    const origin = loaded.origins[setting] ?? { file: BUILTIN_CONFIG, line: 0 };
+    warn({
+      message: why,
+      origin,
+      setting: setting === "trustAnchorFile" ? "TrustAnchorFile" : "ResolverConfiguration",
+    });
+  }
+  return true;
 }

@@ -112,6 +112,14 @@ export function buildConfig(raw: RawSettings, file: string): BuiltConfig {
     warn("xHeader", 'is the deprecated name of "SoftwareHeader"; use that instead');
     if (raw.softwareHeader === undefined) config.softwareHeader = raw.xHeader.value;
   }
+  if (raw.unboundConfigFile) {
+    warn(
+      "unboundConfigFile",
+      'is the name OpenDKIM used before 2.7 for "ResolverConfiguration" (OpenDKIM 2.11 refuses ' +
+        "it); use that instead",
+    );
+    config.resolverConfiguration ??= raw.unboundConfigFile.value;
+  }
   if (config.signatureAlgorithm === "rsa-sha1") {
     warn(
       "signatureAlgorithm",

@@ -12,6 +12,7 @@ import type { Nameserver } from "../dns/nameserver.ts";
 import type { KeyType } from "../crypto/key_type.ts";
 import type { CryptoBackendName } from "../crypto/crypto_backend.ts";
 import type { PartialBodyResult } from "../dkim/acceptance.ts";
+import type { KeySecurityAction } from "../dkim/key_security.ts";
 import type { DataSetSource } from "../policy/dataset.ts";
 import type { SigningAlgorithm } from "../policy/key_table.ts";
 import type { Origin } from "../policy/origin.ts";
@@ -236,6 +237,17 @@ export interface Config {
    * immediately rather than using UDP until TCP is required").
    */
   readonly dnsConnect: boolean;
+  /**
+   * TrustAnchorFile: OpenDKIM hands it to libunbound; to dkimd it says DNSSEC is wanted (ask the
+   * resolver, which validates with its own anchors).
+   */
+  readonly trustAnchorFile?: string;
+  /** ResolverConfiguration: OpenDKIM's libunbound configuration file; to dkimd, as TrustAnchorFile. */
+  readonly resolverConfiguration?: string;
+  /** BogusKey: what a pass with a key DNSSEC found bogus becomes (default fail). */
+  readonly bogusKey: KeySecurityAction;
+  /** UnprotectedKey: what a pass with a key not protected by DNSSEC becomes (default none). */
+  readonly unprotectedKey: KeySecurityAction;
   /** RotationInterval (dkimd's own): seconds after which a key is rotated; 0 (default): off. */
   readonly rotationInterval: number;
   /** RotationKeyTypes (dkimd's own): the key types `dkimd rotate` rotates. */
@@ -389,6 +401,8 @@ export type SettingValues =
     onSignatureError: MilterAction;
     /** X-Header, the deprecated name of SoftwareHeader. */
     xHeader: boolean;
+    /** UnboundConfigFile, OpenDKIM's name for ResolverConfiguration before 2.7. */
+    unboundConfigFile: string;
   };
 
 /** The name of a setting as readers produce it. */

@@ -48,6 +48,11 @@ import {
   DEFAULT_SYSLOG_NAME,
 } from "./defaults.ts";
 import { PARTIAL_BODY_RESULT_DEFAULT, PARTIAL_BODY_RESULTS } from "../dkim/acceptance.ts";
+import {
+  BOGUS_KEY_DEFAULT,
+  KEY_SECURITY_ACTIONS,
+  UNPROTECTED_KEY_DEFAULT,
+} from "../dkim/key_security.ts";
 import { ARC_MODE_NONE, formatArcMode, parseArcMode } from "./arc_mode.ts";
 import { formatListenAddress, parseListenAddress } from "./listen_address.ts";
 import type { SettingField, SettingValues } from "./schema.ts";
@@ -76,6 +81,7 @@ import {
   parseAuthservId,
   parseCanonicalization,
   parseCryptoBackend,
+  parseKeySecurityAction,
   parseMode,
   parsePartialBodyResult,
   parseRestartRate,
@@ -810,6 +816,51 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "Ask for keys over TCP from the start, not over UDP until an answer is truncated.",
+  },
+  trustAnchorFile: {
+    name: "TrustAnchorFile",
+    group: "dns",
+    kind: TEXT,
+    doc: "Ask the resolver for DNSSEC: keys are reported secure, unprotected or bogus.",
+    opendkim: "dkimd does not validate: the file is only checked to be readable (as OpenDKIM " +
+      "checks it); give it to a validating resolver on 127.0.0.1 or ::1 (unbound's " +
+      "trust-anchor-file) and list that in Nameservers, whose AD bit dkimd then believes",
+  },
+  resolverConfiguration: {
+    name: "ResolverConfiguration",
+    group: "dns",
+    kind: TEXT,
+    doc: "Ask the resolver for DNSSEC, as TrustAnchorFile does.",
+    opendkim: "OpenDKIM's libunbound reads this unbound.conf; dkimd does not: run unbound " +
+      "with it on 127.0.0.1 or ::1 and list that in Nameservers",
+  },
+  unboundConfigFile: {
+    name: "UnboundConfigFile",
+    group: "dns",
+    kind: TEXT,
+    aliasOf: "resolverConfiguration",
+    doc: "The name of ResolverConfiguration before OpenDKIM 2.7 (a warning).",
+    opendkim: "OpenDKIM 2.11 refuses the old name; dkimd reads it as ResolverConfiguration",
+  },
+  bogusKey: {
+    name: "BogusKey",
+    group: "dns",
+    kind: oneOf(KEY_SECURITY_ACTIONS, parseKeySecurityAction),
+    default: BOGUS_KEY_DEFAULT,
+    doc: "What a signature that verified with a key DNSSEC found bogus gets: fail, neutral " +
+      "or none (pass).",
+    opendkim: "as documented; Debian's OpenDKIM never completes a bogus answer from " +
+      "libunbound: it waits out DNSTimeout and adds no Authentication-Results (tested)",
+  },
+  unprotectedKey: {
+    name: "UnprotectedKey",
+    group: "dns",
+    kind: oneOf(KEY_SECURITY_ACTIONS, parseKeySecurityAction),
+    default: UNPROTECTED_KEY_DEFAULT,
+    doc: "What a signature that verified with a key not protected by DNSSEC gets: fail " +
+      "(policy), neutral or none (pass).",
+    opendkim: "applied to passes only, as documented (OpenDKIM's code turns any result into " +
+      "policy or neutral); keys are unprotected only when DNSSEC is asked for",
   },
   queryCache: {
     name: "QueryCache",

@@ -33,7 +33,6 @@ export const IGNORED_BECAUSE = {
   statistics: "the statistics collection service it reported to is gone",
   debugging: "a debugging switch with no meaning here (use LogWhy, LogResults, dkimd explain)",
   build: "a switch for OpenDKIM's build or libraries, with nothing to switch in dkimd",
-  dnssec: "dkimd does not validate DNSSEC itself; use a validating resolver in Nameservers",
   authResults: "forged Authentication-Results are always removed, per RFC 8601 §5",
   singleAuthResult: "removed in OpenDKIM 2.5; dkimd adds one Authentication-Results field",
   softStart: "always so in dkimd: a database that does not answer never stops the start",
@@ -72,13 +71,6 @@ export const UNIMPLEMENTED_SETTINGS: readonly UnimplementedSetting[] = [
   ...ignored(IGNORED_BECAUSE.smtpUri, ["SMTPURI"]),
   ...ignored(IGNORED_BECAUSE.popAuth, ["POPDBFile"]),
   ...ignored(IGNORED_BECAUSE.conditional, ["ConditionalSignatures"]),
-  ...ignored(IGNORED_BECAUSE.dnssec, [
-    "BogusKey",
-    "ResolverConfiguration",
-    "TrustAnchorFile",
-    "UnboundConfigFile",
-    "UnprotectedKey",
-  ]),
   ...ignored(IGNORED_BECAUSE.debugging, [
     "DiagnosticDirectory",
     "EnableCoredumps",

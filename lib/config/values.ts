@@ -12,6 +12,7 @@
 import type { SigningAlgorithm } from "../policy/key_table.ts";
 import { SIGNING_ALGORITHMS } from "../policy/key_table.ts";
 import { PARTIAL_BODY_RESULTS, type PartialBodyResult } from "../dkim/acceptance.ts";
+import { KEY_SECURITY_ACTIONS, type KeySecurityAction } from "../dkim/key_security.ts";
 import { CRYPTO_BACKENDS, type CryptoBackendName } from "../crypto/crypto_backend.ts";
 
 /**
@@ -246,6 +247,26 @@ export function parsePartialBodyResult(text: string): PartialBodyResult {
   const t = text.trim().toLowerCase();
   const found = PARTIAL_BODY_RESULTS.find((r) => r === t);
   if (!found) throw new ValueError(`unknown result "${text}" (expected "policy" or "pass")`);
+  return found;
+}
+
+/**
+ * A BogusKey or UnprotectedKey value, case-insensitively as OpenDKIM's `dkimf_lookup_strtoint`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseKeySecurityAction } from "./values.ts";
+ * assert.equal(parseKeySecurityAction("Neutral"), "neutral");
+ * assert.throws(() => parseKeySecurityAction("reject"), /unknown key action/);
+ * ```
+ */
+export function parseKeySecurityAction(text: string): KeySecurityAction {
+  const t = text.trim().toLowerCase();
+  const found = KEY_SECURITY_ACTIONS.find((a) => a === t);
+  if (!found) {
+    throw new ValueError(`unknown key action "${text}" (expected "none", "neutral" or "fail")`);
+  }
   return found;
 }
 

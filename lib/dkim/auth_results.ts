@@ -6,6 +6,7 @@
  */
 import { messageReason, messageValue } from "./message_value.ts";
 import type { Verdict } from "./result.ts";
+import { dnssecWord } from "./key_security.ts";
 
 /** The field name. */
 export const AUTH_RESULTS_FIELD = "Authentication-Results";
@@ -95,7 +96,11 @@ export const MAX_FIELD_LINE = 998;
 function dkimResultParts(verdict: Verdict, options: AuthResultsOptions): string[] {
   const parts = [`dkim=${verdict.result}`];
   const notes: string[] = [];
-  if (verdict.key && verdict.key.bits > 0) notes.push(`${verdict.key.bits}-bit key`);
+  if (verdict.key && verdict.key.bits > 0) {
+    // OpenDKIM's comment: "(2048-bit key; secure)", the DNSSEC word after the size.
+    const dnssec = verdict.key.dnssec;
+    notes.push(`${verdict.key.bits}-bit key${dnssec ? `; ${dnssecWord(dnssec)}` : ""}`);
+  }
   if (verdict.key?.testing) notes.push("test mode");
   // A refused (policy) signature's reason already says how much of the body is unsigned.
   if (

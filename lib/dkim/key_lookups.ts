@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { DnsError, type TxtResolver } from "../dns/resolver.ts";
+import type { DnssecStatus } from "../dns/dnssec.ts";
+import { DnsError, resolveTxtChecked, type TxtResolver } from "../dns/resolver.ts";
 import type { KeyRecord } from "./key_record.ts";
 import { KeyRecordCache } from "./key_record_cache.ts";
 
@@ -61,6 +62,7 @@ export class KeyLookups {
   readonly #resolver: TxtResolver;
   readonly #signal: AbortSignal;
   readonly #pending = new Map<string, Promise<KeyRecord>>();
+  readonly #dnssec = new Map<string, DnssecStatus>();
 
   /** Lookups through `resolver`, aborted by `signal`. */
   constructor(resolver: TxtResolver, signal: AbortSignal) {
@@ -72,8 +74,11 @@ export class KeyLookups {
   get(name: string): Promise<KeyRecord> {
     let pending = this.#pending.get(name);
     if (!pending) {
-      pending = this.#resolver.resolveTxt(name, { signal: this.#signal }).then(
-        (records) => pickKeyRecord(name, records),
+      pending = resolveTxtChecked(this.#resolver, name, { signal: this.#signal }).then(
+        ({ records, dnssec }) => {
+          if (dnssec !== undefined) this.#dnssec.set(name, dnssec);
+          return pickKeyRecord(name, records);
+        },
       );
       // The lookup may never be awaited (an aborted transaction, a chain failing early); never
       // leave it unhandled.
@@ -81,5 +86,13 @@ export class KeyLookups {
       this.#pending.set(name, pending);
     }
     return pending;
+  }
+
+  /**
+   * What DNSSEC said of the record at `name`, once {@link KeyLookups.get}'s promise for it has
+   * resolved; undefined when the resolver did not ask.
+   */
+  dnssec(name: string): DnssecStatus | undefined {
+    return this.#dnssec.get(name);
   }
 }

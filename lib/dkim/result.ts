@@ -5,6 +5,7 @@
  */
 import { errorMessage } from "../error_message.ts";
 import { DnsError } from "../dns/resolver.ts";
+import type { DnssecStatus } from "../dns/dnssec.ts";
 import { KeyError } from "../crypto/key_error.ts";
 import { DkimError, type FailResult } from "./dkim_error.ts";
 import type { Signature, SignatureSummary } from "./signature.ts";
@@ -17,6 +18,8 @@ export interface KeyInfo {
   readonly bits: number;
   /** `t=y` in the key record: the domain is testing DKIM (RFC 6376 §3.6.1). */
   readonly testing: boolean;
+  /** What DNSSEC said of the key record; absent when it was not asked (see `dnssec.ts`). */
+  readonly dnssec?: DnssecStatus;
 }
 
 /** The outcome for one DKIM-Signature field. */

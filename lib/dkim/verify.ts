@@ -12,6 +12,7 @@ import { asciiLower, equals } from "../bytes.ts";
 import { MAX_RSA_BITS_DEFAULT, type VerifyingKey } from "../crypto/public_key.ts";
 import type { TxtResolver } from "../dns/resolver.ts";
 import { type AcceptanceOptions, refusalOf } from "./acceptance.ts";
+import { applyKeySecurity, type KeySecurityOptions } from "./key_security.ts";
 import { BodyHashes, type BodyHashSpec } from "./body_hasher.ts";
 import { type HeaderField, isField, selectHeaders, splitMessage } from "./header.ts";
 import { importRecordKey, KeyCache } from "./key_cache.ts";
@@ -51,7 +52,7 @@ export const CLOCK_DRIFT_DEFAULT = 300;
  * How to verify; the {@link AcceptanceOptions} decide when a signature that verified is still
  * `policy` (acceptance.ts).
  */
-export interface VerifyOptions extends AcceptanceOptions {
+export interface VerifyOptions extends AcceptanceOptions, KeySecurityOptions {
   /** Where key records come from. */
   readonly resolver: TxtResolver;
   /** The current time in seconds since the epoch (default: the system clock). */
@@ -86,6 +87,7 @@ interface Candidate {
   readonly error?: DkimError;
   readonly spec?: BodyHashSpec;
   key?: Promise<KeyRecord>;
+  keyName?: string;
 }
 
 /**
@@ -176,7 +178,8 @@ export class Verifier {
       const candidate: Candidate = { field, signature, spec };
       this.#candidates.push(candidate);
       this.#hashes.add(spec);
-      candidate.key = this.#lookup(keyRecordName(signature.selector, signature.domain));
+      candidate.keyName = keyRecordName(signature.selector, signature.domain);
+      candidate.key = this.#lookup(candidate.keyName);
     }
   }
 
@@ -251,7 +254,13 @@ export class Verifier {
     let keyInfo: KeyInfo | undefined;
     try {
       const record = await c.key;
-      keyInfo = { type: record.keyType, bits: 0, testing: record.flags.includes("y") };
+      const dnssec = c.keyName === undefined ? undefined : this.#keyLookups.dnssec(c.keyName);
+      keyInfo = {
+        type: record.keyType,
+        bits: 0,
+        testing: record.flags.includes("y"),
+        ...(dnssec === undefined ? {} : { dnssec }),
+      };
       const key = await this.#checkKey(sig, record);
       keyInfo = { ...keyInfo, bits: key.bits };
       const body = this.#hashes.result(c.spec);
@@ -283,7 +292,10 @@ export class Verifier {
           ...partial,
         };
       }
-      return { ...summary, result: "pass", signature: sig, key: keyInfo, ...partial };
+      return applyKeySecurity(
+        { ...summary, result: "pass", signature: sig, key: keyInfo, ...partial },
+        this.#options,
+      );
     } catch (e) {
       const { result, reason } = resultOf(e);
       return { ...summary, result, reason, signature: sig, key: keyInfo };

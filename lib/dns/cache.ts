@@ -7,8 +7,15 @@
  */
 
 import { asciiLower } from "../bytes.ts";
-import { DnsError, type LookupOptions, type TxtResolver } from "./resolver.ts";
-import type { TtlTxtResolver, TxtAnswer } from "./stub.ts";
+import {
+  type CheckedTxt,
+  DnsError,
+  type LookupOptions,
+  resolveTxtChecked,
+  type TxtResolver,
+} from "./resolver.ts";
+import type { DnssecStatus } from "./dnssec.ts";
+import { checkedOf, type TtlTxtResolver, type TxtAnswer } from "./stub.ts";
 
 /** Most names cached: ten thousand ordinary key records take about 5 MiB. */
 export const QUERY_CACHE_MAX_ENTRIES_DEFAULT = 10_000;
@@ -86,13 +93,20 @@ function hasTtl(resolver: TxtResolver): resolver is TtlTxtResolver {
 
 /** An answer whose TTL may be unknown, before the cache decides one. */
 type RawAnswer =
-  | { readonly type: "records"; readonly records: string[]; readonly ttl: number | undefined }
+  | {
+    readonly type: "records";
+    readonly records: string[];
+    readonly ttl: number | undefined;
+    readonly dnssec?: DnssecStatus;
+  }
   | { readonly type: "nxdomain" | "nodata"; readonly ttl: number | undefined };
 
 function copy(answer: RawAnswer, ttl: number): TxtAnswer {
-  return answer.type === "records"
-    ? { type: "records", records: [...answer.records], ttl }
-    : { type: answer.type, ttl };
+  if (answer.type !== "records") return { type: answer.type, ttl };
+  const records = [...answer.records];
+  return answer.dnssec === undefined
+    ? { type: "records", records, ttl }
+    : { type: "records", records, ttl, dnssec: answer.dnssec };
 }
 
 /**
@@ -174,11 +188,17 @@ export class CachingResolver implements TtlTxtResolver {
     this.#bytes = 0;
   }
 
-  /** The TXT records at `name`, from the cache when fresh; rejects with {@link DnsError}. */
+  /**
+   * The TXT records at `name`, from the cache when fresh; rejects with {@link DnsError}, and
+   * with a `servfail` for records DNSSEC found bogus.
+   */
   async resolveTxt(name: string, options?: LookupOptions): Promise<string[]> {
-    const answer = await this.resolveTxtWithTtl(name, options);
-    if (answer.type === "records") return answer.records;
-    throw new DnsError(answer.type, name);
+    return checkedOf(name, await this.resolveTxtWithTtl(name, options), false).records;
+  }
+
+  /** The TXT records at `name` with their DNSSEC status, as the inner resolver gave it. */
+  async resolveTxtChecked(name: string, options?: LookupOptions): Promise<CheckedTxt> {
+    return checkedOf(name, await this.resolveTxtWithTtl(name, options), true);
   }
 
   /** The answer at `name` with the seconds it stays fresh. */
@@ -254,8 +274,10 @@ export class CachingResolver implements TtlTxtResolver {
         answer = await this.#inner.resolveTxtWithTtl(name, { signal });
       } else {
         try {
-          const records = await this.#inner.resolveTxt(name, { signal });
-          answer = { type: "records", records, ttl: undefined };
+          const { records, dnssec } = await resolveTxtChecked(this.#inner, name, { signal });
+          answer = dnssec === undefined
+            ? { type: "records", records, ttl: undefined }
+            : { type: "records", records, ttl: dnssec === "bogus" ? 0 : undefined, dnssec };
         } catch (error) {
           if (!(error instanceof DnsError) || !error.permanent) throw error;
           answer = { type: error.code as "nxdomain" | "nodata", ttl: undefined };

@@ -20,6 +20,21 @@ export const DNS_HEADER_BYTES = 12;
 /** The RD bit: ask the server to recurse. */
 const FLAG_RD = 0x0100;
 
+/**
+ * The AD bit of a response (RFC 4035 §3.2.3): the resolver validated every record of the answer
+ * with DNSSEC. It says so only as far as the path from that resolver can be trusted.
+ */
+export const FLAG_AD = 0x0020;
+
+/** The CD bit of a query (RFC 4035 §3.2.2): return the data even when it fails validation. */
+export const FLAG_CD = 0x0010;
+
+/** The DO bit in the OPT record's TTL field (RFC 3225 §3): the client wants DNSSEC. */
+const OPT_DO = 0x8000;
+
+/** EDNS option code of an Extended DNS Error (RFC 8914 §2). */
+export const EDNS_OPTION_EDE = 15;
+
 /** Most compression pointers followed in one name: more means a loop. */
 const MAX_POINTERS = 64;
 
@@ -40,8 +55,31 @@ export type RecordData =
   | { readonly type: "TXT"; readonly strings: readonly Uint8Array[] }
   | { readonly type: "CNAME" | "NS"; readonly target: string }
   | { readonly type: "SOA"; readonly minimum: number }
-  | { readonly type: "OPT"; readonly extendedRcode: number }
+  | {
+    readonly type: "OPT";
+    readonly extendedRcode: number;
+    /** The DO bit (RFC 3225): the sender understands DNSSEC. */
+    readonly dnssecOk: boolean;
+    /** The Extended DNS Errors it carries (RFC 8914), in order. */
+    readonly extendedErrors: readonly ExtendedDnsError[];
+  }
   | { readonly type: "other"; readonly code: number };
+
+/** An Extended DNS Error (RFC 8914 §2): its INFO-CODE and the EXTRA-TEXT, if any. */
+export interface ExtendedDnsError {
+  /** The INFO-CODE (RFC 8914 §4: 6 "DNSSEC Bogus", 7 "Signature Expired", ...). */
+  readonly code: number;
+  /** The EXTRA-TEXT, UTF-8 decoded; empty when absent. */
+  readonly text: string;
+}
+
+/** Header flags a query may set besides RD. */
+export interface QueryFlags {
+  /** Set DO in the OPT record (RFC 3225): ask for DNSSEC, and for the AD bit. */
+  readonly dnssecOk?: boolean;
+  /** Set CD (RFC 4035 §3.2.2): the data even if it fails validation. */
+  readonly checkingDisabled?: boolean;
+}
 
 /** One resource record. */
 export interface ResourceRecord {
@@ -78,6 +116,8 @@ export interface DnsMessage {
  * assert.equal(m.id, 0x1234);
  * assert.equal(m.additionals[0].class, 1232);
  * assert.equal(encodeTxtQuery("example.com", 1, 512, false)[2] & 0x01, 0); // RD clear
+ * const dnssec = decodeMessage(encodeTxtQuery("example.com", 1, 512, true, { dnssecOk: true }));
+ * assert.equal(dnssec.additionals[0].data.type === "OPT" && dnssec.additionals[0].data.dnssecOk, true);
  * ```
  */
 export function encodeTxtQuery(
@@ -85,6 +125,7 @@ export function encodeTxtQuery(
   id: number,
   udpPayloadSize: number,
   recursionDesired = true,
+  flags: QueryFlags = {},
 ): Uint8Array {
   const labels = name === "" ? [] : name.split(".");
   let nameBytes = 1;
@@ -92,7 +133,7 @@ export function encodeTxtQuery(
   const out = new Uint8Array(DNS_HEADER_BYTES + nameBytes + 4 + 11);
   const view = new DataView(out.buffer);
   view.setUint16(0, id);
-  view.setUint16(2, recursionDesired ? FLAG_RD : 0);
+  view.setUint16(2, (recursionDesired ? FLAG_RD : 0) | (flags.checkingDisabled ? FLAG_CD : 0));
   view.setUint16(4, 1); // QDCOUNT
   view.setUint16(10, 1); // ARCOUNT: the OPT record
   let i = DNS_HEADER_BYTES;
@@ -104,10 +145,12 @@ export function encodeTxtQuery(
   view.setUint16(i, RR_TYPE.TXT);
   view.setUint16(i + 2, CLASS_IN);
   i += 4;
-  // OPT (RFC 6891 §6.1.2): root name, type, UDP payload size as class, TTL 0, no options.
+  // OPT (RFC 6891 §6.1.2): root name, type, UDP payload size as class, TTL 0 but for the DO
+  // bit, no options.
   out[i] = 0;
   view.setUint16(i + 1, RR_TYPE.OPT);
   view.setUint16(i + 3, udpPayloadSize);
+  if (flags.dnssecOk) view.setUint16(i + 7, OPT_DO);
   return out;
 }
 
@@ -213,6 +256,23 @@ class Reader {
     return labels.join(".");
   }
 
+  /** The Extended DNS Errors among the EDNS options up to `end` (RFC 6891 §6.1.2). */
+  extendedErrors(end: number): ExtendedDnsError[] {
+    const out: ExtendedDnsError[] = [];
+    while (this.#at + 4 <= end) {
+      const code = this.u16();
+      const length = this.u16();
+      if (this.#at + length > end) throw new DnsMessageError("an EDNS option overruns its record");
+      if (code === EDNS_OPTION_EDE && length >= 2) {
+        const info = (this.bytes[this.#at] << 8) | this.bytes[this.#at + 1];
+        const text = new TextDecoder().decode(this.bytes.subarray(this.#at + 2, this.#at + length));
+        out.push({ code: info, text });
+      }
+      this.#at += length;
+    }
+    return out;
+  }
+
   record(): ResourceRecord {
     const name = this.name();
     const type = this.u16();
@@ -247,7 +307,12 @@ class Reader {
         break;
       }
       case RR_TYPE.OPT:
-        data = { type: "OPT", extendedRcode: ttl >>> 24 };
+        data = {
+          type: "OPT",
+          extendedRcode: ttl >>> 24,
+          dnssecOk: (ttl & OPT_DO) !== 0,
+          extendedErrors: this.extendedErrors(end),
+        };
         break;
       default:
         data = { type: "other", code: type };

@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { DnssecStatus } from "./dnssec.ts";
+
 /**
  * Why a lookup gave no answer.
  * - `nxdomain`: the name does not exist (RCODE 3).
@@ -71,6 +73,14 @@ export interface LookupOptions {
   readonly signal?: AbortSignal;
 }
 
+/** TXT records with what DNSSEC said of them: absent `dnssec` when it was not asked. */
+export interface CheckedTxt {
+  /** The records, as {@link TxtResolver.resolveTxt} gives them. */
+  readonly records: string[];
+  /** The DNSSEC status of the answer, when the resolver asked for it. */
+  readonly dnssec?: DnssecStatus;
+}
+
 /**
  * Looks up TXT records. Each returned string is one TXT record with its character-strings
  * concatenated (RFC 6376 §3.6.2.2), decoded one byte per character (latin1) so no byte is lost.
@@ -79,4 +89,29 @@ export interface LookupOptions {
 export interface TxtResolver {
   /** The TXT records at `name`, in the order the answer gave them. */
   resolveTxt(name: string, options?: LookupOptions): Promise<string[]>;
+  /**
+   * The records at `name` with their DNSSEC status (see `dnssec.ts`), for resolvers that can
+   * tell it; a bogus record comes here, not from `resolveTxt`, which refuses it as a failure.
+   */
+  resolveTxtChecked?(name: string, options?: LookupOptions): Promise<CheckedTxt>;
+}
+
+/**
+ * The records at `name` with their DNSSEC status when `resolver` can tell it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { resolveTxtChecked } from "./resolver.ts";
+ * const plain = { resolveTxt: () => Promise.resolve(["v=DKIM1; p="]) };
+ * assert.deepEqual(await resolveTxtChecked(plain, "s._domainkey.example.com"), { records: ["v=DKIM1; p="] });
+ * ```
+ */
+export async function resolveTxtChecked(
+  resolver: TxtResolver,
+  name: string,
+  options?: LookupOptions,
+): Promise<CheckedTxt> {
+  if (resolver.resolveTxtChecked) return await resolver.resolveTxtChecked(name, options);
+  return { records: await resolver.resolveTxt(name, options) };
 }

@@ -8,6 +8,9 @@
  * (RFC 7766 §5). Each query has a random ID and its own socket, so the OS picks a random source
  * port; an answer is accepted only when its ID, question and source match (RFC 5452 §9.1).
  *
+ * With `dnssec` on, queries to a resolver on this host set DO and the answer's AD bit makes its
+ * records `secure`; see `dnssec.ts` for the trust model.
+ *
  * @module
  */
 
@@ -20,10 +23,18 @@ import {
   type DnsMessage,
   DnsMessageError,
   encodeTxtQuery,
+  FLAG_AD,
   type ResourceRecord,
 } from "./dns_message.ts";
+import { DNSSEC_FAILURE_CODES, type DnssecStatus, isLocalResolver } from "./dnssec.ts";
 import { type Nameserver, parseIpAddress } from "./nameserver.ts";
-import { DnsError, type DnsErrorCode, type LookupOptions, type TxtResolver } from "./resolver.ts";
+import {
+  type CheckedTxt,
+  DnsError,
+  type DnsErrorCode,
+  type LookupOptions,
+  type TxtResolver,
+} from "./resolver.ts";
 
 /** Time for a whole lookup, all retries included: OpenDKIM's `DNSTimeout` default, 5 s. */
 export const STUB_TIMEOUT_MS_DEFAULT = 5000;
@@ -89,6 +100,19 @@ export interface StubResolverOptions {
    * itself, as the key rotation's proof does, rather than what it may have cached or recursed.
    */
   readonly recursionDesired?: boolean;
+  /**
+   * Ask for DNSSEC (default false): queries to a resolver on this host set DO, an answer with AD
+   * is `secure`, without it `insecure`; a SERVFAIL carrying a DNSSEC Extended DNS Error is asked
+   * again with CD and the record given as `bogus`. Answers from a resolver elsewhere are always
+   * `insecure` (`dnssec.ts` says why).
+   */
+  readonly dnssec?: boolean;
+  /**
+   * Which resolvers' AD bit to believe when `dnssec` is on (default: `isLocalResolver`, one on
+   * 127.0.0.0/8 or ::1); the others' answers are `insecure`. Tests pass their own to exercise the
+   * untrusted path against a local server.
+   */
+  readonly trustsAd?: (ns: Nameserver) => boolean;
 }
 
 /**
@@ -97,7 +121,13 @@ export interface StubResolverOptions {
  * carry the SOA-derived negative TTL of RFC 2308 §5 when the server sent an SOA.
  */
 export type TxtAnswer =
-  | { readonly type: "records"; readonly records: string[]; readonly ttl: number }
+  | {
+    readonly type: "records";
+    readonly records: string[];
+    readonly ttl: number;
+    /** What DNSSEC said of the records, when the resolver asked for it. */
+    readonly dnssec?: DnssecStatus;
+  }
   | { readonly type: "nxdomain" | "nodata"; readonly ttl: number | undefined };
 
 /** A resolver that also tells how long each answer may be cached. */
@@ -188,6 +218,7 @@ function answersQuery(query: Uint8Array, response: Uint8Array): boolean {
 type TryOutcome =
   | { readonly kind: "answer"; readonly answer: TxtAnswer }
   | { readonly kind: "truncated" }
+  | { readonly kind: "bogus"; readonly detail: string }
   | { readonly kind: "failure"; readonly code: DnsErrorCode; readonly detail: string };
 
 function failure(code: DnsErrorCode, detail: string): TryOutcome {
@@ -203,6 +234,12 @@ class TryFailure extends Error {
 }
 
 /**
+ * How a try treats DNSSEC: `off` (not asked), `trusted` (a local resolver: its AD bit and its
+ * Extended DNS Errors count), `untrusted` (a remote one: its records are insecure).
+ */
+type DnssecMode = "off" | "trusted" | "untrusted";
+
+/**
  * Reads a response that {@link answersQuery} accepted and maps it to an outcome. Never throws:
  * it runs inside socket callbacks, where a throw would escape the lookup.
  */
@@ -211,9 +248,10 @@ function interpret(
   bytes: Uint8Array,
   transport: "udp" | "tcp",
   maxAnswerBytes: number,
+  dnssec: DnssecMode,
 ): TryOutcome {
   try {
-    return interpretPacket(name, bytes, transport, maxAnswerBytes);
+    return interpretPacket(name, bytes, transport, maxAnswerBytes, dnssec);
   } catch (error) {
     return failure("malformed", `unreadable answer: ${error}`);
   }
@@ -224,6 +262,7 @@ function interpretPacket(
   bytes: Uint8Array,
   transport: "udp" | "tcp",
   maxAnswerBytes: number,
+  dnssec: DnssecMode,
 ): TryOutcome {
   let packet: DnsMessage;
   try {
@@ -244,8 +283,14 @@ function interpretPacket(
       break;
     case RCODE_NXDOMAIN:
       return { kind: "answer", answer: { type: "nxdomain", ttl: negativeTtl(packet) } };
-    case RCODE_SERVFAIL:
-      return failure("servfail", "server failure");
+    case RCODE_SERVFAIL: {
+      const ede = opt?.type === "OPT"
+        ? opt.extendedErrors.find((e) => DNSSEC_FAILURE_CODES.has(e.code))
+        : undefined;
+      if (!ede) return failure("servfail", "server failure");
+      const detail = `DNSSEC validation failed: EDE ${ede.code}${ede.text ? ` ${ede.text}` : ""}`;
+      return dnssec === "trusted" ? { kind: "bogus", detail } : failure("servfail", detail);
+    }
     case RCODE_REFUSED:
       return failure("refused", "query refused");
     default:
@@ -275,7 +320,12 @@ function interpretPacket(
         a.data.type === "TXT" ? a.data.strings.map((p) => latin1(p)).join("") : ""
       );
       for (const a of txt) ttl = Math.min(ttl, clampTtl(a.ttl));
-      return { kind: "answer", answer: { type: "records", records, ttl } };
+      if (dnssec === "off") return { kind: "answer", answer: { type: "records", records, ttl } };
+      const secure = dnssec === "trusted" && (packet.flags & FLAG_AD) !== 0;
+      return {
+        kind: "answer",
+        answer: { type: "records", records, ttl, dnssec: secure ? "secure" : "insecure" },
+      };
     }
     const cname = answers.find(at("CNAME"));
     if (!cname || cname.data.type !== "CNAME") return noData(packet, name, target);
@@ -345,6 +395,8 @@ export class StubResolver implements TtlTxtResolver {
   readonly #maxAnswerBytes: number;
   readonly #tcp: boolean;
   readonly #recursionDesired: boolean;
+  readonly #dnssec: boolean;
+  readonly #trustsAd: (ns: Nameserver) => boolean;
 
   /** Makes a resolver; throws `RangeError` for an empty server list or a bad option. */
   constructor(options: StubResolverOptions) {
@@ -381,13 +433,21 @@ export class StubResolver implements TtlTxtResolver {
     );
     this.#tcp = options.tcp ?? false;
     this.#recursionDesired = options.recursionDesired ?? true;
+    this.#dnssec = options.dnssec ?? false;
+    this.#trustsAd = options.trustsAd ?? isLocalResolver;
   }
 
-  /** The TXT records at `name`; rejects with {@link DnsError} for every failure. */
+  /**
+   * The TXT records at `name`; rejects with {@link DnsError} for every failure, and with a
+   * `servfail` for records DNSSEC found bogus (only {@link resolveTxtChecked} gives those).
+   */
   async resolveTxt(name: string, options?: LookupOptions): Promise<string[]> {
-    const answer = await this.resolveTxtWithTtl(name, options);
-    if (answer.type === "records") return answer.records;
-    throw new DnsError(answer.type, name);
+    return checkedOf(name, await this.resolveTxtWithTtl(name, options), false).records;
+  }
+
+  /** The TXT records at `name` with their DNSSEC status when `dnssec` is on, bogus ones too. */
+  async resolveTxtChecked(name: string, options?: LookupOptions): Promise<CheckedTxt> {
+    return checkedOf(name, await this.resolveTxtWithTtl(name, options), true);
   }
 
   /** The answer at `name` with its TTL, for caching; see {@link TtlTxtResolver}. */
@@ -410,8 +470,25 @@ export class StubResolver implements TtlTxtResolver {
       maxAnswerBytes: this.#maxAnswerBytes,
       tcp: this.#tcp,
       recursionDesired: this.#recursionDesired,
+      dnssec: this.#dnssec,
+      trustsAd: this.#trustsAd,
     }, options?.signal).promise;
   }
+}
+
+/**
+ * The records of an answer with their DNSSEC status; negative answers reject. Bogus records are
+ * given only when `bogus` is true (a key lookup, which reports them); otherwise they reject as
+ * `servfail`, the answer a validating resolver gives everyone else.
+ */
+export function checkedOf(name: string, answer: TxtAnswer, bogus: boolean): CheckedTxt {
+  if (answer.type !== "records") throw new DnsError(answer.type, name);
+  if (answer.dnssec === "bogus" && !bogus) {
+    throw new DnsError("servfail", name, "DNSSEC validation failed: the record is bogus");
+  }
+  return answer.dnssec === undefined
+    ? { records: answer.records }
+    : { records: answer.records, dnssec: answer.dnssec };
 }
 
 /** One lookup: the tries, their sockets and timers, and the one place that settles. */
@@ -472,20 +549,53 @@ class Lookup {
       this.#nextTimer = timer;
       this.#cleanups.add(() => clearTimeout(timer));
     }
-    if (this.options.tcp) this.#tcpTry(ns);
-    else this.#udpTry(ns);
+    if (this.options.tcp) this.#tcpTry(ns, undefined);
+    else this.#udpTry(ns, undefined);
   }
 
-  #onOutcome(ns: Nameserver, outcome: TryOutcome, transport: "udp" | "tcp"): void {
+  #dnssecMode(ns: Nameserver): DnssecMode {
+    if (!this.options.dnssec) return "off";
+    return this.options.trustsAd(ns) ? "trusted" : "untrusted";
+  }
+
+  /**
+   * One try's outcome. `bogus` is set on the second query of a try, asked with CD after the
+   * resolver said the record failed validation: it holds what the resolver said.
+   */
+  #onOutcome(
+    ns: Nameserver,
+    outcome: TryOutcome,
+    transport: "udp" | "tcp",
+    bogus: string | undefined,
+  ): void {
     if (this.#settled) return;
-    if (outcome.kind === "answer") {
+    if (outcome.kind === "bogus" && bogus === undefined) {
+      // The record, unchecked, so the signature can still be verified and reported as bogus.
+      if (this.options.tcp) this.#tcpTry(ns, outcome.detail);
+      else this.#udpTry(ns, outcome.detail);
+      return;
+    }
+    if (outcome.kind === "answer" && bogus !== undefined) {
+      if (outcome.answer.type === "records") {
+        this.#settle();
+        // Never cached (TTL 0): the zone may be fixed, or the forgery gone, at the next message.
+        this.#resolve({ ...outcome.answer, ttl: 0, dnssec: "bogus" });
+        return;
+      }
+      outcome = failure("servfail", `${bogus}; no record without validation either`);
+    } else if (outcome.kind === "answer") {
       this.#settle();
       this.#resolve(outcome.answer);
       return;
     }
     if (outcome.kind === "truncated" && transport === "udp") {
-      this.#tcpTry(ns);
+      this.#tcpTry(ns, bogus);
       return;
+    }
+    if (outcome.kind === "bogus") {
+      outcome = failure("servfail", outcome.detail);
+    } else if (bogus !== undefined && outcome.kind === "failure" && outcome.code !== "toolarge") {
+      outcome = failure("servfail", `${bogus}; then ${outcome.detail}`);
     }
     if (outcome.kind === "failure" && outcome.code === "toolarge") {
       // An answer, not a failure to get one: another server would give the same record.
@@ -529,19 +639,25 @@ class Lookup {
     this.#cleanups.clear();
   }
 
-  #udpTry(ns: Nameserver): void {
-    const query = encodeTxtQuery(
+  #query(ns: Nameserver, bogus: string | undefined): Uint8Array {
+    return encodeTxtQuery(
       this.qname,
       randomId(),
       this.options.ednsPayload,
       this.options.recursionDesired,
+      // DO only where AD is believed: RRSIGs only make other answers larger.
+      { dnssecOk: this.#dnssecMode(ns) === "trusted", checkingDisabled: bogus !== undefined },
     );
+  }
+
+  #udpTry(ns: Nameserver, bogus: string | undefined): void {
+    const query = this.#query(ns, bogus);
     let done = false;
     let socket: dgram.Socket;
     try {
       socket = dgram.createSocket(ns.family === 4 ? "udp4" : "udp6");
     } catch (error) {
-      this.#onOutcome(ns, failure("network", `cannot open socket: ${error}`), "udp");
+      this.#onOutcome(ns, failure("network", `cannot open socket: ${error}`), "udp", bogus);
       return;
     }
     const close = () => {
@@ -555,7 +671,7 @@ class Lookup {
     socket.on("error", (error: Error) => {
       if (done) return;
       close();
-      this.#onOutcome(ns, failure("network", error.message), "udp");
+      this.#onOutcome(ns, failure("network", error.message), "udp", bogus);
     });
     socket.on("message", (message: Buffer, rinfo: dgram.RemoteInfo) => {
       if (done) return;
@@ -569,13 +685,13 @@ class Lookup {
       close();
       const outcome = bytes.length > this.options.maxResponseBytes
         ? failure("malformed", tooLarge(bytes.length, this.options.maxResponseBytes))
-        : interpret(this.qname, bytes, "udp", this.options.maxAnswerBytes);
-      this.#onOutcome(ns, outcome, "udp");
+        : interpret(this.qname, bytes, "udp", this.options.maxAnswerBytes, this.#dnssecMode(ns));
+      this.#onOutcome(ns, outcome, "udp", bogus);
     });
     const sendFailed = (error: Error) => {
       if (done) return;
       close();
-      this.#onOutcome(ns, failure("network", error.message), "udp");
+      this.#onOutcome(ns, failure("network", error.message), "udp", bogus);
     };
     try {
       socket.send(query, ns.port, ns.address, (error: Error | null) => {
@@ -586,13 +702,8 @@ class Lookup {
     }
   }
 
-  #tcpTry(ns: Nameserver): void {
-    const query = encodeTxtQuery(
-      this.qname,
-      randomId(),
-      this.options.ednsPayload,
-      this.options.recursionDesired,
-    );
+  #tcpTry(ns: Nameserver, bogus: string | undefined): void {
+    const query = this.#query(ns, bogus);
     tcpExchange(ns, query, this.options.maxResponseBytes, (close) => {
       if (this.#settled) {
         close();
@@ -604,9 +715,9 @@ class Lookup {
       (bytes) => {
         if (this.#settled) return;
         const outcome = answersQuery(query, bytes)
-          ? interpret(this.qname, bytes, "tcp", this.options.maxAnswerBytes)
+          ? interpret(this.qname, bytes, "tcp", this.options.maxAnswerBytes, this.#dnssecMode(ns))
           : failure("malformed", "TCP answer does not match the query");
-        this.#onOutcome(ns, outcome, "tcp");
+        this.#onOutcome(ns, outcome, "tcp", bogus);
       },
       (error) => {
         if (this.#settled) return;
@@ -616,6 +727,7 @@ class Lookup {
             ? failure(error.code, error.message)
             : failure("network", `TCP: ${(error as Error).message}`),
           "tcp",
+          bogus,
         );
       },
     );

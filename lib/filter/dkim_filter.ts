@@ -31,7 +31,7 @@ import { KeyCache } from "../dkim/key_cache.ts";
 import { Signer, type SignOptions } from "../dkim/sign.ts";
 import { SIGNATURE_FIELD, summarizeSignature } from "../dkim/signature.ts";
 import { MAX_BODY_HASHES_DEFAULT, MAX_SIGNATURES_CEILING, Verifier } from "../dkim/verify.ts";
-import type { TxtResolver } from "../dns/resolver.ts";
+import { resolveTxtChecked, type TxtResolver } from "../dns/resolver.ts";
 import type {
   Action,
   ConnectInfo,
@@ -549,6 +549,8 @@ class DkimConnection implements FilterConnection {
       partialBodyResult: config.partialBodyResult,
       strictHeaders: config.strictHeaders,
       mustBeSigned: tx.runtime.loaded.headers.mustBeSigned,
+      bogusKey: config.bogusKey,
+      unprotectedKey: config.unprotectedKey,
     });
     let screened: readonly HeaderField[] = withoutIgnored(tx.fields, prescreened);
     if (hasHook(tx.runtime.loaded, "screen")) {
@@ -998,22 +1000,26 @@ class DkimConnection implements FilterConnection {
   // (the verdict's reason has only the kind of failure) for the log.
   #observedResolver(resolver: TxtResolver, failures: Map<string, string>): TxtResolver {
     const observer = this.#observer;
+    const observed = async <T>(name: string, lookup: () => Promise<T>): Promise<T> => {
+      const start = performance.now();
+      try {
+        const answer = await lookup();
+        observer.lookup({ outcome: "ok", milliseconds: performance.now() - start });
+        return answer;
+      } catch (e) {
+        const code = e instanceof Object && "code" in e && typeof e.code === "string"
+          ? e.code
+          : "error";
+        observer.lookup({ outcome: code, milliseconds: performance.now() - start });
+        failures.set(asciiLower(name), errorMessage(e));
+        throw e;
+      }
+    };
     return {
-      async resolveTxt(name, options) {
-        const start = performance.now();
-        try {
-          const records = await resolver.resolveTxt(name, options);
-          observer.lookup({ outcome: "ok", milliseconds: performance.now() - start });
-          return records;
-        } catch (e) {
-          const code = e instanceof Object && "code" in e && typeof e.code === "string"
-            ? e.code
-            : "error";
-          observer.lookup({ outcome: code, milliseconds: performance.now() - start });
-          failures.set(asciiLower(name), errorMessage(e));
-          throw e;
-        }
-      },
+      resolveTxt: (name, options) => observed(name, () => resolver.resolveTxt(name, options)),
+      // The DNSSEC status goes through too, for the key's comment and BogusKey/UnprotectedKey.
+      resolveTxtChecked: (name, options) =>
+        observed(name, () => resolveTxtChecked(resolver, name, options)),
     };
   }
 

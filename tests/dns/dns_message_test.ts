@@ -96,7 +96,12 @@ Deno.test("decodeMessage() reads TXT, CNAME, SOA and OPT records, compressed nam
   }
   assert.deepEqual(m.authorities[0].data, { type: "SOA", minimum: 77 });
   assert.equal(m.authorities[0].name, "example.com");
-  assert.deepEqual(m.additionals[0].data, { type: "OPT", extendedRcode: 1 });
+  assert.deepEqual(m.additionals[0].data, {
+    type: "OPT",
+    extendedRcode: 1,
+    dnssecOk: false,
+    extendedErrors: [],
+  });
   assert.equal(m.additionals[0].class, 4096);
 });
 
