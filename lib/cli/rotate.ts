@@ -45,6 +45,7 @@ import {
 } from "../rotate/overlap_edit.ts";
 import {
   readRotationState,
+  removeLeftoverTempFiles,
   type RotationState,
   writeFileAtomic,
   writeRotationState,
@@ -264,6 +265,24 @@ export async function runRotate(
 
   if (values.status) {
     return await printStatus(candidates, rotations, config, deps, values.json ?? false);
+  }
+  if (!dryRun) {
+    // A run killed between a write and its rename left the temporary file behind: the state
+    // file's, a table's, or a new private key's.
+    const written = [
+      config.rotationStateFile,
+      ...candidates.map((c) => c.file),
+      ...rotations.map((r) => r.newKeyFile),
+    ];
+    const signing = signingTablePath(config);
+    if (signing !== undefined) written.push(signing);
+    try {
+      for (const path of await removeLeftoverTempFiles(written)) {
+        deps.out(`removed ${path}, left by a run killed while writing`);
+      }
+    } catch (error) {
+      return fail(errorMessage(error));
+    }
   }
 
   // Start rotations that are due.

@@ -310,6 +310,77 @@ Deno.test("dkimd rotate --dry-run says what it would do and changes nothing", as
   });
 });
 
+Deno.test("dkimd rotate removes the temporary files a killed run left (the exact names it makes), never others, and not with --status or --dry-run", async () => {
+  await withSetup({}, async (s) => {
+    // A run killed just before its renames: the state file holds the rotation, and beside
+    // each file it was replacing lies its temporary file (the new key's a real private key).
+    const selector = "202612-ed25519";
+    await Deno.mkdir(`${s.dir}/state`);
+    await Deno.writeTextFile(
+      `${s.dir}/state/rotation.json`,
+      JSON.stringify({
+        version: 1,
+        rotations: [{
+          keyName: "main",
+          domain: "example.com",
+          keyType: "ed25519",
+          oldSelector: "old",
+          oldKeyFile: `${s.dir}/keys/old.private`,
+          newSelector: selector,
+          newKeyFile: `${s.dir}/keys/${selector}.private`,
+          step: "generate",
+          startedAt: T0 / 1000,
+          updatedAt: T0 / 1000,
+        }],
+      }),
+      { mode: 0o600 },
+    );
+    const pem = await (await generateSigningKey("ed25519")).toPem();
+    const left = [
+      `${s.dir}/keys/.${selector}.private.0a1b2c3d.tmp`,
+      `${s.dir}/.key.table.9f8e7d6c.tmp`,
+      `${s.dir}/.signing.table.00000000.tmp`,
+      `${s.dir}/state/.rotation.json.deadbeef.tmp`,
+    ];
+    // Look-alikes that are not rotate's: another file's, another shape, a directory.
+    const kept = [
+      `${s.dir}/keys/.old.private.tmp`,
+      `${s.dir}/keys/.${selector}.private.0A1B2C3D.tmp`,
+      `${s.dir}/.key.table.9f8e7d6c1.tmp`,
+      `${s.dir}/.update.key.12345678.tmp`,
+      `${s.dir}/state/.rotation.json.deadbeef.tmp.bak`,
+    ];
+    await Deno.writeTextFile(left[0], pem, { mode: 0o600 });
+    for (const f of [...left.slice(1), ...kept]) await Deno.writeTextFile(f, "partial");
+    await Deno.mkdir(`${s.dir}/.key.table.abcdef01.tmp`);
+    const exist = async (files: string[]) =>
+      await Promise.all(files.map((f) => Deno.stat(f).then(() => true, () => false)));
+
+    for (const args of [["--status"], ["--dry-run"]]) {
+      const r = await s.run(T0, ...args);
+      assert.equal(r.status, ROTATE_EXIT.ok, args[0]);
+      assert.deepEqual(await exist(left), [true, true, true, true], args[0]);
+    }
+    const run = await runUntilSettled(s, T0);
+    assert.equal(run.status, ROTATE_EXIT.ok, [...run.out, ...run.err].join("\n"));
+    assert.deepEqual(await exist(left), [false, false, false, false]);
+    assert.deepEqual(await exist(kept), kept.map(() => true));
+    assert.ok((await Deno.stat(`${s.dir}/.key.table.abcdef01.tmp`)).isDirectory);
+    for (const f of left) {
+      assert.ok(run.out.includes(`removed ${f}, left by a run killed while writing`), f);
+    }
+    // The rotation itself went on from its state: the new key was generated, not the tmp's.
+    const newKey = await importPrivateKey(
+      await Deno.readFile(`${s.dir}/keys/${selector}.private`),
+    );
+    assert.notEqual(await newKey.toPem(), pem);
+    assert.match(
+      await Deno.readTextFile(`${s.dir}/key.table`),
+      /main example\.com:202612-ed25519:/,
+    );
+  });
+});
+
 /** The selectors (s=) of the DKIM-Signature fields dkimd adds to a message from `from`. */
 async function signedWith(port: number, from: string): Promise<string[]> {
   const client = await MilterClient.connect({ kind: "inet", host: "127.0.0.1", port });

@@ -374,6 +374,9 @@ Deno.test({
           }
           assert.deepEqual(old, [[], []], `killed ${at}`);
           await assert.rejects(Deno.stat(`${c.dir}/keys/old.private`), Deno.errors.NotFound);
+          // A kill before a rename left its temporary file (a new key's is a private key):
+          // the rerun removed it.
+          assert.deepEqual([...await tempFiles(c)], [], `killed ${at}`);
         } finally {
           await Deno.remove(c.dir, { recursive: true });
         }
