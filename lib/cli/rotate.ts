@@ -57,6 +57,7 @@ import {
   proofServers,
 } from "../rotate/zone_servers.ts";
 import { parseCommandArgs } from "./args.ts";
+import { ROTATION_RECORD_TTL, rotationTiming } from "./rotation_summary.ts";
 import { loadRuntime } from "./runtime.ts";
 
 /** `dkimd rotate`'s exit statuses. */
@@ -69,8 +70,7 @@ export const ROTATE_EXIT = {
   waiting: 75,
 } as const;
 
-/** TTL of the records rotate publishes: short, so a fix or a revocation spreads quickly. */
-export const ROTATION_RECORD_TTL = 300;
+export { ROTATION_RECORD_TTL } from "./rotation_summary.ts";
 
 /** The configuration file read when `-x` is not given, as opendkim's. */
 export const ROTATE_DEFAULT_CONFIG = "/etc/opendkim.conf";
@@ -375,12 +375,7 @@ export async function runRotate(
     return ctx;
   };
 
-  const timing = {
-    retireAfter: config.rotationRetireAfter,
-    deleteAfter: config.rotationDeleteAfter,
-    minimumRetire: (config.signatureTtl ?? 0) + ROTATION_RECORD_TTL,
-    overlap: config.rotationOverlap,
-  };
+  const timing = rotationTiming(config);
   let status: number = ROTATE_EXIT.ok;
   for (const start of rotations.filter((r) => r.step !== "done")) {
     if (domains.size > 0 && !domains.has(start.domain)) continue;
@@ -681,14 +676,7 @@ async function printStatus(
       // Reported as an unknown age.
     }
     const r = rotations.find((x) => x.keyName === c.keyName && x.step !== "done");
-    const decision = r
-      ? decide(r, now, {
-        retireAfter: config.rotationRetireAfter,
-        deleteAfter: config.rotationDeleteAfter,
-        minimumRetire: (config.signatureTtl ?? 0) + ROTATION_RECORD_TTL,
-        overlap: config.rotationOverlap,
-      })
-      : undefined;
+    const decision = r ? decide(r, now, rotationTiming(config)) : undefined;
     rows.push({
       keyName: c.keyName,
       domain: c.domain,
