@@ -203,6 +203,14 @@ export async function runRotate(
   try {
     const { loaded } = await loadRuntime(values.config ?? ROTATE_DEFAULT_CONFIG);
     config = loaded.config;
+    // Nothing here reads or writes a database; its connections end now.
+    await Promise.all(loaded.tables.map((t) => t.close().catch(() => {})));
+    const kind = config.keyTable?.kind;
+    if (kind === "dsn" || kind === "ldap") {
+      return fail(
+        `rotation supports a KeyTable in a file (file:/PATH or refile:/PATH), not in a database (${kind}:): switch its row yourself`,
+      );
+    }
     if (config.keyTable === undefined || config.keyTable.kind === "inline" || !loaded.keyTable) {
       return fail(
         "rotation needs a KeyTable file (KeyTable file:/PATH or refile:/PATH): its lines are what it switches",

@@ -88,8 +88,10 @@ interface Signed {
   readonly selectors: readonly string[];
   /** The rotate phase the test was in when the message was sent. */
   readonly phase: string;
-  /** The phase its connection was opened in: dkimd (as OpenDKIM) applies a reload to the
-   * connections that open after it, so this says which configuration signed it. */
+  /**
+   * The phase its connection was opened in: what a phase asserts of its selectors counts only
+   * the messages of its own connections, none that was under way at the reload.
+   */
   readonly connectionPhase: string;
 }
 
@@ -261,7 +263,7 @@ Deno.test({
       };
       /**
        * Enters phase `name` once the last run is checked: waits until every connection opened
-       * before it has ended (they keep the configuration they began with), then for messages.
+       * before it has ended (so none spans the reload), then for messages of its own.
        */
       const enter = async (name: string) => {
         await checkPending();
