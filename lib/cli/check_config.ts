@@ -22,6 +22,8 @@ import { errorMessage } from "../error_message.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
 import { BUILTIN_CONFIG, loadRuntime, RuntimeConfigError } from "./runtime.ts";
 import { securityWarnings } from "./security_warnings.ts";
+import { rotationConfigLines } from "./rotation_summary.ts";
+import { readKeyAges } from "../ops/key_ages.ts";
 import { groupIgnoredSettings } from "../config/unimplemented_settings.ts";
 import { EXIT_CONFIG } from "./serve.ts";
 
@@ -293,6 +295,12 @@ export async function runCheckConfig(args: readonly string[]): Promise<number> {
     const { loaded } = await loadRuntime(path);
     console.log(`Configuration ${path ?? BUILTIN_CONFIG}: OK`);
     for (const line of describeConfig(loaded)) console.log(line);
+    const ages = await readKeyAges(
+      loaded.config,
+      loaded.keyTable && !loaded.keyTable.keyed ? loaded.keyTable : undefined,
+    );
+    const now = Math.floor(Date.now() / 1000);
+    for (const line of rotationConfigLines(loaded.config, ages, now)) console.log(line);
     const probes = await probeTables(loaded);
     await Promise.all(loaded.tables.map((t) => t.close()));
     if (probes.length > 0) {

@@ -12,6 +12,8 @@ import { parseCommandArgs, UsageError } from "./args.ts";
 import { errorMessage } from "../error_message.ts";
 import { BUILTIN_CONFIG, loadRuntime, RuntimeConfigError } from "./runtime.ts";
 import { EXIT_CONFIG } from "./serve.ts";
+import { describeKeyRotation, rotationInUse } from "./rotation_summary.ts";
+import { readKeyAges } from "../ops/key_ages.ts";
 
 /** The help text of `dkimd explain`. */
 export const EXPLAIN_USAGE = `Usage: dkimd explain [--config FILE] --from ADDRESS [options]
@@ -109,6 +111,10 @@ export async function runExplain(args: readonly string[]): Promise<number> {
   for (const line of decision.why) console.log(`  - ${line}`);
   switch (decision.kind) {
     case "sign": {
+      // The signing key's age and the rotation it is in, when rotation is in use.
+      const ages = loaded.keyTable && !loaded.keyTable.keyed
+        ? await readKeyAges(loaded.config, loaded.keyTable)
+        : undefined;
       const omit = new Set(loaded.headers.omit.map(asciiLower));
       const fields = loaded.headers.sign.filter((h) => !omit.has(asciiLower(h)));
       console.log("Decision: SIGN");
@@ -120,6 +126,16 @@ export async function runExplain(args: readonly string[]): Promise<number> {
             `(${s.key.type} ${s.key.bits}-bit key, ${formatOrigin(s.keyOrigin)})`,
         );
         console.log(`  DNS record: ${s.selector}._domainkey.${s.domain}`);
+        const key = ages && rotationInUse(loaded.config, ages)
+          ? ages.keys.find((k) => k.domain === s.domain && k.selector === s.selector)
+          : undefined;
+        if (key && ages) {
+          console.log(
+            `  key "${key.keyName}": ${
+              describeKeyRotation(key, ages, loaded.config, Math.floor(Date.now() / 1000))
+            }`,
+          );
+        }
       }
       const c = loaded.config.canonicalization;
       console.log(`  c=${c.header}/${c.body}; fields signed when present: ${fields.join(":")}`);

@@ -45,6 +45,7 @@ import {
 } from "../rotate/overlap_edit.ts";
 import {
   readRotationState,
+  removeLeftoverTempFiles,
   type RotationState,
   writeFileAtomic,
   writeRotationState,
@@ -56,6 +57,7 @@ import {
   proofServers,
 } from "../rotate/zone_servers.ts";
 import { parseCommandArgs } from "./args.ts";
+import { ROTATION_RECORD_TTL, rotationTiming } from "./rotation_summary.ts";
 import { loadRuntime } from "./runtime.ts";
 
 /** `dkimd rotate`'s exit statuses. */
@@ -68,8 +70,7 @@ export const ROTATE_EXIT = {
   waiting: 75,
 } as const;
 
-/** TTL of the records rotate publishes: short, so a fix or a revocation spreads quickly. */
-export const ROTATION_RECORD_TTL = 300;
+export { ROTATION_RECORD_TTL } from "./rotation_summary.ts";
 
 /** The configuration file read when `-x` is not given, as opendkim's. */
 export const ROTATE_DEFAULT_CONFIG = "/etc/opendkim.conf";
@@ -202,6 +203,14 @@ export async function runRotate(
   try {
     const { loaded } = await loadRuntime(values.config ?? ROTATE_DEFAULT_CONFIG);
     config = loaded.config;
+    // Nothing here reads or writes a database; its connections end now.
+    await Promise.all(loaded.tables.map((t) => t.close().catch(() => {})));
+    const kind = config.keyTable?.kind;
+    if (kind === "dsn" || kind === "ldap") {
+      return fail(
+        `rotation supports a KeyTable in a file (file:/PATH or refile:/PATH), not in a database (${kind}:): switch its row yourself`,
+      );
+    }
     if (config.keyTable === undefined || config.keyTable.kind === "inline" || !loaded.keyTable) {
       return fail(
         "rotation needs a KeyTable file (KeyTable file:/PATH or refile:/PATH): its lines are what it switches",
@@ -264,6 +273,24 @@ export async function runRotate(
 
   if (values.status) {
     return await printStatus(candidates, rotations, config, deps, values.json ?? false);
+  }
+  if (!dryRun) {
+    // A run killed between a write and its rename left the temporary file behind: the state
+    // file's, a table's, or a new private key's.
+    const written = [
+      config.rotationStateFile,
+      ...candidates.map((c) => c.file),
+      ...rotations.map((r) => r.newKeyFile),
+    ];
+    const signing = signingTablePath(config);
+    if (signing !== undefined) written.push(signing);
+    try {
+      for (const path of await removeLeftoverTempFiles(written)) {
+        deps.out(`removed ${path}, left by a run killed while writing`);
+      }
+    } catch (error) {
+      return fail(errorMessage(error));
+    }
   }
 
   // Start rotations that are due.
@@ -356,12 +383,7 @@ export async function runRotate(
     return ctx;
   };
 
-  const timing = {
-    retireAfter: config.rotationRetireAfter,
-    deleteAfter: config.rotationDeleteAfter,
-    minimumRetire: (config.signatureTtl ?? 0) + ROTATION_RECORD_TTL,
-    overlap: config.rotationOverlap,
-  };
+  const timing = rotationTiming(config);
   let status: number = ROTATE_EXIT.ok;
   for (const start of rotations.filter((r) => r.step !== "done")) {
     if (domains.size > 0 && !domains.has(start.domain)) continue;
@@ -662,14 +684,7 @@ async function printStatus(
       // Reported as an unknown age.
     }
     const r = rotations.find((x) => x.keyName === c.keyName && x.step !== "done");
-    const decision = r
-      ? decide(r, now, {
-        retireAfter: config.rotationRetireAfter,
-        deleteAfter: config.rotationDeleteAfter,
-        minimumRetire: (config.signatureTtl ?? 0) + ROTATION_RECORD_TTL,
-        overlap: config.rotationOverlap,
-      })
-      : undefined;
+    const decision = r ? decide(r, now, rotationTiming(config)) : undefined;
     rows.push({
       keyName: c.keyName,
       domain: c.domain,

@@ -7,12 +7,10 @@
  * @module
  */
 
-import { isAbsolute, join, normalize } from "node:path";
 import type { Config } from "../config/schema.ts";
 import type { KeyTableEntry } from "../policy/key_table.ts";
-import { keySignedSince, type Rotation } from "../rotate/rotation.ts";
-import { rotationMetricLines, type SigningKeyAge } from "../rotate/rotation_metrics.ts";
-import { readRotationState } from "../rotate/state_file.ts";
+import { rotationMetricLines } from "../rotate/rotation_metrics.ts";
+import { readKeyAges } from "./key_ages.ts";
 
 /**
  * The rotation metric lines for `config` and its loaded `keyTable` at `now` (milliseconds):
@@ -32,31 +30,8 @@ export async function scrapeRotation(
   keyTable: { readonly entries: readonly KeyTableEntry[] } | undefined,
   now: number,
 ): Promise<string> {
-  let rotations: readonly Rotation[] = [];
-  let readable = 1;
-  try {
-    rotations = (await readRotationState(config.rotationStateFile)).rotations;
-  } catch {
-    readable = 0;
-  }
-  const keys: SigningKeyAge[] = [];
-  for (const e of keyTable?.entries ?? []) {
-    if (e.source.kind !== "file" || e.domain === "%") continue;
-    let since = keySignedSince(rotations, e.name, e.selector);
-    if (since === undefined) {
-      const base = config.baseDirectory ?? ".";
-      const path = isAbsolute(e.source.path)
-        ? e.source.path
-        : normalize(join(isAbsolute(base) ? base : join(Deno.cwd(), base), e.source.path));
-      try {
-        const mtime = (await Deno.stat(path)).mtime;
-        if (mtime) since = Math.floor(mtime.getTime() / 1000);
-      } catch {
-        // An unreadable key file has no age to report; the key's own errors say why.
-      }
-    }
-    keys.push({ keyName: e.name, domain: e.domain, selector: e.selector, since });
-  }
+  const { keys, rotations, stateError } = await readKeyAges(config, keyTable);
+  const readable = stateError === undefined ? 1 : 0;
   return [
     "# HELP dkimd_rotation_state_readable 1 when RotationStateFile is absent or readable.",
     "# TYPE dkimd_rotation_state_readable gauge",

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import type { Rotation, RotationStep } from "./rotation.ts";
 
 /** The state file's format version. */
@@ -140,7 +140,7 @@ export async function writeFileAtomic(
   mode: number,
 ): Promise<void> {
   const dir = dirname(path);
-  const temp = `${dir}/.${path.slice(dir.length + 1)}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const temp = `${dir}/.${basename(path)}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   try {
     const file = await Deno.open(temp, { write: true, createNew: true, mode });
     try {
@@ -165,6 +165,64 @@ export async function writeFileAtomic(
   } finally {
     d.close();
   }
+}
+
+/**
+ * Whether `name` (a file name, no directory) is a temporary file {@link writeFileAtomic} makes
+ * for the file named `target`: `.TARGET.XXXXXXXX.tmp`, eight lowercase hex digits, nothing else.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isTempFileOf } from "./state_file.ts";
+ * assert.ok(isTempFileOf(".key.table.0a1b2c3d.tmp", "key.table"));
+ * assert.ok(!isTempFileOf(".key.table.tmp", "key.table"));
+ * assert.ok(!isTempFileOf(".key.table.0a1b2c3d9.tmp", "key.table"));
+ * assert.ok(!isTempFileOf(".other.table.0a1b2c3d.tmp", "key.table"));
+ * ```
+ */
+export function isTempFileOf(name: string, target: string): boolean {
+  const prefix = `.${target}.`;
+  return name.startsWith(prefix) && /^[0-9a-f]{8}\.tmp$/.test(name.slice(prefix.length));
+}
+
+/**
+ * Removes the temporary files a killed {@link writeFileAtomic} left beside each of `paths` (a
+ * kill between the write and the rename leaves one; the new private key's is a key, 0600 but
+ * still a key); only names {@link isTempFileOf} accepts, and only regular files. Resolves the
+ * paths removed. A missing directory has none.
+ *
+ * Two runs at once would race here as they do on the state file; rotate runs from one timer.
+ */
+export async function removeLeftoverTempFiles(paths: Iterable<string>): Promise<string[]> {
+  const byDir = new Map<string, Set<string>>();
+  for (const path of paths) {
+    const dir = dirname(path);
+    const names = byDir.get(dir) ?? new Set<string>();
+    names.add(basename(path));
+    byDir.set(dir, names);
+  }
+  const removed: string[] = [];
+  for (const [dir, targets] of byDir) {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(dir));
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) continue;
+      throw error;
+    }
+    for (const e of entries) {
+      if (!e.isFile || ![...targets].some((t) => isTempFileOf(e.name, t))) continue;
+      const path = `${dir}/${e.name}`;
+      try {
+        await Deno.remove(path);
+        removed.push(path);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      }
+    }
+  }
+  return removed;
 }
 
 /** Writes `state` to `path` atomically (mode 0600: it names key files). */

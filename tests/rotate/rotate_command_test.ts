@@ -16,6 +16,7 @@ import { type DkimdProcess, freePort, startDkimd } from "../helpers/dkimd_proces
 import { runCli } from "../helpers/run_cli.ts";
 import { MilterClient } from "../../lib/milter/client.ts";
 import { fromLatin1 } from "../../lib/bytes.ts";
+import { DatabaseSync } from "node:sqlite";
 
 const ZONE = "example.com";
 const SECRET = toBase64(crypto.getRandomValues(new Uint8Array(32)));
@@ -307,6 +308,77 @@ Deno.test("dkimd rotate --dry-run says what it would do and changes nothing", as
     const other = await s.run(T0, "--now", "--domain", "example.org");
     assert.equal(other.status, ROTATE_EXIT.ok);
     assert.deepEqual(other.out, []);
+  });
+});
+
+Deno.test("dkimd rotate removes the temporary files a killed run left (the exact names it makes), never others, and not with --status or --dry-run", async () => {
+  await withSetup({}, async (s) => {
+    // A run killed just before its renames: the state file holds the rotation, and beside
+    // each file it was replacing lies its temporary file (the new key's a real private key).
+    const selector = "202612-ed25519";
+    await Deno.mkdir(`${s.dir}/state`);
+    await Deno.writeTextFile(
+      `${s.dir}/state/rotation.json`,
+      JSON.stringify({
+        version: 1,
+        rotations: [{
+          keyName: "main",
+          domain: "example.com",
+          keyType: "ed25519",
+          oldSelector: "old",
+          oldKeyFile: `${s.dir}/keys/old.private`,
+          newSelector: selector,
+          newKeyFile: `${s.dir}/keys/${selector}.private`,
+          step: "generate",
+          startedAt: T0 / 1000,
+          updatedAt: T0 / 1000,
+        }],
+      }),
+      { mode: 0o600 },
+    );
+    const pem = await (await generateSigningKey("ed25519")).toPem();
+    const left = [
+      `${s.dir}/keys/.${selector}.private.0a1b2c3d.tmp`,
+      `${s.dir}/.key.table.9f8e7d6c.tmp`,
+      `${s.dir}/.signing.table.00000000.tmp`,
+      `${s.dir}/state/.rotation.json.deadbeef.tmp`,
+    ];
+    // Look-alikes that are not rotate's: another file's, another shape, a directory.
+    const kept = [
+      `${s.dir}/keys/.old.private.tmp`,
+      `${s.dir}/keys/.${selector}.private.0A1B2C3D.tmp`,
+      `${s.dir}/.key.table.9f8e7d6c1.tmp`,
+      `${s.dir}/.update.key.12345678.tmp`,
+      `${s.dir}/state/.rotation.json.deadbeef.tmp.bak`,
+    ];
+    await Deno.writeTextFile(left[0], pem, { mode: 0o600 });
+    for (const f of [...left.slice(1), ...kept]) await Deno.writeTextFile(f, "partial");
+    await Deno.mkdir(`${s.dir}/.key.table.abcdef01.tmp`);
+    const exist = async (files: string[]) =>
+      await Promise.all(files.map((f) => Deno.stat(f).then(() => true, () => false)));
+
+    for (const args of [["--status"], ["--dry-run"]]) {
+      const r = await s.run(T0, ...args);
+      assert.equal(r.status, ROTATE_EXIT.ok, args[0]);
+      assert.deepEqual(await exist(left), [true, true, true, true], args[0]);
+    }
+    const run = await runUntilSettled(s, T0);
+    assert.equal(run.status, ROTATE_EXIT.ok, [...run.out, ...run.err].join("\n"));
+    assert.deepEqual(await exist(left), [false, false, false, false]);
+    assert.deepEqual(await exist(kept), kept.map(() => true));
+    assert.ok((await Deno.stat(`${s.dir}/.key.table.abcdef01.tmp`)).isDirectory);
+    for (const f of left) {
+      assert.ok(run.out.includes(`removed ${f}, left by a run killed while writing`), f);
+    }
+    // The rotation itself went on from its state: the new key was generated, not the tmp's.
+    const newKey = await importPrivateKey(
+      await Deno.readFile(`${s.dir}/keys/${selector}.private`),
+    );
+    assert.notEqual(await newKey.toPem(), pem);
+    assert.match(
+      await Deno.readTextFile(`${s.dir}/key.table`),
+      /main example\.com:202612-ed25519:/,
+    );
   });
 });
 
@@ -607,4 +679,40 @@ Deno.test("dkimd rotate with RotationOverlap: the running dkimd signs with both 
     assert.equal(rotation.step, "retire");
     assert.ok(rotation.activatedAt! >= rotation.overlapStartedAt! + OVERLAP);
   });
+});
+
+Deno.test("dkimd rotate refuses a KeyTable in a database in one line (exit 1), --status too, and changes nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dkimd-rotate-dsn-" });
+  try {
+    const key = await generateSigningKey("ed25519");
+    await Deno.writeTextFile(`${dir}/ed.pem`, await key.toPem(), { mode: 0o600 });
+    const db = new DatabaseSync(`${dir}/dkim.db`);
+    db.exec(`CREATE TABLE keys (id TEXT, domain TEXT, selector TEXT, key TEXT);
+      CREATE TABLE signing (sender TEXT, keyname TEXT);
+      INSERT INTO signing VALUES ('example.com', 'ed');
+      INSERT INTO keys VALUES ('ed', 'example.com', 'old', '${dir}/ed.pem');`);
+    db.close();
+    const conf = `${dir}/opendkim.conf`;
+    await Deno.writeTextFile(
+      conf,
+      `Mode s\nSocket inet:8891@127.0.0.1\nSyslog no\nBaseDirectory ${dir}\n` +
+        "KeyTable dsn:sqlite3://%/dkim.db/table=keys?keycol=id?datacol=domain,selector,key\n" +
+        "SigningTable dsn:sqlite3://%/dkim.db/table=signing?keycol=sender?datacol=keyname\n" +
+        `RotationStateFile ${dir}/rotation.json\n`,
+    );
+    const before = new Uint8Array(await Deno.readFile(`${dir}/dkim.db`));
+    for (const args of [["--now"], ["--status"]]) {
+      const r = await runCli(["rotate", "-x", conf, ...args]);
+      assert.equal(r.code, ROTATE_EXIT.error, r.text + r.stderr);
+      assert.equal(r.text, "");
+      assert.equal(
+        r.stderr,
+        "dkimd rotate: rotation supports a KeyTable in a file (file:/PATH or refile:/PATH), not in a database (dsn:): switch its row yourself\n",
+      );
+    }
+    assert.deepEqual(new Uint8Array(await Deno.readFile(`${dir}/dkim.db`)), before);
+    await assert.rejects(Deno.stat(`${dir}/rotation.json`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -48,7 +48,14 @@ const RENAME_PAUSE_US = 250_000;
  * record's 300 s TTL past activation) in the second; each within TSIG's 300 s fudge of knot's
  * clock, which a larger skew makes answer BADTIME, as it should.
  */
-const CLOCKS = { now: "-250s", later: "+100s" } as const;
+const CLOCKS = ["-250s", "+100s"] as const;
+/**
+ * With RotationOverlap ({@link OVERLAP}): the overlap starts, it ends and the keys switch, then
+ * the old record is retired the TTL after the switch.
+ */
+const OVERLAP_CLOCKS = ["-290s", "-225s", "+80s"] as const;
+/** RotationOverlap of the overlap cases, seconds: less than the first two clocks apart. */
+const OVERLAP = 60;
 /** Debian's libfaketime, as the faketime program preloads it. */
 const FAKETIME_LIBRARY = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 /** A rotate's temporary file of an atomic write, as writeFileAtomic names it. */
@@ -59,6 +66,8 @@ interface Case {
   readonly dir: string;
   readonly domain: string;
   readonly conf: string;
+  /** The clocks of its phases, in order. */
+  readonly clocks: readonly string[];
 }
 
 async function txt(server: string, name: string): Promise<string[]> {
@@ -76,8 +85,8 @@ async function txt(server: string, name: string): Promise<string[]> {
 }
 
 /** A domain `dN.example.com` with its old key published and served by both servers. */
-async function newCase(dns: KnotZone, n: number): Promise<Case> {
-  const domain = `d${n}.${ZONE}`;
+async function newCase(dns: KnotZone, n: number, overlap = false): Promise<Case> {
+  const domain = `${overlap ? "o" : "d"}${n}.${ZONE}`;
   const dir = await Deno.makeTempDir({ prefix: "dkimd-rotate-crash-" });
   const oldKey = await generateSigningKey("ed25519");
   const record = `v=DKIM1; k=ed25519; p=${toBase64(oldKey.publicKey)}`;
@@ -121,10 +130,11 @@ async function newCase(dns: KnotZone, n: number): Promise<Case> {
       `RotationStateFile ${dir}/state/rotation.json`,
       "RotationRetireAfter 0",
       "RotationDeleteAfter 0",
+      ...(overlap ? [`RotationOverlap ${OVERLAP}`, "MultipleSignatures yes"] : []),
       "",
     ].join("\n"),
   );
-  return { dir, domain, conf };
+  return { dir, domain, conf, clocks: overlap ? OVERLAP_CLOCKS : CLOCKS };
 }
 
 /** The temporary files of atomic writes in the rotation's directories now. */
@@ -150,6 +160,8 @@ class Boundaries {
   count = 0;
   #open = new Set<string>();
   #done = new Set<string>();
+  /** Only the boundaries of the files this matches are passed on (default all). */
+  constructor(readonly only: RegExp = /(?:)/) {}
   /** Polls once; resolves how many new boundaries were passed. */
   async poll(c: Case): Promise<string[]> {
     const now = await tempFiles(c);
@@ -158,13 +170,13 @@ class Boundaries {
       if (!now.has(f)) {
         this.#open.delete(f);
         this.#done.add(f);
-        passed.push(`after the rename of ${f}`);
+        if (this.only.test(f)) passed.push(`after the rename of ${f}`);
       }
     }
     for (const f of now) {
       if (!this.#open.has(f) && !this.#done.has(f)) {
         this.#open.add(f);
-        passed.push(`before the rename of ${f}`);
+        if (this.only.test(f)) passed.push(`before the rename of ${f}`);
       }
     }
     return passed;
@@ -173,8 +185,8 @@ class Boundaries {
 
 /** What one run is asked to do: at which clock, and, when traced, where to kill it. */
 interface RunOptions {
-  /** The second phase's clock, else the first's ({@link CLOCKS}). */
-  readonly later: boolean;
+  /** The clock of the phase, a libfaketime offset. */
+  readonly clock: string;
   /** The boundaries counted so far, when the run is traced; untraced runs are not killed. */
   readonly trace?: { readonly boundaries: Boundaries; readonly killAt: number };
 }
@@ -201,10 +213,7 @@ async function runRotate(
     c.conf,
     ...args,
   ];
-  const faketime = {
-    LD_PRELOAD: FAKETIME_LIBRARY,
-    FAKETIME: options.later ? CLOCKS.later : CLOCKS.now,
-  };
+  const faketime = { LD_PRELOAD: FAKETIME_LIBRARY, FAKETIME: options.clock };
   const { trace } = options;
   const argv = trace
     ? [
@@ -283,11 +292,11 @@ async function rotateAll(
   start: boolean,
   trace?: RunOptions["trace"],
 ): Promise<string | undefined> {
-  for (const later of [false, true]) {
+  for (const [phase, clock] of c.clocks.entries()) {
     const deadline = Date.now() + 30_000;
     for (let first = true;; first = false) {
-      const args = start && first && !later ? ["--now"] : [];
-      const r = await runRotate(c, args, { later, ...(trace ? { trace } : {}) });
+      const args = start && first && phase === 0 ? ["--now"] : [];
+      const r = await runRotate(c, args, { clock, ...(trace ? { trace } : {}) });
       if (typeof r !== "number") return r.killed;
       if (r === ROTATE_EXIT.ok) break;
       if (Date.now() > deadline) throw new Error("dkimd rotate kept waiting for DNS");
@@ -311,18 +320,99 @@ async function served(dns: KnotZone, c: Case, selector: string): Promise<string[
   return [await txt(dns.primary.nameserver, name), await txt(dns.secondary!.nameserver, name)];
 }
 
-/** The invariant at any instant: the KeyTable's key is one every server serves, unrevoked. */
+/**
+ * The invariant at any instant: every key the SigningTable names (both, during an overlap) is
+ * one every server serves, unrevoked; and the SigningTable names no entry the KeyTable lacks.
+ */
 async function assertSignsWithAServedKey(dns: KnotZone, c: Case, at: string): Promise<void> {
-  const { selector, keyFile } = await keyTableEntry(c);
-  const key = await importPrivateKey(await Deno.readFile(keyFile));
-  const record = `v=DKIM1; k=ed25519; p=${toBase64(key.publicKey)}`;
-  assert.deepEqual(
-    await served(dns, c, selector),
-    [[record], [record]],
-    `killed ${at}: the KeyTable signs with "${selector}", which not every server serves`,
+  const keys = new Map(
+    (await Deno.readTextFile(`${c.dir}/key.table`)).split("\n").filter((l) => l.trim())
+      .map((l) => {
+        const m = l.match(/^(\S+) [^:]+:([^:]+):(.+)$/);
+        assert.ok(m, `the KeyTable line is "${l}"`);
+        return [m[1], { selector: m[2], keyFile: m[3] }] as const;
+      }),
   );
+  const named = (await Deno.readTextFile(`${c.dir}/signing.table`)).split("\n")
+    .filter((l) => l.trim()).map((l) => l.split(/\s+/)[1]);
+  assert.ok(named.includes("main"), `killed ${at}: the SigningTable lost "main"`);
+  for (const name of named) {
+    const entry = keys.get(name);
+    assert.ok(entry, `killed ${at}: the SigningTable names "${name}", not in the KeyTable`);
+    const { selector, keyFile } = entry;
+    const key = await importPrivateKey(await Deno.readFile(keyFile));
+    const record = `v=DKIM1; k=ed25519; p=${toBase64(key.publicKey)}`;
+    assert.deepEqual(
+      await served(dns, c, selector),
+      [[record], [record]],
+      `killed ${at}: the KeyTable signs with "${selector}", which not every server serves`,
+    );
+  }
   // The state file is never torn.
   await readRotationState(`${c.dir}/state/rotation.json`);
+}
+
+/**
+ * Kills a rotation at each boundary `only` matches (one fresh case each), checks the state
+ * after the kill and after a rerun to the end; resolves the boundaries killed at.
+ */
+async function crashAtEveryBoundary(
+  dns: KnotZone,
+  overlap: boolean,
+  only?: RegExp,
+): Promise<string[]> {
+  const killedAt: string[] = [];
+  for (let n = 0;; n++) {
+    const c = await newCase(dns, n, overlap);
+    try {
+      const boundaries = new Boundaries(only);
+      const at = await rotateAll(c, true, { boundaries, killAt: n });
+      if (at === undefined) {
+        // No boundary left to kill at: this undisturbed run is the reference.
+        assert.equal(boundaries.count, n, "every boundary was killed at once");
+        break;
+      }
+      killedAt.push(at.replace(c.dir, "DIR"));
+      await assertSignsWithAServedKey(dns, c, at);
+      // Run again to the end, untraced; with --now only if the kill came before the state
+      // file held the rotation (--now after a finished rotation starts another).
+      const before = await readRotationState(`${c.dir}/state/rotation.json`);
+      const again = await rotateAll(c, before.rotations.length === 0);
+      assert.equal(again, undefined);
+      const state = await readRotationState(`${c.dir}/state/rotation.json`);
+      assert.deepEqual(
+        state.rotations.map((r) => r.step),
+        ["done"],
+        `killed ${at}`,
+      );
+      const [rotation] = state.rotations;
+      const { selector, keyFile } = await keyTableEntry(c);
+      assert.equal(selector, rotation.newSelector, `killed ${at}`);
+      assert.equal(keyFile, rotation.newKeyFile);
+      // The SigningTable is as it was (an overlap's twins gone), naming the switched entry.
+      assert.equal(
+        await Deno.readTextFile(`${c.dir}/signing.table`),
+        `*@${c.domain} main\n`,
+        `killed ${at}`,
+      );
+      await assertSignsWithAServedKey(dns, c, at);
+      // The deletion is not proven (a missing record breaks nothing): give the secondary
+      // the time its NOTIFY and transfer take.
+      let old = await served(dns, c, "old");
+      for (let i = 0; i < 50 && old.some((r) => r.length > 0); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        old = await served(dns, c, "old");
+      }
+      assert.deepEqual(old, [[], []], `killed ${at}`);
+      await assert.rejects(Deno.stat(`${c.dir}/keys/old.private`), Deno.errors.NotFound);
+      // A kill before a rename left its temporary file (a new key's is a private key):
+      // the rerun removed it.
+      assert.deepEqual([...await tempFiles(c)], [], `killed ${at}`);
+    } finally {
+      await Deno.remove(c.dir, { recursive: true });
+    }
+  }
+  return killedAt;
 }
 
 Deno.test({
@@ -335,54 +425,34 @@ Deno.test({
       key: { name: "dkimd-rotate", secret: SECRET },
       secondary: true,
     });
-    const killedAt: string[] = [];
     try {
-      for (let n = 0;; n++) {
-        const c = await newCase(dns, n);
-        try {
-          const boundaries = new Boundaries();
-          const at = await rotateAll(c, true, { boundaries, killAt: n });
-          if (at === undefined) {
-            // No boundary left to kill at: this undisturbed run is the reference.
-            assert.equal(boundaries.count, n, "every boundary was killed at once");
-            break;
-          }
-          killedAt.push(at.replace(c.dir, "DIR"));
-          await assertSignsWithAServedKey(dns, c, at);
-          // Run again to the end, untraced; with --now only if the kill came before the state
-          // file held the rotation (--now after a finished rotation starts another).
-          const before = await readRotationState(`${c.dir}/state/rotation.json`);
-          const again = await rotateAll(c, before.rotations.length === 0);
-          assert.equal(again, undefined);
-          const state = await readRotationState(`${c.dir}/state/rotation.json`);
-          assert.deepEqual(
-            state.rotations.map((r) => r.step),
-            ["done"],
-            `killed ${at}`,
-          );
-          const [rotation] = state.rotations;
-          const { selector, keyFile } = await keyTableEntry(c);
-          assert.equal(selector, rotation.newSelector, `killed ${at}`);
-          assert.equal(keyFile, rotation.newKeyFile);
-          await assertSignsWithAServedKey(dns, c, at);
-          // The deletion is not proven (a missing record breaks nothing): give the secondary
-          // the time its NOTIFY and transfer take.
-          let old = await served(dns, c, "old");
-          for (let i = 0; i < 50 && old.some((r) => r.length > 0); i++) {
-            await new Promise((r) => setTimeout(r, 100));
-            old = await served(dns, c, "old");
-          }
-          assert.deepEqual(old, [[], []], `killed ${at}`);
-          await assert.rejects(Deno.stat(`${c.dir}/keys/old.private`), Deno.errors.NotFound);
-        } finally {
-          await Deno.remove(c.dir, { recursive: true });
-        }
-      }
+      const killedAt = await crashAtEveryBoundary(dns, false);
       // Each of the rotation's atomic writes was killed before and after: the state file at
       // each step, the new key file, the KeyTable.
       assert.ok(killedAt.length >= 16, killedAt.join("\n"));
       assert.ok(killedAt.some((k) => /before the rename of DIR\/\.key\.table\./.test(k)));
       assert.ok(killedAt.some((k) => /after the rename of DIR\/keys\/\./.test(k)));
+    } finally {
+      await dns.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "dkimd rotate with RotationOverlap killed (SIGKILL) before and after each SigningTable write (both keys in, then out), then run again: consistent end state, never an unproven key",
+  fn: async () => {
+    const dns = await startKnotZone({
+      zone: ZONE,
+      records: {},
+      key: { name: "dkimd-rotate", secret: SECRET },
+      secondary: true,
+    });
+    try {
+      const killedAt = await crashAtEveryBoundary(dns, true, /\/\.signing\.table\./);
+      // The twins' addition and their removal, each killed before and after its rename.
+      assert.equal(killedAt.length, 4, killedAt.join("\n"));
+      assert.equal(killedAt.filter((k) => k.startsWith("before the rename")).length, 2);
     } finally {
       await dns.close();
     }
