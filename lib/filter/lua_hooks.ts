@@ -159,9 +159,10 @@ function dbHandles(policy: FilterPolicy<SigningKey>): Record<number, DataSetLook
  */
 export async function requestedSigners(
   policy: FilterPolicy<SigningKey>,
-  effects: OdkimEffects,
+  effects: Pick<OdkimEffects, "sign">,
   senderDomain: string,
   log: (line: string) => void,
+  by = "SetupPolicyScript",
 ): Promise<SignerChoice<SigningKey>[]> {
   const out: SignerChoice<SigningKey>[] = [];
   const { signatureAlgorithm } = policy.config;
@@ -178,7 +179,7 @@ export async function requestedSigners(
           keyName: req.keyName,
           keyOrigin: r.entry.origin,
           ...(req.identity ? { identity: req.identity } : {}),
-          explanation: `SetupPolicyScript asked for key "${req.keyName}" (d=${r.domain} ` +
+          explanation: `${by} asked for key "${req.keyName}" (d=${r.domain} ` +
             `s=${r.selector} a=${algorithm})`,
         });
       } catch (e) {
@@ -200,8 +201,7 @@ export async function requestedSigners(
       algorithm,
       keyOrigin: single.origin,
       ...(req.identity ? { identity: req.identity } : {}),
-      explanation:
-        `SetupPolicyScript asked for the default key (d=${domain} s=${single.selector} ` +
+      explanation: `${by} asked for the default key (d=${domain} s=${single.selector} ` +
         `a=${algorithm})`,
     });
   }
@@ -266,13 +266,24 @@ export function finalSignatures(verdicts: readonly Verdict[], bodyBytes: number)
 
 /** What the setup step decided: the decision to carry on with, or an answer now. */
 export type SetupAnswer =
-  | { readonly decision: Decision<SigningKey>; readonly bodyLength: boolean }
+  | {
+    readonly decision: Decision<SigningKey>;
+    readonly bodyLength: boolean;
+    /**
+     * The message is verified as well as signed: the script called `odkim.verify()` (OpenDKIM
+     * then makes its verifying handle beside the signing ones) or `odkim.resign()`.
+     */
+    readonly verify?: boolean;
+    /** `odkim.resign()`: a signed message is signed only when it verifies (ResignAll aside). */
+    readonly resign?: boolean;
+  }
   | { readonly action: Action; readonly why: string };
 
 /**
  * LuaOnlySigning and the setup script, applied to the filter's decision (mlfi_eoh's order: the
  * SigningTable, unless LuaOnlySigning; then the script; then sign if any signature is asked
- * for, else verify). Rejects when the script fails.
+ * for, else verify; `odkim.verify()` and `odkim.resign()` have a signed message verified too).
+ * Rejects when the script fails.
  */
 export async function applySetup(
   call: LuaCall,
@@ -303,12 +314,12 @@ export async function applySetup(
     if (!config.mode.sign) {
       return { action: "accept", why: "signing requested but sign mode is not enabled" };
     }
-    if (effects.verify || effects.resign) {
-      call.log(
-        "odkim.verify()/odkim.resign() on a message that is signed: dkimd signs it and does not verify it",
-      );
-    }
-    return { decision: { kind: "sign", signers, why }, bodyLength: effects.useLtag };
+    return {
+      decision: { kind: "sign", signers, why },
+      bodyLength: effects.useLtag,
+      ...(effects.verify || effects.resign ? { verify: true } : {}),
+      ...(effects.resign ? { resign: true } : {}),
+    };
   }
   if (config.mode.verify) return { decision: { kind: "verify", why }, bodyLength: false };
   return { decision: { kind: "skip", why }, bodyLength: false };

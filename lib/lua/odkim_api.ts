@@ -22,9 +22,10 @@
  * RedirectFailuresTo); `replace_header` changes what
  * is signed or verified in OpenDKIM and is not supported here (returns nil); `spam` and `stats`
  * do nothing (no reputation or statistics service); `check_popauth` returns nil (no POPAUTH
- * database); `xtag` in the final script adds its tag to every signature being made and answers how many (as OpenDKIM; in the setup script OpenDKIM crashes once a signature is requested, dkimd answers 0 and adds nothing); `resign` and `verify` on a
- * message that is also signed are not supported (dkimd signs or verifies one message; the call
- * returns nil and logs why).
+ * database); `xtag` in the final script adds its tag to every signature being made and answers how many (as OpenDKIM; in the setup script OpenDKIM crashes once a signature is requested, dkimd answers 0 and adds nothing); `verify` on a message
+ * being signed has it verified too, as OpenDKIM; `resign` does as opendkim-lua(3) says (the
+ * message is verified, and signed only when it verifies), where Debian's build, lacking
+ * `_FFR_RESIGN`, does nothing.
  *
  * @module
  */
