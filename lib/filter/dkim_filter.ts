@@ -1060,6 +1060,13 @@ class DkimConnection implements FilterConnection {
       log: (line) => this.#deps.logger.info(`${qid}: ${line}`),
       state: this.#lua,
       actions: this.#info.session.actions,
+      replaceField: (name, n, value) => {
+        const at = nthField(tx.fields, name, n);
+        if (at === undefined) return false;
+        // OpenDKIM writes the field "Name: value" whatever the MTA's leading-space habit.
+        tx.fields[at] = makeField(tx.fields[at].name, UTF8.encode(` ${value}`), true);
+        return true;
+      },
     };
   }
 
@@ -1174,6 +1181,13 @@ class DkimConnection implements FilterConnection {
   }
 }
 
+// The index of the `n`th field named `name`, from the bottom when `n` is negative (-1 the last),
+// as OpenDKIM's dkimf_findheader() counts.
+function nthField(fields: readonly HeaderField[], name: string, n: number): number | undefined {
+  const at = fields.flatMap((f, i) => isField(f, name) ? [i] : []);
+  return n < 0 ? at[at.length + n] : at[n];
+}
+
 // The fields a signer signs: old signatures are left out when RemoveOldSignatures drops them.
 function signedFields(tx: Transaction): readonly HeaderField[] {
   return tx.runtime.loaded.config.removeOldSignatures
@@ -1235,6 +1249,8 @@ function malformedSender(
   );
   return !present || loaded.config.mode.sign;
 }
+
+const UTF8 = new TextEncoder();
 
 function queueId(macros: MacroReader): string {
   return macros.get("i") || "NOQUEUE";

@@ -34,7 +34,7 @@ import { SMFIF_ADDRCPT, SMFIF_DELRCPT } from "../milter/constants.ts";
 import { algorithmFor } from "../policy/key_table.ts";
 import { allowedOnly } from "./failure_actions.ts";
 import { rblQuery } from "./rbl_query.ts";
-import type { SignerChoice } from "../policy/signers.ts";
+import { chooseSigners, type SignerChoice } from "../policy/signers.ts";
 import type { Decision } from "./decide.ts";
 import type { FilterPolicy } from "./filter_policy.ts";
 
@@ -66,6 +66,12 @@ export interface LuaCall {
   readonly state: LuaState;
   /** The `SMFIF_*` actions the MTA allowed at negotiation. */
   readonly actions: number;
+  /**
+   * Replaces a field in the header that is signed and verified, not in the message delivered
+   * (`odkim.replace_header()`): the `n`th field named `name` (from the bottom when negative);
+   * false when there is none.
+   */
+  readonly replaceField?: (name: string, n: number, value: string) => boolean;
 }
 
 /** Whether any script of `hook` is configured. */
@@ -82,6 +88,7 @@ export async function runPolicyHook(
   call: LuaCall,
   signatures: readonly OdkimSignature[] = [],
   signing?: number,
+  signedFor?: SignerChoice<SigningKey>[],
 ): Promise<OdkimEffects> {
   const script = call.policy.luaScripts?.[hook];
   if (!script) throw new Error(`no ${hook} script is configured`);
@@ -115,6 +122,10 @@ export async function runPolicyHook(
     log: call.log,
     dbHandle: (which) => dbs[which],
     ...(policy.openScriptDataSet ? { openDataSet: policy.openScriptDataSet } : {}),
+    ...(signedFor
+      ? { signFor: (user, domain, multi) => signFor(policy, user, domain, multi, signedFor) }
+      : {}),
+    ...(call.replaceField ? { replaceHeader: call.replaceField } : {}),
     rblCheck: async (name, timeout) => {
       const answer = await rblQuery(
         name,
@@ -128,6 +139,32 @@ export async function runPolicyHook(
   const effects = await runHook(hook, script, message);
   for (const [k, v] of effects.exports) call.state.exported.set(k, v);
   return effects;
+}
+
+/**
+ * `odkim.signfor()`: the SigningTable applied to `user@domain` as to a sender (every match with
+ * `multiple`, else the first), the signers added to `into`; undefined without a SigningTable and
+ * a KeyTable, as OpenDKIM answers nil then. A key that cannot be used is the script's error.
+ */
+async function signFor(
+  policy: FilterPolicy<SigningKey>,
+  user: string,
+  domain: string,
+  multiple: boolean,
+  into: SignerChoice<SigningKey>[],
+): Promise<number | undefined> {
+  if (!policy.signingTable || !policy.keyTable) return undefined;
+  const table = { ...policy, config: { ...policy.config, multipleSignatures: multiple } };
+  let choice;
+  try {
+    choice = await chooseSigners(table, user, domain);
+  } catch (e) {
+    throw new Error(`odkim.signfor(): error processing key: ${(e as Error).message}`);
+  }
+  for (const s of choice.signers) {
+    into.push({ ...s, explanation: `odkim.signfor("${user}@${domain}"): ${s.explanation}` });
+  }
+  return choice.signers.length;
 }
 
 /**
@@ -300,14 +337,18 @@ export async function applySetup(
   }
   // ExemptDomains and ExternalIgnoreList end OpenDKIM's work before the script runs.
   if (d.kind === "skip" && config.mode.verify) return { decision: d, bodyLength: false };
-  const effects = await runPolicyHook("setup", call);
+  const signedFor: SignerChoice<SigningKey>[] = [];
+  const effects = await runPolicyHook("setup", call, [], undefined, signedFor);
   if (effects.result !== undefined) {
     return {
       action: luaAction(effects.result, effects.reply),
       why: `SetupPolicyScript set the result ${effects.result}`,
     };
   }
-  const extra = await requestedSigners(call.policy, effects, call.fromDomain, call.log);
+  const extra = [
+    ...signedFor,
+    ...await requestedSigners(call.policy, effects, call.fromDomain, call.log),
+  ];
   const signers = [...(d.kind === "sign" ? d.signers : []), ...extra];
   const why = [...d.why, ...extra.map((s) => s.explanation)];
   if (signers.length > 0) {
