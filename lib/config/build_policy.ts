@@ -157,6 +157,8 @@ export interface Policy<K extends PrivateKeyInfo> {
   readonly trustSignaturesFrom?: DataSetLookup;
   /** BodyLengthDB. */
   readonly bodyLengthDb?: DataSetLookup;
+  /** ResignMailTo: values are KeyTable names. */
+  readonly resignMailTo?: DataSetLookup;
   /** ReplaceHeaders: lower-case names; absent, ReplaceRules applies to every field. */
   readonly replaceHeaders?: ReadonlySet<string>;
   /** ReplaceRules, read and compiled at load, in the order they apply. */
@@ -335,6 +337,7 @@ export function buildPolicy<K extends PrivateKeyInfo>(
     ...opt("exemptDomains", nameSet("exemptDomains", true)),
     ...opt("trustSignaturesFrom", nameSet("trustSignaturesFrom", true)),
     ...opt("bodyLengthDb", nameSet("bodyLengthDb", true)),
+    ...opt("resignMailTo", nameSet("resignMailTo", true)),
     ...opt(
       "replaceHeaders",
       a.entriesOf("replaceHeaders") &&

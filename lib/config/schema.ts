@@ -83,6 +83,10 @@ export interface Config {
    * signature valid: RFC 6376 §8.2).
    */
   readonly bodyLengthDb?: DataSetSource;
+  /** ResignMailTo: recipients whose mail is verified and signed again (value: the key name). */
+  readonly resignMailTo?: DataSetSource;
+  /** ResignAll: re-sign mail that arrived signed even when it does not verify. */
+  readonly resignAll: boolean;
   /** ReplaceRules: a file of replacements applied to header values before signing or verifying. */
   readonly replaceRules?: string;
   /** ReplaceHeaders: the header fields ReplaceRules applies to (default: every field). */

@@ -333,6 +333,24 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
       "is signed with l=. Unsafe: anyone may append content under the signature (RFC 6376 §8.2).",
     opendkim: "a warning at load names the risk of l= (appended content keeps the signature valid)",
   },
+  resignMailTo: {
+    name: "ResignMailTo",
+    group: "signing",
+    kind: dataSet(FILE_LIST_OR_DATABASE),
+    defaultText: "none",
+    doc: "Recipients (address, domain, .parent) whose mail is verified and signed again, " +
+      "whoever sent it; the entry's value names the KeyTable key (none: KeyFile's key). A " +
+      "message that arrived signed is signed only when it verifies; needs Mode sv.",
+    opendkim: "dkimd's own, from opendkim.conf(5); Debian's build lacks it",
+  },
+  resignAll: {
+    name: "ResignAll",
+    group: "signing",
+    kind: BOOL,
+    default: false,
+    doc: "With ResignMailTo, sign a message that arrived signed even when it does not verify.",
+    opendkim: "dkimd's own, from opendkim.conf(5); Debian's build lacks it",
+  },
   replaceRules: {
     name: "ReplaceRules",
     group: "signing",

@@ -56,8 +56,6 @@ export const UNIMPLEMENTED_SETTINGS: readonly UnimplementedSetting[] = [
   ...ignored(IGNORED_BECAUSE.compiledOut, [
     "IdentityHeader",
     "IdentityHeaderRemove",
-    "ResignAll",
-    "ResignMailTo",
   ]),
   // RFC 8601 §5: a border MTA MUST remove results claiming its own authserv-id, or any sender
   // could hand downstream filters a "dkim=pass" in our name. OpenDKIM's KeepAuthResults turns

@@ -71,6 +71,7 @@ import {
   verifyOutcome,
 } from "./outcome.ts";
 import { bodyLengthRecipient } from "./body_length_recipients.ts";
+import { resignDecision } from "./resign.ts";
 import { prescreenSignatures } from "./prescreen.ts";
 import { selectCanonicalization } from "./select_canonicalization.ts";
 import { findSender, macroName, macroSender, parseAddress, type Sender } from "./sender.ts";
@@ -292,6 +293,34 @@ class DkimConnection implements FilterConnection {
       }
     }
     let bodyLength = false;
+    // Verification beside signing: ResignMailTo, odkim.verify(), odkim.resign().
+    let also: { verify: boolean; resign: boolean } = { verify: false, resign: false };
+    if (loaded.resignMailTo && (decision.kind === "sign" || decision.kind === "verify")) {
+      let answer;
+      try {
+        answer = await resignDecision(
+          loaded,
+          decision,
+          tx.recipients,
+          sender?.domain ?? "",
+          (l) => this.#deps.logger.info(`${qid}: ${l}`),
+        );
+      } catch (e) {
+        if (!isReported(e)) throw e;
+        const { action } = milterAction("internalError", loaded.config.actions.internalError);
+        this.#report(tx, { disposition: "error", action: describeAction(action) });
+        return action;
+      }
+      if (answer) {
+        if (loaded.config.logWhy) {
+          for (const line of answer.why.slice(decision.why.length)) {
+            this.#deps.logger.info(`${qid}: ${line}`);
+          }
+        }
+        decision = answer;
+        if (answer.kind === "sign") also = { verify: true, resign: true };
+      }
+    }
     if (loaded.luaScripts?.setup || loaded.config.luaOnlySigning) {
       let answer;
       try {
@@ -306,6 +335,10 @@ class DkimConnection implements FilterConnection {
       }
       decision = answer.decision;
       bodyLength = answer.bodyLength;
+      also = {
+        verify: also.verify || answer.verify === true,
+        resign: also.resign || answer.resign === true,
+      };
     }
     // BodyLengthDB: OpenDKIM checks it in mlfi_eoh() before the setup script, which can only add
     // l= (odkim.use_ltag()); a data set that cannot answer means no l=, logged, as there.
@@ -335,7 +368,13 @@ class DkimConnection implements FilterConnection {
         this.#report(tx, { disposition: "unauthorized", action: decision.action });
         return unauthorizedSignerAction(decision.action);
       case "sign":
-        return this.#startSigning(tx, decision.signers, qid, bodyLength);
+        return await this.#startSigning(
+          tx,
+          decision.signers,
+          qid,
+          bodyLength,
+          also.verify ? { macros, resign: also.resign } : undefined,
+        );
       case "verify":
         return await this.#startVerifying(tx, macros, qid);
     }
@@ -347,8 +386,10 @@ class DkimConnection implements FilterConnection {
     const tx = this.#tx;
     if (!tx || tx.work.mode === "inactive" || tx.work.mode === "held") return;
     tx.bodyBytes += chunk.length;
-    if (tx.work.mode === "signing") tx.work.signer.body(chunk);
-    else {
+    if (tx.work.mode === "signing") {
+      tx.work.signer.body(chunk);
+      tx.work.verifier?.body(chunk);
+    } else {
       tx.work.verifier.body(chunk);
       if (tx.work.arc) arcBody(tx.work.arc, chunk);
     }
@@ -402,7 +443,7 @@ class DkimConnection implements FilterConnection {
     if (work?.mode === "verifying") {
       work.verifier.abort();
       work.arc?.verifier.abort();
-    }
+    } else if (work?.mode === "signing") work.verifier?.abort();
   }
 
   // The transaction in progress, started when MAIL FROM comes (or at the first event after it
@@ -415,12 +456,15 @@ class DkimConnection implements FilterConnection {
     return this.#tx;
   }
 
-  #startSigning(
+  // `verify`: the message is verified too (OpenDKIM's verifying handle beside the signing ones),
+  // and with `resign` signed only when it verifies.
+  async #startSigning(
     tx: Transaction,
     signers: readonly SignerChoice<SigningKey>[],
     qid: string,
     bodyLength = false,
-  ): Action | void {
+    verify?: { readonly macros: MacroReader; readonly resign: boolean },
+  ): Promise<Action | void> {
     const { config, headers } = tx.runtime.loaded;
     const signHeaders = signedNames(headers);
     const canon = config.selectCanonicalizationHeader === undefined
@@ -458,12 +502,22 @@ class DkimConnection implements FilterConnection {
     } catch (e) {
       return this.#cannotSign(tx, qid, errorMessage(e));
     }
-    // Old signatures are not signed by the new one when RemoveOldSignatures drops them.
-    const fields = config.removeOldSignatures
-      ? tx.fields.filter((f) => !isField(f, SIGNATURE_FIELD))
-      : tx.fields;
-    signer.headers(fields);
-    tx.work = { mode: "signing", signer, signers };
+    signer.headers(signedFields(tx));
+    let verifier: Verifier | undefined;
+    if (verify) {
+      const prepared = await this.#prepareVerifier(tx, verify.macros, qid);
+      if (!(prepared instanceof Verifier)) return prepared;
+      verifier = prepared;
+    }
+    // A message that arrived unsigned is only signed (OpenDKIM drops mctx_resign for it).
+    const resign = verify?.resign === true && tx.fields.some((f) => isField(f, SIGNATURE_FIELD));
+    tx.work = {
+      mode: "signing",
+      signer,
+      signers,
+      ...(verifier ? { verifier } : {}),
+      ...(resign ? { resign } : {}),
+    };
     return undefined;
   }
 
@@ -518,6 +572,38 @@ class DkimConnection implements FilterConnection {
   }
 
   async #startVerifying(tx: Transaction, macros: MacroReader, qid: string): Promise<Action | void> {
+    const { config } = tx.runtime.loaded;
+    const verifier = await this.#prepareVerifier(tx, macros, qid);
+    if (!(verifier instanceof Verifier)) return verifier;
+    const resolver = this.#observedResolver(tx.runtime.resolver, tx.dnsFailures);
+    const arc = startArc(tx.runtime.loaded, tx.fields, {
+      resolver,
+      keyCache: this.#keyCache,
+      now: this.#deps.now,
+    }, await this.#arrival(tx, this.#authservId(tx, macros)));
+    // Nothing to verify and nothing to add or remove: accept now, and the body is never sent.
+    if (
+      verifier.signatureCount === 0 && !config.alwaysAddArHeader && !config.softwareHeader &&
+      !(arc && (arc.sealer || tx.fields.some(isArcField))) &&
+      config.actions.noSignature === "accept" && !hasHook(tx.runtime.loaded, "final") &&
+      !hasHook(tx.runtime.loaded, "statistics") &&
+      (await this.#forgedResults(tx, this.#authservId(tx, macros))).length === 0
+    ) {
+      if (config.syslogSuccess) this.#deps.logger.info(`${qid}: no signature data`);
+      this.#report(tx, { disposition: "verified", verdicts: [], action: "accept" });
+      return "accept";
+    }
+    tx.work = { mode: "verifying", verifier, ...(arc ? { arc } : {}) };
+    return undefined;
+  }
+
+  // The verifier of a message, fed its header fields: the prescreen and the screen script have
+  // chosen the signatures it verifies. An action when the message is answered instead.
+  async #prepareVerifier(
+    tx: Transaction,
+    macros: MacroReader,
+    qid: string,
+  ): Promise<Verifier | Action> {
     const { config } = tx.runtime.loaded;
     // The prescreen (MaximumSignaturesToVerify, TrustSignaturesFrom) chooses which signatures
     // are verified; dkimd keeps a hard ceiling on them whatever the settings say.
@@ -593,25 +679,7 @@ class DkimConnection implements FilterConnection {
           `${MAX_BODY_HASHES_DEFAULT} distinct body hashes in the message`,
       );
     }
-    const arc = startArc(tx.runtime.loaded, tx.fields, {
-      resolver,
-      keyCache: this.#keyCache,
-      now: this.#deps.now,
-    }, await this.#arrival(tx, this.#authservId(tx, macros)));
-    // Nothing to verify and nothing to add or remove: accept now, and the body is never sent.
-    if (
-      verifier.signatureCount === 0 && !config.alwaysAddArHeader && !config.softwareHeader &&
-      !(arc && (arc.sealer || tx.fields.some(isArcField))) &&
-      config.actions.noSignature === "accept" && !hasHook(tx.runtime.loaded, "final") &&
-      !hasHook(tx.runtime.loaded, "statistics") &&
-      (await this.#forgedResults(tx, this.#authservId(tx, macros))).length === 0
-    ) {
-      if (config.syslogSuccess) this.#deps.logger.info(`${qid}: no signature data`);
-      this.#report(tx, { disposition: "verified", verdicts: [], action: "accept" });
-      return "accept";
-    }
-    tx.work = { mode: "verifying", verifier, ...(arc ? { arc } : {}) };
-    return undefined;
+    return verifier;
   }
 
   // OpenDKIM's prescreen (prescreen.ts): the indexes of the signatures not to verify. The
@@ -638,6 +706,17 @@ class DkimConnection implements FilterConnection {
     qid: string,
   ): Promise<EndOfMessage> {
     const { config } = tx.runtime.loaded;
+    const checked = work.verifier
+      ? await this.#verifiedToo(tx, work.verifier, macros, qid)
+      : undefined;
+    const verdicts = checked?.verdicts ?? [];
+    // Re-signing: a message that does not verify is passed on with its results, unsigned.
+    const withhold = work.resign === true && !config.resignAll &&
+      verifyOutcome(verdicts) !== "pass";
+    if (withhold) {
+      this.#deps.logger.info(`${qid}: not re-signing: the message did not verify`);
+    }
+    const signing = withhold ? 0 : work.signers.length;
     // The final script runs before the signatures are computed, so its odkim.xtag() tags are
     // in them (OpenDKIM's mlfi_eom() runs it before dkim_eom() on its signing handles).
     const lua = await applyFinal(
@@ -647,14 +726,25 @@ class DkimConnection implements FilterConnection {
         findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
         qid,
       ),
-      [],
+      finalSignatures(verdicts, tx.bodyBytes),
       (text) => this.#text(text),
-      work.signers.length,
+      signing,
     );
-    if (lua?.action) return this.#luaEnded(tx, lua.modifications, lua.action, qid);
+    const before = checked?.modifications ?? [];
+    if (lua?.action) {
+      return this.#luaEnded(tx, [...before, ...lua.modifications], lua.action, qid);
+    }
+    // Re-signed, the new signatures cover the Authentication-Results field added (OpenDKIM
+    // feeds it to its signing handles before their end of headers).
+    if (work.resign && checked) {
+      work.signer.headers([
+        makeField(AUTH_RESULTS_FIELD, checked.results, this.#info.session.leadingSpace),
+        ...signedFields(tx),
+      ]);
+    }
     let fields: HeaderField[];
     try {
-      fields = await work.signer.finish(lua?.xtags);
+      fields = withhold ? [] : await work.signer.finish(lua?.xtags);
     } catch (e) {
       const text = errorMessage(e);
       this.#deps.logger.error(`${qid}: signing failed: ${text}`);
@@ -665,8 +755,8 @@ class DkimConnection implements FilterConnection {
       this.#report(tx, { disposition: "error", action: describeAction(action) });
       return { modifications: modification ? [modification] : [], action };
     }
-    const mods: Modification[] = [];
-    if (config.removeOldSignatures) {
+    const mods: Modification[] = [...before];
+    if (config.removeOldSignatures && !withhold) {
       mods.push(...deletions(tx.fields, (f) => isField(f, SIGNATURE_FIELD)));
     }
     // Inserted at the top in reverse, so the first signature ends up first.
@@ -675,15 +765,66 @@ class DkimConnection implements FilterConnection {
     }
     if (config.softwareHeader) mods.push(this.#softwareField(qid));
     if (lua) mods.push(...lua.modifications);
-    if (config.syslogSuccess) {
+    if (config.syslogSuccess && !withhold) {
       for (const s of work.signers) {
         this.#deps.logger.info(
           `${qid}: DKIM-Signature field added (s=${s.selector}, d=${s.domain})`,
         );
       }
     }
-    this.#report(tx, { disposition: "signed", signers: work.signers });
-    return { modifications: mods, action: "accept" };
+    const action = checked ? this.#verifiedAction(verdicts, config, mods, qid) : "accept";
+    this.#report(
+      tx,
+      withhold
+        ? { disposition: "verified", verdicts, action: describeAction(action) }
+        : { disposition: "signed", signers: work.signers },
+    );
+    return { modifications: mods, action };
+  }
+
+  // Verification beside signing, finished: the forged Authentication-Results removed and ours
+  // added (always, with dkim=none for a message without signatures, as OpenDKIM adds it to the
+  // mail it signs), the verdicts logged.
+  async #verifiedToo(
+    tx: Transaction,
+    verifier: Verifier,
+    macros: MacroReader,
+    qid: string,
+  ): Promise<{ verdicts: Verdict[]; modifications: Modification[]; results: Uint8Array }> {
+    const { config } = tx.runtime.loaded;
+    const verdicts = [...await verifier.finish()];
+    const id = this.#authservId(tx, macros);
+    const modifications = await this.#forgedResults(tx, id);
+    const arId = config.authservIdWithJobId ? `${id}/${qid}` : id;
+    const results = this.#text(
+      ` ${formatAuthResults(arId, verdicts, { noHeaderB: config.noHeaderB })}`,
+    );
+    modifications.push({ type: "insheader", index: 0, name: AUTH_RESULTS_FIELD, value: results });
+    logVerdicts(this.#deps.logger, config, verdicts, qid, tx.dnsFailures);
+    return { verdicts, modifications, results };
+  }
+
+  // The On-* answer for a message verified beside signing: as for verified mail, but a message
+  // without signatures is fine (OpenDKIM's mlfi_eom() skips On-NoSignature once it adds the
+  // Authentication-Results field, which it always does to mail it signs).
+  #verifiedAction(
+    verdicts: readonly Verdict[],
+    config: Config,
+    mods: Modification[],
+    qid: string,
+  ): Action {
+    const outcome = verifyOutcome(verdicts);
+    if (outcome === "pass" || outcome === "noSignature") return "accept";
+    const chosen = milterAction(outcome, config.actions[outcome]);
+    if (chosen.modification && !mods.some((m) => m.type === "quarantine")) {
+      mods.push(chosen.modification);
+    }
+    if (chosen.action !== "accept") {
+      this.#deps.logger.info(
+        `${qid}: ${outcome} → ${config.actions[outcome]} (On-${onName(outcome)})`,
+      );
+    }
+    return chosen.action;
   }
 
   async #finishVerifying(
@@ -919,6 +1060,13 @@ class DkimConnection implements FilterConnection {
       log: (line) => this.#deps.logger.info(`${qid}: ${line}`),
       state: this.#lua,
       actions: this.#info.session.actions,
+      replaceField: (name, n, value) => {
+        const at = nthField(tx.fields, name, n);
+        if (at === undefined) return false;
+        // OpenDKIM writes the field "Name: value" whatever the MTA's leading-space habit.
+        tx.fields[at] = makeField(tx.fields[at].name, UTF8.encode(` ${value}`), true);
+        return true;
+      },
     };
   }
 
@@ -1033,6 +1181,20 @@ class DkimConnection implements FilterConnection {
   }
 }
 
+// The index of the `n`th field named `name`, from the bottom when `n` is negative (-1 the last),
+// as OpenDKIM's dkimf_findheader() counts.
+function nthField(fields: readonly HeaderField[], name: string, n: number): number | undefined {
+  const at = fields.flatMap((f, i) => isField(f, name) ? [i] : []);
+  return n < 0 ? at[at.length + n] : at[n];
+}
+
+// The fields a signer signs: old signatures are left out when RemoveOldSignatures drops them.
+function signedFields(tx: Transaction): readonly HeaderField[] {
+  return tx.runtime.loaded.config.removeOldSignatures
+    ? tx.fields.filter((f) => !isField(f, SIGNATURE_FIELD))
+    : tx.fields;
+}
+
 // SignHeaders less OmitHeaders, worked out once per loaded configuration.
 const signedNamesOf = new WeakMap<object, readonly string[]>();
 
@@ -1087,6 +1249,8 @@ function malformedSender(
   );
   return !present || loaded.config.mode.sign;
 }
+
+const UTF8 = new TextEncoder();
 
 function queueId(macros: MacroReader): string {
   return macros.get("i") || "NOQUEUE";

@@ -50,6 +50,8 @@ export interface FilterPolicy<K extends PrivateKeyInfo> extends SigningPolicy<K>
   readonly trustSignaturesFrom?: DataSetLookup;
   /** BodyLengthDB: recipients whose mail is signed with `l=`. */
   readonly bodyLengthDb?: DataSetLookup;
+  /** ResignMailTo: recipients whose mail is verified and signed again; values name keys. */
+  readonly resignMailTo?: DataSetLookup;
   /** ReplaceHeaders: the fields ReplaceRules applies to (lower case); absent, every field. */
   readonly replaceHeaders?: ReadonlySet<string>;
   /** ReplaceRules: replacements in header values before signing or verifying. */

@@ -34,7 +34,7 @@ import { SMFIF_ADDRCPT, SMFIF_DELRCPT } from "../milter/constants.ts";
 import { algorithmFor } from "../policy/key_table.ts";
 import { allowedOnly } from "./failure_actions.ts";
 import { rblQuery } from "./rbl_query.ts";
-import type { SignerChoice } from "../policy/signers.ts";
+import { chooseSigners, type SignerChoice } from "../policy/signers.ts";
 import type { Decision } from "./decide.ts";
 import type { FilterPolicy } from "./filter_policy.ts";
 
@@ -66,6 +66,12 @@ export interface LuaCall {
   readonly state: LuaState;
   /** The `SMFIF_*` actions the MTA allowed at negotiation. */
   readonly actions: number;
+  /**
+   * Replaces a field in the header that is signed and verified, not in the message delivered
+   * (`odkim.replace_header()`): the `n`th field named `name` (from the bottom when negative);
+   * false when there is none.
+   */
+  readonly replaceField?: (name: string, n: number, value: string) => boolean;
 }
 
 /** Whether any script of `hook` is configured. */
@@ -82,6 +88,7 @@ export async function runPolicyHook(
   call: LuaCall,
   signatures: readonly OdkimSignature[] = [],
   signing?: number,
+  signedFor?: SignerChoice<SigningKey>[],
 ): Promise<OdkimEffects> {
   const script = call.policy.luaScripts?.[hook];
   if (!script) throw new Error(`no ${hook} script is configured`);
@@ -115,6 +122,10 @@ export async function runPolicyHook(
     log: call.log,
     dbHandle: (which) => dbs[which],
     ...(policy.openScriptDataSet ? { openDataSet: policy.openScriptDataSet } : {}),
+    ...(signedFor
+      ? { signFor: (user, domain, multi) => signFor(policy, user, domain, multi, signedFor) }
+      : {}),
+    ...(call.replaceField ? { replaceHeader: call.replaceField } : {}),
     rblCheck: async (name, timeout) => {
       const answer = await rblQuery(
         name,
@@ -128,6 +139,32 @@ export async function runPolicyHook(
   const effects = await runHook(hook, script, message);
   for (const [k, v] of effects.exports) call.state.exported.set(k, v);
   return effects;
+}
+
+/**
+ * `odkim.signfor()`: the SigningTable applied to `user@domain` as to a sender (every match with
+ * `multiple`, else the first), the signers added to `into`; undefined without a SigningTable and
+ * a KeyTable, as OpenDKIM answers nil then. A key that cannot be used is the script's error.
+ */
+async function signFor(
+  policy: FilterPolicy<SigningKey>,
+  user: string,
+  domain: string,
+  multiple: boolean,
+  into: SignerChoice<SigningKey>[],
+): Promise<number | undefined> {
+  if (!policy.signingTable || !policy.keyTable) return undefined;
+  const table = { ...policy, config: { ...policy.config, multipleSignatures: multiple } };
+  let choice;
+  try {
+    choice = await chooseSigners(table, user, domain);
+  } catch (e) {
+    throw new Error(`odkim.signfor(): error processing key: ${(e as Error).message}`);
+  }
+  for (const s of choice.signers) {
+    into.push({ ...s, explanation: `odkim.signfor("${user}@${domain}"): ${s.explanation}` });
+  }
+  return choice.signers.length;
 }
 
 /**
@@ -159,9 +196,10 @@ function dbHandles(policy: FilterPolicy<SigningKey>): Record<number, DataSetLook
  */
 export async function requestedSigners(
   policy: FilterPolicy<SigningKey>,
-  effects: OdkimEffects,
+  effects: Pick<OdkimEffects, "sign">,
   senderDomain: string,
   log: (line: string) => void,
+  by = "SetupPolicyScript",
 ): Promise<SignerChoice<SigningKey>[]> {
   const out: SignerChoice<SigningKey>[] = [];
   const { signatureAlgorithm } = policy.config;
@@ -178,7 +216,7 @@ export async function requestedSigners(
           keyName: req.keyName,
           keyOrigin: r.entry.origin,
           ...(req.identity ? { identity: req.identity } : {}),
-          explanation: `SetupPolicyScript asked for key "${req.keyName}" (d=${r.domain} ` +
+          explanation: `${by} asked for key "${req.keyName}" (d=${r.domain} ` +
             `s=${r.selector} a=${algorithm})`,
         });
       } catch (e) {
@@ -200,8 +238,7 @@ export async function requestedSigners(
       algorithm,
       keyOrigin: single.origin,
       ...(req.identity ? { identity: req.identity } : {}),
-      explanation:
-        `SetupPolicyScript asked for the default key (d=${domain} s=${single.selector} ` +
+      explanation: `${by} asked for the default key (d=${domain} s=${single.selector} ` +
         `a=${algorithm})`,
     });
   }
@@ -266,13 +303,24 @@ export function finalSignatures(verdicts: readonly Verdict[], bodyBytes: number)
 
 /** What the setup step decided: the decision to carry on with, or an answer now. */
 export type SetupAnswer =
-  | { readonly decision: Decision<SigningKey>; readonly bodyLength: boolean }
+  | {
+    readonly decision: Decision<SigningKey>;
+    readonly bodyLength: boolean;
+    /**
+     * The message is verified as well as signed: the script called `odkim.verify()` (OpenDKIM
+     * then makes its verifying handle beside the signing ones) or `odkim.resign()`.
+     */
+    readonly verify?: boolean;
+    /** `odkim.resign()`: a signed message is signed only when it verifies (ResignAll aside). */
+    readonly resign?: boolean;
+  }
   | { readonly action: Action; readonly why: string };
 
 /**
  * LuaOnlySigning and the setup script, applied to the filter's decision (mlfi_eoh's order: the
  * SigningTable, unless LuaOnlySigning; then the script; then sign if any signature is asked
- * for, else verify). Rejects when the script fails.
+ * for, else verify; `odkim.verify()` and `odkim.resign()` have a signed message verified too).
+ * Rejects when the script fails.
  */
 export async function applySetup(
   call: LuaCall,
@@ -289,26 +337,30 @@ export async function applySetup(
   }
   // ExemptDomains and ExternalIgnoreList end OpenDKIM's work before the script runs.
   if (d.kind === "skip" && config.mode.verify) return { decision: d, bodyLength: false };
-  const effects = await runPolicyHook("setup", call);
+  const signedFor: SignerChoice<SigningKey>[] = [];
+  const effects = await runPolicyHook("setup", call, [], undefined, signedFor);
   if (effects.result !== undefined) {
     return {
       action: luaAction(effects.result, effects.reply),
       why: `SetupPolicyScript set the result ${effects.result}`,
     };
   }
-  const extra = await requestedSigners(call.policy, effects, call.fromDomain, call.log);
+  const extra = [
+    ...signedFor,
+    ...await requestedSigners(call.policy, effects, call.fromDomain, call.log),
+  ];
   const signers = [...(d.kind === "sign" ? d.signers : []), ...extra];
   const why = [...d.why, ...extra.map((s) => s.explanation)];
   if (signers.length > 0) {
     if (!config.mode.sign) {
       return { action: "accept", why: "signing requested but sign mode is not enabled" };
     }
-    if (effects.verify || effects.resign) {
-      call.log(
-        "odkim.verify()/odkim.resign() on a message that is signed: dkimd signs it and does not verify it",
-      );
-    }
-    return { decision: { kind: "sign", signers, why }, bodyLength: effects.useLtag };
+    return {
+      decision: { kind: "sign", signers, why },
+      bodyLength: effects.useLtag,
+      ...(effects.verify || effects.resign ? { verify: true } : {}),
+      ...(effects.resign ? { resign: true } : {}),
+    };
   }
   if (config.mode.verify) return { decision: { kind: "verify", why }, bodyLength: false };
   return { decision: { kind: "skip", why }, bodyLength: false };

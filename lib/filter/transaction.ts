@@ -20,7 +20,8 @@ import { findSender } from "./sender.ts";
 /**
  * What a transaction does with the body. It is `inactive` until end of headers decides, and
  * again once the message was answered there (left alone, refused, or accepted with nothing to
- * verify); a signer or a verifier exists only in its own mode.
+ * verify); a signer exists only when signing, and a verifier beside it only when the message is
+ * also verified.
  */
 export type Work =
   | { readonly mode: "inactive" }
@@ -29,6 +30,17 @@ export type Work =
     readonly signer: Signer;
     /** The signatures the signer makes, as chosen. */
     readonly signers: readonly SignerChoice<SigningKey>[];
+    /**
+     * Verification beside signing, as OpenDKIM does when the setup script calls `odkim.verify()`
+     * or the message is re-signed (ResignMailTo, `odkim.resign()`): its results go into an
+     * Authentication-Results field.
+     */
+    readonly verifier?: Verifier;
+    /**
+     * Re-signing: a message that arrived signed is signed only when its verification passed,
+     * unless ResignAll; the new signatures cover the Authentication-Results field added.
+     */
+    readonly resign?: boolean;
   }
   | {
     readonly mode: "verifying";

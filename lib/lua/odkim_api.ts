@@ -19,12 +19,14 @@
  * the code from the context argument and answers nil for every code); `quarantine` acts whatever the settings (OpenDKIM's call fails, returning
  * nil, unless CaptureUnknownErrors made it ask the MTA for quarantine; dkimd asks for it whenever a
  * final script is configured), and so do `add_rcpt` and `del_rcpt` (OpenDKIM: only with
- * RedirectFailuresTo); `replace_header` changes what
- * is signed or verified in OpenDKIM and is not supported here (returns nil); `spam` and `stats`
+ * RedirectFailuresTo); `signfor` applies the SigningTable to the address as opendkim-lua(3)
+ * says (OpenDKIM 2.11 reads its arguments after popping them: it answers nil and signs nothing);
+ * `spam` and `stats`
  * do nothing (no reputation or statistics service); `check_popauth` returns nil (no POPAUTH
- * database); `xtag` in the final script adds its tag to every signature being made and answers how many (as OpenDKIM; in the setup script OpenDKIM crashes once a signature is requested, dkimd answers 0 and adds nothing); `resign` and `verify` on a
- * message that is also signed are not supported (dkimd signs or verifies one message; the call
- * returns nil and logs why).
+ * database); `xtag` in the final script adds its tag to every signature being made and answers how many (as OpenDKIM; in the setup script OpenDKIM crashes once a signature is requested, dkimd answers 0 and adds nothing); `verify` on a message
+ * being signed has it verified too, as OpenDKIM; `resign` does as opendkim-lua(3) says (the
+ * message is verified, and signed only when it verifies), where Debian's build, lacking
+ * `_FFR_RESIGN`, does nothing.
  *
  * @module
  */
@@ -114,8 +116,18 @@ export interface OdkimMessage {
    * script gave none.
    */
   rblCheck?(name: string, timeoutSeconds: number | undefined): Promise<number[] | undefined>;
-  /** Signs as the SigningTable would for `address` (`odkim.signfor()`); the signatures added. */
-  signFor?(address: string, multiple: boolean): Promise<number>;
+  /**
+   * Signs as the SigningTable would for `user@domain` (`odkim.signfor()`): how many signatures
+   * were added, or undefined without a SigningTable and a KeyTable (the call answers nil).
+   * Rejects with the message the script's error carries.
+   */
+  signFor?(user: string, domain: string, multiple: boolean): Promise<number | undefined>;
+  /**
+   * Replaces the value of the `n`th field named `name` (from the bottom when negative) in the
+   * copy of the header that is signed and verified (`odkim.replace_header()`); false when there
+   * is no such field. The message delivered keeps its field.
+   */
+  replaceHeader?(name: string, n: number, value: string): boolean;
 }
 
 /** A data set a script opened with `odkim.db_open()`. */
@@ -506,7 +518,12 @@ function odkimFunctions(
     },
     replace_header(...a) {
       check("replace_header", a, 4);
-      return undefined;
+      if (!isString(a[1]) || typeof a[2] !== "number" || !isString(a[3])) {
+        fail("replace_header", "type");
+      }
+      // OpenDKIM answers nil for a field that is not there, and nothing at all otherwise.
+      const done = message.replaceHeader?.(str(a[1]), Math.trunc(a[2] as number), str(a[3]));
+      return done ? LuaMultiReturn.from([]) : undefined;
     },
     resign(...a) {
       check("resign", a, 1);
@@ -558,7 +575,11 @@ function odkimFunctions(
         fail("signfor", "type");
       }
       if (!message.signFor) return Promise.resolve(results([]));
-      return message.signFor(str(a[1]), a[2] === true).then((n) => results([n]));
+      const parsed = parseAddress(str(a[1]));
+      if (!parsed) throw new Error("odkim.signfor(): can't parse address");
+      return message.signFor(parsed.user, parsed.domain, a[2] === true).then((n) =>
+        results(n === undefined ? [] : [n])
+      );
     },
     spam(...a) {
       check("spam", a, 1);

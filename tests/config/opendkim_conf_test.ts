@@ -152,6 +152,11 @@ const good: KeyCase[] = [
     value: { kind: "inline", entries: [{ key: "*@lists.example.org" }], patterns: false },
   },
   {
+    line: "ResignMailTo lists.example.org",
+    want: (c) => c.resignMailTo,
+    value: { kind: "inline", entries: [{ key: "lists.example.org" }], patterns: false },
+  },
+  {
     line: "TrustSignaturesFrom example.com,example.org",
     want: (c) => c.trustSignaturesFrom,
     value: {
@@ -377,6 +382,7 @@ const good: KeyCase[] = [
     value: "/etc/opendkim/final.lua",
   },
   { line: "LuaOnlySigning yes", want: (c) => c.luaOnlySigning, value: true },
+  { line: "ResignAll yes", want: (c) => c.resignAll, value: true },
   { line: "ARCMode v", want: (c) => c.arcMode, value: { seal: false, verify: true } },
   { line: "ARCDomain lists.example.net", want: (c) => c.arcDomain, value: "lists.example.net" },
   { line: "ARCSelector arc", want: (c) => c.arcSelector, value: "arc" },

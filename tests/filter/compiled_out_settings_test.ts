@@ -1,12 +1,23 @@
 /**
  * Settings Debian's OpenDKIM 2.11 was built without (it refuses them as unrecognised), which
- * dkimd implements from OpenDKIM's documentation and source: DefaultSender and LuaOnlySigning.
+ * dkimd implements from OpenDKIM's documentation and source: DefaultSender, LuaOnlySigning,
+ * ResignMailTo and ResignAll.
  * Debian's opendkim is run first to show it refuses them; dkimd alone then shows what they do,
  * through the milter, on the configuration of the Lua comparisons.
  */
 import assert from "node:assert/strict";
 import { startDkimd } from "../helpers/dkimd_process.ts";
-import { conf, INTERNAL, message, run, setUp } from "../helpers/lua_compare.ts";
+import {
+  conf,
+  EXTERNAL,
+  INTERNAL,
+  message,
+  run,
+  send,
+  setUp,
+  signed,
+  text,
+} from "../helpers/lua_compare.ts";
 
 /** The line `opendkim -n` (check the configuration only) refuses as an unrecognized parameter. */
 async function opendkimRefuses(dir: string, extra: string): Promise<string> {
@@ -100,5 +111,60 @@ Deno.test("LuaOnlySigning: only what the setup script asks for is signed, not th
       ],
       ["add DKIM-Signature d=example.com s=s1", "final: accept"],
     ]);
+  });
+});
+
+Deno.test("ResignMailTo: mail to a list is verified and signed again with the entry's key, whoever sent it", async () => {
+  const extra = "SigningTable refile:$DIR/st\nResignMailTo $DIR/resign\n";
+  const files = { st: "*@example.com k1\n", resign: "lists.example.net k2\n" };
+  const toList = (id: string) =>
+    message(id, "alice@example.com", ["list@lists.example.net"], EXTERNAL);
+  const arrivedSigned = (id: string) => signed(toList(id), [["example.com", "s1"]]);
+  const tampered = async (id: string) => {
+    const m = await arrivedSigned(id);
+    return {
+      ...m,
+      headers: m.headers.map(([n, v]) =>
+        n === "Subject" ? ["Subject", " Dinner"] as const : [n, v] as const
+      ),
+    };
+  };
+  const messages = [
+    await arrivedSigned("RS1"),
+    await tampered("RS2"),
+    toList("RS3"),
+    message("RS4", "alice@example.com", ["bob@example.org"], EXTERNAL),
+  ];
+  await withDkimd(extra, files, async (socket, dir) => {
+    assert.match(await opendkimRefuses(dir, extra.replaceAll("$DIR", dir)), /^ResignMailTo /);
+    assert.deepEqual(await run(socket, messages), [
+      [
+        "add Authentication-Results pass:example.com",
+        "add DKIM-Signature d=example.org s=s2",
+        "final: accept",
+      ],
+      // Arrived signed and does not verify: passed on with its results, not signed.
+      ["add Authentication-Results fail:example.com", "final: accept"],
+      // Arrived unsigned: signed (and verified: dkim=none).
+      [
+        "add Authentication-Results (none)",
+        "add DKIM-Signature d=example.org s=s2",
+        "final: accept",
+      ],
+      // Not to the list: an outside message, verified only.
+      ["final: accept"],
+    ]);
+  });
+  // ResignAll signs what does not verify too; the new signature covers the results added.
+  const all = `${extra}ResignAll yes\nSignHeaders From,Subject,Authentication-Results\n`;
+  await withDkimd(all, files, async (socket, dir) => {
+    assert.match(await opendkimRefuses(dir, all.replaceAll("$DIR", dir)), /^ResignMailTo /);
+    const [r] = await send(socket, [await tampered("RS5")]);
+    const added = r.modifications.flatMap((m) =>
+      "name" in m && m.name === "DKIM-Signature" ? [text(m.value).replace(/\s+/g, "")] : []
+    );
+    assert.equal(added.length, 1);
+    assert.match(added[0], /;d=example\.org;/);
+    assert.match(added[0], /;h=[^;]*authentication-results/i);
   });
 });
