@@ -23,6 +23,10 @@ import { readResolvConf } from "../dns/resolv_conf.ts";
 import { readTsigKeyFile, type TsigKey } from "../dns/tsig_key.ts";
 import { sendUpdate, type UpdateChange } from "../dns/update.ts";
 import { inspectPidFile } from "../ops/pid_file.ts";
+import { parseKeyTableEntry } from "../policy/key_table.ts";
+import { parseDsn } from "../tables/dsn.ts";
+import type { DsnSpec } from "../tables/dsn_spec.ts";
+import { type KeyTableWriter, openKeyTableWriter } from "../tables/key_table_writer.ts";
 import { describeProof, type Expectation, prove } from "../rotate/proof.ts";
 import {
   completeStep,
@@ -110,10 +114,12 @@ const DEFAULT_DEPS: RotateDeps = {
   err: (line) => console.error(line),
 };
 
-/** A KeyTable entry that rotates, with where its line is. */
+/** A KeyTable entry that rotates, with where its line is (a file) or its row (a database). */
 interface Candidate extends RotatedKey {
-  readonly file: string;
-  readonly line: number;
+  /** The KeyTable file, for a file KeyTable. */
+  readonly file?: string;
+  /** The entry's line there. */
+  readonly line?: number;
 }
 
 /** The DNS side of a domain's rotation, found once per run. */
@@ -177,6 +183,19 @@ export async function runRotate(
   args: readonly string[],
   deps: RotateDeps = DEFAULT_DEPS,
 ): Promise<number> {
+  const opened: { writer?: KeyTableWriter } = {};
+  try {
+    return await rotate(args, deps, opened);
+  } finally {
+    await opened.writer?.close().catch(() => {});
+  }
+}
+
+async function rotate(
+  args: readonly string[],
+  deps: RotateDeps,
+  opened: { writer?: KeyTableWriter },
+): Promise<number> {
   const { values } = parseCommandArgs("rotate", args, {
     config: { type: "string", short: "x" },
     domain: { type: "string", multiple: true },
@@ -206,34 +225,58 @@ export async function runRotate(
     // Nothing here reads or writes a database; its connections end now.
     await Promise.all(loaded.tables.map((t) => t.close().catch(() => {})));
     const kind = config.keyTable?.kind;
-    if (kind === "dsn" || kind === "ldap") {
+    if (kind === "ldap") {
       return fail(
-        `rotation supports a KeyTable in a file (file:/PATH or refile:/PATH), not in a database (${kind}:): switch its row yourself`,
+        "rotation supports a KeyTable in a file or an SQL database (dsn:), not in LDAP (ldap:): switch its entry yourself",
       );
     }
-    if (config.keyTable === undefined || config.keyTable.kind === "inline" || !loaded.keyTable) {
+    if (config.keyTable?.kind === "dsn") {
+      opened.writer = openKeyTableWriter(
+        rotationSpec(parseDsn(config.keyTable.text), config),
+        {
+          ...(loaded.dsnOptions ?? {
+            queryTimeoutMs: config.dataSetQueryTimeout * 1000,
+            connectTimeoutMs: config.dataSetConnectTimeout * 1000,
+          }),
+          ...await rotationPassword(config),
+        },
+        baseDirectory(config),
+      );
+      candidates = await databaseCandidates(opened.writer, config, domains, deps);
+    } else if (
+      config.keyTable === undefined || config.keyTable.kind === "inline" || !loaded.keyTable
+    ) {
       return fail(
         "rotation needs a KeyTable file (KeyTable file:/PATH or refile:/PATH): its lines are what it switches",
       );
+    } else {
+      const { keyTable } = loaded;
+      candidates = keyTable.entries.flatMap((e): Candidate[] => {
+        if (e.source.kind !== "file" || e.domain === "%" || e.key === undefined) return [];
+        if (domains.size > 0 && !domains.has(e.domain)) return [];
+        if (!config.rotationKeyTypes.includes(e.key.type)) return [];
+        return [{
+          keyName: e.name,
+          domain: e.domain,
+          keyType: e.key.type,
+          selector: e.selector,
+          keyFile: keyPath(e.source.path, config),
+          file: e.origin.file,
+          line: e.origin.line,
+        }];
+      });
     }
-    candidates = loaded.keyTable.entries.flatMap((e): Candidate[] => {
-      if (e.source.kind !== "file" || e.domain === "%" || e.key === undefined) return [];
-      if (domains.size > 0 && !domains.has(e.domain)) return [];
-      if (!config.rotationKeyTypes.includes(e.key.type)) return [];
-      return [{
-        keyName: e.name,
-        domain: e.domain,
-        keyType: e.key.type,
-        selector: e.selector,
-        keyFile: keyPath(e.source.path, config),
-        file: e.origin.file,
-        line: e.origin.line,
-      }];
-    });
   } catch (error) {
     return fail(errorMessage(error));
   }
   let signingTableFile: string | undefined;
+  if (config.rotationOverlap > 0 && opened.writer) {
+    // Both keys signing would need a second KeyTable row (an INSERT, and a DELETE after),
+    // which the one UPDATE this tool makes does not do.
+    return fail(
+      "RotationOverlap needs a KeyTable file: with a KeyTable in a database (dsn:) set RotationOverlap 0 (the new key would need a second KeyTable row)",
+    );
+  }
   if (config.rotationOverlap > 0) {
     // Both keys sign through two SigningTable entries for the same sender.
     if (!config.multipleSignatures) {
@@ -279,7 +322,7 @@ export async function runRotate(
     // file's, a table's, or a new private key's.
     const written = [
       config.rotationStateFile,
-      ...candidates.map((c) => c.file),
+      ...candidates.flatMap((c) => c.file === undefined ? [] : [c.file]),
       ...rotations.map((r) => r.newKeyFile),
     ];
     const signing = signingTablePath(config);
@@ -415,6 +458,7 @@ export async function runRotate(
           config,
           tsig,
           signingTableFile,
+          writer: opened.writer,
           now: nowSeconds,
           zone: () => zoneOf(rotation.domain),
           out: (line) => deps.out(`${label}: ${line}`),
@@ -469,6 +513,8 @@ async function readAccounts(): Promise<UserDb | undefined> {
 
 interface StepContext {
   readonly config: Config;
+  /** The KeyTable's database, when it is in one. */
+  readonly writer: KeyTableWriter | undefined;
   readonly tsig: TsigKey | undefined;
   /** The SigningTable file, when RotationOverlap makes both keys sign. */
   readonly signingTableFile: string | undefined;
@@ -583,11 +629,13 @@ async function runStep(
       await proveStep(ctx, newName, { kind: "key", privateKey: await readNewKey(rotation) });
       return undefined;
     case "activate": {
-      if (!candidate) {
+      if (ctx.writer) return await activateRow(rotation, ctx, ctx.writer);
+      if (!candidate || candidate.file === undefined || candidate.line === undefined) {
         throw new Error(
           `the KeyTable has no entry "${rotation.keyName}" any more: cannot activate`,
         );
       }
+      const { file, line } = candidate;
       const overlapName = overlapKeyName(rotation.keyName, rotation.newSelector);
       if (
         ctx.config.rotationOverlap > 0 && rotation.overlapStartedAt === undefined &&
@@ -595,9 +643,9 @@ async function runStep(
       ) {
         // Both keys sign first: the new key's entry, then the SigningTable lines naming it.
         await editFile(
-          candidate.file,
+          file,
           (text) =>
-            addOverlapKey(text, candidate.file, candidate.line, {
+            addOverlapKey(text, file, line, {
               name: overlapName,
               domain: rotation.domain,
               selector: rotation.newSelector,
@@ -610,7 +658,7 @@ async function runStep(
           (text) => addOverlapSigners(text, signing, rotation.keyName, overlapName),
         );
         ctx.out(
-          `both "${rotation.oldSelector}" and "${rotation.newSelector}" sign now (${candidate.file}, ${signing}), for RotationOverlap ${ctx.config.rotationOverlap} s`,
+          `both "${rotation.oldSelector}" and "${rotation.newSelector}" sign now (${file}, ${signing}), for RotationOverlap ${ctx.config.rotationOverlap} s`,
         );
         await signalDkimd(ctx);
         return { ...rotation, overlapStartedAt: ctx.now(), updatedAt: ctx.now() };
@@ -622,9 +670,9 @@ async function runStep(
       if (signing !== undefined) {
         await editFile(signing, (text) => removeOverlapSigners(text, overlapName));
       }
-      await editFile(candidate.file, (text) =>
+      await editFile(file, (text) =>
         removeOverlapKey(
-          editKeyTableLine(text, candidate.file, candidate.line, {
+          editKeyTableLine(text, file, line, {
             keyName: rotation.keyName,
             domain: rotation.domain,
             fromSelector: rotation.oldSelector,
@@ -634,7 +682,7 @@ async function runStep(
           overlapName,
         ));
       ctx.out(
-        `activated: ${candidate.file}:${candidate.line} now signs with "${rotation.newSelector}"`,
+        `activated: ${file}:${line} now signs with "${rotation.newSelector}"`,
       );
       await signalDkimd(ctx);
       return undefined;
@@ -659,6 +707,141 @@ async function runStep(
       return;
     }
   }
+}
+
+/**
+ * Activation with the KeyTable in a database: the row switched in one transaction, then the
+ * wait for every running dkimd's cache. A dkimd (this host's or any other sharing the
+ * database) may sign with the old key from its cached row until DataSetCacheTTL has passed,
+ * and up to DataSetStaleLimit longer while the database cannot answer it; the activation is
+ * complete, and retirement counts, only from then. SIGUSR1 (PidFile) makes this host's dkimd
+ * reload at once (a reload builds new caches), but others, and a reload that failed, still
+ * wait for the TTL.
+ */
+async function activateRow(
+  rotation: Rotation,
+  ctx: StepContext,
+  writer: KeyTableWriter,
+): Promise<Rotation | undefined> {
+  const result = await writer.switchKey({
+    keyName: rotation.keyName,
+    domain: rotation.domain,
+    fromSelector: rotation.oldSelector,
+    toSelector: rotation.newSelector,
+    toKey: rotation.newKeyFile,
+  });
+  if (rotation.switchedAt !== undefined) {
+    ctx.out(
+      `activated: every running dkimd's cached row of "${rotation.keyName}" has expired; "${rotation.newSelector}" alone signs`,
+    );
+    return undefined;
+  }
+  const delay = cacheDelay(ctx.config);
+  ctx.out(
+    `${
+      "updated" in result ? "switched" : "found already switched"
+    } the KeyTable row "${rotation.keyName}" of ${writer.describe} to "${rotation.newSelector}" (committed); running dkimds use it within ${delay} s (DataSetCacheTTL + DataSetStaleLimit)`,
+  );
+  await signalDkimd(ctx);
+  return { ...rotation, switchedAt: ctx.now(), updatedAt: ctx.now() };
+}
+
+/** How long a dkimd may still use a KeyTable row it cached: DataSetCacheTTL + DataSetStaleLimit. */
+function cacheDelay(config: Config): number {
+  return config.dataSetCacheTtl + config.dataSetStaleLimit;
+}
+
+/**
+ * The DSN rotate writes the KeyTable with: the data set's, as RotationDataSetUser when set
+ * (the mail path's user may only read).
+ */
+function rotationSpec(spec: DsnSpec, config: Config): DsnSpec {
+  return config.rotationDataSetUser === undefined
+    ? spec
+    : { ...spec, user: config.rotationDataSetUser };
+}
+
+/**
+ * RotationDataSetPasswordFile's first line, as `{ password }` (an absolute path, or a name in
+ * `$CREDENTIALS_DIRECTORY`), else nothing: DataSetPasswordFile's or the DSN's password stays.
+ */
+async function rotationPassword(config: Config): Promise<{ password?: string }> {
+  const name = config.rotationDataSetPasswordFile;
+  if (name === undefined) return {};
+  let path = name;
+  if (!isAbsolute(name)) {
+    let dir: string | undefined;
+    try {
+      dir = Deno.env.get("CREDENTIALS_DIRECTORY");
+    } catch {
+      // Not allowed to read it: as if unset.
+    }
+    if (!dir) {
+      throw new Error(
+        `RotationDataSetPasswordFile "${name}" is relative, so it names a systemd credential, but $CREDENTIALS_DIRECTORY is not set`,
+      );
+    }
+    path = join(dir, name);
+  }
+  try {
+    return { password: (await Deno.readTextFile(path)).split(/\r?\n/)[0] };
+  } catch (error) {
+    throw new Error(`Cannot read RotationDataSetPasswordFile "${path}": ${errorMessage(error)}`);
+  }
+}
+
+function baseDirectory(config: Config): string {
+  const base = config.baseDirectory ?? ".";
+  return isAbsolute(base) ? base : join(Deno.cwd(), base);
+}
+
+/**
+ * The rows of a KeyTable in a database that rotate: a key file of a type RotationKeyTypes
+ * names, for a domain asked (all without --domain). A row holding the key itself is left
+ * alone with a warning: rotation writes a new key file, and the row then names it.
+ */
+async function databaseCandidates(
+  writer: KeyTableWriter,
+  config: Config,
+  domains: ReadonlySet<string>,
+  deps: RotateDeps,
+): Promise<Candidate[]> {
+  const out: Candidate[] = [];
+  for (const row of await writer.rows()) {
+    const entry = parseKeyTableEntry({
+      key: row.keyName,
+      value: `${row.domain}:${row.selector}:${row.key}`,
+      origin: { file: writer.describe, line: 0 },
+    });
+    if (entry.domain === "%") continue;
+    if (domains.size > 0 && !domains.has(entry.domain)) continue;
+    if (entry.source.kind !== "file") {
+      deps.err(
+        `dkimd rotate: warning: the KeyTable row "${entry.name}" holds the key itself: not rotated (rotation needs a key file path in the row)`,
+      );
+      continue;
+    }
+    const keyFile = keyPath(entry.source.path, config);
+    let keyType;
+    try {
+      keyType = (await importPrivateKey(await Deno.readFile(keyFile), keyFile)).type;
+    } catch (error) {
+      throw new Error(
+        `Cannot read the key file "${keyFile}" of the KeyTable row "${entry.name}": ${
+          errorMessage(error)
+        }`,
+      );
+    }
+    if (!config.rotationKeyTypes.includes(keyType)) continue;
+    out.push({
+      keyName: entry.name,
+      domain: entry.domain,
+      keyType,
+      selector: entry.selector,
+      keyFile,
+    });
+  }
+  return out;
 }
 
 /** The SigningTable's file, when it is one. */

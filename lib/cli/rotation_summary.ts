@@ -14,18 +14,25 @@ import { overlapKeyName } from "../rotate/overlap_edit.ts";
 /** TTL of the records rotate publishes: short, so a fix or a revocation spreads quickly. */
 export const ROTATION_RECORD_TTL = 300;
 
-/** The rotation's timing from `config`: retirement never before the old signatures expire. */
+/**
+ * The rotation's timing from `config`: retirement never before the old signatures expire, and
+ * a switched database row complete only once dkimds' caches of it have expired.
+ */
 export function rotationTiming(
-  config: Pick<
-    Config,
-    "rotationRetireAfter" | "rotationDeleteAfter" | "signatureTtl" | "rotationOverlap"
-  >,
+  config:
+    & Pick<
+      Config,
+      "rotationRetireAfter" | "rotationDeleteAfter" | "signatureTtl" | "rotationOverlap"
+    >
+    & Partial<Pick<Config, "dataSetCacheTtl" | "dataSetStaleLimit">>,
 ): RotationTiming {
   return {
     retireAfter: config.rotationRetireAfter,
     deleteAfter: config.rotationDeleteAfter,
     minimumRetire: (config.signatureTtl ?? 0) + ROTATION_RECORD_TTL,
     overlap: config.rotationOverlap,
+    // A switched database row is used by every dkimd once their cached rows have expired.
+    cacheDelay: (config.dataSetCacheTtl ?? 0) + (config.dataSetStaleLimit ?? 0),
   };
 }
 

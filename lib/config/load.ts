@@ -192,6 +192,11 @@ export interface LoadedConfig<K extends PrivateKeyInfo> extends Policy<K> {
    * attach its logger and metrics, and to close when a reload replaces them.
    */
   readonly tables: readonly CachedTable[];
+  /**
+   * The options `dsn:` data sets were opened with (DataSetPasswordFile's password, TLS, CA,
+   * timeouts), when one is: for `dkimd rotate`, which opens the KeyTable again to write it.
+   */
+  readonly dsnOptions?: BackendOptions;
   /** Every file read: the configuration, includes, data sets and keys (for reload). */
   readonly files: readonly string[];
 }
@@ -357,6 +362,7 @@ async function buildLoaded<K extends PrivateKeyInfo>(
     warnings: [...built.warnings, ...tableWarnings],
     dataSets,
     tables,
+    ...(options ? { dsnOptions: options.dsnOptions } : {}),
     files: [...new Set(files)],
   };
 }

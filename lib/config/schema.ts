@@ -270,6 +270,10 @@ export interface Config {
   readonly rotationRetireAfter: number;
   /** RotationDeleteAfter (dkimd's own): seconds from activation to deleting the old key. */
   readonly rotationDeleteAfter: number;
+  /** RotationDataSetUser (dkimd's own): the database user rotate writes a dsn: KeyTable as. */
+  readonly rotationDataSetUser?: string;
+  /** RotationDataSetPasswordFile (dkimd's own): that user's password file. */
+  readonly rotationDataSetPasswordFile?: string;
   /** RotationStateFile (dkimd's own): the JSON state of every rotation. */
   readonly rotationStateFile: string;
   /** QueryCache: cache keys beyond the resolver's own cache. */

@@ -1138,6 +1138,22 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     dkimd: true,
     doc: "Time after activation before the revoked record and the old key file are deleted.",
   },
+  rotationDataSetUser: {
+    name: "RotationDataSetUser",
+    group: "rotation",
+    kind: TEXT,
+    dkimd: true,
+    doc: "Database user `dkimd rotate` switches a dsn: KeyTable's row as (it needs UPDATE on " +
+      "the table); absent: the DSN's user. The mail path keeps the DSN's (read-only) user.",
+  },
+  rotationDataSetPasswordFile: {
+    name: "RotationDataSetPasswordFile",
+    group: "rotation",
+    kind: TEXT,
+    dkimd: true,
+    doc: "File holding RotationDataSetUser's password (a relative name: in " +
+      "$CREDENTIALS_DIRECTORY); absent: DataSetPasswordFile, else the DSN's.",
+  },
   rotationStateFile: {
     name: "RotationStateFile",
     group: "rotation",

@@ -50,6 +50,12 @@ export interface Rotation {
    * completes once the overlap has passed.
    */
   readonly overlapStartedAt?: number;
+  /**
+   * When a KeyTable row in a database was switched to the new key (committed): the activation
+   * is then half done, and completes once no running dkimd can still use its cached old row
+   * ({@link RotationTiming.cacheDelay} later).
+   */
+  readonly switchedAt?: number;
   /** When the KeyTable switched to the new key alone: the old key's last signature. */
   readonly activatedAt?: number;
   /** When the state last changed. */
@@ -71,6 +77,11 @@ export interface RotationTiming {
   readonly minimumRetire: number;
   /** RotationOverlap: how long both keys sign before the old one stops (default 0). */
   readonly overlap?: number;
+  /**
+   * For a KeyTable in a database: how long a running dkimd may still sign with a row it cached
+   * (DataSetCacheTTL + DataSetStaleLimit); default 0.
+   */
+  readonly cacheDelay?: number;
 }
 
 /** What to do with a rotation now. */
@@ -93,7 +104,8 @@ const NEXT: { readonly [S in Exclude<RotationStep, "done">]: RotationStep } = {
 /**
  * What to do with `rotation` at `now`: its step, unless the step waits for a time (retire and
  * delete count from activation; an activation begun with both keys signing waits for the
- * overlap to end).
+ * overlap to end, and one whose database row is switched waits for the caches of running
+ * dkimds to expire).
  *
  * @example
  * ```ts
@@ -116,6 +128,17 @@ export function decide(rotation: Rotation, now: number, timing: RotationTiming):
   if (step === "activate" && rotation.overlapStartedAt !== undefined) {
     const until = rotation.overlapStartedAt + (timing.overlap ?? 0);
     if (now < until) return { kind: "wait", until, reason: "the overlap of both keys to end" };
+  }
+  if (step === "activate" && rotation.switchedAt !== undefined) {
+    const until = rotation.switchedAt + (timing.cacheDelay ?? 0);
+    if (now < until) {
+      return {
+        kind: "wait",
+        until,
+        reason: "running dkimds to drop the old KeyTable row from their caches " +
+          "(DataSetCacheTTL + DataSetStaleLimit)",
+      };
+    }
   }
   if (step === "retire") {
     const until = activated + Math.max(timing.retireAfter, timing.minimumRetire);

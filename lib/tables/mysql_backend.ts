@@ -32,8 +32,11 @@ const IDLE_TIMEOUT_MS = 300_000;
 /** Longest the `KILL QUERY` sent for an abandoned query may take. */
 const KILL_TIMEOUT_MS = 5_000;
 
-/** MySQL's identifiers: back-quoted (case rules stay the server's, as for a bare name). */
-const MYSQL_DIALECT: SqlDialect = {
+/**
+ * MySQL's identifiers: back-quoted (case rules stay the server's, as for a bare name). Also the
+ * rotate tool's KeyTable writer's.
+ */
+export const MYSQL_DIALECT: SqlDialect = {
   quote: (part) => `\`${part}\``,
   param: () => "?",
   text: (column) => `CAST(${column} AS CHAR)`,
@@ -64,42 +67,7 @@ export function openMysql(spec: DsnSpec, options: BackendOptions): TableBackend 
     throw new Error(`${describe} names no user: write USER[:PASSWORD]@ before the host`);
   }
   const password = options.password ?? spec.password ?? "";
-  const host = spec.host === undefined || spec.host === "" ? "localhost" : spec.host;
-  if (options.tls === "verify" && net.isIP(host) !== 0) {
-    // mysql2 checks the certificate's name only against a host name: for an address it would
-    // check "localhost" (Node's default), or nothing, never the address.
-    throw new Error(
-      `${describe} names its server by the address "${host}": checking the server's ` +
-        "certificate (TLS verify) needs the host name the certificate lists",
-    );
-  }
-  const makePool = (tls: boolean) =>
-    mysql.createPool({
-      host,
-      port: spec.port ?? DEFAULT_PORT,
-      database: spec.database,
-      user: spec.user,
-      password,
-      charset: "utf8mb4",
-      connectTimeout: options.connectTimeoutMs,
-      connectionLimit: POOL_SIZE,
-      maxIdle: POOL_SIZE,
-      idleTimeout: IDLE_TIMEOUT_MS,
-      waitForConnections: true,
-      queueLimit: 0,
-      enableKeepAlive: true,
-      multipleStatements: false,
-      ssl: !tls ? undefined : options.tls === "verify"
-        // libmysqlclient's VERIFY_IDENTITY: the chain, and the host name, checked before the
-        // credentials are sent.
-        ? {
-          rejectUnauthorized: true,
-          verifyIdentity: true,
-          ...(options.ca === undefined ? {} : { ca: options.ca }),
-        }
-        // Like libmysqlclient's --ssl-mode=REQUIRED: encrypted, the certificate not checked.
-        : { rejectUnauthorized: false },
-    });
+  const makePool = (tls: boolean) => mysqlPool(spec, options, tls, POOL_SIZE);
   // tls: true prefers TLS; mysql2 has no "prefer", so a server that offers none is met by a
   // second pool in the clear (what libmysqlclient's PREFERRED does).
   let pool = makePool(options.tls !== undefined && options.tls !== false);
@@ -203,4 +171,55 @@ export function openMysql(spec: DsnSpec, options: BackendOptions): TableBackend 
       await pool.end().catch(() => {});
     },
   };
+}
+
+/**
+ * A mysql2 pool for `spec` with `options` (password, timeouts, TLS when `tls`, the certificate
+ * checked for "verify"), at most `poolSize` connections. Throws for "verify" with a server named
+ * by its address. The data set's back end and the rotate tool's KeyTable writer
+ * (lib/tables/key_table_writer.ts) connect alike.
+ */
+export function mysqlPool(
+  spec: DsnSpec,
+  options: BackendOptions,
+  tls: boolean,
+  poolSize: number,
+): mysql.Pool {
+  const describe = describeDsn(spec);
+  const password = options.password ?? spec.password ?? "";
+  const host = spec.host === undefined || spec.host === "" ? "localhost" : spec.host;
+  if (options.tls === "verify" && net.isIP(host) !== 0) {
+    // mysql2 checks the certificate's name only against a host name: for an address it would
+    // check "localhost" (Node's default), or nothing, never the address.
+    throw new Error(
+      `${describe} names its server by the address "${host}": checking the server's ` +
+        "certificate (TLS verify) needs the host name the certificate lists",
+    );
+  }
+  return mysql.createPool({
+    host,
+    port: spec.port ?? DEFAULT_PORT,
+    database: spec.database,
+    user: spec.user,
+    password,
+    charset: "utf8mb4",
+    connectTimeout: options.connectTimeoutMs,
+    connectionLimit: poolSize,
+    maxIdle: poolSize,
+    idleTimeout: IDLE_TIMEOUT_MS,
+    waitForConnections: true,
+    queueLimit: 0,
+    enableKeepAlive: true,
+    multipleStatements: false,
+    ssl: !tls ? undefined : options.tls === "verify"
+      // libmysqlclient's VERIFY_IDENTITY: the chain, and the host name, checked before the
+      // credentials are sent.
+      ? {
+        rejectUnauthorized: true,
+        verifyIdentity: true,
+        ...(options.ca === undefined ? {} : { ca: options.ca }),
+      }
+      // Like libmysqlclient's --ssl-mode=REQUIRED: encrypted, the certificate not checked.
+      : { rejectUnauthorized: false },
+  });
 }

@@ -36,9 +36,9 @@ const IDLE_TIMEOUT_S = 300;
 
 /**
  * PostgreSQL's identifiers, as OpenDKIM's unquoted ones read: folded to lower case, then quoted
- * (so a reserved word is a name too).
+ * (so a reserved word is a name too). Also the rotate tool's KeyTable writer's.
  */
-const PG_DIALECT: SqlDialect = {
+export const PG_DIALECT: SqlDialect = {
   quote: (part) => `"${part.toLowerCase()}"`,
   param: (n) => `$${n + 1}`,
   text: (column) => `${column}::text`,
@@ -69,40 +69,7 @@ export function openPgsql(spec: DsnSpec, options: BackendOptions): TableBackend 
     // libpq would take the login name from the environment; dkimd reads none.
     throw new Error(`${describe} names no user: write USER[:PASSWORD]@ before the host`);
   }
-  const password = options.password ?? spec.password ?? "";
-  const host = spec.host === undefined || spec.host === "" ? "localhost" : spec.host;
-  const ssl = options.tls === "verify"
-    ? verifiedTls(host, options.ca)
-    : options.tls === "require"
-    ? "require"
-    : options.tls
-    ? "prefer"
-    : false;
-  const sql = withoutEnvironment(() =>
-    postgres({
-      host,
-      port: spec.port ?? DEFAULT_PORT,
-      database: spec.database,
-      user: spec.user,
-      password,
-      ssl,
-      sslnegotiation: null,
-      max: POOL_SIZE,
-      idle_timeout: IDLE_TIMEOUT_S,
-      connect_timeout: options.connectTimeoutMs / 1000,
-      max_lifetime: null,
-      max_pipeline: 100,
-      keep_alive: 60,
-      prepare: true,
-      debug: false,
-      fetch_types: false,
-      publications: "alltables",
-      target_session_attrs: undefined,
-      backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 2),
-      connection: { application_name: "dkimd" },
-      onnotice: () => {},
-    } as postgres.Options<Record<string, never>>)
-  );
+  const { sql, ssl, password } = pgsqlClient(spec, options, POOL_SIZE);
   let closed = false;
 
   const run = async (text: string, params: string[], signal: AbortSignal) => {
@@ -175,6 +142,59 @@ export function openPgsql(spec: DsnSpec, options: BackendOptions): TableBackend 
       await sql.end({ timeout: 1 });
     },
   };
+}
+
+/** A PostgreSQL client for `spec`, and what its errors are explained with. */
+export interface PgsqlClient {
+  /** The npm `postgres` client (connects at its first query). */
+  readonly sql: postgres.Sql;
+  /** Its TLS option, as npm `postgres` takes it. */
+  readonly ssl: boolean | "require" | "prefer" | tls.ConnectionOptions;
+  /** The password it logs in with, to scrub from error text. */
+  readonly password: string;
+}
+
+/**
+ * The npm `postgres` client for `spec` with `options` (password, TLS, timeouts) and at most
+ * `poolSize` connections, built without the process environment. The data set's back end and
+ * the rotate tool's KeyTable writer (lib/tables/key_table_writer.ts) connect alike.
+ */
+export function pgsqlClient(spec: DsnSpec, options: BackendOptions, poolSize: number): PgsqlClient {
+  const password = options.password ?? spec.password ?? "";
+  const host = spec.host === undefined || spec.host === "" ? "localhost" : spec.host;
+  const ssl = options.tls === "verify"
+    ? verifiedTls(host, options.ca)
+    : options.tls === "require"
+    ? "require"
+    : options.tls
+    ? "prefer"
+    : false;
+  const sql = withoutEnvironment(() =>
+    postgres({
+      host,
+      port: spec.port ?? DEFAULT_PORT,
+      database: spec.database,
+      user: spec.user,
+      password,
+      ssl,
+      sslnegotiation: null,
+      max: poolSize,
+      idle_timeout: IDLE_TIMEOUT_S,
+      connect_timeout: options.connectTimeoutMs / 1000,
+      max_lifetime: null,
+      max_pipeline: 100,
+      keep_alive: 60,
+      prepare: true,
+      debug: false,
+      fetch_types: false,
+      publications: "alltables",
+      target_session_attrs: undefined,
+      backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 2),
+      connection: { application_name: "dkimd" },
+      onnotice: () => {},
+    } as postgres.Options<Record<string, never>>)
+  );
+  return { sql, ssl, password };
 }
 
 /** Node's codes for a certificate chain or name that verification refused. */

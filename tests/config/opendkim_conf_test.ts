@@ -325,6 +325,16 @@ const good: KeyCase[] = [
   { line: "RotationRetireAfter 86400", want: (c) => c.rotationRetireAfter, value: 86400 },
   { line: "RotationDeleteAfter 172800", want: (c) => c.rotationDeleteAfter, value: 172800 },
   {
+    line: "RotationDataSetUser dkimd_rotate",
+    want: (c) => c.rotationDataSetUser,
+    value: "dkimd_rotate",
+  },
+  {
+    line: "RotationDataSetPasswordFile rotate-db",
+    want: (c) => c.rotationDataSetPasswordFile,
+    value: "rotate-db",
+  },
+  {
     line: "RotationStateFile /tmp/rotation.json",
     want: (c) => c.rotationStateFile,
     value: "/tmp/rotation.json",

@@ -16,7 +16,6 @@ import { type DkimdProcess, freePort, startDkimd } from "../helpers/dkimd_proces
 import { runCli } from "../helpers/run_cli.ts";
 import { MilterClient } from "../../lib/milter/client.ts";
 import { fromLatin1 } from "../../lib/bytes.ts";
-import { DatabaseSync } from "node:sqlite";
 
 const ZONE = "example.com";
 const SECRET = toBase64(crypto.getRandomValues(new Uint8Array(32)));
@@ -681,36 +680,26 @@ Deno.test("dkimd rotate with RotationOverlap: the running dkimd signs with both 
   });
 });
 
-Deno.test("dkimd rotate refuses a KeyTable in a database in one line (exit 1), --status too, and changes nothing", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "dkimd-rotate-dsn-" });
+Deno.test("dkimd rotate refuses a KeyTable in LDAP in one line (exit 1), --status too, and changes nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dkimd-rotate-ldap-" });
   try {
-    const key = await generateSigningKey("ed25519");
-    await Deno.writeTextFile(`${dir}/ed.pem`, await key.toPem(), { mode: 0o600 });
-    const db = new DatabaseSync(`${dir}/dkim.db`);
-    db.exec(`CREATE TABLE keys (id TEXT, domain TEXT, selector TEXT, key TEXT);
-      CREATE TABLE signing (sender TEXT, keyname TEXT);
-      INSERT INTO signing VALUES ('example.com', 'ed');
-      INSERT INTO keys VALUES ('ed', 'example.com', 'old', '${dir}/ed.pem');`);
-    db.close();
     const conf = `${dir}/opendkim.conf`;
     await Deno.writeTextFile(
       conf,
       `Mode s\nSocket inet:8891@127.0.0.1\nSyslog no\nBaseDirectory ${dir}\n` +
-        "KeyTable dsn:sqlite3://%/dkim.db/table=keys?keycol=id?datacol=domain,selector,key\n" +
-        "SigningTable dsn:sqlite3://%/dkim.db/table=signing?keycol=sender?datacol=keyname\n" +
+        "KeyTable ldap://127.0.0.1:1/ou=keys,dc=example?domain,selector,key?sub?(name=$d)\n" +
+        "SigningTable ldap://127.0.0.1:1/ou=signing,dc=example?keyname?sub?(sender=$d)\n" +
         `RotationStateFile ${dir}/rotation.json\n`,
     );
-    const before = new Uint8Array(await Deno.readFile(`${dir}/dkim.db`));
     for (const args of [["--now"], ["--status"]]) {
       const r = await runCli(["rotate", "-x", conf, ...args]);
       assert.equal(r.code, ROTATE_EXIT.error, r.text + r.stderr);
       assert.equal(r.text, "");
       assert.equal(
         r.stderr,
-        "dkimd rotate: rotation supports a KeyTable in a file (file:/PATH or refile:/PATH), not in a database (dsn:): switch its row yourself\n",
+        "dkimd rotate: rotation supports a KeyTable in a file or an SQL database (dsn:), not in LDAP (ldap:): switch its entry yourself\n",
       );
     }
-    assert.deepEqual(new Uint8Array(await Deno.readFile(`${dir}/dkim.db`)), before);
     await assert.rejects(Deno.stat(`${dir}/rotation.json`), Deno.errors.NotFound);
   } finally {
     await Deno.remove(dir, { recursive: true });
