@@ -166,6 +166,8 @@ export interface PostfixInstance extends PostfixPaths {
   waitForLog(pattern: RegExp, timeoutMs: number): Promise<string>;
   /** `postqueue -p`: what is still queued. */
   postqueue(): Promise<string>;
+  /** `postqueue -f`: tries every deferred message now, as an administrator does after a fix. */
+  flush(): Promise<void>;
   /** Stops every process of the instance and removes its directory; safe to call again. */
   stop(): Promise<void>;
 }
@@ -746,6 +748,10 @@ class Instance implements PostfixInstance {
   async postqueue(): Promise<string> {
     const result = await run(this.#programs.postqueue, ["-c", this.configDirectory, "-p"]);
     return `${result.stdout}${result.stderr}`;
+  }
+
+  async flush(): Promise<void> {
+    await run(this.#programs.postqueue, ["-c", this.configDirectory, "-f"]);
   }
 
   stop(): Promise<void> {
