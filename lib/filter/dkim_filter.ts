@@ -902,13 +902,21 @@ class DkimConnection implements FilterConnection {
     // RedirectFailuresTo and Quarantine act before the final script, as in OpenDKIM's mlfi_eom().
     const failed = verificationFailed(verdicts);
     if (failed) {
-      mods.push(
-        ...allowedOnly(
-          failureModifications(config, tx.envelopeRecipients, (t) => this.#text(t)),
-          this.#info.session.actions,
-          (line) => this.#deps.logger.warn(`${qid}: ${line}`),
-        ),
+      const kept = allowedOnly(
+        failureModifications(config, tx.envelopeRecipients, (t) => this.#text(t)),
+        this.#info.session.actions,
+        (line) => this.#deps.logger.warn(`${qid}: ${line}`),
       );
+      mods.push(...kept);
+      // Said here because the MTA may not keep it: Postfix holds the message but drops the
+      // quarantine reason, and logs a recipient change without why.
+      for (const m of kept) {
+        if (m.type === "quarantine") {
+          this.#deps.logger.info(`${qid}: quarantined (Quarantine): ${m.reason}`);
+        } else if (m.type === "addrcpt") {
+          this.#deps.logger.info(`${qid}: redirected to ${m.address} (RedirectFailuresTo)`);
+        }
+      }
     }
     const lua = await applyFinal(
       this.#luaCall(

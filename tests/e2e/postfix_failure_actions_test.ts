@@ -191,3 +191,76 @@ Deno.test("SendReports: the ARF report goes through Postfix's sendmail and arriv
     await w.close();
   }
 });
+
+Deno.test("RedirectFailuresTo: Postfix delivers a failed message to the redirect address, not to its recipients", async () => {
+  const w = await world(["RedirectFailuresTo failures@mx.example.net"]);
+  try {
+    await submit(w, w.bad, ["bob@example.org", "carol@example.org"]);
+    await submit(w, w.good, ["dave@example.org"]);
+    const got = await w.postfix.waitForMessages(2, DELIVERY_TIMEOUT_MS);
+    const redirected = got.find((m) => latin1(m.data).includes("Midnight at"));
+    const passed = got.find((m) => latin1(m.data).includes("Noon at"));
+    assert.ok(redirected && passed);
+    assert.deepEqual(redirected.rcptTo, ["failures@mx.example.net"]);
+    const text = latin1(redirected.data);
+    assert.match(text, /\r\nOriginal-Recipient: rfc822;bob@example\.org\r\n/);
+    assert.match(text, /\r\nOriginal-Recipient: rfc822;carol@example\.org\r\n/);
+    assert.match(text, /dkim=fail/);
+    // A message that verifies keeps its recipients.
+    assert.deepEqual(passed.rcptTo, ["dave@example.org"]);
+    assert.doesNotMatch(latin1(passed.data), /Original-Recipient/);
+    assert.match(w.dkimd.log(), /: redirected to failures@mx\.example\.net \(RedirectFailuresTo\)/);
+    // Nothing else was delivered: bob and carol got nothing.
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.equal(w.postfix.sink.messages.length, 2);
+  } finally {
+    await w.close();
+  }
+});
+
+/** Runs a Postfix tool on `w`'s instance; its standard output. */
+async function postfixTool(w: World, program: string, args: string[]): Promise<string> {
+  const out = await new Deno.Command(program, {
+    args: ["-c", w.postfix.configDirectory, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.ok(out.success, `${program}: ${new TextDecoder().decode(out.stderr)}`);
+  return text;
+}
+
+Deno.test("Quarantine: Postfix holds a failed message in its hold queue; dkimd logs the reason", async () => {
+  const w = await world(["Quarantine yes"]);
+  try {
+    await submit(w, w.bad, ["bob@example.org"]);
+    // Postfix logs the milter's hold, but keeps no reason: its milter8 client reads the
+    // SMFIR_QUARANTINE text and drops it. dkimd's log has the reason.
+    const log = await w.postfix.waitForLog(
+      /([0-9A-F]+): milter-hold: END-OF-MESSAGE from [^:]*: milter triggers HOLD action;/,
+      DELIVERY_TIMEOUT_MS,
+    );
+    const qid = /([0-9A-F]+): milter-hold: END-OF-MESSAGE/.exec(log)![1];
+    assert.match(
+      w.dkimd.log(),
+      new RegExp(`${qid}: quarantined \\(Quarantine\\): dkimd: DKIM signature verification failed`),
+    );
+    // postqueue -j: one JSON object per queued message.
+    const queued = (await postfixTool(w, "/usr/sbin/postqueue", ["-j"])).trim().split("\n")
+      .filter((l) => l !== "").map((l) => JSON.parse(l));
+    assert.deepEqual(queued.map((q) => [q.queue_id, q.queue_name]), [[qid, "hold"]]);
+    assert.deepEqual(queued[0].recipients.map((r: { address: string }) => r.address), [
+      "bob@example.org",
+    ]);
+    // postcat shows the held message, with the results dkimd added.
+    const held = await postfixTool(w, "/usr/sbin/postcat", ["-q", qid]);
+    assert.match(held, new RegExp(`\\*\\*\\* MESSAGE CONTENTS hold/${qid} \\*\\*\\*`));
+    assert.match(held, /Authentication-Results: mx\.example\.net;\s+dkim=fail/);
+    assert.match(held, /Midnight at/);
+    // Held, not delivered.
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.equal(w.postfix.sink.messages.length, 0);
+  } finally {
+    await w.close();
+  }
+});
