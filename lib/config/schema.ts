@@ -87,6 +87,13 @@ export interface Config {
   readonly resignMailTo?: DataSetSource;
   /** ResignAll: re-sign mail that arrived signed even when it does not verify. */
   readonly resignAll: boolean;
+  /**
+   * IdentityHeader: the field whose address is `i=` of signatures without one (else `@` and the
+   * sender's domain).
+   */
+  readonly identityHeader?: string;
+  /** IdentityHeaderRemove: with IdentityHeader, that field is not signed and its first is deleted. */
+  readonly identityHeaderRemove: boolean;
   /** ReplaceRules: a file of replacements applied to header values before signing or verifying. */
   readonly replaceRules?: string;
   /** ReplaceHeaders: the header fields ReplaceRules applies to (default: every field). */

@@ -351,6 +351,24 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     doc: "With ResignMailTo, sign a message that arrived signed even when it does not verify.",
     opendkim: "dkimd's own, from opendkim.conf(5); Debian's build lacks it",
   },
+  identityHeader: {
+    name: "IdentityHeader",
+    group: "signing",
+    kind: TEXT,
+    defaultText: "none",
+    doc: "A header field whose address becomes i= of the signatures that have none; without " +
+      "the field (or an address in it), i= is @ and the sender's domain.",
+    opendkim: "dkimd's own, from opendkim.conf(5); Debian's build lacks it",
+  },
+  identityHeaderRemove: {
+    name: "IdentityHeaderRemove",
+    group: "signing",
+    kind: BOOL,
+    default: false,
+    doc: "With IdentityHeader, leave that field out of what is signed and delete its first " +
+      "instance from the message.",
+    opendkim: "dkimd's own, from opendkim.conf(5); Debian's build lacks it",
+  },
   replaceRules: {
     name: "ReplaceRules",
     group: "signing",

@@ -41,7 +41,6 @@ export const IGNORED_BECAUSE = {
   weakSyntax: "dkimd's checks are fixed; IgnoreMalformedMail passes mail without a usable From",
   smtpUri: "reports are sent through MTACommand only (OpenDKIM's SMTP transport needs libcurl)",
   conditional: "conditional signatures are an experimental draft, not in OpenDKIM's releases",
-  compiledOut: "not in Debian's build of OpenDKIM (compiled out) and not implemented yet",
 } as const;
 
 const ignored = (why: string, names: readonly string[]): UnimplementedSetting[] =>
@@ -53,10 +52,6 @@ const ignored = (why: string, names: readonly string[]): UnimplementedSetting[] 
  * (a test holds them to that list).
  */
 export const UNIMPLEMENTED_SETTINGS: readonly UnimplementedSetting[] = [
-  ...ignored(IGNORED_BECAUSE.compiledOut, [
-    "IdentityHeader",
-    "IdentityHeaderRemove",
-  ]),
   // RFC 8601 §5: a border MTA MUST remove results claiming its own authserv-id, or any sender
   // could hand downstream filters a "dkim=pass" in our name. OpenDKIM's KeepAuthResults turns
   // that removal off (RemoveARFrom's with it); dkimd keeps it on. The README names the safe ways

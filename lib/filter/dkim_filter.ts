@@ -74,6 +74,7 @@ import { bodyLengthRecipient } from "./body_length_recipients.ts";
 import { resignDecision } from "./resign.ts";
 import { prescreenSignatures } from "./prescreen.ts";
 import { selectCanonicalization } from "./select_canonicalization.ts";
+import { headerIdentity, withoutIdentityHeader } from "./identity_header.ts";
 import { findSender, macroName, macroSender, parseAddress, type Sender } from "./sender.ts";
 import {
   newTransaction,
@@ -374,6 +375,7 @@ class DkimConnection implements FilterConnection {
           qid,
           bodyLength,
           also.verify ? { macros, resign: also.resign } : undefined,
+          sender?.domain ?? "",
         );
       case "verify":
         return await this.#startVerifying(tx, macros, qid);
@@ -464,8 +466,13 @@ class DkimConnection implements FilterConnection {
     qid: string,
     bodyLength = false,
     verify?: { readonly macros: MacroReader; readonly resign: boolean },
+    senderDomain = "",
   ): Promise<Action | void> {
     const { config, headers } = tx.runtime.loaded;
+    // IdentityHeader: i= for the signatures the policy gave none (OpenDKIM's mlfi_eoh()).
+    const fromHeader = config.identityHeader === undefined
+      ? undefined
+      : headerIdentity(tx.fields, config.identityHeader, senderDomain);
     const signHeaders = signedNames(headers);
     const canon = config.selectCanonicalizationHeader === undefined
       ? config.canonicalization
@@ -482,7 +489,7 @@ class DkimConnection implements FilterConnection {
       canonicalization: [canon.header, canon.body],
       signHeaders,
       oversignHeaders: headers.oversign,
-      identity: s.identity,
+      identity: s.identity ?? fromHeader,
       copyHeaders: config.diagnostics,
       ttl: config.signatureTtl > 0 ? config.signatureTtl : undefined,
       maxSignedBytes: config.maximumSignedBytes,
@@ -759,6 +766,12 @@ class DkimConnection implements FilterConnection {
     if (config.removeOldSignatures && !withhold) {
       mods.push(...deletions(tx.fields, (f) => isField(f, SIGNATURE_FIELD)));
     }
+    // IdentityHeaderRemove: the first instance goes, whether or not a signature is added, as
+    // OpenDKIM removes it whenever it has signing handles (mlfi_eom()).
+    const identityHeader = config.identityHeaderRemove ? config.identityHeader : undefined;
+    if (identityHeader !== undefined && tx.fields.some((f) => isField(f, identityHeader))) {
+      mods.push({ type: "chgheader", index: 1, name: identityHeader, value: new Uint8Array(0) });
+    }
     // Inserted at the top in reverse, so the first signature ends up first.
     for (const f of [...fields].reverse()) {
       mods.push({ type: "insheader", index: 0, name: SIGNATURE_FIELD, value: this.#value(f) });
@@ -889,13 +902,21 @@ class DkimConnection implements FilterConnection {
     // RedirectFailuresTo and Quarantine act before the final script, as in OpenDKIM's mlfi_eom().
     const failed = verificationFailed(verdicts);
     if (failed) {
-      mods.push(
-        ...allowedOnly(
-          failureModifications(config, tx.envelopeRecipients, (t) => this.#text(t)),
-          this.#info.session.actions,
-          (line) => this.#deps.logger.warn(`${qid}: ${line}`),
-        ),
+      const kept = allowedOnly(
+        failureModifications(config, tx.envelopeRecipients, (t) => this.#text(t)),
+        this.#info.session.actions,
+        (line) => this.#deps.logger.warn(`${qid}: ${line}`),
       );
+      mods.push(...kept);
+      // Said here because the MTA may not keep it: Postfix holds the message but drops the
+      // quarantine reason, and logs a recipient change without why.
+      for (const m of kept) {
+        if (m.type === "quarantine") {
+          this.#deps.logger.info(`${qid}: quarantined (Quarantine): ${m.reason}`);
+        } else if (m.type === "addrcpt") {
+          this.#deps.logger.info(`${qid}: redirected to ${m.address} (RedirectFailuresTo)`);
+        }
+      }
     }
     const lua = await applyFinal(
       this.#luaCall(
@@ -1188,11 +1209,16 @@ function nthField(fields: readonly HeaderField[], name: string, n: number): numb
   return n < 0 ? at[at.length + n] : at[n];
 }
 
-// The fields a signer signs: old signatures are left out when RemoveOldSignatures drops them.
+// The fields a signer signs: old signatures are left out when RemoveOldSignatures drops them,
+// the identity field when IdentityHeaderRemove deletes it.
 function signedFields(tx: Transaction): readonly HeaderField[] {
-  return tx.runtime.loaded.config.removeOldSignatures
+  const { removeOldSignatures, identityHeader, identityHeaderRemove } = tx.runtime.loaded.config;
+  const fields = removeOldSignatures
     ? tx.fields.filter((f) => !isField(f, SIGNATURE_FIELD))
     : tx.fields;
+  return identityHeaderRemove && identityHeader !== undefined
+    ? withoutIdentityHeader(fields, identityHeader)
+    : fields;
 }
 
 // SignHeaders less OmitHeaders, worked out once per loaded configuration.

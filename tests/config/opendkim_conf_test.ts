@@ -393,6 +393,8 @@ const good: KeyCase[] = [
   },
   { line: "LuaOnlySigning yes", want: (c) => c.luaOnlySigning, value: true },
   { line: "ResignAll yes", want: (c) => c.resignAll, value: true },
+  { line: "IdentityHeader X-Identity", want: (c) => c.identityHeader, value: "X-Identity" },
+  { line: "IdentityHeaderRemove yes", want: (c) => c.identityHeaderRemove, value: true },
   { line: "ARCMode v", want: (c) => c.arcMode, value: { seal: false, verify: true } },
   { line: "ARCDomain lists.example.net", want: (c) => c.arcDomain, value: "lists.example.net" },
   { line: "ARCSelector arc", want: (c) => c.arcSelector, value: "arc" },

@@ -5,6 +5,7 @@
  * arguments and input. What each sends is compared field by field; where dkimd departs (it
  * attaches no canonicalized header or body, writes ARF's Version 1 and a blank line before the
  * first part, and obeys RFC 6651's rr=, which OpenDKIM does not read), the test says so.
+ * tests/e2e/postfix_failure_actions_test.ts sends dkimd's reports through a real Postfix.
  *
  * @module
  */
