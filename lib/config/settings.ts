@@ -112,6 +112,10 @@ export type SettingGroup =
   | "logging"
   | "process";
 
+/** How every OpenDKIM On-* setting departs: the enhanced status codes of its replies. */
+const ON_REPLY_CODES =
+  "reject says 5.7.1 and tempfail 4.7.1 (RFC 3463: delivery not authorized); OpenDKIM says 5.7.0 and 4.7.0";
+
 /** Everything about one setting. The table is keyed by the field it sets. */
 export interface Setting<F extends SettingField = SettingField> {
   /** The opendkim.conf name in OpenDKIM's spelling; looked up case-insensitively. */
@@ -270,7 +274,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: oneOf(SIGNING_ALGORITHMS, parseSignatureAlgorithm),
     default: DEFAULT_SIGNATURE_ALGORITHM,
     doc: "Algorithm of new signatures; Ed25519 keys always sign ed25519-sha256.",
-    opendkim: "rsa-sha1 is refused (RFC 8301)",
+    opendkim:
+      "rsa-sha1 is refused (RFC 8301): dkimd signs rsa-sha256 where OpenDKIM signs rsa-sha1",
   },
   domain: {
     name: "Domain",
@@ -296,6 +301,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "The single key signs for subdomains of the Domain entries too.",
+    opendkim:
+      "a subdomain's mail is signed with i= naming that subdomain (@mail.example.com); OpenDKIM's i= names d= (@example.com)",
   },
   keyTable: {
     name: "KeyTable",
@@ -525,6 +532,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: COUNT,
     default: DEFAULT_MAXIMUM_HEADERS,
     doc: "Largest header block in bytes (0: no limit); more is refused.",
+    opendkim: "the tempfail reply carries 451 4.3.4; OpenDKIM leaves the MTA's default reply",
   },
   maximumHeaderFields: {
     name: "MaximumHeaderFields",
@@ -584,6 +592,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     action: "default",
     defaultText: "each On-* setting's own",
     doc: "The action for every outcome; the specific On-* settings override it.",
+    opendkim: ON_REPLY_CODES,
   },
   onBadSignature: {
     name: "On-BadSignature",
@@ -592,6 +601,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     action: "badSignature",
     default: DEFAULT_ACTIONS.badSignature,
     doc: "A signature that does not verify.",
+    opendkim: ON_REPLY_CODES,
   },
   onDnsError: {
     name: "On-DNSError",
@@ -600,6 +610,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     action: "dnsError",
     default: DEFAULT_ACTIONS.dnsError,
     doc: "A key lookup that failed for a while (temperror).",
+    opendkim: ON_REPLY_CODES,
   },
   onInternalError: {
     name: "On-InternalError",
@@ -608,6 +619,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     action: "internalError",
     default: DEFAULT_ACTIONS.internalError,
     doc: "An internal error while handling the message.",
+    opendkim: ON_REPLY_CODES,
   },
   onKeyNotFound: {
     name: "On-KeyNotFound",
@@ -616,6 +628,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     action: "keyNotFound",
     default: DEFAULT_ACTIONS.keyNotFound,
     doc: "The key a signature names is not in the DNS.",
+    opendkim: ON_REPLY_CODES,
   },
   onNoSignature: {
     name: "On-NoSignature",
@@ -624,6 +637,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     action: "noSignature",
     default: DEFAULT_ACTIONS.noSignature,
     doc: "A message without a signature.",
+    opendkim: ON_REPLY_CODES,
   },
   onSecurity: {
     name: "On-Security",
@@ -632,6 +646,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     action: "security",
     default: DEFAULT_ACTIONS.security,
     doc: "A message whose properties may be a security concern.",
+    opendkim: ON_REPLY_CODES,
   },
   onSignatureError: {
     name: "On-SignatureError",
@@ -640,6 +655,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     action: "signatureError",
     default: DEFAULT_ACTIONS.signatureError,
     doc: "A message that cannot be signed (message or key problems).",
+    opendkim: ON_REPLY_CODES,
   },
   onUnauthorizedSigner: {
     name: "On-UnauthorizedSigner",
@@ -676,6 +692,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "Append /JOBID to the authserv-id.",
+    opendkim:
+      'the authserv-id with the job id is quoted ("/" is not allowed in a token); OpenDKIM writes it bare',
   },
   noHeaderB: {
     name: "NoHeaderB",
@@ -910,6 +928,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "dns",
     kind: TEXT,
     doc: "A file of NAME RECORD lines used instead of DNS (testing only).",
+    opendkim: "a selector missing from the file is dkim=permerror (no key); OpenDKIM says fail",
   },
   testDnsData: {
     name: "TestDNSData",
@@ -1186,6 +1205,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: DEFAULT_REQUIRE_SAFE_KEYS,
     doc: "Refuse key files others can read or replace.",
+    opendkim:
+      "an unsafe key stops the load (dkimd does not start, naming the chmod that fixes it); OpenDKIM starts and signs nothing with it",
   },
   cryptoBackend: {
     name: "CryptoBackend",
@@ -1210,6 +1231,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: seconds(0, INT_MAX),
     default: DEFAULT_CLOCK_DRIFT,
     doc: "Clock difference allowed in the t= and x= checks of signatures.",
+    opendkim:
+      "a signature dated beyond the drift in the future is dkim=policy (OpenDKIM: permerror)",
   },
   fixCrlf: {
     name: "FixCRLF",

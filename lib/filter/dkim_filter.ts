@@ -27,6 +27,7 @@ import type { SigningKey } from "../crypto/private_key.ts";
 import { AUTH_RESULTS_FIELD, formatAuthResults, parseAuthservId } from "../dkim/auth_results.ts";
 import { FIELD_COUNT_RULES, fieldCountProblem } from "../dkim/field_counts.ts";
 import { fieldValue, fieldValueText, type HeaderField, isField } from "../dkim/header.ts";
+import { CrlfFixer } from "../dkim/crlf_fixer.ts";
 import { KeyCache } from "../dkim/key_cache.ts";
 import { Signer, type SignOptions } from "../dkim/sign.ts";
 import { SIGNATURE_FIELD, summarizeSignature } from "../dkim/signature.ts";
@@ -388,6 +389,21 @@ class DkimConnection implements FilterConnection {
     const tx = this.#tx;
     if (!tx || tx.work.mode === "inactive" || tx.work.mode === "held") return;
     tx.bodyBytes += chunk.length;
+    this.#feed(tx, this.#fixCrlf(tx)?.push(chunk) ?? chunk);
+  }
+
+  // FixCRLF: one fixer per transaction, so a CR left pending by an aborted message never
+  // reaches the next one.
+  #crlf: { tx: Transaction; fixer: CrlfFixer } | undefined;
+
+  #fixCrlf(tx: Transaction): CrlfFixer | undefined {
+    if (!tx.runtime.loaded.config.fixCrlf) return undefined;
+    if (this.#crlf?.tx !== tx) this.#crlf = { tx, fixer: new CrlfFixer() };
+    return this.#crlf.fixer;
+  }
+
+  #feed(tx: Transaction, chunk: Uint8Array): void {
+    if (tx.work.mode === "inactive" || tx.work.mode === "held" || chunk.length === 0) return;
     if (tx.work.mode === "signing") {
       tx.work.signer.body(chunk);
       tx.work.verifier?.body(chunk);
@@ -400,6 +416,10 @@ class DkimConnection implements FilterConnection {
   async endOfMessage(macros: MacroReader): Promise<EndOfMessage> {
     const tx = this.#tx;
     this.#tx = undefined;
+    if (tx && this.#crlf?.tx === tx) {
+      this.#feed(tx, this.#crlf.fixer.flush());
+      this.#crlf = undefined;
+    }
     if (this.decided || !tx || tx.work.mode === "inactive") return NOTHING;
     const { work } = tx;
     if (work.mode === "held") return work.end;
