@@ -29,6 +29,7 @@ const COVERED: Record<string, string> = {
   ResignMailTo: "filter/compiled_out_settings_test.ts",
   DefaultSender: "filter/compiled_out_settings_test.ts",
   LuaOnlySigning: "filter/compiled_out_settings_test.ts",
+  IdentityHeader: "filter/identity_header_test.ts",
   ReplaceRules: "interop/opendkim_signatures_test.ts",
   ReplaceHeaders: "interop/opendkim_signatures_test.ts",
   InternalHosts: "interop/opendkim_coverage_test.ts",
@@ -114,6 +115,8 @@ const EXEMPT: Record<string, string> = {
   "On-Security":
     "not compared yet: OpenDKIM's trigger (an unsafe key at signing) stops dkimd at load",
   ResignAll: "compiled out of Debian's build; compiled_out_settings_test.ts runs ResignMailTo",
+  IdentityHeaderRemove:
+    "compiled out of Debian's build; identity_header_test.ts shows opendkim refusing IdentityHeader",
   StatisticsPolicyScript: "compiled out of Debian's build (no statistics): dkimd runs it alone",
   DNSConnect: "not compared yet: needs a TCP-only DNS server for both",
   UnboundConfigFile: "an old name OpenDKIM 2.11 refuses; dkimd reads it as ResolverConfiguration",
