@@ -618,9 +618,10 @@ class DkimConnection implements FilterConnection {
   // author's domain is the From field's, as libopendkim's dkim_getdomain() gives it.
   async #prescreen(tx: Transaction, max: number): Promise<ReadonlySet<number>> {
     const trust = tx.runtime.loaded.trustSignaturesFrom;
-    const domains = tx.fields.filter((f) => isField(f, SIGNATURE_FIELD))
-      .map((f) => summarizeSignature(f).domain);
-    if (domains.length === 0 || (!trust && max > 0)) return new Set();
+    const signatures = tx.fields.filter((f) => isField(f, SIGNATURE_FIELD));
+    // The usual case (a limit, no TrustSignaturesFrom) needs no d=: no tag list parsed for it.
+    if (signatures.length === 0 || (!trust && max > 0)) return new Set();
+    const domains = signatures.map((f) => summarizeSignature(f).domain);
     const known = domains.filter((d): d is string => d !== undefined);
     const hits = trust && known.length > 0 ? await trust.lookup(known) : [];
     const trusted = new Set(known.filter((_, i) => hits[i] !== undefined));
