@@ -83,44 +83,56 @@ export function signedHeaderList(
   signHeaders: readonly string[] = DEFAULT_SIGNED_HEADERS,
   oversignHeaders: readonly string[] = DEFAULT_OVERSIGNED_HEADERS,
 ): string[] {
-  const counts = new Map<string, number>();
+  const plan = planFor(signHeaders, oversignHeaders);
+  // Per message only the counting: which names are listed, in what order and spelling, and
+  // which once more, depends on the configuration's lists alone (planFor()).
+  const counts = new Array<number>(plan.entries.length).fill(0);
   for (const f of fields) {
-    const key = asciiLower(f.name);
-    counts.set(key, (counts.get(key) ?? 0) + 1);
+    const i = plan.index.get(asciiLower(f.name));
+    if (i !== undefined) counts[i]++;
   }
   const names: string[] = [];
-  const seen = new Set<string>();
-  const sign = lowered(signHeaders);
-  const oversign = lowered(oversignHeaders);
-  const oversigned = new Set(oversign.keys);
-  const add = (name: string, key: string) => {
-    if (seen.has(key)) return;
-    seen.add(key);
-    const n = (counts.get(key) ?? 0) + (oversigned.has(key) ? 1 : 0);
-    for (let i = 0; i < n; i++) names.push(name);
-  };
-  if (!sign.keys.includes("from")) add("From", "from");
-  for (let i = 0; i < sign.names.length; i++) add(sign.names[i], sign.keys[i]);
-  for (let i = 0; i < oversign.names.length; i++) add(oversign.names[i], oversign.keys[i]);
+  for (let i = 0; i < plan.entries.length; i++) {
+    const { name, extra } = plan.entries[i];
+    for (let n = counts[i] + extra; n > 0; n--) names.push(name);
+  }
   // From is listed even when absent, so the signature is valid (RFC 6376 §5.4).
-  if (!names.some((n) => asciiLower(n) === "from")) names.unshift("From");
+  if (counts[plan.from] + plan.entries[plan.from].extra === 0) names.unshift("From");
   return names;
 }
 
-// Lower-cased copies of the header name lists, made once per list (the configuration's lists
-// are the same arrays for every message).
-const loweredLists = new WeakMap<
-  readonly string[],
-  { readonly names: readonly string[]; readonly keys: readonly string[] }
->();
+// What signedHeaderList() lists for a pair of lists, message aside: each distinct lower-case
+// name once, in order (From first unless signHeaders has it, then signHeaders, then the
+// oversigned names it lacks), spelt as first listed, with 1 extra listing when oversigned.
+interface Plan {
+  readonly entries: readonly { readonly name: string; readonly extra: number }[];
+  readonly index: ReadonlyMap<string, number>;
+  readonly from: number;
+}
 
-function lowered(
-  names: readonly string[],
-): { readonly names: readonly string[]; readonly keys: readonly string[] } {
-  let entry = loweredLists.get(names);
-  if (!entry) {
-    entry = { names: [...names], keys: names.map(asciiLower) };
-    loweredLists.set(names, entry);
-  }
-  return entry;
+// Made once per pair of lists: the configuration's lists are the same arrays for every message.
+const plans = new WeakMap<readonly string[], WeakMap<readonly string[], Plan>>();
+
+function planFor(signHeaders: readonly string[], oversignHeaders: readonly string[]): Plan {
+  let bySign = plans.get(signHeaders);
+  if (!bySign) plans.set(signHeaders, bySign = new WeakMap());
+  let plan = bySign.get(oversignHeaders);
+  if (!plan) bySign.set(oversignHeaders, plan = makePlan(signHeaders, oversignHeaders));
+  return plan;
+}
+
+function makePlan(signHeaders: readonly string[], oversignHeaders: readonly string[]): Plan {
+  const oversigned = new Set(oversignHeaders.map(asciiLower));
+  const entries: { name: string; extra: number }[] = [];
+  const index = new Map<string, number>();
+  const add = (name: string) => {
+    const key = asciiLower(name);
+    if (index.has(key)) return;
+    index.set(key, entries.length);
+    entries.push({ name, extra: oversigned.has(key) ? 1 : 0 });
+  };
+  if (!signHeaders.some((h) => asciiLower(h) === "from")) add("From");
+  for (const name of signHeaders) add(name);
+  for (const name of oversignHeaders) add(name);
+  return { entries, index, from: index.get("from")! };
 }
