@@ -5,6 +5,7 @@
  * @module
  */
 import { asciiLower, fromLatin1, toBase64 } from "../bytes.ts";
+import { slabBytes } from "../byte_slab.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
 import { BodyHashes, type BodyHashSpec } from "./body_hasher.ts";
 import {
@@ -237,7 +238,7 @@ export function headerHashInput(
   // One array for all of it: no array per field, no copy to join them.
   let room = canonicalHeaderRoom(signatureField);
   for (const f of selected) room += canonicalHeaderRoom(f);
-  const out = new Uint8Array(room);
+  const out = slabBytes(room);
   let o = 0;
   for (const f of selected) o = writeCanonicalHeader(out, o, f, canon);
   o = writeCanonicalHeader(out, o, signatureField, canon);
