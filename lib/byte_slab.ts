@@ -46,3 +46,23 @@ export function slabBytes(length: number): Uint8Array {
   used += length;
   return piece;
 }
+
+/**
+ * `text` as one byte per character, like `fromLatin1()` in bytes.ts (code points above U+00FF
+ * become "?"), in a piece from {@link slabBytes}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { slabLatin1 } from "./byte_slab.ts";
+ * assert.deepEqual(slabLatin1("a\xe9\u20ac"), Uint8Array.of(0x61, 0xe9, 0x3f));
+ * ```
+ */
+export function slabLatin1(text: string): Uint8Array {
+  const out = slabBytes(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    out[i] = c < 0x100 ? c : 0x3f;
+  }
+  return out;
+}

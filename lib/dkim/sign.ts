@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { asciiLower, fromLatin1, toBase64 } from "../bytes.ts";
-import { slabBytes } from "../byte_slab.ts";
+import { asciiLower, toBase64 } from "../bytes.ts";
+import { slabBytes, slabLatin1 } from "../byte_slab.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
 import { BodyHashes, type BodyHashSpec } from "./body_hasher.ts";
 import {
@@ -178,11 +178,11 @@ export class Signer {
     });
     const data = headerHashInput(
       selectHeaders(fields, headerNames),
-      { name: SIGNATURE_FIELD, raw: fromLatin1(prefix) },
+      { name: SIGNATURE_FIELD, raw: slabLatin1(prefix) },
       p.canon[0],
     );
     const b = toBase64(await o.key.sign(data));
-    return { name: SIGNATURE_FIELD, raw: fromLatin1(appendSignatureValue(prefix, b)) };
+    return { name: SIGNATURE_FIELD, raw: slabLatin1(appendSignatureValue(prefix, b)) };
   }
 }
 

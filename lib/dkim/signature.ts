@@ -5,6 +5,7 @@
  * @module
  */
 import { asciiLower, COLON, CR, fromBase64, fromLatin1, HTAB, latin1, LF, SP } from "../bytes.ts";
+import { slabBytes } from "../byte_slab.ts";
 import type { HashAlgorithm } from "../crypto/hash.ts";
 import type { KeyType } from "../crypto/key_type.ts";
 import type { Canonicalization } from "./canon_header.ts";
@@ -249,7 +250,7 @@ export function withoutSignatureValue(field: HeaderField): HeaderField {
       }
     }
     if (eq >= 0 && isTagB(raw, pos, pos + eq)) {
-      const out = new Uint8Array(pos + eq + 1 + raw.length - end);
+      const out = slabBytes(pos + eq + 1 + raw.length - end);
       out.set(raw.subarray(0, pos + eq + 1));
       out.set(raw.subarray(end), pos + eq + 1);
       return { name: field.name, raw: out };

@@ -22,6 +22,7 @@ import type { ArcVerdict } from "../arc/verify.ts";
 import type { Config } from "../config/schema.ts";
 import { errorMessage } from "../error_message.ts";
 import { asciiLower, fromLatin1, latin1 } from "../bytes.ts";
+import { slabLatin1 } from "../byte_slab.ts";
 import { actionSettingName } from "../config/settings.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
 import { AUTH_RESULTS_FIELD, formatAuthResults, parseAuthservId } from "../dkim/auth_results.ts";
@@ -994,7 +995,7 @@ class DkimConnection implements FilterConnection {
   }
 
   #text(value: string): Uint8Array {
-    return mtaValue(fromLatin1(value), this.#info.session.leadingSpace);
+    return mtaValue(slabLatin1(value), this.#info.session.leadingSpace);
   }
 
   // The resolver, reporting each lookup to the observer and keeping what each failure said

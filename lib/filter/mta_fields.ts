@@ -27,7 +27,7 @@ import type { Modification } from "../milter/filter.ts";
  */
 export function mtaValue(value: Uint8Array, leadingSpace: boolean): Uint8Array {
   // On the bytes, one pass: a round trip through text cost more than the edit.
-  const out = new Uint8Array(value.length);
+  const out = slabBytes(value.length);
   let o = 0;
   for (let i = 0; i < value.length; i++) {
     const c = value[i];
