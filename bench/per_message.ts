@@ -4,7 +4,7 @@
  * - `sign js`: `Signer` with a key whose `sign()` returns fixed bytes: only dkimd's JavaScript;
  * - `sign rsa`: `Signer` with the RSA-2048 benchmark key (WebCrypto);
  * - `verify rsa`: `Verifier` on a message signed with it, keys cached as in the daemon;
- * - `filter sign` / `filter verify`: the whole DKIM filter (milter session, MTA header fields,
+ * - `filter sign` / `filter verify` (and `filter sign ed25519`, whose key costs little): the whole DKIM filter (milter session, MTA header fields,
  *   policy, Authentication-Results) driven in memory by tests/helpers/memory_mta.ts.
  *
  * Each line gives wall ms/msg and CPU ms/msg (the process's user+system time, WebCrypto's
@@ -97,6 +97,32 @@ async function main(): Promise<void> {
       zone: { [`rsa2048._domainkey.${BENCH_DOMAIN}`]: [record] },
     },
   );
+  const ed = await generateSigningKey("ed25519");
+  const edRuntime = await memoryRuntime(
+    [
+      "Mode s",
+      "KeyTable /etc/dkimd/key.table",
+      "SigningTable refile:/etc/dkimd/signing.table",
+      "InternalHosts /etc/dkimd/internal.hosts",
+      "Canonicalization relaxed/relaxed",
+      "SyslogSuccess no",
+      "",
+    ].join("\n"),
+    {
+      files: {
+        "/etc/dkimd/key.table": `bench ${BENCH_DOMAIN}:ed25519:/etc/dkimd/bench.private\n`,
+        "/etc/dkimd/signing.table": `*@${BENCH_DOMAIN} bench\n`,
+        "/etc/dkimd/internal.hosts": "127.0.0.1\n",
+        "/etc/dkimd/bench.private": await ed.toPem(),
+      },
+    },
+  );
+  const edFilter = new DkimFilter({
+    runtime: () => edRuntime,
+    logger: new MemoryLogger(),
+    hostname: "mx.example.com",
+    now: () => NOW,
+  });
   const filter = new DkimFilter({
     runtime: () => runtime,
     logger: new MemoryLogger(),
@@ -120,6 +146,7 @@ async function main(): Promise<void> {
   const verifyIn = milterMessage(signed, "192.0.2.25");
   const signMta = new MemoryMta(filter);
   const verifyMta = new MemoryMta(filter);
+  const edMta = new MemoryMta(edFilter);
   const expect = async (mta: MemoryMta, m: MemoryMessage, field: string) => {
     const r = await mta.sendMessage(m);
     const added = r.modifications.find((x) => "name" in x && x.name === field);
@@ -134,6 +161,7 @@ async function main(): Promise<void> {
   };
   await expect(signMta, signIn, "DKIM-Signature");
   await expect(verifyMta, verifyIn, "Authentication-Results");
+  await expect(edMta, signIn, "DKIM-Signature");
 
   const signer = (k: SigningKey) => async () => {
     const s = new Signer([{ domain: BENCH_DOMAIN, selector: "rsa2048", key: k }], {
@@ -158,6 +186,7 @@ async function main(): Promise<void> {
     },
     { name: "filter sign rsa", run: () => signMta.sendMessage(signIn) },
     { name: "filter verify rsa", run: () => verifyMta.sendMessage(verifyIn) },
+    { name: "filter sign ed25519", run: () => edMta.sendMessage(signIn) },
   ];
   console.log(`| case (2 KB, ${message.length} bytes) | n | wall ms/msg | CPU ms/msg |`);
   console.log("| --- | ---: | ---: | ---: |");
@@ -169,6 +198,7 @@ async function main(): Promise<void> {
   }
   await signMta.close();
   await verifyMta.close();
+  await edMta.close();
 }
 
 if (import.meta.main) await main();
