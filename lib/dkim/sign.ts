@@ -13,8 +13,8 @@ import {
   type Canonicalization,
   writeCanonicalHeader,
 } from "./canon_header.ts";
-import { type HeaderField, selectHeaders, splitMessage } from "./header.ts";
-import { signedHeaderList } from "./signed_headers.ts";
+import { type HeaderField, splitMessage } from "./header.ts";
+import { signedHeaderSelection } from "./signed_headers.ts";
 import { copiedTokens } from "./copied_headers.ts";
 import {
   type AlgorithmName,
@@ -158,7 +158,11 @@ export class Signer {
     const signedLength = p.spec.length === undefined
       ? body.canonicalLength
       : Math.min(body.canonicalLength, p.spec.length);
-    const headerNames = signedHeaderList(fields, o.signHeaders, o.oversignHeaders);
+    const { names: headerNames, selected } = signedHeaderSelection(
+      fields,
+      o.signHeaders,
+      o.oversignHeaders,
+    );
     const timestamp = o.timestamp === false ? undefined : now;
     const prefix = formatSignaturePrefix({
       algorithm: p.algorithm,
@@ -177,7 +181,7 @@ export class Signer {
       bodyHash: toBase64(body.hash),
     });
     const data = headerHashInput(
-      selectHeaders(fields, headerNames),
+      selected,
       { name: SIGNATURE_FIELD, raw: slabLatin1(prefix) },
       p.canon[0],
     );

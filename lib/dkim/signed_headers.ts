@@ -83,22 +83,61 @@ export function signedHeaderList(
   signHeaders: readonly string[] = DEFAULT_SIGNED_HEADERS,
   oversignHeaders: readonly string[] = DEFAULT_OVERSIGNED_HEADERS,
 ): string[] {
+  return signedHeaderSelection(fields, signHeaders, oversignHeaders).names;
+}
+
+/** What {@link signedHeaderSelection} gives: the `h=` list and the fields it picks. */
+export interface SignedHeaderSelection {
+  /** The `h=` list, as {@link signedHeaderList} gives it. */
+  readonly names: string[];
+  /** The fields the list picks, in hash order: what `selectHeaders(fields, names)` gives. */
+  readonly selected: HeaderField[];
+}
+
+/**
+ * {@link signedHeaderList} and the fields it picks (header.ts `selectHeaders()`: each listing
+ * takes the next instance from the bottom up) in one pass over the fields, for a signer, which
+ * needs both for every message.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { signedHeaderSelection } from "./signed_headers.ts";
+ * import { splitMessage } from "./header.ts";
+ * import { latin1, utf8 } from "../bytes.ts";
+ * const { fields } = splitMessage(utf8("To: 1\r\nFrom: f\r\nTo: 2\r\n\r\n"));
+ * const { names, selected } = signedHeaderSelection(fields, ["To"], ["From"]);
+ * assert.deepEqual(names, ["From", "From", "To", "To"]);
+ * assert.deepEqual(selected.map((f) => latin1(f.raw)), ["From: f", "To: 2", "To: 1"]);
+ * ```
+ */
+export function signedHeaderSelection(
+  fields: readonly HeaderField[],
+  signHeaders: readonly string[] = DEFAULT_SIGNED_HEADERS,
+  oversignHeaders: readonly string[] = DEFAULT_OVERSIGNED_HEADERS,
+): SignedHeaderSelection {
   const plan = planFor(signHeaders, oversignHeaders);
   // Per message only the counting: which names are listed, in what order and spelling, and
   // which once more, depends on the configuration's lists alone (planFor()).
   const counts = new Array<number>(plan.entries.length).fill(0);
-  for (const f of fields) {
-    const i = plan.index.get(asciiLower(f.name));
-    if (i !== undefined) counts[i]++;
+  const entryOf = new Array<number>(fields.length);
+  for (let f = 0; f < fields.length; f++) {
+    const i = plan.index.get(asciiLower(fields[f].name)) ?? -1;
+    entryOf[f] = i;
+    if (i !== -1) counts[i]++;
   }
   const names: string[] = [];
+  const selected: HeaderField[] = [];
   for (let i = 0; i < plan.entries.length; i++) {
     const { name, extra } = plan.entries[i];
     for (let n = counts[i] + extra; n > 0; n--) names.push(name);
+    // The instances of this name, from the bottom up; an oversigned listing picks none.
+    if (counts[i] === 0) continue;
+    for (let f = fields.length - 1; f >= 0; f--) if (entryOf[f] === i) selected.push(fields[f]);
   }
   // From is listed even when absent, so the signature is valid (RFC 6376 §5.4).
   if (counts[plan.from] + plan.entries[plan.from].extra === 0) names.unshift("From");
-  return names;
+  return { names, selected };
 }
 
 // What signedHeaderList() lists for a pair of lists, message aside: each distinct lower-case

@@ -1,12 +1,13 @@
 import fc from "fast-check";
 import assert from "node:assert/strict";
 import { asciiLower, fromLatin1, latin1 } from "../../lib/bytes.ts";
-import { splitMessage } from "../../lib/dkim/header.ts";
+import { selectHeaders, splitMessage } from "../../lib/dkim/header.ts";
 import { parseSignature } from "../../lib/dkim/signature.ts";
 import {
   DEFAULT_OVERSIGNED_HEADERS,
   DEFAULT_SIGNED_HEADERS,
   signedHeaderList,
+  signedHeaderSelection,
 } from "../../lib/dkim/signed_headers.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { edKey, recordFor, signed } from "../helpers/dkim_fixtures.ts";
@@ -200,7 +201,7 @@ Deno.test("Signer with OpenDKIM's former default list: the same changes pass (th
   assert.equal(await verify(fromLatin1(text.replace("invoice-1@", "invoice-2@"))), "pass");
 });
 
-Deno.test("signedHeaderList() lists what the implementation before its per-list plan listed", () => {
+Deno.test("signedHeaderList() lists what the implementation before its per-list plan listed, and signedHeaderSelection() picks what selectHeaders() picks", () => {
   // The implementation before issue 20, which built its sets and maps for every message.
   const before = (
     fields: readonly { name: string }[],
@@ -237,7 +238,10 @@ Deno.test("signedHeaderList() lists what the implementation before its per-list 
       lists,
       fc.boolean(),
       (names, sign, over, defaults) => {
-        const fields = names.map((n) => ({ name: n, raw: fromLatin1(`${n}: x`) }));
+        const fields = names.map((n, i) => ({ name: n, raw: fromLatin1(`${n}: ${i}`) }));
+        const selection = signedHeaderSelection(fields, sign, over);
+        assert.deepEqual(selection.names, before(fields, sign, over));
+        assert.deepEqual(selection.selected, selectHeaders(fields, selection.names));
         if (defaults) {
           assert.deepEqual(signedHeaderList(fields), before(fields));
           assert.deepEqual(signedHeaderList(fields, sign), before(fields, sign));
