@@ -51,7 +51,7 @@ import type { SignerChoice } from "../policy/signers.ts";
 import { isReported } from "../policy/data_set_lookup.ts";
 import { VERSION } from "../version.ts";
 import { clientLabel, decide } from "./decide.ts";
-import type { Runtime } from "./filter_policy.ts";
+import type { FilterPolicy, Runtime } from "./filter_policy.ts";
 import { arcBody, type Arrival, startArc } from "./arc_work.ts";
 import { claimsAuthservId, earlierResults, ownArrivalSet } from "./arrival_results.ts";
 import { dkimFilterNeeds, optionalActionsFor } from "./filter_needs.ts";
@@ -642,17 +642,20 @@ class DkimConnection implements FilterConnection {
     const { config } = tx.runtime.loaded;
     // The final script runs before the signatures are computed, so its odkim.xtag() tags are
     // in them (OpenDKIM's mlfi_eom() runs it before dkim_eom() on its signing handles).
-    const lua = await applyFinal(
-      this.#luaCall(
-        tx,
-        macros,
-        findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
-        qid,
-      ),
-      [],
-      (text) => this.#text(text),
-      work.signers.length,
-    );
+    // Without a final or statistics script there is nothing to call: no sender parsed for it.
+    const lua = hasFinalHook(tx.runtime.loaded)
+      ? await applyFinal(
+        this.#luaCall(
+          tx,
+          macros,
+          findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
+          qid,
+        ),
+        [],
+        (text) => this.#text(text),
+        work.signers.length,
+      )
+      : undefined;
     if (lua?.action) return this.#luaEnded(tx, lua.modifications, lua.action, qid);
     let fields: HeaderField[];
     try {
@@ -758,16 +761,18 @@ class DkimConnection implements FilterConnection {
         ),
       );
     }
-    const lua = await applyFinal(
-      this.#luaCall(
-        tx,
-        macros,
-        findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
-        qid,
-      ),
-      finalSignatures(verdicts, tx.bodyBytes),
-      (text) => this.#text(text),
-    );
+    const lua = hasFinalHook(tx.runtime.loaded)
+      ? await applyFinal(
+        this.#luaCall(
+          tx,
+          macros,
+          findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
+          qid,
+        ),
+        finalSignatures(verdicts, tx.bodyBytes),
+        (text) => this.#text(text),
+      )
+      : undefined;
     if (lua?.action) return this.#luaEnded(tx, [...mods, ...lua.modifications], lua.action, qid);
     if (config.softwareHeader) mods.push(this.#softwareField(qid));
     if (lua) mods.push(...lua.modifications);
@@ -1048,6 +1053,11 @@ function signedNames(
     signedNamesOf.set(headers, names);
   }
   return names;
+}
+
+// Whether applyFinal() has a script to run: the statistics or the final one.
+function hasFinalHook(policy: FilterPolicy<SigningKey>): boolean {
+  return hasHook(policy, "statistics") || hasHook(policy, "final");
 }
 
 // The AAR results of a re-injected post: the arrival results, then this pass's arc= unless they
