@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { COLON, CR, CRLF, HTAB, LF, SP } from "../bytes.ts";
+import { COLON, CR, HTAB, LF, SP } from "../bytes.ts";
 import type { HeaderField } from "./header.ts";
 
 /** The two canonicalization algorithms of RFC 6376 §3.4. */
@@ -27,16 +27,51 @@ export type Canonicalization = "simple" | "relaxed";
  * ```
  */
 export function canonicalizeHeader(field: HeaderField, canon: Canonicalization): Uint8Array {
+  const out = new Uint8Array(canonicalHeaderRoom(field));
+  return out.subarray(0, writeCanonicalHeader(out, 0, field, canon));
+}
+
+/**
+ * The most bytes {@link writeCanonicalHeader} writes for `field` in either canonicalization: the
+ * field, the CRLF that ends it, and one byte more (relaxed may add a colon the name lacks).
+ */
+export function canonicalHeaderRoom(field: HeaderField): number {
+  return field.raw.length + 3;
+}
+
+/**
+ * Writes {@link canonicalizeHeader}'s bytes for `field` into `out` at `offset`, which needs
+ * {@link canonicalHeaderRoom} bytes free, and returns the offset after them: a signature's
+ * header hash input is built in one array this way, without an array per field.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { canonicalHeaderRoom, writeCanonicalHeader } from "./canon_header.ts";
+ * import { latin1, utf8 } from "../bytes.ts";
+ * const a = { name: "To", raw: utf8("To:  b ") };
+ * const c = { name: "Cc", raw: utf8("Cc: d") };
+ * const out = new Uint8Array(canonicalHeaderRoom(a) + canonicalHeaderRoom(c));
+ * const end = writeCanonicalHeader(out, writeCanonicalHeader(out, 0, a, "relaxed"), c, "simple");
+ * assert.equal(latin1(out.subarray(0, end)), "to:b\r\nCc: d\r\n");
+ * ```
+ */
+export function writeCanonicalHeader(
+  out: Uint8Array,
+  offset: number,
+  field: HeaderField,
+  canon: Canonicalization,
+): number {
   const raw = field.raw;
+  let o = offset;
   if (canon === "simple") {
-    const out = new Uint8Array(raw.length + 2);
-    out.set(raw);
-    out.set(CRLF, raw.length);
-    return out;
+    out.set(raw, o);
+    o += raw.length;
+    out[o++] = CR;
+    out[o++] = LF;
+    return o;
   }
-  const out = new Uint8Array(raw.length + 3);
   const colon = raw.indexOf(COLON);
-  let o = 0;
   // Name: lower-case ASCII letters, drop whitespace before the colon.
   let nameEnd = colon;
   while (nameEnd > 0 && (raw[nameEnd - 1] === SP || raw[nameEnd - 1] === HTAB)) nameEnd--;
@@ -67,5 +102,5 @@ export function canonicalizeHeader(field: HeaderField, canon: Canonicalization):
   }
   out[o++] = CR;
   out[o++] = LF;
-  return out.subarray(0, o);
+  return o;
 }

@@ -35,14 +35,15 @@ export const FIELD_COUNT_RULES: readonly FieldCountRule[] = [
   { name: "Subject", min: 0 },
 ];
 
-/** How many fields of each name a message has, by lower-case name. */
-function countFields(fields: readonly HeaderField[]): Map<string, number> {
-  const counts = new Map<string, number>();
+/** How many fields named `lowerName` (lower case) a message has. */
+function countFields(fields: readonly HeaderField[], lowerName: string): number {
+  // Only the names the rules ask about: no map of every name in the message, which verifying
+  // built for each signature (SINGLE_FROM) and signing once more (StrictHeaders).
+  let n = 0;
   for (const f of fields) {
-    const name = asciiLower(f.name);
-    counts.set(name, (counts.get(name) ?? 0) + 1);
+    if (f.name.length === lowerName.length && asciiLower(f.name) === lowerName) n++;
   }
-  return counts;
+  return n;
 }
 
 /**
@@ -66,9 +67,8 @@ export function fieldCountProblem(
   fields: readonly HeaderField[],
   rules: readonly FieldCountRule[],
 ): string | undefined {
-  const counts = countFields(fields);
   for (const rule of rules) {
-    const n = counts.get(asciiLower(rule.name)) ?? 0;
+    const n = countFields(fields, asciiLower(rule.name));
     if (n > 1) return `message has ${n} ${rule.name} fields`;
     if (n < rule.min) return `message has no ${rule.name} field`;
   }

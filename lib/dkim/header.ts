@@ -197,6 +197,10 @@ export function selectHeaders(
   fields: readonly HeaderField[],
   names: readonly string[],
 ): HeaderField[] {
+  // Real messages (some 20 fields, some 10 names): a scan from the bottom per name, with no
+  // map and no list per name. A hostile h= against many fields takes the map below instead,
+  // which stays linear.
+  if (names.length * fields.length <= SMALL_SELECTION) return selectSmall(fields, names);
   const byName = new Map<string, HeaderField[]>();
   for (const f of fields) {
     const key = asciiLower(f.name);
@@ -209,6 +213,26 @@ export function selectHeaders(
     const list = byName.get(asciiLower(name));
     const f = list?.pop();
     if (f) picked.push(f);
+  }
+  return picked;
+}
+
+// Most names × fields for which selectSmall()'s quadratic scan is used.
+const SMALL_SELECTION = 1024;
+
+function selectSmall(fields: readonly HeaderField[], names: readonly string[]): HeaderField[] {
+  const taken = new Uint8Array(fields.length);
+  const picked: HeaderField[] = [];
+  for (const name of names) {
+    const key = asciiLower(name);
+    for (let i = fields.length - 1; i >= 0; i--) {
+      const f = fields[i];
+      if (taken[i] === 0 && f.name.length === key.length && asciiLower(f.name) === key) {
+        taken[i] = 1;
+        picked.push(f);
+        break;
+      }
+    }
   }
   return picked;
 }

@@ -4,12 +4,17 @@
  *
  * @module
  */
-import { asciiLower, concat, fromLatin1, toBase64 } from "../bytes.ts";
+import { asciiLower, toBase64 } from "../bytes.ts";
+import { slabBytes, slabLatin1 } from "../byte_slab.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
 import { BodyHashes, type BodyHashSpec } from "./body_hasher.ts";
-import { type Canonicalization, canonicalizeHeader } from "./canon_header.ts";
-import { type HeaderField, selectHeaders, splitMessage } from "./header.ts";
-import { signedHeaderList } from "./signed_headers.ts";
+import {
+  canonicalHeaderRoom,
+  type Canonicalization,
+  writeCanonicalHeader,
+} from "./canon_header.ts";
+import { type HeaderField, splitMessage } from "./header.ts";
+import { signedHeaderSelection } from "./signed_headers.ts";
 import { copiedTokens } from "./copied_headers.ts";
 import {
   type AlgorithmName,
@@ -153,7 +158,11 @@ export class Signer {
     const signedLength = p.spec.length === undefined
       ? body.canonicalLength
       : Math.min(body.canonicalLength, p.spec.length);
-    const headerNames = signedHeaderList(fields, o.signHeaders, o.oversignHeaders);
+    const { names: headerNames, selected } = signedHeaderSelection(
+      fields,
+      o.signHeaders,
+      o.oversignHeaders,
+    );
     const timestamp = o.timestamp === false ? undefined : now;
     const prefix = formatSignaturePrefix({
       algorithm: p.algorithm,
@@ -172,12 +181,12 @@ export class Signer {
       bodyHash: toBase64(body.hash),
     });
     const data = headerHashInput(
-      selectHeaders(fields, headerNames),
-      { name: SIGNATURE_FIELD, raw: fromLatin1(prefix) },
+      selected,
+      { name: SIGNATURE_FIELD, raw: slabLatin1(prefix) },
       p.canon[0],
     );
     const b = toBase64(await o.key.sign(data));
-    return { name: SIGNATURE_FIELD, raw: fromLatin1(appendSignatureValue(prefix, b)) };
+    return { name: SIGNATURE_FIELD, raw: slabLatin1(appendSignatureValue(prefix, b)) };
   }
 }
 
@@ -230,10 +239,14 @@ export function headerHashInput(
   signatureField: HeaderField,
   canon: Canonicalization,
 ): Uint8Array {
-  const parts = selected.map((f) => canonicalizeHeader(f, canon));
-  const own = canonicalizeHeader(signatureField, canon);
-  parts.push(own.subarray(0, own.length - 2));
-  return concat(parts);
+  // One array for all of it: no array per field, no copy to join them.
+  let room = canonicalHeaderRoom(signatureField);
+  for (const f of selected) room += canonicalHeaderRoom(f);
+  const out = slabBytes(room);
+  let o = 0;
+  for (const f of selected) o = writeCanonicalHeader(out, o, f, canon);
+  o = writeCanonicalHeader(out, o, signatureField, canon);
+  return out.subarray(0, o - 2);
 }
 
 /**

@@ -5,6 +5,7 @@
  * @module
  */
 import { asciiLower, COLON, CR, fromBase64, fromLatin1, HTAB, latin1, LF, SP } from "../bytes.ts";
+import { slabBytes } from "../byte_slab.ts";
 import type { HashAlgorithm } from "../crypto/hash.ts";
 import type { KeyType } from "../crypto/key_type.ts";
 import type { Canonicalization } from "./canon_header.ts";
@@ -249,7 +250,7 @@ export function withoutSignatureValue(field: HeaderField): HeaderField {
       }
     }
     if (eq >= 0 && isTagB(raw, pos, pos + eq)) {
-      const out = new Uint8Array(pos + eq + 1 + raw.length - end);
+      const out = slabBytes(pos + eq + 1 + raw.length - end);
       out.set(raw.subarray(0, pos + eq + 1));
       out.set(raw.subarray(end), pos + eq + 1);
       return { name: field.name, raw: out };
@@ -311,13 +312,63 @@ function optionalNumber(tags: ReadonlyMap<string, string>, name: string): number
   return Number(digits);
 }
 
-/** True for a domain name as `d=` allows: dot-separated labels of letters, digits and hyphens. */
+/**
+ * True for a domain name as `d=` allows: dot-separated labels of letters, digits and hyphens.
+ * A label is 1 to 63 letters, digits, `_` and `-`, neither starting nor ending with `-`; or an
+ * A-label, `xn--` and at least one letter, digit or `-`, of any length.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isDomainName } from "./signature.ts";
+ * assert.ok(isDomainName("mail.Example.com"));
+ * assert.ok(isDomainName("xn--bcher-kva.example"));
+ * assert.ok(!isDomainName("-a.example"));
+ * assert.ok(!isDomainName("a..example"));
+ * ```
+ */
 export function isDomainName(name: string): boolean {
-  if (name.length === 0 || name.length > 253) return false;
-  return name.split(".").every((label) =>
-    /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/i.test(label) || /^xn--[a-z0-9-]+$/i.test(label)
-  );
+  // One scan, no split() and no regular expressions: it runs for every signature verified and
+  // every message signed (the profile of issue 20 had the old one at 3.6 % of signing).
+  const n = name.length;
+  if (n === 0 || n > 253) return false;
+  let start = 0;
+  while (start <= n) {
+    let end = name.indexOf(".", start);
+    if (end === -1) end = n;
+    if (!isLabel(name, start, end)) return false;
+    start = end + 1;
+  }
+  return true;
 }
+
+// name[from, to) as a label of isDomainName().
+function isLabel(name: string, from: number, to: number): boolean {
+  const length = to - from;
+  if (length === 0) return false;
+  let hyphens = false;
+  let underscores = false;
+  for (let i = from; i < to; i++) {
+    const c = name.charCodeAt(i);
+    if (c === HYPHEN) hyphens = true;
+    else if (c === UNDERSCORE) underscores = true;
+    else if (!isAsciiLetterOrDigit(c)) return false;
+  }
+  const plain = length <= 63 &&
+    (!hyphens || (name.charCodeAt(from) !== HYPHEN && name.charCodeAt(to - 1) !== HYPHEN));
+  if (plain) return true;
+  // An A-label: "xn--", then one or more letters, digits or "-", of any length.
+  return !underscores && length >= 5 && (name.charCodeAt(from) | 0x20) === 0x78 &&
+    (name.charCodeAt(from + 1) | 0x20) === 0x6e && name.charCodeAt(from + 2) === HYPHEN &&
+    name.charCodeAt(from + 3) === HYPHEN;
+}
+
+function isAsciiLetterOrDigit(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39);
+}
+
+const HYPHEN = 0x2d;
+const UNDERSCORE = 0x5f;
 
 /** True for a selector (`s=`): one or more labels as in a domain name (RFC 6376 §3.1). */
 export function isSelector(selector: string): boolean {

@@ -83,44 +83,95 @@ export function signedHeaderList(
   signHeaders: readonly string[] = DEFAULT_SIGNED_HEADERS,
   oversignHeaders: readonly string[] = DEFAULT_OVERSIGNED_HEADERS,
 ): string[] {
-  const counts = new Map<string, number>();
-  for (const f of fields) {
-    const key = asciiLower(f.name);
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  const names: string[] = [];
-  const seen = new Set<string>();
-  const sign = lowered(signHeaders);
-  const oversign = lowered(oversignHeaders);
-  const oversigned = new Set(oversign.keys);
-  const add = (name: string, key: string) => {
-    if (seen.has(key)) return;
-    seen.add(key);
-    const n = (counts.get(key) ?? 0) + (oversigned.has(key) ? 1 : 0);
-    for (let i = 0; i < n; i++) names.push(name);
-  };
-  if (!sign.keys.includes("from")) add("From", "from");
-  for (let i = 0; i < sign.names.length; i++) add(sign.names[i], sign.keys[i]);
-  for (let i = 0; i < oversign.names.length; i++) add(oversign.names[i], oversign.keys[i]);
-  // From is listed even when absent, so the signature is valid (RFC 6376 §5.4).
-  if (!names.some((n) => asciiLower(n) === "from")) names.unshift("From");
-  return names;
+  return signedHeaderSelection(fields, signHeaders, oversignHeaders).names;
 }
 
-// Lower-cased copies of the header name lists, made once per list (the configuration's lists
-// are the same arrays for every message).
-const loweredLists = new WeakMap<
-  readonly string[],
-  { readonly names: readonly string[]; readonly keys: readonly string[] }
->();
+/** What {@link signedHeaderSelection} gives: the `h=` list and the fields it picks. */
+export interface SignedHeaderSelection {
+  /** The `h=` list, as {@link signedHeaderList} gives it. */
+  readonly names: string[];
+  /** The fields the list picks, in hash order: what `selectHeaders(fields, names)` gives. */
+  readonly selected: HeaderField[];
+}
 
-function lowered(
-  names: readonly string[],
-): { readonly names: readonly string[]; readonly keys: readonly string[] } {
-  let entry = loweredLists.get(names);
-  if (!entry) {
-    entry = { names: [...names], keys: names.map(asciiLower) };
-    loweredLists.set(names, entry);
+/**
+ * {@link signedHeaderList} and the fields it picks (header.ts `selectHeaders()`: each listing
+ * takes the next instance from the bottom up) in one pass over the fields, for a signer, which
+ * needs both for every message.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { signedHeaderSelection } from "./signed_headers.ts";
+ * import { splitMessage } from "./header.ts";
+ * import { latin1, utf8 } from "../bytes.ts";
+ * const { fields } = splitMessage(utf8("To: 1\r\nFrom: f\r\nTo: 2\r\n\r\n"));
+ * const { names, selected } = signedHeaderSelection(fields, ["To"], ["From"]);
+ * assert.deepEqual(names, ["From", "From", "To", "To"]);
+ * assert.deepEqual(selected.map((f) => latin1(f.raw)), ["From: f", "To: 2", "To: 1"]);
+ * ```
+ */
+export function signedHeaderSelection(
+  fields: readonly HeaderField[],
+  signHeaders: readonly string[] = DEFAULT_SIGNED_HEADERS,
+  oversignHeaders: readonly string[] = DEFAULT_OVERSIGNED_HEADERS,
+): SignedHeaderSelection {
+  const plan = planFor(signHeaders, oversignHeaders);
+  // Per message only the counting: which names are listed, in what order and spelling, and
+  // which once more, depends on the configuration's lists alone (planFor()).
+  const counts = new Array<number>(plan.entries.length).fill(0);
+  const entryOf = new Array<number>(fields.length);
+  for (let f = 0; f < fields.length; f++) {
+    const i = plan.index.get(asciiLower(fields[f].name)) ?? -1;
+    entryOf[f] = i;
+    if (i !== -1) counts[i]++;
   }
-  return entry;
+  const names: string[] = [];
+  const selected: HeaderField[] = [];
+  for (let i = 0; i < plan.entries.length; i++) {
+    const { name, extra } = plan.entries[i];
+    for (let n = counts[i] + extra; n > 0; n--) names.push(name);
+    // The instances of this name, from the bottom up; an oversigned listing picks none.
+    if (counts[i] === 0) continue;
+    for (let f = fields.length - 1; f >= 0; f--) if (entryOf[f] === i) selected.push(fields[f]);
+  }
+  // From is listed even when absent, so the signature is valid (RFC 6376 §5.4).
+  if (counts[plan.from] + plan.entries[plan.from].extra === 0) names.unshift("From");
+  return { names, selected };
+}
+
+// What signedHeaderList() lists for a pair of lists, message aside: each distinct lower-case
+// name once, in order (From first unless signHeaders has it, then signHeaders, then the
+// oversigned names it lacks), spelt as first listed, with 1 extra listing when oversigned.
+interface Plan {
+  readonly entries: readonly { readonly name: string; readonly extra: number }[];
+  readonly index: ReadonlyMap<string, number>;
+  readonly from: number;
+}
+
+// Made once per pair of lists: the configuration's lists are the same arrays for every message.
+const plans = new WeakMap<readonly string[], WeakMap<readonly string[], Plan>>();
+
+function planFor(signHeaders: readonly string[], oversignHeaders: readonly string[]): Plan {
+  let bySign = plans.get(signHeaders);
+  if (!bySign) plans.set(signHeaders, bySign = new WeakMap());
+  let plan = bySign.get(oversignHeaders);
+  if (!plan) bySign.set(oversignHeaders, plan = makePlan(signHeaders, oversignHeaders));
+  return plan;
+}
+
+function makePlan(signHeaders: readonly string[], oversignHeaders: readonly string[]): Plan {
+  const oversigned = new Set(oversignHeaders.map(asciiLower));
+  const entries: { name: string; extra: number }[] = [];
+  const index = new Map<string, number>();
+  const add = (name: string) => {
+    const key = asciiLower(name);
+    if (index.has(key)) return;
+    index.set(key, entries.length);
+    entries.push({ name, extra: oversigned.has(key) ? 1 : 0 });
+  };
+  if (!signHeaders.some((h) => asciiLower(h) === "from")) add("From");
+  for (const name of signHeaders) add(name);
+  for (const name of oversignHeaders) add(name);
+  return { entries, index, from: index.get("from")! };
 }

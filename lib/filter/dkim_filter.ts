@@ -22,6 +22,7 @@ import type { ArcVerdict } from "../arc/verify.ts";
 import type { Config } from "../config/schema.ts";
 import { errorMessage } from "../error_message.ts";
 import { asciiLower, fromLatin1, latin1 } from "../bytes.ts";
+import { slabLatin1 } from "../byte_slab.ts";
 import { actionSettingName } from "../config/settings.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
 import { AUTH_RESULTS_FIELD, formatAuthResults, parseAuthservId } from "../dkim/auth_results.ts";
@@ -51,7 +52,7 @@ import type { SignerChoice } from "../policy/signers.ts";
 import { isReported } from "../policy/data_set_lookup.ts";
 import { VERSION } from "../version.ts";
 import { clientLabel, decide } from "./decide.ts";
-import type { Runtime } from "./filter_policy.ts";
+import type { FilterPolicy, Runtime } from "./filter_policy.ts";
 import { arcBody, type Arrival, startArc } from "./arc_work.ts";
 import { claimsAuthservId, earlierResults, ownArrivalSet } from "./arrival_results.ts";
 import { dkimFilterNeeds, optionalActionsFor } from "./filter_needs.ts";
@@ -713,9 +714,10 @@ class DkimConnection implements FilterConnection {
   // author's domain is the From field's, as libopendkim's dkim_getdomain() gives it.
   async #prescreen(tx: Transaction, max: number): Promise<ReadonlySet<number>> {
     const trust = tx.runtime.loaded.trustSignaturesFrom;
-    const domains = tx.fields.filter((f) => isField(f, SIGNATURE_FIELD))
-      .map((f) => summarizeSignature(f).domain);
-    if (domains.length === 0 || (!trust && max > 0)) return new Set();
+    const signatures = tx.fields.filter((f) => isField(f, SIGNATURE_FIELD));
+    // The usual case (a limit, no TrustSignaturesFrom) needs no d=: no tag list parsed for it.
+    if (signatures.length === 0 || (!trust && max > 0)) return new Set();
+    const domains = signatures.map((f) => summarizeSignature(f).domain);
     const known = domains.filter((d): d is string => d !== undefined);
     const hits = trust && known.length > 0 ? await trust.lookup(known) : [];
     const trusted = new Set(known.filter((_, i) => hits[i] !== undefined));
@@ -746,17 +748,20 @@ class DkimConnection implements FilterConnection {
     const signing = withhold ? 0 : work.signers.length;
     // The final script runs before the signatures are computed, so its odkim.xtag() tags are
     // in them (OpenDKIM's mlfi_eom() runs it before dkim_eom() on its signing handles).
-    const lua = await applyFinal(
-      this.#luaCall(
-        tx,
-        macros,
-        findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
-        qid,
-      ),
-      finalSignatures(verdicts, tx.bodyBytes),
-      (text) => this.#text(text),
-      signing,
-    );
+    // Without a final or statistics script there is nothing to call: no sender parsed for it.
+    const lua = hasFinalHook(tx.runtime.loaded)
+      ? await applyFinal(
+        this.#luaCall(
+          tx,
+          macros,
+          findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
+          qid,
+        ),
+        finalSignatures(verdicts, tx.bodyBytes),
+        (text) => this.#text(text),
+        signing,
+      )
+      : undefined;
     const before = checked?.modifications ?? [];
     if (lua?.action) {
       return this.#luaEnded(tx, [...before, ...lua.modifications], lua.action, qid);
@@ -938,16 +943,18 @@ class DkimConnection implements FilterConnection {
         }
       }
     }
-    const lua = await applyFinal(
-      this.#luaCall(
-        tx,
-        macros,
-        findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
-        qid,
-      ),
-      finalSignatures(verdicts, tx.bodyBytes),
-      (text) => this.#text(text),
-    );
+    const lua = hasFinalHook(tx.runtime.loaded)
+      ? await applyFinal(
+        this.#luaCall(
+          tx,
+          macros,
+          findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
+          qid,
+        ),
+        finalSignatures(verdicts, tx.bodyBytes),
+        (text) => this.#text(text),
+      )
+      : undefined;
     if (lua?.action) return this.#luaEnded(tx, [...mods, ...lua.modifications], lua.action, qid);
     if (config.softwareHeader) mods.push(this.#softwareField(qid));
     if (lua) mods.push(...lua.modifications);
@@ -1182,7 +1189,7 @@ class DkimConnection implements FilterConnection {
   }
 
   #text(value: string): Uint8Array {
-    return mtaValue(fromLatin1(value), this.#info.session.leadingSpace);
+    return mtaValue(slabLatin1(value), this.#info.session.leadingSpace);
   }
 
   // The resolver, reporting each lookup to the observer and keeping what each failure said
@@ -1254,6 +1261,11 @@ function signedNames(
     signedNamesOf.set(headers, names);
   }
   return names;
+}
+
+// Whether applyFinal() has a script to run: the statistics or the final one.
+function hasFinalHook(policy: FilterPolicy<SigningKey>): boolean {
+  return hasHook(policy, "statistics") || hasHook(policy, "final");
 }
 
 // The AAR results of a re-injected post: the arrival results, then this pass's arc= unless they

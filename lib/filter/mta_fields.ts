@@ -7,6 +7,7 @@
  * @module
  */
 import { asciiLower, CR, HTAB, LF, SP } from "../bytes.ts";
+import { slabBytes } from "../byte_slab.ts";
 import type { HeaderField } from "../dkim/header.ts";
 import type { Modification } from "../milter/filter.ts";
 
@@ -26,7 +27,7 @@ import type { Modification } from "../milter/filter.ts";
  */
 export function mtaValue(value: Uint8Array, leadingSpace: boolean): Uint8Array {
   // On the bytes, one pass: a round trip through text cost more than the edit.
-  const out = new Uint8Array(value.length);
+  const out = slabBytes(value.length);
   let o = 0;
   for (let i = 0; i < value.length; i++) {
     const c = value[i];
@@ -80,7 +81,8 @@ export function makeField(name: string, value: Uint8Array, leadingSpace: boolean
     if (i === 0 || value[i - 1] !== CR) bare++;
   }
   const start = name.length + 1 + (addSpace ? 1 : 0);
-  const raw = new Uint8Array(start + value.length + bare);
+  // From a slab: an array of its own for every field of every message cost more than the copy.
+  const raw = slabBytes(start + value.length + bare);
   for (let i = 0; i < name.length; i++) raw[i] = name.charCodeAt(i) & 0xff;
   raw[name.length] = 0x3a;
   if (addSpace) raw[name.length + 1] = SP;

@@ -1,7 +1,10 @@
+import fc from "fast-check";
 import assert from "node:assert/strict";
-import { fromLatin1, latin1 } from "../../lib/bytes.ts";
+import { asciiLower, fromLatin1, latin1 } from "../../lib/bytes.ts";
+import { fuzzParams } from "../helpers/fuzz.ts";
 import {
   fieldValueText,
+  type HeaderField,
   makeHeaderField,
   MAX_HEADER_FIELDS,
   MessageSyntaxError,
@@ -74,4 +77,30 @@ Deno.test("makeHeaderField() and fieldValueText() round-trip a milter header", (
   const f = makeHeaderField("Subject", fromLatin1(" a\r\n b "));
   assert.equal(latin1(f.raw), "Subject: a\r\n b ");
   assert.equal(fieldValueText(f), "a b");
+});
+
+Deno.test("selectHeaders() picks what the map of every name it used before picked, small and large", () => {
+  // The implementation before issue 20, which the large case still is.
+  const viaMap = (fields: readonly HeaderField[], names: readonly string[]) => {
+    const byName = new Map<string, HeaderField[]>();
+    for (const f of fields) {
+      const key = asciiLower(f.name);
+      let list = byName.get(key);
+      if (!list) byName.set(key, list = []);
+      list.push(f);
+    }
+    return names.flatMap((n) => byName.get(asciiLower(n))?.pop() ?? []);
+  };
+  const name = fc.constantFrom("From", "from", "FROM", "To", "Subject", "x-\xc9", "X-\xc9", "Cc");
+  fc.assert(
+    fc.property(
+      fc.array(name, { maxLength: 40 }),
+      fc.array(name, { maxLength: 40 }),
+      (fieldNames, names) => {
+        const fields = fieldNames.map((n, i) => ({ name: n, raw: fromLatin1(`${n}: ${i}`) }));
+        assert.deepEqual(selectHeaders(fields, names), viaMap(fields, names));
+      },
+    ),
+    fuzzParams(3000),
+  );
 });

@@ -7,6 +7,8 @@ import {
   appendSignatureValue,
   decodeQuotedPrintable,
   encodeQuotedPrintable,
+  isDomainName,
+  isSelector,
   parseCanonicalization,
   parseSignature,
   summarizeSignature,
@@ -114,5 +116,61 @@ Deno.test("withoutSignatureValue() deletes what the text search deleted, on any 
       assert.equal(latin1(withoutSignatureValue(field).raw), viaText(text));
     }),
     fuzzParams(1000),
+  );
+});
+
+Deno.test("isDomainName() accepts what the regular expressions it replaced accepted", () => {
+  // The implementation before issue 20: split on ".", each label against two expressions.
+  const viaRegex = (name: string) => {
+    if (name.length === 0 || name.length > 253) return false;
+    return name.split(".").every((label) =>
+      /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/i.test(label) || /^xn--[a-z0-9-]+$/i.test(label)
+    );
+  };
+  for (
+    const name of [
+      "example.com",
+      "EXAMPLE.COM",
+      "a",
+      "-",
+      "_",
+      "a-",
+      "-a",
+      "a_b",
+      "_dmarc.example",
+      "xn--bcher-kva.example",
+      "XN--A",
+      "xn--",
+      "xn--a_b",
+      "xn---",
+      "a..b",
+      ".a",
+      "a.",
+      "a".repeat(63),
+      "a".repeat(64),
+      `xn--${"a".repeat(70)}`,
+      `${"a".repeat(63)}.`.repeat(4).slice(0, 253),
+      `${"a".repeat(63)}.`.repeat(4).slice(0, 254),
+      "a\nb",
+      "\u212a",
+      "\u017f",
+      "\xe9.example",
+    ]
+  ) {
+    assert.equal(isDomainName(name), viaRegex(name), JSON.stringify(name));
+    assert.equal(isSelector(name), viaRegex(name), JSON.stringify(name));
+  }
+  const pieces = fc.oneof(
+    fc.constantFrom("a", "Z", "0", "9", "-", "_", ".", "xn--", "XN--", "x", "n", "\u212a", "\xe9"),
+    fc.constantFrom(" ", "\r", "\n", "\x00", "\x7f", "\x10", "\x1a", "/", ":", "@", "`", "{"),
+    fc.string({ maxLength: 3 }),
+    fc.constantFrom("a".repeat(61), "b".repeat(62), "c".repeat(63), "d".repeat(64)),
+  );
+  fc.assert(
+    fc.property(fc.array(pieces, { maxLength: 12 }), (parts) => {
+      const name = parts.join("");
+      assert.equal(isDomainName(name), viaRegex(name), JSON.stringify(name));
+    }),
+    fuzzParams(5000),
   );
 });

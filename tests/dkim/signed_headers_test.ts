@@ -1,14 +1,17 @@
+import fc from "fast-check";
 import assert from "node:assert/strict";
-import { fromLatin1, latin1 } from "../../lib/bytes.ts";
-import { splitMessage } from "../../lib/dkim/header.ts";
+import { asciiLower, fromLatin1, latin1 } from "../../lib/bytes.ts";
+import { selectHeaders, splitMessage } from "../../lib/dkim/header.ts";
 import { parseSignature } from "../../lib/dkim/signature.ts";
 import {
   DEFAULT_OVERSIGNED_HEADERS,
   DEFAULT_SIGNED_HEADERS,
   signedHeaderList,
+  signedHeaderSelection,
 } from "../../lib/dkim/signed_headers.ts";
 import { verifyMessage } from "../../lib/dkim/verify.ts";
 import { edKey, recordFor, signed } from "../helpers/dkim_fixtures.ts";
+import { fuzzParams } from "../helpers/fuzz.ts";
 import { ZoneResolver } from "../helpers/zone_resolver.ts";
 
 const NOW = 1_800_000_000;
@@ -196,4 +199,56 @@ Deno.test("Signer with OpenDKIM's former default list: the same changes pass (th
     "pass",
   );
   assert.equal(await verify(fromLatin1(text.replace("invoice-1@", "invoice-2@"))), "pass");
+});
+
+Deno.test("signedHeaderList() lists what the implementation before its per-list plan listed, and signedHeaderSelection() picks what selectHeaders() picks", () => {
+  // The implementation before issue 20, which built its sets and maps for every message.
+  const before = (
+    fields: readonly { name: string }[],
+    signHeaders: readonly string[] = DEFAULT_SIGNED_HEADERS,
+    oversignHeaders: readonly string[] = DEFAULT_OVERSIGNED_HEADERS,
+  ): string[] => {
+    const counts = new Map<string, number>();
+    for (const f of fields) {
+      const key = asciiLower(f.name);
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    const names: string[] = [];
+    const seen = new Set<string>();
+    const signKeys = signHeaders.map(asciiLower);
+    const oversigned = new Set(oversignHeaders.map(asciiLower));
+    const add = (name: string, key: string) => {
+      if (seen.has(key)) return;
+      seen.add(key);
+      const n = (counts.get(key) ?? 0) + (oversigned.has(key) ? 1 : 0);
+      for (let i = 0; i < n; i++) names.push(name);
+    };
+    if (!signKeys.includes("from")) add("From", "from");
+    signHeaders.forEach((name, i) => add(name, signKeys[i]));
+    oversignHeaders.forEach((name) => add(name, asciiLower(name)));
+    if (!names.some((n) => asciiLower(n) === "from")) names.unshift("From");
+    return names;
+  };
+  const name = fc.constantFrom("From", "from", "FROM", "To", "to", "Subject", "Cc", "X-A", "x-a");
+  const lists = fc.array(name, { maxLength: 6 });
+  fc.assert(
+    fc.property(
+      fc.array(name, { maxLength: 10 }),
+      lists,
+      lists,
+      fc.boolean(),
+      (names, sign, over, defaults) => {
+        const fields = names.map((n, i) => ({ name: n, raw: fromLatin1(`${n}: ${i}`) }));
+        const selection = signedHeaderSelection(fields, sign, over);
+        assert.deepEqual(selection.names, before(fields, sign, over));
+        assert.deepEqual(selection.selected, selectHeaders(fields, selection.names));
+        if (defaults) {
+          assert.deepEqual(signedHeaderList(fields), before(fields));
+          assert.deepEqual(signedHeaderList(fields, sign), before(fields, sign));
+        }
+        assert.deepEqual(signedHeaderList(fields, sign, over), before(fields, sign, over));
+      },
+    ),
+    fuzzParams(3000),
+  );
 });
