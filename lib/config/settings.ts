@@ -429,6 +429,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "hosts",
     kind: dataSet(FILE_OR_LIST, 'must be a file or an inline list ("refile:" is not allowed)'),
     doc: "Macros (NAME or NAME=V1|V2) that mark a sender as local, so its mail is signed.",
+    opendkim:
+      "OpenDKIM never matches a name written in braces ({daemon_name}), and a listed macro that is set with another value cancels an MTA match; dkimd accepts braces and signs when any step (InternalHosts, authentication, MTA, MacroList) says the sender is local",
   },
   senderHeaders: {
     name: "SenderHeaders",

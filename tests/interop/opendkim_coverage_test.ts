@@ -405,6 +405,56 @@ Deno.test({
   },
 });
 
+/**
+ * `m` with `values` sent at connect, MAIL and end of header, as Postfix has {daemon_name} and
+ * {auth_type} by then: each milter gets them at the stage it asked for (OpenDKIM asks at end of
+ * header only, with a symbol list, so the client then sends it no macros at the other stages).
+ */
+function withMtaMacros(m: ClientMessage, values: Record<string, string>): ClientMessage {
+  const macros = { ...m.macros };
+  for (const stage of ["connect", "mail", "eoh"] as const) {
+    macros[stage] = { ...macros[stage], ...values };
+  }
+  return { ...m, macros };
+}
+
+Deno.test({
+  name:
+    "MacroList departures: OpenDKIM never matches a braced name, and a set macro with another value undoes an MTA match; dkimd takes braces and keeps the MTA match",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    const daemon = (name: string) => withMtaMacros(inbound(MESSAGE), { "{daemon_name}": name });
+    await withPair(async (dir) => [
+      ...(await tables(dir)),
+      "MTA msa",
+      "MacroList daemon_name=msa2|msa3",
+    ], async (send) => {
+      assert.deepEqual(signatures(same(await send(inbound(MESSAGE)))), []);
+      assert.equal(signatures(same(await send(daemon("msa3")))).length, 1);
+      assert.equal(signatures(same(await send(daemon("smtpd")))).length, 0);
+      const auth = withMtaMacros(inbound(MESSAGE), { "{auth_type}": "CRAM-MD5" });
+      assert.equal(signatures(same(await send(auth))).length, 1);
+      // OpenDKIM looks each set macro up and stores the answer over the MTA step's: "msa" is in
+      // MTA but not among MacroList's values, so its mail goes unsigned. dkimd signs mail that
+      // any step calls ours, as opendkim.conf(5) describes the steps.
+      const msa = await send(daemon("msa"));
+      assert.deepEqual(signatures(msa.opendkim), []);
+      assert.equal(signatures(msa.dkimd).length, 1);
+    });
+    await withPair(async (dir) => [
+      ...(await tables(dir)),
+      "MacroList {daemon_name}=msa2|msa3",
+    ], async (send) => {
+      assert.deepEqual(signatures(same(await send(daemon("smtpd")))), []);
+      // OpenDKIM adds braces to the name as written and asks libmilter for "{{daemon_name}}",
+      // which no MTA sends; dkimd drops the braces, so the entry works as written.
+      const braced = await send(daemon("msa2"));
+      assert.deepEqual(signatures(braced.opendkim), []);
+      assert.equal(signatures(braced.dkimd).length, 1);
+    });
+  },
+});
+
 Deno.test({
   name:
     "SenderHeaders, ExemptDomains, DontSignMailTo: the sender field chosen, exempt senders and excluded recipients, alike in both",
