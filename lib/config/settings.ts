@@ -612,7 +612,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     action: "dnsError",
     default: DEFAULT_ACTIONS.dnsError,
     doc: "A key lookup that failed for a while (temperror).",
-    opendkim: ON_REPLY_CODES,
+    opendkim:
+      `OpenDKIM 2.11 does not apply it when verifying (it computes the reply and drops it) and adds no result: the message is accepted; dkimd adds dkim=temperror and applies it. ${ON_REPLY_CODES}`,
   },
   onInternalError: {
     name: "On-InternalError",
@@ -872,6 +873,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "Ask for keys over TCP from the start, not over UDP until an answer is truncated.",
+    opendkim: "Debian's OpenDKIM 2.11 reads it and still asks over UDP; dkimd asks over TCP",
   },
   trustAnchorFile: {
     name: "TrustAnchorFile",

@@ -16,6 +16,7 @@ import type { SignOptions } from "../../lib/dkim/sign.ts";
 import { loadKey, MESSAGE, recordFor, signed, writeTestKeys } from "../helpers/dkim_fixtures.ts";
 import { mtaMessage } from "../helpers/mta_message.ts";
 import { runCli } from "../helpers/run_cli.ts";
+import { startFakeDnsServer } from "../helpers/fake_dns_server.ts";
 import {
   HAVE_OPENDKIM,
   type MilterPair,
@@ -792,6 +793,72 @@ Deno.test({
       assert.notEqual(check.code, 0);
       assert.match(check.stderr + check.text, /Unsafe key.*chmod/s);
     } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "On-DNSError, DNSConnect departures: OpenDKIM accepts a message whose key query fails with no result and no action, over UDP; dkimd says temperror, applies the action, asks over TCP",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    const dns = await startFakeDnsServer({
+      "rsa._domainkey.example.com": { txt: [recordFor(await loadKey("rsa2048_pkcs8.pem"))] },
+      "servfail._domainkey.example.com": { rcode: "SERVFAIL" },
+      "silent._domainkey.example.com": { drop: true },
+    });
+    const dir = await Deno.makeTempDir({ prefix: "dkimd-od18h-" });
+    try {
+      const pair = await startPair(dir, [
+        "Mode v",
+        // Debian's OpenDKIM (libunbound) forwards to this address and port, as dkimd asks it.
+        `Nameservers 127.0.0.1@${dns.port}`,
+        "DNSTimeout 2",
+        "On-DNSError reject",
+        "DNSConnect yes",
+      ]);
+      try {
+        /** What `port` did with a message signed with `selector`, and how it asked for the key. */
+        const verify = async (port: number, selector: string, qid: string) => {
+          const before = dns.queries.length;
+          const r = observe(await sendTo(port, inbound(await signedBy({ selector }), qid)));
+          const asked = dns.queries.slice(before).map((q) => `${q.name} ${q.transport}`);
+          return { r, asked };
+        };
+        const key = "rsa._domainkey.example.com";
+        const good = {
+          opendkim: await verify(pair.opendkim.port, "rsa", "IN1"),
+          dkimd: await verify(pair.dkimd.port, "rsa", "IN1"),
+        };
+        // (OpenDKIM's result comment "(2048-bit key; unprotected)" holds a ";", which the
+        // summary of results splits on: compare the verdicts.)
+        for (const side of [good.opendkim, good.dkimd]) {
+          assert.equal(side.r.final, "accept");
+          assert.match(results(side.r)[0], /dkim=pass\b.*header\.s=rsa/);
+        }
+        // DNSConnect: Debian's 2.11 reads it and still asks over UDP; dkimd asks over TCP.
+        assert.deepEqual(good.opendkim.asked, [`${key} udp`]);
+        assert.deepEqual(good.dkimd.asked, [`${key} tcp`]);
+        for (const selector of ["servfail", "silent"]) {
+          // OpenDKIM computes the On-DNSError reply for dkim_eom()'s KEYFAIL and then drops it
+          // (opendkim.c stores it in a variable that is overwritten), and adds no result.
+          const od = await verify(pair.opendkim.port, selector, "IN2");
+          assert.deepEqual(od.r, { final: "accept", changes: [] }, selector);
+          const dk = await verify(pair.dkimd.port, selector, "IN2");
+          assert.equal(dk.r.final, "reject 550 5.7.1", selector);
+          assert.match(
+            results(dk.r)[0],
+            new RegExp(`dkim=temperror header.d=example.com header.s=${selector}`),
+          );
+          assert.ok(od.asked.length > 0 && od.asked.every((q) => q.endsWith(" udp")), selector);
+          assert.ok(dk.asked.some((q) => q.endsWith(" tcp")), selector);
+        }
+      } finally {
+        await pair.stop();
+      }
+    } finally {
+      await dns.close();
       await Deno.remove(dir, { recursive: true });
     }
   },
