@@ -939,6 +939,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "dns",
     kind: dataSet(FILE_OR_LIST),
     doc: "Names and TXT records used instead of DNS (testing only).",
+    opendkim:
+      "for a name the data set lacks, OpenDKIM adds no result and accepts, as for a failed key query; dkimd reports no key (dkim=permerror) and applies On-KeyNotFound",
   },
   dataSetCacheTtl: {
     name: "DataSetCacheTTL",

@@ -863,3 +863,49 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "TestDNSData: key records from the data set, in place of DNS, alike in both; a name it lacks departs",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "dkimd-od18h-" });
+    // Nothing listens here: a query that escaped the data set would fail, not pass.
+    const nowhere = "127.0.0.1@9";
+    try {
+      const record = recordFor(await loadKey("rsa2048_pkcs8.pem"));
+      await Deno.writeTextFile(`${dir}/dns_data`, `rsa._domainkey.example.com ${record}\n`);
+      const pair = await startPair(dir, [
+        "Mode v",
+        `TestDNSData ${dir}/dns_data`,
+        `Nameservers ${nowhere}`,
+        "DNSTimeout 1",
+        ...SIGNED_FIELDS,
+      ]);
+      try {
+        const both = async (m: ClientMessage): Promise<Both> => {
+          const [opendkim, dkimd] = await Promise.all([
+            sendTo(pair.opendkim.port, m),
+            sendTo(pair.dkimd.port, m),
+          ]);
+          return { opendkim: observe(opendkim), dkimd: observe(dkimd), raw: { opendkim, dkimd } };
+        };
+        assert.match(results(same(await both(inbound(await signedBy(), "IN1"))))[0], /dkim=pass/);
+        // Departure: for a name the data set lacks, OpenDKIM adds no result and accepts, as for a
+        // key query that failed (see On-DNSError above); dkimd takes it as a name that does not
+        // exist: no key, dkim=permerror, and On-KeyNotFound (accept by default).
+        const missing = await both(inbound(await signedBy({ selector: "missing" }), "IN2"));
+        assert.deepEqual(missing.opendkim, { final: "accept", changes: [] });
+        assert.equal(missing.dkimd.final, "accept");
+        assert.match(
+          results(missing.dkimd)[0],
+          /dkim=permerror header.d=example.com header.s=missing/,
+        );
+      } finally {
+        await pair.stop();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
