@@ -429,6 +429,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "hosts",
     kind: dataSet(FILE_OR_LIST, 'must be a file or an inline list ("refile:" is not allowed)'),
     doc: "Macros (NAME or NAME=V1|V2) that mark a sender as local, so its mail is signed.",
+    opendkim:
+      "OpenDKIM never matches a name written in braces ({daemon_name}), and a listed macro that is set with another value cancels an MTA match; dkimd accepts braces and signs when any step (InternalHosts, authentication, MTA, MacroList) says the sender is local",
   },
   senderHeaders: {
     name: "SenderHeaders",
@@ -610,7 +612,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     action: "dnsError",
     default: DEFAULT_ACTIONS.dnsError,
     doc: "A key lookup that failed for a while (temperror).",
-    opendkim: ON_REPLY_CODES,
+    opendkim:
+      `OpenDKIM 2.11 does not apply it when verifying (it computes the reply and drops it) and adds no result: the message is accepted; dkimd adds dkim=temperror and applies it. ${ON_REPLY_CODES}`,
   },
   onInternalError: {
     name: "On-InternalError",
@@ -870,6 +873,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "Ask for keys over TCP from the start, not over UDP until an answer is truncated.",
+    opendkim: "Debian's OpenDKIM 2.11 reads it and still asks over UDP; dkimd asks over TCP",
   },
   trustAnchorFile: {
     name: "TrustAnchorFile",
@@ -935,6 +939,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     group: "dns",
     kind: dataSet(FILE_OR_LIST),
     doc: "Names and TXT records used instead of DNS (testing only).",
+    opendkim:
+      "for a name the data set lacks, OpenDKIM adds no result and accepts, as for a failed key query; dkimd reports no key (dkim=permerror) and applies On-KeyNotFound",
   },
   dataSetCacheTtl: {
     name: "DataSetCacheTTL",

@@ -16,6 +16,7 @@ import type { SignOptions } from "../../lib/dkim/sign.ts";
 import { loadKey, MESSAGE, recordFor, signed, writeTestKeys } from "../helpers/dkim_fixtures.ts";
 import { mtaMessage } from "../helpers/mta_message.ts";
 import { runCli } from "../helpers/run_cli.ts";
+import { startFakeDnsServer } from "../helpers/fake_dns_server.ts";
 import {
   HAVE_OPENDKIM,
   type MilterPair,
@@ -405,6 +406,56 @@ Deno.test({
   },
 });
 
+/**
+ * `m` with `values` sent at connect, MAIL and end of header, as Postfix has {daemon_name} and
+ * {auth_type} by then: each milter gets them at the stage it asked for (OpenDKIM asks at end of
+ * header only, with a symbol list, so the client then sends it no macros at the other stages).
+ */
+function withMtaMacros(m: ClientMessage, values: Record<string, string>): ClientMessage {
+  const macros = { ...m.macros };
+  for (const stage of ["connect", "mail", "eoh"] as const) {
+    macros[stage] = { ...macros[stage], ...values };
+  }
+  return { ...m, macros };
+}
+
+Deno.test({
+  name:
+    "MacroList departures: OpenDKIM never matches a braced name, and a set macro with another value undoes an MTA match; dkimd takes braces and keeps the MTA match",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    const daemon = (name: string) => withMtaMacros(inbound(MESSAGE), { "{daemon_name}": name });
+    await withPair(async (dir) => [
+      ...(await tables(dir)),
+      "MTA msa",
+      "MacroList daemon_name=msa2|msa3",
+    ], async (send) => {
+      assert.deepEqual(signatures(same(await send(inbound(MESSAGE)))), []);
+      assert.equal(signatures(same(await send(daemon("msa3")))).length, 1);
+      assert.equal(signatures(same(await send(daemon("smtpd")))).length, 0);
+      const auth = withMtaMacros(inbound(MESSAGE), { "{auth_type}": "CRAM-MD5" });
+      assert.equal(signatures(same(await send(auth))).length, 1);
+      // OpenDKIM looks each set macro up and stores the answer over the MTA step's: "msa" is in
+      // MTA but not among MacroList's values, so its mail goes unsigned. dkimd signs mail that
+      // any step calls ours, as opendkim.conf(5) describes the steps.
+      const msa = await send(daemon("msa"));
+      assert.deepEqual(signatures(msa.opendkim), []);
+      assert.equal(signatures(msa.dkimd).length, 1);
+    });
+    await withPair(async (dir) => [
+      ...(await tables(dir)),
+      "MacroList {daemon_name}=msa2|msa3",
+    ], async (send) => {
+      assert.deepEqual(signatures(same(await send(daemon("smtpd")))), []);
+      // OpenDKIM adds braces to the name as written and asks libmilter for "{{daemon_name}}",
+      // which no MTA sends; dkimd drops the braces, so the entry works as written.
+      const braced = await send(daemon("msa2"));
+      assert.deepEqual(signatures(braced.opendkim), []);
+      assert.equal(signatures(braced.dkimd).length, 1);
+    });
+  },
+});
+
 Deno.test({
   name:
     "SenderHeaders, ExemptDomains, DontSignMailTo: the sender field chosen, exempt senders and excluded recipients, alike in both",
@@ -741,6 +792,118 @@ Deno.test({
       const check = await runCli(["check-config", `${dir}/dkimd.conf`]);
       assert.notEqual(check.code, 0);
       assert.match(check.stderr + check.text, /Unsafe key.*chmod/s);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "On-DNSError, DNSConnect departures: OpenDKIM accepts a message whose key query fails with no result and no action, over UDP; dkimd says temperror, applies the action, asks over TCP",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    const dns = await startFakeDnsServer({
+      "rsa._domainkey.example.com": { txt: [recordFor(await loadKey("rsa2048_pkcs8.pem"))] },
+      "servfail._domainkey.example.com": { rcode: "SERVFAIL" },
+      "silent._domainkey.example.com": { drop: true },
+    });
+    const dir = await Deno.makeTempDir({ prefix: "dkimd-od18h-" });
+    try {
+      const pair = await startPair(dir, [
+        "Mode v",
+        // Debian's OpenDKIM (libunbound) forwards to this address and port, as dkimd asks it.
+        `Nameservers 127.0.0.1@${dns.port}`,
+        "DNSTimeout 2",
+        "On-DNSError reject",
+        "DNSConnect yes",
+      ]);
+      try {
+        /** What `port` did with a message signed with `selector`, and how it asked for the key. */
+        const verify = async (port: number, selector: string, qid: string) => {
+          const before = dns.queries.length;
+          const r = observe(await sendTo(port, inbound(await signedBy({ selector }), qid)));
+          const asked = dns.queries.slice(before).map((q) => `${q.name} ${q.transport}`);
+          return { r, asked };
+        };
+        const key = "rsa._domainkey.example.com";
+        const good = {
+          opendkim: await verify(pair.opendkim.port, "rsa", "IN1"),
+          dkimd: await verify(pair.dkimd.port, "rsa", "IN1"),
+        };
+        // (OpenDKIM's result comment "(2048-bit key; unprotected)" holds a ";", which the
+        // summary of results splits on: compare the verdicts.)
+        for (const side of [good.opendkim, good.dkimd]) {
+          assert.equal(side.r.final, "accept");
+          assert.match(results(side.r)[0], /dkim=pass\b.*header\.s=rsa/);
+        }
+        // DNSConnect: Debian's 2.11 reads it and still asks over UDP; dkimd asks over TCP.
+        assert.deepEqual(good.opendkim.asked, [`${key} udp`]);
+        assert.deepEqual(good.dkimd.asked, [`${key} tcp`]);
+        for (const selector of ["servfail", "silent"]) {
+          // OpenDKIM computes the On-DNSError reply for dkim_eom()'s KEYFAIL and then drops it
+          // (opendkim.c stores it in a variable that is overwritten), and adds no result.
+          const od = await verify(pair.opendkim.port, selector, "IN2");
+          assert.deepEqual(od.r, { final: "accept", changes: [] }, selector);
+          const dk = await verify(pair.dkimd.port, selector, "IN2");
+          assert.equal(dk.r.final, "reject 550 5.7.1", selector);
+          assert.match(
+            results(dk.r)[0],
+            new RegExp(`dkim=temperror header.d=example.com header.s=${selector}`),
+          );
+          assert.ok(od.asked.length > 0 && od.asked.every((q) => q.endsWith(" udp")), selector);
+          assert.ok(dk.asked.some((q) => q.endsWith(" tcp")), selector);
+        }
+      } finally {
+        await pair.stop();
+      }
+    } finally {
+      await dns.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "TestDNSData: key records from the data set, in place of DNS, alike in both; a name it lacks departs",
+  ignore: !HAVE_OPENDKIM,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "dkimd-od18h-" });
+    // Nothing listens here: a query that escaped the data set would fail, not pass.
+    const nowhere = "127.0.0.1@9";
+    try {
+      const record = recordFor(await loadKey("rsa2048_pkcs8.pem"));
+      await Deno.writeTextFile(`${dir}/dns_data`, `rsa._domainkey.example.com ${record}\n`);
+      const pair = await startPair(dir, [
+        "Mode v",
+        `TestDNSData ${dir}/dns_data`,
+        `Nameservers ${nowhere}`,
+        "DNSTimeout 1",
+        ...SIGNED_FIELDS,
+      ]);
+      try {
+        const both = async (m: ClientMessage): Promise<Both> => {
+          const [opendkim, dkimd] = await Promise.all([
+            sendTo(pair.opendkim.port, m),
+            sendTo(pair.dkimd.port, m),
+          ]);
+          return { opendkim: observe(opendkim), dkimd: observe(dkimd), raw: { opendkim, dkimd } };
+        };
+        assert.match(results(same(await both(inbound(await signedBy(), "IN1"))))[0], /dkim=pass/);
+        // Departure: for a name the data set lacks, OpenDKIM adds no result and accepts, as for a
+        // key query that failed (see On-DNSError above); dkimd takes it as a name that does not
+        // exist: no key, dkim=permerror, and On-KeyNotFound (accept by default).
+        const missing = await both(inbound(await signedBy({ selector: "missing" }), "IN2"));
+        assert.deepEqual(missing.opendkim, { final: "accept", changes: [] });
+        assert.equal(missing.dkimd.final, "accept");
+        assert.match(
+          results(missing.dkimd)[0],
+          /dkim=permerror header.d=example.com header.s=missing/,
+        );
+      } finally {
+        await pair.stop();
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
