@@ -344,6 +344,63 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "deno task start with the seed's UserID and its KeyTable and SigningTable moved into SQLite (dsn:), from a fresh clone after the README's setup: the worker, as opendkim, signs from the database",
+  ignore: IGNORE,
+  fn: async () => {
+    const m = await machine();
+    const env = userEnv(m.home);
+    // What a hosting panel does with the seed: the two tables in a database file the worker may
+    // read (0640 root:opendkim), the opendkim.conf lines pointing at it (OpenDKIM's dsn: syntax).
+    const db = `${m.root}/etc/dkim.db`;
+    const { DatabaseSync } = await import("node:sqlite");
+    const sqlite = new DatabaseSync(db);
+    sqlite.exec(
+      "CREATE TABLE keys (id TEXT, domain TEXT, selector TEXT, key TEXT);" +
+        "CREATE TABLE signing (sender TEXT, keyname TEXT);",
+    );
+    sqlite.prepare("INSERT INTO keys VALUES (?, ?, ?, ?)").run(
+      "datahunter",
+      "datahunter.org",
+      "dkim",
+      `${m.root}/etc/keys/datahunter.org/dkim.private`,
+    );
+    sqlite.prepare("INSERT INTO signing VALUES (?, ?)").run("datahunter.org", "datahunter");
+    sqlite.close();
+    await Deno.chown(db, 0, opendkim!.gid);
+    await Deno.chmod(db, 0o640);
+    const conf = (await Deno.readTextFile(m.conf))
+      .replace(
+        /^KeyTable\s+.*$/m,
+        `KeyTable dsn:sqlite3://${db}/table=keys?keycol=id?datacol=domain,selector,key`,
+      )
+      .replace(
+        /^SigningTable\s+.*$/m,
+        `SigningTable dsn:sqlite3://${db}/table=signing?keycol=sender?datacol=keyname`,
+      );
+    assert.match(conf, /^KeyTable dsn:/m);
+    assert.match(conf, /^SigningTable dsn:/m);
+    await Deno.writeTextFile(m.conf, conf);
+    await setup(m.checkout, env);
+    const task = start(m, env);
+    try {
+      const ready = await task.waitFor(/worker (\d+) is ready/);
+      assert.equal(await uidOf(Number(ready[1])), opendkim!.uid);
+      const signatures = await sign(m.port);
+      assert.equal(signatures.length, 1, task.log());
+      assert.match(signatures[0], /\bd=datahunter\.org;/);
+      assert.match(signatures[0], /\bs=dkim;/);
+      assert.deepEqual(await ownedBy(m.root, opendkim!.uid), []);
+      assert.doesNotMatch(task.log(), /Permission denied|error:|unavailable/);
+    } finally {
+      task.kill();
+      await task.done;
+      await Deno.remove(m.root, { recursive: true });
+    }
+  },
+});
+
 /** Deno's own report of a failed start: its `error:` line, or the numbered causes below it. */
 const DENO_TRACE = /^error: |^Caused by:|^\s+\d+: /m;
 
