@@ -131,3 +131,34 @@ export async function waitReady(
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/**
+ * A running private database server (PostgreSQL or MariaDB), as the tests use it: where it
+ * listens, the test login, SQL as its administrator, and stop/start for outages.
+ */
+export interface DatabaseServer extends AsyncDisposable {
+  /** Always 127.0.0.1. */
+  readonly host: string;
+  /** The TCP port, the same across restarts. */
+  readonly port: number;
+  /** The test database; {@link DatabaseServer.user} may read and write every table in it. */
+  readonly database: string;
+  /** The test login (a password over TCP). */
+  readonly user: string;
+  /** Its password. */
+  readonly password: string;
+  /** Whether TLS is served. */
+  readonly tls: boolean;
+  /** The test CA's certificate (PEM file) that issued the server's, when TLS is served. */
+  readonly caFile?: string;
+  /** Runs `sql` as the server's administrator in the test database; resolves its text output. */
+  sql(sql: string): Promise<string>;
+  /** Stops the server at once (sessions ended, the data kept), as an outage. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and data directory, and waits until it answers. */
+  start(): Promise<void>;
+  /** The tail of the server's log. */
+  log(): string;
+  /** Stops it and removes its directory. */
+  close(): Promise<void>;
+}

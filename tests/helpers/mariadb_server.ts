@@ -10,6 +10,7 @@ import { freePort } from "./dkimd_process.ts";
 import { makeSharedTempDir } from "./shared_temp_dir.ts";
 import { type TestCertificate, writeTestCertificate } from "./test_certificate.ts";
 import {
+  type DatabaseServer,
   runAs,
   type ServerProcess,
   spawnAs,
@@ -31,32 +32,7 @@ export interface MariadbServerOptions {
 }
 
 /** A running private MariaDB. */
-export interface MariadbServer extends AsyncDisposable {
-  /** Always 127.0.0.1. */
-  readonly host: string;
-  /** The TCP port, the same across restarts. */
-  readonly port: number;
-  /** The test database; {@link MariadbServer.user} may read and write it. */
-  readonly database: string;
-  /** The test login. */
-  readonly user: string;
-  /** Its password. */
-  readonly password: string;
-  /** Whether TLS is served. */
-  readonly tls: boolean;
-  /** The test CA's certificate (PEM file) that issued the server's, when TLS is served. */
-  readonly caFile?: string;
-  /** Runs `sql` as root in the test database; resolves the client's batch output. */
-  sql(sql: string): Promise<string>;
-  /** Shuts the server down (SIGTERM: sessions are ended at once, the data kept), as an outage. */
-  stop(): Promise<void>;
-  /** Starts it again on the same port and data directory, and waits until it answers. */
-  start(): Promise<void>;
-  /** The tail of the server's log. */
-  log(): string;
-  /** Stops it and removes its directory. */
-  close(): Promise<void>;
-}
+export type MariadbServer = DatabaseServer;
 
 /**
  * Starts a private MariaDB, with the test user and database made, ready for connections.

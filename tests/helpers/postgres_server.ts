@@ -10,6 +10,7 @@ import { freePort } from "./dkimd_process.ts";
 import { makeSharedTempDir } from "./shared_temp_dir.ts";
 import { type TestCertificate, writeTestCertificate } from "./test_certificate.ts";
 import {
+  type DatabaseServer,
   runAs,
   type ServerProcess,
   spawnAs,
@@ -37,32 +38,7 @@ export interface PostgresServerOptions {
 }
 
 /** A running private PostgreSQL. */
-export interface PostgresServer extends AsyncDisposable {
-  /** Always 127.0.0.1. */
-  readonly host: string;
-  /** The TCP port, the same across restarts. */
-  readonly port: number;
-  /** The test database, owned by {@link PostgresServer.user}, which may use every table in it. */
-  readonly database: string;
-  /** The test login (SCRAM-SHA-256 password over TCP). */
-  readonly user: string;
-  /** Its password. */
-  readonly password: string;
-  /** Whether TLS is served. */
-  readonly tls: boolean;
-  /** The test CA's certificate (PEM file) that issued the server's, when TLS is served. */
-  readonly caFile?: string;
-  /** Runs `sql` as the superuser in the test database; resolves psql's unaligned output. */
-  sql(sql: string): Promise<string>;
-  /** Stops the server fast (sessions ended at once), as an outage. */
-  stop(): Promise<void>;
-  /** Starts it again on the same port and data directory, and waits until it answers. */
-  start(): Promise<void>;
-  /** The tail of the server's log. */
-  log(): string;
-  /** Stops it and removes its directory. */
-  close(): Promise<void>;
-}
+export type PostgresServer = DatabaseServer;
 
 /**
  * Starts a private PostgreSQL, with the test user and database made, ready for connections.
