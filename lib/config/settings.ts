@@ -622,7 +622,10 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     action: "internalError",
     default: DEFAULT_ACTIONS.internalError,
     doc: "An internal error while handling the message.",
-    opendkim: ON_REPLY_CODES,
+    opendkim: "same for a key that cannot be loaded at signing; except: a KeyTable row naming a " +
+      "key file that cannot be opened gets OpenDKIM's fixed tempfail, dkimd's On-InternalError " +
+      "(as any failed data-set lookup); quarantine accepts in both (nothing can be quarantined " +
+      `at the end of the header). ${ON_REPLY_CODES}`,
   },
   onKeyNotFound: {
     name: "On-KeyNotFound",
@@ -649,7 +652,9 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     action: "security",
     default: DEFAULT_ACTIONS.security,
     doc: "A message whose properties may be a security concern.",
-    opendkim: ON_REPLY_CODES,
+    opendkim: "same trigger (a header block over MaximumHeaders); except: OpenDKIM answers " +
+      "without a reply text (the MTA's own code), dkimd with 451 4.3.4 or 552 5.3.4 naming the " +
+      "limit, and quarantine quarantines in dkimd where OpenDKIM, not allowed to, only accepts",
   },
   onSignatureError: {
     name: "On-SignatureError",
