@@ -1027,7 +1027,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: oneOf(["simple"], parseLdapAuthMechanism),
     defaultText: "simple",
     doc: "Only a simple bind (also written empty or none); SASL mechanisms are refused.",
-    opendkim: "SASL mechanisms are refused at load: dkimd binds simply",
+    opendkim: "SASL mechanisms are refused at load: dkimd binds simply; Debian's OpenDKIM " +
+      "hands none and simple to a SASL bind, which fails (only unset binds simply there)",
   },
   ldapAuthName: {
     name: "LDAPAuthName",
@@ -1101,7 +1102,8 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: BOOL,
     default: false,
     doc: "Not needed: dkimd always starts while LDAP is down and connects at the first lookup.",
-    opendkim: "always so (OpenDKIM 2.10 renamed it SoftStart): dkimd starts while LDAP is down",
+    opendkim: "OpenDKIM 2.11 refuses it (renamed SoftStart in 2.10; without that it exits at " +
+      "start when it cannot bind): dkimd reads both and always starts while LDAP is down",
   },
   rotationInterval: {
     name: "RotationInterval",

@@ -36,11 +36,13 @@ const OPENDKIM_START_MS = 10_000;
 /**
  * Starts `opendkim -f -x dir/opendkim.conf` with `lines` and a socket on a free port of
  * 127.0.0.1; resolves once it accepts connections. It rejects with opendkim's own words when
- * opendkim refuses the configuration.
+ * opendkim refuses the configuration. `env` adds environment variables (libldap's
+ * LDAPTLS_CACERT, which has no opendkim.conf setting).
  */
 export async function startOpenDkim(
   dir: string,
   lines: readonly string[],
+  env: Readonly<Record<string, string>> = {},
 ): Promise<OpenDkimMilter> {
   const port = freePort();
   const conf = `${dir}/opendkim.conf`;
@@ -50,6 +52,7 @@ export async function startOpenDkim(
   );
   const child = new Deno.Command(PEER_PROGRAMS.opendkim, {
     args: ["-f", "-x", conf],
+    env,
     stdout: "null",
     stderr: "piped",
   }).spawn();

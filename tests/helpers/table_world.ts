@@ -108,7 +108,11 @@ function sqlRows(rows: TableRows, quote: (s: string) => string): string {
   return out.join(";\n") + ";";
 }
 
-function ldif(rows: TableRows): string {
+/**
+ * The LDIF of `rows` under slapd_server.ts's ou=keys, ou=signing and one ou per set, in the
+ * attributes of its DKIM schema (dkimKeyName, dkimDomain, dkimSelector, dkimKey, dkimIdentity).
+ */
+export function ldif(rows: TableRows): string {
   const b64 = (s: string) => btoa(String.fromCharCode(...new TextEncoder().encode(s)));
   const entries: string[] = [];
   rows.keys.forEach((k, i) =>
