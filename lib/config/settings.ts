@@ -642,8 +642,10 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: ACTION,
     action: "noSignature",
     default: DEFAULT_ACTIONS.noSignature,
-    doc: "A message without a signature.",
-    opendkim: ON_REPLY_CODES,
+    doc: "A message without a signature, or whose only signatures use an algorithm dkimd does " +
+      "not implement (an unknown a=, rsa-sha1): RFC 6376 §6.1.1 ignores those.",
+    opendkim: `${ON_REPLY_CODES}; a message whose only signatures have an unknown a= is ` +
+      "dkim=permerror in both, but OpenDKIM applies no action to it (it accepts)",
   },
   onSecurity: {
     name: "On-Security",

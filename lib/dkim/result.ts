@@ -7,7 +7,7 @@ import { errorMessage } from "../error_message.ts";
 import { DnsError } from "../dns/resolver.ts";
 import type { DnssecStatus } from "../dns/dnssec.ts";
 import { KeyError } from "../crypto/key_error.ts";
-import { DkimError, type FailResult } from "./dkim_error.ts";
+import { DkimError, type FailResult, UnsupportedSignatureError } from "./dkim_error.ts";
 import type { Signature, SignatureSummary } from "./signature.ts";
 
 /** The public key a signature was checked with. */
@@ -45,12 +45,18 @@ export type Verdict =
        * left body bytes unsigned, so the log can still say how many.
        */
       readonly unsignedBodyBytes?: number;
+      /**
+       * The signature uses what dkimd does not implement ({@link UnsupportedSignatureError}):
+       * it is reported, and otherwise ignored, so it does not count as a signature for the
+       * On-* actions (RFC 6376 §6.1.1).
+       */
+      readonly unsupported?: true;
     }
   );
 
 /**
  * The one mapping from an error met while verifying a signature to its result: {@link DkimError}
- * keeps its own; DNS failures give `permerror` ("no key for signature") when the record does not
+ * keeps its own (marked `unsupported` when it is an {@link UnsupportedSignatureError}); DNS failures give `permerror` ("no key for signature") when the record does not
  * exist, `permerror` ("key record over DNSMaxAnswerBytes") when it holds more than the resolver
  * accepts, and `temperror` when the query failed (RFC 6376 §6.1.2); key format problems give
  * `permerror`; anything else is an internal error, reported as `temperror` so a later attempt may
@@ -68,7 +74,12 @@ export type Verdict =
  * assert.equal(resultOf(new DnsError("timeout", "x")).result, "temperror");
  * ```
  */
-export function resultOf(error: unknown): { result: FailResult; reason: string } {
+export function resultOf(
+  error: unknown,
+): { result: FailResult; reason: string; unsupported?: true } {
+  if (error instanceof UnsupportedSignatureError) {
+    return { result: error.result, reason: error.message, unsupported: true };
+  }
   if (error instanceof DkimError) return { result: error.result, reason: error.message };
   if (error instanceof DnsError) {
     if (error.permanent) return { result: "permerror", reason: "no key for signature" };

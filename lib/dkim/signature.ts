@@ -10,7 +10,7 @@ import type { HashAlgorithm } from "../crypto/hash.ts";
 import type { KeyType } from "../crypto/key_type.ts";
 import type { Canonicalization } from "./canon_header.ts";
 import { fieldValue, type HeaderField } from "./header.ts";
-import { DkimError } from "./dkim_error.ts";
+import { DkimError, UnsupportedSignatureError } from "./dkim_error.ts";
 import { parseTagList, stripWhitespace, TagListError, trimFws } from "./tag_list.ts";
 
 /** What is known about a signature even when it could not be parsed in full. */
@@ -110,8 +110,9 @@ export function summarizeSignature(field: HeaderField): SignatureSummary {
 /**
  * Parses and validates a DKIM-Signature field (RFC 6376 §3.5, §6.1.1). Problems throw
  * {@link DkimError}: `permerror` for syntax errors (missing or malformed required tags, `i=`
- * not in `d=`, `h=` without From, `x=` not after `t=`), `neutral` for well-formed values dkimd
- * does not support (`v=` other than 1, unknown `a=`, `c=` or `q=`), as RFC 8601 §2.7.1 says.
+ * not in `d=`, `h=` without From, `x=` not after `t=`), and {@link UnsupportedSignatureError}
+ * (`permerror` too, the field ignored: RFC 6376 §6.1.1) for well-formed values dkimd does not
+ * implement (`v=` other than 1, unknown `a=`, `c=` or `q=`).
  *
  * @example
  * ```ts
@@ -143,11 +144,13 @@ export function parseSignature(field: HeaderField): Signature {
     return v;
   };
   const version = required("v");
-  if (version !== "1") throw new DkimError("neutral", `unsupported signature version "${version}"`);
+  if (version !== "1") {
+    throw new UnsupportedSignatureError(`unsupported signature version "${version}"`);
+  }
 
   const aName = asciiLower(required("a"));
   const algorithm = ALGORITHMS[aName as AlgorithmName];
-  if (!algorithm) throw new DkimError("neutral", `unsupported algorithm "${aName}"`);
+  if (!algorithm) throw new UnsupportedSignatureError(`unsupported algorithm "${aName}"`);
 
   const b = stripWhitespace(required("b"));
   const signature = decodeBase64Tag("b", b);
@@ -190,7 +193,7 @@ export function parseSignature(field: HeaderField): Signature {
 
   const query = tags.get("q");
   if (query !== undefined && !query.split(":").some((q) => asciiLower(q.trim()) === "dns/txt")) {
-    throw new DkimError("neutral", `unsupported query method "${query}"`);
+    throw new UnsupportedSignatureError(`unsupported query method "${query}"`);
   }
 
   const length = optionalNumber(tags, "l");
@@ -283,7 +286,7 @@ export function parseCanonicalization(value: string): [Canonicalization, Canonic
   const parts = asciiLower(value.trim()).split("/");
   const check = (c: string | undefined): Canonicalization => {
     if (c === "simple" || c === "relaxed") return c;
-    throw new DkimError("neutral", `unsupported canonicalization "${value.trim()}"`);
+    throw new UnsupportedSignatureError(`unsupported canonicalization "${value.trim()}"`);
   };
   if (parts.length > 2) check(undefined);
   return [check(parts[0]), parts.length === 2 ? check(parts[1]) : "simple"];

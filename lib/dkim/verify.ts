@@ -18,7 +18,7 @@ import { type HeaderField, isField, selectHeaders, splitMessage } from "./header
 import { importRecordKey, KeyCache } from "./key_cache.ts";
 import { keyAllowsHash, type KeyRecord, keyRecordName } from "./key_record.ts";
 import { KeyLookups, pickKeyRecord } from "./key_lookups.ts";
-import { DkimError } from "./dkim_error.ts";
+import { DkimError, UnsupportedSignatureError } from "./dkim_error.ts";
 import { type KeyInfo, resultOf, type Verdict } from "./result.ts";
 import { headerHashInput } from "./sign.ts";
 import {
@@ -222,7 +222,9 @@ export class Verifier {
   // Checks that need no key, so a doomed signature costs no DNS query.
   #precheck(sig: Signature, now: number, drift: number): void {
     if (sig.algorithm.hash === "sha1" && !this.#options.allowSha1) {
-      throw new DkimError("permerror", "rsa-sha1 signatures not accepted (RFC 8301)");
+      // RFC 8301 §3.1: "rsa-sha1 MUST NOT be used for signing or verifying": to the verifier
+      // it is an algorithm it does not implement, ignored as an unknown a= is.
+      throw new UnsupportedSignatureError("rsa-sha1 signatures not accepted (RFC 8301)");
     }
     if (sig.expiration !== undefined && sig.expiration + drift < now) {
       throw new DkimError("policy", "signature expired");
@@ -247,8 +249,16 @@ export class Verifier {
       }
       : summarizeSignature(c.field);
     if (c.error || !c.signature || !c.key || !c.spec) {
-      const { result, reason } = resultOf(c.error ?? new DkimError("permerror", "unparsed"));
-      return { ...summary, result, reason, signature: c.signature };
+      const { result, reason, unsupported } = resultOf(
+        c.error ?? new DkimError("permerror", "unparsed"),
+      );
+      return {
+        ...summary,
+        result,
+        reason,
+        signature: c.signature,
+        ...(unsupported ? { unsupported } : {}),
+      };
     }
     const sig = c.signature;
     let keyInfo: KeyInfo | undefined;

@@ -76,7 +76,7 @@ import { bodyLengthRecipient } from "./body_length_recipients.ts";
 import { resignDecision } from "./resign.ts";
 import { prescreenSignatures } from "./prescreen.ts";
 import { selectCanonicalization } from "./select_canonicalization.ts";
-import { headerIdentity, withoutIdentityHeader } from "./identity_header.ts";
+import { headerIdentity, signingViewFields } from "./identity_header.ts";
 import { findSender, macroName, macroSender, parseAddress, type Sender } from "./sender.ts";
 import {
   newTransaction,
@@ -533,7 +533,7 @@ class DkimConnection implements FilterConnection {
     signer.headers(signedFields(tx));
     let verifier: Verifier | undefined;
     if (verify) {
-      const prepared = await this.#prepareVerifier(tx, verify.macros, qid);
+      const prepared = await this.#prepareVerifier(tx, verify.macros, qid, true);
       if (!(prepared instanceof Verifier)) return prepared;
       verifier = prepared;
     }
@@ -631,6 +631,7 @@ class DkimConnection implements FilterConnection {
     tx: Transaction,
     macros: MacroReader,
     qid: string,
+    signing = false,
   ): Promise<Verifier | Action> {
     const { config } = tx.runtime.loaded;
     // The prescreen (MaximumSignaturesToVerify, TrustSignaturesFrom) chooses which signatures
@@ -681,7 +682,7 @@ class DkimConnection implements FilterConnection {
         return this.#luaFailed(tx, "ScreenPolicyScript", e, qid);
       }
     }
-    verifier.headers(screened);
+    verifier.headers(signing ? signingViewFields(screened, config) : screened);
     const present = tx.fields.filter((f) => isField(f, SIGNATURE_FIELD)).length;
     const kept = present - prescreened.size;
     if (kept > MAX_SIGNATURES_CEILING || (!tx.runtime.loaded.trustSignaturesFrom && setting > 0)) {
@@ -1239,13 +1240,11 @@ function nthField(fields: readonly HeaderField[], name: string, n: number): numb
 // The fields a signer signs: old signatures are left out when RemoveOldSignatures drops them,
 // the identity field when IdentityHeaderRemove deletes it.
 function signedFields(tx: Transaction): readonly HeaderField[] {
-  const { removeOldSignatures, identityHeader, identityHeaderRemove } = tx.runtime.loaded.config;
-  const fields = removeOldSignatures
+  const { config } = tx.runtime.loaded;
+  const fields = config.removeOldSignatures
     ? tx.fields.filter((f) => !isField(f, SIGNATURE_FIELD))
     : tx.fields;
-  return identityHeaderRemove && identityHeader !== undefined
-    ? withoutIdentityHeader(fields, identityHeader)
-    : fields;
+  return signingViewFields(fields, config);
 }
 
 // SignHeaders less OmitHeaders, worked out once per loaded configuration.

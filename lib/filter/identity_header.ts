@@ -7,6 +7,7 @@
  * @module
  */
 import { asciiLower } from "../bytes.ts";
+import type { Config } from "../config/schema.ts";
 import { fieldValueText, type HeaderField, isField } from "../dkim/header.ts";
 import { parseAddress } from "./sender.ts";
 
@@ -50,5 +51,33 @@ export function withoutIdentityHeader(
 ): readonly HeaderField[] {
   return fields.some((f) => isField(f, header))
     ? fields.filter((f) => !isField(f, header))
+    : fields;
+}
+
+/**
+ * The fields a message that dkimd signs is hashed with, by its signer and by the verifier beside
+ * it (ResignMailTo, `odkim.verify()`): under IdentityHeaderRemove every instance of the identity
+ * field is left out, as OpenDKIM 2.11's mlfi_eoh() skips it before feeding either handle when it
+ * signs ("Skip headers we know we're going to delete before signing"), so the results it adds
+ * describe the message as it leaves, without that field. Other settings, the fields as they are.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fromLatin1 } from "../bytes.ts";
+ * import { signingViewFields } from "./identity_header.ts";
+ * const field = (name: string, value: string) => ({ name, raw: fromLatin1(`${name}: ${value}\r\n`) });
+ * const fields = [field("X-Identity", "a@example.com"), field("From", "a@example.com")];
+ * const config = { identityHeader: "X-Identity", identityHeaderRemove: true };
+ * assert.deepEqual(signingViewFields(fields, config).map((f) => f.name), ["From"]);
+ * assert.equal(signingViewFields(fields, { ...config, identityHeaderRemove: false }), fields);
+ * ```
+ */
+export function signingViewFields(
+  fields: readonly HeaderField[],
+  config: Pick<Config, "identityHeader" | "identityHeaderRemove">,
+): readonly HeaderField[] {
+  return config.identityHeaderRemove && config.identityHeader !== undefined
+    ? withoutIdentityHeader(fields, config.identityHeader)
     : fields;
 }

@@ -508,6 +508,7 @@ const syntax: {
   tags?: object;
   mutate?: (t: string) => string;
   result: string;
+  unsupported?: true;
   reason: RegExp;
 }[] = [
   {
@@ -525,19 +526,22 @@ const syntax: {
   {
     name: "v=2",
     mutate: (t) => t.replace("v=1", "v=2"),
-    result: "neutral",
+    result: "permerror",
+    unsupported: true,
     reason: /unsupported signature version/,
   },
   {
     name: "an unknown algorithm",
     mutate: (t) => t.replace("a=ed25519-sha256", "a=ed448-sha256"),
-    result: "neutral",
+    result: "permerror",
+    unsupported: true,
     reason: /unsupported algorithm "ed448-sha256"/,
   },
   {
     name: "an unknown canonicalization",
     mutate: (t) => t.replace("c=relaxed/relaxed", "c=nowsp/relaxed"),
-    result: "neutral",
+    result: "permerror",
+    unsupported: true,
     reason: /unsupported canonicalization/,
   },
   {
@@ -567,7 +571,8 @@ const syntax: {
   {
     name: "an unknown q= method",
     mutate: (t) => t.replace("s=sel;", "s=sel; q=http/json;"),
-    result: "neutral",
+    result: "permerror",
+    unsupported: true,
     reason: /unsupported query method/,
   },
 ];
@@ -579,6 +584,8 @@ for (const c of syntax) {
     const [v] = await verifyMessage(message, { resolver, now: () => NOW });
     assert.equal(v.result, c.result, `reason: ${v.reason}`);
     assert.match(v.reason ?? "", c.reason);
+    // RFC 6376 §6.1.1: what dkimd does not implement is ignored, not a bad signature.
+    assert.equal(v.result !== "pass" && v.unsupported, c.unsupported);
     // A signature rejected on its own syntax costs no DNS query.
     assert.deepEqual(resolver.calls, []);
   });
@@ -630,6 +637,8 @@ Deno.test("verifyMessage() refuses rsa-sha1 by default and verifies it when allo
     "permerror",
     "rsa-sha1 signatures not accepted (RFC 8301)",
   ]);
+  // Ignored as an algorithm dkimd does not implement (RFC 8301 §3.1, RFC 6376 §6.1.1).
+  assert.equal(refused.result !== "pass" && refused.unsupported, true);
   const [allowed] = await verify(message, zone, { allowSha1: true });
   assert.equal(allowed.result, "pass", String(allowed.reason));
 });

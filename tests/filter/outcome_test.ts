@@ -43,6 +43,22 @@ Deno.test("verifyOutcome() picks the On-* setting: a pass settles it, else the w
   for (const c of cases) assert.equal(verifyOutcome(c.verdicts), c.want, c.name);
 });
 
+Deno.test("verifyOutcome(): a signature dkimd does not implement (unknown a=, rsa-sha1) is ignored, as if absent (RFC 6376 §6.1.1, §6.1)", () => {
+  const unknownA: Verdict = {
+    result: "permerror",
+    reason: 'unsupported algorithm "rsa-sha512"',
+    unsupported: true,
+  };
+  assert.equal(verifyOutcome([unknownA]), "noSignature");
+  assert.equal(verifyOutcome([unknownA, unknownA]), "noSignature");
+  // Beside others it changes nothing: their worst problem decides.
+  assert.equal(verifyOutcome([unknownA, fail]), "badSignature");
+  assert.equal(verifyOutcome([unknownA, noKey]), "keyNotFound");
+  assert.equal(verifyOutcome([unknownA, pass]), "pass");
+  // A malformed signature is still a bad one.
+  assert.equal(verifyOutcome([badKey]), "badSignature");
+});
+
 Deno.test("milterAction() answers each action: SMTP 550 5.7.1 or 451 4.7.1, quarantine with a reason", () => {
   const outcomes: (keyof Actions)[] = [
     "noSignature",
