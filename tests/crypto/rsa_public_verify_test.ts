@@ -279,7 +279,7 @@ Deno.test("RsaPublicVerifier agrees with WebCrypto on random signatures and rand
   );
 });
 
-Deno.test("RsaPublicVerifier accepts no signature when the modulus is too short for EMSA-PKCS1-v1_5", async () => {
+Deno.test("RsaPublicVerifier accepts no signature when the modulus is too short for EMSA-PKCS1-v1_5", () => {
   // RFC 8017 §9.2 step 3: k < tLen + 11 is "intended encoded message length too short". A
   // 256-bit modulus (k = 32) cannot hold SHA-256's 51-byte T; every m then fails to compare.
   const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 512 });
