@@ -1230,7 +1230,7 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     default: CRYPTO_BACKEND_DEFAULT,
     dkimd: true,
     doc:
-      "RSA through webcrypto (Deno's) or openssl (the system's libcrypto 3, about 8 times faster).",
+      "RSA signing through webcrypto (Deno's) or openssl (the system's libcrypto 3, about 8 times faster); RSA verification in dkimd's own code or openssl.",
   },
   cryptoBackendRequired: {
     name: "CryptoBackendRequired",

@@ -4,7 +4,9 @@
  * Keys are always read, checked and self-tested by the WebCrypto path first (private_key.ts,
  * public_key.ts); the OpenSSL backend then gives an RSA key a native twin that signs or
  * verifies, after checking that both engines give the same signature byte for byte. Ed25519
- * stays with WebCrypto, whose Ed25519 is as fast as OpenSSL's through FFI.
+ * stays with WebCrypto, whose Ed25519 is as fast as OpenSSL's through FFI. Under either engine an
+ * imported RSA public key verifies with the BigInt RFC 8017 verifier (rsa_public_verify.ts) once
+ * its self-test against WebCrypto has passed; the OpenSSL engine replaces that with its twin.
  *
  * @module
  */
@@ -41,7 +43,10 @@ export interface CryptoEngine {
   importPublicKey(type: KeyType, p: Uint8Array, options?: PublicKeyOptions): Promise<VerifyingKey>;
 }
 
-/** WebCrypto, for every key. */
+/**
+ * WebCrypto for every private key and Ed25519; RSA public keys verify with the BigInt verifier
+ * after its self-test (public_key.ts), else WebCrypto.
+ */
 export const WEBCRYPTO_ENGINE: CryptoEngine = {
   name: "webcrypto",
   importPrivateKey,

@@ -1,7 +1,8 @@
 /**
- * Public keys from DKIM key records (`p=`, RFC 6376 §3.6.1) made ready to check signatures
- * through WebCrypto: RSASSA-PKCS1-v1_5 with SHA-256 or SHA-1 (RFC 6376 §3.3.1, RFC 8301), and
- * Ed25519 over a SHA-256 prehash (RFC 8463 §3).
+ * Public keys from DKIM key records (`p=`, RFC 6376 §3.6.1) made ready to check signatures:
+ * RSASSA-PKCS1-v1_5 with SHA-256 or SHA-1 (RFC 6376 §3.3.1, RFC 8301) in BigInt
+ * (rsa_public_verify.ts) once its self-test against WebCrypto has passed in the process, else
+ * through WebCrypto; and Ed25519 over a SHA-256 prehash (RFC 8463 §3) through WebCrypto.
  *
  * Public keys come from DNS and are hostile: their size is read from the DER before any import,
  * so an oversized key costs nothing (RFC 8301 §3.2).
@@ -23,6 +24,7 @@ import {
 } from "./der.ts";
 import { digest, type HashAlgorithm } from "./hash.ts";
 import { KeyError, type KeyFail, keyFail } from "./key_error.ts";
+import { RsaPublicVerifier, rsaPublicVerifierSelfTest } from "./rsa_public_verify.ts";
 import {
   ED25519_KEY_BITS,
   ED25519_KEY_BYTES,
@@ -121,13 +123,18 @@ class RsaVerifyingKey implements VerifyingKey {
   readonly type = "rsa" as const;
   readonly bits: number;
   readonly spki: Uint8Array;
+  /** Which code checks signatures: the BigInt verifier after its self-test, else WebCrypto. */
+  readonly verifier: "bigint" | "webcrypto";
   readonly #modulusBytes: number;
   readonly #keys = new Map<HashAlgorithm, Promise<CryptoKey>>();
+  readonly #bigint: RsaPublicVerifier | undefined;
 
-  constructor(bits: number, spki: Uint8Array) {
+  constructor(bits: number, spki: Uint8Array, bigint: RsaPublicVerifier | undefined) {
     this.bits = bits;
     this.spki = spki;
     this.#modulusBytes = Math.ceil(bits / 8);
+    this.#bigint = bigint;
+    this.verifier = bigint === undefined ? "webcrypto" : "bigint";
   }
 
   /** The WebCrypto key for `hash`, imported on first use: WebCrypto binds the hash to the key. */
@@ -146,12 +153,27 @@ class RsaVerifyingKey implements VerifyingKey {
     return key;
   }
 
-  async verify(hash: HashAlgorithm, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
+  verify(hash: HashAlgorithm, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
     if (hash !== "sha256" && hash !== "sha1") {
-      throw new KeyError("unsupported", `hash "${hash}" is not "sha256" or "sha1"`);
+      return Promise.reject(
+        new KeyError("unsupported", `hash "${hash}" is not "sha256" or "sha1"`),
+      );
     }
     // RFC 8017 §8.2.2 step 1: a signature of any other length is invalid.
-    if (signature.length !== this.#modulusBytes) return false;
+    if (signature.length !== this.#modulusBytes) return Promise.resolve(false);
+    // The BigInt verifier is synchronous (about 0.06 ms for RSA-2048): the interface stays a
+    // Promise for WebCrypto, OpenSSL and Ed25519, and this answer comes already resolved.
+    if (this.#bigint !== undefined) {
+      return Promise.resolve(this.#bigint.verify(hash, data, signature));
+    }
+    return this.#webcryptoVerify(hash, data, signature);
+  }
+
+  async #webcryptoVerify(
+    hash: HashAlgorithm,
+    data: Uint8Array,
+    signature: Uint8Array,
+  ): Promise<boolean> {
     let key: CryptoKey;
     try {
       key = await this.key(hash);
@@ -331,9 +353,13 @@ export async function makeVerifyingKey(
     throw fail("too-small", `the RSA key has ${bits} bits; at least ${minBits} are required`);
   }
   checkRsaNumbers(n, e, fail);
-  const key = new RsaVerifyingKey(bits, rsaSpki(n, e));
-  // SHA-256 is what nearly every signature uses: importing it now both caches it and finds a
-  // key WebCrypto refuses before any signature is checked.
+  // Verification is public-key math on public data: the BigInt verifier does it once it has
+  // agreed with WebCrypto in this process (rsa_public_verify.ts), five times cheaper.
+  const bigint = await rsaPublicVerifierSelfTest() ? new RsaPublicVerifier(n, e) : undefined;
+  const key = new RsaVerifyingKey(bits, rsaSpki(n, e), bigint);
+  // SHA-256 is what nearly every signature uses: importing it now both caches it for the
+  // WebCrypto path and finds a key WebCrypto refuses before any signature is checked, as before
+  // the BigInt verifier (the same keys are accepted either way).
   try {
     await key.key("sha256");
   } catch (cause) {
