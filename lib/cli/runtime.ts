@@ -8,6 +8,7 @@ import { errorMessage } from "../error_message.ts";
 import { ConfigErrors } from "../config/config_error.ts";
 import { denoLoadIo, loadConfig, type LoadedConfig, type LoadIo } from "../config/load.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
+import { rsaPublicVerifierSelfTest } from "../crypto/rsa_public_verify.ts";
 import {
   type CryptoBackendName,
   type CryptoEngine,
@@ -132,6 +133,17 @@ export async function loadRuntime(
   const { crypto, warning } = await chosenEngine(loaded);
   if (warning) loaded = { ...loaded, warnings: [...loaded.warnings, warning] };
   const warnings: ConfigWarning[] = [];
+  // The BigInt RSA verifier is checked against WebCrypto once per process (the first load pays
+  // ~20 ms here rather than the first verified message); keys fall back to WebCrypto when it
+  // fails, and the administrator is told.
+  if (crypto.name === "webcrypto" && !(await rsaPublicVerifierSelfTest())) {
+    warnings.push({
+      message:
+        "RSA verification: dkimd's own verifier disagreed with WebCrypto in its self-test; verifying RSA signatures with WebCrypto (slower)",
+      origin: loaded.origins.cryptoBackend ?? { file: BUILTIN_CONFIG, line: 0 },
+      setting: "CryptoBackend",
+    });
+  }
   const resolver = await makeResolver(loaded, (w) => warnings.push(w));
   if (warnings.length > 0) loaded = { ...loaded, warnings: [...loaded.warnings, ...warnings] };
   return { loaded, resolver, crypto };

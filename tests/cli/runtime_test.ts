@@ -118,3 +118,32 @@ Deno.test("loadRuntime() with DNSConnect yes asks the Nameservers over TCP from 
     await server.close();
   }
 });
+
+Deno.test("loadRuntime warns, naming CryptoBackend, when the BigInt RSA verifier fails its self-test", async () => {
+  // A fresh process whose WebCrypto verify is broken (accepts everything): the self-test fails,
+  // keys keep WebCrypto, and the load says so instead of falling back silently.
+  const runtime = new URL("../../lib/cli/runtime.ts", import.meta.url).href;
+  const script = `
+    crypto.subtle.verify = () => Promise.resolve(true);
+    const { loadRuntime } = await import(${JSON.stringify(runtime)});
+    const { loaded } = await loadRuntime(undefined);
+    console.log(JSON.stringify(loaded.warnings.map((w) => [w.setting, w.message])));
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      "--quiet",
+      "--config",
+      new URL("../../deno.json", import.meta.url).pathname,
+      script,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  assert.equal(out.code, 0);
+  const warnings: [string, string][] = JSON.parse(new TextDecoder().decode(out.stdout));
+  const rsa = warnings.filter(([, m]) => m.startsWith("RSA verification"));
+  assert.equal(rsa.length, 1);
+  assert.equal(rsa[0][0], "CryptoBackend");
+  assert.match(rsa[0][1], /disagreed with WebCrypto.*verifying RSA signatures with WebCrypto/);
+});
