@@ -69,6 +69,13 @@ export async function startOpenDkim(
   });
   const stop = async () => {
     if (!exited) child.kill("SIGTERM");
+    // libmilter notices the stop flag SIGTERM sets only when its listener wakes: at its next
+    // 5 s poll timeout, or at once on a connection. So connect until it exits, a graceful stop
+    // (exit status 0) in milliseconds rather than 5 s per milter.
+    while (!exited) {
+      await Deno.connect({ hostname: "127.0.0.1", port }).then((c) => c.close(), () => {});
+      await Promise.race([status, new Promise((resolve) => setTimeout(resolve, 20))]);
+    }
     await status;
   };
   const deadline = Date.now() + OPENDKIM_START_MS;
@@ -108,17 +115,21 @@ export interface MilterPair {
 export async function startPair(dir: string, lines: readonly string[]): Promise<MilterPair> {
   await Deno.mkdir(`${dir}/opendkim`, { recursive: true });
   await Deno.mkdir(`${dir}/dkimd`, { recursive: true });
-  const opendkim = await startOpenDkim(`${dir}/opendkim`, lines);
-  let dkimd: DkimdProcess;
-  try {
-    dkimd = await startDkimd(
-      `${dir}/dkimd`,
-      (socket) => [...lines, `Socket ${socket}`, ""].join("\n"),
-    );
-  } catch (e) {
-    await opendkim.stop();
-    throw e;
+  // Both at once (each waits mostly for its process to listen); if one fails, the other is
+  // stopped and the failure is thrown.
+  const [o, d] = await Promise.allSettled([
+    startOpenDkim(`${dir}/opendkim`, lines),
+    startDkimd(`${dir}/dkimd`, (socket) => [...lines, `Socket ${socket}`, ""].join("\n")),
+  ]);
+  if (o.status === "rejected" || d.status === "rejected") {
+    await Promise.all([
+      o.status === "fulfilled" ? o.value.stop() : undefined,
+      d.status === "fulfilled" ? d.value.stop() : undefined,
+    ]);
+    throw o.status === "rejected" ? o.reason : (d as PromiseRejectedResult).reason;
   }
+  const opendkim = o.value;
+  const dkimd = d.value;
   return {
     opendkim,
     dkimd,

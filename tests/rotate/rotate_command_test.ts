@@ -143,6 +143,12 @@ async function withSetup(
 }
 
 /**
+ * The pause before running a rotate that is waiting for DNS again (a timer's next run): short,
+ * as each run itself asks every server anew.
+ */
+const RERUN_PAUSE_MS = 100;
+
+/**
  * Runs rotate at `at` until it stops answering 75 (waiting for DNS), at most 15 s; the last
  * status, with the output of every run.
  */
@@ -157,7 +163,7 @@ async function runUntilSettled(s: Setup, at: number) {
     if (result.status !== ROTATE_EXIT.waiting || Date.now() > deadline) {
       return { status: result.status, out, err };
     }
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, RERUN_PAUSE_MS));
   }
 }
 
@@ -414,7 +420,7 @@ Deno.test("dkimd rotate (the command, as users run it) signals the running dkimd
     while (r.code === ROTATE_EXIT.waiting && Date.now() < deadline) {
       // Not yet activated: dkimd still signs with the old key.
       assert.deepEqual(await signedWith(dkimd.port, "a@example.com"), ["old"]);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await new Promise((resolve) => setTimeout(resolve, RERUN_PAUSE_MS));
       r = await runCli(["rotate", "-x", s.conf]);
     }
     assert.equal(r.code, ROTATE_EXIT.ok, r.text + r.stderr);
@@ -583,7 +589,7 @@ async function runCliUntilSettled(conf: string, ...args: string[]) {
     const r = await runCli(["rotate", "-x", conf, ...(first ? args : [])]);
     out += r.text + r.stderr;
     if (r.code !== ROTATE_EXIT.waiting || Date.now() > deadline) return { code: r.code, out };
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await new Promise((resolve) => setTimeout(resolve, RERUN_PAUSE_MS));
   }
 }
 
