@@ -53,8 +53,13 @@ export type { AcceptanceOptions, PartialBodyResult } from "./lib/dkim/acceptance
 export type { KeySecurityAction, KeySecurityOptions } from "./lib/dkim/key_security.ts";
 export { KeyCache } from "./lib/dkim/key_cache.ts";
 export type { PublicKeyImporter } from "./lib/dkim/key_cache.ts";
-export { DkimError, UnsupportedSignatureError } from "./lib/dkim/dkim_error.ts";
-export type { DkimResult, FailResult } from "./lib/dkim/dkim_error.ts";
+export {
+  DkimError,
+  IgnoredSignatureError,
+  MalformedSignatureError,
+  UnsupportedSignatureError,
+} from "./lib/dkim/dkim_error.ts";
+export type { DkimResult, FailResult, IgnoredReason } from "./lib/dkim/dkim_error.ts";
 export type { KeyInfo, Verdict } from "./lib/dkim/result.ts";
 export type {
   AlgorithmName,

@@ -602,8 +602,13 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: ACTION,
     action: "badSignature",
     default: DEFAULT_ACTIONS.badSignature,
-    doc: "A signature that does not verify.",
-    opendkim: ON_REPLY_CODES,
+    doc: "A signature that does not verify (its body hash or b= fails, or its key is unusable); " +
+      "not one RFC 6376 §6.1.1 ignores (a syntax error, an unknown a=): see On-NoSignature.",
+    opendkim: `${ON_REPLY_CODES}; a malformed signature field is dkim=permerror and ` +
+      "On-NoSignature in dkimd, where OpenDKIM applies On-BadSignature to some (no b=, d=, h= or " +
+      "s=: no result added; d= twice or bh= not base64: dkim=fail), no action to others (no bh=, " +
+      "i= outside d=, h= without From, x= before t=: dkim=permerror) and passes a b= with " +
+      "characters outside base64",
   },
   onDnsError: {
     name: "On-DNSError",
@@ -642,10 +647,12 @@ export const SETTINGS: { readonly [F in SettingField]: Setting<F> } = {
     kind: ACTION,
     action: "noSignature",
     default: DEFAULT_ACTIONS.noSignature,
-    doc: "A message without a signature, or whose only signatures use an algorithm dkimd does " +
-      "not implement (an unknown a=, rsa-sha1): RFC 6376 §6.1.1 ignores those.",
+    doc: "A message without a signature, or whose only signatures RFC 6376 §6.1.1 ignores: a " +
+      "syntax error (a required tag missing, i= outside d=...) or an algorithm dkimd does not " +
+      "implement (an unknown a=, rsa-sha1).",
     opendkim: `${ON_REPLY_CODES}; a message whose only signatures have an unknown a= is ` +
-      "dkim=permerror in both, but OpenDKIM applies no action to it (it accepts)",
+      "dkim=permerror in both, but OpenDKIM applies no action to it (it accepts); nor does it " +
+      "apply On-NoSignature to a malformed signature (see On-BadSignature)",
   },
   onSecurity: {
     name: "On-Security",

@@ -7,7 +7,12 @@ import { errorMessage } from "../error_message.ts";
 import { DnsError } from "../dns/resolver.ts";
 import type { DnssecStatus } from "../dns/dnssec.ts";
 import { KeyError } from "../crypto/key_error.ts";
-import { DkimError, type FailResult, UnsupportedSignatureError } from "./dkim_error.ts";
+import {
+  DkimError,
+  type FailResult,
+  type IgnoredReason,
+  IgnoredSignatureError,
+} from "./dkim_error.ts";
 import type { Signature, SignatureSummary } from "./signature.ts";
 
 /** The public key a signature was checked with. */
@@ -46,17 +51,19 @@ export type Verdict =
        */
       readonly unsignedBodyBytes?: number;
       /**
-       * The signature uses what dkimd does not implement ({@link UnsupportedSignatureError}):
-       * it is reported, and otherwise ignored, so it does not count as a signature for the
-       * On-* actions (RFC 6376 §6.1.1).
+       * Set when RFC 6376 §6.1.1 ignores the field ({@link IgnoredSignatureError}): it uses
+       * what dkimd does not implement (`unsupported`) or has a syntax error (`malformed`). It is
+       * reported (permerror), and otherwise ignored: it does not count as a signature for the
+       * On-* actions.
        */
-      readonly unsupported?: true;
+      readonly ignored?: IgnoredReason;
     }
   );
 
 /**
  * The one mapping from an error met while verifying a signature to its result: {@link DkimError}
- * keeps its own (marked `unsupported` when it is an {@link UnsupportedSignatureError}); DNS failures give `permerror` ("no key for signature") when the record does not
+ * keeps its own (with `ignored` when it is an {@link IgnoredSignatureError}: unsupported or
+ * malformed, RFC 6376 §6.1.1); DNS failures give `permerror` ("no key for signature") when the record does not
  * exist, `permerror` ("key record over DNSMaxAnswerBytes") when it holds more than the resolver
  * accepts, and `temperror` when the query failed (RFC 6376 §6.1.2); key format problems give
  * `permerror`; anything else is an internal error, reported as `temperror` so a later attempt may
@@ -76,9 +83,9 @@ export type Verdict =
  */
 export function resultOf(
   error: unknown,
-): { result: FailResult; reason: string; unsupported?: true } {
-  if (error instanceof UnsupportedSignatureError) {
-    return { result: error.result, reason: error.message, unsupported: true };
+): { result: FailResult; reason: string; ignored?: IgnoredReason } {
+  if (error instanceof IgnoredSignatureError) {
+    return { result: error.result, reason: error.message, ignored: error.ignored };
   }
   if (error instanceof DkimError) return { result: error.result, reason: error.message };
   if (error instanceof DnsError) {

@@ -10,7 +10,7 @@ import type { HashAlgorithm } from "../crypto/hash.ts";
 import type { KeyType } from "../crypto/key_type.ts";
 import type { Canonicalization } from "./canon_header.ts";
 import { fieldValue, type HeaderField } from "./header.ts";
-import { DkimError, UnsupportedSignatureError } from "./dkim_error.ts";
+import { MalformedSignatureError, UnsupportedSignatureError } from "./dkim_error.ts";
 import { parseTagList, stripWhitespace, TagListError, trimFws } from "./tag_list.ts";
 
 /** What is known about a signature even when it could not be parsed in full. */
@@ -108,11 +108,12 @@ export function summarizeSignature(field: HeaderField): SignatureSummary {
 }
 
 /**
- * Parses and validates a DKIM-Signature field (RFC 6376 §3.5, §6.1.1). Problems throw
- * {@link DkimError}: `permerror` for syntax errors (missing or malformed required tags, `i=`
- * not in `d=`, `h=` without From, `x=` not after `t=`), and {@link UnsupportedSignatureError}
- * (`permerror` too, the field ignored: RFC 6376 §6.1.1) for well-formed values dkimd does not
- * implement (`v=` other than 1, unknown `a=`, `c=` or `q=`).
+ * Parses and validates a DKIM-Signature field (RFC 6376 §3.5, §6.1.1). Problems throw one of
+ * the two errors of a field RFC 6376 §6.1.1 ignores (`permerror`, and the message treated as if
+ * the field were absent): {@link MalformedSignatureError} for syntax errors (missing or
+ * malformed required tags, a tag twice, `i=` not in `d=`, `h=` without From, `x=` not after
+ * `t=`), {@link UnsupportedSignatureError} for well-formed values dkimd does not implement
+ * (`v=` other than 1, unknown `a=`, `c=` or `q=`).
  *
  * @example
  * ```ts
@@ -132,14 +133,14 @@ export function parseSignature(field: HeaderField): Signature {
     tags = parseTagList(latin1(fieldValue(field)));
   } catch (e) {
     if (e instanceof TagListError) {
-      throw new DkimError("permerror", `signature syntax error: ${e.message}`, { cause: e });
+      throw new MalformedSignatureError(`signature syntax error: ${e.message}`, { cause: e });
     }
     throw e;
   }
   const required = (name: string): string => {
     const v = tags.get(name);
     if (v === undefined) {
-      throw new DkimError("permerror", `signature missing required tag (${name}=)`);
+      throw new MalformedSignatureError(`signature missing required tag (${name}=)`);
     }
     return v;
   };
@@ -154,7 +155,7 @@ export function parseSignature(field: HeaderField): Signature {
 
   const b = stripWhitespace(required("b"));
   const signature = decodeBase64Tag("b", b);
-  if (signature.length === 0) throw new DkimError("permerror", "signature syntax error: empty b=");
+  if (signature.length === 0) throw new MalformedSignatureError("signature syntax error: empty b=");
   const bodyHash = decodeBase64Tag("bh", stripWhitespace(required("bh")));
 
   const [headerCanonicalization, bodyCanonicalization] = parseCanonicalization(
@@ -163,19 +164,19 @@ export function parseSignature(field: HeaderField): Signature {
 
   const domain = asciiLower(required("d"));
   if (!isDomainName(domain)) {
-    throw new DkimError("permerror", `signature syntax error: invalid d= "${domain}"`);
+    throw new MalformedSignatureError(`signature syntax error: invalid d= "${domain}"`);
   }
   const selector = required("s");
   if (!isSelector(selector)) {
-    throw new DkimError("permerror", `signature syntax error: invalid s= "${selector}"`);
+    throw new MalformedSignatureError(`signature syntax error: invalid s= "${selector}"`);
   }
 
   const headers = required("h").split(":").map(trimFws);
   if (headers.some((h) => !/^[\x21-\x39\x3b-\x7e]+$/.test(h))) {
-    throw new DkimError("permerror", "signature syntax error: invalid h= list");
+    throw new MalformedSignatureError("signature syntax error: invalid h= list");
   }
   if (!headers.some((h) => asciiLower(h) === "from")) {
-    throw new DkimError("permerror", "From field not signed");
+    throw new MalformedSignatureError("From field not signed");
   }
 
   const rawIdentity = tags.get("i");
@@ -184,11 +185,11 @@ export function parseSignature(field: HeaderField): Signature {
     : decodeQuotedPrintable(stripWhitespace(rawIdentity));
   const at = identity.lastIndexOf("@");
   if (at === -1) {
-    throw new DkimError("permerror", `signature syntax error: invalid i= "${identity}"`);
+    throw new MalformedSignatureError(`signature syntax error: invalid i= "${identity}"`);
   }
   const identityDomain = asciiLower(identity.slice(at + 1));
   if (identityDomain !== domain && !identityDomain.endsWith(`.${domain}`)) {
-    throw new DkimError("permerror", "i= domain not within d= domain");
+    throw new MalformedSignatureError("i= domain not within d= domain");
   }
 
   const query = tags.get("q");
@@ -200,7 +201,7 @@ export function parseSignature(field: HeaderField): Signature {
   const timestamp = optionalNumber(tags, "t");
   const expiration = optionalNumber(tags, "x");
   if (timestamp !== undefined && expiration !== undefined && expiration <= timestamp) {
-    throw new DkimError("permerror", "signature syntax error: x= is not after t=");
+    throw new MalformedSignatureError("signature syntax error: x= is not after t=");
   }
 
   return {
@@ -296,7 +297,7 @@ function decodeBase64Tag(name: string, value: string): Uint8Array {
   try {
     return fromBase64(value);
   } catch (e) {
-    throw new DkimError("permerror", `signature syntax error: ${name}= is not base64`, {
+    throw new MalformedSignatureError(`signature syntax error: ${name}= is not base64`, {
       cause: e,
     });
   }
@@ -306,11 +307,11 @@ function optionalNumber(tags: ReadonlyMap<string, string>, name: string): number
   const v = tags.get(name);
   if (v === undefined) return undefined;
   if (!/^[0-9]+$/.test(v)) {
-    throw new DkimError("permerror", `signature syntax error: ${name}= is not a number`);
+    throw new MalformedSignatureError(`signature syntax error: ${name}= is not a number`);
   }
   const digits = v.replace(/^0+(?=.)/, "");
   if (digits.length > MAX_SAFE_DIGITS) {
-    throw new DkimError("permerror", `signature syntax error: ${name}= is too large`);
+    throw new MalformedSignatureError(`signature syntax error: ${name}= is too large`);
   }
   return Number(digits);
 }

@@ -249,7 +249,7 @@ export class Verifier {
       }
       : summarizeSignature(c.field);
     if (c.error || !c.signature || !c.key || !c.spec) {
-      const { result, reason, unsupported } = resultOf(
+      const { result, reason, ignored } = resultOf(
         c.error ?? new DkimError("permerror", "unparsed"),
       );
       return {
@@ -257,7 +257,7 @@ export class Verifier {
         result,
         reason,
         signature: c.signature,
-        ...(unsupported ? { unsupported } : {}),
+        ...(ignored ? { ignored } : {}),
       };
     }
     const sig = c.signature;

@@ -17,10 +17,10 @@ export type Outcome = keyof Actions | "pass";
 /**
  * Which On-* setting applies to a verified message: a passing signature settles it; otherwise
  * the worst problem among the signatures, checked in this order: a DNS failure (On-DNSError), a
- * signature that does not verify or is malformed (On-BadSignature), a key not in the DNS
- * (On-KeyNotFound). No signature at all, or only signatures from testing keys (`t=y`, which RFC
- * 6376 §3.6.1 says to treat as unsigned) or that dkimd does not implement (`unsupported`: an
- * unknown `a=`, rsa-sha1; RFC 6376 §6.1.1 ignores them), is On-NoSignature.
+ * signature that does not verify or whose key is unusable (On-BadSignature), a key not in the
+ * DNS (On-KeyNotFound). No signature at all, or only signatures from testing keys (`t=y`, which
+ * RFC 6376 §3.6.1 says to treat as unsigned) or that RFC 6376 §6.1.1 ignores (`ignored`: a field
+ * with a syntax error, an unknown `a=`, rsa-sha1), is On-NoSignature.
  *
  * @example
  * ```ts
@@ -33,10 +33,8 @@ export type Outcome = keyof Actions | "pass";
  */
 export function verifyOutcome(verdicts: readonly Verdict[]): Outcome {
   if (verdicts.some((v) => v.result === "pass")) return "pass";
-  // A signature dkimd cannot evaluate (unknown a=, rsa-sha1...) is ignored (RFC 6376 §6.1.1).
-  const counted = verdicts.filter((v) =>
-    !v.key?.testing && !(v.result !== "pass" && v.unsupported)
-  );
+  // A field RFC 6376 §6.1.1 ignores (malformed, unknown a=, rsa-sha1...) is not counted.
+  const counted = verdicts.filter((v) => !v.key?.testing && !(v.result !== "pass" && v.ignored));
   if (counted.length === 0) return "noSignature";
   if (counted.some((v) => v.result === "temperror")) return "dnsError";
   if (counted.every((v) => v.result === "permerror" && v.reason === "no key for signature")) {

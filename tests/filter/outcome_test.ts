@@ -47,7 +47,7 @@ Deno.test("verifyOutcome(): a signature dkimd does not implement (unknown a=, rs
   const unknownA: Verdict = {
     result: "permerror",
     reason: 'unsupported algorithm "rsa-sha512"',
-    unsupported: true,
+    ignored: "unsupported",
   };
   assert.equal(verifyOutcome([unknownA]), "noSignature");
   assert.equal(verifyOutcome([unknownA, unknownA]), "noSignature");
@@ -55,8 +55,23 @@ Deno.test("verifyOutcome(): a signature dkimd does not implement (unknown a=, rs
   assert.equal(verifyOutcome([unknownA, fail]), "badSignature");
   assert.equal(verifyOutcome([unknownA, noKey]), "keyNotFound");
   assert.equal(verifyOutcome([unknownA, pass]), "pass");
-  // A malformed signature is still a bad one.
+  // An unusable key is still a bad signature: the field itself was well-formed.
   assert.equal(verifyOutcome([badKey]), "badSignature");
+});
+
+Deno.test("verifyOutcome(): a malformed signature field (a syntax error) is ignored as an unsupported one is (RFC 6376 §6.1.1 names syntax errors)", () => {
+  const noBh: Verdict = {
+    result: "permerror",
+    reason: "signature missing required tag (bh=)",
+    ignored: "malformed",
+  };
+  assert.equal(verifyOutcome([noBh]), "noSignature");
+  assert.equal(verifyOutcome([noBh, fail]), "badSignature");
+  assert.equal(verifyOutcome([noBh, noKey]), "keyNotFound");
+  assert.equal(verifyOutcome([noBh, temp]), "dnsError");
+  assert.equal(verifyOutcome([noBh, pass]), "pass");
+  // The same permerror without the mark (a key problem found later) still counts.
+  assert.equal(verifyOutcome([{ result: "permerror", reason: noBh.reason }]), "badSignature");
 });
 
 Deno.test("milterAction() answers each action: SMTP 550 5.7.1 or 451 4.7.1, quarantine with a reason", () => {

@@ -7,7 +7,8 @@
  * LDAPSoftStart, and the SASL-only LDAPAuthName/Realm/User beside a simple bind) and sign the
  * same rows; then the same with the wrong password, and StartTLS to a certificate neither
  * trusts. The CA each trusts is given as each takes it: libldap's LDAPTLS_CACERT for opendkim
- * (it has no setting for it), DataSetTLSCAFile for dkimd.
+ * (it has no setting for it), DataSetTLSCAFile for dkimd. Last, LDAPTimeout's expiry: slapd
+ * paused (SIGSTOP: connections accepted, nothing answered) while a message needs a lookup.
  *
  * @module
  */
@@ -196,3 +197,98 @@ async function otherCertificate(dir: string): Promise<string> {
   if (made.code !== 0) throw new Error(`openssl req failed: ${made.text}`);
   return await Deno.readTextFile(`${dir}/other-cert.pem`);
 }
+
+/** LDAPTimeout of the paused-slapd case, in seconds. */
+const PAUSED_TIMEOUT_S = 2;
+/**
+ * The latest a reply may come while slapd is paused: each filter may spend the timeout on more
+ * than one operation (bind, search, OpenDKIM's and dkimd's one retry), and a loaded machine adds
+ * its share; only an upper bound is asserted, never a duration.
+ */
+const PAUSED_REPLY_BOUND_MS = (3 * PAUSED_TIMEOUT_S + 5) * 1000;
+
+Deno.test({
+  name:
+    "LDAPTimeout: with slapd paused (connections open, nothing answers) both answer the message tempfail within the bound, and sign again once it runs",
+  ignore: !HAVE_OPENDKIM,
+  sanitizeResources: false,
+  async fn() {
+    const slapd = await startSlapd({
+      ldif: ldif({
+        keys: [{ id: "k1", domain: "example.com", selector: "rsa", key: KEY_FILE }],
+        signing: [["example.com", "k1"]],
+      }),
+    });
+    const dir = await Deno.makeTempDir({ prefix: "dkimd-od18-ldap-timeout-" });
+    try {
+      const uri = (ou: string, attrs: string, attr: string) =>
+        `${slapd.url}/ou=${ou},${SLAPD_SUFFIX}?${attrs}?one?(${attr}=$d)`;
+      const lines = [
+        "Mode s",
+        "RequireSafeKeys no",
+        "SignHeaders From,To,Subject,Date",
+        "OversignHeaders From",
+        `KeyTable ${uri("keys", "dkimDomain,dkimSelector,dkimKey", "dkimKeyName")}`,
+        `SigningTable ${uri("signing", "dkimKeyName", "dkimIdentity")}`,
+        `LDAPBindUser ${SLAPD_BIND_DN}`,
+        `LDAPBindPassword ${SLAPD_BIND_PASSWORD}`,
+        `LDAPTimeout ${PAUSED_TIMEOUT_S}`,
+        // OpenDKIM's own LDAP cache would answer the second message without asking slapd.
+        "LDAPDisableCache yes",
+      ];
+      await Deno.mkdir(`${dir}/opendkim`);
+      await Deno.mkdir(`${dir}/dkimd`);
+      // Both start while slapd answers (OpenDKIM binds at start, so it needs no SoftStart);
+      // slapd is paused before either has looked anything up, so dkimd's cache of data set
+      // answers (DataSetCacheTTL) holds nothing to sign from.
+      const opendkim = await startOpenDkim(`${dir}/opendkim`, lines);
+      try {
+        const dkimd = await startDkimd(
+          `${dir}/dkimd`,
+          (socket) => [...lines, `Socket ${socket}`, ""].join("\n"),
+        );
+        try {
+          const logs = () => `opendkim: ${opendkim.log()}\ndkimd: ${dkimd.log()}`;
+          const timed = async (port: number, qid: string) => {
+            const started = performance.now();
+            const observed = observe(
+              await sendTo(port, mtaMessage(MESSAGE, { qid, address: "127.0.0.1" })),
+            );
+            return { observed, ms: performance.now() - started };
+          };
+          await slapd.pause();
+          let paused;
+          try {
+            paused = await Promise.all([timed(opendkim.port, "P1"), timed(dkimd.port, "P2")]);
+          } finally {
+            slapd.resume();
+          }
+          const [o, d] = paused;
+          // The same answer (measured on an idle machine: OpenDKIM after about 2 × LDAPTimeout,
+          // its search timing out and its one retry too; dkimd after about 1 ×, its first
+          // connection's bind timing out). OpenDKIM's "error reading signing table" is its fixed tempfail
+          // (no reply text); dkimd's is On-InternalError's tempfail.
+          assert.deepEqual(o.observed, { final: "tempfail", changes: [] }, logs());
+          assert.deepEqual(d.observed, DKIMD_TEMPFAIL, logs());
+          for (const [who, r] of [["opendkim", o], ["dkimd", d]] as const) {
+            assert.ok(
+              r.ms < PAUSED_REPLY_BOUND_MS,
+              `${who} answered after ${Math.round(r.ms)} ms, past ${PAUSED_REPLY_BOUND_MS} ms`,
+            );
+          }
+          // slapd runs again: both make their connection again and sign the row.
+          const [o2, d2] = await Promise.all([timed(opendkim.port, "R1"), timed(dkimd.port, "R2")]);
+          assert.deepEqual(o2.observed, SIGNED, logs());
+          assert.deepEqual(d2.observed, SIGNED, logs());
+        } finally {
+          await dkimd.stop();
+        }
+      } finally {
+        await opendkim.stop();
+      }
+    } finally {
+      await slapd.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
