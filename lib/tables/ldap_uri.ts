@@ -19,7 +19,7 @@
  * @module
  */
 
-import { FilterParser } from "ldapts";
+import { checkLdapFilter } from "./ldap_filter_syntax.ts";
 
 /** The URL schemes OpenDKIM accepts for an LDAP data set (opendkim-db.c, `dbtypes`). */
 export type LdapScheme = "ldap" | "ldaps" | "ldapi";
@@ -164,7 +164,9 @@ function parseOne(url: string): Omit<LdapSpec, "text" | "servers"> & { server: L
   if (!filter.startsWith("(")) filter = `(${filter})`;
   checkSubstitutions(url, filter, "filter");
   try {
-    FilterParser.parseString(expandFilter(filter, "x"));
+    // The client parses it again at each query (lib/tables/ldap_backend.ts); this check has
+    // its rules without loading it.
+    checkLdapFilter(expandFilter(filter, "x"));
   } catch (e) {
     throw new Error(`Invalid LDAP URL "${url}": bad filter "${filter}": ${(e as Error).message}`);
   }
