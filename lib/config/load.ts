@@ -125,9 +125,10 @@ export async function openDatabase(
   directory: string,
   warn?: (message: string) => void,
 ): Promise<TableBackend> {
+  // Awaited here so a DSN that does not parse rejects, as every other mistake, not throws.
   return source.kind === "dsn"
-    ? openDsn(parseDsn(source.text), options, directory, warn)
-    : openLdapUri(source.uri, options);
+    ? await openDsn(parseDsn(source.text), options, directory, warn)
+    : await openLdapUri(source.uri, options);
 }
 
 /**
