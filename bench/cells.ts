@@ -8,11 +8,17 @@
  * whatever signs it, and the Nagle/delayed-ACK stall does not depend on the key; that keeps a
  * full run of 3 repeats under 20 minutes on 2 cores.
  *
+ * Both runs have the OpenSSL cell (issue 20): RSA-2048 signing of 2 KB at c=4 by a dkimd with
+ * `CryptoBackend openssl`, a group of its own (the other cells keep the default backend, or
+ * `--crypto-backend`'s), dkimd only: OpenDKIM and rspamd have no such setting, and the report
+ * sets their runs of the same workload in the default-backend cell beside it.
+ *
  * Both runs end with the ARC cell (issue 17): verify and seal 2 KB messages carrying a
  * 2-instance ARC chain at c=4 (RSA-2048), dkimd only: OpenDKIM 2.11 has no ARC.
  *
  * @module
  */
+import type { CryptoBackendName } from "../lib/crypto/crypto_backend.ts";
 import type { SizeLabel } from "./corpus.ts";
 import type { LoadMode } from "./load_client.ts";
 
@@ -31,13 +37,30 @@ export interface Cell {
   readonly algorithm: KeyAlgorithm;
   /** Whether the client sets TCP_NODELAY and TCP_QUICKACK (Postfix sets neither). */
   readonly quickAck: boolean;
+  /**
+   * dkimd's CryptoBackend for this cell, when the cell is about it; absent: the run's (the
+   * default, or `--crypto-backend`).
+   */
+  readonly cryptoBackend?: CryptoBackendName;
 }
 
-/** A stable name for a cell, used to group repeats: `sign rsa 2KB c=4 qa`. */
+/**
+ * A stable name for a cell, used to group repeats: `sign rsa 2KB c=4 qa`, and the backend after
+ * it when the cell names one (`sign rsa 2KB c=4 qa openssl`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cellKey } from "./cells.ts";
+ * const cell = { mode: "sign", algorithm: "rsa", size: "2KB", concurrency: 4, quickAck: true } as const;
+ * assert.equal(cellKey(cell), "sign rsa 2KB c=4 qa");
+ * assert.equal(cellKey({ ...cell, cryptoBackend: "openssl" }), "sign rsa 2KB c=4 qa openssl");
+ * ```
+ */
 export function cellKey(cell: Cell): string {
   return `${cell.mode} ${cell.algorithm} ${cell.size} c=${cell.concurrency} ${
     cell.quickAck ? "qa" : "noqa"
-  }`;
+  }${cell.cryptoBackend ? ` ${cell.cryptoBackend}` : ""}`;
 }
 
 const ALL_CONCURRENCY = [1, 4, 16];
@@ -52,7 +75,7 @@ const NO_QUICKACK_CONCURRENCY = [1, 16];
  * import assert from "node:assert/strict";
  * import { fullCells } from "./cells.ts";
  * const cells = fullCells().flatMap((g) => g.cells);
- * assert.equal(cells.length, 43);
+ * assert.equal(cells.length, 44);
  * assert.ok(cells.some((c) => c.mode === "sign" && c.size === "2KB" && !c.quickAck && c.concurrency === 1));
  * ```
  */
@@ -75,7 +98,36 @@ export function fullCells(): CellGroup[] {
       groups.push({ algorithm, size, cells });
     }
   }
-  return [...groups, arcGroup()];
+  return [...groups, opensslGroup(), arcGroup()];
+}
+
+/**
+ * The OpenSSL cell's group (issue 20): RSA-2048 signing of 2 KB at c=4 by a dkimd with
+ * `CryptoBackend openssl`, dkimd only (the peers' runs of the same workload are those of the
+ * default-backend cell: they have no backend to choose).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cellKey } from "./cells.ts";
+ * import { opensslGroup } from "./cells.ts";
+ * assert.deepEqual(opensslGroup().cells.map(cellKey), ["sign rsa 2KB c=4 qa openssl"]);
+ * ```
+ */
+export function opensslGroup(): CellGroup {
+  return {
+    algorithm: "rsa",
+    size: "2KB",
+    cryptoBackend: "openssl",
+    cells: [{
+      mode: "sign",
+      size: "2KB",
+      concurrency: 4,
+      algorithm: "rsa",
+      quickAck: true,
+      cryptoBackend: "openssl",
+    }],
+  };
 }
 
 /**
@@ -99,7 +151,7 @@ export function arcGroup(): CellGroup {
  * ```ts
  * import assert from "node:assert/strict";
  * import { quickCells } from "./cells.ts";
- * assert.equal(quickCells().flatMap((g) => g.cells).length, 8);
+ * assert.equal(quickCells().flatMap((g) => g.cells).length, 9);
  * ```
  */
 export function quickCells(): CellGroup[] {
@@ -127,6 +179,7 @@ export function quickCells(): CellGroup[] {
       size: "2MB",
       cells: [c4("sign", "rsa", "2MB"), c4("verify", "rsa", "2MB")],
     },
+    opensslGroup(),
     arcGroup(),
   ];
 }
@@ -141,4 +194,6 @@ export interface CellGroup {
   readonly cells: readonly Cell[];
   /** dkimd seals with ARC (ARCMode sv) and OpenDKIM, which has no ARC, sits the group out. */
   readonly arc?: boolean;
+  /** dkimd's CryptoBackend for the group; the peers, which have none, sit it out. */
+  readonly cryptoBackend?: CryptoBackendName;
 }

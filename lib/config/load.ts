@@ -98,19 +98,20 @@ export interface LoadIo<K extends PrivateKeyInfo> {
     options: BackendOptions & LdapOptions,
     directory: string,
     warn?: (message: string) => void,
-  ): TableBackend;
+  ): TableBackend | Promise<TableBackend>;
 }
 
 /**
  * Opens the back end of a `dsn:` or `ldap:` data set with lib/tables (connections are made at
  * the first query, not here; a relative SQLite file is chosen here, once, and `warn` is told
- * when it is not the file OpenDKIM opens).
+ * when it is not the file OpenDKIM opens). The client of a PostgreSQL, MySQL or LDAP back end
+ * is loaded here, when first needed, so the promise may take a moment.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { openDatabase } from "./load.ts";
- * const t = openDatabase(
+ * const t = await openDatabase(
  *   { kind: "dsn", text: "dsn:sqlite3://%/dkim.db/table=t?keycol=k?datacol=v" },
  *   { queryTimeoutMs: 1000, connectTimeoutMs: 1000 },
  *   "/var/lib/dkimd",
@@ -118,15 +119,16 @@ export interface LoadIo<K extends PrivateKeyInfo> {
  * assert.match(t.describe, /^dsn:sqlite3:\/\/\/var\/lib\/dkimd\/%dkim\.db\//);
  * ```
  */
-export function openDatabase(
+export async function openDatabase(
   source: DatabaseSource,
   options: BackendOptions & LdapOptions,
   directory: string,
   warn?: (message: string) => void,
-): TableBackend {
+): Promise<TableBackend> {
+  // Awaited here so a DSN that does not parse rejects, as every other mistake, not throws.
   return source.kind === "dsn"
-    ? openDsn(parseDsn(source.text), options, directory, warn)
-    : openLdapUri(source.uri, options);
+    ? await openDsn(parseDsn(source.text), options, directory, warn)
+    : await openLdapUri(source.uri, options);
 }
 
 /**
@@ -329,7 +331,7 @@ async function buildLoaded<K extends PrivateKeyInfo>(
   const tableWarnings: ConfigWarning[] = [];
   const scriptsSet = LUA_SCRIPT_SETTINGS.some(([, field]) => config[field] !== undefined);
   const options = await databaseOptions(read, originOf, base, io, errors, scriptsSet);
-  const databases = openDatabases(read, originOf, base, io, errors, tableWarnings, options);
+  const databases = await openDatabases(read, originOf, base, io, errors, tableWarnings, options);
   const tables = Object.values(databases) as CachedTable[];
   const accounts = await io.accounts();
   const trusted = trustedUsers(config, originOf("userId"), io, accounts, errors);
@@ -431,7 +433,7 @@ async function databaseOptions<K extends PrivateKeyInfo>(
  * {@link CachedTable} with the DataSet* settings. What opening warns about (a SQLite file other
  * than OpenDKIM's) goes to `warnings`.
  */
-function openDatabases<K extends PrivateKeyInfo>(
+async function openDatabases<K extends PrivateKeyInfo>(
   read: ReadResult,
   originOf: (f: SettingField) => Origin,
   base: string,
@@ -439,7 +441,7 @@ function openDatabases<K extends PrivateKeyInfo>(
   errors: SourceError[],
   warnings: ConfigWarning[],
   options: DatabaseOptions | undefined,
-): OpenedDatabases {
+): Promise<OpenedDatabases> {
   const { config } = read;
   const sources = databaseSources(config);
   if (sources.length === 0 || options === undefined) return {};
@@ -456,7 +458,7 @@ function openDatabases<K extends PrivateKeyInfo>(
       });
     try {
       out[field] = new CachedTable(
-        open(source, source.kind === "dsn" ? dsnOptions : ldapOptions, base, warn),
+        await open(source, source.kind === "dsn" ? dsnOptions : ldapOptions, base, warn),
         {
           setting: name,
           cacheTtlMs: config.dataSetCacheTtl * 1000,

@@ -39,7 +39,10 @@ export interface ScriptDataSetIo {
   /** A relative path made absolute (BaseDirectory). */
   resolve(path: string): string;
   /** Opens a `dsn:` or `ldap:` back end, as the configuration's own data sets are opened. */
-  openTable(source: DatabaseSource, options: BackendOptions & LdapOptions): TableBackend;
+  openTable(
+    source: DatabaseSource,
+    options: BackendOptions & LdapOptions,
+  ): TableBackend | Promise<TableBackend>;
   /** The options of `dsn:` sets. */
   readonly dsnOptions: BackendOptions;
   /** The options of LDAP sets. */
@@ -126,7 +129,7 @@ export function scriptDataSetOpener(
     let table: CachedTable | undefined;
     try {
       const options = source.kind === "dsn" ? io.dsnOptions : io.ldapOptions;
-      table = new CachedTable(io.openTable(source, options), {
+      table = new CachedTable(await io.openTable(source, options), {
         setting: "odkim.db_open()",
         cacheTtlMs: 0,
         staleMs: 0,

@@ -14,7 +14,7 @@
 
 import net from "node:net";
 import tls from "node:tls";
-import { Client, ResultCodeError } from "ldapts";
+import { Client, FilterParser, ResultCodeError } from "ldapts";
 import type { BackendOptions } from "./backend_options.ts";
 import type { TableBackend } from "./table_backend.ts";
 import { expandBaseDn, expandFilter, type LdapServer, type LdapSpec } from "./ldap_uri.ts";
@@ -119,6 +119,13 @@ export function openLdap(spec: LdapSpec, options: BackendOptions & LdapOptions):
       `Unsupported "LDAPAuthMechanism" "${mechanism}": dkimd binds with simple authentication ` +
         "only (LDAPBindUser and LDAPBindPassword); SASL is not supported",
     );
+  }
+  try {
+    // The client parses the filter again at each query; checked here, where the back end is
+    // opened at load, a bad filter stops the load naming the setting's file and line.
+    FilterParser.parseString(expandFilter(spec.filter, "x"));
+  } catch (e) {
+    throw new Error(`Invalid LDAP URL "${spec.text}": bad filter "${spec.filter}": ${why(e)}`);
   }
   const describe = spec.text;
   const password = options.password ?? options.bindPassword;

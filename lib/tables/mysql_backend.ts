@@ -6,7 +6,6 @@
  *
  * @module
  */
-import net from "node:net";
 import mysql from "mysql2/promise";
 import type { BackendOptions } from "./backend_options.ts";
 import type { DsnSpec } from "./dsn_spec.ts";
@@ -21,6 +20,7 @@ import {
   withDeadline,
 } from "./sql_select.ts";
 import { describeDsn } from "./dsn.ts";
+import { checkMysqlTlsHost, mysqlHost } from "./mysql_tls_host.ts";
 import type { TableBackend } from "./table_backend.ts";
 
 /** Connections per data set: lookups are short, and several dkimd share one server. */
@@ -185,17 +185,9 @@ export function mysqlPool(
   tls: boolean,
   poolSize: number,
 ): mysql.Pool {
-  const describe = describeDsn(spec);
   const password = options.password ?? spec.password ?? "";
-  const host = spec.host === undefined || spec.host === "" ? "localhost" : spec.host;
-  if (options.tls === "verify" && net.isIP(host) !== 0) {
-    // mysql2 checks the certificate's name only against a host name: for an address it would
-    // check "localhost" (Node's default), or nothing, never the address.
-    throw new Error(
-      `${describe} names its server by the address "${host}": checking the server's ` +
-        "certificate (TLS verify) needs the host name the certificate lists",
-    );
-  }
+  checkMysqlTlsHost(spec, options);
+  const host = mysqlHost(spec);
   return mysql.createPool({
     host,
     port: spec.port ?? DEFAULT_PORT,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { openLdapUri } from "../../lib/tables/open_backend.ts";
 import {
   DEFAULT_LDAPI_SOCKET,
   escapeDnValue,
@@ -83,7 +84,6 @@ Deno.test("parseLdapUri() refuses what it cannot honour, saying why", () => {
     ["ldap://h/dc=x??deep", /scope "deep" is not base, one or sub/],
     ["ldap://h/dc=x?a%20b", /"a b" is not an attribute name/],
     ["ldap://h/dc=x?*", /"\*" is not an attribute name/],
-    ["ldap://h/dc=x??sub?(cn=$d", /bad filter/],
     ["ldap://h/dc=x??sub?(cn=$x)", /"\$x" in the filter is not a substitution/],
     ["ldap://h/$k,dc=x", /"\$k" in the base DN/],
     ["ldap://h/dc=x??sub?(cn=*)?!bindname=cn%3Dx", /critical extension "!bindname=cn=x"/],
@@ -118,4 +118,16 @@ Deno.test("expandBaseDn() and expandFilter() substitute $d and $D, escaped for w
   assert.equal(expandBaseDn("$D,dc=t", "a,b.c"), "dc=a\\2cb,dc=c,dc=t");
   assert.equal(expandFilter("(&(cn=$d)(o=$D))", "x*.y"), "(&(cn=x\\2a.y)(o=dc=x\\2a,dc=y))");
   assert.equal(expandFilter("(cn=$d)", ")(uid=*"), "(cn=\\29\\28uid=\\2a)");
+});
+
+Deno.test("a bad LDAP filter is refused when the back end opens (at load), not at each query", async () => {
+  // parseLdapUri() leaves RFC 4515 syntax to the client, which is loaded only to open an LDAP
+  // data set; openLdapUri() is what the configuration load awaits.
+  const options = { queryTimeoutMs: 1000, connectTimeoutMs: 1000 };
+  for (const text of ["ldap://h/dc=x??sub?(cn=$d", "ldap://h/dc=x??sub?(cn=a\\zz)"]) {
+    assert.doesNotThrow(() => parseLdapUri(text), text);
+    await assert.rejects(openLdapUri(text, options), /Invalid LDAP URL .*: bad filter/, text);
+  }
+  const good = await openLdapUri("ldap://127.0.0.1:1/dc=x??sub?(cn=$d)", options);
+  await good.close();
 });

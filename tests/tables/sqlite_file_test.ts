@@ -32,7 +32,7 @@ function database(file: string, keyname: string): void {
 /** openDsn() on `spec` in `dir`: the warnings it gave and what "example.com" answers. */
 async function lookup(spec = PERCENT, dir: string) {
   const warnings: string[] = [];
-  const table = openDsn(spec, OPTIONS, dir, (w) => warnings.push(w));
+  const table = await openDsn(spec, OPTIONS, dir, (w) => warnings.push(w));
   try {
     const rows = await table.query(["example.com"], signal());
     return { warnings, describe: table.describe, rows };
@@ -74,7 +74,7 @@ Deno.test("%/dkim.db falls back to dkim.db when only that exists, warning with b
     assert.ok(warning.includes(`"${dir}/dkim.db"`), warning);
     assert.match(warning, /OpenDBX joins the host and the database name without a slash/);
     // Decided at load: a %dkim.db created later is not picked up by this data set.
-    const table = openDsn(PERCENT, OPTIONS, dir);
+    const table = await openDsn(PERCENT, OPTIONS, dir);
     database(`${dir}/%dkim.db`, "opendkim");
     assert.deepEqual(await table.query(["example.com"], signal()), [["fallback"]]);
     await table.close();
@@ -84,7 +84,7 @@ Deno.test("%/dkim.db falls back to dkim.db when only that exists, warning with b
 Deno.test("%/dkim.db with neither file: no warning, the query fails naming %dkim.db, and nothing is created", async () => {
   await withDir(async (dir) => {
     const warnings: string[] = [];
-    const table = openDsn(PERCENT, OPTIONS, dir, (w) => warnings.push(w));
+    const table = await openDsn(PERCENT, OPTIONS, dir, (w) => warnings.push(w));
     assert.deepEqual(warnings, []);
     await assert.rejects(
       table.query(["example.com"], signal()),
