@@ -28,6 +28,7 @@ const TAG_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
 
 // What checkValue's loop refuses: a control but HTAB, CR and LF; a CR followed neither by
 // whitespace nor by LF and whitespace; an LF not followed by whitespace.
+// deno-lint-ignore no-control-regex
 const BAD_VALUE_CHAR = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n?[ \t])|\n(?![ \t])/;
 
 /**
