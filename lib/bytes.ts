@@ -204,5 +204,7 @@ export function fromBase64(text: string): Uint8Array {
   }
   let padded = clean;
   while (padded.length % 4 !== 0) padded += "=";
-  return fromLatin1(atob(padded));
+  // Validated and padded above, so the native decoder gives atob's bytes, without a string
+  // between (a tenth of the time for a signature's b=, issue 20).
+  return Uint8Array.fromBase64(padded);
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   asciiEqualsIgnoreCase,
   asciiLower,
@@ -63,4 +64,47 @@ Deno.test("asciiLower() folds A-Z only, for every one- and two-character Latin-1
   }
   assert.equal(asciiLower("DKIM-Signature"), "dkim-signature");
   assert.equal(asciiLower("Ä-From-\u0100"), "Ä-from-\u0100");
+});
+
+Deno.test("fromBase64() gives what atob gave, and throws where it threw (fast-check)", () => {
+  // The decoder before issue 20: validation, padding, then atob and a byte per character.
+  const before = (text: string): Uint8Array => {
+    const clean = text.replace(/[\s]+/g, "");
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(clean) || clean.length % 4 === 1) {
+      throw new SyntaxError("Invalid base64 data");
+    }
+    let padded = clean;
+    while (padded.length % 4 !== 0) padded += "=";
+    return fromLatin1(atob(padded));
+  };
+  // Where atob threw, it was a DOMException for a few paddings ("A="), a SyntaxError for the
+  // rest; now always the SyntaxError the doc promises.
+  const outcome = (f: () => Uint8Array) => {
+    try {
+      return f();
+    } catch {
+      return "throws";
+    }
+  };
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \r\n\t*";
+  const text = fc.oneof(
+    // Encoded bytes, cut or folded anywhere: valid, short and overlong padding, nonzero tail bits.
+    fc.tuple(fc.uint8Array({ maxLength: 300 }), fc.nat(4), fc.nat(300)).map(([b, cut, at]) => {
+      const s = toBase64(b);
+      const t = s.slice(0, Math.max(0, s.length - cut));
+      return `${t.slice(0, at)}\r\n ${t.slice(at)}`;
+    }),
+    fc.array(fc.constantFrom(...alphabet), { maxLength: 40 }).map((a) => a.join("")),
+  );
+  fc.assert(
+    fc.property(text, (t) => {
+      assert.deepEqual(outcome(() => fromBase64(t)), outcome(() => before(t)));
+      try {
+        fromBase64(t);
+      } catch (e) {
+        assert.ok(e instanceof SyntaxError, String(e));
+      }
+    }),
+    { numRuns: 5000 },
+  );
 });

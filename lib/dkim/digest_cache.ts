@@ -31,7 +31,8 @@ interface Entry<V> {
 }
 
 /**
- * A map from {@link textDigest} keys to values, each charged an estimate of the memory it holds;
+ * A map from {@link textDigest} keys (or the text itself, where the value holds the text anyway,
+ * as a parsed key record does) to values, each charged an estimate of the memory it holds;
  * the least recently used go first when there are more than `maxEntries`, or the charges add up
  * to more than `maxBytes`. The newest entry always stays, whatever it costs.
  *

@@ -82,7 +82,14 @@ export class KeyCache {
 
   /** The key for `text`, importing it with `load` on a miss. Failed imports are not kept. */
   get(text: string, load: () => Promise<VerifyingKey>): Promise<VerifyingKey> {
-    const digest = textDigest(text);
+    return this.getByDigest(textDigest(text), load);
+  }
+
+  /**
+   * {@link KeyCache.get} for a text whose {@link textDigest} the caller has already: a key
+   * record's, computed once per record by {@link importRecordKey}.
+   */
+  getByDigest(digest: string, load: () => Promise<VerifyingKey>): Promise<VerifyingKey> {
     const hit = this.#cache.get(digest);
     if (hit) return hit;
     const promise = load();
@@ -93,6 +100,20 @@ export class KeyCache {
     );
     return promise;
   }
+}
+
+// The cache key of each record's key, computed once per record: records come from the record
+// cache (key_record_cache.ts), the same object for the same text, so a message signed with a
+// known key costs no SHA-256 of the record text (issue 20). Weak: it goes with the record.
+const recordKeyDigests = new WeakMap<KeyRecord, string>();
+
+function recordKeyDigest(record: KeyRecord): string {
+  let digest = recordKeyDigests.get(record);
+  if (digest === undefined) {
+    digest = textDigest(`${record.keyType}:${record.text}`);
+    recordKeyDigests.set(record, digest);
+  }
+  return digest;
 }
 
 /**
@@ -116,8 +137,8 @@ export async function importRecordKey(
   maxBits: number,
 ): Promise<VerifyingKey> {
   try {
-    return await cache.get(
-      `${record.keyType}:${record.text}`,
+    return await cache.getByDigest(
+      recordKeyDigest(record),
       () => cache.importPublicKey(record.keyType, record.publicKey, { maxBits }),
     );
   } catch (e) {

@@ -1,10 +1,13 @@
 /**
- * Key records parsed, by the SHA-256 of their text: the same few keys sign most mail, and parsing
- * one (its base64 public key included) costs more than looking it up.
+ * Key records parsed, by their text: the same few keys sign most mail, and parsing one (its
+ * base64 public key included) costs more than looking it up. Keyed by the text itself, not its
+ * SHA-256 as the key cache is: the record holds its text anyway (and is charged for it), so the
+ * key costs no memory, and a hit costs no hash of the text, which was one SHA-256 per signature
+ * verified (issue 20).
  *
  * @module
  */
-import { DigestCache, textDigest } from "./digest_cache.ts";
+import { DigestCache } from "./digest_cache.ts";
 import { type KeyRecord, parseKeyRecord } from "./key_record.ts";
 
 /** Most parsed key records kept: as many as imported keys (`KEY_CACHE_SIZE_DEFAULT`). */
@@ -57,11 +60,10 @@ export class KeyRecordCache {
 
   /** The record `text` holds; throws as {@link parseKeyRecord} does. */
   parse(text: string): KeyRecord {
-    const digest = textDigest(text);
-    const known = this.#cache.get(digest);
+    const known = this.#cache.get(text);
     if (known) return known;
     const record = parseKeyRecord(text);
-    this.#cache.set(digest, record, text.length + record.publicKey.length + ENTRY_BYTES);
+    this.#cache.set(record.text, record, text.length + record.publicKey.length + ENTRY_BYTES);
     return record;
   }
 }

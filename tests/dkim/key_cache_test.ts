@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
 import type { VerifyingKey } from "../../lib/crypto/public_key.ts";
 import {
+  importRecordKey,
   KEY_CACHE_MAX_BYTES_DEFAULT,
   KEY_CACHE_SIZE_DEFAULT,
   KeyCache,
 } from "../../lib/dkim/key_cache.ts";
+import { textDigest } from "../../lib/dkim/digest_cache.ts";
+import { parseKeyRecord } from "../../lib/dkim/key_record.ts";
 
 /** A stand-in key: the cache never looks inside one. */
 const fakeKey = (name: string) => ({ name }) as unknown as VerifyingKey;
@@ -97,4 +100,28 @@ Deno.test("KeyCache holds at most maxBytes of keys, charged by key size, not by 
   await cache.get(texts[0], () => (calls.push(0), Promise.resolve(sizedKey(500))));
   assert.deepEqual(calls, [0, 1, 2, 3, 4, 5, 6, 7, 0]);
   assert.ok(KEY_CACHE_MAX_BYTES_DEFAULT >= 1000 * (1024 + 2 * 294), "1000 RSA-2048 keys fit");
+});
+
+Deno.test("importRecordKey() finds a record's key by the digest of its type and text", async () => {
+  const text = "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+  let imports = 0;
+  const cache = new KeyCache(10, KEY_CACHE_MAX_BYTES_DEFAULT, () => {
+    imports++;
+    return Promise.resolve(fakeKey(`import ${imports}`));
+  });
+  const record = parseKeyRecord(text);
+  const first = await importRecordKey(cache, record, 4096);
+  assert.equal(await importRecordKey(cache, record, 4096), first);
+  // Another record object of the same text (the record cache evicted it and parsed it again)
+  // finds the same key, as does KeyCache.get() with the text the digest is of.
+  assert.equal(await importRecordKey(cache, parseKeyRecord(text), 4096), first);
+  assert.equal(await cache.get(`ed25519:${text}`, () => Promise.reject(new Error("miss"))), first);
+  assert.equal(
+    await cache.getByDigest(textDigest(`ed25519:${text}`), () => Promise.reject(new Error("miss"))),
+    first,
+  );
+  assert.equal(imports, 1);
+  // A different text is a different key.
+  await importRecordKey(cache, parseKeyRecord(`${text} `), 4096);
+  assert.equal(imports, 2);
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { parseTagList, stripWhitespace, TagListError } from "../../lib/dkim/tag_list.ts";
 
 // RFC 6376 §3.2 grammar, case by case.
@@ -52,4 +53,42 @@ Deno.test("parseTagList() bounds the number of tags", () => {
 
 Deno.test("stripWhitespace() removes folding from base64 values", () => {
   assert.equal(stripWhitespace(" ab\r\n\tcd =\r\n ="), "abcd==");
+});
+
+Deno.test("parseTagList() accepts and refuses values as the character loop alone did (fast-check)", () => {
+  // checkValue's loop, which now runs only when a value has a line break or control character.
+  const loopAccepts = (value: string): boolean => {
+    for (let i = 0; i < value.length; i++) {
+      const c = value.charCodeAt(i);
+      if (c === 0x20 || c === 0x09) continue;
+      if (c === 0x0d || c === 0x0a) {
+        const next = value.charCodeAt(
+          c === 0x0d && value.charCodeAt(i + 1) === 0x0a ? i + 2 : i + 1,
+        );
+        if (next === 0x20 || next === 0x09) continue;
+        return false;
+      }
+      if (c < 0x20 || c === 0x7f) return false;
+    }
+    return true;
+  };
+  const char = fc.oneof(
+    fc.constantFrom("a", "Z", "0", "+", "/", "=", " ", "\t", "\r", "\n", "\r\n ", "\x7f", "\x80"),
+    fc.integer({ min: 0, max: 0xff }).map((c) => String.fromCharCode(c)),
+  );
+  const value = fc.array(char, { maxLength: 20 }).map((a) => a.join("").replaceAll(";", ""));
+  fc.assert(
+    fc.property(value, (v) => {
+      const text = `x=y${v}z`;
+      let accepted = true;
+      try {
+        parseTagList(text);
+      } catch (e) {
+        if (!(e instanceof TagListError)) throw e;
+        accepted = false;
+      }
+      assert.equal(accepted, loopAccepts(`y${v}z`), JSON.stringify(text));
+    }),
+    { numRuns: 5000 },
+  );
 });
