@@ -61,12 +61,14 @@ export const SERVICE_ENV_NAMES: readonly string[] = [
  *   (a few KiB per transaction; bodies are hashed as they stream past), so V8's defaults only let
  *   garbage pile up. Measured with `deno task bench` cells at c=16 (2 KB and 2 MB, sign and
  *   verify): the V8 heap stays near 20 MiB instead of 40–70 MiB, peak RSS about 100 MiB instead
- *   of 110–160 MiB, with the same messages per second and CPU per message. Then `--minor-ms`
- *   (the young generation is marked and swept in place instead of copied between semi-spaces)
- *   and `--optimize-for-size` (V8 picks memory over speed where it has the choice): the
- *   benchmark's memory pass, one process through all those cells, peaks at 82–88 MiB instead of
- *   89–95 MiB (less V8 heap and less malloc'd memory beside it), messages per second and CPU per
- *   message unchanged within the run-to-run noise.
+ *   of 110–160 MiB, with the same messages per second and CPU per message. Then
+ *   `--optimize-for-size` (V8 picks memory over speed where it has the choice). `--minor-ms`
+ *   (the young generation marked and swept in place) was used until issue 20 and dropped: once
+ *   RSA verification became cheap it was a third of the CPU per 2 KB message (verify 2KB c=4:
+ *   0.35–0.38 CPU ms/msg with it, 0.24–0.25 without; sign 2KB and 2 MB 4–10 % less) for about
+ *   2 MiB more peak in the benchmark's memory pass (91 → 93 MiB; `deno task bench --quick --only
+ *   dkimd --cells "verify rsa 2KB c=4" --skip-memory --skip-database --duration 4000` and
+ *   `deno task bench --memory-only --only dkimd --repeats 1`, alternated).
  */
 export const SERVICE_DENO_FLAGS: readonly string[] = [
   "--allow-read",
@@ -78,7 +80,7 @@ export const SERVICE_DENO_FLAGS: readonly string[] = [
   `--allow-ffi=${LIBCRYPTO_PATHS.join(",")}`,
   "--unstable-net",
   "--no-prompt",
-  "--v8-flags=--max-semi-space-size=1,--heap-growing-percent=20,--minor-ms,--optimize-for-size",
+  "--v8-flags=--max-semi-space-size=1,--heap-growing-percent=20,--optimize-for-size",
 ];
 
 /** The variable systemd sets to the journal stream's `DEV:INODE` (systemd.exec(5)). */
