@@ -205,7 +205,22 @@ export class FailureReportQueue implements FailureReports {
       this.#options.commandTimeoutMs ?? REPORT_COMMAND_TIMEOUT_MS,
     );
     const run = this.#options.run ?? runCommand;
-    const result = await run(r.mtaCommand, ["-t", `-f${envelopeAddress(from)}`], text, timeout);
+    let result: CommandResult;
+    try {
+      result = await run(r.mtaCommand, ["-t", `-f${envelopeAddress(from)}`], text, timeout);
+    } catch (e) {
+      // A command that cannot be started (missing, or not executable by this user: under UserID
+      // the worker's user, not root, runs it): the line names the setting, the path and the user.
+      const cannotStart = e instanceof Deno.errors.PermissionDenied ||
+        e instanceof Deno.errors.NotFound;
+      if (!cannotStart || e instanceof Deno.errors.NotCapable) throw e;
+      const why = errorMessage(e).replace(`Failed to spawn '${r.mtaCommand}': `, "");
+      this.#options.log.warn(
+        `${r.jobId}: failure report to ${to} not sent: MTACommand ${r.mtaCommand} cannot be ` +
+          `run${runningAs()}: ${why}`,
+      );
+      return;
+    }
     if (result.code !== 0) {
       const detail = result.stderr ? `: ${result.stderr.slice(0, 200)}` : "";
       this.#options.log.warn(
@@ -214,6 +229,16 @@ export class FailureReportQueue implements FailureReports {
       return;
     }
     this.#options.log.info(`${r.jobId}: failure report sent to ${to}`);
+  }
+}
+
+/** " by uid N", the user this process runs as, for a command it cannot run; "" when unknown. */
+function runningAs(): string {
+  try {
+    const uid = Deno.uid();
+    return uid === null ? "" : ` by uid ${uid}`;
+  } catch {
+    return "";
   }
 }
 
