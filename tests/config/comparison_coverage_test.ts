@@ -129,8 +129,8 @@ const EXEMPT: Record<string, string> = {
   AutoRestart: "process: the supervisor's restart, tested in tests/ops",
   AutoRestartCount: "process: the supervisor's restart, tested in tests/ops",
   AutoRestartRate: "process: the supervisor's restart, tested in tests/ops",
-  // No opendkim to compare with: Debian's build refuses these (compiled out, or a name 2.11 no
-  // longer reads), or nothing shows at the milter; dkimd's own tests cover them, as each says.
+  // No opendkim to compare with: Debian's build refuses these (compiled out, or an old name 2.11
+  // refuses), or nothing shows at the milter; dkimd's own tests cover them, as each says.
   ResignAll: "compiled out of Debian's build; compiled_out_settings_test.ts runs ResignMailTo",
   IdentityHeaderRemove:
     "compiled out of Debian's build; identity_header_test.ts shows opendkim refusing IdentityHeader",
