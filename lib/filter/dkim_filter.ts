@@ -78,13 +78,7 @@ import { prescreenSignatures } from "./prescreen.ts";
 import { selectCanonicalization } from "./select_canonicalization.ts";
 import { headerIdentity, signingViewFields } from "./identity_header.ts";
 import { findSender, macroName, macroSender, parseAddress, type Sender } from "./sender.ts";
-import {
-  newTransaction,
-  type Transaction,
-  type TransactionEnd,
-  transactionReport,
-  type Work,
-} from "./transaction.ts";
+import { newTransaction, type Transaction, type Work } from "./transaction.ts";
 import { logVerdicts } from "./verdict_log.ts";
 import type { FailureReports } from "./failure_reports.ts";
 import { reportedSignature } from "../dkim/failure_report.ts";
@@ -101,25 +95,9 @@ import {
   withoutIgnored,
 } from "./lua_hooks.ts";
 
-export type { Runtime } from "./filter_policy.ts";
+import { type ConnectionScope, type DkimFilterDeps, reportEnd } from "./connection_scope.ts";
 
-/** The filter's capabilities, passed in (DESIGN.md, "Pure core, I/O at the edge"). */
-export interface DkimFilterDeps {
-  /** The runtime in force; asked once per transaction. */
-  readonly runtime: () => Runtime;
-  /** Where log lines go. */
-  readonly logger: MilterLogger;
-  /** This host's name: the authserv-id with `AuthservID HOSTNAME`, and in DKIM-Filter. */
-  readonly hostname: string;
-  /** The current time in seconds since the epoch (default: the system clock). */
-  readonly now?: () => number;
-  /** Receives reports for metrics. */
-  readonly observer?: FilterObserver;
-  /** Imported public keys shared between messages. */
-  readonly keyCache?: KeyCache;
-  /** Takes the failure reports SendReports sends (RFC 6651); none: no reports. */
-  readonly reports?: FailureReports;
-}
+export type { Runtime } from "./filter_policy.ts";
 
 /**
  * Makes the DKIM filter.
@@ -176,30 +154,30 @@ export const SOFTWARE_FIELD = "DKIM-Filter";
 
 const NOTHING: EndOfMessage = { modifications: [], action: "accept" };
 
-class DkimConnection implements FilterConnection {
-  readonly #deps: DkimFilterDeps;
-  readonly #keyCache: KeyCache;
-  readonly #info: ConnectInfo;
-  readonly #observer: FilterObserver;
+// The connection is the scope its messages' steps are given (connection_scope.ts).
+class DkimConnection implements FilterConnection, ConnectionScope {
+  readonly deps: DkimFilterDeps;
+  readonly keyCache: KeyCache;
+  readonly info: ConnectInfo;
+  readonly observer: FilterObserver;
   #tx?: Transaction;
-  // The envelope sender and the Lua scripts' shared state of the transaction in progress.
-  #envelopeFrom = "";
-  #lua: LuaState = { exported: new Map() };
+  envelopeFrom = "";
+  lua: LuaState = { exported: new Map() };
   /** A PeerList client is accepted at connect and never filtered. */
   readonly decided?: Action;
 
   constructor(deps: DkimFilterDeps, keyCache: KeyCache, info: ConnectInfo, decided?: "accept") {
-    this.#deps = deps;
-    this.#keyCache = keyCache;
-    this.#info = info;
-    this.#observer = deps.observer ?? NO_OBSERVER;
-    this.#observer.connections(1);
+    this.deps = deps;
+    this.keyCache = keyCache;
+    this.info = info;
+    this.observer = deps.observer ?? NO_OBSERVER;
+    this.observer.connections(1);
     if (decided) this.decided = decided;
   }
 
   envFrom(args: readonly string[] = []): MaybeAction {
     this.#begin();
-    this.#envelopeFrom = args[0] ?? "";
+    this.envelopeFrom = args[0] ?? "";
     return undefined;
   }
 
@@ -233,7 +211,7 @@ class DkimConnection implements FilterConnection {
       ? fromLatin1(applyReplaceRules(latin1(value), replaceRules))
       : value;
     // makeField copies: the milter lends `value` only for this call (FilterConnection).
-    tx.fields.push(makeField(name, replaced, this.#info.session.leadingSpace));
+    tx.fields.push(makeField(name, replaced, this.info.session.leadingSpace));
     return undefined;
   }
 
@@ -264,7 +242,7 @@ class DkimConnection implements FilterConnection {
     try {
       decision = await decide({
         policy: loaded,
-        client: this.#info,
+        client: this.info,
         macros: (name) => macros.get(name),
         sender,
         recipients: tx.recipients,
@@ -275,23 +253,23 @@ class DkimConnection implements FilterConnection {
       if (!isReported(e)) throw e;
       const { action } = milterAction("internalError", loaded.config.actions.internalError);
       if (loaded.config.logWhy) {
-        this.#deps.logger.info(`${qid}: ${errorMessage(e)}; On-InternalError`);
+        this.deps.logger.info(`${qid}: ${errorMessage(e)}; On-InternalError`);
       }
-      this.#report(tx, { disposition: "error", action: describeAction(action) });
+      reportEnd(this, tx, { disposition: "error", action: describeAction(action) });
       return action;
     }
     if (loaded.config.logWhy) {
-      for (const line of decision.why) this.#deps.logger.info(`${qid}: ${line}`);
+      for (const line of decision.why) this.deps.logger.info(`${qid}: ${line}`);
     }
     // OpenDKIM checks RequiredHeaders in mlfi_eoh() once it knows it will sign or verify; mail it
     // leaves alone (PeerList, ExemptDomains, a mode that does not apply) is not its business.
     if (decision.kind !== "skip" && loaded.config.requiredHeaders) {
       const problem = fieldCountProblem(tx.fields, FIELD_COUNT_RULES);
       if (problem !== undefined) {
-        this.#deps.logger.info(
+        this.deps.logger.info(
           `${qid}: RFC 5322 header requirement error: ${problem}; rejecting (RequiredHeaders)`,
         );
-        this.#report(tx, { disposition: "error", action: "reject" });
+        reportEnd(this, tx, { disposition: "error", action: "reject" });
         return { replycode: 550, xcode: "5.6.0", text: problem };
       }
     }
@@ -306,18 +284,18 @@ class DkimConnection implements FilterConnection {
           decision,
           tx.recipients,
           sender?.domain ?? "",
-          (l) => this.#deps.logger.info(`${qid}: ${l}`),
+          (l) => this.deps.logger.info(`${qid}: ${l}`),
         );
       } catch (e) {
         if (!isReported(e)) throw e;
         const { action } = milterAction("internalError", loaded.config.actions.internalError);
-        this.#report(tx, { disposition: "error", action: describeAction(action) });
+        reportEnd(this, tx, { disposition: "error", action: describeAction(action) });
         return action;
       }
       if (answer) {
         if (loaded.config.logWhy) {
           for (const line of answer.why.slice(decision.why.length)) {
-            this.#deps.logger.info(`${qid}: ${line}`);
+            this.deps.logger.info(`${qid}: ${line}`);
           }
         }
         decision = answer;
@@ -332,8 +310,8 @@ class DkimConnection implements FilterConnection {
         return this.#luaFailed(tx, "SetupPolicyScript", e, qid);
       }
       if ("action" in answer) {
-        this.#deps.logger.info(`${qid}: ${answer.why}`);
-        this.#report(tx, { disposition: "skipped", action: describeAction(answer.action) });
+        this.deps.logger.info(`${qid}: ${answer.why}`);
+        reportEnd(this, tx, { disposition: "skipped", action: describeAction(answer.action) });
         return answer.action;
       }
       decision = answer.decision;
@@ -348,27 +326,27 @@ class DkimConnection implements FilterConnection {
     if (decision.kind === "sign" && !bodyLength && loaded.bodyLengthDb) {
       const recipient = await bodyLengthRecipient(loaded.bodyLengthDb, tx.recipients).catch(
         (e) => {
-          this.#deps.logger.warn(`${qid}: BodyLengthDB: ${errorMessage(e)}`);
+          this.deps.logger.warn(`${qid}: BodyLengthDB: ${errorMessage(e)}`);
           return undefined;
         },
       );
       if (recipient !== undefined) {
         bodyLength = true;
         if (loaded.config.logWhy) {
-          this.#deps.logger.info(`${qid}: recipient '${recipient}' is in BodyLengthDB; adding l=`);
+          this.deps.logger.info(`${qid}: recipient '${recipient}' is in BodyLengthDB; adding l=`);
         }
       }
     }
     switch (decision.kind) {
       case "skip":
-        this.#report(tx, { disposition: "skipped", action: "accept" });
+        reportEnd(this, tx, { disposition: "skipped", action: "accept" });
         return "accept";
       case "unauthorized":
         // Logged whatever LogWhy says: a login sending as someone else is worth knowing.
-        this.#deps.logger.warn(
+        this.deps.logger.warn(
           `${qid}: ${decision.refusal}; not signing (On-UnauthorizedSigner ${decision.action})`,
         );
-        this.#report(tx, { disposition: "unauthorized", action: decision.action });
+        reportEnd(this, tx, { disposition: "unauthorized", action: decision.action });
         return unauthorizedSignerAction(decision.action);
       case "sign":
         return await this.#startSigning(
@@ -432,20 +410,20 @@ class DkimConnection implements FilterConnection {
         : await this.#finishVerifying(tx, work, macros, qid);
     } catch (e) {
       const text = errorMessage(e);
-      this.#deps.logger.error(`${qid}: internal error: ${text}`);
+      this.deps.logger.error(`${qid}: internal error: ${text}`);
       // CaptureUnknownErrors: OpenDKIM quarantines the message and accepts it (mlfi_eom()).
       // A failing final script is not captured: OpenDKIM answers it with tempfail, dkimd with
       // On-InternalError (lua_hooks.ts).
       const capture = config.captureUnknownErrors &&
         !(e instanceof Error && e.name === "LuaRunError") &&
-        (this.#info.session.actions & SMFIF_QUARANTINE) !== 0;
+        (this.info.session.actions & SMFIF_QUARANTINE) !== 0;
       const { action, modification } = capture
         ? {
           action: "accept" as const,
           modification: { type: "quarantine" as const, reason: QUARANTINE_REASONS.capture },
         }
         : milterAction("internalError", config.actions.internalError);
-      this.#report(tx, { disposition: "error", action: describeAction(action) });
+      reportEnd(this, tx, { disposition: "error", action: describeAction(action) });
       return { modifications: modification ? [modification] : [], action };
     }
   }
@@ -457,7 +435,7 @@ class DkimConnection implements FilterConnection {
 
   close(): void {
     this.abort();
-    this.#observer.connections(-1);
+    this.observer.connections(-1);
   }
 
   // Pending key lookups of the transaction in progress are of no use once it ends.
@@ -474,8 +452,8 @@ class DkimConnection implements FilterConnection {
   #begin(fresh = true): Transaction {
     if (!fresh && this.#tx) return this.#tx;
     this.#stopLookups();
-    this.#lua = { exported: new Map() };
-    this.#tx = newTransaction(this.#deps.runtime());
+    this.lua = { exported: new Map() };
+    this.#tx = newTransaction(this.deps.runtime());
     return this.#tx;
   }
 
@@ -526,7 +504,7 @@ class DkimConnection implements FilterConnection {
     if (problem !== undefined) return this.#cannotSign(tx, qid, `${problem} (StrictHeaders)`);
     let signer: Signer;
     try {
-      signer = new Signer(options, { now: this.#deps.now });
+      signer = new Signer(options, { now: this.deps.now });
     } catch (e) {
       return this.#cannotSign(tx, qid, errorMessage(e));
     }
@@ -553,9 +531,9 @@ class DkimConnection implements FilterConnection {
   // cannot be made, so quarantine degrades to accept.
   #cannotSign(tx: Transaction, qid: string, why: string): Action {
     const { config } = tx.runtime.loaded;
-    this.#deps.logger.error(`${qid}: cannot sign: ${why}`);
+    this.deps.logger.error(`${qid}: cannot sign: ${why}`);
     const { action } = milterAction("signatureError", config.actions.signatureError);
-    this.#report(tx, { disposition: "error", action: describeAction(action) });
+    reportEnd(this, tx, { disposition: "error", action: describeAction(action) });
     return action;
   }
 
@@ -572,11 +550,11 @@ class DkimConnection implements FilterConnection {
   ): Promise<Action | void> {
     const { config } = tx.runtime.loaded;
     if (config.ignoreMalformedMail) {
-      this.#deps.logger.info(`${qid}: ${why}; accepting (IgnoreMalformedMail)`);
-      this.#report(tx, { disposition: "skipped", action: "accept" });
+      this.deps.logger.info(`${qid}: ${why}; accepting (IgnoreMalformedMail)`);
+      reportEnd(this, tx, { disposition: "skipped", action: "accept" });
       return "accept";
     }
-    this.#deps.logger.info(`${qid}: ${why}; adding dkim=permerror`);
+    this.deps.logger.info(`${qid}: ${why}; adding dkim=permerror`);
     const id = this.#authservId(tx, macros);
     const mods = await this.#forgedResults(tx, id);
     mods.push({
@@ -585,7 +563,7 @@ class DkimConnection implements FilterConnection {
       name: AUTH_RESULTS_FIELD,
       value: this.#text(` ${id}; dkim=permerror (bad message format)`),
     });
-    this.#report(tx, { disposition: "error", action: "accept" });
+    reportEnd(this, tx, { disposition: "error", action: "accept" });
     tx.work = { mode: "held", end: { modifications: mods, action: "accept" } };
     return undefined;
   }
@@ -593,8 +571,8 @@ class DkimConnection implements FilterConnection {
   // A header limit crossed: On-Security decides (outcome.ts).
   #headerLimitCrossed(tx: Transaction, limit: HeaderLimit, qid: string): Action | void {
     const answer = headerLimitAnswer(limit, tx.runtime.loaded.config);
-    this.#deps.logger.warn(`${qid}: ${answer.log}`);
-    this.#report(tx, { disposition: "error", action: answer.action });
+    this.deps.logger.warn(`${qid}: ${answer.log}`);
+    reportEnd(this, tx, { disposition: "error", action: answer.action });
     if (answer.held) tx.work = { mode: "held", end: answer.held };
     return answer.now;
   }
@@ -606,8 +584,8 @@ class DkimConnection implements FilterConnection {
     const resolver = this.#observedResolver(tx.runtime.resolver, tx.dnsFailures);
     const arc = startArc(tx.runtime.loaded, tx.fields, {
       resolver,
-      keyCache: this.#keyCache,
-      now: this.#deps.now,
+      keyCache: this.keyCache,
+      now: this.deps.now,
     }, await this.#arrival(tx, this.#authservId(tx, macros)));
     // Nothing to verify and nothing to add or remove: accept now, and the body is never sent.
     if (
@@ -617,8 +595,8 @@ class DkimConnection implements FilterConnection {
       !hasHook(tx.runtime.loaded, "statistics") &&
       (await this.#forgedResults(tx, this.#authservId(tx, macros))).length === 0
     ) {
-      if (config.syslogSuccess) this.#deps.logger.info(`${qid}: no signature data`);
-      this.#report(tx, { disposition: "verified", verdicts: [], action: "accept" });
+      if (config.syslogSuccess) this.deps.logger.info(`${qid}: no signature data`);
+      reportEnd(this, tx, { disposition: "verified", verdicts: [], action: "accept" });
       return "accept";
     }
     tx.work = { mode: "verifying", verifier, ...(arc ? { arc } : {}) };
@@ -646,21 +624,21 @@ class DkimConnection implements FilterConnection {
       // As at the decision: a database that cannot answer has said so once; On-InternalError.
       if (!isReported(e)) throw e;
       const { action } = milterAction("internalError", config.actions.internalError);
-      if (config.logWhy) this.#deps.logger.info(`${qid}: ${errorMessage(e)}; On-InternalError`);
-      this.#report(tx, { disposition: "error", action: describeAction(action) });
+      if (config.logWhy) this.deps.logger.info(`${qid}: ${errorMessage(e)}; On-InternalError`);
+      reportEnd(this, tx, { disposition: "error", action: describeAction(action) });
       return action;
     }
     const resolver = this.#observedResolver(tx.runtime.resolver, tx.dnsFailures);
     const verifier = new Verifier({
       resolver,
-      now: this.#deps.now,
+      now: this.deps.now,
       maxSignatures: tx.runtime.loaded.trustSignaturesFrom || setting === 0
         ? MAX_SIGNATURES_CEILING
         : maxSignatures,
       minimumKeyBits: config.minimumKeyBits,
       maximumKeyBits: config.maximumKeyBits,
       clockDrift: config.clockDrift,
-      keyCache: this.#keyCache,
+      keyCache: this.keyCache,
       partialBodyResult: config.partialBodyResult,
       strictHeaders: config.strictHeaders,
       mustBeSigned: tx.runtime.loaded.headers.mustBeSigned,
@@ -687,7 +665,7 @@ class DkimConnection implements FilterConnection {
     const kept = present - prescreened.size;
     if (kept > MAX_SIGNATURES_CEILING || (!tx.runtime.loaded.trustSignaturesFrom && setting > 0)) {
       if (present > maxSignatures) {
-        this.#deps.logger.info(
+        this.deps.logger.info(
           `${qid}: ${present} DKIM-Signature fields; verifying the first ${maxSignatures} ` +
             (ceiling
               ? `(the ceiling of MaximumSignaturesToVerify)`
@@ -695,7 +673,7 @@ class DkimConnection implements FilterConnection {
         );
       }
     } else if (prescreened.size > 0) {
-      this.#deps.logger.info(
+      this.deps.logger.info(
         `${qid}: ignoring ${prescreened.size} of ${present} DKIM-Signature fields (` +
           (setting === 0
             ? "MaximumSignaturesToVerify 0: neither first-party nor in TrustSignaturesFrom)"
@@ -703,7 +681,7 @@ class DkimConnection implements FilterConnection {
       );
     }
     if (verifier.overBodyHashLimit > 0) {
-      this.#deps.logger.info(
+      this.deps.logger.info(
         `${qid}: ${verifier.overBodyHashLimit} signature(s) not verified: more than ` +
           `${MAX_BODY_HASHES_DEFAULT} distinct body hashes in the message`,
       );
@@ -744,7 +722,7 @@ class DkimConnection implements FilterConnection {
     const withhold = work.resign === true && !config.resignAll &&
       verifyOutcome(verdicts) !== "pass";
     if (withhold) {
-      this.#deps.logger.info(`${qid}: not re-signing: the message did not verify`);
+      this.deps.logger.info(`${qid}: not re-signing: the message did not verify`);
     }
     const signing = withhold ? 0 : work.signers.length;
     // The final script runs before the signatures are computed, so its odkim.xtag() tags are
@@ -771,7 +749,7 @@ class DkimConnection implements FilterConnection {
     // feeds it to its signing handles before their end of headers).
     if (work.resign && checked) {
       work.signer.headers([
-        makeField(AUTH_RESULTS_FIELD, checked.results, this.#info.session.leadingSpace),
+        makeField(AUTH_RESULTS_FIELD, checked.results, this.info.session.leadingSpace),
         ...signedFields(tx),
       ]);
     }
@@ -780,12 +758,12 @@ class DkimConnection implements FilterConnection {
       fields = withhold ? [] : await work.signer.finish(lua?.xtags);
     } catch (e) {
       const text = errorMessage(e);
-      this.#deps.logger.error(`${qid}: signing failed: ${text}`);
+      this.deps.logger.error(`${qid}: signing failed: ${text}`);
       const { action, modification } = milterAction(
         "signatureError",
         config.actions.signatureError,
       );
-      this.#report(tx, { disposition: "error", action: describeAction(action) });
+      reportEnd(this, tx, { disposition: "error", action: describeAction(action) });
       return { modifications: modification ? [modification] : [], action };
     }
     const mods: Modification[] = [...before];
@@ -806,13 +784,14 @@ class DkimConnection implements FilterConnection {
     if (lua) mods.push(...lua.modifications);
     if (config.syslogSuccess && !withhold) {
       for (const s of work.signers) {
-        this.#deps.logger.info(
+        this.deps.logger.info(
           `${qid}: DKIM-Signature field added (s=${s.selector}, d=${s.domain})`,
         );
       }
     }
     const action = checked ? this.#verifiedAction(verdicts, config, mods, qid) : "accept";
-    this.#report(
+    reportEnd(
+      this,
       tx,
       withhold
         ? { disposition: "verified", verdicts, action: describeAction(action) }
@@ -839,7 +818,7 @@ class DkimConnection implements FilterConnection {
       ` ${formatAuthResults(arId, verdicts, { noHeaderB: config.noHeaderB })}`,
     );
     modifications.push({ type: "insheader", index: 0, name: AUTH_RESULTS_FIELD, value: results });
-    logVerdicts(this.#deps.logger, config, verdicts, qid, tx.dnsFailures);
+    logVerdicts(this.deps.logger, config, verdicts, qid, tx.dnsFailures);
     return { verdicts, modifications, results };
   }
 
@@ -859,7 +838,7 @@ class DkimConnection implements FilterConnection {
       mods.push(chosen.modification);
     }
     if (chosen.action !== "accept") {
-      this.#deps.logger.info(
+      this.deps.logger.info(
         `${qid}: ${outcome} → ${config.actions[outcome]} (On-${onName(outcome)})`,
       );
     }
@@ -878,12 +857,12 @@ class DkimConnection implements FilterConnection {
     const id = this.#authservId(tx, macros);
     const mods: Modification[] = await this.#forgedResults(tx, id);
     if (mods.length > 0) {
-      this.#deps.logger.info(
+      this.deps.logger.info(
         `${qid}: removed ${mods.length} Authentication-Results field(s) claiming to be from "${id}"`,
       );
     }
     const arcParts = arcVerdict && work.arc?.report
-      ? [arcResultParts(arcVerdict, this.#info.address)]
+      ? [arcResultParts(arcVerdict, this.info.address)]
       : [];
     const arId = config.authservIdWithJobId ? `${id}/${qid}` : id;
     const value = formatAuthResults(arId, verdicts, {
@@ -895,7 +874,7 @@ class DkimConnection implements FilterConnection {
       ? this.#sealDecision(arcVerdict, config, qid)
       : undefined;
     if (typeof sealing === "object") {
-      this.#report(tx, {
+      reportEnd(this, tx, {
         disposition: "verified",
         verdicts,
         action: describeAction(sealing.action),
@@ -930,17 +909,17 @@ class DkimConnection implements FilterConnection {
     if (failed) {
       const kept = allowedOnly(
         failureModifications(config, tx.envelopeRecipients, (t) => this.#text(t)),
-        this.#info.session.actions,
-        (line) => this.#deps.logger.warn(`${qid}: ${line}`),
+        this.info.session.actions,
+        (line) => this.deps.logger.warn(`${qid}: ${line}`),
       );
       mods.push(...kept);
       // Said here because the MTA may not keep it: Postfix holds the message but drops the
       // quarantine reason, and logs a recipient change without why.
       for (const m of kept) {
         if (m.type === "quarantine") {
-          this.#deps.logger.info(`${qid}: quarantined (Quarantine): ${m.reason}`);
+          this.deps.logger.info(`${qid}: quarantined (Quarantine): ${m.reason}`);
         } else if (m.type === "addrcpt") {
-          this.#deps.logger.info(`${qid}: redirected to ${m.address} (RedirectFailuresTo)`);
+          this.deps.logger.info(`${qid}: redirected to ${m.address} (RedirectFailuresTo)`);
         }
       }
     }
@@ -959,9 +938,9 @@ class DkimConnection implements FilterConnection {
     if (lua?.action) return this.#luaEnded(tx, [...mods, ...lua.modifications], lua.action, qid);
     if (config.softwareHeader) mods.push(this.#softwareField(qid));
     if (lua) mods.push(...lua.modifications);
-    logVerdicts(this.#deps.logger, config, verdicts, qid, tx.dnsFailures);
+    logVerdicts(this.deps.logger, config, verdicts, qid, tx.dnsFailures);
     if (config.sendReports) this.#offerReport(tx, verdicts, macros, qid);
-    if (arcVerdict && work.arc?.report) logArc(this.#deps.logger, arcVerdict, qid);
+    if (arcVerdict && work.arc?.report) logArc(this.deps.logger, arcVerdict, qid);
     const outcome: Outcome = verifyOutcome(verdicts);
     let action: Action = "accept";
     if (outcome !== "pass") {
@@ -971,12 +950,12 @@ class DkimConnection implements FilterConnection {
         mods.push(chosen.modification);
       }
       if (action !== "accept") {
-        this.#deps.logger.info(
+        this.deps.logger.info(
           `${qid}: ${outcome} → ${config.actions[outcome]} (On-${onName(outcome)})`,
         );
       }
     }
-    this.#report(tx, {
+    reportEnd(this, tx, {
       disposition: "verified",
       verdicts,
       action: describeAction(action),
@@ -995,23 +974,23 @@ class DkimConnection implements FilterConnection {
     qid: string,
   ): void {
     const verdict = reportedSignature(verdicts);
-    const reports = this.#deps.reports;
+    const reports = this.deps.reports;
     if (verdict === undefined || reports === undefined) return;
     const { config } = tx.runtime.loaded;
     const queued = reports.offer({
       verdict,
       fields: tx.fields,
-      envelopeFrom: this.#envelopeFrom,
-      sourceIp: this.#info.address,
+      envelopeFrom: this.envelopeFrom,
+      sourceIp: this.info.address,
       jobId: qid,
-      hostname: macros.get("j") || this.#deps.hostname,
-      date: new Date((this.#deps.now?.() ?? Date.now() / 1000) * 1000),
+      hostname: macros.get("j") || this.deps.hostname,
+      date: new Date((this.deps.now?.() ?? Date.now() / 1000) * 1000),
       resolver: tx.runtime.resolver,
       reportAddress: config.reportAddress,
       reportBccAddress: config.reportBccAddress,
       mtaCommand: config.mtaCommand,
     });
-    if (!queued) this.#deps.logger.info(`${qid}: failure report for d=${verdict.domain} dropped`);
+    if (!queued) this.deps.logger.info(`${qid}: failure report for d=${verdict.domain} dropped`);
   }
 
   // Whether to seal: yes, unless the chain failed only because a key lookup failed for now; then
@@ -1023,7 +1002,7 @@ class DkimConnection implements FilterConnection {
   ): "seal" | "unsealed" | { action: Action; modification?: Modification } {
     if (!verdict.temporary) return "seal";
     const chosen = milterAction("dnsError", config.actions.dnsError);
-    this.#deps.logger.info(
+    this.deps.logger.info(
       `${qid}: ARC chain not verified (${verdict.reason}); not sealing (On-DNSError ${config.actions.dnsError})`,
     );
     if (chosen.action === "accept") return "unsealed";
@@ -1046,8 +1025,8 @@ class DkimConnection implements FilterConnection {
     const results = earlierResults(tx.fields, id);
     if (results === undefined) return undefined;
     const internal = await loaded.hosts.internal.match(
-      this.#info.hostname || undefined,
-      this.#info.address || undefined,
+      this.info.hostname || undefined,
+      this.info.address || undefined,
     );
     if (!internal.matched) return undefined;
     const replaced = ownArrivalSet(tx.fields, id, loaded.arcSealer.domain) ?? [];
@@ -1069,7 +1048,7 @@ class DkimConnection implements FilterConnection {
   ): Promise<boolean> {
     const newest = verdict.sets.at(-1);
     if (newest?.seal.cv === "fail") {
-      this.#deps.logger.info(
+      this.deps.logger.info(
         `${qid}: ARC chain ended with cv=fail at i=${newest.instance}; not sealing`,
       );
       return false;
@@ -1081,7 +1060,7 @@ class DkimConnection implements FilterConnection {
       set = await sealer.finish({ authservId, results, cv: verdict.result });
     } catch (e) {
       if (!(e instanceof ArcSealError)) throw e;
-      this.#deps.logger.warn(`${qid}: not sealing: ${e.message}`);
+      this.deps.logger.warn(`${qid}: not sealing: ${e.message}`);
       return false;
     }
     if (replaced.length > 0) mods.push(...deletions(tx.fields, (f) => replaced.includes(f)));
@@ -1090,7 +1069,7 @@ class DkimConnection implements FilterConnection {
       mods.push({ type: "insheader", index: 0, name: f.name, value: this.#value(f) });
     }
     const i = (newest?.instance ?? 0) + 1;
-    this.#deps.logger.info(
+    this.deps.logger.info(
       `${qid}: ARC set i=${i} added (d=${tx.runtime.loaded.arcSealer?.domain}, cv=${verdict.result})`,
     );
     return true;
@@ -1100,15 +1079,15 @@ class DkimConnection implements FilterConnection {
   #luaCall(tx: Transaction, macros: MacroReader, fromDomain: string, qid: string): LuaCall {
     return {
       policy: tx.runtime.loaded,
-      client: this.#info,
+      client: this.info,
       macros,
       fields: tx.fields,
-      envelopeFrom: this.#envelopeFrom,
+      envelopeFrom: this.envelopeFrom,
       recipients: tx.recipients,
       fromDomain,
-      log: (line) => this.#deps.logger.info(`${qid}: ${line}`),
-      state: this.#lua,
-      actions: this.#info.session.actions,
+      log: (line) => this.deps.logger.info(`${qid}: ${line}`),
+      state: this.lua,
+      actions: this.info.session.actions,
       replaceField: (name, n, value) => {
         const at = nthField(tx.fields, name, n);
         if (at === undefined) return false;
@@ -1122,12 +1101,12 @@ class DkimConnection implements FilterConnection {
   // A script that failed or went over its budget: On-InternalError (OpenDKIM: tempfail). At end
   // of headers no modification can be made, so quarantine degrades to accept.
   #luaFailed(tx: Transaction, setting: string, e: unknown, qid: string): Action {
-    this.#deps.logger.error(`${qid}: ${setting} failed: ${errorMessage(e)}`);
+    this.deps.logger.error(`${qid}: ${setting} failed: ${errorMessage(e)}`);
     const { action } = milterAction(
       "internalError",
       tx.runtime.loaded.config.actions.internalError,
     );
-    this.#report(tx, { disposition: "error", action: describeAction(action) });
+    reportEnd(this, tx, { disposition: "error", action: describeAction(action) });
     return action;
   }
 
@@ -1139,8 +1118,8 @@ class DkimConnection implements FilterConnection {
     action: Action,
     qid: string,
   ): EndOfMessage {
-    this.#deps.logger.info(`${qid}: FinalPolicyScript set the result ${describeAction(action)}`);
-    this.#report(tx, { disposition: "skipped", action: describeAction(action) });
+    this.deps.logger.info(`${qid}: FinalPolicyScript set the result ${describeAction(action)}`);
+    reportEnd(this, tx, { disposition: "skipped", action: describeAction(action) });
     return { modifications, action };
   }
 
@@ -1148,8 +1127,8 @@ class DkimConnection implements FilterConnection {
   #authservId(tx: Transaction, macros: MacroReader): string {
     const a = tx.runtime.loaded.config.authservId;
     if (a.kind === "name") return a.name;
-    if (a.kind === "mta") return macros.get("j") || this.#deps.hostname;
-    return this.#deps.hostname;
+    if (a.kind === "mta") return macros.get("j") || this.deps.hostname;
+    return this.deps.hostname;
   }
 
   // Deletions for every Authentication-Results field that claims our authserv-id (RFC 8601 §5),
@@ -1180,23 +1159,23 @@ class DkimConnection implements FilterConnection {
       type: "insheader",
       index: 0,
       name: SOFTWARE_FIELD,
-      value: this.#text(` dkimd ${VERSION} ${this.#deps.hostname} ${qid}`),
+      value: this.#text(` dkimd ${VERSION} ${this.deps.hostname} ${qid}`),
     };
   }
 
   // A header value for the MTA from a field we made: the text after the colon.
   #value(field: HeaderField): Uint8Array {
-    return mtaValue(fieldValue(field), this.#info.session.leadingSpace);
+    return mtaValue(fieldValue(field), this.info.session.leadingSpace);
   }
 
   #text(value: string): Uint8Array {
-    return mtaValue(slabLatin1(value), this.#info.session.leadingSpace);
+    return mtaValue(slabLatin1(value), this.info.session.leadingSpace);
   }
 
   // The resolver, reporting each lookup to the observer and keeping what each failure said
   // (the verdict's reason has only the kind of failure) for the log.
   #observedResolver(resolver: TxtResolver, failures: Map<string, string>): TxtResolver {
-    const observer = this.#observer;
+    const observer = this.observer;
     const observed = async <T>(name: string, lookup: () => Promise<T>): Promise<T> => {
       const start = performance.now();
       try {
@@ -1218,15 +1197,6 @@ class DkimConnection implements FilterConnection {
       resolveTxtChecked: (name, options) =>
         observed(name, () => resolveTxtChecked(resolver, name, options)),
     };
-  }
-
-  // Reports the end of a transaction to the observer.
-  #report(tx: Transaction, end: TransactionEnd): void {
-    try {
-      this.#observer.transaction(transactionReport(tx, end));
-    } catch {
-      // An observer must never break mail flow.
-    }
   }
 }
 
