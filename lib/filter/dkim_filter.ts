@@ -23,7 +23,6 @@ import type { Config } from "../config/schema.ts";
 import { errorMessage } from "../error_message.ts";
 import { asciiLower, fromLatin1, latin1 } from "../bytes.ts";
 import { slabLatin1 } from "../byte_slab.ts";
-import { actionSettingName } from "../config/settings.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
 import { AUTH_RESULTS_FIELD, formatAuthResults, parseAuthservId } from "../dkim/auth_results.ts";
 import { FIELD_COUNT_RULES, fieldCountProblem } from "../dkim/field_counts.ts";
@@ -65,10 +64,12 @@ import {
 import { deletions, makeField, mtaValue } from "./mta_fields.ts";
 import { type FilterObserver, NO_OBSERVER } from "./observer.ts";
 import {
+  describeAction,
   type HeaderLimit,
   headerLimitAnswer,
   milterAction,
   type Outcome,
+  outcomeAction,
   unauthorizedSignerAction,
   verifyOutcome,
 } from "./outcome.ts";
@@ -833,16 +834,7 @@ class DkimConnection implements FilterConnection, ConnectionScope {
   ): Action {
     const outcome = verifyOutcome(verdicts);
     if (outcome === "pass" || outcome === "noSignature") return "accept";
-    const chosen = milterAction(outcome, config.actions[outcome]);
-    if (chosen.modification && !mods.some((m) => m.type === "quarantine")) {
-      mods.push(chosen.modification);
-    }
-    if (chosen.action !== "accept") {
-      this.deps.logger.info(
-        `${qid}: ${outcome} → ${config.actions[outcome]} (On-${onName(outcome)})`,
-      );
-    }
-    return chosen.action;
+    return outcomeAction(outcome, config, mods, this.deps.logger, qid);
   }
 
   async #finishVerifying(
@@ -942,19 +934,9 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     if (config.sendReports) this.#offerReport(tx, verdicts, macros, qid);
     if (arcVerdict && work.arc?.report) logArc(this.deps.logger, arcVerdict, qid);
     const outcome: Outcome = verifyOutcome(verdicts);
-    let action: Action = "accept";
-    if (outcome !== "pass") {
-      const chosen = milterAction(outcome, config.actions[outcome]);
-      action = chosen.action;
-      if (chosen.modification && !mods.some((m) => m.type === "quarantine")) {
-        mods.push(chosen.modification);
-      }
-      if (action !== "accept") {
-        this.deps.logger.info(
-          `${qid}: ${outcome} → ${config.actions[outcome]} (On-${onName(outcome)})`,
-        );
-      }
-    }
+    const action: Action = outcome === "pass"
+      ? "accept"
+      : outcomeAction(outcome, config, mods, this.deps.logger, qid);
     reportEnd(this, tx, {
       disposition: "verified",
       verdicts,
@@ -1281,12 +1263,4 @@ const UTF8 = new TextEncoder();
 
 function queueId(macros: MacroReader): string {
   return macros.get("i") || "NOQUEUE";
-}
-
-function describeAction(action: Action): string {
-  return typeof action === "string" ? action : action.replycode >= 500 ? "reject" : "tempfail";
-}
-
-function onName(outcome: Exclude<Outcome, "pass">): string {
-  return actionSettingName(outcome).slice("On-".length);
 }
