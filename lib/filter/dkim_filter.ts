@@ -22,11 +22,10 @@ import type { ArcVerdict } from "../arc/verify.ts";
 import type { Config } from "../config/schema.ts";
 import { errorMessage } from "../error_message.ts";
 import { asciiLower, fromLatin1, latin1 } from "../bytes.ts";
-import { slabLatin1 } from "../byte_slab.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
-import { AUTH_RESULTS_FIELD, formatAuthResults, parseAuthservId } from "../dkim/auth_results.ts";
+import { AUTH_RESULTS_FIELD, formatAuthResults } from "../dkim/auth_results.ts";
 import { FIELD_COUNT_RULES, fieldCountProblem } from "../dkim/field_counts.ts";
-import { fieldValue, fieldValueText, type HeaderField, isField } from "../dkim/header.ts";
+import { fieldValueText, type HeaderField, isField } from "../dkim/header.ts";
 import { CrlfFixer } from "../dkim/crlf_fixer.ts";
 import { KeyCache } from "../dkim/key_cache.ts";
 import { Signer, type SignOptions } from "../dkim/sign.ts";
@@ -49,11 +48,10 @@ import type { MilterLogger } from "../milter/logger.ts";
 import { applyReplaceRules } from "../policy/replace_rules.ts";
 import type { SignerChoice } from "../policy/signers.ts";
 import { isReported } from "../policy/data_set_lookup.ts";
-import { VERSION } from "../version.ts";
 import { clientLabel, decide } from "./decide.ts";
 import type { FilterPolicy, Runtime } from "./filter_policy.ts";
 import { arcBody, type Arrival, startArc } from "./arc_work.ts";
-import { claimsAuthservId, earlierResults, ownArrivalSet } from "./arrival_results.ts";
+import { earlierResults, ownArrivalSet } from "./arrival_results.ts";
 import { dkimFilterNeeds, optionalActionsFor } from "./filter_needs.ts";
 import {
   allowedOnly,
@@ -61,7 +59,8 @@ import {
   QUARANTINE_REASONS,
   verificationFailed,
 } from "./failure_actions.ts";
-import { deletions, makeField, mtaValue } from "./mta_fields.ts";
+import { deletions, makeField, mtaFieldValue, mtaText } from "./mta_fields.ts";
+import { authservId, forgedResults, softwareField } from "./result_fields.ts";
 import { type FilterObserver, NO_OBSERVER } from "./observer.ts";
 import {
   describeAction,
@@ -149,9 +148,6 @@ export class DkimFilter implements Filter {
     });
   }
 }
-
-/** The DKIM-Filter field SoftwareHeader adds. */
-export const SOFTWARE_FIELD = "DKIM-Filter";
 
 const NOTHING: EndOfMessage = { modifications: [], action: "accept" };
 
@@ -556,13 +552,13 @@ class DkimConnection implements FilterConnection, ConnectionScope {
       return "accept";
     }
     this.deps.logger.info(`${qid}: ${why}; adding dkim=permerror`);
-    const id = this.#authservId(tx, macros);
-    const mods = await this.#forgedResults(tx, id);
+    const id = authservId(this, tx, macros);
+    const mods = await forgedResults(tx, id);
     mods.push({
       type: "insheader",
       index: 0,
       name: AUTH_RESULTS_FIELD,
-      value: this.#text(` ${id}; dkim=permerror (bad message format)`),
+      value: mtaText(` ${id}; dkim=permerror (bad message format)`, this.info.session.leadingSpace),
     });
     reportEnd(this, tx, { disposition: "error", action: "accept" });
     tx.work = { mode: "held", end: { modifications: mods, action: "accept" } };
@@ -587,14 +583,14 @@ class DkimConnection implements FilterConnection, ConnectionScope {
       resolver,
       keyCache: this.keyCache,
       now: this.deps.now,
-    }, await this.#arrival(tx, this.#authservId(tx, macros)));
+    }, await this.#arrival(tx, authservId(this, tx, macros)));
     // Nothing to verify and nothing to add or remove: accept now, and the body is never sent.
     if (
       verifier.signatureCount === 0 && !config.alwaysAddArHeader && !config.softwareHeader &&
       !(arc && (arc.sealer || tx.fields.some(isArcField))) &&
       config.actions.noSignature === "accept" && !hasHook(tx.runtime.loaded, "final") &&
       !hasHook(tx.runtime.loaded, "statistics") &&
-      (await this.#forgedResults(tx, this.#authservId(tx, macros))).length === 0
+      (await forgedResults(tx, authservId(this, tx, macros))).length === 0
     ) {
       if (config.syslogSuccess) this.deps.logger.info(`${qid}: no signature data`);
       reportEnd(this, tx, { disposition: "verified", verdicts: [], action: "accept" });
@@ -738,7 +734,7 @@ class DkimConnection implements FilterConnection, ConnectionScope {
           qid,
         ),
         finalSignatures(verdicts, tx.bodyBytes),
-        (text) => this.#text(text),
+        (text) => mtaText(text, this.info.session.leadingSpace),
         signing,
       )
       : undefined;
@@ -779,9 +775,14 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     }
     // Inserted at the top in reverse, so the first signature ends up first.
     for (const f of [...fields].reverse()) {
-      mods.push({ type: "insheader", index: 0, name: SIGNATURE_FIELD, value: this.#value(f) });
+      mods.push({
+        type: "insheader",
+        index: 0,
+        name: SIGNATURE_FIELD,
+        value: mtaFieldValue(f, this.info.session.leadingSpace),
+      });
     }
-    if (config.softwareHeader) mods.push(this.#softwareField(qid));
+    if (config.softwareHeader) mods.push(softwareField(this, qid));
     if (lua) mods.push(...lua.modifications);
     if (config.syslogSuccess && !withhold) {
       for (const s of work.signers) {
@@ -812,11 +813,12 @@ class DkimConnection implements FilterConnection, ConnectionScope {
   ): Promise<{ verdicts: Verdict[]; modifications: Modification[]; results: Uint8Array }> {
     const { config } = tx.runtime.loaded;
     const verdicts = [...await verifier.finish()];
-    const id = this.#authservId(tx, macros);
-    const modifications = await this.#forgedResults(tx, id);
+    const id = authservId(this, tx, macros);
+    const modifications = await forgedResults(tx, id);
     const arId = config.authservIdWithJobId ? `${id}/${qid}` : id;
-    const results = this.#text(
+    const results = mtaText(
       ` ${formatAuthResults(arId, verdicts, { noHeaderB: config.noHeaderB })}`,
+      this.info.session.leadingSpace,
     );
     modifications.push({ type: "insheader", index: 0, name: AUTH_RESULTS_FIELD, value: results });
     logVerdicts(this.deps.logger, config, verdicts, qid, tx.dnsFailures);
@@ -846,8 +848,8 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     const { config } = tx.runtime.loaded;
     const verdicts = await work.verifier.finish();
     const arcVerdict = work.arc ? await work.arc.verifier.finish() : undefined;
-    const id = this.#authservId(tx, macros);
-    const mods: Modification[] = await this.#forgedResults(tx, id);
+    const id = authservId(this, tx, macros);
+    const mods: Modification[] = await forgedResults(tx, id);
     if (mods.length > 0) {
       this.deps.logger.info(
         `${qid}: removed ${mods.length} Authentication-Results field(s) claiming to be from "${id}"`,
@@ -885,7 +887,7 @@ class DkimConnection implements FilterConnection, ConnectionScope {
         type: "insheader",
         index: 0,
         name: AUTH_RESULTS_FIELD,
-        value: this.#text(` ${value}`),
+        value: mtaText(` ${value}`, this.info.session.leadingSpace),
       });
     }
     let sealed = false;
@@ -900,7 +902,11 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     const failed = verificationFailed(verdicts);
     if (failed) {
       const kept = allowedOnly(
-        failureModifications(config, tx.envelopeRecipients, (t) => this.#text(t)),
+        failureModifications(
+          config,
+          tx.envelopeRecipients,
+          (t) => mtaText(t, this.info.session.leadingSpace),
+        ),
         this.info.session.actions,
         (line) => this.deps.logger.warn(`${qid}: ${line}`),
       );
@@ -924,11 +930,11 @@ class DkimConnection implements FilterConnection, ConnectionScope {
           qid,
         ),
         finalSignatures(verdicts, tx.bodyBytes),
-        (text) => this.#text(text),
+        (text) => mtaText(text, this.info.session.leadingSpace),
       )
       : undefined;
     if (lua?.action) return this.#luaEnded(tx, [...mods, ...lua.modifications], lua.action, qid);
-    if (config.softwareHeader) mods.push(this.#softwareField(qid));
+    if (config.softwareHeader) mods.push(softwareField(this, qid));
     if (lua) mods.push(...lua.modifications);
     logVerdicts(this.deps.logger, config, verdicts, qid, tx.dnsFailures);
     if (config.sendReports) this.#offerReport(tx, verdicts, macros, qid);
@@ -1048,7 +1054,12 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     if (replaced.length > 0) mods.push(...deletions(tx.fields, (f) => replaced.includes(f)));
     // [ARC-Seal, AMS, AAR]: inserted at the top in reverse, so the seal ends up first.
     for (const f of [...set].reverse()) {
-      mods.push({ type: "insheader", index: 0, name: f.name, value: this.#value(f) });
+      mods.push({
+        type: "insheader",
+        index: 0,
+        name: f.name,
+        value: mtaFieldValue(f, this.info.session.leadingSpace),
+      });
     }
     const i = (newest?.instance ?? 0) + 1;
     this.deps.logger.info(
@@ -1103,55 +1114,6 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     this.deps.logger.info(`${qid}: FinalPolicyScript set the result ${describeAction(action)}`);
     reportEnd(this, tx, { disposition: "skipped", action: describeAction(action) });
     return { modifications, action };
-  }
-
-  // The authserv-id: AuthservID, or the MTA's name (macro j), or this host's name.
-  #authservId(tx: Transaction, macros: MacroReader): string {
-    const a = tx.runtime.loaded.config.authservId;
-    if (a.kind === "name") return a.name;
-    if (a.kind === "mta") return macros.get("j") || this.deps.hostname;
-    return this.deps.hostname;
-  }
-
-  // Deletions for every Authentication-Results field that claims our authserv-id (RFC 8601 §5),
-  // and those from RemoveARFrom hosts that carry a DKIM result (all of theirs with RemoveARAll).
-  async #forgedResults(tx: Transaction, id: string): Promise<Modification[]> {
-    const { loaded } = tx.runtime;
-    const from = loaded.hosts.removeArFrom;
-    const picked: HeaderField[] = [];
-    for (const f of tx.fields) {
-      if (!isField(f, AUTH_RESULTS_FIELD)) continue;
-      const value = fieldValueText(f);
-      const claimed = parseAuthservId(value);
-      if (claimed === undefined) continue;
-      if (claimsAuthservId(value, id)) {
-        picked.push(f);
-      } else if (
-        from && (loaded.config.removeArAll || /(^|[;\s])dkim\s*=/i.test(value)) &&
-        (await from.matchName(claimed)).matched
-      ) {
-        picked.push(f);
-      }
-    }
-    return picked.length === 0 ? [] : deletions(tx.fields, (f) => picked.includes(f));
-  }
-
-  #softwareField(qid: string): Modification {
-    return {
-      type: "insheader",
-      index: 0,
-      name: SOFTWARE_FIELD,
-      value: this.#text(` dkimd ${VERSION} ${this.deps.hostname} ${qid}`),
-    };
-  }
-
-  // A header value for the MTA from a field we made: the text after the colon.
-  #value(field: HeaderField): Uint8Array {
-    return mtaValue(fieldValue(field), this.info.session.leadingSpace);
-  }
-
-  #text(value: string): Uint8Array {
-    return mtaValue(slabLatin1(value), this.info.session.leadingSpace);
   }
 
   // The resolver, reporting each lookup to the observer and keeping what each failure said
