@@ -31,7 +31,6 @@ import { KeyCache } from "../dkim/key_cache.ts";
 import { Signer, type SignOptions } from "../dkim/sign.ts";
 import { SIGNATURE_FIELD, summarizeSignature } from "../dkim/signature.ts";
 import { MAX_BODY_HASHES_DEFAULT, MAX_SIGNATURES_CEILING, Verifier } from "../dkim/verify.ts";
-import { resolveTxtChecked, type TxtResolver } from "../dns/resolver.ts";
 import type {
   Action,
   ConnectInfo,
@@ -80,6 +79,7 @@ import { headerIdentity, signingViewFields } from "./identity_header.ts";
 import { findSender, macroName, macroSender, parseAddress, type Sender } from "./sender.ts";
 import { newTransaction, type Transaction, type Work } from "./transaction.ts";
 import { logVerdicts } from "./verdict_log.ts";
+import { observedResolver } from "./observed_resolver.ts";
 import type { FailureReports } from "./failure_reports.ts";
 import { reportedSignature } from "../dkim/failure_report.ts";
 import type { Verdict } from "../dkim/result.ts";
@@ -578,7 +578,7 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     const { config } = tx.runtime.loaded;
     const verifier = await this.#prepareVerifier(tx, macros, qid);
     if (!(verifier instanceof Verifier)) return verifier;
-    const resolver = this.#observedResolver(tx.runtime.resolver, tx.dnsFailures);
+    const resolver = observedResolver(tx.runtime.resolver, tx.dnsFailures, this.observer);
     const arc = startArc(tx.runtime.loaded, tx.fields, {
       resolver,
       keyCache: this.keyCache,
@@ -625,7 +625,7 @@ class DkimConnection implements FilterConnection, ConnectionScope {
       reportEnd(this, tx, { disposition: "error", action: describeAction(action) });
       return action;
     }
-    const resolver = this.#observedResolver(tx.runtime.resolver, tx.dnsFailures);
+    const resolver = observedResolver(tx.runtime.resolver, tx.dnsFailures, this.observer);
     const verifier = new Verifier({
       resolver,
       now: this.deps.now,
@@ -1114,33 +1114,6 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     this.deps.logger.info(`${qid}: FinalPolicyScript set the result ${describeAction(action)}`);
     reportEnd(this, tx, { disposition: "skipped", action: describeAction(action) });
     return { modifications, action };
-  }
-
-  // The resolver, reporting each lookup to the observer and keeping what each failure said
-  // (the verdict's reason has only the kind of failure) for the log.
-  #observedResolver(resolver: TxtResolver, failures: Map<string, string>): TxtResolver {
-    const observer = this.observer;
-    const observed = async <T>(name: string, lookup: () => Promise<T>): Promise<T> => {
-      const start = performance.now();
-      try {
-        const answer = await lookup();
-        observer.lookup({ outcome: "ok", milliseconds: performance.now() - start });
-        return answer;
-      } catch (e) {
-        const code = e instanceof Object && "code" in e && typeof e.code === "string"
-          ? e.code
-          : "error";
-        observer.lookup({ outcome: code, milliseconds: performance.now() - start });
-        failures.set(asciiLower(name), errorMessage(e));
-        throw e;
-      }
-    };
-    return {
-      resolveTxt: (name, options) => observed(name, () => resolver.resolveTxt(name, options)),
-      // The DNSSEC status goes through too, for the key's comment and BogusKey/UnprotectedKey.
-      resolveTxtChecked: (name, options) =>
-        observed(name, () => resolveTxtChecked(resolver, name, options)),
-    };
   }
 }
 
