@@ -48,7 +48,7 @@ import { applyReplaceRules } from "../policy/replace_rules.ts";
 import type { SignerChoice } from "../policy/signers.ts";
 import { isReported } from "../policy/data_set_lookup.ts";
 import { clientLabel, decide } from "./decide.ts";
-import type { FilterPolicy, Runtime } from "./filter_policy.ts";
+import type { Runtime } from "./filter_policy.ts";
 import { arcBody, type Arrival, startArc } from "./arc_work.ts";
 import { earlierResults, ownArrivalSet } from "./arrival_results.ts";
 import { dkimFilterNeeds, optionalActionsFor } from "./filter_needs.ts";
@@ -84,16 +84,14 @@ import type { FailureReports } from "./failure_reports.ts";
 import { reportedSignature } from "../dkim/failure_report.ts";
 import type { Verdict } from "../dkim/result.ts";
 import {
-  applyFinal,
   applySetup,
-  finalSignatures,
   hasHook,
-  type LuaCall,
   type LuaState,
   runPolicyHook,
   screenSignatures,
   withoutIgnored,
 } from "./lua_hooks.ts";
+import { hasFinalHook, luaCall, luaEnded, luaFailed, runFinal } from "./lua_call.ts";
 
 import { type ConnectionScope, type DkimFilterDeps, reportEnd } from "./connection_scope.ts";
 
@@ -302,9 +300,9 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     if (loaded.luaScripts?.setup || loaded.config.luaOnlySigning) {
       let answer;
       try {
-        answer = await applySetup(this.#luaCall(tx, macros, sender?.domain ?? "", qid), decision);
+        answer = await applySetup(luaCall(this, tx, macros, sender?.domain ?? "", qid), decision);
       } catch (e) {
-        return this.#luaFailed(tx, "SetupPolicyScript", e, qid);
+        return luaFailed(this, tx, "SetupPolicyScript", e, qid);
       }
       if ("action" in answer) {
         this.deps.logger.info(`${qid}: ${answer.why}`);
@@ -645,7 +643,8 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     let screened: readonly HeaderField[] = withoutIgnored(tx.fields, prescreened);
     if (hasHook(tx.runtime.loaded, "screen")) {
       try {
-        const call = this.#luaCall(
+        const call = luaCall(
+          this,
           tx,
           macros,
           findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
@@ -654,7 +653,7 @@ class DkimConnection implements FilterConnection, ConnectionScope {
         const effects = await runPolicyHook("screen", call, screenSignatures(tx.fields));
         screened = withoutIgnored(tx.fields, new Set([...prescreened, ...effects.ignored]));
       } catch (e) {
-        return this.#luaFailed(tx, "ScreenPolicyScript", e, qid);
+        return luaFailed(this, tx, "ScreenPolicyScript", e, qid);
       }
     }
     verifier.headers(signing ? signingViewFields(screened, config) : screened);
@@ -726,21 +725,11 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     // in them (OpenDKIM's mlfi_eom() runs it before dkim_eom() on its signing handles).
     // Without a final or statistics script there is nothing to call: no sender parsed for it.
     const lua = hasFinalHook(tx.runtime.loaded)
-      ? await applyFinal(
-        this.#luaCall(
-          tx,
-          macros,
-          findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
-          qid,
-        ),
-        finalSignatures(verdicts, tx.bodyBytes),
-        (text) => mtaText(text, this.info.session.leadingSpace),
-        signing,
-      )
+      ? await runFinal(this, tx, macros, qid, verdicts, signing)
       : undefined;
     const before = checked?.modifications ?? [];
     if (lua?.action) {
-      return this.#luaEnded(tx, [...before, ...lua.modifications], lua.action, qid);
+      return luaEnded(this, tx, [...before, ...lua.modifications], lua.action, qid);
     }
     // Re-signed, the new signatures cover the Authentication-Results field added (OpenDKIM
     // feeds it to its signing handles before their end of headers).
@@ -922,18 +911,9 @@ class DkimConnection implements FilterConnection, ConnectionScope {
       }
     }
     const lua = hasFinalHook(tx.runtime.loaded)
-      ? await applyFinal(
-        this.#luaCall(
-          tx,
-          macros,
-          findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
-          qid,
-        ),
-        finalSignatures(verdicts, tx.bodyBytes),
-        (text) => mtaText(text, this.info.session.leadingSpace),
-      )
+      ? await runFinal(this, tx, macros, qid, verdicts)
       : undefined;
-    if (lua?.action) return this.#luaEnded(tx, [...mods, ...lua.modifications], lua.action, qid);
+    if (lua?.action) return luaEnded(this, tx, [...mods, ...lua.modifications], lua.action, qid);
     if (config.softwareHeader) mods.push(softwareField(this, qid));
     if (lua) mods.push(...lua.modifications);
     logVerdicts(this.deps.logger, config, verdicts, qid, tx.dnsFailures);
@@ -1067,61 +1047,6 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     );
     return true;
   }
-
-  // What the Lua scripts see of this transaction (lua_hooks.ts).
-  #luaCall(tx: Transaction, macros: MacroReader, fromDomain: string, qid: string): LuaCall {
-    return {
-      policy: tx.runtime.loaded,
-      client: this.info,
-      macros,
-      fields: tx.fields,
-      envelopeFrom: this.envelopeFrom,
-      recipients: tx.recipients,
-      fromDomain,
-      log: (line) => this.deps.logger.info(`${qid}: ${line}`),
-      state: this.lua,
-      actions: this.info.session.actions,
-      replaceField: (name, n, value) => {
-        const at = nthField(tx.fields, name, n);
-        if (at === undefined) return false;
-        // OpenDKIM writes the field "Name: value" whatever the MTA's leading-space habit.
-        tx.fields[at] = makeField(tx.fields[at].name, UTF8.encode(` ${value}`), true);
-        return true;
-      },
-    };
-  }
-
-  // A script that failed or went over its budget: On-InternalError (OpenDKIM: tempfail). At end
-  // of headers no modification can be made, so quarantine degrades to accept.
-  #luaFailed(tx: Transaction, setting: string, e: unknown, qid: string): Action {
-    this.deps.logger.error(`${qid}: ${setting} failed: ${errorMessage(e)}`);
-    const { action } = milterAction(
-      "internalError",
-      tx.runtime.loaded.config.actions.internalError,
-    );
-    reportEnd(this, tx, { disposition: "error", action: describeAction(action) });
-    return action;
-  }
-
-  // A result the final script set: the message ends with it. As in OpenDKIM, the changes made
-  // before the script ran (Authentication-Results) and by it are sent; no signature is added.
-  #luaEnded(
-    tx: Transaction,
-    modifications: readonly Modification[],
-    action: Action,
-    qid: string,
-  ): EndOfMessage {
-    this.deps.logger.info(`${qid}: FinalPolicyScript set the result ${describeAction(action)}`);
-    reportEnd(this, tx, { disposition: "skipped", action: describeAction(action) });
-    return { modifications, action };
-  }
-}
-
-// The index of the `n`th field named `name`, from the bottom when `n` is negative (-1 the last),
-// as OpenDKIM's dkimf_findheader() counts.
-function nthField(fields: readonly HeaderField[], name: string, n: number): number | undefined {
-  const at = fields.flatMap((f, i) => isField(f, name) ? [i] : []);
-  return n < 0 ? at[at.length + n] : at[n];
 }
 
 // The fields a signer signs: old signatures are left out when RemoveOldSignatures drops them,
@@ -1147,11 +1072,6 @@ function signedNames(
     signedNamesOf.set(headers, names);
   }
   return names;
-}
-
-// Whether applyFinal() has a script to run: the statistics or the final one.
-function hasFinalHook(policy: FilterPolicy<SigningKey>): boolean {
-  return hasHook(policy, "statistics") || hasHook(policy, "final");
 }
 
 // The AAR results of a re-injected post: the arrival results, then this pass's arc= unless they
@@ -1193,8 +1113,6 @@ function malformedSender(
   );
   return !present || loaded.config.mode.sign;
 }
-
-const UTF8 = new TextEncoder();
 
 function queueId(macros: MacroReader): string {
   return macros.get("i") || "NOQUEUE";
