@@ -12,13 +12,6 @@
  * @module
  */
 import { arcResultParts } from "../arc/arc_auth_result.ts";
-import {
-  ARC_AUTHENTICATION_RESULTS_FIELD,
-  ARC_MESSAGE_SIGNATURE_FIELD,
-  ARC_SEAL_FIELD,
-} from "../arc/arc_set.ts";
-import { type ArcSealer, ArcSealError } from "../arc/seal.ts";
-import type { ArcVerdict } from "../arc/verify.ts";
 import type { Config } from "../config/schema.ts";
 import { errorMessage } from "../error_message.ts";
 import { asciiLower, fromLatin1, latin1 } from "../bytes.ts";
@@ -43,14 +36,13 @@ import type {
   Modification,
 } from "../milter/filter.ts";
 import { SMFIF_QUARANTINE } from "../milter/constants.ts";
-import type { MilterLogger } from "../milter/logger.ts";
 import { applyReplaceRules } from "../policy/replace_rules.ts";
 import type { SignerChoice } from "../policy/signers.ts";
 import { isReported } from "../policy/data_set_lookup.ts";
 import { clientLabel, decide } from "./decide.ts";
 import type { Runtime } from "./filter_policy.ts";
-import { arcBody, type Arrival, startArc } from "./arc_work.ts";
-import { earlierResults, ownArrivalSet } from "./arrival_results.ts";
+import { arcBody, isArcField, logArc, startArc } from "./arc_work.ts";
+import { arrivalAar, arrivalOf, seal, sealDecision } from "./arc_sealing.ts";
 import { dkimFilterNeeds, optionalActionsFor } from "./filter_needs.ts";
 import {
   allowedOnly,
@@ -581,7 +573,7 @@ class DkimConnection implements FilterConnection, ConnectionScope {
       resolver,
       keyCache: this.keyCache,
       now: this.deps.now,
-    }, await this.#arrival(tx, authservId(this, tx, macros)));
+    }, await arrivalOf(this, tx, authservId(this, tx, macros)));
     // Nothing to verify and nothing to add or remove: accept now, and the body is never sent.
     if (
       verifier.signatureCount === 0 && !config.alwaysAddArHeader && !config.softwareHeader &&
@@ -854,7 +846,7 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     });
     // A temporary key lookup failure in the chain: no seal says cv=fail for it (On-DNSError).
     const sealing = work.arc?.sealer && arcVerdict
-      ? this.#sealDecision(arcVerdict, config, qid)
+      ? sealDecision(this, arcVerdict, config, qid)
       : undefined;
     if (typeof sealing === "object") {
       reportEnd(this, tx, {
@@ -885,7 +877,7 @@ class DkimConnection implements FilterConnection, ConnectionScope {
       const results = arrival
         ? arrivalAar(arrival.results, arcParts)
         : value.slice(value.indexOf(";") + 1).replace(/^\s+/, "");
-      sealed = await this.#seal(tx, work.arc.sealer, arcVerdict, arId, results, arrival, mods, qid);
+      sealed = await seal(this, tx, work.arc.sealer, arcVerdict, arId, results, arrival, mods, qid);
     }
     // RedirectFailuresTo and Quarantine act before the final script, as in OpenDKIM's mlfi_eom().
     const failed = verificationFailed(verdicts);
@@ -960,93 +952,6 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     });
     if (!queued) this.deps.logger.info(`${qid}: failure report for d=${verdict.domain} dropped`);
   }
-
-  // Whether to seal: yes, unless the chain failed only because a key lookup failed for now; then
-  // On-DNSError decides (tempfail, the default, has the MTA retry; accept passes it unsealed).
-  #sealDecision(
-    verdict: ArcVerdict,
-    config: Config,
-    qid: string,
-  ): "seal" | "unsealed" | { action: Action; modification?: Modification } {
-    if (!verdict.temporary) return "seal";
-    const chosen = milterAction("dnsError", config.actions.dnsError);
-    this.deps.logger.info(
-      `${qid}: ARC chain not verified (${verdict.reason}); not sealing (On-DNSError ${config.actions.dnsError})`,
-    );
-    if (chosen.action === "accept") return "unsealed";
-    // The reply names what failed: the lookup was for an ARC key, not a DKIM one.
-    if (typeof chosen.action === "object") {
-      const later = chosen.action.replycode === 451 ? ", try later" : "";
-      return { ...chosen, action: { ...chosen.action, text: `ARC key lookup failed${later}` } };
-    }
-    return chosen;
-  }
-
-  // For a post re-injected by an InternalHosts client (a mailing list on this host) that carries
-  // the Authentication-Results dkimd wrote when it first arrived: those results, and dkimd's own
-  // ARC set from that pass if it sealed then (arrival_results.ts). Undefined otherwise: mail from
-  // anyone else keeps this pass's results; its fields claiming our authserv-id are forged, removed
-  // and never copied.
-  async #arrival(tx: Transaction, id: string): Promise<Arrival | undefined> {
-    const { loaded } = tx.runtime;
-    if (!loaded.config.arcMode.seal || !loaded.arcSealer) return undefined;
-    const results = earlierResults(tx.fields, id);
-    if (results === undefined) return undefined;
-    const internal = await loaded.hosts.internal.match(
-      this.info.hostname || undefined,
-      this.info.address || undefined,
-    );
-    if (!internal.matched) return undefined;
-    const replaced = ownArrivalSet(tx.fields, id, loaded.arcSealer.domain) ?? [];
-    return { results, replaced };
-  }
-
-  // Adds the next ARC set on top: its AAR carries `results` (this pass's Authentication-Results
-  // after the authserv-id, or the arrival results above), its cv= the chain's verdict. A chain that cannot be continued
-  // (one that already ended with cv=fail, or at 50 sets) is passed on unsealed, with a log line.
-  async #seal(
-    tx: Transaction,
-    sealer: ArcSealer,
-    verdict: ArcVerdict,
-    authservId: string,
-    results: string,
-    arrival: Arrival | undefined,
-    mods: Modification[],
-    qid: string,
-  ): Promise<boolean> {
-    const newest = verdict.sets.at(-1);
-    if (newest?.seal.cv === "fail") {
-      this.deps.logger.info(
-        `${qid}: ARC chain ended with cv=fail at i=${newest.instance}; not sealing`,
-      );
-      return false;
-    }
-    const replaced = arrival?.replaced ?? [];
-    sealer.headers(tx.fields.filter((f) => !replaced.includes(f)));
-    let set: HeaderField[];
-    try {
-      set = await sealer.finish({ authservId, results, cv: verdict.result });
-    } catch (e) {
-      if (!(e instanceof ArcSealError)) throw e;
-      this.deps.logger.warn(`${qid}: not sealing: ${e.message}`);
-      return false;
-    }
-    if (replaced.length > 0) mods.push(...deletions(tx.fields, (f) => replaced.includes(f)));
-    // [ARC-Seal, AMS, AAR]: inserted at the top in reverse, so the seal ends up first.
-    for (const f of [...set].reverse()) {
-      mods.push({
-        type: "insheader",
-        index: 0,
-        name: f.name,
-        value: mtaFieldValue(f, this.info.session.leadingSpace),
-      });
-    }
-    const i = (newest?.instance ?? 0) + 1;
-    this.deps.logger.info(
-      `${qid}: ARC set i=${i} added (d=${tx.runtime.loaded.arcSealer?.domain}, cv=${verdict.result})`,
-    );
-    return true;
-  }
 }
 
 // The fields a signer signs: old signatures are left out when RemoveOldSignatures drops them,
@@ -1072,30 +977,6 @@ function signedNames(
     signedNamesOf.set(headers, names);
   }
   return names;
-}
-
-// The AAR results of a re-injected post: the arrival results, then this pass's arc= unless they
-// already have one (the arrival evaluation of the chain is the one the AAR records).
-function arrivalAar(results: string, arcParts: readonly (readonly string[])[]): string {
-  const extra = /(^|[;\s])arc\s*=/i.test(results) ? [] : arcParts.map((p) => p.join(" "));
-  return [results, ...extra].join("; ");
-}
-
-// The ARC fields, whose presence keeps the body coming when ARCMode is on.
-function isArcField(field: HeaderField): boolean {
-  return isField(field, ARC_SEAL_FIELD) || isField(field, ARC_MESSAGE_SIGNATURE_FIELD) ||
-    isField(field, ARC_AUTHENTICATION_RESULTS_FIELD);
-}
-
-// One line per message with an ARC chain's result, as logVerdicts() says DKIM's.
-function logArc(logger: MilterLogger, verdict: ArcVerdict, qid: string): void {
-  if (verdict.result === "none") return;
-  const detail = verdict.result === "pass"
-    ? `oldest-pass=${verdict.oldestPass ?? 0}`
-    : verdict.reason ?? "";
-  logger.info(
-    `${qid}: ARC chain of ${verdict.instances} set(s): arc=${verdict.result} (${detail})`,
-  );
 }
 
 // Whether mail without a sender is malformed to OpenDKIM: when no sender field has a value (and
