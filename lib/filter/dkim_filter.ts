@@ -11,7 +11,6 @@
  *
  * @module
  */
-import { arcResultParts } from "../arc/arc_auth_result.ts";
 import type { Config } from "../config/schema.ts";
 import { errorMessage } from "../error_message.ts";
 import { asciiLower, fromLatin1, latin1 } from "../bytes.ts";
@@ -22,8 +21,8 @@ import { fieldValueText, type HeaderField, isField } from "../dkim/header.ts";
 import { CrlfFixer } from "../dkim/crlf_fixer.ts";
 import { KeyCache } from "../dkim/key_cache.ts";
 import { Signer, type SignOptions } from "../dkim/sign.ts";
-import { SIGNATURE_FIELD, summarizeSignature } from "../dkim/signature.ts";
-import { MAX_BODY_HASHES_DEFAULT, MAX_SIGNATURES_CEILING, Verifier } from "../dkim/verify.ts";
+import { SIGNATURE_FIELD } from "../dkim/signature.ts";
+import { Verifier } from "../dkim/verify.ts";
 import type {
   Action,
   ConnectInfo,
@@ -41,15 +40,9 @@ import type { SignerChoice } from "../policy/signers.ts";
 import { isReported } from "../policy/data_set_lookup.ts";
 import { clientLabel, decide } from "./decide.ts";
 import type { Runtime } from "./filter_policy.ts";
-import { arcBody, isArcField, logArc, startArc } from "./arc_work.ts";
-import { arrivalAar, arrivalOf, seal, sealDecision } from "./arc_sealing.ts";
+import { arcBody } from "./arc_work.ts";
 import { dkimFilterNeeds, optionalActionsFor } from "./filter_needs.ts";
-import {
-  allowedOnly,
-  failureModifications,
-  QUARANTINE_REASONS,
-  verificationFailed,
-} from "./failure_actions.ts";
+import { QUARANTINE_REASONS } from "./failure_actions.ts";
 import { deletions, makeField, mtaFieldValue, mtaText } from "./mta_fields.ts";
 import { authservId, forgedResults, softwareField } from "./result_fields.ts";
 import { type FilterObserver, NO_OBSERVER } from "./observer.ts";
@@ -58,31 +51,20 @@ import {
   type HeaderLimit,
   headerLimitAnswer,
   milterAction,
-  type Outcome,
   outcomeAction,
   unauthorizedSignerAction,
   verifyOutcome,
 } from "./outcome.ts";
 import { bodyLengthRecipient } from "./body_length_recipients.ts";
 import { resignDecision } from "./resign.ts";
-import { prescreenSignatures } from "./prescreen.ts";
 import { selectCanonicalization } from "./select_canonicalization.ts";
 import { headerIdentity, signingViewFields } from "./identity_header.ts";
 import { findSender, macroName, macroSender, parseAddress, type Sender } from "./sender.ts";
 import { newTransaction, type Transaction, type Work } from "./transaction.ts";
 import { logVerdicts } from "./verdict_log.ts";
-import { observedResolver } from "./observed_resolver.ts";
-import type { FailureReports } from "./failure_reports.ts";
-import { reportedSignature } from "../dkim/failure_report.ts";
+import { finishVerifying, prepareVerifier, startVerifying } from "./verify_step.ts";
 import type { Verdict } from "../dkim/result.ts";
-import {
-  applySetup,
-  hasHook,
-  type LuaState,
-  runPolicyHook,
-  screenSignatures,
-  withoutIgnored,
-} from "./lua_hooks.ts";
+import { applySetup, type LuaState } from "./lua_hooks.ts";
 import { hasFinalHook, luaCall, luaEnded, luaFailed, runFinal } from "./lua_call.ts";
 
 import { type ConnectionScope, type DkimFilterDeps, reportEnd } from "./connection_scope.ts";
@@ -345,7 +327,7 @@ class DkimConnection implements FilterConnection, ConnectionScope {
           sender?.domain ?? "",
         );
       case "verify":
-        return await this.#startVerifying(tx, macros, qid);
+        return await startVerifying(this, tx, macros, qid);
     }
   }
 
@@ -394,7 +376,7 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     try {
       return work.mode === "signing"
         ? await this.#finishSigning(tx, work, macros, qid)
-        : await this.#finishVerifying(tx, work, macros, qid);
+        : await finishVerifying(this, tx, work, macros, qid);
     } catch (e) {
       const text = errorMessage(e);
       this.deps.logger.error(`${qid}: internal error: ${text}`);
@@ -498,7 +480,7 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     signer.headers(signedFields(tx));
     let verifier: Verifier | undefined;
     if (verify) {
-      const prepared = await this.#prepareVerifier(tx, verify.macros, qid, true);
+      const prepared = await prepareVerifier(this, tx, verify.macros, qid, true);
       if (!(prepared instanceof Verifier)) return prepared;
       verifier = prepared;
     }
@@ -562,137 +544,6 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     reportEnd(this, tx, { disposition: "error", action: answer.action });
     if (answer.held) tx.work = { mode: "held", end: answer.held };
     return answer.now;
-  }
-
-  async #startVerifying(tx: Transaction, macros: MacroReader, qid: string): Promise<Action | void> {
-    const { config } = tx.runtime.loaded;
-    const verifier = await this.#prepareVerifier(tx, macros, qid);
-    if (!(verifier instanceof Verifier)) return verifier;
-    const resolver = observedResolver(tx.runtime.resolver, tx.dnsFailures, this.observer);
-    const arc = startArc(tx.runtime.loaded, tx.fields, {
-      resolver,
-      keyCache: this.keyCache,
-      now: this.deps.now,
-    }, await arrivalOf(this, tx, authservId(this, tx, macros)));
-    // Nothing to verify and nothing to add or remove: accept now, and the body is never sent.
-    if (
-      verifier.signatureCount === 0 && !config.alwaysAddArHeader && !config.softwareHeader &&
-      !(arc && (arc.sealer || tx.fields.some(isArcField))) &&
-      config.actions.noSignature === "accept" && !hasHook(tx.runtime.loaded, "final") &&
-      !hasHook(tx.runtime.loaded, "statistics") &&
-      (await forgedResults(tx, authservId(this, tx, macros))).length === 0
-    ) {
-      if (config.syslogSuccess) this.deps.logger.info(`${qid}: no signature data`);
-      reportEnd(this, tx, { disposition: "verified", verdicts: [], action: "accept" });
-      return "accept";
-    }
-    tx.work = { mode: "verifying", verifier, ...(arc ? { arc } : {}) };
-    return undefined;
-  }
-
-  // The verifier of a message, fed its header fields: the prescreen and the screen script have
-  // chosen the signatures it verifies. An action when the message is answered instead.
-  async #prepareVerifier(
-    tx: Transaction,
-    macros: MacroReader,
-    qid: string,
-    signing = false,
-  ): Promise<Verifier | Action> {
-    const { config } = tx.runtime.loaded;
-    // The prescreen (MaximumSignaturesToVerify, TrustSignaturesFrom) chooses which signatures
-    // are verified; dkimd keeps a hard ceiling on them whatever the settings say.
-    const setting = config.maximumSignaturesToVerify;
-    const ceiling = setting === 0 || setting > MAX_SIGNATURES_CEILING;
-    const maxSignatures = ceiling ? MAX_SIGNATURES_CEILING : setting;
-    let prescreened: ReadonlySet<number>;
-    try {
-      prescreened = await this.#prescreen(tx, Math.min(setting, MAX_SIGNATURES_CEILING));
-    } catch (e) {
-      // As at the decision: a database that cannot answer has said so once; On-InternalError.
-      if (!isReported(e)) throw e;
-      const { action } = milterAction("internalError", config.actions.internalError);
-      if (config.logWhy) this.deps.logger.info(`${qid}: ${errorMessage(e)}; On-InternalError`);
-      reportEnd(this, tx, { disposition: "error", action: describeAction(action) });
-      return action;
-    }
-    const resolver = observedResolver(tx.runtime.resolver, tx.dnsFailures, this.observer);
-    const verifier = new Verifier({
-      resolver,
-      now: this.deps.now,
-      maxSignatures: tx.runtime.loaded.trustSignaturesFrom || setting === 0
-        ? MAX_SIGNATURES_CEILING
-        : maxSignatures,
-      minimumKeyBits: config.minimumKeyBits,
-      maximumKeyBits: config.maximumKeyBits,
-      clockDrift: config.clockDrift,
-      keyCache: this.keyCache,
-      partialBodyResult: config.partialBodyResult,
-      strictHeaders: config.strictHeaders,
-      mustBeSigned: tx.runtime.loaded.headers.mustBeSigned,
-      bogusKey: config.bogusKey,
-      unprotectedKey: config.unprotectedKey,
-    });
-    let screened: readonly HeaderField[] = withoutIgnored(tx.fields, prescreened);
-    if (hasHook(tx.runtime.loaded, "screen")) {
-      try {
-        const call = luaCall(
-          this,
-          tx,
-          macros,
-          findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
-          qid,
-        );
-        const effects = await runPolicyHook("screen", call, screenSignatures(tx.fields));
-        screened = withoutIgnored(tx.fields, new Set([...prescreened, ...effects.ignored]));
-      } catch (e) {
-        return luaFailed(this, tx, "ScreenPolicyScript", e, qid);
-      }
-    }
-    verifier.headers(signing ? signingViewFields(screened, config) : screened);
-    const present = tx.fields.filter((f) => isField(f, SIGNATURE_FIELD)).length;
-    const kept = present - prescreened.size;
-    if (kept > MAX_SIGNATURES_CEILING || (!tx.runtime.loaded.trustSignaturesFrom && setting > 0)) {
-      if (present > maxSignatures) {
-        this.deps.logger.info(
-          `${qid}: ${present} DKIM-Signature fields; verifying the first ${maxSignatures} ` +
-            (ceiling
-              ? `(the ceiling of MaximumSignaturesToVerify)`
-              : `(MaximumSignaturesToVerify)`),
-        );
-      }
-    } else if (prescreened.size > 0) {
-      this.deps.logger.info(
-        `${qid}: ignoring ${prescreened.size} of ${present} DKIM-Signature fields (` +
-          (setting === 0
-            ? "MaximumSignaturesToVerify 0: neither first-party nor in TrustSignaturesFrom)"
-            : "MaximumSignaturesToVerify beside TrustSignaturesFrom)"),
-      );
-    }
-    if (verifier.overBodyHashLimit > 0) {
-      this.deps.logger.info(
-        `${qid}: ${verifier.overBodyHashLimit} signature(s) not verified: more than ` +
-          `${MAX_BODY_HASHES_DEFAULT} distinct body hashes in the message`,
-      );
-    }
-    return verifier;
-  }
-
-  // OpenDKIM's prescreen (prescreen.ts): the indexes of the signatures not to verify. The
-  // author's domain is the From field's, as libopendkim's dkim_getdomain() gives it.
-  async #prescreen(tx: Transaction, max: number): Promise<ReadonlySet<number>> {
-    const trust = tx.runtime.loaded.trustSignaturesFrom;
-    const signatures = tx.fields.filter((f) => isField(f, SIGNATURE_FIELD));
-    // The usual case (a limit, no TrustSignaturesFrom) needs no d=: no tag list parsed for it.
-    if (signatures.length === 0 || (!trust && max > 0)) return new Set();
-    const domains = signatures.map((f) => summarizeSignature(f).domain);
-    const known = domains.filter((d): d is string => d !== undefined);
-    const hits = trust && known.length > 0 ? await trust.lookup(known) : [];
-    const trusted = new Set(known.filter((_, i) => hits[i] !== undefined));
-    const screened = domains.map((domain) => ({
-      ...(domain !== undefined ? { domain } : {}),
-      trusted: domain !== undefined && trusted.has(domain),
-    }));
-    return prescreenSignatures(screened, max, findSender(tx.fields, ["From"])?.domain);
   }
 
   async #finishSigning(
@@ -818,139 +669,6 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     const outcome = verifyOutcome(verdicts);
     if (outcome === "pass" || outcome === "noSignature") return "accept";
     return outcomeAction(outcome, config, mods, this.deps.logger, qid);
-  }
-
-  async #finishVerifying(
-    tx: Transaction,
-    work: Extract<Work, { mode: "verifying" }>,
-    macros: MacroReader,
-    qid: string,
-  ): Promise<EndOfMessage> {
-    const { config } = tx.runtime.loaded;
-    const verdicts = await work.verifier.finish();
-    const arcVerdict = work.arc ? await work.arc.verifier.finish() : undefined;
-    const id = authservId(this, tx, macros);
-    const mods: Modification[] = await forgedResults(tx, id);
-    if (mods.length > 0) {
-      this.deps.logger.info(
-        `${qid}: removed ${mods.length} Authentication-Results field(s) claiming to be from "${id}"`,
-      );
-    }
-    const arcParts = arcVerdict && work.arc?.report
-      ? [arcResultParts(arcVerdict, this.info.address)]
-      : [];
-    const arId = config.authservIdWithJobId ? `${id}/${qid}` : id;
-    const value = formatAuthResults(arId, verdicts, {
-      noHeaderB: config.noHeaderB,
-      extra: arcParts,
-    });
-    // A temporary key lookup failure in the chain: no seal says cv=fail for it (On-DNSError).
-    const sealing = work.arc?.sealer && arcVerdict
-      ? sealDecision(this, arcVerdict, config, qid)
-      : undefined;
-    if (typeof sealing === "object") {
-      reportEnd(this, tx, {
-        disposition: "verified",
-        verdicts,
-        action: describeAction(sealing.action),
-        ...(arcVerdict && work.arc?.report ? { arc: arcVerdict.result } : {}),
-      });
-      return {
-        modifications: sealing.modification ? [sealing.modification] : [],
-        action: sealing.action,
-      };
-    }
-    if (
-      verdicts.length > 0 || config.alwaysAddArHeader || sealing === "seal" ||
-      (arcVerdict !== undefined && arcVerdict.result !== "none" && work.arc?.report)
-    ) {
-      mods.push({
-        type: "insheader",
-        index: 0,
-        name: AUTH_RESULTS_FIELD,
-        value: mtaText(` ${value}`, this.info.session.leadingSpace),
-      });
-    }
-    let sealed = false;
-    if (sealing === "seal" && work.arc?.sealer && arcVerdict) {
-      const arrival = work.arc.arrival;
-      const results = arrival
-        ? arrivalAar(arrival.results, arcParts)
-        : value.slice(value.indexOf(";") + 1).replace(/^\s+/, "");
-      sealed = await seal(this, tx, work.arc.sealer, arcVerdict, arId, results, arrival, mods, qid);
-    }
-    // RedirectFailuresTo and Quarantine act before the final script, as in OpenDKIM's mlfi_eom().
-    const failed = verificationFailed(verdicts);
-    if (failed) {
-      const kept = allowedOnly(
-        failureModifications(
-          config,
-          tx.envelopeRecipients,
-          (t) => mtaText(t, this.info.session.leadingSpace),
-        ),
-        this.info.session.actions,
-        (line) => this.deps.logger.warn(`${qid}: ${line}`),
-      );
-      mods.push(...kept);
-      // Said here because the MTA may not keep it: Postfix holds the message but drops the
-      // quarantine reason, and logs a recipient change without why.
-      for (const m of kept) {
-        if (m.type === "quarantine") {
-          this.deps.logger.info(`${qid}: quarantined (Quarantine): ${m.reason}`);
-        } else if (m.type === "addrcpt") {
-          this.deps.logger.info(`${qid}: redirected to ${m.address} (RedirectFailuresTo)`);
-        }
-      }
-    }
-    const lua = hasFinalHook(tx.runtime.loaded)
-      ? await runFinal(this, tx, macros, qid, verdicts)
-      : undefined;
-    if (lua?.action) return luaEnded(this, tx, [...mods, ...lua.modifications], lua.action, qid);
-    if (config.softwareHeader) mods.push(softwareField(this, qid));
-    if (lua) mods.push(...lua.modifications);
-    logVerdicts(this.deps.logger, config, verdicts, qid, tx.dnsFailures);
-    if (config.sendReports) this.#offerReport(tx, verdicts, macros, qid);
-    if (arcVerdict && work.arc?.report) logArc(this.deps.logger, arcVerdict, qid);
-    const outcome: Outcome = verifyOutcome(verdicts);
-    const action: Action = outcome === "pass"
-      ? "accept"
-      : outcomeAction(outcome, config, mods, this.deps.logger, qid);
-    reportEnd(this, tx, {
-      disposition: "verified",
-      verdicts,
-      action: describeAction(action),
-      ...(arcVerdict && work.arc?.report ? { arc: arcVerdict.result } : {}),
-      ...(sealed ? { sealed } : {}),
-    });
-    return { modifications: mods, action };
-  }
-
-  // SendReports: a failed signature with r=y is reported (RFC 6651), off the reply's path. The
-  // reporting MTA is the MTA's name (macro j), as OpenDKIM's mlfi_eom() takes it.
-  #offerReport(
-    tx: Transaction,
-    verdicts: readonly Verdict[],
-    macros: MacroReader,
-    qid: string,
-  ): void {
-    const verdict = reportedSignature(verdicts);
-    const reports = this.deps.reports;
-    if (verdict === undefined || reports === undefined) return;
-    const { config } = tx.runtime.loaded;
-    const queued = reports.offer({
-      verdict,
-      fields: tx.fields,
-      envelopeFrom: this.envelopeFrom,
-      sourceIp: this.info.address,
-      jobId: qid,
-      hostname: macros.get("j") || this.deps.hostname,
-      date: new Date((this.deps.now?.() ?? Date.now() / 1000) * 1000),
-      resolver: tx.runtime.resolver,
-      reportAddress: config.reportAddress,
-      reportBccAddress: config.reportBccAddress,
-      mtaCommand: config.mtaCommand,
-    });
-    if (!queued) this.deps.logger.info(`${qid}: failure report for d=${verdict.domain} dropped`);
   }
 }
 
