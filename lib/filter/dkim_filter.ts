@@ -13,9 +13,7 @@
  */
 import { errorMessage } from "../error_message.ts";
 import { asciiLower, fromLatin1, latin1 } from "../bytes.ts";
-import { AUTH_RESULTS_FIELD } from "../dkim/auth_results.ts";
 import { FIELD_COUNT_RULES, fieldCountProblem } from "../dkim/field_counts.ts";
-import { fieldValueText, type HeaderField } from "../dkim/header.ts";
 import { CrlfFixer } from "../dkim/crlf_fixer.ts";
 import { KeyCache } from "../dkim/key_cache.ts";
 import type {
@@ -32,12 +30,10 @@ import { SMFIF_QUARANTINE } from "../milter/constants.ts";
 import { applyReplaceRules } from "../policy/replace_rules.ts";
 import { isReported } from "../policy/data_set_lookup.ts";
 import { clientLabel, decide } from "./decide.ts";
-import type { Runtime } from "./filter_policy.ts";
 import { arcBody } from "./arc_work.ts";
 import { dkimFilterNeeds, optionalActionsFor } from "./filter_needs.ts";
 import { QUARANTINE_REASONS } from "./failure_actions.ts";
-import { makeField, mtaText } from "./mta_fields.ts";
-import { authservId, forgedResults } from "./result_fields.ts";
+import { makeField } from "./mta_fields.ts";
 import { type FilterObserver, NO_OBSERVER } from "./observer.ts";
 import {
   describeAction,
@@ -48,10 +44,11 @@ import {
 } from "./outcome.ts";
 import { bodyLengthRecipient } from "./body_length_recipients.ts";
 import { resignDecision } from "./resign.ts";
-import { findSender, macroName, macroSender, parseAddress, type Sender } from "./sender.ts";
+import { findSender, macroName, macroSender, parseAddress } from "./sender.ts";
 import { newTransaction, type Transaction } from "./transaction.ts";
 import { finishVerifying, startVerifying } from "./verify_step.ts";
 import { finishSigning, startSigning } from "./sign_step.ts";
+import { answerMalformed, malformedSender } from "./malformed_mail.ts";
 import { applySetup, type LuaState } from "./lua_hooks.ts";
 import { luaCall, luaFailed } from "./lua_call.ts";
 
@@ -193,7 +190,7 @@ class DkimConnection implements FilterConnection, ConnectionScope {
       if (fallback) sender = { ...fallback, field: "DefaultSender" };
     }
     if (sender === undefined && malformedSender(tx.fields, loaded, fromMacro)) {
-      return await this.#malformed(tx, macros, qid, "can't determine message sender");
+      return await answerMalformed(this, tx, macros, qid, "can't determine message sender");
     }
     let decision;
     try {
@@ -415,37 +412,6 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     return this.#tx;
   }
 
-  // Mail OpenDKIM calls malformed (mlfi_eoh(): no sender to be found, a From it cannot parse when
-  // signing): neither signed nor verified. IgnoreMalformedMail passes
-  // it untouched; otherwise it carries "dkim=permerror (bad message format)", as OpenDKIM's
-  // mlfi_eom() writes it. Unlike OpenDKIM, forged Authentication-Results are still removed (RFC
-  // 8601 §5): a message cannot escape that by leaving out its From.
-  async #malformed(
-    tx: Transaction,
-    macros: MacroReader,
-    qid: string,
-    why: string,
-  ): Promise<Action | void> {
-    const { config } = tx.runtime.loaded;
-    if (config.ignoreMalformedMail) {
-      this.deps.logger.info(`${qid}: ${why}; accepting (IgnoreMalformedMail)`);
-      reportEnd(this, tx, { disposition: "skipped", action: "accept" });
-      return "accept";
-    }
-    this.deps.logger.info(`${qid}: ${why}; adding dkim=permerror`);
-    const id = authservId(this, tx, macros);
-    const mods = await forgedResults(tx, id);
-    mods.push({
-      type: "insheader",
-      index: 0,
-      name: AUTH_RESULTS_FIELD,
-      value: mtaText(` ${id}; dkim=permerror (bad message format)`, this.info.session.leadingSpace),
-    });
-    reportEnd(this, tx, { disposition: "error", action: "accept" });
-    tx.work = { mode: "held", end: { modifications: mods, action: "accept" } };
-    return undefined;
-  }
-
   // A header limit crossed: On-Security decides (outcome.ts).
   #headerLimitCrossed(tx: Transaction, limit: HeaderLimit, qid: string): Action | void {
     const answer = headerLimitAnswer(limit, tx.runtime.loaded.config);
@@ -454,22 +420,6 @@ class DkimConnection implements FilterConnection, ConnectionScope {
     if (answer.held) tx.work = { mode: "held", end: answer.held };
     return answer.now;
   }
-}
-
-// Whether mail without a sender is malformed to OpenDKIM: when no sender field has a value (and
-// no SenderMacro value came), always; when one has a value without an address, only where it
-// signs (mlfi_eoh() parses the address only for signing).
-function malformedSender(
-  fields: readonly HeaderField[],
-  loaded: Runtime["loaded"],
-  fromMacro: Sender | null | undefined,
-): boolean {
-  if (fromMacro === null) return loaded.config.mode.sign;
-  const names = new Set([...loaded.headers.sender, "From"].map(asciiLower));
-  const present = fields.some((f) =>
-    names.has(asciiLower(f.name)) && fieldValueText(f).trim() !== ""
-  );
-  return !present || loaded.config.mode.sign;
 }
 
 function queueId(macros: MacroReader): string {
