@@ -5,6 +5,12 @@
  * Authentication-Results, DKIM-Filter, forged Authentication-Results removed) and the action the
  * configuration gives the outcome.
  *
+ * This file follows the milter events: it collects the envelope and the header fields, decides
+ * at end of headers (decide.ts, ResignMailTo, the setup script, BodyLengthDB), streams the body,
+ * and hands each message to its steps, which live in files of their own: sign_step.ts,
+ * verify_step.ts (with arc_sealing.ts), malformed_mail.ts, lua_call.ts; they take the
+ * connection as their scope (connection_scope.ts).
+ *
  * Key lookups start at end of headers and run while the body streams. The policy in force is
  * taken once per transaction, so a reload applies from the next message on; every table in it
  * is asked through an interface whose answers are promises (filter_policy.ts).
@@ -51,7 +57,6 @@ import { finishSigning, startSigning } from "./sign_step.ts";
 import { answerMalformed, malformedSender } from "./malformed_mail.ts";
 import { applySetup, type LuaState } from "./lua_hooks.ts";
 import { luaCall, luaFailed } from "./lua_call.ts";
-
 import { type ConnectionScope, type DkimFilterDeps, reportEnd } from "./connection_scope.ts";
 
 export type { Runtime } from "./filter_policy.ts";
