@@ -12,13 +12,19 @@
  *
  * @module
  */
+import {
+  ARC_AUTHENTICATION_RESULTS_FIELD,
+  ARC_MESSAGE_SIGNATURE_FIELD,
+  ARC_SEAL_FIELD,
+} from "../arc/arc_set.ts";
 import { ArcSealer } from "../arc/seal.ts";
-import { ArcVerifier } from "../arc/verify.ts";
+import { type ArcVerdict, ArcVerifier } from "../arc/verify.ts";
 import type { SigningKey } from "../crypto/private_key.ts";
-import type { HeaderField } from "../dkim/header.ts";
+import { type HeaderField, isField } from "../dkim/header.ts";
 import type { KeyCache } from "../dkim/key_cache.ts";
 import { DEFAULT_OVERSIGNED_HEADERS } from "../dkim/signed_headers.ts";
 import type { TxtResolver } from "../dns/resolver.ts";
+import type { MilterLogger } from "../milter/logger.ts";
 import type { FilterPolicy } from "./filter_policy.ts";
 
 /** The ARC work of one verified message. */
@@ -88,6 +94,23 @@ export function startArc(
 export function arcBody(work: ArcWork, chunk: Uint8Array): void {
   work.verifier.body(chunk);
   work.sealer?.body(chunk);
+}
+
+/** Whether a field is an ARC one, whose presence keeps the body coming when ARCMode is on. */
+export function isArcField(field: HeaderField): boolean {
+  return isField(field, ARC_SEAL_FIELD) || isField(field, ARC_MESSAGE_SIGNATURE_FIELD) ||
+    isField(field, ARC_AUTHENTICATION_RESULTS_FIELD);
+}
+
+/** One line per message with an ARC chain's result, as logVerdicts() says DKIM's. */
+export function logArc(logger: MilterLogger, verdict: ArcVerdict, qid: string): void {
+  if (verdict.result === "none") return;
+  const detail = verdict.result === "pass"
+    ? `oldest-pass=${verdict.oldestPass ?? 0}`
+    : verdict.reason ?? "";
+  logger.info(
+    `${qid}: ARC chain of ${verdict.instances} set(s): arc=${verdict.result} (${detail})`,
+  );
 }
 
 // The sealer of ARCDomain/ARCSelector/ARCKeyFile; its results and cv= are placeholders that

@@ -5,35 +5,23 @@
  * Authentication-Results, DKIM-Filter, forged Authentication-Results removed) and the action the
  * configuration gives the outcome.
  *
+ * This file follows the milter events: it collects the envelope and the header fields, decides
+ * at end of headers (decide.ts, ResignMailTo, the setup script, BodyLengthDB), streams the body,
+ * and hands each message to its steps, which live in files of their own: sign_step.ts,
+ * verify_step.ts (with arc_sealing.ts), malformed_mail.ts, lua_call.ts; they take the
+ * connection as their scope (connection_scope.ts).
+ *
  * Key lookups start at end of headers and run while the body streams. The policy in force is
  * taken once per transaction, so a reload applies from the next message on; every table in it
  * is asked through an interface whose answers are promises (filter_policy.ts).
  *
  * @module
  */
-import { arcResultParts } from "../arc/arc_auth_result.ts";
-import {
-  ARC_AUTHENTICATION_RESULTS_FIELD,
-  ARC_MESSAGE_SIGNATURE_FIELD,
-  ARC_SEAL_FIELD,
-} from "../arc/arc_set.ts";
-import { type ArcSealer, ArcSealError } from "../arc/seal.ts";
-import type { ArcVerdict } from "../arc/verify.ts";
-import type { Config } from "../config/schema.ts";
 import { errorMessage } from "../error_message.ts";
 import { asciiLower, fromLatin1, latin1 } from "../bytes.ts";
-import { slabLatin1 } from "../byte_slab.ts";
-import { actionSettingName } from "../config/settings.ts";
-import type { SigningKey } from "../crypto/private_key.ts";
-import { AUTH_RESULTS_FIELD, formatAuthResults, parseAuthservId } from "../dkim/auth_results.ts";
 import { FIELD_COUNT_RULES, fieldCountProblem } from "../dkim/field_counts.ts";
-import { fieldValue, fieldValueText, type HeaderField, isField } from "../dkim/header.ts";
 import { CrlfFixer } from "../dkim/crlf_fixer.ts";
 import { KeyCache } from "../dkim/key_cache.ts";
-import { Signer, type SignOptions } from "../dkim/sign.ts";
-import { SIGNATURE_FIELD, summarizeSignature } from "../dkim/signature.ts";
-import { MAX_BODY_HASHES_DEFAULT, MAX_SIGNATURES_CEILING, Verifier } from "../dkim/verify.ts";
-import { resolveTxtChecked, type TxtResolver } from "../dns/resolver.ts";
 import type {
   Action,
   ConnectInfo,
@@ -43,83 +31,35 @@ import type {
   FilterNeeds,
   MacroReader,
   MaybeAction,
-  Modification,
 } from "../milter/filter.ts";
 import { SMFIF_QUARANTINE } from "../milter/constants.ts";
-import type { MilterLogger } from "../milter/logger.ts";
 import { applyReplaceRules } from "../policy/replace_rules.ts";
-import type { SignerChoice } from "../policy/signers.ts";
 import { isReported } from "../policy/data_set_lookup.ts";
-import { VERSION } from "../version.ts";
 import { clientLabel, decide } from "./decide.ts";
-import type { FilterPolicy, Runtime } from "./filter_policy.ts";
-import { arcBody, type Arrival, startArc } from "./arc_work.ts";
-import { claimsAuthservId, earlierResults, ownArrivalSet } from "./arrival_results.ts";
+import { arcBody } from "./arc_work.ts";
 import { dkimFilterNeeds, optionalActionsFor } from "./filter_needs.ts";
-import {
-  allowedOnly,
-  failureModifications,
-  QUARANTINE_REASONS,
-  verificationFailed,
-} from "./failure_actions.ts";
-import { deletions, makeField, mtaValue } from "./mta_fields.ts";
+import { QUARANTINE_REASONS } from "./failure_actions.ts";
+import { makeField } from "./mta_fields.ts";
 import { type FilterObserver, NO_OBSERVER } from "./observer.ts";
 import {
+  describeAction,
   type HeaderLimit,
   headerLimitAnswer,
   milterAction,
-  type Outcome,
   unauthorizedSignerAction,
-  verifyOutcome,
 } from "./outcome.ts";
 import { bodyLengthRecipient } from "./body_length_recipients.ts";
 import { resignDecision } from "./resign.ts";
-import { prescreenSignatures } from "./prescreen.ts";
-import { selectCanonicalization } from "./select_canonicalization.ts";
-import { headerIdentity, signingViewFields } from "./identity_header.ts";
-import { findSender, macroName, macroSender, parseAddress, type Sender } from "./sender.ts";
-import {
-  newTransaction,
-  type Transaction,
-  type TransactionEnd,
-  transactionReport,
-  type Work,
-} from "./transaction.ts";
-import { logVerdicts } from "./verdict_log.ts";
-import type { FailureReports } from "./failure_reports.ts";
-import { reportedSignature } from "../dkim/failure_report.ts";
-import type { Verdict } from "../dkim/result.ts";
-import {
-  applyFinal,
-  applySetup,
-  finalSignatures,
-  hasHook,
-  type LuaCall,
-  type LuaState,
-  runPolicyHook,
-  screenSignatures,
-  withoutIgnored,
-} from "./lua_hooks.ts";
+import { findSender, macroName, macroSender, parseAddress } from "./sender.ts";
+import { newTransaction, type Transaction } from "./transaction.ts";
+import { finishVerifying, startVerifying } from "./verify_step.ts";
+import { finishSigning, startSigning } from "./sign_step.ts";
+import { answerMalformed, malformedSender } from "./malformed_mail.ts";
+import { applySetup, type LuaState } from "./lua_hooks.ts";
+import { luaCall, luaFailed } from "./lua_call.ts";
+import { type ConnectionScope, type DkimFilterDeps, reportEnd } from "./connection_scope.ts";
 
 export type { Runtime } from "./filter_policy.ts";
-
-/** The filter's capabilities, passed in (DESIGN.md, "Pure core, I/O at the edge"). */
-export interface DkimFilterDeps {
-  /** The runtime in force; asked once per transaction. */
-  readonly runtime: () => Runtime;
-  /** Where log lines go. */
-  readonly logger: MilterLogger;
-  /** This host's name: the authserv-id with `AuthservID HOSTNAME`, and in DKIM-Filter. */
-  readonly hostname: string;
-  /** The current time in seconds since the epoch (default: the system clock). */
-  readonly now?: () => number;
-  /** Receives reports for metrics. */
-  readonly observer?: FilterObserver;
-  /** Imported public keys shared between messages. */
-  readonly keyCache?: KeyCache;
-  /** Takes the failure reports SendReports sends (RFC 6651); none: no reports. */
-  readonly reports?: FailureReports;
-}
 
 /**
  * Makes the DKIM filter.
@@ -171,35 +111,32 @@ export class DkimFilter implements Filter {
   }
 }
 
-/** The DKIM-Filter field SoftwareHeader adds. */
-export const SOFTWARE_FIELD = "DKIM-Filter";
-
 const NOTHING: EndOfMessage = { modifications: [], action: "accept" };
 
-class DkimConnection implements FilterConnection {
-  readonly #deps: DkimFilterDeps;
-  readonly #keyCache: KeyCache;
-  readonly #info: ConnectInfo;
-  readonly #observer: FilterObserver;
+// The connection is the scope its messages' steps are given (connection_scope.ts).
+class DkimConnection implements FilterConnection, ConnectionScope {
+  readonly deps: DkimFilterDeps;
+  readonly keyCache: KeyCache;
+  readonly info: ConnectInfo;
+  readonly observer: FilterObserver;
   #tx?: Transaction;
-  // The envelope sender and the Lua scripts' shared state of the transaction in progress.
-  #envelopeFrom = "";
-  #lua: LuaState = { exported: new Map() };
+  envelopeFrom = "";
+  lua: LuaState = { exported: new Map() };
   /** A PeerList client is accepted at connect and never filtered. */
   readonly decided?: Action;
 
   constructor(deps: DkimFilterDeps, keyCache: KeyCache, info: ConnectInfo, decided?: "accept") {
-    this.#deps = deps;
-    this.#keyCache = keyCache;
-    this.#info = info;
-    this.#observer = deps.observer ?? NO_OBSERVER;
-    this.#observer.connections(1);
+    this.deps = deps;
+    this.keyCache = keyCache;
+    this.info = info;
+    this.observer = deps.observer ?? NO_OBSERVER;
+    this.observer.connections(1);
     if (decided) this.decided = decided;
   }
 
   envFrom(args: readonly string[] = []): MaybeAction {
     this.#begin();
-    this.#envelopeFrom = args[0] ?? "";
+    this.envelopeFrom = args[0] ?? "";
     return undefined;
   }
 
@@ -233,7 +170,7 @@ class DkimConnection implements FilterConnection {
       ? fromLatin1(applyReplaceRules(latin1(value), replaceRules))
       : value;
     // makeField copies: the milter lends `value` only for this call (FilterConnection).
-    tx.fields.push(makeField(name, replaced, this.#info.session.leadingSpace));
+    tx.fields.push(makeField(name, replaced, this.info.session.leadingSpace));
     return undefined;
   }
 
@@ -258,13 +195,13 @@ class DkimConnection implements FilterConnection {
       if (fallback) sender = { ...fallback, field: "DefaultSender" };
     }
     if (sender === undefined && malformedSender(tx.fields, loaded, fromMacro)) {
-      return await this.#malformed(tx, macros, qid, "can't determine message sender");
+      return await answerMalformed(this, tx, macros, qid, "can't determine message sender");
     }
     let decision;
     try {
       decision = await decide({
         policy: loaded,
-        client: this.#info,
+        client: this.info,
         macros: (name) => macros.get(name),
         sender,
         recipients: tx.recipients,
@@ -275,23 +212,23 @@ class DkimConnection implements FilterConnection {
       if (!isReported(e)) throw e;
       const { action } = milterAction("internalError", loaded.config.actions.internalError);
       if (loaded.config.logWhy) {
-        this.#deps.logger.info(`${qid}: ${errorMessage(e)}; On-InternalError`);
+        this.deps.logger.info(`${qid}: ${errorMessage(e)}; On-InternalError`);
       }
-      this.#report(tx, { disposition: "error", action: describeAction(action) });
+      reportEnd(this, tx, { disposition: "error", action: describeAction(action) });
       return action;
     }
     if (loaded.config.logWhy) {
-      for (const line of decision.why) this.#deps.logger.info(`${qid}: ${line}`);
+      for (const line of decision.why) this.deps.logger.info(`${qid}: ${line}`);
     }
     // OpenDKIM checks RequiredHeaders in mlfi_eoh() once it knows it will sign or verify; mail it
     // leaves alone (PeerList, ExemptDomains, a mode that does not apply) is not its business.
     if (decision.kind !== "skip" && loaded.config.requiredHeaders) {
       const problem = fieldCountProblem(tx.fields, FIELD_COUNT_RULES);
       if (problem !== undefined) {
-        this.#deps.logger.info(
+        this.deps.logger.info(
           `${qid}: RFC 5322 header requirement error: ${problem}; rejecting (RequiredHeaders)`,
         );
-        this.#report(tx, { disposition: "error", action: "reject" });
+        reportEnd(this, tx, { disposition: "error", action: "reject" });
         return { replycode: 550, xcode: "5.6.0", text: problem };
       }
     }
@@ -306,18 +243,18 @@ class DkimConnection implements FilterConnection {
           decision,
           tx.recipients,
           sender?.domain ?? "",
-          (l) => this.#deps.logger.info(`${qid}: ${l}`),
+          (l) => this.deps.logger.info(`${qid}: ${l}`),
         );
       } catch (e) {
         if (!isReported(e)) throw e;
         const { action } = milterAction("internalError", loaded.config.actions.internalError);
-        this.#report(tx, { disposition: "error", action: describeAction(action) });
+        reportEnd(this, tx, { disposition: "error", action: describeAction(action) });
         return action;
       }
       if (answer) {
         if (loaded.config.logWhy) {
           for (const line of answer.why.slice(decision.why.length)) {
-            this.#deps.logger.info(`${qid}: ${line}`);
+            this.deps.logger.info(`${qid}: ${line}`);
           }
         }
         decision = answer;
@@ -327,13 +264,13 @@ class DkimConnection implements FilterConnection {
     if (loaded.luaScripts?.setup || loaded.config.luaOnlySigning) {
       let answer;
       try {
-        answer = await applySetup(this.#luaCall(tx, macros, sender?.domain ?? "", qid), decision);
+        answer = await applySetup(luaCall(this, tx, macros, sender?.domain ?? "", qid), decision);
       } catch (e) {
-        return this.#luaFailed(tx, "SetupPolicyScript", e, qid);
+        return luaFailed(this, tx, "SetupPolicyScript", e, qid);
       }
       if ("action" in answer) {
-        this.#deps.logger.info(`${qid}: ${answer.why}`);
-        this.#report(tx, { disposition: "skipped", action: describeAction(answer.action) });
+        this.deps.logger.info(`${qid}: ${answer.why}`);
+        reportEnd(this, tx, { disposition: "skipped", action: describeAction(answer.action) });
         return answer.action;
       }
       decision = answer.decision;
@@ -348,30 +285,31 @@ class DkimConnection implements FilterConnection {
     if (decision.kind === "sign" && !bodyLength && loaded.bodyLengthDb) {
       const recipient = await bodyLengthRecipient(loaded.bodyLengthDb, tx.recipients).catch(
         (e) => {
-          this.#deps.logger.warn(`${qid}: BodyLengthDB: ${errorMessage(e)}`);
+          this.deps.logger.warn(`${qid}: BodyLengthDB: ${errorMessage(e)}`);
           return undefined;
         },
       );
       if (recipient !== undefined) {
         bodyLength = true;
         if (loaded.config.logWhy) {
-          this.#deps.logger.info(`${qid}: recipient '${recipient}' is in BodyLengthDB; adding l=`);
+          this.deps.logger.info(`${qid}: recipient '${recipient}' is in BodyLengthDB; adding l=`);
         }
       }
     }
     switch (decision.kind) {
       case "skip":
-        this.#report(tx, { disposition: "skipped", action: "accept" });
+        reportEnd(this, tx, { disposition: "skipped", action: "accept" });
         return "accept";
       case "unauthorized":
         // Logged whatever LogWhy says: a login sending as someone else is worth knowing.
-        this.#deps.logger.warn(
+        this.deps.logger.warn(
           `${qid}: ${decision.refusal}; not signing (On-UnauthorizedSigner ${decision.action})`,
         );
-        this.#report(tx, { disposition: "unauthorized", action: decision.action });
+        reportEnd(this, tx, { disposition: "unauthorized", action: decision.action });
         return unauthorizedSignerAction(decision.action);
       case "sign":
-        return await this.#startSigning(
+        return await startSigning(
+          this,
           tx,
           decision.signers,
           qid,
@@ -380,7 +318,7 @@ class DkimConnection implements FilterConnection {
           sender?.domain ?? "",
         );
       case "verify":
-        return await this.#startVerifying(tx, macros, qid);
+        return await startVerifying(this, tx, macros, qid);
     }
   }
 
@@ -428,24 +366,24 @@ class DkimConnection implements FilterConnection {
     const { config } = tx.runtime.loaded;
     try {
       return work.mode === "signing"
-        ? await this.#finishSigning(tx, work, macros, qid)
-        : await this.#finishVerifying(tx, work, macros, qid);
+        ? await finishSigning(this, tx, work, macros, qid)
+        : await finishVerifying(this, tx, work, macros, qid);
     } catch (e) {
       const text = errorMessage(e);
-      this.#deps.logger.error(`${qid}: internal error: ${text}`);
+      this.deps.logger.error(`${qid}: internal error: ${text}`);
       // CaptureUnknownErrors: OpenDKIM quarantines the message and accepts it (mlfi_eom()).
       // A failing final script is not captured: OpenDKIM answers it with tempfail, dkimd with
       // On-InternalError (lua_hooks.ts).
       const capture = config.captureUnknownErrors &&
         !(e instanceof Error && e.name === "LuaRunError") &&
-        (this.#info.session.actions & SMFIF_QUARANTINE) !== 0;
+        (this.info.session.actions & SMFIF_QUARANTINE) !== 0;
       const { action, modification } = capture
         ? {
           action: "accept" as const,
           modification: { type: "quarantine" as const, reason: QUARANTINE_REASONS.capture },
         }
         : milterAction("internalError", config.actions.internalError);
-      this.#report(tx, { disposition: "error", action: describeAction(action) });
+      reportEnd(this, tx, { disposition: "error", action: describeAction(action) });
       return { modifications: modification ? [modification] : [], action };
     }
   }
@@ -457,7 +395,7 @@ class DkimConnection implements FilterConnection {
 
   close(): void {
     this.abort();
-    this.#observer.connections(-1);
+    this.observer.connections(-1);
   }
 
   // Pending key lookups of the transaction in progress are of no use once it ends.
@@ -474,849 +412,21 @@ class DkimConnection implements FilterConnection {
   #begin(fresh = true): Transaction {
     if (!fresh && this.#tx) return this.#tx;
     this.#stopLookups();
-    this.#lua = { exported: new Map() };
-    this.#tx = newTransaction(this.#deps.runtime());
+    this.lua = { exported: new Map() };
+    this.#tx = newTransaction(this.deps.runtime());
     return this.#tx;
-  }
-
-  // `verify`: the message is verified too (OpenDKIM's verifying handle beside the signing ones),
-  // and with `resign` signed only when it verifies.
-  async #startSigning(
-    tx: Transaction,
-    signers: readonly SignerChoice<SigningKey>[],
-    qid: string,
-    bodyLength = false,
-    verify?: { readonly macros: MacroReader; readonly resign: boolean },
-    senderDomain = "",
-  ): Promise<Action | void> {
-    const { config, headers } = tx.runtime.loaded;
-    // IdentityHeader: i= for the signatures the policy gave none (OpenDKIM's mlfi_eoh()).
-    const fromHeader = config.identityHeader === undefined
-      ? undefined
-      : headerIdentity(tx.fields, config.identityHeader, senderDomain);
-    const signHeaders = signedNames(headers);
-    const canon = config.selectCanonicalizationHeader === undefined
-      ? config.canonicalization
-      : selectCanonicalization(
-        tx.fields,
-        config.selectCanonicalizationHeader,
-        config.canonicalization,
-      );
-    const options: SignOptions[] = signers.map((s) => ({
-      domain: s.domain,
-      selector: s.selector,
-      key: s.key,
-      algorithm: s.algorithm === "rsa-sha1" ? undefined : s.algorithm,
-      canonicalization: [canon.header, canon.body],
-      signHeaders,
-      oversignHeaders: headers.oversign,
-      identity: s.identity ?? fromHeader,
-      copyHeaders: config.diagnostics,
-      ttl: config.signatureTtl > 0 ? config.signatureTtl : undefined,
-      maxSignedBytes: config.maximumSignedBytes,
-      ...(bodyLength ? { bodyLength } : {}),
-      ...(config.requestReports ? { requestReports: true } : {}),
-    }));
-    // StrictHeaders: OpenDKIM's library refuses to sign such a message too (dkim_eoh_sign()).
-    // OpenDKIM then passes it on unsigned; dkimd lets On-SignatureError decide, the setting for
-    // "a message [that] cannot be signed because of issues with the message" (opendkim.conf(5)).
-    const problem = config.strictHeaders
-      ? fieldCountProblem(tx.fields, FIELD_COUNT_RULES)
-      : undefined;
-    if (problem !== undefined) return this.#cannotSign(tx, qid, `${problem} (StrictHeaders)`);
-    let signer: Signer;
-    try {
-      signer = new Signer(options, { now: this.#deps.now });
-    } catch (e) {
-      return this.#cannotSign(tx, qid, errorMessage(e));
-    }
-    signer.headers(signedFields(tx));
-    let verifier: Verifier | undefined;
-    if (verify) {
-      const prepared = await this.#prepareVerifier(tx, verify.macros, qid, true);
-      if (!(prepared instanceof Verifier)) return prepared;
-      verifier = prepared;
-    }
-    // A message that arrived unsigned is only signed (OpenDKIM drops mctx_resign for it).
-    const resign = verify?.resign === true && tx.fields.some((f) => isField(f, SIGNATURE_FIELD));
-    tx.work = {
-      mode: "signing",
-      signer,
-      signers,
-      ...(verifier ? { verifier } : {}),
-      ...(resign ? { resign } : {}),
-    };
-    return undefined;
-  }
-
-  // A message that is not signed: On-SignatureError decides. At end of headers a modification
-  // cannot be made, so quarantine degrades to accept.
-  #cannotSign(tx: Transaction, qid: string, why: string): Action {
-    const { config } = tx.runtime.loaded;
-    this.#deps.logger.error(`${qid}: cannot sign: ${why}`);
-    const { action } = milterAction("signatureError", config.actions.signatureError);
-    this.#report(tx, { disposition: "error", action: describeAction(action) });
-    return action;
-  }
-
-  // Mail OpenDKIM calls malformed (mlfi_eoh(): no sender to be found, a From it cannot parse when
-  // signing): neither signed nor verified. IgnoreMalformedMail passes
-  // it untouched; otherwise it carries "dkim=permerror (bad message format)", as OpenDKIM's
-  // mlfi_eom() writes it. Unlike OpenDKIM, forged Authentication-Results are still removed (RFC
-  // 8601 §5): a message cannot escape that by leaving out its From.
-  async #malformed(
-    tx: Transaction,
-    macros: MacroReader,
-    qid: string,
-    why: string,
-  ): Promise<Action | void> {
-    const { config } = tx.runtime.loaded;
-    if (config.ignoreMalformedMail) {
-      this.#deps.logger.info(`${qid}: ${why}; accepting (IgnoreMalformedMail)`);
-      this.#report(tx, { disposition: "skipped", action: "accept" });
-      return "accept";
-    }
-    this.#deps.logger.info(`${qid}: ${why}; adding dkim=permerror`);
-    const id = this.#authservId(tx, macros);
-    const mods = await this.#forgedResults(tx, id);
-    mods.push({
-      type: "insheader",
-      index: 0,
-      name: AUTH_RESULTS_FIELD,
-      value: this.#text(` ${id}; dkim=permerror (bad message format)`),
-    });
-    this.#report(tx, { disposition: "error", action: "accept" });
-    tx.work = { mode: "held", end: { modifications: mods, action: "accept" } };
-    return undefined;
   }
 
   // A header limit crossed: On-Security decides (outcome.ts).
   #headerLimitCrossed(tx: Transaction, limit: HeaderLimit, qid: string): Action | void {
     const answer = headerLimitAnswer(limit, tx.runtime.loaded.config);
-    this.#deps.logger.warn(`${qid}: ${answer.log}`);
-    this.#report(tx, { disposition: "error", action: answer.action });
+    this.deps.logger.warn(`${qid}: ${answer.log}`);
+    reportEnd(this, tx, { disposition: "error", action: answer.action });
     if (answer.held) tx.work = { mode: "held", end: answer.held };
     return answer.now;
   }
-
-  async #startVerifying(tx: Transaction, macros: MacroReader, qid: string): Promise<Action | void> {
-    const { config } = tx.runtime.loaded;
-    const verifier = await this.#prepareVerifier(tx, macros, qid);
-    if (!(verifier instanceof Verifier)) return verifier;
-    const resolver = this.#observedResolver(tx.runtime.resolver, tx.dnsFailures);
-    const arc = startArc(tx.runtime.loaded, tx.fields, {
-      resolver,
-      keyCache: this.#keyCache,
-      now: this.#deps.now,
-    }, await this.#arrival(tx, this.#authservId(tx, macros)));
-    // Nothing to verify and nothing to add or remove: accept now, and the body is never sent.
-    if (
-      verifier.signatureCount === 0 && !config.alwaysAddArHeader && !config.softwareHeader &&
-      !(arc && (arc.sealer || tx.fields.some(isArcField))) &&
-      config.actions.noSignature === "accept" && !hasHook(tx.runtime.loaded, "final") &&
-      !hasHook(tx.runtime.loaded, "statistics") &&
-      (await this.#forgedResults(tx, this.#authservId(tx, macros))).length === 0
-    ) {
-      if (config.syslogSuccess) this.#deps.logger.info(`${qid}: no signature data`);
-      this.#report(tx, { disposition: "verified", verdicts: [], action: "accept" });
-      return "accept";
-    }
-    tx.work = { mode: "verifying", verifier, ...(arc ? { arc } : {}) };
-    return undefined;
-  }
-
-  // The verifier of a message, fed its header fields: the prescreen and the screen script have
-  // chosen the signatures it verifies. An action when the message is answered instead.
-  async #prepareVerifier(
-    tx: Transaction,
-    macros: MacroReader,
-    qid: string,
-    signing = false,
-  ): Promise<Verifier | Action> {
-    const { config } = tx.runtime.loaded;
-    // The prescreen (MaximumSignaturesToVerify, TrustSignaturesFrom) chooses which signatures
-    // are verified; dkimd keeps a hard ceiling on them whatever the settings say.
-    const setting = config.maximumSignaturesToVerify;
-    const ceiling = setting === 0 || setting > MAX_SIGNATURES_CEILING;
-    const maxSignatures = ceiling ? MAX_SIGNATURES_CEILING : setting;
-    let prescreened: ReadonlySet<number>;
-    try {
-      prescreened = await this.#prescreen(tx, Math.min(setting, MAX_SIGNATURES_CEILING));
-    } catch (e) {
-      // As at the decision: a database that cannot answer has said so once; On-InternalError.
-      if (!isReported(e)) throw e;
-      const { action } = milterAction("internalError", config.actions.internalError);
-      if (config.logWhy) this.#deps.logger.info(`${qid}: ${errorMessage(e)}; On-InternalError`);
-      this.#report(tx, { disposition: "error", action: describeAction(action) });
-      return action;
-    }
-    const resolver = this.#observedResolver(tx.runtime.resolver, tx.dnsFailures);
-    const verifier = new Verifier({
-      resolver,
-      now: this.#deps.now,
-      maxSignatures: tx.runtime.loaded.trustSignaturesFrom || setting === 0
-        ? MAX_SIGNATURES_CEILING
-        : maxSignatures,
-      minimumKeyBits: config.minimumKeyBits,
-      maximumKeyBits: config.maximumKeyBits,
-      clockDrift: config.clockDrift,
-      keyCache: this.#keyCache,
-      partialBodyResult: config.partialBodyResult,
-      strictHeaders: config.strictHeaders,
-      mustBeSigned: tx.runtime.loaded.headers.mustBeSigned,
-      bogusKey: config.bogusKey,
-      unprotectedKey: config.unprotectedKey,
-    });
-    let screened: readonly HeaderField[] = withoutIgnored(tx.fields, prescreened);
-    if (hasHook(tx.runtime.loaded, "screen")) {
-      try {
-        const call = this.#luaCall(
-          tx,
-          macros,
-          findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
-          qid,
-        );
-        const effects = await runPolicyHook("screen", call, screenSignatures(tx.fields));
-        screened = withoutIgnored(tx.fields, new Set([...prescreened, ...effects.ignored]));
-      } catch (e) {
-        return this.#luaFailed(tx, "ScreenPolicyScript", e, qid);
-      }
-    }
-    verifier.headers(signing ? signingViewFields(screened, config) : screened);
-    const present = tx.fields.filter((f) => isField(f, SIGNATURE_FIELD)).length;
-    const kept = present - prescreened.size;
-    if (kept > MAX_SIGNATURES_CEILING || (!tx.runtime.loaded.trustSignaturesFrom && setting > 0)) {
-      if (present > maxSignatures) {
-        this.#deps.logger.info(
-          `${qid}: ${present} DKIM-Signature fields; verifying the first ${maxSignatures} ` +
-            (ceiling
-              ? `(the ceiling of MaximumSignaturesToVerify)`
-              : `(MaximumSignaturesToVerify)`),
-        );
-      }
-    } else if (prescreened.size > 0) {
-      this.#deps.logger.info(
-        `${qid}: ignoring ${prescreened.size} of ${present} DKIM-Signature fields (` +
-          (setting === 0
-            ? "MaximumSignaturesToVerify 0: neither first-party nor in TrustSignaturesFrom)"
-            : "MaximumSignaturesToVerify beside TrustSignaturesFrom)"),
-      );
-    }
-    if (verifier.overBodyHashLimit > 0) {
-      this.#deps.logger.info(
-        `${qid}: ${verifier.overBodyHashLimit} signature(s) not verified: more than ` +
-          `${MAX_BODY_HASHES_DEFAULT} distinct body hashes in the message`,
-      );
-    }
-    return verifier;
-  }
-
-  // OpenDKIM's prescreen (prescreen.ts): the indexes of the signatures not to verify. The
-  // author's domain is the From field's, as libopendkim's dkim_getdomain() gives it.
-  async #prescreen(tx: Transaction, max: number): Promise<ReadonlySet<number>> {
-    const trust = tx.runtime.loaded.trustSignaturesFrom;
-    const signatures = tx.fields.filter((f) => isField(f, SIGNATURE_FIELD));
-    // The usual case (a limit, no TrustSignaturesFrom) needs no d=: no tag list parsed for it.
-    if (signatures.length === 0 || (!trust && max > 0)) return new Set();
-    const domains = signatures.map((f) => summarizeSignature(f).domain);
-    const known = domains.filter((d): d is string => d !== undefined);
-    const hits = trust && known.length > 0 ? await trust.lookup(known) : [];
-    const trusted = new Set(known.filter((_, i) => hits[i] !== undefined));
-    const screened = domains.map((domain) => ({
-      ...(domain !== undefined ? { domain } : {}),
-      trusted: domain !== undefined && trusted.has(domain),
-    }));
-    return prescreenSignatures(screened, max, findSender(tx.fields, ["From"])?.domain);
-  }
-
-  async #finishSigning(
-    tx: Transaction,
-    work: Extract<Work, { mode: "signing" }>,
-    macros: MacroReader,
-    qid: string,
-  ): Promise<EndOfMessage> {
-    const { config } = tx.runtime.loaded;
-    const checked = work.verifier
-      ? await this.#verifiedToo(tx, work.verifier, macros, qid)
-      : undefined;
-    const verdicts = checked?.verdicts ?? [];
-    // Re-signing: a message that does not verify is passed on with its results, unsigned.
-    const withhold = work.resign === true && !config.resignAll &&
-      verifyOutcome(verdicts) !== "pass";
-    if (withhold) {
-      this.#deps.logger.info(`${qid}: not re-signing: the message did not verify`);
-    }
-    const signing = withhold ? 0 : work.signers.length;
-    // The final script runs before the signatures are computed, so its odkim.xtag() tags are
-    // in them (OpenDKIM's mlfi_eom() runs it before dkim_eom() on its signing handles).
-    // Without a final or statistics script there is nothing to call: no sender parsed for it.
-    const lua = hasFinalHook(tx.runtime.loaded)
-      ? await applyFinal(
-        this.#luaCall(
-          tx,
-          macros,
-          findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
-          qid,
-        ),
-        finalSignatures(verdicts, tx.bodyBytes),
-        (text) => this.#text(text),
-        signing,
-      )
-      : undefined;
-    const before = checked?.modifications ?? [];
-    if (lua?.action) {
-      return this.#luaEnded(tx, [...before, ...lua.modifications], lua.action, qid);
-    }
-    // Re-signed, the new signatures cover the Authentication-Results field added (OpenDKIM
-    // feeds it to its signing handles before their end of headers).
-    if (work.resign && checked) {
-      work.signer.headers([
-        makeField(AUTH_RESULTS_FIELD, checked.results, this.#info.session.leadingSpace),
-        ...signedFields(tx),
-      ]);
-    }
-    let fields: HeaderField[];
-    try {
-      fields = withhold ? [] : await work.signer.finish(lua?.xtags);
-    } catch (e) {
-      const text = errorMessage(e);
-      this.#deps.logger.error(`${qid}: signing failed: ${text}`);
-      const { action, modification } = milterAction(
-        "signatureError",
-        config.actions.signatureError,
-      );
-      this.#report(tx, { disposition: "error", action: describeAction(action) });
-      return { modifications: modification ? [modification] : [], action };
-    }
-    const mods: Modification[] = [...before];
-    if (config.removeOldSignatures && !withhold) {
-      mods.push(...deletions(tx.fields, (f) => isField(f, SIGNATURE_FIELD)));
-    }
-    // IdentityHeaderRemove: the first instance goes, whether or not a signature is added, as
-    // OpenDKIM removes it whenever it has signing handles (mlfi_eom()).
-    const identityHeader = config.identityHeaderRemove ? config.identityHeader : undefined;
-    if (identityHeader !== undefined && tx.fields.some((f) => isField(f, identityHeader))) {
-      mods.push({ type: "chgheader", index: 1, name: identityHeader, value: new Uint8Array(0) });
-    }
-    // Inserted at the top in reverse, so the first signature ends up first.
-    for (const f of [...fields].reverse()) {
-      mods.push({ type: "insheader", index: 0, name: SIGNATURE_FIELD, value: this.#value(f) });
-    }
-    if (config.softwareHeader) mods.push(this.#softwareField(qid));
-    if (lua) mods.push(...lua.modifications);
-    if (config.syslogSuccess && !withhold) {
-      for (const s of work.signers) {
-        this.#deps.logger.info(
-          `${qid}: DKIM-Signature field added (s=${s.selector}, d=${s.domain})`,
-        );
-      }
-    }
-    const action = checked ? this.#verifiedAction(verdicts, config, mods, qid) : "accept";
-    this.#report(
-      tx,
-      withhold
-        ? { disposition: "verified", verdicts, action: describeAction(action) }
-        : { disposition: "signed", signers: work.signers },
-    );
-    return { modifications: mods, action };
-  }
-
-  // Verification beside signing, finished: the forged Authentication-Results removed and ours
-  // added (always, with dkim=none for a message without signatures, as OpenDKIM adds it to the
-  // mail it signs), the verdicts logged.
-  async #verifiedToo(
-    tx: Transaction,
-    verifier: Verifier,
-    macros: MacroReader,
-    qid: string,
-  ): Promise<{ verdicts: Verdict[]; modifications: Modification[]; results: Uint8Array }> {
-    const { config } = tx.runtime.loaded;
-    const verdicts = [...await verifier.finish()];
-    const id = this.#authservId(tx, macros);
-    const modifications = await this.#forgedResults(tx, id);
-    const arId = config.authservIdWithJobId ? `${id}/${qid}` : id;
-    const results = this.#text(
-      ` ${formatAuthResults(arId, verdicts, { noHeaderB: config.noHeaderB })}`,
-    );
-    modifications.push({ type: "insheader", index: 0, name: AUTH_RESULTS_FIELD, value: results });
-    logVerdicts(this.#deps.logger, config, verdicts, qid, tx.dnsFailures);
-    return { verdicts, modifications, results };
-  }
-
-  // The On-* answer for a message verified beside signing: as for verified mail, but a message
-  // without signatures is fine (OpenDKIM's mlfi_eom() skips On-NoSignature once it adds the
-  // Authentication-Results field, which it always does to mail it signs).
-  #verifiedAction(
-    verdicts: readonly Verdict[],
-    config: Config,
-    mods: Modification[],
-    qid: string,
-  ): Action {
-    const outcome = verifyOutcome(verdicts);
-    if (outcome === "pass" || outcome === "noSignature") return "accept";
-    const chosen = milterAction(outcome, config.actions[outcome]);
-    if (chosen.modification && !mods.some((m) => m.type === "quarantine")) {
-      mods.push(chosen.modification);
-    }
-    if (chosen.action !== "accept") {
-      this.#deps.logger.info(
-        `${qid}: ${outcome} → ${config.actions[outcome]} (On-${onName(outcome)})`,
-      );
-    }
-    return chosen.action;
-  }
-
-  async #finishVerifying(
-    tx: Transaction,
-    work: Extract<Work, { mode: "verifying" }>,
-    macros: MacroReader,
-    qid: string,
-  ): Promise<EndOfMessage> {
-    const { config } = tx.runtime.loaded;
-    const verdicts = await work.verifier.finish();
-    const arcVerdict = work.arc ? await work.arc.verifier.finish() : undefined;
-    const id = this.#authservId(tx, macros);
-    const mods: Modification[] = await this.#forgedResults(tx, id);
-    if (mods.length > 0) {
-      this.#deps.logger.info(
-        `${qid}: removed ${mods.length} Authentication-Results field(s) claiming to be from "${id}"`,
-      );
-    }
-    const arcParts = arcVerdict && work.arc?.report
-      ? [arcResultParts(arcVerdict, this.#info.address)]
-      : [];
-    const arId = config.authservIdWithJobId ? `${id}/${qid}` : id;
-    const value = formatAuthResults(arId, verdicts, {
-      noHeaderB: config.noHeaderB,
-      extra: arcParts,
-    });
-    // A temporary key lookup failure in the chain: no seal says cv=fail for it (On-DNSError).
-    const sealing = work.arc?.sealer && arcVerdict
-      ? this.#sealDecision(arcVerdict, config, qid)
-      : undefined;
-    if (typeof sealing === "object") {
-      this.#report(tx, {
-        disposition: "verified",
-        verdicts,
-        action: describeAction(sealing.action),
-        ...(arcVerdict && work.arc?.report ? { arc: arcVerdict.result } : {}),
-      });
-      return {
-        modifications: sealing.modification ? [sealing.modification] : [],
-        action: sealing.action,
-      };
-    }
-    if (
-      verdicts.length > 0 || config.alwaysAddArHeader || sealing === "seal" ||
-      (arcVerdict !== undefined && arcVerdict.result !== "none" && work.arc?.report)
-    ) {
-      mods.push({
-        type: "insheader",
-        index: 0,
-        name: AUTH_RESULTS_FIELD,
-        value: this.#text(` ${value}`),
-      });
-    }
-    let sealed = false;
-    if (sealing === "seal" && work.arc?.sealer && arcVerdict) {
-      const arrival = work.arc.arrival;
-      const results = arrival
-        ? arrivalAar(arrival.results, arcParts)
-        : value.slice(value.indexOf(";") + 1).replace(/^\s+/, "");
-      sealed = await this.#seal(tx, work.arc.sealer, arcVerdict, arId, results, arrival, mods, qid);
-    }
-    // RedirectFailuresTo and Quarantine act before the final script, as in OpenDKIM's mlfi_eom().
-    const failed = verificationFailed(verdicts);
-    if (failed) {
-      const kept = allowedOnly(
-        failureModifications(config, tx.envelopeRecipients, (t) => this.#text(t)),
-        this.#info.session.actions,
-        (line) => this.#deps.logger.warn(`${qid}: ${line}`),
-      );
-      mods.push(...kept);
-      // Said here because the MTA may not keep it: Postfix holds the message but drops the
-      // quarantine reason, and logs a recipient change without why.
-      for (const m of kept) {
-        if (m.type === "quarantine") {
-          this.#deps.logger.info(`${qid}: quarantined (Quarantine): ${m.reason}`);
-        } else if (m.type === "addrcpt") {
-          this.#deps.logger.info(`${qid}: redirected to ${m.address} (RedirectFailuresTo)`);
-        }
-      }
-    }
-    const lua = hasFinalHook(tx.runtime.loaded)
-      ? await applyFinal(
-        this.#luaCall(
-          tx,
-          macros,
-          findSender(tx.fields, tx.runtime.loaded.headers.sender)?.domain ?? "",
-          qid,
-        ),
-        finalSignatures(verdicts, tx.bodyBytes),
-        (text) => this.#text(text),
-      )
-      : undefined;
-    if (lua?.action) return this.#luaEnded(tx, [...mods, ...lua.modifications], lua.action, qid);
-    if (config.softwareHeader) mods.push(this.#softwareField(qid));
-    if (lua) mods.push(...lua.modifications);
-    logVerdicts(this.#deps.logger, config, verdicts, qid, tx.dnsFailures);
-    if (config.sendReports) this.#offerReport(tx, verdicts, macros, qid);
-    if (arcVerdict && work.arc?.report) logArc(this.#deps.logger, arcVerdict, qid);
-    const outcome: Outcome = verifyOutcome(verdicts);
-    let action: Action = "accept";
-    if (outcome !== "pass") {
-      const chosen = milterAction(outcome, config.actions[outcome]);
-      action = chosen.action;
-      if (chosen.modification && !mods.some((m) => m.type === "quarantine")) {
-        mods.push(chosen.modification);
-      }
-      if (action !== "accept") {
-        this.#deps.logger.info(
-          `${qid}: ${outcome} → ${config.actions[outcome]} (On-${onName(outcome)})`,
-        );
-      }
-    }
-    this.#report(tx, {
-      disposition: "verified",
-      verdicts,
-      action: describeAction(action),
-      ...(arcVerdict && work.arc?.report ? { arc: arcVerdict.result } : {}),
-      ...(sealed ? { sealed } : {}),
-    });
-    return { modifications: mods, action };
-  }
-
-  // SendReports: a failed signature with r=y is reported (RFC 6651), off the reply's path. The
-  // reporting MTA is the MTA's name (macro j), as OpenDKIM's mlfi_eom() takes it.
-  #offerReport(
-    tx: Transaction,
-    verdicts: readonly Verdict[],
-    macros: MacroReader,
-    qid: string,
-  ): void {
-    const verdict = reportedSignature(verdicts);
-    const reports = this.#deps.reports;
-    if (verdict === undefined || reports === undefined) return;
-    const { config } = tx.runtime.loaded;
-    const queued = reports.offer({
-      verdict,
-      fields: tx.fields,
-      envelopeFrom: this.#envelopeFrom,
-      sourceIp: this.#info.address,
-      jobId: qid,
-      hostname: macros.get("j") || this.#deps.hostname,
-      date: new Date((this.#deps.now?.() ?? Date.now() / 1000) * 1000),
-      resolver: tx.runtime.resolver,
-      reportAddress: config.reportAddress,
-      reportBccAddress: config.reportBccAddress,
-      mtaCommand: config.mtaCommand,
-    });
-    if (!queued) this.#deps.logger.info(`${qid}: failure report for d=${verdict.domain} dropped`);
-  }
-
-  // Whether to seal: yes, unless the chain failed only because a key lookup failed for now; then
-  // On-DNSError decides (tempfail, the default, has the MTA retry; accept passes it unsealed).
-  #sealDecision(
-    verdict: ArcVerdict,
-    config: Config,
-    qid: string,
-  ): "seal" | "unsealed" | { action: Action; modification?: Modification } {
-    if (!verdict.temporary) return "seal";
-    const chosen = milterAction("dnsError", config.actions.dnsError);
-    this.#deps.logger.info(
-      `${qid}: ARC chain not verified (${verdict.reason}); not sealing (On-DNSError ${config.actions.dnsError})`,
-    );
-    if (chosen.action === "accept") return "unsealed";
-    // The reply names what failed: the lookup was for an ARC key, not a DKIM one.
-    if (typeof chosen.action === "object") {
-      const later = chosen.action.replycode === 451 ? ", try later" : "";
-      return { ...chosen, action: { ...chosen.action, text: `ARC key lookup failed${later}` } };
-    }
-    return chosen;
-  }
-
-  // For a post re-injected by an InternalHosts client (a mailing list on this host) that carries
-  // the Authentication-Results dkimd wrote when it first arrived: those results, and dkimd's own
-  // ARC set from that pass if it sealed then (arrival_results.ts). Undefined otherwise: mail from
-  // anyone else keeps this pass's results; its fields claiming our authserv-id are forged, removed
-  // and never copied.
-  async #arrival(tx: Transaction, id: string): Promise<Arrival | undefined> {
-    const { loaded } = tx.runtime;
-    if (!loaded.config.arcMode.seal || !loaded.arcSealer) return undefined;
-    const results = earlierResults(tx.fields, id);
-    if (results === undefined) return undefined;
-    const internal = await loaded.hosts.internal.match(
-      this.#info.hostname || undefined,
-      this.#info.address || undefined,
-    );
-    if (!internal.matched) return undefined;
-    const replaced = ownArrivalSet(tx.fields, id, loaded.arcSealer.domain) ?? [];
-    return { results, replaced };
-  }
-
-  // Adds the next ARC set on top: its AAR carries `results` (this pass's Authentication-Results
-  // after the authserv-id, or the arrival results above), its cv= the chain's verdict. A chain that cannot be continued
-  // (one that already ended with cv=fail, or at 50 sets) is passed on unsealed, with a log line.
-  async #seal(
-    tx: Transaction,
-    sealer: ArcSealer,
-    verdict: ArcVerdict,
-    authservId: string,
-    results: string,
-    arrival: Arrival | undefined,
-    mods: Modification[],
-    qid: string,
-  ): Promise<boolean> {
-    const newest = verdict.sets.at(-1);
-    if (newest?.seal.cv === "fail") {
-      this.#deps.logger.info(
-        `${qid}: ARC chain ended with cv=fail at i=${newest.instance}; not sealing`,
-      );
-      return false;
-    }
-    const replaced = arrival?.replaced ?? [];
-    sealer.headers(tx.fields.filter((f) => !replaced.includes(f)));
-    let set: HeaderField[];
-    try {
-      set = await sealer.finish({ authservId, results, cv: verdict.result });
-    } catch (e) {
-      if (!(e instanceof ArcSealError)) throw e;
-      this.#deps.logger.warn(`${qid}: not sealing: ${e.message}`);
-      return false;
-    }
-    if (replaced.length > 0) mods.push(...deletions(tx.fields, (f) => replaced.includes(f)));
-    // [ARC-Seal, AMS, AAR]: inserted at the top in reverse, so the seal ends up first.
-    for (const f of [...set].reverse()) {
-      mods.push({ type: "insheader", index: 0, name: f.name, value: this.#value(f) });
-    }
-    const i = (newest?.instance ?? 0) + 1;
-    this.#deps.logger.info(
-      `${qid}: ARC set i=${i} added (d=${tx.runtime.loaded.arcSealer?.domain}, cv=${verdict.result})`,
-    );
-    return true;
-  }
-
-  // What the Lua scripts see of this transaction (lua_hooks.ts).
-  #luaCall(tx: Transaction, macros: MacroReader, fromDomain: string, qid: string): LuaCall {
-    return {
-      policy: tx.runtime.loaded,
-      client: this.#info,
-      macros,
-      fields: tx.fields,
-      envelopeFrom: this.#envelopeFrom,
-      recipients: tx.recipients,
-      fromDomain,
-      log: (line) => this.#deps.logger.info(`${qid}: ${line}`),
-      state: this.#lua,
-      actions: this.#info.session.actions,
-      replaceField: (name, n, value) => {
-        const at = nthField(tx.fields, name, n);
-        if (at === undefined) return false;
-        // OpenDKIM writes the field "Name: value" whatever the MTA's leading-space habit.
-        tx.fields[at] = makeField(tx.fields[at].name, UTF8.encode(` ${value}`), true);
-        return true;
-      },
-    };
-  }
-
-  // A script that failed or went over its budget: On-InternalError (OpenDKIM: tempfail). At end
-  // of headers no modification can be made, so quarantine degrades to accept.
-  #luaFailed(tx: Transaction, setting: string, e: unknown, qid: string): Action {
-    this.#deps.logger.error(`${qid}: ${setting} failed: ${errorMessage(e)}`);
-    const { action } = milterAction(
-      "internalError",
-      tx.runtime.loaded.config.actions.internalError,
-    );
-    this.#report(tx, { disposition: "error", action: describeAction(action) });
-    return action;
-  }
-
-  // A result the final script set: the message ends with it. As in OpenDKIM, the changes made
-  // before the script ran (Authentication-Results) and by it are sent; no signature is added.
-  #luaEnded(
-    tx: Transaction,
-    modifications: readonly Modification[],
-    action: Action,
-    qid: string,
-  ): EndOfMessage {
-    this.#deps.logger.info(`${qid}: FinalPolicyScript set the result ${describeAction(action)}`);
-    this.#report(tx, { disposition: "skipped", action: describeAction(action) });
-    return { modifications, action };
-  }
-
-  // The authserv-id: AuthservID, or the MTA's name (macro j), or this host's name.
-  #authservId(tx: Transaction, macros: MacroReader): string {
-    const a = tx.runtime.loaded.config.authservId;
-    if (a.kind === "name") return a.name;
-    if (a.kind === "mta") return macros.get("j") || this.#deps.hostname;
-    return this.#deps.hostname;
-  }
-
-  // Deletions for every Authentication-Results field that claims our authserv-id (RFC 8601 §5),
-  // and those from RemoveARFrom hosts that carry a DKIM result (all of theirs with RemoveARAll).
-  async #forgedResults(tx: Transaction, id: string): Promise<Modification[]> {
-    const { loaded } = tx.runtime;
-    const from = loaded.hosts.removeArFrom;
-    const picked: HeaderField[] = [];
-    for (const f of tx.fields) {
-      if (!isField(f, AUTH_RESULTS_FIELD)) continue;
-      const value = fieldValueText(f);
-      const claimed = parseAuthservId(value);
-      if (claimed === undefined) continue;
-      if (claimsAuthservId(value, id)) {
-        picked.push(f);
-      } else if (
-        from && (loaded.config.removeArAll || /(^|[;\s])dkim\s*=/i.test(value)) &&
-        (await from.matchName(claimed)).matched
-      ) {
-        picked.push(f);
-      }
-    }
-    return picked.length === 0 ? [] : deletions(tx.fields, (f) => picked.includes(f));
-  }
-
-  #softwareField(qid: string): Modification {
-    return {
-      type: "insheader",
-      index: 0,
-      name: SOFTWARE_FIELD,
-      value: this.#text(` dkimd ${VERSION} ${this.#deps.hostname} ${qid}`),
-    };
-  }
-
-  // A header value for the MTA from a field we made: the text after the colon.
-  #value(field: HeaderField): Uint8Array {
-    return mtaValue(fieldValue(field), this.#info.session.leadingSpace);
-  }
-
-  #text(value: string): Uint8Array {
-    return mtaValue(slabLatin1(value), this.#info.session.leadingSpace);
-  }
-
-  // The resolver, reporting each lookup to the observer and keeping what each failure said
-  // (the verdict's reason has only the kind of failure) for the log.
-  #observedResolver(resolver: TxtResolver, failures: Map<string, string>): TxtResolver {
-    const observer = this.#observer;
-    const observed = async <T>(name: string, lookup: () => Promise<T>): Promise<T> => {
-      const start = performance.now();
-      try {
-        const answer = await lookup();
-        observer.lookup({ outcome: "ok", milliseconds: performance.now() - start });
-        return answer;
-      } catch (e) {
-        const code = e instanceof Object && "code" in e && typeof e.code === "string"
-          ? e.code
-          : "error";
-        observer.lookup({ outcome: code, milliseconds: performance.now() - start });
-        failures.set(asciiLower(name), errorMessage(e));
-        throw e;
-      }
-    };
-    return {
-      resolveTxt: (name, options) => observed(name, () => resolver.resolveTxt(name, options)),
-      // The DNSSEC status goes through too, for the key's comment and BogusKey/UnprotectedKey.
-      resolveTxtChecked: (name, options) =>
-        observed(name, () => resolveTxtChecked(resolver, name, options)),
-    };
-  }
-
-  // Reports the end of a transaction to the observer.
-  #report(tx: Transaction, end: TransactionEnd): void {
-    try {
-      this.#observer.transaction(transactionReport(tx, end));
-    } catch {
-      // An observer must never break mail flow.
-    }
-  }
 }
-
-// The index of the `n`th field named `name`, from the bottom when `n` is negative (-1 the last),
-// as OpenDKIM's dkimf_findheader() counts.
-function nthField(fields: readonly HeaderField[], name: string, n: number): number | undefined {
-  const at = fields.flatMap((f, i) => isField(f, name) ? [i] : []);
-  return n < 0 ? at[at.length + n] : at[n];
-}
-
-// The fields a signer signs: old signatures are left out when RemoveOldSignatures drops them,
-// the identity field when IdentityHeaderRemove deletes it.
-function signedFields(tx: Transaction): readonly HeaderField[] {
-  const { config } = tx.runtime.loaded;
-  const fields = config.removeOldSignatures
-    ? tx.fields.filter((f) => !isField(f, SIGNATURE_FIELD))
-    : tx.fields;
-  return signingViewFields(fields, config);
-}
-
-// SignHeaders less OmitHeaders, worked out once per loaded configuration.
-const signedNamesOf = new WeakMap<object, readonly string[]>();
-
-function signedNames(
-  headers: { readonly sign: readonly string[]; readonly omit: readonly string[] },
-): readonly string[] {
-  let names = signedNamesOf.get(headers);
-  if (!names) {
-    const omit = new Set(headers.omit.map(asciiLower));
-    names = headers.sign.filter((h) => !omit.has(asciiLower(h)));
-    signedNamesOf.set(headers, names);
-  }
-  return names;
-}
-
-// Whether applyFinal() has a script to run: the statistics or the final one.
-function hasFinalHook(policy: FilterPolicy<SigningKey>): boolean {
-  return hasHook(policy, "statistics") || hasHook(policy, "final");
-}
-
-// The AAR results of a re-injected post: the arrival results, then this pass's arc= unless they
-// already have one (the arrival evaluation of the chain is the one the AAR records).
-function arrivalAar(results: string, arcParts: readonly (readonly string[])[]): string {
-  const extra = /(^|[;\s])arc\s*=/i.test(results) ? [] : arcParts.map((p) => p.join(" "));
-  return [results, ...extra].join("; ");
-}
-
-// The ARC fields, whose presence keeps the body coming when ARCMode is on.
-function isArcField(field: HeaderField): boolean {
-  return isField(field, ARC_SEAL_FIELD) || isField(field, ARC_MESSAGE_SIGNATURE_FIELD) ||
-    isField(field, ARC_AUTHENTICATION_RESULTS_FIELD);
-}
-
-// One line per message with an ARC chain's result, as logVerdicts() says DKIM's.
-function logArc(logger: MilterLogger, verdict: ArcVerdict, qid: string): void {
-  if (verdict.result === "none") return;
-  const detail = verdict.result === "pass"
-    ? `oldest-pass=${verdict.oldestPass ?? 0}`
-    : verdict.reason ?? "";
-  logger.info(
-    `${qid}: ARC chain of ${verdict.instances} set(s): arc=${verdict.result} (${detail})`,
-  );
-}
-
-// Whether mail without a sender is malformed to OpenDKIM: when no sender field has a value (and
-// no SenderMacro value came), always; when one has a value without an address, only where it
-// signs (mlfi_eoh() parses the address only for signing).
-function malformedSender(
-  fields: readonly HeaderField[],
-  loaded: Runtime["loaded"],
-  fromMacro: Sender | null | undefined,
-): boolean {
-  if (fromMacro === null) return loaded.config.mode.sign;
-  const names = new Set([...loaded.headers.sender, "From"].map(asciiLower));
-  const present = fields.some((f) =>
-    names.has(asciiLower(f.name)) && fieldValueText(f).trim() !== ""
-  );
-  return !present || loaded.config.mode.sign;
-}
-
-const UTF8 = new TextEncoder();
 
 function queueId(macros: MacroReader): string {
   return macros.get("i") || "NOQUEUE";
-}
-
-function describeAction(action: Action): string {
-  return typeof action === "string" ? action : action.replycode >= 500 ? "reject" : "tempfail";
-}
-
-function onName(outcome: Exclude<Outcome, "pass">): string {
-  return actionSettingName(outcome).slice("On-".length);
 }

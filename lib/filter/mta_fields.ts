@@ -2,13 +2,13 @@
  * Header fields between the MTA and the DKIM core: a field rebuilt from what the milter lent
  * ({@link makeField}), deletions numbered as the milter protocol counts fields
  * ({@link deletions}), and the value of a field the filter adds, as the MTA wants it
- * ({@link mtaValue}).
+ * ({@link mtaValue}, {@link mtaText}, {@link mtaFieldValue}).
  *
  * @module
  */
 import { asciiLower, CR, HTAB, LF, SP } from "../bytes.ts";
-import { slabBytes } from "../byte_slab.ts";
-import type { HeaderField } from "../dkim/header.ts";
+import { slabBytes, slabLatin1 } from "../byte_slab.ts";
+import { fieldValue, type HeaderField } from "../dkim/header.ts";
 import type { Modification } from "../milter/filter.ts";
 
 /**
@@ -36,6 +36,16 @@ export function mtaValue(value: Uint8Array, leadingSpace: boolean): Uint8Array {
   }
   const start = !leadingSpace && o > 0 && out[0] === SP ? 1 : 0;
   return out.subarray(start, o);
+}
+
+/** {@link mtaValue} of text the filter made (Latin-1, as header text is on the wire). */
+export function mtaText(value: string, leadingSpace: boolean): Uint8Array {
+  return mtaValue(slabLatin1(value), leadingSpace);
+}
+
+/** {@link mtaValue} of a field the filter made: the text after its colon. */
+export function mtaFieldValue(field: HeaderField, leadingSpace: boolean): Uint8Array {
+  return mtaValue(fieldValue(field), leadingSpace);
 }
 
 /**

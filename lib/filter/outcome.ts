@@ -1,15 +1,17 @@
 /**
  * From results to what the MTA is told: which On-* setting applies to a verified message
  * (opendkim.conf(5)), the milter answer for each configured action, and On-Security's answer to
- * a message over a header limit.
+ * a message over a header limit, and the word an action is reported and logged with.
  *
  * @module
  */
 import type { Actions } from "../config/defaults.ts";
 import type { Config } from "../config/schema.ts";
+import { actionSettingName } from "../config/settings.ts";
 import type { MilterAction, UnauthorizedSignerAction } from "../config/values.ts";
 import type { Verdict } from "../dkim/result.ts";
 import type { Action, EndOfMessage, Modification } from "../milter/filter.ts";
+import type { MilterLogger } from "../milter/logger.ts";
 
 /** The On-* setting that decides a message's fate, or `pass` when nothing needs deciding. */
 export type Outcome = keyof Actions | "pass";
@@ -184,4 +186,45 @@ export function unauthorizedSignerAction(action: UnauthorizedSignerAction): Acti
     case "tempfail":
       return { replycode: 451, xcode: "4.7.1", text: `${text}, try later` };
   }
+}
+
+/**
+ * The answer at end of message for an outcome other than `pass`: the configured On-* action,
+ * its modification added to `mods` unless a quarantine is there already, and a log line when
+ * the message is not simply accepted.
+ */
+export function outcomeAction(
+  outcome: Exclude<Outcome, "pass">,
+  config: Config,
+  mods: Modification[],
+  logger: MilterLogger,
+  qid: string,
+): Action {
+  const chosen = milterAction(outcome, config.actions[outcome]);
+  if (chosen.modification && !mods.some((m) => m.type === "quarantine")) {
+    mods.push(chosen.modification);
+  }
+  if (chosen.action !== "accept") {
+    logger.info(`${qid}: ${outcome} → ${config.actions[outcome]} (On-${onName(outcome)})`);
+  }
+  return chosen.action;
+}
+
+/**
+ * The word for an action in reports and logs: a reply is a reject (5xx) or a tempfail.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { describeAction } from "./outcome.ts";
+ * assert.equal(describeAction("discard"), "discard");
+ * assert.equal(describeAction({ replycode: 451, xcode: "4.7.1", text: "later" }), "tempfail");
+ * ```
+ */
+export function describeAction(action: Action): string {
+  return typeof action === "string" ? action : action.replycode >= 500 ? "reject" : "tempfail";
+}
+
+function onName(outcome: Exclude<Outcome, "pass">): string {
+  return actionSettingName(outcome).slice("On-".length);
 }
