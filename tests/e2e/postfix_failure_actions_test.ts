@@ -239,7 +239,7 @@ Deno.test("Quarantine: Postfix holds a failed message in its hold queue; dkimd l
     // Postfix logs the milter's hold, but keeps no reason: its milter8 client reads the
     // SMFIR_QUARANTINE text and drops it. dkimd's log has the reason.
     const log = await w.postfix.waitForLog(
-      /([0-9A-F]+): milter-hold: END-OF-MESSAGE from [^:]*: milter triggers HOLD action;/,
+      /([0-9A-F]+): milter-hold: END-OF-MESSAGE from unknown\[::1\]: milter triggers HOLD action;/,
       DELIVERY_TIMEOUT_MS,
     );
     const qid = /([0-9A-F]+): milter-hold: END-OF-MESSAGE/.exec(log)![1];
