@@ -5,7 +5,7 @@
  * chain's ARC-Authentication-Results i=1 still showing the origin's `dkim=pass`.
  *
  * The list host is Postfix #1 with dkimd #1 (Mode v, ARCMode sv). The post arrives over SMTP from
- * 127.0.0.2, an outside client: dkimd verifies it (dkim=pass) and seals it as it arrives; Postfix
+ * ::1, an outside client (InternalHosts lists 127.0.0.1 alone): dkimd verifies it (dkim=pass) and seals it as it arrives; Postfix
  * delivers it to the list's mailbox (the sink). The "list" (this test, as Mailman would) reads it
  * there, tags and footers it and re-injects it over SMTP from 127.0.0.1, which is in
  * InternalHosts, addressed to a subscriber at example.org; dkimd #1 verifies it again (now
@@ -165,7 +165,7 @@ Deno.test("Postfix + dkimd: a list post sealed on the forwarding hop reaches the
       from: "alice@example.com",
       to: "friends@lists.example.com",
       data: signed,
-      sourceAddress: "127.0.0.2",
+      sourceAddress: "::1",
     });
     assert.equal(arrival.reply.code, 250, arrival.reply.lines.join(" "));
     const [atList] = await list.waitForMessages(1, DELIVERY_TIMEOUT_MS);
@@ -293,7 +293,7 @@ Deno.test("Postfix + dkimd: an ARC chain whose body a list changed before dkimd 
       from: "friends-bounces@lists.example.com",
       to: "bob@example.org",
       data: changed,
-      sourceAddress: "127.0.0.2",
+      sourceAddress: "::1",
     });
     assert.equal(r.reply.code, 250, r.reply.lines.join(" "));
     const [first] = await postfix.waitForMessages(1, DELIVERY_TIMEOUT_MS);
@@ -328,7 +328,7 @@ Deno.test("Postfix + dkimd: an ARC chain whose body a list changed before dkimd 
       from: "friends-bounces@lists.example.com",
       to: "carol@example.org",
       data: once,
-      sourceAddress: "127.0.0.2",
+      sourceAddress: "::1",
     });
     assert.equal(again.reply.code, 250, again.reply.lines.join(" "));
     const all = await postfix.waitForMessages(2, DELIVERY_TIMEOUT_MS);

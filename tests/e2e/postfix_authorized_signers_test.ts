@@ -28,8 +28,8 @@ Deno.test("Postfix with SASL + dkimd AuthorizedSigners: a login's own domain is 
   await Deno.chmod(dir, 0o755);
   await Deno.copyFile(new URL("ed25519.pem", KEYS_DIR), `${dir}/ed.private`);
   await Deno.chmod(`${dir}/ed.private`, 0o600);
-  // A shared host: example.com and example.net each with its own d=; the client, 127.0.0.2, is
-  // not internal, so only its login makes its mail ours to sign.
+  // A shared host: example.com and example.net each with its own d=; the client, ::1, is not
+  // internal (InternalHosts lists 127.0.0.1 alone), so only its login makes its mail ours to sign.
   await Deno.writeTextFile(
     `${dir}/key.table`,
     `com example.com:ed:${dir}/ed.private\nnet example.net:ed:${dir}/ed.private\n`,
@@ -59,7 +59,7 @@ Deno.test("Postfix with SASL + dkimd AuthorizedSigners: a login's own domain is 
         from,
         to: "bob@example.org",
         data: message(from, subject),
-        sourceAddress: "127.0.0.2",
+        sourceAddress: "::1",
         auth: { user: "joe@example.com", password: "secret" },
       });
     const own = await send("joe@example.com", "own");

@@ -53,7 +53,7 @@ async function world(): Promise<World> {
   );
   await Deno.writeTextFile(`${dir}/signing.table`, `*@${DOMAIN} rsa\n*@${DOMAIN} ed\n`);
   // The seed lists "localhost" too, which dkimd reads as all of 127.0.0.0/8 and ::1
-  // (OpenDKIM#175); here 127.0.0.2 must stand for an outside client, so only 127.0.0.1 is.
+  // (OpenDKIM#175); here ::1 must stand for an outside client, so only 127.0.0.1 is.
   await Deno.writeTextFile(`${dir}/TrustedHosts`, "127.0.0.1\n");
   const dns = await startDnsServer({
     zone: DOMAIN,
@@ -196,7 +196,7 @@ Deno.test("Postfix + dkimd: outbound mail over SMTP and through sendmail comes o
 Deno.test("Postfix + dkimd: inbound mail gets Authentication-Results: pass, fail for a tampered copy, forged results removed", async () => {
   const { w, postfix, dkimd, close } = await setup({ extra: "AlwaysAddARHeader yes\n" });
   try {
-    // Mail from outside (127.0.0.2 is not in InternalHosts), signed by an outside signer.
+    // Mail from outside (::1 is not in InternalHosts), signed by an outside signer.
     const [signed] = await signAllWithDkimpy([message(`carol@${DOMAIN}`, "inbound signed")], {
       domain: DOMAIN,
       selector: "outside",
@@ -216,7 +216,7 @@ Deno.test("Postfix + dkimd: inbound mail gets Authentication-Results: pass, fail
         from: "someone@example.org",
         to: "bob@example.org",
         data,
-        sourceAddress: "127.0.0.2",
+        sourceAddress: "::1",
       });
       assert.equal(r.reply.code, 250, r.reply.lines.join(" "));
     }
@@ -263,7 +263,7 @@ Deno.test("Postfix + dkimd: inbound mail gets Authentication-Results: pass, fail
       dkimd.log(),
       /removed 1 Authentication-Results field\(s\) claiming to be from "mx\.postfix\.test"/,
     );
-    assert.match(dkimd.log(), /\[127\.0\.0\.2\] not internal/);
+    assert.match(dkimd.log(), /\[::1\] not internal/);
     assert.match(dkimd.log(), /DKIM verification successful/);
   } finally {
     await close();

@@ -63,6 +63,8 @@ async function world(extra: readonly string[]): Promise<World> {
         "Syslog no",
         "LogWhy yes",
         "AuthservID mx.example.net",
+        // Not the default (127.0.0.1, ::1): ::1 is the outside client here.
+        "InternalHosts 127.0.0.1",
         `Nameservers ${dns.nameserver}`,
         `MTACommand ${mtaCommand}`,
         `Socket ${socket}`,
@@ -95,13 +97,13 @@ async function world(extra: readonly string[]): Promise<World> {
   }
 }
 
-/** Sends `data` from an outside client (127.0.0.2, not in InternalHosts) over SMTP. */
+/** Sends `data` from an outside client (::1, not in InternalHosts) over SMTP. */
 async function submit(w: World, data: Uint8Array, to: readonly string[]): Promise<void> {
   const r = await w.postfix.sendSmtp({
     from: "alice@example.com",
     to,
     data,
-    sourceAddress: "127.0.0.2",
+    sourceAddress: "::1",
   });
   assert.equal(r.reply.code, 250, r.reply.lines.join(" "));
 }
@@ -178,7 +180,7 @@ Deno.test("SendReports: the ARF report goes through Postfix's sendmail and arriv
     assert.equal(arf.get("reported-domain"), "example.com");
     assert.equal(arf.get("original-mail-from"), "alice@example.com");
     assert.equal(arf.get("original-envelope-id"), qid);
-    assert.equal(arf.get("source-ip"), "127.0.0.2");
+    assert.equal(arf.get("source-ip"), "::1");
     assert.equal(arf.get("message-id"), "<1@example.com>");
     assert.match(arf.get("user-agent")!, /^dkimd\//);
     // The failed message's header block, as Postfix handed it to the milter.
@@ -237,7 +239,7 @@ Deno.test("Quarantine: Postfix holds a failed message in its hold queue; dkimd l
     // Postfix logs the milter's hold, but keeps no reason: its milter8 client reads the
     // SMFIR_QUARANTINE text and drops it. dkimd's log has the reason.
     const log = await w.postfix.waitForLog(
-      /([0-9A-F]+): milter-hold: END-OF-MESSAGE from [^:]*: milter triggers HOLD action;/,
+      /([0-9A-F]+): milter-hold: END-OF-MESSAGE from unknown\[::1\]: milter triggers HOLD action;/,
       DELIVERY_TIMEOUT_MS,
     );
     const qid = /([0-9A-F]+): milter-hold: END-OF-MESSAGE/.exec(log)![1];

@@ -105,7 +105,7 @@ function takeFields(data: Uint8Array, count: number): { fields: string[]; rest: 
 const POSTFIX_DATE =
   "([A-Z][a-z]{2}, (?: [1-9]|[12][0-9]|3[01]) [A-Z][a-z]{2} [0-9]{4}) [0-9:]{8} \\+0000 \\(UTC\\)";
 const RECEIVED_SMTP = new RegExp(
-  "^Received: from client\\.test \\(unknown \\[(127\\.0\\.0\\.[12])\\]\\)\r\n" +
+  "^Received: from client\\.test \\(unknown \\[(127\\.0\\.0\\.1|IPv6:::1)\\]\\)\r\n" +
     "\tby mx\\.postfix\\.test \\(Postfix\\) with ESMTP id ([0-9A-F]+)\r\n" +
     `\tfor <([^>]+)>; ${POSTFIX_DATE}\r\n$`,
 );
@@ -255,7 +255,7 @@ Deno.test("startPostfix() passes mail through a milter on an inet socket to the 
           from: "alice@example.com",
           to: "bob@example.net",
           data,
-          sourceAddress: "127.0.0.2",
+          sourceAddress: "::1",
         });
         assert.equal(local.accepted && external.accepted, true);
         delivered += 2;
@@ -275,9 +275,9 @@ Deno.test("startPostfix() passes mail through a milter on an inet socket to the 
               `Date: ${POSTFIX_DATE}\\r\\nX-Body-Bytes: 6\\r\\n\\r\\nBody\\r\\n$`,
           ),
         );
-        // 127.0.0.2 is not: the header is left alone.
+        // ::1 is not (inet_interfaces is 127.0.0.1 alone): the header is left alone.
         const fromExternal = takeFields(byId(external.queueId).data, 2);
-        assert.equal(RECEIVED_SMTP.exec(fromExternal.fields[1])?.[1], "127.0.0.2");
+        assert.equal(RECEIVED_SMTP.exec(fromExternal.fields[1])?.[1], "IPv6:::1");
         assert.equal(
           latin1(fromExternal.rest),
           "From: alice\r\nSubject: bare\r\nX-Body-Bytes: 6\r\n\r\nBody\r\n",

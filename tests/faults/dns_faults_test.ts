@@ -211,7 +211,9 @@ Deno.test("DNS faults: knot down behind Postfix defers mail (On-DNSError tempfai
   const records = { [`good._domainkey.${DOMAIN}`]: [RECORD] };
   let knot: DnsServer = await startDnsServer({ zone: DOMAIN, records });
   const conf = (ns: string) => (socket: string) =>
-    `Mode v\nSocket ${socket}\nSyslog no\nBackground no\nNameservers ${ns}\nDNSTimeout 1\n`;
+    `Mode v\nSocket ${socket}\nSyslog no\nBackground no\nNameservers ${ns}\nDNSTimeout 1\n` +
+    // Not the default (127.0.0.1, ::1): the mail comes from ::1, a client outside.
+    "InternalHosts 127.0.0.1\n";
   let d: DkimdProcess | undefined;
   let postfix: Awaited<ReturnType<typeof startPostfix>> | undefined;
   try {
@@ -222,7 +224,7 @@ Deno.test("DNS faults: knot down behind Postfix defers mail (On-DNSError tempfai
         from: `alice@${DOMAIN}`,
         to: "bob@example.org",
         data: await signed(subject, "good"),
-        sourceAddress: "127.0.0.2",
+        sourceAddress: "::1",
       });
     const up = await send("knot up");
     assert.equal(up.reply.code, 250, up.reply.lines.join(" "));

@@ -1,7 +1,7 @@
 /**
  * A private, real Postfix for end-to-end tests (Debian package "postfix", Postfix ≥ 3.4 for
  * `maillog_file`): its own `config_directory`, `queue_directory` and `data_directory` under a
- * temporary directory, smtpd on 127.0.0.1 and a free port, the milter settings a test gives
+ * temporary directory, smtpd on 127.0.0.1 and [::1] with one free port, the milter settings a test gives
  * (the seed's by default: `non_smtpd_milters = $smtpd_milters`, `milter_default_action = accept`,
  * `milter_protocol = 6`, `milter_mail_macros` with `{auth_type}`), and every message relayed to
  * an {@link SmtpSink} this harness runs, so a test reads exactly what Postfix delivered. Nothing
@@ -13,7 +13,7 @@
  * - it prepends its `Received:` field, which the milter never sees; a milter's header inserted
  *   at index 0 lands above it;
  * - for `sendmail` submissions and SMTP clients in `local_header_rewrite_clients` (default
- *   `permit_inet_interfaces`: 127.0.0.1 here, not 127.0.0.2) it appends `Message-Id:` and
+ *   `permit_inet_interfaces`: 127.0.0.1 here, not ::1) it appends `Message-Id:` and
  *   `Date:` (and `From:` with the envelope sender) when missing, and qualifies a bare address
  *   (`From: alice` becomes `From: alice@mx.postfix.test`), all before the milter sees the header;
  * - a bare LF becomes CRLF, before the milter;
@@ -142,13 +142,20 @@ export interface SendmailOptions {
 
 /** A running private Postfix. */
 export interface PostfixInstance extends PostfixPaths {
-  /** smtpd's port on 127.0.0.1. */
+  /**
+   * smtpd's port on 127.0.0.1 and on [::1]. A client on 127.0.0.1 is in `inet_interfaces`, so
+   * Postfix treats it as local (`permit_inet_interfaces`); one on ::1 is not, and stands for a
+   * host outside, as the tests may only use these two addresses. Both are in `mynetworks`.
+   */
   readonly smtpPort: number;
   /** The master's process id, which is also the process group of every process of the instance. */
   readonly masterPid: number;
   /** The sink every message is delivered to (`default_transport = smtp:[127.0.0.1]:PORT`). */
   readonly sink: SmtpSink;
-  /** Submits a message to this instance's smtpd over SMTP; see {@link sendSmtp}. */
+  /**
+   * Submits a message to this instance's smtpd over SMTP; see {@link sendSmtp}. With
+   * `sourceAddress` "::1" it connects to [::1], as a client outside; otherwise to 127.0.0.1.
+   */
   sendSmtp(options: Omit<SmtpSendOptions, "host" | "port">): Promise<SmtpSendResult>;
   /**
    * Submits a message with Postfix's `sendmail -C DIR -i -f FROM -- TO...` (postdrop, pickup,
@@ -299,12 +306,21 @@ async function postfixEnvironment(clock?: Date): Promise<Record<string, string>>
   return env;
 }
 
-// A port free now; Postfix binds it a moment later, so start retries when it was taken meanwhile.
+// A port free now on 127.0.0.1 and on ::1 (smtpd listens on both); Postfix binds it a moment
+// later, so start retries when it was taken meanwhile.
 function freePort(): number {
-  const listener = Deno.listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 });
-  const port = listener.addr.port;
-  listener.close();
-  return port;
+  for (;;) {
+    const listener = Deno.listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 });
+    const port = listener.addr.port;
+    try {
+      Deno.listen({ transport: "tcp", hostname: "::1", port }).close();
+      return port;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    } finally {
+      listener.close();
+    }
+  }
 }
 
 function mainCf(
@@ -338,7 +354,8 @@ function mainCf(
     ["maillog_file_prefixes", paths.root],
     ["inet_interfaces", "127.0.0.1"],
     // Both, so a milter on inet:[::1]:PORT is reachable (with "ipv4" Postfix cannot connect to
-    // it); smtpd still listens on 127.0.0.1 only. Without IPv6 Postfix warns and goes on.
+    // it) and smtpd's [::1] listener (master.cf) serves the outside client. inet_interfaces stays
+    // 127.0.0.1 alone: ::1 must not be in permit_inet_interfaces.
     ["inet_protocols", "all"],
     ["myhostname", hostname],
     ["mydomain", hostname.includes(".") ? hostname.slice(hostname.indexOf(".") + 1) : hostname],
@@ -391,6 +408,8 @@ function masterCf(smtpPort: number, extra: readonly string[]): string {
   // Debian's services, none chrooted (as the seed's master.cf), without local delivery.
   const services = [
     `127.0.0.1:${smtpPort} inet n - n - - smtpd`,
+    // The outside client's way in (PostfixInstance.smtpPort).
+    `[::1]:${smtpPort} inet n - n - - smtpd`,
     "pickup    unix  n - n 60 1 pickup",
     "cleanup   unix  n - n -  0 cleanup",
     "qmgr      unix  n - n 300 1 qmgr",
@@ -496,7 +515,7 @@ async function makeSocketDirectory(
 }
 
 /**
- * Starts a private Postfix on 127.0.0.1 that hands every message to its own SMTP sink. Runs
+ * Starts a private Postfix on 127.0.0.1 and [::1] that hands every message to its own SMTP sink. Runs
  * `postfix -c DIR start`, which checks the installation (`postfix check`), creates the queue
  * directories and waits for the master to listen; a port taken meanwhile is retried with
  * another. Throws {@link PostfixError} with Postfix's log when it cannot start, and when not run
@@ -695,7 +714,8 @@ class Instance implements PostfixInstance {
   }
 
   sendSmtp(options: Omit<SmtpSendOptions, "host" | "port">): Promise<SmtpSendResult> {
-    return sendSmtp({ ...options, host: "127.0.0.1", port: this.smtpPort });
+    const host = options.sourceAddress === "::1" ? "::1" : "127.0.0.1";
+    return sendSmtp({ ...options, host, port: this.smtpPort });
   }
 
   async sendmail(options: SendmailOptions): Promise<void> {

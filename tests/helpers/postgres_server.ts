@@ -33,8 +33,11 @@ export interface PostgresServerOptions {
   readonly tls?: boolean;
   /** Log every statement into {@link PostgresServer.log} (`log_statement=all`). */
   readonly logStatements?: boolean;
-  /** Loopback addresses to listen on besides 127.0.0.1 (one the certificate does not list). */
-  readonly alsoListen?: readonly string[];
+  /**
+   * The TLS certificate's subjectAltName entries (`IP:127.0.0.1`, `DNS:localhost`, ...) in place
+   * of the test CA's usual two, for a test of the client's name check.
+   */
+  readonly certificateNames?: readonly string[];
 }
 
 /** A running private PostgreSQL. */
@@ -84,7 +87,7 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
     );
     if (init.code !== 0) throw new Error(`initdb failed:\n${init.text}`);
     const settings = [
-      `listen_addresses=${["127.0.0.1", ...options.alsoListen ?? []].join(",")}`,
+      "listen_addresses=127.0.0.1",
       `port=${port}`,
       `unix_socket_directories=${dir}`,
       "fsync=off",
@@ -98,7 +101,7 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
     if (options.logStatements) settings.push("log_statement=all");
     let cert: TestCertificate | undefined;
     if (options.tls) {
-      cert = await writeTestCertificate(dir, account);
+      cert = await writeTestCertificate(dir, account, options.certificateNames);
       settings.push("ssl=on", `ssl_cert_file=${cert.certFile}`, `ssl_key_file=${cert.keyFile}`);
     }
     const args = settings.flatMap((s) => ["-c", s]);

@@ -6,8 +6,9 @@
  * line ends, dot-unstuffed, RFC 5321 §4.5.2) with the envelope, so a test can read what an MTA
  * delivered. Both bound every line, reply, message and wait; neither follows DNS.
  *
- * The client uses `node:net`, whose `localAddress` lets a test connect from another loopback
- * address (127.0.0.2) and so look like an external host; Deno.connect cannot bind one.
+ * The client uses `node:net`, whose `localAddress` lets a test choose the loopback address it
+ * connects from (Deno.connect cannot bind one). Tests use only 127.0.0.1 and ::1: a client on
+ * ::1 stands for an external host (see PostfixInstance.smtpPort).
  *
  * @module
  */
@@ -91,7 +92,7 @@ export interface SmtpSendOptions {
   readonly to: string | readonly string[];
   /** The message, headers and body, with CRLF line ends; it must end with CRLF. */
   readonly data: Uint8Array;
-  /** The local address to connect from, such as 127.0.0.2; default: the system's choice. */
+  /** The local address to connect from, such as ::1; default: the system's choice. */
   readonly sourceAddress?: string;
   /** The EHLO name; default "client.test". */
   readonly helo?: string;

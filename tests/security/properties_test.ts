@@ -153,7 +153,7 @@ async function signedWithIdentity(
 }
 
 /** Sends `data` through Postfix from `source` and returns the copy Postfix delivered. */
-async function through(w: World, data: Uint8Array, source = "127.0.0.2"): Promise<string> {
+async function through(w: World, data: Uint8Array, source = "::1"): Promise<string> {
   const r = await w.postfix.sendSmtp({
     from: "someone@example.org",
     to: "bob@example.org",
