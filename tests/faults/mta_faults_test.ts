@@ -19,6 +19,7 @@ import {
   SMFIC_EOH,
   SMFIC_MAIL,
 } from "../../lib/milter/constants.ts";
+import { parseSocketSpec } from "../../lib/milter/socket_spec.ts";
 import { KEYS_DIR, recordFor } from "../helpers/dkim_fixtures.ts";
 import {
   type DkimdProcess,
@@ -45,7 +46,8 @@ interface World {
   close(): Promise<void>;
 }
 
-async function world(extra = ""): Promise<World> {
+/** Starts dkimd (on `host`, 127.0.0.1 unless given) with a fake DNS server and `extra` settings. */
+async function world(extra = "", host: "127.0.0.1" | "::1" = "127.0.0.1"): Promise<World> {
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(`${dir}/ours.private`, PEM, { mode: 0o600 });
   await Deno.writeTextFile(`${dir}/key.table`, `ours ${OURS}:ours:${dir}/ours.private\n`);
@@ -62,6 +64,7 @@ async function world(extra = ""): Promise<World> {
       `Mode sv\nSocket ${socket}\nSyslog no\nBackground no\nAuthservID mx.test\n` +
       `KeyTable ${dir}/key.table\nSigningTable refile:${dir}/signing.table\n` +
       `Nameservers 127.0.0.1@${dns.port}\nMetricsListen 127.0.0.1:${metricsPort}\n${extra}`,
+    { host },
   );
   return {
     dir,
@@ -87,7 +90,10 @@ class RawMta {
   }
 
   static async open(d: DkimdProcess): Promise<RawMta> {
-    const mta = new RawMta(await Deno.connect({ hostname: "127.0.0.1", port: d.port }));
+    // The address dkimd listens on: 127.0.0.1, or ::1 for the flood's dkimd.
+    const spec = parseSocketSpec(d.socket);
+    assert.equal(spec.kind, "inet", d.socket);
+    const mta = new RawMta(await Deno.connect({ hostname: spec.host, port: spec.port }));
     await mta.send({
       type: "optneg",
       version: SMFI_PROT_VERSION,
@@ -433,10 +439,11 @@ function openFileLimit(): number {
 }
 
 /**
- * The flood's source address: its thousands of ephemeral ports are taken on 127.0.0.3, not on
- * 127.0.0.1, where tests running beside this one bind the "free" ports they picked.
+ * The flood's dkimd listens on ::1 and the flood connects to it from ::1 (the source the system
+ * picks for ::1): its thousands of ephemeral ports are taken on ::1, not on 127.0.0.1, where tests
+ * running beside this one bind the "free" ports they picked. (Tests use only 127.0.0.1 and ::1.)
  */
-const FLOOD_SOURCE = "127.0.0.3";
+const FLOOD_HOST = "::1";
 
 const OPTNEG = encodeCommand({
   type: "optneg",
@@ -446,14 +453,14 @@ const OPTNEG = encodeCommand({
 });
 
 /**
- * Opens a TCP connection from FLOOD_SOURCE and sends OPTNEG at once, as an MTA does; `onClosed`
+ * Opens a TCP connection to [::1]:`port` and sends OPTNEG at once, as an MTA does; `onClosed`
  * runs when the peer ends it. Speaking matters: when a burst overflows the listen queue the
  * kernel drops some handshakes' last ACK, and such a connection learns it is gone (a reset) only
  * once it sends.
  */
 function floodConnection(port: number, onClosed: () => void): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.createConnection({ host: "127.0.0.1", port, localAddress: FLOOD_SOURCE });
+    const socket = net.createConnection({ host: FLOOD_HOST, port });
     socket.once("error", reject);
     socket.once("connect", () => {
       socket.removeListener("error", reject);
@@ -466,7 +473,8 @@ function floodConnection(port: number, onClosed: () => void): Promise<net.Socket
 }
 
 Deno.test("MTA faults: thousands of connections at once meet MilterMaxConnections; dkimd stays up and serves", async () => {
-  const w = await world("MilterMaxConnections 100\n");
+  const w = await world("MilterMaxConnections 100\n", FLOOD_HOST);
+  assert.equal(w.dkimd.socket, `inet6:${w.dkimd.port}@[::1]`);
   const opened: net.Socket[] = [];
   let closed = 0;
   let counting = true;

@@ -1,12 +1,13 @@
 /**
  * Runs dkimd as a real process for end-to-end tests: `deno run main.ts -x CONFIG -f` with the
  * service's own permission flags, the way an init script starts OpenDKIM, on a free port of
- * 127.0.0.1 (or a given socket), with its log collected.
+ * 127.0.0.1 or ::1 (or a given socket), with its log collected.
  *
  * @module
  */
 
 import { type ClientMessage, type MessageResult, MilterClient } from "../../lib/milter/client.ts";
+import { formatSocketSpec, parseSocketSpec } from "../../lib/milter/socket_spec.ts";
 import { SERVICE_DENO_FLAGS } from "../../lib/ops/self_command.ts";
 import { dkimdEnv } from "./dkimd_env.ts";
 
@@ -35,9 +36,9 @@ export interface DkimdProcess {
   readonly status: Promise<Deno.CommandStatus>;
 }
 
-/** A free TCP port on 127.0.0.1 (bound, then released). */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+/** A free TCP port on `host`, 127.0.0.1 unless given (bound, then released). */
+export function freePort(host: "127.0.0.1" | "::1" = "127.0.0.1"): number {
+  const listener = Deno.listen({ hostname: host, port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   return port;
@@ -48,8 +49,10 @@ const START_PORT_ATTEMPTS = 5;
 
 /** What {@link startDkimd} takes besides the directory and the configuration. */
 export interface StartDkimdOptions {
-  /** The socket to listen on; default: a free port of 127.0.0.1. */
+  /** The socket to listen on; default: a free port of `host`. */
   readonly socket?: string;
+  /** The loopback address of the default socket: "127.0.0.1" (default) or "::1". */
+  readonly host?: "127.0.0.1" | "::1";
   /** More arguments after `-x CONFIG -f`. */
   readonly args?: readonly string[];
   /** More environment variables. */
@@ -65,7 +68,7 @@ class PortTakenError extends Error {
 
 /**
  * Writes `config(socket)` to `dir/dkimd.conf` and starts dkimd on it; resolves once it listens.
- * `socket` defaults to a free port of 127.0.0.1. That port is free when picked, not when dkimd
+ * `socket` defaults to a free port of 127.0.0.1 (or `options.host`). That port is free when picked, not when dkimd
  * binds it a moment later: a connection of a test running beside this one may take it as its
  * local port meanwhile. Then dkimd exits saying so, and it is started again on another port.
  */
@@ -76,9 +79,11 @@ export async function startDkimd(
 ): Promise<DkimdProcess> {
   if (options.socket) return await startOnce(dir, config, options.socket, 0, options);
   for (let attempt = 1;; attempt++) {
-    const port = freePort();
+    const host = options.host ?? "127.0.0.1";
+    const port = freePort(host);
+    const socket = formatSocketSpec({ kind: "inet", host, port });
     try {
-      return await startOnce(dir, config, `inet:${port}@127.0.0.1`, port, options);
+      return await startOnce(dir, config, socket, port, options);
     } catch (e) {
       if (!(e instanceof PortTakenError) || attempt === START_PORT_ATTEMPTS) throw e;
     }
@@ -182,7 +187,7 @@ async function startOnce(
 
 /** Sends one message to `d` over a connection of its own, as an MTA does. */
 export async function sendMessage(d: DkimdProcess, m: ClientMessage): Promise<MessageResult> {
-  const client = await MilterClient.connect({ kind: "inet", host: "127.0.0.1", port: d.port });
+  const client = await MilterClient.connect(parseSocketSpec(d.socket));
   try {
     return await client.sendMessage(m);
   } finally {
