@@ -7,7 +7,14 @@
  * to the running dkimd (PidFile), then the old record revoked (`p=`) and finally deleted with
  * the old key file. The state is written after every step, so a killed run resumes.
  *
- * Exit statuses: 0 all done or waiting for a time, 75 (EX_TEMPFAIL) waiting for DNS, 1 an error.
+ * One run at a time: a run that changes anything holds an exclusive lock on
+ * `RotationStateFile` + `.lock` (lib/ops/run_lock.ts) from before it reads the KeyTable to its
+ * exit; a second run finds it held and exits 75, as a run waiting for DNS does: the timer's unit
+ * counts 75 as success, and either way the next run goes on from the state file. `--status` and
+ * `--dry-run` change nothing and take no lock: every file they read is replaced atomically.
+ *
+ * Exit statuses: 0 all done or waiting for a time, 75 (EX_TEMPFAIL) waiting for DNS or for
+ * another run, 1 an error.
  *
  * @module
  */
@@ -23,6 +30,7 @@ import { readResolvConf } from "../dns/resolv_conf.ts";
 import { readTsigKeyFile, type TsigKey } from "../dns/tsig_key.ts";
 import { sendUpdate, type UpdateChange } from "../dns/update.ts";
 import { inspectPidFile } from "../ops/pid_file.ts";
+import { acquireRunLock, type RunLock, RunLockHeldError } from "../ops/run_lock.ts";
 import { parseKeyTableEntry } from "../policy/key_table.ts";
 import { parseDsn } from "../tables/dsn.ts";
 import type { DsnSpec } from "../tables/dsn_spec.ts";
@@ -72,7 +80,16 @@ export const ROTATE_EXIT = {
   error: 1,
   /** Some rotation waits for DNS (EX_TEMPFAIL): run again later. */
   waiting: 75,
+  /**
+   * Another run holds the lock (EX_TEMPFAIL too: run again later). Not an error: the timer
+   * firing while an administrator runs rotate by hand is normal, and the unit counts 75 as
+   * success.
+   */
+  locked: 75,
 } as const;
+
+/** The run lock's file: `RotationStateFile` with this appended, beside it. */
+export const ROTATE_LOCK_SUFFIX = ".lock";
 
 export { ROTATION_RECORD_TTL } from "./rotation_summary.ts";
 
@@ -95,7 +112,8 @@ Options:
   --json             with --status: print JSON
   --dry-run          say what would be done, change nothing
 
-Exit status: 0 done or waiting for a time, 75 waiting for DNS, 1 an error.
+Exit status: 0 done or waiting for a time, 75 waiting for DNS or for another run (which
+holds RotationStateFile.lock), 1 an error.
 `;
 
 /** What `runRotate` uses from the world besides the files and the network. */
@@ -183,18 +201,45 @@ export async function runRotate(
   args: readonly string[],
   deps: RotateDeps = DEFAULT_DEPS,
 ): Promise<number> {
-  const opened: { writer?: KeyTableWriter } = {};
+  const opened: Opened = {};
   try {
     return await rotate(args, deps, opened);
   } finally {
     await opened.writer?.close().catch(() => {});
+    opened.lock?.release();
+  }
+}
+
+/** What a run opened and must close however it ends. */
+interface Opened {
+  writer?: KeyTableWriter;
+  lock?: RunLock;
+}
+
+/**
+ * Takes the run lock beside the configuration's RotationStateFile into `opened`; resolves the
+ * exit status when the run must stop instead (the lock held, or an error, said on stderr).
+ */
+async function takeRunLock(
+  configPath: string,
+  opened: Opened,
+  deps: RotateDeps,
+): Promise<number | undefined> {
+  try {
+    const { loaded } = await loadRuntime(configPath);
+    await Promise.all(loaded.tables.map((t) => t.close().catch(() => {})));
+    opened.lock = await acquireRunLock(`${loaded.config.rotationStateFile}${ROTATE_LOCK_SUFFIX}`);
+    return undefined;
+  } catch (error) {
+    deps.err(`dkimd rotate: ${errorMessage(error)}`);
+    return error instanceof RunLockHeldError ? ROTATE_EXIT.locked : ROTATE_EXIT.error;
   }
 }
 
 async function rotate(
   args: readonly string[],
   deps: RotateDeps,
-  opened: { writer?: KeyTableWriter },
+  opened: Opened,
 ): Promise<number> {
   const { values } = parseCommandArgs("rotate", args, {
     config: { type: "string", short: "x" },
@@ -216,6 +261,12 @@ async function rotate(
     deps.err(`dkimd rotate: ${message}`);
     return ROTATE_EXIT.error;
   };
+  if (!values.status && !dryRun) {
+    // The configuration is read once for the lock's path, and everything again under the
+    // lock: a KeyTable read before it could predate another run's activation.
+    const stop = await takeRunLock(values.config ?? ROTATE_DEFAULT_CONFIG, opened, deps);
+    if (stop !== undefined) return stop;
+  }
 
   let config: Config;
   let candidates: Candidate[];

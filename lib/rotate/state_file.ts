@@ -192,7 +192,8 @@ export function isTempFileOf(name: string, target: string): boolean {
  * still a key); only names {@link isTempFileOf} accepts, and only regular files. Resolves the
  * paths removed. A missing directory has none.
  *
- * Two runs at once would race here as they do on the state file; rotate runs from one timer.
+ * Two runs at once would race here as they do on the state file: `dkimd rotate` holds its run
+ * lock (lib/ops/run_lock.ts) before it calls this.
  */
 export async function removeLeftoverTempFiles(paths: Iterable<string>): Promise<string[]> {
   const byDir = new Map<string, Set<string>>();
