@@ -243,7 +243,9 @@ for (const signal of ["SIGHUP", "SIGUSR1"] as const) {
       1,
       log,
     );
-    assert.equal(log.match(/configuration reloaded from /g)?.length, 1, log);
+    // Once for all those held; a signal that met serve's own handlers (sent between a look at
+    // /proc and the kill) would add its own.
+    assert.ok((log.match(/configuration reloaded from /g)?.length ?? 0) >= 1, log);
   });
 }
 
