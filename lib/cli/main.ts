@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { HeldReload } from "../ops/held_reload.ts";
 import { VERSION } from "../version.ts";
 import { UsageError } from "./args.ts";
 
@@ -37,7 +38,16 @@ const TOP_LEVEL_FLAGS = new Set(["--version", "-V", "--help", "-h"]);
 // Each command's module loads when it runs, so the service holds none of the others' code (nor
 // the npm `yaml` package that `config convert` needs): every module loaded stays in memory.
 const COMMANDS: Record<string, Command> = {
-  serve: async (a) => (await import("./serve.ts")).runServe(a),
+  serve: async (a) => {
+    // Before serve.ts and its module graph load, and the configuration after them: a reload
+    // signal meanwhile must not end the service (`held_reload.ts`); runServe acts on it.
+    const held = new HeldReload();
+    try {
+      return await (await import("./serve.ts")).runServe(a, held);
+    } finally {
+      held.release();
+    }
+  },
   sign: async (a) => (await import("./sign.ts")).runSign(a),
   verify: async (a) => (await import("./verify.ts")).runVerify(a),
   "check-config": async (a) => (await import("./check_config.ts")).runCheckConfig(a),

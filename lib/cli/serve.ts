@@ -17,6 +17,7 @@ import { type MilterServer, serve } from "../milter/server.ts";
 import { foreignListenPid, inheritedListenFd } from "../milter/inherited_listener.ts";
 import type { MilterLogger } from "../milter/logger.ts";
 import { detach, shouldDetach } from "../ops/background.ts";
+import { HeldReload } from "../ops/held_reload.ts";
 import { createLogger, type Logger, sanitizeLogMessage } from "../ops/log.ts";
 import { Metrics, type MetricsServer, serveMetrics } from "../ops/metrics.ts";
 import { scrapeRotation } from "../ops/rotation_scrape.ts";
@@ -128,8 +129,25 @@ function flagValue<T>(flag: string, parse: (text: string) => T, text: string): T
   }
 }
 
-/** Runs `dkimd serve`; resolves to the exit status when the service stops. */
-export async function runServe(args: readonly string[]): Promise<number> {
+/**
+ * Runs `dkimd serve`; resolves to the exit status when the service stops. `held` catches reload
+ * signals from the start (the executable makes it before this module loads; by default, from
+ * this call on) until the service, serving or supervising, takes them over; a reload signalled
+ * meanwhile is carried out once it is ready. A process that does not serve (help, `-n`, a
+ * configuration error, Background's waiting parent) drops it.
+ */
+export async function runServe(
+  args: readonly string[],
+  held: HeldReload = new HeldReload(),
+): Promise<number> {
+  try {
+    return await runServeHolding(args, held);
+  } finally {
+    held.release();
+  }
+}
+
+async function runServeHolding(args: readonly string[], held: HeldReload): Promise<number> {
   const parsed = parseServeArgs(args);
   if (parsed === "help") {
     console.log(SERVE_USAGE);
@@ -218,12 +236,20 @@ export async function runServe(args: readonly string[]): Promise<number> {
         pidFile,
         umask: config.umask,
         onReady: () => notifyReady(),
+        heldReload: held,
       });
     }
     if (config.autoRestart && underSystemd() && !isWorker()) {
       logger.notice("AutoRestart is left to systemd (Restart= in the unit)");
     }
-    return await serveInProcess(parsed, runtime, socket, isWorker() ? undefined : pidFile, logger);
+    return await serveInProcess(
+      parsed,
+      runtime,
+      socket,
+      isWorker() ? undefined : pidFile,
+      logger,
+      held,
+    );
   } finally {
     await logger.close();
   }
@@ -236,6 +262,7 @@ async function serveInProcess(
   socket: SocketSpec,
   pidFile: string | undefined,
   logger: Logger,
+  held: HeldReload,
 ): Promise<number> {
   const { config, warnings } = runtime.loaded;
   if (parsed.config === undefined) {
@@ -366,6 +393,12 @@ async function serveInProcess(
   // whoever learns it so (`kill -HUP $(cat PidFile)`, systemd's ExecReload after READY=1) may
   // signal at once, and a signal without a listener kills the process.
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+  // A reload asked for while the configuration loaded: once, after READY=1 (`held_reload.ts`).
+  const early = held.release();
+  if (early) {
+    logger.notice(`${early} received while starting: reloading the configuration once ready`);
+    reload();
+  }
   let pid: PidFile | undefined;
   let metricsServer: MetricsServer | undefined;
   try {

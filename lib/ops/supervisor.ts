@@ -4,7 +4,12 @@
  * same program, see `self_command.ts`, marked with {@link WORKER_ENV} so it does not supervise
  * itself), as UserID's uid and gid when set, and:
  *
- * - forwards SIGTERM, SIGINT, SIGHUP and SIGUSR1 to it (SIGUSR1 reloads, as in OpenDKIM);
+ * - forwards SIGTERM, SIGINT, SIGHUP and SIGUSR1 to it (SIGUSR1 reloads, as in OpenDKIM); a
+ *   reload signal (SIGHUP, SIGUSR1) is held until the worker is ready, since one that reached a
+ *   worker still starting Deno, before it can catch any, would end it, and forwarded then, once
+ *   however many came (`held_reload.ts` says why once);
+ * - starts the worker again when a reload signal sent to it directly (to every dkimd by name,
+ *   say) ended it before it was ready: it did not fail, it was hit before it could listen;
  * - restarts it when it dies abnormally after it was ready, within AutoRestartCount (restarts
  *   in all) and AutoRestartRate (`10/1h`: at most 10 restarts in any hour), and otherwise gives
  *   up with OpenDKIM's words ("maximum restart rate exceeded") and exit status EX_UNAVAILABLE;
@@ -26,6 +31,8 @@
 import { errorMessage } from "../error_message.ts";
 import type { RestartRate } from "../config/values.ts";
 import { formatRestartRate } from "../config/values.ts";
+import type { HeldReload } from "./held_reload.ts";
+import { RELOAD_SIGNALS } from "./held_reload.ts";
 import type { Logger } from "./log.ts";
 import { type PidFile, writePidFile } from "./pid_file.ts";
 import { READY_ENV, waitForReady } from "./readiness.ts";
@@ -192,6 +199,11 @@ export interface SuperviseOptions {
   readonly restartDelayMs?: number;
   /** The clock, in milliseconds; default `Date.now`. */
   readonly now?: () => number;
+  /**
+   * Reload signals caught while this process loaded its configuration: taken over once the
+   * supervisor listens, and one received is forwarded when the first worker is ready.
+   */
+  readonly heldReload?: HeldReload;
 }
 
 /** Exit status of a finished child: its code, or 128 + the signal number, as a shell reports it. */
@@ -258,39 +270,62 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
   const delay = options.restartDelayMs ?? RESTART_DELAY_MS_DEFAULT;
   const now = options.now ?? Date.now;
   let child: Deno.ChildProcess | undefined;
+  // Whether `child` has said it is ready; until then a reload signal waits in `heldReload`.
+  let childReady = false;
+  let heldReload: Deno.Signal | undefined;
   let stopping: Deno.Signal | undefined;
   let wake: (() => void) | undefined;
   let pidFile: PidFile | undefined;
   let first = true;
 
+  const forward = (signal: Deno.Signal) => {
+    if (!child) return;
+    logger.info(`forwarding ${signal} to worker ${child.pid}`);
+    try {
+      child.kill(signal);
+    } catch {
+      // The worker has just exited; its status decides.
+    }
+  };
+  const hold = (signal: Deno.Signal) => {
+    if (stopping || heldReload) return;
+    heldReload = signal;
+    logger.info(`${signal} received before the worker is ready: holding it until it is`);
+  };
   const handlers = FORWARDED_SIGNALS.map((signal) => {
     const handler = () => {
+      if (RELOAD_SIGNALS.includes(signal) && !(child && childReady)) return hold(signal);
       if (signal === "SIGTERM" || signal === "SIGINT") {
         stopping ??= signal;
+        heldReload = undefined;
         wake?.();
       }
-      if (!child) return;
-      logger.info(`forwarding ${signal} to worker ${child.pid}`);
-      try {
-        child.kill(signal);
-      } catch {
-        // The worker has just exited; its status decides.
-      }
+      forward(signal);
     };
     Deno.addSignalListener(signal, handler);
     return [signal, handler] as const;
   });
+  // Listening now: what came while the configuration loaded waits for the first worker.
+  const early = options.heldReload?.release();
+  if (early) hold(early);
 
   try {
     for (;;) {
       const spawned = spawnWorker(options);
       child = spawned;
+      childReady = false;
       const stderr = relaysStderr(options) ? new WorkerStderr(spawned.stderr) : undefined;
       let failure: unknown;
       const ready = waitForReady(spawned.stdout).then(async (isReady) => {
         if (!isReady) return false;
         stderr?.ready();
         logger.info(`worker ${spawned.pid} is ready`);
+        if (child === spawned) {
+          childReady = true;
+          const signal = heldReload;
+          heldReload = undefined;
+          if (signal) forward(signal);
+        }
         if (first) {
           first = false;
           if (options.pidFile) {
@@ -323,6 +358,7 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
         return EX_CONFIG;
       }
       child = undefined;
+      childReady = false;
       const code = exitStatus(status);
       const what = `worker ${spawned.pid} ${describeExit(status)}`;
       if (stopping) {
@@ -336,6 +372,14 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
       if (diagnosis !== undefined) {
         logger.error(`${what} before it was ready, so dkimd stops: ${diagnosis}`);
         return code;
+      }
+      if (!wasReady && status.signal !== null && RELOAD_SIGNALS.includes(status.signal)) {
+        // Sent to the worker itself before Deno ran the line that catches it; the supervisor
+        // holds its own copy, if it got one, for the new worker.
+        logger.notice(
+          `${what} before it was ready (a reload signal sent to it directly): starting it again`,
+        );
+        continue;
       }
       if (status.signal === null && (status.code === EX_CONFIG || status.code === EX_SOFTWARE)) {
         logger.error(`${what}; not restarting (as OpenDKIM, a configuration or internal error)`);

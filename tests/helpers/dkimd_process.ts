@@ -57,6 +57,8 @@ export interface StartDkimdOptions {
   readonly args?: readonly string[];
   /** More environment variables. */
   readonly env?: Record<string, string>;
+  /** Called with the process as soon as it is started, before it listens. */
+  readonly onSpawn?: (process: Deno.ChildProcess) => void;
 }
 
 class PortTakenError extends Error {
@@ -118,6 +120,7 @@ async function startOnce(
     clearEnv: true,
     env: dkimdEnv({ NO_COLOR: "1", ...options.env }),
   }).spawn();
+  options.onSpawn?.(child);
   let text = "";
   const waiters: (() => void)[] = [];
   const pump = async (stream: ReadableStream<Uint8Array>) => {
