@@ -2,11 +2,14 @@
  * `dkimd serve` handles its signals (SIGHUP and SIGUSR1 reload, SIGTERM and SIGINT stop) from
  * the moment anything says it is up: whoever learns it from the PidFile (`kill -HUP $(cat
  * PidFile)`) or from READY=1 (systemd's ExecReload) may signal at once, and a signal that finds
- * no handler kills the process. Checked in /proc/PID/status (SigCgt: the signals the process
- * catches) and by sending SIGHUP at that very moment; also through the supervisor (AutoRestart),
+ * no handler kills the process. Checked by sending SIGHUP at that very moment (and seeing the
+ * reload); also through the supervisor (AutoRestart),
  * which writes the PidFile when its worker says it is ready. A systemd that is slow to read its
  * notification socket (a full queue: the READY=1 waits) holds dkimd between the PidFile and
  * READY=1, so the PidFile moment is tested without depending on timing.
+ * /proc/PID/status's SigCgt is no witness: Deno 2.9.6 itself catches SIGHUP, SIGINT, SIGUSR1 and
+ * SIGTERM from its start (with no listener it then ends the process with that signal, status
+ * 129 for SIGHUP), so the mask is the same whether dkimd listens or not.
  * The stand-in needs Deno's datagram API (--unstable-net): see `unstable_net.ts`.
  */
 import assert from "node:assert/strict";
@@ -24,24 +27,6 @@ rerunUnderUnstableNet(
 /** A test that needs the stand-in's datagram socket. */
 function test(name: string, fn: () => Promise<void>): void {
   Deno.test({ name, ignore: !HAS_DATAGRAMS, fn });
-}
-
-/** Signal numbers (signal(7)); bit `n - 1` of SigCgt stands for signal `n`. */
-const HANDLED: Readonly<Record<string, number>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGUSR1: 10,
-  SIGTERM: 15,
-};
-
-/** The signals process `pid` catches, read from /proc (its SigCgt mask). */
-async function caught(pid: number): Promise<string[]> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  const hex = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-  assert.ok(hex, `no SigCgt in /proc/${pid}/status`);
-  const mask = BigInt(`0x${hex}`);
-  return Object.entries(HANDLED).filter(([, n]) => (mask >> BigInt(n - 1)) & 1n)
-    .map(([name]) => name);
 }
 
 async function keyDir(): Promise<string> {
@@ -129,21 +114,18 @@ async function slowSystemd(dir: string): Promise<SlowSystemd> {
   };
 }
 
-test("dkimd serve catches SIGHUP, SIGUSR1, SIGTERM and SIGINT when READY=1 arrives, and a SIGHUP sent at once reloads it", async () => {
+test("dkimd serve: a SIGHUP sent the moment READY=1 arrives reloads it", async () => {
   const dir = await keyDir();
   const systemd = listenNotify(dir);
-  let atReady: Promise<string[]> | undefined;
   let dkimd: DkimdProcess | undefined;
   // Read and signalled in the callback of the datagram's arrival, with no await in between.
   const ready = systemd.next((m) => m.fields.READY === "1").then((m) => {
-    atReady = caught(m.pid);
     Deno.kill(m.pid, "SIGHUP");
     return m;
   });
   try {
     dkimd = await startDkimd(dir, conf(dir), { env: { NOTIFY_SOCKET: systemd.notifySocket } });
     assert.equal((await ready).pid, dkimd.pid);
-    assert.deepEqual(await atReady, ["SIGHUP", "SIGINT", "SIGUSR1", "SIGTERM"]);
     await dkimd.waitForLog(/configuration reloaded from /);
     await systemd.next((m) => m.fields.RELOADING === "1");
     assert.equal(await dkimd.stop(), 0, dkimd.log());
@@ -154,7 +136,7 @@ test("dkimd serve catches SIGHUP, SIGUSR1, SIGTERM and SIGINT when READY=1 arriv
   }
 });
 
-test("dkimd serve catches SIGHUP, SIGUSR1, SIGTERM and SIGINT once its PidFile appears, though systemd has not read READY=1 yet, and a SIGHUP sent at once reloads it", async () => {
+test("dkimd serve: a SIGHUP sent the moment its PidFile appears, though systemd has not read READY=1 yet, reloads it", async () => {
   const dir = await keyDir();
   const systemd = await slowSystemd(dir);
   let dkimd: DkimdProcess | undefined;
@@ -162,7 +144,6 @@ test("dkimd serve catches SIGHUP, SIGUSR1, SIGTERM and SIGINT once its PidFile a
     dkimd = await startDkimd(dir, conf(dir), { env: { NOTIFY_SOCKET: systemd.notifySocket } });
     const pid = await pidFileAppears(`${dir}/dkimd.pid`, dkimd);
     assert.equal(pid, dkimd.pid);
-    assert.deepEqual(await caught(pid), ["SIGHUP", "SIGINT", "SIGUSR1", "SIGTERM"]);
     Deno.kill(pid, "SIGHUP");
     // systemd catches up: READY=1 (its STATUS= says it started), then the reload.
     assert.match(
@@ -181,7 +162,7 @@ test("dkimd serve catches SIGHUP, SIGUSR1, SIGTERM and SIGINT once its PidFile a
   }
 });
 
-test("dkimd serve with a supervisor: once the PidFile appears, the supervisor and its worker catch SIGHUP, SIGUSR1, SIGTERM and SIGINT, and a SIGHUP sent at once reloads the worker", async () => {
+test("dkimd serve with a supervisor: a SIGHUP sent the moment the PidFile appears reloads the same worker", async () => {
   const dir = await keyDir();
   // The worker, which notifies systemd, waits in its READY=1 while the supervisor, told on a
   // pipe that the worker is ready, writes the PidFile.
@@ -197,14 +178,15 @@ test("dkimd serve with a supervisor: once the PidFile appears, the supervisor an
       (await Deno.readTextFile(`/proc/${pid}/task/${pid}/children`)).trim().split(/\s+/)[0],
     );
     assert.ok(worker > 0 && worker !== pid);
-    assert.deepEqual(await caught(pid), ["SIGHUP", "SIGINT", "SIGUSR1", "SIGTERM"]);
-    assert.deepEqual(await caught(worker), ["SIGHUP", "SIGINT", "SIGUSR1", "SIGTERM"]);
     Deno.kill(pid, "SIGHUP");
     await systemd.drain(dkimd, "READY", "1");
     await systemd.drain(dkimd, "RELOADING", "1");
     await dkimd.waitForLog(/configuration reloaded from /);
     // The same worker, still serving.
-    assert.deepEqual(await caught(worker), ["SIGHUP", "SIGINT", "SIGUSR1", "SIGTERM"]);
+    assert.equal(
+      Number((await Deno.readTextFile(`/proc/${pid}/task/${pid}/children`)).trim().split(/\s+/)[0]),
+      worker,
+    );
     assert.doesNotMatch(dkimd.log(), /worker \d+ (terminated|exited)/);
     assert.doesNotMatch(dkimd.log(), /cannot notify systemd/);
     assert.equal(await dkimd.stop(), 0, dkimd.log());
