@@ -60,7 +60,8 @@ Options:
   -h, --help            show this help
 
 Signals: SIGUSR1 or SIGHUP re-reads the configuration (a bad one is logged and the old one
-kept); SIGTERM or SIGINT stops accepting and lets transactions in progress finish.
+kept; one that arrives during the start is carried out once serving); SIGTERM or SIGINT stops
+accepting and lets transactions in progress finish.
 `;
 
 /** sysexits(3) EX_CONFIG: the configuration is wrong, as OpenDKIM exits. */
