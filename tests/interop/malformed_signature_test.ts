@@ -27,15 +27,9 @@
  */
 import assert from "node:assert/strict";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
-import type { ClientMessage } from "../../lib/milter/client.ts";
-import { loadKey, MESSAGE, recordFor, signed, writeTestKeys } from "../helpers/dkim_fixtures.ts";
-import { mtaMessage } from "../helpers/mta_message.ts";
-import {
-  HAVE_OPENDKIM,
-  observeBoth,
-  type Observed,
-  startPair,
-} from "../helpers/opendkim_milter.ts";
+import { loadKey, MESSAGE, recordFor, signed } from "../helpers/dkim_fixtures.ts";
+import { inboundMessage, withVerifyingPair } from "../helpers/verifying_pair.ts";
+import { HAVE_OPENDKIM, type Observed } from "../helpers/opendkim_milter.ts";
 import { verifyAllWithDkimpy, verifyAllWithMailDkim } from "../helpers/peers.ts";
 
 /** MESSAGE signed by example.com's `rsa` key (its signature field first). */
@@ -129,33 +123,6 @@ const CASES: readonly Case[] = [
   },
 ];
 
-type Send = (m: ClientMessage) => Promise<{ opendkim: Observed; dkimd: Observed }>;
-
-/** Runs `body` with opendkim and dkimd verifying with the test keys, plus `extra` lines. */
-async function withPair(extra: readonly string[], body: (send: Send) => Promise<void>) {
-  const dir = await Deno.makeTempDir({ prefix: "dkimd-od18m-" });
-  try {
-    const keys = await writeTestKeys(dir);
-    const pair = await startPair(dir, [
-      "Mode v",
-      `TestPublicKeys ${keys}`,
-      "RequireSafeKeys no",
-      "AuthservID mx.example.net",
-      ...extra,
-    ]);
-    try {
-      await body((m) => observeBoth(pair, m));
-    } finally {
-      await pair.stop();
-    }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-const inbound = (bytes: Uint8Array, qid: string): ClientMessage =>
-  mtaMessage(bytes, { qid, address: "192.0.2.7", hostname: "mx.example.net" });
-
 /** The dkim= words of the Authentication-Results entries a milter added. */
 const dkimWords = (o: Observed) =>
   o.changes.filter((c) => / Authentication-Results: /.test(c)).map((c) =>
@@ -170,10 +137,10 @@ Deno.test({
     "malformed DKIM-Signature with On-BadSignature reject: dkimd says permerror and accepts (RFC 6376 §6.1.1 ignores the field); OpenDKIM rejects some, accepts others; a failed signature is rejected by both",
   ignore: !HAVE_OPENDKIM,
   async fn() {
-    await withPair(["On-BadSignature reject"], async (send) => {
+    await withVerifyingPair("dkimd-od18m-", ["On-BadSignature reject"], async (send) => {
       const good = await goodMessage();
       for (const [i, c] of CASES.entries()) {
-        const r = await send(inbound(rewriteTags(good, c.edit), `MB${i}`));
+        const r = await send(inboundMessage(rewriteTags(good, c.edit), `MB${i}`));
         assert.deepEqual(dkimWords(r.dkimd), ["permerror"], c.name);
         assert.equal(r.dkimd.final, "accept", c.name);
         // Departure: OpenDKIM's own mix (module comment).
@@ -181,7 +148,7 @@ Deno.test({
         assert.equal(r.opendkim.final, c.badSignature ? "reject 550 5.7.0" : "accept", c.name);
       }
       // What On-BadSignature is for: both reject a signature that does not verify.
-      const bad = await send(inbound(tampered(good), "MB99"));
+      const bad = await send(inboundMessage(tampered(good), "MB99"));
       assert.deepEqual(dkimWords(bad.dkimd), ["fail"]);
       assert.deepEqual(dkimWords(bad.opendkim), ["fail"]);
       assert.equal(bad.dkimd.final, "reject 550 5.7.1");
@@ -195,20 +162,20 @@ Deno.test({
     "malformed DKIM-Signature with On-NoSignature reject: dkimd rejects it as unsigned mail; OpenDKIM accepts every one (departure)",
   ignore: !HAVE_OPENDKIM,
   async fn() {
-    await withPair(["On-NoSignature reject"], async (send) => {
-      const unsigned = await send(inbound(MESSAGE, "MN0"));
+    await withVerifyingPair("dkimd-od18m-", ["On-NoSignature reject"], async (send) => {
+      const unsigned = await send(inboundMessage(MESSAGE, "MN0"));
       assert.equal(unsigned.opendkim.final, "reject 550 5.7.0");
       assert.equal(unsigned.dkimd.final, "reject 550 5.7.1");
       const good = await goodMessage();
       for (const [i, c] of CASES.entries()) {
-        const r = await send(inbound(rewriteTags(good, c.edit), `MN${i + 1}`));
+        const r = await send(inboundMessage(rewriteTags(good, c.edit), `MN${i + 1}`));
         assert.deepEqual(dkimWords(r.dkimd), ["permerror"], c.name);
         assert.equal(r.dkimd.final, "reject 550 5.7.1", c.name);
         assert.deepEqual(dkimWords(r.opendkim), c.opendkim ? [c.opendkim] : [], c.name);
         assert.equal(r.opendkim.final, "accept", c.name);
       }
       // A failed signature is a signature: On-NoSignature does not apply, in both.
-      const bad = await send(inbound(tampered(good), "MN99"));
+      const bad = await send(inboundMessage(tampered(good), "MN99"));
       assert.equal(bad.dkimd.final, "accept");
       assert.equal(bad.opendkim.final, "accept");
     });

@@ -22,40 +22,10 @@
  */
 import assert from "node:assert/strict";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
-import type { ClientMessage } from "../../lib/milter/client.ts";
-import { loadKey, MESSAGE, recordFor, signed, writeTestKeys } from "../helpers/dkim_fixtures.ts";
-import { mtaMessage } from "../helpers/mta_message.ts";
-import {
-  HAVE_OPENDKIM,
-  observeBoth,
-  type Observed,
-  startPair,
-} from "../helpers/opendkim_milter.ts";
+import { loadKey, MESSAGE, recordFor, signed } from "../helpers/dkim_fixtures.ts";
+import { inboundMessage, withVerifyingPair } from "../helpers/verifying_pair.ts";
+import { HAVE_OPENDKIM, type Observed } from "../helpers/opendkim_milter.ts";
 import { verifyWithDkimpy, verifyWithMailDkim } from "../helpers/peers.ts";
-
-type Send = (m: ClientMessage) => Promise<{ opendkim: Observed; dkimd: Observed }>;
-
-/** Runs `body` with opendkim and dkimd verifying with the test keys, plus `extra` lines. */
-async function withPair(extra: readonly string[], body: (send: Send) => Promise<void>) {
-  const dir = await Deno.makeTempDir({ prefix: "dkimd-od18a-" });
-  try {
-    const keys = await writeTestKeys(dir);
-    const pair = await startPair(dir, [
-      "Mode v",
-      `TestPublicKeys ${keys}`,
-      "RequireSafeKeys no",
-      "AuthservID mx.example.net",
-      ...extra,
-    ]);
-    try {
-      await body((m) => observeBoth(pair, m));
-    } finally {
-      await pair.stop();
-    }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** MESSAGE signed by example.com's `rsa` key. */
 async function goodMessage(): Promise<Uint8Array> {
@@ -75,9 +45,6 @@ async function withAlgorithm(algorithm: string): Promise<Uint8Array> {
   return fromLatin1(text.replace("a=rsa-sha256", `a=${algorithm}`));
 }
 
-const inbound = (bytes: Uint8Array, qid: string): ClientMessage =>
-  mtaMessage(bytes, { qid, address: "192.0.2.7", hostname: "mx.example.net" });
-
 /** The Authentication-Results entries a milter added, reduced. */
 const results = (o: Observed) =>
   o.changes.filter((c) => / Authentication-Results: /.test(c)).map((c) => c.replace(/^.*?: /, ""));
@@ -89,25 +56,29 @@ Deno.test({
     "unknown a=: dkim=permerror in both; with On-BadSignature reject both accept (the signature is ignored, RFC 6376 §6.1.1)",
   ignore: !HAVE_OPENDKIM,
   async fn() {
-    await withPair(["On-BadSignature reject", "On-KeyNotFound reject"], async (send) => {
-      for (const [i, algorithm] of UNKNOWN.entries()) {
-        const r = await send(inbound(await withAlgorithm(algorithm), `IN${i}`));
-        assert.deepEqual(r.dkimd, r.opendkim, algorithm);
+    await withVerifyingPair(
+      "dkimd-od18a-",
+      ["On-BadSignature reject", "On-KeyNotFound reject"],
+      async (send) => {
+        for (const [i, algorithm] of UNKNOWN.entries()) {
+          const r = await send(inboundMessage(await withAlgorithm(algorithm), `IN${i}`));
+          assert.deepEqual(r.dkimd, r.opendkim, algorithm);
+          assert.equal(r.dkimd.final, "accept");
+          assert.deepEqual(results(r.dkimd), [
+            "mx.example.net; dkim=permerror header.d=example.com header.s=rsa",
+          ]);
+        }
+        // Beside a good signature the unknown one changes nothing: pass, and permerror reported.
+        // signed() puts the signature on top of MESSAGE: that field, over a well-signed copy.
+        const unknown = latin1(await withAlgorithm("rsa-sha512"));
+        const field = unknown.slice(0, unknown.length - MESSAGE.length);
+        const two = fromLatin1(field + latin1(await goodMessage()));
+        const r = await send(inboundMessage(two, "IN9"));
+        assert.deepEqual(r.dkimd, r.opendkim);
         assert.equal(r.dkimd.final, "accept");
-        assert.deepEqual(results(r.dkimd), [
-          "mx.example.net; dkim=permerror header.d=example.com header.s=rsa",
-        ]);
-      }
-      // Beside a good signature the unknown one changes nothing: pass, and permerror reported.
-      // signed() puts the signature on top of MESSAGE: that field, over a well-signed copy.
-      const unknown = latin1(await withAlgorithm("rsa-sha512"));
-      const field = unknown.slice(0, unknown.length - MESSAGE.length);
-      const two = fromLatin1(field + latin1(await goodMessage()));
-      const r = await send(inbound(two, "IN9"));
-      assert.deepEqual(r.dkimd, r.opendkim);
-      assert.equal(r.dkimd.final, "accept");
-      assert.match(results(r.dkimd)[0], /dkim=permerror .*dkim=pass|dkim=pass .*dkim=permerror/);
-    });
+        assert.match(results(r.dkimd)[0], /dkim=permerror .*dkim=pass|dkim=pass .*dkim=permerror/);
+      },
+    );
   },
 });
 
@@ -116,12 +87,12 @@ Deno.test({
     "unknown a= departure: with On-NoSignature reject, OpenDKIM accepts a message whose only signature has a made-up a=; dkimd rejects it as it rejects unsigned mail",
   ignore: !HAVE_OPENDKIM,
   async fn() {
-    await withPair(["On-NoSignature reject"], async (send) => {
-      const unsigned = await send(inbound(MESSAGE, "IN1"));
+    await withVerifyingPair("dkimd-od18a-", ["On-NoSignature reject"], async (send) => {
+      const unsigned = await send(inboundMessage(MESSAGE, "IN1"));
       assert.equal(unsigned.opendkim.final, "reject 550 5.7.0");
       assert.equal(unsigned.dkimd.final, "reject 550 5.7.1");
       for (const [i, algorithm] of UNKNOWN.entries()) {
-        const r = await send(inbound(await withAlgorithm(algorithm), `IN${i + 2}`));
+        const r = await send(inboundMessage(await withAlgorithm(algorithm), `IN${i + 2}`));
         // OpenDKIM: the field is reported and nothing is decided (DKIM_STAT_CANTVRFY).
         assert.equal(r.opendkim.final, "accept");
         assert.deepEqual(results(r.opendkim), [
