@@ -1,13 +1,14 @@
 /**
  * Loading a configuration: the one place in lib/config that touches files. It reads the
- * configuration (opendkim.conf or YAML, told apart by name or content), follows `Include`,
- * reads every data set file and imports every signing key once (checking RequireSafeKeys
- * first); build_policy.ts then assembles the policy the filter uses from what was read, without
- * I/O. Every mistake found anywhere is collected and thrown together, each naming `file:line`,
- * so `dkimd check-config` reports them all in one run.
+ * configuration (opendkim.conf or YAML, told apart by config_format.ts), follows `Include`,
+ * reads every data set file, Lua script and ReplaceRules file, opens the data sets kept in
+ * databases (database_data_sets.ts) and imports every signing key once (key_loader.ts, checking
+ * RequireSafeKeys first); build_policy.ts then assembles the policy the filter uses from what was
+ * read, without I/O. Every mistake found anywhere is collected and thrown together, each naming
+ * `file:line`, so `dkimd check-config` reports them all in one run.
  *
- * The I/O is passed in ({@link LoadIo}), so tests can load from memory and the key importer
- * is lib/crypto's `importPrivateKey`; {@link denoLoadIo} is the real one.
+ * The I/O is passed in ({@link LoadIo}, in load_io.ts), so tests can load from memory and the
+ * key importer is lib/crypto's `importPrivateKey`; {@link denoLoadIo} is the real one.
  *
  * @module
  */
@@ -16,40 +17,29 @@ import { parseReplaceRules, type ReplaceRule } from "../policy/replace_rules.ts"
 import { fileErrorMessage } from "../error_message.ts";
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import {
-  type DatabaseSource,
   type DataSet,
   type DataSetSource,
   MAX_DATA_SET_FILE_BYTES,
   parseDataSetFile,
   withOrigin,
 } from "../policy/dataset.ts";
-import { MIN_RSA_BITS } from "../crypto/key_type.ts";
 import type { BackendOptions } from "../tables/backend_options.ts";
-import { CachedTable } from "../tables/cached_table.ts";
+import type { CachedTable } from "../tables/cached_table.ts";
 import { scriptDataSetOpener } from "./script_data_sets.ts";
-import { parseDsn, redactDsnText } from "../tables/dsn.ts";
-import type { LdapOptions } from "../tables/ldap_backend.ts";
-import { openDsn, openLdapUri } from "../tables/open_backend.ts";
-import type { TableBackend } from "../tables/table_backend.ts";
-import type {
-  KeySource,
-  KeyTableEntry,
-  PrivateKeyInfo,
-  TemplateKeyLoader,
-} from "../policy/key_table.ts";
-import { algorithmFitsKey } from "../policy/key_table.ts";
-import type { Origin } from "../policy/origin.ts";
-import { formatOrigin, SourceError } from "../policy/origin.ts";
-import {
-  buildPolicy,
-  type KeyOpening,
-  keysToOpen,
-  type OpenedDatabases,
-  type OpenedDataSets,
-  type OpenedKeys,
-  type Policy,
-} from "./build_policy.ts";
+import type { PrivateKeyInfo } from "../policy/key_table.ts";
+import { type Origin, SourceError } from "../policy/origin.ts";
+import { buildPolicy, keysToOpen, type OpenedDataSets, type Policy } from "./build_policy.ts";
 import { ConfigError, type ConfigWarning, throwIfErrors } from "./config_error.ts";
+import { type ConfigFormat, detectFormat } from "./config_format.ts";
+import {
+  DATA_SET_SETTINGS,
+  databaseOptions,
+  openDatabase,
+  openDatabases,
+} from "./database_data_sets.ts";
+import { openKeys } from "./key_loader.ts";
+import { cannotRead, type LoadContext } from "./load_context.ts";
+import type { LoadIo } from "./load_io.ts";
 import {
   expandIncludes,
   MAX_CONFIG_BYTES,
@@ -57,125 +47,12 @@ import {
   readConfLines,
   sortByPlace,
 } from "./opendkim_conf.ts";
-import { type FileInfo, MAX_YAML_BYTES, readLimited } from "./limited_read.ts";
-import { readPrivateKeyFile, UnsafeKeyError } from "./private_key_file.ts";
+import { MAX_YAML_BYTES, readLimited } from "./limited_read.ts";
 import type { Config, ConfigOrigins, ReadResult, SettingField } from "./schema.ts";
 import { SETTING_LIST } from "./settings.ts";
-import { UserDb } from "./user_db.ts";
-import type { CryptoBackendName } from "../crypto/crypto_backend.ts";
 import type { LuaHook, PolicyScripts } from "../lua/odkim_api.ts";
 
-export type { FileInfo } from "./limited_read.ts";
-
-/** The capabilities loading needs. */
-export interface LoadIo<K extends PrivateKeyInfo> {
-  /** Reads a whole file. */
-  readFile(path: string): Promise<Uint8Array>;
-  /** stat(2), following symbolic links. */
-  stat(path: string): Promise<FileInfo>;
-  /** realpath(3). */
-  realPath(path: string): Promise<string>;
-  /**
-   * Imports a private key (lib/crypto's `importPrivateKey`) with the configuration's
-   * CryptoBackend; rejects with a `KeyError`.
-   */
-  importKey(input: Uint8Array | string, source?: string, backend?: CryptoBackendName): Promise<K>;
-  /** The effective uid, or null where there is none. */
-  euid(): number | null;
-  /** The working directory, against which relative paths resolve without BaseDirectory. */
-  cwd(): string;
-  /** The account database, or undefined when it cannot be read. */
-  accounts(): Promise<UserDb | undefined>;
-  /** systemd's `$CREDENTIALS_DIRECTORY` (LoadCredential=), when set and readable. */
-  credentialsDirectory?(): string | undefined;
-  /**
-   * Opens the back end of a `dsn:` or `ldap:` data set; `directory` is where a relative SQLite
-   * file lives, and `warn` takes what the load should warn about (a SQLite file that is not
-   * the one OpenDKIM opens). Default: lib/tables' {@link openDatabase}.
-   */
-  openTable?(
-    source: DatabaseSource,
-    options: BackendOptions & LdapOptions,
-    directory: string,
-    warn?: (message: string) => void,
-  ): TableBackend | Promise<TableBackend>;
-}
-
-/**
- * Opens the back end of a `dsn:` or `ldap:` data set with lib/tables (connections are made at
- * the first query, not here; a relative SQLite file is chosen here, once, and `warn` is told
- * when it is not the file OpenDKIM opens). The client of a PostgreSQL, MySQL or LDAP back end
- * is loaded here, when first needed, so the promise may take a moment.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { openDatabase } from "./load.ts";
- * const t = await openDatabase(
- *   { kind: "dsn", text: "dsn:sqlite3://%/dkim.db/table=t?keycol=k?datacol=v" },
- *   { queryTimeoutMs: 1000, connectTimeoutMs: 1000 },
- *   "/var/lib/dkimd",
- * );
- * assert.match(t.describe, /^dsn:sqlite3:\/\/\/var\/lib\/dkimd\/%dkim\.db\//);
- * ```
- */
-export async function openDatabase(
-  source: DatabaseSource,
-  options: BackendOptions & LdapOptions,
-  directory: string,
-  warn?: (message: string) => void,
-): Promise<TableBackend> {
-  // Awaited here so a DSN that does not parse rejects, as every other mistake, not throws.
-  return source.kind === "dsn"
-    ? await openDsn(parseDsn(source.text), options, directory, warn)
-    : await openLdapUri(source.uri, options);
-}
-
-/**
- * The real I/O: Deno's file system, `/etc/passwd` and `/etc/group`, and the given importer.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { denoLoadIo } from "./load.ts";
- * const io = denoLoadIo(() => Promise.reject(new Error("no keys here")));
- * assert.equal(typeof io.cwd(), "string");
- * ```
- */
-export function denoLoadIo<K extends PrivateKeyInfo>(
-  importKey: (
-    input: Uint8Array | string,
-    source?: string,
-    backend?: CryptoBackendName,
-  ) => Promise<K>,
-): LoadIo<K> {
-  return {
-    readFile: (path) => Deno.readFile(path),
-    stat: (path) => Deno.stat(path),
-    realPath: (path) => Deno.realPath(path),
-    importKey,
-    euid: () => Deno.uid(),
-    cwd: () => Deno.cwd(),
-    credentialsDirectory: () => {
-      try {
-        return Deno.env.get("CREDENTIALS_DIRECTORY");
-      } catch {
-        return undefined; // not in --allow-env: as if unset
-      }
-    },
-    accounts: async () => {
-      try {
-        const [passwd, group] = await Promise.all([
-          Deno.readTextFile("/etc/passwd"),
-          Deno.readTextFile("/etc/group"),
-        ]);
-        return UserDb.parse(passwd, group);
-      } catch {
-        return undefined;
-      }
-    },
-  };
-}
+export { denoLoadIo, type FileInfo, type LoadIo } from "./load_io.ts";
 
 /**
  * Everything the server and the filter need, built from one configuration: the policy, with
@@ -203,39 +80,7 @@ export interface LoadedConfig<K extends PrivateKeyInfo> extends Policy<K> {
   readonly files: readonly string[];
 }
 
-/** The two configuration formats. */
-export type ConfigFormat = "opendkim" | "yaml";
-
-/**
- * Tells YAML from opendkim.conf: by the extension `.yaml`/`.yml`, else by the first line that
- * is not blank or a comment (`---` or `name:` is YAML; opendkim.conf never has a colon right
- * after the setting name).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { detectFormat } from "./load.ts";
- * assert.equal(detectFormat("/etc/dkimd.yaml", ""), "yaml");
- * assert.equal(detectFormat("/etc/opendkim.conf", "Socket inet:8891@localhost\n"), "opendkim");
- * assert.equal(detectFormat("/etc/dkimd", "# x\nmode: sv\n"), "yaml");
- * ```
- */
-export function detectFormat(path: string, text: string): ConfigFormat {
-  if (/\.ya?ml$/i.test(path)) return "yaml";
-  if (/\.conf$/i.test(path)) return "opendkim";
-  for (const line of text.split("\n")) {
-    const t = line.trim();
-    if (t === "" || t.startsWith("#")) continue;
-    return t === "---" || /^[A-Za-z_][\w-]*:(\s|$)/.test(t) ? "yaml" : "opendkim";
-  }
-  return "opendkim";
-}
-
 const decoder = new TextDecoder();
-
-/** Settings whose value is a data set, with their OpenDKIM names. */
-const DATA_SET_SETTINGS: readonly [SettingField, string][] = SETTING_LIST
-  .filter((s) => s.kind.type === "dataSet").map((s) => [s.field, s.name]);
 
 /**
  * Loads the configuration at `path` and everything it refers to. Rejects with a `ConfigError`
@@ -293,10 +138,7 @@ async function readOpendkim<K extends PrivateKeyInfo>(
     try {
       return { text: decoder.decode(await readLimited(io, file, MAX_CONFIG_BYTES)), file };
     } catch (e) {
-      throw new ConfigError('Cannot read "Include"', from, `"${file}": ${fileErrorMessage(e)}`, {
-        setting: "Include",
-        cause: e,
-      });
+      throw cannotRead("Include", from, `"${file}": ${fileErrorMessage(e)}`, e);
     }
   });
   files.push(...expanded.files);
@@ -327,19 +169,17 @@ async function buildLoaded<K extends PrivateKeyInfo>(
     : join(io.cwd(), config.baseDirectory);
   const resolve = (p: string) => normalize(isAbsolute(p) ? p : join(base, p));
   const originOf = (f: SettingField): Origin => origins[f] ?? { file: path, line: 0 };
-  const dataSets = await openDataSets(read, originOf, resolve, io, files, errors);
+  const ctx: LoadContext<K> = { io, base, resolve, originOf, files, errors };
+  const dataSets = await openDataSets(read, ctx);
   const tableWarnings: ConfigWarning[] = [];
   const scriptsSet = LUA_SCRIPT_SETTINGS.some(([, field]) => config[field] !== undefined);
-  const options = await databaseOptions(read, originOf, base, io, errors, scriptsSet);
-  const databases = await openDatabases(read, originOf, base, io, errors, tableWarnings, options);
+  const options = await databaseOptions(read, ctx, scriptsSet);
+  const databases = await openDatabases(read, ctx, tableWarnings, options);
   const tables = Object.values(databases) as CachedTable[];
-  const accounts = await io.accounts();
-  const trusted = trustedUsers(config, originOf("userId"), io, accounts, errors);
-  const loader = new KeyLoader(io, config, trusted, accounts, resolve, files);
-  const keys = await loader.open(keysToOpen(read, dataSets));
+  const keys = await openKeys(ctx, config, keysToOpen(read, dataSets));
   const built = buildPolicy(read, dataSets, keys, databases);
-  const luaScripts = await openLuaScripts(config, originOf, resolve, io, files, errors);
-  const replaceRules = await openReplaceRules(config, originOf, resolve, io, files, errors);
+  const luaScripts = await openLuaScripts(config, ctx);
+  const replaceRules = await openReplaceRules(config, ctx);
   try {
     throwIfErrors(sortByPlace([...errors, ...built.errors]));
   } catch (e) {
@@ -369,224 +209,19 @@ async function buildLoaded<K extends PrivateKeyInfo>(
   };
 }
 
-/** The options `dsn:` and LDAP back ends are opened with. */
-interface DatabaseOptions {
-  readonly dsnOptions: BackendOptions;
-  readonly ldapOptions: BackendOptions & LdapOptions;
-}
-
-// The `dsn:` and `ldap:` data sets the configuration names.
-function databaseSources(config: Config) {
-  return DATA_SET_SETTINGS.flatMap(([field, name]) => {
-    const source = config[field as keyof Config] as DataSetSource | undefined;
-    return source && (source.kind === "dsn" || source.kind === "ldap")
-      ? [{ field, name, source }]
-      : [];
-  });
-}
-
-/**
- * The DataSet* and LDAP* settings as back-end options, when a data set is kept in a database or
- * a Lua script may open one (`odkim.db_open()`). The DataSetPasswordFile, when set, is read once
- * here (a relative name from `$CREDENTIALS_DIRECTORY`) and overrides every DSN's password.
- */
-async function databaseOptions<K extends PrivateKeyInfo>(
-  read: ReadResult,
-  originOf: (f: SettingField) => Origin,
-  base: string,
-  io: LoadIo<K>,
-  errors: SourceError[],
-  scriptsSet: boolean,
-): Promise<DatabaseOptions | undefined> {
-  const { config } = read;
-  if (databaseSources(config).length === 0 && !scriptsSet) return undefined;
-  const password = await readPasswordFile(config, originOf("dataSetPasswordFile"), io, errors);
-  const ca = await readCaFile(config, originOf("dataSetTlsCaFile"), base, io, errors);
-  const options: BackendOptions = {
-    queryTimeoutMs: config.dataSetQueryTimeout * 1000,
-    connectTimeoutMs: config.dataSetConnectTimeout * 1000,
-  };
-  // The password file is the SQL password; LDAP has LDAPBindPassword and the other LDAP*
-  // settings (opendkim.conf(5)), applied to every LDAP data set as OpenDKIM applies them.
-  // DataSetTLS is the SQL servers' TLS (OpenDBX has none: "no" leaves it off); the CA serves both.
-  const tls = DATA_SET_TLS_OPTION[config.dataSetTls];
-  const dsnOptions: BackendOptions = {
-    ...options,
-    ...(password === undefined ? {} : { password }),
-    ...(tls === undefined ? {} : { tls }),
-    ...(ca === undefined ? {} : { ca }),
-  };
-  const ldapOptions: BackendOptions & LdapOptions = {
-    ...options,
-    ...(ca === undefined ? {} : { tlsCa: ca }),
-    ...(config.ldapBindUser === undefined ? {} : { bindDn: config.ldapBindUser }),
-    ...(config.ldapBindPassword === undefined ? {} : { bindPassword: config.ldapBindPassword }),
-    ...(config.ldapAuthMechanism === undefined ? {} : { authMechanism: config.ldapAuthMechanism }),
-    useTls: config.ldapUseTls,
-    timeoutMs: config.ldapTimeout * 1000,
-  };
-  return { dsnOptions, ldapOptions };
-}
-
-/**
- * Opens every `dsn:` and `ldap:` data set: a back end each (no connection yet) behind a
- * {@link CachedTable} with the DataSet* settings. What opening warns about (a SQLite file other
- * than OpenDKIM's) goes to `warnings`.
- */
-async function openDatabases<K extends PrivateKeyInfo>(
-  read: ReadResult,
-  originOf: (f: SettingField) => Origin,
-  base: string,
-  io: LoadIo<K>,
-  errors: SourceError[],
-  warnings: ConfigWarning[],
-  options: DatabaseOptions | undefined,
-): Promise<OpenedDatabases> {
-  const { config } = read;
-  const sources = databaseSources(config);
-  if (sources.length === 0 || options === undefined) return {};
-  const { dsnOptions, ldapOptions } = options;
-  const open = io.openTable ?? openDatabase;
-  const out: { [F in SettingField]?: CachedTable } = {};
-  for (const { field, name, source } of sources) {
-    const at = originOf(field);
-    const warn = (message: string) =>
-      warnings.push({
-        message: `"${name}" at ${formatOrigin(at)}: ${message}`,
-        origin: at,
-        setting: name,
-      });
-    try {
-      out[field] = new CachedTable(
-        await open(source, source.kind === "dsn" ? dsnOptions : ldapOptions, base, warn),
-        {
-          setting: name,
-          cacheTtlMs: config.dataSetCacheTtl * 1000,
-          staleMs: config.dataSetStaleLimit * 1000,
-          queryTimeoutMs: config.dataSetQueryTimeout * 1000,
-        },
-      );
-    } catch (e) {
-      const text = source.kind === "dsn" ? redactDsnText(source.text) : source.uri;
-      errors.push(
-        new ConfigError(`Cannot open "${name}" data set "${text}"`, at, errorText(e), {
-          setting: name,
-          cause: e,
-        }),
-      );
-    }
-  }
-  return out;
-}
-
-// DataSetPasswordFile's first line: an absolute path, or a name in $CREDENTIALS_DIRECTORY.
-async function readPasswordFile<K extends PrivateKeyInfo>(
-  config: Config,
-  at: Origin,
-  io: LoadIo<K>,
-  errors: SourceError[],
-): Promise<string | undefined> {
-  const name = config.dataSetPasswordFile;
-  if (name === undefined) return undefined;
-  let path = name;
-  if (!isAbsolute(name)) {
-    const dir = io.credentialsDirectory?.();
-    if (dir === undefined || dir === "") {
-      errors.push(
-        new ConfigError(
-          'Cannot read "DataSetPasswordFile"',
-          at,
-          `"${name}" is relative, so it names a systemd credential, but $CREDENTIALS_DIRECTORY ` +
-            `is not set (use LoadCredential= in the unit, or an absolute path)`,
-          { setting: "DataSetPasswordFile" },
-        ),
-      );
-      return undefined;
-    }
-    path = join(dir, name);
-  }
-  try {
-    const text = decoder.decode(await readLimited(io, path, MAX_PASSWORD_FILE_BYTES));
-    return text.split(/\r?\n/)[0];
-  } catch (e) {
-    errors.push(
-      new ConfigError(
-        'Cannot read "DataSetPasswordFile"',
-        at,
-        `"${path}": ${fileErrorMessage(e)}`,
-        {
-          setting: "DataSetPasswordFile",
-          cause: e,
-        },
-      ),
-    );
-    return undefined;
-  }
-}
-
-/** Largest DataSetPasswordFile read: a password, not a document. */
-const MAX_PASSWORD_FILE_BYTES = 4096;
-
-/** Largest DataSetTLSCAFile read: room for a system CA bundle (about 200 KiB), not more. */
-const MAX_CA_FILE_BYTES = 1024 * 1024;
-
-/** What each DataSetTLS value asks of the dsn:pgsql and dsn:mysql back ends. */
-const DATA_SET_TLS_OPTION: Record<Config["dataSetTls"], BackendOptions["tls"]> = {
-  no: undefined,
-  prefer: true,
-  require: "require",
-  verify: "verify",
-};
-
-// DataSetTLSCAFile: PEM certificates, read once here (relative to BaseDirectory, as data set
-// files are), so a missing or wrong file fails the load, not every lookup.
-async function readCaFile<K extends PrivateKeyInfo>(
-  config: Config,
-  at: Origin,
-  base: string,
-  io: LoadIo<K>,
-  errors: SourceError[],
-): Promise<string | undefined> {
-  const name = config.dataSetTlsCaFile;
-  if (name === undefined) return undefined;
-  const path = isAbsolute(name) ? name : join(base, name);
-  const refuse = (why: string, cause?: unknown) =>
-    errors.push(
-      new ConfigError('Cannot read "DataSetTLSCAFile"', at, `"${path}": ${why}`, {
-        setting: "DataSetTLSCAFile",
-        ...(cause === undefined ? {} : { cause }),
-      }),
-    );
-  try {
-    const text = decoder.decode(await readLimited(io, path, MAX_CA_FILE_BYTES));
-    if (!text.includes("-----BEGIN CERTIFICATE-----")) {
-      refuse("no PEM certificate (-----BEGIN CERTIFICATE-----) in it");
-      return undefined;
-    }
-    return text;
-  } catch (e) {
-    refuse(fileErrorMessage(e), e);
-    return undefined;
-  }
-}
-
 /**
  * Opens every data set the configuration names: a file is read and parsed (an error naming the
  * setting when it cannot be), an inline list gets the place of each entry.
  */
 async function openDataSets<K extends PrivateKeyInfo>(
   read: ReadResult,
-  originOf: (f: SettingField) => Origin,
-  resolve: (p: string) => string,
-  io: LoadIo<K>,
-  files: string[],
-  errors: SourceError[],
+  ctx: LoadContext<K>,
 ): Promise<OpenedDataSets> {
   const dataSets: { [F in SettingField]?: DataSet } = {};
   for (const [field, name] of DATA_SET_SETTINGS) {
     const source = read.config[field as keyof Config] as DataSetSource | undefined;
     if (!source || source.kind === "dsn" || source.kind === "ldap") continue;
-    const at = originOf(field);
+    const at = ctx.originOf(field);
     if (source.kind === "inline") {
       const entryOrigins = read.entryOrigins?.[field];
       dataSets[field] = {
@@ -596,17 +231,17 @@ async function openDataSets<K extends PrivateKeyInfo>(
       };
       continue;
     }
-    const file = resolve(source.path);
+    const file = ctx.resolve(source.path);
     try {
-      const bytes = await readLimited(io, file, MAX_DATA_SET_FILE_BYTES);
-      files.push(file);
+      const bytes = await readLimited(ctx.io, file, MAX_DATA_SET_FILE_BYTES);
+      ctx.files.push(file);
       dataSets[field] = {
         source,
         patterns: source.kind === "refile",
         entries: parseDataSetFile(decoder.decode(bytes), file),
       };
     } catch (e) {
-      errors.push(
+      ctx.errors.push(
         e instanceof SourceError ? e : new ConfigError(
           `Cannot read "${name}" data set "${file}"`,
           at,
@@ -633,37 +268,28 @@ const LUA_SCRIPT_SETTINGS: readonly [LuaHook, SettingField & keyof Config][] = [
  */
 async function openLuaScripts<K extends PrivateKeyInfo>(
   config: Config,
-  originOf: (f: SettingField) => Origin,
-  resolve: (p: string) => string,
-  io: LoadIo<K>,
-  files: string[],
-  errors: SourceError[],
+  ctx: LoadContext<K>,
 ): Promise<PolicyScripts | undefined> {
   const set = LUA_SCRIPT_SETTINGS.filter(([, field]) => config[field] !== undefined);
   if (set.length === 0) return undefined;
   const { compileLuaScript, LUA_SCRIPT_MAX_BYTES } = await import("../lua/lua_vm.ts");
   const scripts: { -readonly [H in LuaHook]?: PolicyScripts[H] } = {};
   for (const [hook, field] of set) {
-    const file = resolve(String(config[field]));
+    const file = ctx.resolve(String(config[field]));
     const name = SETTING_LIST.find((s) => s.field === field)?.name ?? field;
     let source: string;
     try {
-      source = decoder.decode(await readLimited(io, file, LUA_SCRIPT_MAX_BYTES));
-      files.push(file);
+      source = decoder.decode(await readLimited(ctx.io, file, LUA_SCRIPT_MAX_BYTES));
+      ctx.files.push(file);
     } catch (e) {
-      errors.push(
-        new ConfigError(`Cannot read "${name}"`, originOf(field), fileErrorMessage(e), {
-          setting: name,
-          cause: e,
-        }),
-      );
+      ctx.errors.push(cannotRead(name, ctx.originOf(field), fileErrorMessage(e), e));
       continue;
     }
     try {
       scripts[hook] = await compileLuaScript(file, source);
     } catch (e) {
       if (!(e instanceof SourceError)) throw e;
-      errors.push(e);
+      ctx.errors.push(e);
     }
   }
   return scripts;
@@ -675,198 +301,19 @@ const REPLACE_RULES_MAX_BYTES = 1 << 20;
 /** Reads ReplaceRules, so a line OpenDKIM would refuse stops the load naming file and line. */
 async function openReplaceRules<K extends PrivateKeyInfo>(
   config: Config,
-  originOf: (f: SettingField) => Origin,
-  resolve: (p: string) => string,
-  io: LoadIo<K>,
-  files: string[],
-  errors: SourceError[],
+  ctx: LoadContext<K>,
 ): Promise<ReplaceRule[] | undefined> {
   if (config.replaceRules === undefined) return undefined;
-  const file = resolve(config.replaceRules);
+  const file = ctx.resolve(config.replaceRules);
   try {
-    const text = decoder.decode(await readLimited(io, file, REPLACE_RULES_MAX_BYTES));
-    files.push(file);
+    const text = decoder.decode(await readLimited(ctx.io, file, REPLACE_RULES_MAX_BYTES));
+    ctx.files.push(file);
     return parseReplaceRules(text, file);
   } catch (e) {
-    if (e instanceof SourceError) errors.push(e);
-    else {
-      errors.push(
-        new ConfigError(
-          `Cannot read "ReplaceRules"`,
-          originOf("replaceRules"),
-          fileErrorMessage(e),
-          {
-            setting: "ReplaceRules",
-            cause: e,
-          },
-        ),
-      );
-    }
+    if (e instanceof SourceError) ctx.errors.push(e);
+    else {ctx.errors.push(
+        cannotRead("ReplaceRules", ctx.originOf("replaceRules"), fileErrorMessage(e), e),
+      );}
     return undefined;
   }
-}
-
-interface Trusted {
-  readonly uids: number[];
-  readonly names: string[];
-}
-
-/** Root, the current user, and UserID's user: who may own and read key files. */
-function trustedUsers<K extends PrivateKeyInfo>(
-  config: Config,
-  at: Origin,
-  io: LoadIo<K>,
-  accounts: UserDb | undefined,
-  errors: SourceError[],
-): Trusted {
-  const uids: number[] = [];
-  const names: string[] = [];
-  const euid = io.euid();
-  if (euid !== null) {
-    uids.push(euid);
-    if (accounts) names.push(accounts.userName(euid));
-  }
-  if (config.userId && accounts) {
-    const user = accounts.user(config.userId.user);
-    if (!user) {
-      errors.push(
-        new ConfigError('Invalid "UserID"', at, `no such user "${config.userId.user}"`, {
-          setting: "UserID",
-        }),
-      );
-    } else {
-      uids.push(user.uid);
-      names.push(user.name);
-    }
-    if (config.userId.group !== undefined && !accounts.group(config.userId.group)) {
-      errors.push(
-        new ConfigError('Invalid "UserID"', at, `no such group "${config.userId.group}"`, {
-          setting: "UserID",
-        }),
-      );
-    }
-  }
-  return { uids, names };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reading keys: the safety walk (RequireSafeKeys), the size-limited read and the import, once
-// per file. Everything about key files the loader does is below.
-
-/** Opens keys once each, checking safety first; what it finds goes to buildPolicy to report. */
-class KeyLoader<K extends PrivateKeyInfo> {
-  readonly #cache = new Map<string, Promise<LoadedKey<K>>>();
-
-  constructor(
-    readonly io: LoadIo<K>,
-    readonly config: Config,
-    readonly trusted: Trusted,
-    readonly accounts: UserDb | undefined,
-    readonly resolve: (p: string) => string,
-    readonly files: string[],
-  ) {}
-
-  /** Opens `sources` in order, and keeps a way to open `%` paths at signing time. */
-  async open(sources: readonly KeySource[]): Promise<OpenedKeys<K>> {
-    const files = new Map<string, KeyOpening<K>>();
-    const inline = new Map<string, KeyOpening<K>>();
-    for (const source of sources) {
-      if (source.kind === "inline") {
-        if (!inline.has(source.data)) {
-          inline.set(source.data, await this.#importInline(source.data));
-        }
-      } else if (!files.has(source.path)) {
-        files.set(source.path, await this.#openFile(source.path));
-      }
-    }
-    const loadTemplate: TemplateKeyLoader<K> = (p, entry) => this.#loadTemplate(p, entry);
-    return { files, inline, loadTemplate, importRow: (source) => this.#importRow(source) };
-  }
-
-  /**
-   * The key of a database KeyTable row, at first use: a file gets the RequireSafeKeys walk and
-   * the size-limited read each time (the row's caller keeps the key), and every key the size
-   * check a file key gets at load.
-   */
-  async #importRow(source: KeySource): Promise<K> {
-    const key = source.kind === "file"
-      ? (await this.#loadUncached(this.resolve(source.path))).key
-      : await this.io.importKey(source.data);
-    if (key.type === "rsa" && key.bits < MIN_RSA_BITS) {
-      throw new Error(
-        `${key.bits}-bit RSA; RFC 8301 §3.2: signers MUST use at least ${MIN_RSA_BITS} bits`,
-      );
-    }
-    return key;
-  }
-
-  async #importInline(data: string): Promise<KeyOpening<K>> {
-    try {
-      return {
-        key: await this.io.importKey(data, undefined, this.config.cryptoBackend),
-        problems: [],
-      };
-    } catch (e) {
-      return { failure: errorText(e), unsafe: false, cause: e };
-    }
-  }
-
-  // A key file: its safety problems are reported for the first path that reads it only.
-  async #openFile(written: string): Promise<KeyOpening<K>> {
-    const path = this.resolve(written);
-    const first = !this.#cache.has(path);
-    try {
-      const { key, problems } = await this.#load(path);
-      return { key, path, problems: first ? problems : [] };
-    } catch (e) {
-      return e instanceof UnsafeKeyError
-        ? { failure: e.message, unsafe: true }
-        : { failure: errorText(e, path), unsafe: false, cause: e };
-    }
-  }
-
-  /** Loads the key of a `%` path for one domain, at signing time. */
-  async #loadTemplate(path: string, entry: KeyTableEntry): Promise<K> {
-    const { key } = await this.#load(this.resolve(path));
-    if (entry.algorithm && !algorithmFitsKey(entry.algorithm, key.type)) {
-      throw new Error(`the key is ${key.type}, but the entry asks for ${entry.algorithm}`);
-    }
-    return key;
-  }
-
-  #load(path: string): Promise<LoadedKey<K>> {
-    let pending = this.#cache.get(path);
-    if (!pending) {
-      pending = this.#loadUncached(path);
-      this.#cache.set(path, pending);
-    }
-    return pending;
-  }
-
-  async #loadUncached(path: string): Promise<LoadedKey<K>> {
-    const problems: string[] = [];
-    const bytes = await readPrivateKeyFile(this.io, path, {
-      safety: {
-        trustedUids: this.trusted.uids,
-        trustedNames: this.trusted.names,
-        ...(this.accounts ? { users: this.accounts } : {}),
-      },
-      requireSafe: this.config.requireSafeKeys,
-      warn: (p, text) =>
-        problems.push(p.fatal ? `the key is not safe (RequireSafeKeys is off): ${text}` : text),
-    });
-    this.files.push(path);
-    return { key: await this.io.importKey(bytes, path, this.config.cryptoBackend), problems };
-  }
-}
-
-/** A key read from a file, with what the safety walk found. */
-interface LoadedKey<K extends PrivateKeyInfo> {
-  readonly key: K;
-  readonly problems: readonly string[];
-}
-
-function errorText(e: unknown, path?: string): string {
-  const text = fileErrorMessage(e);
-  return path && !text.includes(path) ? `"${path}": ${text}` : text;
 }
