@@ -17,11 +17,13 @@ export interface Candidate extends RotatedKey {
   readonly line?: number;
 }
 
+/** `path` (a key file's, from the KeyTable or DNSUpdateKey) resolved against BaseDirectory. */
 export function keyPath(path: string, config: Config): string {
   if (isAbsolute(path)) return path;
   return normalize(join(baseDirectory(config), path));
 }
 
+/** BaseDirectory as an absolute path (the working directory when it is unset or relative). */
 export function baseDirectory(config: Config): string {
   const base = config.baseDirectory ?? ".";
   return isAbsolute(base) ? base : join(Deno.cwd(), base);

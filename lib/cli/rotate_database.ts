@@ -151,6 +151,6 @@ export async function activateRow(
 }
 
 /** How long a dkimd may still use a KeyTable row it cached: DataSetCacheTTL + DataSetStaleLimit. */
-export function cacheDelay(config: Config): number {
+function cacheDelay(config: Config): number {
   return config.dataSetCacheTtl + config.dataSetStaleLimit;
 }

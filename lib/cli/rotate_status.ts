@@ -11,6 +11,7 @@ import { type Candidate, keyAge } from "./rotate_candidates.ts";
 import { ROTATE_EXIT } from "./rotate_exit.ts";
 import { rotationTiming } from "./rotation_summary.ts";
 
+/** Prints every candidate's key and rotation (`--status`, `--json` for JSON); resolves exit 0. */
 export async function printStatus(
   candidates: readonly Candidate[],
   rotations: readonly Rotation[],

@@ -80,6 +80,7 @@ function nsupdateScript(ctx: ZoneContext, changes: readonly UpdateChange[]): str
   return lines;
 }
 
+/** What a step needs from its run: the configuration, the DNS side, the clock and the output. */
 export interface StepContext {
   readonly config: Config;
   /** The KeyTable's database, when it is in one. */
@@ -96,7 +97,7 @@ export interface StepContext {
 }
 
 /** Publishes `changes`: by DNS UPDATE with the TSIG key, or printed for the admin. */
-export async function publish(
+async function publish(
   ctx: StepContext,
   changes: UpdateChange[],
   what: string,
@@ -120,7 +121,8 @@ export async function publish(
   ctx.out(`published ${what} by DNS UPDATE to ${formatNameserver(zone.updateServer)}`);
 }
 
-export async function proveStep(
+/** Proves that DNS serves `name` as `expect` says; a proof still waiting throws {@link WaitingForDns}. */
+async function proveStep(
   ctx: StepContext,
   name: string,
   expect: Expectation,
@@ -131,12 +133,13 @@ export async function proveStep(
   ctx.out(`${name}: ${describeProof(proof)}`);
 }
 
-export async function readNewKey(rotation: Rotation): Promise<SigningKey> {
+/** The rotation's new key, read back from its file (written by the generate step). */
+async function readNewKey(rotation: Rotation): Promise<SigningKey> {
   return await importPrivateKey(await Deno.readFile(rotation.newKeyFile), rotation.newKeyFile);
 }
 
 /** Tells a running dkimd (PidFile) to re-read its configuration, as OpenDKIM's SIGUSR1. */
-export async function signalDkimd(ctx: StepContext): Promise<void> {
+async function signalDkimd(ctx: StepContext): Promise<void> {
   const path = ctx.config.pidFile;
   if (path === undefined) {
     ctx.out("no PidFile: reload dkimd yourself (SIGUSR1) to sign with the new key");
@@ -154,7 +157,7 @@ export async function signalDkimd(ctx: StepContext): Promise<void> {
 }
 
 /** Replaces `file` atomically with `edit(its text)`, keeping its mode; nothing when unchanged. */
-export async function editFile(file: string, edit: (text: string) => string): Promise<void> {
+async function editFile(file: string, edit: (text: string) => string): Promise<void> {
   const text = await Deno.readTextFile(file);
   const edited = edit(text);
   if (edited === text) return;
