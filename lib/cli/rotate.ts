@@ -18,48 +18,24 @@
  *
  * @module
  */
-import { dirname, isAbsolute, join, normalize } from "node:path";
-import { toBase64 } from "../bytes.ts";
+import { dirname, join } from "node:path";
 import { errorMessage } from "../error_message.ts";
 import type { Config } from "../config/schema.ts";
 import { keyFileSafety, readPrivateKeyFile } from "../config/private_key_file.ts";
 import { UserDb } from "../config/user_db.ts";
-import { generateSigningKey, importPrivateKey, type SigningKey } from "../crypto/private_key.ts";
-import { formatNameserver, type Nameserver } from "../dns/nameserver.ts";
+import type { Nameserver } from "../dns/nameserver.ts";
 import { readResolvConf } from "../dns/resolv_conf.ts";
 import { readTsigKeyFile, type TsigKey } from "../dns/tsig_key.ts";
-import { sendUpdate, type UpdateChange } from "../dns/update.ts";
-import { inspectPidFile } from "../ops/pid_file.ts";
-import { acquireRunLock, type RunLock, RunLockHeldError } from "../ops/run_lock.ts";
-import { parseKeyTableEntry } from "../policy/key_table.ts";
+import type { RunLock } from "../ops/run_lock.ts";
 import { parseDsn } from "../tables/dsn.ts";
-import type { DsnSpec } from "../tables/dsn_spec.ts";
 import { type KeyTableWriter, openKeyTableWriter } from "../tables/key_table_writer.ts";
-import { describeProof, type Expectation, prove } from "../rotate/proof.ts";
-import {
-  completeStep,
-  decide,
-  isDue,
-  keySignedSince,
-  type RotatedKey,
-  type Rotation,
-  type RotationStep,
-  startRotation,
-} from "../rotate/rotation.ts";
+import { completeStep, decide, isDue, type Rotation, startRotation } from "../rotate/rotation.ts";
 import { newSelector } from "../rotate/selector.ts";
-import { editKeyTableLine } from "../rotate/key_table_edit.ts";
-import {
-  addOverlapKey,
-  addOverlapSigners,
-  overlapKeyName,
-  removeOverlapKey,
-  removeOverlapSigners,
-} from "../rotate/overlap_edit.ts";
+import { overlapKeyName } from "../rotate/overlap_edit.ts";
 import {
   readRotationState,
   removeLeftoverTempFiles,
   type RotationState,
-  writeFileAtomic,
   writeRotationState,
 } from "../rotate/state_file.ts";
 import {
@@ -69,27 +45,17 @@ import {
   proofServers,
 } from "../rotate/zone_servers.ts";
 import { parseCommandArgs } from "./args.ts";
-import { ROTATION_RECORD_TTL, rotationTiming } from "./rotation_summary.ts";
+import { baseDirectory, type Candidate, keyAge, keyPath } from "./rotate_candidates.ts";
+import { databaseCandidates, rotationPassword, rotationSpec } from "./rotate_database.ts";
+import { ROTATE_EXIT } from "./rotate_exit.ts";
+import { takeRunLock } from "./rotate_lock.ts";
+import { printStatus } from "./rotate_status.ts";
+import { runStep, signingTablePath, WaitingForDns, type ZoneContext } from "./rotate_step.ts";
+import { rotationTiming } from "./rotation_summary.ts";
 import { loadRuntime } from "./runtime.ts";
 
-/** `dkimd rotate`'s exit statuses. */
-export const ROTATE_EXIT = {
-  /** Every rotation is done, or waits for a time to pass. */
-  ok: 0,
-  /** An error: one line each on standard error. */
-  error: 1,
-  /** Some rotation waits for DNS (EX_TEMPFAIL): run again later. */
-  waiting: 75,
-  /**
-   * Another run holds the lock (EX_TEMPFAIL too: run again later). Not an error: the timer
-   * firing while an administrator runs rotate by hand is normal, and the unit counts 75 as
-   * success.
-   */
-  locked: 75,
-} as const;
-
-/** The run lock's file: `RotationStateFile` with this appended, beside it. */
-export const ROTATE_LOCK_SUFFIX = ".lock";
+export { ROTATE_EXIT } from "./rotate_exit.ts";
+export { ROTATE_LOCK_SUFFIX } from "./rotate_lock.ts";
 
 export { ROTATION_RECORD_TTL } from "./rotation_summary.ts";
 
@@ -132,70 +98,6 @@ const DEFAULT_DEPS: RotateDeps = {
   err: (line) => console.error(line),
 };
 
-/** A KeyTable entry that rotates, with where its line is (a file) or its row (a database). */
-interface Candidate extends RotatedKey {
-  /** The KeyTable file, for a file KeyTable. */
-  readonly file?: string;
-  /** The entry's line there. */
-  readonly line?: number;
-}
-
-/** The DNS side of a domain's rotation, found once per run. */
-interface ZoneContext {
-  readonly zone: string;
-  readonly updateServer?: Nameserver;
-  readonly proofServers: ReturnType<typeof proofServers>;
-}
-
-/** Thrown by a step that cannot go on until DNS catches up: exit 75, not an error. */
-class WaitingForDns extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "WaitingForDns";
-  }
-}
-
-function keyPath(path: string, config: Config): string {
-  if (isAbsolute(path)) return path;
-  const base = config.baseDirectory ?? ".";
-  return normalize(join(isAbsolute(base) ? base : join(Deno.cwd(), base), path));
-}
-
-function recordName(selector: string, domain: string): string {
-  return `${selector}._domainkey.${domain}`;
-}
-
-/** The key record text for `key`, as genkey writes it. */
-function keyRecord(key: SigningKey): string {
-  return `v=DKIM1; k=${key.type}; p=${toBase64(key.publicKey)}`;
-}
-
-/** The record that revokes a key (RFC 6376 §3.6.1: an empty p=). */
-function revokedRecord(type: string): string {
-  return `v=DKIM1; k=${type}; p=`;
-}
-
-/** An nsupdate script doing `changes`, for admins without a TSIG key in dkimd. */
-function nsupdateScript(ctx: ZoneContext, changes: readonly UpdateChange[]): string[] {
-  const lines = [
-    ...(ctx.updateServer ? [`server ${ctx.updateServer.address} ${ctx.updateServer.port}`] : []),
-    `zone ${ctx.zone}`,
-  ];
-  for (const c of changes) {
-    if (c.op !== "delete-txt-record") lines.push(`update delete ${c.name}. TXT`);
-    if (c.op === "replace-txt") {
-      for (const r of c.records) {
-        const parts = r.match(/.{1,255}/g) ?? [""];
-        lines.push(
-          `update add ${c.name}. ${c.ttl} TXT ${parts.map((p) => `"${p}"`).join(" ")}`,
-        );
-      }
-    }
-  }
-  lines.push("send");
-  return lines;
-}
-
 /** Runs `dkimd rotate ARGS`; resolves to the exit status. */
 export async function runRotate(
   args: readonly string[],
@@ -214,26 +116,6 @@ export async function runRotate(
 interface Opened {
   writer?: KeyTableWriter;
   lock?: RunLock;
-}
-
-/**
- * Takes the run lock beside the configuration's RotationStateFile into `opened`; resolves the
- * exit status when the run must stop instead (the lock held, or an error, said on stderr).
- */
-async function takeRunLock(
-  configPath: string,
-  opened: Opened,
-  deps: RotateDeps,
-): Promise<number | undefined> {
-  try {
-    const { loaded } = await loadRuntime(configPath);
-    await Promise.all(loaded.tables.map((t) => t.close().catch(() => {})));
-    opened.lock = await acquireRunLock(`${loaded.config.rotationStateFile}${ROTATE_LOCK_SUFFIX}`);
-    return undefined;
-  } catch (error) {
-    deps.err(`dkimd rotate: ${errorMessage(error)}`);
-    return error instanceof RunLockHeldError ? ROTATE_EXIT.locked : ROTATE_EXIT.error;
-  }
 }
 
 async function rotate(
@@ -264,7 +146,7 @@ async function rotate(
   if (!values.status && !dryRun) {
     // The configuration is read once for the lock's path, and everything again under the
     // lock: a KeyTable read before it could predate another run's activation.
-    const stop = await takeRunLock(values.config ?? ROTATE_DEFAULT_CONFIG, opened, deps);
+    const stop = await takeRunLock(values.config ?? ROTATE_DEFAULT_CONFIG, opened, deps.err);
     if (stop !== undefined) return stop;
   }
 
@@ -293,7 +175,7 @@ async function rotate(
         },
         baseDirectory(config),
       );
-      candidates = await databaseCandidates(opened.writer, config, domains, deps);
+      candidates = await databaseCandidates(opened.writer, config, domains, deps.err);
     } else if (
       config.keyTable === undefined || config.keyTable.kind === "inline" || !loaded.keyTable
     ) {
@@ -537,20 +419,6 @@ async function rotate(
   return status;
 }
 
-/**
- * How long `key` has signed, in seconds: since the activation the state file recorded for it
- * ({@link keySignedSince}), else since its file's mtime (a key rotate did not make).
- */
-async function keyAge(
-  key: Candidate,
-  rotations: readonly Rotation[],
-  now: number,
-): Promise<number> {
-  const since = keySignedSince(rotations, key.keyName, key.selector) ??
-    Math.floor(((await Deno.stat(key.keyFile)).mtime?.getTime() ?? now * 1000) / 1000);
-  return Math.max(0, now - since);
-}
-
 async function readAccounts(): Promise<UserDb | undefined> {
   try {
     return UserDb.parse(
@@ -560,396 +428,4 @@ async function readAccounts(): Promise<UserDb | undefined> {
   } catch {
     return undefined;
   }
-}
-
-interface StepContext {
-  readonly config: Config;
-  /** The KeyTable's database, when it is in one. */
-  readonly writer: KeyTableWriter | undefined;
-  readonly tsig: TsigKey | undefined;
-  /** The SigningTable file, when RotationOverlap makes both keys sign. */
-  readonly signingTableFile: string | undefined;
-  /** The clock, in seconds. */
-  readonly now: () => number;
-  readonly zone: () => Promise<ZoneContext>;
-  readonly out: (line: string) => void;
-  /** Writes a line as it is: the script lines, so they can be copied. */
-  readonly print: (line: string) => void;
-}
-
-/** Publishes `changes`: by DNS UPDATE with the TSIG key, or printed for the admin. */
-async function publish(ctx: StepContext, changes: UpdateChange[], what: string): Promise<void> {
-  const zone = await ctx.zone();
-  if (!ctx.tsig) {
-    ctx.out(`no DNSUpdateKey: publish ${what} yourself, for example with nsupdate:`);
-    for (const line of nsupdateScript(zone, changes)) ctx.print(`  ${line}`);
-    return;
-  }
-  if (!zone.updateServer) {
-    throw new Error(`no server to send the update for zone "${zone.zone}" to`);
-  }
-  await sendUpdate({
-    server: zone.updateServer,
-    zone: zone.zone,
-    key: ctx.tsig,
-    changes,
-    timeoutMs: ctx.config.dnsTimeout * 1000 * 2,
-  });
-  ctx.out(`published ${what} by DNS UPDATE to ${formatNameserver(zone.updateServer)}`);
-}
-
-async function proveStep(ctx: StepContext, name: string, expect: Expectation): Promise<void> {
-  const proof = await prove(name, expect, (await ctx.zone()).proofServers);
-  if (proof.status === "wrong") throw new Error(`${name}: ${describeProof(proof)}`);
-  if (proof.status === "waiting") throw new WaitingForDns(`${name}: ${describeProof(proof)}`);
-  ctx.out(`${name}: ${describeProof(proof)}`);
-}
-
-async function readNewKey(rotation: Rotation): Promise<SigningKey> {
-  return await importPrivateKey(await Deno.readFile(rotation.newKeyFile), rotation.newKeyFile);
-}
-
-/** Tells a running dkimd (PidFile) to re-read its configuration, as OpenDKIM's SIGUSR1. */
-async function signalDkimd(ctx: StepContext): Promise<void> {
-  const path = ctx.config.pidFile;
-  if (path === undefined) {
-    ctx.out("no PidFile: reload dkimd yourself (SIGUSR1) to sign with the new key");
-    return;
-  }
-  const pid = await inspectPidFile(path);
-  if (pid.state !== "live") {
-    ctx.out(
-      `PidFile ${path}: no running dkimd to signal; it reads the new KeyTable when it starts`,
-    );
-    return;
-  }
-  Deno.kill(pid.pid, "SIGUSR1");
-  ctx.out(`sent SIGUSR1 to dkimd (pid ${pid.pid})`);
-}
-
-/** Replaces `file` atomically with `edit(its text)`, keeping its mode; nothing when unchanged. */
-async function editFile(file: string, edit: (text: string) => string): Promise<void> {
-  const text = await Deno.readTextFile(file);
-  const edited = edit(text);
-  if (edited === text) return;
-  const mode = (await Deno.stat(file)).mode ?? 0o644;
-  await writeFileAtomic(file, new TextEncoder().encode(edited), mode & 0o777);
-}
-
-/**
- * Runs `step`; resolves the rotation when the step is only half done (an activation that began
- * the overlap of both keys), else undefined.
- */
-async function runStep(
-  step: Exclude<RotationStep, "done">,
-  rotation: Rotation,
-  candidate: Candidate | undefined,
-  ctx: StepContext,
-): Promise<Rotation | undefined> {
-  const newName = recordName(rotation.newSelector, rotation.domain);
-  const oldName = recordName(rotation.oldSelector, rotation.domain);
-  switch (step) {
-    case "generate": {
-      const key = await generateSigningKey(rotation.keyType);
-      // Written 0600 from the start, then given the old key's owner and group, so the service
-      // user reads it as it reads the old one.
-      await writeFileAtomic(
-        rotation.newKeyFile,
-        new TextEncoder().encode(await key.toPem()),
-        0o600,
-      );
-      const old = await Deno.stat(rotation.oldKeyFile);
-      if (old.uid !== null && old.gid !== null) {
-        await Deno.chown(rotation.newKeyFile, old.uid, old.gid);
-      }
-      if (old.mode !== null) await Deno.chmod(rotation.newKeyFile, old.mode & 0o640);
-      ctx.out(`generated ${rotation.keyType} key ${rotation.newKeyFile}`);
-      return;
-    }
-    case "publish": {
-      const key = await readNewKey(rotation);
-      await publish(ctx, [{
-        op: "replace-txt",
-        name: newName,
-        ttl: ROTATION_RECORD_TTL,
-        records: [keyRecord(key)],
-      }], `the record ${newName}`);
-      return;
-    }
-    case "prove":
-      await proveStep(ctx, newName, { kind: "key", privateKey: await readNewKey(rotation) });
-      return undefined;
-    case "activate": {
-      if (ctx.writer) return await activateRow(rotation, ctx, ctx.writer);
-      if (!candidate || candidate.file === undefined || candidate.line === undefined) {
-        throw new Error(
-          `the KeyTable has no entry "${rotation.keyName}" any more: cannot activate`,
-        );
-      }
-      const { file, line } = candidate;
-      const overlapName = overlapKeyName(rotation.keyName, rotation.newSelector);
-      if (
-        ctx.config.rotationOverlap > 0 && rotation.overlapStartedAt === undefined &&
-        ctx.signingTableFile !== undefined
-      ) {
-        // Both keys sign first: the new key's entry, then the SigningTable lines naming it.
-        await editFile(
-          file,
-          (text) =>
-            addOverlapKey(text, file, line, {
-              name: overlapName,
-              domain: rotation.domain,
-              selector: rotation.newSelector,
-              keyFile: rotation.newKeyFile,
-            }),
-        );
-        const signing = ctx.signingTableFile;
-        await editFile(
-          signing,
-          (text) => addOverlapSigners(text, signing, rotation.keyName, overlapName),
-        );
-        ctx.out(
-          `both "${rotation.oldSelector}" and "${rotation.newSelector}" sign now (${file}, ${signing}), for RotationOverlap ${ctx.config.rotationOverlap} s`,
-        );
-        await signalDkimd(ctx);
-        return { ...rotation, overlapStartedAt: ctx.now(), updatedAt: ctx.now() };
-      }
-      // The overlap's SigningTable lines go first, then one KeyTable write switches the entry
-      // and drops the overlap entry (both no-ops without an overlap).
-      // (Even with RotationOverlap 0 now: a run killed mid-overlap may have left them.)
-      const signing = signingTablePath(ctx.config);
-      if (signing !== undefined) {
-        await editFile(signing, (text) => removeOverlapSigners(text, overlapName));
-      }
-      await editFile(file, (text) =>
-        removeOverlapKey(
-          editKeyTableLine(text, file, line, {
-            keyName: rotation.keyName,
-            domain: rotation.domain,
-            fromSelector: rotation.oldSelector,
-            toSelector: rotation.newSelector,
-            toKeyFile: rotation.newKeyFile,
-          }),
-          overlapName,
-        ));
-      ctx.out(
-        `activated: ${file}:${line} now signs with "${rotation.newSelector}"`,
-      );
-      await signalDkimd(ctx);
-      return undefined;
-    }
-    case "retire":
-      await publish(ctx, [{
-        op: "replace-txt",
-        name: oldName,
-        ttl: ROTATION_RECORD_TTL,
-        records: [revokedRecord(rotation.keyType)],
-      }], `the revoked record ${oldName}`);
-      return undefined;
-    case "prove-revoked":
-      await proveStep(ctx, oldName, { kind: "revoked" });
-      return undefined;
-    case "delete": {
-      await publish(ctx, [{ op: "delete-txt", name: oldName }], `the deletion of ${oldName}`);
-      await Deno.remove(rotation.oldKeyFile).catch((error) => {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
-      });
-      ctx.out(`deleted the old key file ${rotation.oldKeyFile}`);
-      return;
-    }
-  }
-}
-
-/**
- * Activation with the KeyTable in a database: the row switched in one transaction, then the
- * wait for every running dkimd's cache. A dkimd (this host's or any other sharing the
- * database) may sign with the old key from its cached row until DataSetCacheTTL has passed,
- * and up to DataSetStaleLimit longer while the database cannot answer it; the activation is
- * complete, and retirement counts, only from then. SIGUSR1 (PidFile) makes this host's dkimd
- * reload at once (a reload builds new caches), but others, and a reload that failed, still
- * wait for the TTL.
- */
-async function activateRow(
-  rotation: Rotation,
-  ctx: StepContext,
-  writer: KeyTableWriter,
-): Promise<Rotation | undefined> {
-  const result = await writer.switchKey({
-    keyName: rotation.keyName,
-    domain: rotation.domain,
-    fromSelector: rotation.oldSelector,
-    toSelector: rotation.newSelector,
-    toKey: rotation.newKeyFile,
-  });
-  if (rotation.switchedAt !== undefined) {
-    ctx.out(
-      `activated: every running dkimd's cached row of "${rotation.keyName}" has expired; "${rotation.newSelector}" alone signs`,
-    );
-    return undefined;
-  }
-  const delay = cacheDelay(ctx.config);
-  ctx.out(
-    `${
-      "updated" in result ? "switched" : "found already switched"
-    } the KeyTable row "${rotation.keyName}" of ${writer.describe} to "${rotation.newSelector}" (committed); running dkimds use it within ${delay} s (DataSetCacheTTL + DataSetStaleLimit)`,
-  );
-  await signalDkimd(ctx);
-  return { ...rotation, switchedAt: ctx.now(), updatedAt: ctx.now() };
-}
-
-/** How long a dkimd may still use a KeyTable row it cached: DataSetCacheTTL + DataSetStaleLimit. */
-function cacheDelay(config: Config): number {
-  return config.dataSetCacheTtl + config.dataSetStaleLimit;
-}
-
-/**
- * The DSN rotate writes the KeyTable with: the data set's, as RotationDataSetUser when set
- * (the mail path's user may only read).
- */
-function rotationSpec(spec: DsnSpec, config: Config): DsnSpec {
-  return config.rotationDataSetUser === undefined
-    ? spec
-    : { ...spec, user: config.rotationDataSetUser };
-}
-
-/**
- * RotationDataSetPasswordFile's first line, as `{ password }` (an absolute path, or a name in
- * `$CREDENTIALS_DIRECTORY`), else nothing: DataSetPasswordFile's or the DSN's password stays.
- */
-async function rotationPassword(config: Config): Promise<{ password?: string }> {
-  const name = config.rotationDataSetPasswordFile;
-  if (name === undefined) return {};
-  let path = name;
-  if (!isAbsolute(name)) {
-    let dir: string | undefined;
-    try {
-      dir = Deno.env.get("CREDENTIALS_DIRECTORY");
-    } catch {
-      // Not allowed to read it: as if unset.
-    }
-    if (!dir) {
-      throw new Error(
-        `RotationDataSetPasswordFile "${name}" is relative, so it names a systemd credential, but $CREDENTIALS_DIRECTORY is not set`,
-      );
-    }
-    path = join(dir, name);
-  }
-  try {
-    return { password: (await Deno.readTextFile(path)).split(/\r?\n/)[0] };
-  } catch (error) {
-    throw new Error(`Cannot read RotationDataSetPasswordFile "${path}": ${errorMessage(error)}`);
-  }
-}
-
-function baseDirectory(config: Config): string {
-  const base = config.baseDirectory ?? ".";
-  return isAbsolute(base) ? base : join(Deno.cwd(), base);
-}
-
-/**
- * The rows of a KeyTable in a database that rotate: a key file of a type RotationKeyTypes
- * names, for a domain asked (all without --domain). A row holding the key itself is left
- * alone with a warning: rotation writes a new key file, and the row then names it.
- */
-async function databaseCandidates(
-  writer: KeyTableWriter,
-  config: Config,
-  domains: ReadonlySet<string>,
-  deps: RotateDeps,
-): Promise<Candidate[]> {
-  const out: Candidate[] = [];
-  for (const row of await writer.rows()) {
-    const entry = parseKeyTableEntry({
-      key: row.keyName,
-      value: `${row.domain}:${row.selector}:${row.key}`,
-      origin: { file: writer.describe, line: 0 },
-    });
-    if (entry.domain === "%") continue;
-    if (domains.size > 0 && !domains.has(entry.domain)) continue;
-    if (entry.source.kind !== "file") {
-      deps.err(
-        `dkimd rotate: warning: the KeyTable row "${entry.name}" holds the key itself: not rotated (rotation needs a key file path in the row)`,
-      );
-      continue;
-    }
-    const keyFile = keyPath(entry.source.path, config);
-    let keyType;
-    try {
-      keyType = (await importPrivateKey(await Deno.readFile(keyFile), keyFile)).type;
-    } catch (error) {
-      throw new Error(
-        `Cannot read the key file "${keyFile}" of the KeyTable row "${entry.name}": ${
-          errorMessage(error)
-        }`,
-      );
-    }
-    if (!config.rotationKeyTypes.includes(keyType)) continue;
-    out.push({
-      keyName: entry.name,
-      domain: entry.domain,
-      keyType,
-      selector: entry.selector,
-      keyFile,
-    });
-  }
-  return out;
-}
-
-/** The SigningTable's file, when it is one. */
-function signingTablePath(config: Config): string | undefined {
-  const t = config.signingTable;
-  return t && (t.kind === "file" || t.kind === "refile") ? t.path : undefined;
-}
-
-async function printStatus(
-  candidates: readonly Candidate[],
-  rotations: readonly Rotation[],
-  config: Config,
-  deps: RotateDeps,
-  json: boolean,
-): Promise<number> {
-  const now = Math.floor(deps.now() / 1000);
-  const rows = [];
-  for (const c of candidates) {
-    let age: number | undefined;
-    try {
-      age = await keyAge(c, rotations, now);
-    } catch {
-      // Reported as an unknown age.
-    }
-    const r = rotations.find((x) => x.keyName === c.keyName && x.step !== "done");
-    const decision = r ? decide(r, now, rotationTiming(config)) : undefined;
-    rows.push({
-      keyName: c.keyName,
-      domain: c.domain,
-      selector: c.selector,
-      keyType: c.keyType,
-      keyAgeDays: age === undefined ? null : Math.floor(age / 86400),
-      step: r?.step ?? null,
-      newSelector: r?.newSelector ?? null,
-      waitsFor: decision?.kind === "wait"
-        ? `${decision.reason} (until ${new Date(decision.until * 1000).toISOString()})`
-        : decision?.kind === "do" &&
-            (decision.step === "prove" || decision.step === "prove-revoked")
-        ? "DNS to serve the record"
-        : null,
-      lastError: r?.lastError ?? null,
-    });
-  }
-  if (json) {
-    deps.out(JSON.stringify(rows, null, 2));
-    return ROTATE_EXIT.ok;
-  }
-  for (const row of rows) {
-    deps.out(
-      `${row.keyName} (${row.domain}): selector "${row.selector}" (${row.keyType}, ${
-        row.keyAgeDays ?? "?"
-      } days old)${
-        row.step ? `; rotating to "${row.newSelector}", next step: ${row.step}` : "; no rotation"
-      }${row.waitsFor ? `; waits for ${row.waitsFor}` : ""}${
-        row.lastError ? `; last error: ${row.lastError}` : ""
-      }`,
-    );
-  }
-  return ROTATE_EXIT.ok;
 }
