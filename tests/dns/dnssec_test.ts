@@ -10,9 +10,14 @@ import { DnsError } from "../../lib/dns/resolver.ts";
 import { isLocalResolver } from "../../lib/dns/dnssec.ts";
 import { StubResolver } from "../../lib/dns/stub.ts";
 import { loadKey, MESSAGE, recordFor, signed } from "../helpers/dkim_fixtures.ts";
-import { DNSSEC_ZONES, type DnssecWorld, startDnssecWorld } from "../helpers/dnssec_world.ts";
+import {
+  DNSSEC_ZONES,
+  type DnssecWorld,
+  startDnssecWorld,
+  withDnssecPair,
+} from "../helpers/dnssec_world.ts";
 import { mtaMessage } from "../helpers/mta_message.ts";
-import { HAVE_OPENDKIM, sendTo, startPair } from "../helpers/opendkim_milter.ts";
+import { HAVE_OPENDKIM, sendTo } from "../helpers/opendkim_milter.ts";
 
 const SELECTOR = "k";
 const HAVE_SERVERS = await Promise.all(
@@ -120,56 +125,43 @@ Deno.test({
           { qid, address: "192.0.2.7", hostname: "mx.example.net" },
         );
       for (const bogusKey of ["fail", "neutral", "none"]) {
-        const dir = await Deno.makeTempDir({ prefix: "dkimd-dnssec-pair-" });
-        // libunbound, inside opendkim, also answers test. itself (RFC 6761) unless told not to.
-        await Deno.writeTextFile(
-          `${dir}/libunbound.conf`,
-          'server:\n    local-zone: "test." nodefault\n',
+        await withDnssecPair(
+          world,
+          "dkimd-dnssec-pair-",
+          [`BogusKey ${bogusKey}`, "DNSTimeout 3"],
+          async (pair) => {
+            const seen: Record<string, { opendkim: string; dkimd: string }> = {};
+            for (const [name, zone] of Object.entries(DNSSEC_ZONES)) {
+              const m = await message(zone, `Q${name}`);
+              const [o, d] = await Promise.all([
+                sendTo(pair.opendkim.port, m),
+                sendTo(pair.dkimd.port, m),
+              ]);
+              seen[name] = { opendkim: authResults(o), dkimd: authResults(d) };
+            }
+            // The same comment as OpenDKIM's for keys DNSSEC secured or left unprotected.
+            for (const [name, word] of [["secure", "secure"], ["plain", "unprotected"]]) {
+              const want = `dkim=pass (2048-bit key; ${word}) header.d=${
+                DNSSEC_ZONES[name as "secure" | "plain"]
+              }`;
+              assert.ok(seen[name].opendkim.includes(want), seen[name].opendkim);
+              assert.ok(seen[name].dkimd.includes(want), seen[name].dkimd);
+            }
+            // A bogus key: BogusKey as opendkim.conf(5) documents it. Debian's opendkim departs:
+            // libunbound's callback never completes a bogus answer, so it waits out DNSTimeout
+            // and adds no Authentication-Results at all.
+            assert.equal(seen.bogus.opendkim, "no Authentication-Results; accept");
+            const result = { fail: "fail", neutral: "neutral", none: "pass" }[bogusKey];
+            assert.ok(
+              seen.bogus.dkimd.includes(
+                `dkim=${result} (2048-bit key; bogus)${
+                  bogusKey === "none" ? "" : ' reason="key record failed DNSSEC validation (bogus)"'
+                } header.d=bogus.test`,
+              ),
+              seen.bogus.dkimd,
+            );
+          },
         );
-        const pair = await startPair(dir, [
-          "Mode v",
-          `Nameservers ${world.local}`,
-          `ResolverConfiguration ${dir}/libunbound.conf`,
-          `TrustAnchorFile ${world.anchors}`,
-          `BogusKey ${bogusKey}`,
-          "DNSTimeout 3",
-          "AuthservID mx.test",
-        ]);
-        try {
-          const seen: Record<string, { opendkim: string; dkimd: string }> = {};
-          for (const [name, zone] of Object.entries(DNSSEC_ZONES)) {
-            const m = await message(zone, `Q${name}`);
-            const [o, d] = await Promise.all([
-              sendTo(pair.opendkim.port, m),
-              sendTo(pair.dkimd.port, m),
-            ]);
-            seen[name] = { opendkim: authResults(o), dkimd: authResults(d) };
-          }
-          // The same comment as OpenDKIM's for keys DNSSEC secured or left unprotected.
-          for (const [name, word] of [["secure", "secure"], ["plain", "unprotected"]]) {
-            const want = `dkim=pass (2048-bit key; ${word}) header.d=${
-              DNSSEC_ZONES[name as "secure" | "plain"]
-            }`;
-            assert.ok(seen[name].opendkim.includes(want), seen[name].opendkim);
-            assert.ok(seen[name].dkimd.includes(want), seen[name].dkimd);
-          }
-          // A bogus key: BogusKey as opendkim.conf(5) documents it. Debian's opendkim departs:
-          // libunbound's callback never completes a bogus answer, so it waits out DNSTimeout
-          // and adds no Authentication-Results at all.
-          assert.equal(seen.bogus.opendkim, "no Authentication-Results; accept");
-          const result = { fail: "fail", neutral: "neutral", none: "pass" }[bogusKey];
-          assert.ok(
-            seen.bogus.dkimd.includes(
-              `dkim=${result} (2048-bit key; bogus)${
-                bogusKey === "none" ? "" : ' reason="key record failed DNSSEC validation (bogus)"'
-              } header.d=bogus.test`,
-            ),
-            seen.bogus.dkimd,
-          );
-        } finally {
-          await pair.stop();
-          await Deno.remove(dir, { recursive: true });
-        }
       }
     });
   },

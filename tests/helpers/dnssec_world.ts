@@ -9,6 +9,7 @@
  */
 
 import { findProgram, freePort } from "./dns_server.ts";
+import { type MilterPair, startPair } from "./opendkim_milter.ts";
 
 /** The zones, by what DNSSEC makes of them. */
 export const DNSSEC_ZONES = { secure: "secure.test", bogus: "bogus.test", plain: "plain.test" };
@@ -219,5 +220,42 @@ export async function startDnssecWorld(selector: string, record: string): Promis
   } catch (e) {
     await close();
     throw e;
+  }
+}
+
+/**
+ * Runs `body` with Debian's opendkim and dkimd verifying side by side through `world`'s local
+ * validating resolver (dkimd by Nameservers, opendkim's libunbound by ResolverConfiguration,
+ * both with its TrustAnchorFile), Mode v, AuthservID mx.test, plus `extra` opendkim.conf lines;
+ * stops both and removes their directory after.
+ */
+export async function withDnssecPair(
+  world: DnssecWorld,
+  prefix: string,
+  extra: readonly string[],
+  body: (pair: MilterPair) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix });
+  try {
+    // libunbound, inside opendkim, also answers test. itself (RFC 6761) unless told not to.
+    await Deno.writeTextFile(
+      `${dir}/libunbound.conf`,
+      'server:\n    local-zone: "test." nodefault\n',
+    );
+    const pair = await startPair(dir, [
+      "Mode v",
+      `Nameservers ${world.local}`,
+      `ResolverConfiguration ${dir}/libunbound.conf`,
+      `TrustAnchorFile ${world.anchors}`,
+      ...extra,
+      "AuthservID mx.test",
+    ]);
+    try {
+      await body(pair);
+    } finally {
+      await pair.stop();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 }

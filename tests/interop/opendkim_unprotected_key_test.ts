@@ -10,10 +10,10 @@
 import assert from "node:assert/strict";
 import { fromLatin1, latin1 } from "../../lib/bytes.ts";
 import { loadKey, MESSAGE, recordFor, signed } from "../helpers/dkim_fixtures.ts";
-import { DNSSEC_ZONES, startDnssecWorld } from "../helpers/dnssec_world.ts";
+import { DNSSEC_ZONES, startDnssecWorld, withDnssecPair } from "../helpers/dnssec_world.ts";
 import { mtaMessage } from "../helpers/mta_message.ts";
 import type { MessageResult } from "../../lib/milter/client.ts";
-import { HAVE_OPENDKIM, observe, sendTo, startPair } from "../helpers/opendkim_milter.ts";
+import { HAVE_OPENDKIM, observe, sendTo } from "../helpers/opendkim_milter.ts";
 
 const SELECTOR = "k";
 const HAVE_SERVERS = await Promise.all(
@@ -114,41 +114,28 @@ Deno.test({
         secure: await message(DNSSEC_ZONES.secure, "SECURE"),
       };
       for (const setting of ["none", "neutral", "fail"]) {
-        const dir = await Deno.makeTempDir({ prefix: "dkimd-od18-unprotected-" });
-        // libunbound, inside opendkim, also answers test. itself (RFC 6761) unless told not to.
-        await Deno.writeTextFile(
-          `${dir}/libunbound.conf`,
-          'server:\n    local-zone: "test." nodefault\n',
-        );
-        const pair = await startPair(dir, [
-          "Mode v",
-          `Nameservers ${world.local}`,
-          `ResolverConfiguration ${dir}/libunbound.conf`,
-          `TrustAnchorFile ${world.anchors}`,
+        await withDnssecPair(world, "dkimd-od18-unprotected-", [
           `UnprotectedKey ${setting}`,
           "DNSTimeout 5",
-          "AuthservID mx.test",
-        ]);
-        try {
-          for (const [name, m] of Object.entries(messages)) {
-            const [o, d] = await Promise.all([
-              sendTo(pair.opendkim.port, m),
-              sendTo(pair.dkimd.port, m),
-            ]);
-            const want = EXPECTED[setting][name] ??
-              [["accept", "dkim=pass secure secure.test"], [
-                "accept",
-                "dkim=pass secure secure.test",
-              ]];
-            assert.deepEqual(outcome(o), want[0], `opendkim, UnprotectedKey ${setting}, ${name}`);
-            assert.deepEqual(outcome(d), want[1], `dkimd, UnprotectedKey ${setting}, ${name}`);
+        ], async (pair) => {
+          try {
+            for (const [name, m] of Object.entries(messages)) {
+              const [o, d] = await Promise.all([
+                sendTo(pair.opendkim.port, m),
+                sendTo(pair.dkimd.port, m),
+              ]);
+              const want = EXPECTED[setting][name] ??
+                [["accept", "dkim=pass secure secure.test"], [
+                  "accept",
+                  "dkim=pass secure secure.test",
+                ]];
+              assert.deepEqual(outcome(o), want[0], `opendkim, UnprotectedKey ${setting}, ${name}`);
+              assert.deepEqual(outcome(d), want[1], `dkimd, UnprotectedKey ${setting}, ${name}`);
+            }
+          } catch (e) {
+            throw new Error(`${e}\n${pair.opendkim.log()}\n${pair.dkimd.log()}`, { cause: e });
           }
-        } catch (e) {
-          throw new Error(`${e}\n${pair.opendkim.log()}\n${pair.dkimd.log()}`, { cause: e });
-        } finally {
-          await pair.stop();
-          await Deno.remove(dir, { recursive: true });
-        }
+        });
       }
     } catch (e) {
       throw new Error(`${e}\n${world.log()}`, { cause: e });
