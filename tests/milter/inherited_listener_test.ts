@@ -48,15 +48,17 @@ async function signOver(socket: SocketSpec, listenArg: string): Promise<void> {
     stderr: "piped",
   }).spawn();
   try {
-    // systemd-socket-activate listens before it starts dkimd; wait for the socket.
+    // systemd-socket-activate listens before it starts dkimd; wait until the socket accepts a
+    // connection (a unix socket's file exists from bind(), before listen(): a connection in
+    // between is refused).
     for (let i = 0; i < 100; i++) {
       const ok = await (socket.kind === "unix"
-        ? Deno.lstat(socket.path).then(() =>
-          true, () => false)
-        : Deno.connect({ hostname: socket.host, port: socket.port }).then((c) => {
+        ? Deno.connect({ transport: "unix", path: socket.path })
+        : Deno.connect({ hostname: socket.host, port: socket.port })).then((c) => {
           c.close();
           return true;
-        }, () => false));
+        }, () =>
+          false);
       if (ok) break;
       await new Promise((r) => setTimeout(r, 50));
     }
