@@ -36,6 +36,7 @@ import { SERVICE_DENO_FLAGS } from "../../lib/ops/self_command.ts";
 import { findProgram } from "./dns_server.ts";
 import { type KnotZone, startKnotZone } from "./knot_servers.ts";
 import { dkimdEnv } from "./dkimd_env.ts";
+import { writeRotationFiles } from "./rotation_files.ts";
 
 /** The zone every case's domain is in. */
 export const ZONE = "example.com";
@@ -110,15 +111,7 @@ async function newCase(dns: KnotZone, n: number, overlap = false): Promise<Case>
     if (i > 100) throw new Error("the secondary never served the old record");
     await new Promise((r) => setTimeout(r, 100));
   }
-  await Deno.mkdir(`${dir}/keys`, { mode: 0o700 });
-  await Deno.writeTextFile(`${dir}/keys/old.private`, await oldKey.toPem(), { mode: 0o600 });
-  await Deno.writeTextFile(`${dir}/key.table`, `main ${domain}:old:${dir}/keys/old.private\n`);
-  await Deno.writeTextFile(`${dir}/signing.table`, `*@${domain} main\n`);
-  await Deno.writeTextFile(
-    `${dir}/update.key`,
-    `key "dkimd-rotate" {\n\talgorithm hmac-sha256;\n\tsecret "${SECRET}";\n};\n`,
-    { mode: 0o600 },
-  );
+  await writeRotationFiles(dir, domain, oldKey, SECRET);
   const conf = `${dir}/opendkim.conf`;
   await Deno.writeTextFile(
     conf,

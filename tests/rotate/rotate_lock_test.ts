@@ -22,6 +22,7 @@ import { readRotationState } from "../../lib/rotate/state_file.ts";
 import { type KnotZone, startKnotZone } from "../helpers/knot_servers.ts";
 import { dkimdEnv } from "../helpers/dkimd_env.ts";
 import { runCli } from "../helpers/run_cli.ts";
+import { writeRotationFiles } from "../helpers/rotation_files.ts";
 
 const ZONE = "example.com";
 const SECRET = toBase64(crypto.getRandomValues(new Uint8Array(32)));
@@ -54,15 +55,7 @@ async function withLockSetup(fn: (s: LockSetup) => Promise<void>): Promise<void>
   await new Promise<void>((resolve) => hold.bind(0, "127.0.0.1", resolve));
   const dir = await Deno.makeTempDir({ prefix: "dkimd-rotate-lock-" });
   try {
-    await Deno.mkdir(`${dir}/keys`, { mode: 0o700 });
-    await Deno.writeTextFile(`${dir}/keys/old.private`, await oldKey.toPem(), { mode: 0o600 });
-    await Deno.writeTextFile(`${dir}/key.table`, `main ${ZONE}:old:${dir}/keys/old.private\n`);
-    await Deno.writeTextFile(`${dir}/signing.table`, `*@${ZONE} main\n`);
-    await Deno.writeTextFile(
-      `${dir}/update.key`,
-      `key "dkimd-rotate" {\n\talgorithm hmac-sha256;\n\tsecret "${SECRET}";\n};\n`,
-      { mode: 0o600 },
-    );
+    await writeRotationFiles(dir, ZONE, oldKey, SECRET);
     const conf = `${dir}/opendkim.conf`;
     const stateFile = `${dir}/state/rotation.json`;
     const write = (updateServer: string) =>

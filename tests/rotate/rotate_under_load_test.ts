@@ -30,6 +30,7 @@ import { MilterClient } from "../../lib/milter/client.ts";
 import { startKnotZone } from "../helpers/knot_servers.ts";
 import { type DkimdProcess, startDkimd } from "../helpers/dkimd_process.ts";
 import { type PeerVerdict, verifyAllWithDkimpy } from "../helpers/peers.ts";
+import { writeRotationFiles } from "../helpers/rotation_files.ts";
 
 const ZONE = "example.com";
 const SECRET = toBase64(crypto.getRandomValues(new Uint8Array(32)));
@@ -187,15 +188,7 @@ Deno.test({
     let dkimd: DkimdProcess | undefined;
     let load: ReturnType<typeof startLoad> | undefined;
     try {
-      await Deno.mkdir(`${dir}/keys`, { mode: 0o700 });
-      await Deno.writeTextFile(`${dir}/keys/old.private`, await oldKey.toPem(), { mode: 0o600 });
-      await Deno.writeTextFile(`${dir}/key.table`, `main ${ZONE}:old:${dir}/keys/old.private\n`);
-      await Deno.writeTextFile(`${dir}/signing.table`, `*@${ZONE} main\n`);
-      await Deno.writeTextFile(
-        `${dir}/update.key`,
-        `key "dkimd-rotate" {\n\talgorithm hmac-sha256;\n\tsecret "${SECRET}";\n};\n`,
-        { mode: 0o600 },
-      );
+      await writeRotationFiles(dir, ZONE, oldKey, SECRET);
       dkimd = await startDkimd(dir, (socket) =>
         [
           "Mode s",
